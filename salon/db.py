@@ -1,0 +1,77 @@
+"""SQLAlchemy engines for Salon's own tables.
+
+One URL configures both flavours: synchronous engines (seeding, CLIs, benches) and
+asynchronous engines (everything that runs inside the Rasa server, the action server or
+the outbound worker, where blocking the event loop is not allowed). SQLite uses
+``aiosqlite`` asynchronously; PostgreSQL uses ``psycopg2`` synchronously and ``asyncpg``
+asynchronously.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine.url import URL
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+_SYNC_DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg2"}
+_ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
+
+
+def _normalise(url: str | URL, drivers: dict[str, str]) -> URL:
+    parsed = make_url(str(url)) if not isinstance(url, URL) else url
+    backend = parsed.get_backend_name()
+    if backend == "postgres":
+        backend = "postgresql"
+    if backend not in drivers:
+        raise ValueError(
+            f"unsupported database {backend!r} in DATABASE_URL; use sqlite:/// or postgresql://"
+        )
+    return parsed.set(drivername=drivers[backend])
+
+
+def sync_url(url: str | URL) -> URL:
+    """The synchronous-driver form of ``url``."""
+    return _normalise(url, _SYNC_DRIVERS)
+
+
+def async_url(url: str | URL) -> URL:
+    """The asyncio-driver form of ``url``."""
+    return _normalise(url, _ASYNC_DRIVERS)
+
+
+def _prepare_sqlite_file(url: URL) -> None:
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+def _sqlite_pragmas(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.close()
+
+
+def make_sync_engine(url: str | URL) -> Engine:
+    """A synchronous engine (future-style API) for ``url``."""
+    target = sync_url(url)
+    _prepare_sqlite_file(target)
+    engine = create_engine(target, future=True, pool_pre_ping=True)
+    if target.get_backend_name() == "sqlite":
+        _sqlite_pragmas(engine)
+    return engine
+
+
+def make_async_engine(url: str | URL) -> AsyncEngine:
+    """An asyncio engine for ``url``."""
+    target = async_url(url)
+    _prepare_sqlite_file(target)
+    engine = create_async_engine(target, future=True, pool_pre_ping=True)
+    if target.get_backend_name() == "sqlite":
+        _sqlite_pragmas(engine.sync_engine)
+    return engine
