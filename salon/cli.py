@@ -1,0 +1,50 @@
+"""The ``salon`` command line: operator tasks that run outside the Rasa servers."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from salon import __version__
+from salon.config import load_settings
+
+
+def _seed(args: argparse.Namespace) -> int:
+    from salon.integrations.seed import MaisonDataError, seed_database
+
+    settings = load_settings()
+    url = args.database_url or settings.effective_database_url
+    data_dir = Path(args.data_dir) if args.data_dir else settings.data_dir
+    try:
+        report = seed_database(url, data_dir)
+    except MaisonDataError as exc:
+        print(f"salon seed: {exc}", file=sys.stderr)
+        return 2
+    print(f"salon seed: {report}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="salon", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"salon {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    seed = commands.add_parser(
+        "seed",
+        help="create the maison's tables and load data/maison/*.yml (idempotent)",
+    )
+    seed.add_argument("--database-url", help="SQLAlchemy URL (default: DATABASE_URL or var/salon.db)")
+    seed.add_argument("--data-dir", help="folder of the maison's YAML files (default: data/maison)")
+    seed.set_defaults(handler=_seed)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
