@@ -12,17 +12,17 @@ from salon.config import load_settings
 
 
 def _seed(args: argparse.Namespace) -> int:
-    from salon.integrations.seed import MaisonDataError, seed_database
+    from salon.integrations.seed import SeedDataError, seed_database
 
     settings = load_settings()
     url = args.database_url or settings.effective_database_url
     data_dir = Path(args.data_dir) if args.data_dir else settings.data_dir
     try:
         report = seed_database(url, data_dir)
-    except MaisonDataError as exc:
+    except SeedDataError as exc:
         print(f"salon seed: {exc}", file=sys.stderr)
         return 2
-    print(f"salon seed: {report}")
+    print(f"salon seed: {report.summary()}")
     return 0
 
 
