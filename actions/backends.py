@@ -1,0 +1,15 @@
+"""The action server's connections to the core, created once per process."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from salon.config import load_settings
+from salon.db import make_async_engine
+from salon.integrations.catalog import Catalog, SqlCatalog
+
+
+@lru_cache(maxsize=1)
+def catalog() -> Catalog:
+    """The catalog on ``DATABASE_URL`` (the seeded ``var/salon.db`` by default)."""
+    return SqlCatalog(make_async_engine(load_settings().effective_database_url))

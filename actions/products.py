@@ -1,0 +1,47 @@
+"""Product questions answered from the catalog, never from imagination."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from sqlalchemy.exc import SQLAlchemyError
+
+from actions import backends
+from salon.product_answers import product_answer
+
+logger = logging.getLogger(__name__)
+
+
+class ActionProductInquiry(Action):
+    """Answer availability, materials and price of the piece the client names."""
+
+    def name(self) -> str:
+        return "action_product_inquiry"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        named = next(tracker.get_latest_entity_values("product"), None)
+        text = " ".join(part for part in (named, tracker.latest_message.get("text")) if part)
+        if not text and tracker.get_slot("product"):
+            text = str(tracker.get_slot("product"))
+        colour = next(tracker.get_latest_entity_values("colour"), None)
+        catalog = backends.catalog()
+        try:
+            facts = await catalog.find(text) if text else None
+            if facts is None and tracker.get_slot("product"):
+                facts = await catalog.find(str(tracker.get_slot("product")))
+            cities = await catalog.boutique_names() if facts else {}
+        except SQLAlchemyError:
+            logger.exception("catalog unavailable while answering a product question")
+            dispatcher.utter_message(response="utter_catalog_unavailable")
+            return []
+        if facts is None:
+            dispatcher.utter_message(response="utter_ask_which_piece")
+            return []
+        dispatcher.utter_message(text=product_answer(facts, cities, colour))
+        return [SlotSet("product", facts.name)]

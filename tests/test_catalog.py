@@ -1,0 +1,143 @@
+"""The catalog port on both SQL backends, the answers built from it, and the action."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from salon.db import make_async_engine
+from salon.integrations.catalog import SqlCatalog, best_name_match, colour_matches
+from salon.integrations.seed import seed_database
+from salon.product_answers import product_answer
+
+
+@pytest.fixture()
+async def catalog(database_url: str):  # type: ignore[no-untyped-def]
+    seed_database(database_url)
+    engine = make_async_engine(database_url)
+    yield SqlCatalog(engine)
+    await engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("is the Céleste saddle bag available in tan?", "Céleste saddle bag"),
+        ("celeste saddle bag", "Céleste saddle bag"),
+        ("do you have the Meridien Chronographe in Paris", "Méridien Chronographe"),
+        ("Méridien 38 price?", "Méridien 38"),
+        ("the ondine in black please", "Ondine bucket bag"),
+        ("Eau de Solenne 100 ml", "Eau de Solenne"),
+    ],
+)
+async def test_find_recognises_names_in_client_phrasing(catalog, text: str, expected: str) -> None:  # type: ignore[no-untyped-def]
+    facts = await catalog.find(text)
+    assert facts is not None and facts.name == expected
+
+
+async def test_find_returns_nothing_for_unknown_or_ambiguous_names(catalog) -> None:  # type: ignore[no-untyped-def]
+    assert await catalog.find("do you sell surfboards") is None
+    assert await catalog.find("the méridien") is None  # two Méridien watches: ask, don't guess
+
+
+async def test_facts_are_the_stored_ones(catalog) -> None:  # type: ignore[no-untyped-def]
+    facts = await catalog.find("Aurore tote")
+    assert facts is not None
+    assert facts.price_eur == 3400 and facts.price_gbp == 2950
+    assert facts.materials[0] == "grained calfskin"
+    assert facts.units_by_boutique(colour="tan") == {"london": 1, "milan": 0, "paris": 2}
+    assert facts.units_by_boutique(colour="navy") == {"london": 0, "milan": 1, "paris": 1}
+    assert await catalog.boutique_names() == {"paris": "Paris", "london": "London", "milan": "Milan"}
+
+
+def test_colour_words_map_to_catalog_colours() -> None:
+    assert colour_matches("navy", "Bleu Nuit")
+    assert colour_matches("black", "Noir")
+    assert colour_matches("tan", "Noir/Tan")
+    assert colour_matches("Bleu nuit", "Bleu Nuit")
+    assert not colour_matches("green", "Noir")
+
+
+def test_best_name_match_prefers_the_longest_full_name() -> None:
+    names = [("WT-001", "Méridien 38"), ("WT-002", "Méridien Chronographe")]
+    assert best_name_match("the meridien chronographe", names) == "WT-002"
+    assert best_name_match("", names) is None
+
+
+async def test_answer_reports_real_stock_price_and_materials(catalog) -> None:  # type: ignore[no-untyped-def]
+    facts = await catalog.find("Aurore tote")
+    cities = await catalog.boutique_names()
+    answer = product_answer(facts, cities, colour="tan")
+    assert "The Aurore tote in Tan is available in Paris and down to its last piece in London." in answer
+    assert "Milan" not in answer
+    assert "€3,400 (£2,950 in London)" in answer
+    assert "grained calfskin" in answer
+
+
+async def test_answer_offers_an_alert_when_nothing_is_on_hand(catalog) -> None:  # type: ignore[no-untyped-def]
+    facts = await catalog.find("Aurore tote")
+    gone = type(facts)(**{**facts.__dict__, "stock": tuple(
+        line.__class__(line.colour, line.size, line.boutique_id, 0) for line in facts.stock
+    )})
+    answer = product_answer(gone, await catalog.boutique_names())
+    assert "not available in our three boutiques" in answer
+    assert "let you know as soon as it returns" in answer
+
+
+async def test_answer_names_the_real_colours_when_asked_for_another(catalog) -> None:  # type: ignore[no-untyped-def]
+    facts = await catalog.find("Aurore tote")
+    answer = product_answer(facts, await catalog.boutique_names(), colour="green")
+    assert answer.startswith("The Aurore tote is made in Noir, Tan and Bleu Nuit, not in green.")
+
+
+def _tracker(text: str, entities: list[dict[str, Any]]) -> Tracker:
+    return Tracker(
+        sender_id="test-client",
+        slots={"product": None},
+        latest_message={"text": text, "intent": {"name": "product_inquiry"}, "entities": entities},
+        events=[],
+        paused=False,
+        followup_action=None,
+        active_loop={},
+        latest_action_name="action_listen",
+    )
+
+
+async def test_action_answers_from_the_configured_database(sqlite_url: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from actions import backends
+    from actions.products import ActionProductInquiry
+
+    seed_database(sqlite_url)
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    backends.catalog.cache_clear()
+    dispatcher = CollectingDispatcher()
+    events = await ActionProductInquiry().run(
+        dispatcher,
+        _tracker(
+            "is the celeste saddle bag available in tan?",
+            [{"entity": "product", "value": "celeste saddle bag"}, {"entity": "colour", "value": "tan"}],
+        ),
+        {},
+    )
+    assert events == [{"event": "slot", "timestamp": None, "name": "product", "value": "Céleste saddle bag"}]
+    assert dispatcher.messages[0]["text"].startswith("The Céleste saddle bag in Tan")
+
+    dispatcher = CollectingDispatcher()
+    assert await ActionProductInquiry().run(dispatcher, _tracker("a surfboard?", []), {}) == []
+    assert dispatcher.messages[0]["response"] == "utter_ask_which_piece"
+    backends.catalog.cache_clear()
+
+
+async def test_action_says_so_when_the_catalog_is_unreachable(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from actions import backends
+    from actions.products import ActionProductInquiry
+
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'empty.db'}")
+    backends.catalog.cache_clear()
+    dispatcher = CollectingDispatcher()
+    assert await ActionProductInquiry().run(dispatcher, _tracker("Aurore tote", []), {}) == []
+    assert dispatcher.messages[0]["response"] == "utter_catalog_unavailable"
+    backends.catalog.cache_clear()
