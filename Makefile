@@ -27,7 +27,7 @@ MAISON_FILES   := $(wildcard data/maison/*.yml)
 
 help:
 	@echo "make demo     run the assistant on its embedded defaults (installs and trains first)"
-	@echo "make test     ruff, pytest, rasa data validate, rasa train (if stale), rasa test"
+	@echo "make test     ruff, pytest, data validation, rasa train (if stale), rasa test"
 	@echo "make install  create .venv (Python 3.10) from constraints.txt and seed the demo maison"
 	@echo "make train    train the model into $(MODEL) when the training data changed"
 	@echo "make run      Rasa server (HTTP API with token) + action server"
@@ -66,8 +66,10 @@ lint: $(STAMP)
 pytest: $(STAMP) services
 	$(BIN)/python -m pytest -q
 
+# `rasa data validate --fail-on-warnings`, except that responses asked by a form or sent
+# by an action count as used (Rasa 3.6 reports them as unused); see the script.
 validate: $(STAMP)
-	$(RASA) data validate --fail-on-warnings
+	$(BIN)/python scripts/validate_data.py
 
 $(MODEL): $(STAMP) $(TRAINING_FILES)
 	$(RASA) train --fixed-model-name salon --out models
