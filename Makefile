@@ -17,13 +17,15 @@ export RASA_TELEMETRY_ENABLED ?= false
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export SQLALCHEMY_SILENCE_UBER_WARNING ?= 1
 export PYTHONWARNINGS ?= ignore::DeprecationWarning
+# Progress bars of training and evaluation flood CI logs.
+export TQDM_DISABLE ?= 1
 # The HTTP API of `make run` is token-protected; override in production.
 export SALON_RASA_TOKEN ?= salon-local-dev-token
 
 TRAINING_FILES := config.yml domain.yml $(shell find data -name '*.yml' -not -path 'data/maison/*' 2>/dev/null)
 MAISON_FILES   := $(wildcard data/maison/*.yml)
 
-.PHONY: help install lock services lint pytest validate train test-stories test-nlu test run shell demo bench clean
+.PHONY: help install lock services lint pytest validate train test-stories test-nlu smoke test run shell demo bench clean
 
 help:
 	@echo "make demo     run the assistant on its embedded defaults (installs and trains first)"
@@ -84,7 +86,12 @@ test-nlu: $(MODEL)
 	$(RASA) test nlu --nlu tests/nlu/test_nlu.yml --model $(MODEL) --out results/nlu
 	$(BIN)/python scripts/check_nlu_report.py results/nlu/intent_report.json --min-weighted-f1 0.90
 
-test: lint pytest validate test-stories test-nlu
+# Real servers on loopback: the action server and `rasa run --enable-api`, one short
+# conversation per core intent over the REST channel.
+smoke: $(MODEL) $(SEEDED)
+	$(BIN)/python scripts/smoke_conversation.py --model $(MODEL)
+
+test: lint pytest validate test-stories test-nlu smoke
 	@echo "make test: all checks passed"
 
 run: $(MODEL) $(SEEDED)
