@@ -20,14 +20,15 @@ import httpx
 
 PROJECT = Path(__file__).resolve().parent.parent
 
-# (what a client writes, a phrase the assistant's answer must contain)
+# (what a client writes, a phrase the assistant's answer must contain); button payloads
+# are shown after the text as " [payload]", so a phrase can pin what a tap will send.
 CONVERSATIONS: list[list[tuple[str, str]]] = [
     [("Good evening", "welcome to Maison Solenne"), ("thank you", "With pleasure"), ("no, that's all", "")],
     [("are you a bot?", "digital assistant")],
     [("is the Aurore tote available in tan?", "The Aurore tote in Tan is available in Paris")],
     [("how much is the Méridien 38", "The Méridien 38")],
     [
-        ("I would like to book an appointment", "Which boutique"),
+        ("I would like to book an appointment", 'suit you? [/inform{"boutique": "paris"}]'),
         ('/inform{"boutique": "paris"}', "What shall we prepare"),
         ('/inform{"service": "private_viewing"}', "Which day and time"),
         ("friday afternoon", "A client advisor will confirm the time"),
@@ -107,7 +108,11 @@ def main(argv: list[str] | None = None) -> int:
                     reply = httpx.post(
                         f"{base}/webhooks/rest/webhook", json={"sender": sender, "message": text}, timeout=60
                     )
-                    answers = " / ".join(item.get("text", "") for item in reply.json())
+                    answers = " / ".join(
+                        item.get("text", "")
+                        + "".join(f" [{button.get('payload')}]" for button in item.get("buttons", []))
+                        for item in reply.json()
+                    )
                     if reply.status_code == 200 and answers and expected in answers:
                         passed += 1
                         print(f"smoke ok: {text!r} -> {answers!r}")
