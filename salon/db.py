@@ -10,8 +10,11 @@ asynchronously.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import MetaData, Table, create_engine, event
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.engine.url import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -83,3 +86,34 @@ def make_async_engine(url: str | URL) -> AsyncEngine:
     if target.get_backend_name() == "sqlite":
         _sqlite_pragmas(engine.sync_engine)
     return engine
+
+
+class SqlTables:
+    """Base of the classes that keep their own tables on an asyncio engine: the engine
+    is given (shared, left open) or made from a URL (owned, disposed by ``close``);
+    ``initialize`` creates ``self.metadata``'s tables."""
+
+    metadata: MetaData
+
+    def __init__(self, url: str | URL | None = None, *, engine: AsyncEngine | None = None) -> None:
+        if engine is None:
+            if url is None:
+                raise ValueError(f"{type(self).__name__} needs a URL or an engine")
+            engine = make_async_engine(url)
+            self._own_engine = True
+        else:
+            self._own_engine = False
+        self.engine = engine
+        self._dialect = engine.dialect.name
+
+    async def initialize(self) -> None:
+        async with self.engine.begin() as conn:
+            await conn.run_sync(self.metadata.create_all)
+
+    async def close(self) -> None:
+        if self._own_engine:
+            await self.engine.dispose()
+
+    def _insert(self, table: Table) -> Any:
+        """An INSERT with ``on_conflict_do_nothing``/``do_update`` for this dialect."""
+        return (pg_dialect if self._dialect == "postgresql" else sqlite_dialect).insert(table)

@@ -47,6 +47,7 @@ __all__ = [
     "TemplatePausedError",
     "ThroughputLimitError",
     "TransientError",
+    "NoResponseError",
     "UnknownWhatsAppError",
     "WhatsAppError",
     "WindowClosedError",
@@ -55,6 +56,8 @@ __all__ = [
     "errors_from_webhook",
     "from_graph_error",
     "from_status_error",
+    "http_status_for",
+    "title_for",
 ]
 
 
@@ -315,6 +318,16 @@ class MaintenanceError(TransientError):
 
 
 # -- the request itself
+class NoResponseError(WhatsAppError):
+    """Transport failure after the request may have reached the Graph API (read timeout,
+    connection reset). Code -2 is ours, not Meta's. Never retried automatically: Meta has
+    no idempotency key, so a retry could deliver the message twice."""
+
+    default_title = "No answer from the Graph API"
+    retryable = False
+    http_status_default = None
+
+
 class RequestError(WhatsAppError):
     """The request is malformed or unsupported: fix it, do not retry it."""
 
@@ -464,18 +477,18 @@ _TITLES: dict[int, str] = {
     2: "API service",
     131008: "Required parameter is missing",
     131009: "Parameter value is not valid",
-    131051: "Unsupported message type",
+    131051: "Message type unknown",
     100: "Invalid parameter",
     131052: "Media download error",
     131053: "Media upload error",
     132000: "Number of parameters does not match the expected number of params",
-    132001: "Template does not exist",
+    132001: "Template name does not exist in the translation",
     132005: "Translated text too long",
     132007: "Template format character policy violated",
-    132012: "Template parameter format mismatch",
-    132015: "Template is paused",
-    132016: "Template is disabled",
-    132018: "Template parameters are invalid",
+    132012: "Parameter format does not match format in the created template",
+    132015: "Template is Paused",
+    132016: "Template is Disabled",
+    132018: "There was an issue with the parameters in your template.",
     132068: "Flow is in blocked state",
     132069: "Flow is in throttled state",
     131005: "Access denied",
@@ -487,7 +500,7 @@ _TITLES: dict[int, str] = {
     130497: "Business account is restricted from messaging users in this country",
     368: "Temporarily blocked for policies violations",
     0: "AuthException",
-    190: "Access token has expired",
+    190: "Invalid OAuth access token - Cannot parse access token",
     3: "API method",
     10: "Permission denied",
     4: "API too many calls",
@@ -501,6 +514,20 @@ def error_class_for(code: int) -> type[WhatsAppError]:
     return ERROR_CLASSES.get(code, UnknownWhatsAppError)
 
 
+#: HTTP statuses that differ from their family's default (reference table §3.2).
+_HTTP_STATUS: dict[int, int] = {132001: 404, 133010: 400, 131016: 500, 133004: 503}
+
+
+def http_status_for(code: int) -> int | None:
+    """The HTTP status Meta answers a synchronous ``code`` with."""
+    return _HTTP_STATUS.get(code, error_class_for(code).http_status_default)
+
+
+def title_for(code: int) -> str:
+    """Meta's title for ``code`` (the family's title when Meta's is not recorded)."""
+    return _TITLES.get(code) or error_class_for(code).default_title
+
+
 def make_error(
     code: int,
     title: str | None = None,
@@ -511,6 +538,8 @@ def make_error(
 ) -> WhatsAppError:
     """Build the typed error for ``code``."""
     cls = error_class_for(code)
+    if kwargs.get("http_status") is None:
+        kwargs["http_status"] = http_status_for(code)
     return cls(code, title or _TITLES.get(code), message, details, fbtrace_id, **kwargs)
 
 

@@ -61,13 +61,11 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql as pg_dialect
-from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from salon.clock import Clock, SystemClock
 from salon.config import Settings
-from salon.db import make_async_engine
+from salon.db import SqlTables
 from salon.errors import WhatsAppError
 from salon.window import (
     DEFAULT_MARGIN,
@@ -919,7 +917,7 @@ def _big(name: str, value: int) -> Any:
     return bindparam(name, value, type_=BigInteger)
 
 
-class SqlSessionStore(SessionStore):
+class SqlSessionStore(SessionStore, SqlTables):
     """Session state in SQL (SQLite or PostgreSQL) through an asyncio engine.
 
     Monotonicity comes from conditional ``UPDATE`` statements (``WHERE last_inbound_us
@@ -927,33 +925,20 @@ class SqlSessionStore(SessionStore):
     values, so concurrent and out-of-order writes converge to the maximum.
     """
 
+    metadata = metadata
+
     def __init__(
         self, url: str | None = None, *, engine: AsyncEngine | None = None,
         clock: Clock | None = None,
     ) -> None:
-        super().__init__(clock)
-        if engine is None:
-            if url is None:
-                raise ValueError("SqlSessionStore needs a URL or an engine")
-            engine = make_async_engine(url)
-            self._own_engine = True
-        else:
-            self._own_engine = False
-        self.engine = engine
-        self._dialect = engine.dialect.name
+        SessionStore.__init__(self, clock)
+        SqlTables.__init__(self, url, engine=engine)
 
     async def initialize(self) -> None:
-        async with self.engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
+        await SqlTables.initialize(self)
 
     async def close(self) -> None:
-        if self._own_engine:
-            await self.engine.dispose()
-
-    def _insert(self, table: Table) -> Any:
-        if self._dialect == "postgresql":
-            return pg_dialect.insert(table)
-        return sqlite_dialect.insert(table)
+        await SqlTables.close(self)
 
     async def _lookup(self, pnid: str, aliases: Sequence[str]) -> dict[str, str]:
         async with self.engine.connect() as conn:
