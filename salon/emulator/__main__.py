@@ -1,0 +1,47 @@
+"""``python -m salon.emulator --port 5900 --webhook-url URL --clock-file PATH``
+
+Every :class:`~salon.emulator.config.EmulatorConfig` field has a flag (``--help``) and an
+environment variable. Stops cleanly on SIGINT / SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from salon.emulator.app import create_app
+from salon.emulator.config import EmulatorConfig, config_from_cli
+from salon.emulator.server import EmulatorServer
+
+
+async def serve(config: EmulatorConfig) -> None:
+    app = create_app(config)
+    server = EmulatorServer(app, config.host, config.port)
+    base_url = await server.start()
+    print(
+        f"salon emulator: {base_url} (Graph {base_url}/{config.api_version}, admin "
+        f"{base_url}/_emulator/) → webhooks to {config.webhook_url or '(none)'}",
+        flush=True,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    config = config_from_cli(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    asyncio.run(serve(config))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
