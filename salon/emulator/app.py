@@ -25,8 +25,11 @@ Admin API (JSON in, JSON out; errors are ``{"error": "..."}`` with 400 or 404):
   "referral": object|true, "referred_product": {catalog_id, product_retailer_id},
   "duplicate": N, "bsuid_only": bool, "caption", "media_id" | "data_base64" + "mime_type",
   "filename", "location": {latitude, longitude, name, address, url}, "message_id" + "emoji"
-  (reaction), "unsupported_type", "order", "contacts"}`` (``from`` or ``user_id``) →
-  ``{"wamid", "timestamp", "type", "window_closes_at", "message"}``
+  (reaction), "unsupported_type", "order", "contacts", "deliver": bool}`` (``from`` or
+  ``user_id``) → ``{"wamid", "timestamp", "type", "window_closes_at", "message"}``; with
+  ``"deliver": false`` the client's message is recorded (its window opens) but the
+  webhook is not sent: its exact body comes back as ``"webhook"`` for the caller to
+  deliver itself (load drivers that time the bot's acknowledgement)
 - ``POST /_emulator/preferences`` — ``{"from" | "user_id", "value": "stop"|"resume"}``
 - ``GET /_emulator/clock`` → ``{"now", "offset_seconds"}``; ``POST /_emulator/clock`` with
   ``{"advance_seconds": N}`` or ``{"set": "<ISO 8601 with offset>"}`` (naive → 400)

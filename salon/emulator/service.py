@@ -43,6 +43,7 @@ from salon.emulator.payloads import (
     Contact,
     Metadata,
     WebhookEvent,
+    build_payload,
     contact_object,
     inbound_message,
     status_object,
@@ -822,23 +823,27 @@ class Emulator:
             client.referral_at, client.first_reply_at = now, None
         client.inbound_count += 1
         self._inbound[wamid] = _InboundRecord(client.key, phone_number_id, now)
-        self.dispatcher.submit(
-            WebhookEvent(
-                "messages",
-                value,
-                client.key,
-                duplicates=duplicates,
-                labels=[f"inbound:{kind}:{wamid}"],
-            )
+        event = WebhookEvent(
+            "messages", value, client.key, duplicates=duplicates,
+            labels=[f"inbound:{kind}:{wamid}"],
         )
+        deliver = request.get("deliver", True)
+        if not isinstance(deliver, bool):
+            raise AdminError("deliver must be true or false")
+        if deliver:
+            self.dispatcher.submit(event)
         closes = self.windows.closes_at(phone_number_id, client.key)
-        return {
+        result = {
             "wamid": wamid,
             "timestamp": str(unix(now)),
             "type": kind,
             "window_closes_at": closes.isoformat() if closes else None,
             "message": message,
         }
+        if not deliver:
+            # The caller delivers (and times) the webhook itself: hand it the exact body.
+            result["webhook"] = build_payload(self.config.waba_id, [event])
+        return result
 
     def _context_from(self, reply_to: str, client: Client) -> str:
         record = self._inbound.get(reply_to)

@@ -429,6 +429,23 @@ async def test_duplicate_delivery_sends_identical_bodies(
     assert [d["duplicate_of"] for d in log] == [None, log[0]["id"], log[0]["id"]]
 
 
+async def test_inbound_without_delivery_returns_the_webhook_and_opens_the_window(
+    api: Api, receiver: WebhookReceiver
+) -> None:
+    sent = await api.inbound(**{"from": CLAIRE, "text": "Hello", "deliver": False})
+    body = sent["webhook"]
+    assert body["object"] == "whatsapp_business_account"
+    [message] = body["entry"][0]["changes"][0]["value"]["messages"]
+    assert message["id"] == sent["wamid"] and message["text"]["body"] == "Hello"
+    await api.idle()
+    assert receiver.posts == []  # nothing was delivered
+    status, reply = await api.text(CLAIRE, "reply inside the window")
+    assert status == 200
+    wamid = reply["messages"][0]["id"]
+    await receiver.wait_for(lambda r: r.statuses(wamid, "delivered"))
+    assert receiver.statuses(wamid, "failed") == []  # the window was open
+
+
 async def test_order_is_kept_per_client_while_other_clients_are_not_blocked(
     start_api: StartApi, receiver: WebhookReceiver
 ) -> None:
