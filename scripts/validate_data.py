@@ -17,6 +17,13 @@ import sys
 import warnings
 from pathlib import Path
 
+# Intents the WhatsApp channel triggers as `/intent` for messages without text (media,
+# locations, contacts, catalog orders, unsupported types): they have no NLU examples.
+CHANNEL_TRIGGERED_INTENTS = frozenset(
+    {"share_media", "share_location", "share_contact", "place_order", "unsupported_message"}
+)
+NO_NLU_EXAMPLES = re.compile(r"The intent '([a-z_]+)' is listed in the domain file, but is not found in the NLU training data")
+
 RESPONSE_IN_CODE = re.compile(r"""response\s*=\s*["'](utter_[A-Za-z0-9_]+)["']""")
 
 
@@ -36,6 +43,11 @@ def responses_asked_by_forms(domain) -> set[str]:  # type: ignore[no-untyped-def
                     asked.add(name)
                     break
     return asked
+
+
+def _channel_triggered(warning: str) -> bool:
+    match = NO_NLU_EXAMPLES.search(warning)
+    return bool(match and match.group(1) in CHANNEL_TRIGGERED_INTENTS)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         str(w.message)
         for w in caught
         if issubclass(w.category, UserWarning) and not issubclass(w.category, DeprecationWarning)
+        and not _channel_triggered(str(w.message))
     ]
     problems += [f"An action sends the response '{name}', which the domain does not define." for name in missing]
     for problem in problems:

@@ -1,0 +1,169 @@
+"""WhatsApp Cloud API channel for Rasa 3.6: a thin adapter over :mod:`salon.whatsapp`.
+
+Enable it in ``credentials.yml``::
+
+    connectors.whatsapp.WhatsAppInput:
+      verify_token: ${WA_VERIFY_TOKEN}
+      app_secret: ${WA_APP_SECRET}
+      access_token: ${WA_ACCESS_TOKEN}
+      phone_number_id: ${WA_PHONE_NUMBER_ID}
+      waba_id: ${WA_WABA_ID}
+      api_base_url: ${WA_API_BASE_URL}     # https://graph.facebook.com, 360dialog, the emulator
+      api_version: ${WA_API_VERSION}       # v21.0
+      auth_mode: ${WA_AUTH_MODE}           # bearer (Meta, emulator) or d360 (360dialog)
+
+The webhook is ``/webhooks/whatsapp/webhook``: GET for Meta's verification handshake,
+POST for signed updates. Everything that matters (signature, dedup, window, send-time
+guard, statuses) lives in ``salon.whatsapp``; this module only translates between it and
+Rasa's ``UserMessage`` / ``OutputChannel``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+from rasa.shared.exceptions import RasaException
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from salon.sessions import ClientRef
+from salon.whatsapp.rendering import RenderError, render_response
+from salon.whatsapp.runtime import ChannelConfig, ChannelConfigError, WhatsAppRuntime
+from salon.whatsapp.service import Turn, client_ref_for_recipient
+from salon.whatsapp.signature import HEADER
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "whatsapp"
+
+
+class WhatsAppOutput(OutputChannel):
+    """Sends the assistant's responses through the send-time guard."""
+
+    @classmethod
+    def name(cls) -> str:
+        return CHANNEL
+
+    def __init__(self, runtime: WhatsAppRuntime, client: ClientRef | None = None) -> None:
+        self.runtime = runtime
+        self.client = client
+
+    def _ref(self, recipient_id: str) -> ClientRef:
+        if self.client is not None and recipient_id in (self.client.user_id, self.client.wa_id):
+            return self.client
+        return client_ref_for_recipient(self.runtime.config.phone_number_id, recipient_id)
+
+    async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
+        sender = self.runtime.sender
+        if sender is None:
+            raise RuntimeError("the WhatsApp channel has not started")
+        try:
+            outgoing = render_response(dict(message))
+        except RenderError as exc:
+            logger.error("response %s for %s not sent: %s", message.get("utter_action"), recipient_id, exc)
+            return
+        for outcome in await sender.send_all(self._ref(recipient_id), outgoing):
+            logger.debug("whatsapp send to %s: %s", recipient_id, outcome)
+
+    async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
+        await self.send_response(recipient_id, {**kwargs, "text": text})
+
+    async def send_text_with_buttons(
+        self, recipient_id: str, text: str, buttons: list[dict[str, Any]], **kwargs: Any
+    ) -> None:
+        await self.send_response(recipient_id, {**kwargs, "text": text, "buttons": buttons})
+
+    async def send_quick_replies(
+        self, recipient_id: str, text: str, quick_replies: list[dict[str, Any]], **kwargs: Any
+    ) -> None:
+        await self.send_response(recipient_id, {**kwargs, "text": text, "buttons": quick_replies})
+
+    async def send_image_url(self, recipient_id: str, image: str, **kwargs: Any) -> None:
+        await self.send_response(recipient_id, {**kwargs, "text": None, "image": image})
+
+    async def send_attachment(self, recipient_id: str, attachment: str, **kwargs: Any) -> None:
+        await self.send_response(recipient_id, {**kwargs, "text": None, "attachment": attachment})
+
+    async def send_custom_json(self, recipient_id: str, json_message: dict[str, Any], **kwargs: Any) -> None:
+        await self.send_response(recipient_id, {**kwargs, "text": None, "custom": json_message})
+
+
+class WhatsAppInput(InputChannel):
+    """Meta's webhook in, the Graph API out."""
+
+    @classmethod
+    def name(cls) -> str:
+        return CHANNEL
+
+    @classmethod
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> WhatsAppInput:
+        if not credentials:
+            cls.raise_missing_credentials_exception()
+        try:
+            return cls(ChannelConfig.from_mapping(credentials))
+        except ChannelConfigError as exc:
+            raise RasaException(str(exc)) from exc
+
+    def __init__(self, config: ChannelConfig, runtime: WhatsAppRuntime | None = None) -> None:
+        self.config = config
+        self.runtime = runtime or WhatsAppRuntime(config)
+
+    def get_output_channel(self) -> OutputChannel:
+        """For reminders and ``trigger_intent?output_channel=whatsapp``."""
+        return WhatsAppOutput(self.runtime)
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        bp = Blueprint(f"{CHANNEL}_webhook", __name__)
+        runtime = self.runtime
+
+        async def on_turn(turn: Turn) -> None:
+            await on_new_message(
+                UserMessage(
+                    turn.text,
+                    WhatsAppOutput(runtime, turn.client),
+                    turn.sender_id,
+                    input_channel=CHANNEL,
+                    message_id=turn.item.wamid,
+                    metadata=turn.metadata,
+                )
+            )
+
+        @bp.listener("after_server_start")
+        async def start(app: Any, loop: Any) -> None:
+            service = await runtime.start(on_turn)
+            await service.replay_pending()
+
+        @bp.listener("before_server_stop")
+        async def stop(app: Any, loop: Any) -> None:
+            await runtime.close()
+
+        @bp.route("/", methods=["GET"])
+        async def health(request: Request) -> HTTPResponse:
+            ready = runtime.service is not None
+            return response.json({"status": "ok" if ready else "starting"}, status=200 if ready else 503)
+
+        @bp.route("/webhook", methods=["GET"])
+        async def verify(request: Request) -> HTTPResponse:
+            service = runtime.service
+            if service is None:
+                return response.text("starting", status=503)
+            reply = service.verify(
+                request.args.get("hub.mode"),
+                request.args.get("hub.verify_token"),
+                request.args.get("hub.challenge"),
+            )
+            return response.text(reply.body, status=reply.status)
+
+        @bp.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> HTTPResponse:
+            service = runtime.service
+            if service is None:
+                return response.text("starting", status=503)
+            reply = await service.handle(request.body or b"", request.headers.get(HEADER))
+            return response.text(reply.body, status=reply.status)
+
+        return bp

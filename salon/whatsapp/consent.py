@@ -1,0 +1,171 @@
+"""Who the client is and what they agreed to, as the send-time guard needs it.
+
+Two sources, merged at read time:
+
+- the maison's client book (``maison_clients`` and its append-only ``maison_consents``
+  history): first name, language, and the latest decision per purpose;
+- ``wa_preferences``: WhatsApp's own ``user_preferences`` webhooks (the client stopped or
+  resumed marketing messages in the app) and 131050 failures, recorded per business number
+  and client id, including clients the book does not know yet.
+
+A client who writes to us needs no prior opt-in for our answers (``service_reply``);
+templates need the utility opt-in, marketing needs the marketing opt-in and no stop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    inspect,
+    or_,
+    select,
+)
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from salon.db import SqlTables
+from salon.decision import Consent
+from salon.integrations.schema import clients as clients_table
+from salon.integrations.schema import consents as consents_table
+from salon.sessions import ClientRef, from_us, to_us
+
+__all__ = ["ClientProfile", "ConsentBook"]
+
+metadata = MetaData()
+
+preferences_table = Table(
+    "wa_preferences",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("phone_number_id", String(64), nullable=False),
+    Column("client_id", String(200), nullable=False),  # "w:<wa_id>" or "u:<BSUID>"
+    Column("category", String(64), nullable=False),
+    Column("value", String(16), nullable=False),  # stop | resume
+    Column("at_us", BigInteger, nullable=False),
+    Column("source", String(32), nullable=False),  # user_preferences | error_131050
+    Column("detail", Text),
+    Index("ix_wa_preferences_client", "phone_number_id", "client_id", "at_us"),
+)
+
+_P = preferences_table.c
+_C = clients_table.c
+_K = consents_table.c
+
+
+@dataclass(frozen=True, slots=True)
+class ClientProfile:
+    client_id: str
+    first_name: str
+    language: str
+
+
+class ConsentBook(SqlTables):
+    metadata = metadata
+
+    def __init__(self, url: str | None = None, *, engine: AsyncEngine | None = None) -> None:
+        super().__init__(url, engine=engine)
+        self._has_book = False
+
+    async def initialize(self) -> None:
+        await super().initialize()
+        async with self.engine.connect() as conn:
+            names = await conn.run_sync(lambda sync: set(inspect(sync).get_table_names()))
+        self._has_book = {clients_table.name, consents_table.name} <= names
+
+    # ------------------------------------------------------------------ the book
+    async def profile(self, ref: ClientRef) -> ClientProfile | None:
+        """The client's entry in the maison's book, by BSUID or number."""
+        if not self._has_book:
+            return None
+        conditions = []
+        if ref.user_id:
+            conditions.append(_C.user_id == ref.user_id)
+        if ref.wa_id:
+            digits = ref.wa_id.lstrip("+")
+            conditions.extend([_C.wa_id == digits, _C.phone == f"+{digits}"])
+        query = select(_C.id, _C.first_name, _C.language).where(or_(*conditions))
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query.limit(1))).first()
+        return ClientProfile(row.id, row.first_name, row.language) if row is not None else None
+
+    async def consent_for(self, ref: ClientRef, profile: ClientProfile | None = None) -> Consent:
+        profile = profile if profile is not None else await self.profile(ref)
+        latest: dict[str, bool] = {}
+        if profile is not None:
+            query = (
+                select(_K.purpose, _K.granted)
+                .where(_K.client_id == profile.client_id)
+                .order_by(_K.recorded_at, _K.id)
+            )
+            async with self.engine.connect() as conn:
+                for purpose, granted in (await conn.execute(query)).all():
+                    latest[purpose] = bool(granted)
+        stopped = await self.marketing_stopped(ref)
+        messaging = latest.get("utility", latest.get("service", False))
+        return Consent(
+            messaging=bool(messaging),
+            marketing=latest.get("marketing", False),
+            marketing_stopped=stopped,
+        )
+
+    # ------------------------------------------------------------------ preferences
+    async def record_preference(
+        self,
+        ref: ClientRef,
+        value: str,
+        at: datetime,
+        *,
+        category: str = "marketing_messages",
+        source: str = "user_preferences",
+        detail: str | None = None,
+    ) -> None:
+        if value not in ("stop", "resume"):
+            raise ValueError(f"preference must be stop or resume, got {value!r}")
+        rows = [
+            {"phone_number_id": ref.phone_number_id, "client_id": alias, "category": category,
+             "value": value, "at_us": to_us(at, "at"), "source": source, "detail": detail}
+            for alias in ref.aliases
+        ]
+        async with self.engine.begin() as conn:
+            await conn.execute(preferences_table.insert(), rows)
+
+    async def marketing_stopped(self, ref: ClientRef) -> bool:
+        query = (
+            select(_P.value, _P.at_us)
+            .where(
+                _P.phone_number_id == ref.phone_number_id,
+                _P.client_id.in_(list(ref.aliases)),
+                _P.category == "marketing_messages",
+            )
+            .order_by(_P.at_us.desc(), _P.id.desc())
+            .limit(1)
+        )
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).first()
+        return row is not None and row.value == "stop"
+
+    async def preference_history(self, ref: ClientRef) -> list[tuple[str, datetime, str]]:
+        query = (
+            select(_P.value, _P.at_us, _P.source)
+            .where(_P.phone_number_id == ref.phone_number_id, _P.client_id.in_(list(ref.aliases)))
+            .order_by(_P.at_us, _P.id)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        seen: set[tuple[int, str]] = set()
+        out: list[tuple[str, datetime, str]] = []
+        for value, at_us, source in rows:
+            if (at_us, value) in seen:
+                continue
+            seen.add((at_us, value))
+            out.append((value, from_us(at_us), source))  # type: ignore[arg-type]
+        return out

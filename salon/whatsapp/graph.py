@@ -1,0 +1,188 @@
+"""The asynchronous Graph API client: one shared aiohttp session, timeouts, every error
+mapped through :mod:`salon.errors` and retried by its own policy.
+
+Two ways to authenticate, same endpoints and bodies:
+
+- ``bearer`` (Meta's Cloud API, and the local emulator):
+  ``POST {base}/{version}/{phone_number_id}/messages`` with ``Authorization: Bearer``;
+- ``d360`` (360dialog's hosted Cloud API): ``POST {base}/messages`` with the
+  ``D360-API-KEY`` header (the number is implied by the key).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Final
+
+import aiohttp
+
+from salon.errors import NoResponseError, WhatsAppError, from_graph_error
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["GraphClient", "GraphConfig", "SendResult"]
+
+DEFAULT_BASE_URL: Final = "https://graph.facebook.com"
+DEFAULT_VERSION: Final = "v21.0"
+AUTH_MODES: Final = ("bearer", "d360")
+
+
+@dataclass(frozen=True, slots=True)
+class GraphConfig:
+    access_token: str
+    phone_number_id: str
+    base_url: str = DEFAULT_BASE_URL
+    api_version: str = DEFAULT_VERSION
+    auth_mode: str = "bearer"
+    timeout_s: float = 10.0
+    max_attempts: int = 4
+    max_retry_wait_s: float = 20.0
+    """Waits longer than this are not slept inside a send: the error is returned."""
+
+    def __post_init__(self) -> None:
+        if self.auth_mode not in AUTH_MODES:
+            raise ValueError(f"auth_mode must be one of {AUTH_MODES}, got {self.auth_mode!r}")
+        if not self.access_token:
+            raise ValueError("the Graph API access token is empty")
+        if self.auth_mode == "bearer" and not self.phone_number_id:
+            raise ValueError("phone_number_id is empty")
+
+    @property
+    def messages_url(self) -> str:
+        base = self.base_url.rstrip("/")
+        if self.auth_mode == "d360":
+            return f"{base}/messages"
+        return f"{base}/{self.api_version}/{self.phone_number_id}/messages"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        if self.auth_mode == "d360":
+            return {"D360-API-KEY": self.access_token, "Content-Type": "application/json"}
+        return {"Authorization": f"Bearer {self.access_token}", "Content-Type": "application/json"}
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    wamid: str
+    message_status: str | None
+    """``accepted`` or ``held_for_quality_assessment`` (template pacing), when given."""
+    wa_id: str | None
+    attempts: int
+
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class GraphClient:
+    """Send messages and read receipts. Create it inside the running event loop's life
+    (the aiohttp session is opened lazily) and ``await close()`` when done."""
+
+    def __init__(
+        self,
+        config: GraphConfig,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.config = config
+        self._session = session
+        self._own_session = session is None
+        self._sleep = sleep
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.config.timeout_s),
+                connector=aiohttp.TCPConnector(limit=64),
+            )
+            self._own_session = True
+        return self._session
+
+    async def close(self) -> None:
+        if self._own_session and self._session is not None and not self._session.closed:
+            await self._session.close()
+
+    async def send(self, message: Mapping[str, Any]) -> SendResult:
+        """POST one message object (``to``, ``type`` … ; ``messaging_product`` is added).
+
+        Raises a :class:`~salon.errors.WhatsAppError` subclass once retries (for codes
+        whose policy allows them) are exhausted.
+        """
+        body = {"messaging_product": "whatsapp", **message}
+        data, attempts = await self._post(body)
+        messages = data.get("messages") if isinstance(data, Mapping) else None
+        if not isinstance(messages, list) or not messages or not isinstance(messages[0], Mapping):
+            raise from_graph_error({"error": {"code": 131000, "message": "no message id in response",
+                                              "error_data": {"details": json.dumps(data)[:300]}}})
+        first = messages[0]
+        contacts = data.get("contacts") or [{}]
+        wa_id = contacts[0].get("wa_id") if isinstance(contacts[0], Mapping) else None
+        return SendResult(str(first.get("id")), first.get("message_status"), wa_id, attempts)
+
+    async def mark_read(self, wamid: str, *, typing: bool = False) -> bool:
+        """Mark ``wamid`` (and earlier messages) read, optionally showing the typing
+        indicator (it disappears on our reply or after 25 s)."""
+        body: dict[str, Any] = {"messaging_product": "whatsapp", "status": "read", "message_id": wamid}
+        if typing:
+            body["typing_indicator"] = {"type": "text"}
+        data, _ = await self._post(body, max_attempts=1)
+        return bool(isinstance(data, Mapping) and data.get("success"))
+
+    async def _post(
+        self, body: Mapping[str, Any], *, max_attempts: int | None = None
+    ) -> tuple[Any, int]:
+        limit = max_attempts or self.config.max_attempts
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._post_once(body), attempt
+            except WhatsAppError as error:
+                delay = _retry_delay(error, attempt - 1)
+                if (
+                    delay is None
+                    or attempt >= limit
+                    or delay.total_seconds() > self.config.max_retry_wait_s
+                ):
+                    raise
+                logger.warning(
+                    "graph: %s, retry %d/%d in %.1fs", error, attempt, limit - 1, delay.total_seconds()
+                )
+                await self._sleep(delay.total_seconds())
+
+    async def _post_once(self, body: Mapping[str, Any]) -> Any:
+        raw = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        try:
+            async with self._client().post(
+                self.config.messages_url, data=raw, headers=self.config.headers
+            ) as response:
+                text = await response.text()
+                status = response.status
+        except aiohttp.ClientConnectorError as exc:
+            # Nothing reached the server: safe to retry.
+            raise from_graph_error(
+                {"error": {"code": 2, "message": "Service temporarily unavailable",
+                           "error_data": {"details": f"connection failed: {exc}"}}}, 503
+            ) from exc
+        except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
+            raise NoResponseError(-2, details=f"{type(exc).__name__}: {exc}") from exc
+        try:
+            data = json.loads(text) if text else {}
+        except json.JSONDecodeError:
+            data = {"error": {"code": 131000 if status >= 500 else 100,
+                              "message": f"HTTP {status}: response is not JSON",
+                              "error_data": {"details": text[:300]}}}
+        if status >= 400 or (isinstance(data, Mapping) and "error" in data):
+            raise from_graph_error(data, status)
+        return data
+
+
+def _retry_delay(error: WhatsAppError, attempt: int) -> timedelta | None:
+    if not error.retryable:
+        return None
+    return error.retry_delay(attempt)

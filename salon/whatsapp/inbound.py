@@ -1,0 +1,432 @@
+"""Webhook payloads → typed events.
+
+Meta batches up to 1,000 updates per POST, across several ``entry``/``changes`` and
+``messages``/``statuses`` arrays, and every kind of update shares one envelope. This
+module walks all of it and returns what each part means for Salon:
+
+- :class:`InboundMessage`: a client message, with the text the assistant receives (the
+  body, a button payload that triggers an intent, or an intent trigger for media,
+  locations, contacts, orders and unsupported messages) and the metadata it carries;
+- :class:`StatusUpdate`: sent/delivered/read/played/failed for one of our messages;
+- :class:`TemplateEvent`: template status, quality, category and component changes;
+- :class:`PreferenceUpdate`: a client stopped or resumed marketing messages;
+- :class:`AccountError`: ``value.errors`` (system, app or account level).
+
+Anything malformed is reported in :attr:`WebhookBatch.rejected` with a reason; the rest of
+the batch is kept.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+
+from salon.clock import from_unix
+from salon.errors import WhatsAppError, from_status_error
+from salon.sessions import ENTRY_ORGANIC, ClientRef, entry_point_of
+
+__all__ = [
+    "MEDIA_TYPES",
+    "AccountError",
+    "InboundMessage",
+    "PreferenceUpdate",
+    "StatusUpdate",
+    "TemplateEvent",
+    "WebhookBatch",
+    "WebhookFormatError",
+    "is_bsuid",
+    "parse_webhook",
+]
+
+MEDIA_TYPES: Final = frozenset({"image", "video", "audio", "document", "sticker"})
+TEMPLATE_FIELDS: Final = frozenset(
+    {
+        "message_template_status_update",
+        "message_template_quality_update",
+        "template_category_update",
+        "message_template_components_update",
+    }
+)
+
+# Intent triggers for messages that carry no text for the language model.
+TRIGGER_MEDIA: Final = "/share_media"
+TRIGGER_LOCATION: Final = "/share_location"
+TRIGGER_CONTACT: Final = "/share_contact"
+TRIGGER_ORDER: Final = "/place_order"
+TRIGGER_UNSUPPORTED: Final = "/unsupported_message"
+
+# A BSUID is "<country>.<digits>" (e.g. US.13491208655302741918), optionally with a
+# middle segment for parent ids; a wa_id is digits only.
+_BSUID: Final = re.compile(r"^[A-Z]{2}\.[A-Z0-9.]+$")
+
+
+def is_bsuid(value: str) -> bool:
+    return bool(_BSUID.match(value))
+
+
+class WebhookFormatError(ValueError):
+    """The body is not a WhatsApp Business Account webhook at all."""
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    wamid: str
+    phone_number_id: str
+    client: ClientRef
+    timestamp: datetime
+    type: str
+    text: str
+    """What the assistant receives: text, a button payload or an ``/intent`` trigger."""
+    metadata: dict[str, Any]
+    starts_turn: bool = True
+    """False for updates that need no answer (reactions, number changes)."""
+    extends_window: bool = True
+    """Whether this opens or refreshes the customer service window (reactions: no)."""
+    entry_point: str = ENTRY_ORGANIC
+    profile_name: str | None = None
+
+    @property
+    def sender_id(self) -> str:
+        """The conversation id: the BSUID when Meta sends one, else the wa_id."""
+        return self.client.user_id or self.client.wa_id or ""
+
+    @property
+    def context_id(self) -> str | None:
+        context = self.metadata.get("context")
+        return context.get("id") if isinstance(context, Mapping) else None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusUpdate:
+    wamid: str
+    status: str
+    timestamp: datetime
+    phone_number_id: str
+    recipient_id: str | None
+    errors: tuple[WhatsAppError, ...] = ()
+    pricing: Mapping[str, Any] | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def client(self) -> ClientRef | None:
+        if not self.recipient_id or not self.phone_number_id:
+            return None
+        if is_bsuid(self.recipient_id):
+            return ClientRef(self.phone_number_id, user_id=self.recipient_id)
+        return ClientRef(self.phone_number_id, wa_id=self.recipient_id)
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateEvent:
+    field: str
+    value: Mapping[str, Any]
+    entry_time: datetime | None
+
+    def as_webhook(self) -> dict[str, Any]:
+        """A one-change webhook the template registry's ``apply_webhook`` understands."""
+        entry: dict[str, Any] = {"changes": [{"field": self.field, "value": dict(self.value)}]}
+        if self.entry_time is not None:
+            entry["time"] = int(self.entry_time.timestamp())
+        return {"object": "whatsapp_business_account", "entry": [entry]}
+
+
+@dataclass(frozen=True, slots=True)
+class PreferenceUpdate:
+    client: ClientRef
+    value: str
+    """``stop`` or ``resume``."""
+    category: str
+    timestamp: datetime
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AccountError:
+    phone_number_id: str | None
+    error: WhatsAppError
+
+
+@dataclass(slots=True)
+class WebhookBatch:
+    messages: list[InboundMessage] = field(default_factory=list)
+    statuses: list[StatusUpdate] = field(default_factory=list)
+    template_events: list[TemplateEvent] = field(default_factory=list)
+    preferences: list[PreferenceUpdate] = field(default_factory=list)
+    account_errors: list[AccountError] = field(default_factory=list)
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+    """(where, why) for every item that could not be understood."""
+    ignored: list[tuple[str, str]] = field(default_factory=list)
+    """(where, what) for well-formed updates Salon has no use for (other fields)."""
+
+    @property
+    def size(self) -> int:
+        return (
+            len(self.messages) + len(self.statuses) + len(self.template_events)
+            + len(self.preferences) + len(self.account_errors)
+        )
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def parse_body(body: bytes) -> Mapping[str, Any]:
+    """Decode a webhook body; :class:`WebhookFormatError` when it is not one."""
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WebhookFormatError(f"body is not JSON: {exc}") from exc
+    if not isinstance(payload, Mapping):
+        raise WebhookFormatError("body is not a JSON object")
+    if payload.get("object") != "whatsapp_business_account":
+        raise WebhookFormatError(f"object is {payload.get('object')!r}, not whatsapp_business_account")
+    if not isinstance(payload.get("entry"), list):
+        raise WebhookFormatError("entry is missing or not a list")
+    return payload
+
+
+def parse_webhook(payload: Mapping[str, Any]) -> WebhookBatch:
+    """Every update in a decoded webhook (see :func:`parse_body`)."""
+    batch = WebhookBatch()
+    for e_index, entry in enumerate(payload.get("entry") or []):
+        where_entry = f"entry[{e_index}]"
+        if not isinstance(entry, Mapping):
+            batch.rejected.append((where_entry, "entry is not an object"))
+            continue
+        entry_time = _time_or_none(entry.get("time"))
+        changes = entry.get("changes")
+        if not isinstance(changes, list):
+            batch.rejected.append((where_entry, "changes is missing or not a list"))
+            continue
+        for c_index, change in enumerate(changes):
+            where = f"{where_entry}.changes[{c_index}]"
+            if not isinstance(change, Mapping) or not isinstance(change.get("value"), Mapping):
+                batch.rejected.append((where, "change has no value object"))
+                continue
+            kind = change.get("field")
+            value = change["value"]
+            if kind == "messages":
+                _parse_messages_value(value, where, batch)
+            elif kind in TEMPLATE_FIELDS:
+                batch.template_events.append(TemplateEvent(str(kind), value, entry_time))
+            elif kind == "user_preferences":
+                _parse_preferences(value, where, batch)
+            else:
+                batch.ignored.append((where, f"field {kind!r}"))
+    return batch
+
+
+def _time_or_none(value: Any) -> datetime | None:
+    try:
+        return from_unix(value) if value is not None else None
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _parse_messages_value(value: Mapping[str, Any], where: str, batch: WebhookBatch) -> None:
+    metadata = value.get("metadata") if isinstance(value.get("metadata"), Mapping) else {}
+    pnid = str(metadata.get("phone_number_id") or "")
+    for index, raw in enumerate(value.get("messages") or []):
+        item_where = f"{where}.messages[{index}]"
+        try:
+            batch.messages.append(_inbound(value, raw, pnid))
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
+            batch.rejected.append((item_where, f"message not understood: {exc}"))
+    for index, raw in enumerate(value.get("statuses") or []):
+        item_where = f"{where}.statuses[{index}]"
+        try:
+            batch.statuses.append(_status(raw, pnid))
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
+            batch.rejected.append((item_where, f"status not understood: {exc}"))
+    for raw in value.get("errors") or []:
+        if isinstance(raw, Mapping):
+            batch.account_errors.append(AccountError(pnid or None, from_status_error(raw)))
+        else:
+            batch.rejected.append((f"{where}.errors", "error is not an object"))
+
+
+def _require_str(raw: Mapping[str, Any], key: str) -> str:
+    value = raw.get(key)
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{key!r} is missing or not a string")
+    return value
+
+
+def _inbound(value: Mapping[str, Any], raw: Any, pnid: str) -> InboundMessage:
+    if not isinstance(raw, Mapping):
+        raise TypeError("message is not an object")
+    if not pnid:
+        raise ValueError("metadata.phone_number_id is missing")
+    wamid = _require_str(raw, "id")
+    kind = _require_str(raw, "type")
+    timestamp = from_unix(raw["timestamp"])
+    client = _client_of(value, raw, pnid)
+    contact = _contact_for(value, client)
+    profile = contact.get("profile") if isinstance(contact.get("profile"), Mapping) else {}
+    profile_name = profile.get("name") if isinstance(profile.get("name"), str) else None
+
+    text, starts_turn, extends_window, details = _meaning(kind, raw)
+    metadata: dict[str, Any] = {
+        "wamid": wamid,
+        "timestamp": int(timestamp.timestamp()),
+        "phone_number_id": pnid,
+        "type": kind,
+        "wa_id": client.wa_id,
+        "user_id": client.user_id,
+        "profile_name": profile_name,
+    }
+    metadata.update(details)
+    for key in ("context", "referral"):
+        if isinstance(raw.get(key), Mapping):
+            metadata[key] = dict(raw[key])
+    if isinstance(raw.get("errors"), list):
+        metadata["errors"] = [dict(e) for e in raw["errors"] if isinstance(e, Mapping)]
+    return InboundMessage(
+        wamid=wamid,
+        phone_number_id=pnid,
+        client=client,
+        timestamp=timestamp,
+        type=kind,
+        text=text,
+        metadata=metadata,
+        starts_turn=starts_turn,
+        extends_window=extends_window,
+        entry_point=entry_point_of(raw),
+        profile_name=profile_name,
+    )
+
+
+def _client_of(value: Mapping[str, Any], raw: Mapping[str, Any], pnid: str) -> ClientRef:
+    contacts = [c for c in value.get("contacts") or [] if isinstance(c, Mapping)]
+    wa_id = raw.get("from") if isinstance(raw.get("from"), str) and raw.get("from") else None
+    user_id = raw.get("from_user_id") or raw.get("user_id")
+    contact: Mapping[str, Any] | None = None
+    if wa_id is not None:
+        contact = next((c for c in contacts if c.get("wa_id") == wa_id), None)
+    if contact is None and user_id:
+        contact = next((c for c in contacts if c.get("user_id") == user_id), None)
+    if contact is None and len(contacts) == 1:
+        contact = contacts[0]
+    if contact is not None:
+        wa_id = wa_id or contact.get("wa_id") or None
+        user_id = user_id or contact.get("user_id") or None
+    if wa_id is not None and is_bsuid(str(wa_id)):
+        # Username adopters: ``from`` may carry the BSUID itself.
+        user_id, wa_id = user_id or wa_id, None
+    if not wa_id and not user_id:
+        raise ValueError("no sender: neither from/wa_id nor user_id")
+    return ClientRef(pnid, str(user_id) if user_id else None, str(wa_id) if wa_id else None)
+
+
+def _contact_for(value: Mapping[str, Any], client: ClientRef) -> Mapping[str, Any]:
+    contacts = [c for c in value.get("contacts") or [] if isinstance(c, Mapping)]
+    for contact in contacts:
+        if (client.wa_id and contact.get("wa_id") == client.wa_id) or (
+            client.user_id and contact.get("user_id") == client.user_id
+        ):
+            return contact
+    return contacts[0] if len(contacts) == 1 else {}
+
+
+def _reply_text(reply_id: Any, title: Any) -> str:
+    """A tap: our own ``/intent{...}`` payloads go to the assistant as they are;
+    anything else (another system's ids) is read as the title the client saw."""
+    if isinstance(reply_id, str) and reply_id.startswith("/"):
+        return reply_id
+    if isinstance(title, str) and title.strip():
+        return title
+    return str(reply_id or "")
+
+
+def _meaning(kind: str, raw: Mapping[str, Any]) -> tuple[str, bool, bool, dict[str, Any]]:
+    """(text for the assistant, starts a turn, extends the window, extra metadata)."""
+    body = raw.get(kind) if isinstance(raw.get(kind), Mapping) else {}
+    if kind == "text":
+        text = body.get("body")
+        if not isinstance(text, str):
+            raise ValueError("text.body is missing")
+        return text, True, True, {}
+    if kind == "interactive":
+        sub = body.get("type")
+        if sub in ("button_reply", "list_reply"):
+            reply = body.get(sub) if isinstance(body.get(sub), Mapping) else {}
+            details = {"reply": {"kind": sub, "id": reply.get("id"), "title": reply.get("title")}}
+            return _reply_text(reply.get("id"), reply.get("title")), True, True, details
+        return TRIGGER_UNSUPPORTED, True, True, {"interactive_type": sub}
+    if kind == "button":
+        payload, title = body.get("payload"), body.get("text")
+        details = {"reply": {"kind": "template_button", "id": payload, "title": title}}
+        return _reply_text(payload, title), True, True, details
+    if kind in MEDIA_TYPES:
+        attachment = {k: body.get(k) for k in ("id", "mime_type", "sha256", "caption", "url",
+                                                "filename", "voice", "animated") if k in body}
+        attachment["type"] = kind
+        caption = body.get("caption")
+        text = caption if isinstance(caption, str) and caption.strip() else TRIGGER_MEDIA
+        return text, True, True, {"attachment": attachment}
+    if kind == "location":
+        location = {k: body.get(k) for k in ("latitude", "longitude", "name", "address", "url")
+                    if k in body}
+        return TRIGGER_LOCATION, True, True, {"location": location}
+    if kind == "contacts":
+        cards = raw.get("contacts") if isinstance(raw.get("contacts"), list) else []
+        return TRIGGER_CONTACT, True, True, {"shared_contacts": cards}
+    if kind == "order":
+        return TRIGGER_ORDER, True, True, {"order": dict(body)}
+    if kind == "reaction":
+        reaction = {"message_id": body.get("message_id"), "emoji": body.get("emoji")}
+        # Meta does not say a reaction refreshes the window: never count on it.
+        return "", False, False, {"reaction": reaction}
+    if kind == "system":
+        return "", False, False, {"system": dict(body)}
+    # unsupported (131051), and types this version does not know yet
+    return TRIGGER_UNSUPPORTED, True, True, {"unsupported": dict(body) if body else {"type": kind}}
+
+
+def _status(raw: Any, pnid: str) -> StatusUpdate:
+    if not isinstance(raw, Mapping):
+        raise TypeError("status is not an object")
+    errors = tuple(from_status_error(e) for e in raw.get("errors") or [] if isinstance(e, Mapping))
+    recipient = raw.get("recipient_id") or raw.get("recipient_user_id")
+    pricing = raw.get("pricing") if isinstance(raw.get("pricing"), Mapping) else None
+    return StatusUpdate(
+        wamid=_require_str(raw, "id"),
+        status=_require_str(raw, "status"),
+        timestamp=from_unix(raw["timestamp"]),
+        phone_number_id=pnid,
+        recipient_id=str(recipient) if recipient else None,
+        errors=errors,
+        pricing=pricing,
+        raw=dict(raw),
+    )
+
+
+def _parse_preferences(value: Mapping[str, Any], where: str, batch: WebhookBatch) -> None:
+    metadata = value.get("metadata") if isinstance(value.get("metadata"), Mapping) else {}
+    pnid = str(metadata.get("phone_number_id") or "")
+    for index, raw in enumerate(value.get("user_preferences") or []):
+        item_where = f"{where}.user_preferences[{index}]"
+        try:
+            if not isinstance(raw, Mapping):
+                raise TypeError("preference is not an object")
+            choice = raw.get("value")
+            if choice not in ("stop", "resume"):
+                raise ValueError(f"value {choice!r} is neither stop nor resume")
+            wa_id = raw.get("wa_id") or None
+            user_id = raw.get("user_id") or None
+            if not pnid:
+                raise ValueError("metadata.phone_number_id is missing")
+            batch.preferences.append(
+                PreferenceUpdate(
+                    client=ClientRef(pnid, user_id, wa_id),
+                    value=str(choice),
+                    category=str(raw.get("category") or "marketing_messages"),
+                    timestamp=from_unix(raw["timestamp"]),
+                    detail=raw.get("detail"),
+                )
+            )
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
+            batch.rejected.append((item_where, f"preference not understood: {exc}"))

@@ -1,0 +1,409 @@
+"""What Salon keeps about WhatsApp traffic, in SQL (SQLite by default, PostgreSQL).
+
+- ``wa_inbox``: one row per client message, keyed by its wamid. Inserting it is the
+  atomic, durable deduplication of Meta's at-least-once webhooks (a retried or concurrent
+  duplicate finds the row and produces no second turn), and it keeps the message until
+  the assistant has answered it, so a restart replays what was acknowledged but not yet
+  handled.
+- ``wa_outbound``: one row per message we send (or park, or refuse), with its wamid,
+  purpose, payload, status and error. Statuses only move forward (sent < delivered <
+  read < played; failed is terminal), whatever order Meta's webhooks arrive in; a
+  status for a wamid not recorded yet (the webhook overtook the send response) is kept
+  and merged when the send is recorded.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    and_,
+    case,
+    delete,
+    or_,
+    select,
+    update,
+)
+
+from salon.db import SqlTables
+from salon.sessions import from_us, to_us
+
+__all__ = [
+    "STATUS_RANK",
+    "InboxItem",
+    "OutboundRecord",
+    "StatusChange",
+    "WhatsAppRecords",
+]
+
+metadata = MetaData()
+
+inbox_table = Table(
+    "wa_inbox",
+    metadata,
+    Column("wamid", String(200), primary_key=True),
+    Column("phone_number_id", String(64), nullable=False),
+    Column("sender_id", String(200), nullable=False),
+    Column("sent_us", BigInteger, nullable=False),
+    Column("received_us", BigInteger, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("metadata", JSON, nullable=False),
+    Column("state", String(16), nullable=False),  # pending | done | failed | skipped
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("updated_us", BigInteger, nullable=False),
+    Column("error", Text),
+    Index("ix_wa_inbox_state", "state", "sent_us"),
+)
+
+outbound_table = Table(
+    "wa_outbound",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("wamid", String(200), unique=True),
+    Column("phone_number_id", String(64), nullable=False),
+    Column("recipient", String(200)),
+    Column("kind", String(16), nullable=False),  # free_form | template | nudge | status_only
+    Column("purpose", String(64)),
+    Column("utter_action", String(200)),
+    Column("template", String(512)),
+    Column("payload", JSON),
+    Column("status", String(16), nullable=False),
+    Column("status_rank", Integer, nullable=False),
+    Column("status_us", BigInteger),
+    Column("error_code", Integer),
+    Column("error", JSON),
+    Column("created_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+    Index("ix_wa_outbound_recipient", "phone_number_id", "recipient", "id"),
+)
+
+#: Order of statuses; an update only applies when it moves the rank up.
+STATUS_RANK: Final[dict[str, int]] = {
+    "pending": 0,
+    "accepted": 1,
+    "held_for_quality_assessment": 1,
+    "sent": 2,
+    "delivered": 3,
+    "read": 4,
+    "played": 5,
+    # terminal states
+    "failed": 90,
+    "parked": 90,
+    "refused": 90,
+    "error": 90,
+}
+TERMINAL: Final = 90
+
+_I = inbox_table.c
+_O = outbound_table.c
+
+
+@dataclass(frozen=True, slots=True)
+class InboxItem:
+    wamid: str
+    phone_number_id: str
+    sender_id: str
+    sent_at: datetime
+    text: str
+    metadata: dict[str, Any]
+    state: str
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundRecord:
+    id: int
+    wamid: str | None
+    phone_number_id: str
+    recipient: str | None
+    kind: str
+    purpose: str | None
+    utter_action: str | None
+    template: str | None
+    payload: Any
+    status: str
+    error_code: int | None
+    error: Any
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """The result of applying one status webhook."""
+
+    applied: bool
+    """False: a duplicate, or older than what is recorded (nothing changed)."""
+    known: bool
+    """The message was recorded before this webhook (False: kept for a later merge)."""
+
+
+def _record(row: Any) -> OutboundRecord:
+    m = row._mapping
+    return OutboundRecord(
+        id=m["id"], wamid=m["wamid"], phone_number_id=m["phone_number_id"],
+        recipient=m["recipient"], kind=m["kind"], purpose=m["purpose"],
+        utter_action=m["utter_action"], template=m["template"], payload=m["payload"],
+        status=m["status"], error_code=m["error_code"], error=m["error"],
+        created_at=from_us(m["created_us"]),  # type: ignore[arg-type]
+    )
+
+
+class WhatsAppRecords(SqlTables):
+    """The inbox and the outbound record on one asyncio engine."""
+
+    metadata = metadata
+
+    # -------------------------------------------------------------------- inbox
+    async def claim_inbound(self, items: Sequence[InboxItem], at: datetime) -> list[bool]:
+        """Insert every item not seen before, in one transaction.
+
+        Returns, per item, True when it is new (this call owns it) and False for a
+        duplicate. Concurrent duplicates race on the primary key: exactly one wins.
+        """
+        if not items:
+            return []
+        now_us = to_us(at, "at")
+        rows = [
+            {
+                "wamid": item.wamid, "phone_number_id": item.phone_number_id,
+                "sender_id": item.sender_id, "sent_us": to_us(item.sent_at, "sent_at"),
+                "received_us": now_us, "text": item.text, "metadata": item.metadata,
+                "state": item.state, "attempts": 0, "updated_us": now_us,
+            }
+            for item in items
+        ]
+        stmt = self._insert(inbox_table).on_conflict_do_nothing(index_elements=["wamid"])
+        claimed: set[str] = set()
+        # One message (the usual webhook): a single statement; a batch: one transaction.
+        async with (self.single() if len(rows) == 1 else self.engine.begin()) as conn:
+            for row in rows:
+                result = await conn.execute(stmt, row)
+                if result.rowcount == 1:
+                    claimed.add(row["wamid"])
+        seen: set[str] = set()
+        out: list[bool] = []
+        for item in items:
+            fresh = item.wamid in claimed and item.wamid not in seen
+            seen.add(item.wamid)
+            out.append(fresh)
+        return out
+
+    async def release_inbound(self, wamids: Sequence[str]) -> None:
+        """Forget claims whose acknowledgement failed, so Meta's retry is processed."""
+        if wamids:
+            async with self.single() as conn:
+                await conn.execute(delete(inbox_table).where(_I.wamid.in_(list(wamids))))
+
+    async def finish_inbound(
+        self, wamid: str, at: datetime, *, state: str = "done", error: str | None = None
+    ) -> None:
+        async with self.single() as conn:
+            await conn.execute(
+                update(inbox_table)
+                .where(_I.wamid == wamid)
+                .values(state=state, error=error, updated_us=to_us(at, "at"),
+                        attempts=_I.attempts + 1)
+            )
+
+    async def pending_inbound(self, older_than: datetime | None = None, limit: int = 1000) -> list[InboxItem]:
+        """Messages acknowledged but not answered (oldest first), e.g. after a restart."""
+        query = select(inbox_table).where(_I.state == "pending")
+        if older_than is not None:
+            query = query.where(_I.received_us < to_us(older_than, "older_than"))
+        query = query.order_by(_I.sent_us).limit(limit)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            InboxItem(
+                wamid=r.wamid, phone_number_id=r.phone_number_id, sender_id=r.sender_id,
+                sent_at=from_us(r.sent_us), text=r.text,  # type: ignore[arg-type]
+                metadata=dict(r.metadata or {}), state=r.state, attempts=r.attempts,
+            )
+            for r in rows
+        ]
+
+    async def inbound_state(self, wamid: str) -> str | None:
+        async with self.engine.connect() as conn:
+            return (await conn.execute(select(_I.state).where(_I.wamid == wamid))).scalar()
+
+    async def latest_profile_name(self, ref: Any) -> str | None:
+        """The WhatsApp profile name the client last wrote with (for a greeting when the
+        maison's book does not know them)."""
+        ids = [i for i in (ref.user_id, ref.wa_id) if i]
+        query = (
+            select(_I.metadata)
+            .where(_I.phone_number_id == ref.phone_number_id, _I.sender_id.in_(ids))
+            .order_by(_I.sent_us.desc())
+            .limit(5)
+        )
+        async with self.engine.connect() as conn:
+            for (meta,) in (await conn.execute(query)).all():
+                name = (meta or {}).get("profile_name")
+                if isinstance(name, str) and name.strip():
+                    return name.strip()
+        return None
+
+    async def prune_inbound(self, before: datetime) -> int:
+        """Delete handled rows older than ``before`` (keep ≥ 7 days: Meta retries that long)."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                delete(inbox_table).where(
+                    _I.state != "pending", _I.received_us < to_us(before, "before")
+                )
+            )
+        return int(result.rowcount or 0)
+
+    # -------------------------------------------------------------------- outbound
+    async def record_outbound(
+        self,
+        *,
+        phone_number_id: str,
+        recipient: str | None,
+        kind: str,
+        status: str,
+        at: datetime,
+        wamid: str | None = None,
+        payload: Any = None,
+        purpose: str | None = None,
+        utter_action: str | None = None,
+        template: str | None = None,
+        error: Mapping[str, Any] | None = None,
+    ) -> int | None:
+        """Record one outcome in a single statement; returns the row id (None when it
+        merged into a row a status webhook created first for the same wamid).
+
+        With a ``wamid``, a row that a status webhook created before the send response
+        arrived is completed, keeping whichever status is further along.
+        """
+        json.dumps(payload)
+        now_us = to_us(at, "at")
+        values = {
+            "wamid": wamid, "phone_number_id": phone_number_id, "recipient": recipient,
+            "kind": kind, "purpose": purpose, "utter_action": utter_action, "template": template,
+            "payload": payload, "status": status, "status_rank": STATUS_RANK[status],
+            "status_us": now_us, "error_code": (error or {}).get("code"),
+            "error": dict(error) if error else None, "created_us": now_us, "updated_us": now_us,
+        }
+        async with self.single() as conn:
+            if wamid is None:
+                result = await conn.execute(outbound_table.insert().values(**values))
+                return int(result.inserted_primary_key[0])
+            stmt = self._insert(outbound_table).values(**values)
+            ahead = stmt.excluded.status_rank > _O.status_rank
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["wamid"],
+                set_={
+                    "recipient": stmt.excluded.recipient, "kind": stmt.excluded.kind,
+                    "purpose": stmt.excluded.purpose, "utter_action": stmt.excluded.utter_action,
+                    "template": stmt.excluded.template, "payload": stmt.excluded.payload,
+                    "status": case((ahead, stmt.excluded.status), else_=_O.status),
+                    "status_rank": case((ahead, stmt.excluded.status_rank), else_=_O.status_rank),
+                    "status_us": case((ahead, stmt.excluded.status_us), else_=_O.status_us),
+                    "created_us": stmt.excluded.created_us,
+                    "updated_us": stmt.excluded.updated_us,
+                },
+            )
+            result = await conn.execute(stmt)
+            key = result.inserted_primary_key
+            return int(key[0]) if key and key[0] is not None else None
+
+    async def apply_status(
+        self,
+        *,
+        wamid: str,
+        status: str,
+        at: datetime,
+        phone_number_id: str,
+        recipient: str | None,
+        error: Mapping[str, Any] | None = None,
+    ) -> StatusChange:
+        """Apply a status webhook; only a forward move changes anything (so a duplicate
+        ``(wamid, status)`` is a no-op and :attr:`StatusChange.applied` is True exactly
+        once per transition, even under concurrent deliveries)."""
+        rank = STATUS_RANK.get(status)
+        if rank is None:
+            return StatusChange(False, await self.outbound_by_wamid(wamid) is not None)
+        at_us = to_us(at, "at")
+        values: dict[str, Any] = {"status": status, "status_rank": rank, "status_us": at_us,
+                                  "updated_us": at_us}
+        if error:
+            values.update(error_code=error.get("code"), error=dict(error))
+        # Each statement below is atomic and conditional on its own; no lock is held
+        # between them.
+        async with self.single() as conn:
+            moved = (
+                await conn.execute(
+                    update(outbound_table).where(_O.wamid == wamid, _O.status_rank < rank).values(**values)
+                )
+            ).rowcount == 1
+            if moved:
+                return StatusChange(True, True)
+            # Not moved: a duplicate or late status, or a wamid not recorded yet (the
+            # webhook overtook the send response, or the message is not ours). Keep the
+            # status in the last case so the send can merge it.
+            insert = self._insert(outbound_table).values(
+                wamid=wamid, phone_number_id=phone_number_id, recipient=recipient,
+                kind="status_only", status=status, status_rank=rank, status_us=at_us,
+                error_code=(error or {}).get("code"), error=dict(error) if error else None,
+                created_us=at_us, updated_us=at_us,
+            ).on_conflict_do_nothing(index_elements=["wamid"])
+            if (await conn.execute(insert)).rowcount == 1:
+                return StatusChange(True, False)
+            # The row exists: a duplicate, or a concurrent webhook created it just now.
+            again = await conn.execute(
+                update(outbound_table).where(_O.wamid == wamid, _O.status_rank < rank).values(**values)
+            )
+        return StatusChange(again.rowcount == 1, True)
+
+    async def outbound_by_wamid(self, wamid: str) -> OutboundRecord | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(outbound_table).where(_O.wamid == wamid))).one_or_none()
+        return _record(row) if row is not None else None
+
+    async def outbound_for(
+        self, phone_number_id: str, recipients: Sequence[str], limit: int = 100
+    ) -> list[OutboundRecord]:
+        """The latest records for a client (by any of its ids), oldest first."""
+        query = (
+            select(outbound_table)
+            .where(_O.phone_number_id == phone_number_id, _O.recipient.in_(list(recipients)))
+            .order_by(_O.id.desc())
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_record(r) for r in reversed(rows)]
+
+    async def recent_nudge(self, phone_number_id: str, context_id: str) -> OutboundRecord | None:
+        """The nudge a client's tap answers (``context.id`` = the nudge's wamid)."""
+        record = await self.outbound_by_wamid(context_id)
+        if record is not None and record.phone_number_id == phone_number_id and record.kind == "nudge":
+            return record
+        return None
+
+    async def prune_outbound(self, before: datetime) -> int:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                delete(outbound_table).where(
+                    _O.updated_us < to_us(before, "before"),
+                    or_(_O.status_rank >= TERMINAL, and_(_O.status_rank >= STATUS_RANK["read"])),
+                )
+            )
+        return int(result.rowcount or 0)
+
+
+RETENTION: Final = timedelta(days=8)
+"""Inbox rows outlive Meta's 7 days of webhook retries."""

@@ -1,0 +1,312 @@
+"""The send-time guard: every message to a client goes through :class:`GuardedSender`.
+
+Right before each HTTP call it reads the client's session, asks
+:func:`salon.decision.decide` with the clock's *now*, and acts on the answer:
+
+- free-form while the window is open (with the safety margin);
+- an approved template for the message's purpose when it has closed;
+- otherwise the content is parked and one branded re-engagement template is sent (only
+  one while it waits for the client's answer); the parked content is delivered when the
+  client writes again;
+- or nothing, with the reason recorded (consent, invalid content, no template).
+
+A synchronous 131047 (our clock and Meta's disagreed) closes the window in the session
+store and the same message is decided again, so it becomes a template or is parked; the
+asynchronous 131047 (a ``failed`` status webhook) comes back here through
+:meth:`GuardedSender.reroute`. Every outcome is kept in the outbound record.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from salon.clock import Clock
+from salon.decision import (
+    SERVICE_REPLY,
+    Consent,
+    Content,
+    ParkAndNudge,
+    Refuse,
+    SendFreeForm,
+    SendTemplate,
+    decide,
+)
+from salon.errors import WhatsAppError
+from salon.sessions import ClientRef, SessionState, SessionStore
+from salon.templates import NoTemplate, TemplateChoice, TemplateRegistry
+from salon.whatsapp.consent import ConsentBook
+from salon.whatsapp.graph import GraphClient
+from salon.whatsapp.records import OutboundRecord, WhatsAppRecords
+from salon.whatsapp.rendering import OutgoingMessage
+from salon.window import DEFAULT_MARGIN
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["GuardedSender", "SendOutcome"]
+
+
+@dataclass(frozen=True, slots=True)
+class SendOutcome:
+    action: str
+    """``free_form``, ``template``, ``parked`` (with or without a nudge), ``refused`` or
+    ``failed``."""
+    wamid: str | None = None
+    record_id: int | None = None
+    template: str | None = None
+    nudge_wamid: str | None = None
+    reason: str = ""
+    error: WhatsAppError | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class GuardedSender:
+    def __init__(
+        self,
+        *,
+        graph: GraphClient,
+        sessions: SessionStore,
+        records: WhatsAppRecords,
+        consents: ConsentBook,
+        registry: TemplateRegistry,
+        clock: Clock,
+        margin: timedelta = DEFAULT_MARGIN,
+    ) -> None:
+        self.graph = graph
+        self.sessions = sessions
+        self.records = records
+        self.consents = consents
+        self.registry = registry
+        self.clock = clock
+        self.margin = margin
+
+    # ------------------------------------------------------------------ public
+    async def send_all(self, ref: ClientRef, messages: Sequence[OutgoingMessage]) -> list[SendOutcome]:
+        """Send in order; each message is decided at its own moment."""
+        return [await self.send(ref, message) for message in messages]
+
+    async def send(self, ref: ClientRef, out: OutgoingMessage, *, _retried: bool = False) -> SendOutcome:
+        state = await self.sessions.get(ref)
+        now = self.clock.now()
+        recipient = _recipient(ref, state)
+        free_form_ok = state is not None and state.window(now, self.margin).can_send_free_form
+        if out.template is not None:
+            return await self._explicit_template(ref, out, state, recipient)
+        if out.purpose == SERVICE_REPLY and free_form_ok:
+            # A reply in the open window: no consent or profile lookup needed.
+            decision = decide(state, SERVICE_REPLY, Content(raw=out.message), Consent(), now,
+                              registry=self.registry, margin=self.margin)
+        else:
+            consent, params, language = await self._context(ref, out, state)
+            decision = decide(
+                state, out.purpose, Content(raw=out.message), consent, now,
+                registry=self.registry, params=params, language=language, margin=self.margin,
+            )
+        if isinstance(decision, SendFreeForm):
+            return await self._send_free_form(ref, out, recipient, _retried, state)
+        if isinstance(decision, SendTemplate):
+            return await self._send_template(ref, out, recipient, decision.choice, kind="template",
+                                             state=state)
+        if isinstance(decision, ParkAndNudge):
+            return await self._park(ref, out, recipient, decision)
+        assert isinstance(decision, Refuse)
+        return await self._refuse(ref, out, recipient, decision.reason, decision.detail)
+
+    async def reroute(self, record: OutboundRecord, ref: ClientRef) -> SendOutcome | None:
+        """A free-form message failed asynchronously because the window had closed:
+        decide again for its content (template or park + nudge)."""
+        payload = record.payload if isinstance(record.payload, Mapping) else None
+        if record.kind != "free_form" or payload is None or "message" not in payload:
+            return None
+        out = OutgoingMessage(
+            dict(payload["message"]),
+            purpose=record.purpose or SERVICE_REPLY,
+            utter_action=record.utter_action,
+            params=dict(payload.get("params") or {}),
+        )
+        return await self.send(ref, out, _retried=True)
+
+    async def deliver_parked(self, ref: ClientRef) -> list[SendOutcome]:
+        """The client wrote again: send what was parked while the window was closed."""
+        items = await self.sessions.take_parked(ref)
+        outcomes: list[SendOutcome] = []
+        for item in items:
+            payload = item.payload if isinstance(item.payload, Mapping) else {}
+            message = payload.get("message")
+            if not isinstance(message, Mapping):
+                logger.error("parked item %s has no message; dropped: %r", item.id, item.payload)
+                continue
+            out = OutgoingMessage(
+                dict(message),
+                purpose=str(payload.get("purpose") or SERVICE_REPLY),
+                utter_action=payload.get("utter_action"),
+                params=dict(payload.get("params") or {}),
+            )
+            outcomes.append(await self.send(ref, out))
+        return outcomes
+
+    async def mark_read(self, wamid: str, *, typing: bool = True) -> None:
+        try:
+            await self.graph.mark_read(wamid, typing=typing)
+        except WhatsAppError as error:
+            logger.warning("mark-as-read for %s failed: %s", wamid, error)
+
+    # ------------------------------------------------------------------ steps
+    async def _context(
+        self, ref: ClientRef, out: OutgoingMessage, state: SessionState | None
+    ) -> tuple[Consent, dict[str, Any], str | None]:
+        profile = await self.consents.profile(ref)
+        consent = await self.consents.consent_for(ref, profile)
+        params: dict[str, Any] = {}
+        if profile is not None:
+            params["first_name"] = profile.first_name
+        else:
+            name = await self.records.latest_profile_name(ref)
+            if name:
+                params["first_name"] = name.split()[0]
+        params.update(out.params)
+        language = out.language or (profile.language if profile is not None else None)
+        return consent, params, language
+
+    async def _send_free_form(
+        self, ref: ClientRef, out: OutgoingMessage, recipient: str, retried: bool,
+        state: SessionState | None = None,
+    ) -> SendOutcome:
+        now = self.clock.now()
+        payload = {"message": out.message, "params": dict(out.params)}
+        try:
+            result = await self.graph.send({"recipient_type": "individual", "to": recipient, **out.message})
+        except WhatsAppError as error:
+            record_id = await self.records.record_outbound(
+                phone_number_id=ref.phone_number_id, recipient=recipient, kind="free_form",
+                status="failed", at=self.clock.now(), purpose=out.purpose,
+                utter_action=out.utter_action, payload=payload, error=error.to_dict(),
+            )
+            if error.closes_window and not retried:
+                logger.info("send to %s: window closed per Meta (%s); deciding again", recipient, error.code)
+                await self.sessions.record_failure(ref, error, self.clock.now())
+                return await self.send(ref, out, _retried=True)
+            logger.error("send to %s failed: %s", recipient, error)
+            return SendOutcome("failed", record_id=record_id, error=error, reason=str(error))
+        record_id = await self.records.record_outbound(
+            phone_number_id=ref.phone_number_id, recipient=recipient, kind="free_form",
+            status=_accepted(result.message_status), at=self.clock.now(), wamid=result.wamid,
+            purpose=out.purpose, utter_action=out.utter_action, payload=payload,
+        )
+        await self._replied(ref, state, now)
+        return SendOutcome("free_form", wamid=result.wamid, record_id=record_id)
+
+    async def _replied(self, ref: ClientRef, state: SessionState | None, at: datetime) -> None:
+        """Our reply may start a free entry point (first reply after an ad referral);
+        otherwise there is nothing to record."""
+        if state is None or (state.referral_at is not None and state.first_reply_at is None):
+            await self.sessions.record_reply(ref, at)
+
+    async def _send_template(
+        self, ref: ClientRef, out: OutgoingMessage | None, recipient: str, choice: TemplateChoice,
+        *, kind: str, purpose: str | None = None, state: SessionState | None = None,
+    ) -> SendOutcome:
+        now = self.clock.now()
+        message = choice.message(recipient)
+        message.pop("messaging_product", None)
+        fields = {
+            "phone_number_id": ref.phone_number_id, "recipient": recipient, "kind": kind,
+            "purpose": purpose or (out.purpose if out else None),
+            "utter_action": out.utter_action if out else None, "template": choice.name,
+            "payload": {"message": message, "rendered": choice.rendered,
+                        "original": out.message if out else None},
+        }
+        try:
+            result = await self.graph.send(message)
+        except WhatsAppError as error:
+            record_id = await self.records.record_outbound(
+                status="failed", at=self.clock.now(), error=error.to_dict(), **fields)
+            logger.error("template %s to %s failed: %s", choice.name, recipient, error)
+            return SendOutcome("failed", record_id=record_id, template=choice.name, error=error,
+                               reason=str(error))
+        record_id = await self.records.record_outbound(
+            status=_accepted(result.message_status), at=self.clock.now(), wamid=result.wamid, **fields)
+        await self._replied(ref, state, now)
+        return SendOutcome("template", wamid=result.wamid, record_id=record_id, template=choice.name)
+
+    async def _explicit_template(
+        self, ref: ClientRef, out: OutgoingMessage, state: SessionState | None, recipient: str
+    ) -> SendOutcome:
+        consent, params, language = await self._context(ref, out, state)
+        assert out.template is not None
+        chain = [language] if language else []
+        chain.append(self.registry.default_language)
+        choice: TemplateChoice | NoTemplate | None = None
+        for code in chain:
+            choice = self.registry.build(out.template, code, params)
+            if isinstance(choice, TemplateChoice):
+                break
+        assert choice is not None
+        if isinstance(choice, NoTemplate):
+            return await self._refuse(ref, out, recipient, f"no_template:{choice.reason.value}", choice.detail)
+        if choice.category == "MARKETING" and not consent.marketing_allowed:
+            return await self._refuse(ref, out, recipient, "no_marketing_consent", out.template)
+        if choice.category != "MARKETING" and not consent.messaging and not (
+            state is not None and state.window(self.clock.now(), self.margin).is_open
+        ):
+            return await self._refuse(ref, out, recipient, "no_opt_in", out.template)
+        return await self._send_template(ref, out, recipient, choice, kind="template")
+
+    async def _park(
+        self, ref: ClientRef, out: OutgoingMessage, recipient: str, decision: ParkAndNudge
+    ) -> SendOutcome:
+        now = self.clock.now()
+        item_id = uuid.uuid4().hex[:16]
+        payload = {"message": out.message, "purpose": out.purpose, "utter_action": out.utter_action,
+                   "params": dict(out.params)}
+        await self.sessions.park(ref, payload, item_id=item_id, at=now)
+        record_id = await self.records.record_outbound(
+            phone_number_id=ref.phone_number_id, recipient=recipient, kind="free_form",
+            status="parked", at=now, purpose=out.purpose, utter_action=out.utter_action,
+            payload={"message": out.message, "params": dict(out.params), "parked_id": item_id,
+                     "reason": decision.reason},
+        )
+        if decision.nudge is None:
+            logger.info("parked %s for %s (%s); no nudge", item_id, recipient, decision.reason)
+            return SendOutcome("parked", record_id=record_id, reason=decision.reason)
+        nudge = decision.nudge
+        # The nudge's quick reply carries the parked item's id, so the tap finds it.
+        params = {**(await self._context(ref, out, None))[1], "nudge_ref": item_id}
+        rebuilt = self.registry.build(nudge.name, nudge.language, params)
+        choice = rebuilt if isinstance(rebuilt, TemplateChoice) else nudge
+        sent = await self._send_template(ref, None, recipient, choice, kind="nudge",
+                                         purpose=min(nudge.template.purposes, default=None))
+        if sent.action == "template":
+            await self.sessions.record_nudge(ref, now)
+        return SendOutcome("parked", record_id=record_id, template=choice.name,
+                           nudge_wamid=sent.wamid, reason=decision.reason,
+                           error=sent.error)
+
+    async def _refuse(
+        self, ref: ClientRef, out: OutgoingMessage, recipient: str, reason: str, detail: str
+    ) -> SendOutcome:
+        record_id = await self.records.record_outbound(
+            phone_number_id=ref.phone_number_id, recipient=recipient, kind="free_form",
+            status="refused", at=self.clock.now(), purpose=out.purpose,
+            utter_action=out.utter_action, template=out.template,
+            payload={"message": out.message, "reason": reason, "detail": detail},
+            error={"reason": reason, "detail": detail},
+        )
+        logger.warning("not sending to %s: %s %s", recipient, reason, detail)
+        return SendOutcome("refused", record_id=record_id, reason=reason, extra={"detail": detail})
+
+
+def _accepted(message_status: str | None) -> str:
+    """The record status of an accepted send (template pacing may hold it)."""
+    return "held_for_quality_assessment" if message_status == "held_for_quality_assessment" else "accepted"
+
+
+def _recipient(ref: ClientRef, state: SessionState | None) -> str:
+    """Address by phone number when known (it reaches every client version), else by BSUID."""
+    if state is not None and state.recipient:
+        return state.recipient
+    return ref.wa_id or ref.user_id or ""

@@ -1,0 +1,346 @@
+"""The webhook pipeline, independent of Rasa: verify, parse, deduplicate, record, ack,
+then hand each client's messages to the assistant in order, in tracked background tasks.
+
+Before answering 200 to Meta, everything that must not be lost is stored: each new
+message in the inbox (its wamid row is the deduplication), each client's window in the
+session store with Meta's timestamp, status changes on the outbound record, template
+lifecycle changes in the registry and marketing preferences in the consent book. If a
+store is down the answer is 503 and nothing is claimed, so Meta's retry finds everything
+as it was. After the 200, turns run per client in timestamp order; a message the
+assistant could not answer stays pending in the inbox and is replayed on start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Final
+
+from salon.clock import Clock
+from salon.sessions import ClientRef, SessionStore
+from salon.templates import TemplateRegistry
+from salon.whatsapp.consent import ConsentBook
+from salon.whatsapp.inbound import (
+    InboundMessage,
+    StatusUpdate,
+    WebhookBatch,
+    WebhookFormatError,
+    is_bsuid,
+    parse_body,
+    parse_webhook,
+)
+from salon.whatsapp.records import InboxItem, WhatsAppRecords
+from salon.whatsapp.sender import GuardedSender
+from salon.whatsapp.signature import SignatureCheck, check_signature
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["MAX_BODY_BYTES", "Reply", "Turn", "WebhookService"]
+
+MAX_BODY_BYTES: Final = 3 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    status: int
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    """One client message for the assistant."""
+
+    item: InboxItem
+    client: ClientRef
+    parked_count: int | None = None
+    """Messages parked for the client when this one arrived (None: not known)."""
+
+    @property
+    def text(self) -> str:
+        return self.item.text
+
+    @property
+    def sender_id(self) -> str:
+        return self.item.sender_id
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return self.item.metadata
+
+
+TurnHandler = Callable[[Turn], Awaitable[None]]
+
+
+def client_of_item(item: InboxItem) -> ClientRef:
+    meta = item.metadata
+    return ClientRef(item.phone_number_id, meta.get("user_id") or None, meta.get("wa_id") or None)
+
+
+class WebhookService:
+    def __init__(
+        self,
+        *,
+        app_secret: str,
+        verify_token: str,
+        phone_number_id: str,
+        sessions: SessionStore,
+        records: WhatsAppRecords,
+        consents: ConsentBook,
+        registry: TemplateRegistry,
+        sender: GuardedSender,
+        clock: Clock,
+        on_turn: TurnHandler,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        max_concurrent_turns: int = 2,
+    ) -> None:
+        if not app_secret:
+            raise ValueError("app_secret is required: webhooks are never accepted unsigned")
+        if not verify_token:
+            raise ValueError("verify_token is required for the webhook handshake")
+        self.app_secret = app_secret
+        self.verify_token = verify_token
+        self.phone_number_id = phone_number_id
+        self.sessions = sessions
+        self.records = records
+        self.consents = consents
+        self.registry = registry
+        self.sender = sender
+        self.clock = clock
+        self.on_turn = on_turn
+        self.max_body_bytes = max_body_bytes
+        self._queues: dict[str, list[Turn]] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        # The assistant's work is CPU-bound in this event loop: more turns at once add
+        # no throughput, only queueing in front of the webhook acknowledgements.
+        self._turn_slots = asyncio.Semaphore(max_concurrent_turns)
+        self.stats: dict[str, int] = {
+            "posts": 0, "messages": 0, "duplicates": 0, "statuses": 0, "rejected": 0,
+            "turns": 0, "turn_errors": 0, "unavailable": 0,
+        }
+
+    # ------------------------------------------------------------------ handshake
+    def verify(self, mode: str | None, token: str | None, challenge: str | None) -> Reply:
+        if mode == "subscribe" and token is not None and challenge is not None:
+            if hmac.compare_digest(token.encode(), self.verify_token.encode()):
+                return Reply(200, challenge)
+        logger.warning("webhook verification refused (mode=%r)", mode)
+        return Reply(403, "verification failed")
+
+    # ------------------------------------------------------------------ POST
+    async def handle(self, body: bytes, signature: str | None) -> Reply:
+        self.stats["posts"] += 1
+        if len(body) > self.max_body_bytes:
+            logger.warning("webhook refused: body of %d bytes is over %d", len(body), self.max_body_bytes)
+            return Reply(400, "body too large")
+        check = check_signature(body, signature, self.app_secret)
+        if check is SignatureCheck.MISSING:
+            logger.warning("webhook refused: no X-Hub-Signature-256 header")
+            return Reply(401, "signature missing")
+        if check is SignatureCheck.INVALID:
+            logger.warning("webhook refused: X-Hub-Signature-256 does not match")
+            return Reply(403, "signature invalid")
+        try:
+            payload = parse_body(body)
+        except WebhookFormatError as exc:
+            logger.warning("webhook refused: %s", exc)
+            return Reply(400, str(exc))
+        batch = parse_webhook(payload)
+        for where, why in batch.rejected:
+            self.stats["rejected"] += 1
+            logger.error("webhook item %s rejected: %s", where, why)
+        try:
+            new = await self._store(batch)
+        except Exception:
+            self.stats["unavailable"] += 1
+            logger.exception("webhook not stored; answering 503 so Meta retries")
+            return Reply(503, "store unavailable")
+        self._schedule(new, batch.statuses)
+        return Reply(200, "ok")
+
+    async def _store(self, batch: WebhookBatch) -> list[Turn]:
+        now = self.clock.now()
+        messages = sorted(batch.messages, key=lambda m: m.timestamp)
+        items = [_inbox_item(m) for m in messages]
+        fresh = await self.records.claim_inbound(items, now)
+        claimed = [m for m, ok in zip(messages, fresh, strict=True) if ok]
+        self.stats["duplicates"] += len(messages) - len(claimed)
+        parked: dict[str, int] = {}
+        try:
+            for message in claimed:
+                if message.extends_window:
+                    result = await self.sessions.record_inbound(
+                        message.client, message.timestamp, message_id=message.wamid,
+                        entry_point=message.entry_point,
+                    )
+                    parked[message.wamid] = result.state.parked_count
+            for update in batch.preferences:
+                await self.consents.record_preference(
+                    update.client, update.value, update.timestamp, category=update.category,
+                    detail=update.detail,
+                )
+            for status in batch.statuses:
+                await self._record_status(status)
+        except Exception:
+            await self.records.release_inbound([m.wamid for m in claimed])
+            raise
+        for event in batch.template_events:
+            for change in self.registry.apply_webhook(event.as_webhook()):
+                logger.info("template lifecycle: %s", change)
+        self.stats["messages"] += len(claimed)
+        self.stats["statuses"] += len(batch.statuses)
+        return [
+            Turn(item, message.client, parked.get(message.wamid))
+            for message, item, ok in zip(messages, items, fresh, strict=True)
+            if ok and message.starts_turn
+        ]
+
+    async def _record_status(self, status: StatusUpdate) -> None:
+        error = status.errors[0] if status.errors else None
+        change = await self.records.apply_status(
+            wamid=status.wamid, status=status.status, at=status.timestamp,
+            phone_number_id=status.phone_number_id, recipient=status.recipient_id,
+            error=error.to_dict() if error else None,
+        )
+        if not change.applied or status.status != "failed" or error is None:
+            return
+        client = status.client
+        logger.warning("message %s to %s failed: %s", status.wamid, status.recipient_id, error)
+        if client is None:
+            return
+        if error.closes_window:
+            await self.sessions.record_failure(client, error, status.timestamp)
+        if error.code == 131050:
+            await self.consents.record_preference(client, "stop", status.timestamp,
+                                                  source="error_131050", detail=str(error))
+
+    # ------------------------------------------------------------------ after the ack
+    def _schedule(self, turns: list[Turn], statuses: list[StatusUpdate]) -> None:
+        for turn in turns:
+            self._queues.setdefault(turn.sender_id, []).append(turn)
+            if turn.sender_id not in self._workers:
+                self._workers[turn.sender_id] = self._spawn(self._drain(turn.sender_id))
+        for status in statuses:
+            if status.status == "failed" and any(e.closes_window for e in status.errors):
+                self._spawn(self._reroute(status))
+
+    def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _drain(self, sender_id: str) -> None:
+        try:
+            while self._queues.get(sender_id):
+                turn = self._queues[sender_id].pop(0)
+                async with self._turn_slots:
+                    await self._run_turn(turn)
+        finally:
+            self._queues.pop(sender_id, None)
+            self._workers.pop(sender_id, None)
+
+    async def _run_turn(self, turn: Turn) -> None:
+        meta = turn.metadata
+        try:
+            skip_turn = False
+            parked = turn.parked_count
+            if parked is None:
+                state = await self.sessions.get(turn.client)
+                parked = state.parked_count if state is not None else 0
+            if parked:
+                context = meta.get("context") if isinstance(meta.get("context"), dict) else {}
+                nudge = None
+                if context.get("id"):
+                    nudge = await self.records.recent_nudge(turn.client.phone_number_id, context["id"])
+                await self.sender.deliver_parked(turn.client)
+                # Tapping the nudge's button asks for the parked content, nothing more.
+                skip_turn = nudge is not None
+            if not skip_turn:
+                # Blue ticks and the typing indicator while the assistant thinks.
+                self._spawn(self.sender.mark_read(turn.item.wamid, typing=True))
+                await self.on_turn(turn)
+                self.stats["turns"] += 1
+            await self.records.finish_inbound(turn.item.wamid, self.clock.now(),
+                                              state="done" if not skip_turn else "skipped")
+        except Exception as exc:
+            self.stats["turn_errors"] += 1
+            logger.exception("turn for %s (%s) failed; recorded as failed in the inbox", turn.sender_id, turn.item.wamid)
+            try:
+                await self.records.finish_inbound(turn.item.wamid, self.clock.now(), state="failed",
+                                                  error=f"{type(exc).__name__}: {exc}")
+            except Exception:
+                logger.exception("could not record the failure of %s", turn.item.wamid)
+
+    async def _reroute(self, status: StatusUpdate) -> None:
+        try:
+            record = await self.records.outbound_by_wamid(status.wamid)
+            for _ in range(20):
+                # The failure may have overtaken our own record of the send: give the
+                # sender a moment to merge its content into the row.
+                if record is None or record.kind != "status_only":
+                    break
+                await asyncio.sleep(0.1)
+                record = await self.records.outbound_by_wamid(status.wamid)
+            client = status.client
+            if record is None or client is None:
+                logger.warning("131047 for %s: no record of the content; nothing to re-route", status.wamid)
+                return
+            outcome = await self.sender.reroute(record, client)
+            logger.info("re-routed %s after 131047: %s", status.wamid, outcome)
+        except Exception:
+            logger.exception("re-routing %s failed", status.wamid)
+
+    # ------------------------------------------------------------------ lifecycle
+    async def replay_pending(self) -> int:
+        """Queue messages acknowledged earlier but never answered (oldest first)."""
+        items = await self.records.pending_inbound()
+        turns = []
+        for item in items:
+            client = client_of_item(item)
+            turns.append(Turn(item, client))
+        self._schedule(turns, [])
+        if turns:
+            logger.info("replaying %d pending WhatsApp message(s)", len(turns))
+        return len(turns)
+
+    async def drain(self, timeout: float = 30.0) -> bool:
+        """Wait for background work (tests, shutdown); False if it did not finish."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self._tasks:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return False
+            await asyncio.wait(set(self._tasks), timeout=remaining)
+        return True
+
+    @property
+    def busy(self) -> int:
+        return len(self._tasks)
+
+
+def _inbox_item(message: InboundMessage) -> InboxItem:
+    return InboxItem(
+        wamid=message.wamid,
+        phone_number_id=message.phone_number_id,
+        sender_id=message.sender_id,
+        sent_at=message.timestamp,
+        text=message.text,
+        metadata=message.metadata,
+        state="pending" if message.starts_turn else "skipped",
+        attempts=0,
+    )
+
+
+def client_ref_for_recipient(phone_number_id: str, recipient_id: str) -> ClientRef:
+    """The client a conversation id names (BSUID or wa_id)."""
+    if is_bsuid(recipient_id):
+        return ClientRef(phone_number_id, user_id=recipient_id)
+    return ClientRef(phone_number_id, wa_id=recipient_id)
+
+
+RETENTION: Final = timedelta(days=8)

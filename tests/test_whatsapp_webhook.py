@@ -1,0 +1,378 @@
+"""The WhatsApp webhook through the real Sanic blueprint: signatures, real payloads,
+batches, duplicates, statuses, template and preference webhooks, store outage."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, func, select
+
+from salon.config import Settings
+from salon.db import sync_url
+from salon.sessions import ClientRef, RedisSessionStore
+from salon.whatsapp.records import inbox_table, outbound_table
+from tests.whatsapp_support import (
+    APP_SECRET,
+    PNID,
+    SHARED_FIXTURES,
+    VERIFY_TOKEN,
+    contact,
+    envelope,
+    gather_posts,
+    messages_change,
+    running_channel,
+    status,
+    text_message,
+    wamid,
+)
+
+NOW = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
+TS = int(NOW.timestamp())
+
+
+def settings_for(url: str, tmp_path: Path) -> Settings:
+    return Settings(var_dir=tmp_path, data_dir=tmp_path, database_url=url, redis_url=None)
+
+
+def count(url: str, table, *where) -> int:  # type: ignore[no-untyped-def]
+    engine = create_engine(sync_url(url))
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(table).where(*where)).scalar())
+    finally:
+        engine.dispose()
+
+
+# --------------------------------------------------------------------------- handshake
+
+
+async def test_verification_handshake(sqlite_url: str, tmp_path: Path) -> None:
+    async with running_channel(settings_for(sqlite_url, tmp_path)) as ch:
+        assert ch.http is not None
+        ok = {"hub.mode": "subscribe", "hub.verify_token": VERIFY_TOKEN, "hub.challenge": "1158201444"}
+        async with ch.http.get(ch.webhook, params=ok) as resp:
+            assert resp.status == 200
+            assert await resp.text() == "1158201444"
+        bad = {**ok, "hub.verify_token": "guess"}
+        async with ch.http.get(ch.webhook, params=bad) as resp:
+            assert resp.status == 403
+        async with ch.http.get(ch.webhook, params={"hub.challenge": "x"}) as resp:
+            assert resp.status == 403
+        async with ch.http.get(f"{ch.url}/webhooks/whatsapp/") as resp:
+            assert resp.status == 200
+
+
+# --------------------------------------------------------------------------- signatures and bodies
+
+
+async def test_forged_missing_oversized_and_non_json_bodies_are_refused(sqlite_url: str, tmp_path: Path) -> None:
+    payload = envelope(messages_change([text_message("33600000001", "Bonjour", TS)],
+                                       [contact("33600000001")]))
+    async with running_channel(settings_for(sqlite_url, tmp_path)) as ch:
+        assert (await ch.post(payload, signature=None))[0] == 401
+        assert (await ch.post(payload, secret="not-the-secret"))[0] == 403
+        assert (await ch.post(payload, signature="sha256=" + "0" * 64))[0] == 403
+        assert (await ch.post(payload, signature="sha1=abc"))[0] == 403
+        big = json.dumps({"object": "whatsapp_business_account", "entry": [],
+                          "pad": "x" * (3 * 1024 * 1024)}).encode()
+        assert (await ch.post(None, raw=big))[0] == 400
+        assert (await ch.post(None, raw=b"not json at all"))[0] == 400
+        assert (await ch.post(None, raw=b'{"object": "page", "entry": []}'))[0] == 400
+        await ch.settle()
+        assert ch.received == []
+    assert count(sqlite_url, inbox_table) == 0
+
+
+async def test_signature_is_checked_on_raw_bytes_with_escaped_unicode(sqlite_url: str, tmp_path: Path) -> None:
+    # Meta escapes non-ASCII; the signature covers those exact bytes.
+    message = text_message("33600000001", "Très élégant, merci ✨", TS)
+    raw = json.dumps(envelope(messages_change([message], [contact("33600000001", "Hélène")])),
+                     ensure_ascii=True, separators=(",", ":")).encode()
+    assert b"\\u00e8" in raw
+    async with running_channel(settings_for(sqlite_url, tmp_path)) as ch:
+        assert (await ch.post(None, raw=raw))[0] == 200
+        await ch.settle()
+    assert [m.text for m in ch.received] == ["Très élégant, merci ✨"]
+    assert ch.received[0].metadata["profile_name"] == "Hélène"
+
+
+# --------------------------------------------------------------------------- real payloads
+
+EXPECTED_TURNS = {
+    "01_inbound_text__bindambc.json": lambda m: m.text and m.metadata["type"] == "text",
+    "02_interactive_button_reply__pywa.json": lambda m: m.text == "title"
+    and m.metadata["reply"]["id"] == "callback_data",
+    "03_interactive_list_reply__pywa.json": lambda m: m.metadata["reply"]["kind"] == "list_reply",
+    "04_template_quick_reply_button__bindambc.json": lambda m: m.metadata["reply"]["kind"] == "template_button",
+    "04b_template_quick_reply_button__pywa.json": lambda m: m.metadata["reply"]["kind"] == "template_button",
+    "05_inbound_image__bindambc.json": lambda m: m.text == "/share_media"
+    and m.metadata["attachment"]["type"] == "image",
+    "06_inbound_location__bindambc.json": lambda m: m.text == "/share_location"
+    and "latitude" in m.metadata["location"],
+    "17_inbound_unsupported_131051__pywa.json": lambda m: m.text == "/unsupported_message"
+    and m.metadata["errors"][0]["code"] == 131051,
+    "18_inbound_text_ctwa_referral__meta_docs.json": lambda m: m.metadata["referral"]["source_type"] == "ad",
+    "19_inbound_text_reply_with_context__pywa.json": lambda m: m.metadata["context"]["id"],
+    "21_inbound_text_message_business_button_referred_product__meta_docs.json": lambda m: "referred_product"
+    in m.metadata["context"],
+    "25_inbound_order__pywa.json": lambda m: m.text == "/place_order" and m.metadata["order"]["product_items"],
+}
+NO_TURN = {
+    "07_inbound_reaction__bindambc.json", "08_reaction_removed_no_emoji__pywa.json",
+    "09_status_delivered_legacy_cbp__bindambc.json", "10_status_read__bindambc.json",
+    "11_status_failed_131047_reengagement__bindambc.json", "12_status_failed_131049__meta_docs.json",
+    "13_template_status_rejected_scam__bindambc.json", "14_template_status_approved__meta_docs.json",
+    "14b_template_status_rejected_invalid_format__meta_docs.json", "15_template_quality_update__pywa.json",
+    "16_template_category_update_impending__meta_docs.json",
+    "16b_template_category_update_completed__meta_docs.json", "20_status_sent_marketing_pmp__meta_docs.json",
+    "23_user_preferences_marketing_stop__meta_docs.json", "24_status_failed_130472__pywa.json",
+}
+NOT_WEBHOOKS = {
+    "22_send_response_error_130429__meta_docs.json",  # a Graph API response body
+    "26_onprem_status_failed_470__360dialog_apidog.json",  # a bare On-Premises status
+}
+
+
+def _shared_fixtures() -> list[Path]:
+    if not SHARED_FIXTURES.is_dir():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{SHARED_FIXTURES} is missing in CI")
+        pytest.skip(f"real payloads not found at {SHARED_FIXTURES}")
+    return sorted(SHARED_FIXTURES.glob("*.json"))
+
+
+def test_every_real_payload_is_classified() -> None:
+    names = {p.name for p in _shared_fixtures()}
+    assert names == set(EXPECTED_TURNS) | NO_TURN | NOT_WEBHOOKS
+
+
+def _value(path: Path) -> dict:  # type: ignore[type-arg]
+    return json.loads(path.read_text())["entry"][0]["changes"][0]["value"]
+
+
+async def _check_state(name: str, path: Path, ch) -> None:  # type: ignore[no-untyped-def]
+    service = ch.runtime.service
+    value = _value(path)
+    pnid = value.get("metadata", {}).get("phone_number_id")
+    if name.startswith("18_"):
+        # A Click-to-WhatsApp referral marks the free entry point.
+        state = await service.sessions.get(ClientRef(pnid, wa_id=value["messages"][0]["from"]))
+        assert state is not None and state.referral_at is not None and state.entry_point == "ctwa_ad"
+    if name.startswith(("07_", "08_")):
+        # A reaction does not open or refresh the window.
+        assert await service.sessions.get(ClientRef(pnid, wa_id=value["messages"][0]["from"])) is None
+    if name.startswith("11_"):
+        state = await service.sessions.get(ClientRef(pnid, wa_id=value["statuses"][0]["recipient_id"]))
+        assert state is not None and state.window_closed_code == 131047
+    if "statuses" in value:
+        first = value["statuses"][0]
+        record = await service.records.outbound_by_wamid(first["id"])
+        assert record is not None and record.status == first["status"]
+        if first.get("errors"):
+            assert record.error_code == first["errors"][0]["code"]
+    if name.startswith("23_"):
+        pref = value["user_preferences"][0]
+        history = await service.consents.preference_history(ClientRef(pnid, wa_id=pref["wa_id"]))
+        assert [h[0] for h in history] == [pref["value"]]
+
+
+async def test_real_payloads_replayed_through_the_blueprint(tmp_path: Path) -> None:
+    fixtures = [p for p in _shared_fixtures() if p.name not in NOT_WEBHOOKS]
+    for index, path in enumerate(fixtures):
+        # One database per sample: the samples come from different sources and some
+        # reuse the same wamid, which a real number never does.
+        url = f"sqlite:///{tmp_path / f'{index}.db'}"
+        async with running_channel(settings_for(url, tmp_path)) as ch:
+            code, _ = await ch.post(None, raw=path.read_bytes())
+            assert code == 200, path.name
+            await ch.settle()
+            if path.name in EXPECTED_TURNS:
+                assert len(ch.received) == 1, path.name
+                message = ch.received[0]
+                assert message.input_channel == "whatsapp"
+                assert message.output_channel.name() == "whatsapp"
+                assert message.message_id == message.metadata["wamid"]
+                assert EXPECTED_TURNS[path.name](message), (path.name, message.text, message.metadata)
+            else:
+                assert ch.received == [], path.name
+            await _check_state(path.name, path, ch)
+            # A retried delivery of the same payload changes nothing.
+            assert (await ch.post(None, raw=path.read_bytes()))[0] == 200
+            await ch.settle()
+            assert len(ch.received) == (1 if path.name in EXPECTED_TURNS else 0), path.name
+
+
+async def test_template_lifecycle_webhook_reaches_the_registry(sqlite_url: str, tmp_path: Path) -> None:
+    async with running_channel(settings_for(sqlite_url, tmp_path)) as ch:
+        registry = ch.runtime.service.registry  # type: ignore[union-attr]
+        template = registry.get("advisor_update_nudge", "fr")
+        assert template is not None and template.status == "APPROVED"
+        payload = {"object": "whatsapp_business_account", "entry": [{
+            "id": "200000000000001", "time": TS,
+            "changes": [{"field": "message_template_status_update", "value": {
+                "event": "PAUSED", "message_template_id": int(template.template_id),
+                "message_template_name": "advisor_update_nudge", "message_template_language": "fr",
+                "reason": None, "other_info": {"title": "FIRST_PAUSE", "description": "low quality"}}}]}]}
+        assert (await ch.post(payload))[0] == 200
+        assert registry.get("advisor_update_nudge", "fr").status == "PAUSED"
+
+
+# --------------------------------------------------------------------------- batches and identities
+
+
+async def test_batched_payload_every_entry_change_message_and_status(sqlite_url: str, tmp_path: Path) -> None:
+    clients = [f"3360000{n:04d}" for n in range(6)]
+    changes = []
+    expected: dict[str, list[str]] = {c: [] for c in clients}
+    status_ids = []
+    for round_ in range(3):
+        msgs, contacts, statuses = [], [], []
+        for index, wa_id in enumerate(clients):
+            ts = TS + round_ * 10 + index
+            body = f"message {round_} from {wa_id}"
+            msgs.append(text_message(wa_id, body, ts))
+            contacts.append(contact(wa_id, f"Client {index}"))
+            expected[wa_id].append(body)
+            sid = wamid()
+            status_ids.append(sid)
+            statuses.append(status(sid, "delivered", ts, wa_id))
+        random.Random(round_).shuffle(msgs)
+        changes.append(messages_change(msgs, contacts))
+        changes.append(messages_change([], None, statuses))
+    payload = envelope(*changes, entries=3)
+    assert len(payload["entry"]) == 3
+    async with running_channel(settings_for(sqlite_url, tmp_path)) as ch:
+        assert (await ch.post(payload))[0] == 200
+        await ch.settle()
+        got: dict[str, list[str]] = {c: [] for c in clients}
+        for message in ch.received:
+            got[message.sender_id].append(message.text)
+        assert got == expected  # every message, per client in timestamp order
+    assert count(sqlite_url, outbound_table, outbound_table.c.wamid.in_(status_ids)) == len(status_ids)
+
+
+async def test_bsuid_only_contact_and_unknown_type(sqlite_url: str, tmp_path: Path) -> None:
+    bsuid = "FR.40917265830192837465"
+    message = {"id": wamid(), "timestamp": str(TS), "type": "text", "text": {"body": "Hello"}}
+    novel = {"id": wamid(), "timestamp": str(TS + 1), "type": "hologram", "hologram": {"x": 1}}
+    payload = envelope(messages_change([message, novel], [{"profile": {"name": "Ines"}, "user_id": bsuid}]))
+    async with running_channel(settings_for(sqlite_url, tmp_path)) as ch:
+        assert (await ch.post(payload))[0] == 200
+        await ch.settle()
+        assert [m.sender_id for m in ch.received] == [bsuid, bsuid]
+        assert [m.text for m in ch.received] == ["Hello", "/unsupported_message"]
+        assert ch.received[0].metadata["user_id"] == bsuid and ch.received[0].metadata["wa_id"] is None
+        state = await ch.runtime.service.sessions.get(ClientRef(PNID, user_id=bsuid))  # type: ignore[union-attr]
+        assert state is not None and state.last_inbound_at == datetime.fromtimestamp(TS + 1, timezone.utc)
+
+
+async def test_malformed_items_are_rejected_and_the_rest_kept(sqlite_url: str, tmp_path: Path) -> None:
+    good = text_message("33600000001", "Still here", TS)
+    no_sender = {"id": wamid(), "timestamp": str(TS), "type": "text", "text": {"body": "?"}}
+    no_time = {"id": wamid(), "type": "text", "from": "33600000002", "text": {"body": "?"}}
+    payload = envelope(messages_change([no_sender, good, no_time, "junk"], []))  # type: ignore[list-item]
+    async with running_channel(settings_for(sqlite_url, tmp_path)) as ch:
+        assert (await ch.post(payload))[0] == 200
+        await ch.settle()
+        assert [m.text for m in ch.received] == ["Still here"]
+        assert ch.runtime.service.stats["rejected"] == 3  # type: ignore[union-attr]
+
+
+# --------------------------------------------------------------------------- duplicates and statuses
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_duplicates_posted_five_times_concurrently_give_one_turn(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    url = request.getfixturevalue("sqlite_url" if backend == "sqlite" else "postgres_url")
+    message = text_message("33600000001", "Is my order on its way?", TS)
+    payload = envelope(messages_change([message], [contact("33600000001")]))
+    async with running_channel(settings_for(url, tmp_path)) as ch:
+        replies = await gather_posts(ch, payload, 5)
+        assert [r[0] for r in replies] == [200] * 5
+        await ch.settle()
+        assert [m.text for m in ch.received] == ["Is my order on its way?"]
+        assert ch.runtime.service.stats["duplicates"] == 4  # type: ignore[union-attr]
+    assert count(url, inbox_table) == 1
+
+
+async def test_out_of_order_and_duplicate_statuses_stay_monotonic(database_url: str, tmp_path: Path) -> None:
+    sid = wamid()
+    async with running_channel(settings_for(database_url, tmp_path)) as ch:
+        for state, offset in [("read", 3), ("delivered", 2), ("sent", 1), ("read", 3), ("delivered", 2)]:
+            payload = envelope(messages_change([], None, [status(sid, state, TS + offset, "33600000001")]))
+            assert (await ch.post(payload))[0] == 200
+        record = await ch.runtime.service.records.outbound_by_wamid(sid)  # type: ignore[union-attr]
+        assert record is not None and record.status == "read"
+        failed = status(sid, "failed", TS + 4, "33600000001",
+                        [{"code": 131026, "title": "Message undeliverable"}])
+        assert (await ch.post(envelope(messages_change([], None, [failed]))))[0] == 200
+        late = status(sid, "delivered", TS + 5, "33600000001")
+        assert (await ch.post(envelope(messages_change([], None, [late]))))[0] == 200
+        record = await ch.runtime.service.records.outbound_by_wamid(sid)  # type: ignore[union-attr]
+        assert record is not None and record.status == "failed" and record.error_code == 131026
+
+
+# --------------------------------------------------------------------------- outage
+
+
+async def test_store_outage_answers_503_and_loses_nothing(sqlite_url: str, redis_url: str, tmp_path: Path) -> None:
+    message = text_message("33600000001", "Bonsoir", TS)
+    payload = envelope(messages_change([message], [contact("33600000001")]))
+    healthy = RedisSessionStore(redis_url, prefix=f"test:{wamid()}")
+    async with running_channel(settings_for(sqlite_url, tmp_path), sessions=healthy) as ch:
+        service = ch.runtime.service
+        assert service is not None
+        service.sessions = RedisSessionStore("redis://127.0.0.1:1/0", prefix="test:down")  # nothing listens
+        assert (await ch.post(payload))[0] == 503
+        await ch.settle()
+        assert ch.received == []
+        assert count(sqlite_url, inbox_table) == 0  # the claim was released
+        service.sessions = healthy  # the store is back; Meta retries
+        assert (await ch.post(payload))[0] == 200
+        await ch.settle()
+        assert [m.text for m in ch.received] == ["Bonsoir"]
+        state = await healthy.get(ClientRef(PNID, wa_id="33600000001"))
+        assert state is not None and state.last_inbound_id == message["id"]
+        await healthy.clear()
+
+
+async def test_pending_messages_are_replayed_on_start(sqlite_url: str, tmp_path: Path) -> None:
+    message = text_message("33600000001", "Are you there?", TS)
+    payload = envelope(messages_change([message], [contact("33600000001")]))
+
+    settings = settings_for(sqlite_url, tmp_path)
+    async with running_channel(settings, reply=None) as ch:
+        service = ch.runtime.service
+        assert service is not None
+        # Acknowledge without running the turn, as if the server stopped right after the 200.
+        service._schedule = lambda turns, statuses: None  # type: ignore[method-assign]
+        assert (await ch.post(payload))[0] == 200
+    async with running_channel(settings) as ch2:
+        await ch2.settle()
+        assert [m.text for m in ch2.received] == ["Are you there?"]
+    assert count(sqlite_url, inbox_table, inbox_table.c.state == "done") == 1
+
+
+def test_secret_never_optional() -> None:
+    from rasa.shared.exceptions import RasaException
+
+    from connectors.whatsapp import WhatsAppInput
+
+    base = {"verify_token": VERIFY_TOKEN, "app_secret": APP_SECRET, "access_token": "t",
+            "phone_number_id": PNID}
+    assert WhatsAppInput.from_credentials(base).name() == "whatsapp"
+    for key in ("app_secret", "verify_token", "access_token", "phone_number_id"):
+        with pytest.raises(RasaException, match=key):
+            WhatsAppInput.from_credentials({**base, key: ""})
+    with pytest.raises(RasaException):
+        WhatsAppInput.from_credentials(None)
+    with pytest.raises(RasaException, match="auth_mode"):
+        WhatsAppInput.from_credentials({**base, "auth_mode": "basic"})
+
