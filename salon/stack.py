@@ -1,0 +1,252 @@
+"""The whole system on one machine: the WhatsApp Cloud API emulator, the action server and
+``rasa run`` with the WhatsApp channel pointed at the emulator, on embedded defaults.
+
+Used by ``make demo``, the end-to-end tests and the ingest benchmark. Everything goes to
+one folder (logs, SQLite files, the shared clock file, generated credentials and
+endpoints), so several stacks can run side by side on different ports. Synchronous on
+purpose: it is a launcher, not part of a server.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
+
+from salon.config import PROJECT_ROOT
+
+__all__ = ["Stack", "StackConfig", "StackError"]
+
+
+class StackError(RuntimeError):
+    """A process did not start; the message carries the end of its log."""
+
+
+@dataclass
+class StackConfig:
+    model: Path
+    workdir: Path
+    emulator_port: int = 5900
+    rasa_port: int = 5005
+    actions_port: int = 5055
+    rasa_token: str = "salon-local-dev-token"
+    database_url: str | None = None
+    """Salon's tables (sessions, records, the maison's book); default SQLite in workdir."""
+    redis_url: str | None = None
+    emulator_args: list[str] = field(default_factory=list)
+    start_timeout_s: float = 240.0
+    phone_number_id: str = "100000000000001"
+    waba_id: str = "200000000000001"
+    access_token: str = "emulator-access-token"
+    app_secret: str = "emulator-app-secret"
+    verify_token: str = "emulator-verify-token"
+    api_version: str = "v21.0"
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def emulator_url(self) -> str:
+        return f"http://127.0.0.1:{self.emulator_port}"
+
+    @property
+    def rasa_url(self) -> str:
+        return f"http://127.0.0.1:{self.rasa_port}"
+
+    @property
+    def webhook_url(self) -> str:
+        return f"{self.rasa_url}/webhooks/whatsapp/webhook"
+
+    @property
+    def clock_file(self) -> Path:
+        return self.workdir / "clock.json"
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.workdir / 'salon.db'}"
+
+
+class Stack:
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self._logs: dict[str, IO[bytes]] = {}
+
+    # ------------------------------------------------------------------ files
+    def _env(self) -> dict[str, str]:
+        c = self.config
+        env = {
+            **os.environ,
+            "RASA_TELEMETRY_ENABLED": "false",
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
+            "PYTHONWARNINGS": "ignore::DeprecationWarning",
+            "SALON_CLOCK_FILE": str(c.clock_file),
+            "SALON_VAR_DIR": str(c.workdir),
+            "DATABASE_URL": c.effective_database_url,
+            "WA_PHONE_NUMBER_ID": c.phone_number_id,
+            "WA_WABA_ID": c.waba_id,
+            "WA_ACCESS_TOKEN": c.access_token,
+            "WA_APP_SECRET": c.app_secret,
+            "WA_VERIFY_TOKEN": c.verify_token,
+            "WA_API_VERSION": c.api_version,
+            "WA_API_BASE_URL": c.emulator_url,
+            "WA_AUTH_MODE": "bearer",
+            **c.extra_env,
+        }
+        if c.redis_url:
+            env["REDIS_URL"] = c.redis_url
+        else:
+            env.pop("REDIS_URL", None)
+        return env
+
+    def _write_files(self) -> tuple[Path, Path]:
+        c = self.config
+        c.workdir.mkdir(parents=True, exist_ok=True)
+        credentials = c.workdir / "credentials.yml"
+        credentials.write_text(
+            "rest:\n"
+            "connectors.whatsapp.WhatsAppInput:\n"
+            f"  verify_token: {c.verify_token}\n"
+            f"  app_secret: {c.app_secret}\n"
+            f"  access_token: {c.access_token}\n"
+            f'  phone_number_id: "{c.phone_number_id}"\n'
+            f'  waba_id: "{c.waba_id}"\n'
+            f"  api_base_url: {c.emulator_url}\n"
+            f"  api_version: {c.api_version}\n"
+            "  auth_mode: bearer\n",
+            encoding="utf-8",
+        )
+        endpoints = c.workdir / "endpoints.yml"
+        endpoints.write_text(
+            "action_endpoint:\n"
+            f'  url: "http://127.0.0.1:{c.actions_port}/webhook"\n'
+            "tracker_store:\n"
+            "  type: SQL\n"
+            '  dialect: "sqlite"\n'
+            f'  db: "{c.workdir / "rasa-trackers.db"}"\n',
+            encoding="utf-8",
+        )
+        return credentials, endpoints
+
+    def _spawn(self, name: str, argv: list[str]) -> None:
+        log = open(self.config.workdir / f"{name}.log", "wb")  # closed in stop()
+        self._logs[name] = log
+        self.processes[name] = subprocess.Popen(
+            argv, cwd=PROJECT_ROOT, env=self._env(), stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def log_tail(self, name: str, lines: int = 30) -> str:
+        path = self.config.workdir / f"{name}.log"
+        if not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    # ------------------------------------------------------------------ lifecycle
+    def seed(self) -> None:
+        bin_dir = Path(sys.executable).parent
+        result = subprocess.run(
+            [str(bin_dir / "salon"), "seed", "--database-url", self.config.effective_database_url],
+            cwd=PROJECT_ROOT, env=self._env(), capture_output=True, text=True, check=False,
+        )
+        if result.returncode != 0:
+            raise StackError(f"salon seed failed:\n{result.stdout}{result.stderr}")
+
+    def start(self) -> None:
+        c = self.config
+        if not c.model.exists():
+            raise StackError(f"no trained model at {c.model}: run `make train`")
+        credentials, endpoints = self._write_files()
+        self.seed()
+        python = sys.executable
+        bin_dir = Path(python).parent
+        self._spawn("emulator", [
+            python, "-m", "salon.emulator", "--host", "127.0.0.1", "--port", str(c.emulator_port),
+            "--webhook-url", c.webhook_url, "--clock-file", str(c.clock_file), *c.emulator_args,
+        ])
+        self._spawn("actions", [python, "-m", "rasa_sdk", "--actions", "actions", "--port", str(c.actions_port)])
+        self._spawn("rasa", [
+            str(bin_dir / "rasa"), "run", "--enable-api", "--auth-token", c.rasa_token,
+            "--interface", "127.0.0.1", "--port", str(c.rasa_port), "--model", str(c.model),
+            "--credentials", str(credentials), "--endpoints", str(endpoints),
+        ])
+        deadline = time.monotonic() + c.start_timeout_s
+        try:
+            self._wait("emulator", f"{c.emulator_url}/_emulator/config", deadline)
+            self._wait("actions", f"http://127.0.0.1:{c.actions_port}/health", deadline)
+            self._wait("rasa", f"{c.rasa_url}/webhooks/whatsapp/", deadline)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait(self, name: str, url: str, deadline: float) -> None:
+        process = self.processes[name]
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise StackError(f"{name} exited with {process.returncode}:\n{self.log_tail(name)}")
+            try:
+                if httpx.get(url, timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise StackError(f"{name} did not answer {url} in time:\n{self.log_tail(name)}")
+
+    def stop(self, timeout: float = 15.0) -> None:
+        for process in reversed(list(self.processes.values())):
+            if process.poll() is None:
+                try:
+                    os.killpg(process.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        end = time.monotonic() + timeout
+        for process in self.processes.values():
+            try:
+                process.wait(max(0.1, end - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(process.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                process.wait()
+        for log in self._logs.values():
+            log.close()
+        self.processes.clear()
+        self._logs.clear()
+
+    @contextmanager
+    def running(self) -> Iterator[Stack]:
+        self.start()
+        try:
+            yield self
+        finally:
+            self.stop()
+
+    # ------------------------------------------------------------------ emulator admin
+    def emulator(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = httpx.request(method, f"{self.config.emulator_url}{path}", timeout=30, **kwargs)
+        response.raise_for_status()
+        return response.json()
+
+    def outbox(self, to: str | None = None) -> list[dict[str, Any]]:
+        return list(self.emulator("GET", "/_emulator/outbox", params={"to": to} if to else None))
+
+    def wait_outbox(self, to: str, count: int, timeout: float = 60.0) -> list[dict[str, Any]]:
+        """The client's outbox once it holds at least ``count`` messages."""
+        deadline = time.monotonic() + timeout
+        box: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            box = self.outbox(to)
+            if len(box) >= count:
+                return box
+            time.sleep(0.2)
+        raise StackError(f"outbox for {to} has {len(box)} message(s), expected {count}:\n"
+                         f"{box}\n--- rasa log ---\n{self.log_tail('rasa')}")
