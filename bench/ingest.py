@@ -1,0 +1,260 @@
+"""Ingest benchmark: the WhatsApp channel against Rasa's REST channel on the same model.
+
+One `rasa run` (trained model, action server, both channels, the Cloud API emulator as
+the Graph API) serves two runs of the same conversations:
+
+- ``rest``: each client posts to ``/webhooks/rest/webhook`` and waits for the answer
+  (the baseline: Rasa's own channel, no signature, no dedup, replies in the response);
+- ``whatsapp``: each client writes through the emulator (``/_emulator/inbound`` with
+  ``deliver: false``, so the window opens on Meta's side too) and the emulator-built
+  webhook is signed and posted to ``/webhooks/whatsapp/webhook`` by this script, which
+  times the acknowledgement; a message is done when the assistant's reply has been sent
+  through the send-time guard to the Graph API (its inbox row is ``done``). Meta's
+  status webhooks (sent, delivered, read) flow back as they would in production.
+
+Clients send their messages one after the other; all clients run at once, which keeps
+Rasa saturated. Figures: messages per second for both, their ratio (goal ≥ 0.95), and the
+webhook acknowledgement latency p50/p99 under that load (goal p99 ≤ 25 ms). The last line
+is one JSON object.
+
+Needs the trained model (`make train`). Options: --clients, --messages-per-client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from sqlalchemy import create_engine, select
+
+from salon.config import PROJECT_ROOT
+from salon.db import sync_url
+from salon.stack import Stack, StackConfig
+from salon.whatsapp.records import inbox_table
+from salon.whatsapp.signature import sign
+
+TEXTS = [
+    "Hello",
+    "I'd like to book an appointment",
+    "Is the Ondine bag available in black?",
+    "where is my order SOL-482913",
+    "thank you",
+    "the clasp on my bracelet broke",
+    "tell me when the Ondine bucket bag is back in black",
+    "I want to speak to my advisor",
+    "can I have my initials embossed on a card holder",
+    "goodbye",
+]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its children, from /proc."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    pids = [pid]
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        pids += [int(c) for c in children]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+class CpuMeter:
+    """CPU seconds each server process spent during a run."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.pids = {name: p.pid for name, p in stack.processes.items()}
+        self.start = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+
+    def per_message_ms(self, messages: int) -> dict[str, float]:
+        return {
+            name: round((cpu_seconds(pid) - self.start[name]) * 1000 / messages, 1)
+            for name, pid in self.pids.items()
+        }
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+async def run_rest(stack: Stack, clients: int, per_client: int, tag: str) -> float:
+    url = f"{stack.config.rasa_url}/webhooks/rest/webhook"
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as http:
+
+        async def client(k: int) -> None:
+            sender = f"{tag}-{k}"
+            for i in range(per_client):
+                async with http.post(url, json={"sender": sender, "message": TEXTS[i % len(TEXTS)]}) as r:
+                    assert r.status == 200, await r.text()
+                    await r.json()
+
+        start = time.perf_counter()
+        await asyncio.gather(*(client(k) for k in range(clients)))
+        return clients * per_client / (time.perf_counter() - start)
+
+
+class InboxWatcher:
+    """Resolves a future per wamid once its inbox row is done (one poller for all)."""
+
+    def __init__(self, database_url: str) -> None:
+        self.engine = create_engine(sync_url(database_url))
+        self.waiting: dict[str, asyncio.Future[None]] = {}
+
+    def wait(self, wamid: str) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiting[wamid] = future
+        return future
+
+    def _done(self, wamids: list[str]) -> set[str]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(inbox_table.c.wamid).where(
+                    inbox_table.c.wamid.in_(wamids), inbox_table.c.state != "pending"
+                )
+            )
+            return {r[0] for r in rows}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            pending = [w for w, f in self.waiting.items() if not f.done()]
+            if pending:
+                done = await asyncio.to_thread(self._done, pending)
+                for wamid in done:
+                    self.waiting.pop(wamid).set_result(None)
+            await asyncio.sleep(0.02)
+
+
+async def run_whatsapp(
+    stack: Stack, clients: int, per_client: int, tag: int, acks: list[float]
+) -> float:
+    c = stack.config
+    watcher = InboxWatcher(c.effective_database_url)
+    stop = asyncio.Event()
+    poller = asyncio.create_task(watcher.run(stop))
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as http:
+
+        async def client(k: int) -> None:
+            wa_id = f"44770{tag:02d}{k:05d}"
+            for i in range(per_client):
+                # The client writes through the emulator (its window opens there too);
+                # we deliver the emulator-built webhook ourselves to time the ack.
+                async with http.post(f"{c.emulator_url}/_emulator/inbound", json={
+                    "from": wa_id, "name": f"Client {k}", "text": TEXTS[i % len(TEXTS)],
+                    "deliver": False,
+                }) as r:
+                    assert r.status == 200, await r.text()
+                    inbound = await r.json()
+                body = json.dumps(inbound["webhook"], separators=(",", ":")).encode()
+                headers = {"Content-Type": "application/json", "X-Hub-Signature-256": sign(body, c.app_secret)}
+                done = watcher.wait(inbound["wamid"])
+                started = time.perf_counter()
+                async with http.post(c.webhook_url, data=body, headers=headers) as r:
+                    await r.read()
+                    acks.append((time.perf_counter() - started) * 1000)
+                    if r.status != 200:
+                        raise RuntimeError(f"webhook answered {r.status}; see {c.workdir}/rasa.log")
+                await done
+
+        start = time.perf_counter()
+        await asyncio.gather(*(client(k) for k in range(clients)))
+        elapsed = time.perf_counter() - start
+    stop.set()
+    await poller
+    watcher.engine.dispose()
+    return clients * per_client / elapsed
+
+
+async def measure(stack: Stack, clients: int, per_client: int) -> dict[str, Any]:
+    # Warm both paths (model caches, connections, action server).
+    await run_rest(stack, 2, 3, "warm-rest")
+    await run_whatsapp(stack, 2, 3, 99, [])
+    acks: list[float] = []
+    n = clients * per_client
+    meter = CpuMeter(stack)
+    print("phase: rest", flush=True)
+    rest = await run_rest(stack, clients, per_client, "rest")
+    rest_cpu = meter.per_message_ms(n)
+    meter = CpuMeter(stack)
+    print("phase: whatsapp", flush=True)
+    whatsapp = await run_whatsapp(stack, clients, per_client, 1, acks)
+    whatsapp_cpu = meter.per_message_ms(n)
+    rest_again = await run_rest(stack, clients, per_client, "rest2")
+    rest_mean = statistics.mean([rest, rest_again])
+    sent = stack.outbox()
+    failed = [m for m in sent if m.get("status") in ("failed", "rejected")]
+    return {
+        "clients": clients,
+        "messages": clients * per_client,
+        "rest_msgs_per_s": round(rest_mean, 2),
+        "rest_runs_msgs_per_s": [round(rest, 2), round(rest_again, 2)],
+        "whatsapp_msgs_per_s": round(whatsapp, 2),
+        "ratio": round(whatsapp / rest_mean, 3),
+        "ack_p50_ms": round(percentile(acks, 50), 2),
+        "ack_p99_ms": round(percentile(acks, 99), 2),
+        "ack_max_ms": round(max(acks), 2),
+        "cpu_ms_per_msg_rest": rest_cpu,
+        "cpu_ms_per_msg_whatsapp": whatsapp_cpu,
+        "graph_sends": len(sent),
+        "graph_failures": len(failed),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--messages-per-client", type=int, default=20)
+    parser.add_argument("--model", default=str(PROJECT_ROOT / "models" / "salon.tar.gz"))
+    parser.add_argument("--database-url", help="Salon's tables (default: SQLite in a temporary folder)")
+    parser.add_argument("--redis-url", help="session state in Redis (default: in the SQL database)")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="salon-bench-", ignore_cleanup_errors=True) as tmp:
+        config = StackConfig(
+            model=Path(args.model), workdir=Path(tmp), emulator_port=5931, rasa_port=5935,
+            actions_port=5985, rasa_token=uuid.uuid4().hex,
+            database_url=args.database_url, redis_url=args.redis_url,
+            # Meta's default 80 msg/s would not bind here; keep the emulator out of the way.
+            emulator_args=["--throughput-per-second", "10000"],
+        )
+        stack = Stack(config)
+        with stack.running():
+            try:
+                figures = asyncio.run(measure(stack, args.clients, args.messages_per_client))
+            except Exception:
+                print(stack.log_tail("rasa", 60), file=sys.stderr)
+                raise
+    print(f"REST channel (baseline): {figures['rest_msgs_per_s']} msg/s "
+          f"(runs before and after: {figures['rest_runs_msgs_per_s']})")
+    print(f"WhatsApp channel:        {figures['whatsapp_msgs_per_s']} msg/s "
+          f"(ratio {figures['ratio']}, goal >= 0.95)")
+    print(f"webhook ack latency:     p50 {figures['ack_p50_ms']} ms, p99 {figures['ack_p99_ms']} ms "
+          f"(goal p99 <= 25 ms), max {figures['ack_max_ms']} ms")
+    print(f"Graph API sends: {figures['graph_sends']}, failed: {figures['graph_failures']}")
+    print(f"CPU per message (ms) REST:     {figures['cpu_ms_per_msg_rest']}")
+    print(f"CPU per message (ms) WhatsApp: {figures['cpu_ms_per_msg_whatsapp']}")
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
