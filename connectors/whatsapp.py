@@ -11,11 +11,19 @@ Enable it in ``credentials.yml``::
       api_base_url: ${WA_API_BASE_URL}     # https://graph.facebook.com, 360dialog, the emulator
       api_version: ${WA_API_VERSION}       # v21.0
       auth_mode: ${WA_AUTH_MODE}           # bearer (Meta, emulator) or d360 (360dialog)
+      # assistant_thread: true             # predictions in their own event loop thread
 
 The webhook is ``/webhooks/whatsapp/webhook``: GET for Meta's verification handshake,
 POST for signed updates. Everything that matters (signature, dedup, window, send-time
 guard, statuses) lives in ``salon.whatsapp``; this module only translates between it and
 Rasa's ``UserMessage`` / ``OutputChannel``.
+
+Rasa predicts synchronously inside its coroutines, which holds an event loop for tens of
+milliseconds per turn. The channel therefore hands each turn to Rasa in a second event
+loop on its own thread (``assistant_thread``, on by default), so the server's loop stays
+free to acknowledge Meta's webhooks; the responses come back to the server's loop, where
+the send-time guard runs. It is switched off automatically with an event broker bound to
+the server's loop (RabbitMQ/pika).
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from salon.loop_thread import LoopThread, call_in_loop
 from salon.sessions import ClientRef
 from salon.whatsapp.rendering import RenderError, render_response
 from salon.whatsapp.runtime import ChannelConfig, ChannelConfigError, WhatsAppRuntime
@@ -58,11 +67,15 @@ class WhatsAppOutput(OutputChannel):
         return client_ref_for_recipient(self.runtime.config.phone_number_id, recipient_id)
 
     async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
+        # Rasa may call this from the assistant's thread: the guard runs in the server's loop.
+        await call_in_loop(self.runtime.loop, self._send(recipient_id, dict(message)))
+
+    async def _send(self, recipient_id: str, message: dict[str, Any]) -> None:
         sender = self.runtime.sender
         if sender is None:
             raise RuntimeError("the WhatsApp channel has not started")
         try:
-            outgoing = render_response(dict(message))
+            outgoing = render_response(message)
         except RenderError as exc:
             logger.error("response %s for %s not sent: %s", message.get("utter_action"), recipient_id, exc)
             return
@@ -111,6 +124,7 @@ class WhatsAppInput(InputChannel):
     def __init__(self, config: ChannelConfig, runtime: WhatsAppRuntime | None = None) -> None:
         self.config = config
         self.runtime = runtime or WhatsAppRuntime(config)
+        self.assistant: LoopThread | None = None
 
     def get_output_channel(self) -> OutputChannel:
         """For reminders and ``trigger_intent?output_channel=whatsapp``."""
@@ -121,25 +135,33 @@ class WhatsAppInput(InputChannel):
         runtime = self.runtime
 
         async def on_turn(turn: Turn) -> None:
-            await on_new_message(
-                UserMessage(
-                    turn.text,
-                    WhatsAppOutput(runtime, turn.client),
-                    turn.sender_id,
-                    input_channel=CHANNEL,
-                    message_id=turn.item.wamid,
-                    metadata=turn.metadata,
-                )
+            message = UserMessage(
+                turn.text,
+                WhatsAppOutput(runtime, turn.client),
+                turn.sender_id,
+                input_channel=CHANNEL,
+                message_id=turn.item.wamid,
+                metadata=turn.metadata,
             )
+            if self.assistant is not None:
+                await self.assistant.run(on_new_message(message))
+            else:
+                await on_new_message(message)
 
         @bp.listener("after_server_start")
         async def start(app: Any, loop: Any) -> None:
+            if self.config.assistant_thread and _loop_free_broker(app):
+                self.assistant = LoopThread("whatsapp-assistant")
+                self.assistant.start()
             service = await runtime.start(on_turn)
             await service.replay_pending()
 
         @bp.listener("before_server_stop")
         async def stop(app: Any, loop: Any) -> None:
             await runtime.close()
+            if self.assistant is not None:
+                self.assistant.stop()
+                self.assistant = None
 
         @bp.route("/", methods=["GET"])
         async def health(request: Request) -> HTTPResponse:
@@ -167,3 +189,14 @@ class WhatsAppInput(InputChannel):
             return response.text(reply.body, status=reply.status)
 
         return bp
+
+
+def _loop_free_broker(app: Any) -> bool:
+    """False when the tracker store's event broker is bound to the server's loop."""
+    agent = getattr(getattr(app, "ctx", None), "agent", None)
+    broker = getattr(getattr(agent, "tracker_store", None), "event_broker", None)
+    if broker is not None and type(broker).__name__ == "PikaEventBroker":
+        logger.warning("WhatsApp channel: turns stay in the server's loop (the RabbitMQ event "
+                       "broker is bound to it); webhook acknowledgements wait for predictions")
+        return False
+    return True

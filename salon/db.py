@@ -92,12 +92,17 @@ def make_async_engine(url: str | URL) -> AsyncEngine:
 
     SQLite files get a real connection pool: SQLAlchemy's default for aiosqlite opens the
     file (and runs its PRAGMAs) on every checkout, which halves throughput.
+
+    The SQLite pool holds one connection: SQLite admits one writer at a time anyway, and
+    a second connection waiting for the write lock sleeps in SQLite's busy handler (up to
+    100 ms per retry), while a coroutine waiting for the pool's only connection is woken
+    the moment it is free. Never hold a connection while asking for another.
     """
     target = async_url(url)
     _prepare_sqlite_file(target)
     options: dict[str, object] = {"future": True, "pool_pre_ping": True}
     if target.get_backend_name() == "sqlite" and target.database not in (None, "", ":memory:"):
-        options.update(poolclass=AsyncAdaptedQueuePool, pool_size=8, max_overflow=8)
+        options.update(poolclass=AsyncAdaptedQueuePool, pool_size=1, max_overflow=0, pool_timeout=60)
     engine = create_async_engine(target, **options)
     if target.get_backend_name() == "sqlite":
         _sqlite_pragmas(engine.sync_engine)

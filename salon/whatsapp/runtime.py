@@ -4,6 +4,7 @@ registry, send-time guard and webhook pipeline."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -40,6 +41,8 @@ class ChannelConfig:
     api_base_url: str = DEFAULT_BASE_URL
     api_version: str = DEFAULT_VERSION
     auth_mode: str = "bearer"
+    assistant_thread: bool = True
+    """Run the assistant's turns in their own event loop thread (see connectors/whatsapp.py)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -58,7 +61,10 @@ class ChannelConfig:
         base = str(values.get("api_base_url") or DEFAULT_BASE_URL).strip()
         if not base.startswith(("http://", "https://")):
             raise ChannelConfigError(f"WhatsApp channel: api_base_url {base!r} is not an http(s) URL")
-        known = set(REQUIRED) | {"waba_id", "api_base_url", "api_version", "auth_mode"}
+        known = set(REQUIRED) | {"waba_id", "api_base_url", "api_version", "auth_mode", "assistant_thread"}
+        thread = str(values.get("assistant_thread", "true")).strip().lower()
+        if thread not in ("true", "false", "1", "0", "yes", "no"):
+            raise ChannelConfigError(f"WhatsApp channel: assistant_thread must be true or false, not {thread!r}")
         return cls(
             verify_token=str(values["verify_token"]).strip(),
             app_secret=str(values["app_secret"]).strip(),
@@ -68,6 +74,7 @@ class ChannelConfig:
             api_base_url=base,
             api_version=str(values.get("api_version") or DEFAULT_VERSION).strip(),
             auth_mode=auth_mode,
+            assistant_thread=thread in ("true", "1", "yes"),
             extra={k: v for k, v in values.items() if k not in known},
         )
 
@@ -98,8 +105,11 @@ class WhatsAppRuntime:
         self._registry = registry
         self.service: WebhookService | None = None
         self.sender: GuardedSender | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        """The loop the channel's I/O (stores, Graph client) belongs to."""
 
     async def start(self, on_turn: TurnHandler) -> WebhookService:
+        self.loop = asyncio.get_running_loop()
         url = self.settings.effective_database_url
         records = WhatsAppRecords(url)
         await records.initialize()
