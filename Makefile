@@ -36,15 +36,16 @@ export WA_AUTH_MODE ?= bearer
 TRAINING_FILES := config.yml domain.yml $(shell find data -name '*.yml' -not -path 'data/maison/*' 2>/dev/null)
 MAISON_FILES   := $(wildcard data/maison/*.yml)
 
-.PHONY: help install lock services lint pytest validate train test-stories test-nlu smoke e2e test run shell demo bench clean
+.PHONY: help install lock services browser lint pytest validate train test-stories test-nlu smoke e2e demo-check test run shell demo bench clean
 
 help:
-	@echo "make demo     run the assistant on its embedded defaults (installs and trains first)"
+	@echo "make demo     the whole system on embedded defaults, with a phone page to chat as a client"
 	@echo "make test     ruff, pytest, data validation, rasa train (if stale), rasa test"
 	@echo "make install  create .venv (Python 3.10) from constraints.txt and seed the demo maison"
 	@echo "make train    train the model into $(MODEL) when the training data changed"
 	@echo "make run      Rasa server (HTTP API with token) + action server"
 	@echo "make shell    rasa shell with the action server running"
+	@echo "make demo-check  the demo's story, scripted and headless (part of make test)"
 	@echo "make bench    run the benchmarks in bench/"
 	@echo "make lock     re-resolve requirements.in into constraints.txt"
 
@@ -76,7 +77,10 @@ services:
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-pytest: $(STAMP) services
+browser:
+	@scripts/ensure-chromium
+
+pytest: $(STAMP) services browser
 	$(BIN)/python -m pytest -q --ignore=tests/e2e
 
 # End to end: rasa run (trained model) + action server + WhatsApp channel against the
@@ -107,7 +111,11 @@ test-nlu: $(MODEL)
 smoke: $(MODEL) $(SEEDED)
 	$(BIN)/python scripts/smoke_conversation.py --model $(MODEL)
 
-test: lint pytest validate test-stories test-nlu smoke e2e
+# The demo's story, scripted and headless, against a fresh stack on its own ports.
+demo-check: $(MODEL) $(SEEDED)
+	$(BIN)/salon demo-check --model $(MODEL)
+
+test: lint pytest validate test-stories test-nlu smoke e2e demo-check
 	@echo "make test: all checks passed"
 
 run: $(MODEL) $(SEEDED)
@@ -117,7 +125,10 @@ run: $(MODEL) $(SEEDED)
 shell: $(MODEL) $(SEEDED)
 	scripts/with-action-server $(ACTIONS_PORT) -- $(RASA) shell --model $(MODEL) --endpoints endpoints.yml
 
-demo: shell
+# The whole system on embedded defaults: the Cloud API emulator and its phone page,
+# rasa run with the WhatsApp channel, the action server. Ctrl-C stops everything.
+demo: $(MODEL) $(SEEDED)
+	$(BIN)/salon demo --model $(MODEL)
 
 bench: $(STAMP) $(MODEL) $(SEEDED) services
 	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done

@@ -26,7 +26,21 @@ def _seed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from salon.demo import run_demo
+
+    return run_demo(args)
+
+
+def _demo_check(args: argparse.Namespace) -> int:
+    from salon.demo import run_check
+
+    return run_check(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from salon.demo import add_check_arguments, add_demo_arguments
+
     parser = argparse.ArgumentParser(prog="salon", description=__doc__)
     parser.add_argument("--version", action="version", version=f"salon {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -38,6 +52,20 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--database-url", help="SQLAlchemy URL (default: DATABASE_URL or var/salon.db)")
     seed.add_argument("--data-dir", help="folder of the maison's YAML files (default: data/maison)")
     seed.set_defaults(handler=_seed)
+
+    demo = commands.add_parser(
+        "demo",
+        help="run the assistant on the WhatsApp emulator and chat as a client on the phone page",
+    )
+    add_demo_arguments(demo)
+    demo.set_defaults(handler=_demo)
+
+    check = commands.add_parser(
+        "demo-check",
+        help="play the demo's story headless against a fresh stack; non-zero if a step fails",
+    )
+    add_check_arguments(check)
+    check.set_defaults(handler=_demo_check)
     return parser
 
 

@@ -50,6 +50,17 @@ Admin API (JSON in, JSON out; errors are ``{"error": "..."}`` with 400 or 404):
 - ``POST /_emulator/verify`` — Meta's GET handshake against the webhook URL
 - ``POST /_emulator/reset`` — clients, outbox, media, webhook log, clock offset, templates
 - ``GET /_emulator/health`` — ``{"ok": true}``
+- ``GET /_emulator/thread?client=<wa_id or BSUID>&limit=N`` — one client's conversation
+  in both directions, in the order things happened: ``{"client": {key, wa_id, user_id,
+  name, marketing_stopped} | null, "now", "offset_seconds", "business": {name,
+  display_phone_number}, "window": {open, last_inbound_at, closes_at}, "messages": [...]}``;
+  a client's message is ``{"direction": "in", wamid, type, text, reply_to, tapped: {kind,
+  id, title} | null, media, at, status}``; a business message is ``{"direction": "out",
+  wamid, to, type, template, language, category, header, body, footer, buttons, options:
+  [{kind, id, title, description?, index?, payload?}], interactive_type, list_button,
+  status, error_code, error_details, in_window, statuses, at}`` (rejected sends included)
+- ``GET /_emulator/phone`` — the phone page (``?client=&name=&followup=``): chat as a
+  client in a browser; its files under ``GET /_emulator/static/<name>``
 """
 
 from __future__ import annotations
@@ -72,6 +83,7 @@ from sanic.response import HTTPResponse
 from salon.clock import Clock
 from salon.emulator.config import EmulatorConfig
 from salon.emulator.graph_errors import GraphError, graph_error_body
+from salon.emulator.phone import register_phone_routes
 from salon.emulator.service import AdminError, Emulator
 from salon.emulator.template_store import TemplateStore, graph_template
 
@@ -428,6 +440,7 @@ def create_app(
         await emulator.reset()
         return _json({"ok": True, **emulator.clock_view()})
 
+    register_phone_routes(app, emulator)
     return app
 
 

@@ -200,6 +200,17 @@ class _InboundRecord:
     read_by_business: bool = False
 
 
+@dataclass(frozen=True)
+class _ThreadInbound:
+    """A client's message as the phone page shows it (``GET /_emulator/thread``)."""
+
+    client_key: str
+    message: dict[str, Any]
+    at: datetime
+    #: how many outbox entries existed when it arrived: its place in the thread
+    after_outbound: int
+
+
 def _opt_str(value: Any, name: str) -> str | None:
     if value is None:
         return None
@@ -247,6 +258,7 @@ class Emulator:
         self.outbox: list[OutboundMessage] = []
         self._by_wamid: dict[str, OutboundMessage] = {}
         self._inbound: dict[str, _InboundRecord] = {}
+        self._thread_inbound: list[_ThreadInbound] = []
         self.media: dict[str, MediaItem] = {}
         self.pair_rate = rules.KeyedBuckets(
             self.config.pair_rate_burst, 1.0 / self.config.pair_rate_refill_seconds
@@ -823,6 +835,7 @@ class Emulator:
             client.referral_at, client.first_reply_at = now, None
         client.inbound_count += 1
         self._inbound[wamid] = _InboundRecord(client.key, phone_number_id, now)
+        self._thread_inbound.append(_ThreadInbound(client.key, message, now, len(self.outbox)))
         event = WebhookEvent(
             "messages", value, client.key, duplicates=duplicates,
             labels=[f"inbound:{kind}:{wamid}"],
@@ -1137,6 +1150,108 @@ class Emulator:
             )
         return out
 
+    def thread_view(self, identity: str | None, limit: int | None = None) -> dict[str, Any]:
+        """``GET /_emulator/thread?client=``: one client's conversation in both
+        directions, in the order things happened, with the window and the clock."""
+        if not identity or not identity.strip():
+            raise AdminError("client is required (a phone number or a business-scoped user id)")
+        if normalise_recipient(identity) is None:
+            raise AdminError(f"client must be a phone number or a BSUID, got {identity!r}")
+        client = self.find_client(identity)
+        now = self.now()
+        pnid = self.config.phone_number_id
+        last = self.windows.last(pnid, client.key) if client else None
+        closes = rules.window_closes_at(last)
+        messages: list[dict[str, Any]] = []
+        if client is not None:
+            pending = [e for e in self._thread_inbound if e.client_key == client.key]
+            position = 0
+            for index, out in enumerate(self.outbox):
+                while position < len(pending) and pending[position].after_outbound <= index:
+                    messages.append(self._thread_in(pending[position]))
+                    position += 1
+                if out.client_key == client.key:
+                    messages.append(_thread_out(out))
+            messages.extend(self._thread_in(e) for e in pending[position:])
+        if limit is not None and limit >= 0:
+            messages = messages[-limit:] if limit else []
+        return {
+            "client": None
+            if client is None
+            else {
+                "key": client.key,
+                "wa_id": client.wa_id,
+                "user_id": client.user_id,
+                "name": client.name,
+                "marketing_stopped": client.marketing_stopped,
+            },
+            "now": now.isoformat(),
+            "offset_seconds": self.clock.offset.total_seconds(),
+            "business": {
+                "name": self.config.verified_name,
+                "display_phone_number": self.config.display_phone_number,
+            },
+            "window": {
+                "open": rules.window_open(last, now),
+                "last_inbound_at": last.isoformat() if last else None,
+                "closes_at": closes.isoformat() if closes else None,
+            },
+            "messages": messages,
+        }
+
+    def _thread_in(self, entry: _ThreadInbound) -> dict[str, Any]:
+        message = entry.message
+        kind = str(message.get("type"))
+        content = message.get(kind)
+        record = self._inbound.get(str(message.get("id")))
+        context = message.get("context") if isinstance(message.get("context"), Mapping) else {}
+        item: dict[str, Any] = {
+            "direction": "in",
+            "wamid": message.get("id"),
+            "type": kind,
+            "text": None,
+            "reply_to": context.get("id"),
+            "tapped": None,
+            "media": None,
+            "at": entry.at.isoformat(),
+            # what the client's phone shows: read once the business marked it read
+            "status": "read" if record is not None and record.read_by_business else "delivered",
+        }
+        if not isinstance(content, Mapping | list):
+            return item
+        if kind == "text":
+            item["text"] = content.get("body")
+        elif kind == "interactive":
+            sub = content.get("type")
+            reply = content.get(sub) if isinstance(content.get(sub), Mapping) else {}
+            item["text"] = reply.get("title")
+            item["tapped"] = {"kind": sub, "id": reply.get("id"), "title": reply.get("title")}
+        elif kind == "button":
+            item["text"] = content.get("text")
+            item["tapped"] = {
+                "kind": "template_button",
+                "id": content.get("payload"),
+                "title": content.get("text"),
+            }
+        elif kind in _DEFAULT_MEDIA:
+            item["text"] = content.get("caption")
+            item["media"] = {"mime_type": content.get("mime_type"), "filename": content.get("filename")}
+        elif kind == "location":
+            item["text"] = content.get("name") or content.get("address") or (
+                f"{content.get('latitude')}, {content.get('longitude')}"
+            )
+        elif kind == "reaction":
+            item["text"] = content.get("emoji")
+            item["reply_to"] = content.get("message_id")
+        elif kind == "order":
+            products = content.get("product_items") or []
+            item["text"] = content.get("text") or f"{len(products)} item(s)"
+        elif kind == "contacts" and isinstance(content, list):
+            item["text"] = ", ".join(
+                str((c.get("name") or {}).get("formatted_name", "")) for c in content
+            )
+        return item
+
     # ------------------------------------------------------------------ templates
     def set_template_status(self, name: str, request: Mapping[str, Any]) -> dict[str, Any]:
         status = str(request.get("status") or "").upper()
@@ -1257,6 +1372,28 @@ class Emulator:
             "body": text[:500],
             "challenge": challenge,
         }
+
+
+def _thread_out(message: OutboundMessage) -> dict[str, Any]:
+    item = message.as_dict()
+    item.pop("payload", None)
+    item.pop("sent_at", None)
+    content = message.payload.get(message.type) if isinstance(message.payload, Mapping) else None
+    interactive_type = None
+    list_button = None
+    if message.type == "interactive" and isinstance(content, Mapping):
+        interactive_type = content.get("type")
+        action = content.get("action")
+        if interactive_type == "list" and isinstance(action, Mapping):
+            list_button = action.get("button")
+    return {
+        "direction": "out",
+        **item,
+        "interactive_type": interactive_type,
+        "list_button": list_button,
+        "options": [dict(o) for o in message.options],
+        "at": message.sent_at.isoformat(),
+    }
 
 
 def _template_name(body: Any) -> str | None:

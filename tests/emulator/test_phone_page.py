@@ -1,0 +1,473 @@
+"""The phone page (``GET /_emulator/phone``) and the thread view behind it.
+
+The browser test drives Debian's Chromium headless over the DevTools protocol (its own
+small client on an aiohttp websocket): no browser download, no extra Python package.
+Without ``/usr/bin/chromium`` (or ``SALON_CHROMIUM``) it is skipped, loudly; with
+``CI=true`` it fails instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from salon.emulator.config import EmulatorConfig
+from salon.emulator.phone import STATIC_DIR, static_file
+from salon.emulator.testing import WebhookReceiver, running_emulator
+from tests.emulator.emulator_support import FAST, Api
+
+CLAIRE = "33600000001"
+
+
+def _buttons(to: str, text: str, choices: list[tuple[str, str]]) -> dict[str, Any]:
+    return {
+        "messaging_product": "whatsapp",
+        "to": to,
+        "type": "interactive",
+        "interactive": {
+            "type": "button",
+            "body": {"text": text},
+            "action": {
+                "buttons": [
+                    {"type": "reply", "reply": {"id": rid, "title": title}}
+                    for rid, title in choices
+                ]
+            },
+        },
+    }
+
+
+def _nudge(to: str, language: str = "fr") -> dict[str, Any]:
+    return {
+        "messaging_product": "whatsapp",
+        "to": to,
+        "type": "template",
+        "template": {
+            "name": "advisor_update_nudge",
+            "language": {"code": language},
+            "components": [
+                {
+                    "type": "body",
+                    "parameters": [
+                        {"type": "text", "parameter_name": "first_name", "text": "Claire"}
+                    ],
+                },
+                {
+                    "type": "button",
+                    "sub_type": "quick_reply",
+                    "index": 0,
+                    "parameters": [{"type": "payload", "payload": "NUDGE:1"}],
+                },
+            ],
+        },
+    }
+
+
+# --------------------------------------------------------------------------- routes
+
+
+async def test_the_page_and_its_files_are_served_without_external_assets(api: Api) -> None:
+    async with api.session.get(f"{api.url}/_emulator/phone") as resp:
+        assert resp.status == 200
+        assert resp.headers["Content-Type"].startswith("text/html")
+        html = await resp.text()
+    assert "<title>" in html and 'id="thread"' in html
+    referenced = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert referenced and all(ref.startswith("/_emulator/static/") for ref in referenced)
+    for ref in referenced:
+        async with api.session.get(f"{api.url}{ref}") as resp:
+            assert resp.status == 200, ref
+    for path in STATIC_DIR.iterdir():
+        text = path.read_text(encoding="utf-8").replace('xmlns="http://www.w3.org/2000/svg"', "")
+        assert not re.search(r"(?:https?:)?//[a-z0-9.-]+\.[a-z]{2,}/", text, re.I), path.name
+    async with api.session.get(f"{api.url}/_emulator/static/phone.js") as resp:
+        assert resp.headers["Content-Type"].startswith("text/javascript")
+
+
+async def test_static_files_refuse_unknown_or_unsafe_names(api: Api) -> None:
+    assert static_file("../service.py") is None
+    assert static_file("phone.html") is None  # the page has its own route
+    for name in ("nope.css", "..%2Fapp.py", "service.py"):
+        async with api.session.get(f"{api.url}/_emulator/static/{name}") as resp:
+            assert resp.status == 404, name
+            assert "error" in await resp.json()
+
+
+async def test_the_thread_interleaves_both_directions_in_order(api: Api) -> None:
+    status, empty = await api.admin("GET", "thread", params={"client": CLAIRE})
+    assert status == 200
+    assert empty["client"] is None and empty["messages"] == []
+    assert empty["window"] == {"open": False, "last_inbound_at": None, "closes_at": None}
+
+    first = await api.inbound(**{"from": CLAIRE, "text": "Bonjour", "name": "Claire Laurent"})
+    _, sent = await api.send(_buttons(CLAIRE, "Good day. How may I help?", [("/book", "Book a visit")]))
+    reply_id = sent["messages"][0]["id"]
+    await api.inbound(**{"from": CLAIRE, "reply_to": reply_id, "button": "/book"})
+    await api.text("33699999999", "someone else")  # another client's thread
+
+    status, thread = await api.admin("GET", "thread", params={"client": f"+{CLAIRE}"})
+    assert status == 200
+    assert thread["client"]["wa_id"] == CLAIRE and thread["client"]["name"] == "Claire Laurent"
+    assert thread["window"]["open"] is True and thread["window"]["closes_at"]
+    assert thread["business"]["name"]
+    directions = [(m["direction"], m["type"]) for m in thread["messages"]]
+    assert directions == [("in", "text"), ("out", "interactive"), ("in", "interactive")]
+    hello, reply, tap = thread["messages"]
+    assert hello["wamid"] == first["wamid"] and hello["text"] == "Bonjour"
+    assert reply["body"] == "Good day. How may I help?" and reply["wamid"] == reply_id
+    assert reply["interactive_type"] == "button"
+    assert reply["options"] == [{"kind": "button_reply", "id": "/book", "title": "Book a visit"}]
+    assert "payload" not in reply
+    assert tap["tapped"] == {"kind": "button_reply", "id": "/book", "title": "Book a visit"}
+    assert tap["reply_to"] == reply_id and tap["text"] == "Book a visit"
+
+    status, last = await api.admin("GET", "thread", params={"client": CLAIRE, "limit": "1"})
+    assert [m["wamid"] for m in last["messages"]] == [tap["wamid"]]
+
+
+async def test_the_thread_shows_templates_failures_and_statuses(api: Api) -> None:
+    hello = await api.inbound(**{"from": CLAIRE, "text": "Bonjour"})
+    await api.send({"messaging_product": "whatsapp", "status": "read", "message_id": hello["wamid"]})
+    _, ok = await api.text(CLAIRE, "Welcome back.")
+    await api.emu.emulator.wait_idle(5)  # type: ignore[union-attr]
+    await api.advance(25 * 3600)
+    _, late = await api.text(CLAIRE, "Too late for free-form.")
+    _, nudge = await api.send(_nudge(CLAIRE))
+    await api.emu.emulator.wait_idle(5)  # type: ignore[union-attr]
+
+    _, thread = await api.admin("GET", "thread", params={"client": CLAIRE})
+    assert thread["window"]["open"] is False
+    assert thread["offset_seconds"] == 25 * 3600
+    by_id = {m["wamid"]: m for m in thread["messages"]}
+    assert by_id[hello["wamid"]]["status"] == "read"
+    assert by_id[ok["messages"][0]["id"]]["status"] == "read"
+    failed = by_id[late["messages"][0]["id"]]
+    assert failed["status"] == "failed" and failed["error_code"] == 131047
+    template = by_id[nudge["messages"][0]["id"]]
+    assert template["template"] == "advisor_update_nudge" and template["language"] == "fr"
+    assert template["body"].startswith("Bonjour Claire") and template["footer"] == "Maison Solenne"
+    assert template["options"][0]["title"] == "Voir la nouvelle"
+    assert template["options"][0]["kind"] == "template"
+
+
+async def test_the_thread_rejects_a_missing_or_malformed_client(api: Api) -> None:
+    status, body = await api.admin("GET", "thread")
+    assert status == 400 and "client" in body["error"]
+    status, body = await api.admin("GET", "thread", params={"client": "not a number"})
+    assert status == 400
+    status, body = await api.admin("GET", "thread", params={"client": CLAIRE, "limit": "x"})
+    assert status == 400
+
+
+# --------------------------------------------------------------------------- browser
+
+
+def _chromium() -> str:
+    path = os.environ.get("SALON_CHROMIUM") or "/usr/bin/chromium"
+    if os.path.isfile(path) and os.access(path, os.X_OK):
+        return path
+    found = shutil.which("chromium")
+    if found:
+        return found
+    reason = (
+        f"NO BROWSER: {path} is missing, so the phone page was NOT tested in a browser "
+        "(install Debian's package: apt-get install -y chromium)"
+    )
+    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+        pytest.fail(f"{reason}; CI=true forbids skipping it", pytrace=False)
+    pytest.skip(reason)
+
+
+class Page:
+    """One Chromium tab over the DevTools protocol (calls one at a time)."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self._next = 0
+
+    async def call(self, method: str, **params: Any) -> dict[str, Any]:
+        self._next += 1
+        ident = self._next
+        await self.ws.send_json({"id": ident, "method": method, "params": params})
+        while True:
+            msg = await asyncio.wait_for(self.ws.receive(), 10)
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                raise AssertionError(f"DevTools connection closed during {method}: {msg!r}")
+            data = json.loads(msg.data)
+            if data.get("id") != ident:
+                continue  # an event
+            if "error" in data:
+                raise AssertionError(f"{method} failed: {data['error']}")
+            return data.get("result", {})
+
+    async def js(self, expression: str) -> Any:
+        result = await self.call(
+            "Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True
+        )
+        if "exceptionDetails" in result:
+            raise AssertionError(f"page script failed: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    async def wait(self, expression: str, what: str, timeout: float = 8.0) -> Any:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        guarded = f"(() => {{ try {{ return ({expression}); }} catch (e) {{ return null; }} }})()"
+        while True:
+            try:
+                value = await self.js(guarded)
+            except AssertionError:  # the page is between two documents
+                value = None
+            if value:
+                return value
+            if loop.time() >= deadline:
+                shown = await self.js("document.body.innerText")
+                raise AssertionError(f"the page never showed {what}; it shows:\n{shown}")
+            await asyncio.sleep(0.1)
+
+    async def click(self, selector: str, text: str | None = None) -> None:
+        found = await self.js(
+            f"""(() => {{
+              const all = [...document.querySelectorAll({json.dumps(selector)})];
+              const hit = all.find(e => {json.dumps(text)} === null
+                                   || e.textContent.includes({json.dumps(text)}));
+              if (!hit || hit.disabled) return false;
+              hit.click();
+              return true;
+            }})()"""
+        )
+        assert found, f"no enabled {selector} with {text!r} to click"
+
+
+@contextlib.asynccontextmanager
+async def chromium_page(binary: str) -> AsyncIterator[Page]:
+    profile = tempfile.mkdtemp(prefix="salon-chromium-")
+    argv = [
+        binary,
+        "--headless=new",
+        "--remote-debugging-port=0",
+        "--remote-debugging-address=127.0.0.1",
+        f"--user-data-dir={profile}",
+        "--no-first-run",
+        "--no-default-browser-check",
+        "--disable-gpu",
+        "--disable-extensions",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--mute-audio",
+        "--window-size=1200,900",
+        "about:blank",
+    ]
+    if os.geteuid() == 0:
+        argv.insert(1, "--no-sandbox")  # Chromium refuses to run as root with its sandbox
+    process = await asyncio.create_subprocess_exec(
+        *argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        port_file = Path(profile) / "DevToolsActivePort"
+        for _ in range(150):
+            if port_file.exists() and port_file.read_text().strip():
+                break
+            if process.returncode is not None:
+                raise AssertionError(f"{binary} exited with {process.returncode}")
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError(f"{binary} wrote no DevToolsActivePort in 15 s")
+        port = int(port_file.read_text().splitlines()[0])
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://127.0.0.1:{port}/json/list") as resp:
+                targets = await resp.json()
+            target = next(t for t in targets if t.get("type") == "page")
+            async with session.ws_connect(
+                target["webSocketDebuggerUrl"], max_msg_size=0
+            ) as ws:
+                page = Page(ws)
+                await page.call("Page.enable")
+                await page.call("Runtime.enable")
+                yield page
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), 5)
+        except asyncio.TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+async def test_a_person_chats_as_the_client_in_a_browser() -> None:
+    binary = _chromium()
+    async with WebhookReceiver() as receiver:
+        config = EmulatorConfig(
+            webhook_url=receiver.url,
+            **{**FAST, "status_delivered_delay": 0.2, "status_read_delay": 0.5},
+        )
+        async with (
+            running_emulator(config) as emu,
+            aiohttp.ClientSession(headers={"Authorization": f"Bearer {config.access_token}"})
+            as bot,
+            chromium_page(binary) as page,
+        ):
+
+            async def bot_sends(body: dict[str, Any]) -> str:
+                async with bot.post(emu.messages_url, json=body) as resp:
+                    data = await resp.json()
+                    assert resp.status == 200, data
+                    return str(data["messages"][0]["id"]) if "messages" in data else ""
+
+            await page.call(
+                "Page.navigate", url=f"{emu.base_url}/_emulator/phone?client={CLAIRE}"
+            )
+            await page.wait("document.body.dataset.ready === '1'", "a first render")
+            assert await page.js("document.getElementById('client-name').value") == (
+                "Claire Laurent"
+            )
+            assert "No message from this client yet" in await page.js(
+                "document.getElementById('window-banner').textContent"
+            )
+
+            # The client types and sends: a bubble, and the webhook reaches the bot.
+            await page.js("document.getElementById('message').focus()")
+            await page.call("Input.insertText", text="I would like to visit the Paris boutique")
+            await page.click("#send")
+            await page.wait(
+                "[...document.querySelectorAll('.msg--client .bubble__body')]"
+                ".some(e => e.textContent === 'I would like to visit the Paris boutique')",
+                "the client's bubble",
+            )
+            inbound = (
+                await receiver.wait_for(lambda r: [m for m in r.messages() if m["type"] == "text"])
+            )[0]
+            assert inbound["text"]["body"] == "I would like to visit the Paris boutique"
+            assert inbound["from"] == CLAIRE
+            assert await page.js("document.getElementById('message').value") == ""
+            await page.wait(
+                "document.getElementById('window-banner').dataset.window === 'open'",
+                "an open window",
+            )
+
+            # The bot reads it and answers with reply buttons: ticks go to read.
+            await bot_sends(
+                {"messaging_product": "whatsapp", "status": "read", "message_id": inbound["id"]}
+            )
+            reply_id = await bot_sends(
+                _buttons(
+                    CLAIRE,
+                    "With pleasure. What shall we prepare for your visit?",
+                    [("svc-private", "Private viewing"), ("svc-fitting", "Fitting")],
+                )
+            )
+            reply = f".msg--business[data-wamid={json.dumps(reply_id)}]"
+            await page.wait(
+                f"!!document.querySelector('{reply}')", "the assistant's bubble"
+            )
+            await page.wait(
+                f"document.querySelector('{reply} .ticks')?.dataset.status === 'read'",
+                "read ticks on the assistant's message",
+            )
+            assert await page.js(
+                f"[...document.querySelectorAll('{reply} .option')].map(b => b.textContent)"
+            ) == ["Private viewing", "Fitting"]
+            await page.wait(
+                "document.querySelector('.msg--client .ticks')?.dataset.status === 'read'",
+                "read ticks on the client's message",
+            )
+
+            # Tapping a button sends the reply to the bot.
+            await page.click(f"{reply} .option", "Private viewing")
+            tap = (
+                await receiver.wait_for(
+                    lambda r: [m for m in r.messages() if m["type"] == "interactive"]
+                )
+            )[0]
+            assert tap["interactive"]["button_reply"] == {
+                "id": "svc-private",
+                "title": "Private viewing",
+            }
+            assert tap["context"]["id"] == reply_id
+            await page.wait(
+                "[...document.querySelectorAll('.msg--client')]"
+                ".some(e => e.textContent.includes('Private viewing'))",
+                "the tap as the client's bubble",
+            )
+
+            # A day later the window is closed: only templates.
+            await page.click("#advance-24h")
+            await page.wait(
+                "document.getElementById('window-banner').textContent"
+                ".includes('only templates can be sent')",
+                "a closed window",
+            )
+            assert await page.js(
+                "document.getElementById('window-banner').dataset.window"
+            ) == "closed"
+            assert emu.emulator is not None
+            assert emu.emulator.clock.offset.total_seconds() == 24 * 3600
+
+            # The template shows as WhatsApp shows it, and its quick reply is tappable.
+            nudge_id = await bot_sends(_nudge(CLAIRE))
+            nudge = f".msg--business[data-wamid={json.dumps(nudge_id)}]"
+            label = await page.wait(
+                f"document.querySelector('{nudge} .bubble__label')?.textContent",
+                "the template",
+            )
+            assert label == "Template · advisor_update_nudge · fr"
+            assert await page.js(f"document.querySelector('{nudge} .bubble__footer').textContent") == (
+                "Maison Solenne"
+            )
+            await page.click(f"{nudge} .option", "Voir la nouvelle")
+            button = (
+                await receiver.wait_for(lambda r: [m for m in r.messages() if m["type"] == "button"])
+            )[0]
+            assert button["button"] == {"payload": "NUDGE:1", "text": "Voir la nouvelle"}
+            await page.wait(
+                "document.getElementById('window-banner').dataset.window === 'open'",
+                "the window open again after the tap",
+            )
+
+            # A free-form message now would fail: the failed marker carries the code.
+            emu.emulator.clock.advance(timedelta(hours=25))
+            late_id = await bot_sends(
+                {"messaging_product": "whatsapp", "to": CLAIRE, "type": "text",
+                 "text": {"body": "Too late"}}
+            )
+            await page.wait(
+                f"document.querySelector('.msg--business[data-wamid={json.dumps(late_id)}]"
+                " .failure')?.textContent.includes('131047')",
+                "the failed marker with its error code",
+            )
+
+            # Errors are shown plainly: a bad number, and an emulator that cannot be reached.
+            await page.js("document.getElementById('client-number').value = 'abc'")
+            await page.click("#identity button[type=submit]")
+            await page.wait(
+                "document.getElementById('error').textContent.includes('not a WhatsApp number')",
+                "the bad-number message",
+            )
+            await page.js(
+                "window.__fetch = window.fetch;"
+                "window.fetch = () => Promise.reject(new Error('offline'))"
+            )
+            await page.click("#advance-1h")
+            await page.wait(
+                "document.getElementById('error').textContent.includes('The clock did not move')",
+                "the failed-call message",
+            )
+            await page.js("window.fetch = window.__fetch")
