@@ -12,8 +12,8 @@ the Graph API) serves two runs of the same conversations:
   through the send-time guard to the Graph API (its inbox row is ``done``). Meta's
   status webhooks (sent, delivered, read) flow back as they would in production.
 
-Clients send their messages one after the other; all clients run at once, which keeps
-Rasa saturated. Figures: messages per second for both, their ratio (goal ≥ 0.95), and the
+Clients send their messages one after the other; all clients (24 by default) run at once,
+which keeps Rasa saturated. Figures: messages per second for both, their ratio (goal ≥ 0.95), and the
 webhook acknowledgement latency p50/p99 under that load (goal p99 ≤ 25 ms). The last line
 is one JSON object.
 
@@ -222,8 +222,8 @@ async def measure(stack: Stack, clients: int, per_client: int) -> dict[str, Any]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--messages-per-client", type=int, default=20)
+    parser.add_argument("--clients", type=int, default=24)
+    parser.add_argument("--messages-per-client", type=int, default=8)
     parser.add_argument("--model", default=str(PROJECT_ROOT / "models" / "salon.tar.gz"))
     parser.add_argument("--database-url", help="Salon's tables (default: SQLite in a temporary folder)")
     parser.add_argument("--redis-url", help="session state in Redis (default: in the SQL database)")

@@ -102,7 +102,9 @@ def make_async_engine(url: str | URL) -> AsyncEngine:
     _prepare_sqlite_file(target)
     options: dict[str, object] = {"future": True, "pool_pre_ping": True}
     if target.get_backend_name() == "sqlite" and target.database not in (None, "", ":memory:"):
-        options.update(poolclass=AsyncAdaptedQueuePool, pool_size=1, max_overflow=0, pool_timeout=60)
+        # A file never drops a connection: no ping round trip before each use.
+        options.update(poolclass=AsyncAdaptedQueuePool, pool_size=1, max_overflow=0, pool_timeout=60,
+                       pool_pre_ping=False)
     engine = create_async_engine(target, **options)
     if target.get_backend_name() == "sqlite":
         _sqlite_pragmas(engine.sync_engine)
