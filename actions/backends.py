@@ -7,9 +7,16 @@ from functools import lru_cache
 from salon.config import load_settings
 from salon.db import make_async_engine
 from salon.integrations.catalog import Catalog, SqlCatalog
+from salon.integrations.orders import Orders, SqlOrders
 
 
 @lru_cache(maxsize=1)
 def catalog() -> Catalog:
     """The catalog on ``DATABASE_URL`` (the seeded ``var/salon.db`` by default)."""
     return SqlCatalog(make_async_engine(load_settings().effective_database_url))
+
+
+@lru_cache(maxsize=1)
+def orders() -> Orders:
+    """Orders on ``DATABASE_URL``, read only for their owner."""
+    return SqlOrders(make_async_engine(load_settings().effective_database_url))

@@ -47,7 +47,7 @@ TEXTS = [
     "Hello",
     "I'd like to book an appointment",
     "Is the Ondine bag available in black?",
-    "where is my order SOL-482913",
+    "where is my order SOL-104233",
     "thank you",
     "the clasp on my bracelet broke",
     "tell me when the Ondine bucket bag is back in black",

@@ -55,7 +55,7 @@ DEFAULT_MODEL = PROJECT_ROOT / "models" / "salon.tar.gz"
 DEFAULT_WORKDIR = PROJECT_ROOT / "var" / "demo"
 CLIENT = "33600000001"
 CLIENT_NAME = "Claire Laurent"
-ORDER = "SOL-482913"
+ORDER = "SOL-104233"  # Claire's coat, shipped with DHL Express
 #: what a demo run leaves behind and the next one starts without (unless --keep-state)
 _STATE_FILES = (
     "clock.json",
@@ -582,7 +582,7 @@ def story_steps(conv: Conversation, rasa_url: str, rasa_token: str) -> list[Step
 
     def order() -> tuple[bool, str]:
         box = conv.replies(lambda: conv.say(f"where is my order {ORDER}"))
-        return _one_containing(box, ORDER, "client advisor will look into order")
+        return _one_containing(box, ORDER, "DHL Express")
 
     def later() -> tuple[bool, str]:
         conv.admin("POST", "clock", json={"advance_seconds": 25 * 3600})
@@ -622,7 +622,7 @@ def story_steps(conv: Conversation, rasa_url: str, rasa_token: str) -> list[Step
         Step('she answers "tomorrow at 3pm"',
              'the closing line ("…A client advisor will confirm the time with you here.")', when),
         Step(f'she asks "where is my order {ORDER}"',
-             f'the order reply ("…will look into order {ORDER}…")', order),
+             f'the order\'s real status ("…{ORDER}… DHL Express…")', order),
         Step("25 hours pass", "the 24-hour window is closed", later),
         Step("the assistant follows up (trigger_intent greet)",
              "exactly one template, advisor_update_nudge; no free-form message, no 131047",

@@ -148,7 +148,7 @@ def test_the_banner_gives_every_address_and_the_story() -> None:
     assert "http://127.0.0.1:5900/_emulator/phone?followup=http://127.0.0.1:5901/follow-up" in text
     assert "http://127.0.0.1:5005" in text and "http://127.0.0.1:5055/health" in text
     assert "http://127.0.0.1:5900/_emulator/" in text
-    assert "Book a visit" in text and "SOL-482913" in text and "+24 h" in text
+    assert "Book a visit" in text and "SOL-104233" in text and "+24 h" in text
     assert "Assistant follow-up" in text
     assert "trigger_intent?output_channel=whatsapp&token=salon-local-dev-token" in text
 

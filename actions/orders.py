@@ -1,0 +1,77 @@
+"""Order status: the number is checked as the client gives it, then the order is read for
+its owner only (the WhatsApp number or business-scoped id the message came from)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+from sqlalchemy.exc import SQLAlchemyError
+
+from actions import backends
+from salon.integrations.orders import normalise_order_number
+from salon.order_answers import order_answer
+from salon.whatsapp.inbound import is_bsuid
+
+logger = logging.getLogger(__name__)
+
+
+def client_ids(tracker: Tracker) -> tuple[str | None, str | None]:
+    """(wa_id, user_id) of the person writing: from the WhatsApp channel's metadata, else
+    from the conversation id when it is one of the two."""
+    metadata = tracker.latest_message.get("metadata") or {}
+    wa_id = metadata.get("wa_id") or None
+    user_id = metadata.get("user_id") or None
+    if not wa_id and not user_id:
+        sender = tracker.sender_id or ""
+        if is_bsuid(sender):
+            user_id = sender
+        elif sender.lstrip("+").isdigit():
+            wa_id = sender.lstrip("+")
+    return wa_id, user_id
+
+
+class ValidateOrderStatusForm(FormValidationAction):
+    def name(self) -> str:
+        return "validate_order_status_form"
+
+    def validate_order_number(
+        self, slot_value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> dict[str, Any]:
+        number = normalise_order_number(str(slot_value) if slot_value is not None else None)
+        if number is None:
+            dispatcher.utter_message(response="utter_order_number_invalid")
+            return {"order_number": None}
+        return {"order_number": number}
+
+
+class ActionOrderStatus(Action):
+    """Where the client's order stands, from the order record only."""
+
+    def name(self) -> str:
+        return "action_order_status"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        number = normalise_order_number(tracker.get_slot("order_number"))
+        wa_id, user_id = client_ids(tracker)
+        if number is None:
+            dispatcher.utter_message(response="utter_order_number_invalid")
+            return [SlotSet("order_number", None)]
+        try:
+            facts = await backends.orders().for_client(number, wa_id=wa_id, user_id=user_id)
+        except SQLAlchemyError:
+            logger.exception("orders unavailable while answering about %s", number)
+            dispatcher.utter_message(response="utter_order_request_noted", order_number=number)
+            return [SlotSet("order_number", None)]
+        if facts is None:
+            # Unknown, or someone else's: the same answer, nothing about the order.
+            dispatcher.utter_message(response="utter_order_not_found", order_number=number)
+        else:
+            dispatcher.utter_message(text=order_answer(facts))
+        return [SlotSet("order_number", None)]

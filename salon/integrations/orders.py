@@ -1,0 +1,128 @@
+"""The orders port: an order's status, carrier, tracking and promised date, for its owner.
+
+``Orders`` is what the actions depend on. Every lookup names the client asking (their
+WhatsApp number and/or business-scoped user id) and returns nothing for an order that is
+not theirs, exactly as for an order that does not exist: an order number is not a secret,
+so it must never be enough to read someone's delivery city or items. ``SqlOrders`` reads
+the maison's seeded tables; a Shopify or Salesforce Commerce Cloud adapter maps its order
+and fulfilment objects onto :class:`OrderFacts` behind the same two methods.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Protocol
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from salon.integrations.schema import clients, order_items, orders, products
+
+__all__ = ["OrderFacts", "Orders", "SqlOrders", "normalise_order_number"]
+
+_NUMBER = re.compile(r"(?:\bSOL\s*[-–_ ]?\s*)?\b(\d{6})\b", re.IGNORECASE)
+
+
+def normalise_order_number(text: str | None) -> str | None:
+    """``SOL-104233`` from what a client types ("sol 104233", "104233", "#SOL-104233")."""
+    if not text:
+        return None
+    match = _NUMBER.search(text)
+    return f"SOL-{match.group(1)}" if match else None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFacts:
+    number: str
+    status: str
+    items: tuple[str, ...]
+    carrier: str | None = None
+    tracking_number: str | None = None
+    tracking_url: str | None = None
+    shipped_from: str | None = None
+    shipped_at: datetime | None = None
+    eta: date | None = None
+    delivered_at: datetime | None = None
+    delivery_city: str = ""
+    delay_reason: str | None = None
+
+
+class Orders(Protocol):
+    async def for_client(
+        self, number: str, *, wa_id: str | None, user_id: str | None
+    ) -> OrderFacts | None:
+        """The order if it exists and belongs to this client, else None."""
+
+    async def latest_for_client(self, *, wa_id: str | None, user_id: str | None) -> OrderFacts | None:
+        """The client's most recent order, if any."""
+
+
+class SqlOrders:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @staticmethod
+    def _owner(wa_id: str | None, user_id: str | None) -> object | None:
+        conditions = []
+        if wa_id:
+            digits = wa_id.lstrip("+")
+            conditions += [clients.c.wa_id == digits, clients.c.phone == f"+{digits}"]
+        if user_id:
+            conditions.append(clients.c.user_id == user_id)
+        return or_(*conditions) if conditions else None
+
+    async def for_client(
+        self, number: str, *, wa_id: str | None, user_id: str | None
+    ) -> OrderFacts | None:
+        owner = self._owner(wa_id, user_id)
+        if owner is None:
+            return None
+        query = (
+            select(orders)
+            .join(clients, clients.c.id == orders.c.client_id)
+            .where(orders.c.id == number, owner)
+        )
+        return await self._one(query)
+
+    async def latest_for_client(self, *, wa_id: str | None, user_id: str | None) -> OrderFacts | None:
+        owner = self._owner(wa_id, user_id)
+        if owner is None:
+            return None
+        query = (
+            select(orders)
+            .join(clients, clients.c.id == orders.c.client_id)
+            .where(owner)
+            .order_by(orders.c.created_at.desc())
+            .limit(1)
+        )
+        return await self._one(query)
+
+    async def _one(self, query: object) -> OrderFacts | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).first()  # type: ignore[arg-type]
+            if row is None:
+                return None
+            names = (
+                await conn.execute(
+                    select(products.c.name, order_items.c.colour)
+                    .join(products, products.c.id == order_items.c.product_id)
+                    .where(order_items.c.order_id == row.id)
+                    .order_by(order_items.c.product_id)
+                )
+            ).all()
+        return OrderFacts(
+            number=row.id,
+            status=row.status,
+            items=tuple(f"{name} in {colour}" if colour else name for name, colour in names),
+            carrier=row.carrier,
+            tracking_number=row.tracking_number,
+            tracking_url=row.tracking_url,
+            shipped_from=row.shipped_from,
+            shipped_at=row.shipped_at,
+            eta=row.eta,
+            delivered_at=row.delivered_at,
+            delivery_city=row.delivery_city,
+            delay_reason=row.delay_reason,
+        )

@@ -1,0 +1,68 @@
+"""Order answers in the maison's voice, composed only from the order's own data.
+
+Dates are said as the client reads them ("Wednesday 25 November"); a tracking link is
+given when the carrier has one; a delay is said plainly with its reason. Nothing is
+promised that the order record does not hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+
+from salon.integrations.orders import OrderFacts
+
+__all__ = ["order_answer"]
+
+
+def _day(value: date | datetime) -> str:
+    return f"{value:%A} {value.day} {value:%B}"
+
+
+def _items(items: Sequence[str]) -> str:
+    if not items:
+        return "Your order"
+    if len(items) == 1:
+        return f"Your {items[0]}"
+    return f"Your {', '.join(items[:-1])} and {items[-1]}"
+
+
+def _tracking(facts: OrderFacts) -> str:
+    if facts.tracking_url:
+        return f" You can follow it here: {facts.tracking_url}"
+    if facts.tracking_number and facts.carrier:
+        return f" The {facts.carrier} tracking number is {facts.tracking_number}."
+    return ""
+
+
+def order_answer(facts: OrderFacts) -> str:
+    """One short message on where the order stands, from its record only."""
+    subject = _items(facts.items)
+    number = f"(order {facts.number})"
+    eta = f", expected on {_day(facts.eta)}" if facts.eta else ""
+    status = facts.status
+    if status in ("placed", "confirmed"):
+        return f"{subject} {number} is confirmed and will be prepared shortly{eta}."
+    if status == "in_preparation":
+        where = f" at {facts.shipped_from}" if facts.shipped_from else ""
+        return f"{subject} {number} is being prepared{where}{eta}."
+    if status in ("shipped", "out_for_delivery"):
+        how = f" with {facts.carrier}" if facts.carrier else ""
+        when = f" on {_day(facts.shipped_at)}" if facts.shipped_at else ""
+        leg = "is out for delivery today" if status == "out_for_delivery" else f"left us{when}{how}"
+        to = f" to {facts.delivery_city}" if facts.delivery_city and status == "shipped" else ""
+        return f"{subject} {number} {leg}{to}{eta}.{_tracking(facts)}"
+    if status == "delivered":
+        when = f" on {_day(facts.delivered_at)}" if facts.delivered_at else ""
+        return (f"{subject} {number} was delivered{when}. If anything is not as it should be, "
+                "I will ask your client advisor to look after it.")
+    if status == "delayed":
+        reason = f" {facts.delay_reason.rstrip('.')}." if facts.delay_reason else ""
+        return (f"{subject} {number} is delayed, and I am sorry for it.{reason}"
+                f"{(' It is now expected on ' + _day(facts.eta) + '.') if facts.eta else ''}"
+                " Your client advisor is following it closely.")
+    if status == "cancelled":
+        return f"Order {facts.number} was cancelled. Your client advisor can tell you more if you wish."
+    if status == "returned":
+        return f"Order {facts.number} has been returned to us. Your client advisor will confirm the refund with you."
+    return f"Order {facts.number} is {status.replace('_', ' ')}. Your client advisor can tell you more."

@@ -1,0 +1,137 @@
+"""The orders port on both SQL backends, the answers built from it, and the order actions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from salon.db import make_async_engine
+from salon.integrations.orders import OrderFacts, SqlOrders, normalise_order_number
+from salon.integrations.seed import seed_database
+from salon.order_answers import order_answer
+
+CLAIRE_WA = "33600000001"  # owns SOL-104233 (shipped) and SOL-104187 (delivered)
+CLAIRE_BSUID = "FR.4820193746581029374"
+SOMEONE_ELSE = "447700900123"
+
+
+@pytest.fixture()
+async def orders(database_url: str):  # type: ignore[no-untyped-def]
+    seed_database(database_url)
+    engine = make_async_engine(database_url)
+    yield SqlOrders(engine)
+    await engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("SOL-104233", "SOL-104233"), ("sol 104233", "SOL-104233"), ("#104233", "SOL-104233"),
+     ("it's SOL–104233 thanks", "SOL-104233"), ("my order", None), ("SOL-1042", None), (None, None)],
+)
+def test_order_numbers_are_read_as_clients_type_them(text: str | None, expected: str | None) -> None:
+    assert normalise_order_number(text) == expected
+
+
+async def test_an_order_is_read_for_its_owner_only(orders) -> None:  # type: ignore[no-untyped-def]
+    mine = await orders.for_client("SOL-104233", wa_id=CLAIRE_WA, user_id=None)
+    assert mine is not None and mine.status == "shipped" and mine.carrier == "DHL Express"
+    assert mine.tracking_number == "4829301756" and mine.delivery_city == "Paris"
+    assert mine.items and "Camel" in mine.items[0]
+    by_bsuid = await orders.for_client("SOL-104233", wa_id=None, user_id=CLAIRE_BSUID)
+    assert by_bsuid == mine
+    assert await orders.for_client("SOL-104233", wa_id=SOMEONE_ELSE, user_id=None) is None
+    assert await orders.for_client("SOL-104240", wa_id=CLAIRE_WA, user_id=None) is None  # C-004's
+    assert await orders.for_client("SOL-999999", wa_id=CLAIRE_WA, user_id=None) is None
+    assert await orders.for_client("SOL-104233", wa_id=None, user_id=None) is None
+
+
+async def test_latest_order_is_the_most_recent(orders) -> None:  # type: ignore[no-untyped-def]
+    latest = await orders.latest_for_client(wa_id=CLAIRE_WA, user_id=None)
+    assert latest is not None and latest.number == "SOL-104233"
+    assert await orders.latest_for_client(wa_id=SOMEONE_ELSE, user_id=None) is None
+
+
+async def test_answers_say_only_what_the_record_holds(orders) -> None:  # type: ignore[no-untyped-def]
+    shipped = order_answer(await orders.for_client("SOL-104233", wa_id=CLAIRE_WA, user_id=None))
+    assert "SOL-104233" in shipped and "DHL Express" in shipped
+    assert "Wednesday 25 November" in shipped  # the promised date
+    assert "https://www.dhl.com/" in shipped
+    delivered = order_answer(await orders.for_client("SOL-104187", wa_id=CLAIRE_WA, user_id=None))
+    assert "was delivered on Monday 5 October" in delivered
+    delayed = order_answer(OrderFacts(number="SOL-100001", status="delayed", items=("Aurore tote",),
+                                      delay_reason="Customs held the parcel in Milan."))
+    assert "delayed" in delayed and "Customs held the parcel in Milan." in delayed
+    assert "expected" not in delayed  # no date in the record, none said
+    boutique = order_answer(OrderFacts(number="SOL-100002", status="shipped", items=(),
+                                       carrier="boutique courier"))
+    assert "boutique courier" in boutique and "follow it" not in boutique
+
+
+def _tracker(sender: str, slots: dict[str, Any], metadata: dict[str, Any] | None = None) -> Tracker:
+    return Tracker(
+        sender_id=sender,
+        slots=slots,
+        latest_message={"text": "where is my order", "intent": {"name": "check_order_status"},
+                        "entities": [], "metadata": metadata or {}},
+        events=[],
+        paused=False,
+        followup_action=None,
+        active_loop={"name": "order_status_form"},
+        latest_action_name="order_status_form",
+    )
+
+
+async def test_action_answers_the_owner_and_reveals_nothing_to_others(sqlite_url: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from actions import backends
+    from actions.orders import ActionOrderStatus
+
+    seed_database(sqlite_url)
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    backends.orders.cache_clear()
+    cleared = [{"event": "slot", "timestamp": None, "name": "order_number", "value": None}]
+
+    # Over WhatsApp the channel's metadata names the client.
+    dispatcher = CollectingDispatcher()
+    events = await ActionOrderStatus().run(
+        dispatcher, _tracker(CLAIRE_BSUID, {"order_number": "SOL-104233"},
+                             {"wa_id": CLAIRE_WA, "user_id": CLAIRE_BSUID}), {})
+    assert events == cleared
+    assert "DHL Express" in dispatcher.messages[0]["text"]
+
+    # Someone else's number: the same words as for an order that does not exist.
+    for sender, number in ((SOMEONE_ELSE, "SOL-104233"), (CLAIRE_WA, "SOL-999999")):
+        dispatcher = CollectingDispatcher()
+        events = await ActionOrderStatus().run(dispatcher, _tracker(sender, {"order_number": number}), {})
+        assert events == cleared
+        assert dispatcher.messages == [{"text": None, "buttons": [], "elements": [], "custom": {},
+                                        "template": "utter_order_not_found",
+                                        "response": "utter_order_not_found", "image": None,
+                                        "attachment": None, "order_number": number}]
+    backends.orders.cache_clear()
+
+
+async def test_action_when_orders_are_unreachable(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from actions import backends
+    from actions.orders import ActionOrderStatus
+
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'empty.db'}")
+    backends.orders.cache_clear()
+    dispatcher = CollectingDispatcher()
+    await ActionOrderStatus().run(dispatcher, _tracker(CLAIRE_WA, {"order_number": "SOL-104233"}), {})
+    assert dispatcher.messages[0]["response"] == "utter_order_request_noted"
+    backends.orders.cache_clear()
+
+
+async def test_form_validation_normalises_or_re_asks() -> None:
+    from actions.orders import ValidateOrderStatusForm
+
+    form = ValidateOrderStatusForm()
+    dispatcher = CollectingDispatcher()
+    tracker = _tracker(CLAIRE_WA, {"order_number": None})
+    assert form.validate_order_number("sol 104233", dispatcher, tracker, {}) == {"order_number": "SOL-104233"}
+    assert dispatcher.messages == []
+    assert form.validate_order_number("my last one", dispatcher, tracker, {}) == {"order_number": None}
+    assert dispatcher.messages[0]["response"] == "utter_order_number_invalid"
