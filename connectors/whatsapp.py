@@ -155,6 +155,7 @@ class WhatsAppInput(InputChannel):
                 self.assistant.start()
             service = await runtime.start(on_turn)
             await service.replay_pending()
+            service.start_housekeeping()
 
         @bp.listener("before_server_stop")
         async def stop(app: Any, loop: Any) -> None:

@@ -376,3 +376,26 @@ def test_secret_never_optional() -> None:
     with pytest.raises(RasaException, match="auth_mode"):
         WhatsAppInput.from_credentials({**base, "auth_mode": "basic"})
 
+
+
+async def test_handled_messages_leave_the_inbox_after_the_dedup_window(sqlite_url: str, tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from salon.clock import ManualClock
+
+    clock = ManualClock(NOW)
+    message = text_message("33600000001", "Bonjour", TS)
+    payload = envelope(messages_change([message], [contact("33600000001")]))
+    async with running_channel(settings_for(sqlite_url, tmp_path), clock=clock) as ch:
+        service = ch.runtime.service
+        assert service is not None
+        assert (await ch.post(payload))[0] == 200
+        await ch.settle()
+        clock.advance(timedelta(days=7))
+        assert await service.prune() == 0  # Meta may still retry: keep the claim
+        assert (await ch.post(payload))[0] == 200
+        await ch.settle()
+        assert len(ch.received) == 1  # still a duplicate
+        clock.advance(timedelta(days=1, seconds=1))
+        assert await service.prune() == 1
+    assert count(sqlite_url, inbox_table) == 0

@@ -30,10 +30,8 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    and_,
     case,
     delete,
-    or_,
     select,
     update,
 )
@@ -394,16 +392,6 @@ class WhatsAppRecords(SqlTables):
             return record
         return None
 
-    async def prune_outbound(self, before: datetime) -> int:
-        async with self.engine.begin() as conn:
-            result = await conn.execute(
-                delete(outbound_table).where(
-                    _O.updated_us < to_us(before, "before"),
-                    or_(_O.status_rank >= TERMINAL, and_(_O.status_rank >= STATUS_RANK["read"])),
-                )
-            )
-        return int(result.rowcount or 0)
 
-
-RETENTION: Final = timedelta(days=8)
-"""Inbox rows outlive Meta's 7 days of webhook retries."""
+INBOX_RETENTION: Final = timedelta(days=8)
+"""Handled inbox rows outlive Meta's 7 days of webhook retries (the dedup window)."""

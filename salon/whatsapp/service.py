@@ -33,7 +33,7 @@ from salon.whatsapp.inbound import (
     parse_body,
     parse_webhook,
 )
-from salon.whatsapp.records import InboxItem, WhatsAppRecords
+from salon.whatsapp.records import INBOX_RETENTION, InboxItem, WhatsAppRecords
 from salon.whatsapp.sender import GuardedSender
 from salon.whatsapp.signature import SignatureCheck, check_signature
 
@@ -112,6 +112,7 @@ class WebhookService:
         self.clock = clock
         self.on_turn = on_turn
         self.max_body_bytes = max_body_bytes
+        self._housekeeping: asyncio.Future[None] | None = None
         self._queues: dict[str, list[Turn]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -308,6 +309,31 @@ class WebhookService:
             logger.info("replaying %d pending WhatsApp message(s)", len(turns))
         return len(turns)
 
+    async def prune(self) -> int:
+        """Forget handled inbox rows older than the dedup window (Meta retries for 7 days)."""
+        removed = await self.records.prune_inbound(self.clock.now() - INBOX_RETENTION)
+        if removed:
+            logger.info("pruned %d handled WhatsApp message(s) from the inbox", removed)
+        return removed
+
+    def start_housekeeping(self, every: timedelta = timedelta(hours=6)) -> None:
+        """Prune now and then every ``every``, in a tracked background task."""
+
+        async def loop() -> None:
+            while True:
+                try:
+                    await self.prune()
+                except Exception:
+                    logger.exception("pruning the WhatsApp inbox failed; will try again")
+                await asyncio.sleep(every.total_seconds())
+
+        self._housekeeping = asyncio.ensure_future(loop())
+
+    def stop_housekeeping(self) -> None:
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+            self._housekeeping = None
+
     async def drain(self, timeout: float = 30.0) -> bool:
         """Wait for background work (tests, shutdown); False if it did not finish."""
         deadline = asyncio.get_running_loop().time() + timeout
@@ -342,5 +368,3 @@ def client_ref_for_recipient(phone_number_id: str, recipient_id: str) -> ClientR
         return ClientRef(phone_number_id, user_id=recipient_id)
     return ClientRef(phone_number_id, wa_id=recipient_id)
 
-
-RETENTION: Final = timedelta(days=8)
