@@ -145,7 +145,7 @@ class WhatsAppRuntime:
 
     async def close(self) -> None:
         if self.service is not None:
-            self.service.stop_housekeeping()
+            await self.service.stop_housekeeping()
             await self.service.drain(timeout=10)
         if self.sender is not None:
             await self._graph.close()

@@ -13,6 +13,7 @@ assistant could not answer stays pending in the inbox and is replayed on start.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 from collections.abc import Awaitable, Callable
@@ -329,10 +330,13 @@ class WebhookService:
 
         self._housekeeping = asyncio.ensure_future(loop())
 
-    def stop_housekeeping(self) -> None:
-        if self._housekeeping is not None:
-            self._housekeeping.cancel()
-            self._housekeeping = None
+    async def stop_housekeeping(self) -> None:
+        """Cancel the pruning task and wait for it, so its connection is returned."""
+        task, self._housekeeping = self._housekeeping, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def drain(self, timeout: float = 30.0) -> bool:
         """Wait for background work (tests, shutdown); False if it did not finish."""
