@@ -94,11 +94,6 @@ class InboundMessage:
         """The conversation id: the BSUID when Meta sends one, else the wa_id."""
         return self.client.user_id or self.client.wa_id or ""
 
-    @property
-    def context_id(self) -> str | None:
-        context = self.metadata.get("context")
-        return context.get("id") if isinstance(context, Mapping) else None
-
 
 @dataclass(frozen=True, slots=True)
 class StatusUpdate:
@@ -161,13 +156,6 @@ class WebhookBatch:
     """(where, why) for every item that could not be understood."""
     ignored: list[tuple[str, str]] = field(default_factory=list)
     """(where, what) for well-formed updates Salon has no use for (other fields)."""
-
-    @property
-    def size(self) -> int:
-        return (
-            len(self.messages) + len(self.statuses) + len(self.template_events)
-            + len(self.preferences) + len(self.account_errors)
-        )
 
 
 # --------------------------------------------------------------------------- parsing

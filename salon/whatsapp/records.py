@@ -233,10 +233,6 @@ class WhatsAppRecords(SqlTables):
             for r in rows
         ]
 
-    async def inbound_state(self, wamid: str) -> str | None:
-        async with self.engine.connect() as conn:
-            return (await conn.execute(select(_I.state).where(_I.wamid == wamid))).scalar()
-
     async def latest_profile_name(self, ref: Any) -> str | None:
         """The WhatsApp profile name the client last wrote with (for a greeting when the
         maison's book does not know them)."""
@@ -370,20 +366,6 @@ class WhatsAppRecords(SqlTables):
         async with self.engine.connect() as conn:
             row = (await conn.execute(select(outbound_table).where(_O.wamid == wamid))).one_or_none()
         return _record(row) if row is not None else None
-
-    async def outbound_for(
-        self, phone_number_id: str, recipients: Sequence[str], limit: int = 100
-    ) -> list[OutboundRecord]:
-        """The latest records for a client (by any of its ids), oldest first."""
-        query = (
-            select(outbound_table)
-            .where(_O.phone_number_id == phone_number_id, _O.recipient.in_(list(recipients)))
-            .order_by(_O.id.desc())
-            .limit(limit)
-        )
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
-        return [_record(r) for r in reversed(rows)]
 
     async def recent_nudge(self, phone_number_id: str, context_id: str) -> OutboundRecord | None:
         """The nudge a client's tap answers (``context.id`` = the nudge's wamid)."""

@@ -71,24 +71,6 @@ class OutgoingMessage:
     """A template the sender asked for explicitly (``custom.wa_template``)."""
     language: str | None = None
 
-    @property
-    def type(self) -> str:
-        return str(self.message.get("type"))
-
-    @property
-    def preview(self) -> str:
-        """A short human-readable summary for logs and records."""
-        kind = self.type
-        body = self.message.get(kind)
-        if kind == "text" and isinstance(body, Mapping):
-            return str(body.get("body", ""))[:120]
-        if kind == "interactive" and isinstance(body, Mapping):
-            inner = body.get("body")
-            return str(inner.get("text", ""))[:120] if isinstance(inner, Mapping) else ""
-        if kind == "template" and isinstance(body, Mapping):
-            return f"template {body.get('name')}"
-        return kind
-
 
 # --------------------------------------------------------------------------- text
 

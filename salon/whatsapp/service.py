@@ -348,10 +348,6 @@ class WebhookService:
             await asyncio.wait(set(self._tasks), timeout=remaining)
         return True
 
-    @property
-    def busy(self) -> int:
-        return len(self._tasks)
-
 
 def _inbox_item(message: InboundMessage) -> InboxItem:
     return InboxItem(
