@@ -92,3 +92,31 @@ class Api:
 
 
 StartApi = Callable[..., AbstractAsyncContextManager[Api]]
+
+
+def nudge_request(to: str, *, language: str = "en", payload: str = "NUDGE:1") -> dict[str, Any]:
+    """A ``POST /messages`` body for the maison's re-engagement template, first name
+    Claire, whose quick-reply button carries ``payload``."""
+    return {
+        "messaging_product": "whatsapp",
+        "to": to,
+        "type": "template",
+        "template": {
+            "name": "advisor_update_nudge",
+            "language": {"code": language},
+            "components": [
+                {
+                    "type": "body",
+                    "parameters": [
+                        {"type": "text", "parameter_name": "first_name", "text": "Claire"}
+                    ],
+                },
+                {
+                    "type": "button",
+                    "sub_type": "quick_reply",
+                    "index": 0,
+                    "parameters": [{"type": "payload", "payload": payload}],
+                },
+            ],
+        },
+    }

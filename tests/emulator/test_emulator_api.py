@@ -19,7 +19,7 @@ from salon.errors import (
     errors_from_webhook,
 )
 from salon.templates import GraphTemplatePageFetcher, TemplateRegistry
-from tests.emulator.emulator_support import CLAIRE, HUGO, Api, StartApi
+from tests.emulator.emulator_support import CLAIRE, HUGO, Api, StartApi, nudge_request
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 
@@ -578,29 +578,7 @@ async def test_button_taps_map_to_what_was_sent(api: Api, receiver: WebhookRecei
     }
     assert taps[1]["interactive"]["list_reply"] == {"id": "MONTAIGNE", "title": "Avenue Montaigne"}
 
-    nudge = {
-        "messaging_product": "whatsapp",
-        "to": CLAIRE,
-        "type": "template",
-        "template": {
-            "name": "advisor_update_nudge",
-            "language": {"code": "en"},
-            "components": [
-                {
-                    "type": "body",
-                    "parameters": [
-                        {"type": "text", "parameter_name": "first_name", "text": "Claire"}
-                    ],
-                },
-                {
-                    "type": "button",
-                    "sub_type": "quick_reply",
-                    "index": 0,
-                    "parameters": [{"type": "payload", "payload": "NUDGE:7"}],
-                },
-            ],
-        },
-    }
+    nudge = nudge_request(CLAIRE, payload="NUDGE:7")
     _, body = await api.send(nudge)
     nudge_id = body["messages"][0]["id"]
     await api.inbound(**{"from": CLAIRE, "reply_to": nudge_id, "button": "0"})

@@ -22,7 +22,7 @@ import pytest
 
 from salon.clock import ManualClock
 from salon.emulator.testing import WebhookReceiver
-from tests.emulator.emulator_support import Api, StartApi
+from tests.emulator.emulator_support import Api, StartApi, nudge_request
 
 FIXTURES = (
     Path(__file__).resolve().parents[2] / ".." / "shared" / "fixtures" / "whatsapp"
@@ -194,32 +194,6 @@ def _list() -> dict[str, Any]:
     }
 
 
-def _nudge() -> dict[str, Any]:
-    return {
-        "messaging_product": "whatsapp",
-        "to": CLIENT,
-        "type": "template",
-        "template": {
-            "name": "advisor_update_nudge",
-            "language": {"code": "en"},
-            "components": [
-                {
-                    "type": "body",
-                    "parameters": [
-                        {"type": "text", "parameter_name": "first_name", "text": "Claire"}
-                    ],
-                },
-                {
-                    "type": "button",
-                    "sub_type": "quick_reply",
-                    "index": 0,
-                    "parameters": [{"type": "payload", "payload": "callback_data"}],
-                },
-            ],
-        },
-    }
-
-
 def _marketing() -> dict[str, Any]:
     return {
         "messaging_product": "whatsapp",
@@ -267,11 +241,11 @@ async def build_list_reply(api: Api, r: WebhookReceiver) -> dict[str, Any]:
 
 
 async def build_template_button(api: Api, r: WebhookReceiver) -> dict[str, Any]:
-    return await _tap(api, r, {"from": CLIENT, "name": "Claire"}, _nudge())
+    return await _tap(api, r, {"from": CLIENT, "name": "Claire"}, nudge_request(CLIENT, payload="callback_data"))
 
 
 async def build_template_button_bsuid(api: Api, r: WebhookReceiver) -> dict[str, Any]:
-    return await _tap(api, r, PYWA_CLIENT, _nudge())
+    return await _tap(api, r, PYWA_CLIENT, nudge_request(CLIENT, payload="callback_data"))
 
 
 async def build_image(api: Api, r: WebhookReceiver) -> dict[str, Any]:

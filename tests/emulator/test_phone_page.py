@@ -28,7 +28,7 @@ import pytest
 from salon.emulator.config import EmulatorConfig
 from salon.emulator.phone import STATIC_DIR, static_file
 from salon.emulator.testing import WebhookReceiver, running_emulator
-from tests.emulator.emulator_support import FAST, Api
+from tests.emulator.emulator_support import FAST, Api, nudge_request
 
 CLAIRE = "33600000001"
 
@@ -47,32 +47,6 @@ def _buttons(to: str, text: str, choices: list[tuple[str, str]]) -> dict[str, An
                     for rid, title in choices
                 ]
             },
-        },
-    }
-
-
-def _nudge(to: str, language: str = "fr") -> dict[str, Any]:
-    return {
-        "messaging_product": "whatsapp",
-        "to": to,
-        "type": "template",
-        "template": {
-            "name": "advisor_update_nudge",
-            "language": {"code": language},
-            "components": [
-                {
-                    "type": "body",
-                    "parameters": [
-                        {"type": "text", "parameter_name": "first_name", "text": "Claire"}
-                    ],
-                },
-                {
-                    "type": "button",
-                    "sub_type": "quick_reply",
-                    "index": 0,
-                    "parameters": [{"type": "payload", "payload": "NUDGE:1"}],
-                },
-            ],
         },
     }
 
@@ -146,7 +120,7 @@ async def test_the_thread_shows_templates_failures_and_statuses(api: Api) -> Non
     await api.emu.emulator.wait_idle(5)  # type: ignore[union-attr]
     await api.advance(25 * 3600)
     _, late = await api.text(CLAIRE, "Too late for free-form.")
-    _, nudge = await api.send(_nudge(CLAIRE))
+    _, nudge = await api.send(nudge_request(CLAIRE, language="fr"))
     await api.emu.emulator.wait_idle(5)  # type: ignore[union-attr]
 
     _, thread = await api.admin("GET", "thread", params={"client": CLAIRE})
@@ -422,7 +396,7 @@ async def test_a_person_chats_as_the_client_in_a_browser() -> None:
             assert emu.emulator.clock.offset.total_seconds() == 24 * 3600
 
             # The template shows as WhatsApp shows it, and its quick reply is tappable.
-            nudge_id = await bot_sends(_nudge(CLAIRE))
+            nudge_id = await bot_sends(nudge_request(CLAIRE, language="fr"))
             nudge = f".msg--business[data-wamid={json.dumps(nudge_id)}]"
             label = await page.wait(
                 f"document.querySelector('{nudge} .bubble__label')?.textContent",
