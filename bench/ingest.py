@@ -57,37 +57,42 @@ TEXTS = [
 ]
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and its children, from /proc."""
-    total = 0.0
+def _cpu_of(pid: int) -> float:
     tick = os.sysconf("SC_CLK_TCK")
-    pids = [pid]
     try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        pids += [int(c) for c in children]
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
-        pass
-    for p in pids:
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / tick
-    return total
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / tick
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
 
 
 class CpuMeter:
-    """CPU seconds each server process spent during a run."""
+    """CPU seconds each server process spent during a run; a process's children (the
+    Rasa server's WhatsApp I/O process) are counted apart, as ``<name>+children``."""
 
     def __init__(self, stack: Stack) -> None:
         self.pids = {name: p.pid for name, p in stack.processes.items()}
-        self.start = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self.start = self._now()
+
+    def _now(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for name, pid in self.pids.items():
+            out[name] = _cpu_of(pid)
+            children = _children(pid)
+            if children:
+                out[f"{name}+children"] = sum(_cpu_of(c) for c in children)
+        return out
 
     def per_message_ms(self, messages: int) -> dict[str, float]:
-        return {
-            name: round((cpu_seconds(pid) - self.start[name]) * 1000 / messages, 1)
-            for name, pid in self.pids.items()
-        }
+        now = self._now()
+        return {name: round((now[name] - self.start.get(name, 0.0)) * 1000 / messages, 1) for name in now}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -227,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=str(PROJECT_ROOT / "models" / "salon.tar.gz"))
     parser.add_argument("--database-url", help="Salon's tables (default: SQLite in a temporary folder)")
     parser.add_argument("--redis-url", help="session state in Redis (default: in the SQL database)")
+    parser.add_argument("--in-process", action="store_true",
+                        help="run the channel's I/O in the Rasa server's own process (io_process: false)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="salon-bench-", ignore_cleanup_errors=True) as tmp:
         config = StackConfig(
@@ -235,6 +242,7 @@ def main(argv: list[str] | None = None) -> int:
             database_url=args.database_url, redis_url=args.redis_url,
             # Meta's default 80 msg/s would not bind here; keep the emulator out of the way.
             emulator_args=["--throughput-per-second", "10000"],
+            channel_options={"io_process": "false"} if args.in_process else {},
         )
         stack = Stack(config)
         with stack.running():

@@ -12,23 +12,31 @@ Enable it in ``credentials.yml``::
       api_version: ${WA_API_VERSION}       # v21.0
       auth_mode: ${WA_AUTH_MODE}           # bearer (Meta, emulator) or d360 (360dialog)
       # assistant_thread: true             # predictions in their own event loop thread
+      # io_process: true                   # the channel's I/O in a companion process
 
 The webhook is ``/webhooks/whatsapp/webhook``: GET for Meta's verification handshake,
 POST for signed updates. Everything that matters (signature, dedup, window, send-time
 guard, statuses) lives in ``salon.whatsapp``; this module only translates between it and
 Rasa's ``UserMessage`` / ``OutputChannel``.
 
-Rasa predicts synchronously inside its coroutines, which holds an event loop for tens of
-milliseconds per turn. The channel therefore hands each turn to Rasa in a second event
-loop on its own thread (``assistant_thread``, on by default), so the server's loop stays
-free to acknowledge Meta's webhooks; the responses come back to the server's loop, where
-the send-time guard runs. It is switched off automatically with an event broker bound to
-the server's loop (RabbitMQ/pika).
+Two things keep the acknowledgements quick and the assistant's throughput whole while
+Rasa is busy:
+
+- ``io_process`` (on by default): the channel's pipeline (signature, dedup, window record,
+  statuses, send-time guard, Graph API) runs in a companion process
+  (:mod:`salon.whatsapp.io_process`); this server forwards each webhook's raw body to it
+  and runs the turns it asks for. Off, the same pipeline runs in this process.
+- ``assistant_thread`` (on by default): Rasa predicts synchronously inside its
+  coroutines, which holds an event loop for tens of milliseconds per turn, so each turn
+  runs in a second event loop on its own thread and the server's loop stays free for
+  webhooks; responses come back to the server's loop. It is switched off automatically
+  with an event broker bound to the server's loop (RabbitMQ/pika).
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -40,7 +48,7 @@ from sanic.response import HTTPResponse
 
 from salon.loop_thread import LoopThread, call_in_loop
 from salon.sessions import ClientRef
-from salon.whatsapp.rendering import RenderError, render_response
+from salon.whatsapp.io_process import IoProcessRuntime
 from salon.whatsapp.runtime import ChannelConfig, ChannelConfigError, WhatsAppRuntime
 from salon.whatsapp.service import Turn, client_ref_for_recipient
 from salon.whatsapp.signature import HEADER
@@ -48,6 +56,10 @@ from salon.whatsapp.signature import HEADER
 logger = logging.getLogger(__name__)
 
 CHANNEL = "whatsapp"
+SWITCH_INTERVAL_S = 0.001
+
+ChannelRuntime = IoProcessRuntime | WhatsAppRuntime
+"""The channel's I/O: in a companion process (the default) or in the server's own."""
 
 
 class WhatsAppOutput(OutputChannel):
@@ -57,7 +69,7 @@ class WhatsAppOutput(OutputChannel):
     def name(cls) -> str:
         return CHANNEL
 
-    def __init__(self, runtime: WhatsAppRuntime, client: ClientRef | None = None) -> None:
+    def __init__(self, runtime: ChannelRuntime, client: ClientRef | None = None) -> None:
         self.runtime = runtime
         self.client = client
 
@@ -67,19 +79,10 @@ class WhatsAppOutput(OutputChannel):
         return client_ref_for_recipient(self.runtime.config.phone_number_id, recipient_id)
 
     async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
-        # Rasa may call this from the assistant's thread: the guard runs in the server's loop.
-        await call_in_loop(self.runtime.loop, self._send(recipient_id, dict(message)))
-
-    async def _send(self, recipient_id: str, message: dict[str, Any]) -> None:
-        sender = self.runtime.sender
-        if sender is None:
-            raise RuntimeError("the WhatsApp channel has not started")
-        try:
-            outgoing = render_response(message)
-        except RenderError as exc:
-            logger.error("response %s for %s not sent: %s", message.get("utter_action"), recipient_id, exc)
-            return
-        for outcome in await sender.send_all(self._ref(recipient_id), outgoing):
+        # Rasa may call this from the assistant's thread: the channel's I/O belongs to the
+        # server's loop.
+        outcomes = await call_in_loop(self.runtime.loop, self.runtime.send(self._ref(recipient_id), dict(message)))
+        for outcome in outcomes:
             logger.debug("whatsapp send to %s: %s", recipient_id, outcome)
 
     async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
@@ -121,9 +124,11 @@ class WhatsAppInput(InputChannel):
         except ChannelConfigError as exc:
             raise RasaException(str(exc)) from exc
 
-    def __init__(self, config: ChannelConfig, runtime: WhatsAppRuntime | None = None) -> None:
+    def __init__(self, config: ChannelConfig, runtime: ChannelRuntime | None = None) -> None:
         self.config = config
-        self.runtime = runtime or WhatsAppRuntime(config)
+        self.runtime: ChannelRuntime = runtime or (
+            IoProcessRuntime(config) if config.io_process else WhatsAppRuntime(config)
+        )
         self.assistant: LoopThread | None = None
 
     def get_output_channel(self) -> OutputChannel:
@@ -153,9 +158,10 @@ class WhatsAppInput(InputChannel):
             if self.config.assistant_thread and _loop_free_broker(app):
                 self.assistant = LoopThread("whatsapp-assistant")
                 self.assistant.start()
-            service = await runtime.start(on_turn)
-            await service.replay_pending()
-            service.start_housekeeping()
+                # A prediction holds the interpreter; the server's loop gets it back within
+                # this interval (Python's default is 5 ms) to answer a webhook.
+                sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
+            await runtime.start(on_turn)
 
         @bp.listener("before_server_stop")
         async def stop(app: Any, loop: Any) -> None:
@@ -166,15 +172,12 @@ class WhatsAppInput(InputChannel):
 
         @bp.route("/", methods=["GET"])
         async def health(request: Request) -> HTTPResponse:
-            ready = runtime.service is not None
+            ready = runtime.ready
             return response.json({"status": "ok" if ready else "starting"}, status=200 if ready else 503)
 
         @bp.route("/webhook", methods=["GET"])
         async def verify(request: Request) -> HTTPResponse:
-            service = runtime.service
-            if service is None:
-                return response.text("starting", status=503)
-            reply = service.verify(
+            reply = runtime.verify(
                 request.args.get("hub.mode"),
                 request.args.get("hub.verify_token"),
                 request.args.get("hub.challenge"),
@@ -183,10 +186,7 @@ class WhatsAppInput(InputChannel):
 
         @bp.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
-            service = runtime.service
-            if service is None:
-                return response.text("starting", status=503)
-            reply = await service.handle(request.body or b"", request.headers.get(HEADER))
+            reply = await runtime.handle(request.body or b"", request.headers.get(HEADER))
             return response.text(reply.body, status=reply.status)
 
         return bp

@@ -51,6 +51,8 @@ class StackConfig:
     verify_token: str = "emulator-verify-token"
     api_version: str = "v21.0"
     extra_env: dict[str, str] = field(default_factory=dict)
+    channel_options: dict[str, str] = field(default_factory=dict)
+    """More keys of the WhatsApp channel's credentials (``io_process: "false"`` …)."""
 
     @property
     def emulator_url(self) -> str:
@@ -121,7 +123,8 @@ class Stack:
             f'  waba_id: "{c.waba_id}"\n'
             f"  api_base_url: {c.emulator_url}\n"
             f"  api_version: {c.api_version}\n"
-            "  auth_mode: bearer\n",
+            "  auth_mode: bearer\n"
+            + "".join(f'  {key}: "{value}"\n' for key, value in c.channel_options.items()),
             encoding="utf-8",
         )
         endpoints = c.workdir / "endpoints.yml"

@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,10 +19,11 @@ import aiohttp
 from rasa.core.channels.channel import UserMessage
 from sanic import Sanic
 
-from connectors.whatsapp import WhatsAppInput
+from connectors.whatsapp import ChannelRuntime, WhatsAppInput
 from salon.clock import Clock
 from salon.config import Settings
 from salon.sessions import SessionStore
+from salon.whatsapp.io_process import IoProcessRuntime
 from salon.whatsapp.runtime import ChannelConfig, WhatsAppRuntime
 from salon.whatsapp.signature import sign
 
@@ -66,7 +68,7 @@ async def serve(app: Sanic) -> AsyncIterator[str]:
 @dataclass
 class Channel:
     url: str
-    runtime: WhatsAppRuntime
+    runtime: ChannelRuntime
     received: list[UserMessage] = field(default_factory=list)
     http: aiohttp.ClientSession | None = None
 
@@ -87,8 +89,26 @@ class Channel:
             return resp.status, await resp.text()
 
     async def settle(self) -> None:
+        assert isinstance(self.runtime, WhatsAppRuntime), "in-process runtime only"
         assert self.runtime.service is not None
         assert await self.runtime.service.drain(timeout=20)
+
+
+@contextmanager
+def settings_in_environment(settings: Settings) -> Iterator[None]:
+    """Expose ``settings`` as the environment a child process reads them from."""
+    values = {"DATABASE_URL": settings.effective_database_url, "SALON_VAR_DIR": str(settings.var_dir),
+              "SALON_DATA_DIR": str(settings.data_dir), "REDIS_URL": settings.redis_url or ""}
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 @asynccontextmanager
@@ -100,15 +120,23 @@ async def running_channel(
     sessions: SessionStore | None = None,
     reply: Callable[[UserMessage], Awaitable[None]] | None = None,
     access_token: str = "test-access-token",
+    io_process: bool = False,
 ) -> AsyncIterator[Channel]:
     """The WhatsApp channel on a real Sanic server. ``reply`` plays the assistant's part
-    (by default it only records the message)."""
+    (by default it only records the message). With ``io_process`` the channel's I/O runs
+    in its companion process, which reads ``settings`` (and the clock) from the
+    environment, as under ``rasa run``."""
     config = ChannelConfig.from_mapping(
         {"verify_token": VERIFY_TOKEN, "app_secret": APP_SECRET, "access_token": access_token,
          "phone_number_id": PNID, "waba_id": WABA, "api_base_url": api_base_url,
-         "api_version": "v21.0"}
+         "api_version": "v21.0", "io_process": io_process}
     )
-    runtime = WhatsAppRuntime(config, settings=settings, clock=clock, sessions=sessions)
+    runtime: ChannelRuntime
+    if io_process:
+        assert clock is None and sessions is None, "the I/O process takes its clock and stores from the environment"
+        runtime = IoProcessRuntime(config, restart_delay=0.2)
+    else:
+        runtime = WhatsAppRuntime(config, settings=settings, clock=clock, sessions=sessions)
     channel_input = WhatsAppInput(config, runtime)
     received: list[UserMessage] = []
 
@@ -119,9 +147,10 @@ async def running_channel(
 
     app = Sanic(f"whatsapp_test_{uuid.uuid4().hex[:8]}")
     app.blueprint(channel_input.blueprint(on_new_message), url_prefix="/webhooks/whatsapp")
-    async with serve(app) as url, aiohttp.ClientSession() as http:
-        channel = Channel(url, runtime, received, http)
-        yield channel
+    with settings_in_environment(settings) if io_process else nullcontext():
+        async with serve(app) as url, aiohttp.ClientSession() as http:
+            channel = Channel(url, runtime, received, http)
+            yield channel
 
 
 # --------------------------------------------------------------------------- payloads

@@ -12,13 +12,14 @@ from typing import Any
 
 from salon.clock import Clock, clock_from_env
 from salon.config import Settings, load_settings
-from salon.sessions import SessionStore, SqlSessionStore, session_store_from_settings
+from salon.sessions import ClientRef, SessionStore, SqlSessionStore, session_store_from_settings
 from salon.templates import TemplateRegistry
 from salon.whatsapp.consent import ConsentBook
 from salon.whatsapp.graph import DEFAULT_BASE_URL, DEFAULT_VERSION, GraphClient, GraphConfig
 from salon.whatsapp.records import WhatsAppRecords
-from salon.whatsapp.sender import GuardedSender
-from salon.whatsapp.service import TurnHandler, WebhookService
+from salon.whatsapp.rendering import RenderError, render_response
+from salon.whatsapp.sender import GuardedSender, SendOutcome
+from salon.whatsapp.service import Reply, TurnHandler, WebhookService, verify_handshake
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,9 @@ class ChannelConfig:
     auth_mode: str = "bearer"
     assistant_thread: bool = True
     """Run the assistant's turns in their own event loop thread (see connectors/whatsapp.py)."""
+    io_process: bool = True
+    """Run the channel's I/O (webhook pipeline, stores, send-time guard, Graph API) in a
+    companion process (:mod:`salon.whatsapp.io_process`), off the assistant's interpreter."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -61,10 +65,8 @@ class ChannelConfig:
         base = str(values.get("api_base_url") or DEFAULT_BASE_URL).strip()
         if not base.startswith(("http://", "https://")):
             raise ChannelConfigError(f"WhatsApp channel: api_base_url {base!r} is not an http(s) URL")
-        known = set(REQUIRED) | {"waba_id", "api_base_url", "api_version", "auth_mode", "assistant_thread"}
-        thread = str(values.get("assistant_thread", "true")).strip().lower()
-        if thread not in ("true", "false", "1", "0", "yes", "no"):
-            raise ChannelConfigError(f"WhatsApp channel: assistant_thread must be true or false, not {thread!r}")
+        known = set(REQUIRED) | {"waba_id", "api_base_url", "api_version", "auth_mode",
+                                 "assistant_thread", "io_process"}
         return cls(
             verify_token=str(values["verify_token"]).strip(),
             app_secret=str(values["app_secret"]).strip(),
@@ -74,7 +76,8 @@ class ChannelConfig:
             api_base_url=base,
             api_version=str(values.get("api_version") or DEFAULT_VERSION).strip(),
             auth_mode=auth_mode,
-            assistant_thread=thread in ("true", "1", "yes"),
+            assistant_thread=_flag(values, "assistant_thread"),
+            io_process=_flag(values, "io_process"),
             extra={k: v for k, v in values.items() if k not in known},
         )
 
@@ -84,6 +87,13 @@ class ChannelConfig:
             access_token=self.access_token, phone_number_id=self.phone_number_id,
             base_url=self.api_base_url, api_version=self.api_version, auth_mode=self.auth_mode,
         )
+
+
+def _flag(values: Mapping[str, Any], key: str, default: bool = True) -> bool:
+    raw = str(values.get(key, default)).strip().lower()
+    if raw not in ("true", "false", "1", "0", "yes", "no"):
+        raise ChannelConfigError(f"WhatsApp channel: {key} must be true or false, not {raw!r}")
+    return raw in ("true", "1", "yes")
 
 
 class WhatsAppRuntime:
@@ -107,8 +117,12 @@ class WhatsAppRuntime:
         self.sender: GuardedSender | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         """The loop the channel's I/O (stores, Graph client) belongs to."""
+        self.replayed = 0
+        """Messages acknowledged earlier but never answered, queued again at start."""
 
     async def start(self, on_turn: TurnHandler) -> WebhookService:
+        """Build everything in the running loop, queue the messages acknowledged earlier
+        but never answered, and start the inbox pruning."""
         self.loop = asyncio.get_running_loop()
         url = self.settings.effective_database_url
         records = WhatsAppRecords(url)
@@ -141,7 +155,36 @@ class WhatsAppRuntime:
             self.config.phone_number_id, self.config.graph.messages_url, self.config.auth_mode,
             "Redis" if self.settings.redis_url else "SQL",
         )
+        self.replayed = await self.service.replay_pending()
+        self.service.start_housekeeping()
         return self.service
+
+    # ------------------------------------------------------------------ the channel's calls
+    @property
+    def ready(self) -> bool:
+        return self.service is not None
+
+    async def handle(self, body: bytes, signature: str | None) -> Reply:
+        """One webhook POST (see :meth:`WebhookService.handle`)."""
+        if self.service is None:
+            return Reply(503, "starting")
+        return await self.service.handle(body, signature)
+
+    def verify(self, mode: str | None, token: str | None, challenge: str | None) -> Reply:
+        return verify_handshake(self.config.verify_token, mode, token, challenge)
+
+    async def send(self, ref: ClientRef, response: Mapping[str, Any]) -> list[SendOutcome]:
+        """Render one assistant response and send it through the send-time guard. A
+        response that cannot become a WhatsApp message is reported, never sent half."""
+        if self.sender is None:
+            raise RuntimeError("the WhatsApp channel has not started")
+        try:
+            outgoing = render_response(dict(response))
+        except RenderError as exc:
+            logger.error("response %s for %s not sent: %s", response.get("utter_action"),
+                         ref.user_id or ref.wa_id, exc)
+            return [SendOutcome("refused", reason=f"render: {exc}")]
+        return await self.sender.send_all(ref, outgoing)
 
     async def close(self) -> None:
         if self.service is not None:

@@ -40,7 +40,7 @@ from salon.whatsapp.signature import SignatureCheck, check_signature
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MAX_BODY_BYTES", "Reply", "Turn", "WebhookService"]
+__all__ = ["MAX_BODY_BYTES", "Reply", "Turn", "TurnInterrupted", "WebhookService", "verify_handshake"]
 
 MAX_BODY_BYTES: Final = 3 * 1024 * 1024
 
@@ -74,6 +74,21 @@ class Turn:
 
 
 TurnHandler = Callable[[Turn], Awaitable[None]]
+
+
+class TurnInterrupted(Exception):
+    """The assistant went away in the middle of a turn (its process stopped): the message
+    stays pending in the inbox and is replayed when the channel starts again."""
+
+
+def verify_handshake(verify_token: str, mode: str | None, token: str | None,
+                     challenge: str | None) -> Reply:
+    """Meta's GET handshake: the challenge back when the token matches (constant time)."""
+    if mode == "subscribe" and token is not None and challenge is not None:
+        if hmac.compare_digest(token.encode(), verify_token.encode()):
+            return Reply(200, challenge)
+    logger.warning("webhook verification refused (mode=%r)", mode)
+    return Reply(403, "verification failed")
 
 
 def client_of_item(item: InboxItem) -> ClientRef:
@@ -127,11 +142,7 @@ class WebhookService:
 
     # ------------------------------------------------------------------ handshake
     def verify(self, mode: str | None, token: str | None, challenge: str | None) -> Reply:
-        if mode == "subscribe" and token is not None and challenge is not None:
-            if hmac.compare_digest(token.encode(), self.verify_token.encode()):
-                return Reply(200, challenge)
-        logger.warning("webhook verification refused (mode=%r)", mode)
-        return Reply(403, "verification failed")
+        return verify_handshake(self.verify_token, mode, token, challenge)
 
     # ------------------------------------------------------------------ POST
     async def handle(self, body: bytes, signature: str | None) -> Reply:
@@ -269,6 +280,9 @@ class WebhookService:
                 self.stats["turns"] += 1
             await self.records.finish_inbound(turn.item.wamid, self.clock.now(),
                                               state="done" if not skip_turn else "skipped")
+        except TurnInterrupted as exc:
+            logger.warning("turn for %s (%s) interrupted (%s); left pending for replay",
+                           turn.sender_id, turn.item.wamid, exc)
         except Exception as exc:
             self.stats["turn_errors"] += 1
             logger.exception("turn for %s (%s) failed; recorded as failed in the inbox", turn.sender_id, turn.item.wamid)

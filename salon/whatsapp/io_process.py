@@ -1,0 +1,284 @@
+"""The WhatsApp channel's I/O in a companion process of the Rasa server.
+
+Rasa's turns are Python work that holds the server's interpreter (its GIL) for tens of
+milliseconds each. Everything else the channel does per message is Python work too:
+the signature, the dedup claim, the window record, the send-time guard, the Graph API
+calls, three status webhooks per reply (sent, delivered, read), the outbound record. In
+the same interpreter that work takes turns with Rasa's on one core, and every webhook
+acknowledgement waits for the interpreter.
+
+So the channel runs its whole pipeline — :class:`~salon.whatsapp.runtime.WhatsAppRuntime`,
+unchanged — in a child process, and the Rasa server keeps only what must be there: the
+HTTP route (Meta calls the Rasa server's webhook URL) and the turns. Per webhook the
+server forwards the raw body and signature over a private socket pair
+(:mod:`salon.whatsapp.rpc`) and answers with the child's verdict; the child records
+everything that must not be lost before that verdict, as in one process. The child asks
+the server to run each turn (per client, in timestamp order) and the turn's responses go
+back to the child's send-time guard.
+
+Failure handling: if the child dies, webhooks are answered 503 (Meta retries) while it
+is started again; messages it had acknowledged but not finished stay pending in the inbox
+and are replayed by the new child. If the server stops, the child finishes its
+background work, leaves unanswered messages pending for the next start, and exits.
+
+``python -m salon.whatsapp.io_process --fd N`` is the child's entry point; it is started
+by :class:`IoProcessRuntime`, never by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import sys
+from collections.abc import Mapping
+from typing import Any, Final
+
+from salon.sessions import ClientRef
+from salon.whatsapp.rpc import PeerClosed, RemoteError, RpcPeer
+from salon.whatsapp.runtime import ChannelConfig, WhatsAppRuntime
+from salon.whatsapp.sender import SendOutcome
+from salon.whatsapp.service import (
+    MAX_BODY_BYTES,
+    Reply,
+    Turn,
+    TurnHandler,
+    TurnInterrupted,
+    verify_handshake,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["IoProcessRuntime", "main"]
+
+CHILD_NAME: Final = "whatsapp-io"
+ACK_TIMEOUT: Final = 10.0
+"""A webhook the child has not judged by then is answered 503 (Meta retries it)."""
+
+
+class IoProcessRuntime:
+    """The server's side: the same calls as :class:`WhatsAppRuntime` (``start``,
+    ``handle``, ``verify``, ``send``, ``ready``, ``close``), served by the child."""
+
+    def __init__(
+        self,
+        config: ChannelConfig,
+        *,
+        start_timeout: float = 120.0,
+        restart_delay: float = 1.0,
+        python: str = sys.executable,
+    ) -> None:
+        self.config = config
+        self.start_timeout = start_timeout
+        self.restart_delay = restart_delay
+        self.python = python
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.child_pid: int | None = None
+        self.restarts = 0
+        self._peer: RpcPeer | None = None
+        self._process: asyncio.subprocess.Process | None = None
+        self._on_turn: TurnHandler | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._turns: set[asyncio.Task[None]] = set()
+        self._stopping = False
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self, on_turn: TurnHandler) -> None:
+        """Start the child and wait until its pipeline is ready (stores open, pending
+        messages queued for replay)."""
+        self.loop = asyncio.get_running_loop()
+        self._on_turn = on_turn
+        await self._spawn()
+        self._supervisor = asyncio.ensure_future(self._supervise())
+
+    async def close(self) -> None:
+        """Let the child finish its background work and exit (killed after 20 s)."""
+        self._stopping = True
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+        peer, process = self._peer, self._process
+        self._peer = None
+        if peer is not None:
+            with contextlib.suppress(PeerClosed, RemoteError, asyncio.TimeoutError):
+                await peer.call("stop", timeout=15)
+            await peer.close()
+        if process is not None:
+            try:
+                await asyncio.wait_for(process.wait(), 5)
+            except asyncio.TimeoutError:
+                logger.error("%s did not exit; killing it", CHILD_NAME)
+                process.kill()
+                await process.wait()
+
+    @property
+    def ready(self) -> bool:
+        return self._peer is not None and not self._peer.closed.is_set()
+
+    # ------------------------------------------------------------------ the channel's calls
+    async def handle(self, body: bytes, signature: str | None) -> Reply:
+        if len(body) > MAX_BODY_BYTES:
+            # Refused here, so an oversized body is never copied to the child.
+            logger.warning("webhook refused: body of %d bytes is over %d", len(body), MAX_BODY_BYTES)
+            return Reply(400, "body too large")
+        peer = self._peer
+        if peer is None or peer.closed.is_set():
+            return Reply(503, "starting")
+        try:
+            status, text = await peer.call("handle", body, signature, timeout=ACK_TIMEOUT)
+        except (PeerClosed, RemoteError, asyncio.TimeoutError) as exc:
+            logger.error("webhook not judged by %s (%s); answering 503 so Meta retries", CHILD_NAME,
+                         exc or type(exc).__name__)
+            return Reply(503, "unavailable")
+        return Reply(status, text)
+
+    def verify(self, mode: str | None, token: str | None, challenge: str | None) -> Reply:
+        return verify_handshake(self.config.verify_token, mode, token, challenge)
+
+    async def send(self, ref: ClientRef, response: Mapping[str, Any]) -> list[SendOutcome]:
+        peer = self._peer
+        if peer is None:
+            raise RuntimeError("the WhatsApp channel has not started")
+        outcomes: list[SendOutcome] = await peer.call("send", ref, dict(response))
+        return outcomes
+
+    # ------------------------------------------------------------------ internals
+    async def _spawn(self) -> None:
+        ours, theirs = socket.socketpair()
+        try:
+            process = await asyncio.create_subprocess_exec(
+                self.python, "-m", "salon.whatsapp.io_process", "--fd", str(theirs.fileno()),
+                pass_fds=(theirs.fileno(),),
+            )
+        finally:
+            theirs.close()
+        reader, writer = await asyncio.open_connection(sock=ours)
+        peer = RpcPeer(reader, writer, {"turn": self._turn}, name=CHILD_NAME)
+        peer.start()
+        try:
+            info = await peer.call("start", self.config, timeout=self.start_timeout)
+        except BaseException:
+            await peer.close()
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+            raise
+        self._peer, self._process = peer, process
+        self.child_pid = int(info["pid"])
+        logger.info("WhatsApp I/O process %d ready (%d pending message(s) replayed)",
+                    self.child_pid, info.get("replayed", 0))
+
+    async def _supervise(self) -> None:
+        """Start the child again whenever it dies, with a growing pause between tries."""
+        delay = self.restart_delay
+        while True:
+            peer, process = self._peer, self._process
+            if peer is not None and process is not None:
+                await peer.closed.wait()
+                code = await process.wait()
+                if self._stopping:
+                    return
+                logger.critical("%s exited (code %s); webhooks answer 503 until it is back",
+                                CHILD_NAME, code)
+                self._peer = None
+                await peer.close()
+                # Turns it asked for may still be running here; they are replayed by the
+                # next child unless they finish first.
+                if self._turns:
+                    await asyncio.wait(set(self._turns), timeout=30)
+            await asyncio.sleep(delay)
+            try:
+                await self._spawn()
+            except Exception:
+                logger.exception("%s could not be started; trying again in %.0f s", CHILD_NAME, delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            self.restarts += 1
+            delay = self.restart_delay
+
+    async def _turn(self, turn: Turn) -> None:
+        """The child asks for one of the assistant's turns."""
+        if self._on_turn is None or self._stopping:
+            raise TurnInterrupted("the Rasa server is stopping")
+        task = asyncio.ensure_future(self._on_turn(turn))
+        self._turns.add(task)
+        task.add_done_callback(self._turns.discard)
+        await task
+
+
+# --------------------------------------------------------------------------- the child
+
+
+class _Child:
+    """The child's handlers: the in-process runtime, driven over the socket."""
+
+    def __init__(self) -> None:
+        self.runtime: WhatsAppRuntime | None = None
+        self.peer: RpcPeer | None = None
+
+    async def start(self, config: ChannelConfig) -> dict[str, Any]:
+        if self.runtime is not None:
+            raise RuntimeError("already started")
+        self.runtime = WhatsAppRuntime(config)
+        await self.runtime.start(self._turn)
+        return {"pid": os.getpid(), "replayed": self.runtime.replayed}
+
+    async def _turn(self, turn: Turn) -> None:
+        assert self.peer is not None
+        try:
+            await self.peer.call("turn", turn)
+        except PeerClosed as exc:
+            raise TurnInterrupted(str(exc)) from exc
+        except RemoteError as exc:
+            if exc.type_name == TurnInterrupted.__name__:
+                raise TurnInterrupted(str(exc)) from exc
+            raise
+
+    async def handle(self, body: bytes, signature: str | None) -> tuple[int, str]:
+        assert self.runtime is not None
+        reply = await self.runtime.handle(body, signature)
+        return reply.status, reply.body
+
+    async def send(self, ref: ClientRef, response: dict[str, Any]) -> list[SendOutcome]:
+        assert self.runtime is not None
+        return await self.runtime.send(ref, response)
+
+    async def stop(self) -> None:
+        if self.runtime is not None:
+            runtime, self.runtime = self.runtime, None
+            await runtime.close()
+
+    async def serve(self, fd: int) -> None:
+        sock = socket.socket(fileno=fd)
+        reader, writer = await asyncio.open_connection(sock=sock)
+        self.peer = RpcPeer(
+            reader, writer,
+            {"start": self.start, "handle": self.handle, "send": self.send, "stop": self.stop},
+            name="rasa-server",
+        )
+        self.peer.start()
+        await self.peer.closed.wait()
+        # The server is gone (stopped or crashed): finish what was acknowledged as far as
+        # possible; unanswered messages stay pending for the next start.
+        await self.stop()
+        await self.peer.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="The WhatsApp channel's I/O process (started by the Rasa server).")
+    parser.add_argument("--fd", type=int, required=True, help="the inherited socket to the Rasa server")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=os.environ.get("SALON_LOG_LEVEL", "INFO").upper(),
+        format=f"%(asctime)s %(levelname)-8s {CHILD_NAME}[%(process)d] %(name)s - %(message)s",
+    )
+    asyncio.run(_Child().serve(args.fd))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
