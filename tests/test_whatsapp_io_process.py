@@ -27,7 +27,15 @@ from salon.integrations.seed import seed_database
 from salon.whatsapp.io_process import IoProcessRuntime
 from salon.whatsapp.records import inbox_table, outbound_table
 from salon.whatsapp.rpc import PeerClosed, RemoteError, RpcPeer
-from tests.whatsapp_support import APP_SECRET, Channel, contact, envelope, messages_change, running_channel, text_message
+from tests.whatsapp_support import (
+    APP_SECRET,
+    Channel,
+    contact,
+    envelope,
+    messages_change,
+    running_channel,
+    text_message,
+)
 
 CLAIRE = "33600000001"
 
@@ -37,11 +45,8 @@ CLAIRE = "33600000001"
 @asynccontextmanager
 async def peers(left: dict[str, Any], right: dict[str, Any]) -> AsyncIterator[tuple[RpcPeer, RpcPeer]]:
     a, b = socket.socketpair()
-    ra, wa = await asyncio.open_connection(sock=a)
-    rb, wb = await asyncio.open_connection(sock=b)
-    one, two = RpcPeer(ra, wa, left, name="left"), RpcPeer(rb, wb, right, name="right")
-    one.start()
-    two.start()
+    one = await RpcPeer.connect(a, left, name="left")
+    two = await RpcPeer.connect(b, right, name="right")
     try:
         yield one, two
     finally:
@@ -96,7 +101,8 @@ async def test_a_closed_peer_fails_pending_and_later_calls() -> None:
     async with peers({}, {"hang": hang}) as (left, right):
         pending = asyncio.ensure_future(left.call("hang"))
         await asyncio.sleep(0.05)
-        right.writer.close()
+        assert right.transport is not None
+        right.transport.close()
         with pytest.raises(PeerClosed):
             await pending
         await asyncio.wait_for(left.closed.wait(), 2)

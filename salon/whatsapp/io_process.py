@@ -156,9 +156,7 @@ class IoProcessRuntime:
             )
         finally:
             theirs.close()
-        reader, writer = await asyncio.open_connection(sock=ours)
-        peer = RpcPeer(reader, writer, {"turn": self._turn}, name=CHILD_NAME)
-        peer.start()
+        peer = await RpcPeer.connect(ours, {"turn": self._turn}, name=CHILD_NAME)
         try:
             info = await peer.call("start", self.config, timeout=self.start_timeout)
         except BaseException:
@@ -253,14 +251,11 @@ class _Child:
             await runtime.close()
 
     async def serve(self, fd: int) -> None:
-        sock = socket.socket(fileno=fd)
-        reader, writer = await asyncio.open_connection(sock=sock)
-        self.peer = RpcPeer(
-            reader, writer,
+        self.peer = await RpcPeer.connect(
+            socket.socket(fileno=fd),
             {"start": self.start, "handle": self.handle, "send": self.send, "stop": self.stop},
             name="rasa-server",
         )
-        self.peer.start()
         await self.peer.closed.wait()
         # The server is gone (stopped or crashed): finish what was acknowledged as far as
         # possible; unanswered messages stay pending for the next start.

@@ -17,6 +17,7 @@ import asyncio
 import itertools
 import logging
 import pickle
+import socket
 import struct
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
@@ -44,34 +45,34 @@ class RemoteError(RuntimeError):
         self.type_name = type_name
 
 
-class RpcPeer:
-    """One end of the socket. Start with :meth:`start`; :attr:`closed` is set when the
-    stream ends, after every pending call has failed with :class:`PeerClosed`."""
+class RpcPeer(asyncio.Protocol):
+    """One end of the socket, as an asyncio protocol: frames are cut from the bytes as they
+    arrive and answers resolve their calls at once, with no task per read. Open with
+    :meth:`connect`; :attr:`closed` is set when the stream ends, after every pending call
+    has failed with :class:`PeerClosed`."""
 
-    def __init__(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        handlers: Mapping[str, Handler],
-        *,
-        name: str = "peer",
-    ) -> None:
-        self.reader = reader
-        self.writer = writer
+    def __init__(self, handlers: Mapping[str, Handler], *, name: str = "peer") -> None:
         self.handlers = dict(handlers)
         self.name = name
         self.closed = asyncio.Event()
+        self.transport: asyncio.Transport | None = None
+        self._buffer = bytearray()
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._reader_task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self._reader_task = asyncio.ensure_future(self._read_loop())
+    @classmethod
+    async def connect(cls, sock: socket.socket, handlers: Mapping[str, Handler], *,
+                      name: str = "peer") -> RpcPeer:
+        """Serve ``handlers`` on one end of a Unix socket pair."""
+        loop = asyncio.get_running_loop()
+        transport, peer = await loop.create_unix_connection(lambda: cls(handlers, name=name), sock=sock)
+        peer.transport = transport  # usable now, even where connection_made comes a moment later
+        return peer
 
     async def call(self, method: str, *args: Any, timeout: float | None = None) -> Any:
         """Call the peer's ``method`` and wait for its answer."""
-        if self.closed.is_set():
+        if self.closed.is_set() or self.transport is None:
             raise PeerClosed(f"{self.name}: closed")
         call_id = next(self._ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -87,45 +88,58 @@ class RpcPeer:
     async def close(self) -> None:
         """Close the socket; handlers still running are cancelled (their answers could
         no longer be delivered)."""
-        if not self.writer.is_closing():
-            self.writer.close()
-        if self._reader_task is not None:
-            await asyncio.gather(self._reader_task, return_exceptions=True)
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+        await self.closed.wait()
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
+    # ------------------------------------------------------------------ asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is no asyncio.Transport subclass
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self._buffer
+        buffer += data
+        while len(buffer) >= _LENGTH.size:
+            (size,) = _LENGTH.unpack_from(buffer)
+            if size > MAX_FRAME:
+                logger.error("%s: frame length %d is corrupt; closing", self.name, size)
+                buffer.clear()
+                self._abort()
+                return
+            end = _LENGTH.size + size
+            if len(buffer) < end:
+                return
+            payload = bytes(buffer[_LENGTH.size:end])
+            del buffer[:end]
+            try:
+                frame = pickle.loads(payload)
+            except Exception:
+                logger.exception("%s: unreadable frame; closing", self.name)
+                self._abort()
+                return
+            self._dispatch(frame)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed.set()
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(PeerClosed(f"{self.name}: closed before answering"))
+
     # ------------------------------------------------------------------ internals
+    def _abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
     def _write(self, frame: tuple[Any, ...]) -> None:
         data = pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL)
         if len(data) > MAX_FRAME:
             raise ValueError(f"{self.name}: frame of {len(data)} bytes is over {MAX_FRAME}")
-        self.writer.write(_LENGTH.pack(len(data)) + data)
-
-    async def _read_loop(self) -> None:
-        try:
-            while True:
-                header = await self.reader.readexactly(_LENGTH.size)
-                (size,) = _LENGTH.unpack(header)
-                if size > MAX_FRAME:
-                    logger.error("%s: frame length %d is corrupt; closing", self.name, size)
-                    break
-                frame = pickle.loads(await self.reader.readexactly(size))
-                self._dispatch(frame)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            logger.exception("%s: unreadable frame; closing", self.name)
-        finally:
-            self.closed.set()
-            for future in self._pending.values():
-                if not future.done():
-                    future.set_exception(PeerClosed(f"{self.name}: closed before answering"))
-            if not self.writer.is_closing():
-                self.writer.close()
+        assert self.transport is not None
+        self.transport.write(_LENGTH.pack(len(data)) + data)
 
     def _dispatch(self, frame: tuple[Any, ...]) -> None:
         kind = frame[0]
@@ -155,7 +169,7 @@ class RpcPeer:
         except Exception as exc:
             logger.debug("%s: %s failed", self.name, method, exc_info=True)
             reply = ("err", call_id, type(exc).__name__, str(exc))
-        if self.writer.is_closing():
+        if self.transport is None or self.transport.is_closing():
             return
         try:
             self._write(reply)
