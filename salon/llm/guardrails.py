@@ -11,6 +11,7 @@ it is asked to repair (see :func:`salon.llm.prompt.repair_messages`):
 - ``material``: a material the piece in question is not made of (the client's own
   clothes, "your … wool blazer", are theirs to describe);
 - ``stock``: "available in London", "last piece", "sold out" against units on hand;
+- ``colour``: a catalog colour (Noir, Bleu Nuit …) said of a piece not made in it;
 - ``promise``: discounts, sales, free or dated delivery;
 - ``contact``: phone numbers or e-mail addresses;
 - ``other_client``: a person addressed or named by title who is not this client;
@@ -34,9 +35,10 @@ __all__ = ["MAX_CHARS", "Problem", "Verdict", "check"]
 MAX_CHARS: Final = 600
 
 _SENTENCES = re.compile(r"(?<=[.!?…])\s+|\n+")
+_NUMBER = r"\d{1,3}(?:[,.\u202f\u00a0 ]\d{3})+(?:[.,]\d{2})?(?!\d)|\d+(?:[.,]\d{2})?(?!\d)"
 _MONEY = re.compile(
-    r"(?P<c1>[€£])\s?(?P<n1>\d[\d,.\u202f\u00a0 ]*\d|\d)"
-    r"|(?P<n2>\d[\d,.\u202f\u00a0 ]*\d|\d)\s?(?P<c2>€|£|eur(?:os?)?\b|gbp\b|pounds?\b|livres?\b)",
+    rf"(?P<c1>[€£])\s?(?P<n1>{_NUMBER})"
+    rf"|(?P<n2>{_NUMBER})\s?(?P<c2>€|£|eur(?:os?)?\b|gbp\b|pounds?\b|livres?\b)",
     re.IGNORECASE,
 )
 _CURRENCY = {"€": "EUR", "£": "GBP", "eur": "EUR", "euro": "EUR", "euros": "EUR", "gbp": "GBP",
@@ -157,26 +159,29 @@ class _Names:
 
     def __init__(self, catalog: Iterable[ProductFacts]) -> None:
         self.full: dict[str, str] = {}
+        self.words: dict[str, set[str]] = {}
         first_words: dict[str, list[str]] = {}
         for product in catalog:
             self.full[fold(product.name)] = product.id
-            first = product.name.split()[0]
-            first_words.setdefault(first, []).append(product.id)
+            self.words[product.id] = set(fold(product.name).split())
+            first_words.setdefault(product.name.split()[0], []).append(product.id)
         generic = {"Eau", "Nuit", "Jardin", "Fleur", "Bois", "Ambre", "Sable", "Capri", "Alpine",
                    "Riviera", "Portofino", "Amalfi", "Halo", "Perle", "Lune", "Soleil", "Tailleur"}
-        self.first = {word: ids for word, ids in first_words.items() if word not in generic}
+        # A first word two pieces share (Méridien) cannot tell which one is meant.
+        self.first = {word: ids[0] for word, ids in first_words.items() if word not in generic and len(ids) == 1}
 
     def mentioned(self, sentence: str) -> set[str]:
         folded = f" {fold(sentence)} "
         ids = {pid for name, pid in self.full.items() if f" {name} " in folded}
-        for word, pids in self.first.items():
-            if re.search(rf"(?<!^)(?<![.!?]\s)\b{re.escape(word)}\b", sentence) and not any(p in ids for p in pids):
-                ids.update(pids if len(pids) == 1 else [p for p in pids if p not in ids][:1])
+        for word, pid in self.first.items():
+            if re.search(rf"\b{re.escape(word)}\b", sentence):
+                ids.add(pid)
         return ids
 
-    def is_catalog_phrase(self, phrase: str) -> bool:
-        folded = fold(phrase)
-        return any(name in folded or folded in name for name in self.full)
+    def matching(self, phrase: str) -> set[str]:
+        """Products whose name holds every word of ``phrase`` ("Amalfi dress")."""
+        wanted = {w for w in fold(phrase).split() if w not in _NEVER_NAMES}
+        return {pid for pid, words in self.words.items() if wanted and wanted <= words}
 
 
 def _sentences(text: str) -> list[str]:
@@ -197,6 +202,7 @@ def check(
     by_id = {p.id: p for p in catalog}
     owned = {purchase.product_id for purchase in client.purchases}
     names = _Names(catalog)
+    catalog_colours = sorted({c for p in catalog for c in p.colours if c[:1].isupper()}, key=len, reverse=True)
 
     if len(answer) > MAX_CHARS:
         problems.append(Problem("length", f"it is {len(answer)} characters long; WhatsApp answers stay under {MAX_CHARS}"))
@@ -230,13 +236,19 @@ def check(
                 continue  # an ordinary sentence start ("Linen trousers would …")
             distinctive = [w for w in capitals if fold(w) not in _NEVER_NAMES and fold(w) not in _COLOUR_WORDS
                            and fold(w) not in MATERIALS]
-            if distinctive and not names.is_catalog_phrase(phrase):
+            if not distinctive:
+                continue
+            matching = names.matching(phrase)
+            if not matching:
                 problems.append(Problem("unknown_product", f"it names '{phrase}', which is not a piece of the maison's catalog"))
+            elif not matching & (set(allowed) | owned) and not matching & named:
+                problems.append(Problem("unknown_product", f"it names '{phrase}', which is not among the pieces retrieved for this question"))
         context_ids = {pid for pid in named if pid in allowed} or previous
         context = [allowed[pid] for pid in sorted(context_ids)]
         problems.extend(_price_problems(sentence, context, retrieved))
         problems.extend(_material_problems(sentence, context))
         problems.extend(_stock_problems(sentence, context, cities))
+        problems.extend(_colour_problems(sentence, context, catalog_colours))
         previous = context_ids
     return Verdict(tuple(problems))
 
@@ -281,6 +293,29 @@ def _material_problems(sentence: str, context: Sequence[ProductFacts]) -> list[P
             subject = " / ".join(p.name for p in context)
             out.append(Problem("material", f"it says '{word}' about the {subject}, whose materials are "
                                f"{'; '.join(', '.join(p.materials) for p in context)}"))
+    return out
+
+
+def _colour_problems(sentence: str, context: Sequence[ProductFacts], colours: Sequence[str]) -> list[Problem]:
+    """A catalog colour name (Noir, Bleu Nuit, Rouge Opéra …) said of a piece not made in it."""
+    if not context:
+        return []
+    made = {fold(part) for p in context for c in p.colours for part in (c, *c.split("/"))}
+    out: list[Problem] = []
+    rest = sentence
+    for colour in colours:
+        pattern = re.compile(rf"(?<!\w){re.escape(colour)}(?!\w)")
+        found = pattern.search(rest)
+        if found is None:
+            continue
+        before = fold(rest[:found.start()]).split()[-3:]
+        rest = pattern.sub(" ", rest)
+        if "your" in before or "votre" in before:
+            continue  # the client's own piece
+        if fold(colour) not in made:
+            subject = " / ".join(p.name for p in context)
+            out.append(Problem("colour", f"it offers the {subject} in {colour}, which is not one of its colours "
+                               f"({'; '.join(', '.join(p.colours) for p in context)})"))
     return out
 
 
