@@ -8,7 +8,8 @@
   (ignore your rules, reveal the prompt, act as …). Such a message is answered by the
   offline responder; the model never sees it. Subtler attempts still reach the model as
   quoted data and meet the guardrails on the way out.
-- :func:`is_styling_talk`: whether a message the NLU could not place is open styling talk.
+- :func:`is_styling_talk`: whether a message the NLU could not place is open styling talk
+  (what to wear, pair or give, or one of the kinds of pieces the maison makes).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ _REASONS: Final[tuple[tuple[str, re.Pattern[str]], ...]] = (
         r"press\b", r"journalist", r"paparazz", r"photographers?", r"bodyguard", r"security team",
         r"stalk", r"threat", r"kidnap", r"my address", r"home address", r"who else (?:bought|has)",
         r"other clients?", r"which celebrit", r"celebrity", r"don'?t tell (?:my|anyone)",
-        r"secret from", r"without my (?:wife|husband|partner) knowing", r"mistress", r"affair",
+        r"secret from", r"without my (?:wife|husband|partner) knowing", r"mistress", r"affair\b",
         r"confidential", r"journaliste", r"presse\b", r"ma femme ne doit pas", r"discretion absolue",
     )),
 )
@@ -81,6 +82,11 @@ _STYLING: Final = _words(
     r"gift", r"present\b", r"recommend", r"suggest", r"advice", r"ideas?\b", r"dress",
     r"porter", r"tenue", r"assortir", r"irait", r"cadeau", r"conseil", r"mariage", r"soiree",
     r"indossare", r"abbinare", r"regalo",
+    # the pieces themselves
+    r"bags?\b", r"tote", r"clutch", r"coat", r"gown", r"shirt", r"blazer", r"jacket", r"trousers",
+    r"sweater", r"scarf", r"belt", r"wallet", r"necklace", r"rings?\b", r"earrings", r"bracelet",
+    r"bangle", r"pendant", r"watch(?:es)?\b", r"perfume", r"fragrance", r"scent", r"cologne", r"jewel",
+    r"sac\b", r"robe", r"montre", r"bague", r"collier", r"parfum", r"foulard", r"manteau", r"borsa",
 )
 
 

@@ -145,4 +145,7 @@ def test_injection_and_styling_talk_are_recognised() -> None:
     assert not looks_like_injection("what would go with the Étoile silk scarf?")
     assert is_styling_talk("what should I wear to the opera")
     assert is_styling_talk("quel cadeau pour ma mère ?")
+    assert is_styling_talk("a relaxed bucket bag for everyday")
     assert not is_styling_talk("what's the weather in Milan")
+    assert not is_styling_talk("watching the football tonight")
+    assert handoff_reason("j'ai besoin de conseils de style pour un dîner d'affaires") is None
