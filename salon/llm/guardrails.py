@@ -165,6 +165,7 @@ class _Names:
             self.full[fold(product.name)] = product.id
             self.words[product.id] = set(fold(product.name).split())
             first_words.setdefault(product.name.split()[0], []).append(product.id)
+        # First words that are also places or ordinary words name no piece on their own.
         generic = {"Eau", "Nuit", "Jardin", "Fleur", "Bois", "Ambre", "Sable", "Capri", "Alpine",
                    "Riviera", "Portofino", "Amalfi", "Halo", "Perle", "Lune", "Soleil", "Tailleur"}
         # A first word two pieces share (Méridien) cannot tell which one is meant.
