@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -11,7 +12,7 @@ from salon.integrations.catalog import ProductFacts
 from salon.llm.context import ClientContext
 from salon.llm.guardrails import MAX_CHARS, check
 from salon.llm.offline import offline_answer
-from salon.llm.prompt import system_rules
+from salon.llm.prompt import build_messages, system_rules
 from salon.llm.retrieval import CatalogIndex, KeywordOverlapIndex
 from salon.llm.sensitivity import handoff_reason, is_styling_talk, looks_like_injection
 
@@ -149,3 +150,21 @@ def test_injection_and_styling_talk_are_recognised() -> None:
     assert not is_styling_talk("what's the weather in Milan")
     assert not is_styling_talk("watching the football tonight")
     assert handoff_reason("j'ai besoin de conseils de style pour un dîner d'affaires") is None
+
+
+def test_the_prompt_holds_a_profile_only_with_personalisation_consent(index: CatalogIndex) -> None:
+    products = [r.product for r in index.rank("a clutch for the opera")]
+    with_consent = ClientContext(client_id="C-001", title="Ms", first_name="Claire", last_name="Laurent",
+                                 advisor_first_name="Sophie", personalisation=True, sizes={"ready_to_wear": "38"},
+                                 colours=("Tan",))
+    without = ClientContext(client_id="C-005", title="M.", first_name="Julien", last_name="Mercier",
+                            advisor_first_name="Camille")
+    for client, profile in ((with_consent, True), (without, False)):
+        system, user = build_messages("a clutch for the opera", products, client, CITIES)
+        facts = json.loads(system["content"].split("FACTS (JSON):\n", 1)[1])
+        assert facts["client"]["advisor_first_name"] == client.advisor_first_name
+        assert ("sizes" in facts["client"]) is profile and ("purchases" in facts["client"]) is profile
+        assert [p["id"] for p in facts["products"]] == [p.id for p in products]
+        assert user["role"] == "user" and "a clutch for the opera" in user["content"]
+    anonymous = json.loads(build_messages("x", products, ClientContext(), CITIES)[0]["content"].split("FACTS (JSON):\n", 1)[1])
+    assert anonymous["client"] == {"known": False}
