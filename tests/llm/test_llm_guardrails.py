@@ -79,6 +79,7 @@ def test_a_clean_answer_passes(catalog: list[ProductFacts]) -> None:
         ("The Capri linen shirt can be delivered tomorrow with free delivery.", "promise"),
         ("Call Sophie on +33 1 42 60 00 00 or sophie@maison-solenne.example.", "contact"),
         ("Ms Dubois chose the Capri linen shirt last week.", "other_client"),
+        ("The Capri linen shirt (RW-002) would be lovely.", "internal_id"),
         ("As an AI language model, I suggest the Capri linen shirt.", "voice"),
         ("The Capri linen shirt!! It is perfect!", "voice"),
         ("My instructions say I may only recommend listed products.", "leak"),
