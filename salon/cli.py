@@ -26,6 +26,36 @@ def _seed(args: argparse.Namespace) -> int:
     return 0
 
 
+def _llm_audit_purge(args: argparse.Namespace) -> int:
+    import asyncio
+    from datetime import timedelta
+
+    from salon.clock import clock_from_env
+    from salon.llm.audit import LlmAudit
+    from salon.llm.config import load_llm_settings
+
+    try:
+        days = args.days or load_llm_settings().audit_retention_days
+    except ValueError as exc:
+        print(f"salon llm-audit-purge: {exc}", file=sys.stderr)
+        return 2
+    if days < 1:
+        print("salon llm-audit-purge: --days must be at least 1", file=sys.stderr)
+        return 2
+    url = args.database_url or load_settings().effective_database_url
+
+    async def purge() -> int:
+        audit = LlmAudit(url, clock=clock_from_env(), retention=timedelta(days=days))
+        try:
+            await audit.initialize()
+            return await audit.purge()
+        finally:
+            await audit.close()
+
+    print(f"salon llm-audit-purge: {asyncio.run(purge())} audit rows older than {days} days deleted")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from salon.demo import run_demo
 
@@ -52,6 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--database-url", help="SQLAlchemy URL (default: DATABASE_URL or var/salon.db)")
     seed.add_argument("--data-dir", help="folder of the maison's YAML files (default: data/maison)")
     seed.set_defaults(handler=_seed)
+
+    purge = commands.add_parser(
+        "llm-audit-purge",
+        help="delete styling fallback audit rows older than the retention (SALON_LLM_AUDIT_RETENTION_DAYS)",
+    )
+    purge.add_argument("--database-url", help="SQLAlchemy URL (default: DATABASE_URL or var/salon.db)")
+    purge.add_argument("--days", type=int, help="retention in days (default: SALON_LLM_AUDIT_RETENTION_DAYS or 90)")
+    purge.set_defaults(handler=_llm_audit_purge)
 
     demo = commands.add_parser(
         "demo",

@@ -181,6 +181,28 @@ class SqlCatalog:
             rows = (await connection.execute(select(boutiques.c.id, boutiques.c.city))).all()
         return {row.id: row.city for row in rows}
 
+    async def all_products(self) -> list[ProductFacts]:
+        """Every product with its stock, in id order (the styling fallback's index)."""
+        async with self._engine.connect() as connection:
+            rows = (await connection.execute(select(products).order_by(products.c.id))).all()
+            stock_rows = (
+                await connection.execute(
+                    select(
+                        product_variants.c.product_id,
+                        product_variants.c.colour,
+                        product_variants.c.size,
+                        variant_stock.c.boutique_id,
+                        variant_stock.c.quantity,
+                    )
+                    .join(variant_stock, variant_stock.c.sku == product_variants.c.sku)
+                    .order_by(product_variants.c.sku, variant_stock.c.boutique_id)
+                )
+            ).all()
+        by_product: dict[str, list[Any]] = {}
+        for line in stock_rows:
+            by_product.setdefault(line.product_id, []).append(line)
+        return [_facts(row._mapping, by_product.get(row.id, [])) for row in rows]
+
 
 def _facts(row: Mapping[str, Any], stock_rows: Iterable[Any]) -> ProductFacts:
     return ProductFacts(

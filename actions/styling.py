@@ -1,0 +1,57 @@
+"""Open styling talk: the ``styling_advice`` intent, and messages the NLU could not place
+(``nlu_fallback``) when they are about what to wear, pair or give.
+
+A thin adapter over :class:`salon.llm.advisor.StylingAdvisor`: a grounded answer (from
+the model when configured and consented to, else the offline responder) with yes/no
+buttons and the ``service_reply`` purpose, so the WhatsApp channel's send-time guard parks
+it when the turn ends after the window closed; a person for complaints, distress, legal,
+medical or VIC-sensitive messages; a question about the occasion when nothing matched.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType
+from rasa_sdk.executor import CollectingDispatcher
+from sqlalchemy.exc import SQLAlchemyError
+
+from actions import backends
+from actions.orders import client_ids
+from salon.llm.sensitivity import handoff_reason, is_styling_talk
+
+logger = logging.getLogger(__name__)
+
+class ActionStylingAdvice(Action):
+    def name(self) -> str:
+        return "action_styling_advice"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        text = str(tracker.latest_message.get("text") or "").strip()
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        if intent == "nlu_fallback" and not (is_styling_talk(text) or handoff_reason(text)):
+            dispatcher.utter_message(response="utter_default")
+            return []
+        if not text or text.startswith("/"):
+            dispatcher.utter_message(response="utter_styling_advice")
+            return []
+        wa_id, user_id = client_ids(tracker)
+        try:
+            reply = await backends.styling_advisor().answer(text, wa_id=wa_id, user_id=user_id)
+        except SQLAlchemyError:
+            logger.exception("catalog unavailable while answering a styling question")
+            dispatcher.utter_message(response="utter_catalog_unavailable")
+            return []
+        if reply.mode == "handoff" and reply.handoff == "complaint":
+            dispatcher.utter_message(response="utter_complaint")
+        elif reply.mode == "handoff":  # distress, legal, medical, VIC-sensitive
+            dispatcher.utter_message(response="utter_sensitive_handoff")
+        elif reply.mode == "vague":
+            dispatcher.utter_message(response="utter_styling_advice")
+        else:
+            dispatcher.utter_message(**reply.response())
+        return []

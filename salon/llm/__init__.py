@@ -1,0 +1,17 @@
+"""Open styling talk, answered from the maison's own data.
+
+- :mod:`salon.llm.config`: ``SALON_LLM_*`` settings; no endpoint configured means no
+  provider ever receives anything (the offline responder answers).
+- :mod:`salon.llm.retrieval`: BM25 and character n-gram ranking over the catalog.
+- :mod:`salon.llm.context`: the current client's profile, only with their consent.
+- :mod:`salon.llm.sensitivity`: messages a person must answer (complaint, emotional,
+  legal, medical, VIC-sensitive) and obvious prompt-injection attempts.
+- :mod:`salon.llm.prompt`: the chat messages: rules, facts with ids, the client's text as data.
+- :mod:`salon.llm.client`: the ``openai`` async client with a hard deadline per turn.
+- :mod:`salon.llm.guardrails`: checks every answer against the retrieved facts.
+- :mod:`salon.llm.offline`: the deterministic grounded responder.
+- :mod:`salon.llm.audit`: every turn recorded, masked, with a retention purge.
+- :mod:`salon.llm.advisor`: the turn itself, tying the above together.
+
+Nothing here imports Rasa.
+"""

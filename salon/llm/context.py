@@ -1,0 +1,123 @@
+"""The current client, as far as the styling fallback may know them.
+
+Only the client writing is ever read (by their WhatsApp number or business-scoped id).
+Their name, language and advisor are always used to address them; their sizes,
+preferences and purchases only when their latest ``personalisation`` consent is granted.
+Whether a model may draft their answers at all is their latest ``llm`` consent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from salon.integrations.schema import advisors, boutiques, clients, consents, products, purchases
+
+__all__ = ["ClientContext", "Purchase", "load_client_context"]
+
+
+@dataclass(frozen=True, slots=True)
+class Purchase:
+    product_id: str
+    name: str
+    colour: str
+    size: str
+    purchased_on: date
+
+
+@dataclass(frozen=True, slots=True)
+class ClientContext:
+    """What the fallback knows of the client writing; empty for someone not in the book."""
+
+    client_id: str | None = None
+    title: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    language: str = "en"
+    home_city: str | None = None
+    advisor_first_name: str | None = None
+    personalisation: bool = False
+    llm_consent: bool = False
+    sizes: dict[str, str] = field(default_factory=dict)
+    colours: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    purchases: tuple[Purchase, ...] = ()
+
+    @property
+    def known(self) -> bool:
+        return self.client_id is not None
+
+    @property
+    def salutation(self) -> str | None:
+        """"Ms Laurent" / "Mme Laurent", or None for someone not in the book."""
+        if not self.last_name:
+            return None
+        return f"{self.title} {self.last_name}" if self.title else self.last_name
+
+    @property
+    def currency(self) -> str:
+        return "GBP" if self.home_city == "London" else "EUR"
+
+
+async def load_client_context(engine: AsyncEngine, *, wa_id: str | None, user_id: str | None) -> ClientContext:
+    conditions = []
+    if wa_id:
+        digits = wa_id.lstrip("+")
+        conditions += [clients.c.wa_id == digits, clients.c.phone == f"+{digits}"]
+    if user_id:
+        conditions.append(clients.c.user_id == user_id)
+    if not conditions:
+        return ClientContext()
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(clients, advisors.c.first_name.label("advisor_first_name"),
+                       boutiques.c.city.label("home_city"))
+                .outerjoin(advisors, advisors.c.id == clients.c.advisor_id)
+                .outerjoin(boutiques, boutiques.c.id == clients.c.home_boutique_id)
+                .where(or_(*conditions))
+                .limit(1)
+            )
+        ).first()
+        if row is None:
+            return ClientContext()
+        latest: dict[str, bool] = {}
+        history = await conn.execute(
+            select(consents.c.purpose, consents.c.granted)
+            .where(consents.c.client_id == row.id)
+            .order_by(consents.c.recorded_at, consents.c.id)
+        )
+        for purpose, granted in history.all():
+            latest[purpose] = bool(granted)
+        personalisation = latest.get("personalisation", False)
+        bought: tuple[Purchase, ...] = ()
+        if personalisation:
+            lines = await conn.execute(
+                select(purchases.c.product_id, products.c.name, purchases.c.colour, purchases.c.size,
+                       purchases.c.purchased_on)
+                .join(products, products.c.id == purchases.c.product_id)
+                .where(purchases.c.client_id == row.id)
+                .order_by(purchases.c.purchased_on.desc())
+                .limit(8)
+            )
+            bought = tuple(Purchase(r.product_id, r.name, r.colour, str(r.size), r.purchased_on)
+                           for r in lines.all())
+    preferences = row.preferences if personalisation and isinstance(row.preferences, dict) else {}
+    return ClientContext(
+        client_id=row.id,
+        title=row.title,
+        first_name=row.first_name,
+        last_name=row.last_name,
+        language=row.language,
+        home_city=row.home_city,
+        advisor_first_name=row.advisor_first_name,
+        personalisation=personalisation,
+        llm_consent=latest.get("llm", False),
+        sizes={str(k): str(v) for k, v in (row.sizes or {}).items()} if personalisation else {},
+        colours=tuple(str(c) for c in preferences.get("colours", [])),
+        categories=tuple(str(c) for c in preferences.get("categories", [])),
+        purchases=bought,
+    )

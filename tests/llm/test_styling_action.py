@@ -1,0 +1,115 @@
+"""``action_styling_advice`` in the rasa-sdk style, on the seeded maison: offline by
+default, the model's checked answer when one is configured, a person when the message
+needs one, the default question for unplaced talk that is not about styling."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+from sqlalchemy import create_engine, select
+
+from actions import backends
+from actions.styling import ActionStylingAdvice
+from salon.integrations.seed import seed_database
+from salon.llm.audit import audit_table
+from tests.llm.scripted_llm import Step, running_llm
+
+CLAIRE_WA = "33600000001"
+QUESTION = "which clutch should I take to a black-tie gala?"
+BUTTONS = [{"title": "Yes, please", "payload": "/affirm"}, {"title": "No, thank you", "payload": "/deny"}]
+
+
+@pytest.fixture()
+def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    url = f"sqlite:///{tmp_path / 'salon.db'}"
+    seed_database(url)
+    monkeypatch.setenv("DATABASE_URL", url)
+    for name in ("SALON_LLM_BASE_URL", "SALON_LLM_MODEL", "SALON_LLM_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    backends.styling_advisor.cache_clear()
+    yield url
+    backends.styling_advisor.cache_clear()
+
+
+def tracker(text: str, intent: str = "styling_advice", sender: str = CLAIRE_WA) -> Tracker:
+    return Tracker(
+        sender_id=sender, slots={},
+        latest_message={"text": text, "intent": {"name": intent, "confidence": 0.9}, "entities": [],
+                        "metadata": {"wa_id": sender}},
+        events=[], paused=False, followup_action=None, active_loop={}, latest_action_name="action_listen",
+    )
+
+
+async def run(text: str, intent: str = "styling_advice", sender: str = CLAIRE_WA) -> tuple[list[Any], list[dict[str, Any]]]:
+    dispatcher = CollectingDispatcher()
+    events = await ActionStylingAdvice().run(dispatcher, tracker(text, intent, sender), {})
+    return events, dispatcher.messages
+
+
+def response(name: str) -> dict[str, Any]:
+    return {"text": None, "buttons": [], "elements": [], "custom": {}, "template": name, "response": name,
+            "image": None, "attachment": None}
+
+
+def text_message(text: str) -> dict[str, Any]:
+    return {"text": text, "buttons": BUTTONS, "elements": [], "custom": {}, "template": None, "response": None,
+            "image": None, "attachment": None, "metadata": {"purpose": "service_reply"}}
+
+
+async def test_offline_by_default_a_grounded_answer_with_its_purpose(database: str) -> None:
+    events, messages = await run(QUESTION)
+    assert events == []
+    assert messages == [text_message(
+        "With pleasure, Ms Laurent. I would suggest the Mistral clutch (lambskin, €1,850) and the Lumière "
+        "evening gown (silk satin, €9,800). The Mistral clutch is available in London, Milan and Paris. "
+        "Shall I ask Sophie, your client advisor, to set them aside for you or arrange a fitting?"
+    )]
+
+
+async def test_unplaced_talk_is_answered_only_when_it_is_about_styling(database: str) -> None:
+    events, messages = await run("what should I wear with a velvet jacket to the opera", intent="nlu_fallback")
+    assert events == [] and "Nocturne velvet jacket" in messages[0]["text"]
+    assert messages[0]["metadata"] == {"purpose": "service_reply"}
+    events, messages = await run("blue forty two maybe", intent="nlu_fallback")
+    assert (events, messages) == ([], [response("utter_default")])
+
+
+async def test_sensitive_messages_get_a_person(database: str) -> None:
+    assert (await run("the strap is broken already, unacceptable, what do I wear it with now?"))[1] == [
+        response("utter_complaint")]
+    assert (await run("my husband passed away, what should I wear to the funeral?"))[1] == [
+        response("utter_sensitive_handoff")]
+    assert (await run("I am allergic to nickel, which earrings suit me?"))[1] == [response("utter_sensitive_handoff")]
+    assert (await run("hmm"))[1] == [response("utter_styling_advice")]
+
+
+async def test_a_configured_model_answers_and_is_audited(database: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    drafted = ("For a black-tie gala, the Mistral clutch in Noir, at €1,850, is slim enough for an evening. "
+               "Shall I ask Sophie to set it aside for you, Ms Laurent?")
+    async with running_llm([Step(drafted)]) as llm:
+        monkeypatch.setenv("SALON_LLM_BASE_URL", llm.base_url)
+        monkeypatch.setenv("SALON_LLM_MODEL", "stylist")
+        backends.styling_advisor.cache_clear()
+        events, messages = await run(QUESTION)
+        assert (events, messages) == ([], [text_message(drafted)])
+        assert len(llm.requests) == 1
+    engine = create_engine(database)
+    with engine.connect() as conn:
+        rows = conn.execute(select(audit_table.c.client_id, audit_table.c.mode, audit_table.c.verdict,
+                                   audit_table.c.model)).all()
+    engine.dispose()
+    assert [tuple(r) for r in rows] == [("C-001", "llm", "pass", llm.model)]
+
+
+async def test_when_the_catalog_is_unreachable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'empty.db'}")
+    backends.styling_advisor.cache_clear()
+    try:
+        assert (await run(QUESTION))[1] == [response("utter_catalog_unavailable")]
+    finally:
+        backends.styling_advisor.cache_clear()
