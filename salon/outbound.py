@@ -24,6 +24,7 @@ A request's *state* is one of :data:`STATES`; delivery (``delivered``, ``read``,
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -166,6 +167,15 @@ class InvalidRequest(ValueError):
     def __init__(self, problems: Sequence[str]) -> None:
         self.problems = list(problems)
         super().__init__("; ".join(self.problems))
+
+
+_sequence = itertools.count()
+
+
+def _new_id(now_us: int) -> str:
+    """32 hex digits that sort in creation order (time, then this process's sequence),
+    so requests due at the same moment go out in the order they were asked for."""
+    return f"{now_us:014x}{next(_sequence) % 4096:03x}{uuid.uuid4().hex[:15]}"
 
 
 def origin_of(request_id: str, attempt: int) -> str:
@@ -504,7 +514,7 @@ class OutboundQueue(SqlTables):
         for spec in specs:
             not_before_us = to_us(spec.not_before, "not_before") if spec.not_before else now_us
             rows.append({
-                "id": uuid.uuid4().hex, "idempotency_key": spec.idempotency_key,
+                "id": _new_id(now_us), "idempotency_key": spec.idempotency_key,
                 "phone_number_id": spec.client.phone_number_id, "wa_id": spec.client.wa_id,
                 "user_id": spec.client.user_id, "purpose": spec.purpose, "content": spec.content,
                 "params": spec.params, "language": spec.language, "trigger": spec.trigger,
@@ -540,7 +550,7 @@ class OutboundQueue(SqlTables):
         until_us = now_us + int(lease.total_seconds() * 1_000_000)
         due = and_(_R.state == QUEUED, _R.due_us <= now_us,
                    or_(_R.lease_until_us.is_(None), _R.lease_until_us < now_us))
-        pick = select(_R.id).where(due).order_by(_R.due_us).limit(limit)
+        pick = select(_R.id).where(due).order_by(_R.due_us, _R.id).limit(limit)
         if self._dialect == "postgresql":
             pick = pick.with_for_update(skip_locked=True)
         async with self.engine.begin() as conn:
@@ -553,7 +563,7 @@ class OutboundQueue(SqlTables):
                     lease_owner=worker, lease_until_us=until_us, claimed_us=now_us,
                     attempts=_R.attempts + 1, updated_us=now_us))
         out = []
-        for row in sorted(rows, key=lambda r: r.due_us):
+        for row in sorted(rows, key=lambda r: (r.due_us, r.id)):
             request = _request(row)
             unfinished = row.lease_owner is not None or row.reason == "in_doubt"
             out.append(Claimed(replace(request, attempts=request.attempts + 1), request.attempts + 1,
