@@ -570,6 +570,19 @@ class OutboundQueue(SqlTables):
                                unfinished))
         return out
 
+    async def renew(self, request_ids: Sequence[str], worker: str, now: datetime, lease: timedelta) -> int:
+        """Extend ``worker``'s leases on the requests it still holds (a heartbeat while
+        a batch is being sent); returns how many it still holds."""
+        if not request_ids:
+            return 0
+        until_us = to_us(now, "now") + int(lease.total_seconds() * 1_000_000)
+        async with self.single() as conn:
+            result = await conn.execute(
+                update(requests_table)
+                .where(_R.id.in_(list(request_ids)), _R.lease_owner == worker, _R.state == QUEUED)
+                .values(lease_until_us=until_us))
+        return int(result.rowcount or 0)
+
     async def attempt_trace(self, request_id: str, attempt: int) -> dict[str, Any] | None:
         """What Salon's outbound record knows of one attempt: the row the guard wrote
         (payload ``origin``), or a status webhook that came back for it (Meta returns

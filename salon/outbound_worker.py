@@ -29,6 +29,7 @@ parallel (``concurrency``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -193,6 +194,8 @@ class OutboundWorker:
         self.worker_id = worker_id or f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.zones = ClientZones(queue.engine)
         self._slots = asyncio.Semaphore(self.config.concurrency)
+        self._held: set[str] = set()
+        self._lease_valid_until: datetime | None = None
         self.stats: dict[str, int] = {"claimed": 0, "finished": 0, "retried": 0, "deferred": 0,
                                       "recovered": 0, "lost_lease": 0}
 
@@ -235,11 +238,39 @@ class OutboundWorker:
         if not claimed:
             return 0
         self.stats["claimed"] += len(claimed)
+        ids = [item.request.id for item in claimed]
+        self._held.update(ids)
+        self._lease_valid_until = self.clock.now() + self.config.lease
+        heartbeat = asyncio.ensure_future(self._heartbeat())
         by_client: dict[str, list[Claimed]] = {}
         for item in claimed:
             by_client.setdefault(_client_key(item.request.client), []).append(item)
-        await asyncio.gather(*(self._client_run(items) for items in by_client.values()))
+        try:
+            await asyncio.gather(*(self._client_run(items) for items in by_client.values()))
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+            self._held.difference_update(ids)
         return len(claimed)
+
+    async def _heartbeat(self) -> None:
+        """Renew the batch's leases every third of the lease while it is being sent, so
+        no other worker takes over a request this one is about to send."""
+        every = max(self.config.lease.total_seconds() / 3, 0.05)
+        while True:
+            await asyncio.sleep(every)
+            now = self.clock.now()
+            try:
+                await self.queue.renew(list(self._held), self.worker_id, now, self.config.lease)
+                self._lease_valid_until = now + self.config.lease
+            except Exception:
+                logger.exception("outbound worker %s: renewing leases failed", self.worker_id)
+
+    def _lease_safe(self) -> bool:
+        """Enough of the lease is left to send (a third of it as a margin)."""
+        until = self._lease_valid_until
+        return until is not None and self.clock.now() < until - self.config.lease / 3
 
     async def _client_run(self, items: list[Claimed]) -> None:
         async with self._slots:
@@ -281,6 +312,11 @@ class OutboundWorker:
         business_wait = self.pacer.take_business(request.client.phone_number_id, loop.time())
         if business_wait > 0:
             await asyncio.sleep(business_wait)
+        if not self._lease_safe():
+            # The leases could not be renewed: another worker may take this request
+            # over, so it must not be sent from here.
+            logger.warning("outbound %s: lease not renewed in time; left for the next claim", request.id)
+            return
         if request.trigger is not None:
             await self._trigger(request, attempt)
             return
