@@ -8,6 +8,7 @@ from salon.config import load_settings
 from salon.db import make_async_engine
 from salon.integrations.catalog import Catalog, SqlCatalog
 from salon.integrations.orders import Orders, SqlOrders
+from salon.restock import RestockBook
 
 
 @lru_cache(maxsize=1)
@@ -20,3 +21,9 @@ def catalog() -> Catalog:
 def orders() -> Orders:
     """Orders on ``DATABASE_URL``, read only for their owner."""
     return SqlOrders(make_async_engine(load_settings().effective_database_url))
+
+
+@lru_cache(maxsize=1)
+def restock() -> RestockBook:
+    """Restock requests on ``DATABASE_URL`` (alerts go through the outbound queue there)."""
+    return RestockBook(engine=make_async_engine(load_settings().effective_database_url))

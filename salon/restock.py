@@ -133,10 +133,12 @@ class RestockBook(SqlTables):
         super().__init__(url, engine=engine)
         self.queue = queue or OutboundQueue(engine=self.engine)
         self.phone_number_id = phone_number_id
+        self._initialized = False
 
     async def initialize(self) -> None:
         await super().initialize()
         await self.queue.initialize()
+        self._initialized = True
 
     # ------------------------------------------------------------------ requests
     async def add(
@@ -145,6 +147,8 @@ class RestockBook(SqlTables):
     ) -> tuple[RestockRequest, bool]:
         """Record that ``client`` waits for this piece; returns it and whether it is new.
         The variants' current stock is remembered now, so a later restock is seen."""
+        if not self._initialized:
+            await self.initialize()
         open_key = "|".join([client.phone_number_id, client.user_id or "", client.wa_id or "", product_id,
                              fold(colour or ""), fold(size or ""), boutique_id or ""])
         stmt = self._insert(restock_table).values(
