@@ -1,24 +1,21 @@
-"""Helpers for the outbound engine's tests and benchmarks: clients with a utility opt-in
-in the maison's book, and the whole dispatch path wired to the emulator (the WhatsApp
-channel receives the emulator's webhooks; the worker sends through the guard)."""
+"""Helpers for the outbound engine's tests: the whole dispatch path wired to the
+emulator (the WhatsApp channel receives the emulator's webhooks; the worker sends
+through the guard)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
-from sqlalchemy import insert
 
 from salon.clock import Clock
 from salon.config import Settings
-from salon.db import make_sync_engine
 from salon.emulator.config import EmulatorConfig
 from salon.emulator.testing import RunningEmulator, running_emulator
-from salon.integrations.schema import clients, consents
 from salon.outbound import OutboundQueue
 from salon.outbound_worker import OutboundWorker, WorkerConfig
 from salon.pacing import PacingConfig
@@ -27,30 +24,6 @@ from salon.whatsapp.runtime import SenderParts, open_sender
 from tests.whatsapp_support import APP_SECRET, Channel, running_channel
 
 PNID = "100000000000001"
-
-
-def synthetic_wa_id(index: int) -> str:
-    return f"3377{index:08d}"
-
-
-def add_clients(url: str, count: int, *, start: int = 0, language: str = "en",
-                time_zone: str = "Europe/Paris") -> list[str]:
-    """Add ``count`` clients with a utility opt-in to a seeded database; their wa_ids."""
-    engine = make_sync_engine(url)
-    at = datetime(2026, 1, 5, 10, 0, tzinfo=timezone.utc)
-    wa_ids = [synthetic_wa_id(i) for i in range(start, start + count)]
-    rows = [{"id": f"S-{start + i:07d}", "title": "Ms", "first_name": f"Client{start + i}",
-             "last_name": "Test", "phone": f"+{wa}", "wa_id": wa, "language": language, "tier": "Gold",
-             "home_boutique_id": "paris", "time_zone": time_zone, "sizes": {}, "preferences": {}}
-            for i, wa in enumerate(wa_ids)]
-    grants = [{"client_id": row["id"], "purpose": "utility", "granted": True, "source": "boutique_form",
-               "recorded_at": at, "text_shown": "WhatsApp updates about my orders and appointments"}
-              for row in rows]
-    with engine.begin() as conn:
-        conn.execute(insert(clients), rows)
-        conn.execute(insert(consents), grants)
-    engine.dispose()
-    return wa_ids
 
 
 def emulator_graph(emu: RunningEmulator) -> GraphConfig:

@@ -21,8 +21,9 @@ from salon.config import PROJECT_ROOT, Settings
 from salon.emulator.config import EmulatorConfig
 from salon.emulator.testing import running_emulator
 from salon.integrations.seed import seed_database
+from salon.integrations.synthetic import add_synthetic_clients as add_clients
 from salon.outbound import FINAL_STATES, SENT_TEMPLATE, OutboundQueue, parse_request, requests_table
-from tests.outbound_support import PNID, add_clients
+from tests.outbound_support import PNID
 from tests.whatsapp_support import APP_SECRET, running_channel
 
 CLIENTS = 150
