@@ -591,7 +591,7 @@ class OutboundQueue(SqlTables):
         query = (
             select(outbound_table)
             .where(or_(_W.payload["origin"].as_string() == origin,
-                       _W.payload["callback"].as_string() == origin))
+                       _W.payload["callback"].as_string().in_([f"{origin}#free_form", f"{origin}#template"])))
             .order_by(_W.id)
         )
         async with self.engine.connect() as conn:
@@ -599,7 +599,11 @@ class OutboundQueue(SqlTables):
         if not rows:
             return None
         row = rows[-1]._mapping
-        return {"wamid": row["wamid"], "kind": row["kind"], "status": row["status"],
+        kind = row["kind"]
+        if kind == "status_only":
+            # Only Meta's status came back: the send said what it was.
+            kind = str((row["payload"] or {}).get("callback", "")).rpartition("#")[2] or kind
+        return {"wamid": row["wamid"], "kind": kind, "status": row["status"],
                 "template": row["template"], "error_code": row["error_code"]}
 
     # ------------------------------------------------------------------ outcomes
@@ -621,6 +625,35 @@ class OutboundQueue(SqlTables):
         if hit_131047:
             values["hit_131047"] = 1
         return await self._transition(request_id, values, state, now, worker, detail)
+
+    async def finish_many(self, outcomes: Sequence[tuple[str, str, dict[str, Any]]], now: datetime,
+                          *, worker: str) -> list[bool]:
+        """Record several final states in one transaction: ``(request_id, state, fields)``
+        with the fields of :meth:`finish`. Returns, per request, whether ``worker`` still
+        held it (False: another worker took it over and adopts the attempt's trace)."""
+        now_us = to_us(now, "now")
+        applied: list[bool] = []
+        events: list[dict[str, Any]] = []
+        async with self.engine.begin() as conn:
+            for request_id, state, fields in outcomes:
+                if state not in FINAL_STATES:
+                    raise ValueError(f"{state!r} is not a final state")
+                values: dict[str, Any] = {
+                    "state": state, "lease_owner": None, "lease_until_us": None, "updated_us": now_us,
+                    **{k: fields.get(k) for k in ("template", "wamid", "nudge_wamid", "parked_id",
+                                                   "error_code", "reason")},
+                }
+                moved = (await conn.execute(update(requests_table).where(
+                    _R.id == request_id, _R.lease_owner == worker).values(**values))).rowcount == 1
+                applied.append(moved)
+                if moved:
+                    detail = {k: values[k] for k in ("template", "wamid", "error_code", "reason")
+                              if values[k] is not None}
+                    events.append({"request_id": request_id, "at_us": now_us, "state": state,
+                                   "detail": detail})
+            if events:
+                await conn.execute(events_table.insert(), events)
+        return applied
 
     async def retry(
         self, request_id: str, due: datetime, now: datetime, *, worker: str | None = None,

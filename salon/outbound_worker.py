@@ -29,7 +29,6 @@ parallel (``concurrency``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import signal
@@ -195,6 +194,7 @@ class OutboundWorker:
         self.zones = ClientZones(queue.engine)
         self._slots = asyncio.Semaphore(self.config.concurrency)
         self._held: set[str] = set()
+        self._outcomes: list[tuple[str, str, dict[str, Any]]] = []
         self._lease_valid_until: datetime | None = None
         self.stats: dict[str, int] = {"claimed": 0, "finished": 0, "retried": 0, "deferred": 0,
                                       "recovered": 0, "lost_lease": 0}
@@ -241,25 +241,54 @@ class OutboundWorker:
         ids = [item.request.id for item in claimed]
         self._held.update(ids)
         self._lease_valid_until = self.clock.now() + self.config.lease
-        heartbeat = asyncio.ensure_future(self._heartbeat())
+        # Background loops are stopped by an event, never cancelled: a cancelled
+        # database call could leave the pooled connection in the middle of a transaction.
+        done = asyncio.Event()
+        heartbeat = asyncio.ensure_future(self._heartbeat(done))
+        flusher = asyncio.ensure_future(self._flush_loop(done))
         by_client: dict[str, list[Claimed]] = {}
         for item in claimed:
             by_client.setdefault(_client_key(item.request.client), []).append(item)
         try:
             await asyncio.gather(*(self._client_run(items) for items in by_client.values()))
         finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            done.set()
+            await flusher
+            try:
+                await self.flush()
+            finally:
                 await heartbeat
-            self._held.difference_update(ids)
+                self._held.difference_update(ids)
         return len(claimed)
 
-    async def _heartbeat(self) -> None:
+    async def flush(self) -> None:
+        """Record the outcomes gathered so far in one transaction. Until then the leases
+        are held (and renewed); a crash before it leaves the attempts' traces, which the
+        next claim adopts."""
+        if not self._outcomes:
+            return
+        batch, self._outcomes = self._outcomes, []
+        applied = await self.queue.finish_many(batch, self.clock.now(), worker=self.worker_id)
+        for (request_id, state, _), ok in zip(batch, applied, strict=True):
+            if ok:
+                self.stats["finished"] += 1
+            else:
+                self.stats["lost_lease"] += 1
+                logger.warning("outbound %s: lease lost before recording %s; the next claim adopts it",
+                               request_id, state)
+
+    async def _flush_loop(self, done: asyncio.Event, every: float = 0.05) -> None:
+        while not await _wait(done, every):
+            try:
+                await self.flush()
+            except Exception:
+                logger.exception("outbound worker %s: recording outcomes failed; retrying", self.worker_id)
+
+    async def _heartbeat(self, done: asyncio.Event) -> None:
         """Renew the batch's leases every third of the lease while it is being sent, so
         no other worker takes over a request this one is about to send."""
         every = max(self.config.lease.total_seconds() / 3, 0.05)
-        while True:
-            await asyncio.sleep(every)
+        while not await _wait(done, every):
             now = self.clock.now()
             try:
                 await self.queue.renew(list(self._held), self.worker_id, now, self.config.lease)
@@ -375,13 +404,8 @@ class OutboundWorker:
 
     # ------------------------------------------------------------------ queue writes
     async def _finish(self, request: OutboundRequest, state: str, **fields: Any) -> None:
-        applied = await self.queue.finish(request.id, state, self.clock.now(), worker=self.worker_id, **fields)
-        if applied:
-            self.stats["finished"] += 1
-        else:
-            self.stats["lost_lease"] += 1
-            logger.warning("outbound %s: lease lost before recording %s; the next claim adopts it",
-                           request.id, state)
+        """Queue the outcome for the next :meth:`flush` (one transaction for many)."""
+        self._outcomes.append((request.id, state, fields))
 
     async def _retry(self, request: OutboundRequest, due: datetime, code: int | None, reason: str) -> None:
         self.stats["retried"] += 1
@@ -393,6 +417,15 @@ class OutboundWorker:
         self.stats["deferred"] += 1
         await self.queue.retry(request.id, due, self.clock.now(), worker=self.worker_id,
                                reason=reason, count_attempt=False)
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> bool:
+    """Wait up to ``seconds`` for ``event``; True once it is set."""
+    try:
+        await asyncio.wait_for(event.wait(), seconds)
+    except asyncio.TimeoutError:
+        return False
+    return True
 
 
 def _client_key(ref: ClientRef) -> str:

@@ -99,8 +99,9 @@ async def test_idempotency_claims_leases_and_recovery(database_url: str) -> None
         assert trace is not None and trace["wamid"] == "wamid.A2" and trace["kind"] == "free_form"
         # … and so is a status webhook that came back before the send was recorded.
         await records.apply_status(wamid="wamid.B1", status="sent", at=T0, phone_number_id=PNID,
-                                   recipient="33600000001", callback=origin_of(later.id, 1))
-        assert (await queue.attempt_trace(later.id, 1))["wamid"] == "wamid.B1"  # type: ignore[index]
+                                   recipient="33600000001", callback=origin_of(later.id, 1) + "#template")
+        trace = await queue.attempt_trace(later.id, 1)
+        assert trace is not None and trace["wamid"] == "wamid.B1" and trace["kind"] == "template"
 
         assert await queue.finish(first.id, SENT_FREE_FORM, T0, worker="w2", wamid="wamid.A2")
         shown = await queue.get(first.id)

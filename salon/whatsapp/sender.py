@@ -207,7 +207,7 @@ class GuardedSender:
         body: dict[str, Any] = {"recipient_type": "individual", "to": recipient, **out.message}
         if out.origin:
             payload["origin"] = out.origin
-            body["biz_opaque_callback_data"] = out.origin
+            body["biz_opaque_callback_data"] = f"{out.origin}#free_form"
         try:
             result = await self.graph.send(body)
         except WhatsAppError as error:
@@ -242,7 +242,7 @@ class GuardedSender:
     ) -> SendOutcome:
         now = self.clock.now()
         origin = out.origin if out is not None else None
-        message = choice.message(recipient, biz_opaque_callback_data=origin)
+        message = choice.message(recipient, biz_opaque_callback_data=f"{origin}#{kind}" if origin else None)
         message.pop("messaging_product", None)
         fields = {
             "phone_number_id": ref.phone_number_id, "recipient": recipient, "kind": kind,
