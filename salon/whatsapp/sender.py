@@ -227,12 +227,16 @@ class GuardedSender:
             status=_accepted(result.message_status), at=self.clock.now(), wamid=result.wamid,
             purpose=out.purpose, utter_action=out.utter_action, payload=payload,
         )
-        await self._replied(ref, state, now)
+        await self._replied(ref, state, now, out)
         return SendOutcome("free_form", wamid=result.wamid, record_id=record_id)
 
-    async def _replied(self, ref: ClientRef, state: SessionState | None, at: datetime) -> None:
+    async def _replied(self, ref: ClientRef, state: SessionState | None, at: datetime,
+                       out: OutgoingMessage | None = None) -> None:
         """Our reply may start a free entry point (first reply after an ad referral);
-        otherwise there is nothing to record."""
+        otherwise there is nothing to record. A bot-initiated message (it carries an
+        origin) to a client who never wrote answers nothing: no session is created."""
+        if state is None and out is not None and out.origin:
+            return
         if state is None or (state.referral_at is not None and state.first_reply_at is None):
             await self.sessions.record_reply(ref, at)
 
@@ -261,7 +265,7 @@ class GuardedSender:
                                reason=str(error))
         record_id = await self.records.record_outbound(
             status=_accepted(result.message_status), at=self.clock.now(), wamid=result.wamid, **fields)
-        await self._replied(ref, state, now)
+        await self._replied(ref, state, now, out)
         return SendOutcome("template", wamid=result.wamid, record_id=record_id, template=choice.name)
 
     async def _explicit_template(
