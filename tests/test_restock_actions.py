@@ -117,6 +117,8 @@ async def test_restock_request_noted_then_alert_delivered(seeded: str, tmp_path:
         assert notified is not None and notified.state == "notified"
         request = await stack.queue.get(notified.outbound_id or "")
         assert request is not None and request.state == SENT_TEMPLATE and request.template == "restock_alert"
+        # A bot-initiated message answers nothing: no session for a client who never wrote.
+        assert await stack.parts.sessions.get(ClientRef(PNID, wa_id=CLAIRE_WA)) is None
 
     # Asking about a piece that is in stock: where it is, nothing noted.
     dispatcher = CollectingDispatcher()
