@@ -52,6 +52,7 @@ from sqlalchemy import (
     update,
 )
 
+from salon.clock import Clock
 from salon.db import SqlTables
 from salon.sessions import ClientRef, from_us, to_us
 from salon.templates import PURPOSE_CATEGORY
@@ -843,7 +844,7 @@ def outcome_of(outcome: SendOutcome, *, after_reply: bool = False) -> Outcome:
     return Outcome(FAILED, error_code=code, reason=outcome.reason or None)
 
 
-def follow_up_recorder(queue: OutboundQueue, clock: Any) -> FollowUp:
+def follow_up_recorder(queue: OutboundQueue, clock: Clock) -> FollowUp:
     """The guard's follow-up hook: a parked or re-routed outbound request's state moves
     on where the channel sent it (see :class:`~salon.whatsapp.sender.GuardedSender`)."""
 
