@@ -13,6 +13,7 @@ from salon.integrations.orders import Orders, SqlOrders
 from salon.llm.advisor import StylingAdvisor
 from salon.llm.audit import LlmAudit
 from salon.llm.config import load_llm_settings
+from salon.restock import RestockBook
 
 
 @lru_cache(maxsize=1)
@@ -36,3 +37,9 @@ def styling_advisor() -> StylingAdvisor:
     clock = clock_from_env()
     audit = LlmAudit(engine=engine, clock=clock, retention=timedelta(days=settings.audit_retention_days))
     return StylingAdvisor(engine, settings, clock=clock, audit=audit)
+
+
+@lru_cache(maxsize=1)
+def restock() -> RestockBook:
+    """Restock requests on ``DATABASE_URL`` (alerts go through the outbound queue there)."""
+    return RestockBook(engine=make_async_engine(load_settings().effective_database_url))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from salon import __version__
 from salon.config import load_settings
+from salon.outbound_cli import add_commands as add_outbound_commands
 
 
 def _seed(args: argparse.Namespace) -> int:
@@ -23,6 +24,13 @@ def _seed(args: argparse.Namespace) -> int:
         print(f"salon seed: {exc}", file=sys.stderr)
         return 2
     print(f"salon seed: {report.summary()}")
+    # Stock the seed brought back from 0 fires the waiting restock alerts.
+    from salon.clock import clock_from_env
+    from salon.outbound_cli import scan_after_seed
+
+    alerts = scan_after_seed(url, clock_from_env().now())
+    if alerts:
+        print(f"salon seed: {alerts} restock alert(s) enqueued")
     return 0
 
 
@@ -104,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_check_arguments(check)
     check.set_defaults(handler=_demo_check)
+    add_outbound_commands(commands)
     return parser
 
 

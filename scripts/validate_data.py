@@ -20,7 +20,9 @@ from pathlib import Path
 # Intents the WhatsApp channel triggers as `/intent` for messages without text (media,
 # locations, contacts, catalog orders, unsupported types): they have no NLU examples.
 CHANNEL_TRIGGERED_INTENTS = frozenset(
-    {"share_media", "share_location", "share_contact", "place_order", "unsupported_message"}
+    {"share_media", "share_location", "share_contact", "place_order", "unsupported_message",
+     # triggered by the outbound worker through Rasa's trigger_intent
+     "advisor_followup"}
 )
 NO_NLU_EXAMPLES = re.compile(r"The intent '([a-z_]+)' is listed in the domain file, but is not found in the NLU training data")
 

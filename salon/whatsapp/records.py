@@ -323,10 +323,15 @@ class WhatsAppRecords(SqlTables):
         phone_number_id: str,
         recipient: str | None,
         error: Mapping[str, Any] | None = None,
+        callback: str | None = None,
     ) -> StatusChange:
         """Apply a status webhook; only a forward move changes anything (so a duplicate
         ``(wamid, status)`` is a no-op and :attr:`StatusChange.applied` is True exactly
-        once per transition, even under concurrent deliveries)."""
+        once per transition, even under concurrent deliveries).
+
+        ``callback`` is the ``biz_opaque_callback_data`` the send carried; it is kept with
+        a status that arrives before the send is recorded, so the sender's trace survives
+        a crash between Meta's answer and our record of it."""
         rank = STATUS_RANK.get(status)
         if rank is None:
             return StatusChange(False, await self.outbound_by_wamid(wamid) is not None)
@@ -351,6 +356,7 @@ class WhatsAppRecords(SqlTables):
             insert = self._insert(outbound_table).values(
                 wamid=wamid, phone_number_id=phone_number_id, recipient=recipient,
                 kind="status_only", status=status, status_rank=rank, status_us=at_us,
+                payload={"callback": callback} if callback else None,
                 error_code=(error or {}).get("code"), error=dict(error) if error else None,
                 created_us=at_us, updated_us=at_us,
             ).on_conflict_do_nothing(index_elements=["wamid"])

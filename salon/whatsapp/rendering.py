@@ -70,6 +70,11 @@ class OutgoingMessage:
     template: str | None = None
     """A template the sender asked for explicitly (``custom.wa_template``)."""
     language: str | None = None
+    origin: str | None = None
+    """Who asked for it (e.g. ``ob:<request>:<attempt>`` for an outbound request): kept in
+    the outbound record and with parked content, and sent to Meta as
+    ``biz_opaque_callback_data`` (``<origin>#free_form`` or ``<origin>#template``), so its
+    fate can be traced back even from a status webhook alone."""
 
 
 # --------------------------------------------------------------------------- text

@@ -12,6 +12,7 @@ from typing import Any
 
 from salon.clock import Clock, clock_from_env
 from salon.config import Settings, load_settings
+from salon.outbound import OutboundQueue, follow_up_recorder
 from salon.sessions import ClientRef, SessionStore, SqlSessionStore, session_store_from_settings
 from salon.templates import TemplateRegistry
 from salon.whatsapp.consent import ConsentBook
@@ -23,7 +24,7 @@ from salon.whatsapp.service import Reply, TurnHandler, WebhookService, verify_ha
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ChannelConfig", "ChannelConfigError", "WhatsAppRuntime"]
+__all__ = ["ChannelConfig", "ChannelConfigError", "SenderParts", "WhatsAppRuntime", "open_sender"]
 
 REQUIRED = ("verify_token", "app_secret", "access_token", "phone_number_id")
 
@@ -96,6 +97,58 @@ def _flag(values: Mapping[str, Any], key: str, default: bool = True) -> bool:
     return raw in ("true", "1", "yes")
 
 
+@dataclass
+class SenderParts:
+    """The send-time guard and the stores and client it runs on."""
+
+    sender: GuardedSender
+    graph: GraphClient
+    records: WhatsAppRecords
+    sessions: SessionStore
+    consents: ConsentBook
+    registry: TemplateRegistry
+    outbound: OutboundQueue
+
+    async def close(self) -> None:
+        await self.graph.close()
+        await self.records.close()
+        await self.sessions.close()
+
+
+async def open_sender(
+    settings: Settings,
+    graph_config: GraphConfig,
+    clock: Clock,
+    *,
+    sessions: SessionStore | None = None,
+    registry: TemplateRegistry | None = None,
+) -> SenderParts:
+    """Build and initialise the guard as every sender uses it: the WhatsApp channel and
+    the outbound worker. One pool for Salon's tables: on SQLite, connections of several
+    pools to one file would only compete for its write lock."""
+    records = WhatsAppRecords(settings.effective_database_url)
+    await records.initialize()
+    store = sessions or (
+        SqlSessionStore(engine=records.engine, clock=clock)
+        if not settings.redis_url
+        else session_store_from_settings(settings, clock=clock)
+    )
+    await store.initialize()
+    consents = ConsentBook(engine=records.engine)
+    await consents.initialize()
+    templates = registry or TemplateRegistry.load_default()
+    graph = GraphClient(graph_config)
+    # Outbound requests parked by the worker are delivered by the channel when the
+    # client writes again (or re-routed after a 131047): their state follows.
+    outbound = OutboundQueue(engine=records.engine)
+    await outbound.initialize()
+    sender = GuardedSender(
+        graph=graph, sessions=store, records=records, consents=consents, registry=templates,
+        clock=clock, on_follow_up=follow_up_recorder(outbound, clock),
+    )
+    return SenderParts(sender, graph, records, store, consents, templates, outbound)
+
+
 class WhatsAppRuntime:
     """Start with :meth:`start` in the running loop; :meth:`close` on shutdown."""
 
@@ -124,32 +177,16 @@ class WhatsAppRuntime:
         """Build everything in the running loop, queue the messages acknowledged earlier
         but never answered, and start the inbox pruning."""
         self.loop = asyncio.get_running_loop()
-        url = self.settings.effective_database_url
-        records = WhatsAppRecords(url)
-        await records.initialize()
-        # One pool for Salon's tables: on SQLite, connections of several pools to one
-        # file would only compete for its write lock.
-        sessions = self._sessions or (
-            SqlSessionStore(engine=records.engine, clock=self.clock)
-            if not self.settings.redis_url
-            else session_store_from_settings(self.settings, clock=self.clock)
-        )
-        await sessions.initialize()
-        consents = ConsentBook(engine=records.engine)
-        await consents.initialize()
-        registry = self._registry or TemplateRegistry.load_default()
-        graph = GraphClient(self.config.graph)
-        self.sender = GuardedSender(
-            graph=graph, sessions=sessions, records=records, consents=consents,
-            registry=registry, clock=self.clock,
-        )
+        parts = await open_sender(self.settings, self.config.graph, self.clock,
+                                  sessions=self._sessions, registry=self._registry)
+        self.sender, self._parts = parts.sender, parts
+        sessions, records, consents, registry = parts.sessions, parts.records, parts.consents, parts.registry
         self.service = WebhookService(
             app_secret=self.config.app_secret, verify_token=self.config.verify_token,
             phone_number_id=self.config.phone_number_id, sessions=sessions, records=records,
             consents=consents, registry=registry, sender=self.sender, clock=self.clock,
             on_turn=on_turn,
         )
-        self._graph, self._records, self._sessions_started = graph, records, sessions
         logger.info(
             "WhatsApp channel ready: number %s, Graph API %s (%s), state in %s",
             self.config.phone_number_id, self.config.graph.messages_url, self.config.auth_mode,
@@ -191,6 +228,4 @@ class WhatsAppRuntime:
             await self.service.stop_housekeeping()
             await self.service.drain(timeout=10)
         if self.sender is not None:
-            await self._graph.close()
-            await self._records.close()
-            await self._sessions_started.close()
+            await self._parts.close()

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -47,7 +47,7 @@ from salon.window import DEFAULT_MARGIN
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["GuardedSender", "SendOutcome"]
+__all__ = ["FollowUp", "GuardedSender", "SendOutcome"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +64,13 @@ class SendOutcome:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+FollowUp = Callable[[str, "SendOutcome", str], Awaitable[None]]
+"""Told ``(origin, outcome, cause)`` when a message that carries an origin is sent
+later than asked, without its sender waiting: parked content delivered when the client
+wrote again (``parked_delivered``), or content re-routed after a 131047
+(``rerouted_131047``)."""
+
+
 class GuardedSender:
     def __init__(
         self,
@@ -75,7 +82,9 @@ class GuardedSender:
         registry: TemplateRegistry,
         clock: Clock,
         margin: timedelta = DEFAULT_MARGIN,
+        on_follow_up: FollowUp | None = None,
     ) -> None:
+        self.on_follow_up = on_follow_up
         self.graph = graph
         self.sessions = sessions
         self.records = records
@@ -96,14 +105,17 @@ class GuardedSender:
         free_form_ok = state is not None and state.window(now, self.margin).can_send_free_form
         if out.template is not None:
             return await self._explicit_template(ref, out, state, recipient)
+        # No message object: template parameters only (an outbound request may carry
+        # nothing else), so only a template can carry it.
+        content = Content(raw=out.message) if out.message else None
         if out.purpose == SERVICE_REPLY and free_form_ok:
             # A reply in the open window: no consent or profile lookup needed.
-            decision = decide(state, SERVICE_REPLY, Content(raw=out.message), Consent(), now,
+            decision = decide(state, SERVICE_REPLY, content, Consent(), now,
                               registry=self.registry, margin=self.margin)
         else:
             consent, params, language = await self._context(ref, out, state)
             decision = decide(
-                state, out.purpose, Content(raw=out.message), consent, now,
+                state, out.purpose, content, consent, now,
                 registry=self.registry, params=params, language=language, margin=self.margin,
             )
         if isinstance(decision, SendFreeForm):
@@ -127,8 +139,11 @@ class GuardedSender:
             purpose=record.purpose or SERVICE_REPLY,
             utter_action=record.utter_action,
             params=dict(payload.get("params") or {}),
+            origin=payload.get("origin"),
         )
-        return await self.send(ref, out, _retried=True)
+        outcome = await self.send(ref, out, _retried=True)
+        await self._follow_up(out, outcome, "rerouted_131047")
+        return outcome
 
     async def deliver_parked(self, ref: ClientRef) -> list[SendOutcome]:
         """The client wrote again: send what was parked while the window was closed."""
@@ -145,9 +160,20 @@ class GuardedSender:
                 purpose=str(payload.get("purpose") or SERVICE_REPLY),
                 utter_action=payload.get("utter_action"),
                 params=dict(payload.get("params") or {}),
+                origin=payload.get("origin"),
             )
-            outcomes.append(await self.send(ref, out))
+            outcome = await self.send(ref, out)
+            await self._follow_up(out, outcome, "parked_delivered")
+            outcomes.append(outcome)
         return outcomes
+
+    async def _follow_up(self, out: OutgoingMessage, outcome: SendOutcome, cause: str) -> None:
+        if self.on_follow_up is None or not out.origin:
+            return
+        try:
+            await self.on_follow_up(out.origin, outcome, cause)
+        except Exception:
+            logger.exception("recording the follow-up of %s (%s) failed", out.origin, cause)
 
     async def mark_read(self, wamid: str, *, typing: bool = True) -> None:
         try:
@@ -177,9 +203,13 @@ class GuardedSender:
         state: SessionState | None = None,
     ) -> SendOutcome:
         now = self.clock.now()
-        payload = {"message": out.message, "params": dict(out.params)}
+        payload: dict[str, Any] = {"message": out.message, "params": dict(out.params)}
+        body: dict[str, Any] = {"recipient_type": "individual", "to": recipient, **out.message}
+        if out.origin:
+            payload["origin"] = out.origin
+            body["biz_opaque_callback_data"] = f"{out.origin}#free_form"
         try:
-            result = await self.graph.send({"recipient_type": "individual", "to": recipient, **out.message})
+            result = await self.graph.send(body)
         except WhatsAppError as error:
             record_id = await self.records.record_outbound(
                 phone_number_id=ref.phone_number_id, recipient=recipient, kind="free_form",
@@ -197,12 +227,16 @@ class GuardedSender:
             status=_accepted(result.message_status), at=self.clock.now(), wamid=result.wamid,
             purpose=out.purpose, utter_action=out.utter_action, payload=payload,
         )
-        await self._replied(ref, state, now)
+        await self._replied(ref, state, now, out)
         return SendOutcome("free_form", wamid=result.wamid, record_id=record_id)
 
-    async def _replied(self, ref: ClientRef, state: SessionState | None, at: datetime) -> None:
+    async def _replied(self, ref: ClientRef, state: SessionState | None, at: datetime,
+                       out: OutgoingMessage | None = None) -> None:
         """Our reply may start a free entry point (first reply after an ad referral);
-        otherwise there is nothing to record."""
+        otherwise there is nothing to record. A bot-initiated message (it carries an
+        origin) to a client who never wrote answers nothing: no session is created."""
+        if state is None and out is not None and out.origin:
+            return
         if state is None or (state.referral_at is not None and state.first_reply_at is None):
             await self.sessions.record_reply(ref, at)
 
@@ -211,14 +245,15 @@ class GuardedSender:
         *, kind: str, purpose: str | None = None, state: SessionState | None = None,
     ) -> SendOutcome:
         now = self.clock.now()
-        message = choice.message(recipient)
+        origin = out.origin if out is not None else None
+        message = choice.message(recipient, biz_opaque_callback_data=f"{origin}#{kind}" if origin else None)
         message.pop("messaging_product", None)
         fields = {
             "phone_number_id": ref.phone_number_id, "recipient": recipient, "kind": kind,
             "purpose": purpose or (out.purpose if out else None),
             "utter_action": out.utter_action if out else None, "template": choice.name,
             "payload": {"message": message, "rendered": choice.rendered,
-                        "original": out.message if out else None},
+                        "original": out.message if out else None, "origin": origin},
         }
         try:
             result = await self.graph.send(message)
@@ -230,7 +265,7 @@ class GuardedSender:
                                reason=str(error))
         record_id = await self.records.record_outbound(
             status=_accepted(result.message_status), at=self.clock.now(), wamid=result.wamid, **fields)
-        await self._replied(ref, state, now)
+        await self._replied(ref, state, now, out)
         return SendOutcome("template", wamid=result.wamid, record_id=record_id, template=choice.name)
 
     async def _explicit_template(
@@ -262,17 +297,18 @@ class GuardedSender:
         now = self.clock.now()
         item_id = uuid.uuid4().hex[:16]
         payload = {"message": out.message, "purpose": out.purpose, "utter_action": out.utter_action,
-                   "params": dict(out.params)}
+                   "params": dict(out.params), "origin": out.origin}
         await self.sessions.park(ref, payload, item_id=item_id, at=now)
         record_id = await self.records.record_outbound(
             phone_number_id=ref.phone_number_id, recipient=recipient, kind="free_form",
             status="parked", at=now, purpose=out.purpose, utter_action=out.utter_action,
             payload={"message": out.message, "params": dict(out.params), "parked_id": item_id,
-                     "reason": decision.reason},
+                     "reason": decision.reason, "origin": out.origin},
         )
         if decision.nudge is None:
             logger.info("parked %s for %s (%s); no nudge", item_id, recipient, decision.reason)
-            return SendOutcome("parked", record_id=record_id, reason=decision.reason)
+            return SendOutcome("parked", record_id=record_id, reason=decision.reason,
+                               extra={"parked_id": item_id})
         nudge = decision.nudge
         # The nudge's quick reply carries the parked item's id, so the tap finds it.
         params = {**(await self._context(ref, out, None))[1], "nudge_ref": item_id}
@@ -284,7 +320,7 @@ class GuardedSender:
             await self.sessions.record_nudge(ref, now)
         return SendOutcome("parked", record_id=record_id, template=choice.name,
                            nudge_wamid=sent.wamid, reason=decision.reason,
-                           error=sent.error)
+                           error=sent.error, extra={"parked_id": item_id})
 
     async def _refuse(
         self, ref: ClientRef, out: OutgoingMessage, recipient: str, reason: str, detail: str
@@ -293,7 +329,7 @@ class GuardedSender:
             phone_number_id=ref.phone_number_id, recipient=recipient, kind="free_form",
             status="refused", at=self.clock.now(), purpose=out.purpose,
             utter_action=out.utter_action, template=out.template,
-            payload={"message": out.message, "reason": reason, "detail": detail},
+            payload={"message": out.message, "reason": reason, "detail": detail, "origin": out.origin},
             error={"reason": reason, "detail": detail},
         )
         logger.warning("not sending to %s: %s %s", recipient, reason, detail)

@@ -218,6 +218,7 @@ class WebhookService:
             wamid=status.wamid, status=status.status, at=status.timestamp,
             phone_number_id=status.phone_number_id, recipient=status.recipient_id,
             error=error.to_dict() if error else None,
+            callback=_callback_data(status),
         )
         if not change.applied or status.status != "failed" or error is None:
             return
@@ -361,6 +362,11 @@ class WebhookService:
                 return False
             await asyncio.wait(set(self._tasks), timeout=remaining)
         return True
+
+
+def _callback_data(status: StatusUpdate) -> str | None:
+    value = status.raw.get("biz_opaque_callback_data") if isinstance(status.raw, dict) else None
+    return value if isinstance(value, str) and value else None
 
 
 def _inbox_item(message: InboundMessage) -> InboxItem:

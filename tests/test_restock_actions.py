@@ -1,0 +1,127 @@
+"""The restock vertical end to end: the form finds the piece, the action notes the wish (or
+says where the piece already is), the stock comes back, and the alert reaches the client
+through the outbound worker and the emulator."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+from sqlalchemy import func, select
+
+from salon.clock import ManualClock
+from salon.config import PROJECT_ROOT, Settings
+from salon.db import make_sync_engine
+from salon.integrations.schema import product_variants, products, variant_stock
+from salon.integrations.seed import seed_database
+from salon.outbound import SENT_TEMPLATE
+from salon.restock import RestockBook
+from salon.sessions import ClientRef
+from tests.outbound_support import PNID, outbound_stack
+
+CLAIRE_WA = "33600000001"
+T0 = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
+
+
+def _tracker(slots: dict[str, Any], metadata: dict[str, Any] | None = None, sender: str = CLAIRE_WA) -> Tracker:
+    return Tracker(
+        sender_id=sender, slots=slots,
+        latest_message={"text": "let me know when it is back", "intent": {"name": "restock_alert"},
+                        "entities": [], "metadata": metadata if metadata is not None else {"wa_id": CLAIRE_WA}},
+        events=[], paused=False, followup_action=None, active_loop={"name": "restock_alert_form"},
+        latest_action_name="restock_alert_form",
+    )
+
+
+@pytest.fixture()
+def seeded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    from actions import backends
+
+    url = f"sqlite:///{tmp_path / 'salon.db'}"
+    seed_database(url, PROJECT_ROOT / "data" / "maison")
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("WA_PHONE_NUMBER_ID", PNID)
+    backends.catalog.cache_clear()
+    backends.restock.cache_clear()
+    yield url
+    backends.catalog.cache_clear()
+    backends.restock.cache_clear()
+
+
+def sold_out_colour(url: str) -> tuple[str, str, str, str]:
+    """(product name, colour, sku, a boutique) of a one-size colour out of stock everywhere."""
+    engine = make_sync_engine(url)
+    v, s, p = product_variants.c, variant_stock.c, products.c
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(p.name, v.colour, v.sku, func.min(s.boutique_id))
+            .join(product_variants, v.product_id == p.id).join(variant_stock, s.sku == v.sku)
+            .where(v.size == "one size").group_by(p.name, v.colour, v.sku)
+            .having(func.sum(s.quantity) == 0).order_by(v.sku).limit(1)).one()
+    engine.dispose()
+    return row[0], row[1], row[2], row[3]
+
+
+async def test_form_finds_the_piece_or_asks_again(seeded: str) -> None:
+    from actions.restock import ValidateRestockAlertForm
+
+    form = ValidateRestockAlertForm()
+    dispatcher = CollectingDispatcher()
+    assert await form.validate_product("opaline mini bag", dispatcher, _tracker({}), {}) == {"product": "Opaline mini bag"}
+    assert dispatcher.messages == []
+    assert await form.validate_product("a flying carpet", dispatcher, _tracker({}), {}) == {"product": None}
+    assert dispatcher.messages[0]["response"] == "utter_restock_unknown_piece"
+
+
+async def test_restock_request_noted_then_alert_delivered(seeded: str, tmp_path: Path) -> None:
+    from actions import backends
+    from actions.restock import ActionRestockRequest
+
+    name, colour, sku, boutique = sold_out_colour(seeded)
+    dispatcher = CollectingDispatcher()
+    events = await ActionRestockRequest().run(dispatcher, _tracker({"product": name, "colour": colour.lower()}), {})
+    assert [e["name"] for e in events] == ["product", "colour", "size"]
+    [said] = dispatcher.messages
+    assert said["response"] == "utter_restock_noted" and said["piece"] == f"{name} in {colour}"
+    [waiting] = await backends.restock().waiting()
+    assert waiting.client == ClientRef(PNID, wa_id=CLAIRE_WA) and waiting.colour == colour
+
+    # Someone writing from outside WhatsApp (the shell) is told, nothing is stored.
+    dispatcher = CollectingDispatcher()
+    await ActionRestockRequest().run(dispatcher, _tracker({"product": name, "colour": colour}, metadata={}, sender="shell"), {})
+    assert dispatcher.messages[0]["response"] == "utter_restock_whatsapp_only"
+    assert len(await backends.restock().waiting()) == 1
+
+    # The piece comes back in one boutique; the alert goes out through the worker.
+    settings = Settings(var_dir=tmp_path, data_dir=tmp_path, database_url=seeded, redis_url=None)
+    clock = ManualClock(T0)
+    async with outbound_stack(settings, clock) as stack:
+        book = RestockBook(engine=stack.queue.engine, queue=stack.queue, phone_number_id=PNID)
+        await book.initialize()
+        assert await book.set_stock(sku, boutique, 1, clock.now()) == 1
+        clock.advance(timedelta(minutes=1))
+        for _ in range(5):
+            if await stack.worker.run_once() == 0:
+                break
+        await stack.idle()
+        await stack.channel.settle()
+        [alert] = await stack.delivered(CLAIRE_WA)
+        assert alert["type"] == "template" and alert["template"] == "restock_alert"
+        assert name in alert["body"] and "Claire" in alert["body"]  # her French template, her name
+        notified = (await book.get(waiting.id))
+        assert notified is not None and notified.state == "notified"
+        request = await stack.queue.get(notified.outbound_id or "")
+        assert request is not None and request.state == SENT_TEMPLATE and request.template == "restock_alert"
+        # A bot-initiated message answers nothing: no session for a client who never wrote.
+        assert await stack.parts.sessions.get(ClientRef(PNID, wa_id=CLAIRE_WA)) is None
+
+    # Asking about a piece that is in stock: where it is, nothing noted.
+    dispatcher = CollectingDispatcher()
+    await ActionRestockRequest().run(dispatcher, _tracker({"product": name, "colour": colour}), {})
+    assert dispatcher.messages[0]["response"] == "utter_restock_in_stock"
+    assert await backends.restock().waiting() == []
