@@ -24,11 +24,14 @@ from salon.db import sync_url
 from salon.emulator.config import EmulatorConfig
 from salon.emulator.testing import running_emulator
 from salon.integrations.seed import seed_database
+from salon.sessions import ClientRef
 from salon.whatsapp.io_process import IoProcessRuntime
 from salon.whatsapp.records import inbox_table, outbound_table
+from salon.whatsapp.rendering import OutgoingMessage
 from salon.whatsapp.rpc import PeerClosed, RemoteError, RpcPeer
 from tests.whatsapp_support import (
     APP_SECRET,
+    PNID,
     Channel,
     contact,
     envelope,
@@ -213,6 +216,20 @@ async def test_a_conversation_runs_through_the_companion_process(settings: Setti
 
         await wait_until(recorded)
         assert [(r.wamid, r.state) for r in rows(settings, inbox_table)] == [(wamid, "done")]
+
+        # Senders in the server's process (the advisor API) reach the child's guard, and
+        # read the window the child recorded.
+        ref = ClientRef(PNID, wa_id=CLAIRE)
+        state = await runtime.sessions.get(ref)  # type: ignore[union-attr]
+        assert state is not None and state.last_inbound_id == wamid
+        outcome = await runtime.sender.send(ref, OutgoingMessage({"type": "text", "text": {"body": "From Sophie."}}))
+        assert outcome.action == "free_form" and outcome.wamid
+
+        async def advisor_read() -> list[dict[str, Any]]:
+            box = await outbox(admin, CLAIRE)
+            return box if len(box) == 2 and box[-1]["status"] == "read" else []
+
+        assert (await wait_until(advisor_read))[-1]["body"] == "From Sophie."
 
         # Signature and handshake are judged as in one process.
         status, _ = await ch.post({"object": "whatsapp_business_account", "entry": []}, secret="forged")

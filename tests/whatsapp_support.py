@@ -134,7 +134,7 @@ async def running_channel(
     runtime: ChannelRuntime
     if io_process:
         assert clock is None and sessions is None, "the I/O process takes its clock and stores from the environment"
-        runtime = IoProcessRuntime(config, restart_delay=0.2)
+        runtime = IoProcessRuntime(config, settings=settings, restart_delay=0.2)
     else:
         runtime = WhatsAppRuntime(config, settings=settings, clock=clock, sessions=sessions)
     channel_input = WhatsAppInput(config, runtime)

@@ -37,7 +37,13 @@ import sys
 from collections.abc import Mapping
 from typing import Any, Final
 
-from salon.sessions import ClientRef
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from salon.clock import Clock, clock_from_env
+from salon.config import Settings, load_settings
+from salon.db import make_async_engine
+from salon.sessions import ClientRef, SessionStore, SqlSessionStore, session_store_from_settings
+from salon.whatsapp.rendering import OutgoingMessage
 from salon.whatsapp.rpc import PeerClosed, RemoteError, RpcPeer
 from salon.whatsapp.runtime import ChannelConfig, WhatsAppRuntime
 from salon.whatsapp.sender import SendOutcome
@@ -67,11 +73,21 @@ class IoProcessRuntime:
         self,
         config: ChannelConfig,
         *,
+        settings: Settings | None = None,
+        clock: Clock | None = None,
         start_timeout: float = 120.0,
         restart_delay: float = 1.0,
         python: str = sys.executable,
     ) -> None:
         self.config = config
+        self.settings = settings or load_settings()
+        self.clock = clock or clock_from_env()
+        self.sender = RemoteGuard(self)
+        """The child's send-time guard, for senders in this process (the advisor API)."""
+        self.sessions: SessionStore | None = None
+        """This process's own reader of the session store (windows), opened at start."""
+        self.engine: AsyncEngine | None = None
+        """This process's pool on Salon's tables, opened at start."""
         self.start_timeout = start_timeout
         self.restart_delay = restart_delay
         self.python = python
@@ -91,7 +107,12 @@ class IoProcessRuntime:
         messages queued for replay)."""
         self.loop = asyncio.get_running_loop()
         self._on_turn = on_turn
+        self.engine = make_async_engine(self.settings.effective_database_url)
+        self.sessions = (session_store_from_settings(self.settings, clock=self.clock)
+                         if self.settings.redis_url
+                         else SqlSessionStore(engine=self.engine, clock=self.clock))
         await self._spawn()
+        await self.sessions.initialize()  # the child has created the tables by now
         self._supervisor = asyncio.ensure_future(self._supervise())
 
     async def close(self) -> None:
@@ -114,6 +135,10 @@ class IoProcessRuntime:
                 logger.error("%s did not exit; killing it", CHILD_NAME)
                 process.kill()
                 await process.wait()
+        if self.sessions is not None:
+            await self.sessions.close()
+        if self.engine is not None:
+            await self.engine.dispose()
 
     @property
     def ready(self) -> bool:
@@ -140,11 +165,14 @@ class IoProcessRuntime:
         return verify_handshake(self.config.verify_token, mode, token, challenge)
 
     async def send(self, ref: ClientRef, response: Mapping[str, Any]) -> list[SendOutcome]:
+        outcomes: list[SendOutcome] = await self._call("send", ref, dict(response))
+        return outcomes
+
+    async def _call(self, method: str, *args: Any) -> Any:
         peer = self._peer
         if peer is None:
-            raise RuntimeError("the WhatsApp channel has not started")
-        outcomes: list[SendOutcome] = await peer.call("send", ref, dict(response))
-        return outcomes
+            raise PeerClosed("the WhatsApp I/O process is not running")
+        return await peer.call(method, *args)
 
     # ------------------------------------------------------------------ internals
     async def _spawn(self) -> None:
@@ -208,6 +236,18 @@ class IoProcessRuntime:
         await task
 
 
+class RemoteGuard:
+    """The child's :class:`~salon.whatsapp.sender.GuardedSender`, as senders in the Rasa
+    server see it: the same ``send`` (decided at the moment it leaves, in the child)."""
+
+    def __init__(self, runtime: IoProcessRuntime) -> None:
+        self._runtime = runtime
+
+    async def send(self, ref: ClientRef, out: OutgoingMessage) -> SendOutcome:
+        outcome: SendOutcome = await self._runtime._call("send_one", ref, out)
+        return outcome
+
+
 # --------------------------------------------------------------------------- the child
 
 
@@ -245,6 +285,10 @@ class _Child:
         assert self.runtime is not None
         return await self.runtime.send(ref, response)
 
+    async def send_one(self, ref: ClientRef, out: OutgoingMessage) -> SendOutcome:
+        assert self.runtime is not None and self.runtime.sender is not None
+        return await self.runtime.sender.send(ref, out)
+
     async def stop(self) -> None:
         if self.runtime is not None:
             runtime, self.runtime = self.runtime, None
@@ -253,7 +297,8 @@ class _Child:
     async def serve(self, fd: int) -> None:
         self.peer = await RpcPeer.connect(
             socket.socket(fileno=fd),
-            {"start": self.start, "handle": self.handle, "send": self.send, "stop": self.stop},
+            {"start": self.start, "handle": self.handle, "send": self.send, "send_one": self.send_one,
+             "stop": self.stop},
             name="rasa-server",
         )
         await self.peer.closed.wait()
