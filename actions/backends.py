@@ -2,21 +2,91 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from functools import lru_cache
 
+from rasa_sdk import Tracker
+
+from salon.clock import Clock, clock_from_env
 from salon.config import load_settings
 from salon.db import make_async_engine
+from salon.integrations.bookings import Bookings, SqlBookings
 from salon.integrations.catalog import Catalog, SqlCatalog
+from salon.integrations.crm import ClientRecord, Crm, CrmUnavailable, HttpCrm, SqlCrm
 from salon.integrations.orders import Orders, SqlOrders
+from salon.whatsapp.inbound import is_bsuid
+
+logger = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=1)
+def engine():  # type: ignore[no-untyped-def]
+    """One pool on ``DATABASE_URL`` (the seeded ``var/salon.db`` by default) for every port."""
+    return make_async_engine(load_settings().effective_database_url)
+
+
+@lru_cache(maxsize=1)
+def clock() -> Clock:
+    """The system clock, shifted by ``SALON_CLOCK_FILE`` when set (demo, end-to-end)."""
+    return clock_from_env()
 
 
 @lru_cache(maxsize=1)
 def catalog() -> Catalog:
-    """The catalog on ``DATABASE_URL`` (the seeded ``var/salon.db`` by default)."""
-    return SqlCatalog(make_async_engine(load_settings().effective_database_url))
+    return SqlCatalog(engine())
 
 
 @lru_cache(maxsize=1)
 def orders() -> Orders:
     """Orders on ``DATABASE_URL``, read only for their owner."""
-    return SqlOrders(make_async_engine(load_settings().effective_database_url))
+    return SqlOrders(engine())
+
+
+@lru_cache(maxsize=1)
+def crm() -> Crm:
+    """``SALON_CRM_URL`` set: the REST CRM there (token ``SALON_CRM_TOKEN``); else the
+    maison's client book on ``DATABASE_URL``."""
+    url = os.environ.get("SALON_CRM_URL", "").strip()
+    if url:
+        return HttpCrm(url, os.environ.get("SALON_CRM_TOKEN", ""))
+    return SqlCrm(engine())
+
+
+@lru_cache(maxsize=1)
+def bookings() -> Bookings:
+    return SqlBookings(engine(), clock())
+
+
+def reset() -> None:
+    """Forget every connection (tests switch ``DATABASE_URL`` between cases)."""
+    for cached in (engine, clock, catalog, orders, crm, bookings):
+        cached.cache_clear()
+
+
+def client_ids(tracker: Tracker) -> tuple[str | None, str | None]:
+    """(wa_id, user_id) of the person writing: from the WhatsApp channel's metadata, else
+    from the conversation id when it is one of the two."""
+    metadata = tracker.latest_message.get("metadata") or {}
+    wa_id = metadata.get("wa_id") or None
+    user_id = metadata.get("user_id") or None
+    if not wa_id and not user_id:
+        sender = tracker.sender_id or ""
+        if is_bsuid(sender):
+            user_id = sender
+        elif sender.lstrip("+").isdigit():
+            wa_id = sender.lstrip("+")
+    return wa_id, user_id
+
+
+async def known_client(tracker: Tracker) -> ClientRecord | None:
+    """The client's record, or None when unknown or when the CRM cannot answer (logged:
+    the conversation goes on without personalisation rather than failing)."""
+    wa_id, user_id = client_ids(tracker)
+    try:
+        return await crm().find(wa_id=wa_id, user_id=user_id)
+    except (CrmUnavailable, OSError) as exc:
+        logger.error("CRM unavailable for %s: %s", tracker.sender_id, exc)
+    except Exception:  # a SQL error: the same, with its traceback
+        logger.exception("CRM lookup failed for %s", tracker.sender_id)
+    return None
