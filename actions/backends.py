@@ -11,6 +11,7 @@ from rasa_sdk import Tracker
 from salon.clock import Clock, clock_from_env
 from salon.config import load_settings
 from salon.db import make_async_engine
+from salon.handoff import HandoffBook
 from salon.integrations.bookings import Bookings, SqlBookings
 from salon.integrations.catalog import Catalog, SqlCatalog
 from salon.integrations.crm import ClientRecord, Crm, CrmUnavailable, HttpCrm, SqlCrm
@@ -60,8 +61,9 @@ def bookings() -> Bookings:
 
 def reset() -> None:
     """Forget every connection (tests switch ``DATABASE_URL`` between cases)."""
-    for cached in (engine, clock, catalog, orders, crm, bookings):
+    for cached in (engine, clock, catalog, orders, crm, bookings, _handoff_book):
         cached.cache_clear()
+    _handoffs_ready.clear()
 
 
 def client_ids(tracker: Tracker) -> tuple[str | None, str | None]:
@@ -90,3 +92,25 @@ async def known_client(tracker: Tracker) -> ClientRecord | None:
     except Exception:  # a SQL error: the same, with its traceback
         logger.exception("CRM lookup failed for %s", tracker.sender_id)
     return None
+
+
+_handoffs_ready: set[int] = set()
+
+
+@lru_cache(maxsize=1)
+def _handoff_book() -> HandoffBook:
+    return HandoffBook(engine=engine())
+
+
+async def handoffs() -> HandoffBook:
+    """The handoff records on ``DATABASE_URL`` (their table is created on first use)."""
+    book = _handoff_book()
+    if id(book) not in _handoffs_ready:
+        await book.initialize()
+        _handoffs_ready.add(id(book))
+    return book
+
+
+def advisor_webhook_url() -> str | None:
+    """``SALON_ADVISOR_WEBHOOK_URL``: where a handoff is POSTed (unset: the record only)."""
+    return os.environ.get("SALON_ADVISOR_WEBHOOK_URL", "").strip() or None

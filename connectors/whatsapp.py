@@ -38,6 +38,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from connectors.advisor import add_advisor_routes
 from salon.loop_thread import LoopThread, call_in_loop
 from salon.sessions import ClientRef
 from salon.whatsapp.rendering import RenderError, render_response
@@ -148,12 +149,21 @@ class WhatsAppInput(InputChannel):
             else:
                 await on_new_message(message)
 
+        async def in_assistant_loop(coro: Any) -> Any:
+            """Work on Rasa's stores where Rasa's turns run."""
+            if self.assistant is not None:
+                return await self.assistant.run(coro)
+            return await coro
+
+        start_advisor_api = add_advisor_routes(bp, runtime, in_assistant_loop)
+
         @bp.listener("after_server_start")
         async def start(app: Any, loop: Any) -> None:
             if self.config.assistant_thread and _loop_free_broker(app):
                 self.assistant = LoopThread("whatsapp-assistant")
                 self.assistant.start()
             service = await runtime.start(on_turn)
+            await start_advisor_api(app)
             await service.replay_pending()
             service.start_housekeeping()
 

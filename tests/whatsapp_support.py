@@ -100,9 +100,11 @@ async def running_channel(
     sessions: SessionStore | None = None,
     reply: Callable[[UserMessage], Awaitable[None]] | None = None,
     access_token: str = "test-access-token",
+    agent: Any = None,
 ) -> AsyncIterator[Channel]:
     """The WhatsApp channel on a real Sanic server. ``reply`` plays the assistant's part
-    (by default it only records the message)."""
+    (by default it only records the message); ``agent`` holds the conversation stores the
+    advisor API works on (a Rasa agent's ``tracker_store`` and ``lock_store``)."""
     config = ChannelConfig.from_mapping(
         {"verify_token": VERIFY_TOKEN, "app_secret": APP_SECRET, "access_token": access_token,
          "phone_number_id": PNID, "waba_id": WABA, "api_base_url": api_base_url,
@@ -118,6 +120,7 @@ async def running_channel(
             await reply(message)
 
     app = Sanic(f"whatsapp_test_{uuid.uuid4().hex[:8]}")
+    app.ctx.agent = agent
     app.blueprint(channel_input.blueprint(on_new_message), url_prefix="/webhooks/whatsapp")
     async with serve(app) as url, aiohttp.ClientSession() as http:
         channel = Channel(url, runtime, received, http)

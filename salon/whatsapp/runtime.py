@@ -105,6 +105,9 @@ class WhatsAppRuntime:
         self._registry = registry
         self.service: WebhookService | None = None
         self.sender: GuardedSender | None = None
+        self.sessions: SessionStore | None = None
+        """The session store in use once started (the advisor API reads windows from it)."""
+        self.records: WhatsAppRecords | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         """The loop the channel's I/O (stores, Graph client) belongs to."""
 
@@ -136,6 +139,7 @@ class WhatsAppRuntime:
             on_turn=on_turn,
         )
         self._graph, self._records, self._sessions_started = graph, records, sessions
+        self.sessions, self.records = sessions, records
         logger.info(
             "WhatsApp channel ready: number %s, Graph API %s (%s), state in %s",
             self.config.phone_number_id, self.config.graph.messages_url, self.config.auth_mode,
