@@ -36,3 +36,20 @@ class ActionGreet(Action):
         else:
             dispatcher.utter_message(text=reply.text, buttons=reply.buttons)
         return [SlotSet("language", language)]
+
+
+class ActionDetectLanguage(Action):
+    """Keeps the ``language`` slot on the language the client writes in (custom slot
+    mapping: Rasa runs it on every message); a button or a bare name keeps the current
+    one, and the client's record decides before anything is written."""
+
+    def name(self) -> str:
+        return "action_detect_language"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        current = tracker.get_slot("language")
+        record = None if current else await backends.known_client(tracker)
+        language = conversation_language(tracker, record)
+        return [] if language == current else [SlotSet("language", language)]

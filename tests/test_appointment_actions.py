@@ -339,3 +339,18 @@ async def test_reschedule_moves_the_appointment_and_keeps_its_details(maison: st
         "Done, your appointment is now on Tuesday 1 December at 11:00, Maison Solenne Paris "
         f"Faubourg. Sophie will be expecting you. Your reference is {reference}.")
     assert events[-1] == SlotSet("rescheduling", False)
+
+
+async def test_the_conversation_follows_the_language_the_client_writes_in(maison: str) -> None:
+    from actions.greeting import ActionDetectLanguage
+
+    detect = ActionDetectLanguage()
+    # Before anything is known: the record (Claire is French) unless the words say otherwise.
+    assert await detect.run(CollectingDispatcher(), tracker(text="/book_appointment", active=False), {}) == [
+        SlotSet("language", "fr")]
+    assert await detect.run(CollectingDispatcher(), tracker(text="I would like to book a visit", active=False),
+                            {}) == [SlotSet("language", "en")]
+    assert await detect.run(CollectingDispatcher(), tracker({"language": "en"}, text="Paris", active=False),
+                            {}) == []
+    assert await detect.run(CollectingDispatcher(), tracker({"language": "en"}, text="merci, je voudrais venir demain",
+                                                            active=False), {}) == [SlotSet("language", "fr")]
