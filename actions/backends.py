@@ -8,6 +8,7 @@ from functools import lru_cache
 
 from rasa_sdk import Tracker
 
+from salon.aftercare import RepairBook
 from salon.clock import Clock, clock_from_env
 from salon.config import load_settings
 from salon.db import make_async_engine
@@ -61,9 +62,9 @@ def bookings() -> Bookings:
 
 def reset() -> None:
     """Forget every connection (tests switch ``DATABASE_URL`` between cases)."""
-    for cached in (engine, clock, catalog, orders, crm, bookings, _handoff_book):
+    for cached in (engine, clock, catalog, orders, crm, bookings, _handoff_book, _repair_book):
         cached.cache_clear()
-    _handoffs_ready.clear()
+    _tables_ready.clear()
 
 
 def client_ids(tracker: Tracker) -> tuple[str | None, str | None]:
@@ -94,7 +95,7 @@ async def known_client(tracker: Tracker) -> ClientRecord | None:
     return None
 
 
-_handoffs_ready: set[int] = set()
+_tables_ready: set[int] = set()
 
 
 @lru_cache(maxsize=1)
@@ -105,12 +106,26 @@ def _handoff_book() -> HandoffBook:
 async def handoffs() -> HandoffBook:
     """The handoff records on ``DATABASE_URL`` (their table is created on first use)."""
     book = _handoff_book()
-    if id(book) not in _handoffs_ready:
+    if id(book) not in _tables_ready:
         await book.initialize()
-        _handoffs_ready.add(id(book))
+        _tables_ready.add(id(book))
     return book
 
 
 def advisor_webhook_url() -> str | None:
     """``SALON_ADVISOR_WEBHOOK_URL``: where a handoff is POSTed (unset: the record only)."""
     return os.environ.get("SALON_ADVISOR_WEBHOOK_URL", "").strip() or None
+
+
+@lru_cache(maxsize=1)
+def _repair_book() -> RepairBook:
+    return RepairBook(engine=engine())
+
+
+async def repairs() -> RepairBook:
+    """Repair requests on ``DATABASE_URL`` (their table is created on first use)."""
+    book = _repair_book()
+    if id(book) not in _tables_ready:
+        await book.initialize()
+        _tables_ready.add(id(book))
+    return book
