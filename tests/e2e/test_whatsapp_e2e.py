@@ -174,3 +174,22 @@ def test_ask_for_an_advisor_and_get_a_reply_from_the_advisor_api(stack: Stack) -
     _say(stack, "Hello")  # the assistant answers again
     box = _settled(stack, CLAIRE, 3)
     assert "Ms Laurent" in box[-1]["body"], box
+
+
+def test_back_after_25_hours_and_greeted_with_context(stack: Stack) -> None:
+    stack.emulator("POST", "/_emulator/reset")
+    _say(stack, "I'd like to book a fitting in London")
+    box = _settled(stack, CLAIRE, 1)
+    assert "Which day and time" in box[-1]["body"], box
+    stack.emulator("POST", "/_emulator/clock", json={"advance_seconds": 25 * 3600})
+    _say(stack, "Hello")
+    box = _settled(stack, CLAIRE, 3)
+    recall, greeting = box[1], box[2]
+    assert recall["body"] == ("Welcome back, Ms Laurent. Last time we were arranging your fitting "
+                              "in London. Shall we continue?"), box
+    assert recall["buttons"] == ["Continue booking", "Something else"]
+    assert "Ms Laurent" in greeting["body"]
+    assert all(m["template"] is None for m in box[1:])  # she wrote: the window is open again
+    _tap(stack, recall, "0")
+    box = _settled(stack, CLAIRE, 4)
+    assert "Which day and time" in box[-1]["body"], box  # boutique and service carried over
