@@ -20,7 +20,9 @@ from collections.abc import Awaitable, Callable, Coroutine
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
+from rasa.shared.core.constants import ACTION_LISTEN_NAME
 from rasa.shared.core.events import (
+    ActionExecuted,
     BotUttered,
     ConversationPaused,
     ConversationResumed,
@@ -75,12 +77,17 @@ class RasaTranscripts:
 
         return await self._run(read())
 
-    async def _append(self, conversation_id: str, event: Any) -> None:
+    async def _append(self, conversation_id: str, event: Any, *, then_listen: bool = False) -> None:
         async def write() -> None:
             agent = self._agent()
             async with agent.lock_store.lock(conversation_id):
                 tracker = await agent.tracker_store.get_or_create_tracker(conversation_id)
                 tracker.update(event)
+                if then_listen and tracker.latest_action_name != ACTION_LISTEN_NAME:
+                    # While paused Rasa logged the client's messages without listening
+                    # turns; the next message must find the assistant listening, as the
+                    # rules expect.
+                    tracker.update(ActionExecuted(ACTION_LISTEN_NAME))
                 await agent.tracker_store.save(tracker)
 
         await self._run(write())
@@ -89,7 +96,7 @@ class RasaTranscripts:
         await self._append(conversation_id, BotUttered(text, metadata={"advisor": advisor}))
 
     async def resume(self, conversation_id: str) -> None:
-        await self._append(conversation_id, ConversationResumed())
+        await self._append(conversation_id, ConversationResumed(), then_listen=True)
 
 
 def add_advisor_routes(bp: Blueprint, runtime: WhatsAppRuntime,

@@ -19,7 +19,7 @@ import pytest
 from rasa.core.lock_store import InMemoryLockStore
 from rasa.core.tracker_store import InMemoryTrackerStore
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import ConversationPaused, UserUttered
+from rasa.shared.core.events import ActionExecuted, ConversationPaused, UserUttered
 
 from salon.clock import ManualClock
 from salon.config import PROJECT_ROOT, Settings
@@ -111,6 +111,7 @@ async def test_advisor_api_end_to_end(settings: Settings) -> None:
                         wa_id=CLAIRE)
         await book.close()
         tracker = await agent.tracker_store.get_or_create_tracker(CLAIRE)
+        tracker.update(ActionExecuted("action_handoff"))
         tracker.update(ConversationPaused())
         await agent.tracker_store.save(tracker)
         await client_writes(ch, admin, "Thank you, I will wait for her")  # paused: logged, window kept
@@ -168,6 +169,7 @@ async def test_advisor_api_end_to_end(settings: Settings) -> None:
         assert status == 200 and body["status"] == "resolved" and body["resolved_by"] == "sophie"
         tracker = await agent.tracker_store.retrieve(CLAIRE)
         assert tracker is not None and not tracker.is_paused()
+        assert tracker.latest_action_name == "action_listen"  # the next message finds it listening
         assert (await call(ch, "GET", "/conversations", SOPHIE))[1] == {"conversations": []}
         status, body = await call(ch, "POST", f"/conversations/{CLAIRE}/reply", SOPHIE, {"text": "Encore"})
         assert status == 409
