@@ -23,6 +23,19 @@ CARRIED = ("language", "vic", "boutique", "service", "date_time", "party_size", 
            "appointment_id", "order_number")
 
 
+def _spoke_last_session(tracker: Tracker) -> bool:
+    """Whether the client said anything in the session now ending (a bare
+    ``/session_start`` from the channel does not count)."""
+    for event in reversed(tracker.events):
+        if event.get("event") == "session_started":
+            return False
+        if event.get("event") == "user":
+            intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
+            if intent != "session_start":
+                return True
+    return False
+
+
 def _last_order(tracker: Tracker) -> str | None:
     """The order number the client asked about in the last session (the slot is cleared
     once answered)."""
@@ -43,7 +56,7 @@ class ActionSessionStart(Action):
         events: list[EventType] = [SessionStarted()]
         carried = {slot: tracker.get_slot(slot) for slot in CARRIED
                    if tracker.get_slot(slot) is not None}
-        returning = any(e.get("event") == "user" for e in tracker.events)
+        returning = _spoke_last_session(tracker)
         record = await backends.known_client(tracker)
         language = supported(carried.get("language") or (record.language if record else None))
         carried["language"] = language

@@ -49,6 +49,7 @@ from salon.whatsapp.signature import HEADER
 logger = logging.getLogger(__name__)
 
 CHANNEL = "whatsapp"
+SESSION_START = "/session_start"
 
 
 class WhatsAppOutput(OutputChannel):
@@ -136,18 +137,22 @@ class WhatsAppInput(InputChannel):
         runtime = self.runtime
 
         async def on_turn(turn: Turn) -> None:
-            message = UserMessage(
-                turn.text,
-                WhatsAppOutput(runtime, turn.client),
-                turn.sender_id,
-                input_channel=CHANNEL,
-                message_id=turn.item.wamid,
-                metadata=turn.metadata,
-            )
-            if self.assistant is not None:
-                await self.assistant.run(on_new_message(message))
-            else:
-                await on_new_message(message)
+            output = WhatsAppOutput(runtime, turn.client)
+            messages = []
+            if turn.new_window:
+                # The client writes after the window closed: a new session for Rasa too
+                # (action_session_start carries over and recalls what was left open).
+                messages.append(UserMessage(SESSION_START, output, turn.sender_id,
+                                            input_channel=CHANNEL, metadata=turn.metadata))
+            messages.append(UserMessage(
+                turn.text, output, turn.sender_id, input_channel=CHANNEL,
+                message_id=turn.item.wamid, metadata=turn.metadata,
+            ))
+            for message in messages:
+                if self.assistant is not None:
+                    await self.assistant.run(on_new_message(message))
+                else:
+                    await on_new_message(message)
 
         async def in_assistant_loop(coro: Any) -> Any:
             """Work on Rasa's stores where Rasa's turns run."""

@@ -202,3 +202,13 @@ async def test_nothing_left_open_nothing_said(maison: str) -> None:
     await ActionSessionStart().run(dispatcher, tracker(text="", intent="", slots={"language": "en"},
                                                        events=_previous_session()), {})
     assert dispatcher.messages == []
+
+
+async def test_a_session_that_only_held_the_channels_session_start_recalls_nothing(maison: str) -> None:
+    events = [{"event": "session_started"},
+              {"event": "user", "text": "/session_start", "parse_data": {"intent": {"name": "session_start"}}}]
+    dispatcher = CollectingDispatcher()
+    await ActionSessionStart().run(dispatcher, tracker(
+        text="", intent="", slots={"language": "en", "boutique": "paris", "service": "fitting"},
+        events=events), {})
+    assert dispatcher.messages == []
