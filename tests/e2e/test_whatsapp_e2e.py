@@ -181,7 +181,9 @@ def test_back_after_25_hours_and_greeted_with_context(stack: Stack) -> None:
     _say(stack, "I'd like to book a fitting in London")
     box = _settled(stack, CLAIRE, 1)
     assert "Which day and time" in box[-1]["body"], box
-    stack.emulator("POST", "/_emulator/clock", json={"advance_seconds": 25 * 3600})
+    # 25 hours of silence, counted from the latest message the session store holds: an
+    # earlier test left one at +25 h (the reset above moved the emulator's clock back).
+    stack.emulator("POST", "/_emulator/clock", json={"advance_seconds": 50 * 3600})
     _say(stack, "Hello")
     box = _settled(stack, CLAIRE, 3)
     recall, greeting = box[1], box[2]
