@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from actions import backends
 from actions.greeting import conversation_language
+from actions.handoff import hand_over
 from salon.appointments import (
     MAX_PARTY,
     appointment_buttons,
@@ -299,8 +300,12 @@ class ActionAppointmentBooked(Action):
         if tracker.get_slot("rescheduling"):
             events.append(SlotSet("rescheduling", False))
         if appointment is None or appointment.status != "booked":
-            dispatcher.utter_message(response="utter_appointment_request_noted")
-            return events
+            # Someone the book does not know (or a booking that could not be made): the
+            # request goes to an advisor of that boutique, who confirms it here.
+            return events + await hand_over(dispatcher, tracker, "booking_request",
+                                            boutique_id=tracker.get_slot("boutique"), lead={
+                                                "en": "Thank you, your request is noted.",
+                                                "fr": "Merci, votre demande est notée."})
         shops = await backends.bookings().boutiques()
         shop = shops[appointment.boutique_id]
         record = await backends.known_client(tracker)

@@ -41,11 +41,56 @@ _LEAD = {
 def _note(tracker: Tracker) -> str:
     """What the advisor needs first: the client's last words and any pending detail."""
     parts = [f"Client wrote: {tracker.latest_message.get('text') or '(no text)'}"]
-    for slot in ("product", "order_number", "boutique", "service", "date_time"):
+    for slot in ("product", "order_number", "boutique", "service", "date_time",
+                 "appointment_start", "party_size"):
         value = tracker.get_slot(slot)
         if value:
             parts.append(f"{slot}: {value}")
     return "; ".join(parts)
+
+
+async def hand_over(dispatcher: CollectingDispatcher, tracker: Tracker, reason: str, *,
+                    lead: dict[str, str] | None = None, boutique_id: str | None = None,
+                    ) -> list[EventType]:
+    """Record the handoff, notify the advisors' webhook, tell the client who will answer
+    and when, and pause the bot for this conversation."""
+    record = await backends.known_client(tracker)
+    language = conversation_language(tracker, record)
+    advisor = record.advisor if record else None
+    boutique_id = boutique_id or (advisor.boutique_id if advisor else None) or (
+        record.home_boutique_id if record else DEFAULT_BOUTIQUE)
+    now = backends.clock().now()
+    wa_id, user_id = backends.client_ids(tracker)
+    metadata = tracker.latest_message.get("metadata") or {}
+    try:
+        shop = (await backends.bookings().boutiques())[boutique_id]
+        book = await backends.handoffs()
+        handoff, created = await book.open(
+            conversation_id=tracker.sender_id, reason=reason, note=_note(tracker),
+            language=language, now=now, client_id=record.id if record else None,
+            client_name=f"{record.first_name} {record.last_name}" if record else
+            (metadata.get("profile_name") or None),
+            advisor_id=advisor.id if advisor else None, boutique_id=boutique_id,
+            phone_number_id=metadata.get("phone_number_id") or None, wa_id=wa_id,
+            user_id=user_id)
+        if created:
+            await notify(book, handoff, backends.advisor_webhook_url())
+    except (SQLAlchemyError, KeyError):
+        logger.exception("handoff for %s could not be recorded", tracker.sender_id)
+        dispatcher.utter_message(text=(
+            "Pardonnez-moi, je ne parviens pas à joindre un conseiller à l'instant. "
+            "Vous pouvez appeler notre boutique de Paris au +33142650000." if language == "fr"
+            else "Forgive me, I cannot reach an advisor at this moment. You can call our "
+            "Paris boutique on +33142650000."))
+        return []
+    opening = (lead or {}).get(language if language == "fr" else "en") or \
+        _LEAD.get((reason, language if language == "fr" else "en"), "")
+    line = reply_promise(advisor.first_name if advisor else None, shop, now, language)
+    dispatcher.utter_message(text=f"{opening} {line}".strip())
+    events: list[EventType] = [SlotSet("language", language)]
+    if tracker.active_loop.get("name"):
+        events += [ActiveLoop(None), SlotSet("requested_slot", None)]
+    return events + [ConversationPaused()]
 
 
 class ActionHandoff(Action):
@@ -54,41 +99,5 @@ class ActionHandoff(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: dict[str, Any]) -> list[EventType]:
-        record = await backends.known_client(tracker)
-        language = conversation_language(tracker, record)
         intent = (tracker.latest_message.get("intent") or {}).get("name") or ""
-        reason = _REASON_BY_INTENT.get(intent, "talk_to_advisor")
-        advisor = record.advisor if record else None
-        boutique_id = (advisor.boutique_id if advisor else None) or (
-            record.home_boutique_id if record else DEFAULT_BOUTIQUE)
-        now = backends.clock().now()
-        wa_id, user_id = backends.client_ids(tracker)
-        metadata = tracker.latest_message.get("metadata") or {}
-        try:
-            shop = (await backends.bookings().boutiques())[boutique_id]
-            book = await backends.handoffs()
-            handoff, created = await book.open(
-                conversation_id=tracker.sender_id, reason=reason, note=_note(tracker),
-                language=language, now=now, client_id=record.id if record else None,
-                client_name=f"{record.first_name} {record.last_name}" if record else
-                (metadata.get("profile_name") or None),
-                advisor_id=advisor.id if advisor else None, boutique_id=boutique_id,
-                phone_number_id=metadata.get("phone_number_id") or None, wa_id=wa_id,
-                user_id=user_id)
-            if created:
-                await notify(book, handoff, backends.advisor_webhook_url())
-        except (SQLAlchemyError, KeyError):
-            logger.exception("handoff for %s could not be recorded", tracker.sender_id)
-            dispatcher.utter_message(text=(
-                "Pardonnez-moi, je ne parviens pas à joindre un conseiller à l'instant. "
-                "Vous pouvez appeler notre boutique de Paris au +33142650000." if language == "fr"
-                else "Forgive me, I cannot reach an advisor at this moment. You can call our "
-                "Paris boutique on +33142650000."))
-            return []
-        lead = _LEAD[(reason, language if language == "fr" else "en")]
-        line = reply_promise(advisor.first_name if advisor else None, shop, now, language)
-        dispatcher.utter_message(text=f"{lead} {line}".strip())
-        events: list[EventType] = [SlotSet("language", language)]
-        if tracker.active_loop.get("name"):
-            events += [ActiveLoop(None), SlotSet("requested_slot", None)]
-        return events + [ConversationPaused()]
+        return await hand_over(dispatcher, tracker, _REASON_BY_INTENT.get(intent, "talk_to_advisor"))

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from rasa_sdk import Tracker
-from rasa_sdk.events import SlotSet
+from rasa_sdk.events import ConversationPaused, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import select
 
@@ -240,14 +240,22 @@ async def test_a_slot_lost_to_another_client_meanwhile_is_offered_again(maison: 
     assert said(messages) == [("I am sorry, that time is no longer available. Here are other moments:", [])]
 
 
-async def test_someone_unknown_is_not_booked_and_hears_an_advisor_will_confirm(maison: str) -> None:
-    slots = {"boutique": "paris", "service": "fitting", "appointment_start": "2026-12-04T15:00:00+01:00"}
+async def test_someone_unknown_is_not_booked_and_an_advisor_gets_the_request(maison: str) -> None:
+    slots = {"boutique": "london", "service": "fitting", "appointment_start": "2026-12-04T15:00:00+00:00",
+             "party_size": "2"}
     events, _ = await validate(slots, {"appointment_confirmed": True}, sender=STRANGER, intent="affirm")
     assert events == [SlotSet("appointment_confirmed", True)]
     dispatcher = CollectingDispatcher()
-    await ActionAppointmentBooked().run(dispatcher, tracker({**slots, "appointment_confirmed": True},
-                                                            sender=STRANGER, active=False), {})
-    assert [m["response"] for m in dispatcher.messages] == ["utter_appointment_request_noted"]
+    events = await ActionAppointmentBooked().run(
+        dispatcher, tracker({**slots, "appointment_confirmed": True}, text="yes", sender=STRANGER,
+                            active=False), {})
+    assert events[-2:] == [SlotSet("language", "en"), ConversationPaused()]
+    assert [m["text"] for m in dispatcher.messages] == [
+        "Thank you, your request is noted. A client advisor from our London boutique will reply "
+        "to you here today from 10:00."]  # Thursday 08:00 in London: it opens at 10:00
+    handoff = await (await backends.handoffs()).open_for(STRANGER)
+    assert handoff is not None and handoff.reason == "booking_request" and handoff.boutique_id == "london"
+    assert "appointment_start: 2026-12-04T15:00:00+00:00" in handoff.note and "party_size: 2" in handoff.note
 
 
 async def test_cancel_asks_once_then_cancels(maison: str) -> None:
