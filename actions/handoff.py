@@ -51,7 +51,7 @@ def _note(tracker: Tracker) -> str:
 
 async def hand_over(dispatcher: CollectingDispatcher, tracker: Tracker, reason: str, *,
                     lead: dict[str, str] | None = None, boutique_id: str | None = None,
-                    ) -> list[EventType]:
+                    note: str | None = None) -> list[EventType]:
     """Record the handoff, notify the advisors' webhook, tell the client who will answer
     and when, and pause the bot for this conversation."""
     record = await backends.known_client(tracker)
@@ -66,7 +66,7 @@ async def hand_over(dispatcher: CollectingDispatcher, tracker: Tracker, reason: 
         shop = (await backends.bookings().boutiques())[boutique_id]
         book = await backends.handoffs()
         handoff, created = await book.open(
-            conversation_id=tracker.sender_id, reason=reason, note=_note(tracker),
+            conversation_id=tracker.sender_id, reason=reason, note=note or _note(tracker),
             language=language, now=now, client_id=record.id if record else None,
             client_name=f"{record.first_name} {record.last_name}" if record else
             (metadata.get("profile_name") or None),

@@ -4,7 +4,8 @@ notification, and the line that tells the client who will answer and when.
 ``HandoffBook`` keeps ``salon_handoffs``: one open row per conversation (a second request
 while one is open returns the same row), with the client, the assigned advisor, why
 (``talk_to_advisor``, ``complaint``, ``repeated_failure``, ``sensitive``, or
-``booking_request`` from someone the book does not know), a short note,
+``booking_request`` from someone the book does not know, ``bespoke`` with the client's
+brief), a short note,
 and how the advisor was told. The action server writes it when it pauses the bot; the
 advisor API (in the Rasa server) lists and resolves it. Both only need ``DATABASE_URL``.
 
@@ -38,7 +39,8 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["REASONS", "Handoff", "HandoffBook", "notify", "reply_promise"]
 
-REASONS: Final = ("talk_to_advisor", "complaint", "repeated_failure", "sensitive", "booking_request")
+REASONS: Final = ("talk_to_advisor", "complaint", "repeated_failure", "sensitive", "booking_request",
+                  "bespoke")
 WEBHOOK_TIMEOUT_S: Final = 5.0
 
 metadata = MetaData()
