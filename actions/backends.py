@@ -7,6 +7,7 @@ import os
 from functools import lru_cache
 
 from rasa_sdk import Tracker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from salon.aftercare import RepairBook
 from salon.clock import Clock, clock_from_env
@@ -23,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=1)
-def engine():  # type: ignore[no-untyped-def]
+def engine() -> AsyncEngine:
     """One pool on ``DATABASE_URL`` (the seeded ``var/salon.db`` by default) for every port."""
     return make_async_engine(load_settings().effective_database_url)
 
