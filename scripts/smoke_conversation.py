@@ -38,7 +38,7 @@ CONVERSATIONS: list[list[tuple[str, str]]] = [
     [("the clasp on my bracelet broke", "Could you send me a photo? It helps our atelier a great deal. [/deny]")],
     [("tell me when the Ondine bucket bag is back in black", "watch for you")],
     [("I'd love to attend the trunk show with my husband", "private events")],
-    [("can I have my initials embossed on a card holder", "personalisation")],
+    [("can I have my initials embossed on a card holder", "I have prepared your request")],
     [("I want to speak to my advisor", "client advisor from our Paris boutique will reply to you here")],
     [("my coat arrived damaged, this is unacceptable", "truly sorry")],
     [("STOP", "no longer receive"), ("START", "again receive")],
