@@ -2,30 +2,140 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from datetime import timedelta
 from functools import lru_cache
 
-from salon.clock import clock_from_env
+from rasa_sdk import Tracker
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from salon.aftercare import RepairBook
+from salon.clock import Clock, clock_from_env
 from salon.config import load_settings
 from salon.db import make_async_engine
+from salon.handoff import HandoffBook
+from salon.integrations.bookings import Bookings, SqlBookings
 from salon.integrations.catalog import Catalog, SqlCatalog
+from salon.integrations.crm import ClientRecord, Crm, CrmUnavailable, HttpCrm, SqlCrm
 from salon.integrations.orders import Orders, SqlOrders
 from salon.llm.advisor import StylingAdvisor
 from salon.llm.audit import LlmAudit
 from salon.llm.config import load_llm_settings
 from salon.restock import RestockBook
+from salon.whatsapp.inbound import is_bsuid
+
+logger = logging.getLogger(__name__)
+
+
+@lru_cache(maxsize=1)
+def engine() -> AsyncEngine:
+    """One pool on ``DATABASE_URL`` (the seeded ``var/salon.db`` by default) for every port."""
+    return make_async_engine(load_settings().effective_database_url)
+
+
+@lru_cache(maxsize=1)
+def clock() -> Clock:
+    """The system clock, shifted by ``SALON_CLOCK_FILE`` when set (demo, end-to-end)."""
+    return clock_from_env()
 
 
 @lru_cache(maxsize=1)
 def catalog() -> Catalog:
-    """The catalog on ``DATABASE_URL`` (the seeded ``var/salon.db`` by default)."""
-    return SqlCatalog(make_async_engine(load_settings().effective_database_url))
+    return SqlCatalog(engine())
 
 
 @lru_cache(maxsize=1)
 def orders() -> Orders:
     """Orders on ``DATABASE_URL``, read only for their owner."""
-    return SqlOrders(make_async_engine(load_settings().effective_database_url))
+    return SqlOrders(engine())
+
+
+@lru_cache(maxsize=1)
+def crm() -> Crm:
+    """``SALON_CRM_URL`` set: the REST CRM there (token ``SALON_CRM_TOKEN``); else the
+    maison's client book on ``DATABASE_URL``."""
+    url = os.environ.get("SALON_CRM_URL", "").strip()
+    if url:
+        return HttpCrm(url, os.environ.get("SALON_CRM_TOKEN", ""))
+    return SqlCrm(engine())
+
+
+@lru_cache(maxsize=1)
+def bookings() -> Bookings:
+    return SqlBookings(engine(), clock())
+
+
+def reset() -> None:
+    """Forget every connection (tests switch ``DATABASE_URL`` between cases)."""
+    for cached in (engine, clock, catalog, orders, crm, bookings, styling_advisor, restock,
+                   _handoff_book, _repair_book):
+        cached.cache_clear()
+    _tables_ready.clear()
+
+
+def client_ids(tracker: Tracker) -> tuple[str | None, str | None]:
+    """(wa_id, user_id) of the person writing: from the WhatsApp channel's metadata, else
+    from the conversation id when it is one of the two."""
+    metadata = tracker.latest_message.get("metadata") or {}
+    wa_id = metadata.get("wa_id") or None
+    user_id = metadata.get("user_id") or None
+    if not wa_id and not user_id:
+        sender = tracker.sender_id or ""
+        if is_bsuid(sender):
+            user_id = sender
+        elif sender.lstrip("+").isdigit():
+            wa_id = sender.lstrip("+")
+    return wa_id, user_id
+
+
+async def known_client(tracker: Tracker) -> ClientRecord | None:
+    """The client's record, or None when unknown or when the CRM cannot answer (logged:
+    the conversation goes on without personalisation rather than failing)."""
+    wa_id, user_id = client_ids(tracker)
+    try:
+        return await crm().find(wa_id=wa_id, user_id=user_id)
+    except (CrmUnavailable, OSError) as exc:
+        logger.error("CRM unavailable for %s: %s", tracker.sender_id, exc)
+    except Exception:  # a SQL error: the same, with its traceback
+        logger.exception("CRM lookup failed for %s", tracker.sender_id)
+    return None
+
+
+_tables_ready: set[int] = set()
+
+
+@lru_cache(maxsize=1)
+def _handoff_book() -> HandoffBook:
+    return HandoffBook(engine=engine())
+
+
+async def handoffs() -> HandoffBook:
+    """The handoff records on ``DATABASE_URL`` (their table is created on first use)."""
+    book = _handoff_book()
+    if id(book) not in _tables_ready:
+        await book.initialize()
+        _tables_ready.add(id(book))
+    return book
+
+
+def advisor_webhook_url() -> str | None:
+    """``SALON_ADVISOR_WEBHOOK_URL``: where a handoff is POSTed (unset: the record only)."""
+    return os.environ.get("SALON_ADVISOR_WEBHOOK_URL", "").strip() or None
+
+
+@lru_cache(maxsize=1)
+def _repair_book() -> RepairBook:
+    return RepairBook(engine=engine())
+
+
+async def repairs() -> RepairBook:
+    """Repair requests on ``DATABASE_URL`` (their table is created on first use)."""
+    book = _repair_book()
+    if id(book) not in _tables_ready:
+        await book.initialize()
+        _tables_ready.add(id(book))
+    return book
 
 
 @lru_cache(maxsize=1)
@@ -33,13 +143,12 @@ def styling_advisor() -> StylingAdvisor:
     """The styling fallback on ``DATABASE_URL``: a model only when ``SALON_LLM_BASE_URL``
     and ``SALON_LLM_MODEL`` are set, the offline responder otherwise."""
     settings = load_llm_settings()
-    engine = make_async_engine(load_settings().effective_database_url)
-    clock = clock_from_env()
-    audit = LlmAudit(engine=engine, clock=clock, retention=timedelta(days=settings.audit_retention_days))
-    return StylingAdvisor(engine, settings, clock=clock, audit=audit)
+    audit = LlmAudit(engine=engine(), clock=clock(),
+                     retention=timedelta(days=settings.audit_retention_days))
+    return StylingAdvisor(engine(), settings, clock=clock(), audit=audit)
 
 
 @lru_cache(maxsize=1)
 def restock() -> RestockBook:
     """Restock requests on ``DATABASE_URL`` (alerts go through the outbound queue there)."""
-    return RestockBook(engine=make_async_engine(load_settings().effective_database_url))
+    return RestockBook(engine=engine())

@@ -13,26 +13,11 @@ from rasa_sdk.types import DomainDict
 from sqlalchemy.exc import SQLAlchemyError
 
 from actions import backends
+from actions.backends import client_ids
 from salon.integrations.orders import normalise_order_number
 from salon.order_answers import order_answer
-from salon.whatsapp.inbound import is_bsuid
 
 logger = logging.getLogger(__name__)
-
-
-def client_ids(tracker: Tracker) -> tuple[str | None, str | None]:
-    """(wa_id, user_id) of the person writing: from the WhatsApp channel's metadata, else
-    from the conversation id when it is one of the two."""
-    metadata = tracker.latest_message.get("metadata") or {}
-    wa_id = metadata.get("wa_id") or None
-    user_id = metadata.get("user_id") or None
-    if not wa_id and not user_id:
-        sender = tracker.sender_id or ""
-        if is_bsuid(sender):
-            user_id = sender
-        elif sender.lstrip("+").isdigit():
-            wa_id = sender.lstrip("+")
-    return wa_id, user_id
 
 
 class ValidateOrderStatusForm(FormValidationAction):

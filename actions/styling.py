@@ -14,12 +14,12 @@ import logging
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType
+from rasa_sdk.events import EventType, FollowupAction
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.exc import SQLAlchemyError
 
 from actions import backends
-from actions.orders import client_ids
+from actions.backends import client_ids
 from salon.llm.sensitivity import handoff_reason, is_styling_talk
 
 logger = logging.getLogger(__name__)
@@ -46,11 +46,14 @@ class ActionStylingAdvice(Action):
             logger.exception("catalog unavailable while answering a styling question")
             dispatcher.utter_message(response="utter_catalog_unavailable")
             return []
-        if reply.mode == "handoff" and reply.handoff == "complaint":
-            dispatcher.utter_message(response="utter_complaint")
-        elif reply.mode == "handoff":  # distress, legal, medical, VIC-sensitive
-            dispatcher.utter_message(response="utter_sensitive_handoff")
-        elif reply.mode == "vague":
+        if reply.mode == "handoff":
+            # A complaint, or distress, legal, medical, VIC-sensitive: a person answers.
+            if reply.handoff == "complaint":
+                dispatcher.utter_message(response="utter_complaint")
+            else:
+                dispatcher.utter_message(response="utter_sensitive_handoff")
+            return [FollowupAction("action_handoff")]
+        if reply.mode == "vague":
             dispatcher.utter_message(response="utter_styling_advice")
         else:
             dispatcher.utter_message(**reply.response())

@@ -46,6 +46,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from connectors.advisor import add_advisor_routes
 from salon.loop_thread import LoopThread, call_in_loop
 from salon.sessions import ClientRef
 from salon.whatsapp.io_process import IoProcessRuntime
@@ -60,6 +61,7 @@ SWITCH_INTERVAL_S = 0.001
 
 ChannelRuntime = IoProcessRuntime | WhatsAppRuntime
 """The channel's I/O: in a companion process (the default) or in the server's own."""
+SESSION_START = "/session_start"
 
 
 class WhatsAppOutput(OutputChannel):
@@ -140,18 +142,30 @@ class WhatsAppInput(InputChannel):
         runtime = self.runtime
 
         async def on_turn(turn: Turn) -> None:
-            message = UserMessage(
-                turn.text,
-                WhatsAppOutput(runtime, turn.client),
-                turn.sender_id,
-                input_channel=CHANNEL,
-                message_id=turn.item.wamid,
-                metadata=turn.metadata,
-            )
+            output = WhatsAppOutput(runtime, turn.client)
+            messages = []
+            if turn.new_window:
+                # The client writes after the window closed: a new session for Rasa too
+                # (action_session_start carries over and recalls what was left open).
+                messages.append(UserMessage(SESSION_START, output, turn.sender_id,
+                                            input_channel=CHANNEL, metadata=turn.metadata))
+            messages.append(UserMessage(
+                turn.text, output, turn.sender_id, input_channel=CHANNEL,
+                message_id=turn.item.wamid, metadata=turn.metadata,
+            ))
+            for message in messages:
+                if self.assistant is not None:
+                    await self.assistant.run(on_new_message(message))
+                else:
+                    await on_new_message(message)
+
+        async def in_assistant_loop(coro: Any) -> Any:
+            """Work on Rasa's stores where Rasa's turns run."""
             if self.assistant is not None:
-                await self.assistant.run(on_new_message(message))
-            else:
-                await on_new_message(message)
+                return await self.assistant.run(coro)
+            return await coro
+
+        start_advisor_api = add_advisor_routes(bp, runtime, in_assistant_loop)
 
         @bp.listener("after_server_start")
         async def start(app: Any, loop: Any) -> None:
@@ -162,6 +176,7 @@ class WhatsAppInput(InputChannel):
                 # this interval (Python's default is 5 ms) to answer a webhook.
                 sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
             await runtime.start(on_turn)
+            await start_advisor_api(app)
 
         @bp.listener("before_server_stop")
         async def stop(app: Any, loop: Any) -> None:

@@ -358,7 +358,8 @@ def demo_banner(config: StackConfig, followup_url: str | None) -> str:
         f"  Logs and data         {config.workdir}\n"
         "\nA story to try:\n"
         '  1. Write "Hello": the assistant greets you and offers three buttons.\n'
-        '  2. Tap "Book a visit", then answer Paris, a private viewing, tomorrow at 3pm.\n'
+        '  2. Tap "Book a visit", then answer Paris, a private viewing, next Tuesday\n'
+        "     afternoon; tap a free time, say who comes, confirm: it is booked.\n"
         f'  3. Ask "where is my order {ORDER}".\n'
         '  4. Press "+24 h" and "+1 h": after 25 hours of silence the window closes and the\n'
         '     banner says "only templates can be sent".\n'
@@ -558,8 +559,8 @@ def story_steps(conv: Conversation, rasa_url: str, rasa_token: str) -> list[Step
 
     def greet() -> tuple[bool, str]:
         box = conv.replies(lambda: conv.say("Hello"))
-        ok, shown = _one_containing(box, "welcome to Maison Solenne")
-        greeting = next((m for m in box if "welcome to Maison Solenne" in (m.get("body") or "")), None)
+        ok, shown = _one_containing(box, "Ms Laurent")
+        greeting = next((m for m in box if "Ms Laurent" in (m.get("body") or "")), None)
         if greeting is not None:
             seen["greeting"] = greeting
         return ok and greeting is not None and "Book a visit" in greeting["buttons"], shown
@@ -576,9 +577,28 @@ def story_steps(conv: Conversation, rasa_url: str, rasa_token: str) -> list[Step
         return _one_containing(conv.replies(lambda: conv.say("a private viewing")),
                                "Which day and time would suit you")
 
+    def offered(key: str, box: list[dict[str, Any]], *needles: str) -> tuple[bool, str]:
+        ok, shown = _one_containing(box, *needles)
+        found = next((m for m in box if all(n in (m.get("body") or "") for n in needles)), None)
+        if found is not None and found.get("buttons"):
+            seen[key] = found
+        return ok and key in seen, shown
+
     def when() -> tuple[bool, str]:
-        return _one_containing(conv.replies(lambda: conv.say("tomorrow at 3pm")),
-                               "A client advisor will confirm the time")
+        box = conv.replies(lambda: conv.say("next Tuesday afternoon"))
+        return offered("times", box, "free times in Paris")
+
+    def pick_time() -> tuple[bool, str]:
+        box = conv.replies(lambda: conv.tap(seen["times"], "0"))
+        return offered("party", box, "Will anyone be joining you")
+
+    def party() -> tuple[bool, str]:
+        box = conv.replies(lambda: conv.tap(seen["party"], "Just me"))
+        return offered("summary", box, "private viewing on Tuesday", "Shall I confirm")
+
+    def confirm() -> tuple[bool, str]:
+        box = conv.replies(lambda: conv.tap(seen["summary"], "Yes, please confirm"))
+        return _one_containing(box, "It is booked", "Your reference is APT-")
 
     def order() -> tuple[bool, str]:
         box = conv.replies(lambda: conv.say(f"where is my order {ORDER}"))
@@ -606,21 +626,27 @@ def story_steps(conv: Conversation, rasa_url: str, rasa_token: str) -> list[Step
 
     def tap_nudge() -> tuple[bool, str]:
         box = conv.replies(lambda: conv.tap(seen["nudge"], "0"))
-        return _one_containing(box, "welcome to Maison Solenne")
+        return _one_containing(box, "Ms Laurent")
 
     return [
         Step("the phone page is served", "GET /_emulator/phone answers 200 with the page",
              phone_page),
         Step('Claire writes "Hello"',
-             'the greeting ("…welcome to Maison Solenne…") with a "Book a visit" button', greet),
+             'the greeting by name ("…Ms Laurent…") with a "Book a visit" button', greet),
         Step('she taps "Book a visit"', 'the boutique prompt ("Which boutique would suit you?")',
              book),
         Step('she answers "Paris"', 'the service prompt ("What shall we prepare for your visit?")',
              boutique),
         Step('she answers "a private viewing"',
              'the date prompt ("Which day and time would suit you best?")', service),
-        Step('she answers "tomorrow at 3pm"',
-             'the closing line ("…A client advisor will confirm the time with you here.")', when),
+        Step('she answers "next Tuesday afternoon"',
+             'real free times in Paris as buttons ("…free times in Paris…")', when),
+        Step("she taps the first time", 'the party question ("Will anyone be joining you?")',
+             pick_time),
+        Step('she taps "Just me"', 'the summary ("…private viewing on Tuesday… Shall I confirm?")',
+             party),
+        Step('she taps "Yes, please confirm"',
+             'the booking with its reference ("It is booked… Your reference is APT-…")', confirm),
         Step(f'she asks "where is my order {ORDER}"',
              f'the order\'s real status ("…{ORDER}… DHL Express…")', order),
         Step("25 hours pass", "the 24-hour window is closed", later),
@@ -628,7 +654,7 @@ def story_steps(conv: Conversation, rasa_url: str, rasa_token: str) -> list[Step
              "exactly one template, advisor_update_nudge; no free-form message, no 131047",
              follow_up),
         Step("she taps the template's button",
-             'the parked greeting arrives ("…welcome to Maison Solenne…"), free-form', tap_nudge),
+             'the parked greeting arrives ("…Ms Laurent…"), free-form', tap_nudge),
     ]
 
 

@@ -112,7 +112,7 @@ async def test_action_answers_from_the_configured_database(sqlite_url: str, monk
 
     seed_database(sqlite_url)
     monkeypatch.setenv("DATABASE_URL", sqlite_url)
-    backends.catalog.cache_clear()
+    backends.reset()
     dispatcher = CollectingDispatcher()
     events = await ActionProductInquiry().run(
         dispatcher,
@@ -128,7 +128,7 @@ async def test_action_answers_from_the_configured_database(sqlite_url: str, monk
     dispatcher = CollectingDispatcher()
     assert await ActionProductInquiry().run(dispatcher, _tracker("a surfboard?", []), {}) == []
     assert dispatcher.messages[0]["response"] == "utter_ask_which_piece"
-    backends.catalog.cache_clear()
+    backends.reset()
 
 
 async def test_action_says_so_when_the_catalog_is_unreachable(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -136,8 +136,8 @@ async def test_action_says_so_when_the_catalog_is_unreachable(tmp_path, monkeypa
     from actions.products import ActionProductInquiry
 
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'empty.db'}")
-    backends.catalog.cache_clear()
+    backends.reset()
     dispatcher = CollectingDispatcher()
     assert await ActionProductInquiry().run(dispatcher, _tracker("Aurore tote", []), {}) == []
     assert dispatcher.messages[0]["response"] == "utter_catalog_unavailable"
-    backends.catalog.cache_clear()
+    backends.reset()

@@ -90,7 +90,7 @@ async def test_action_answers_the_owner_and_reveals_nothing_to_others(sqlite_url
 
     seed_database(sqlite_url)
     monkeypatch.setenv("DATABASE_URL", sqlite_url)
-    backends.orders.cache_clear()
+    backends.reset()
     cleared = [{"event": "slot", "timestamp": None, "name": "order_number", "value": None}]
 
     # Over WhatsApp the channel's metadata names the client.
@@ -110,7 +110,7 @@ async def test_action_answers_the_owner_and_reveals_nothing_to_others(sqlite_url
                                         "template": "utter_order_not_found",
                                         "response": "utter_order_not_found", "image": None,
                                         "attachment": None, "order_number": number}]
-    backends.orders.cache_clear()
+    backends.reset()
 
 
 async def test_action_when_orders_are_unreachable(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -118,11 +118,11 @@ async def test_action_when_orders_are_unreachable(tmp_path, monkeypatch) -> None
     from actions.orders import ActionOrderStatus
 
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'empty.db'}")
-    backends.orders.cache_clear()
+    backends.reset()
     dispatcher = CollectingDispatcher()
     await ActionOrderStatus().run(dispatcher, _tracker(CLAIRE_WA, {"order_number": "SOL-104233"}), {})
     assert dispatcher.messages[0]["response"] == "utter_order_request_noted"
-    backends.orders.cache_clear()
+    backends.reset()
 
 
 async def test_form_validation_normalises_or_re_asks() -> None:

@@ -399,3 +399,15 @@ async def test_handled_messages_leave_the_inbox_after_the_dedup_window(sqlite_ur
         clock.advance(timedelta(days=1, seconds=1))
         assert await service.prune() == 1
     assert count(sqlite_url, inbox_table) == 0
+
+
+async def test_a_message_after_the_window_closed_starts_a_new_assistant_session(sqlite_url: str, tmp_path: Path) -> None:
+    client = [contact("33600000001")]
+    async with running_channel(settings_for(sqlite_url, tmp_path)) as ch:
+        for body, ts in (("Bonjour", TS), ("Still there?", TS + 3600), ("Back again", TS + 25 * 3600)):
+            assert (await ch.post(envelope(messages_change([text_message("33600000001", body, ts)], client))))[0] == 200
+            await ch.settle()
+    # The first message opens the first session (Rasa starts it by itself); within the
+    # window nothing more; after the window closed the channel asks for a new session first.
+    assert [m.text for m in ch.received] == ["Bonjour", "Still there?", "/session_start", "Back again"]
+    assert ch.received[2].sender_id == ch.received[3].sender_id == "33600000001"

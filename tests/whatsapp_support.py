@@ -121,11 +121,13 @@ async def running_channel(
     reply: Callable[[UserMessage], Awaitable[None]] | None = None,
     access_token: str = "test-access-token",
     io_process: bool = False,
+    agent: Any = None,
 ) -> AsyncIterator[Channel]:
     """The WhatsApp channel on a real Sanic server. ``reply`` plays the assistant's part
-    (by default it only records the message). With ``io_process`` the channel's I/O runs
-    in its companion process, which reads ``settings`` (and the clock) from the
-    environment, as under ``rasa run``."""
+    (by default it only records the message); ``agent`` holds the conversation stores the
+    advisor API works on (a Rasa agent's ``tracker_store`` and ``lock_store``). With
+    ``io_process`` the channel's I/O runs in its companion process, which reads
+    ``settings`` (and the clock) from the environment, as under ``rasa run``."""
     config = ChannelConfig.from_mapping(
         {"verify_token": VERIFY_TOKEN, "app_secret": APP_SECRET, "access_token": access_token,
          "phone_number_id": PNID, "waba_id": WABA, "api_base_url": api_base_url,
@@ -146,6 +148,7 @@ async def running_channel(
             await reply(message)
 
     app = Sanic(f"whatsapp_test_{uuid.uuid4().hex[:8]}")
+    app.ctx.agent = agent
     app.blueprint(channel_input.blueprint(on_new_message), url_prefix="/webhooks/whatsapp")
     with settings_in_environment(settings) if io_process else nullcontext():
         async with serve(app) as url, aiohttp.ClientSession() as http:

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Protocol
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from salon.integrations.crm import owner_condition
 from salon.integrations.schema import clients, order_items, orders, products
 
 __all__ = ["OrderFacts", "Orders", "SqlOrders", "normalise_order_number"]
@@ -63,20 +64,10 @@ class SqlOrders:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    @staticmethod
-    def _owner(wa_id: str | None, user_id: str | None) -> object | None:
-        conditions = []
-        if wa_id:
-            digits = wa_id.lstrip("+")
-            conditions += [clients.c.wa_id == digits, clients.c.phone == f"+{digits}"]
-        if user_id:
-            conditions.append(clients.c.user_id == user_id)
-        return or_(*conditions) if conditions else None
-
     async def for_client(
         self, number: str, *, wa_id: str | None, user_id: str | None
     ) -> OrderFacts | None:
-        owner = self._owner(wa_id, user_id)
+        owner = owner_condition(wa_id, user_id)
         if owner is None:
             return None
         query = (
@@ -87,7 +78,7 @@ class SqlOrders:
         return await self._one(query)
 
     async def latest_for_client(self, *, wa_id: str | None, user_id: str | None) -> OrderFacts | None:
-        owner = self._owner(wa_id, user_id)
+        owner = owner_condition(wa_id, user_id)
         if owner is None:
             return None
         query = (

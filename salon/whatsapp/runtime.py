@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from salon.clock import Clock, clock_from_env
 from salon.config import Settings, load_settings
 from salon.outbound import OutboundQueue, follow_up_recorder
@@ -168,6 +170,9 @@ class WhatsAppRuntime:
         self._registry = registry
         self.service: WebhookService | None = None
         self.sender: GuardedSender | None = None
+        self.sessions: SessionStore | None = None
+        """The session store in use once started (the advisor API reads windows from it)."""
+        self.records: WhatsAppRecords | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         """The loop the channel's I/O (stores, Graph client) belongs to."""
         self.replayed = 0
@@ -187,6 +192,7 @@ class WhatsAppRuntime:
             consents=consents, registry=registry, sender=self.sender, clock=self.clock,
             on_turn=on_turn,
         )
+        self.sessions, self.records = sessions, records
         logger.info(
             "WhatsApp channel ready: number %s, Graph API %s (%s), state in %s",
             self.config.phone_number_id, self.config.graph.messages_url, self.config.auth_mode,
@@ -200,6 +206,11 @@ class WhatsAppRuntime:
     @property
     def ready(self) -> bool:
         return self.service is not None
+
+    @property
+    def engine(self) -> AsyncEngine | None:
+        """The pool on Salon's tables, once started."""
+        return self.records.engine if self.records is not None else None
 
     async def handle(self, body: bytes, signature: str | None) -> Reply:
         """One webhook POST (see :meth:`WebhookService.handle`)."""

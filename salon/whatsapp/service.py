@@ -59,6 +59,9 @@ class Turn:
     client: ClientRef
     parked_count: int | None = None
     """Messages parked for the client when this one arrived (None: not known)."""
+    new_window: bool = False
+    """This message reopened the client's window after it had closed: for the assistant,
+    a new session (the window decides it, whatever the clocks of other processes say)."""
 
     @property
     def text(self) -> str:
@@ -183,6 +186,7 @@ class WebhookService:
         claimed = [m for m, ok in zip(messages, fresh, strict=True) if ok]
         self.stats["duplicates"] += len(messages) - len(claimed)
         parked: dict[str, int] = {}
+        reopened: set[str] = set()
         try:
             for message in claimed:
                 if message.extends_window:
@@ -191,6 +195,8 @@ class WebhookService:
                         entry_point=message.entry_point,
                     )
                     parked[message.wamid] = result.state.parked_count
+                    if result.new_session and result.state.session_count > 1:
+                        reopened.add(message.wamid)
             for update in batch.preferences:
                 await self.consents.record_preference(
                     update.client, update.value, update.timestamp, category=update.category,
@@ -207,7 +213,7 @@ class WebhookService:
         self.stats["messages"] += len(claimed)
         self.stats["statuses"] += len(batch.statuses)
         return [
-            Turn(item, message.client, parked.get(message.wamid))
+            Turn(item, message.client, parked.get(message.wamid), message.wamid in reopened)
             for message, item, ok in zip(messages, items, fresh, strict=True)
             if ok and message.starts_turn
         ]

@@ -80,11 +80,13 @@ async def test_unplaced_talk_is_answered_only_when_it_is_about_styling(database:
 
 
 async def test_sensitive_messages_get_a_person(database: str) -> None:
-    assert (await run("the strap is broken already, unacceptable, what do I wear it with now?"))[1] == [
-        response("utter_complaint")]
-    assert (await run("my husband passed away, what should I wear to the funeral?"))[1] == [
-        response("utter_sensitive_handoff")]
-    assert (await run("I am allergic to nickel, which earrings suit me?"))[1] == [response("utter_sensitive_handoff")]
+    handoff = [{"event": "followup", "timestamp": None, "name": "action_handoff"}]
+    assert await run("the strap is broken already, unacceptable, what do I wear it with now?") == (
+        handoff, [response("utter_complaint")])
+    assert await run("my husband passed away, what should I wear to the funeral?") == (
+        handoff, [response("utter_sensitive_handoff")])
+    assert await run("I am allergic to nickel, which earrings suit me?") == (
+        handoff, [response("utter_sensitive_handoff")])
     assert (await run("hmm"))[1] == [response("utter_styling_advice")]
 
 

@@ -1,0 +1,436 @@
+"""Appointments: the booking form (boutique, service, day and time, a real free slot,
+party size, confirmation), then the booking in the client's record; moving and
+cancelling an appointment. The words and the slot choice live in ``salon.appointments``."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+from sqlalchemy.exc import SQLAlchemyError
+
+from actions import backends
+from actions.greeting import conversation_language
+from actions.handoff import hand_over
+from salon.appointments import (
+    MAX_PARTY,
+    appointment_buttons,
+    ask_party_size,
+    booked,
+    choose_slots,
+    confirm_question,
+    describe,
+    find_boutique,
+    find_service,
+    parse_party_size,
+    slot_offer,
+)
+from salon.integrations.bookings import Appointment, BookingError, Boutique, ClientBusy, SlotTaken
+from salon.when import TimeWindow, parse_when
+
+logger = logging.getLogger(__name__)
+
+#: Slots of one booking, cleared when it is done (the reference stays for recall).
+BOOKING_SLOTS = ("boutique", "service", "date_time", "appointment_start", "party_size",
+                 "appointment_confirmed", "reschedule_id")
+
+
+def _language(tracker: Tracker) -> str:
+    return conversation_language(tracker, None)
+
+
+async def _shop(tracker: Tracker) -> Boutique | None:
+    boutique_id = tracker.get_slot("boutique")
+    if not boutique_id:
+        return None
+    return (await backends.bookings().boutiques()).get(str(boutique_id))
+
+
+def _window(text: Any, shop: Boutique) -> TimeWindow | None:
+    return parse_when(str(text) if text is not None else None, backends.clock().now(), shop.zone)
+
+
+def _aware(value: Any) -> datetime | None:
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+async def _label(service: str, language: str) -> str:
+    return (await backends.bookings().service_labels(language)).get(service, service)
+
+
+class ValidateAppointmentForm(FormValidationAction):
+    def name(self) -> str:
+        return "validate_appointment_form"
+
+    async def required_slots(self, domain_slots: list[str], dispatcher: CollectingDispatcher,
+                             tracker: Tracker, domain: DomainDict) -> list[str]:
+        # Moving an appointment keeps its boutique, service and party.
+        if tracker.get_slot("reschedule_id"):
+            return [slot for slot in domain_slots if slot != "party_size"]
+        return domain_slots
+
+    async def _plan(self, text: Any, shop: Boutique, dispatcher: CollectingDispatcher,
+                    language: str) -> dict[str, Any]:
+        """Read the day and time; take the exact slot when it is free, else leave the
+        choice to the buttons."""
+        window = _window(text, shop)
+        if window is None:
+            dispatcher.utter_message(text=(
+                "Je n'ai pas su lire ce moment. Pourriez-vous me donner un jour et une heure, "
+                "par exemple « jeudi à 11h » ?" if language == "fr" else
+                "I could not quite place that moment. Could you give me a day and a time, "
+                "for example \"Thursday at 11\"?"))
+            return {"date_time": None, "appointment_start": None}
+        if window.end <= backends.clock().now():
+            dispatcher.utter_message(text=(
+                "Ce moment est déjà passé. Quel autre jour vous conviendrait ?" if language == "fr"
+                else "That moment has already passed. Which other day would suit you?"))
+            return {"date_time": None, "appointment_start": None}
+        choice = await choose_slots(backends.bookings(), shop, window)
+        start = choice.exact.starts_at.isoformat() if choice.exact is not None else None
+        return {"date_time": str(text), "appointment_start": start, "appointment_confirmed": None}
+
+    async def validate_boutique(self, slot_value: Any, dispatcher: CollectingDispatcher,
+                                tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
+        language = _language(tracker)
+        shops = await backends.bookings().boutiques()
+        found = find_boutique(str(slot_value) if slot_value is not None else None, shops)
+        if found is None:
+            cities = ", ".join(shop.city for shop in shops.values())
+            dispatcher.utter_message(text=(
+                f"Nos boutiques sont à {cities}. Laquelle vous conviendrait ?" if language == "fr"
+                else f"Our boutiques are in {cities}. Which would suit you?"))
+            return {"boutique": None}
+        result: dict[str, Any] = {"boutique": found}
+        service = tracker.get_slot("service")
+        if service and service not in shops[found].services:
+            result["service"] = None
+        if tracker.get_slot("date_time"):
+            result.update(await self._plan(tracker.get_slot("date_time"), shops[found],
+                                           dispatcher, language))
+        return result
+
+    async def validate_service(self, slot_value: Any, dispatcher: CollectingDispatcher,
+                               tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
+        language = _language(tracker)
+        service = find_service(str(slot_value) if slot_value is not None else None)
+        if service is None:
+            dispatcher.utter_message(text=(
+                "Je peux préparer une séance de style, une présentation privée, un essayage ou "
+                "recevoir une pièce en réparation. Que souhaitez-vous ?" if language == "fr" else
+                "I can arrange a styling session, a private viewing, a fitting, or receive a "
+                "piece for repair. Which would you like?"))
+            return {"service": None}
+        shop = await _shop(tracker)
+        if shop is not None and service not in shop.services:
+            shops = await backends.bookings().boutiques()
+            others = [s.city for s in shops.values() if service in s.services]
+            label = await _label(service, language)
+            where = " et ".join(others) if language == "fr" else " and ".join(others)
+            dispatcher.utter_message(text=(
+                f"Notre boutique de {shop.city} ne propose pas ce service ({label.lower()}) ; "
+                f"{where} le proposent." if language == "fr" else
+                f"Our {shop.city} boutique does not offer a {label.lower()}; {where} do."))
+            return {"service": None}
+        return {"service": service}
+
+    async def validate_date_time(self, slot_value: Any, dispatcher: CollectingDispatcher,
+                                 tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
+        shop = await _shop(tracker)
+        if shop is None:
+            return {"date_time": slot_value}  # read once the boutique is known
+        return await self._plan(slot_value, shop, dispatcher, _language(tracker))
+
+    async def validate_appointment_start(self, slot_value: Any, dispatcher: CollectingDispatcher,
+                                         tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
+        language = _language(tracker)
+        shop = await _shop(tracker)
+        if shop is None:
+            return {"appointment_start": None}
+        start = _aware(slot_value)
+        if start is None:
+            # Typed instead of tapped: a time that day, or another day altogether.
+            window = _window(slot_value, shop)
+            if window is None:
+                dispatcher.utter_message(text=(
+                    "Pourriez-vous choisir l'un des créneaux proposés, ou m'indiquer un autre "
+                    "moment ?" if language == "fr" else
+                    "Could you choose one of the times offered, or tell me another moment?"))
+                return {"appointment_start": None}
+            return await self._plan(slot_value, shop, dispatcher, language)
+        free = await backends.bookings().free_slots(shop.id, start, start + timedelta(minutes=1),
+                                                    limit=1)
+        if not free or free[0].starts_at != start:
+            dispatcher.utter_message(text=(
+                "Ce créneau vient d'être pris, je le regrette." if language == "fr" else
+                "I am sorry, that time has just been taken."))
+            return {"appointment_start": None}
+        return {"appointment_start": start.isoformat()}
+
+    async def validate_party_size(self, slot_value: Any, dispatcher: CollectingDispatcher,
+                                  tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
+        language = _language(tracker)
+        size = parse_party_size(slot_value)
+        if size is None or size < 1:
+            dispatcher.utter_message(text=(
+                "Combien serez-vous, vous compris ?" if language == "fr" else
+                "How many of you will there be, yourself included?"))
+            return {"party_size": None}
+        if size > MAX_PARTY:
+            dispatcher.utter_message(text=(
+                f"Un salon privé accueille jusqu'à {MAX_PARTY} personnes. Pour un groupe plus "
+                "grand, votre conseiller l'organisera avec vous ; combien serez-vous dans le salon ?"
+                if language == "fr" else
+                f"A salon privé welcomes up to {MAX_PARTY} people. For a larger party your client "
+                "advisor will arrange it with you; how many will join you in the salon?"))
+            return {"party_size": None}
+        return {"party_size": str(size)}
+
+    async def validate_appointment_confirmed(self, slot_value: Any, dispatcher: CollectingDispatcher,
+                                             tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
+        language = _language(tracker)
+        if slot_value is not True:
+            # Another moment: ask the day again.
+            return {"appointment_confirmed": None, "appointment_start": None, "date_time": None}
+        shop = await _shop(tracker)
+        start = _aware(tracker.get_slot("appointment_start"))
+        service = tracker.get_slot("service")
+        if shop is None or start is None or not service:
+            return {"appointment_confirmed": None}
+        record = await backends.known_client(tracker)
+        if record is None:
+            return {"appointment_confirmed": True}  # an advisor confirms (see the submit)
+        party = parse_party_size(tracker.get_slot("party_size")) or 1
+        advisor = record.advisor.id if record.advisor and record.advisor.boutique_id == shop.id else None
+        try:
+            moving = tracker.get_slot("reschedule_id")
+            if moving:
+                appointment = await backends.bookings().reschedule(str(moving), record.id, start)
+            else:
+                appointment = await backends.bookings().book(
+                    client_id=record.id, boutique_id=shop.id, service=str(service), starts_at=start,
+                    advisor_id=advisor, notes=f"Party of {party}." if party > 1 else None)
+        except (SlotTaken, ClientBusy) as exc:
+            logger.info("booking for %s not made: %s", record.id, exc)
+            dispatcher.utter_message(text=(
+                "Ce créneau n'est plus disponible, je le regrette. Voici d'autres moments :"
+                if language == "fr" else
+                "I am sorry, that time is no longer available. Here are other moments:"))
+            return {"appointment_confirmed": None, "appointment_start": None}
+        except BookingError as exc:
+            logger.warning("booking for %s refused: %s", record.id, exc)
+            return {"appointment_confirmed": None, "appointment_start": None, "date_time": None}
+        return {"appointment_confirmed": True, "appointment_id": appointment.id}
+
+
+class ActionAskAppointmentStart(Action):
+    """Offer real free slots for the day and time asked, as buttons."""
+
+    def name(self) -> str:
+        return "action_ask_appointment_start"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: dict[str, Any]) -> list[EventType]:
+        language = _language(tracker)
+        shop = await _shop(tracker)
+        window = _window(tracker.get_slot("date_time"), shop) if shop else None
+        if shop is None or window is None:
+            dispatcher.utter_message(response="utter_ask_date_time")
+            return [SlotSet("date_time", None)]
+        reply = slot_offer(await choose_slots(backends.bookings(), shop, window), shop, language)
+        dispatcher.utter_message(text=reply.text, buttons=reply.buttons)
+        return []
+
+
+class ActionAskPartySize(Action):
+    def name(self) -> str:
+        return "action_ask_party_size"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: dict[str, Any]) -> list[EventType]:
+        reply = ask_party_size(_language(tracker))
+        dispatcher.utter_message(text=reply.text, buttons=reply.buttons)
+        return []
+
+
+class ActionAskAppointmentConfirmed(Action):
+    """The summary, to be confirmed or changed."""
+
+    def name(self) -> str:
+        return "action_ask_appointment_confirmed"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: dict[str, Any]) -> list[EventType]:
+        language = _language(tracker)
+        shop = await _shop(tracker)
+        start = _aware(tracker.get_slot("appointment_start"))
+        if shop is None or start is None:
+            dispatcher.utter_message(response="utter_ask_date_time")
+            return [SlotSet("date_time", None), SlotSet("appointment_start", None)]
+        label = await _label(str(tracker.get_slot("service")), language)
+        party = parse_party_size(tracker.get_slot("party_size")) or 1
+        reply = confirm_question(shop, label, start, party, language,
+                                 moving=bool(tracker.get_slot("reschedule_id")))
+        dispatcher.utter_message(text=reply.text, buttons=reply.buttons)
+        return []
+
+
+class ActionAppointmentBooked(Action):
+    """After the form: the confirmation from the booked record, then a clean slate."""
+
+    def name(self) -> str:
+        return "action_appointment_booked"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: dict[str, Any]) -> list[EventType]:
+        language = _language(tracker)
+        reference = tracker.get_slot("appointment_id")
+        appointment = await backends.bookings().get(str(reference)) if reference else None
+        moved = bool(tracker.get_slot("reschedule_id"))
+        events: list[EventType] = [SlotSet(slot, None) for slot in BOOKING_SLOTS]
+        if tracker.get_slot("rescheduling"):
+            events.append(SlotSet("rescheduling", False))
+        if appointment is None or appointment.status != "booked":
+            # Someone the book does not know (or a booking that could not be made): the
+            # request goes to an advisor of that boutique, who confirms it here.
+            return events + await hand_over(dispatcher, tracker, "booking_request",
+                                            boutique_id=tracker.get_slot("boutique"), lead={
+                                                "en": "Thank you, your request is noted.",
+                                                "fr": "Merci, votre demande est notée."})
+        shops = await backends.bookings().boutiques()
+        shop = shops[appointment.boutique_id]
+        record = await backends.known_client(tracker)
+        advisor = record.advisor.first_name if (
+            record and record.advisor and record.advisor.id == appointment.advisor_id) else None
+        label = await _label(appointment.service, language)
+        dispatcher.utter_message(text=booked(appointment, shop, label, advisor, language,
+                                             moved=moved))
+        return events
+
+
+async def _choose(tracker: Tracker, dispatcher: CollectingDispatcher, intent: str,
+                  question: tuple[str, str]) -> tuple[Appointment, Boutique] | None:
+    """The client's upcoming appointment this request is about: the one named by a
+    button, the only one, or None after asking which (or saying there is none)."""
+    language = _language(tracker)
+    record = await backends.known_client(tracker)
+    try:
+        upcoming = await backends.bookings().upcoming(record.id) if record else []
+        shops = await backends.bookings().boutiques()
+    except SQLAlchemyError:
+        logger.exception("bookings unavailable for %s", tracker.sender_id)
+        upcoming, shops = [], {}
+    if not upcoming:
+        dispatcher.utter_message(text=(
+            "Je ne trouve aucun rendez-vous à venir lié à ce numéro. Souhaitez-vous en prendre un ?"
+            if language == "fr" else
+            "I find no upcoming appointment linked to this number. Would you like to book one?"),
+            buttons=[{"title": "Prendre rendez-vous" if language == "fr" else "Book a visit",
+                      "payload": "/book_appointment"}])
+        return None
+    named = next(tracker.get_latest_entity_values("appointment_id"), None)
+    chosen = next((a for a in upcoming if a.id == named), None)
+    if chosen is None and len(upcoming) == 1:
+        chosen = upcoming[0]
+    if chosen is None:
+        items = [(a, shops[a.boutique_id]) for a in upcoming]
+        dispatcher.utter_message(text=question[1] if language == "fr" else question[0],
+                                 buttons=appointment_buttons(items, intent, language))
+        return None
+    return chosen, shops[chosen.boutique_id]
+
+
+class ActionCancelAppointment(Action):
+    """Find the appointment to cancel and ask once before cancelling it."""
+
+    def name(self) -> str:
+        return "action_cancel_appointment"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: dict[str, Any]) -> list[EventType]:
+        language = _language(tracker)
+        found = await _choose(tracker, dispatcher, "cancel_appointment", (
+            "Which appointment would you like to cancel?",
+            "Quel rendez-vous souhaitez-vous annuler ?"))
+        if found is None:
+            return [SlotSet("cancelling", False)]
+        appointment, shop = found
+        what = describe(appointment, shop, await _label(appointment.service, language), language)
+        if language == "fr":
+            dispatcher.utter_message(text=f"Souhaitez-vous que j'annule {what} ?", buttons=[
+                {"title": "Oui, l'annuler", "payload": "/affirm"},
+                {"title": "Le garder", "payload": "/deny"}])
+        else:
+            dispatcher.utter_message(text=f"Shall I cancel {what}?", buttons=[
+                {"title": "Yes, cancel it", "payload": "/affirm"},
+                {"title": "Keep it", "payload": "/deny"}])
+        return [SlotSet("appointment_id", appointment.id), SlotSet("cancelling", True)]
+
+
+class ActionSettleCancellation(Action):
+    """The client's yes (cancel) or no (keep it) to the cancellation question."""
+
+    def name(self) -> str:
+        return "action_settle_cancellation"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: dict[str, Any]) -> list[EventType]:
+        language = _language(tracker)
+        events: list[EventType] = [SlotSet("cancelling", False), SlotSet("appointment_id", None)]
+        reference = tracker.get_slot("appointment_id")
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        if intent != "affirm" or not reference:
+            dispatcher.utter_message(text=(
+                "Très bien, votre rendez-vous est maintenu." if language == "fr" else
+                "Very well, your appointment stays as planned."))
+            return events
+        record = await backends.known_client(tracker)
+        cancelled = await backends.bookings().cancel(str(reference), record.id) if record else None
+        if cancelled is None:
+            dispatcher.utter_message(text=(
+                "Ce rendez-vous n'est plus actif ; il n'y a rien à annuler." if language == "fr" else
+                "That appointment is no longer active, so there is nothing to cancel."))
+            return events
+        shop = (await backends.bookings().boutiques())[cancelled.boutique_id]
+        what = describe(cancelled, shop, await _label(cancelled.service, language), language)
+        dispatcher.utter_message(text=(
+            f"C'est annulé : {what}. Je serai ravi de vous trouver un autre moment quand vous le "
+            "souhaiterez." if language == "fr" else
+            f"It is cancelled: {what}. I will gladly find you another moment whenever you wish."))
+        return events
+
+
+class ActionRescheduleAppointment(Action):
+    """Find the appointment to move; the booking form then asks for the new moment."""
+
+    def name(self) -> str:
+        return "action_reschedule_appointment"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: dict[str, Any]) -> list[EventType]:
+        language = _language(tracker)
+        found = await _choose(tracker, dispatcher, "reschedule_appointment", (
+            "Which appointment would you like to move?",
+            "Quel rendez-vous souhaitez-vous déplacer ?"))
+        if found is None:
+            return [SlotSet("rescheduling", False)]
+        appointment, shop = found
+        what = describe(appointment, shop, await _label(appointment.service, language), language)
+        dispatcher.utter_message(text=(
+            f"Bien sûr, trouvons un autre moment pour {what}." if language == "fr" else
+            f"Of course, let us find another moment for {what}."))
+        return [
+            SlotSet("reschedule_id", appointment.id), SlotSet("boutique", appointment.boutique_id),
+            SlotSet("service", appointment.service), SlotSet("date_time", None),
+            SlotSet("appointment_start", None), SlotSet("appointment_confirmed", None),
+            SlotSet("rescheduling", True),
+        ]

@@ -1,0 +1,215 @@
+"""Day and time as clients write them, in English and French, into aware datetimes.
+
+``parse_when("Friday afternoon", now, zone)`` → the window Friday 12:00–18:00 in ``zone``
+(the boutique's time zone); ``"tomorrow at 3"`` → exactly 15:00 tomorrow; ``"demain à
+15h30"``, ``"vendredi après-midi"``, ``"le 4 décembre"``, ``"4/12 at 11am"``, ``"next
+week"``, ``"this evening"`` likewise. ``now`` comes from the injected clock; nothing here
+reads the wall clock. What cannot be read returns ``None`` so the caller can ask again.
+
+Conventions, chosen for appointments in a boutique: an hour without am/pm from 1 to 7
+means the afternoon ("at 3" is 15:00); a weekday names the next such day (today if it is
+today, unless "next" is said); a date already past this year means next year; dates
+written with slashes are day/month.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from salon.clock import require_aware
+
+__all__ = ["TimeWindow", "parse_when"]
+
+
+@dataclass(frozen=True, slots=True)
+class TimeWindow:
+    """When the client wishes to come: an exact moment (``exact``) or a span."""
+
+    start: datetime
+    end: datetime
+    exact: bool
+
+
+WEEKDAYS = {
+    "monday": 0, "mon": 0, "lundi": 0,
+    "tuesday": 1, "tue": 1, "tues": 1, "mardi": 1,
+    "wednesday": 2, "wed": 2, "mercredi": 2,
+    "thursday": 3, "thu": 3, "thurs": 3, "jeudi": 3,
+    "friday": 4, "fri": 4, "vendredi": 4,
+    "saturday": 5, "sat": 5, "samedi": 5,
+    "sunday": 6, "sun": 6, "dimanche": 6,
+}
+MONTHS = {
+    "january": 1, "jan": 1, "janvier": 1, "february": 2, "feb": 2, "fevrier": 2,
+    "march": 3, "mar": 3, "mars": 3, "april": 4, "apr": 4, "avril": 4, "may": 5, "mai": 5,
+    "june": 6, "jun": 6, "juin": 6, "july": 7, "jul": 7, "juillet": 7,
+    "august": 8, "aug": 8, "aout": 8, "september": 9, "sep": 9, "sept": 9, "septembre": 9,
+    "october": 10, "oct": 10, "octobre": 10, "november": 11, "nov": 11, "novembre": 11,
+    "december": 12, "dec": 12, "decembre": 12,
+}
+#: Part of the day → local [start, end) hours.
+PARTS = {
+    "morning": (time(0), time(12)), "matin": (time(0), time(12)), "matinee": (time(0), time(12)),
+    "afternoon": (time(12), time(18)), "apres midi": (time(12), time(18)),
+    "aprem": (time(12), time(18)),
+    "evening": (time(17), time(23, 59)), "tonight": (time(17), time(23, 59)),
+    "soir": (time(17), time(23, 59)), "soiree": (time(17), time(23, 59)),
+    "lunchtime": (time(12), time(14)), "midday": (time(12), time(14)),
+}
+
+_MONTH_WORDS = "|".join(sorted(MONTHS, key=len, reverse=True))
+_DAY_MONTH = re.compile(rf"\b(\d{{1,2}})(?:st|nd|rd|th|er)?(?: of)? ({_MONTH_WORDS})\b")
+_MONTH_DAY = re.compile(rf"\b({_MONTH_WORDS}) (\d{{1,2}})(?:st|nd|rd|th)?\b")
+_SLASH = re.compile(r"\b(\d{1,2})/(\d{1,2})(?:/(\d{2,4}))?\b")
+_ORDINAL = re.compile(r"\b(?:the|le) (\d{1,2})(?:st|nd|rd|th|er)?\b")
+_CLOCK = re.compile(
+    r"(?:\b(?:at|a|vers|around|for|pour)\s+)?\b(\d{1,2})(?:(?::|h|\.)(\d{2})?|\s*(am|pm|a m|p m)|(?=\s*(?:o clock|heures?)\b))"
+    r"(?:\s*(am|pm))?"
+)
+_BARE_AT = re.compile(r"\b(?:at|a|vers|around)\s+(\d{1,2})\b(?!\s*(?:/|:|h|th|st|nd|rd|er\b))")
+
+
+def _normalise(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text)
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+    plain = re.sub(r"[’'`-]", " ", plain)
+    plain = re.sub(r"[^a-z0-9:/.]+", " ", plain)
+    return re.sub(r"\s+", " ", plain).strip()
+
+
+def _words(text: str) -> set[str]:
+    return set(text.split(" "))
+
+
+def _future_date(candidate_month: int, candidate_day: int, year: int | None, today: date) -> date | None:
+    try:
+        if year is not None:
+            return date(year, candidate_month, candidate_day)
+        found = date(today.year, candidate_month, candidate_day)
+        if found < today:
+            found = date(today.year + 1, candidate_month, candidate_day)
+        return found
+    except ValueError:
+        return None
+
+
+def _day(text: str, today: date) -> tuple[date | None, date | None]:
+    """(first day, last day) named by ``text``, or (None, None)."""
+    words = _words(text)
+    if "apres demain" in text or "day after tomorrow" in text:
+        return today + timedelta(days=2), None
+    if "tomorrow" in words or "demain" in words or "tmrw" in words:
+        return today + timedelta(days=1), None
+    if "today" in words or "aujourd hui" in text or "tonight" in words or "ce soir" in text \
+            or "this afternoon" in text or "this morning" in text or "this evening" in text \
+            or "cet apres midi" in text or "ce matin" in text:
+        return today, None
+    if "next week" in text or "semaine prochaine" in text:
+        monday = today + timedelta(days=7 - today.weekday())
+        return monday, monday + timedelta(days=6)
+    if "this weekend" in text or "ce week end" in text or "weekend" in words:
+        saturday = today + timedelta(days=(5 - today.weekday()) % 7)
+        return saturday, saturday + timedelta(days=1)
+    match = _DAY_MONTH.search(text)
+    if match:
+        return _future_date(MONTHS[match.group(2)], int(match.group(1)), None, today), None
+    match = _MONTH_DAY.search(text)
+    if match:
+        return _future_date(MONTHS[match.group(1)], int(match.group(2)), None, today), None
+    match = _SLASH.search(text)
+    if match:
+        year = match.group(3)
+        full_year = None if year is None else int(year) + (2000 if len(year) == 2 else 0)
+        return _future_date(int(match.group(2)), int(match.group(1)), full_year, today), None
+    for word, weekday in WEEKDAYS.items():
+        if word in words:
+            ahead = (weekday - today.weekday()) % 7
+            if ahead == 0 and ({"next", "prochain"} & words):
+                ahead = 7
+            return today + timedelta(days=ahead), None
+    match = _ORDINAL.search(text)
+    if match:
+        day_of_month = int(match.group(1))
+        month, year = today.month, today.year
+        for _ in range(2):
+            try:
+                found = date(year, month, day_of_month)
+            except ValueError:
+                found = None
+            if found is not None and found >= today:
+                return found, None
+            month, year = (1, year + 1) if month == 12 else (month + 1, year)
+    return None, None
+
+
+def _clock(text: str) -> time | None:
+    if re.search(r"\bnoon\b|(?<!apres )\bmidi\b", text):
+        return time(12)
+    for match in _CLOCK.finditer(text):
+        hour = int(match.group(1))
+        minute = int(match.group(2) or 0)
+        suffix = (match.group(3) or match.group(4) or "").replace(" ", "")
+        whole = match.group(0)
+        if not suffix and ":" not in whole and "h" not in whole.split(match.group(1), 1)[1][:1] \
+                and "clock" not in text and "heure" not in text:
+            continue  # a bare number, not a time
+        if suffix == "pm" and hour < 12:
+            hour += 12
+        elif suffix == "am" and hour == 12:
+            hour = 0
+        elif not suffix and 1 <= hour <= 7:
+            hour += 12
+        if hour > 23 or minute > 59:
+            return None
+        return time(hour, minute)
+    match = _BARE_AT.search(text)
+    if match:
+        hour = int(match.group(1))
+        if 1 <= hour <= 7:
+            hour += 12
+        if hour <= 23:
+            return time(hour)
+    return None
+
+
+def _part(text: str) -> tuple[time, time] | None:
+    for word in sorted(PARTS, key=len, reverse=True):
+        if re.search(rf"\b{word}\b", text):
+            return PARTS[word]
+    return None
+
+
+def parse_when(text: str | None, now: datetime, zone: ZoneInfo | str) -> TimeWindow | None:
+    """The moment or span ``text`` names, in ``zone``, relative to ``now``; None if the
+    text names no day and no time."""
+    require_aware(now, "now")
+    if not text:
+        return None
+    tz = ZoneInfo(zone) if isinstance(zone, str) else zone
+    plain = _normalise(text)
+    local_now = now.astimezone(tz)
+    today = local_now.date()
+    first, last = _day(plain, today)
+    at = _clock(plain)
+    part = _part(plain)
+    if first is None and at is None and part is None:
+        return None
+    if first is None:
+        # A time alone means the next such time: today if still ahead, else tomorrow.
+        first = today
+        probe = at if at is not None else part[1]  # type: ignore[index]
+        if datetime.combine(today, probe, tzinfo=tz) <= local_now:
+            first = today + timedelta(days=1)
+    last = last or first
+    if at is not None:
+        moment = datetime.combine(first, at, tzinfo=tz)
+        return TimeWindow(moment, moment + timedelta(minutes=1), exact=True)
+    if part is not None:
+        return TimeWindow(datetime.combine(first, part[0], tzinfo=tz),
+                          datetime.combine(last, part[1], tzinfo=tz), exact=False)
+    return TimeWindow(datetime.combine(first, time(0), tzinfo=tz),
+                      datetime.combine(last + timedelta(days=1), time(0), tzinfo=tz), exact=False)

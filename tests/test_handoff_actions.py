@@ -1,0 +1,214 @@
+"""Handoff to a client advisor and the session start (context recall), with rasa_sdk
+trackers and CollectingDispatcher against the seeded maison, a fixed clock, and a real
+webhook receiver on loopback for the advisor notification."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime, timezone
+from typing import Any
+
+import pytest
+from aiohttp import web
+from rasa_sdk import Tracker
+from rasa_sdk.events import ActionExecuted, ActiveLoop, ConversationPaused, SessionStarted, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions import backends
+from actions.handoff import ActionHandoff
+from actions.sessions import ActionSessionStart
+from salon.clock import SystemClock, write_offset_file
+from salon.handoff import reply_promise
+from salon.integrations.seed import seed_database
+
+CLAIRE = "33600000001"  # C-001, VIC, Sophie (Paris)
+STRANGER = "447700900999"
+WEDNESDAY_EVENING = datetime(2026, 11, 25, 19, 0, tzinfo=timezone.utc)  # 20:00 in Paris
+
+
+@pytest.fixture()
+def maison(sqlite_url: str, tmp_path, monkeypatch) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    seed_database(sqlite_url)
+    clock_file = tmp_path / "clock.json"
+    write_offset_file(clock_file, WEDNESDAY_EVENING - SystemClock().now())
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("SALON_CLOCK_FILE", str(clock_file))
+    monkeypatch.delenv("SALON_ADVISOR_WEBHOOK_URL", raising=False)
+    backends.reset()
+    yield sqlite_url
+    backends.reset()
+
+
+@pytest.fixture()
+async def advisor_webhook(monkeypatch) -> AsyncIterator[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    """A receiver for the advisors' webhook; ``answer`` sets the status it replies with."""
+    state: dict[str, Any] = {"received": [], "answer": 200}
+
+    async def receive(request: web.Request) -> web.Response:
+        state["received"].append(await request.json())
+        return web.json_response({}, status=state["answer"])
+
+    app = web.Application()
+    app.router.add_post("/hooks/handoff", receive)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    monkeypatch.setenv("SALON_ADVISOR_WEBHOOK_URL", f"http://127.0.0.1:{port}/hooks/handoff")
+    yield state
+    await runner.cleanup()
+
+
+def tracker(*, text: str, intent: str, sender: str = CLAIRE, slots: dict[str, Any] | None = None,
+            events: list[dict[str, Any]] | None = None, loop: str | None = None) -> Tracker:
+    return Tracker(sender_id=sender, slots=slots or {},
+                   latest_message={"text": text, "intent": {"name": intent}, "entities": [],
+                                   "metadata": {"wa_id": sender, "phone_number_id": "100000000000001"}},
+                   events=events or [], paused=False, followup_action=None,
+                   active_loop={"name": loop} if loop else {}, latest_action_name="action_listen")
+
+
+@pytest.mark.parametrize(("now", "language", "expected"), [
+    (datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc), "en", "Sophie will reply to you here shortly."),
+    (WEDNESDAY_EVENING, "en", "Sophie will reply to you here tomorrow from 10:00."),
+    (datetime(2026, 11, 26, 6, 0, tzinfo=timezone.utc), "en", "Sophie will reply to you here today from 10:00."),
+    (datetime(2026, 11, 28, 19, 30, tzinfo=timezone.utc), "en",
+     "Sophie will reply to you here on Monday 30 November from 10:30."),
+    (WEDNESDAY_EVENING, "fr", "Sophie vous répondra ici demain à partir de 10h00."),
+])
+async def test_who_answers_and_when_follows_the_boutique_hours(
+        maison: str, now: datetime, language: str, expected: str) -> None:
+    paris = (await backends.bookings().boutiques())["paris"]
+    assert reply_promise("Sophie", paris, now, language) == expected
+    assert reply_promise(None, paris, now, "en").startswith("A client advisor from our Paris boutique will")
+
+
+async def test_asking_for_an_advisor_pauses_records_and_notifies(maison: str, advisor_webhook: dict[str, Any]) -> None:
+    dispatcher = CollectingDispatcher()
+    events = await ActionHandoff().run(dispatcher, tracker(text="I want to speak to Sophie",
+                                                           intent="talk_to_advisor"), {})
+    assert events == [SlotSet("language", "en"), ConversationPaused()]
+    assert [m["text"] for m in dispatcher.messages] == [
+        "Of course. Sophie will reply to you here tomorrow from 10:00."]
+    book = await backends.handoffs()
+    handoff = await book.open_for(CLAIRE)
+    assert handoff is not None
+    assert (handoff.client_id, handoff.advisor_id, handoff.reason, handoff.status, handoff.notified) == (
+        "C-001", "sophie-marchand", "talk_to_advisor", "open", "sent")
+    assert handoff.note == "Client wrote: I want to speak to Sophie" and handoff.wa_id == CLAIRE
+    [posted] = advisor_webhook["received"]
+    assert posted["event"] == "handoff" and posted["handoff"]["id"] == handoff.id
+    assert posted["handoff"]["advisor_id"] == "sophie-marchand"
+    # Asking again while it is open: the same handoff, no second notification.
+    dispatcher = CollectingDispatcher()
+    await ActionHandoff().run(dispatcher, tracker(text="hello? Sophie?", intent="talk_to_advisor"), {})
+    assert len(advisor_webhook["received"]) == 1
+    assert (await book.listing(advisor_id="sophie-marchand")) == [handoff]
+
+
+async def test_a_complaint_in_a_form_closes_the_form_and_a_failed_webhook_is_recorded(
+        maison: str, advisor_webhook: dict[str, Any]) -> None:
+    advisor_webhook["answer"] = 500
+    dispatcher = CollectingDispatcher()
+    events = await ActionHandoff().run(dispatcher, tracker(
+        text="c'est inadmissible, mon sac est abîmé", intent="complaint",
+        slots={"boutique": "paris", "language": "fr"}, loop="appointment_form"), {})
+    assert events == [SlotSet("language", "fr"), ActiveLoop(None), SlotSet("requested_slot", None),
+                      ConversationPaused()]
+    assert [m["text"] for m in dispatcher.messages] == [
+        "Sophie vous répondra ici demain à partir de 10h00."]
+    handoff = await (await backends.handoffs()).open_for(CLAIRE)
+    assert handoff is not None and handoff.reason == "complaint" and handoff.notified == "failed"
+    assert "boutique: paris" in handoff.note
+
+
+async def test_repeated_failure_from_someone_unknown_goes_to_the_boutique(maison: str) -> None:
+    dispatcher = CollectingDispatcher()
+    events = await ActionHandoff().run(dispatcher, tracker(text="zxq blorp", intent="nlu_fallback",
+                                                           sender=STRANGER), {})
+    assert events == [SlotSet("language", "en"), ConversationPaused()]
+    assert [m["text"] for m in dispatcher.messages] == [
+        "Forgive me, I am not helping as I should. A client advisor from our Paris boutique will "
+        "reply to you here tomorrow from 10:00."]
+    handoff = await (await backends.handoffs()).open_for(STRANGER)
+    assert handoff is not None and handoff.advisor_id is None and handoff.client_id is None
+    assert handoff.reason == "repeated_failure" and handoff.notified == "none"
+
+
+async def test_a_vics_bespoke_request_is_sensitive(maison: str) -> None:
+    dispatcher = CollectingDispatcher()
+    await ActionHandoff().run(dispatcher, tracker(text="I would like my initials on a trunk",
+                                                  intent="customisation_request", slots={"vic": True}), {})
+    assert dispatcher.messages[0]["text"] == (
+        "This deserves personal attention. Sophie will reply to you here tomorrow from 10:00.")
+    assert (await (await backends.handoffs()).open_for(CLAIRE)).reason == "sensitive"  # type: ignore[union-attr]
+
+
+def _previous_session(*extra: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"event": "action", "name": "action_session_start"}, {"event": "session_started"},
+            {"event": "action", "name": "action_listen"},
+            {"event": "user", "text": "hello", "parse_data": {"intent": {"name": "greet"}}}, *extra]
+
+
+async def test_a_first_session_carries_the_clients_language_and_tier(maison: str) -> None:
+    dispatcher = CollectingDispatcher()
+    events = await ActionSessionStart().run(dispatcher, tracker(text="", intent="", events=[]), {})
+    assert events == [SessionStarted(), SlotSet("language", "fr"), SlotSet("vic", True),
+                      ActionExecuted("action_listen")]
+    assert dispatcher.messages == []
+
+
+async def test_back_after_the_window_with_a_booking_under_way(maison: str) -> None:
+    slots = {"language": "en", "boutique": "paris", "service": "private_viewing", "date_time": "friday"}
+    dispatcher = CollectingDispatcher()
+    events = await ActionSessionStart().run(dispatcher, tracker(text="", intent="", slots=slots,
+                                                                events=_previous_session()), {})
+    assert events == [SessionStarted(), SlotSet("language", "en"), SlotSet("boutique", "paris"),
+                      SlotSet("service", "private_viewing"), SlotSet("date_time", "friday"),
+                      SlotSet("vic", True), ActionExecuted("action_listen")]
+    assert [(m["text"], [b["title"] for b in m["buttons"]]) for m in dispatcher.messages] == [(
+        "Welcome back, Ms Laurent. Last time we were arranging your private viewing in Paris. "
+        "Shall we continue?", ["Continue booking", "Something else"])]
+
+
+async def test_back_after_the_window_after_asking_about_an_order(maison: str) -> None:
+    asked = {"event": "slot", "name": "order_number", "value": "SOL-104233"}
+    dispatcher = CollectingDispatcher()
+    await ActionSessionStart().run(dispatcher, tracker(text="", intent="", slots={"language": "fr"},
+                                                       events=_previous_session(asked)), {})
+    [message] = dispatcher.messages
+    assert message["text"] == "Bon retour Madame Laurent. Souhaitez-vous des nouvelles de votre commande SOL-104233 ?"
+    assert message["buttons"][0]["payload"] == '/check_order_status{"order_number": "SOL-104233"}'
+    # An order asked about two sessions ago is not recalled again.
+    dispatcher = CollectingDispatcher()
+    await ActionSessionStart().run(dispatcher, tracker(
+        text="", intent="", events=[asked, *_previous_session()]), {})
+    assert dispatcher.messages == []
+
+
+async def test_back_while_an_advisor_has_the_conversation_stays_silent_and_paused(maison: str) -> None:
+    await ActionHandoff().run(CollectingDispatcher(), tracker(text="Sophie please", intent="talk_to_advisor"), {})
+    dispatcher = CollectingDispatcher()
+    events = await ActionSessionStart().run(dispatcher, tracker(
+        text="", intent="", slots={"language": "en", "service": "fitting"}, events=_previous_session()), {})
+    assert events[-2:] == [ActionExecuted("action_listen"), ConversationPaused()]
+    assert dispatcher.messages == []
+
+
+async def test_nothing_left_open_nothing_said(maison: str) -> None:
+    # A completed booking clears its slots; a greeting alone leaves nothing to recall.
+    dispatcher = CollectingDispatcher()
+    await ActionSessionStart().run(dispatcher, tracker(text="", intent="", slots={"language": "en"},
+                                                       events=_previous_session()), {})
+    assert dispatcher.messages == []
+
+
+async def test_a_session_that_only_held_the_channels_session_start_recalls_nothing(maison: str) -> None:
+    events = [{"event": "session_started"},
+              {"event": "user", "text": "/session_start", "parse_data": {"intent": {"name": "session_start"}}}]
+    dispatcher = CollectingDispatcher()
+    await ActionSessionStart().run(dispatcher, tracker(
+        text="", intent="", slots={"language": "en", "boutique": "paris", "service": "fitting"},
+        events=events), {})
+    assert dispatcher.messages == []
