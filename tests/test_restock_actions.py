@@ -46,11 +46,9 @@ def seeded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     seed_database(url, PROJECT_ROOT / "data" / "maison")
     monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.setenv("WA_PHONE_NUMBER_ID", PNID)
-    backends.catalog.cache_clear()
-    backends.restock.cache_clear()
+    backends.reset()
     yield url
-    backends.catalog.cache_clear()
-    backends.restock.cache_clear()
+    backends.reset()
 
 
 def sold_out_colour(url: str) -> tuple[str, str, str, str]:

@@ -31,9 +31,9 @@ def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv("DATABASE_URL", url)
     for name in ("SALON_LLM_BASE_URL", "SALON_LLM_MODEL", "SALON_LLM_API_KEY"):
         monkeypatch.delenv(name, raising=False)
-    backends.styling_advisor.cache_clear()
+    backends.reset()
     yield url
-    backends.styling_advisor.cache_clear()
+    backends.reset()
 
 
 def tracker(text: str, intent: str = "styling_advice", sender: str = CLAIRE_WA) -> Tracker:
@@ -110,8 +110,8 @@ async def test_a_configured_model_answers_and_is_audited(database: str, monkeypa
 
 async def test_when_the_catalog_is_unreachable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'empty.db'}")
-    backends.styling_advisor.cache_clear()
+    backends.reset()
     try:
         assert (await run(QUESTION))[1] == [response("utter_catalog_unavailable")]
     finally:
-        backends.styling_advisor.cache_clear()
+        backends.reset()

@@ -49,9 +49,9 @@ def settings(seeded: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
     db = tmp_path / "salon.db"
     shutil.copy(seeded, db)
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{db}")
-    backends.styling_advisor.cache_clear()
+    backends.reset()
     yield Settings(var_dir=tmp_path, data_dir=tmp_path, database_url=f"sqlite:///{db}", redis_url=None)
-    backends.styling_advisor.cache_clear()
+    backends.reset()
 
 
 async def styling_turn(message: UserMessage) -> None:
