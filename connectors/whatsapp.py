@@ -46,6 +46,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from salon.logmask import install_log_masking, remember
 from salon.loop_thread import LoopThread, call_in_loop
 from salon.sessions import ClientRef
 from salon.whatsapp.io_process import IoProcessRuntime
@@ -54,6 +55,10 @@ from salon.whatsapp.service import Turn, client_ref_for_recipient
 from salon.whatsapp.signature import HEADER
 
 logger = logging.getLogger(__name__)
+
+# Rasa imports this module while it starts the server: from here on, no record of the
+# server's logs carries a phone number, an email, a name or a message body.
+install_log_masking()
 
 CHANNEL = "whatsapp"
 SWITCH_INTERVAL_S = 0.001
@@ -140,6 +145,7 @@ class WhatsAppInput(InputChannel):
         runtime = self.runtime
 
         async def on_turn(turn: Turn) -> None:
+            remember(turn.text, turn.metadata.get("profile_name"))
             message = UserMessage(
                 turn.text,
                 WhatsAppOutput(runtime, turn.client),

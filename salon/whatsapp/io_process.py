@@ -37,6 +37,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any, Final
 
+from salon.logmask import install_log_masking
 from salon.sessions import ClientRef
 from salon.whatsapp.rpc import PeerClosed, RemoteError, RpcPeer
 from salon.whatsapp.runtime import ChannelConfig, WhatsAppRuntime
@@ -267,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="The WhatsApp channel's I/O process (started by the Rasa server).")
     parser.add_argument("--fd", type=int, required=True, help="the inherited socket to the Rasa server")
     args = parser.parse_args(argv)
+    install_log_masking()
     logging.basicConfig(
         level=os.environ.get("SALON_LOG_LEVEL", "INFO").upper(),
         format=f"%(asctime)s %(levelname)-8s {CHILD_NAME}[%(process)d] %(name)s - %(message)s",

@@ -22,6 +22,7 @@ from datetime import timedelta
 from typing import Any, Final
 
 from salon.clock import Clock
+from salon.logmask import remember
 from salon.sessions import ClientRef, SessionStore
 from salon.templates import TemplateRegistry
 from salon.whatsapp.consent import ConsentBook
@@ -163,6 +164,9 @@ class WebhookService:
             logger.warning("webhook refused: %s", exc)
             return Reply(400, str(exc))
         batch = parse_webhook(payload)
+        for message in batch.messages:
+            # Whatever logs these later (here or in Rasa) masks them.
+            remember(message.text, message.profile_name)
         for where, why in batch.rejected:
             self.stats["rejected"] += 1
             logger.error("webhook item %s rejected: %s", where, why)
