@@ -67,7 +67,6 @@ _KEY = (os.environ.get("SALON_LOG_MASK_KEY") or secrets.token_hex(16)).encode()
 _REMEMBERED_MAX: Final = 500
 _MIN_REMEMBERED: Final = 3
 _remembered: OrderedDict[str, None] = OrderedDict()
-_remembered_pattern: re.Pattern[str] | None = None
 _lock = threading.Lock()
 _installed = False
 _previous_factory: Callable[..., logging.LogRecord] | None = None
@@ -80,9 +79,7 @@ def _tag(kind: str, value: str) -> str:
 
 def remember(*values: str | None) -> None:
     """Mask these exact values (a message body, a profile name) from now on, wherever
-    they appear. The most recent few thousand are kept."""
-    global _remembered_pattern
-    changed = False
+    they appear. The most recent few hundred are kept."""
     with _lock:
         for value in values:
             if not isinstance(value, str):
@@ -90,16 +87,19 @@ def remember(*values: str | None) -> None:
             value = value.strip()
             if len(value) < _MIN_REMEMBERED or value.startswith("/"):
                 continue  # intent triggers are ours, not the client's words
-            if value in _remembered:
-                _remembered.move_to_end(value)
-                continue
             _remembered[value] = None
-            changed = True
+            _remembered.move_to_end(value)
             while len(_remembered) > _REMEMBERED_MAX:
                 _remembered.popitem(last=False)
-        if changed:
-            ordered = sorted(_remembered, key=len, reverse=True)
-            _remembered_pattern = re.compile("|".join(re.escape(v) for v in ordered)) if ordered else None
+
+
+def _mask_remembered(text: str) -> str:
+    with _lock:
+        present = [value for value in _remembered if value in text]
+    # Longest first, so a body that contains a name is masked whole.
+    for value in sorted(present, key=len, reverse=True):
+        text = text.replace(value, _tag("text", value))
+    return text
 
 
 def mask_text(text: str) -> str:
@@ -109,9 +109,7 @@ def mask_text(text: str) -> str:
     for pattern in _QUOTED:
         text = pattern.sub(lambda m: m.group(1) + _tag("text", m.group(2)) + (m.group(3) if m.lastindex == 3 else ""),
                            text)
-    pattern = _remembered_pattern
-    if pattern is not None:
-        text = pattern.sub(lambda m: _tag("text", m.group(0)), text)
+    text = _mask_remembered(text)
     text = _EMAIL.sub(lambda m: _tag("email", m.group(0)), text)
     text = _BSUID.sub(lambda m: _tag("bsuid", m.group(0)), text)
     text = _E164.sub(lambda m: _tag("phone", re.sub(r"\D", "", m.group(0))), text)

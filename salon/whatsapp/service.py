@@ -206,7 +206,13 @@ class WebhookService:
             await self.records.release_inbound([m.wamid for m in claimed])
             raise
         for event in batch.template_events:
-            for change in self.registry.apply_webhook(event.as_webhook()):
+            try:
+                changes = self.registry.apply_webhook(event.as_webhook())
+            except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+                self.stats["rejected"] += 1
+                logger.error("webhook template update %s rejected: %s", event.field, exc)
+                continue
+            for change in changes:
                 logger.info("template lifecycle: %s", change)
         self.stats["messages"] += len(claimed)
         self.stats["statuses"] += len(batch.statuses)
