@@ -166,7 +166,11 @@ class WebhookService:
         except WebhookFormatError as exc:
             logger.warning("webhook refused: %s", exc)
             return Reply(400, str(exc))
-        batch = parse_webhook(payload)
+        try:
+            batch = parse_webhook(payload)
+        except Exception:  # a shape no check foresaw: refused, never a 500 with a trace
+            logger.exception("webhook refused: its content could not be read")
+            return Reply(400, "content not understood")
         for message in batch.messages:
             # Whatever logs these later (here or in Rasa) masks them.
             remember(message.text, message.profile_name)
