@@ -98,3 +98,29 @@ async def test_real_traffic_through_the_channel_logs_no_personal_data(
     assert len(caplog.records) > 20, "the run logged too little to prove anything"
     leaks = scan(caplog.records, [CLAIRE, EMAIL, NAME, "Laurent", "portable", "Encore moi"])
     assert leaks == []
+
+
+async def test_the_companion_io_process_logs_no_personal_data(
+    settings: Settings, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    """The WhatsApp I/O child installs the masking in its main(): its stderr, at DEBUG,
+    carries none of what the client wrote or who they are."""
+    from tests.test_whatsapp_io_process import outbox as io_outbox
+    from tests.test_whatsapp_io_process import wait_until
+    from tests.test_whatsapp_io_process import wired as io_wired
+
+    monkeypatch.setenv("SALON_LOG_LEVEL", "DEBUG")
+    async with io_wired(settings, answer("Merci, nous revenons vers vous très vite.")) as (ch, admin):
+        await say(admin, **{"from": CLAIRE, "text": BODY, "name": NAME})
+        await wait_until(lambda: _sent(io_outbox, admin))
+    err = capfd.readouterr().err
+    # the message part of each line (the time stamp in front is digits too)
+    child = [line.split(" - ", 1)[-1] for line in err.splitlines() if "whatsapp-io[" in line]
+    assert len(child) > 10, "the child logged too little to prove anything"
+    leaks = [line for line in child
+             if PHONE_RUN.search(line) or EMAIL_RUN.search(line) or any(f in line for f in (CLAIRE, NAME, "portable"))]
+    assert leaks == []
+
+
+async def _sent(outbox_of, admin) -> bool:  # type: ignore[no-untyped-def]
+    return any(m["status"] == "read" for m in await outbox_of(admin, CLAIRE))
