@@ -9,7 +9,9 @@
 
 ``{client}`` is a maison client id, a phone number or a BSUID. Errors are short JSON
 objects, never stack traces: 401 without a valid token, 403 without the scope, 404 for
-an unknown client, 500 ``internal error`` for anything else (logged, masked).
+an unknown client, 429 past the per-IP rate (``SALON_GDPR_API_RATE`` requests per
+minute, 30 by default, counted before the token is checked, so guessing tokens is slow
+too), 500 ``internal error`` for anything else (logged, masked).
 """
 
 from __future__ import annotations
@@ -22,15 +24,43 @@ from typing import Any
 from aiohttp import web
 
 from salon.access import AccessDenied, TokenBook
+from salon.clock import Clock, SystemClock
 from salon.privacy import ClientNotFound, PrivacyRegistry
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["build_app", "serve"]
+__all__ = ["IpRateLimit", "build_app", "serve"]
 
 REGISTRY: web.AppKey[PrivacyRegistry] = web.AppKey("registry", PrivacyRegistry)
 TOKENS: web.AppKey[TokenBook] = web.AppKey("tokens", TokenBook)
 MAX_BODY = 16 * 1024
+
+
+class IpRateLimit:
+    """A token bucket per client IP: ``per_minute`` requests, refilled continuously."""
+
+    def __init__(self, per_minute: int, clock: Clock, max_ips: int = 10_000) -> None:
+        if per_minute < 1:
+            raise ValueError("the rate must be at least one request per minute")
+        self.capacity = float(per_minute)
+        self.per_second = per_minute / 60.0
+        self.clock = clock
+        self.max_ips = max_ips
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def allow(self, ip: str) -> bool:
+        now = self.clock.now().timestamp()
+        tokens, last = self._buckets.get(ip, (self.capacity, now))
+        tokens = min(self.capacity, tokens + (now - last) * self.per_second)
+        allowed = tokens >= 1.0
+        self._buckets[ip] = (tokens - 1.0 if allowed else tokens, now)
+        if len(self._buckets) > self.max_ips:  # forget the oldest entries
+            for key in list(self._buckets)[: len(self._buckets) - self.max_ips]:
+                del self._buckets[key]
+        return allowed
+
+
+LIMITER: web.AppKey[IpRateLimit] = web.AppKey("limiter", IpRateLimit)
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -39,6 +69,8 @@ def _error(status: int, message: str) -> web.Response:
 
 @web.middleware
 async def _guard(request: web.Request, handler: Any) -> web.StreamResponse:
+    if not request.app[LIMITER].allow(request.remote or "unknown"):
+        return _error(429, "too many requests")
     try:
         principal = request.app[TOKENS].check(request.headers.get("Authorization"), "gdpr")
     except AccessDenied as exc:
@@ -69,10 +101,13 @@ async def _erase(request: web.Request) -> web.Response:
     return web.json_response({"erased": True, "removed": removed})
 
 
-def build_app(registry: PrivacyRegistry, tokens: TokenBook) -> web.Application:
+def build_app(registry: PrivacyRegistry, tokens: TokenBook, *, per_minute: int | None = None,
+              clock: Clock | None = None) -> web.Application:
     app = web.Application(middlewares=[_guard], client_max_size=MAX_BODY)
     app[REGISTRY] = registry
     app[TOKENS] = tokens
+    app[LIMITER] = IpRateLimit(per_minute or int(os.environ.get("SALON_GDPR_API_RATE", "30")),
+                               clock or SystemClock())
     app.router.add_get("/gdpr/clients/{client}", _export)
     app.router.add_delete("/gdpr/clients/{client}", _erase)
 

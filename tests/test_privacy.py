@@ -190,3 +190,21 @@ async def test_gdpr_api_tokens_and_scopes(environment: Settings) -> None:
         resp = await client.delete(url, headers=dpo)
         assert resp.status == 200 and (await resp.json())["removed"]["maison_clients"] == 1
         assert (await client.get(url, headers=dpo)).status == 404
+
+
+async def test_gdpr_api_rate_limits_each_ip_before_checking_tokens(environment: Settings) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from salon.clock import ManualClock
+
+    clock = ManualClock(datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc))
+    tokens = TokenBook.from_config([{"name": "dpo", "token": "dpo-secret-token", "scopes": ["gdpr"]}])
+    app = build_app(default_registry(environment), tokens, per_minute=5, clock=clock)
+    async with TestClient(TestServer(app)) as client:
+        codes = [(await client.get(f"/gdpr/clients/{CLIENT}", headers={"Authorization": f"Bearer guess-{i}"})).status
+                 for i in range(7)]
+        assert codes == [401] * 5 + [429] * 2
+        clock.advance(timedelta(seconds=12))  # one request's worth refilled
+        ok = await client.get(f"/gdpr/clients/{CLIENT}", headers={"Authorization": "Bearer dpo-secret-token"})
+        assert ok.status == 200
+        assert (await client.get(f"/gdpr/clients/{CLIENT}")).status == 429
