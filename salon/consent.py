@@ -28,7 +28,7 @@ import unicodedata
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Final
 
 from sqlalchemy import (
@@ -42,8 +42,10 @@ from sqlalchemy import (
     Table,
     Text,
     delete,
+    inspect,
     select,
 )
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from salon.db import SqlTables
 from salon.sessions import from_us, to_us
@@ -58,6 +60,7 @@ __all__ = [
     "ConsentLedger",
     "confirmation",
     "keyword_of",
+    "latest_decisions",
     "ledger_table",
     "subjects_for",
 ]
@@ -175,6 +178,37 @@ class ConsentLedger(SqlTables):
         async with self.engine.begin() as conn:
             result = await conn.execute(delete(ledger_table).where(_L.subject.in_(list(subjects))))
         return int(result.rowcount or 0)
+
+
+async def latest_decisions(
+    conn: AsyncConnection,
+    client_id: str | None,
+    aliases: Sequence[str],
+    *,
+    exclude_sources: Sequence[str] = (),
+) -> dict[str, tuple[bool, datetime]]:
+    """Per purpose, the latest decision of the maison's book (``maison_consents``) and the
+    ledger, on an open connection: the one reading every consent question shares."""
+    from salon.integrations.schema import consents
+
+    names = await conn.run_sync(lambda sync: set(inspect(sync).get_table_names()))
+    merged: list[tuple[datetime, int, int, str, bool]] = []
+    if client_id and consents.name in names:
+        query = (select(consents.c.purpose, consents.c.granted, consents.c.recorded_at, consents.c.id)
+                 .where(consents.c.client_id == client_id))
+        for purpose, granted, at, row_id in (await conn.execute(query)).all():
+            at = at if at.tzinfo is not None else at.replace(tzinfo=timezone.utc)
+            merged.append((at, 0, row_id, purpose, bool(granted)))
+    subjects = subjects_for(aliases, client_id)
+    if subjects and ledger_table.name in names:
+        query = select(_L.category, _L.granted, _L.recorded_us, _L.id, _L.source).where(_L.subject.in_(subjects))
+        for category, granted, at_us, row_id, source in (await conn.execute(query)).all():
+            if source not in exclude_sources:
+                merged.append((from_us(at_us), 1, row_id, category, bool(granted)))
+    out: dict[str, tuple[bool, datetime]] = {}
+    for at, _, _, purpose, granted in sorted(merged, key=lambda item: item[:3]):
+        out[purpose] = (granted, at)
+    return out
 
 
 # --------------------------------------------------------------------------- keywords

@@ -168,3 +168,23 @@ async def test_an_opt_out_the_assistant_understood_in_a_sentence_is_recorded_bef
         assert {(e.category, e.granted, e.source) for e in entries} == {
             ("utility", False, "whatsapp_message"), ("marketing", False, "whatsapp_message")}
         assert not (await ch.runtime.service.consents.consent_for(ref)).messaging
+
+
+async def test_the_llm_context_reads_the_ledger_too(settings: Settings) -> None:  # noqa: F811
+    """A withdrawal recorded in the ledger (by an advisor) outranks the boutique form."""
+    from salon.consent import ConsentLedger
+    from salon.db import make_async_engine
+    from salon.llm.context import load_client_context
+
+    engine = make_async_engine(settings.effective_database_url)
+    try:
+        before = await load_client_context(engine, wa_id=CLAIRE, user_id=None)
+        assert before.llm_consent and before.personalisation and before.purchases
+        ledger = ConsentLedger(engine=engine)
+        await ledger.initialize()
+        await ledger.record(["c:C-001"], ["llm", "personalisation"], False, source="advisor", at=T0,
+                            actor="sophie-marchand", text_shown="Souhaitez-vous que nous n'utilisions plus ...")
+        after = await load_client_context(engine, wa_id=CLAIRE, user_id=None)
+        assert not after.llm_consent and not after.personalisation and after.purchases == ()
+    finally:
+        await engine.dispose()

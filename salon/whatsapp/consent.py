@@ -20,7 +20,7 @@ templates need the utility opt-in, marketing needs the marketing opt-in and no s
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
@@ -37,7 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from salon.consent import ConsentLedger, subjects_for
+from salon.consent import ConsentLedger, latest_decisions, subjects_for
 from salon.db import SqlTables
 from salon.decision import Consent
 from salon.integrations.schema import clients as clients_table
@@ -64,7 +64,6 @@ preferences_table = Table(
 
 _P = preferences_table.c
 _C = clients_table.c
-_K = consents_table.c
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,25 +119,9 @@ class ConsentBook(SqlTables):
         self, ref: ClientRef, profile: ClientProfile | None, *, exclude_sources: tuple[str, ...] = ()
     ) -> dict[str, tuple[bool, datetime]]:
         """Per purpose, the latest decision of the maison's book and the ledger."""
-        merged: list[tuple[datetime, int, str, bool]] = []
-        if profile is not None:
-            query = (
-                select(_K.purpose, _K.granted, _K.recorded_at)
-                .where(_K.client_id == profile.client_id)
-                .order_by(_K.recorded_at, _K.id)
-            )
-            async with self.engine.connect() as conn:
-                for purpose, granted, at in (await conn.execute(query)).all():
-                    at = at if at.tzinfo is not None else at.replace(tzinfo=timezone.utc)
-                    merged.append((at, 0, purpose, bool(granted)))
-        subjects = subjects_for(ref.aliases, profile.client_id if profile is not None else None)
-        for entry in await self.ledger.history(subjects):
-            if entry.source not in exclude_sources:
-                merged.append((entry.recorded_at, 1, entry.category, entry.granted))
-        out: dict[str, tuple[bool, datetime]] = {}
-        for at, _, purpose, granted in sorted(merged, key=lambda item: (item[0], item[1])):
-            out[purpose] = (granted, at)
-        return out
+        async with self.engine.connect() as conn:
+            return await latest_decisions(conn, profile.client_id if profile is not None else None,
+                                          ref.aliases, exclude_sources=exclude_sources)
 
     def subjects(self, ref: ClientRef, profile: ClientProfile | None) -> list[str]:
         return subjects_for(ref.aliases, profile.client_id if profile is not None else None)
