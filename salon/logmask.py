@@ -96,9 +96,10 @@ def remember(*values: str | None) -> None:
 def _mask_remembered(text: str) -> str:
     with _lock:
         present = [value for value in _remembered if value in text]
-    # Longest first, so a body that contains a name is masked whole.
+    # Longest first, so a body that contains a name is masked whole; whole words only,
+    # so a short body ("Ana", "oui") does not eat into the words of other lines.
     for value in sorted(present, key=len, reverse=True):
-        text = text.replace(value, _tag("text", value))
+        text = re.sub(rf"(?<!\w){re.escape(value)}(?!\w)", lambda _m, v=value: _tag("text", v), text)
     return text
 
 

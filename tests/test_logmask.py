@@ -45,6 +45,12 @@ def test_bsuids_emails_and_remembered_bodies_are_masked() -> None:
     assert "Sillage" not in masked and "Hélène" not in masked and "/opt_out" in masked
 
 
+def test_short_remembered_values_are_masked_as_whole_words_only() -> None:
+    remember("Ana")
+    masked = mask_text("Ana wrote; the banana order was handled by Anabel")
+    assert masked.startswith("[text:") and "banana" in masked and "Anabel" in masked
+
+
 def test_rasa_lines_quoting_the_client_are_masked() -> None:
     line = "Received user message 'a secret only I know' with intent '{'name': 'greet'}'"
     assert "secret" not in mask_text(line)
