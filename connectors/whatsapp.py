@@ -47,6 +47,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from connectors.advisor import add_advisor_routes
+from salon.logmask import install_log_masking, remember
 from salon.loop_thread import LoopThread, call_in_loop
 from salon.sessions import ClientRef
 from salon.whatsapp.io_process import IoProcessRuntime
@@ -55,6 +56,10 @@ from salon.whatsapp.service import Turn, client_ref_for_recipient
 from salon.whatsapp.signature import HEADER
 
 logger = logging.getLogger(__name__)
+
+# Rasa imports this module while it starts the server: from here on, no record of the
+# server's logs carries a phone number, an email, a name or a message body.
+install_log_masking()
 
 CHANNEL = "whatsapp"
 SWITCH_INTERVAL_S = 0.001
@@ -142,6 +147,7 @@ class WhatsAppInput(InputChannel):
         runtime = self.runtime
 
         async def on_turn(turn: Turn) -> None:
+            remember(turn.text, turn.metadata.get("profile_name"))
             output = WhatsAppOutput(runtime, turn.client)
             messages = []
             if turn.new_window:

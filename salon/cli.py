@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -76,6 +77,59 @@ def _demo_check(args: argparse.Namespace) -> int:
     return run_check(args)
 
 
+def _gdpr(args: argparse.Namespace) -> int:
+    import asyncio
+    import json
+
+    from salon.privacy import ClientNotFound, default_registry, purge_retention
+
+    settings = load_settings()
+    if args.action == "purge":
+        removed = asyncio.run(purge_retention(settings, conversation_days=args.days))
+        print("salon gdpr purge: " + ", ".join(f"{k} {v}" for k, v in removed.items()))
+        return 0
+    if not args.client:
+        print(f"salon gdpr {args.action}: CLIENT is required", file=sys.stderr)
+        return 2
+
+    exported: list[str] = []
+
+    async def run() -> int:
+        registry = default_registry(settings)
+        try:
+            subject = await registry.resolve(args.client)
+            if args.action == "export":
+                exported.append(json.dumps(await registry.export(subject), ensure_ascii=False, indent=2,
+                                           default=str))
+                return 0
+            removed = await registry.erase(subject, actor=f"cli:{args.actor}")
+            print(f"salon gdpr erase: {sum(removed.values())} item(s) removed ("
+                  + ", ".join(f"{k} {v}" for k, v in removed.items() if v) + ")")
+            return 0
+        except ClientNotFound as exc:
+            print(f"salon gdpr {args.action}: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            await registry.close()
+
+    code = asyncio.run(run())
+    for text in exported:
+        if args.output:
+            Path(args.output).write_text(text + "\n")
+        else:
+            print(text)
+    return code
+
+
+def _gdpr_api(args: argparse.Namespace) -> int:
+    from salon.access import TokenBook
+    from salon.privacy import default_registry
+    from salon.privacy_api import serve
+
+    serve(default_registry(load_settings()), TokenBook.from_env(), args.host, args.port)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from salon.demo import add_check_arguments, add_demo_arguments
 
@@ -113,6 +167,24 @@ def build_parser() -> argparse.ArgumentParser:
     add_check_arguments(check)
     check.set_defaults(handler=_demo_check)
     add_outbound_commands(commands)
+
+    gdpr = commands.add_parser(
+        "gdpr",
+        help="export or erase everything held about a client (GDPR/CCPA); purge old conversations",
+    )
+    gdpr.add_argument("action", choices=["export", "erase", "purge"])
+    gdpr.add_argument("client", nargs="?", help="maison client id, phone number or BSUID")
+    gdpr.add_argument("--output", help="export: write the JSON to this file instead of stdout")
+    gdpr.add_argument("--actor", default=os.environ.get("USER", "operator"),
+                      help="erase: who asked (kept in the erasure record)")
+    gdpr.add_argument("--days", type=int,
+                      help="purge: conversation retention in days (default: SALON_CONVERSATION_RETENTION_DAYS or 365)")
+    gdpr.set_defaults(handler=_gdpr)
+
+    api = commands.add_parser("gdpr-api", help="serve the token-protected GDPR API (scope gdpr)")
+    api.add_argument("--host", help="default: SALON_GDPR_API_HOST or 127.0.0.1")
+    api.add_argument("--port", type=int, help="default: SALON_GDPR_API_PORT or 5071")
+    api.set_defaults(handler=_gdpr_api)
     return parser
 
 

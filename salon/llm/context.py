@@ -14,7 +14,8 @@ from datetime import date
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from salon.integrations.schema import advisors, boutiques, clients, consents, products, purchases
+from salon.consent import latest_decisions
+from salon.integrations.schema import advisors, boutiques, clients, products, purchases
 
 __all__ = ["ClientContext", "Purchase", "load_client_context"]
 
@@ -84,14 +85,11 @@ async def load_client_context(engine: AsyncEngine, *, wa_id: str | None, user_id
         ).first()
         if row is None:
             return ClientContext()
-        latest: dict[str, bool] = {}
-        history = await conn.execute(
-            select(consents.c.purpose, consents.c.granted)
-            .where(consents.c.client_id == row.id)
-            .order_by(consents.c.recorded_at, consents.c.id)
-        )
-        for purpose, granted in history.all():
-            latest[purpose] = bool(granted)
+        # The maison's consents and the consent ledger, latest decision per purpose.
+        aliases = [f"u:{row.user_id}"] if row.user_id else []
+        aliases += [f"w:{row.wa_id}"] if row.wa_id else []
+        latest = {purpose: granted for purpose, (granted, _) in
+                  (await latest_decisions(conn, row.id, aliases)).items()}
         personalisation = latest.get("personalisation", False)
         bought: tuple[Purchase, ...] = ()
         if personalisation:

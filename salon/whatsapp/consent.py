@@ -8,6 +8,11 @@ Two sources, merged at read time:
   resumed marketing messages in the app) and 131050 failures, recorded per business number
   and client id, including clients the book does not know yet.
 
+- the consent ledger (:mod:`salon.consent`): STOP/START keywords, advisors, and a copy
+  of every WhatsApp preference, each decision with its source, actor and text shown.
+
+Per purpose the latest decision of the book and the ledger wins.
+
 A client who writes to us needs no prior opt-in for our answers (``service_reply``);
 templates need the utility opt-in, marketing needs the marketing opt-in and no stop.
 """
@@ -32,6 +37,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from salon.consent import ConsentLedger, latest_decisions, subjects_for
 from salon.db import SqlTables
 from salon.decision import Consent
 from salon.integrations.schema import clients as clients_table
@@ -58,7 +64,6 @@ preferences_table = Table(
 
 _P = preferences_table.c
 _C = clients_table.c
-_K = consents_table.c
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +79,11 @@ class ConsentBook(SqlTables):
     def __init__(self, url: str | None = None, *, engine: AsyncEngine | None = None) -> None:
         super().__init__(url, engine=engine)
         self._has_book = False
+        self.ledger = ConsentLedger(engine=self.engine)
 
     async def initialize(self) -> None:
         await super().initialize()
+        await self.ledger.initialize()
         async with self.engine.connect() as conn:
             names = await conn.run_sync(lambda sync: set(inspect(sync).get_table_names()))
         self._has_book = {clients_table.name, consents_table.name} <= names
@@ -99,16 +106,7 @@ class ConsentBook(SqlTables):
 
     async def consent_for(self, ref: ClientRef, profile: ClientProfile | None = None) -> Consent:
         profile = profile if profile is not None else await self.profile(ref)
-        latest: dict[str, bool] = {}
-        if profile is not None:
-            query = (
-                select(_K.purpose, _K.granted)
-                .where(_K.client_id == profile.client_id)
-                .order_by(_K.recorded_at, _K.id)
-            )
-            async with self.engine.connect() as conn:
-                for purpose, granted in (await conn.execute(query)).all():
-                    latest[purpose] = bool(granted)
+        latest = {purpose: granted for purpose, (granted, _) in (await self.decisions(ref, profile)).items()}
         stopped = await self.marketing_stopped(ref)
         messaging = latest.get("utility", latest.get("service", False))
         return Consent(
@@ -116,6 +114,17 @@ class ConsentBook(SqlTables):
             marketing=latest.get("marketing", False),
             marketing_stopped=stopped,
         )
+
+    async def decisions(
+        self, ref: ClientRef, profile: ClientProfile | None, *, exclude_sources: tuple[str, ...] = ()
+    ) -> dict[str, tuple[bool, datetime]]:
+        """Per purpose, the latest decision of the maison's book and the ledger."""
+        async with self.engine.connect() as conn:
+            return await latest_decisions(conn, profile.client_id if profile is not None else None,
+                                          ref.aliases, exclude_sources=exclude_sources)
+
+    def subjects(self, ref: ClientRef, profile: ClientProfile | None) -> list[str]:
+        return subjects_for(ref.aliases, profile.client_id if profile is not None else None)
 
     # ------------------------------------------------------------------ preferences
     async def record_preference(
@@ -137,6 +146,23 @@ class ConsentBook(SqlTables):
         ]
         async with self.engine.begin() as conn:
             await conn.execute(preferences_table.insert(), rows)
+        if category != "marketing_messages":
+            return
+        # The ledger keeps the same decision: a stop withdraws marketing; a resume only
+        # lifts WhatsApp's stop, back to what the client had agreed elsewhere.
+        profile = await self.profile(ref)
+        if value == "stop":
+            granted = False
+        else:
+            before = await self.decisions(ref, profile, exclude_sources=("user_preferences", "error_131050"))
+            granted = before.get("marketing", (False, at))[0]
+        shown = ("WhatsApp: the client stopped marketing messages" if value == "stop"
+                 else "WhatsApp: the client resumed marketing messages")
+        await self.ledger.record(
+            self.subjects(ref, profile), ["marketing"], granted, source=source, at=at,
+            actor="whatsapp" if source == "user_preferences" else "meta",
+            text_shown=shown + (f" ({detail})" if detail and source == "error_131050" else ""),
+        )
 
     async def marketing_stopped(self, ref: ClientRef) -> bool:
         query = (

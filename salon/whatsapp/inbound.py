@@ -13,7 +13,11 @@ module walks all of it and returns what each part means for Salon:
 - :class:`AccountError`: ``value.errors`` (system, app or account level).
 
 Anything malformed is reported in :attr:`WebhookBatch.rejected` with a reason; the rest of
-the batch is kept.
+the batch is kept. Every field is read with its type checked (ids are bounded strings,
+timestamps Unix seconds, arrays arrays): a wrong type rejects its own item, never the
+batch and never the process. Bodies nested deeper than :data:`MAX_JSON_DEPTH` are refused
+whole, and text that no store can hold (NUL characters, lone surrogates) is replaced by
+U+FFFD before anything reads it.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from salon.errors import WhatsAppError, from_status_error
 from salon.sessions import ENTRY_ORGANIC, ClientRef, entry_point_of
 
 __all__ = [
+    "MAX_JSON_DEPTH",
     "MEDIA_TYPES",
     "AccountError",
     "InboundMessage",
@@ -41,6 +46,14 @@ __all__ = [
     "is_bsuid",
     "parse_webhook",
 ]
+
+MAX_JSON_DEPTH: Final = 32
+"""Meta's payloads nest about eight levels; anything far deeper is not a webhook."""
+MAX_ID_LENGTH: Final = 200
+"""wamids, BSUIDs and the other ids (the columns that keep them hold 200 characters)."""
+MAX_TIMESTAMP: Final = 2**33
+"""Unix seconds up to the year 2242: anything later is not a real timestamp."""
+MAX_ERROR_CODE: Final = 2**31 - 1
 
 MEDIA_TYPES: Final = frozenset({"image", "video", "audio", "document", "sticker"})
 TEMPLATE_FIELDS: Final = frozenset(
@@ -58,6 +71,9 @@ TRIGGER_LOCATION: Final = "/share_location"
 TRIGGER_CONTACT: Final = "/share_contact"
 TRIGGER_ORDER: Final = "/place_order"
 TRIGGER_UNSUPPORTED: Final = "/unsupported_message"
+
+STATUSES: Final = frozenset({"sent", "delivered", "read", "played", "failed", "deleted", "warning",
+                             "accepted", "held_for_quality_assessment", "pending"})
 
 # A BSUID is "<country>.<digits>" (e.g. US.13491208655302741918), optionally with a
 # middle segment for parent ids; a wa_id is digits only.
@@ -165,8 +181,11 @@ def parse_body(body: bytes) -> Mapping[str, Any]:
     """Decode a webhook body; :class:`WebhookFormatError` when it is not one."""
     try:
         payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except RecursionError as exc:
+        raise WebhookFormatError(f"body is nested deeper than {MAX_JSON_DEPTH} levels") from exc
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an integer too long
         raise WebhookFormatError(f"body is not JSON: {exc}") from exc
+    payload = _clean(payload, 0)
     if not isinstance(payload, Mapping):
         raise WebhookFormatError("body is not a JSON object")
     if payload.get("object") != "whatsapp_business_account":
@@ -174,6 +193,88 @@ def parse_body(body: bytes) -> Mapping[str, Any]:
     if not isinstance(payload.get("entry"), list):
         raise WebhookFormatError("entry is missing or not a list")
     return payload
+
+
+def _clean(value: Any, depth: int) -> Any:
+    """The decoded body with its depth checked and every string storable."""
+    if depth > MAX_JSON_DEPTH:
+        raise WebhookFormatError(f"body is nested deeper than {MAX_JSON_DEPTH} levels")
+    if isinstance(value, str):
+        return _storable(value)
+    if isinstance(value, dict):
+        return {_storable(k): _clean(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v, depth + 1) for v in value]
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None  # NaN and infinities are not JSON any store accepts
+    return value
+
+
+def _storable(text: str) -> str:
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates from \ud800-style escapes
+        text = "".join("\ufffd" if 0xD800 <= ord(ch) <= 0xDFFF else ch for ch in text)
+    return text
+
+
+def _list(container: Mapping[str, Any], key: str, where: str, batch: WebhookBatch) -> list[Any]:
+    """``container[key]`` as a list: missing is empty, anything else is one rejection."""
+    value = container.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        batch.rejected.append((f"{where}.{key}", f"{key} is a {type(value).__name__}, not an array"))
+        return []
+    return value
+
+
+def _timestamp(value: Any, what: str = "timestamp") -> datetime:
+    """Unix seconds as Meta sends them (a decimal string, or a number)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"{what} is a {type(value).__name__}, not Unix seconds")
+    if isinstance(value, str) and not re.fullmatch(r"\d{1,12}(\.\d{1,9})?", value.strip()):
+        raise ValueError(f"{what} {value[:40]!r} is not Unix seconds")
+    seconds = float(value)
+    if not 0 <= seconds < MAX_TIMESTAMP:
+        raise ValueError(f"{what} {value!r} is out of range")
+    return from_unix(seconds)
+
+
+def _opt_str(raw: Mapping[str, Any], key: str, max_length: int = MAX_ID_LENGTH) -> str | None:
+    """An optional string field: absent or empty is None, a wrong type or an oversized
+    value is an error."""
+    value = raw.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ValueError(f"{key!r} is a {type(value).__name__}, not a string")
+    if len(value) > max_length:
+        raise ValueError(f"{key!r} is longer than {max_length} characters")
+    return value
+
+
+def _phone_number_id(value: Mapping[str, Any]) -> str:
+    metadata = value.get("metadata") if isinstance(value.get("metadata"), Mapping) else {}
+    pnid = metadata.get("phone_number_id")
+    if isinstance(pnid, int) and not isinstance(pnid, bool):
+        pnid = str(pnid)
+    if not isinstance(pnid, str) or not re.fullmatch(r"\d{1,64}", pnid):
+        return ""
+    return pnid
+
+
+def _error_of(raw: Any) -> WhatsAppError:
+    """One ``errors[]`` element; a code that is no real Graph code reads as unknown."""
+    if isinstance(raw, Mapping):
+        code = raw.get("code")
+        if isinstance(code, bool) or (isinstance(code, int) and not 0 <= code <= MAX_ERROR_CODE) or (
+            isinstance(code, str) and (len(code) > 10 or (code.strip().isdigit() and int(code) > MAX_ERROR_CODE))
+        ):
+            raw = {k: v for k, v in raw.items() if k != "code"}
+    return from_status_error(raw)
 
 
 def parse_webhook(payload: Mapping[str, Any]) -> WebhookBatch:
@@ -186,6 +287,8 @@ def parse_webhook(payload: Mapping[str, Any]) -> WebhookBatch:
             continue
         entry_time = _time_or_none(entry.get("time"))
         changes = entry.get("changes")
+        if changes is None:
+            continue  # an entry with nothing in it
         if not isinstance(changes, list):
             batch.rejected.append((where_entry, "changes is missing or not a list"))
             continue
@@ -196,10 +299,16 @@ def parse_webhook(payload: Mapping[str, Any]) -> WebhookBatch:
                 continue
             kind = change.get("field")
             value = change["value"]
+            if not isinstance(kind, str):
+                batch.rejected.append((where, "field is missing or not a string"))
+                continue
             if kind == "messages":
                 _parse_messages_value(value, where, batch)
             elif kind in TEMPLATE_FIELDS:
-                batch.template_events.append(TemplateEvent(str(kind), value, entry_time))
+                try:
+                    batch.template_events.append(_template_event(kind, value, entry_time))
+                except (TypeError, ValueError) as exc:
+                    batch.rejected.append((where, f"template update not understood: {exc}"))
             elif kind == "user_preferences":
                 _parse_preferences(value, where, batch)
             else:
@@ -209,29 +318,42 @@ def parse_webhook(payload: Mapping[str, Any]) -> WebhookBatch:
 
 def _time_or_none(value: Any) -> datetime | None:
     try:
-        return from_unix(value) if value is not None else None
-    except (TypeError, ValueError, OverflowError):
+        return _timestamp(value) if value is not None else None
+    except (TypeError, ValueError, OverflowError, OSError):
         return None
 
 
+def _template_event(kind: str, value: Mapping[str, Any], entry_time: datetime | None) -> TemplateEvent:
+    """A template lifecycle change with the fields the registry reads checked."""
+    for key in ("message_template_name", "message_template_language", "event", "reason",
+                "new_quality_score", "previous_quality_score", "new_category", "previous_category",
+                "correct_category", "disable_info", "other_info"):
+        item = value.get(key)
+        if item is not None and not isinstance(item, (str, Mapping)):
+            raise TypeError(f"{key} is a {type(item).__name__}")
+    template_id = value.get("message_template_id")
+    if template_id is not None and (isinstance(template_id, bool) or not isinstance(template_id, (int, str))):
+        raise TypeError(f"message_template_id is a {type(template_id).__name__}")
+    return TemplateEvent(kind, value, entry_time)
+
+
 def _parse_messages_value(value: Mapping[str, Any], where: str, batch: WebhookBatch) -> None:
-    metadata = value.get("metadata") if isinstance(value.get("metadata"), Mapping) else {}
-    pnid = str(metadata.get("phone_number_id") or "")
-    for index, raw in enumerate(value.get("messages") or []):
+    pnid = _phone_number_id(value)
+    for index, raw in enumerate(_list(value, "messages", where, batch)):
         item_where = f"{where}.messages[{index}]"
         try:
             batch.messages.append(_inbound(value, raw, pnid))
-        except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError, OSError) as exc:
             batch.rejected.append((item_where, f"message not understood: {exc}"))
-    for index, raw in enumerate(value.get("statuses") or []):
+    for index, raw in enumerate(_list(value, "statuses", where, batch)):
         item_where = f"{where}.statuses[{index}]"
         try:
             batch.statuses.append(_status(raw, pnid))
-        except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError, OSError) as exc:
             batch.rejected.append((item_where, f"status not understood: {exc}"))
-    for raw in value.get("errors") or []:
+    for raw in _list(value, "errors", where, batch):
         if isinstance(raw, Mapping):
-            batch.account_errors.append(AccountError(pnid or None, from_status_error(raw)))
+            batch.account_errors.append(AccountError(pnid or None, _error_of(raw)))
         else:
             batch.rejected.append((f"{where}.errors", "error is not an object"))
 
@@ -240,6 +362,8 @@ def _require_str(raw: Mapping[str, Any], key: str) -> str:
     value = raw.get(key)
     if not isinstance(value, str) or not value:
         raise ValueError(f"{key!r} is missing or not a string")
+    if len(value) > MAX_ID_LENGTH:
+        raise ValueError(f"{key!r} is longer than {MAX_ID_LENGTH} characters")
     return value
 
 
@@ -250,7 +374,7 @@ def _inbound(value: Mapping[str, Any], raw: Any, pnid: str) -> InboundMessage:
         raise ValueError("metadata.phone_number_id is missing")
     wamid = _require_str(raw, "id")
     kind = _require_str(raw, "type")
-    timestamp = from_unix(raw["timestamp"])
+    timestamp = _timestamp(raw.get("timestamp"))
     client = _client_of(value, raw, pnid)
     contact = _contact_for(value, client)
     profile = contact.get("profile") if isinstance(contact.get("profile"), Mapping) else {}
@@ -271,7 +395,7 @@ def _inbound(value: Mapping[str, Any], raw: Any, pnid: str) -> InboundMessage:
         if isinstance(raw.get(key), Mapping):
             metadata[key] = dict(raw[key])
     if isinstance(raw.get("errors"), list):
-        metadata["errors"] = [dict(e) for e in raw["errors"] if isinstance(e, Mapping)]
+        metadata["errors"] = [_error_of(e).to_dict() for e in raw["errors"] if isinstance(e, Mapping)]
     return InboundMessage(
         wamid=wamid,
         phone_number_id=pnid,
@@ -288,9 +412,9 @@ def _inbound(value: Mapping[str, Any], raw: Any, pnid: str) -> InboundMessage:
 
 
 def _client_of(value: Mapping[str, Any], raw: Mapping[str, Any], pnid: str) -> ClientRef:
-    contacts = [c for c in value.get("contacts") or [] if isinstance(c, Mapping)]
-    wa_id = raw.get("from") if isinstance(raw.get("from"), str) and raw.get("from") else None
-    user_id = raw.get("from_user_id") or raw.get("user_id")
+    contacts = _contacts(value)
+    wa_id = _opt_str(raw, "from")
+    user_id = _opt_str(raw, "from_user_id") or _opt_str(raw, "user_id")
     contact: Mapping[str, Any] | None = None
     if wa_id is not None:
         contact = next((c for c in contacts if c.get("wa_id") == wa_id), None)
@@ -299,18 +423,27 @@ def _client_of(value: Mapping[str, Any], raw: Mapping[str, Any], pnid: str) -> C
     if contact is None and len(contacts) == 1:
         contact = contacts[0]
     if contact is not None:
-        wa_id = wa_id or contact.get("wa_id") or None
-        user_id = user_id or contact.get("user_id") or None
+        wa_id = wa_id or _opt_str(contact, "wa_id")
+        user_id = user_id or _opt_str(contact, "user_id")
     if wa_id is not None and is_bsuid(str(wa_id)):
         # Username adopters: ``from`` may carry the BSUID itself.
         user_id, wa_id = user_id or wa_id, None
     if not wa_id and not user_id:
         raise ValueError("no sender: neither from/wa_id nor user_id")
+    if wa_id is not None and not re.fullmatch(r"\+?\d{5,20}", wa_id):
+        raise ValueError("the sender's wa_id is not a phone number")
+    if user_id is not None and not is_bsuid(user_id):
+        raise ValueError("the sender's user_id is not a BSUID")
     return ClientRef(pnid, str(user_id) if user_id else None, str(wa_id) if wa_id else None)
 
 
+def _contacts(value: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    contacts = value.get("contacts")
+    return [c for c in contacts if isinstance(c, Mapping)] if isinstance(contacts, list) else []
+
+
 def _contact_for(value: Mapping[str, Any], client: ClientRef) -> Mapping[str, Any]:
-    contacts = [c for c in value.get("contacts") or [] if isinstance(c, Mapping)]
+    contacts = _contacts(value)
     for contact in contacts:
         if (client.wa_id and contact.get("wa_id") == client.wa_id) or (
             client.user_id and contact.get("user_id") == client.user_id
@@ -322,11 +455,13 @@ def _contact_for(value: Mapping[str, Any], client: ClientRef) -> Mapping[str, An
 def _reply_text(reply_id: Any, title: Any) -> str:
     """A tap: our own ``/intent{...}`` payloads go to the assistant as they are;
     anything else (another system's ids) is read as the title the client saw."""
+    if reply_id is not None and not isinstance(reply_id, str):
+        raise ValueError(f"reply id is a {type(reply_id).__name__}, not a string")
     if isinstance(reply_id, str) and reply_id.startswith("/"):
         return reply_id
     if isinstance(title, str) and title.strip():
         return title
-    return str(reply_id or "")
+    return reply_id or ""
 
 
 def _meaning(kind: str, raw: Mapping[str, Any]) -> tuple[str, bool, bool, dict[str, Any]]:
@@ -377,15 +512,21 @@ def _meaning(kind: str, raw: Mapping[str, Any]) -> tuple[str, bool, bool, dict[s
 def _status(raw: Any, pnid: str) -> StatusUpdate:
     if not isinstance(raw, Mapping):
         raise TypeError("status is not an object")
-    errors = tuple(from_status_error(e) for e in raw.get("errors") or [] if isinstance(e, Mapping))
-    recipient = raw.get("recipient_id") or raw.get("recipient_user_id")
+    raw_errors = raw.get("errors")
+    if raw_errors is not None and not isinstance(raw_errors, list):
+        raise TypeError("errors is not an array")
+    errors = tuple(_error_of(e) for e in raw_errors or [] if isinstance(e, Mapping))
+    recipient = _opt_str(raw, "recipient_id") or _opt_str(raw, "recipient_user_id")
     pricing = raw.get("pricing") if isinstance(raw.get("pricing"), Mapping) else None
+    status = _require_str(raw, "status")
+    if status not in STATUSES:
+        raise ValueError(f"status {status[:40]!r} is not one Meta sends")
     return StatusUpdate(
         wamid=_require_str(raw, "id"),
-        status=_require_str(raw, "status"),
-        timestamp=from_unix(raw["timestamp"]),
+        status=status,
+        timestamp=_timestamp(raw.get("timestamp")),
         phone_number_id=pnid,
-        recipient_id=str(recipient) if recipient else None,
+        recipient_id=recipient,
         errors=errors,
         pricing=pricing,
         raw=dict(raw),
@@ -393,9 +534,8 @@ def _status(raw: Any, pnid: str) -> StatusUpdate:
 
 
 def _parse_preferences(value: Mapping[str, Any], where: str, batch: WebhookBatch) -> None:
-    metadata = value.get("metadata") if isinstance(value.get("metadata"), Mapping) else {}
-    pnid = str(metadata.get("phone_number_id") or "")
-    for index, raw in enumerate(value.get("user_preferences") or []):
+    pnid = _phone_number_id(value)
+    for index, raw in enumerate(_list(value, "user_preferences", where, batch)):
         item_where = f"{where}.user_preferences[{index}]"
         try:
             if not isinstance(raw, Mapping):
@@ -403,18 +543,24 @@ def _parse_preferences(value: Mapping[str, Any], where: str, batch: WebhookBatch
             choice = raw.get("value")
             if choice not in ("stop", "resume"):
                 raise ValueError(f"value {choice!r} is neither stop nor resume")
-            wa_id = raw.get("wa_id") or None
-            user_id = raw.get("user_id") or None
+            wa_id = _opt_str(raw, "wa_id")
+            user_id = _opt_str(raw, "user_id")
             if not pnid:
                 raise ValueError("metadata.phone_number_id is missing")
+            if not wa_id and not user_id:
+                raise ValueError("no client: neither wa_id nor user_id")
+            if wa_id is not None and not re.fullmatch(r"\+?\d{5,20}", wa_id):
+                raise ValueError("wa_id is not a phone number")
+            if user_id is not None and not is_bsuid(user_id):
+                raise ValueError("user_id is not a BSUID")
             batch.preferences.append(
                 PreferenceUpdate(
                     client=ClientRef(pnid, user_id, wa_id),
                     value=str(choice),
-                    category=str(raw.get("category") or "marketing_messages"),
-                    timestamp=from_unix(raw["timestamp"]),
-                    detail=raw.get("detail"),
+                    category=_opt_str(raw, "category", 64) or "marketing_messages",
+                    timestamp=_timestamp(raw.get("timestamp")),
+                    detail=_opt_str(raw, "detail", 2000),
                 )
             )
-        except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError, OSError) as exc:
             batch.rejected.append((item_where, f"preference not understood: {exc}"))

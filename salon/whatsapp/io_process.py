@@ -42,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from salon.clock import Clock, clock_from_env
 from salon.config import Settings, load_settings
 from salon.db import make_async_engine
+from salon.logmask import install_log_masking
 from salon.sessions import ClientRef, SessionStore, SqlSessionStore, session_store_from_settings
 from salon.whatsapp.rendering import OutgoingMessage
 from salon.whatsapp.rpc import PeerClosed, RemoteError, RpcPeer
@@ -312,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="The WhatsApp channel's I/O process (started by the Rasa server).")
     parser.add_argument("--fd", type=int, required=True, help="the inherited socket to the Rasa server")
     args = parser.parse_args(argv)
+    install_log_masking()
     logging.basicConfig(
         level=os.environ.get("SALON_LOG_LEVEL", "INFO").upper(),
         format=f"%(asctime)s %(levelname)-8s {CHILD_NAME}[%(process)d] %(name)s - %(message)s",

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from salon.clock import Clock, clock_from_env
 from salon.config import Settings, load_settings
+from salon.consent import CONSENT_UTTERANCES, KEYWORD_CATEGORIES
 from salon.outbound import OutboundQueue, follow_up_recorder
 from salon.sessions import ClientRef, SessionStore, SqlSessionStore, session_store_from_settings
 from salon.templates import TemplateRegistry
@@ -226,6 +227,16 @@ class WhatsAppRuntime:
         response that cannot become a WhatsApp message is reported, never sent half."""
         if self.sender is None:
             raise RuntimeError("the WhatsApp channel has not started")
+        granted = CONSENT_UTTERANCES.get(str(response.get("utter_action")))
+        if granted is not None and self.service is not None:
+            # The assistant confirms an opt-out or opt-in it understood in a sentence:
+            # the ledger holds it before the client reads the confirmation.
+            consents = self.service.consents
+            profile = await consents.profile(ref)
+            await consents.ledger.record(
+                consents.subjects(ref, profile), KEYWORD_CATEGORIES, granted, source="whatsapp_message",
+                at=self.clock.now(), actor="client", text_shown=str(response.get("text") or ""),
+            )
         try:
             outgoing = render_response(dict(response))
         except RenderError as exc:

@@ -22,6 +22,9 @@ from datetime import timedelta
 from typing import Any, Final
 
 from salon.clock import Clock
+from salon.consent import KEYWORD_CATEGORIES, confirmation, keyword_of
+from salon.decision import SERVICE_REPLY
+from salon.logmask import remember
 from salon.sessions import ClientRef, SessionStore
 from salon.templates import TemplateRegistry
 from salon.whatsapp.consent import ConsentBook
@@ -35,6 +38,7 @@ from salon.whatsapp.inbound import (
     parse_webhook,
 )
 from salon.whatsapp.records import INBOX_RETENTION, InboxItem, WhatsAppRecords
+from salon.whatsapp.rendering import OutgoingMessage
 from salon.whatsapp.sender import GuardedSender
 from salon.whatsapp.signature import SignatureCheck, check_signature
 
@@ -165,7 +169,14 @@ class WebhookService:
         except WebhookFormatError as exc:
             logger.warning("webhook refused: %s", exc)
             return Reply(400, str(exc))
-        batch = parse_webhook(payload)
+        try:
+            batch = parse_webhook(payload)
+        except Exception:  # a shape no check foresaw: refused, never a 500 with a trace
+            logger.exception("webhook refused: its content could not be read")
+            return Reply(400, "content not understood")
+        for message in batch.messages:
+            # Whatever logs these later (here or in Rasa) masks them.
+            remember(message.text, message.profile_name)
         for where, why in batch.rejected:
             self.stats["rejected"] += 1
             logger.error("webhook item %s rejected: %s", where, why)
@@ -181,6 +192,10 @@ class WebhookService:
     async def _store(self, batch: WebhookBatch) -> list[Turn]:
         now = self.clock.now()
         messages = sorted(batch.messages, key=lambda m: m.timestamp)
+        for message in messages:
+            keyword = keyword_of(message.text) if message.type == "text" and message.starts_turn else None
+            if keyword is not None:
+                message.metadata["consent_keyword"] = keyword
         items = [_inbox_item(m) for m in messages]
         fresh = await self.records.claim_inbound(items, now)
         claimed = [m for m, ok in zip(messages, fresh, strict=True) if ok]
@@ -197,6 +212,9 @@ class WebhookService:
                     parked[message.wamid] = result.state.parked_count
                     if result.new_session and result.state.session_count > 1:
                         reopened.add(message.wamid)
+            for message in claimed:
+                if message.metadata.get("consent_keyword"):
+                    await self._consent_keyword(message)
             for update in batch.preferences:
                 await self.consents.record_preference(
                     update.client, update.value, update.timestamp, category=update.category,
@@ -208,7 +226,13 @@ class WebhookService:
             await self.records.release_inbound([m.wamid for m in claimed])
             raise
         for event in batch.template_events:
-            for change in self.registry.apply_webhook(event.as_webhook()):
+            try:
+                changes = self.registry.apply_webhook(event.as_webhook())
+            except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+                self.stats["rejected"] += 1
+                logger.error("webhook template update %s rejected: %s", event.field, exc)
+                continue
+            for change in changes:
                 logger.info("template lifecycle: %s", change)
         self.stats["messages"] += len(claimed)
         self.stats["statuses"] += len(batch.statuses)
@@ -217,6 +241,30 @@ class WebhookService:
             for message, item, ok in zip(messages, items, fresh, strict=True)
             if ok and message.starts_turn
         ]
+
+    async def _consent_keyword(self, message: InboundMessage) -> None:
+        """STOP / START, recognised before any model sees the message: the ledger is
+        written before the acknowledgement, the confirmation is the message's turn."""
+        keyword = str(message.metadata["consent_keyword"])
+        profile = await self.consents.profile(message.client)
+        _, text = confirmation(keyword, message.text, profile.language if profile else None)
+        await self.consents.ledger.record(
+            self.consents.subjects(message.client, profile), KEYWORD_CATEGORIES, keyword == "start",
+            source="whatsapp_keyword", at=message.timestamp, actor="client", text_shown=text,
+        )
+        logger.info("consent keyword %s from %s recorded", keyword.upper(), message.sender_id)
+
+    async def _confirm_keyword(self, turn: Turn) -> None:
+        """The one confirmation, a reply to the client's own message (allowed though they
+        just opted out); the assistant does not argue."""
+        keyword = str(turn.metadata["consent_keyword"])
+        profile = await self.consents.profile(turn.client)
+        language, text = confirmation(keyword, turn.text, profile.language if profile else None)
+        out = OutgoingMessage({"type": "text", "text": {"body": text}}, purpose=SERVICE_REPLY,
+                              utter_action="utter_opt_out" if keyword == "stop" else "utter_opt_in",
+                              language=language)
+        outcome = await self.sender.send(turn.client, out)
+        logger.info("consent keyword %s confirmed: %s", keyword.upper(), outcome.action)
 
     async def _record_status(self, status: StatusUpdate) -> None:
         error = status.errors[0] if status.errors else None
@@ -283,7 +331,10 @@ class WebhookService:
             if not skip_turn:
                 # Blue ticks and the typing indicator while the assistant thinks.
                 self._spawn(self.sender.mark_read(turn.item.wamid, typing=True))
-                await self.on_turn(turn)
+                if meta.get("consent_keyword") in ("stop", "start"):
+                    await self._confirm_keyword(turn)
+                else:
+                    await self.on_turn(turn)
                 self.stats["turns"] += 1
             await self.records.finish_inbound(turn.item.wamid, self.clock.now(),
                                               state="done" if not skip_turn else "skipped")

@@ -1,0 +1,190 @@
+"""The consent ledger and its enforcement: STOP/START keywords in several languages and
+spellings through the real channel and the emulator, the send-time guard refusing what
+the ledger forbids, the user_preferences webhook and 131050 written to the ledger."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import aiohttp
+import pytest
+
+from connectors.whatsapp import WhatsAppOutput
+from salon.config import Settings
+from salon.consent import CONFIRMATIONS, keyword_of
+from salon.decision import Refuse, decide
+from salon.sessions import ClientRef
+from tests.test_whatsapp_sender import (  # noqa: F401
+    CLAIRE,
+    T0,
+    outbox,
+    say,
+    seeded_template,
+    settings,
+    settle,
+    wired,
+)
+from tests.whatsapp_support import PNID, envelope, messages_change, status
+
+STRANGER = "33699999999"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["STOP", "stop", "Stop.", " stop! ", "ARRET", "Arrêt", "ARRÊT", "arrêt merci", "STOPP", "Basta!", "basta",
+     "UNSUBSCRIBE", "unsubscribe please", "DÉSABONNER", "désabonner svp", "Stop please 🙏", "opt out"],
+)
+def test_stop_keywords(text: str) -> None:
+    assert keyword_of(text) == "stop"
+
+
+@pytest.mark.parametrize("text", ["START", "start", "Start!", "COMMENCER", "commencer svp", "Resume", "subscribe"])
+def test_start_keywords(text: str) -> None:
+    assert keyword_of(text) == "start"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["when does the sale stop?", "stop by the boutique tomorrow at 5", "STOP START", "Bonjour",
+     "can I start a return for my order", "", "/opt_out", "stop " * 30],
+)
+def test_sentences_that_merely_contain_the_word_are_not_keywords(text: str) -> None:
+    assert keyword_of(text) is None
+
+
+async def _ledger(ch, ref: ClientRef):  # type: ignore[no-untyped-def]
+    book = ch.runtime.service.consents
+    profile = await book.profile(ref)
+    return await book.ledger.history(book.subjects(ref, profile))
+
+
+async def test_stop_in_french_is_recorded_confirmed_once_and_enforced_then_start_restores(settings: Settings  # noqa: F811
+) -> None:
+    ref = ClientRef(PNID, wa_id=CLAIRE)
+    async with wired(settings) as (ch, emu, admin):
+        await say(admin, **{"from": CLAIRE, "text": "ARRÊT", "name": "Claire Laurent"})
+        [confirm] = await settle(ch, admin, CLAIRE, 1)
+        # One confirmation, in French (the keyword's language and Claire's), and the
+        # assistant was never asked: no model can argue with it.
+        assert confirm["body"] == CONFIRMATIONS["stop"]["fr"] and ch.received == []
+        entries = await _ledger(ch, ref)
+        assert {(e.category, e.granted, e.source, e.actor) for e in entries} == {
+            ("utility", False, "whatsapp_keyword", "client"), ("marketing", False, "whatsapp_keyword", "client")}
+        assert entries[0].text_shown == CONFIRMATIONS["stop"]["fr"]
+        consents = ch.runtime.service.consents
+        consent = await consents.consent_for(ref)
+        assert not consent.messaging and not consent.marketing
+        # The connector's output refuses marketing and utility alike ...
+        out = WhatsAppOutput(ch.runtime)
+        await out.send_response(CLAIRE, {"text": "Our winter collection is here.",
+                                         "metadata": {"purpose": "new_collection"}})
+        await out.send_response(CLAIRE, {"text": "Your order has shipped.", "metadata": {"purpose": "order_update"}})
+        await ch.settle()
+        assert len(await outbox(admin, CLAIRE)) == 1
+        # ... and so does the decision every sender goes through.
+        state = await ch.runtime.service.sessions.get(ref)
+        registry = ch.runtime.service.registry
+        for purpose in ("new_collection", "order_update", "reengage_update"):
+            assert isinstance(decide(state, purpose, None, consent, T0 + timedelta(days=3), registry=registry),
+                              Refuse)
+        # A question afterwards is still answered: it is the client's own message.
+        await say(admin, **{"from": CLAIRE, "text": "Bonjour, ma commande ?", "name": "Claire Laurent"})
+        await ch.settle()
+        assert [m.text for m in ch.received] == ["Bonjour, ma commande ?"]
+
+        await say(admin, **{"from": CLAIRE, "text": "start", "name": "Claire Laurent"})
+        box = await settle(ch, admin, CLAIRE, 2)
+        assert box[-1]["body"] == CONFIRMATIONS["start"]["fr"]
+        consent = await consents.consent_for(ref)
+        assert consent.messaging and consent.marketing_allowed
+
+
+@pytest.mark.parametrize(("word", "language"), [("STOPP", "de"), ("Basta", "it"), ("Unsubscribe", "en"),
+                                                ("désabonner", "fr")])
+async def test_a_stranger_is_confirmed_in_the_keywords_language(settings: Settings  # noqa: F811
+, word: str, language: str) -> None:
+    async with wired(settings) as (ch, emu, admin):
+        await say(admin, **{"from": STRANGER, "text": word, "name": "A. Stranger"})
+        [confirm] = await settle(ch, admin, STRANGER, 1)
+        assert confirm["body"] == CONFIRMATIONS["stop"][language]
+        entries = await _ledger(ch, ClientRef(PNID, wa_id=STRANGER))
+        assert {e.category for e in entries} == {"utility", "marketing"} and not any(e.granted for e in entries)
+
+
+async def test_user_preferences_and_131050_write_the_ledger(settings: Settings  # noqa: F811
+) -> None:
+    ref = ClientRef(PNID, wa_id=CLAIRE)
+    async with wired(settings) as (ch, emu, admin):
+        await say(admin, **{"from": CLAIRE, "text": "Hello", "name": "Claire Laurent"})
+        await ch.settle()
+        async with admin.post("/_emulator/preferences", json={"from": CLAIRE, "value": "stop"}) as r:
+            assert r.status == 200, await r.text()
+        for _ in range(100):
+            entries = await _ledger(ch, ref)
+            if entries:
+                break
+            await asyncio.sleep(0.05)
+        assert [(e.category, e.granted, e.source) for e in entries] == [("marketing", False, "user_preferences")]
+        consent = await ch.runtime.service.consents.consent_for(ref)
+        assert consent.messaging and not consent.marketing_allowed
+        # resume: back to what Claire agreed in the boutique (marketing: yes)
+        async with admin.post("/_emulator/preferences", json={"from": CLAIRE, "value": "resume"}) as r:
+            assert r.status == 200, await r.text()
+        for _ in range(100):
+            entries = await _ledger(ch, ref)
+            if len(entries) == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert (entries[-1].granted, entries[-1].source) == (True, "user_preferences")
+        assert (await ch.runtime.service.consents.consent_for(ref)).marketing_allowed
+
+        # 131050: Meta says the client stopped marketing from us.
+        failed = status("wamid.MKT131050", "failed", int(T0.timestamp()) + 60, CLAIRE,
+                        errors=[{"code": 131050, "title": "Unable to deliver the message: user stopped marketing"}])
+        code, _ = await ch.post(envelope(messages_change([], statuses=[failed])))
+        assert code == 200
+        entries = await _ledger(ch, ref)
+        assert (entries[-1].category, entries[-1].granted, entries[-1].source) == ("marketing", False, "error_131050")
+        assert not (await ch.runtime.service.consents.consent_for(ref)).marketing_allowed
+        assert isinstance(ch.http, aiohttp.ClientSession)
+
+
+async def test_an_opt_out_the_assistant_understood_in_a_sentence_is_recorded_before_its_confirmation(
+    settings: Settings,  # noqa: F811
+) -> None:
+    ref = ClientRef(PNID, wa_id=CLAIRE)
+
+    async def rasa_confirms(message):  # type: ignore[no-untyped-def]
+        await message.output_channel.send_response(message.sender_id, {
+            "text": "Understood. You will no longer receive news from us on WhatsApp.",
+            "utter_action": "utter_opt_out"})
+
+    async with wired(settings, rasa_confirms) as (ch, emu, admin):
+        await say(admin, **{"from": CLAIRE, "text": "please stop contacting me on whatsapp", "name": "Claire Laurent"})
+        [confirm] = await settle(ch, admin, CLAIRE, 1)
+        assert confirm["body"].startswith("Understood.")
+        entries = await _ledger(ch, ref)
+        assert {(e.category, e.granted, e.source) for e in entries} == {
+            ("utility", False, "whatsapp_message"), ("marketing", False, "whatsapp_message")}
+        assert not (await ch.runtime.service.consents.consent_for(ref)).messaging
+
+
+async def test_the_llm_context_reads_the_ledger_too(settings: Settings) -> None:  # noqa: F811
+    """A withdrawal recorded in the ledger (by an advisor) outranks the boutique form."""
+    from salon.consent import ConsentLedger
+    from salon.db import make_async_engine
+    from salon.llm.context import load_client_context
+
+    engine = make_async_engine(settings.effective_database_url)
+    try:
+        before = await load_client_context(engine, wa_id=CLAIRE, user_id=None)
+        assert before.llm_consent and before.personalisation and before.purchases
+        ledger = ConsentLedger(engine=engine)
+        await ledger.initialize()
+        await ledger.record(["c:C-001"], ["llm", "personalisation"], False, source="advisor", at=T0,
+                            actor="sophie-marchand", text_shown="Souhaitez-vous que nous n'utilisions plus ...")
+        after = await load_client_context(engine, wa_id=CLAIRE, user_id=None)
+        assert not after.llm_consent and not after.personalisation and after.purchases == ()
+    finally:
+        await engine.dispose()
