@@ -33,7 +33,10 @@ class ActionStylingAdvice(Action):
     ) -> list[EventType]:
         text = str(tracker.latest_message.get("text") or "").strip()
         intent = (tracker.latest_message.get("intent") or {}).get("name")
-        if intent == "nlu_fallback" and not (is_styling_talk(text) or handoff_reason(text)):
+        if intent == "nlu_fallback" and not _placeable(text):
+            if _previous_unplaced(tracker):
+                # Not understood twice in a row: a person takes over.
+                return [FollowupAction("action_handoff")]
             dispatcher.utter_message(response="utter_default")
             return []
         if not text or text.startswith("/"):
@@ -58,3 +61,19 @@ class ActionStylingAdvice(Action):
         else:
             dispatcher.utter_message(**reply.response())
         return []
+
+
+def _placeable(text: str) -> bool:
+    """Unplaced by the NLU, but styling talk or something a person must hear."""
+    return is_styling_talk(text) or handoff_reason(text) is not None
+
+
+def _previous_unplaced(tracker: Tracker) -> bool:
+    """The client's previous message was not understood either (and was answered with
+    ``utter_default``)."""
+    said = [e for e in tracker.events if e.get("event") == "user"]
+    if len(said) < 2:
+        return False
+    previous = said[-2]
+    intent = ((previous.get("parse_data") or {}).get("intent") or {}).get("name")
+    return intent == "nlu_fallback" and not _placeable(str(previous.get("text") or ""))

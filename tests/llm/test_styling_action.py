@@ -36,18 +36,24 @@ def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     backends.reset()
 
 
-def tracker(text: str, intent: str = "styling_advice", sender: str = CLAIRE_WA) -> Tracker:
+def tracker(text: str, intent: str = "styling_advice", sender: str = CLAIRE_WA,
+            before: tuple[tuple[str, str], ...] = ()) -> Tracker:
+    """``before``: earlier (text, intent) messages of the client in this conversation."""
+    latest = {"text": text, "intent": {"name": intent, "confidence": 0.9}, "entities": [],
+              "metadata": {"wa_id": sender}}
+    said = [{"event": "user", "text": t, "parse_data": {"intent": {"name": i, "confidence": 0.3}}}
+            for t, i in before]
     return Tracker(
-        sender_id=sender, slots={},
-        latest_message={"text": text, "intent": {"name": intent, "confidence": 0.9}, "entities": [],
-                        "metadata": {"wa_id": sender}},
-        events=[], paused=False, followup_action=None, active_loop={}, latest_action_name="action_listen",
+        sender_id=sender, slots={}, latest_message=latest,
+        events=[*said, {"event": "user", "text": text, "parse_data": latest}],
+        paused=False, followup_action=None, active_loop={}, latest_action_name="action_listen",
     )
 
 
-async def run(text: str, intent: str = "styling_advice", sender: str = CLAIRE_WA) -> tuple[list[Any], list[dict[str, Any]]]:
+async def run(text: str, intent: str = "styling_advice", sender: str = CLAIRE_WA,
+              before: tuple[tuple[str, str], ...] = ()) -> tuple[list[Any], list[dict[str, Any]]]:
     dispatcher = CollectingDispatcher()
-    events = await ActionStylingAdvice().run(dispatcher, tracker(text, intent, sender), {})
+    events = await ActionStylingAdvice().run(dispatcher, tracker(text, intent, sender, before), {})
     return events, dispatcher.messages
 
 
@@ -77,6 +83,19 @@ async def test_unplaced_talk_is_answered_only_when_it_is_about_styling(database:
     assert messages[0]["metadata"] == {"purpose": "service_reply"}
     events, messages = await run("blue forty two maybe", intent="nlu_fallback")
     assert (events, messages) == ([], [response("utter_default")])
+
+
+async def test_not_understood_twice_in_a_row_a_person_takes_over(database: str) -> None:
+    handoff = [{"event": "followup", "timestamp": None, "name": "action_handoff"}]
+    unplaced = (("blue forty two maybe", "nlu_fallback"),)
+    assert await run("the thing from before, you know", intent="nlu_fallback", before=unplaced) == (handoff, [])
+    # Once answered (styling talk, or a message the NLU placed), the count starts again.
+    answered = (("what goes with a velvet jacket", "nlu_fallback"),)
+    assert await run("the thing from before, you know", intent="nlu_fallback", before=answered) == (
+        [], [response("utter_default")])
+    placed = (("hello", "greet"),)
+    assert await run("the thing from before, you know", intent="nlu_fallback", before=placed) == (
+        [], [response("utter_default")])
 
 
 async def test_sensitive_messages_get_a_person(database: str) -> None:
