@@ -19,6 +19,7 @@ from actions import backends
 from actions.orders import client_ids
 from salon.clock import clock_from_env
 from salon.integrations.catalog import fold
+from salon.product_answers import join_words
 from salon.sessions import ClientRef
 
 logger = logging.getLogger(__name__)
@@ -71,8 +72,8 @@ class ActionRestockRequest(Action):
             cities = await backends.catalog().boutique_names()
             available = [cities.get(b, b) for b, n in sorted(units.items()) if n > 0]
             if available:
-                dispatcher.utter_message(response="utter_restock_in_stock", piece=piece,
-                                         boutiques=" and ".join(available))
+                where = f"{join_words(available)} boutique{'s' if len(available) > 1 else ''}"
+                dispatcher.utter_message(response="utter_restock_in_stock", piece=piece, boutiques=where)
                 return RESET
             if not wa_id and not user_id:
                 dispatcher.utter_message(response="utter_restock_whatsapp_only")

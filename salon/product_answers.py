@@ -11,7 +11,8 @@ from collections.abc import Mapping, Sequence
 from salon.integrations.catalog import ProductFacts
 
 
-def _join(items: Sequence[str], conjunction: str = "and") -> str:
+def join_words(items: Sequence[str], conjunction: str = "and") -> str:
+    """'Paris', 'London and Paris', 'London, Milan and Paris'."""
     if len(items) <= 1:
         return "".join(items)
     return f"{', '.join(items[:-1])} {conjunction} {items[-1]}"
@@ -26,7 +27,7 @@ def availability_sentence(
 ) -> str:
     """Where the piece (in a colour, when asked) is on hand today."""
     units = facts.units_by_boutique(colour=colour)
-    subject = f"The {facts.name}" + (f" in {_join(facts.colours_matching(colour))}" if colour else "")
+    subject = f"The {facts.name}" + (f" in {join_words(facts.colours_matching(colour))}" if colour else "")
     in_stock = [boutique for boutique, count in sorted(units.items()) if count > 0]
     if not in_stock:
         everywhere = "our three boutiques" if len(cities) == 3 else "our boutiques"
@@ -35,9 +36,9 @@ def availability_sentence(
     plenty = [cities.get(b, b) for b in in_stock if units[b] > 1]
     parts = []
     if plenty:
-        parts.append(f"available in {_join(plenty)}")
+        parts.append(f"available in {join_words(plenty)}")
     if last_pieces:
-        parts.append(f"down to its last piece in {_join(last_pieces)}")
+        parts.append(f"down to its last piece in {join_words(last_pieces)}")
     return f"{subject} is {' and '.join(parts)}."
 
 
@@ -47,10 +48,10 @@ def product_answer(
     """A short answer about one product: availability, what it is made of, its price."""
     if colour and not facts.colours_matching(colour):
         return (
-            f"The {facts.name} is made in {_join(list(facts.colours))}, not in {colour}. "
+            f"The {facts.name} is made in {join_words(list(facts.colours))}, not in {colour}. "
             f"Would one of these tempt you?"
         )
-    materials = _join(list(facts.materials[:2]))
+    materials = join_words(list(facts.materials[:2]))
     availability = availability_sentence(facts, cities, colour)
     units = facts.units_by_boutique(colour=colour)
     if any(count > 0 for count in units.values()):

@@ -122,4 +122,5 @@ async def test_restock_request_noted_then_alert_delivered(seeded: str, tmp_path:
     dispatcher = CollectingDispatcher()
     await ActionRestockRequest().run(dispatcher, _tracker({"product": name, "colour": colour}), {})
     assert dispatcher.messages[0]["response"] == "utter_restock_in_stock"
+    assert dispatcher.messages[0]["boutiques"].endswith(("boutique", "boutiques"))
     assert await backends.restock().waiting() == []
