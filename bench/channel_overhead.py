@@ -70,8 +70,6 @@ def _drive(base_url: str, clients: int, per_client: int, out: Any) -> None:
 
 
 async def _measure(io_process: bool, clients: int, per_client: int) -> dict[str, float]:
-    # The channel on a real Sanic server, as its tests run it (tests/ is not installed).
-    sys.path.insert(0, str(PROJECT_ROOT))
     from tests.whatsapp_support import APP_SECRET, running_channel
 
     with tempfile.TemporaryDirectory(prefix="salon-overhead-") as tmp:
@@ -110,6 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--messages-per-client", type=int, default=10)
     args = parser.parse_args(argv)
+    # The channel on a real Sanic server, as its tests run it (tests/ is not installed).
+    # Imported before any loop exists: Sanic installs uvloop's policy on import.
+    sys.path.insert(0, str(PROJECT_ROOT))
+    import tests.whatsapp_support  # noqa: F401
     io = asyncio.run(_measure(True, args.clients, args.messages_per_client))
     baseline = asyncio.run(_measure(False, args.clients, args.messages_per_client))
     print(f"server-side CPU per message, channel I/O in its companion process: {io['cpu_ms_per_msg']} ms "
