@@ -27,10 +27,9 @@ from actions.appointments import (
     ValidateAppointmentForm,
 )
 from actions.greeting import ActionGreet
-from salon.clock import SystemClock, write_offset_file
 from salon.db import make_sync_engine
 from salon.integrations.schema import appointments
-from salon.integrations.seed import seed_database
+from tests.action_support import action_server_on
 
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=timezone.utc)  # Thursday, 09:00 in Paris
 PARIS, LONDON = ZoneInfo("Europe/Paris"), ZoneInfo("Europe/London")
@@ -43,15 +42,10 @@ DOMAIN: dict[str, Any] = {"forms": {"appointment_form": {"required_slots": FORM_
                           "slots": {name: {} for name in FORM_SLOTS}}
 
 
+
 @pytest.fixture()
 def maison(sqlite_url: str, tmp_path, monkeypatch) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    seed_database(sqlite_url)
-    clock_file = tmp_path / "clock.json"
-    write_offset_file(clock_file, NOW - SystemClock().now())
-    monkeypatch.setenv("DATABASE_URL", sqlite_url)
-    monkeypatch.setenv("SALON_CLOCK_FILE", str(clock_file))
-    monkeypatch.delenv("SALON_CRM_URL", raising=False)
-    backends.reset()
+    action_server_on(sqlite_url, tmp_path, monkeypatch, NOW)
     yield sqlite_url
     backends.reset()
 

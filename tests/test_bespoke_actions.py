@@ -14,8 +14,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import backends
 from actions.bespoke import ActionBespokeBrief, ValidateCustomisationForm
-from salon.clock import SystemClock, write_offset_file
-from salon.integrations.seed import seed_database
+from tests.action_support import action_server_on
 
 NOW = datetime(2026, 11, 25, 19, 0, tzinfo=timezone.utc)  # Wednesday, 20:00 in Paris
 HENRY = "447700900102"  # C-014, Platinum, advisor James (London)
@@ -23,15 +22,10 @@ DOMAIN: dict[str, Any] = {"forms": {"customisation_form": {"required_slots": ["b
                           "slots": {"bespoke_brief": {}}}
 
 
+
 @pytest.fixture()
 def maison(sqlite_url: str, tmp_path, monkeypatch) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    seed_database(sqlite_url)
-    clock_file = tmp_path / "clock.json"
-    write_offset_file(clock_file, NOW - SystemClock().now())
-    monkeypatch.setenv("DATABASE_URL", sqlite_url)
-    monkeypatch.setenv("SALON_CLOCK_FILE", str(clock_file))
-    monkeypatch.delenv("SALON_ADVISOR_WEBHOOK_URL", raising=False)
-    backends.reset()
+    action_server_on(sqlite_url, tmp_path, monkeypatch, NOW)
     yield sqlite_url
     backends.reset()
 

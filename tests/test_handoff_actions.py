@@ -17,24 +17,18 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions import backends
 from actions.handoff import ActionHandoff
 from actions.sessions import ActionSessionStart
-from salon.clock import SystemClock, write_offset_file
 from salon.handoff import reply_promise
-from salon.integrations.seed import seed_database
+from tests.action_support import action_server_on
 
 CLAIRE = "33600000001"  # C-001, VIC, Sophie (Paris)
 STRANGER = "447700900999"
 WEDNESDAY_EVENING = datetime(2026, 11, 25, 19, 0, tzinfo=timezone.utc)  # 20:00 in Paris
 
 
+
 @pytest.fixture()
 def maison(sqlite_url: str, tmp_path, monkeypatch) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    seed_database(sqlite_url)
-    clock_file = tmp_path / "clock.json"
-    write_offset_file(clock_file, WEDNESDAY_EVENING - SystemClock().now())
-    monkeypatch.setenv("DATABASE_URL", sqlite_url)
-    monkeypatch.setenv("SALON_CLOCK_FILE", str(clock_file))
-    monkeypatch.delenv("SALON_ADVISOR_WEBHOOK_URL", raising=False)
-    backends.reset()
+    action_server_on(sqlite_url, tmp_path, monkeypatch, WEDNESDAY_EVENING)
     yield sqlite_url
     backends.reset()
 

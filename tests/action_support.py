@@ -1,0 +1,24 @@
+"""The action server's environment for action tests: the seeded maison on SQLite, the
+clock set to a given moment for every port, no external CRM or advisor webhook."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from actions import backends
+from salon.clock import SystemClock, write_offset_file
+from salon.integrations.seed import seed_database
+
+
+def action_server_on(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, now: datetime) -> None:
+    seed_database(url)
+    clock_file = tmp_path / "clock.json"
+    write_offset_file(clock_file, now - SystemClock().now())
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("SALON_CLOCK_FILE", str(clock_file))
+    monkeypatch.delenv("SALON_CRM_URL", raising=False)
+    monkeypatch.delenv("SALON_ADVISOR_WEBHOOK_URL", raising=False)
+    backends.reset()
