@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from salon.emulator.app import create_app
 from salon.emulator.config import EmulatorConfig, config_from_cli
 from salon.emulator.server import EmulatorServer
+from salon.eventloop import run_fast
 
 
 async def serve(config: EmulatorConfig) -> None:
@@ -39,7 +40,7 @@ async def serve(config: EmulatorConfig) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     config = config_from_cli(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    asyncio.run(serve(config))
+    run_fast(serve(config))
     return 0
 
 

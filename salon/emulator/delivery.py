@@ -127,10 +127,16 @@ class WebhookDispatcher:
         self._idle = asyncio.Event()
         self._idle.set()
         self._next_id = 1
+        self.skipped = 0
+        """Events not delivered because no webhook URL was configured."""
 
     # -- public
     def submit(self, event: WebhookEvent) -> None:
-        """Queue ``event`` (returns at once)."""
+        """Queue ``event`` (returns at once). With no webhook URL configured the event is
+        only counted (``skipped``): nothing is built, signed or kept."""
+        if not self._url():
+            self.skipped += 1
+            return
         key = _BATCH_KEY if self.batching else event.order_key
         queue = self._queues.get(key)
         if queue is None:
@@ -143,6 +149,11 @@ class WebhookDispatcher:
         self._pending += 1
         self._idle.clear()
         queue.put_nowait(event)
+
+    @property
+    def enabled(self) -> bool:
+        """A webhook URL is configured (events are delivered, not only counted)."""
+        return bool(self._url())
 
     @property
     def idle(self) -> bool:
@@ -163,6 +174,7 @@ class WebhookDispatcher:
         """Drop queued events, stop the workers, forget the log."""
         await self._stop_workers()
         self.log.clear()
+        self.skipped = 0
         self._next_id = 1
 
     async def close(self) -> None:

@@ -27,7 +27,7 @@ def new_wamid(phone: str | None = None) -> str:
     """``wamid.`` + base64 of a short binary record holding the counterpart's number and a
     random message key, the way Meta's ids are built (``wamid.HBgL…``)."""
     number = (phone or "0").encode("ascii", "replace")[:20]
-    key = "".join(secrets.choice("0123456789ABCDEF") for _ in range(20)).encode("ascii")
+    key = secrets.token_hex(10).upper().encode("ascii")
     raw = b"\x1c\x18" + bytes([len(number)]) + number + b"\x15\x02\x00\x12\x18\x14" + key + b"\x00"
     return "wamid." + base64.b64encode(raw).decode("ascii")
 

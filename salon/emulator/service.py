@@ -667,6 +667,12 @@ class Emulator:
         opaque: str | None = None,
     ) -> None:
         now = self.now()
+        if _STATUS_RANK.get(status, 0) >= _STATUS_RANK.get(message.status, 0):
+            message.status = status
+        message.statuses.append({"status": status, "at": now.isoformat()})
+        if not self.dispatcher.enabled:
+            self.dispatcher.skipped += 1
+            return
         conversation = None
         if message.fep and status in ("sent", "delivered") and client.first_reply_at:
             conversation = {
@@ -704,9 +710,6 @@ class Emulator:
                 biz_opaque_callback_data=opaque,
             )
         ]
-        if _STATUS_RANK.get(status, 0) >= _STATUS_RANK.get(message.status, 0):
-            message.status = status
-        message.statuses.append({"status": status, "at": now.isoformat()})
         self.dispatcher.submit(
             WebhookEvent("messages", value, client.key, labels=[f"status:{status}:{message.wamid}"])
         )
