@@ -172,7 +172,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         # The worker, wired as the worker process wires it (its Graph client retries
         # through the queue, not inside the call).
         parts = await open_sender(settings, GraphConfig(access_token=emu.config.access_token, phone_number_id=PNID,
-                                                        base_url=emu.base_url, max_attempts=1), clock)
+                                                        base_url=emu.base_url, max_attempts=1), clock,
+                                  many_clients=True)
         queue = parts.outbound
         worker = OutboundWorker(
             queue, parts.sender, clock,

@@ -61,6 +61,7 @@ __all__ = [
     "confirmation",
     "keyword_of",
     "latest_decisions",
+    "latest_decisions_many",
     "ledger_table",
     "subjects_for",
 ]
@@ -189,25 +190,55 @@ async def latest_decisions(
 ) -> dict[str, tuple[bool, datetime]]:
     """Per purpose, the latest decision of the maison's book (``maison_consents``) and the
     ledger, on an open connection: the one reading every consent question shares."""
+    return (await latest_decisions_many(conn, [(client_id, aliases)], exclude_sources=exclude_sources))[0]
+
+
+async def latest_decisions_many(
+    conn: AsyncConnection,
+    clients: Sequence[tuple[str | None, Sequence[str]]],
+    *,
+    exclude_sources: Sequence[str] = (),
+    table_names: set[str] | None = None,
+    chunk: int = 400,
+) -> list[dict[str, tuple[bool, datetime]]]:
+    """:func:`latest_decisions` for many ``(client_id, aliases)`` at once: one query per
+    source (per ``chunk`` ids), the answers in the same order. ``table_names``: the
+    tables known to exist (read from the database when not given)."""
     from salon.integrations.schema import consents
 
-    names = await conn.run_sync(lambda sync: set(inspect(sync).get_table_names()))
-    merged: list[tuple[datetime, int, int, str, bool]] = []
-    if client_id and consents.name in names:
-        query = (select(consents.c.purpose, consents.c.granted, consents.c.recorded_at, consents.c.id)
-                 .where(consents.c.client_id == client_id))
-        for purpose, granted, at, row_id in (await conn.execute(query)).all():
-            at = at if at.tzinfo is not None else at.replace(tzinfo=timezone.utc)
-            merged.append((at, 0, row_id, purpose, bool(granted)))
-    subjects = subjects_for(aliases, client_id)
-    if subjects and ledger_table.name in names:
-        query = select(_L.category, _L.granted, _L.recorded_us, _L.id, _L.source).where(_L.subject.in_(subjects))
-        for category, granted, at_us, row_id, source in (await conn.execute(query)).all():
-            if source not in exclude_sources:
-                merged.append((from_us(at_us), 1, row_id, category, bool(granted)))
-    out: dict[str, tuple[bool, datetime]] = {}
-    for at, _, _, purpose, granted in sorted(merged, key=lambda item: item[:3]):
-        out[purpose] = (granted, at)
+    names = table_names
+    if names is None:
+        names = await conn.run_sync(lambda sync: set(inspect(sync).get_table_names()))
+    book_rows: dict[str, list[tuple[datetime, int, int, str, bool]]] = {}
+    client_ids = list(dict.fromkeys(cid for cid, _ in clients if cid))
+    if client_ids and consents.name in names:
+        c = consents.c
+        for start in range(0, len(client_ids), chunk):
+            query = (select(c.client_id, c.purpose, c.granted, c.recorded_at, c.id)
+                     .where(c.client_id.in_(client_ids[start:start + chunk])))
+            for cid, purpose, granted, at, row_id in (await conn.execute(query)).all():
+                at = at if at.tzinfo is not None else at.replace(tzinfo=timezone.utc)
+                book_rows.setdefault(cid, []).append((at, 0, row_id, purpose, bool(granted)))
+    ledger_rows: dict[str, list[tuple[datetime, int, int, str, bool]]] = {}
+    subjects_per_client = [subjects_for(aliases, cid) for cid, aliases in clients]
+    all_subjects = list(dict.fromkeys(s for subjects in subjects_per_client for s in subjects))
+    if all_subjects and ledger_table.name in names:
+        for start in range(0, len(all_subjects), chunk):
+            query = (select(_L.subject, _L.category, _L.granted, _L.recorded_us, _L.id, _L.source)
+                     .where(_L.subject.in_(all_subjects[start:start + chunk])))
+            for subject, category, granted, at_us, row_id, source in (await conn.execute(query)).all():
+                if source not in exclude_sources:
+                    ledger_rows.setdefault(subject, []).append(
+                        (from_us(at_us), 1, row_id, category, bool(granted)))  # type: ignore[arg-type]
+    out: list[dict[str, tuple[bool, datetime]]] = []
+    for (cid, _), subjects in zip(clients, subjects_per_client, strict=True):
+        merged = list(book_rows.get(cid, ())) if cid else []
+        for subject in subjects:
+            merged.extend(ledger_rows.get(subject, ()))
+        decided: dict[str, tuple[bool, datetime]] = {}
+        for at, _, _, purpose, granted in sorted(merged, key=lambda item: item[:3]):
+            decided[purpose] = (granted, at)
+        out.append(decided)
     return out
 
 

@@ -10,9 +10,9 @@ asynchronously.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import MetaData, Table, create_engine, event
+from sqlalchemy import MetaData, Table, create_engine, event, text
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Engine, make_url
@@ -111,6 +111,19 @@ def make_async_engine(url: str | URL) -> AsyncEngine:
     return engine
 
 
+SCHEMA_LOCK_KEY: Final = 0x5A1A_0001
+"""PostgreSQL advisory lock taken while tables are created: processes starting together
+(several outbound workers, the channel and the action server) would otherwise race on
+``CREATE TABLE`` and one of them fail."""
+
+
+async def schema_lock(conn: Any) -> None:
+    """Serialise schema changes across processes until the transaction ends (PostgreSQL;
+    SQLite's ``BEGIN IMMEDIATE`` already holds the file's write lock)."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
+
+
 class SqlTables:
     """Base of the classes that keep their own tables on an asyncio engine: the engine
     is given (shared, left open) or made from a URL (owned, disposed by ``close``);
@@ -131,6 +144,7 @@ class SqlTables:
 
     async def initialize(self) -> None:
         async with self.engine.begin() as conn:
+            await schema_lock(conn)
             await conn.run_sync(self.metadata.create_all)
 
     async def close(self) -> None:

@@ -29,6 +29,7 @@ import json
 import os
 import re
 import uuid
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
@@ -45,7 +46,9 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     func,
+    inspect,
     or_,
     select,
     text,
@@ -53,7 +56,7 @@ from sqlalchemy import (
 )
 
 from salon.clock import Clock
-from salon.db import SqlTables
+from salon.db import SqlTables, schema_lock
 from salon.sessions import ClientRef, from_us, to_us
 from salon.templates import PURPOSE_CATEGORY
 from salon.whatsapp.records import outbound_table
@@ -68,11 +71,13 @@ __all__ = [
     "InvalidRequest",
     "OutboundQueue",
     "OutboundRequest",
+    "SHARDS",
     "RequestSpec",
     "Outcome",
     "follow_up_recorder",
     "origin_of",
     "outcome_of",
+    "shard_of",
     "parse_origin",
     "parse_request",
 ]
@@ -81,6 +86,7 @@ __all__ = [
 PURPOSES: Final = frozenset(PURPOSE_CATEGORY)
 
 QUEUED: Final = "queued"
+_OUTCOME_FIELDS: Final = ("template", "wamid", "nudge_wamid", "parked_id", "error_code", "reason")
 SENT_FREE_FORM: Final = "sent_free_form"
 SENT_TEMPLATE: Final = "sent_template"
 PARKED: Final = "parked"
@@ -141,6 +147,9 @@ requests_table = Table(
     Column("reason", Text),
     Column("hit_131047", Integer, nullable=False, server_default=text("0")),
     Column("updated_us", BigInteger, nullable=False),
+    # Which worker of several takes it (see shard_of): all of a client's requests go to
+    # one worker, which paces that client alone.
+    Column("shard", Integer, nullable=False, server_default=text("0")),
     Index("ix_outbound_requests_due", "state", "due_us"),
     Index("ix_outbound_requests_campaign", "campaign_id"),
     Index("ix_outbound_requests_wamid", "wamid"),
@@ -488,6 +497,18 @@ def _request(row: Any, delivery: str | None = None) -> OutboundRequest:
     )
 
 
+SHARDS: Final = 4096
+"""Requests carry ``shard_of(client)`` in ``0 … SHARDS-1``; worker ``i`` of ``n`` takes
+the shards with ``shard % n == i``."""
+
+
+def shard_of(client: ClientRef) -> int:
+    """A stable number for the client (their phone number, else their BSUID), so that
+    every request to one client lands with the same worker however many run."""
+    ident = f"{client.phone_number_id}:{client.wa_id or client.user_id or ''}"
+    return zlib.crc32(ident.encode("utf-8")) % SHARDS
+
+
 class OutboundQueue(SqlTables):
     """The durable queue and the state of every request (see the module docstring)."""
 
@@ -497,7 +518,14 @@ class OutboundQueue(SqlTables):
         await super().initialize()
         # A request's delivery is read from the outbound record it became.
         async with self.engine.begin() as conn:
+            await schema_lock(conn)
             await conn.run_sync(outbound_table.metadata.create_all)
+            columns = await conn.run_sync(
+                lambda sync: {c["name"] for c in inspect(sync).get_columns(requests_table.name)})
+            if "shard" not in columns:
+                # A queue created before requests were sharded: its rows go to worker 0.
+                await conn.execute(text(f"ALTER TABLE {requests_table.name} "
+                                        "ADD COLUMN shard INTEGER NOT NULL DEFAULT 0"))
 
     # ------------------------------------------------------------------ enqueue
     async def enqueue(self, spec: RequestSpec, now: datetime) -> tuple[OutboundRequest, bool]:
@@ -524,6 +552,7 @@ class OutboundQueue(SqlTables):
                 "not_before_us": not_before_us,
                 "deadline_us": to_us(spec.deadline, "deadline") if spec.deadline else None,
                 "due_us": max(not_before_us, now_us), "hit_131047": 0, "updated_us": now_us,
+                "shard": shard_of(spec.client),
             })
         stmt = self._insert(requests_table).on_conflict_do_nothing(index_elements=["idempotency_key"])
         fresh: set[str] = set()
@@ -544,13 +573,20 @@ class OutboundQueue(SqlTables):
 
     # ------------------------------------------------------------------ claim
     async def claim(
-        self, worker: str, now: datetime, *, limit: int = 50, lease: timedelta = timedelta(seconds=60)
+        self, worker: str, now: datetime, *, limit: int = 50, lease: timedelta = timedelta(seconds=60),
+        shard: tuple[int, int] = (0, 1),
     ) -> list[Claimed]:
-        """Take up to ``limit`` due requests for ``lease``; each claim is one attempt."""
+        """Take up to ``limit`` due requests for ``lease``; each claim is one attempt.
+        ``shard=(i, n)``: only the requests of worker ``i`` of ``n``."""
+        index, count = shard
+        if not 0 <= index < count:
+            raise ValueError(f"shard must be (i, n) with 0 <= i < n, got {shard!r}")
         now_us = to_us(now, "now")
         until_us = now_us + int(lease.total_seconds() * 1_000_000)
         due = and_(_R.state == QUEUED, _R.due_us <= now_us,
                    or_(_R.lease_until_us.is_(None), _R.lease_until_us < now_us))
+        if count > 1:
+            due = and_(due, (_R.shard % count) == index)
         pick = select(_R.id).where(due).order_by(_R.due_us, _R.id).limit(limit)
         if self._dialect == "postgresql":
             pick = pick.with_for_update(skip_locked=True)
@@ -631,28 +667,48 @@ class OutboundQueue(SqlTables):
                           *, worker: str) -> list[bool]:
         """Record several final states in one transaction: ``(request_id, state, fields)``
         with the fields of :meth:`finish`. Returns, per request, whether ``worker`` still
-        held it (False: another worker took it over and adopts the attempt's trace)."""
+        held it (False: another worker took it over and adopts the attempt's trace).
+
+        Three statements whatever the number: which of them the worker still holds
+        (locked on PostgreSQL; SQLite's transaction holds the write lock from its
+        start), one UPDATE executed for all of them, one INSERT of their events."""
+        if not outcomes:
+            return []
+        for _, state, _ in outcomes:
+            if state not in FINAL_STATES:
+                raise ValueError(f"{state!r} is not a final state")
         now_us = to_us(now, "now")
-        applied: list[bool] = []
-        events: list[dict[str, Any]] = []
+        ids = list(dict.fromkeys(request_id for request_id, _, _ in outcomes))
         async with self.engine.begin() as conn:
+            held: set[str] = set()
+            for start in range(0, len(ids), 500):
+                pick = select(_R.id).where(_R.id.in_(ids[start:start + 500]), _R.lease_owner == worker)
+                if self._dialect == "postgresql":
+                    pick = pick.with_for_update()
+                held.update(r[0] for r in (await conn.execute(pick)).all())
+            applied: list[bool] = []
+            params: list[dict[str, Any]] = []
+            events: list[dict[str, Any]] = []
             for request_id, state, fields in outcomes:
-                if state not in FINAL_STATES:
-                    raise ValueError(f"{state!r} is not a final state")
-                values: dict[str, Any] = {
-                    "state": state, "lease_owner": None, "lease_until_us": None, "updated_us": now_us,
-                    **{k: fields.get(k) for k in ("template", "wamid", "nudge_wamid", "parked_id",
-                                                   "error_code", "reason")},
-                }
-                moved = (await conn.execute(update(requests_table).where(
-                    _R.id == request_id, _R.lease_owner == worker).values(**values))).rowcount == 1
+                moved = request_id in held
+                held.discard(request_id)  # a request listed twice is finished once
                 applied.append(moved)
-                if moved:
-                    detail = {k: values[k] for k in ("template", "wamid", "error_code", "reason")
-                              if values[k] is not None}
-                    events.append({"request_id": request_id, "at_us": now_us, "state": state,
-                                   "detail": detail})
-            if events:
+                if not moved:
+                    continue
+                values = {k: fields.get(k) for k in _OUTCOME_FIELDS}
+                params.append({"b_id": request_id, "b_owner": worker, "b_state": state, "b_now": now_us,
+                               **{f"b_{k}": v for k, v in values.items()}})
+                detail = {k: values[k] for k in ("template", "wamid", "error_code", "reason")
+                          if values[k] is not None}
+                events.append({"request_id": request_id, "at_us": now_us, "state": state, "detail": detail})
+            if params:
+                await conn.execute(
+                    update(requests_table)
+                    .where(_R.id == bindparam("b_id"), _R.lease_owner == bindparam("b_owner"))
+                    .values(state=bindparam("b_state"), lease_owner=None, lease_until_us=None,
+                            updated_us=bindparam("b_now"),
+                            **{k: bindparam(f"b_{k}") for k in _OUTCOME_FIELDS}),
+                    params)
                 await conn.execute(events_table.insert(), events)
         return applied
 

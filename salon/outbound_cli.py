@@ -163,7 +163,9 @@ def _worker(args: argparse.Namespace) -> int:
     if args.database_url:
         settings = type(settings)(var_dir=settings.var_dir, data_dir=settings.data_dir,
                                   database_url=args.database_url, redis_url=settings.redis_url)
-    stats = asyncio.run(run_worker(settings, clock_from_env(), scans=not args.no_scans))
+    from salon.eventloop import run_fast
+
+    stats = run_fast(run_worker(settings, clock_from_env(), scans=not args.no_scans))
     print(f"salon outbound worker: {stats}")
     return 0
 

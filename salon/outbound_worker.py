@@ -41,6 +41,7 @@ from typing import Any, Final
 import aiohttp
 from sqlalchemy import inspect, or_, select
 
+from salon.batching import Coalescer
 from salon.clock import Clock
 from salon.config import Settings
 from salon.errors import TRANSIENT_POLICY, NoResponseError
@@ -66,7 +67,7 @@ from salon.whatsapp.sender import GuardedSender
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["OutboundWorker", "RasaTrigger", "WorkerConfig", "graph_config_from_env", "run_worker"]
+__all__ = ["OutboundWorker", "RasaTrigger", "WorkerConfig", "graph_config_from_env", "parse_shard", "run_worker"]
 
 Scan = Callable[[datetime], Awaitable[int]]
 MAX_TRIGGER_ATTEMPTS: Final = 6
@@ -83,17 +84,38 @@ class WorkerConfig:
     max_hold_s: float = 2.0
     """Longer client-pacing waits put the request back in the queue instead."""
     scan_every_s: float = 60.0
+    shard: tuple[int, int] = (0, 1)
+    """``(i, n)``: this is worker ``i`` of ``n`` sharing the queue; it takes only its
+    clients' requests and ``1/n`` of the number's throughput."""
+
+    def __post_init__(self) -> None:
+        index, count = self.shard
+        if not 0 <= index < count:
+            raise ValueError(f"shard must be (i, n) with 0 <= i < n, got {self.shard!r}")
 
     @classmethod
     def from_env(cls) -> WorkerConfig:
         env = os.environ
         return cls(
+            shard=parse_shard(env.get("SALON_OUTBOUND_SHARD", "0/1")),
             batch=int(env.get("SALON_OUTBOUND_BATCH", "200")),
             concurrency=int(env.get("SALON_OUTBOUND_CONCURRENCY", "64")),
             lease=timedelta(seconds=float(env.get("SALON_OUTBOUND_LEASE", "60"))),
             idle_poll_s=float(env.get("SALON_OUTBOUND_POLL", "0.25")),
             scan_every_s=float(env.get("SALON_OUTBOUND_SCAN_EVERY", "60")),
         )
+
+
+def parse_shard(spec: str) -> tuple[int, int]:
+    """``"i/n"`` (worker ``i`` of ``n``, counted from 0) → ``(i, n)``."""
+    index, sep, count = spec.strip().partition("/")
+    try:
+        shard = (int(index), int(count))
+    except ValueError:
+        raise ValueError(f"SALON_OUTBOUND_SHARD must look like 0/2, got {spec!r}") from None
+    if not sep or not 0 <= shard[0] < shard[1]:
+        raise ValueError(f"SALON_OUTBOUND_SHARD must be i/n with 0 <= i < n, got {spec!r}")
+    return shard
 
 
 def graph_config_from_env(*, max_attempts: int = 1) -> GraphConfig:
@@ -137,36 +159,56 @@ class RasaTrigger:
 
 
 class ClientZones:
-    """The client's IANA time zone from the maison's book (None when unknown)."""
+    """The client's IANA time zone from the maison's book (None when unknown); the
+    lookups of clients dispatched at the same moment share one query."""
 
     def __init__(self, engine: Any) -> None:
         self.engine = engine
         self._has_book: bool | None = None
         self._cache: dict[str, str | None] = {}
+        self._lookups: Coalescer[ClientRef, str | None] = Coalescer(self._zones, identity=_client_key)
 
     async def zone(self, ref: ClientRef) -> str | None:
-        key = f"{ref.user_id}|{ref.wa_id}"
+        key = _client_key(ref)
         if key in self._cache:
             return self._cache[key]
-        if self._has_book is None:
-            async with self.engine.connect() as conn:
-                names = await conn.run_sync(lambda sync: set(inspect(sync).get_table_names()))
-            self._has_book = clients_table.name in names
-        zone: str | None = None
-        if self._has_book:
-            c = clients_table.c
-            conditions = []
-            if ref.user_id:
-                conditions.append(c.user_id == ref.user_id)
-            if ref.wa_id:
-                conditions.extend([c.wa_id == ref.wa_id, c.phone == f"+{ref.wa_id}"])
-            async with self.engine.connect() as conn:
-                row = (await conn.execute(select(c.time_zone).where(or_(*conditions)).limit(1))).first()
-            zone = row.time_zone if row is not None else None
+        zone = await self._lookups.get(ref)
         if len(self._cache) > 100_000:
             self._cache.clear()
         self._cache[key] = zone
         return zone
+
+    async def _zones(self, refs: Sequence[ClientRef]) -> list[str | None]:
+        if self._has_book is None:
+            async with self.engine.connect() as conn:
+                names = await conn.run_sync(lambda sync: set(inspect(sync).get_table_names()))
+            self._has_book = clients_table.name in names
+        if not self._has_book:
+            return [None] * len(refs)
+        c = clients_table.c
+        user_ids = [r.user_id for r in refs if r.user_id]
+        numbers = [r.wa_id.lstrip("+") for r in refs if r.wa_id]
+        conditions = []
+        if user_ids:
+            conditions.append(c.user_id.in_(user_ids))
+        if numbers:
+            conditions.extend([c.wa_id.in_(numbers), c.phone.in_([f"+{n}" for n in numbers])])
+        by_id: dict[str, str | None] = {}
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(c.user_id, c.wa_id, c.phone, c.time_zone).where(or_(*conditions)))).all()
+        for row in rows:
+            for ident in (f"u:{row.user_id}" if row.user_id else None, f"w:{row.wa_id}" if row.wa_id else None,
+                          f"p:{row.phone}" if row.phone else None):
+                if ident is not None:
+                    by_id.setdefault(ident, row.time_zone)
+        out: list[str | None] = []
+        for ref in refs:
+            zone = by_id.get(f"u:{ref.user_id}") if ref.user_id else None
+            if zone is None and ref.wa_id:
+                number = ref.wa_id.lstrip("+")
+                zone = by_id.get(f"w:{number}") or by_id.get(f"p:+{number}")
+            out.append(zone)
+        return out
 
 
 class OutboundWorker:
@@ -185,9 +227,10 @@ class OutboundWorker:
         self.queue = queue
         self.sender = sender
         self.clock = clock
-        self.pacing = pacing or PacingConfig()
-        self.pacer = Pacer(self.pacing)
         self.config = config or WorkerConfig()
+        # ``pacing`` is the number's whole throughput; one of n workers takes 1/n.
+        self.pacing = (pacing or PacingConfig()).share(self.config.shard[1])
+        self.pacer = Pacer(self.pacing)
         self.rasa = rasa
         self.scans = list(scans)
         self.worker_id = worker_id or f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -234,7 +277,7 @@ class OutboundWorker:
     async def run_once(self) -> int:
         """Claim one batch and dispatch it; returns how many requests it held."""
         claimed = await self.queue.claim(self.worker_id, self.clock.now(), limit=self.config.batch,
-                                         lease=self.config.lease)
+                                         lease=self.config.lease, shard=self.config.shard)
         if not claimed:
             return 0
         self.stats["claimed"] += len(claimed)
@@ -265,6 +308,8 @@ class OutboundWorker:
         """Record the outcomes gathered so far in one transaction. Until then the leases
         are held (and renewed); a crash before it leaves the attempts' traces, which the
         next claim adopts."""
+        # The outbound records (the attempts' traces) first, then the outcomes.
+        await self.sender.flush_records()
         if not self._outcomes:
             return
         batch, self._outcomes = self._outcomes, []
@@ -450,7 +495,7 @@ async def run_worker(
     from salon.reminders import AppointmentReminders
     from salon.restock import RestockBook
 
-    parts: SenderParts = await open_sender(settings, graph or graph_config_from_env(), clock)
+    parts: SenderParts = await open_sender(settings, graph or graph_config_from_env(), clock, many_clients=True)
     rasa_url = os.environ.get("SALON_RASA_URL", "").strip()
     rasa = RasaTrigger(rasa_url, os.environ.get("SALON_RASA_TOKEN", "")) if rasa_url else None
     scanners: list[Scan] = []

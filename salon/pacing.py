@@ -7,8 +7,9 @@
   a message due at 23:00 for a client in Milan waits until the morning there.
 
 Buckets live in the worker's memory: each worker process paces what it sends. With
-several workers, give each ``rate / workers`` of the number's throughput; a client's
-bucket is per worker, and Meta's pair-rate error (131056) backs the rest off.
+several workers (``SALON_OUTBOUND_SHARD=i/n``), each takes ``rate / n`` of the number's
+throughput (:meth:`PacingConfig.share`), and the queue gives all of a client's requests
+to one worker (:func:`salon.outbound.shard_of`), so a client's bucket lives in one place.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import os
 import re
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, time, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -137,6 +138,15 @@ class PacingConfig:
             raise ValueError(f"business rate must be in (0, {MAX_BUSINESS_RATE:.0f}] messages/s")
         if self.business_burst < 1 or self.client_burst < 1 or self.client_interval_s <= 0:
             raise ValueError("bursts must be >= 1 and the client interval > 0")
+
+    def share(self, workers: int) -> PacingConfig:
+        """One worker's part when ``workers`` share the number's throughput."""
+        if workers < 1:
+            raise ValueError("workers must be at least 1")
+        if workers == 1:
+            return self
+        return replace(self, business_rate=self.business_rate / workers,
+                       business_burst=max(1.0, self.business_burst / workers))
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> PacingConfig:

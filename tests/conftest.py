@@ -1,4 +1,5 @@
-"""Shared fixtures: real Redis and PostgreSQL for the tests that need them.
+"""Shared fixtures: real Redis and PostgreSQL for the tests that need them, and the
+seeded demo maison on SQLite.
 
 ``REDIS_URL`` / ``TEST_POSTGRES_URL`` (or ``DATABASE_URL`` when it points at
 PostgreSQL) choose the servers; the defaults are the local ones on their standard
@@ -10,10 +11,15 @@ absence fails those tests instead, so CI can never skip them silently.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+from salon.config import PROJECT_ROOT, Settings
+from salon.integrations.seed import seed_database
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
 DEFAULT_POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -127,3 +133,19 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # ty
             red=True,
             bold=True,
         )
+
+
+@pytest.fixture(scope="session")
+def seeded_maison_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo maison seeded once into a SQLite file, copied by :func:`settings`."""
+    path = tmp_path_factory.mktemp("seeded-maison") / "salon.db"
+    seed_database(f"sqlite:///{path}", PROJECT_ROOT / "data" / "maison")
+    return path
+
+
+@pytest.fixture()
+def settings(seeded_maison_file: Path, tmp_path: Path) -> Settings:
+    """Settings on a fresh copy of the seeded maison (SQLite, no Redis)."""
+    db = tmp_path / "salon.db"
+    shutil.copy(seeded_maison_file, db)
+    return Settings(var_dir=tmp_path, data_dir=tmp_path, database_url=f"sqlite:///{db}", redis_url=None)

@@ -84,7 +84,7 @@ async def outbound_stack(
             async with aiohttp.ClientSession(base_url=emu.base_url) as admin:
                 async with admin.post("/_emulator/config", json={"webhook_url": ch.webhook}) as r:
                     assert r.status == 200, await r.text()
-                parts = await open_sender(settings, emulator_graph(emu), ours)
+                parts = await open_sender(settings, emulator_graph(emu), ours, many_clients=True)
                 worker = OutboundWorker(
                     parts.outbound, parts.sender, ours,
                     pacing=pacing or PacingConfig(business_rate=1000, business_burst=1000, quiet=None),

@@ -15,13 +15,11 @@ from salon.config import Settings
 from salon.consent import CONFIRMATIONS, keyword_of
 from salon.decision import Refuse, decide
 from salon.sessions import ClientRef
-from tests.test_whatsapp_sender import (  # noqa: F401
+from tests.test_whatsapp_sender import (
     CLAIRE,
     T0,
     outbox,
     say,
-    seeded_template,
-    settings,
     settle,
     wired,
 )
@@ -59,7 +57,7 @@ async def _ledger(ch, ref: ClientRef):  # type: ignore[no-untyped-def]
     return await book.ledger.history(book.subjects(ref, profile))
 
 
-async def test_stop_in_french_is_recorded_confirmed_once_and_enforced_then_start_restores(settings: Settings  # noqa: F811
+async def test_stop_in_french_is_recorded_confirmed_once_and_enforced_then_start_restores(settings: Settings
 ) -> None:
     ref = ClientRef(PNID, wa_id=CLAIRE)
     async with wired(settings) as (ch, emu, admin):
@@ -102,7 +100,7 @@ async def test_stop_in_french_is_recorded_confirmed_once_and_enforced_then_start
 
 @pytest.mark.parametrize(("word", "language"), [("STOPP", "de"), ("Basta", "it"), ("Unsubscribe", "en"),
                                                 ("désabonner", "fr")])
-async def test_a_stranger_is_confirmed_in_the_keywords_language(settings: Settings  # noqa: F811
+async def test_a_stranger_is_confirmed_in_the_keywords_language(settings: Settings
 , word: str, language: str) -> None:
     async with wired(settings) as (ch, emu, admin):
         await say(admin, **{"from": STRANGER, "text": word, "name": "A. Stranger"})
@@ -112,7 +110,7 @@ async def test_a_stranger_is_confirmed_in_the_keywords_language(settings: Settin
         assert {e.category for e in entries} == {"utility", "marketing"} and not any(e.granted for e in entries)
 
 
-async def test_user_preferences_and_131050_write_the_ledger(settings: Settings  # noqa: F811
+async def test_user_preferences_and_131050_write_the_ledger(settings: Settings
 ) -> None:
     ref = ClientRef(PNID, wa_id=CLAIRE)
     async with wired(settings) as (ch, emu, admin):
@@ -151,7 +149,7 @@ async def test_user_preferences_and_131050_write_the_ledger(settings: Settings  
 
 
 async def test_an_opt_out_the_assistant_understood_in_a_sentence_is_recorded_before_its_confirmation(
-    settings: Settings,  # noqa: F811
+    settings: Settings,
 ) -> None:
     ref = ClientRef(PNID, wa_id=CLAIRE)
 
@@ -170,7 +168,7 @@ async def test_an_opt_out_the_assistant_understood_in_a_sentence_is_recorded_bef
         assert not (await ch.runtime.service.consents.consent_for(ref)).messaging
 
 
-async def test_the_llm_context_reads_the_ledger_too(settings: Settings) -> None:  # noqa: F811
+async def test_the_llm_context_reads_the_ledger_too(settings: Settings) -> None:
     """A withdrawal recorded in the ledger (by an advisor) outranks the boutique form."""
     from salon.consent import ConsentLedger
     from salon.db import make_async_engine

@@ -10,7 +10,7 @@ import pytest
 
 from salon.config import Settings
 from salon.logmask import MaskingFilter, install_log_masking, mask_record, mask_text, remember
-from tests.test_whatsapp_sender import answer, say, seeded_template, settings, settle, wired  # noqa: F401
+from tests.test_whatsapp_sender import answer, say, settle, wired
 
 CLAIRE = "33600000001"
 EMAIL = "claire.laurent@example.com"
@@ -90,7 +90,7 @@ def scan(records: list[logging.LogRecord], forbidden: list[str]) -> list[str]:
 
 @pytest.mark.parametrize("name", ["channel"])
 async def test_real_traffic_through_the_channel_logs_no_personal_data(
-    settings: Settings, caplog: pytest.LogCaptureFixture, name: str  # noqa: F811
+    settings: Settings, caplog: pytest.LogCaptureFixture, name: str
 ) -> None:
     install_log_masking()
     caplog.set_level(logging.DEBUG)
@@ -107,7 +107,7 @@ async def test_real_traffic_through_the_channel_logs_no_personal_data(
 
 
 async def test_the_companion_io_process_logs_no_personal_data(
-    settings: Settings, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch  # noqa: F811
+    settings: Settings, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The WhatsApp I/O child installs the masking in its main(): its stderr, at DEBUG,
     carries none of what the client wrote or who they are."""

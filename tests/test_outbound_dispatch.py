@@ -5,17 +5,13 @@ backoff on rate limits, async 131047, quiet hours, Rasa's trigger_intent."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
-import pytest
 from aiohttp import web
 
 from salon.clock import ManualClock
-from salon.config import PROJECT_ROOT, Settings
-from salon.integrations.seed import seed_database
+from salon.config import Settings
 from salon.outbound import (
     NUDGED,
     QUEUED,
@@ -32,20 +28,6 @@ from tests.whatsapp_support import free_port
 
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
 CLAIRE = "33600000001"  # in the maison's book: French, utility opt-in, Europe/Paris
-
-
-@pytest.fixture(scope="session")
-def seeded_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("seeded-outbound") / "salon.db"
-    seed_database(f"sqlite:///{path}", PROJECT_ROOT / "data" / "maison")
-    return path
-
-
-@pytest.fixture()
-def settings(seeded_template: Path, tmp_path: Path) -> Settings:
-    db = tmp_path / "salon.db"
-    shutil.copy(seeded_template, db)
-    return Settings(var_dir=tmp_path, data_dir=tmp_path, database_url=f"sqlite:///{db}", redis_url=None)
 
 
 def request(now: datetime, **body: Any) -> Any:

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -19,11 +17,10 @@ import pytest
 from rasa.core.channels.channel import UserMessage
 from sqlalchemy import create_engine, select
 
-from salon.config import PROJECT_ROOT, Settings
+from salon.config import Settings
 from salon.db import sync_url
 from salon.emulator.config import EmulatorConfig
 from salon.emulator.testing import running_emulator
-from salon.integrations.seed import seed_database
 from salon.sessions import ClientRef
 from salon.whatsapp.io_process import IoProcessRuntime
 from salon.whatsapp.records import inbox_table, outbound_table
@@ -129,20 +126,6 @@ async def test_a_call_can_time_out_and_its_late_answer_is_dropped() -> None:
 
 
 # --------------------------------------------------------------------------- the channel
-
-
-@pytest.fixture(scope="module")
-def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("seeded") / "salon.db"
-    seed_database(f"sqlite:///{path}", PROJECT_ROOT / "data" / "maison")
-    return path
-
-
-@pytest.fixture()
-def settings(seeded: Path, tmp_path: Path) -> Settings:
-    db = tmp_path / "salon.db"
-    shutil.copy(seeded, db)
-    return Settings(var_dir=tmp_path, data_dir=tmp_path, database_url=f"sqlite:///{db}", redis_url=None)
 
 
 @asynccontextmanager

@@ -4,11 +4,9 @@ after the window, park and nudge, async 131047 re-routing, statuses, error mappi
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -17,11 +15,10 @@ from rasa.core.channels.channel import UserMessage
 
 from connectors.whatsapp import WhatsAppOutput
 from salon.clock import Clock, ManualClock, SystemClock
-from salon.config import PROJECT_ROOT, Settings
+from salon.config import Settings
 from salon.emulator.config import EmulatorConfig
 from salon.emulator.testing import running_emulator
 from salon.errors import AuthError, TemplatePausedError, ThroughputLimitError, WindowClosedError
-from salon.integrations.seed import seed_database
 from salon.sessions import ClientRef
 from salon.whatsapp.graph import GraphClient, GraphConfig
 from tests.whatsapp_support import APP_SECRET, Channel, running_channel
@@ -29,20 +26,6 @@ from tests.whatsapp_support import APP_SECRET, Channel, running_channel
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
 CLAIRE = "33600000001"  # in the maison's book: French, utility opt-in
 STRANGER = "33699999999"  # not in the book: no opt-in
-
-
-@pytest.fixture(scope="session")
-def seeded_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("seeded") / "salon.db"
-    seed_database(f"sqlite:///{path}", PROJECT_ROOT / "data" / "maison")
-    return path
-
-
-@pytest.fixture()
-def settings(seeded_template: Path, tmp_path: Path) -> Settings:
-    db = tmp_path / "salon.db"
-    shutil.copy(seeded_template, db)
-    return Settings(var_dir=tmp_path, data_dir=tmp_path, database_url=f"sqlite:///{db}", redis_url=None)
 
 
 Reply = Callable[[UserMessage], Awaitable[None]]

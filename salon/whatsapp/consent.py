@@ -19,6 +19,7 @@ templates need the utility opt-in, marketing needs the marketing opt-in and no s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -37,7 +38,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from salon.consent import ConsentLedger, latest_decisions, subjects_for
+from salon.consent import ConsentLedger, latest_decisions, latest_decisions_many, subjects_for
 from salon.db import SqlTables
 from salon.decision import Consent
 from salon.integrations.schema import clients as clients_table
@@ -79,6 +80,7 @@ class ConsentBook(SqlTables):
     def __init__(self, url: str | None = None, *, engine: AsyncEngine | None = None) -> None:
         super().__init__(url, engine=engine)
         self._has_book = False
+        self._tables: set[str] | None = None
         self.ledger = ConsentLedger(engine=self.engine)
 
     async def initialize(self) -> None:
@@ -87,6 +89,7 @@ class ConsentBook(SqlTables):
         async with self.engine.connect() as conn:
             names = await conn.run_sync(lambda sync: set(inspect(sync).get_table_names()))
         self._has_book = {clients_table.name, consents_table.name} <= names
+        self._tables = names
 
     # ------------------------------------------------------------------ the book
     async def profile(self, ref: ClientRef) -> ClientProfile | None:
@@ -122,6 +125,86 @@ class ConsentBook(SqlTables):
         async with self.engine.connect() as conn:
             return await latest_decisions(conn, profile.client_id if profile is not None else None,
                                           ref.aliases, exclude_sources=exclude_sources)
+
+    async def contexts_many(self, refs: Sequence[ClientRef]) -> list[tuple[ClientProfile | None, Consent]]:
+        """:meth:`profile` and :meth:`consent_for` for many clients in four queries (the
+        book, its consents, the ledger, WhatsApp's preferences), answers in order."""
+        if not refs:
+            return []
+        profiles = await self.profiles_many(refs)
+        stopped = await self.marketing_stopped_many(refs)
+        async with self.engine.connect() as conn:
+            decided = await latest_decisions_many(
+                conn, [(p.client_id if p is not None else None, ref.aliases) for ref, p in zip(refs, profiles, strict=True)],
+                table_names=self._tables)
+        out: list[tuple[ClientProfile | None, Consent]] = []
+        for profile, decisions, stop in zip(profiles, decided, stopped, strict=True):
+            latest = {purpose: granted for purpose, (granted, _) in decisions.items()}
+            out.append((profile, Consent(
+                messaging=bool(latest.get("utility", latest.get("service", False))),
+                marketing=latest.get("marketing", False),
+                marketing_stopped=stop,
+            )))
+        return out
+
+    async def profiles_many(self, refs: Sequence[ClientRef], chunk: int = 400) -> list[ClientProfile | None]:
+        """:meth:`profile` for many clients; a BSUID match wins over a number match."""
+        if not self._has_book:
+            return [None] * len(refs)
+        user_ids = list(dict.fromkeys(r.user_id for r in refs if r.user_id))
+        digits = list(dict.fromkeys(r.wa_id.lstrip("+") for r in refs if r.wa_id))
+        by_user: dict[str, ClientProfile] = {}
+        by_wa: dict[str, ClientProfile] = {}
+        by_phone: dict[str, ClientProfile] = {}
+        columns = (_C.id, _C.first_name, _C.language, _C.user_id, _C.wa_id, _C.phone)
+        async with self.engine.connect() as conn:
+            for start in range(0, max(len(user_ids), len(digits)), chunk):
+                users = user_ids[start:start + chunk]
+                numbers = digits[start:start + chunk]
+                conditions = []
+                if users:
+                    conditions.append(_C.user_id.in_(users))
+                if numbers:
+                    conditions.extend([_C.wa_id.in_(numbers), _C.phone.in_([f"+{d}" for d in numbers])])
+                for row in (await conn.execute(select(*columns).where(or_(*conditions)))).all():
+                    profile = ClientProfile(row.id, row.first_name, row.language)
+                    if row.user_id:
+                        by_user.setdefault(row.user_id, profile)
+                    if row.wa_id:
+                        by_wa.setdefault(row.wa_id, profile)
+                    if row.phone:
+                        by_phone.setdefault(row.phone, profile)
+        out: list[ClientProfile | None] = []
+        for ref in refs:
+            found = by_user.get(ref.user_id) if ref.user_id else None
+            if found is None and ref.wa_id:
+                number = ref.wa_id.lstrip("+")
+                found = by_wa.get(number) or by_phone.get(f"+{number}")
+            out.append(found)
+        return out
+
+    async def marketing_stopped_many(self, refs: Sequence[ClientRef], chunk: int = 400) -> list[bool]:
+        """:meth:`marketing_stopped` for many clients (one query per ``chunk`` ids)."""
+        latest: dict[tuple[str, str], tuple[int, int, str]] = {}
+        pairs = list(dict.fromkeys((r.phone_number_id, a) for r in refs for a in r.aliases))
+        by_number: dict[str, list[str]] = {}
+        for pnid, alias in pairs:
+            by_number.setdefault(pnid, []).append(alias)
+        async with self.engine.connect() as conn:
+            for pnid, aliases in by_number.items():
+                for start in range(0, len(aliases), chunk):
+                    query = select(_P.client_id, _P.value, _P.at_us, _P.id).where(
+                        _P.phone_number_id == pnid, _P.client_id.in_(aliases[start:start + chunk]),
+                        _P.category == "marketing_messages")
+                    for client_id, value, at_us, row_id in (await conn.execute(query)).all():
+                        key = (pnid, client_id)
+                        if key not in latest or (at_us, row_id) > latest[key][:2]:
+                            latest[key] = (at_us, row_id, value)
+        out: list[bool] = []
+        for ref in refs:
+            rows = [latest[(ref.phone_number_id, a)] for a in ref.aliases if (ref.phone_number_id, a) in latest]
+            out.append(bool(rows) and max(rows)[2] == "stop")
+        return out
 
     def subjects(self, ref: ClientRef, profile: ClientProfile | None) -> list[str]:
         return subjects_for(ref.aliases, profile.client_id if profile is not None else None)

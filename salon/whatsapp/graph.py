@@ -20,6 +20,7 @@ from datetime import timedelta
 from typing import Any, Final
 
 import aiohttp
+from yarl import URL
 
 from salon.errors import NoResponseError, WhatsAppError, from_graph_error
 
@@ -93,6 +94,8 @@ class GraphClient:
         self._session = session
         self._own_session = session is None
         self._sleep = sleep
+        self._parsed_url: URL | None = None
+        self._headers = self.config.headers
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -102,6 +105,13 @@ class GraphClient:
             )
             self._own_session = True
         return self._session
+
+    @property
+    def _url(self) -> URL:
+        # Parsed once: a sender posts to this one address thousands of times a second.
+        if self._parsed_url is None:
+            self._parsed_url = URL(self.config.messages_url)
+        return self._parsed_url
 
     async def close(self) -> None:
         if self._own_session and self._session is not None and not self._session.closed:
@@ -158,9 +168,7 @@ class GraphClient:
     async def _post_once(self, body: Mapping[str, Any]) -> Any:
         raw = json.dumps(body, ensure_ascii=False).encode("utf-8")
         try:
-            async with self._client().post(
-                self.config.messages_url, data=raw, headers=self.config.headers
-            ) as response:
+            async with self._client().post(self._url, data=raw, headers=self._headers) as response:
                 text = await response.text()
                 status = response.status
         except aiohttp.ClientConnectorError as exc:

@@ -42,9 +42,11 @@ from salon.sessions import from_us, to_us
 __all__ = [
     "STATUS_RANK",
     "InboxItem",
+    "OutboundWriteBuffer",
     "OutboundRecord",
     "StatusChange",
     "WhatsAppRecords",
+    "outbound_values",
 ]
 
 metadata = MetaData()
@@ -157,6 +159,33 @@ def _record(row: Any) -> OutboundRecord:
         status=m["status"], error_code=m["error_code"], error=m["error"],
         created_at=from_us(m["created_us"]),  # type: ignore[arg-type]
     )
+
+
+def outbound_values(
+    *,
+    phone_number_id: str,
+    recipient: str | None,
+    kind: str,
+    status: str,
+    at: datetime,
+    wamid: str | None = None,
+    payload: Any = None,
+    purpose: str | None = None,
+    utter_action: str | None = None,
+    template: str | None = None,
+    error: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One ``wa_outbound`` row. Raises ``TypeError``/``ValueError`` at once for a payload
+    that is not JSON or a naive time, before anything is written."""
+    json.dumps(payload)
+    now_us = to_us(at, "at")
+    return {
+        "wamid": wamid, "phone_number_id": phone_number_id, "recipient": recipient,
+        "kind": kind, "purpose": purpose, "utter_action": utter_action, "template": template,
+        "payload": payload, "status": status, "status_rank": STATUS_RANK[status],
+        "status_us": now_us, "error_code": (error or {}).get("code"),
+        "error": dict(error) if error else None, "created_us": now_us, "updated_us": now_us,
+    }
 
 
 class WhatsAppRecords(SqlTables):
@@ -282,37 +311,49 @@ class WhatsAppRecords(SqlTables):
         With a ``wamid``, a row that a status webhook created before the send response
         arrived is completed, keeping whichever status is further along.
         """
-        json.dumps(payload)
-        now_us = to_us(at, "at")
-        values = {
-            "wamid": wamid, "phone_number_id": phone_number_id, "recipient": recipient,
-            "kind": kind, "purpose": purpose, "utter_action": utter_action, "template": template,
-            "payload": payload, "status": status, "status_rank": STATUS_RANK[status],
-            "status_us": now_us, "error_code": (error or {}).get("code"),
-            "error": dict(error) if error else None, "created_us": now_us, "updated_us": now_us,
-        }
+        values = outbound_values(
+            phone_number_id=phone_number_id, recipient=recipient, kind=kind, status=status, at=at,
+            wamid=wamid, payload=payload, purpose=purpose, utter_action=utter_action,
+            template=template, error=error)
         async with self.single() as conn:
             if wamid is None:
                 result = await conn.execute(outbound_table.insert().values(**values))
                 return int(result.inserted_primary_key[0])
-            stmt = self._insert(outbound_table).values(**values)
-            ahead = stmt.excluded.status_rank > _O.status_rank
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["wamid"],
-                set_={
-                    "recipient": stmt.excluded.recipient, "kind": stmt.excluded.kind,
-                    "purpose": stmt.excluded.purpose, "utter_action": stmt.excluded.utter_action,
-                    "template": stmt.excluded.template, "payload": stmt.excluded.payload,
-                    "status": case((ahead, stmt.excluded.status), else_=_O.status),
-                    "status_rank": case((ahead, stmt.excluded.status_rank), else_=_O.status_rank),
-                    "status_us": case((ahead, stmt.excluded.status_us), else_=_O.status_us),
-                    "created_us": stmt.excluded.created_us,
-                    "updated_us": stmt.excluded.updated_us,
-                },
-            )
-            result = await conn.execute(stmt)
+            result = await conn.execute(self._outbound_upsert().values(**values))
             key = result.inserted_primary_key
             return int(key[0]) if key and key[0] is not None else None
+
+    async def record_outbound_many(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Record many outcomes (each built by :func:`outbound_values`) in one
+        transaction: one statement for those without a wamid, one for those with one
+        (merged with rows their status webhooks created first, as :meth:`record_outbound`
+        does)."""
+        plain = [dict(r) for r in rows if r["wamid"] is None]
+        keyed = [dict(r) for r in rows if r["wamid"] is not None]
+        if not plain and not keyed:
+            return
+        async with self.engine.begin() as conn:
+            if plain:
+                await conn.execute(outbound_table.insert(), plain)
+            if keyed:
+                await conn.execute(self._outbound_upsert(), keyed)
+
+    def _outbound_upsert(self) -> Any:
+        stmt = self._insert(outbound_table)
+        ahead = stmt.excluded.status_rank > _O.status_rank
+        return stmt.on_conflict_do_update(
+            index_elements=["wamid"],
+            set_={
+                "recipient": stmt.excluded.recipient, "kind": stmt.excluded.kind,
+                "purpose": stmt.excluded.purpose, "utter_action": stmt.excluded.utter_action,
+                "template": stmt.excluded.template, "payload": stmt.excluded.payload,
+                "status": case((ahead, stmt.excluded.status), else_=_O.status),
+                "status_rank": case((ahead, stmt.excluded.status_rank), else_=_O.status_rank),
+                "status_us": case((ahead, stmt.excluded.status_us), else_=_O.status_us),
+                "created_us": stmt.excluded.created_us,
+                "updated_us": stmt.excluded.updated_us,
+            },
+        )
 
     async def apply_status(
         self,
@@ -379,6 +420,34 @@ class WhatsAppRecords(SqlTables):
         if record is not None and record.phone_number_id == phone_number_id and record.kind == "nudge":
             return record
         return None
+
+
+class OutboundWriteBuffer:
+    """Outbound records held in memory until :meth:`flush` writes them in one
+    transaction: for a sender of many messages a second (the outbound worker), whose
+    every outcome is also kept in its queue. Each row is checked when it is added."""
+
+    def __init__(self, records: WhatsAppRecords) -> None:
+        self.records = records
+        self._rows: list[dict[str, Any]] = []
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def add(self, **fields: Any) -> None:
+        self._rows.append(outbound_values(**fields))
+
+    async def flush(self) -> int:
+        """Write what is held; on failure the rows are kept for the next flush."""
+        rows, self._rows = self._rows, []
+        if not rows:
+            return 0
+        try:
+            await self.records.record_outbound_many(rows)
+        except BaseException:
+            self._rows[:0] = rows
+            raise
+        return len(rows)
 
 
 INBOX_RETENTION: Final = timedelta(days=8)

@@ -125,10 +125,13 @@ async def open_sender(
     *,
     sessions: SessionStore | None = None,
     registry: TemplateRegistry | None = None,
+    many_clients: bool = False,
 ) -> SenderParts:
     """Build and initialise the guard as every sender uses it: the WhatsApp channel and
     the outbound worker. One pool for Salon's tables: on SQLite, connections of several
-    pools to one file would only compete for its write lock."""
+    pools to one file would only compete for its write lock. ``many_clients``: the
+    worker's guard (see :class:`GuardedSender`), whose concurrent sends share their reads
+    and whose records the worker flushes."""
     records = WhatsAppRecords(settings.effective_database_url)
     await records.initialize()
     store = sessions or (
@@ -147,7 +150,7 @@ async def open_sender(
     await outbound.initialize()
     sender = GuardedSender(
         graph=graph, sessions=store, records=records, consents=consents, registry=templates,
-        clock=clock, on_follow_up=follow_up_recorder(outbound, clock),
+        clock=clock, on_follow_up=follow_up_recorder(outbound, clock), many_clients=many_clients,
     )
     return SenderParts(sender, graph, records, store, consents, templates, outbound)
 

@@ -23,8 +23,9 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
+from salon.batching import Coalescer
 from salon.clock import Clock
 from salon.decision import (
     SERVICE_REPLY,
@@ -39,15 +40,19 @@ from salon.decision import (
 from salon.errors import WhatsAppError
 from salon.sessions import ClientRef, SessionState, SessionStore
 from salon.templates import NoTemplate, TemplateChoice, TemplateRegistry
-from salon.whatsapp.consent import ConsentBook
+from salon.whatsapp.consent import ClientProfile, ConsentBook
 from salon.whatsapp.graph import GraphClient
-from salon.whatsapp.records import OutboundRecord, WhatsAppRecords
+from salon.whatsapp.records import OutboundRecord, OutboundWriteBuffer, WhatsAppRecords
 from salon.whatsapp.rendering import OutgoingMessage
 from salon.window import DEFAULT_MARGIN
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FollowUp", "GuardedSender", "SendOutcome"]
+__all__ = ["GATHER_S", "FollowUp", "GuardedSender", "SendOutcome"]
+
+GATHER_S: Final = 0.01
+"""With ``many_clients``: how long the first read of a round waits for others to join
+(the window is still read within about this long of each send)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +88,7 @@ class GuardedSender:
         clock: Clock,
         margin: timedelta = DEFAULT_MARGIN,
         on_follow_up: FollowUp | None = None,
+        many_clients: bool = False,
     ) -> None:
         self.on_follow_up = on_follow_up
         self.graph = graph
@@ -92,6 +98,33 @@ class GuardedSender:
         self.registry = registry
         self.clock = clock
         self.margin = margin
+        self.write_buffer: OutboundWriteBuffer | None = None
+        """With ``many_clients``: outbound records wait here for :meth:`flush_records`."""
+        self._states: Coalescer[ClientRef, SessionState | None] | None = None
+        self._contexts: Coalescer[ClientRef, tuple[ClientProfile | None, Consent]] | None = None
+        if many_clients:
+            # For a sender with many sends in flight (the outbound worker): each send
+            # still reads the window, profile and consents right before its own HTTP
+            # call, but the reads of concurrent sends share one query, and outbound
+            # records are written in batches by the owner's flush.
+            self._states = Coalescer(self.sessions.get_many, identity=_ref_identity, gather_s=GATHER_S)
+            self._contexts = Coalescer(self.consents.contexts_many, identity=_ref_identity, gather_s=GATHER_S)
+            self.write_buffer = OutboundWriteBuffer(records)
+
+    async def flush_records(self) -> int:
+        """Write the outbound records held back (``many_clients``); returns how many."""
+        return await self.write_buffer.flush() if self.write_buffer is not None else 0
+
+    async def _state(self, ref: ClientRef) -> SessionState | None:
+        if self._states is not None:
+            return await self._states.get(ref)
+        return await self.sessions.get(ref)
+
+    async def _record(self, **fields: Any) -> int | None:
+        if self.write_buffer is not None:
+            self.write_buffer.add(**fields)
+            return None
+        return await self.records.record_outbound(**fields)
 
     # ------------------------------------------------------------------ public
     async def send_all(self, ref: ClientRef, messages: Sequence[OutgoingMessage]) -> list[SendOutcome]:
@@ -99,7 +132,7 @@ class GuardedSender:
         return [await self.send(ref, message) for message in messages]
 
     async def send(self, ref: ClientRef, out: OutgoingMessage, *, _retried: bool = False) -> SendOutcome:
-        state = await self.sessions.get(ref)
+        state = await self._state(ref)
         now = self.clock.now()
         recipient = _recipient(ref, state)
         free_form_ok = state is not None and state.window(now, self.margin).can_send_free_form
@@ -185,8 +218,11 @@ class GuardedSender:
     async def _context(
         self, ref: ClientRef, out: OutgoingMessage, state: SessionState | None
     ) -> tuple[Consent, dict[str, Any], str | None]:
-        profile = await self.consents.profile(ref)
-        consent = await self.consents.consent_for(ref, profile)
+        if self._contexts is not None:
+            profile, consent = await self._contexts.get(ref)
+        else:
+            profile = await self.consents.profile(ref)
+            consent = await self.consents.consent_for(ref, profile)
         params: dict[str, Any] = {}
         if profile is not None:
             params["first_name"] = profile.first_name
@@ -211,7 +247,7 @@ class GuardedSender:
         try:
             result = await self.graph.send(body)
         except WhatsAppError as error:
-            record_id = await self.records.record_outbound(
+            record_id = await self._record(
                 phone_number_id=ref.phone_number_id, recipient=recipient, kind="free_form",
                 status="failed", at=self.clock.now(), purpose=out.purpose,
                 utter_action=out.utter_action, payload=payload, error=error.to_dict(),
@@ -222,7 +258,7 @@ class GuardedSender:
                 return await self.send(ref, out, _retried=True)
             logger.error("send to %s failed: %s", recipient, error)
             return SendOutcome("failed", record_id=record_id, error=error, reason=str(error))
-        record_id = await self.records.record_outbound(
+        record_id = await self._record(
             phone_number_id=ref.phone_number_id, recipient=recipient, kind="free_form",
             status=_accepted(result.message_status), at=self.clock.now(), wamid=result.wamid,
             purpose=out.purpose, utter_action=out.utter_action, payload=payload,
@@ -258,12 +294,12 @@ class GuardedSender:
         try:
             result = await self.graph.send(message)
         except WhatsAppError as error:
-            record_id = await self.records.record_outbound(
+            record_id = await self._record(
                 status="failed", at=self.clock.now(), error=error.to_dict(), **fields)
             logger.error("template %s to %s failed: %s", choice.name, recipient, error)
             return SendOutcome("failed", record_id=record_id, template=choice.name, error=error,
                                reason=str(error))
-        record_id = await self.records.record_outbound(
+        record_id = await self._record(
             status=_accepted(result.message_status), at=self.clock.now(), wamid=result.wamid, **fields)
         await self._replied(ref, state, now, out)
         return SendOutcome("template", wamid=result.wamid, record_id=record_id, template=choice.name)
@@ -299,7 +335,7 @@ class GuardedSender:
         payload = {"message": out.message, "purpose": out.purpose, "utter_action": out.utter_action,
                    "params": dict(out.params), "origin": out.origin}
         await self.sessions.park(ref, payload, item_id=item_id, at=now)
-        record_id = await self.records.record_outbound(
+        record_id = await self._record(
             phone_number_id=ref.phone_number_id, recipient=recipient, kind="free_form",
             status="parked", at=now, purpose=out.purpose, utter_action=out.utter_action,
             payload={"message": out.message, "params": dict(out.params), "parked_id": item_id,
@@ -325,7 +361,7 @@ class GuardedSender:
     async def _refuse(
         self, ref: ClientRef, out: OutgoingMessage, recipient: str, reason: str, detail: str
     ) -> SendOutcome:
-        record_id = await self.records.record_outbound(
+        record_id = await self._record(
             phone_number_id=ref.phone_number_id, recipient=recipient, kind="free_form",
             status="refused", at=self.clock.now(), purpose=out.purpose,
             utter_action=out.utter_action, template=out.template,
@@ -334,6 +370,10 @@ class GuardedSender:
         )
         logger.warning("not sending to %s: %s %s", recipient, reason, detail)
         return SendOutcome("refused", record_id=record_id, reason=reason, extra={"detail": detail})
+
+
+def _ref_identity(ref: ClientRef) -> tuple[str, str | None, str | None]:
+    return (ref.phone_number_id, ref.user_id, ref.wa_id)
 
 
 def _accepted(message_status: str | None) -> str:
