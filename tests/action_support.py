@@ -10,11 +10,11 @@ import pytest
 
 from actions import backends
 from salon.clock import SystemClock, write_offset_file
-from salon.integrations.seed import seed_database
+from tests.seeding import seed_maison
 
 
 def action_server_on(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, now: datetime) -> None:
-    seed_database(url)
+    seed_maison(url)
     clock_file = tmp_path / "clock.json"
     write_offset_file(clock_file, now - SystemClock().now())
     monkeypatch.setenv("DATABASE_URL", url)

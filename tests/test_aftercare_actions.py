@@ -15,7 +15,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions import backends
 from actions.aftercare import ActionAskRepairPhotos, ActionOpenRepairRequest, ValidateAftercareForm
 from salon.clock import SystemClock, write_offset_file
-from salon.integrations.seed import seed_database
+from tests.seeding import seed_maison
 
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=timezone.utc)
 CLAIRE = "33600000001"
@@ -28,7 +28,7 @@ PHOTO = {"id": "1046573827461", "mime_type": "image/jpeg", "sha256": "abc", "typ
 
 @pytest.fixture()
 def maison(sqlite_url: str, tmp_path, monkeypatch) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    seed_database(sqlite_url)
+    seed_maison(sqlite_url)
     clock_file = tmp_path / "clock.json"
     write_offset_file(clock_file, NOW - SystemClock().now())
     monkeypatch.setenv("DATABASE_URL", sqlite_url)

@@ -16,7 +16,7 @@ from salon.clock import ManualClock
 from salon.db import make_async_engine
 from salon.integrations.bookings import BookingError, ClientBusy, SlotTaken, SqlBookings
 from salon.integrations.schema import appointments
-from salon.integrations.seed import seed_database
+from tests.seeding import seed_maison
 
 PARIS = ZoneInfo("Europe/Paris")
 LONDON = ZoneInfo("Europe/London")
@@ -25,7 +25,7 @@ NOW = datetime(2026, 11, 26, 8, 0, tzinfo=timezone.utc)  # Thursday morning
 
 @pytest.fixture()
 async def book(database_url: str) -> AsyncIterator[SqlBookings]:
-    seed_database(database_url)
+    seed_maison(database_url)
     engine = make_async_engine(database_url)
     yield SqlBookings(engine, ManualClock(NOW))
     await engine.dispose()
@@ -120,7 +120,7 @@ async def test_a_full_slot_is_refused_and_a_move_into_it_keeps_the_old_appointme
 async def test_no_double_booking_under_concurrency(database_url: str) -> None:
     """Twelve clients take the same London slot (two salons) at once, through four
     separate engines (four pools, as four server processes would): exactly two win."""
-    seed_database(database_url)
+    seed_maison(database_url)
     engines = [make_async_engine(database_url) for _ in range(4)]
     books = [SqlBookings(engine, ManualClock(NOW)) for engine in engines]
     start = datetime(2026, 12, 2, 11, 0, tzinfo=LONDON)

@@ -10,13 +10,13 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from salon.db import make_async_engine
 from salon.integrations.catalog import SqlCatalog, best_name_match, colour_matches
-from salon.integrations.seed import seed_database
 from salon.product_answers import product_answer
+from tests.seeding import seed_maison
 
 
 @pytest.fixture()
 async def catalog(database_url: str):  # type: ignore[no-untyped-def]
-    seed_database(database_url)
+    seed_maison(database_url)
     engine = make_async_engine(database_url)
     yield SqlCatalog(engine)
     await engine.dispose()
@@ -110,7 +110,7 @@ async def test_action_answers_from_the_configured_database(sqlite_url: str, monk
     from actions import backends
     from actions.products import ActionProductInquiry
 
-    seed_database(sqlite_url)
+    seed_maison(sqlite_url)
     monkeypatch.setenv("DATABASE_URL", sqlite_url)
     backends.reset()
     dispatcher = CollectingDispatcher()

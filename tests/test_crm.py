@@ -19,8 +19,8 @@ from salon.integrations.crm import (
     record_from_mapping,
     record_to_mapping,
 )
-from salon.integrations.seed import seed_database
 from salon.phrasing import address, language_of
+from tests.seeding import seed_maison
 
 CLAIRE_WA = "33600000001"
 CLAIRE_BSUID = "FR.4820193746581029374"
@@ -31,7 +31,7 @@ TOKEN = "crm-test-token-0123456789"
 
 @pytest.fixture()
 async def crm(database_url: str) -> AsyncIterator[SqlCrm]:
-    seed_database(database_url)
+    seed_maison(database_url)
     engine = make_async_engine(database_url)
     yield SqlCrm(engine)
     await engine.dispose()
@@ -89,7 +89,7 @@ def _rest_app(records: dict[str, dict], seen: list[dict]) -> web.Application:  #
 @pytest.fixture()
 async def rest_crm(sqlite_url: str) -> AsyncIterator[tuple[HttpCrm, SqlCrm, list[dict]]]:  # type: ignore[type-arg]
     """A REST CRM on a loopback port serving the seeded book through the JSON contract."""
-    seed_database(sqlite_url)
+    seed_maison(sqlite_url)
     engine = make_async_engine(sqlite_url)
     sql = SqlCrm(engine)
     records: dict[str, dict] = {}  # type: ignore[type-arg]

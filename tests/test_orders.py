@@ -10,8 +10,8 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from salon.db import make_async_engine
 from salon.integrations.orders import OrderFacts, SqlOrders, normalise_order_number
-from salon.integrations.seed import seed_database
 from salon.order_answers import order_answer
+from tests.seeding import seed_maison
 
 CLAIRE_WA = "33600000001"  # owns SOL-104233 (shipped) and SOL-104187 (delivered)
 CLAIRE_BSUID = "FR.4820193746581029374"
@@ -20,7 +20,7 @@ SOMEONE_ELSE = "447700900123"
 
 @pytest.fixture()
 async def orders(database_url: str):  # type: ignore[no-untyped-def]
-    seed_database(database_url)
+    seed_maison(database_url)
     engine = make_async_engine(database_url)
     yield SqlOrders(engine)
     await engine.dispose()
@@ -88,7 +88,7 @@ async def test_action_answers_the_owner_and_reveals_nothing_to_others(sqlite_url
     from actions import backends
     from actions.orders import ActionOrderStatus
 
-    seed_database(sqlite_url)
+    seed_maison(sqlite_url)
     monkeypatch.setenv("DATABASE_URL", sqlite_url)
     backends.reset()
     cleared = [{"event": "slot", "timestamp": None, "name": "order_number", "value": None}]

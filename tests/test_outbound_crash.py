@@ -20,10 +20,10 @@ from salon.clock import SystemClock
 from salon.config import PROJECT_ROOT, Settings
 from salon.emulator.config import EmulatorConfig
 from salon.emulator.testing import running_emulator
-from salon.integrations.seed import seed_database
 from salon.integrations.synthetic import add_synthetic_clients as add_clients
 from salon.outbound import FINAL_STATES, SENT_TEMPLATE, OutboundQueue, parse_request, requests_table
 from tests.outbound_support import PNID
+from tests.seeding import seed_maison
 from tests.whatsapp_support import APP_SECRET, running_channel
 
 CLIENTS = 150
@@ -67,7 +67,7 @@ async def wait_for(queue: OutboundQueue, count: int, timeout: float) -> int:
 
 
 async def campaign_survives_kill(url: str, tmp_path: Path, *, workers: int) -> None:
-    seed_database(url, PROJECT_ROOT / "data" / "maison")
+    seed_maison(url)
     wa_ids = add_clients(url, CLIENTS)
     settings = Settings(var_dir=tmp_path, data_dir=tmp_path, database_url=url, redis_url=None)
     clock = SystemClock()

@@ -15,9 +15,7 @@ from sqlalchemy import insert, select, update
 
 from salon.access import TokenBook
 from salon.clock import ManualClock
-from salon.config import PROJECT_ROOT
 from salon.integrations.schema import appointments, variant_stock
-from salon.integrations.seed import seed_database
 from salon.outbound import (
     CANCELLED,
     QUEUED,
@@ -32,6 +30,7 @@ from salon.reminders import AppointmentReminders
 from salon.restock import RestockBook, StockError
 from salon.sessions import ClientRef
 from salon.whatsapp.records import WhatsAppRecords
+from tests.seeding import seed_maison
 from tests.whatsapp_support import free_port
 
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
@@ -137,7 +136,7 @@ async def test_concurrent_claims_never_share_a_request(database_url: str) -> Non
 
 @pytest.fixture()
 def seeded_url(database_url: str) -> str:
-    seed_database(database_url, PROJECT_ROOT / "data" / "maison")
+    seed_maison(database_url)
     return database_url
 
 

@@ -15,10 +15,9 @@ from sqlalchemy import text
 
 from salon.batching import Coalescer
 from salon.clock import ManualClock
-from salon.config import PROJECT_ROOT, Settings
+from salon.config import Settings
 from salon.consent import ConsentLedger
 from salon.db import make_async_engine
-from salon.integrations.seed import seed_database
 from salon.integrations.synthetic import add_synthetic_clients
 from salon.outbound import (
     SENT_FREE_FORM,
@@ -33,6 +32,7 @@ from salon.pacing import PacingConfig
 from salon.sessions import ClientRef
 from salon.whatsapp.consent import ConsentBook
 from tests.outbound_support import outbound_stack
+from tests.seeding import seed_maison
 
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
 PNID = "100000000000001"
@@ -126,7 +126,7 @@ async def test_gathering_waits_for_asks_that_arrive_shortly_after() -> None:
 
 
 async def test_contexts_many_answers_exactly_what_the_one_client_questions_answer(database_url: str) -> None:
-    seed_database(database_url, PROJECT_ROOT / "data" / "maison")
+    seed_maison(database_url)
     book = ConsentBook(database_url)
     await book.initialize()
     try:

@@ -8,8 +8,8 @@ from datetime import datetime, timezone
 import pytest
 
 from salon.cli import main
-from salon.integrations.seed import seed_database
 from salon.pacing import MAX_BUSINESS_RATE, Pacer, PacingConfig, QuietHours, TokenBucket
+from tests.seeding import seed_maison
 
 
 def test_bucket_allows_its_burst_then_its_rate() -> None:
@@ -61,7 +61,7 @@ def test_pacing_from_the_environment() -> None:
 
 def test_cli_enqueue_show_list_metrics_and_stock(sqlite_url: str, monkeypatch: pytest.MonkeyPatch,
                                                capsys: pytest.CaptureFixture[str]) -> None:
-    seed_database(sqlite_url)
+    seed_maison(sqlite_url)
     monkeypatch.setenv("DATABASE_URL", sqlite_url)
     monkeypatch.setenv("WA_PHONE_NUMBER_ID", "100000000000001")
     args = ["outbound", "enqueue", "--wa-id", "33600000001", "--purpose", "order_update",

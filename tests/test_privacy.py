@@ -19,16 +19,16 @@ from salon import cli
 from salon.access import TokenBook
 from salon.aftercare import RepairBook
 from salon.clock import SystemClock
-from salon.config import PROJECT_ROOT, Settings
+from salon.config import Settings
 from salon.db import make_async_engine
 from salon.handoff import HandoffBook
-from salon.integrations.seed import seed_database
 from salon.llm.audit import AuditEntry, LlmAudit
 from salon.outbound import OutboundQueue, parse_request
 from salon.privacy import ErasureLog, default_registry, purge_retention
 from salon.privacy_api import build_app
 from salon.restock import RestockBook
 from salon.sessions import ClientRef
+from tests.seeding import seed_maison
 from tests.test_whatsapp_sender import CLAIRE, answer, say, settle, wired
 
 CLIENT = "C-001"
@@ -43,7 +43,7 @@ EVERY_STORE = {
 @pytest.fixture()
 def environment(postgres_url: str, redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     redis.Redis.from_url(redis_url).flushdb()
-    seed_database(postgres_url, PROJECT_ROOT / "data" / "maison")
+    seed_maison(postgres_url)
     for key, value in {"DATABASE_URL": postgres_url, "REDIS_URL": redis_url, "SALON_VAR_DIR": str(tmp_path),
                        "RASA_TRACKER_STORE_URL": postgres_url, "RASA_TRACKER_REDIS_URL": redis_url,
                        "SALON_PRIVACY_SALT": "test-salt"}.items():

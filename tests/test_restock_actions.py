@@ -15,14 +15,14 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import func, select
 
 from salon.clock import ManualClock
-from salon.config import PROJECT_ROOT, Settings
+from salon.config import Settings
 from salon.db import make_sync_engine
 from salon.integrations.schema import product_variants, products, variant_stock
-from salon.integrations.seed import seed_database
 from salon.outbound import SENT_TEMPLATE
 from salon.restock import RestockBook
 from salon.sessions import ClientRef
 from tests.outbound_support import PNID, outbound_stack
+from tests.seeding import seed_maison
 
 CLAIRE_WA = "33600000001"
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
@@ -43,7 +43,7 @@ def seeded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     from actions import backends
 
     url = f"sqlite:///{tmp_path / 'salon.db'}"
-    seed_database(url, PROJECT_ROOT / "data" / "maison")
+    seed_maison(url)
     monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.setenv("WA_PHONE_NUMBER_ID", PNID)
     backends.reset()

@@ -8,15 +8,15 @@ from datetime import date, datetime, timedelta, timezone
 from salon.clock import ManualClock
 from salon.db import make_async_engine
 from salon.integrations.catalog import SqlCatalog
-from salon.integrations.seed import seed_database
 from salon.llm.audit import AuditEntry, LlmAudit
 from salon.llm.context import load_client_context
+from tests.seeding import seed_maison
 
 T0 = datetime(2026, 11, 29, 10, 0, tzinfo=timezone.utc)
 
 
 async def test_context_catalog_and_audit(database_url: str) -> None:
-    seed_database(database_url)
+    seed_maison(database_url)
     engine = make_async_engine(database_url)
     try:
         claire = await load_client_context(engine, wa_id="33600000001", user_id=None)

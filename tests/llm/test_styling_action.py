@@ -15,9 +15,9 @@ from sqlalchemy import create_engine, select
 
 from actions import backends
 from actions.styling import ActionStylingAdvice
-from salon.integrations.seed import seed_database
 from salon.llm.audit import audit_table
 from tests.llm.scripted_llm import Step, running_llm
+from tests.seeding import seed_maison
 
 CLAIRE_WA = "33600000001"
 QUESTION = "which clutch should I take to a black-tie gala?"
@@ -27,7 +27,7 @@ BUTTONS = [{"title": "Yes, please", "payload": "/affirm"}, {"title": "No, thank 
 @pytest.fixture()
 def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     url = f"sqlite:///{tmp_path / 'salon.db'}"
-    seed_database(url)
+    seed_maison(url)
     monkeypatch.setenv("DATABASE_URL", url)
     for name in ("SALON_LLM_BASE_URL", "SALON_LLM_MODEL", "SALON_LLM_API_KEY"):
         monkeypatch.delenv(name, raising=False)
