@@ -10,10 +10,16 @@ Routes (``Authorization: Bearer <token>``, scope ``advisor``; see ``SALON_API_TO
 
 The transcript, the advisor's messages and the resume live in the agent's tracker
 store, updated under the agent's lock store like any turn.
+
+Every route is limited per client IP before the token is checked (``SALON_ADVISOR_API_RATE``
+requests a minute, 300 by default, burst ``SALON_ADVISOR_API_BURST``; see
+:mod:`salon.ratelimit`): past it, 429 with ``Retry-After``. The same limit covers the
+channel's health route; Meta's webhook route is never limited.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
@@ -36,6 +42,7 @@ from sanic.response import HTTPResponse
 from salon.access import TokenBook
 from salon.advisor_desk import AdvisorDesk, DeskAnswer
 from salon.handoff import HandoffBook
+from salon.ratelimit import ClientIp, IpRateLimit, RateLimitSettings, too_many_requests
 from salon.whatsapp.io_process import IoProcessRuntime
 from salon.whatsapp.runtime import WhatsAppRuntime
 
@@ -43,6 +50,36 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Runner = Callable[[Coroutine[Any, Any, T]], Awaitable[T]]
+Route = Callable[..., Awaitable[HTTPResponse]]
+DEFAULT_RATE = 300
+
+
+class SanicRateLimit:
+    """A per-IP limit for Sanic routes: ``@limit`` on a handler answers 429 (with
+    ``Retry-After`` and a JSON error) before the handler runs."""
+
+    def __init__(self, settings: RateLimitSettings, clock: Callable[[], float] | None = None,
+                 *, name: str = "advisor API") -> None:
+        self.limiter = IpRateLimit.from_settings(settings, clock, name=name)
+        self.clients = ClientIp(settings.trusted_proxies)
+
+    @classmethod
+    def from_env(cls) -> SanicRateLimit:
+        return cls(RateLimitSettings.from_env("ADVISOR_API", DEFAULT_RATE))
+
+    def __call__(self, handler: Route) -> Route:
+        @functools.wraps(handler)
+        async def limited(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse:
+            # request.ip is the connection's peer; X-Forwarded-For counts only from a
+            # trusted proxy (ClientIp).
+            key = self.clients.resolve(request.ip, request.headers.getall("x-forwarded-for", []))
+            wait = self.limiter.hit(key)
+            if wait:
+                body, headers = too_many_requests(wait)
+                return response.json(body, status=429, headers=headers)
+            return await handler(request, *args, **kwargs)
+
+        return limited
 
 
 def _at(timestamp: float | None) -> str | None:
@@ -101,9 +138,9 @@ class RasaTranscripts:
 
 
 def add_advisor_routes(bp: Blueprint, runtime: IoProcessRuntime | WhatsAppRuntime,
-                       run: Runner[Any]) -> Callable[[Any], Awaitable[None]]:
-    """Mount the advisor API on the channel's blueprint. Returns the coroutine function
-    the channel calls once its runtime has started."""
+                       run: Runner[Any], limit: SanicRateLimit) -> Callable[[Any], Awaitable[None]]:
+    """Mount the advisor API on the channel's blueprint, every route under ``limit``.
+    Returns the coroutine function the channel calls once its runtime has started."""
     state: dict[str, Any] = {}
 
     async def start_desk(app: Any) -> None:
@@ -127,6 +164,7 @@ def add_advisor_routes(bp: Blueprint, runtime: IoProcessRuntime | WhatsAppRuntim
     starting = response.json({"error": "starting"}, status=503)
 
     @bp.route("/advisor/conversations", methods=["GET"])
+    @limit
     async def list_conversations(request: Request) -> HTTPResponse:
         current = desk()
         if current is None:
@@ -136,6 +174,7 @@ def add_advisor_routes(bp: Blueprint, runtime: IoProcessRuntime | WhatsAppRuntim
                                                   include_resolved=every))
 
     @bp.route("/advisor/conversations/<conversation_id>", methods=["GET"])
+    @limit
     async def read_conversation(request: Request, conversation_id: str) -> HTTPResponse:
         current = desk()
         if current is None:
@@ -143,6 +182,7 @@ def add_advisor_routes(bp: Blueprint, runtime: IoProcessRuntime | WhatsAppRuntim
         return answer(await current.conversation(request.headers.get("Authorization"), conversation_id))
 
     @bp.route("/advisor/conversations/<conversation_id>/reply", methods=["POST"])
+    @limit
     async def reply(request: Request, conversation_id: str) -> HTTPResponse:
         current = desk()
         if current is None:
@@ -154,6 +194,7 @@ def add_advisor_routes(bp: Blueprint, runtime: IoProcessRuntime | WhatsAppRuntim
         return answer(await current.reply(request.headers.get("Authorization"), conversation_id, body))
 
     @bp.route("/advisor/conversations/<conversation_id>/resume", methods=["POST"])
+    @limit
     async def resume(request: Request, conversation_id: str) -> HTTPResponse:
         current = desk()
         if current is None:

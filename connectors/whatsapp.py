@@ -15,7 +15,8 @@ Enable it in ``credentials.yml``::
       # io_process: true                   # the channel's I/O in a companion process
 
 The webhook is ``/webhooks/whatsapp/webhook``: GET for Meta's verification handshake,
-POST for signed updates. Everything that matters (signature, dedup, window, send-time
+POST for signed updates; it is never rate limited (the advisor API and the health route
+on the same blueprint are, per client IP: :mod:`connectors.advisor`). Everything that matters (signature, dedup, window, send-time
 guard, statuses) lives in ``salon.whatsapp``; this module only translates between it and
 Rasa's ``UserMessage`` / ``OutputChannel``.
 
@@ -46,9 +47,10 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from connectors.advisor import add_advisor_routes
+from connectors.advisor import SanicRateLimit, add_advisor_routes
 from salon.logmask import install_log_masking, remember
 from salon.loop_thread import LoopThread, call_in_loop
+from salon.ratelimit import RateLimitConfigError
 from salon.sessions import ClientRef
 from salon.whatsapp.io_process import IoProcessRuntime
 from salon.whatsapp.runtime import ChannelConfig, ChannelConfigError, WhatsAppRuntime
@@ -127,12 +129,14 @@ class WhatsAppInput(InputChannel):
         if not credentials:
             cls.raise_missing_credentials_exception()
         try:
-            return cls(ChannelConfig.from_mapping(credentials))
-        except ChannelConfigError as exc:
+            return cls(ChannelConfig.from_mapping(credentials), rate_limit=SanicRateLimit.from_env())
+        except (ChannelConfigError, RateLimitConfigError) as exc:
             raise RasaException(str(exc)) from exc
 
-    def __init__(self, config: ChannelConfig, runtime: ChannelRuntime | None = None) -> None:
+    def __init__(self, config: ChannelConfig, runtime: ChannelRuntime | None = None,
+                 rate_limit: SanicRateLimit | None = None) -> None:
         self.config = config
+        self.rate_limit = rate_limit
         self.runtime: ChannelRuntime = runtime or (
             IoProcessRuntime(config) if config.io_process else WhatsAppRuntime(config)
         )
@@ -171,7 +175,9 @@ class WhatsAppInput(InputChannel):
                 return await self.assistant.run(coro)
             return await coro
 
-        start_advisor_api = add_advisor_routes(bp, runtime, in_assistant_loop)
+        # Everything on this blueprint but Meta's webhook is limited per client IP.
+        limit = self.rate_limit or SanicRateLimit.from_env()
+        start_advisor_api = add_advisor_routes(bp, runtime, in_assistant_loop, limit)
 
         @bp.listener("after_server_start")
         async def start(app: Any, loop: Any) -> None:
@@ -192,6 +198,7 @@ class WhatsAppInput(InputChannel):
                 self.assistant = None
 
         @bp.route("/", methods=["GET"])
+        @limit
         async def health(request: Request) -> HTTPResponse:
             ready = runtime.ready
             return response.json({"status": "ok" if ready else "starting"}, status=200 if ready else 503)

@@ -15,6 +15,11 @@ the scope. ``GET /outbound/metrics`` also accepts the ``metrics`` scope.
 - ``GET /outbound/metrics``: counts per state and delivery, fallback, park, 131047 and
   delivery rates.
 - ``GET /health``: 200 (no token).
+
+Every route, ``/health`` and the metrics included, is limited per client IP before the
+token is checked (``SALON_OUTBOUND_API_RATE`` requests a minute, 600 by default, burst
+``SALON_OUTBOUND_API_BURST``; see :mod:`salon.ratelimit`): past it, 429 with
+``Retry-After``.
 """
 
 from __future__ import annotations
@@ -30,13 +35,15 @@ from aiohttp import web
 from salon.access import AccessDenied, Principal, TokenBook
 from salon.clock import Clock
 from salon.outbound import InvalidRequest, OutboundQueue, RequestSpec, parse_request
+from salon.ratelimit import ClientIp, IpRateLimit, RateLimitSettings, aiohttp_rate_limit
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MAX_BODY", "MAX_CAMPAIGN", "create_app"]
+__all__ = ["DEFAULT_RATE", "MAX_BODY", "MAX_CAMPAIGN", "create_app"]
 
 MAX_BODY: Final = 5 * 1024 * 1024
 MAX_CAMPAIGN: Final = 10_000
+DEFAULT_RATE: Final = 600
 _CAMPAIGN_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 QUEUE: web.AppKey[OutboundQueue] = web.AppKey("queue", OutboundQueue)
 TOKENS: web.AppKey[TokenBook] = web.AppKey("tokens", TokenBook)
@@ -182,9 +189,15 @@ async def health(_request: web.Request) -> web.Response:
     return web.json_response({"ok": True})
 
 
-def create_app(queue: OutboundQueue, tokens: TokenBook, clock: Clock, *, phone_number_id: str = "") -> web.Application:
-    """The API over an initialised ``queue``."""
-    app = web.Application(middlewares=[_errors], client_max_size=MAX_BODY)
+def create_app(queue: OutboundQueue, tokens: TokenBook, clock: Clock, *, phone_number_id: str = "",
+               rate_limit: RateLimitSettings | None = None,
+               rate_clock: Callable[[], float] | None = None) -> web.Application:
+    """The API over an initialised ``queue``; ``rate_limit`` defaults to the
+    environment's (``SALON_OUTBOUND_API_RATE`` …), ``rate_clock`` to the monotonic clock."""
+    limit = rate_limit or RateLimitSettings.from_env("OUTBOUND_API", DEFAULT_RATE)
+    limiter = IpRateLimit.from_settings(limit, rate_clock, name="outbound API")
+    app = web.Application(middlewares=[aiohttp_rate_limit(limiter, ClientIp(limit.trusted_proxies)), _errors],
+                          client_max_size=MAX_BODY)
     app[QUEUE] = queue
     app[TOKENS] = tokens
     app[CLOCK] = clock

@@ -175,7 +175,8 @@ def _api(args: argparse.Namespace) -> int:
 
     from salon.access import TokenBook, TokenConfigError
     from salon.outbound import OutboundQueue
-    from salon.outbound_api import create_app
+    from salon.outbound_api import DEFAULT_RATE, create_app
+    from salon.ratelimit import RateLimitConfigError, RateLimitSettings
 
     logging.basicConfig(level=os.environ.get("SALON_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -189,11 +190,17 @@ def _api(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
 
+    try:
+        limit = RateLimitSettings.from_env("OUTBOUND_API", DEFAULT_RATE)
+    except RateLimitConfigError as exc:
+        print(f"salon outbound api: {exc}", file=sys.stderr)
+        return 2
+
     async def make() -> web.Application:
         queue = OutboundQueue(_url(args))
         await queue.initialize()
         app = create_app(queue, tokens, clock_from_env(),
-                         phone_number_id=os.environ.get("WA_PHONE_NUMBER_ID", ""))
+                         phone_number_id=os.environ.get("WA_PHONE_NUMBER_ID", ""), rate_limit=limit)
 
         async def close(_app: web.Application) -> None:
             await queue.close()

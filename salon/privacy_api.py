@@ -9,9 +9,10 @@
 
 ``{client}`` is a maison client id, a phone number or a BSUID. Errors are short JSON
 objects, never stack traces: 401 without a valid token, 403 without the scope, 404 for
-an unknown client, 429 past the per-IP rate (``SALON_GDPR_API_RATE`` requests per
-minute, 30 by default, counted before the token is checked, so guessing tokens is slow
-too), 500 ``internal error`` for anything else (logged, masked).
+an unknown client, 429 with ``Retry-After`` past the per-IP rate
+(``SALON_GDPR_API_RATE`` requests a minute, 30 by default, burst
+``SALON_GDPR_API_BURST``; counted before the token is checked, so guessing tokens is slow
+too; see :mod:`salon.ratelimit`), 500 ``internal error`` for anything else (logged, masked).
 """
 
 from __future__ import annotations
@@ -19,48 +20,29 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
 from salon.access import AccessDenied, TokenBook
-from salon.clock import Clock, SystemClock
 from salon.privacy import ClientNotFound, PrivacyRegistry
+from salon.ratelimit import (
+    ClientIp,
+    IpRateLimit,
+    RateLimitConfigError,
+    RateLimitSettings,
+    aiohttp_rate_limit,
+)
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["IpRateLimit", "build_app", "serve"]
+__all__ = ["build_app", "serve"]
 
 REGISTRY: web.AppKey[PrivacyRegistry] = web.AppKey("registry", PrivacyRegistry)
 TOKENS: web.AppKey[TokenBook] = web.AppKey("tokens", TokenBook)
 MAX_BODY = 16 * 1024
-
-
-class IpRateLimit:
-    """A token bucket per client IP: ``per_minute`` requests, refilled continuously."""
-
-    def __init__(self, per_minute: int, clock: Clock, max_ips: int = 10_000) -> None:
-        if per_minute < 1:
-            raise ValueError("the rate must be at least one request per minute")
-        self.capacity = float(per_minute)
-        self.per_second = per_minute / 60.0
-        self.clock = clock
-        self.max_ips = max_ips
-        self._buckets: dict[str, tuple[float, float]] = {}
-
-    def allow(self, ip: str) -> bool:
-        now = self.clock.now().timestamp()
-        tokens, last = self._buckets.get(ip, (self.capacity, now))
-        tokens = min(self.capacity, tokens + (now - last) * self.per_second)
-        allowed = tokens >= 1.0
-        self._buckets[ip] = (tokens - 1.0 if allowed else tokens, now)
-        if len(self._buckets) > self.max_ips:  # forget the oldest entries
-            for key in list(self._buckets)[: len(self._buckets) - self.max_ips]:
-                del self._buckets[key]
-        return allowed
-
-
-LIMITER: web.AppKey[IpRateLimit] = web.AppKey("limiter", IpRateLimit)
+DEFAULT_RATE = 30
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -69,8 +51,6 @@ def _error(status: int, message: str) -> web.Response:
 
 @web.middleware
 async def _guard(request: web.Request, handler: Any) -> web.StreamResponse:
-    if not request.app[LIMITER].allow(request.remote or "unknown"):
-        return _error(429, "too many requests")
     try:
         principal = request.app[TOKENS].check(request.headers.get("Authorization"), "gdpr")
     except AccessDenied as exc:
@@ -101,13 +81,17 @@ async def _erase(request: web.Request) -> web.Response:
     return web.json_response({"erased": True, "removed": removed})
 
 
-def build_app(registry: PrivacyRegistry, tokens: TokenBook, *, per_minute: int | None = None,
-              clock: Clock | None = None) -> web.Application:
-    app = web.Application(middlewares=[_guard], client_max_size=MAX_BODY)
+def build_app(registry: PrivacyRegistry, tokens: TokenBook, *, rate_limit: RateLimitSettings | None = None,
+              rate_clock: Callable[[], float] | None = None) -> web.Application:
+    """The API; ``rate_limit`` defaults to the environment's (``SALON_GDPR_API_RATE`` …),
+    ``rate_clock`` to the monotonic clock."""
+    limit = rate_limit or RateLimitSettings.from_env("GDPR_API", DEFAULT_RATE)
+    limiter = IpRateLimit.from_settings(limit, rate_clock, name="GDPR API")
+    # The limit comes first: counted before the token is checked.
+    app = web.Application(middlewares=[aiohttp_rate_limit(limiter, ClientIp(limit.trusted_proxies)), _guard],
+                          client_max_size=MAX_BODY)
     app[REGISTRY] = registry
     app[TOKENS] = tokens
-    app[LIMITER] = IpRateLimit(per_minute or int(os.environ.get("SALON_GDPR_API_RATE", "30")),
-                               clock or SystemClock())
     app.router.add_get("/gdpr/clients/{client}", _export)
     app.router.add_delete("/gdpr/clients/{client}", _erase)
 
@@ -121,5 +105,9 @@ def build_app(registry: PrivacyRegistry, tokens: TokenBook, *, per_minute: int |
 def serve(registry: PrivacyRegistry, tokens: TokenBook, host: str | None = None, port: int | None = None) -> None:
     if not len(tokens):
         raise SystemExit("salon gdpr-api: SALON_API_TOKENS holds no token; refusing to serve")
-    web.run_app(build_app(registry, tokens), host=host or os.environ.get("SALON_GDPR_API_HOST", "127.0.0.1"),
+    try:
+        limit = RateLimitSettings.from_env("GDPR_API", DEFAULT_RATE)
+    except RateLimitConfigError as exc:
+        raise SystemExit(f"salon gdpr-api: {exc}") from None
+    web.run_app(build_app(registry, tokens, rate_limit=limit), host=host or os.environ.get("SALON_GDPR_API_HOST", "127.0.0.1"),
                 port=port or int(os.environ.get("SALON_GDPR_API_PORT", "5071")), access_log=None)

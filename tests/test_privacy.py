@@ -227,18 +227,20 @@ async def test_gdpr_api_tokens_and_scopes(environment: Settings) -> None:
 
 
 async def test_gdpr_api_rate_limits_each_ip_before_checking_tokens(environment: Settings) -> None:
-    from datetime import datetime, timedelta, timezone
+    from salon.ratelimit import RateLimitSettings
 
-    from salon.clock import ManualClock
-
-    clock = ManualClock(datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc))
+    now = [1000.0]
     tokens = TokenBook.from_config([{"name": "dpo", "token": "dpo-secret-token", "scopes": ["gdpr"]}])
-    app = build_app(default_registry(environment), tokens, per_minute=5, clock=clock)
+    app = build_app(default_registry(environment), tokens, rate_limit=RateLimitSettings(per_minute=5, burst=5),
+                    rate_clock=lambda: now[0])
     async with TestClient(TestServer(app)) as client:
         codes = [(await client.get(f"/gdpr/clients/{CLIENT}", headers={"Authorization": f"Bearer guess-{i}"})).status
                  for i in range(7)]
         assert codes == [401] * 5 + [429] * 2
-        clock.advance(timedelta(seconds=12))  # one request's worth refilled
+        refused = await client.get(f"/gdpr/clients/{CLIENT}")
+        assert refused.status == 429 and refused.headers["Retry-After"] == "12"
+        assert await refused.json() == {"error": "too many requests", "retry_after": 12}
+        now[0] += 12  # one request's worth refilled
         ok = await client.get(f"/gdpr/clients/{CLIENT}", headers={"Authorization": "Bearer dpo-secret-token"})
         assert ok.status == 200
         assert (await client.get(f"/gdpr/clients/{CLIENT}")).status == 429

@@ -19,6 +19,7 @@ import aiohttp
 from rasa.core.channels.channel import UserMessage
 from sanic import Sanic
 
+from connectors.advisor import SanicRateLimit
 from connectors.whatsapp import ChannelRuntime, WhatsAppInput
 from salon.clock import Clock
 from salon.config import Settings
@@ -122,12 +123,15 @@ async def running_channel(
     access_token: str = "test-access-token",
     io_process: bool = False,
     agent: Any = None,
+    rate_limit: SanicRateLimit | None = None,
 ) -> AsyncIterator[Channel]:
     """The WhatsApp channel on a real Sanic server. ``reply`` plays the assistant's part
     (by default it only records the message); ``agent`` holds the conversation stores the
     advisor API works on (a Rasa agent's ``tracker_store`` and ``lock_store``). With
     ``io_process`` the channel's I/O runs in its companion process, which reads
-    ``settings`` (and the clock) from the environment, as under ``rasa run``."""
+    ``settings`` (and the clock) from the environment, as under ``rasa run``.
+    ``rate_limit`` is the per-IP limit of the blueprint's non-webhook routes (by default
+    from the environment, as under ``rasa run``)."""
     config = ChannelConfig.from_mapping(
         {"verify_token": VERIFY_TOKEN, "app_secret": APP_SECRET, "access_token": access_token,
          "phone_number_id": PNID, "waba_id": WABA, "api_base_url": api_base_url,
@@ -139,7 +143,7 @@ async def running_channel(
         runtime = IoProcessRuntime(config, settings=settings, restart_delay=0.2)
     else:
         runtime = WhatsAppRuntime(config, settings=settings, clock=clock, sessions=sessions)
-    channel_input = WhatsAppInput(config, runtime)
+    channel_input = WhatsAppInput(config, runtime, rate_limit=rate_limit)
     received: list[UserMessage] = []
 
     async def on_new_message(message: UserMessage) -> None:
