@@ -10,6 +10,7 @@ from pathlib import Path
 
 from salon import __version__
 from salon.config import load_settings
+from salon.logmask import install_log_masking
 from salon.outbound_cli import add_commands as add_outbound_commands
 
 
@@ -190,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Every salon command (the outbound worker and APIs, the GDPR API, seeding ...) logs
+    # without personal data, whatever its handlers.
+    install_log_masking()
     return int(args.handler(args))
 
 

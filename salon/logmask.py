@@ -14,7 +14,13 @@ What is masked:
 - values under personal keys of structured arguments (``text``, ``body``, ``caption``,
   ``name``, ``profile_name``, ``email``, ``phone`` ...), dicts and lists included;
 - message bodies and profile names the channel has seen (:func:`remember`), wherever
-  they appear, including in Rasa's own debug lines (``Received user message '...'``).
+  they appear, including in Rasa's own debug lines (``Received user message '...'``);
+- the texts Rasa's debug lines quote: the client's (``parse_data_text``) and the
+  assistant's answers (``BotUttered(...)``, which carry names, bookings and orders);
+- Meta's message ids (``wamid.HBgL…`` is base64 holding the client's number).
+
+Loggers that write raw values below INFO (:data:`RAW_VALUE_LOGGERS`: aiosqlite logs every
+statement with its parameters at DEBUG) are held at INFO once masking is installed.
 
 Each masked value becomes a short tag (``[phone:3f9a0c]``) keyed with
 ``SALON_LOG_MASK_KEY`` (random per process when unset), so lines about the same client
@@ -36,6 +42,7 @@ from typing import Any, Final
 
 __all__ = [
     "PERSONAL_KEYS",
+    "RAW_VALUE_LOGGERS",
     "MaskingFilter",
     "install_log_masking",
     "mask_record",
@@ -57,11 +64,22 @@ _EMAIL: Final = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]
 _E164: Final = re.compile(r"\+\d(?:[\s\-().]{0,2}\d){6,16}")
 _DIGITS: Final = re.compile(r"(?<![\w.])\d{8,15}(?![\w])")
 _BSUID: Final = re.compile(r"\b[A-Z]{2}\.[A-Z0-9]{6,}(?:\.[A-Z0-9]+)*\b")
-# Rasa's debug lines that quote what the client wrote.
+# Rasa's debug lines that quote what the client wrote or what the assistant answered
+# (its answers carry names, bookings, orders): ``user message '…'``, ``"text": "…"`` and
+# ``"parse_data_text": "…"``, and its events' reprs (``BotUttered('…', {…``,
+# ``BotUttered(text: …, data: …``, ``UserUttered(text: …, intent: …``).
 _QUOTED: Final = (
     re.compile(r"(user message ')(.*?)(' with intent)", re.DOTALL),
-    re.compile(r"""(["']text["']\s*:\s*)("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')"""),
+    re.compile(r"""(["'](?:[a-z_]*_)?text["']\s*:\s*)("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')"""),
+    re.compile(r"(BotUttered\(')(.*?)(', \{)", re.DOTALL),
+    re.compile(r"(BotUttered\(text: )(.*?)(, data: )", re.DOTALL),
+    re.compile(r"(UserUttered\(text: )(.*?)(, intent: )", re.DOTALL),
 )
+# Meta's message ids carry the client's number (base64 after ``wamid.``): tagged whole.
+_WAMID: Final = re.compile(r"\bwamid\.[A-Za-z0-9+/=_\-]{6,}")
+# Loggers that trace raw values below INFO: aiosqlite logs every statement with its
+# parameters (message bodies, names, payloads) at DEBUG. Kept at INFO once masking is on.
+RAW_VALUE_LOGGERS: Final = ("aiosqlite",)
 
 _KEY = (os.environ.get("SALON_LOG_MASK_KEY") or secrets.token_hex(16)).encode()
 _REMEMBERED_MAX: Final = 500
@@ -111,6 +129,7 @@ def mask_text(text: str) -> str:
         text = pattern.sub(lambda m: m.group(1) + _tag("text", m.group(2)) + (m.group(3) if m.lastindex == 3 else ""),
                            text)
     text = _mask_remembered(text)
+    text = _WAMID.sub(lambda m: _tag("wamid", m.group(0)), text)
     text = _EMAIL.sub(lambda m: _tag("email", m.group(0)), text)
     text = _BSUID.sub(lambda m: _tag("bsuid", m.group(0)), text)
     text = _E164.sub(lambda m: _tag("phone", re.sub(r"\D", "", m.group(0))), text)
@@ -186,6 +205,10 @@ def install_log_masking(handlers: Iterable[logging.Handler] = ()) -> None:
 
             logging.setLogRecordFactory(factory)
             _installed = True
+        for name in RAW_VALUE_LOGGERS:
+            raw = logging.getLogger(name)
+            if raw.level < logging.INFO:  # NOTSET included: root may be set to DEBUG later
+                raw.setLevel(logging.INFO)
     for handler in handlers:
         if not any(isinstance(f, MaskingFilter) for f in handler.filters):
             handler.addFilter(MaskingFilter())

@@ -75,8 +75,33 @@ def test_structured_arguments_and_tracebacks_are_masked() -> None:
 
 
 def test_ordinary_lines_stay_readable() -> None:
-    line = "webhook refused: body of 4096 bytes is over 3145728; port 127.0.0.1:5005 wamid.HBgLMzM2MDA"
+    line = "webhook refused: body of 4096 bytes is over 3145728; port 127.0.0.1:5005 batch 12 of 3 entries"
     assert mask_text(line) == line
+
+
+def test_rasa_events_quoting_the_assistant_and_wamids_are_masked() -> None:
+    # the processor's structured debug line: the events' reprs inside a JSON list
+    line = ('{"action_name": "action_greet", "rasa_events": ["BotUttered(\'Good evening, Ms Laurent. I\'d be '
+            'glad to help.\', {\\"buttons\\": [{\\"title\\": \\"Speak to Sophie\\"}]}, {}, 1795973651.2)"], '
+            '"parse_data_text": "je suis Claire", "level": "debug"}')
+    masked = mask_text(line)
+    assert "Laurent" not in masked and "glad" not in masked and "Claire" not in masked
+    assert "Speak to Sophie" in masked and "action_greet" in masked  # the rest stays readable
+    masked = mask_text("BotUttered(text: Bonjour Madame Laurent, data: {}) UserUttered(text: c'est Claire, intent: x)")
+    assert "Laurent" not in masked and "Claire" not in masked and masked.count("[text:") == 2
+    # base64 after "wamid." holds the client's number (HBgL + "33600000001" + ...)
+    wamid = "wamid.HBgLMzM2MDAwMDAwMDEVAgASGBQwOTIwOTA0Mzc0OTcwQUM5RDhFQgA="
+    masked = mask_text(f"status read for {wamid}")
+    assert "wamid." not in masked and "MzM2MDAw" not in masked and masked == f"status read for {mask_text(wamid)}"
+
+
+def test_loggers_tracing_raw_values_stay_above_debug(caplog: pytest.LogCaptureFixture) -> None:
+    raw = logging.getLogger("aiosqlite")
+    raw.setLevel(logging.NOTSET)
+    install_log_masking()
+    caplog.set_level(logging.DEBUG)  # the process is configured for DEBUG afterwards
+    assert logging.getLogger("salon.x").isEnabledFor(logging.DEBUG)
+    assert not raw.isEnabledFor(logging.DEBUG) and raw.isEnabledFor(logging.INFO)
 
 
 def scan(records: list[logging.LogRecord], forbidden: list[str]) -> list[str]:
@@ -122,7 +147,10 @@ async def test_the_companion_io_process_logs_no_personal_data(
     err = capfd.readouterr().err
     # the message part of each line (the time stamp in front is digits too)
     child = [line.split(" - ", 1)[-1] for line in err.splitlines() if "whatsapp-io[" in line]
-    assert len(child) > 10, "the child logged too little to prove anything"
+    # the message, its reply and the reply's statuses were logged, masked
+    assert any(line.startswith("message [wamid:") and "from [phone:" in line for line in child), child
+    assert any(line.startswith("send to [phone:") and "free_form [wamid:" in line for line in child), child
+    assert any(line.startswith("status sent for [phone:") for line in child), child
     leaks = [line for line in child
              if PHONE_RUN.search(line) or EMAIL_RUN.search(line) or any(f in line for f in (CLAIRE, NAME, "portable"))]
     assert leaks == []

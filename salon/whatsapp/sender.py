@@ -132,6 +132,14 @@ class GuardedSender:
         return [await self.send(ref, message) for message in messages]
 
     async def send(self, ref: ClientRef, out: OutgoingMessage, *, _retried: bool = False) -> SendOutcome:
+        outcome = await self._decide_and_send(ref, out, _retried)
+        if logger.isEnabledFor(logging.DEBUG):  # the worker's hot path: nothing built otherwise
+            logger.debug("send to %s (%s): %s%s%s", ref.user_id or ref.wa_id, out.purpose, outcome.action,
+                         f" {outcome.template}" if outcome.template else "",
+                         f" {outcome.wamid}" if outcome.wamid else "")
+        return outcome
+
+    async def _decide_and_send(self, ref: ClientRef, out: OutgoingMessage, _retried: bool) -> SendOutcome:
         state = await self._state(ref)
         now = self.clock.now()
         recipient = _recipient(ref, state)

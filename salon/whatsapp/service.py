@@ -186,6 +186,11 @@ class WebhookService:
             self.stats["unavailable"] += 1
             logger.exception("webhook not stored; answering 503 so Meta retries")
             return Reply(503, "store unavailable")
+        for turn in new:
+            logger.debug("message %s from %s%s", turn.item.wamid, turn.sender_id,
+                         " (window reopened)" if turn.new_window else "")
+        for update in batch.statuses:
+            logger.debug("status %s for %s: %s", update.status, update.recipient_id, update.wamid)
         self._schedule(new, batch.statuses)
         return Reply(200, "ok")
 
