@@ -53,6 +53,13 @@ class StackConfig:
     extra_env: dict[str, str] = field(default_factory=dict)
     channel_options: dict[str, str] = field(default_factory=dict)
     """More keys of the WhatsApp channel's credentials (``io_process: "false"`` …)."""
+    outbound_api_port: int | None = None
+    """When set, the outbound worker (``salon outbound-worker --no-scans``) and the outbound
+    API (``salon outbound api`` on this port) run too."""
+    log_level: str | None = None
+    """``"DEBUG"``: every process logs at that level (``rasa run --debug``, the action
+    server's ``--debug``, ``SALON_LOG_LEVEL`` for the WhatsApp I/O process and the
+    emulator); by default each keeps its own."""
 
     @property
     def emulator_url(self) -> str:
@@ -65,6 +72,10 @@ class StackConfig:
     @property
     def webhook_url(self) -> str:
         return f"{self.rasa_url}/webhooks/whatsapp/webhook"
+
+    @property
+    def outbound_api_url(self) -> str | None:
+        return f"http://127.0.0.1:{self.outbound_api_port}" if self.outbound_api_port else None
 
     @property
     def clock_file(self) -> Path:
@@ -90,6 +101,8 @@ class Stack:
             "TF_CPP_MIN_LOG_LEVEL": "2",
             "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
             "PYTHONWARNINGS": "ignore::DeprecationWarning",
+            # Every line reaches its log file, even from a process that is killed.
+            "PYTHONUNBUFFERED": "1",
             "SALON_CLOCK_FILE": str(c.clock_file),
             "SALON_VAR_DIR": str(c.workdir),
             "DATABASE_URL": c.effective_database_url,
@@ -101,8 +114,13 @@ class Stack:
             "WA_API_VERSION": c.api_version,
             "WA_API_BASE_URL": c.emulator_url,
             "WA_AUTH_MODE": "bearer",
+            # the outbound worker's bot-initiated turns (trigger_intent)
+            "SALON_RASA_URL": c.rasa_url,
+            "SALON_RASA_TOKEN": c.rasa_token,
             **c.extra_env,
         }
+        if c.log_level:
+            env["SALON_LOG_LEVEL"] = c.log_level
         if c.redis_url:
             env["REDIS_URL"] = c.redis_url
         else:
@@ -147,6 +165,14 @@ class Stack:
             start_new_session=True,
         )
 
+    def log_paths(self) -> dict[str, Path]:
+        """Each process's log (its stdout and stderr; the WhatsApp I/O process writes to
+        the Rasa server's)."""
+        names = ["emulator", "actions", "rasa"]
+        if self.config.outbound_api_port:
+            names += ["outbound-worker", "outbound-api"]
+        return {name: self.config.workdir / f"{name}.log" for name in names}
+
     def log_tail(self, name: str, lines: int = 30) -> str:
         path = self.config.workdir / f"{name}.log"
         if not path.exists():
@@ -175,17 +201,26 @@ class Stack:
             python, "-m", "salon.emulator", "--host", "127.0.0.1", "--port", str(c.emulator_port),
             "--webhook-url", c.webhook_url, "--clock-file", str(c.clock_file), *c.emulator_args,
         ])
-        self._spawn("actions", [python, "-m", "rasa_sdk", "--actions", "actions", "--port", str(c.actions_port)])
+        debug = ["--debug"] if (c.log_level or "").upper() == "DEBUG" else []
+        self._spawn("actions", [python, "-m", "rasa_sdk", "--actions", "actions", "--port", str(c.actions_port),
+                                *debug])
         self._spawn("rasa", [
             str(bin_dir / "rasa"), "run", "--enable-api", "--auth-token", c.rasa_token,
             "--interface", "127.0.0.1", "--port", str(c.rasa_port), "--model", str(c.model),
-            "--credentials", str(credentials), "--endpoints", str(endpoints),
+            "--credentials", str(credentials), "--endpoints", str(endpoints), *debug,
         ])
+        if c.outbound_api_port:
+            # No reminder or restock scans: they would write to the clients of a scripted run.
+            self._spawn("outbound-worker", [str(bin_dir / "salon"), "outbound-worker", "--no-scans"])
+            self._spawn("outbound-api", [str(bin_dir / "salon"), "outbound", "api", "--host", "127.0.0.1",
+                                         "--port", str(c.outbound_api_port)])
         deadline = time.monotonic() + c.start_timeout_s
         try:
             self._wait("emulator", f"{c.emulator_url}/_emulator/config", deadline)
             self._wait("actions", f"http://127.0.0.1:{c.actions_port}/health", deadline)
             self._wait("rasa", f"{c.rasa_url}/webhooks/whatsapp/", deadline)
+            if c.outbound_api_url:
+                self._wait("outbound-api", f"{c.outbound_api_url}/health", deadline)
         except BaseException:
             self.stop()
             raise

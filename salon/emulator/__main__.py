@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -39,7 +40,8 @@ async def serve(config: EmulatorConfig) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     config = config_from_cli(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(level=os.environ.get("SALON_LOG_LEVEL", "INFO").upper(),
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
     run_fast(serve(config))
     return 0
 

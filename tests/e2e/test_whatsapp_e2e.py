@@ -7,10 +7,13 @@ Needs the trained model (`make train`); `make e2e` runs this after training.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
@@ -21,11 +24,17 @@ from salon.config import PROJECT_ROOT
 from salon.db import make_sync_engine
 from salon.integrations.schema import appointments
 from salon.stack import Stack, StackConfig
+from salon.whatsapp.io_process import CHILD_NAME
+from tests.log_scan import Needles, scan
 
 MODEL = PROJECT_ROOT / "models" / "salon.tar.gz"
 CLAIRE = "33600000001"  # in the maison's book (C-001, VIC, advisor Sophie), utility opt-in
+CLAIRE_BSUID = "FR.4820193746581029374"  # her business-scoped user id in the book
 QUIET_S = 2.5  # how long "nothing more arrives" is watched
 SOPHIE_TOKEN = "e2e-sophie-token-0123456789"
+CRM_TOKEN = "e2e-crm-token-0123456789"
+NAME = "Claire Laurent"  # her WhatsApp profile name
+SAID: list[str] = []  # every text a client or an advisor wrote in this run
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +46,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     config = StackConfig(
         model=MODEL, workdir=Path(tmp_path_factory.mktemp("stack")),
         emulator_port=5921, rasa_port=5925, actions_port=5975, rasa_token="e2e-token",
+        outbound_api_port=5979,
         extra_env={"SALON_API_TOKENS": json.dumps([
             {"name": "sophie", "token": SOPHIE_TOKEN, "scopes": ["advisor"],
-             "advisor_id": "sophie-marchand"}])},
+             "advisor_id": "sophie-marchand"},
+            {"name": "crm", "token": CRM_TOKEN, "scopes": ["outbound"]}])},
+        log_level="DEBUG",  # where leaks hide: the log scan at the end reads every line
     )
     with Stack(config).running() as running:
         yield running
@@ -53,7 +65,7 @@ def _settled(stack: Stack, to: str, count: int) -> list[dict]:  # type: ignore[t
 
 def test_signed_inbound_text_gets_exactly_one_reply(stack: Stack) -> None:
     stack.emulator("POST", "/_emulator/reset")
-    sent = stack.emulator("POST", "/_emulator/inbound", json={"from": CLAIRE, "text": "Hello", "name": "Claire Laurent"})
+    sent = _say(stack, "Hello")
     assert sent["wamid"].startswith("wamid.")
     box = _settled(stack, CLAIRE, 1)
     assert len(box) == 1, box
@@ -70,7 +82,7 @@ def test_signed_inbound_text_gets_exactly_one_reply(stack: Stack) -> None:
 
 def test_turn_across_the_window_boundary_sends_a_template_never_free_form(stack: Stack) -> None:
     stack.emulator("POST", "/_emulator/reset")
-    stack.emulator("POST", "/_emulator/inbound", json={"from": CLAIRE, "text": "Hello", "name": "Claire Laurent"})
+    _say(stack, "Hello")
     _settled(stack, CLAIRE, 1)
 
     stack.emulator("POST", "/_emulator/clock", json={"advance_seconds": 25 * 3600})
@@ -91,9 +103,7 @@ def test_turn_across_the_window_boundary_sends_a_template_never_free_form(stack:
     assert all(m["error_code"] != 131047 for m in box)
 
     # The client taps the nudge's button: the parked message arrives, nothing else.
-    stack.emulator("POST", "/_emulator/inbound", json={
-        "from": CLAIRE, "reply_to": nudge["wamid"], "button": "0", "name": "Claire Laurent",
-    })
+    _tap(stack, nudge, "0")
     box = _settled(stack, CLAIRE, 3)
     assert len(box) == 3, box
     delivered = box[2]
@@ -102,13 +112,14 @@ def test_turn_across_the_window_boundary_sends_a_template_never_free_form(stack:
     assert delivered["error_code"] is None
 
 
-def _say(stack: Stack, text: str) -> None:
-    stack.emulator("POST", "/_emulator/inbound", json={"from": CLAIRE, "text": text, "name": "Claire Laurent"})
+def _say(stack: Stack, text: str) -> dict:  # type: ignore[type-arg]
+    SAID.append(text)
+    return dict(stack.emulator("POST", "/_emulator/inbound", json={"from": CLAIRE, "text": text, "name": NAME}))
 
 
 def _tap(stack: Stack, message: dict, button: str) -> None:  # type: ignore[type-arg]
     stack.emulator("POST", "/_emulator/inbound", json={
-        "from": CLAIRE, "reply_to": message["wamid"], "button": button, "name": "Claire Laurent"})
+        "from": CLAIRE, "reply_to": message["wamid"], "button": button, "name": NAME})
 
 
 def test_book_an_appointment_with_buttons(stack: Stack) -> None:
@@ -162,11 +173,12 @@ def test_ask_for_an_advisor_and_get_a_reply_from_the_advisor_api(stack: Stack) -
     transcript = httpx.get(f"{api}/{CLAIRE}", headers=auth, timeout=30).json()["transcript"]
     assert transcript[-1] == {**transcript[-1], "from": "client", "text": "Thank you, I will wait"}
 
-    sent = httpx.post(f"{api}/{CLAIRE}/reply", headers=auth, timeout=30,
-                      json={"text": "Good day, Ms Laurent, it is Sophie. How may I help?"})
+    reply = "Good day, Ms Laurent, it is Sophie. How may I help?"
+    SAID.append(reply)
+    sent = httpx.post(f"{api}/{CLAIRE}/reply", headers=auth, timeout=30, json={"text": reply})
     assert sent.status_code == 200 and sent.json()["sent"] == "free_form", sent.text
     box = _settled(stack, CLAIRE, 2)
-    assert box[-1]["body"] == "Good day, Ms Laurent, it is Sophie. How may I help?"
+    assert box[-1]["body"] == reply
     assert box[-1]["template"] is None
 
     resumed = httpx.post(f"{api}/{CLAIRE}/resume", headers=auth, timeout=30)
@@ -195,3 +207,87 @@ def test_back_after_25_hours_and_greeted_with_context(stack: Stack) -> None:
     _tap(stack, recall, "0")
     box = _settled(stack, CLAIRE, 4)
     assert "Which day and time" in box[-1]["body"], box  # boutique and service carried over
+
+
+def test_an_order_update_through_the_outbound_api_and_worker(stack: Stack) -> None:
+    stack.emulator("POST", "/_emulator/reset")
+    _say(stack, "Hello")
+    _settled(stack, CLAIRE, 1)
+    text = "Good news, Ms Laurent: your coat SOL-104233 has left the atelier."
+    SAID.append(text)
+    api = stack.config.outbound_api_url
+    assert api is not None
+    request = {"client": {"wa_id": CLAIRE}, "purpose": "order_update", "content": {"text": text},
+               "params": {"order_ref": "SOL-104233"}, "idempotency_key": f"e2e-{time.time_ns()}"}
+    assert httpx.post(f"{api}/outbound", json=request, timeout=30).status_code == 401
+    stored = httpx.post(f"{api}/outbound", json=request, headers={"Authorization": f"Bearer {CRM_TOKEN}"},
+                        timeout=30)
+    assert stored.status_code == 201, stored.text
+    box = _settled(stack, CLAIRE, 2)
+    assert box[-1]["body"] == text and box[-1]["template"] is None, box  # her window is open: free-form
+    deadline = time.monotonic() + 20
+    shown: dict = {}  # type: ignore[type-arg]
+    while time.monotonic() < deadline:
+        shown = httpx.get(f"{api}/outbound/{stored.json()['id']}", timeout=30,
+                          headers={"Authorization": f"Bearer {CRM_TOKEN}"}).json()
+        if shown["state"] != "queued":
+            break
+        time.sleep(0.3)
+    assert shown["state"] == "sent_free_form", shown
+
+
+# Personal data a client may write, for the log scan below.
+PROBE_EMAIL = "claire.laurent@example.com"
+PROBE_PHONE = "+33 6 12 34 56 78"
+
+
+def test_logs_of_every_process_hold_no_personal_data(stack: Stack) -> None:
+    """Every line the emulator, the action server, `rasa run` and the WhatsApp I/O process
+    wrote during this run (at DEBUG) is scanned for the numbers, BSUID, email, names and
+    message bodies of the run, and for anything shaped like a phone number, a BSUID or
+    an email. Runs last: it stops the stack to read complete logs."""
+    stack.emulator("POST", "/_emulator/reset")
+    _say(stack, f"Could you write to {PROBE_EMAIL} or call me on {PROBE_PHONE}, please")
+    _settled(stack, CLAIRE, 1)
+    # A client known only by her BSUID (Meta's usernames): no phone number in the webhook.
+    body = "Bonjour, je voudrais parler à Sophie"
+    SAID.append(body)
+    stack.emulator("POST", "/_emulator/inbound", json={"user_id": CLAIRE_BSUID, "bsuid_only": True,
+                                                       "text": body, "name": NAME})
+    _settled(stack, CLAIRE_BSUID, 1)
+    started = datetime.now(timezone.utc)
+    stack.stop()  # every process flushed and gone: the logs are complete
+    logs = {name: path.read_text(encoding="utf-8", errors="replace") for name, path in stack.log_paths().items()}
+
+    # The scan sees what it must: every log, at DEBUG, the I/O process's lines among
+    # Rasa's, and values masked where they were logged.
+    assert set(logs) == {"emulator", "actions", "rasa", "outbound-worker", "outbound-api"}
+    assert all(logs.values()), {name: len(text) for name, text in logs.items()}
+    rasa_log, actions_log, worker_log = logs["rasa"], logs["actions"], logs["outbound-worker"]
+    assert rasa_log.count(" DEBUG ") > 100 and "rasa.core.processor" in rasa_log
+    # the client's words and the assistant's answers as Rasa logs them, masked
+    assert re.search(r'"parse_data_text": \[text:[0-9a-f]{6}\]', rasa_log)
+    assert re.search(r"BotUttered\('\[text:[0-9a-f]{6}\]'", rasa_log)
+    # the I/O process's own lines: each message, send and status, with ids masked
+    assert re.search(rf"DEBUG +{CHILD_NAME}\[\d+\] salon.whatsapp.service - message \[wamid:\w+\] from \[phone:",
+                     rasa_log)
+    assert re.search(rf"{CHILD_NAME}\[\d+\] salon.whatsapp.sender - send to \[phone:", rasa_log)
+    assert re.search(rf"{CHILD_NAME}\[\d+\] salon.whatsapp.service - message \[wamid:\w+\] from \[bsuid:", rasa_log)
+    assert " DEBUG " in actions_log and "action_greet" in actions_log
+    assert re.search(r"DEBUG salon.whatsapp.sender: send to \[phone:\w+\] \(order_update\): free_form", worker_log)
+    assert len(SAID) >= 10
+
+    needles = Needles(
+        phones=[CLAIRE, f"+{CLAIRE}", PROBE_PHONE], bsuids=[CLAIRE_BSUID], emails=[PROBE_EMAIL],
+        names=[NAME, *NAME.split()], bodies=SAID,
+        allowed_numbers=[stack.config.phone_number_id, stack.config.waba_id],
+        epoch_range=(started - timedelta(days=30), started + timedelta(days=30)),
+    )
+    # The scan finds what it looks for (a line quoting the run's values is caught).
+    wamid = "wamid." + base64.b64encode(b"\x1c\x18\x0b" + CLAIRE.encode() + b"\x15\x02\x00").decode()
+    planted = scan({"planted": f"x {SAID[0]} {NAME} {PROBE_EMAIL} {CLAIRE_BSUID} {CLAIRE} {wamid}"}, needles)
+    assert planted and {"body", "name", "email", "bsuid", "phone", "phone-in-wamid"} <= set(planted[0].kind.split(","))
+    assert SAID[0] not in str(planted[0]) and CLAIRE not in str(planted[0]) and wamid not in str(planted[0])
+
+    leaks = scan(logs, needles)
+    assert not leaks, f"{len(leaks)} log line(s) with personal data:\n" + "\n".join(map(str, leaks[:40]))
