@@ -74,6 +74,14 @@ def reset() -> None:
     _tables_ready.clear()
 
 
+async def close() -> None:
+    """Close the pool when the server stops: its SQLite connections each hold a
+    (non-daemon) thread that would otherwise keep the process from exiting."""
+    if engine.cache_info().currsize:
+        await engine().dispose()
+    reset()
+
+
 def client_ids(tracker: Tracker) -> tuple[str | None, str | None]:
     """(wa_id, user_id) of the person writing: from the WhatsApp channel's metadata, else
     from the conversation id when it is one of the two."""

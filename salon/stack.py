@@ -238,7 +238,10 @@ class Stack:
             time.sleep(0.3)
         raise StackError(f"{name} did not answer {url} in time:\n{self.log_tail(name)}")
 
-    def stop(self, timeout: float = 15.0) -> None:
+    def stop(self, timeout: float = 15.0) -> dict[str, str]:
+        """Stop every process (SIGTERM, SIGKILL past ``timeout``); how each ended:
+        ``"exited 0"``, ``"exited 1"`` ... or ``"killed"``."""
+        ended: dict[str, str] = {}
         for process in reversed(list(self.processes.values())):
             if process.poll() is None:
                 try:
@@ -246,19 +249,22 @@ class Stack:
                 except ProcessLookupError:
                     pass
         end = time.monotonic() + timeout
-        for process in self.processes.values():
+        for name, process in self.processes.items():
             try:
                 process.wait(max(0.1, end - time.monotonic()))
+                ended[name] = f"exited {process.returncode}"
             except subprocess.TimeoutExpired:
                 try:
                     os.killpg(process.pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
                 process.wait()
+                ended[name] = "killed"
         for log in self._logs.values():
             log.close()
         self.processes.clear()
         self._logs.clear()
+        return ended
 
     @contextmanager
     def running(self) -> Iterator[Stack]:
