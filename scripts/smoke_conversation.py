@@ -38,7 +38,7 @@ CONVERSATIONS: list[list[tuple[str, str]]] = [
      ("yes please", "will reply to you here")],
     [("the clasp on my bracelet broke", "Could you send me a photo? It helps our atelier a great deal. [/deny]")],
     [("tell me when the Ondine bucket bag is back in black", "is available at our London, Milan and Paris boutiques")],
-    [("I'd love to attend the trunk show with my husband", "private events")],
+    [("I'd love to attend the trunk show with my husband", "by personal invitation")],
     [("can I have my initials embossed on a card holder", "I have prepared your request")],
     [("I want to speak to my advisor", "client advisor from our Paris boutique will reply to you here")],
     [("my coat arrived damaged, this is unacceptable", "truly sorry")],
