@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from rasa_sdk import Tracker
-from rasa_sdk.events import SlotSet
+from rasa_sdk.events import ActiveLoop, ConversationPaused, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import select, update
 
@@ -25,6 +25,7 @@ from actions.events import (
     ActionSettleRsvpCancellation,
     ValidateEventRsvpForm,
 )
+from actions.handoff import ActionHandoff
 from salon.db import make_sync_engine
 from salon.integrations.schema import event_rsvps, events
 from tests.action_support import action_server_on
@@ -346,3 +347,15 @@ async def test_an_invitation_without_guests_skips_the_question(maison: str) -> N
                                 slots={"rsvp_event": SHOW, "rsvp_offer": "attend"})
     assert events_ == [SlotSet("rsvp_confirmed", False), SlotSet("rsvp_outcome", "declined_offer"),
                        SlotSet("requested_slot", None)]
+
+
+async def test_the_advisor_offered_with_the_waiting_list_knows_which_event(maison: str) -> None:
+    dispatcher = CollectingDispatcher()
+    events_ = await ActionHandoff().run(dispatcher, tracker(
+        {"rsvp_event": PREVIEW, "rsvp_guests": "1", "requested_slot": "rsvp_confirmed"},
+        text="/talk_to_advisor", intent="talk_to_advisor"), DOMAIN)
+    assert events_ == [SlotSet("language", "en"), ActiveLoop(None), SlotSet("requested_slot", None),
+                       ConversationPaused()]
+    handoff = await (await backends.handoffs()).latest_for(HENRY)
+    assert handoff is not None and handoff.advisor_id == "james-whitaker"
+    assert handoff.note == "Client wrote: /talk_to_advisor; rsvp_event: paris-aw27-preview; rsvp_guests: 1"
