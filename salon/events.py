@@ -22,23 +22,23 @@ __all__ = [
     "OFFER_ATTEND",
     "OFFER_WAITLIST",
     "already_declined",
-    "declined_offer_line",
-    "event_begun",
-    "full_lead",
-    "guests_allowed",
-    "guests_not_understood",
-    "not_sure_which",
-    "taken_meanwhile",
     "ask_guests",
     "choose_event",
     "closed_line",
-    "nothing_to_withdraw",
     "confirm_question",
+    "declined_offer_line",
     "describe",
+    "event_begun",
     "find_event",
+    "full_lead",
+    "guests_allowed",
+    "guests_not_understood",
     "no_event_line",
+    "not_sure_which",
+    "nothing_to_withdraw",
     "parse_guests",
     "replied_line",
+    "taken_meanwhile",
     "which_to_withdraw",
     "withdraw_question",
     "withdrawn_line",
@@ -59,7 +59,7 @@ _COMPANION = (r"(husband|wife|partner|spouse|fiance|fiancee|daughter|son|mother|
               r"collegue)")
 _ALONE = re.compile(
     r"\b(just me|only me|me only|myself|alone|on my own|by myself|solo|no guests?|without (a )?guests?|"
-    r"nobody|no one|no plus one|juste moi|moi seule?|seule?|sans invitee?s?|personne)\b")
+    r"nobody|no one|no plus one|juste moi|moi seule?|seule?|sans invitee?s?)\b")
 _GUESTS = re.compile(rf"\b{_NUMBER} (extra |additional |more )?(guests?|invitee?s?|accompagnant(e|s|es)?|"
                      r"friends?|amie?s?|people with me|personnes? avec moi)\b")
 _PLUS = re.compile(r"(?:^|\s)\+\s?(\d{1,2})\b|\bplus (one|two|1|2)\b")
@@ -114,7 +114,7 @@ def parse_guests(text: str | None, *, bare: bool = True) -> int | None:
 
 # --------------------------------------------------------------------------- which event
 
-_STOP = frozenset("the a an of de la le les du des d l to for at in au a la with my".split())
+_STOP = frozenset("the a an of de la le les du des d l to for at in au with my".split())
 _ALIASES = {
     "jewellery": "joaillerie", "jewelry": "joaillerie", "bijoux": "joaillerie", "joaillerie": "joaillerie",
     "autumn": "automne", "fall": "automne", "automne": "automne", "preview": "avant premiere",

@@ -1,7 +1,8 @@
 """The events port on SQLite and PostgreSQL: who may reply (the audience's tiers or an
 invitation by name), guests within the invitation, the reply deadline in the boutique's
 time zone, places counted in people, the waiting list, withdrawals, and no overbooking
-when many clients reply at once."""
+when many clients reply at once; and how the conversation reads the event a client
+names and the guests they bring."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from sqlalchemy import select, update
 from salon.clock import ManualClock
 from salon.config import Settings
 from salon.db import make_async_engine, make_sync_engine
+from salon.events import find_event, parse_guests
 from salon.integrations.events import (
     EventFull,
     NotInvited,
@@ -202,3 +204,34 @@ async def test_replies_are_exported_and_erased_with_the_client(sqlite_url: str, 
         assert (await registry.export(subject))["stores"]["maison_event_rsvps"] == []
     finally:
         await registry.close()
+
+
+@pytest.mark.parametrize(("words", "bare", "guests"), [
+    ("just me", True, 0), ("only me, no guest", True, 0), ("I'll be joining the preview alone", True, 0),
+    ("with my husband", True, 1), ("me and my wife", True, 1), ("my daughter and I", True, 1),
+    ("I'll bring one guest", True, 1), ("with a friend", True, 1), ("+1", True, 1), ("rsvp yes + 1", True, 1),
+    ("2 guests", True, 2), ("with two friends", True, 2), ("we'll be three", True, 2),
+    ("four of us will come", True, 3), ("RSVP for 2 to the trunk show", True, 1),
+    ("juste moi", True, 0), ("sans invité", True, 0), ("avec mon mari", True, 1),
+    ("nous serons deux", True, 1), ("nous viendrons à trois", True, 2),
+    ("1", True, 1), ("no", True, 0), ("1", False, None), ("no", False, None),
+    ("yes please", True, None), ("I'd like to RSVP to the Autumn collection preview", True, None),
+    ("yes I will attend the preview on the 18th", True, None), ('/inform{"rsvp_guests": "1"}', True, None),
+    ("je viendrai avec une autre personne", True, None),
+])
+def test_guests_read_from_the_clients_words(words: str, bare: bool, guests: int | None) -> None:
+    assert parse_guests(words, bare=bare) == guests
+
+
+async def test_the_event_a_client_names(book: tuple[SqlEvents, ManualClock]) -> None:
+    port, _ = book
+    standings = await port.upcoming_for("C-001")
+    for words, expected in [
+        ("the trunk show", TRUNK_SHOW), ("the jewellery evening", TRUNK_SHOW),
+        ("la soirée Haute Joaillerie à Londres", TRUNK_SHOW), ("the event at Mount Street", TRUNK_SHOW),
+        ("count me in for the Autumn collection preview", PARIS_PREVIEW), ("l'avant-première", PARIS_PREVIEW),
+        ("the one in Paris", PARIS_PREVIEW), (f'/inform{{"rsvp_event": "{TRUNK_SHOW}"}}', TRUNK_SHOW),
+        ("the preview in London", None), ("I'd like to RSVP", None), ("", None),
+    ]:
+        found = find_event(words, standings)
+        assert (found.event.id if found else None) == expected, words
