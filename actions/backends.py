@@ -18,6 +18,7 @@ from salon.handoff import HandoffBook
 from salon.integrations.bookings import Bookings, SqlBookings
 from salon.integrations.catalog import Catalog, SqlCatalog
 from salon.integrations.crm import ClientRecord, Crm, CrmUnavailable, HttpCrm, SqlCrm
+from salon.integrations.events import Events, SqlEvents
 from salon.integrations.orders import Orders, SqlOrders
 from salon.llm.advisor import StylingAdvisor
 from salon.llm.audit import LlmAudit
@@ -66,9 +67,15 @@ def bookings() -> Bookings:
     return SqlBookings(engine(), clock())
 
 
+@lru_cache(maxsize=1)
+def events() -> Events:
+    """The maison's private events and the clients' replies on ``DATABASE_URL``."""
+    return SqlEvents(engine(), clock())
+
+
 def reset() -> None:
     """Forget every connection (tests switch ``DATABASE_URL`` between cases)."""
-    for cached in (engine, clock, catalog, orders, crm, bookings, styling_advisor, restock,
+    for cached in (engine, clock, catalog, orders, crm, bookings, events, styling_advisor, restock,
                    _handoff_book, _repair_book):
         cached.cache_clear()
     _tables_ready.clear()

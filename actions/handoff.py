@@ -42,7 +42,7 @@ def _note(tracker: Tracker) -> str:
     """What the advisor needs first: the client's last words and any pending detail."""
     parts = [f"Client wrote: {tracker.latest_message.get('text') or '(no text)'}"]
     for slot in ("product", "order_number", "boutique", "service", "date_time",
-                 "appointment_start", "party_size"):
+                 "appointment_start", "party_size", "rsvp_event", "rsvp_guests"):
         value = tracker.get_slot(slot)
         if value:
             parts.append(f"{slot}: {value}")

@@ -6,7 +6,12 @@ Routes (``Authorization: Bearer <token>``, scope ``advisor``; see ``SALON_API_TO
 - ``GET  /advisor/conversations[?all=true]``: conversations handed over, with the window;
 - ``GET  /advisor/conversations/<id>``: the handoff, the window and the transcript;
 - ``POST /advisor/conversations/<id>/reply`` ``{"text": "..."}``: through the send-time guard;
-- ``POST /advisor/conversations/<id>/resume``: back to the assistant.
+- ``POST /advisor/conversations/<id>/resume``: back to the assistant;
+- ``GET  /advisor/repairs[?all=true]``: the repair requests of the advisor's clients, with
+  each client's window (closed ones with ``all``);
+- ``GET  /advisor/repairs/<id>``: one request with its history;
+- ``POST /advisor/repairs/<id>/status`` ``{"status": "ready", "note": "..."}``: the new
+  status, told to the client through the send-time guard.
 
 The transcript, the advisor's messages and the resume live in the agent's tracker
 store, updated under the agent's lock store like any turn.
@@ -41,7 +46,10 @@ from sanic.response import HTTPResponse
 
 from salon.access import TokenBook
 from salon.advisor_desk import AdvisorDesk, DeskAnswer
+from salon.aftercare import RepairBook
 from salon.handoff import HandoffBook
+from salon.integrations.bookings import SqlBookings
+from salon.integrations.crm import SqlCrm
 from salon.ratelimit import ClientIp, IpRateLimit, RateLimitSettings, too_many_requests
 from salon.whatsapp.io_process import IoProcessRuntime
 from salon.whatsapp.runtime import WhatsAppRuntime
@@ -149,10 +157,13 @@ def add_advisor_routes(bp: Blueprint, runtime: IoProcessRuntime | WhatsAppRuntim
             raise RuntimeError("the advisor API starts after the WhatsApp channel")
         handoffs = HandoffBook(engine=runtime.engine)
         await handoffs.initialize()
+        repairs = RepairBook(engine=runtime.engine)
+        await repairs.initialize()
         state["desk"] = AdvisorDesk(
             tokens=tokens, handoffs=handoffs, sessions=runtime.sessions, sender=runtime.sender,
             transcripts=RasaTranscripts(lambda: app.ctx.agent, run), clock=runtime.clock,
-            phone_number_id=runtime.config.phone_number_id)
+            phone_number_id=runtime.config.phone_number_id, repairs=repairs,
+            crm=SqlCrm(runtime.engine), bookings=SqlBookings(runtime.engine, runtime.clock))
         logger.info("advisor API ready: %d token(s)", len(tokens))
 
     def desk() -> AdvisorDesk | None:
@@ -200,5 +211,32 @@ def add_advisor_routes(bp: Blueprint, runtime: IoProcessRuntime | WhatsAppRuntim
         if current is None:
             return starting
         return answer(await current.resume(request.headers.get("Authorization"), conversation_id))
+
+    @bp.route("/advisor/repairs", methods=["GET"])
+    async def list_repairs(request: Request) -> HTTPResponse:
+        current = desk()
+        if current is None:
+            return starting
+        every = request.args.get("all", "").lower() in ("1", "true", "yes")
+        return answer(await current.repair_requests(request.headers.get("Authorization"),
+                                                    include_closed=every))
+
+    @bp.route("/advisor/repairs/<request_id>", methods=["GET"])
+    async def read_repair(request: Request, request_id: str) -> HTTPResponse:
+        current = desk()
+        if current is None:
+            return starting
+        return answer(await current.repair_request(request.headers.get("Authorization"), request_id))
+
+    @bp.route("/advisor/repairs/<request_id>/status", methods=["POST"])
+    async def repair_status(request: Request, request_id: str) -> HTTPResponse:
+        current = desk()
+        if current is None:
+            return starting
+        try:
+            body = json.loads(request.body or b"null")
+        except ValueError:
+            body = None
+        return answer(await current.update_repair(request.headers.get("Authorization"), request_id, body))
 
     return start_desk

@@ -1,6 +1,11 @@
 """The advisor API's logic: a client advisor lists the conversations handed to them
 (with each client's window), reads a transcript, replies through the send-time guard,
-and hands the conversation back to the assistant.
+and hands the conversation back to the assistant. They also follow their clients'
+repair requests (``salon.aftercare``): the list with each client's window, one request
+with its history, and a status change with a note; a change the client should know of
+(received, in progress, ready) is told to them through the same guard: free-form while
+their window is open, else the approved ``aftercare_ready`` template for a piece ready for
+collection, or parked behind the nudge template for the other steps.
 
 Every call carries ``Authorization: Bearer <token>`` checked by :mod:`salon.access`
 with scope ``advisor``: an advisor sees only the conversations of clients assigned to
@@ -21,10 +26,22 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from salon.access import AccessDenied, Principal, TokenBook
+from salon.aftercare import (
+    NOTIFIED_STATUSES,
+    STATUSES,
+    RepairBook,
+    RepairClosed,
+    RepairRequest,
+    status_message,
+)
 from salon.clock import Clock
 from salon.decision import SERVICE_REPLY
 from salon.handoff import Handoff, HandoffBook
+from salon.integrations.bookings import Bookings
+from salon.integrations.crm import ClientRecord, Crm, CrmUnavailable
+from salon.phrasing import address, supported
 from salon.sessions import ClientRef, SessionStore
+from salon.whatsapp.inbound import is_bsuid
 from salon.whatsapp.rendering import MAX_TEXT, OutgoingMessage
 from salon.whatsapp.sender import GuardedSender
 
@@ -58,7 +75,8 @@ def _error(status: int, reason: str) -> DeskAnswer:
 class AdvisorDesk:
     def __init__(self, *, tokens: TokenBook, handoffs: HandoffBook, sessions: SessionStore,
                  sender: GuardedSender, transcripts: Transcripts, clock: Clock,
-                 phone_number_id: str) -> None:
+                 phone_number_id: str, repairs: RepairBook | None = None, crm: Crm | None = None,
+                 bookings: Bookings | None = None) -> None:
         self.tokens = tokens
         self.handoffs = handoffs
         self.sessions = sessions
@@ -66,6 +84,9 @@ class AdvisorDesk:
         self.transcripts = transcripts
         self.clock = clock
         self.phone_number_id = phone_number_id
+        self.repairs = repairs
+        self.crm = crm
+        self.bookings = bookings
 
     # ------------------------------------------------------------------ helpers
     def _principal(self, authorization: str | None) -> Principal:
@@ -90,7 +111,9 @@ class AdvisorDesk:
                          user_id=handoff.user_id, wa_id=handoff.wa_id)
 
     async def _window(self, handoff: Handoff) -> dict[str, Any]:
-        ref = self._ref(handoff)
+        return await self._window_of(self._ref(handoff))
+
+    async def _window_of(self, ref: ClientRef | None) -> dict[str, Any]:
         state = await self.sessions.get(ref) if ref is not None else None
         if state is None:
             return {"open": False, "closes_at": None, "can_send_free_form": False}
@@ -170,3 +193,141 @@ class AdvisorDesk:
         resolved = await self.handoffs.resolve(conversation_id, by=principal.name, now=self.clock.now())
         await self.transcripts.resume(conversation_id)
         return DeskAnswer(200, (resolved or handoff).as_json())
+
+    # ------------------------------------------------------------------ repair requests
+    def _repair_ref(self, request: RepairRequest) -> ClientRef | None:
+        """The client's WhatsApp address: the conversation the request was opened in."""
+        sender = request.conversation_id
+        if is_bsuid(sender):
+            return ClientRef(self.phone_number_id, user_id=sender)
+        digits = sender.lstrip("+")
+        return ClientRef(self.phone_number_id, wa_id=digits) if digits.isdigit() else None
+
+    async def _client(self, ref: ClientRef | None) -> ClientRecord | None:
+        if ref is None or self.crm is None:
+            return None
+        try:
+            return await self.crm.find(wa_id=ref.wa_id, user_id=ref.user_id)
+        except CrmUnavailable as exc:
+            logger.error("advisor API: client book unavailable: %s", exc)
+            return None
+
+    async def _boutique_city(self, boutique_id: str | None) -> str | None:
+        if boutique_id is None or self.bookings is None:
+            return None
+        shop = (await self.bookings.boutiques()).get(boutique_id)
+        return shop.city if shop is not None else None
+
+    async def _repair_json(self, request: RepairRequest, changed_at: Any = None) -> dict[str, Any]:
+        ref = self._repair_ref(request)
+        record = await self._client(ref)
+        return {
+            "id": request.id, "status": request.status, "item": request.item, "issue": request.issue,
+            "photos": list(request.photos), "opened_at": request.created_at.isoformat(),
+            "updated_at": (changed_at or request.created_at).isoformat(), "client_id": request.client_id,
+            "client_name": f"{record.first_name} {record.last_name}" if record else None,
+            "conversation_id": request.conversation_id, "advisor_id": request.advisor_id,
+            "boutique_id": request.boutique_id, "window": await self._window_of(ref),
+        }
+
+    async def _guarded_repair(self, authorization: str | None, request_id: str,
+                              ) -> tuple[Principal, RepairBook, RepairRequest] | DeskAnswer:
+        try:
+            principal = self._principal(authorization)
+        except AccessDenied as exc:
+            return _error(exc.status, exc.reason)
+        if self.repairs is None:
+            return _error(503, "repair requests are not available")
+        request = await self.repairs.get(request_id)
+        if request is None:
+            if principal.is_manager:
+                return _error(404, "no repair request under that reference")
+            return _error(403, "not one of your clients' repair requests")
+        if not principal.may_see_advisor(request.advisor_id):
+            logger.warning("advisor API: %s refused repair request %s (advisor %s)",
+                           principal.name, request_id, request.advisor_id)
+            return _error(403, "not one of your clients' repair requests")
+        return principal, self.repairs, request
+
+    async def repair_requests(self, authorization: str | None, *, include_closed: bool = False) -> DeskAnswer:
+        """GET /advisor/repairs: the repair requests of the advisor's clients (a manager's:
+        all), newest first, each with the client's window."""
+        try:
+            principal = self._principal(authorization)
+        except AccessDenied as exc:
+            return _error(exc.status, exc.reason)
+        if self.repairs is None:
+            return _error(503, "repair requests are not available")
+        items = await self.repairs.listing(advisor_id=None if principal.is_manager else principal.advisor_id,
+                                           include_closed=include_closed)
+        changed = await self.repairs.last_changes([r.id for r in items])
+        return DeskAnswer(200, {"repairs": [await self._repair_json(r, changed.get(r.id)) for r in items]})
+
+    async def repair_request(self, authorization: str | None, request_id: str) -> DeskAnswer:
+        """GET /advisor/repairs/<id>: the request, the client's window and its history."""
+        found = await self._guarded_repair(authorization, request_id)
+        if isinstance(found, DeskAnswer):
+            return found
+        _, book, request = found
+        history = await book.history(request.id)
+        body = await self._repair_json(request, history[-1].at if history else None)
+        return DeskAnswer(200, {**body, "history": [h.as_json() for h in history]})
+
+    async def update_repair(self, authorization: str | None, request_id: str,
+                            body: Mapping[str, Any] | None) -> DeskAnswer:
+        """POST /advisor/repairs/<id>/status ``{"status": "ready", "note": "...", "notify": true}``:
+        the new status (or a note alone) is kept; a change the client should know of is
+        told to them through the send-time guard (``"notify": false`` keeps it quiet)."""
+        found = await self._guarded_repair(authorization, request_id)
+        if isinstance(found, DeskAnswer):
+            return found
+        principal, book, before = found
+        if not isinstance(body, Mapping):
+            return _error(400, 'expected a JSON body {"status": "...", "note": "..."}')
+        status, note, notify = body.get("status"), body.get("note"), body.get("notify", True)
+        allowed = ", ".join(STATUSES[1:])
+        if status is not None and (not isinstance(status, str) or status not in STATUSES[1:]):
+            return _error(400, f"status must be one of {allowed}")
+        if note is not None and (not isinstance(note, str) or len(note) > 2000):
+            return _error(400, "note must be text of at most 2000 characters")
+        if not isinstance(notify, bool):
+            return _error(400, "notify must be true or false")
+        if status is None and not (note or "").strip():
+            return _error(400, f'expected a status ({allowed}) and/or a note')
+        try:
+            request, change = await book.change(before.id, status=status, note=note, by=principal.name,
+                                                now=self.clock.now())
+        except RepairClosed as exc:
+            return _error(409, f"the repair request is closed; nothing was changed ({exc})")
+        except KeyError:
+            return _error(404, "no repair request under that reference")
+        notice: dict[str, Any] | None = None
+        if notify and status != before.status and status in NOTIFIED_STATUSES:
+            notice = await self._tell_client(request, status, principal)
+            await book.mark_notified(change.id, str(notice["sent"]), notice.get("reason") or notice.get("template"))
+        update = {**change.as_json(), "notified": notice["sent"] if notice else None}
+        return DeskAnswer(200, {"repair": await self._repair_json(request, change.at), "update": update,
+                                "notice": notice})
+
+    async def _tell_client(self, request: RepairRequest, status: str, principal: Principal) -> dict[str, Any]:
+        ref = self._repair_ref(request)
+        if ref is None:
+            return {"sent": "refused", "reason": "no WhatsApp recipient for this request"}
+        record = await self._client(ref)
+        language = supported(record.language if record else None)
+        city = await self._boutique_city(request.boutique_id)
+        text = status_message(request, status, language=language,
+                              name=address(record, language) if record else None, boutique_city=city)
+        assert text is not None
+        # A piece ready for collection has its own approved template (aftercare_ready);
+        # the other steps are a reply to the client's request: parked behind the nudge.
+        ready = status == "ready"
+        outcome = await self.sender.send(ref, OutgoingMessage(
+            {"type": "text", "text": {"body": text}}, purpose="aftercare_update" if ready else SERVICE_REPLY,
+            utter_action="repair_status", params={"item": request.item, "boutique": city} if ready and city else {},
+            language=language))
+        if outcome.action in ("free_form", "template", "parked"):
+            await self.transcripts.record_advisor_message(request.conversation_id, text, principal.name)
+        return {"sent": outcome.action, "wamid": outcome.wamid, "template": outcome.template,
+                "nudge_wamid": outcome.nudge_wamid, "reason": outcome.reason, "text": text,
+                "window": await self._window_of(ref)}

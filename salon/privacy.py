@@ -447,7 +447,7 @@ class PrivacyRegistry:
 
 def default_registry(settings: Settings, *, clock: Clock | None = None) -> PrivacyRegistry:
     """Every personal-data store of this installation, from the environment."""
-    from salon.aftercare import repairs_table
+    from salon.aftercare import repairs_table, updates_table
     from salon.consent import ledger_table
     from salon.handoff import handoffs_table
     from salon.integrations import schema
@@ -503,8 +503,10 @@ def default_registry(settings: Settings, *, clock: Clock | None = None) -> Priva
     # What the assistant and the outbound engine keep about a client.
     registry.register(SqlRowsSource("salon_handoffs", engine, handoffs_table, "conversation_id", senders,
                                     also=(("client_id", by_client),)))
-    registry.register(SqlRowsSource("salon_repair_requests", engine, repairs_table, "conversation_id", senders,
-                                    also=(("client_id", by_client),)))
+    repairs = SqlRowsSource("salon_repair_requests", engine, repairs_table, "conversation_id", senders,
+                            also=(("client_id", by_client),))
+    registry.register(LinkedRowsSource("salon_repair_updates", engine, updates_table, "request_id", repairs))
+    registry.register(repairs)
     registry.register(SqlRowsSource("restock_requests", engine, restock_table, "wa_id", wa_ids,
                                     also=(("user_id", user_ids),)))
     requests = SqlRowsSource("outbound_requests", engine, requests_table, "wa_id", wa_ids,

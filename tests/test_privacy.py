@@ -36,7 +36,8 @@ EVERY_STORE = {
     "maison_purchases", "maison_consents", "maison_event_rsvps", "maison_appointments", "maison_order_items",
     "maison_orders", "maison_clients", "sessions_redis", "wa_inbox", "wa_outbound", "wa_preferences",
     "llm_audit", "consent_ledger", "rasa_trackers_sql", "rasa_trackers_redis",
-    "salon_handoffs", "salon_repair_requests", "restock_requests", "outbound_requests", "outbound_events",
+    "salon_handoffs", "salon_repair_requests", "salon_repair_updates", "restock_requests", "outbound_requests",
+    "outbound_events",
 }
 
 
@@ -74,8 +75,9 @@ async def rasa_trackers(postgres_url: str, redis_url: str, sender_id: str) -> No
 
 
 async def clienteling_records(settings: Settings) -> None:
-    """A handoff, a repair request, a restock wish and an outbound request of Claire's,
-    written by the books the assistant and the outbound engine use."""
+    """A handoff, a repair request and its first status change, a restock wish and an
+    outbound request of Claire's, written by the books the assistant, the advisor API
+    and the outbound engine use."""
     now = SystemClock().now()
     engine = make_async_engine(settings.database_url)
     try:
@@ -85,8 +87,9 @@ async def clienteling_records(settings: Settings) -> None:
                             language="fr", now=now, client_id=CLIENT, wa_id=CLAIRE)
         repairs = RepairBook(engine=engine)
         await repairs.initialize()
-        await repairs.open(conversation_id=CLAIRE, item="bracelet", issue="the clasp broke", photos=[],
-                           now=now, client_id=CLIENT, advisor_id=None, boutique_id=None)
+        repair = await repairs.open(conversation_id=CLAIRE, item="bracelet", issue="the clasp broke", photos=[],
+                                    now=now, client_id=CLIENT, advisor_id=None, boutique_id=None)
+        await repairs.change(repair.id, status="received", note="at the atelier", by="sophie", now=now)
         ref = ClientRef("100000000000001", wa_id=CLAIRE)
         restock = RestockBook(engine=engine)
         await restock.add(ref, "LG-004", now, colour="black")
