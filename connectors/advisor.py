@@ -213,6 +213,7 @@ def add_advisor_routes(bp: Blueprint, runtime: IoProcessRuntime | WhatsAppRuntim
         return answer(await current.resume(request.headers.get("Authorization"), conversation_id))
 
     @bp.route("/advisor/repairs", methods=["GET"])
+    @limit
     async def list_repairs(request: Request) -> HTTPResponse:
         current = desk()
         if current is None:
@@ -222,6 +223,7 @@ def add_advisor_routes(bp: Blueprint, runtime: IoProcessRuntime | WhatsAppRuntim
                                                     include_closed=every))
 
     @bp.route("/advisor/repairs/<request_id>", methods=["GET"])
+    @limit
     async def read_repair(request: Request, request_id: str) -> HTTPResponse:
         current = desk()
         if current is None:
@@ -229,6 +231,7 @@ def add_advisor_routes(bp: Blueprint, runtime: IoProcessRuntime | WhatsAppRuntim
         return answer(await current.repair_request(request.headers.get("Authorization"), request_id))
 
     @bp.route("/advisor/repairs/<request_id>/status", methods=["POST"])
+    @limit
     async def repair_status(request: Request, request_id: str) -> HTTPResponse:
         current = desk()
         if current is None:

@@ -260,6 +260,11 @@ async def test_advisor_api_and_health_are_limited_but_the_meta_webhook_never(sql
         async with one.post(f"{advisor}/33600000001/reply", json={"text": "x"}) as r:
             assert r.status == 429
         assert await status(one, f"{ch.url}/webhooks/whatsapp/", {}) == 429  # the channel's health too
+        repairs = f"{ch.url}/webhooks/whatsapp/advisor/repairs"
+        for url in (repairs, f"{repairs}/R-1"):
+            assert await status(one, url, {}) == 429  # the repair requests too
+        async with one.post(f"{repairs}/R-1/status", json={"status": "ready"}) as r:
+            assert r.status == 429
         assert await status(other, advisor, {}) == 401  # another client: its own bucket
 
         # Meta's webhook from the same, limited, peer: handshakes and signed posts all pass.
