@@ -90,6 +90,15 @@ class SanicRateLimit:
         return limited
 
 
+def _json_body(request: Request) -> Any:
+    """The request's JSON body, or None when it is missing or not JSON (the desk answers
+    400 for a body it cannot use)."""
+    try:
+        return json.loads(request.body or b"null")
+    except ValueError:
+        return None
+
+
 def _at(timestamp: float | None) -> str | None:
     return datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat() if timestamp else None
 
@@ -198,10 +207,7 @@ def add_advisor_routes(bp: Blueprint, runtime: IoProcessRuntime | WhatsAppRuntim
         current = desk()
         if current is None:
             return starting
-        try:
-            body = json.loads(request.body or b"null")
-        except ValueError:
-            body = None
+        body = _json_body(request)
         return answer(await current.reply(request.headers.get("Authorization"), conversation_id, body))
 
     @bp.route("/advisor/conversations/<conversation_id>/resume", methods=["POST"])
@@ -236,10 +242,7 @@ def add_advisor_routes(bp: Blueprint, runtime: IoProcessRuntime | WhatsAppRuntim
         current = desk()
         if current is None:
             return starting
-        try:
-            body = json.loads(request.body or b"null")
-        except ValueError:
-            body = None
+        body = _json_body(request)
         return answer(await current.update_repair(request.headers.get("Authorization"), request_id, body))
 
     return start_desk

@@ -39,13 +39,11 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 import aiohttp
-from sqlalchemy import inspect, or_, select
 
 from salon.batching import Coalescer
 from salon.clock import Clock
 from salon.config import Settings
 from salon.errors import TRANSIENT_POLICY, NoResponseError
-from salon.integrations.schema import clients as clients_table
 from salon.outbound import (
     EXPIRED,
     FAILED,
@@ -61,6 +59,7 @@ from salon.outbound import (
 )
 from salon.pacing import Pacer, PacingConfig
 from salon.sessions import ClientRef
+from salon.whatsapp.consent import ClientProfile, ConsentBook
 from salon.whatsapp.graph import DEFAULT_BASE_URL, DEFAULT_VERSION, GraphConfig
 from salon.whatsapp.runtime import SenderParts, open_sender
 from salon.whatsapp.sender import GuardedSender
@@ -160,55 +159,24 @@ class RasaTrigger:
 
 class ClientZones:
     """The client's IANA time zone from the maison's book (None when unknown); the
-    lookups of clients dispatched at the same moment share one query."""
+    lookups of clients dispatched at the same moment share one query
+    (:meth:`ConsentBook.profiles_many`)."""
 
-    def __init__(self, engine: Any) -> None:
-        self.engine = engine
-        self._has_book: bool | None = None
+    def __init__(self, consents: ConsentBook) -> None:
         self._cache: dict[str, str | None] = {}
-        self._lookups: Coalescer[ClientRef, str | None] = Coalescer(self._zones, identity=_client_key)
+        self._lookups: Coalescer[ClientRef, ClientProfile | None] = Coalescer(
+            consents.profiles_many, identity=_client_key)
 
     async def zone(self, ref: ClientRef) -> str | None:
         key = _client_key(ref)
         if key in self._cache:
             return self._cache[key]
-        zone = await self._lookups.get(ref)
+        profile = await self._lookups.get(ref)
+        zone = profile.time_zone if profile is not None else None
         if len(self._cache) > 100_000:
             self._cache.clear()
         self._cache[key] = zone
         return zone
-
-    async def _zones(self, refs: Sequence[ClientRef]) -> list[str | None]:
-        if self._has_book is None:
-            async with self.engine.connect() as conn:
-                names = await conn.run_sync(lambda sync: set(inspect(sync).get_table_names()))
-            self._has_book = clients_table.name in names
-        if not self._has_book:
-            return [None] * len(refs)
-        c = clients_table.c
-        user_ids = [r.user_id for r in refs if r.user_id]
-        numbers = [r.wa_id.lstrip("+") for r in refs if r.wa_id]
-        conditions = []
-        if user_ids:
-            conditions.append(c.user_id.in_(user_ids))
-        if numbers:
-            conditions.extend([c.wa_id.in_(numbers), c.phone.in_([f"+{n}" for n in numbers])])
-        by_id: dict[str, str | None] = {}
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(select(c.user_id, c.wa_id, c.phone, c.time_zone).where(or_(*conditions)))).all()
-        for row in rows:
-            for ident in (f"u:{row.user_id}" if row.user_id else None, f"w:{row.wa_id}" if row.wa_id else None,
-                          f"p:{row.phone}" if row.phone else None):
-                if ident is not None:
-                    by_id.setdefault(ident, row.time_zone)
-        out: list[str | None] = []
-        for ref in refs:
-            zone = by_id.get(f"u:{ref.user_id}") if ref.user_id else None
-            if zone is None and ref.wa_id:
-                number = ref.wa_id.lstrip("+")
-                zone = by_id.get(f"w:{number}") or by_id.get(f"p:+{number}")
-            out.append(zone)
-        return out
 
 
 class OutboundWorker:
@@ -234,7 +202,7 @@ class OutboundWorker:
         self.rasa = rasa
         self.scans = list(scans)
         self.worker_id = worker_id or f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self.zones = ClientZones(queue.engine)
+        self.zones = ClientZones(sender.consents)
         self._slots = asyncio.Semaphore(self.config.concurrency)
         self._held: set[str] = set()
         self._outcomes: list[tuple[str, str, dict[str, Any]]] = []
@@ -258,10 +226,7 @@ class OutboundWorker:
                 logger.exception("outbound worker %s: batch failed; retrying shortly", self.worker_id)
                 handled = 0
             if handled == 0:
-                try:
-                    await asyncio.wait_for(stop.wait(), self.config.idle_poll_s)
-                except asyncio.TimeoutError:
-                    pass
+                await _wait(stop, self.config.idle_poll_s)
         logger.info("outbound worker %s stopped: %s", self.worker_id, self.stats)
 
     async def scan(self) -> int:

@@ -72,6 +72,7 @@ class ClientProfile:
     client_id: str
     first_name: str
     language: str
+    time_zone: str | None = None
 
 
 class ConsentBook(SqlTables):
@@ -102,10 +103,10 @@ class ConsentBook(SqlTables):
         if ref.wa_id:
             digits = ref.wa_id.lstrip("+")
             conditions.extend([_C.wa_id == digits, _C.phone == f"+{digits}"])
-        query = select(_C.id, _C.first_name, _C.language).where(or_(*conditions))
+        query = select(_C.id, _C.first_name, _C.language, _C.time_zone).where(or_(*conditions))
         async with self.engine.connect() as conn:
             row = (await conn.execute(query.limit(1))).first()
-        return ClientProfile(row.id, row.first_name, row.language) if row is not None else None
+        return ClientProfile(row.id, row.first_name, row.language, row.time_zone) if row is not None else None
 
     async def consent_for(self, ref: ClientRef, profile: ClientProfile | None = None) -> Consent:
         profile = profile if profile is not None else await self.profile(ref)
@@ -156,7 +157,7 @@ class ConsentBook(SqlTables):
         by_user: dict[str, ClientProfile] = {}
         by_wa: dict[str, ClientProfile] = {}
         by_phone: dict[str, ClientProfile] = {}
-        columns = (_C.id, _C.first_name, _C.language, _C.user_id, _C.wa_id, _C.phone)
+        columns = (_C.id, _C.first_name, _C.language, _C.time_zone, _C.user_id, _C.wa_id, _C.phone)
         async with self.engine.connect() as conn:
             for start in range(0, max(len(user_ids), len(digits)), chunk):
                 users = user_ids[start:start + chunk]
@@ -167,7 +168,7 @@ class ConsentBook(SqlTables):
                 if numbers:
                     conditions.extend([_C.wa_id.in_(numbers), _C.phone.in_([f"+{d}" for d in numbers])])
                 for row in (await conn.execute(select(*columns).where(or_(*conditions)))).all():
-                    profile = ClientProfile(row.id, row.first_name, row.language)
+                    profile = ClientProfile(row.id, row.first_name, row.language, row.time_zone)
                     if row.user_id:
                         by_user.setdefault(row.user_id, profile)
                     if row.wa_id:
