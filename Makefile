@@ -115,10 +115,11 @@ smoke: $(MODEL) $(SEEDED)
 demo-check: $(MODEL) $(SEEDED)
 	$(BIN)/salon demo-check --model $(MODEL)
 
-# pytest needs no model: it runs while the model trains (output kept per target).
+# pytest needs no model: it runs while the model trains; then the checks that need the
+# model run two at a time (each on its own ports and files; output kept per target).
 test: lint
 	@$(MAKE) --no-print-directory -j2 --output-sync=target pytest $(MODEL)
-	@$(MAKE) --no-print-directory validate test-stories test-nlu smoke e2e demo-check
+	@$(MAKE) --no-print-directory -j2 --output-sync=target e2e demo-check smoke test-nlu test-stories validate
 	@echo "make test: all checks passed"
 
 run: $(MODEL) $(SEEDED)

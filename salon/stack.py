@@ -43,7 +43,9 @@ class StackConfig:
     """Salon's tables (sessions, records, the maison's book); default SQLite in workdir."""
     redis_url: str | None = None
     emulator_args: list[str] = field(default_factory=list)
-    start_timeout_s: float = 240.0
+    start_timeout_s: float = 480.0
+    """Loading a model traces its TensorFlow graphs: about a minute on a quiet 2-core
+    machine, several when other model loads or training share the cores."""
     phone_number_id: str = "100000000000001"
     waba_id: str = "200000000000001"
     access_token: str = "emulator-access-token"

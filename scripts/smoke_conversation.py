@@ -65,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default="models/salon.tar.gz")
     parser.add_argument("--rasa-port", type=int, default=5905)
-    parser.add_argument("--actions-port", type=int, default=5955)
-    parser.add_argument("--timeout", type=float, default=180.0)
+    parser.add_argument("--actions-port", type=int, default=5956)
+    parser.add_argument("--timeout", type=float, default=480.0)
     args = parser.parse_args(argv)
 
     token = uuid.uuid4().hex
