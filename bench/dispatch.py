@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from scratch import scratch_database
 
 from salon.clock import SystemClock
 from salon.config import PROJECT_ROOT
@@ -80,9 +81,7 @@ async def raw_baseline(emu_url: str, token: str, pnid: str, wa_ids: list[str], t
     return sent / elapsed
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
-    tmp = Path(tempfile.mkdtemp(prefix="salon-dispatch-"))
-    url = args.database_url or f"sqlite:///{tmp / 'salon.db'}"
+async def run(args: argparse.Namespace, url: str, tmp: Path) -> dict[str, Any]:
     seed_database(url, PROJECT_ROOT / "data" / "maison")
     wa_ids = add_synthetic_clients(url, args.clients)
     config = EmulatorConfig(throughput_per_second=1000.0, status_sent_delay=0.01, status_delivered_delay=0.02,
@@ -170,9 +169,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=128)
     parser.add_argument("--timeout", type=float, default=600.0)
-    parser.add_argument("--database-url", help="default: a SQLite file in a temporary folder")
+    parser.add_argument("--database-url", help="default: a SQLite file in a temporary folder; for "
+                        "PostgreSQL, the server to use (the run gets a fresh database there)")
     args = parser.parse_args(argv)
-    print(json.dumps(run_fast(run(args))))
+    tmp = Path(tempfile.mkdtemp(prefix="salon-dispatch-"))
+    with scratch_database(args.database_url or f"sqlite:///{tmp / 'salon.db'}") as url:
+        figures = run_fast(run(args, url, tmp))
+    print(json.dumps(figures))
     return 0
 
 

@@ -34,6 +34,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from scratch import scratch_database
 
 from salon.clock import ManualClock
 from salon.config import PROJECT_ROOT, Settings
@@ -149,9 +150,7 @@ class Baseline:
                 self.outcomes[f"error_{getattr(exc, 'code', type(exc).__name__)}"] += 1
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
-    tmp = Path(tempfile.mkdtemp(prefix="salon-soak-"))
-    url = args.database_url or f"sqlite:///{tmp / 'salon.db'}"
+async def run(args: argparse.Namespace, url: str, tmp: Path) -> dict[str, Any]:
     seed_database(url, PROJECT_ROOT / "data" / "maison")
     clients = add_synthetic_clients(url, args.clients)
     planned, writes = plan(args.requests, clients, args.hours, args.seed)
@@ -267,9 +266,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=400)
     parser.add_argument("--hours", type=int, default=72, help="simulated hours over which requests arrive")
     parser.add_argument("--seed", type=int, default=8)
-    parser.add_argument("--database-url", help="default: a SQLite file in a temporary folder")
+    parser.add_argument("--database-url", help="default: a SQLite file in a temporary folder; for "
+                        "PostgreSQL, the server to use (the run gets a fresh database there)")
     args = parser.parse_args(argv)
-    result = asyncio.run(run(args))
+    tmp = Path(tempfile.mkdtemp(prefix="salon-soak-"))
+    with scratch_database(args.database_url or f"sqlite:///{tmp / 'salon.db'}") as url:
+        result = asyncio.run(run(args, url, tmp))
     print(json.dumps(result))
     return 0 if result["lost"] == 0 and result["duplicated"] == 0 else 1
 
