@@ -115,11 +115,11 @@ smoke: $(MODEL) $(SEEDED)
 demo-check: $(MODEL) $(SEEDED)
 	$(BIN)/salon demo-check --model $(MODEL)
 
-# pytest needs no model: it runs while the model trains; then the checks that need the
-# model run two at a time (each on its own ports and files; output kept per target).
+# Two at a time, output kept per target: pytest needs no model and runs while the model
+# trains; the checks that need the model take the free slot as soon as it is trained
+# (each on its own ports and files).
 test: lint
-	@$(MAKE) --no-print-directory -j2 --output-sync=target pytest $(MODEL)
-	@$(MAKE) --no-print-directory -j2 --output-sync=target e2e demo-check smoke test-nlu test-stories validate
+	@$(MAKE) --no-print-directory -j2 --output-sync=target pytest e2e demo-check smoke test-nlu test-stories validate
 	@echo "make test: all checks passed"
 
 run: $(MODEL) $(SEEDED)
