@@ -33,6 +33,7 @@ __all__ = [
     "TokenBucket",
     "Violation",
     "WindowBook",
+    "check_and_render",
     "check_template_send",
     "fep_active",
     "pricing",
@@ -545,12 +546,15 @@ def _sent_components(template_obj: Mapping[str, Any]) -> list[Mapping[str, Any]]
     return [c for c in template_obj.get("components") or [] if isinstance(c, Mapping)]
 
 
-def _params_of(sent: Sequence[Mapping[str, Any]], kind: str) -> list[Mapping[str, Any]]:
+def _params_by_kind(sent: Sequence[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
+    """The parameters of each sent component kind (the first component of a kind counts)."""
+    found: dict[str, list[Mapping[str, Any]]] = {}
     for comp in sent:
-        if str(comp.get("type", "")).lower() == kind:
+        kind = str(comp.get("type", "")).lower()
+        if kind not in found:
             params = comp.get("parameters") or []
-            return [p for p in params if isinstance(p, Mapping)]
-    return []
+            found[kind] = [p for p in params if isinstance(p, Mapping)] if isinstance(params, list) else []
+    return found
 
 
 def check_template_send(
@@ -560,7 +564,21 @@ def check_template_send(
     language: str,
     api_version: str = "v21.0",
 ) -> Violation | None:
-    """Check a template send against the emulator's definition (None: sendable).
+    """Check a template send against the emulator's definition (None: sendable); see
+    :func:`check_and_render`."""
+    checked = check_and_render(template, template_obj, language=language, api_version=api_version)
+    return checked if isinstance(checked, Violation) else None
+
+
+def check_and_render(
+    template: Template | None,
+    template_obj: Mapping[str, Any],
+    *,
+    language: str,
+    api_version: str = "v21.0",
+) -> Violation | dict[str, Any]:
+    """Check a template send against the emulator's definition: the violation, or the
+    message as :func:`render_template` renders it when it is sendable.
 
     ``template`` is the definition registered for (name, language), or None when there
     is none. Checks, in Meta's order: existence (132001), status (132015 paused, 132016
@@ -590,10 +608,11 @@ def check_template_send(
             f"(status {template.status}: only APPROVED templates can be sent)",
         )
     sent = _sent_components(template_obj)
+    by_kind = _params_by_kind(sent)
     named = template.parameter_format == "named"
     text_params_all: list[tuple[str, Mapping[str, Any]]] = []
     for kind in ("header", "body"):
-        text_params_all += [(kind, p) for p in _params_of(sent, kind) if p.get("type") == "text"]
+        text_params_all += [(kind, p) for p in by_kind.get(kind, ()) if p.get("type") == "text"]
     for kind, param in text_params_all:
         has_name = param.get("parameter_name") is not None
         if named and not has_name:
@@ -612,7 +631,7 @@ def check_template_send(
         if comp.type not in ("HEADER", "BODY"):
             continue
         kind = comp.type.lower()
-        given = _params_of(sent, kind)
+        given = by_kind.get(kind, [])
         if comp.type == "HEADER" and comp.format != "TEXT":
             media = comp.format.lower()
             if len(given) != 1 or given[0].get("type") != media:
@@ -649,7 +668,7 @@ def check_template_send(
                     "than 4 consecutive spaces.",
                 )
     for kind in ("header", "body"):
-        if _params_of(sent, kind) and template.component(kind.upper()) is None:
+        if by_kind.get(kind) and template.component(kind.upper()) is None:
             return Violation(132000, f"{kind}: the template has no {kind} component.")
     buttons = next((c.buttons for c in template.components if c.type == "BUTTONS"), ())
     provided: set[int] = set()
@@ -683,12 +702,13 @@ def check_template_send(
                 f"button {index}: the URL button has a variable suffix; one text "
                 "parameter is expected.",
             )
-    body = render_template(template, template_obj).get("body", "")
+    rendered = _render(template, sent, by_kind)
+    body = rendered.get("body", "")
     if len(body) > MAX_TEMPLATE_BODY:
         return Violation(
             132005, f"body: hydrated text is {len(body)} characters (max {MAX_TEMPLATE_BODY})."
         )
-    return None
+    return rendered
 
 
 def render_template(template: Template, template_obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -696,11 +716,16 @@ def render_template(template: Template, template_obj: Mapping[str, Any]) -> dict
     ``[{index, type, text, payload}]`` (quick-reply payload: the sent one, else the
     button's text, as Meta reports taps)."""
     sent = _sent_components(template_obj)
+    return _render(template, sent, _params_by_kind(sent))
+
+
+def _render(template: Template, sent: Sequence[Mapping[str, Any]],
+            by_kind: Mapping[str, list[Mapping[str, Any]]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     named = template.parameter_format == "named"
     for comp in template.components:
         if comp.type in ("HEADER", "BODY", "FOOTER") and comp.text is not None:
-            given = _params_of(sent, comp.type.lower())
+            given = by_kind.get(comp.type.lower(), [])
             if named:
                 mapping = {str(p.get("parameter_name")): _param_text(p) or "" for p in given}
             else:

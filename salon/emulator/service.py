@@ -477,13 +477,13 @@ class Emulator:
             template_obj = body["template"]
             language = str(template_obj["language"]["code"])
             template = self.templates.get(str(template_obj["name"]), language)
-            violation = rules.check_template_send(
+            checked = rules.check_and_render(
                 template, template_obj, language=language, api_version=api_version
             )
-            if violation is not None:
-                raise reject(GraphError(violation.code, violation.details))
+            if isinstance(checked, rules.Violation):
+                raise reject(GraphError(checked.code, checked.details))
             assert template is not None
-            rendered = rules.render_template(template, template_obj)
+            rendered = checked
             category = template.category.lower()
         if not self.throughput.try_take(phone_number_id, now):
             raise reject(GraphError(130429, "Cloud API message throughput has been reached."))
