@@ -9,6 +9,7 @@ asynchronously.
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 from typing import Any, Final
 
@@ -51,7 +52,7 @@ def _prepare_sqlite_file(url: URL) -> None:
         Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
-def _sqlite_pragmas(engine: Engine) -> None:
+def _sqlite_pragmas(engine: Engine, busy_timeout_ms: int = 5000) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
         # The driver's own implicit BEGIN is deferred: a transaction that reads, then
@@ -67,7 +68,7 @@ def _sqlite_pragmas(engine: Engine) -> None:
         # The embedded default trades that for ~10x fewer fsyncs; production runs on
         # PostgreSQL.
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -87,7 +88,7 @@ def make_sync_engine(url: str | URL) -> Engine:
     return engine
 
 
-def make_async_engine(url: str | URL) -> AsyncEngine:
+def make_async_engine(url: str | URL, *, inline_sqlite: bool = False) -> AsyncEngine:
     """An asyncio engine for ``url``.
 
     SQLite files get a real connection pool: SQLAlchemy's default for aiosqlite opens the
@@ -105,9 +106,18 @@ def make_async_engine(url: str | URL) -> AsyncEngine:
         # A file never drops a connection: no ping round trip before each use.
         options.update(poolclass=AsyncAdaptedQueuePool, pool_size=1, max_overflow=0, pool_timeout=60,
                        pool_pre_ping=False)
+        if inline_sqlite:
+            from sqlalchemy.dialects.sqlite.aiosqlite import AsyncAdapt_aiosqlite_dbapi
+
+            from salon import sqlite_inline
+
+            options["module"] = AsyncAdapt_aiosqlite_dbapi(sqlite_inline, sqlite3)
+    inline = "module" in options
     engine = create_async_engine(target, **options)
     if target.get_backend_name() == "sqlite":
-        _sqlite_pragmas(engine.sync_engine)
+        # Inline, waiting for the write lock is done by salon.sqlite_inline, never by
+        # SQLite's busy handler (which would sleep in the event loop's thread).
+        _sqlite_pragmas(engine.sync_engine, busy_timeout_ms=0 if inline else 5000)
     return engine
 
 
@@ -131,11 +141,12 @@ class SqlTables:
 
     metadata: MetaData
 
-    def __init__(self, url: str | URL | None = None, *, engine: AsyncEngine | None = None) -> None:
+    def __init__(self, url: str | URL | None = None, *, engine: AsyncEngine | None = None,
+                 inline_sqlite: bool = False) -> None:
         if engine is None:
             if url is None:
                 raise ValueError(f"{type(self).__name__} needs a URL or an engine")
-            engine = make_async_engine(url)
+            engine = make_async_engine(url, inline_sqlite=inline_sqlite)
             self._own_engine = True
         else:
             self._own_engine = False

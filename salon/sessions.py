@@ -917,6 +917,71 @@ def _big(name: str, value: int) -> Any:
     return bindparam(name, value, type_=BigInteger)
 
 
+# The session store's statements, built once: building and hashing an expression of
+# this size costs about a millisecond of CPU each time, which the channel would pay on
+# every acknowledgement. Parameters are named p_* so none reads as a column to set.
+_WHERE_CLIENT = and_(_S.phone_number_id == bindparam("p_pnid"), _S.client_key == bindparam("p_key"))
+
+
+def _session_statements() -> dict[str, Any]:
+    t = bindparam("p_t", type_=BigInteger)
+    L, F, S, P = _S.last_inbound_us, _S.window_closed_us, _S.session_started_us, _S.prior_inbound_us
+    R, FR, G = _S.referral_us, _S.first_reply_us, _S.nudged_us
+    opens = or_(L.is_(None), t >= L + DAY_US, and_(F.isnot(None), F >= L, t > F))
+    failure_cleared = and_(F.isnot(None), t > F)
+    return {
+        "advance": update(sessions_table)
+        .where(_WHERE_CLIENT, or_(L.is_(None), L < t))
+        .values(
+            prior_inbound_us=case((opens, L), else_=P),
+            session_started_us=case((opens, t), else_=S),
+            session_count=case((opens, _S.session_count + 1), else_=_S.session_count),
+            entry_point=case((opens, bindparam("p_ep")), else_=_S.entry_point),
+            last_inbound_us=t,
+            last_inbound_id=bindparam("p_msg"),
+            window_closed_us=case((failure_cleared, null()), else_=F),
+            window_closed_code=case((failure_cleared, null()), else_=_S.window_closed_code),
+        ),
+        "late": update(sessions_table)
+        .where(
+            _WHERE_CLIENT,
+            L >= t,
+            S.isnot(None),
+            t < S,
+            t > S - DAY_US,
+            or_(P.is_(None), t >= P + DAY_US),
+        )
+        .values(session_started_us=t),
+        "new_referral": update(sessions_table)
+        .where(
+            _WHERE_CLIENT,
+            or_(
+                R.is_(None),
+                and_(FR.isnot(None), t >= FR + FEP_US),
+                and_(FR.is_(None), t >= R + DAY_US),
+            ),
+        )
+        .values(referral_us=t, first_reply_us=null()),
+        "reply": update(sessions_table)
+        .where(_WHERE_CLIENT, R.isnot(None), t >= R, t < R + DAY_US, or_(FR.is_(None), t < FR))
+        .values(first_reply_us=t),
+        "closed": update(sessions_table)
+        .where(_WHERE_CLIENT, or_(L.is_(None), t >= L), or_(F.is_(None), t > F))
+        .values(window_closed_us=t, window_closed_code=bindparam("p_code")),
+        "nudged": update(sessions_table).where(_WHERE_CLIENT, or_(G.is_(None), t > G)).values(nudged_us=t),
+        "state": select(sessions_table, _PARKED_COUNT).where(_WHERE_CLIENT),
+        "lookup": select(_A.alias, _A.client_key).where(
+            _A.phone_number_id == bindparam("p_pnid"), _A.alias.in_(bindparam("p_aliases", expanding=True))
+        ),
+    }
+
+
+_STATEMENTS = _session_statements()
+_ADVANCE, _LATE, _NEW_REFERRAL = _STATEMENTS["advance"], _STATEMENTS["late"], _STATEMENTS["new_referral"]
+_REPLY, _CLOSED, _NUDGED = _STATEMENTS["reply"], _STATEMENTS["closed"], _STATEMENTS["nudged"]
+_SELECT_STATE, _LOOKUP = _STATEMENTS["state"], _STATEMENTS["lookup"]
+
+
 class SqlSessionStore(SessionStore, SqlTables):
     """Session state in SQL (SQLite or PostgreSQL) through an asyncio engine.
 
@@ -933,6 +998,7 @@ class SqlSessionStore(SessionStore, SqlTables):
     ) -> None:
         SessionStore.__init__(self, clock)
         SqlTables.__init__(self, url, engine=engine)
+        self._ensure_stmt: Any = None
 
     async def initialize(self) -> None:
         await SqlTables.initialize(self)
@@ -942,11 +1008,7 @@ class SqlSessionStore(SessionStore, SqlTables):
 
     async def _lookup(self, pnid: str, aliases: Sequence[str]) -> dict[str, str]:
         async with self.engine.connect() as conn:
-            rows = await conn.execute(
-                select(_A.alias, _A.client_key).where(
-                    _A.phone_number_id == pnid, _A.alias.in_(list(aliases))
-                )
-            )
+            rows = await conn.execute(_LOOKUP, {"p_pnid": pnid, "p_aliases": list(aliases)})
             return {row.alias: row.client_key for row in rows}
 
     async def _link(self, pnid: str, mapping: Mapping[str, str], force: bool = False) -> None:
@@ -965,13 +1027,7 @@ class SqlSessionStore(SessionStore, SqlTables):
                 await conn.execute(stmt)
 
     async def _select_state(self, conn: AsyncConnection, pnid: str, key: str) -> SessionState | None:
-        row = (
-            await conn.execute(
-                select(sessions_table, _PARKED_COUNT).where(
-                    _S.phone_number_id == pnid, _S.client_key == key
-                )
-            )
-        ).first()
+        row = (await conn.execute(_SELECT_STATE, {"p_pnid": pnid, "p_key": key})).first()
         return _state_from_row(row) if row is not None else None
 
     async def _load(self, pnid: str, key: str) -> SessionState | None:
@@ -1018,23 +1074,27 @@ class SqlSessionStore(SessionStore, SqlTables):
     async def _ensure_row(
         self, conn: AsyncConnection, ref: ClientRef, key: str, entry_point: str = ENTRY_ORGANIC
     ) -> None:
-        stmt = self._insert(sessions_table).values(
-            phone_number_id=ref.phone_number_id,
-            client_key=key,
-            user_id=ref.user_id,
-            wa_id=ref.wa_id,
-            session_count=0,
-            entry_point=entry_point,
-        )
-        excluded = stmt.excluded
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["phone_number_id", "client_key"],
-            set_={
-                "user_id": func.coalesce(excluded.user_id, _S.user_id),
-                "wa_id": func.coalesce(excluded.wa_id, _S.wa_id),
-            },
-        )
-        await conn.execute(stmt)
+        if self._ensure_stmt is None:
+            stmt = self._insert(sessions_table).values(
+                phone_number_id=bindparam("p_pnid"),
+                client_key=bindparam("p_key"),
+                user_id=bindparam("p_user"),
+                wa_id=bindparam("p_wa"),
+                session_count=0,
+                entry_point=bindparam("p_ep"),
+            )
+            excluded = stmt.excluded
+            self._ensure_stmt = stmt.on_conflict_do_update(
+                index_elements=["phone_number_id", "client_key"],
+                set_={
+                    "user_id": func.coalesce(excluded.user_id, _S.user_id),
+                    "wa_id": func.coalesce(excluded.wa_id, _S.wa_id),
+                },
+            )
+        await conn.execute(self._ensure_stmt, {
+            "p_pnid": ref.phone_number_id, "p_key": key, "p_user": ref.user_id, "p_wa": ref.wa_id,
+            "p_ep": entry_point,
+        })
 
     @staticmethod
     def _where(ref: ClientRef, key: str) -> Any:
@@ -1044,103 +1104,35 @@ class SqlSessionStore(SessionStore, SqlTables):
         self, ref: ClientRef, key: str, t_us: int, message_id: str | None, entry_point: str,
         referral: bool,
     ) -> tuple[bool, SessionState]:
-        t = _big("t", t_us)
-        L, F, S, P = _S.last_inbound_us, _S.window_closed_us, _S.session_started_us, _S.prior_inbound_us
-        R, FR = _S.referral_us, _S.first_reply_us
-        opens = or_(L.is_(None), t >= L + DAY_US, and_(F.isnot(None), F >= L, t > F))
-        failure_cleared = and_(F.isnot(None), t > F)
-        advance = (
-            update(sessions_table)
-            .where(self._where(ref, key), or_(L.is_(None), L < t))
-            .values(
-                prior_inbound_us=case((opens, L), else_=P),
-                session_started_us=case((opens, t), else_=S),
-                session_count=case((opens, _S.session_count + 1), else_=_S.session_count),
-                entry_point=case((opens, entry_point), else_=_S.entry_point),
-                last_inbound_us=t,
-                last_inbound_id=message_id,
-                window_closed_us=case((failure_cleared, null()), else_=F),
-                window_closed_code=case((failure_cleared, null()), else_=_S.window_closed_code),
-            )
-        )
-        late = (
-            update(sessions_table)
-            .where(
-                self._where(ref, key),
-                L >= t,
-                S.isnot(None),
-                t < S,
-                t > S - DAY_US,
-                or_(P.is_(None), t >= P + DAY_US),
-            )
-            .values(session_started_us=t)
-        )
-        new_referral = (
-            update(sessions_table)
-            .where(
-                self._where(ref, key),
-                or_(
-                    R.is_(None),
-                    and_(FR.isnot(None), t >= FR + FEP_US),
-                    and_(FR.is_(None), t >= R + DAY_US),
-                ),
-            )
-            .values(referral_us=t, first_reply_us=null())
-        )
+        params = {"p_pnid": ref.phone_number_id, "p_key": key, "p_t": t_us, "p_msg": message_id,
+                  "p_ep": entry_point}
         async with self.engine.begin() as conn:
             await self._ensure_row(conn, ref, key, entry_point)
-            advanced = (await conn.execute(advance)).rowcount == 1
+            advanced = (await conn.execute(_ADVANCE, params)).rowcount == 1
             if not advanced:
-                await conn.execute(late)
+                await conn.execute(_LATE, params)
             if referral:
-                await conn.execute(new_referral)
+                await conn.execute(_NEW_REFERRAL, params)
             state = await self._select_state(conn, ref.phone_number_id, key)
         assert state is not None
         return advanced, state
 
-    async def _simple(self, ref: ClientRef, key: str, stmt: Any) -> SessionState:
+    async def _simple(self, ref: ClientRef, key: str, stmt: Any, params: dict[str, Any]) -> SessionState:
         async with self.engine.begin() as conn:
             await self._ensure_row(conn, ref, key)
-            await conn.execute(stmt)
+            await conn.execute(stmt, {"p_pnid": ref.phone_number_id, "p_key": key, **params})
             state = await self._select_state(conn, ref.phone_number_id, key)
         assert state is not None
         return state
 
     async def _reply(self, ref: ClientRef, key: str, t_us: int) -> SessionState:
-        t = _big("t", t_us)
-        R, FR = _S.referral_us, _S.first_reply_us
-        stmt = (
-            update(sessions_table)
-            .where(
-                self._where(ref, key),
-                R.isnot(None),
-                t >= R,
-                t < R + DAY_US,
-                or_(FR.is_(None), t < FR),
-            )
-            .values(first_reply_us=t)
-        )
-        return await self._simple(ref, key, stmt)
+        return await self._simple(ref, key, _REPLY, {"p_t": t_us})
 
     async def _closed(self, ref: ClientRef, key: str, t_us: int, code: int) -> SessionState:
-        t = _big("t", t_us)
-        L, F = _S.last_inbound_us, _S.window_closed_us
-        stmt = (
-            update(sessions_table)
-            .where(self._where(ref, key), or_(L.is_(None), t >= L), or_(F.is_(None), t > F))
-            .values(window_closed_us=t, window_closed_code=code)
-        )
-        return await self._simple(ref, key, stmt)
+        return await self._simple(ref, key, _CLOSED, {"p_t": t_us, "p_code": code})
 
     async def _nudged(self, ref: ClientRef, key: str, t_us: int) -> SessionState:
-        t = _big("t", t_us)
-        G = _S.nudged_us
-        stmt = (
-            update(sessions_table)
-            .where(self._where(ref, key), or_(G.is_(None), t > G))
-            .values(nudged_us=t)
-        )
-        return await self._simple(ref, key, stmt)
+        return await self._simple(ref, key, _NUDGED, {"p_t": t_us})
 
     async def _park(
         self, ref: ClientRef, key: str, item_id: str, payload: Any, t_us: int

@@ -126,13 +126,15 @@ async def open_sender(
     sessions: SessionStore | None = None,
     registry: TemplateRegistry | None = None,
     many_clients: bool = False,
+    inline_sqlite: bool = False,
 ) -> SenderParts:
     """Build and initialise the guard as every sender uses it: the WhatsApp channel and
     the outbound worker. One pool for Salon's tables: on SQLite, connections of several
     pools to one file would only compete for its write lock. ``many_clients``: the
     worker's guard (see :class:`GuardedSender`), whose concurrent sends share their reads
-    and whose records the worker flushes."""
-    records = WhatsAppRecords(settings.effective_database_url)
+    and whose records the worker flushes. ``inline_sqlite``: on SQLite, the pool runs its
+    statements in the event loop's thread (:mod:`salon.sqlite_inline`)."""
+    records = WhatsAppRecords(settings.effective_database_url, inline_sqlite=inline_sqlite)
     await records.initialize()
     store = sessions or (
         SqlSessionStore(engine=records.engine, clock=clock)
@@ -186,8 +188,11 @@ class WhatsAppRuntime:
         """Build everything in the running loop, queue the messages acknowledged earlier
         but never answered, and start the inbox pruning."""
         self.loop = asyncio.get_running_loop()
+        # The acknowledgement is a chain of short transactions (inbox claim, window
+        # record): on SQLite they run in this loop's thread, without a hop to a driver
+        # thread per call.
         parts = await open_sender(self.settings, self.config.graph, self.clock,
-                                  sessions=self._sessions, registry=self._registry)
+                                  sessions=self._sessions, registry=self._registry, inline_sqlite=True)
         self.sender, self._parts = parts.sender, parts
         sessions, records, consents, registry = parts.sessions, parts.records, parts.consents, parts.registry
         self.service = WebhookService(
