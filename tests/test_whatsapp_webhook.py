@@ -3,9 +3,11 @@ batches, duplicates, statuses, template and preference webhooks, store outage.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
+import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -281,6 +283,38 @@ async def test_malformed_items_are_rejected_and_the_rest_kept(sqlite_url: str, t
         await ch.settle()
         assert [m.text for m in ch.received] == ["Still here"]
         assert ch.runtime.service.stats["rejected"] == 3  # type: ignore[union-attr]
+
+
+async def test_turns_of_different_clients_overlap_up_to_the_limit(sqlite_url: str, tmp_path: Path) -> None:
+    """Four turns run at once (the assistant is kept busy while one waits on the action
+    server), never a fifth; the rest wait their turn and none is lost."""
+    lock = threading.Lock()
+    running = peak = 0
+    release, four_running = threading.Event(), threading.Event()
+
+    async def slow_assistant(message: object) -> None:  # runs in the assistant's thread
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+            if running == 4:
+                four_running.set()
+        await asyncio.to_thread(release.wait, 20)
+        with lock:
+            running -= 1
+
+    senders = [f"3360000010{n}" for n in range(7)]
+    payload = envelope(messages_change([text_message(wa, f"Hello from {wa}", TS) for wa in senders],
+                                       [contact(wa) for wa in senders]))
+    async with running_channel(settings_for(sqlite_url, tmp_path), reply=slow_assistant) as ch:
+        assert (await ch.post(payload))[0] == 200
+        assert await asyncio.to_thread(four_running.wait, 10)
+        await asyncio.sleep(0.2)  # room for a fifth turn to start, if the limit let it
+        assert (peak, running) == (4, 4)
+        release.set()
+        await ch.settle()
+        assert sorted(m.sender_id for m in ch.received) == senders
+    assert peak == 4
 
 
 # --------------------------------------------------------------------------- duplicates and statuses
