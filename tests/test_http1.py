@@ -255,6 +255,26 @@ async def test_a_cancelled_waiter_passes_the_connection_on() -> None:
     assert server.connections == 1
 
 
+async def test_a_send_in_flight_at_close_does_not_leave_its_connection_open() -> None:
+    gate = asyncio.Event()
+
+    async def gated(body: bytes, writer: asyncio.StreamWriter) -> bool:
+        await gate.wait()
+        writer.write(ok(body))
+        return True
+
+    async with Server(gated) as server:
+        pool = Http1Pool(server.origin)
+        sending = asyncio.create_task(pool.send(pool.request_head("POST", "/", {}), b"late"))
+        await asyncio.sleep(0.05)
+        await pool.close()
+        gate.set()
+        assert (await sending).body == b"late"
+        await asyncio.sleep(0.05)  # the close reaches the server
+        assert pool.open_connections == 0
+        assert server.open == 0
+
+
 async def test_idle_connections_are_replaced_not_reused() -> None:
     async with Server(echo) as server:
         pool = Http1Pool(server.origin, idle_s=0.05)

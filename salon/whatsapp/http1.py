@@ -284,6 +284,9 @@ class Http1Pool:
     def _release(self, conn: _Connection) -> None:
         if conn.closed:
             return  # _lost frees the slot
+        if self._closed:
+            conn.close()  # a send that finished after close(): its connection goes too
+            return
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
