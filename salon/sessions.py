@@ -913,10 +913,6 @@ def _state_from_row(row: Any) -> SessionState:
     )
 
 
-def _big(name: str, value: int) -> Any:
-    return bindparam(name, value, type_=BigInteger)
-
-
 # The session store's statements, built once: building and hashing an expression of
 # this size costs about a millisecond of CPU each time, which the channel would pay on
 # every acknowledgement. Parameters are named p_* so none reads as a column to set.
@@ -1095,10 +1091,6 @@ class SqlSessionStore(SessionStore, SqlTables):
             "p_pnid": ref.phone_number_id, "p_key": key, "p_user": ref.user_id, "p_wa": ref.wa_id,
             "p_ep": entry_point,
         })
-
-    @staticmethod
-    def _where(ref: ClientRef, key: str) -> Any:
-        return and_(_S.phone_number_id == ref.phone_number_id, _S.client_key == key)
 
     async def _inbound(
         self, ref: ClientRef, key: str, t_us: int, message_id: str | None, entry_point: str,
