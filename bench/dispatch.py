@@ -7,7 +7,9 @@ With ``--workers n`` the workers share the queue as in production: worker ``i`` 
 the clients of its shard and ``1/n`` of the number's 1,000 msg/s (``SALON_OUTBOUND_SHARD``).
 
 ``msgs_per_s`` is the sustained rate: messages Meta (the emulator) accepted between its
-first and last acceptance; ``wall_msgs_per_s`` also counts the workers' start-up.
+first and last acceptance; ``steady_msgs_per_s`` the same over the middle 80 % of them
+(no first burst); ``wall_msgs_per_s`` also counts the workers' start-up. With pacing at
+Meta's top tier, 1,000 msg/s is the ceiling the pacing itself sets.
 
 Baseline in the same run, ``raw_graph``: the same number of template sends posted
 straight to a fresh emulator with the Graph client, 64 in flight (no queue, no guard, no
@@ -107,7 +109,7 @@ async def run(args: argparse.Namespace, url: str, tmp: Path) -> dict[str, Any]:
         env = {**os.environ, "DATABASE_URL": url, "SALON_VAR_DIR": str(tmp), "SALON_CLOCK_FILE": "",
                "WA_API_BASE_URL": emu.base_url, "WA_ACCESS_TOKEN": emu.config.access_token,
                "WA_PHONE_NUMBER_ID": pnid, "WA_AUTH_MODE": "bearer",
-               "SALON_OUTBOUND_RATE": str(args.rate), "SALON_OUTBOUND_BURST": str(args.rate),
+               "SALON_OUTBOUND_RATE": str(args.rate),
                "SALON_OUTBOUND_QUIET_HOURS": "", "SALON_OUTBOUND_BATCH": str(args.batch),
                "SALON_OUTBOUND_CONCURRENCY": str(args.concurrency), "SALON_OUTBOUND_LEASE": "120",
                "SALON_OUTBOUND_POLL": "0.05", "SALON_LOG_LEVEL": "WARNING"}
@@ -150,17 +152,22 @@ async def run(args: argparse.Namespace, url: str, tmp: Path) -> dict[str, Any]:
     sent = states.get("sent_template", 0) + states.get("sent_free_form", 0)
     span = (accepted[-1] - accepted[0]).total_seconds() if len(accepted) > 1 else 0.0
     rate = (len(accepted) - 1) / span if span > 0 else 0.0
+    # Without the first burst and the last stragglers: the middle 80 % of acceptances.
+    lo, hi = len(accepted) // 10, len(accepted) * 9 // 10
+    middle = (accepted[hi] - accepted[lo]).total_seconds() if hi > lo else 0.0
+    steady = (hi - lo) / middle if middle > 0 else 0.0
     print(f"dispatch: {args.requests} requests to {args.clients} clients, pacing {args.rate:.0f} msg/s per number, "
           f"{args.workers} worker process(es), {args.batch} per claim, {args.concurrency} clients in parallel each, "
           f"{url.split(':')[0]}")
     print(f"  engine (workers + guard + records): {sent} sent; {len(accepted)} accepted by Meta in {span:.2f} s "
-          f"= {rate:.0f} msg/s sustained; {sent / elapsed:.0f} msg/s counting start-up ({elapsed:.1f} s); "
+          f"= {rate:.0f} msg/s sustained ({steady:.0f} msg/s over the middle 80 %); {sent / elapsed:.0f} msg/s counting start-up ({elapsed:.1f} s); "
           f"states {dict(states)}; worker exit codes {codes}")
     print(f"  worker CPU (all processes, start-up included): {worker_cpu:.1f} s = "
           f"{worker_cpu / max(sent, 1) * 1000:.2f} ms per message")
     print(f"  pair-rate violations (131056): {violations}; throughput errors (130429): {throughput_hits}")
     print(f"  baseline raw_graph (64 in flight, no queue, guard or throughput tier): {baseline:.0f} msg/s")
-    return {"msgs_per_s": round(rate, 1), "pair_rate_violations": violations, "throughput_130429": throughput_hits,
+    return {"msgs_per_s": round(rate, 1), "steady_msgs_per_s": round(steady, 1),
+            "pair_rate_violations": violations, "throughput_130429": throughput_hits,
             "wall_msgs_per_s": round(sent / elapsed, 1), "workers": args.workers,
             "worker_cpu_ms_per_msg": round(worker_cpu / max(sent, 1) * 1000, 3),
             "sent": sent, "requests": args.requests, "seconds": round(elapsed, 2),

@@ -6,6 +6,11 @@
 - Quiet hours in the client's own time zone for marketing and other non-urgent purposes:
   a message due at 23:00 for a client in Milan waits until the morning there.
 
+The number's bucket holds a fifth of a second's throughput by default, not a whole
+second: Meta's own bucket then keeps most of its burst in reserve, and the jitter of
+sends on their way (two sends paced 1 ms apart may arrive together) never meets an empty
+bucket there (130429). The sustained rate is the same.
+
 Buckets live in the worker's memory: each worker process paces what it sends. With
 several workers (``SALON_OUTBOUND_SHARD=i/n``), each takes ``rate / n`` of the number's
 throughput (:meth:`PacingConfig.share`), and the queue gives all of a client's requests
@@ -27,6 +32,8 @@ from salon.templates import PURPOSE_CATEGORY
 __all__ = ["PacingConfig", "Pacer", "QuietHours", "TokenBucket"]
 
 MAX_BUSINESS_RATE: Final = 1000.0
+BURST_SECONDS: Final = 0.2
+"""The default burst of the number's bucket, in seconds of its rate."""
 DEFAULT_QUIET_PURPOSES: Final = frozenset(
     {p for p, category in PURPOSE_CATEGORY.items() if category == "MARKETING"}
     | {"advisor_followup", "restock_alert"}
@@ -128,7 +135,7 @@ def _zone(name: str) -> ZoneInfo:
 @dataclass(frozen=True)
 class PacingConfig:
     business_rate: float = 80.0
-    business_burst: float = 80.0
+    business_burst: float = 80.0 * BURST_SECONDS
     client_interval_s: float = 6.0
     client_burst: float = 3.0
     quiet: QuietHours | None = field(default_factory=lambda: QuietHours.parse("21:00-09:00"))
@@ -159,7 +166,7 @@ class PacingConfig:
                                  env.get("SALON_OUTBOUND_DEFAULT_TZ", "Europe/Paris"))
         return cls(
             business_rate=rate,
-            business_burst=float(env.get("SALON_OUTBOUND_BURST", str(rate))),
+            business_burst=float(env.get("SALON_OUTBOUND_BURST", str(max(1.0, rate * BURST_SECONDS)))),
             client_interval_s=float(env.get("SALON_OUTBOUND_CLIENT_INTERVAL", "6")),
             client_burst=float(env.get("SALON_OUTBOUND_CLIENT_BURST", "3")),
             quiet=quiet,

@@ -54,7 +54,10 @@ def test_quiet_hours_follow_the_clients_zone() -> None:
 
 def test_pacing_from_the_environment() -> None:
     config = PacingConfig.from_env({"SALON_OUTBOUND_RATE": "500", "SALON_OUTBOUND_QUIET_HOURS": "off"})
-    assert config.business_rate == 500 and config.business_burst == 500 and config.quiet is None
+    # A fifth of a second's burst: Meta's bucket keeps the rest as slack for jitter.
+    assert config.business_rate == 500 and config.business_burst == 100 and config.quiet is None
+    assert PacingConfig.from_env({"SALON_OUTBOUND_RATE": "2"}).business_burst == 1
+    assert PacingConfig.from_env({"SALON_OUTBOUND_RATE": "80", "SALON_OUTBOUND_BURST": "80"}).business_burst == 80
     with pytest.raises(ValueError, match="business rate"):
         PacingConfig.from_env({"SALON_OUTBOUND_RATE": str(MAX_BUSINESS_RATE + 1)})
 
