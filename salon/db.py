@@ -152,6 +152,9 @@ class SqlTables:
             self._own_engine = False
         self.engine = engine
         self._dialect = engine.dialect.name
+        # Made once: an engine with options is a new object with its own event
+        # dispatch, too costly to build for every statement.
+        self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     async def initialize(self) -> None:
         async with self.engine.begin() as conn:
@@ -166,7 +169,7 @@ class SqlTables:
         """A connection whose every statement is its own transaction: one round trip to
         the database per write, no lock held between statements. For writes that are a
         single atomic statement (conditional updates, upserts)."""
-        return self.engine.execution_options(isolation_level="AUTOCOMMIT").connect()
+        return self._autocommit.connect()
 
     def _insert(self, table: Table) -> Any:
         """An INSERT with ``on_conflict_do_nothing``/``do_update`` for this dialect."""

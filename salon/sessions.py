@@ -81,6 +81,7 @@ from salon.window import (
 
 __all__ = [
     "ClientRef",
+    "InboundRecord",
     "InboundResult",
     "ParkedMessage",
     "RedisSessionStore",
@@ -236,6 +237,16 @@ class InboundResult:
 
 
 @dataclass(frozen=True, slots=True)
+class InboundRecord:
+    """One client message for :meth:`SessionStore.record_inbound_many`."""
+
+    ref: ClientRef
+    at: datetime
+    message_id: str | None = None
+    entry_point: str = ENTRY_ORGANIC
+
+
+@dataclass(frozen=True, slots=True)
 class ParkedMessage:
     id: str
     payload: Any
@@ -297,6 +308,12 @@ class SessionStore(ABC):
         referral: bool,
     ) -> tuple[bool, SessionState]: ...
 
+    async def _inbound_many(
+        self, items: Sequence[tuple[ClientRef, str, int, str | None, str, bool]]
+    ) -> list[tuple[bool, SessionState]]:
+        """:meth:`_inbound` for each item, in order (a backend may do it in one go)."""
+        return [await self._inbound(*item) for item in items]
+
     @abstractmethod
     async def _reply(self, ref: ClientRef, key: str, t_us: int) -> SessionState: ...
 
@@ -342,6 +359,37 @@ class SessionStore(ABC):
         if len(aliases) == 2 and len(keys) == 2 and keys[0] != keys[1]:
             await self._merge(ref, into=keys[0], other=keys[1], other_alias=aliases[1])
         return key
+
+    async def _keys_for_write(self, refs: Sequence[ClientRef]) -> list[str] | None:
+        """:meth:`_key_for_write` for many clients at once: one lookup per business
+        number, and one link for all the clients seen for the first time. None when one
+        of them needs more than that (ids that point at two states to merge, ids shared
+        by two new clients, a race with another writer): the caller then records the
+        messages one by one, in order, as :meth:`record_inbound` would."""
+        keys: dict[ClientRef, str] = {}
+        by_number: dict[str, list[ClientRef]] = {}
+        for ref in dict.fromkeys(refs):
+            by_number.setdefault(ref.phone_number_id, []).append(ref)
+        for pnid, group in by_number.items():
+            found = await self._lookup(pnid, list(dict.fromkeys(a for ref in group for a in ref.aliases)))
+            owners: dict[str, ClientRef] = {}
+            for ref in group:
+                known = {found[a] for a in ref.aliases if a in found}
+                if len(known) == 1 and all(a in found for a in ref.aliases):
+                    keys[ref] = known.pop()
+                elif known:
+                    return None  # partly known, or two states: a link or a merge
+                elif any(owners.setdefault(a, ref) is not ref for a in ref.aliases):
+                    return None  # two new clients sharing an id
+            if owners:
+                await self._link(pnid, {alias: ref.key for alias, ref in owners.items()})
+                linked = await self._lookup(pnid, list(owners))
+                for ref in {ref: None for ref in owners.values()}:
+                    targets = {linked.get(a) for a in ref.aliases}
+                    if len(targets) != 1 or None in targets:
+                        return None
+                    keys[ref] = targets.pop()  # type: ignore[assignment]
+        return [keys[ref] for ref in refs]
 
     async def _merge(self, ref: ClientRef, into: str, other: str, other_alias: str) -> None:
         """Fold the state recorded under ``other`` into ``into`` (BSUID wins)."""
@@ -398,6 +446,27 @@ class SessionStore(ABC):
         )
         new_session = advanced and state.session_started_at == from_us(t_us)
         return InboundResult(state, advanced, new_session)
+
+    async def record_inbound_many(self, records: Sequence[InboundRecord]) -> list[InboundResult]:
+        """:meth:`record_inbound` for several messages, applied in the order given (give
+        them in timestamp order): the same results as one call per message, with the
+        clients' ids resolved together and, in SQL, every window in one transaction."""
+        if not records:
+            return []
+        keys = await self._keys_for_write([r.ref for r in records])
+        if keys is None:
+            return [await self.record_inbound(r.ref, r.at, message_id=r.message_id, entry_point=r.entry_point)
+                    for r in records]
+        items = []
+        for record, key in zip(records, keys, strict=True):
+            ep = canonical_entry_point(record.entry_point)
+            items.append((record.ref, key, to_us(record.at, "at"), record.message_id, ep,
+                          ep in FEP_ENTRY_POINTS))
+        results = await self._inbound_many(items)
+        return [
+            InboundResult(state, advanced, advanced and state.session_started_at == from_us(item[2]))
+            for item, (advanced, state) in zip(items, results, strict=True)
+        ]
 
     async def record_reply(self, ref: ClientRef, at: datetime) -> SessionState:
         """Record one of our messages going out at ``at`` (starts the FEP when it is the
@@ -1067,9 +1136,8 @@ class SqlSessionStore(SessionStore, SqlTables):
             out.append(state)
         return out
 
-    async def _ensure_row(
-        self, conn: AsyncConnection, ref: ClientRef, key: str, entry_point: str = ENTRY_ORGANIC
-    ) -> None:
+    def _ensure_statement(self) -> Any:
+        """Insert the client's row if missing (its ids filled in when it exists)."""
         if self._ensure_stmt is None:
             stmt = self._insert(sessions_table).values(
                 phone_number_id=bindparam("p_pnid"),
@@ -1087,7 +1155,12 @@ class SqlSessionStore(SessionStore, SqlTables):
                     "wa_id": func.coalesce(excluded.wa_id, _S.wa_id),
                 },
             )
-        await conn.execute(self._ensure_stmt, {
+        return self._ensure_stmt
+
+    async def _ensure_row(
+        self, conn: AsyncConnection, ref: ClientRef, key: str, entry_point: str = ENTRY_ORGANIC
+    ) -> None:
+        await conn.execute(self._ensure_statement(), {
             "p_pnid": ref.phone_number_id, "p_key": key, "p_user": ref.user_id, "p_wa": ref.wa_id,
             "p_ep": entry_point,
         })
@@ -1108,6 +1181,33 @@ class SqlSessionStore(SessionStore, SqlTables):
             state = await self._select_state(conn, ref.phone_number_id, key)
         assert state is not None
         return advanced, state
+
+    async def _inbound_many(
+        self, items: Sequence[tuple[ClientRef, str, int, str | None, str, bool]]
+    ) -> list[tuple[bool, SessionState]]:
+        """Every item in one transaction: the rows ensured in one statement, then each
+        message's conditional updates and its state read back, in order."""
+        out: list[tuple[bool, SessionState]] = []
+        async with self.engine.begin() as conn:
+            rows: dict[tuple[str, str, str | None, str | None], dict[str, Any]] = {}
+            for ref, key, _, _, entry_point, _ in items:
+                rows.setdefault((ref.phone_number_id, key, ref.user_id, ref.wa_id), {
+                    "p_pnid": ref.phone_number_id, "p_key": key, "p_user": ref.user_id,
+                    "p_wa": ref.wa_id, "p_ep": entry_point,
+                })
+            await conn.execute(self._ensure_statement(), list(rows.values()))
+            for ref, key, t_us, message_id, entry_point, referral in items:
+                params = {"p_pnid": ref.phone_number_id, "p_key": key, "p_t": t_us, "p_msg": message_id,
+                          "p_ep": entry_point}
+                advanced = (await conn.execute(_ADVANCE, params)).rowcount == 1
+                if not advanced:
+                    await conn.execute(_LATE, params)
+                if referral:
+                    await conn.execute(_NEW_REFERRAL, params)
+                state = await self._select_state(conn, ref.phone_number_id, key)
+                assert state is not None
+                out.append((advanced, state))
+        return out
 
     async def _simple(self, ref: ClientRef, key: str, stmt: Any, params: dict[str, Any]) -> SessionState:
         async with self.engine.begin() as conn:

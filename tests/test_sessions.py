@@ -18,6 +18,7 @@ from salon.config import Settings
 from salon.errors import from_status_error
 from salon.sessions import (
     ClientRef,
+    InboundRecord,
     RedisSessionStore,
     SessionStore,
     SqlSessionStore,
@@ -442,6 +443,60 @@ async def test_random_histories_match_the_model(store: SessionStore, seed: int) 
                 state.window_closed_at, state.session_count) == (
             model.L, model.S, model.P, model.F, model.N
         )
+
+
+# --------------------------------------------------------------------------- many at once
+
+
+def _same_state(a: Any, b: Any) -> tuple[Any, ...]:
+    fields = ("last_inbound_at", "last_inbound_id", "session_started_at", "prior_inbound_at",
+              "session_count", "entry_point", "referral_at", "window_closed_at", "parked_count")
+    return tuple(getattr(a, f) for f in fields), tuple(getattr(b, f) for f in fields)
+
+
+@pytest.mark.parametrize("seed", range(3))
+async def test_record_inbound_many_gives_what_one_by_one_gives(store: SessionStore, seed: int) -> None:
+    """Random messages of new and known clients, some by wa_id only, some by BSUID only,
+    some with both (so groups hold clients seen for the first time, clients sharing an
+    id, and states to merge), recorded in random groups on one number and one by one on
+    another: the same results, message by message, and the same states."""
+    rng = random.Random(seed)
+    batched_pn, single_pn = "106540352240001", "106540352240002"
+    people = [(f"FR.{seed}{n}", f"3367{seed}{n:05d}") for n in range(6)]
+    messages = []
+    for k in range(60):
+        user, wa = rng.choice(people)
+        ids = rng.choice([(user, None), (None, wa), (user, wa)])
+        t = T0 + timedelta(hours=rng.choice([0, 1, 5, 23, 24, 25, 48, 49]), seconds=rng.randrange(0, 30))
+        messages.append((ids, t, f"wamid.{seed}.{k}", rng.choice(["organic", "organic", "ctwa_ad"])))
+    messages.sort(key=lambda m: m[1])
+    start = 0
+    while start < len(messages):
+        group = messages[start:start + rng.choice([1, 2, 5, 12, 24])]
+        start += len(group)
+        batched = await store.record_inbound_many([
+            InboundRecord(ClientRef(batched_pn, *ids), t, msg, ep) for ids, t, msg, ep in group])
+        for (ids, t, msg, ep), many in zip(group, batched, strict=True):
+            one = await store.record_inbound(ClientRef(single_pn, *ids), t, message_id=msg, entry_point=ep)
+            assert (many.advanced, many.new_session) == (one.advanced, one.new_session), msg
+            assert many.state.client_key == one.state.client_key
+            left, right = _same_state(many.state, one.state)
+            assert left == right, msg
+    for user, wa in people:
+        for ids in ((user, None), (None, wa)):
+            left, right = _same_state(await store.get(ClientRef(batched_pn, *ids)),
+                                      await store.get(ClientRef(single_pn, *ids)))
+            assert left == right
+
+
+async def test_record_inbound_many_with_nothing_and_with_one_client_twice(store: SessionStore) -> None:
+    assert await store.record_inbound_many([]) == []
+    ref = client(77)
+    first, second = await store.record_inbound_many([
+        InboundRecord(ref, T0, "m1"), InboundRecord(ref, T0 + timedelta(minutes=3), "m2")])
+    assert first.new_session and first.advanced and first.state.last_inbound_id == "m1"
+    assert second.advanced and not second.new_session and second.state.last_inbound_id == "m2"
+    assert second.state.session_count == 1
 
 
 # --------------------------------------------------------------------------- factory

@@ -18,6 +18,7 @@ from salon.config import Settings
 from salon.db import sync_url
 from salon.sessions import ClientRef, RedisSessionStore
 from salon.whatsapp.records import inbox_table, outbound_table
+from salon.whatsapp.signature import sign
 from tests.whatsapp_support import (
     APP_SECRET,
     PNID,
@@ -351,6 +352,78 @@ async def test_out_of_order_and_duplicate_statuses_stay_monotonic(database_url: 
         assert (await ch.post(envelope(messages_change([], None, [late]))))[0] == 200
         record = await ch.runtime.service.records.outbound_by_wamid(sid)  # type: ignore[union-attr]
         assert record is not None and record.status == "failed" and record.error_code == 131026
+
+
+# --------------------------------------------------------------------------- group commit
+
+
+def signed_bodies(senders: list[str], text: str = "Bonjour") -> list[bytes]:
+    return [json.dumps(envelope(messages_change([text_message(wa, f"{text} {n}", TS + n)], [contact(wa)])),
+                       separators=(",", ":")).encode() for n, wa in enumerate(senders)]
+
+
+async def test_a_burst_of_webhooks_is_stored_in_one_commit(database_url: str, tmp_path: Path) -> None:
+    """Webhooks read together are stored together: one commit for the burst, every
+    client's window recorded, every turn run."""
+    senders = [f"3360000020{n:02d}" for n in range(24)]
+    bodies = signed_bodies(senders)
+    async with running_channel(settings_for(database_url, tmp_path)) as ch:
+        service = ch.runtime.service
+        assert service is not None
+        before = service.stats["commits"]
+        replies = await asyncio.gather(*(service.handle(b, sign(b, APP_SECRET)) for b in bodies))
+        assert [r.status for r in replies] == [200] * 24
+        assert service.stats["commits"] == before + 1
+        await ch.settle()
+        assert sorted(m.sender_id for m in ch.received) == senders
+        states = await service.sessions.get_many([ClientRef(PNID, wa_id=wa) for wa in senders])
+        assert [s.last_inbound_at if s else None for s in states] == [
+            datetime.fromtimestamp(TS + n, timezone.utc) for n in range(24)]
+        # The next webhook, alone, is its own commit.
+        [late] = signed_bodies(["33600000299"], "Encore")
+        assert (await service.handle(late, sign(late, APP_SECRET))).status == 200
+        assert service.stats["commits"] == before + 2
+    assert count(database_url, inbox_table) == 25
+
+
+async def test_a_failed_group_answers_503_to_each_webhook_and_keeps_none(
+    sqlite_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    senders = [f"3360000030{n:02d}" for n in range(5)]
+    bodies = signed_bodies(senders)
+    healthy = RedisSessionStore(redis_url, prefix=f"test:{wamid()}")
+    async with running_channel(settings_for(sqlite_url, tmp_path), sessions=healthy) as ch:
+        service = ch.runtime.service
+        assert service is not None
+        service.sessions = RedisSessionStore("redis://127.0.0.1:1/0", prefix="test:down")  # nothing listens
+        replies = await asyncio.gather(*(service.handle(b, sign(b, APP_SECRET)) for b in bodies))
+        assert [r.status for r in replies] == [503] * 5
+        assert count(sqlite_url, inbox_table) == 0
+        service.sessions = healthy  # back; Meta retries every one of them
+        replies = await asyncio.gather(*(service.handle(b, sign(b, APP_SECRET)) for b in bodies))
+        assert [r.status for r in replies] == [200] * 5
+        await ch.settle()
+        assert sorted(m.sender_id for m in ch.received) == senders
+        await healthy.clear()
+
+
+async def test_a_webhook_whose_caller_left_is_stored_and_answered(sqlite_url: str, tmp_path: Path) -> None:
+    [body] = signed_bodies(["33600000401"])
+    async with running_channel(settings_for(sqlite_url, tmp_path)) as ch:
+        service = ch.runtime.service
+        assert service is not None
+        task = asyncio.ensure_future(service.handle(body, sign(body, APP_SECRET)))
+        await asyncio.sleep(0)  # joined the commit
+        task.cancel()
+        await ch.settle()
+        await asyncio.sleep(0.05)
+        await ch.settle()
+        assert [m.sender_id for m in ch.received] == ["33600000401"]
+        # Meta's retry of it is a duplicate.
+        assert (await service.handle(body, sign(body, APP_SECRET))).status == 200
+        await ch.settle()
+        assert len(ch.received) == 1 and service.stats["duplicates"] == 1
+    assert count(sqlite_url, inbox_table) == 1
 
 
 # --------------------------------------------------------------------------- outage

@@ -30,11 +30,13 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     case,
     delete,
     select,
     update,
 )
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from salon.db import SqlTables
 from salon.sessions import from_us, to_us
@@ -188,10 +190,31 @@ def outbound_values(
     }
 
 
+_FINISH_INBOUND = (
+    update(inbox_table)
+    .where(_I.wamid == bindparam("p_wamid"))
+    .values(state=bindparam("p_state"), error=bindparam("p_error"), updated_us=bindparam("p_at"),
+            attempts=_I.attempts + 1)
+)
+_STATUS_MOVE = (
+    update(outbound_table)
+    .where(_O.wamid == bindparam("p_wamid"), _O.status_rank < bindparam("p_rank"))
+    .values(status=bindparam("p_status"), status_rank=bindparam("p_rank"), status_us=bindparam("p_at"),
+            updated_us=bindparam("p_at"))
+)
+_STATUS_MOVE_WITH_ERROR = _STATUS_MOVE.values(error_code=bindparam("p_code"), error=bindparam("p_error"))
+
+
 class WhatsAppRecords(SqlTables):
     """The inbox and the outbound record on one asyncio engine."""
 
     metadata = metadata
+
+    def __init__(self, url: str | None = None, *, engine: AsyncEngine | None = None,
+                 inline_sqlite: bool = False) -> None:
+        super().__init__(url, engine=engine, inline_sqlite=inline_sqlite)
+        self._upsert: Any = None
+        self._status_only: Any = None
 
     # -------------------------------------------------------------------- inbox
     async def claim_inbound(self, items: Sequence[InboxItem], at: datetime) -> list[bool]:
@@ -238,12 +261,8 @@ class WhatsAppRecords(SqlTables):
         self, wamid: str, at: datetime, *, state: str = "done", error: str | None = None
     ) -> None:
         async with self.single() as conn:
-            await conn.execute(
-                update(inbox_table)
-                .where(_I.wamid == wamid)
-                .values(state=state, error=error, updated_us=to_us(at, "at"),
-                        attempts=_I.attempts + 1)
-            )
+            await conn.execute(_FINISH_INBOUND, {"p_wamid": wamid, "p_state": state, "p_error": error,
+                                                 "p_at": to_us(at, "at")})
 
     async def pending_inbound(self, older_than: datetime | None = None, limit: int = 1000) -> list[InboxItem]:
         """Messages acknowledged but not answered (oldest first), e.g. after a restart."""
@@ -317,9 +336,9 @@ class WhatsAppRecords(SqlTables):
             template=template, error=error)
         async with self.single() as conn:
             if wamid is None:
-                result = await conn.execute(outbound_table.insert().values(**values))
+                result = await conn.execute(outbound_table.insert(), values)
                 return int(result.inserted_primary_key[0])
-            result = await conn.execute(self._outbound_upsert().values(**values))
+            result = await conn.execute(self._outbound_upsert(), values)
             key = result.inserted_primary_key
             return int(key[0]) if key and key[0] is not None else None
 
@@ -339,6 +358,11 @@ class WhatsAppRecords(SqlTables):
                 await conn.execute(self._outbound_upsert(), keyed)
 
     def _outbound_upsert(self) -> Any:
+        if self._upsert is None:
+            self._upsert = self._build_outbound_upsert()
+        return self._upsert
+
+    def _build_outbound_upsert(self) -> Any:
         stmt = self._insert(outbound_table)
         ahead = stmt.excluded.status_rank > _O.status_rank
         return stmt.on_conflict_do_update(
@@ -377,36 +401,33 @@ class WhatsAppRecords(SqlTables):
         if rank is None:
             return StatusChange(False, await self.outbound_by_wamid(wamid) is not None)
         at_us = to_us(at, "at")
-        values: dict[str, Any] = {"status": status, "status_rank": rank, "status_us": at_us,
-                                  "updated_us": at_us}
-        if error:
-            values.update(error_code=error.get("code"), error=dict(error))
+        move = _STATUS_MOVE_WITH_ERROR if error else _STATUS_MOVE
+        params: dict[str, Any] = {"p_wamid": wamid, "p_status": status, "p_rank": rank, "p_at": at_us,
+                                  "p_code": (error or {}).get("code"), "p_error": dict(error) if error else None}
         # Each statement below is atomic and conditional on its own; no lock is held
         # between them.
         async with self.single() as conn:
-            moved = (
-                await conn.execute(
-                    update(outbound_table).where(_O.wamid == wamid, _O.status_rank < rank).values(**values)
-                )
-            ).rowcount == 1
+            moved = (await conn.execute(move, params)).rowcount == 1
             if moved:
                 return StatusChange(True, True)
             # Not moved: a duplicate or late status, or a wamid not recorded yet (the
             # webhook overtook the send response, or the message is not ours). Keep the
             # status in the last case so the send can merge it.
-            insert = self._insert(outbound_table).values(
-                wamid=wamid, phone_number_id=phone_number_id, recipient=recipient,
-                kind="status_only", status=status, status_rank=rank, status_us=at_us,
-                payload={"callback": callback} if callback else None,
-                error_code=(error or {}).get("code"), error=dict(error) if error else None,
-                created_us=at_us, updated_us=at_us,
-            ).on_conflict_do_nothing(index_elements=["wamid"])
-            if (await conn.execute(insert)).rowcount == 1:
+            if self._status_only is None:
+                self._status_only = self._insert(outbound_table).values(
+                    wamid=bindparam("p_wamid"), phone_number_id=bindparam("p_pnid"),
+                    recipient=bindparam("p_recipient"), kind="status_only", status=bindparam("p_status"),
+                    status_rank=bindparam("p_rank"), status_us=bindparam("p_at"), payload=bindparam("p_payload"),
+                    error_code=bindparam("p_code"), error=bindparam("p_error"), created_us=bindparam("p_at"),
+                    updated_us=bindparam("p_at"),
+                ).on_conflict_do_nothing(index_elements=["wamid"])
+            inserted = await conn.execute(self._status_only, {
+                **params, "p_pnid": phone_number_id, "p_recipient": recipient,
+                "p_payload": {"callback": callback} if callback else None})
+            if inserted.rowcount == 1:
                 return StatusChange(True, False)
             # The row exists: a duplicate, or a concurrent webhook created it just now.
-            again = await conn.execute(
-                update(outbound_table).where(_O.wamid == wamid, _O.status_rank < rank).values(**values)
-            )
+            again = await conn.execute(move, params)
         return StatusChange(again.rowcount == 1, True)
 
     async def outbound_by_wamid(self, wamid: str) -> OutboundRecord | None:

@@ -25,7 +25,7 @@ from salon.clock import Clock
 from salon.consent import KEYWORD_CATEGORIES, confirmation, keyword_of
 from salon.decision import SERVICE_REPLY
 from salon.logmask import remember
-from salon.sessions import ClientRef, SessionStore
+from salon.sessions import ClientRef, InboundRecord, SessionStore
 from salon.templates import TemplateRegistry
 from salon.whatsapp.consent import ConsentBook
 from salon.whatsapp.inbound import (
@@ -139,6 +139,8 @@ class WebhookService:
         self._queues: dict[str, list[Turn]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._waiting: list[tuple[WebhookBatch, asyncio.Future[None]]] = []
+        self._committer: asyncio.Future[None] | None = None
         # Turns of different clients overlap up to this many: enough to keep the Rasa
         # interpreter busy while a turn waits on the action server or a send (2 left it
         # idle: ratio 0.92 against REST), few enough not to queue CPU-bound predictions
@@ -146,7 +148,7 @@ class WebhookService:
         self._turn_slots = asyncio.Semaphore(max_concurrent_turns)
         self.stats: dict[str, int] = {
             "posts": 0, "messages": 0, "duplicates": 0, "statuses": 0, "rejected": 0,
-            "turns": 0, "turn_errors": 0, "unavailable": 0,
+            "turns": 0, "turn_errors": 0, "unavailable": 0, "commits": 0,
         }
 
     # ------------------------------------------------------------------ handshake
@@ -183,22 +185,71 @@ class WebhookService:
             self.stats["rejected"] += 1
             logger.error("webhook item %s rejected: %s", where, why)
         try:
-            new = await self._store(batch)
-        except Exception:
+            await self._commit(batch)
+        except Exception as exc:
             self.stats["unavailable"] += 1
-            logger.exception("webhook not stored; answering 503 so Meta retries")
+            logger.error("webhook not stored (%s: %s); answering 503 so Meta retries",
+                         type(exc).__name__, exc)
             return Reply(503, "store unavailable")
-        for turn in new:
-            logger.debug("message %s from %s%s", turn.item.wamid, turn.sender_id,
-                         " (window reopened)" if turn.new_window else "")
-        for update in batch.statuses:
-            logger.debug("status %s for %s: %s", update.status, update.recipient_id, update.wamid)
-        self._schedule(new, batch.statuses)
         return Reply(200, "ok")
 
-    async def _store(self, batch: WebhookBatch) -> list[Turn]:
+    # ------------------------------------------------------------------ group commit
+    async def _commit(self, batch: WebhookBatch) -> None:
+        """Store ``batch`` together with the webhooks that arrived with it.
+
+        Webhooks come in bursts (a client's first message, a campaign's statuses, Meta's
+        retries after an outage). The first of a burst starts a commit in a task of its
+        own, which runs once the webhooks already read have been parsed and joined it;
+        webhooks arriving while it runs wait for the next one. Each commit is a few
+        transactions for all of them instead of a few for each, which is what keeps
+        the acknowledgements of a burst short. A failure answers 503 to every webhook
+        of its group: nothing of them is kept, and Meta retries each."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append((batch, future))
+        if self._committer is None:
+            self._committer = asyncio.ensure_future(self._commit_waiting())
+        # The commit stores the group and schedules its turns itself: a webhook whose
+        # caller went away is handled all the same (Meta's retry finds a duplicate).
+        await future
+
+    async def _commit_waiting(self) -> None:
+        group: list[tuple[WebhookBatch, asyncio.Future[None]]] = []
+        try:
+            while self._waiting:
+                group, self._waiting = self._waiting, []
+                batches = [batch for batch, _ in group]
+                self.stats["commits"] += 1
+                try:
+                    turns = await self._store(batches)
+                except Exception as exc:
+                    logger.exception("%d webhook(s) not stored", len(group))
+                    for _, future in group:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                statuses = [update for batch in batches for update in batch.statuses]
+                for turn in turns:
+                    logger.debug("message %s from %s%s", turn.item.wamid, turn.sender_id,
+                                 " (window reopened)" if turn.new_window else "")
+                for update in statuses:
+                    logger.debug("status %s for %s: %s", update.status, update.recipient_id, update.wamid)
+                self._schedule(turns, statuses)
+                for _, future in group:
+                    if not future.done():
+                        future.set_result(None)
+        finally:
+            self._committer = None
+            # Stopped midway (the service is closing): nobody is left waiting forever.
+            stranded, self._waiting = group + self._waiting, []
+            for _, future in stranded:
+                if not future.done():
+                    future.set_exception(ConnectionAbortedError("the channel is stopping"))
+
+    async def _store(self, batches: list[WebhookBatch]) -> list[Turn]:
+        """Everything of ``batches`` that must not be lost, before any is acknowledged;
+        returns the turns to run, in timestamp order."""
         now = self.clock.now()
-        messages = sorted(batch.messages, key=lambda m: m.timestamp)
+        messages = sorted((m for batch in batches for m in batch.messages), key=lambda m: m.timestamp)
         for message in messages:
             keyword = keyword_of(message.text) if message.type == "text" and message.starts_turn else None
             if keyword is not None:
@@ -210,29 +261,29 @@ class WebhookService:
         parked: dict[str, int] = {}
         reopened: set[str] = set()
         try:
-            for message in claimed:
-                if message.extends_window:
-                    result = await self.sessions.record_inbound(
-                        message.client, message.timestamp, message_id=message.wamid,
-                        entry_point=message.entry_point,
-                    )
-                    parked[message.wamid] = result.state.parked_count
-                    if result.new_session and result.state.session_count > 1:
-                        reopened.add(message.wamid)
+            windows = [m for m in claimed if m.extends_window]
+            results = await self.sessions.record_inbound_many([
+                InboundRecord(m.client, m.timestamp, m.wamid, m.entry_point) for m in windows
+            ])
+            for message, result in zip(windows, results, strict=True):
+                parked[message.wamid] = result.state.parked_count
+                if result.new_session and result.state.session_count > 1:
+                    reopened.add(message.wamid)
             for message in claimed:
                 if message.metadata.get("consent_keyword"):
                     await self._consent_keyword(message)
-            for update in batch.preferences:
-                await self.consents.record_preference(
-                    update.client, update.value, update.timestamp, category=update.category,
-                    detail=update.detail,
-                )
-            for status in batch.statuses:
-                await self._record_status(status)
+            for batch in batches:
+                for update in batch.preferences:
+                    await self.consents.record_preference(
+                        update.client, update.value, update.timestamp, category=update.category,
+                        detail=update.detail,
+                    )
+                for status in batch.statuses:
+                    await self._record_status(status)
         except Exception:
             await self.records.release_inbound([m.wamid for m in claimed])
             raise
-        for event in batch.template_events:
+        for event in (event for batch in batches for event in batch.template_events):
             try:
                 changes = self.registry.apply_webhook(event.as_webhook())
             except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
@@ -242,7 +293,7 @@ class WebhookService:
             for change in changes:
                 logger.info("template lifecycle: %s", change)
         self.stats["messages"] += len(claimed)
-        self.stats["statuses"] += len(batch.statuses)
+        self.stats["statuses"] += sum(len(batch.statuses) for batch in batches)
         return [
             Turn(item, message.client, parked.get(message.wamid), message.wamid in reopened)
             for message, item, ok in zip(messages, items, fresh, strict=True)
