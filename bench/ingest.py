@@ -190,7 +190,7 @@ async def run_whatsapp(
     return clients * per_client / elapsed
 
 
-async def measure(stack: Stack, clients: int, per_client: int) -> dict[str, Any]:
+async def measure(stack: Stack, clients: int, per_client: int, acks_out: Path | None = None) -> dict[str, Any]:
     # Warm both paths (model caches, connections, action server).
     await run_rest(stack, 2, 3, "warm-rest")
     await run_whatsapp(stack, 2, 3, 99, [])
@@ -203,6 +203,8 @@ async def measure(stack: Stack, clients: int, per_client: int) -> dict[str, Any]
     meter = CpuMeter(stack)
     print("phase: whatsapp", flush=True)
     whatsapp = await run_whatsapp(stack, clients, per_client, 1, acks)
+    if acks_out is not None:
+        await asyncio.to_thread(acks_out.write_text, json.dumps([round(a, 3) for a in acks]))
     whatsapp_cpu = meter.per_message_ms(n)
     rest_again = await run_rest(stack, clients, per_client, "rest2")
     rest_mean = statistics.mean([rest, rest_again])
@@ -234,7 +236,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis-url", help="session state in Redis (default: in the SQL database)")
     parser.add_argument("--in-process", action="store_true",
                         help="run the channel's I/O in the Rasa server's own process (io_process: false)")
+    parser.add_argument("--channel-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="a WhatsApp channel option for this run (credentials.yml), e.g. assistant_thread=false")
+    parser.add_argument("--acks-out", type=Path, help="write every acknowledgement time (ms, in order) to this file")
     args = parser.parse_args(argv)
+    options = dict(option.partition("=")[::2] for option in args.channel_option)
     with tempfile.TemporaryDirectory(prefix="salon-bench-", ignore_cleanup_errors=True) as tmp:
         config = StackConfig(
             model=Path(args.model), workdir=Path(tmp), emulator_port=5931, rasa_port=5935,
@@ -242,12 +248,12 @@ def main(argv: list[str] | None = None) -> int:
             database_url=args.database_url, redis_url=args.redis_url,
             # Meta's default 80 msg/s would not bind here; keep the emulator out of the way.
             emulator_args=["--throughput-per-second", "10000"],
-            channel_options={"io_process": "false"} if args.in_process else {},
+            channel_options={**({"io_process": "false"} if args.in_process else {}), **options},
         )
         stack = Stack(config)
         with stack.running():
             try:
-                figures = asyncio.run(measure(stack, args.clients, args.messages_per_client))
+                figures = asyncio.run(measure(stack, args.clients, args.messages_per_client, args.acks_out))
             except Exception:
                 print(stack.log_tail("rasa", 60), file=sys.stderr)
                 raise

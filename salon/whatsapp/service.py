@@ -233,10 +233,11 @@ class WebhookService:
                                  " (window reopened)" if turn.new_window else "")
                 for update in statuses:
                     logger.debug("status %s for %s: %s", update.status, update.recipient_id, update.wamid)
-                self._schedule(turns, statuses)
+                # The acknowledgements first, then the turns.
                 for _, future in group:
                     if not future.done():
                         future.set_result(None)
+                self._schedule(turns, statuses)
         finally:
             self._committer = None
             # Stopped midway (the service is closing): nobody is left waiting forever.
