@@ -384,7 +384,7 @@ class SessionStore(ABC):
             if owners:
                 await self._link(pnid, {alias: ref.key for alias, ref in owners.items()})
                 linked = await self._lookup(pnid, list(owners))
-                for ref in {ref: None for ref in owners.values()}:
+                for ref in dict.fromkeys(owners.values()):
                     targets = {linked.get(a) for a in ref.aliases}
                     if len(targets) != 1 or None in targets:
                         return None
@@ -1169,18 +1169,7 @@ class SqlSessionStore(SessionStore, SqlTables):
         self, ref: ClientRef, key: str, t_us: int, message_id: str | None, entry_point: str,
         referral: bool,
     ) -> tuple[bool, SessionState]:
-        params = {"p_pnid": ref.phone_number_id, "p_key": key, "p_t": t_us, "p_msg": message_id,
-                  "p_ep": entry_point}
-        async with self.engine.begin() as conn:
-            await self._ensure_row(conn, ref, key, entry_point)
-            advanced = (await conn.execute(_ADVANCE, params)).rowcount == 1
-            if not advanced:
-                await conn.execute(_LATE, params)
-            if referral:
-                await conn.execute(_NEW_REFERRAL, params)
-            state = await self._select_state(conn, ref.phone_number_id, key)
-        assert state is not None
-        return advanced, state
+        return (await self._inbound_many([(ref, key, t_us, message_id, entry_point, referral)]))[0]
 
     async def _inbound_many(
         self, items: Sequence[tuple[ClientRef, str, int, str | None, str, bool]]
