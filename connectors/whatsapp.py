@@ -13,6 +13,7 @@ Enable it in ``credentials.yml``::
       auth_mode: ${WA_AUTH_MODE}           # bearer (Meta, emulator) or d360 (360dialog)
       # assistant_thread: true             # predictions in their own event loop thread
       # io_process: true                   # the channel's I/O in a companion process
+      # concurrent_turns: 4                # turns of different clients at once (1-256)
 
 The webhook is ``/webhooks/whatsapp/webhook``: GET for Meta's verification handshake,
 POST for signed updates; it is never rate limited (the advisor API and the health route

@@ -286,20 +286,24 @@ async def test_malformed_items_are_rejected_and_the_rest_kept(sqlite_url: str, t
         assert ch.runtime.service.stats["rejected"] == 3  # type: ignore[union-attr]
 
 
-async def test_turns_of_different_clients_overlap_up_to_the_limit(sqlite_url: str, tmp_path: Path) -> None:
-    """Four turns run at once (the assistant is kept busy while one waits on the action
-    server), never a fifth; the rest wait their turn and none is lost."""
+@pytest.mark.parametrize(("options", "limit"), [({}, 4), ({"concurrent_turns": "2"}, 2)])
+async def test_turns_of_different_clients_overlap_up_to_the_limit(
+    options: dict[str, str], limit: int, sqlite_url: str, tmp_path: Path
+) -> None:
+    """Four turns run at once by default (the assistant is kept busy while one waits on
+    the action server), or as many as ``concurrent_turns`` says, never one more; the rest
+    wait their turn and none is lost."""
     lock = threading.Lock()
     running = peak = 0
-    release, four_running = threading.Event(), threading.Event()
+    release, all_running = threading.Event(), threading.Event()
 
     async def slow_assistant(message: object) -> None:  # runs in the assistant's thread
         nonlocal running, peak
         with lock:
             running += 1
             peak = max(peak, running)
-            if running == 4:
-                four_running.set()
+            if running == limit:
+                all_running.set()
         await asyncio.to_thread(release.wait, 20)
         with lock:
             running -= 1
@@ -307,15 +311,15 @@ async def test_turns_of_different_clients_overlap_up_to_the_limit(sqlite_url: st
     senders = [f"3360000010{n}" for n in range(7)]
     payload = envelope(messages_change([text_message(wa, f"Hello from {wa}", TS) for wa in senders],
                                        [contact(wa) for wa in senders]))
-    async with running_channel(settings_for(sqlite_url, tmp_path), reply=slow_assistant) as ch:
+    async with running_channel(settings_for(sqlite_url, tmp_path), reply=slow_assistant, options=options) as ch:
         assert (await ch.post(payload))[0] == 200
-        assert await asyncio.to_thread(four_running.wait, 10)
-        await asyncio.sleep(0.2)  # room for a fifth turn to start, if the limit let it
-        assert (peak, running) == (4, 4)
+        assert await asyncio.to_thread(all_running.wait, 10)
+        await asyncio.sleep(0.2)  # room for one more turn to start, if the limit let it
+        assert (peak, running) == (limit, limit)
         release.set()
         await ch.settle()
         assert sorted(m.sender_id for m in ch.received) == senders
-    assert peak == 4
+    assert peak == limit
 
 
 # --------------------------------------------------------------------------- duplicates and statuses
@@ -482,6 +486,22 @@ def test_secret_never_optional() -> None:
         WhatsAppInput.from_credentials(None)
     with pytest.raises(RasaException, match="auth_mode"):
         WhatsAppInput.from_credentials({**base, "auth_mode": "basic"})
+
+
+def test_concurrent_turns_is_a_whole_number_from_1_to_256() -> None:
+    from rasa.shared.exceptions import RasaException
+
+    from connectors.whatsapp import WhatsAppInput
+
+    base = {"verify_token": VERIFY_TOKEN, "app_secret": APP_SECRET, "access_token": "t",
+            "phone_number_id": PNID}
+    assert WhatsAppInput.from_credentials(base).config.concurrent_turns == 4
+    assert WhatsAppInput.from_credentials({**base, "concurrent_turns": ""}).config.concurrent_turns == 4
+    assert WhatsAppInput.from_credentials({**base, "concurrent_turns": "12"}).config.concurrent_turns == 12
+    assert WhatsAppInput.from_credentials({**base, "concurrent_turns": 1}).config.concurrent_turns == 1
+    for bad in (0, "0", "-2", "many", "2.5", 257):
+        with pytest.raises(RasaException, match="concurrent_turns"):
+            WhatsAppInput.from_credentials({**base, "concurrent_turns": bad})
 
 
 

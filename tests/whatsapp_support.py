@@ -9,7 +9,7 @@ import json
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,6 +124,7 @@ async def running_channel(
     io_process: bool = False,
     agent: Any = None,
     rate_limit: SanicRateLimit | None = None,
+    options: Mapping[str, str] | None = None,
 ) -> AsyncIterator[Channel]:
     """The WhatsApp channel on a real Sanic server. ``reply`` plays the assistant's part
     (by default it only records the message); ``agent`` holds the conversation stores the
@@ -131,11 +132,12 @@ async def running_channel(
     ``io_process`` the channel's I/O runs in its companion process, which reads
     ``settings`` (and the clock) from the environment, as under ``rasa run``.
     ``rate_limit`` is the per-IP limit of the blueprint's non-webhook routes (by default
-    from the environment, as under ``rasa run``)."""
+    from the environment, as under ``rasa run``); ``options`` are more keys of the
+    channel's credentials."""
     config = ChannelConfig.from_mapping(
         {"verify_token": VERIFY_TOKEN, "app_secret": APP_SECRET, "access_token": access_token,
          "phone_number_id": PNID, "waba_id": WABA, "api_base_url": api_base_url,
-         "api_version": "v21.0", "io_process": io_process}
+         "api_version": "v21.0", "io_process": io_process, **(options or {})}
     )
     runtime: ChannelRuntime
     if io_process:

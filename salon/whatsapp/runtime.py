@@ -23,7 +23,13 @@ from salon.whatsapp.graph import DEFAULT_BASE_URL, DEFAULT_VERSION, GraphClient,
 from salon.whatsapp.records import WhatsAppRecords
 from salon.whatsapp.rendering import RenderError, render_response
 from salon.whatsapp.sender import GuardedSender, SendOutcome
-from salon.whatsapp.service import Reply, TurnHandler, WebhookService, verify_handshake
+from salon.whatsapp.service import (
+    DEFAULT_CONCURRENT_TURNS,
+    Reply,
+    TurnHandler,
+    WebhookService,
+    verify_handshake,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +57,9 @@ class ChannelConfig:
     io_process: bool = True
     """Run the channel's I/O (webhook pipeline, stores, send-time guard, Graph API) in a
     companion process (:mod:`salon.whatsapp.io_process`), off the assistant's interpreter."""
+    concurrent_turns: int = DEFAULT_CONCURRENT_TURNS
+    """Turns of different clients the assistant runs at once (a client's own are always
+    one after the other)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -70,7 +79,7 @@ class ChannelConfig:
         if not base.startswith(("http://", "https://")):
             raise ChannelConfigError(f"WhatsApp channel: api_base_url {base!r} is not an http(s) URL")
         known = set(REQUIRED) | {"waba_id", "api_base_url", "api_version", "auth_mode",
-                                 "assistant_thread", "io_process"}
+                                 "assistant_thread", "io_process", "concurrent_turns"}
         return cls(
             verify_token=str(values["verify_token"]).strip(),
             app_secret=str(values["app_secret"]).strip(),
@@ -82,6 +91,7 @@ class ChannelConfig:
             auth_mode=auth_mode,
             assistant_thread=_flag(values, "assistant_thread"),
             io_process=_flag(values, "io_process"),
+            concurrent_turns=_count(values, "concurrent_turns", DEFAULT_CONCURRENT_TURNS),
             extra={k: v for k, v in values.items() if k not in known},
         )
 
@@ -98,6 +108,14 @@ def _flag(values: Mapping[str, Any], key: str, default: bool = True) -> bool:
     if raw not in ("true", "false", "1", "0", "yes", "no"):
         raise ChannelConfigError(f"WhatsApp channel: {key} must be true or false, not {raw!r}")
     return raw in ("true", "1", "yes")
+
+
+def _count(values: Mapping[str, Any], key: str, default: int) -> int:
+    value = values.get(key)
+    raw = str(default if value is None or value == "" else value).strip()
+    if not raw.isdigit() or not 1 <= int(raw) <= 256:
+        raise ChannelConfigError(f"WhatsApp channel: {key} must be a whole number from 1 to 256, not {raw!r}")
+    return int(raw)
 
 
 @dataclass
@@ -199,7 +217,7 @@ class WhatsAppRuntime:
             app_secret=self.config.app_secret, verify_token=self.config.verify_token,
             phone_number_id=self.config.phone_number_id, sessions=sessions, records=records,
             consents=consents, registry=registry, sender=self.sender, clock=self.clock,
-            on_turn=on_turn,
+            on_turn=on_turn, max_concurrent_turns=self.config.concurrent_turns,
         )
         self.sessions, self.records = sessions, records
         logger.info(

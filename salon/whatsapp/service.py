@@ -47,6 +47,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["MAX_BODY_BYTES", "Reply", "Turn", "TurnInterrupted", "WebhookService", "verify_handshake"]
 
 MAX_BODY_BYTES: Final = 3 * 1024 * 1024
+DEFAULT_CONCURRENT_TURNS: Final = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +119,7 @@ class WebhookService:
         clock: Clock,
         on_turn: TurnHandler,
         max_body_bytes: int = MAX_BODY_BYTES,
-        max_concurrent_turns: int = 4,
+        max_concurrent_turns: int = DEFAULT_CONCURRENT_TURNS,
     ) -> None:
         if not app_secret:
             raise ValueError("app_secret is required: webhooks are never accepted unsigned")
