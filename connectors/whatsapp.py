@@ -14,6 +14,7 @@ Enable it in ``credentials.yml``::
       # assistant_thread: true             # predictions in their own event loop thread
       # io_process: true                   # the channel's I/O in a companion process
       # concurrent_turns: 4                # turns of different clients at once (1-256)
+      # webhook_port: 5006                 # also take the webhook in the companion process
 
 The webhook is ``/webhooks/whatsapp/webhook``: GET for Meta's verification handshake,
 POST for signed updates; it is never rate limited (the advisor API and the health route
@@ -33,6 +34,11 @@ Rasa is busy:
   runs in a second event loop on its own thread and the server's loop stays free for
   webhooks; responses come back to the server's loop. It is switched off automatically
   with an event broker bound to the server's loop (RabbitMQ/pika).
+- ``webhook_port`` (off by default): the companion process also answers the webhook path
+  on this port (:mod:`salon.whatsapp.webhook_listener`), so Meta's traffic never reaches
+  the server's loop; point Meta (or the reverse proxy's route for that path) there. The
+  turns then run in the server's loop (``assistant_thread`` defaults to false), as with
+  Rasa's own channels.
 """
 
 from __future__ import annotations

@@ -73,7 +73,11 @@ class StackConfig:
 
     @property
     def webhook_url(self) -> str:
-        return f"{self.rasa_url}/webhooks/whatsapp/webhook"
+        """Where Meta's webhook goes: the companion process's own port when the channel
+        has ``webhook_port``, else the Rasa server's route."""
+        port = self.channel_options.get("webhook_port")
+        base = f"http://127.0.0.1:{port}" if port else self.rasa_url
+        return f"{base}/webhooks/whatsapp/webhook"
 
     @property
     def outbound_api_url(self) -> str | None:

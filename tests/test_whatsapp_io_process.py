@@ -26,12 +26,14 @@ from salon.whatsapp.io_process import IoProcessRuntime
 from salon.whatsapp.records import inbox_table, outbound_table
 from salon.whatsapp.rendering import OutgoingMessage
 from salon.whatsapp.rpc import PeerClosed, RemoteError, RpcPeer
+from salon.whatsapp.runtime import ChannelConfigError
 from tests.whatsapp_support import (
     APP_SECRET,
     PNID,
     Channel,
     contact,
     envelope,
+    free_port,
     messages_change,
     running_channel,
     text_message,
@@ -129,12 +131,14 @@ async def test_a_call_can_time_out_and_its_late_answer_is_dropped() -> None:
 
 
 @asynccontextmanager
-async def wired(settings: Settings, reply: Any) -> AsyncIterator[tuple[Channel, aiohttp.ClientSession]]:
+async def wired(settings: Settings, reply: Any,
+                options: dict[str, str] | None = None) -> AsyncIterator[tuple[Channel, aiohttp.ClientSession]]:
     config = EmulatorConfig(app_secret=APP_SECRET, status_sent_delay=0.01, status_delivered_delay=0.02,
                             status_read_delay=0.03)
     async with running_emulator(config) as emu:
         async with running_channel(settings, api_base_url=emu.base_url, reply=reply,
-                                   access_token=config.access_token, io_process=True) as ch:
+                                   access_token=config.access_token, io_process=True,
+                                   options=options) as ch:
             async with aiohttp.ClientSession(base_url=emu.base_url) as admin:
                 async with admin.post("/_emulator/config", json={"webhook_url": ch.webhook}) as r:
                     assert r.status == 200, await r.text()
@@ -172,11 +176,13 @@ def rows(settings: Settings, table: Any) -> list[Any]:
         engine.dispose()
 
 
-async def test_a_conversation_runs_through_the_companion_process(settings: Settings) -> None:
+@pytest.mark.parametrize("own_port", [False, True], ids=["server-route", "companion-port"])
+async def test_a_conversation_runs_through_the_companion_process(settings: Settings, own_port: bool) -> None:
     async def reply(message: UserMessage) -> None:
         await message.output_channel.send_response(message.sender_id, {"text": f"Noted: {message.text}"})
 
-    async with wired(settings, reply) as (ch, admin):
+    options = {"webhook_port": str(free_port()), "webhook_host": "127.0.0.1"} if own_port else None
+    async with wired(settings, reply, options) as (ch, admin):
         runtime = ch.runtime
         assert isinstance(runtime, IoProcessRuntime) and runtime.child_pid not in (None, os.getpid())
         wamid = await say(admin, "Bonjour")
@@ -220,6 +226,14 @@ async def test_a_conversation_runs_through_the_companion_process(settings: Setti
         async with ch.http.get(ch.webhook, params={"hub.mode": "subscribe", "hub.verify_token": "test-verify-token",  # type: ignore[union-attr]
                                                    "hub.challenge": "42"}) as r:
             assert (r.status, await r.text()) == (200, "42")
+        if own_port:
+            # Meta's traffic went to the companion's port; the server's route still works.
+            assert ch.webhook != ch.server_webhook
+            assert ch.webhook.startswith(f"http://127.0.0.1:{runtime.config.webhook_port}/")
+            async with ch.http.post(ch.server_webhook, data=b"{}", headers={"X-Hub-Signature-256": "sha256=00"}) as r:  # type: ignore[union-attr]
+                assert r.status == 403
+            async with ch.http.get(ch.webhook.removesuffix("webhook")) as r:  # type: ignore[union-attr]
+                assert (r.status, await r.json()) == (200, {"status": "ok"})
 
 
 async def test_duplicates_posted_concurrently_give_one_turn(settings: Settings) -> None:
@@ -235,6 +249,56 @@ async def test_duplicates_posted_concurrently_give_one_turn(settings: Settings) 
         await wait_until(turned)
         await asyncio.sleep(0.3)
         assert [m.text for m in ch.received] == ["Once only"]
+
+
+async def test_the_companion_port_judges_every_body_as_the_server_route_does(settings: Settings) -> None:
+    options = {"webhook_port": str(free_port()), "webhook_host": "127.0.0.1"}
+    async with wired(settings, None, options) as (ch, _admin):
+        payload = envelope(messages_change([text_message(CLAIRE, "Once only", 1_764_000_000)], [contact(CLAIRE)]))
+        assert (await ch.post(payload, signature=None))[0] == 401
+        assert (await ch.post(payload, secret="forged"))[0] == 403
+        assert (await ch.post(None, raw=b"not json"))[0] == 400
+        huge = b'{"object":"whatsapp_business_account","entry":[],"pad":"' + b"x" * (3 * 1024 * 1024) + b'"}'
+        assert (await ch.post(None, raw=huge))[0] == 400
+        async with ch.http.get(ch.webhook, params={"hub.mode": "subscribe", "hub.verify_token": "wrong",  # type: ignore[union-attr]
+                                                   "hub.challenge": "42"}) as r:
+            assert r.status == 403
+        assert ch.received == []
+
+        # Five concurrent deliveries of one message: one turn.
+        answers = await asyncio.gather(*(ch.post(payload) for _ in range(5)))
+        assert [status for status, _ in answers] == [200] * 5
+        await wait_until(lambda: _true(len(ch.received) >= 1))
+        await asyncio.sleep(0.3)
+        assert [m.text for m in ch.received] == ["Once only"]
+
+
+async def test_a_taken_webhook_port_stops_the_channel_at_start(settings: Settings) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ChannelConfigError, match=f"webhook_port 127.0.0.1:{port}"):
+            async with running_channel(settings, io_process=True,
+                                       options={"webhook_port": str(port), "webhook_host": "127.0.0.1"}):
+                pass
+
+
+async def test_webhooks_to_the_companion_port_wait_out_its_restart(settings: Settings) -> None:
+    """The server holds the listening socket: while the companion is started again,
+    Meta's connections queue instead of being refused, and are then answered."""
+    options = {"webhook_port": str(free_port()), "webhook_host": "127.0.0.1"}
+    async with wired(settings, None, options) as (ch, _admin):
+        runtime = ch.runtime
+        assert isinstance(runtime, IoProcessRuntime)
+        first_pid = runtime.child_pid
+        os.kill(first_pid or 0, signal.SIGKILL)
+        await wait_until(lambda: _true(not runtime.ready))
+        payload = envelope(messages_change([text_message(CLAIRE, "Still there?", 1_764_000_000)], [contact(CLAIRE)]))
+        status, _ = await ch.post(payload)
+        assert status == 200 and runtime.child_pid != first_pid and runtime.restarts == 1
+        await wait_until(lambda: _true(len(ch.received) == 1))
+        assert [m.text for m in ch.received] == ["Still there?"]
 
 
 async def test_killed_io_process_answers_503_then_comes_back_and_replays(settings: Settings) -> None:

@@ -504,6 +504,28 @@ def test_concurrent_turns_is_a_whole_number_from_1_to_256() -> None:
             WhatsAppInput.from_credentials({**base, "concurrent_turns": bad})
 
 
+def test_webhook_port_is_a_port_for_the_companion_process_and_turns_leave_their_thread() -> None:
+    from rasa.shared.exceptions import RasaException
+
+    from connectors.whatsapp import WhatsAppInput
+
+    base = {"verify_token": VERIFY_TOKEN, "app_secret": APP_SECRET, "access_token": "t",
+            "phone_number_id": PNID}
+    plain = WhatsAppInput.from_credentials(base).config
+    assert (plain.webhook_port, plain.assistant_thread) == (None, True)
+    assert WhatsAppInput.from_credentials({**base, "webhook_port": ""}).config.webhook_port is None
+    own = WhatsAppInput.from_credentials({**base, "webhook_port": "5006", "webhook_host": "127.0.0.1"}).config
+    # Webhooks no longer reach the server's loop: its turns need no thread of their own.
+    assert (own.webhook_port, own.webhook_host, own.assistant_thread) == (5006, "127.0.0.1", False)
+    forced = WhatsAppInput.from_credentials({**base, "webhook_port": 5006, "assistant_thread": "true"}).config
+    assert forced.assistant_thread is True
+    for bad in (0, "-1", "http", 65536, "50.6"):
+        with pytest.raises(RasaException, match="webhook_port"):
+            WhatsAppInput.from_credentials({**base, "webhook_port": bad})
+    with pytest.raises(RasaException, match="io_process"):
+        WhatsAppInput.from_credentials({**base, "webhook_port": "5006", "io_process": "false"})
+
+
 
 async def test_handled_messages_leave_the_inbox_after_the_dedup_window(sqlite_url: str, tmp_path: Path) -> None:
     from datetime import timedelta

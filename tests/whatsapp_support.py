@@ -56,8 +56,8 @@ async def serve(app: Sanic) -> AsyncIterator[str]:
     assert server is not None
     await server.startup()
     await server.before_start()
-    await server.after_start()
     try:
+        await server.after_start()
         yield f"http://127.0.0.1:{port}"
     finally:
         await server.before_stop()
@@ -75,6 +75,13 @@ class Channel:
 
     @property
     def webhook(self) -> str:
+        """Where Meta posts: the companion process's own port with ``webhook_port``, else
+        the Rasa server's route."""
+        port = self.runtime.config.webhook_port
+        return f"http://127.0.0.1:{port}/webhooks/whatsapp/webhook" if port else self.server_webhook
+
+    @property
+    def server_webhook(self) -> str:
         return f"{self.url}/webhooks/whatsapp/webhook"
 
     async def post(self, payload: Any, *, secret: str = APP_SECRET, raw: bytes | None = None,

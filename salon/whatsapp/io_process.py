@@ -21,8 +21,12 @@ is started again; messages it had acknowledged but not finished stay pending in 
 and are replayed by the new child. If the server stops, the child finishes its
 background work, leaves unanswered messages pending for the next start, and exits.
 
-``python -m salon.whatsapp.io_process --fd N`` is the child's entry point; it is started
-by :class:`IoProcessRuntime`, never by hand.
+With the channel's ``webhook_port`` option the child also takes Meta's webhook itself,
+on a socket the server binds and hands over (:mod:`salon.whatsapp.webhook_listener`):
+then webhooks never wait for the server's interpreter at all.
+
+``python -m salon.whatsapp.io_process --fd N [--listen-fd M]`` is the child's entry
+point; it is started by :class:`IoProcessRuntime`, never by hand.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ from salon.logmask import install_log_masking
 from salon.sessions import ClientRef, SessionStore, SqlSessionStore, session_store_from_settings
 from salon.whatsapp.rendering import OutgoingMessage
 from salon.whatsapp.rpc import PeerClosed, RemoteError, RpcPeer
-from salon.whatsapp.runtime import ChannelConfig, WhatsAppRuntime
+from salon.whatsapp.runtime import ChannelConfig, ChannelConfigError, WhatsAppRuntime
 from salon.whatsapp.sender import SendOutcome
 from salon.whatsapp.service import (
     MAX_BODY_BYTES,
@@ -56,6 +60,7 @@ from salon.whatsapp.service import (
     TurnInterrupted,
     verify_handshake,
 )
+from salon.whatsapp.webhook_listener import WebhookListener, bind_listener
 
 logger = logging.getLogger(__name__)
 
@@ -101,6 +106,8 @@ class IoProcessRuntime:
         self._supervisor: asyncio.Task[None] | None = None
         self._turns: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self.listener: socket.socket | None = None
+        """The webhook's listening socket (``webhook_port``), handed to every child."""
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self, on_turn: TurnHandler) -> None:
@@ -108,6 +115,12 @@ class IoProcessRuntime:
         messages queued for replay)."""
         self.loop = asyncio.get_running_loop()
         self._on_turn = on_turn
+        if self.config.webhook_port is not None and self.listener is None:
+            address = f"{self.config.webhook_host}:{self.config.webhook_port}"
+            try:
+                self.listener = bind_listener(self.config.webhook_host, self.config.webhook_port)
+            except OSError as exc:
+                raise ChannelConfigError(f"WhatsApp channel: cannot listen on webhook_port {address}: {exc}") from exc
         self.engine = make_async_engine(self.settings.effective_database_url)
         self.sessions = (session_store_from_settings(self.settings, clock=self.clock)
                          if self.settings.redis_url
@@ -140,6 +153,9 @@ class IoProcessRuntime:
             await self.sessions.close()
         if self.engine is not None:
             await self.engine.dispose()
+        if self.listener is not None:
+            self.listener.close()
+            self.listener = None
 
     @property
     def ready(self) -> bool:
@@ -178,10 +194,14 @@ class IoProcessRuntime:
     # ------------------------------------------------------------------ internals
     async def _spawn(self) -> None:
         ours, theirs = socket.socketpair()
+        argv = ["--fd", str(theirs.fileno())]
+        fds = [theirs.fileno()]
+        if self.listener is not None:
+            argv += ["--listen-fd", str(self.listener.fileno())]
+            fds.append(self.listener.fileno())
         try:
             process = await asyncio.create_subprocess_exec(
-                self.python, "-m", "salon.whatsapp.io_process", "--fd", str(theirs.fileno()),
-                pass_fds=(theirs.fileno(),),
+                self.python, "-m", "salon.whatsapp.io_process", *argv, pass_fds=tuple(fds),
             )
         finally:
             theirs.close()
@@ -255,15 +275,21 @@ class RemoteGuard:
 class _Child:
     """The child's handlers: the in-process runtime, driven over the socket."""
 
-    def __init__(self) -> None:
+    def __init__(self, listen_fd: int | None = None) -> None:
         self.runtime: WhatsAppRuntime | None = None
         self.peer: RpcPeer | None = None
+        self.listen_fd = listen_fd
+        self.listener: WebhookListener | None = None
 
     async def start(self, config: ChannelConfig) -> dict[str, Any]:
         if self.runtime is not None:
             raise RuntimeError("already started")
         self.runtime = WhatsAppRuntime(config)
         await self.runtime.start(self._turn)
+        if self.listen_fd is not None:
+            # Only once the pipeline is ready: connections queued meanwhile wait.
+            self.listener = WebhookListener(self.runtime, socket.socket(fileno=self.listen_fd))
+            await self.listener.start()
         return {"pid": os.getpid(), "replayed": self.runtime.replayed}
 
     async def _turn(self, turn: Turn) -> None:
@@ -291,6 +317,9 @@ class _Child:
         return await self.runtime.sender.send(ref, out)
 
     async def stop(self) -> None:
+        if self.listener is not None:
+            listener, self.listener = self.listener, None
+            await listener.close()
         if self.runtime is not None:
             runtime, self.runtime = self.runtime, None
             await runtime.close()
@@ -312,13 +341,14 @@ class _Child:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="The WhatsApp channel's I/O process (started by the Rasa server).")
     parser.add_argument("--fd", type=int, required=True, help="the inherited socket to the Rasa server")
+    parser.add_argument("--listen-fd", type=int, help="an inherited listening socket for Meta's webhook")
     args = parser.parse_args(argv)
     install_log_masking()
     logging.basicConfig(
         level=os.environ.get("SALON_LOG_LEVEL", "INFO").upper(),
         format=f"%(asctime)s %(levelname)-8s {CHILD_NAME}[%(process)d] %(name)s - %(message)s",
     )
-    asyncio.run(_Child().serve(args.fd))
+    asyncio.run(_Child(args.listen_fd).serve(args.fd))
     return 0
 
 

@@ -60,6 +60,11 @@ class ChannelConfig:
     concurrent_turns: int = DEFAULT_CONCURRENT_TURNS
     """Turns of different clients the assistant runs at once (a client's own are always
     one after the other)."""
+    webhook_port: int | None = None
+    """Also serve Meta's webhook from the companion process on this port
+    (:mod:`salon.whatsapp.webhook_listener`); needs ``io_process``."""
+    webhook_host: str = "0.0.0.0"
+    """The address that port is bound to."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -79,7 +84,13 @@ class ChannelConfig:
         if not base.startswith(("http://", "https://")):
             raise ChannelConfigError(f"WhatsApp channel: api_base_url {base!r} is not an http(s) URL")
         known = set(REQUIRED) | {"waba_id", "api_base_url", "api_version", "auth_mode",
-                                 "assistant_thread", "io_process", "concurrent_turns"}
+                                 "assistant_thread", "io_process", "concurrent_turns",
+                                 "webhook_port", "webhook_host"}
+        io_process = _flag(values, "io_process")
+        webhook_port = _port(values, "webhook_port")
+        if webhook_port is not None and not io_process:
+            raise ChannelConfigError("WhatsApp channel: webhook_port is served by the companion process; "
+                                     "it needs io_process: true")
         return cls(
             verify_token=str(values["verify_token"]).strip(),
             app_secret=str(values["app_secret"]).strip(),
@@ -89,9 +100,12 @@ class ChannelConfig:
             api_base_url=base,
             api_version=str(values.get("api_version") or DEFAULT_VERSION).strip(),
             auth_mode=auth_mode,
-            assistant_thread=_flag(values, "assistant_thread"),
-            io_process=_flag(values, "io_process"),
+            # With the webhook off the server's loop, turns need no thread of their own.
+            assistant_thread=_flag(values, "assistant_thread", default=webhook_port is None),
+            io_process=io_process,
             concurrent_turns=_count(values, "concurrent_turns", DEFAULT_CONCURRENT_TURNS),
+            webhook_port=webhook_port,
+            webhook_host=str(values.get("webhook_host") or "0.0.0.0").strip(),
             extra={k: v for k, v in values.items() if k not in known},
         )
 
@@ -115,6 +129,16 @@ def _count(values: Mapping[str, Any], key: str, default: int) -> int:
     raw = str(default if value is None or value == "" else value).strip()
     if not raw.isdigit() or not 1 <= int(raw) <= 256:
         raise ChannelConfigError(f"WhatsApp channel: {key} must be a whole number from 1 to 256, not {raw!r}")
+    return int(raw)
+
+
+def _port(values: Mapping[str, Any], key: str) -> int | None:
+    value = values.get(key)
+    if value is None or str(value).strip() == "":
+        return None
+    raw = str(value).strip()
+    if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+        raise ChannelConfigError(f"WhatsApp channel: {key} must be a TCP port from 1 to 65535, not {raw!r}")
     return int(raw)
 
 
