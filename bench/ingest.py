@@ -13,11 +13,15 @@ the Graph API) serves two runs of the same conversations:
   status webhooks (sent, delivered, read) flow back as they would in production.
 
 Clients send their messages one after the other; all clients (24 by default) run at once,
-which keeps Rasa saturated. Figures: messages per second for both, their ratio (goal ≥ 0.95), and the
-webhook acknowledgement latency p50/p99 under that load (goal p99 ≤ 25 ms). The last line
-is one JSON object.
+which keeps Rasa saturated. The runs go REST, then ``--rounds`` times WhatsApp and REST,
+so every WhatsApp run has a REST run just before and after it (the machine's speed may
+drift during a run). Figures: messages per second for both (means over the runs), the
+ratio (goal ≥ 0.95: the mean of each round's, a WhatsApp run against the REST runs on
+either side of it; the ratio of the means is printed too), the webhook acknowledgement latency p50/p99 under
+that load (goal p99 ≤ 25 ms), and the CPU each process spent per message, this script's
+own (``bench``) included. The last line is one JSON object.
 
-Needs the trained model (`make train`). Options: --clients, --messages-per-client.
+Needs the trained model (`make train`). Options: --clients, --messages-per-client, --rounds.
 """
 
 from __future__ import annotations
@@ -31,11 +35,13 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine
 
 from salon.config import PROJECT_ROOT
 from salon.db import sync_url
@@ -75,7 +81,8 @@ def _children(pid: int) -> list[int]:
 
 class CpuMeter:
     """CPU seconds each server process spent during a run; a process's children (the
-    Rasa server's WhatsApp I/O process) are counted apart, as ``<name>+children``."""
+    Rasa server's WhatsApp I/O process) are counted apart, as ``<name>+children``, and
+    this script's own (the load generator's) as ``bench``."""
 
     def __init__(self, stack: Stack) -> None:
         self.pids = {name: p.pid for name, p in stack.processes.items()}
@@ -88,11 +95,18 @@ class CpuMeter:
             children = _children(pid)
             if children:
                 out[f"{name}+children"] = sum(_cpu_of(c) for c in children)
+        own = os.times()
+        out["bench"] = own.user + own.system
         return out
 
     def per_message_ms(self, messages: int) -> dict[str, float]:
         now = self._now()
         return {name: round((now[name] - self.start.get(name, 0.0)) * 1000 / messages, 1) for name in now}
+
+
+def _mean_per_key(samples: list[dict[str, float]]) -> dict[str, float]:
+    keys = {k for sample in samples for k in sample}
+    return {k: round(statistics.mean(s[k] for s in samples if k in s), 1) for k in sorted(keys)}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -120,10 +134,17 @@ async def run_rest(stack: Stack, clients: int, per_client: int, tag: str) -> flo
 
 
 class InboxWatcher:
-    """Resolves a future per wamid once its inbox row is done (one poller for all)."""
+    """Resolves a future per wamid once its inbox row is done (one poller for all).
+
+    One DB-API connection on one thread of its own and a plain statement over the waiting
+    messages only: the load generator should cost the machine as little as it can, since
+    it shares the two cores with the servers. If polling fails, every waiting message
+    fails with it."""
 
     def __init__(self, database_url: str) -> None:
         self.engine = create_engine(sync_url(database_url))
+        self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inbox-watcher")
+        self.connection: Any = None
         self.waiting: dict[str, asyncio.Future[None]] = {}
 
     def wait(self, wamid: str) -> asyncio.Future[None]:
@@ -132,22 +153,42 @@ class InboxWatcher:
         return future
 
     def _done(self, wamids: list[str]) -> set[str]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(inbox_table.c.wamid).where(
-                    inbox_table.c.wamid.in_(wamids), inbox_table.c.state != "pending"
-                )
-            )
-            return {r[0] for r in rows}
+        if self.connection is None:
+            self.connection = self.engine.raw_connection()
+        mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        query = (f"SELECT wamid FROM {inbox_table.name} "
+                 f"WHERE state <> 'pending' AND wamid IN ({', '.join([mark] * len(wamids))})")
+        cursor = self.connection.cursor()
+        try:
+            cursor.execute(query, wamids)
+            return {row[0] for row in cursor.fetchall()}
+        finally:
+            cursor.close()
+            self.connection.commit()  # a fresh snapshot for the next poll
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            pending = [w for w, f in self.waiting.items() if not f.done()]
-            if pending:
-                done = await asyncio.to_thread(self._done, pending)
-                for wamid in done:
-                    self.waiting.pop(wamid).set_result(None)
-            await asyncio.sleep(0.02)
+        loop = asyncio.get_running_loop()
+        try:
+            while not stop.is_set():
+                if self.waiting:
+                    done = await loop.run_in_executor(self.thread, self._done, list(self.waiting))
+                    for wamid in done.intersection(self.waiting):
+                        self.waiting.pop(wamid).set_result(None)
+                await asyncio.sleep(0.02)
+        except Exception as exc:
+            for future in self.waiting.values():
+                if not future.done():
+                    future.set_exception(RuntimeError(f"polling the inbox failed: {exc!r}"))
+            raise
+
+    async def close(self) -> None:
+        def close_connection() -> None:
+            if self.connection is not None:
+                self.connection.close()
+
+        await asyncio.get_running_loop().run_in_executor(self.thread, close_connection)
+        self.thread.shutdown()
+        self.engine.dispose()
 
 
 async def run_whatsapp(
@@ -186,42 +227,61 @@ async def run_whatsapp(
         elapsed = time.perf_counter() - start
     stop.set()
     await poller
-    watcher.engine.dispose()
+    await watcher.close()
     return clients * per_client / elapsed
 
 
-async def measure(stack: Stack, clients: int, per_client: int, acks_out: Path | None = None) -> dict[str, Any]:
+async def measure(
+    stack: Stack, clients: int, per_client: int, rounds: int = 1, acks_out: Path | None = None
+) -> dict[str, Any]:
+    """REST, then ``rounds`` times (WhatsApp, REST): each WhatsApp run sits between two
+    REST runs, so a drift of the machine's speed during the run shows in both."""
     # Warm both paths (model caches, connections, action server).
     await run_rest(stack, 2, 3, "warm-rest")
     await run_whatsapp(stack, 2, 3, 99, [])
     acks: list[float] = []
     n = clients * per_client
-    meter = CpuMeter(stack)
-    print("phase: rest", flush=True)
-    rest = await run_rest(stack, clients, per_client, "rest")
-    rest_cpu = meter.per_message_ms(n)
-    meter = CpuMeter(stack)
-    print("phase: whatsapp", flush=True)
-    whatsapp = await run_whatsapp(stack, clients, per_client, 1, acks)
+
+    async def timed(kind: str, run: Awaitable[float], cpu: list[dict[str, float]]) -> float:
+        print(f"phase: {kind}", flush=True)
+        meter = CpuMeter(stack)
+        rate = await run
+        cpu.append(meter.per_message_ms(n))
+        return rate
+
+    rest_cpu: list[dict[str, float]] = []
+    whatsapp_cpu: list[dict[str, float]] = []
+    rest_runs = [await timed("rest", run_rest(stack, clients, per_client, "rest0"), rest_cpu)]
+    whatsapp_runs: list[float] = []
+    for r in range(rounds):
+        whatsapp_runs.append(await timed("whatsapp", run_whatsapp(stack, clients, per_client, r + 1, acks),
+                                         whatsapp_cpu))
+        rest_runs.append(await timed("rest", run_rest(stack, clients, per_client, f"rest{r + 1}"), rest_cpu))
     if acks_out is not None:
         await asyncio.to_thread(acks_out.write_text, json.dumps([round(a, 3) for a in acks]))
-    whatsapp_cpu = meter.per_message_ms(n)
-    rest_again = await run_rest(stack, clients, per_client, "rest2")
-    rest_mean = statistics.mean([rest, rest_again])
+    rest_mean = statistics.mean(rest_runs)
+    whatsapp_mean = statistics.mean(whatsapp_runs)
+    # Each WhatsApp run against the REST runs just before and after it (a drift of the
+    # machine's speed during the run shows in both), then the mean of those.
+    round_ratios = [w / statistics.mean(rest_runs[i:i + 2]) for i, w in enumerate(whatsapp_runs)]
     sent = stack.outbox()
     failed = [m for m in sent if m.get("status") in ("failed", "rejected")]
     return {
         "clients": clients,
-        "messages": clients * per_client,
+        "messages": n,
+        "rounds": rounds,
         "rest_msgs_per_s": round(rest_mean, 2),
-        "rest_runs_msgs_per_s": [round(rest, 2), round(rest_again, 2)],
-        "whatsapp_msgs_per_s": round(whatsapp, 2),
-        "ratio": round(whatsapp / rest_mean, 3),
+        "rest_runs_msgs_per_s": [round(r, 2) for r in rest_runs],
+        "whatsapp_msgs_per_s": round(whatsapp_mean, 2),
+        "whatsapp_runs_msgs_per_s": [round(w, 2) for w in whatsapp_runs],
+        "ratio": round(statistics.mean(round_ratios), 3),
+        "round_ratios": [round(r, 3) for r in round_ratios],
+        "ratio_of_means": round(whatsapp_mean / rest_mean, 3),
         "ack_p50_ms": round(percentile(acks, 50), 2),
         "ack_p99_ms": round(percentile(acks, 99), 2),
         "ack_max_ms": round(max(acks), 2),
-        "cpu_ms_per_msg_rest": rest_cpu,
-        "cpu_ms_per_msg_whatsapp": whatsapp_cpu,
+        "cpu_ms_per_msg_rest": _mean_per_key(rest_cpu),
+        "cpu_ms_per_msg_whatsapp": _mean_per_key(whatsapp_cpu),
         "graph_sends": len(sent),
         "graph_failures": len(failed),
     }
@@ -231,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--clients", type=int, default=24)
     parser.add_argument("--messages-per-client", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="WhatsApp runs, each followed by a REST run (after a first REST run)")
     parser.add_argument("--model", default=str(PROJECT_ROOT / "models" / "salon.tar.gz"))
     parser.add_argument("--database-url", help="Salon's tables (default: SQLite in a temporary folder)")
     parser.add_argument("--redis-url", help="session state in Redis (default: in the SQL database)")
@@ -240,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="a WhatsApp channel option for this run (credentials.yml), e.g. assistant_thread=false")
     parser.add_argument("--acks-out", type=Path, help="write every acknowledgement time (ms, in order) to this file")
     args = parser.parse_args(argv)
+    if args.rounds < 1 or args.clients < 1 or args.messages_per_client < 1:
+        parser.error("--rounds, --clients and --messages-per-client take a whole number from 1")
     options = dict(option.partition("=")[::2] for option in args.channel_option)
     with tempfile.TemporaryDirectory(prefix="salon-bench-", ignore_cleanup_errors=True) as tmp:
         config = StackConfig(
@@ -253,14 +317,16 @@ def main(argv: list[str] | None = None) -> int:
         stack = Stack(config)
         with stack.running():
             try:
-                figures = asyncio.run(measure(stack, args.clients, args.messages_per_client, args.acks_out))
+                figures = asyncio.run(measure(stack, args.clients, args.messages_per_client, args.rounds, args.acks_out))
             except Exception:
                 print(stack.log_tail("rasa", 60), file=sys.stderr)
                 raise
     print(f"REST channel (baseline): {figures['rest_msgs_per_s']} msg/s "
-          f"(runs before and after: {figures['rest_runs_msgs_per_s']})")
+          f"(runs: {figures['rest_runs_msgs_per_s']})")
     print(f"WhatsApp channel:        {figures['whatsapp_msgs_per_s']} msg/s "
-          f"(ratio {figures['ratio']}, goal >= 0.95)")
+          f"(runs: {figures['whatsapp_runs_msgs_per_s']})")
+    print(f"ratio:                   {figures['ratio']} (goal >= 0.95; per round: {figures['round_ratios']}; "
+          f"mean over mean: {figures['ratio_of_means']})")
     print(f"webhook ack latency:     p50 {figures['ack_p50_ms']} ms, p99 {figures['ack_p99_ms']} ms "
           f"(goal p99 <= 25 ms), max {figures['ack_max_ms']} ms")
     print(f"Graph API sends: {figures['graph_sends']}, failed: {figures['graph_failures']}")
