@@ -281,7 +281,7 @@ async def test_a_taken_webhook_port_stops_the_channel_at_start(settings: Setting
         with pytest.raises(ChannelConfigError, match=f"webhook_port 127.0.0.1:{port}"):
             async with running_channel(settings, io_process=True,
                                        options={"webhook_port": str(port), "webhook_host": "127.0.0.1"}):
-                pass
+                raise AssertionError("the channel started on a port another socket holds")
 
 
 async def test_webhooks_to_the_companion_port_wait_out_its_restart(settings: Settings) -> None:
