@@ -65,7 +65,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from salon.clock import Clock, SystemClock
 from salon.config import Settings
-from salon.db import SqlTables
+from salon.db import SqlTables, insert_on_conflict
 from salon.errors import WhatsAppError
 from salon.window import (
     DEFAULT_MARGIN,
@@ -986,6 +986,8 @@ def _state_from_row(row: Any) -> SessionState:
 # this size costs about a millisecond of CPU each time, which the channel would pay on
 # every acknowledgement. Parameters are named p_* so none reads as a column to set.
 _WHERE_CLIENT = and_(_S.phone_number_id == bindparam("p_pnid"), _S.client_key == bindparam("p_key"))
+_WHERE_CLIENTS = and_(_S.phone_number_id == bindparam("p_pnid"),
+                      _S.client_key.in_(bindparam("p_keys", expanding=True)))
 
 
 def _session_statements() -> dict[str, Any]:
@@ -1035,6 +1037,10 @@ def _session_statements() -> dict[str, Any]:
         .values(window_closed_us=t, window_closed_code=bindparam("p_code")),
         "nudged": update(sessions_table).where(_WHERE_CLIENT, or_(G.is_(None), t > G)).values(nudged_us=t),
         "state": select(sessions_table, _PARKED_COUNT).where(_WHERE_CLIENT),
+        "states": select(sessions_table, _PARKED_COUNT).where(_WHERE_CLIENTS),
+        "lock_states": select(_S.phone_number_id, _S.client_key, _S.last_inbound_us)
+        .where(_WHERE_CLIENTS)
+        .with_for_update(),
         "lookup": select(_A.alias, _A.client_key).where(
             _A.phone_number_id == bindparam("p_pnid"), _A.alias.in_(bindparam("p_aliases", expanding=True))
         ),
@@ -1044,7 +1050,23 @@ def _session_statements() -> dict[str, Any]:
 _STATEMENTS = _session_statements()
 _ADVANCE, _LATE, _NEW_REFERRAL = _STATEMENTS["advance"], _STATEMENTS["late"], _STATEMENTS["new_referral"]
 _REPLY, _CLOSED, _NUDGED = _STATEMENTS["reply"], _STATEMENTS["closed"], _STATEMENTS["nudged"]
-_SELECT_STATE, _LOOKUP = _STATEMENTS["state"], _STATEMENTS["lookup"]
+_SELECT_STATE, _SELECT_STATES, _LOOKUP = _STATEMENTS["state"], _STATEMENTS["states"], _STATEMENTS["lookup"]
+_LOCK_STATES = _STATEMENTS["lock_states"]
+
+# The inserts, as statements SQLAlchemy compiles once (see salon.db.insert_on_conflict).
+_LINK = insert_on_conflict(aliases_table, ["phone_number_id", "alias", "client_key"], ["phone_number_id", "alias"])
+_RELINK = insert_on_conflict(aliases_table, ["phone_number_id", "alias", "client_key"], ["phone_number_id", "alias"],
+                             update={"client_key": "excluded.client_key"})
+# The client's row when it is missing; when it exists, the ids it lacked are filled in.
+_ENSURE = insert_on_conflict(
+    sessions_table,
+    {"phone_number_id": "p_pnid", "client_key": "p_key", "user_id": "p_user", "wa_id": "p_wa",
+     "session_count": "p_count", "entry_point": "p_ep"},
+    ["phone_number_id", "client_key"],
+    update={column: f"coalesce(excluded.{column}, {sessions_table.name}.{column})" for column in ("user_id", "wa_id")},
+)
+_PARK = insert_on_conflict(parked_table, ["phone_number_id", "client_key", "item_id", "payload", "parked_us"],
+                           ["phone_number_id", "client_key", "item_id"])
 
 
 class SqlSessionStore(SessionStore, SqlTables):
@@ -1063,7 +1085,6 @@ class SqlSessionStore(SessionStore, SqlTables):
     ) -> None:
         SessionStore.__init__(self, clock)
         SqlTables.__init__(self, url, engine=engine)
-        self._ensure_stmt: Any = None
 
     async def initialize(self) -> None:
         await SqlTables.initialize(self)
@@ -1077,19 +1098,10 @@ class SqlSessionStore(SessionStore, SqlTables):
             return {row.alias: row.client_key for row in rows}
 
     async def _link(self, pnid: str, mapping: Mapping[str, str], force: bool = False) -> None:
-        async with self.engine.begin() as conn:
-            for alias, key in mapping.items():
-                stmt = self._insert(aliases_table).values(
-                    phone_number_id=pnid, alias=alias, client_key=key
-                )
-                if force:
-                    stmt = stmt.on_conflict_do_update(
-                        index_elements=["phone_number_id", "alias"],
-                        set_={"client_key": key},
-                    )
-                else:
-                    stmt = stmt.on_conflict_do_nothing(index_elements=["phone_number_id", "alias"])
-                await conn.execute(stmt)
+        rows = [{"phone_number_id": pnid, "alias": alias, "client_key": key} for alias, key in mapping.items()]
+        if rows:
+            async with self.engine.begin() as conn:
+                await conn.execute(_RELINK if force else _LINK, rows)
 
     async def _select_state(self, conn: AsyncConnection, pnid: str, key: str) -> SessionState | None:
         row = (await conn.execute(_SELECT_STATE, {"p_pnid": pnid, "p_key": key})).first()
@@ -1136,33 +1148,12 @@ class SqlSessionStore(SessionStore, SqlTables):
             out.append(state)
         return out
 
-    def _ensure_statement(self) -> Any:
-        """Insert the client's row if missing (its ids filled in when it exists)."""
-        if self._ensure_stmt is None:
-            stmt = self._insert(sessions_table).values(
-                phone_number_id=bindparam("p_pnid"),
-                client_key=bindparam("p_key"),
-                user_id=bindparam("p_user"),
-                wa_id=bindparam("p_wa"),
-                session_count=0,
-                entry_point=bindparam("p_ep"),
-            )
-            excluded = stmt.excluded
-            self._ensure_stmt = stmt.on_conflict_do_update(
-                index_elements=["phone_number_id", "client_key"],
-                set_={
-                    "user_id": func.coalesce(excluded.user_id, _S.user_id),
-                    "wa_id": func.coalesce(excluded.wa_id, _S.wa_id),
-                },
-            )
-        return self._ensure_stmt
-
     async def _ensure_row(
         self, conn: AsyncConnection, ref: ClientRef, key: str, entry_point: str = ENTRY_ORGANIC
     ) -> None:
-        await conn.execute(self._ensure_statement(), {
+        await conn.execute(_ENSURE, {
             "p_pnid": ref.phone_number_id, "p_key": key, "p_user": ref.user_id, "p_wa": ref.wa_id,
-            "p_ep": entry_point,
+            "p_ep": entry_point, "p_count": 0,
         })
 
     async def _inbound(
@@ -1175,27 +1166,74 @@ class SqlSessionStore(SessionStore, SqlTables):
         self, items: Sequence[tuple[ClientRef, str, int, str | None, str, bool]]
     ) -> list[tuple[bool, SessionState]]:
         """Every item in one transaction: the rows ensured in one statement, then each
-        message's conditional updates and its state read back, in order."""
-        out: list[tuple[bool, SessionState]] = []
+        message's conditional updates and its state read back, in order.
+
+        A burst of different clients (one message each, no referral: say, a campaign's
+        answers, or every client writing at the start of the day) takes four statements
+        in all, whatever its size: their updates do not touch each other's rows, so the
+        order between them does not matter."""
         async with self.engine.begin() as conn:
             rows: dict[tuple[str, str, str | None, str | None], dict[str, Any]] = {}
             for ref, key, _, _, entry_point, _ in items:
                 rows.setdefault((ref.phone_number_id, key, ref.user_id, ref.wa_id), {
                     "p_pnid": ref.phone_number_id, "p_key": key, "p_user": ref.user_id,
-                    "p_wa": ref.wa_id, "p_ep": entry_point,
+                    "p_wa": ref.wa_id, "p_ep": entry_point, "p_count": 0,
                 })
-            await conn.execute(self._ensure_statement(), list(rows.values()))
-            for ref, key, t_us, message_id, entry_point, referral in items:
-                params = {"p_pnid": ref.phone_number_id, "p_key": key, "p_t": t_us, "p_msg": message_id,
-                          "p_ep": entry_point}
-                advanced = (await conn.execute(_ADVANCE, params)).rowcount == 1
-                if not advanced:
-                    await conn.execute(_LATE, params)
-                if referral:
-                    await conn.execute(_NEW_REFERRAL, params)
-                state = await self._select_state(conn, ref.phone_number_id, key)
-                assert state is not None
-                out.append((advanced, state))
+            # In key order: transactions that lock the same clients lock them in the
+            # same order (PostgreSQL), so two bursts never wait on each other in a cycle.
+            await conn.execute(_ENSURE, [rows[k] for k in sorted(rows, key=lambda k: (k[0], k[1]))])
+            clients = {(ref.phone_number_id, key) for ref, key, *_ in items}
+            if (len(items) > 1 and len(clients) == len(items)
+                    and all(message_id is not None and not referral for _, _, _, message_id, _, referral in items)):
+                return await self._inbound_of_distinct_clients(conn, items)
+            return await self._inbound_in_order(conn, items)
+
+    async def _inbound_in_order(
+        self, conn: AsyncConnection, items: Sequence[tuple[ClientRef, str, int, str | None, str, bool]]
+    ) -> list[tuple[bool, SessionState]]:
+        out: list[tuple[bool, SessionState]] = []
+        for ref, key, t_us, message_id, entry_point, referral in items:
+            params = {"p_pnid": ref.phone_number_id, "p_key": key, "p_t": t_us, "p_msg": message_id,
+                      "p_ep": entry_point}
+            advanced = (await conn.execute(_ADVANCE, params)).rowcount == 1
+            if not advanced:
+                await conn.execute(_LATE, params)
+            if referral:
+                await conn.execute(_NEW_REFERRAL, params)
+            state = await self._select_state(conn, ref.phone_number_id, key)
+            assert state is not None
+            out.append((advanced, state))
+        return out
+
+    async def _inbound_of_distinct_clients(
+        self, conn: AsyncConnection, items: Sequence[tuple[ClientRef, str, int, str | None, str, bool]]
+    ) -> list[tuple[bool, SessionState]]:
+        by_number: dict[str, list[str]] = {}
+        for ref, key, *_ in items:
+            by_number.setdefault(ref.phone_number_id, []).append(key)
+
+        async def states(stmt: Any) -> dict[tuple[str, str], Any]:
+            found: dict[tuple[str, str], Any] = {}
+            for pnid, keys in by_number.items():
+                for row in await conn.execute(stmt, {"p_pnid": pnid, "p_keys": keys}):
+                    found[(row.phone_number_id, row.client_key)] = row
+            return found
+
+        # Which messages the advance will move forward (the rows stay locked until the
+        # transaction ends): those later than the client's last message.
+        before = await states(_LOCK_STATES)
+        params = [{"p_pnid": ref.phone_number_id, "p_key": key, "p_t": t_us, "p_msg": message_id,
+                   "p_ep": entry_point} for ref, key, t_us, message_id, entry_point, _ in items]
+        await conn.execute(_ADVANCE, params)
+        # Where a message advanced the window, the late-message update finds the session
+        # started at or before it and changes nothing; elsewhere it is the update the
+        # message needs, as in the one-by-one path.
+        await conn.execute(_LATE, params)
+        after = await states(_SELECT_STATES)
+        out: list[tuple[bool, SessionState]] = []
+        for ref, key, t_us, _, _, _ in items:
+            last = before[(ref.phone_number_id, key)].last_inbound_us
+            out.append((last is None or last < t_us, _state_from_row(after[(ref.phone_number_id, key)])))
         return out
 
     async def _simple(self, ref: ClientRef, key: str, stmt: Any, params: dict[str, Any]) -> SessionState:
@@ -1218,20 +1256,11 @@ class SqlSessionStore(SessionStore, SqlTables):
     async def _park(
         self, ref: ClientRef, key: str, item_id: str, payload: Any, t_us: int
     ) -> bool:
-        stmt = (
-            self._insert(parked_table)
-            .values(
-                phone_number_id=ref.phone_number_id,
-                client_key=key,
-                item_id=item_id,
-                payload=json.dumps(payload, ensure_ascii=False),
-                parked_us=t_us,
-            )
-            .on_conflict_do_nothing(index_elements=["phone_number_id", "client_key", "item_id"])
-        )
+        row = {"phone_number_id": ref.phone_number_id, "client_key": key, "item_id": item_id,
+               "payload": json.dumps(payload, ensure_ascii=False), "parked_us": t_us}
         async with self.engine.begin() as conn:
             await self._ensure_row(conn, ref, key)
-            return (await conn.execute(stmt)).rowcount == 1
+            return (await conn.execute(_PARK, row)).rowcount == 1
 
     @staticmethod
     def _parked_from_rows(rows: Any) -> list[ParkedMessage]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from salon.config import Settings
 from salon.errors import from_status_error
@@ -487,6 +488,86 @@ async def test_record_inbound_many_gives_what_one_by_one_gives(store: SessionSto
             left, right = _same_state(await store.get(ClientRef(batched_pn, *ids)),
                                       await store.get(ClientRef(single_pn, *ids)))
             assert left == right
+
+
+@pytest.mark.parametrize("seed", range(3))
+async def test_record_inbound_many_of_distinct_clients_gives_what_one_by_one_gives(
+    store: SessionStore, seed: int
+) -> None:
+    """Groups in which every client has one message (the shape of a burst of clients
+    writing at once): new clients, messages hours or days after the last, late messages
+    (older than the client's last one, within or beyond the session's start), parked
+    content, a failure that closed the window, and a message recorded a second time (a
+    retry): the same results as one by one, message by message."""
+    rng = random.Random(seed)
+    batched_pn, single_pn = "106540352240011", "106540352240012"
+    people = [f"3368{seed}{n:05d}" for n in range(40)]
+    last: dict[str, datetime] = {}
+    recorded: list[tuple[str, datetime, str]] = []
+    for pn in (batched_pn, single_pn):
+        # Some clients start with parked content and a closed window.
+        for wa in people[:5]:
+            ref = ClientRef(pn, wa_id=wa)
+            await store.record_inbound(ref, T0 - DAY, message_id=f"wamid.{seed}.{wa}.0")
+            await store.park(ref, {"text": "parked"}, item_id="p1", at=T0 - DAY + timedelta(hours=1))
+            await store.record_window_closed(ref, T0 - DAY + timedelta(hours=2))
+    for round_ in range(8):
+        group = []
+        for wa in rng.sample(people, rng.choice([2, 5, 12, 24, 40])):
+            if recorded and rng.random() < 0.1:
+                # The same message again (Meta's retry after a failed acknowledgement).
+                wa, t, msg = rng.choice(recorded)
+                if any(g[0] == wa for g in group):
+                    continue
+            else:
+                base = last.get(wa, T0)
+                t = base + rng.choice([timedelta(seconds=5), timedelta(hours=3), DAY + timedelta(minutes=1),
+                                       -timedelta(minutes=30), -timedelta(hours=30)])
+                msg = f"wamid.{seed}.{round_}.{wa}"
+                last[wa] = max(base, t)
+                recorded.append((wa, t, msg))
+            group.append((wa, t, msg))
+        group.sort(key=lambda g: g[1])
+        batched = await store.record_inbound_many([
+            InboundRecord(ClientRef(batched_pn, wa_id=wa), t, msg) for wa, t, msg in group])
+        for (wa, t, msg), many in zip(group, batched, strict=True):
+            one = await store.record_inbound(ClientRef(single_pn, wa_id=wa), t, message_id=msg)
+            assert (many.advanced, many.new_session) == (one.advanced, one.new_session), msg
+            left, right = _same_state(many.state, one.state)
+            assert left == right, msg
+    for wa in people:
+        a, b = await store.get(ClientRef(batched_pn, wa_id=wa)), await store.get(ClientRef(single_pn, wa_id=wa))
+        assert (a is None) == (b is None)
+        if a is not None:
+            left, right = _same_state(a, b)
+            assert left == right
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgresql"], indirect=True)
+async def test_a_burst_of_clients_costs_the_same_few_statements_whatever_its_size(store: SessionStore) -> None:
+    """The window record is what the channel writes before acknowledging each webhook:
+    a burst of new clients must not cost a statement per client."""
+    assert isinstance(store, SqlSessionStore)
+    counted: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        counted.append(statement)
+
+    event.listen(store.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        costs = []
+        for size in (6, 24, 96):
+            counted.clear()
+            await store.record_inbound_many([
+                InboundRecord(ClientRef(PN, wa_id=f"33690{size:03d}{n:04d}"), T0 + timedelta(seconds=n), f"m.{size}.{n}")
+                for n in range(size)])
+            costs.append(len(counted))
+    finally:
+        event.remove(store.engine.sync_engine, "before_cursor_execute", count)
+    assert costs[0] == costs[1] == costs[2], costs
+    # Ids looked up, linked and read back, then the windows: ensure, lock, advance, late
+    # message, read back (and on SQLite each transaction's BEGIN).
+    assert costs[0] <= 12, counted
 
 
 async def test_record_inbound_many_with_nothing_and_with_one_client_twice(store: SessionStore) -> None:

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,14 +32,13 @@ from sqlalchemy import (
     Table,
     Text,
     bindparam,
-    case,
     delete,
     select,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from salon.db import SqlTables
+from salon.db import SqlTables, insert_on_conflict
 from salon.sessions import from_us, to_us
 
 __all__ = [
@@ -204,6 +204,47 @@ _STATUS_MOVE = (
 )
 _STATUS_MOVE_WITH_ERROR = _STATUS_MOVE.values(error_code=bindparam("p_code"), error=bindparam("p_error"))
 
+# The inserts that run for every message, as statements SQLAlchemy compiles once.
+CLAIM_CHUNK: Final = 50
+"""Inbox rows claimed per statement (a webhook may carry up to 1,000 messages)."""
+
+
+@functools.lru_cache(maxsize=CLAIM_CHUNK)
+def _claim_statement(rows: int) -> Any:
+    """Insert ``rows`` new messages, returning the wamids not seen before."""
+    return insert_on_conflict(
+        inbox_table,
+        ["wamid", "phone_number_id", "sender_id", "sent_us", "received_us", "text", "metadata", "state",
+         "attempts", "updated_us"],
+        ["wamid"], returning=["wamid"], rows=rows,
+    )
+
+
+_OUTBOUND_COLUMNS = [
+    "wamid", "phone_number_id", "recipient", "kind", "purpose", "utter_action", "template", "payload",
+    "status", "status_rank", "status_us", "error_code", "error", "created_us", "updated_us",
+]
+_AHEAD = f"excluded.status_rank > {outbound_table.name}.status_rank"
+_OUTBOUND_MERGE = {
+    # A status webhook may have created the row first: the send completes it, and the
+    # status that is further along stays.
+    **{column: f"excluded.{column}" for column in
+       ("recipient", "kind", "purpose", "utter_action", "template", "payload", "created_us", "updated_us")},
+    **{column: f"CASE WHEN {_AHEAD} THEN excluded.{column} ELSE {outbound_table.name}.{column} END"
+       for column in ("status", "status_rank", "status_us")},
+}
+_OUTBOUND_UPSERT = insert_on_conflict(outbound_table, _OUTBOUND_COLUMNS, ["wamid"], update=_OUTBOUND_MERGE)
+_OUTBOUND_UPSERT_RETURNING_ID = insert_on_conflict(
+    outbound_table, _OUTBOUND_COLUMNS, ["wamid"], update=_OUTBOUND_MERGE, returning=["id"]
+)
+_STATUS_ONLY = insert_on_conflict(
+    outbound_table,
+    {"wamid": "p_wamid", "phone_number_id": "p_pnid", "recipient": "p_recipient", "kind": "p_kind",
+     "status": "p_status", "status_rank": "p_rank", "status_us": "p_at", "payload": "p_payload",
+     "error_code": "p_code", "error": "p_error", "created_us": "p_at", "updated_us": "p_at"},
+    ["wamid"],
+)
+
 
 class WhatsAppRecords(SqlTables):
     """The inbox and the outbound record on one asyncio engine."""
@@ -213,8 +254,6 @@ class WhatsAppRecords(SqlTables):
     def __init__(self, url: str | None = None, *, engine: AsyncEngine | None = None,
                  inline_sqlite: bool = False) -> None:
         super().__init__(url, engine=engine, inline_sqlite=inline_sqlite)
-        self._upsert: Any = None
-        self._status_only: Any = None
 
     # -------------------------------------------------------------------- inbox
     async def claim_inbound(self, items: Sequence[InboxItem], at: datetime) -> list[bool]:
@@ -235,14 +274,17 @@ class WhatsAppRecords(SqlTables):
             }
             for item in items
         ]
-        stmt = self._insert(inbox_table).on_conflict_do_nothing(index_elements=["wamid"])
+        # A message twice in one batch is inserted once (and claimed by its first item).
+        rows = list({row["wamid"]: row for row in reversed(rows)}.values())[::-1]
         claimed: set[str] = set()
-        # One message (the usual webhook): a single statement; a batch: one transaction.
-        async with (self.single() if len(rows) == 1 else self.engine.begin()) as conn:
-            for row in rows:
-                result = await conn.execute(stmt, row)
-                if result.rowcount == 1:
-                    claimed.add(row["wamid"])
+        # One statement per CLAIM_CHUNK messages, all in one transaction.
+        chunks = [rows[start:start + CLAIM_CHUNK] for start in range(0, len(rows), CLAIM_CHUNK)]
+        async with (self.single() if len(chunks) == 1 else self.engine.begin()) as conn:
+            for chunk in chunks:
+                params = chunk[0] if len(chunk) == 1 else {
+                    f"{name}_{i}": value for i, row in enumerate(chunk) for name, value in row.items()}
+                result = await conn.execute(_claim_statement(len(chunk)), params)
+                claimed.update(result.scalars())
         seen: set[str] = set()
         out: list[bool] = []
         for item in items:
@@ -324,8 +366,8 @@ class WhatsAppRecords(SqlTables):
         template: str | None = None,
         error: Mapping[str, Any] | None = None,
     ) -> int | None:
-        """Record one outcome in a single statement; returns the row id (None when it
-        merged into a row a status webhook created first for the same wamid).
+        """Record one outcome in a single statement; returns the row id (that of the row
+        a status webhook created first for the same wamid, when the outcome merged into it).
 
         With a ``wamid``, a row that a status webhook created before the send response
         arrived is completed, keeping whichever status is further along.
@@ -338,9 +380,7 @@ class WhatsAppRecords(SqlTables):
             if wamid is None:
                 result = await conn.execute(outbound_table.insert(), values)
                 return int(result.inserted_primary_key[0])
-            result = await conn.execute(self._outbound_upsert(), values)
-            key = result.inserted_primary_key
-            return int(key[0]) if key and key[0] is not None else None
+            return int((await conn.execute(_OUTBOUND_UPSERT_RETURNING_ID, values)).scalar_one())
 
     async def record_outbound_many(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Record many outcomes (each built by :func:`outbound_values`) in one
@@ -355,29 +395,7 @@ class WhatsAppRecords(SqlTables):
             if plain:
                 await conn.execute(outbound_table.insert(), plain)
             if keyed:
-                await conn.execute(self._outbound_upsert(), keyed)
-
-    def _outbound_upsert(self) -> Any:
-        if self._upsert is None:
-            self._upsert = self._build_outbound_upsert()
-        return self._upsert
-
-    def _build_outbound_upsert(self) -> Any:
-        stmt = self._insert(outbound_table)
-        ahead = stmt.excluded.status_rank > _O.status_rank
-        return stmt.on_conflict_do_update(
-            index_elements=["wamid"],
-            set_={
-                "recipient": stmt.excluded.recipient, "kind": stmt.excluded.kind,
-                "purpose": stmt.excluded.purpose, "utter_action": stmt.excluded.utter_action,
-                "template": stmt.excluded.template, "payload": stmt.excluded.payload,
-                "status": case((ahead, stmt.excluded.status), else_=_O.status),
-                "status_rank": case((ahead, stmt.excluded.status_rank), else_=_O.status_rank),
-                "status_us": case((ahead, stmt.excluded.status_us), else_=_O.status_us),
-                "created_us": stmt.excluded.created_us,
-                "updated_us": stmt.excluded.updated_us,
-            },
-        )
+                await conn.execute(_OUTBOUND_UPSERT, keyed)
 
     async def apply_status(
         self,
@@ -413,16 +431,8 @@ class WhatsAppRecords(SqlTables):
             # Not moved: a duplicate or late status, or a wamid not recorded yet (the
             # webhook overtook the send response, or the message is not ours). Keep the
             # status in the last case so the send can merge it.
-            if self._status_only is None:
-                self._status_only = self._insert(outbound_table).values(
-                    wamid=bindparam("p_wamid"), phone_number_id=bindparam("p_pnid"),
-                    recipient=bindparam("p_recipient"), kind="status_only", status=bindparam("p_status"),
-                    status_rank=bindparam("p_rank"), status_us=bindparam("p_at"), payload=bindparam("p_payload"),
-                    error_code=bindparam("p_code"), error=bindparam("p_error"), created_us=bindparam("p_at"),
-                    updated_us=bindparam("p_at"),
-                ).on_conflict_do_nothing(index_elements=["wamid"])
-            inserted = await conn.execute(self._status_only, {
-                **params, "p_pnid": phone_number_id, "p_recipient": recipient,
+            inserted = await conn.execute(_STATUS_ONLY, {
+                **params, "p_pnid": phone_number_id, "p_recipient": recipient, "p_kind": "status_only",
                 "p_payload": {"callback": callback} if callback else None})
             if inserted.rowcount == 1:
                 return StatusChange(True, False)
