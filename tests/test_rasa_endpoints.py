@@ -92,3 +92,27 @@ def test_missing_production_variable_is_a_clear_startup_error(monkeypatch) -> No
     monkeypatch.delenv("SALON_ACTION_ENDPOINT", raising=False)
     with pytest.raises(RasaException, match="SALON_ACTION_ENDPOINT"):
         AvailableEndpoints.read_endpoints(str(PROJECT / "deploy" / "endpoints.production.yml"))
+
+
+def test_production_credentials_take_the_webhook_on_the_companion_port(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from rasa.shared.utils.io import read_config_file
+
+    from connectors.whatsapp import WhatsAppInput
+
+    env = {"WA_VERIFY_TOKEN": "verify", "WA_APP_SECRET": "secret", "WA_ACCESS_TOKEN": "token",
+           "WA_PHONE_NUMBER_ID": "100000000000001", "WA_WABA_ID": "200000000000001",
+           "WA_API_BASE_URL": "https://graph.facebook.com", "WA_API_VERSION": "v21.0",
+           "WA_AUTH_MODE": "bearer", "WA_WEBHOOK_PORT": "5006"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    channels = read_config_file(str(PROJECT / "deploy" / "credentials.production.yml"))
+    assert set(channels) == {"connectors.whatsapp.WhatsAppInput"}
+    config = WhatsAppInput.from_credentials(channels["connectors.whatsapp.WhatsAppInput"]).config
+    assert (config.webhook_port, config.io_process, config.assistant_thread) == (5006, True, False)
+    assert config.app_secret == "secret"
+
+    monkeypatch.delenv("WA_WEBHOOK_PORT")
+    from rasa.shared.exceptions import RasaException
+
+    with pytest.raises(RasaException, match="WA_WEBHOOK_PORT"):
+        read_config_file(str(PROJECT / "deploy" / "credentials.production.yml"))
