@@ -13,7 +13,11 @@ the Graph API) serves two runs of the same conversations:
   status webhooks (sent, delivered, read) flow back as they would in production.
 
 Clients send their messages one after the other; all clients (24 by default) run at once,
-which keeps Rasa saturated. The runs go REST, then ``--rounds`` times WhatsApp and REST,
+which keeps Rasa saturated. They start one after the other over ``--ramp-up`` seconds (1 s
+by default, a load test's spawn rate; the same for both channels): Rasa is saturated
+within that second, and the run lasts half a minute or more. With ``--ramp-up 0`` every
+client's first message lands in the same instant, before any turn has started: that cold
+burst of new clients is measured apart too (``ack_first_*``, the clients' first messages). The runs go REST, then ``--rounds`` times WhatsApp and REST,
 so every WhatsApp run has a REST run just before and after it (the machine's speed may
 drift during a run). Figures: messages per second for both (means over the runs), the
 ratio (goal ≥ 0.95: the mean of each round's, a WhatsApp run against the REST runs on
@@ -21,7 +25,8 @@ either side of it; the ratio of the means is printed too), the webhook acknowled
 that load (goal p99 ≤ 25 ms), and the CPU each process spent per message, this script's
 own (``bench``) included. The last line is one JSON object.
 
-Needs the trained model (`make train`). Options: --clients, --messages-per-client, --rounds.
+Needs the trained model (`make train`). Options: --clients, --messages-per-client, --rounds,
+--ramp-up.
 """
 
 from __future__ import annotations
@@ -117,12 +122,13 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-async def run_rest(stack: Stack, clients: int, per_client: int, tag: str) -> float:
+async def run_rest(stack: Stack, clients: int, per_client: int, tag: str, ramp_up: float = 0.0) -> float:
     url = f"{stack.config.rasa_url}/webhooks/rest/webhook"
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as http:
 
         async def client(k: int) -> None:
             sender = f"{tag}-{k}"
+            await asyncio.sleep(k * ramp_up / clients)
             for i in range(per_client):
                 async with http.post(url, json={"sender": sender, "message": TEXTS[i % len(TEXTS)]}) as r:
                     assert r.status == 200, await r.text()
@@ -192,7 +198,8 @@ class InboxWatcher:
 
 
 async def run_whatsapp(
-    stack: Stack, clients: int, per_client: int, tag: int, acks: list[float]
+    stack: Stack, clients: int, per_client: int, tag: int, acks: list[float], ramp_up: float = 0.0,
+    first_acks: list[float] | None = None,
 ) -> float:
     c = stack.config
     watcher = InboxWatcher(c.effective_database_url)
@@ -202,6 +209,7 @@ async def run_whatsapp(
 
         async def client(k: int) -> None:
             wa_id = f"44770{tag:02d}{k:05d}"
+            await asyncio.sleep(k * ramp_up / clients)
             for i in range(per_client):
                 # The client writes through the emulator (its window opens there too);
                 # we deliver the emulator-built webhook ourselves to time the ack.
@@ -218,6 +226,8 @@ async def run_whatsapp(
                 async with http.post(c.webhook_url, data=body, headers=headers) as r:
                     await r.read()
                     acks.append((time.perf_counter() - started) * 1000)
+                    if i == 0 and first_acks is not None:
+                        first_acks.append(acks[-1])
                     if r.status != 200:
                         raise RuntimeError(f"webhook answered {r.status}; see {c.workdir}/rasa.log")
                 await done
@@ -232,7 +242,8 @@ async def run_whatsapp(
 
 
 async def measure(
-    stack: Stack, clients: int, per_client: int, rounds: int = 1, acks_out: Path | None = None
+    stack: Stack, clients: int, per_client: int, rounds: int = 1, acks_out: Path | None = None,
+    ramp_up: float = 0.0,
 ) -> dict[str, Any]:
     """REST, then ``rounds`` times (WhatsApp, REST): each WhatsApp run sits between two
     REST runs, so a drift of the machine's speed during the run shows in both."""
@@ -240,6 +251,7 @@ async def measure(
     await run_rest(stack, 2, 3, "warm-rest")
     await run_whatsapp(stack, 2, 3, 99, [])
     acks: list[float] = []
+    first_acks: list[float] = []
     n = clients * per_client
 
     async def timed(kind: str, run: Awaitable[float], cpu: list[dict[str, float]]) -> float:
@@ -251,12 +263,12 @@ async def measure(
 
     rest_cpu: list[dict[str, float]] = []
     whatsapp_cpu: list[dict[str, float]] = []
-    rest_runs = [await timed("rest", run_rest(stack, clients, per_client, "rest0"), rest_cpu)]
+    rest_runs = [await timed("rest", run_rest(stack, clients, per_client, "rest0", ramp_up), rest_cpu)]
     whatsapp_runs: list[float] = []
     for r in range(rounds):
-        whatsapp_runs.append(await timed("whatsapp", run_whatsapp(stack, clients, per_client, r + 1, acks),
-                                         whatsapp_cpu))
-        rest_runs.append(await timed("rest", run_rest(stack, clients, per_client, f"rest{r + 1}"), rest_cpu))
+        whatsapp_runs.append(await timed(
+            "whatsapp", run_whatsapp(stack, clients, per_client, r + 1, acks, ramp_up, first_acks), whatsapp_cpu))
+        rest_runs.append(await timed("rest", run_rest(stack, clients, per_client, f"rest{r + 1}", ramp_up), rest_cpu))
     if acks_out is not None:
         await asyncio.to_thread(acks_out.write_text, json.dumps([round(a, 3) for a in acks]))
     rest_mean = statistics.mean(rest_runs)
@@ -280,6 +292,9 @@ async def measure(
         "ack_p50_ms": round(percentile(acks, 50), 2),
         "ack_p99_ms": round(percentile(acks, 99), 2),
         "ack_max_ms": round(max(acks), 2),
+        "ack_first_p50_ms": round(percentile(first_acks, 50), 2),
+        "ack_first_max_ms": round(max(first_acks), 2),
+        "ramp_up_s": ramp_up,
         "cpu_ms_per_msg_rest": _mean_per_key(rest_cpu),
         "cpu_ms_per_msg_whatsapp": _mean_per_key(whatsapp_cpu),
         "graph_sends": len(sent),
@@ -293,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages-per-client", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=1,
                         help="WhatsApp runs, each followed by a REST run (after a first REST run)")
+    parser.add_argument("--ramp-up", type=float, default=1.0, metavar="SECONDS",
+                        help="the clients start one after the other over this time (0: all at the same instant)")
     parser.add_argument("--model", default=str(PROJECT_ROOT / "models" / "salon.tar.gz"))
     parser.add_argument("--database-url", help="Salon's tables (default: SQLite in a temporary folder)")
     parser.add_argument("--redis-url", help="session state in Redis (default: in the SQL database)")
@@ -304,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.clients < 1 or args.messages_per_client < 1:
         parser.error("--rounds, --clients and --messages-per-client take a whole number from 1")
+    if not 0 <= args.ramp_up <= 60:
+        parser.error("--ramp-up takes seconds from 0 to 60")
     options = dict(option.partition("=")[::2] for option in args.channel_option)
     with tempfile.TemporaryDirectory(prefix="salon-bench-", ignore_cleanup_errors=True) as tmp:
         config = StackConfig(
@@ -317,7 +336,8 @@ def main(argv: list[str] | None = None) -> int:
         stack = Stack(config)
         with stack.running():
             try:
-                figures = asyncio.run(measure(stack, args.clients, args.messages_per_client, args.rounds, args.acks_out))
+                figures = asyncio.run(measure(stack, args.clients, args.messages_per_client, args.rounds,
+                                              args.acks_out, args.ramp_up))
             except Exception:
                 print(stack.log_tail("rasa", 60), file=sys.stderr)
                 raise
@@ -329,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
           f"mean over mean: {figures['ratio_of_means']})")
     print(f"webhook ack latency:     p50 {figures['ack_p50_ms']} ms, p99 {figures['ack_p99_ms']} ms "
           f"(goal p99 <= 25 ms), max {figures['ack_max_ms']} ms")
+    print(f"  clients' first messages: p50 {figures['ack_first_p50_ms']} ms, max {figures['ack_first_max_ms']} ms "
+          f"(clients starting over {figures['ramp_up_s']} s)")
     print(f"Graph API sends: {figures['graph_sends']}, failed: {figures['graph_failures']}")
     print(f"CPU per message (ms) REST:     {figures['cpu_ms_per_msg_rest']}")
     print(f"CPU per message (ms) WhatsApp: {figures['cpu_ms_per_msg_whatsapp']}")
