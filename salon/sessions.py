@@ -1169,7 +1169,7 @@ class SqlSessionStore(SessionStore, SqlTables):
         message's conditional updates and its state read back, in order.
 
         A burst of different clients (one message each, no referral: say, a campaign's
-        answers, or every client writing at the start of the day) takes four statements
+        answers, or every client writing at the start of the day) takes five statements
         in all, whatever its size: their updates do not touch each other's rows, so the
         order between them does not matter."""
         async with self.engine.begin() as conn:

@@ -37,6 +37,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.base import Executable
 
 from salon.db import SqlTables, insert_on_conflict
 from salon.sessions import from_us, to_us
@@ -210,7 +211,7 @@ CLAIM_CHUNK: Final = 50
 
 
 @functools.lru_cache(maxsize=CLAIM_CHUNK)
-def _claim_statement(rows: int) -> Any:
+def _claim_statement(rows: int) -> Executable:
     """Insert ``rows`` new messages, returning the wamids not seen before."""
     return insert_on_conflict(
         inbox_table,
