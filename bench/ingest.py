@@ -25,8 +25,12 @@ either side of it; the ratio of the means is printed too), the webhook acknowled
 that load (goal p99 ≤ 25 ms), and the CPU each process spent per message, this script's
 own (``bench``) included. The last line is one JSON object.
 
+Meta's webhook goes to the channel companion's own port (``webhook_port``, as in
+``deploy/credentials.production.yml``); ``--server-route`` sends it through the Rasa
+server's route instead.
+
 Needs the trained model (`make train`). Options: --clients, --messages-per-client, --rounds,
---ramp-up.
+--ramp-up, --server-route.
 """
 
 from __future__ import annotations
@@ -53,6 +57,9 @@ from salon.db import sync_url
 from salon.stack import Stack, StackConfig
 from salon.whatsapp.records import inbox_table
 from salon.whatsapp.signature import sign
+
+WEBHOOK_PORT = 5936
+"""The companion process's webhook port in this benchmark's stack."""
 
 TEXTS = [
     "Hello",
@@ -313,6 +320,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=str(PROJECT_ROOT / "models" / "salon.tar.gz"))
     parser.add_argument("--database-url", help="Salon's tables (default: SQLite in a temporary folder)")
     parser.add_argument("--redis-url", help="session state in Redis (default: in the SQL database)")
+    parser.add_argument("--server-route", action="store_true",
+                        help="Meta's webhook through the Rasa server's route instead of the companion's own "
+                             "port (webhook_port, the production setting in deploy/credentials.production.yml)")
     parser.add_argument("--in-process", action="store_true",
                         help="run the channel's I/O in the Rasa server's own process (io_process: false)")
     parser.add_argument("--channel-option", action="append", default=[], metavar="KEY=VALUE",
@@ -324,6 +334,11 @@ def main(argv: list[str] | None = None) -> int:
     if not 0 <= args.ramp_up <= 60:
         parser.error("--ramp-up takes seconds from 0 to 60")
     options = dict(option.partition("=")[::2] for option in args.channel_option)
+    if args.in_process and not args.server_route:
+        parser.error("--in-process has no companion process to take the webhook: add --server-route")
+    channel_options = {"webhook_port": str(WEBHOOK_PORT)} if not args.server_route else {}
+    if args.in_process:
+        channel_options["io_process"] = "false"
     with tempfile.TemporaryDirectory(prefix="salon-bench-", ignore_cleanup_errors=True) as tmp:
         config = StackConfig(
             model=Path(args.model), workdir=Path(tmp), emulator_port=5931, rasa_port=5935,
@@ -331,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
             database_url=args.database_url, redis_url=args.redis_url,
             # Meta's default 80 msg/s would not bind here; keep the emulator out of the way.
             emulator_args=["--throughput-per-second", "10000"],
-            channel_options={**({"io_process": "false"} if args.in_process else {}), **options},
+            channel_options={**channel_options, **options},
         )
         stack = Stack(config)
         with stack.running():
@@ -341,6 +356,8 @@ def main(argv: list[str] | None = None) -> int:
             except Exception:
                 print(stack.log_tail("rasa", 60), file=sys.stderr)
                 raise
+    figures["webhook_route"] = "server" if args.server_route else f"companion port {WEBHOOK_PORT}"
+    print(f"WhatsApp webhook via:    {figures['webhook_route']}")
     print(f"REST channel (baseline): {figures['rest_msgs_per_s']} msg/s "
           f"(runs: {figures['rest_runs_msgs_per_s']})")
     print(f"WhatsApp channel:        {figures['whatsapp_msgs_per_s']} msg/s "
