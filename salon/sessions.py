@@ -1212,7 +1212,7 @@ class SqlSessionStore(SessionStore, SqlTables):
         for ref, key, *_ in items:
             by_number.setdefault(ref.phone_number_id, []).append(key)
 
-        async def states(stmt: Any) -> dict[tuple[str, str], Any]:
+        async def rows_by_client(stmt: Any) -> dict[tuple[str, str], Any]:
             found: dict[tuple[str, str], Any] = {}
             for pnid, keys in by_number.items():
                 for row in await conn.execute(stmt, {"p_pnid": pnid, "p_keys": keys}):
@@ -1221,7 +1221,7 @@ class SqlSessionStore(SessionStore, SqlTables):
 
         # Which messages the advance will move forward (the rows stay locked until the
         # transaction ends): those later than the client's last message.
-        before = await states(_LOCK_STATES)
+        before = await rows_by_client(_LOCK_STATES)
         params = [{"p_pnid": ref.phone_number_id, "p_key": key, "p_t": t_us, "p_msg": message_id,
                    "p_ep": entry_point} for ref, key, t_us, message_id, entry_point, _ in items]
         await conn.execute(_ADVANCE, params)
@@ -1229,7 +1229,7 @@ class SqlSessionStore(SessionStore, SqlTables):
         # started at or before it and changes nothing; elsewhere it is the update the
         # message needs, as in the one-by-one path.
         await conn.execute(_LATE, params)
-        after = await states(_SELECT_STATES)
+        after = await rows_by_client(_SELECT_STATES)
         out: list[tuple[bool, SessionState]] = []
         for ref, key, t_us, _, _, _ in items:
             last = before[(ref.phone_number_id, key)].last_inbound_us

@@ -276,7 +276,10 @@ class WhatsAppRecords(SqlTables):
             for item in items
         ]
         # A message twice in one batch is inserted once (and claimed by its first item).
-        rows = list({row["wamid"]: row for row in reversed(rows)}.values())[::-1]
+        unique: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            unique.setdefault(row["wamid"], row)
+        rows = list(unique.values())
         claimed: set[str] = set()
         # One statement per CLAIM_CHUNK messages, all in one transaction.
         chunks = [rows[start:start + CLAIM_CHUNK] for start in range(0, len(rows), CLAIM_CHUNK)]

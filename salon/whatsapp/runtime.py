@@ -36,6 +36,8 @@ logger = logging.getLogger(__name__)
 __all__ = ["ChannelConfig", "ChannelConfigError", "SenderParts", "WhatsAppRuntime", "open_sender"]
 
 REQUIRED = ("verify_token", "app_secret", "access_token", "phone_number_id")
+DEFAULT_WEBHOOK_HOST = "0.0.0.0"
+"""Where ``webhook_port`` listens unless ``webhook_host`` says otherwise: every interface."""
 
 
 class ChannelConfigError(ValueError):
@@ -63,7 +65,7 @@ class ChannelConfig:
     webhook_port: int | None = None
     """Also serve Meta's webhook from the companion process on this port
     (:mod:`salon.whatsapp.webhook_listener`); needs ``io_process``."""
-    webhook_host: str = "0.0.0.0"
+    webhook_host: str = DEFAULT_WEBHOOK_HOST
     """The address that port is bound to."""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -105,7 +107,7 @@ class ChannelConfig:
             io_process=io_process,
             concurrent_turns=_count(values, "concurrent_turns", DEFAULT_CONCURRENT_TURNS),
             webhook_port=webhook_port,
-            webhook_host=str(values.get("webhook_host") or "0.0.0.0").strip(),
+            webhook_host=str(values.get("webhook_host") or DEFAULT_WEBHOOK_HOST).strip(),
             extra={k: v for k, v in values.items() if k not in known},
         )
 
