@@ -11,20 +11,40 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
 import httpx
 
+from salon.clock import SystemClock, require_aware, write_offset_file
 from salon.config import PROJECT_ROOT
 
-__all__ = ["Stack", "StackConfig", "StackError"]
+__all__ = ["Stack", "StackConfig", "StackError", "free_port", "free_ports"]
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` distinct ports nothing listens on now, chosen by the kernel (bind to port
+    0). The sockets are held until all are chosen, so the ports differ from one another."""
+    with ExitStack() as held:
+        ports = []
+        for _ in range(count):
+            sock = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind((host, 0))
+            ports.append(int(sock.getsockname()[1]))
+        return ports
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """One port nothing listens on now (see :func:`free_ports`)."""
+    return free_ports(1, host)[0]
 
 
 class StackError(RuntimeError):
@@ -38,6 +58,7 @@ class StackConfig:
     emulator_port: int = 5900
     rasa_port: int = 5005
     actions_port: int = 5055
+    """A port of 0 is chosen free when the stack starts (the config then holds it)."""
     rasa_token: str = "salon-local-dev-token"
     database_url: str | None = None
     """Salon's tables (sessions, records, the maison's book); default SQLite in workdir."""
@@ -57,7 +78,11 @@ class StackConfig:
     """More keys of the WhatsApp channel's credentials (``io_process: "false"`` …)."""
     outbound_api_port: int | None = None
     """When set, the outbound worker (``salon outbound-worker --no-scans``) and the outbound
-    API (``salon outbound api`` on this port) run too."""
+    API (``salon outbound api`` on this port; 0: a free one) run too."""
+    start_at: datetime | None = None
+    """The instant every process's clock shows when the stack starts (time then runs on):
+    the shared clock file is set before anything starts, so checks do not depend on the
+    day they run. None: the real time."""
     log_level: str | None = None
     """``"DEBUG"``: every process logs at that level (``rasa run --debug``, the action
     server's ``--debug``, ``SALON_LOG_LEVEL`` for the WhatsApp I/O process and the
@@ -133,6 +158,22 @@ class Stack:
             env.pop("REDIS_URL", None)
         return env
 
+    def _choose_ports(self) -> None:
+        """Replace every port of 0 by a free one."""
+        c = self.config
+        names = ["emulator_port", "rasa_port", "actions_port"]
+        if c.outbound_api_port == 0:
+            names.append("outbound_api_port")
+        wanted = [name for name in names if getattr(c, name) == 0]
+        for name, port in zip(wanted, free_ports(len(wanted)), strict=True):
+            setattr(c, name, port)
+
+    def _set_clock(self) -> None:
+        c = self.config
+        if c.start_at is not None:
+            require_aware(c.start_at, "start_at")
+            write_offset_file(c.clock_file, c.start_at - SystemClock().now())
+
     def _write_files(self) -> tuple[Path, Path]:
         c = self.config
         c.workdir.mkdir(parents=True, exist_ok=True)
@@ -199,7 +240,9 @@ class Stack:
         c = self.config
         if not c.model.exists():
             raise StackError(f"no trained model at {c.model}: run `make train`")
+        self._choose_ports()
         credentials, endpoints = self._write_files()
+        self._set_clock()
         self.seed()
         python = sys.executable
         bin_dir = Path(python).parent

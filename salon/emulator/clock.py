@@ -26,6 +26,9 @@ class EmulatorClock:
             OffsetFileClock(self.clock_file, base=self.base) if self.clock_file else None
         )
         self._offset = timedelta(0)
+        #: Where the clock stood when the emulator started (a stack started at a fixed
+        #: instant writes its offset before the emulator starts); ``reset`` comes back here.
+        self.start_offset = self.offset
 
     @property
     def offset(self) -> timedelta:
@@ -54,4 +57,5 @@ class EmulatorClock:
         return self.now()
 
     def reset(self) -> None:
-        self.set_offset(timedelta(0))
+        """Back to the offset the clock had when the emulator started."""
+        self.set_offset(self.start_offset)

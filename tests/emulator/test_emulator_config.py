@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from salon.clock import ManualClock, OffsetFileClock, read_offset_file
+from salon.clock import ManualClock, OffsetFileClock, read_offset_file, write_offset_file
 from salon.emulator.clock import EmulatorClock
 from salon.emulator.config import ENV_VARS, EmulatorConfig, config_from_cli
 from salon.emulator.payloads import (
@@ -100,6 +100,22 @@ def test_clock_file_is_shared_with_offset_file_clocks(tmp_path: Path) -> None:
         clock.set(datetime(2026, 3, 5, 12, 0))  # noqa: DTZ001 - the naive value is the point
     clock.reset()
     assert read_offset_file(path) == timedelta(0) and clock.now() == T0
+
+
+def test_a_clock_started_at_a_fixed_instant_resets_to_it(tmp_path: Path) -> None:
+    """A stack started at a frozen instant writes the clock file first; the emulator's
+    reset goes back to that instant, not to the real time."""
+    path = tmp_path / "clock.json"
+    base = ManualClock(T0)
+    start = datetime(2026, 12, 31, 22, 30, tzinfo=timezone.utc)
+    write_offset_file(path, start - T0)
+    clock = EmulatorClock(base, path)
+    assert clock.now() == start
+    clock.advance(timedelta(hours=25))
+    base.advance(timedelta(minutes=3))
+    clock.reset()
+    assert clock.now() == start + timedelta(minutes=3)  # back at the start; time ran on
+    assert OffsetFileClock(path, base=base).now() == clock.now()
 
 
 def test_serialisation_is_compact_ascii_and_the_signature_is_hmac_sha256() -> None:
