@@ -8,8 +8,10 @@ process it started. Next to the stack runs a small follow-up helper: the phone p
 "Assistant follow-up" button posts to it, and it asks Rasa to have the assistant write
 first (``trigger_intent``), as it would with news for the client.
 
-``salon demo-check`` runs that story without a browser against a fresh stack on other
-ports and prints each step as ``ok`` or ``FAIL``; it exits non-zero when a step fails.
+``salon demo-check`` runs that story without a browser against a fresh stack on free
+ports, at a fixed instant (:data:`STORY_INSTANT` unless ``--at`` says otherwise, so the
+story sees the same calendar on any day), and prints each step as ``ok`` or ``FAIL``; it
+exits non-zero when a step fails.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
@@ -38,6 +41,7 @@ from salon.config import PROJECT_ROOT
 from salon.stack import Stack, StackConfig, StackError
 
 __all__ = [
+    "STORY_INSTANT",
     "Conversation",
     "FollowUpServer",
     "Step",
@@ -56,6 +60,11 @@ DEFAULT_WORKDIR = PROJECT_ROOT / "var" / "demo"
 CLIENT = "33600000001"
 CLIENT_NAME = "Claire Laurent"
 ORDER = "SOL-104233"  # Claire's coat, shipped with DHL Express
+#: The moment the demo maison's records are written around (data/maison: orders shipped
+#: in late November 2026, appointments from 27 November): Thursday 26 November 2026,
+#: 09:00 in Paris. ``salon demo-check`` and the project's checks run at this instant
+#: unless told otherwise.
+STORY_INSTANT = datetime(2026, 11, 26, 8, 0, tzinfo=timezone.utc)
 #: what a demo run leaves behind and the next one starts without (unless --keep-state)
 _STATE_FILES = (
     "clock.json",
@@ -88,18 +97,30 @@ def _port(text: str) -> int:
     return value
 
 
+def instant(text: str) -> datetime:
+    """An ISO-8601 instant with its UTC offset (``2026-12-04T21:00:00+01:00``)."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO-8601 instant: {text!r}") from None
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"an instant needs its UTC offset (+01:00, Z…): {text!r}")
+    return value
+
+
 def _common_arguments(parser: argparse.ArgumentParser, ports: tuple[int, int, int]) -> None:
     emulator, rasa, actions = ports
     parser.add_argument(
         "--model", type=Path, default=DEFAULT_MODEL,
         help=f"trained Rasa model (default: {DEFAULT_MODEL.relative_to(PROJECT_ROOT)})",
     )
+    free = " (0: a free one)"
     parser.add_argument("--emulator-port", type=_port, default=emulator,
-                        help=f"WhatsApp Cloud API emulator and phone page (default: {emulator})")
+                        help=f"WhatsApp Cloud API emulator and phone page (default: {emulator}){free}")
     parser.add_argument("--rasa-port", type=_port, default=rasa,
-                        help=f"rasa run (default: {rasa})")
+                        help=f"rasa run (default: {rasa}){free}")
     parser.add_argument("--actions-port", type=_port, default=actions,
-                        help=f"action server (default: {actions})")
+                        help=f"action server (default: {actions}){free}")
 
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
@@ -116,10 +137,20 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
         "--keep-state", action="store_true",
         help="keep the previous run's conversations and clock (default: start afresh)",
     )
+    parser.add_argument(
+        "--at", type=instant, default=None,
+        help="start every clock at this instant, e.g. 2026-12-04T21:00:00+01:00 "
+             "(default: the real time)",
+    )
 
 
 def add_check_arguments(parser: argparse.ArgumentParser) -> None:
-    _common_arguments(parser, (5951, 5955, 5957))
+    _common_arguments(parser, (0, 0, 0))
+    parser.add_argument(
+        "--at", type=instant, default=STORY_INSTANT,
+        help="the instant the story starts at (default: "
+             f"{STORY_INSTANT.isoformat()}, the moment the demo maison's records describe)",
+    )
     parser.add_argument(
         "--workdir", type=Path, default=None,
         help="logs and data (default: a temporary folder, removed when every step passed)",
@@ -138,6 +169,7 @@ def stack_config(args: argparse.Namespace, workdir: Path, token: str) -> StackCo
         rasa_port=args.rasa_port,
         actions_port=args.actions_port,
         rasa_token=token,
+        start_at=args.at,
     )
 
 
@@ -381,10 +413,8 @@ def run_demo(args: argparse.Namespace, out: TextIO | None = None) -> int:
     if not config.model.exists():
         _print(f"salon demo: no trained model at {config.model} (make train)", file=sys.stderr)
         return 2
-    wanted = [config.emulator_port, config.rasa_port, config.actions_port]
-    if args.followup_port:
-        wanted.append(args.followup_port)
-    busy = ports_in_use(wanted)
+    wanted = [config.emulator_port, config.rasa_port, config.actions_port, args.followup_port]
+    busy = ports_in_use([port for port in wanted if port])
     if busy:
         _print(f"salon demo: port(s) {busy} already in use (another demo or rasa run?); "
                "stop it or choose other ports", file=sys.stderr)
@@ -665,7 +695,8 @@ def run_check(args: argparse.Namespace, out: TextIO | None = None) -> int:
     if not model.exists():
         _print(f"salon demo-check: no trained model at {model} (make train)", file=sys.stderr)
         return 2
-    busy = ports_in_use([args.emulator_port, args.rasa_port, args.actions_port])
+    busy = ports_in_use([port for port in (args.emulator_port, args.rasa_port, args.actions_port)
+                         if port])
     if busy:
         _print(f"salon demo-check: port(s) {busy} already in use; choose other ports",
                file=sys.stderr)
@@ -681,14 +712,12 @@ def run_check(args: argparse.Namespace, out: TextIO | None = None) -> int:
     code = 1
     with _stop_signals():
         try:
-            _print(
-                f"salon demo-check: starting a fresh stack (emulator :{config.emulator_port}, "
-                f"rasa :{config.rasa_port}, actions :{config.actions_port})…",
-                out,
-            )
+            _print(f"salon demo-check: starting a fresh stack, its clocks at "
+                   f"{args.at.isoformat()}…", out)
             stack.start()
-            _print(f"salon demo-check: stack up in {time.monotonic() - started:.1f} s; "
-                  f"the story, as {CLIENT_NAME} ({CLIENT}):", file=out)
+            _print(f"salon demo-check: stack up in {time.monotonic() - started:.1f} s (emulator "
+                   f":{config.emulator_port}, rasa :{config.rasa_port}, actions "
+                   f":{config.actions_port}); the story, as {CLIENT_NAME} ({CLIENT}):", file=out)
             conv = Conversation(config, quiet=args.quiet_seconds)
             try:
                 code = run_steps(story_steps(conv, config.rasa_url, config.rasa_token), out)

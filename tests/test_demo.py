@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from salon import demo
 from salon.cli import build_parser
 from salon.config import PROJECT_ROOT
 from salon.demo import FollowUpServer, Step, demo_banner, run_steps, stack_config
-from salon.stack import StackConfig
+from salon.stack import StackConfig, free_ports
 
 # --------------------------------------------------------------------------- arguments
 
@@ -48,11 +49,24 @@ def test_demo_options_override_model_and_ports() -> None:
     assert config.rasa_token == "token" and config.workdir.is_absolute()
 
 
-def test_demo_check_uses_other_ports_and_a_temporary_folder() -> None:
+def test_demo_check_uses_free_ports_a_temporary_folder_and_a_fixed_instant() -> None:
     args = build_parser().parse_args(["demo-check"])
-    assert (args.emulator_port, args.rasa_port, args.actions_port) == (5951, 5955, 5957)
+    assert (args.emulator_port, args.rasa_port, args.actions_port) == (0, 0, 0)  # chosen free
     assert args.workdir is None and args.quiet_seconds == 1.5
+    assert args.at == demo.STORY_INSTANT
     assert args.handler.__name__ == "_demo_check"
+    config = stack_config(args, Path("somewhere"), "token")
+    assert config.start_at == demo.STORY_INSTANT
+
+
+def test_instants_need_their_offset(capsys: pytest.CaptureFixture[str]) -> None:
+    args = build_parser().parse_args(["demo-check", "--at", "2026-12-31T23:30:00+01:00"])
+    assert args.at == datetime(2026, 12, 31, 22, 30, tzinfo=timezone.utc)
+    assert build_parser().parse_args(["demo"]).at is None  # the demo runs on the real time
+    for bad in ("2026-12-31T23:30:00", "next friday"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["demo-check", "--at", bad])
+    assert "offset" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("bad", ["http", "-1", "70000"])
@@ -279,8 +293,11 @@ def test_demo_refuses_a_missing_model(tmp_path: Path, capsys: pytest.CaptureFixt
 def test_demo_refuses_ports_already_in_use(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Only the port held here is reported busy: every other port of the run is a free one
+    too, so the test passes while a demo holds the default ports."""
     model = tmp_path / "model.tar.gz"
     model.write_bytes(b"")
+    rasa, actions, followup = free_ports(3)
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -288,7 +305,8 @@ def test_demo_refuses_ports_already_in_use(
         assert demo.ports_in_use([port]) == [port]
         args = build_parser().parse_args(
             ["demo", "--model", str(model), "--workdir", str(tmp_path / "w"),
-             "--emulator-port", str(port)]
+             "--emulator-port", str(port), "--rasa-port", str(rasa),
+             "--actions-port", str(actions), "--followup-port", str(followup)]
         )
         assert demo.run_demo(args) == 2
     assert f"[{port}] already in use" in capsys.readouterr().err
