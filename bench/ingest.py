@@ -54,11 +54,10 @@ from sqlalchemy import create_engine
 
 from salon.config import PROJECT_ROOT
 from salon.db import sync_url
-from salon.stack import Stack, StackConfig
+from salon.stack import Stack, StackConfig, free_port
 from salon.whatsapp.records import inbox_table
 from salon.whatsapp.signature import sign
 
-WEBHOOK_PORT = 5936
 """The companion process's webhook port in this benchmark's stack."""
 
 TEXTS = [
@@ -336,13 +335,14 @@ def main(argv: list[str] | None = None) -> int:
     options = dict(option.partition("=")[::2] for option in args.channel_option)
     if args.in_process and not args.server_route:
         parser.error("--in-process has no companion process to take the webhook: add --server-route")
-    channel_options = {"webhook_port": str(WEBHOOK_PORT)} if not args.server_route else {}
+    webhook_port = free_port()
+    channel_options = {"webhook_port": str(webhook_port)} if not args.server_route else {}
     if args.in_process:
         channel_options["io_process"] = "false"
     with tempfile.TemporaryDirectory(prefix="salon-bench-", ignore_cleanup_errors=True) as tmp:
         config = StackConfig(
-            model=Path(args.model), workdir=Path(tmp), emulator_port=5931, rasa_port=5935,
-            actions_port=5985, rasa_token=uuid.uuid4().hex,
+            model=Path(args.model), workdir=Path(tmp), emulator_port=0, rasa_port=0,
+            actions_port=0, rasa_token=uuid.uuid4().hex,
             database_url=args.database_url, redis_url=args.redis_url,
             # Meta's default 80 msg/s would not bind here; keep the emulator out of the way.
             emulator_args=["--throughput-per-second", "10000"],
@@ -356,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
             except Exception:
                 print(stack.log_tail("rasa", 60), file=sys.stderr)
                 raise
-    figures["webhook_route"] = "server" if args.server_route else f"companion port {WEBHOOK_PORT}"
+    figures["webhook_route"] = "server" if args.server_route else "companion port"
     print(f"WhatsApp webhook via:    {figures['webhook_route']}")
     print(f"REST channel (baseline): {figures['rest_msgs_per_s']} msg/s "
           f"(runs: {figures['rest_runs_msgs_per_s']})")

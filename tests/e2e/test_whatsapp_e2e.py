@@ -25,9 +25,11 @@ from salon.db import make_sync_engine
 from salon.integrations.schema import appointments
 from salon.stack import Stack, StackConfig
 from salon.whatsapp.io_process import CHILD_NAME
+from tests.instants import suite_now
 from tests.log_scan import Needles, scan
 
 MODEL = PROJECT_ROOT / "models" / "salon.tar.gz"
+NOW = suite_now()  # every process's clock starts here, whatever the day of the run
 CLAIRE = "33600000001"  # in the maison's book (C-001, VIC, advisor Sophie), utility opt-in
 CLAIRE_BSUID = "FR.4820193746581029374"  # her business-scoped user id in the book
 QUIET_S = 2.5  # how long "nothing more arrives" is watched
@@ -45,8 +47,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         pytest.skip(f"no trained model at {MODEL} (run `make train`)")
     config = StackConfig(
         model=MODEL, workdir=Path(tmp_path_factory.mktemp("stack")),
-        emulator_port=5921, rasa_port=5925, actions_port=5975, rasa_token="e2e-token",
-        outbound_api_port=5979,
+        emulator_port=0, rasa_port=0, actions_port=0, outbound_api_port=0,  # free ones
+        rasa_token="e2e-token", start_at=NOW,
         extra_env={"SALON_API_TOKENS": json.dumps([
             {"name": "sophie", "token": SOPHIE_TOKEN, "scopes": ["advisor"],
              "advisor_id": "sophie-marchand"},
@@ -255,7 +257,7 @@ def test_logs_of_every_process_hold_no_personal_data(stack: Stack) -> None:
     stack.emulator("POST", "/_emulator/inbound", json={"user_id": CLAIRE_BSUID, "bsuid_only": True,
                                                        "text": body, "name": NAME})
     _settled(stack, CLAIRE_BSUID, 1)
-    started = datetime.now(timezone.utc)
+    wall = datetime.now(timezone.utc)  # Rasa's own event times follow the real clock
     ended = stack.stop()
     # Every process ended by itself on SIGTERM (none killed): its log is complete.
     assert ended == {name: "exited 0" for name in ("emulator", "actions", "rasa", "outbound-worker",
@@ -266,7 +268,7 @@ def test_logs_of_every_process_hold_no_personal_data(stack: Stack) -> None:
         phones=[CLAIRE, f"+{CLAIRE}", PROBE_PHONE], bsuids=[CLAIRE_BSUID], emails=[PROBE_EMAIL],
         names=[NAME, *NAME.split()], bodies=SAID,
         allowed_numbers=[stack.config.phone_number_id, stack.config.waba_id],
-        epoch_range=(started - timedelta(days=30), started + timedelta(days=30)),
+        epoch_range=(min(wall, NOW) - timedelta(days=30), max(wall, NOW) + timedelta(days=30)),
     )
     leaks = scan(logs, needles)
     assert not leaks, f"{len(leaks)} log line(s) with personal data:\n" + "\n".join(map(str, leaks[:40]))
