@@ -9,7 +9,10 @@ reads the wall clock. What cannot be read returns ``None`` so the caller can ask
 Conventions, chosen for appointments in a boutique: an hour without am/pm from 1 to 7
 means the afternoon ("at 3" is 15:00); a weekday names the next such day (today if it is
 today, unless "next" is said); a date already past this year means next year; dates
-written with slashes are day/month.
+written with slashes are day/month. Every time returned is one the zone's clocks show: a
+time they skip when they go forward (02:30 in Paris on the last Sunday of March) is read
+as the instant it would have been, an hour later on the new clock (03:30); a time they
+show twice when they go back is its first occurrence (still summer time).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from salon.clock import require_aware
@@ -176,6 +179,11 @@ def _clock(text: str) -> time | None:
     return None
 
 
+def _local(day: date, at: time, tz: ZoneInfo) -> datetime:
+    """``at`` on ``day`` in ``tz`` as a real local time (see the module's conventions)."""
+    return datetime.combine(day, at, tzinfo=tz).astimezone(timezone.utc).astimezone(tz)
+
+
 def _part(text: str) -> tuple[time, time] | None:
     for word in sorted(PARTS, key=len, reverse=True):
         if re.search(rf"\b{word}\b", text):
@@ -206,10 +214,9 @@ def parse_when(text: str | None, now: datetime, zone: ZoneInfo | str) -> TimeWin
             first = today + timedelta(days=1)
     last = last or first
     if at is not None:
-        moment = datetime.combine(first, at, tzinfo=tz)
+        moment = _local(first, at, tz)
         return TimeWindow(moment, moment + timedelta(minutes=1), exact=True)
     if part is not None:
-        return TimeWindow(datetime.combine(first, part[0], tzinfo=tz),
-                          datetime.combine(last, part[1], tzinfo=tz), exact=False)
-    return TimeWindow(datetime.combine(first, time(0), tzinfo=tz),
-                      datetime.combine(last + timedelta(days=1), time(0), tzinfo=tz), exact=False)
+        return TimeWindow(_local(first, part[0], tz), _local(last, part[1], tz), exact=False)
+    return TimeWindow(_local(first, time(0), tz), _local(last + timedelta(days=1), time(0), tz),
+                      exact=False)

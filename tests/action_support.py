@@ -10,11 +10,16 @@ import pytest
 
 from actions import backends
 from salon.clock import SystemClock, write_offset_file
-from tests.seeding import seed_maison
+from tests.seeding import empty_book, seed_maison
 
 
-def action_server_on(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, now: datetime) -> None:
+def action_server_on(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, now: datetime,
+                     *, seeded_book: bool = True) -> None:
+    """The maison seeded at ``url`` and every port's clock at ``now`` (moving on from
+    there); without ``seeded_book`` the appointment book starts empty."""
     seed_maison(url)
+    if not seeded_book:
+        empty_book(url)
     clock_file = tmp_path / "clock.json"
     write_offset_file(clock_file, now - SystemClock().now())
     monkeypatch.setenv("DATABASE_URL", url)

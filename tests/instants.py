@@ -22,8 +22,8 @@ REFERENCE_NOW = STORY_INSTANT
 
 #: Moments that break naive date arithmetic, by name (Paris time, the maison's home).
 FROZEN_INSTANTS: dict[str, str] = {
-    # Friday evening: "Friday afternoon" has passed, the boutique is closed until Monday
-    # (Paris is closed on Sundays).
+    # Friday evening: "Friday afternoon" has passed, the boutiques have closed for the
+    # night, and Paris will be closed on Sunday.
     "friday-evening": "2026-12-04T21:00:00+01:00",
     # New Year's Eve: "tomorrow" is another month and another year.
     "new-year-eve": "2026-12-31T23:30:00+01:00",

@@ -5,6 +5,10 @@
 session: a SQLite file is copied into place, a PostgreSQL database is re-created from a
 seeded template database (``CREATE DATABASE … TEMPLATE``). The seeding itself is tested
 in tests/test_maison_seed.py.
+
+The seeded appointments are dated (late November 2026); a test that books relative to
+its own "now" (tests/instants.py) starts from :func:`empty_book` instead, and reckons
+opening hours from :func:`opening_hours`, read straight from data/maison/boutiques.yml.
 """
 
 from __future__ import annotations
@@ -13,16 +17,21 @@ import atexit
 import shutil
 import tempfile
 import uuid
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+import yaml
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from salon.config import PROJECT_ROOT
 from salon.db import make_sync_engine
+from salon.integrations.schema import appointments
 from salon.integrations.seed import seed_database
 
-__all__ = ["seed_maison"]
+__all__ = ["OpeningHours", "empty_book", "opening_hours", "seed_maison"]
 
 MAISON = PROJECT_ROOT / "data" / "maison"
 _sqlite_template: Path | None = None
@@ -41,6 +50,55 @@ def seed_maison(url: str) -> None:
         _recreate_from_template(url)
         return
     seed_database(url, MAISON)
+
+
+def empty_book(url: str) -> None:
+    """Take every seeded appointment out of the book at ``url`` (the rest of the maison
+    stays): the test then meets only the appointments it books itself."""
+    engine = make_sync_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(appointments.delete())
+    finally:
+        engine.dispose()
+
+
+_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+@dataclass(frozen=True)
+class OpeningHours:
+    """A boutique's time zone and weekly hours as data/maison/boutiques.yml states them."""
+
+    zone: ZoneInfo
+    days: dict[int, tuple[time, time]]
+    """Weekday (0 = Monday) → local opening and closing time; a closed day is absent."""
+
+    def next_opening(self, after: datetime) -> datetime:
+        """The first moment at or after ``after`` when the boutique is open."""
+        local = after.astimezone(self.zone)
+        for ahead in range(8):
+            day = local.date() + timedelta(days=ahead)
+            if day.weekday() in self.days:
+                opens, closes = (datetime.combine(day, t, tzinfo=self.zone)
+                                 for t in self.days[day.weekday()])
+                if local < closes:
+                    return max(opens, local)
+        raise AssertionError("a boutique closed all week")
+
+
+def opening_hours(boutique_id: str) -> OpeningHours:
+    """The hours of ``boutique_id`` from data/maison/boutiques.yml (``"10:30-19:00"`` or
+    ``closed`` per weekday)."""
+    listed = yaml.safe_load((MAISON / "boutiques.yml").read_text(encoding="utf-8"))["boutiques"]
+    [shop] = [b for b in listed if b["id"] == boutique_id]
+    days: dict[int, tuple[time, time]] = {}
+    for weekday, name in enumerate(_WEEKDAYS):
+        span = shop["hours"].get(name, "closed")
+        if span != "closed":
+            opens, closes = (time.fromisoformat(t) for t in span.split("-"))
+            days[weekday] = (opens, closes)
+    return OpeningHours(ZoneInfo(shop["time_zone"]), days)
 
 
 def _sqlite_seeded() -> Path:

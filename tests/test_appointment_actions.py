@@ -1,11 +1,16 @@
 """The greeting and appointment actions with rasa_sdk trackers and CollectingDispatcher,
-against the seeded maison in SQLite (real bookings port, real CRM adapter), at a fixed
-moment given through the clock file every process follows."""
+against the seeded maison in SQLite (real bookings port, real CRM adapter), at the suite's
+"now" (tests/instants.py) given through the clock file every process follows.
+
+The book starts empty: each test books what it needs through the same bookings port the
+actions use, on days reckoned from "now" in the boutique's zone, so it holds at any instant.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from collections.abc import AsyncIterator
+from datetime import date, datetime, time, timedelta, timezone
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -28,12 +33,16 @@ from actions.appointments import (
 )
 from actions.greeting import ActionGreet
 from salon.db import make_sync_engine
+from salon.integrations.bookings import Appointment
 from salon.integrations.schema import appointments
 from tests.action_support import action_server_on
+from tests.instants import suite_now
+from tests.seeding import opening_hours
 
-NOW = datetime(2026, 11, 26, 8, 0, tzinfo=timezone.utc)  # Thursday, 09:00 in Paris
+NOW = suite_now()
 PARIS, LONDON = ZoneInfo("Europe/Paris"), ZoneInfo("Europe/London")
-CLAIRE = "33600000001"  # C-001, VIC, advisor Sophie (Paris); APT-20261127-PAR-01 booked
+MONDAY, TUESDAY, WEDNESDAY, THURSDAY, FRIDAY, SATURDAY, SUNDAY = range(7)
+CLAIRE = "33600000001"  # C-001, VIC, French, advisor Sophie (Paris)
 HENRY = "447700900102"  # C-014, Platinum, advisor James (London)
 STRANGER = "447700900999"
 FORM_SLOTS = ["boutique", "service", "date_time", "appointment_start", "party_size",
@@ -41,13 +50,76 @@ FORM_SLOTS = ["boutique", "service", "date_time", "appointment_start", "party_si
 DOMAIN: dict[str, Any] = {"forms": {"appointment_form": {"required_slots": FORM_SLOTS}},
                           "slots": {name: {} for name in FORM_SLOTS}}
 
+EN_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+EN_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
+             "September", "October", "November", "December")
+FR_DAYS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
+FR_MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
+             "septembre", "octobre", "novembre", "décembre")
+FR_MONTHS_SHORT = ("janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.",
+                   "oct.", "nov.", "déc.")
+
+
+def ahead(weekday: int, zone: ZoneInfo = PARIS) -> date:
+    """The first such weekday strictly after today in ``zone``."""
+    today = NOW.astimezone(zone).date()
+    return today + timedelta(days=(weekday - today.weekday() - 1) % 7 + 1)
+
+
+def at(day: date, hour: int, minute: int = 0, zone: ZoneInfo = PARIS) -> datetime:
+    return datetime.combine(day, time(hour, minute), tzinfo=zone)
+
+
+def day_en(day: date) -> str:
+    """"Friday 4 December", as the client writes it and the assistant says it."""
+    return f"{EN_DAYS[day.weekday()]} {day.day} {EN_MONTHS[day.month - 1]}"
+
+
+def day_fr(day: date) -> str:
+    """"vendredi 4 décembre"."""
+    return f"{FR_DAYS[day.weekday()]} {day.day} {FR_MONTHS[day.month - 1]}"
+
+
+def button_en(moment: datetime) -> str:
+    """"Sat 28 Nov, 11:00"."""
+    return f"{EN_DAYS[moment.weekday()][:3]} {moment.day} {EN_MONTHS[moment.month - 1][:3]}, {moment:%H:%M}"
+
+
+def button_fr(moment: datetime) -> str:
+    """"ven. 27 nov., 12h00"."""
+    return (f"{FR_DAYS[moment.weekday()][:3]}. {moment.day} {FR_MONTHS_SHORT[moment.month - 1]}, "
+            f"{moment.hour}h{moment.minute:02d}")
+
+
+def advisor_replies(boutique_id: str, now: datetime) -> str:
+    """When a client advisor of the boutique will reply, said at ``now``: shortly when it is
+    open, else from its next opening (boutiques.yml)."""
+    hours = opening_hours(boutique_id)
+    opening = hours.next_opening(now)
+    if opening <= now:
+        return "shortly"
+    days = (opening.date() - now.astimezone(hours.zone).date()).days
+    when = {0: "today", 1: "tomorrow"}.get(days, f"on {day_en(opening.date())}")
+    return f"{when} from {opening:%H:%M}"
+
+
+async def book_for(client_id: str, boutique_id: str, start: datetime, service: str = "fitting",
+                   advisor_id: str | None = None) -> Appointment:
+    """An appointment made through the bookings port the actions use."""
+    return await backends.bookings().book(client_id=client_id, boutique_id=boutique_id,
+                                          service=service, starts_at=start, advisor_id=advisor_id)
+
+
+async def claires_styling_session(start: datetime) -> Appointment:
+    return await book_for("C-001", "paris", start, "styling_session", "sophie-marchand")
 
 
 @pytest.fixture()
-def maison(sqlite_url: str, tmp_path, monkeypatch) -> Iterator[str]:  # type: ignore[no-untyped-def]
-    action_server_on(sqlite_url, tmp_path, monkeypatch, NOW)
+async def maison(sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
+    """The seeded maison with an empty appointment book, every port's clock at NOW."""
+    action_server_on(sqlite_url, tmp_path, monkeypatch, NOW, seeded_book=False)
     yield sqlite_url
-    backends.reset()
+    await backends.close()  # in the test's own event loop, before it closes
 
 
 def tracker(slots: dict[str, Any] | None = None, *, text: str = "", intent: str = "inform",
@@ -94,11 +166,13 @@ def live_rows(url: str, **where: Any) -> list[Any]:
 
 
 async def test_greeting_a_vic_in_french_and_a_stranger(maison: str) -> None:
+    # Claire lives in Paris: good evening from 18:00 there.
+    salutation = "Bonsoir" if NOW.astimezone(PARIS).hour >= 18 else "Bonjour"
     dispatcher = CollectingDispatcher()
     events = await ActionGreet().run(dispatcher, tracker(text="Bonjour", intent="greet", active=False), {})
     assert events == [SlotSet("language", "fr")]
     assert said(dispatcher.messages) == [(
-        "Bonjour Madame Laurent. Sophie se tient à votre disposition, ou je peux vous aider moi-même.",
+        f"{salutation} Madame Laurent. Sophie se tient à votre disposition, ou je peux vous aider moi-même.",
         ["Parler à Sophie", "Prendre rendez-vous", "Suivre une commande"])]
     dispatcher = CollectingDispatcher()
     events = await ActionGreet().run(dispatcher, tracker(text="Hello", intent="greet", sender=STRANGER,
@@ -123,51 +197,80 @@ async def test_a_service_the_boutique_does_not_offer_is_asked_again(maison: str)
 
 
 async def test_an_exact_free_time_is_taken_at_once(maison: str) -> None:
+    # London opens every day, Sundays from 12:00 to 17:00: tomorrow at 15:00 is a slot.
+    tomorrow = NOW.astimezone(LONDON).date() + timedelta(days=1)
     events, messages = await validate({"boutique": "london", "service": "fitting"},
                                       {"date_time": "tomorrow at 3"})
     assert events == [SlotSet("date_time", "tomorrow at 3"),
-                      SlotSet("appointment_start", "2026-11-27T15:00:00+00:00"),
+                      SlotSet("appointment_start", at(tomorrow, 15, zone=LONDON).isoformat()),
                       SlotSet("appointment_confirmed", None)]
     assert messages == []
 
 
+async def test_a_closed_day_offers_the_next_free_times(maison: str) -> None:
+    sunday = ahead(SUNDAY)  # Paris is closed on Sundays
+    text = f"{day_en(sunday)} at 3"
+    events, _ = await validate({"boutique": "paris", "service": "fitting"}, {"date_time": text})
+    assert events == [SlotSet("date_time", text), SlotSet("appointment_start", None),
+                      SlotSet("appointment_confirmed", None)]
+    dispatcher = CollectingDispatcher()
+    await ActionAskAppointmentStart().run(dispatcher, tracker({"boutique": "paris", "date_time": text}), {})
+    monday = sunday + timedelta(days=1)  # opens at 10:30
+    assert said(dispatcher.messages) == [(
+        "I am sorry, that time is fully booked in Paris. These are the next free times:",
+        [button_en(at(monday, h, 30)) for h in (10, 11, 12)])]
+
+
 async def test_a_full_or_vague_time_leaves_the_choice_to_buttons(maison: str) -> None:
-    events, _ = await validate({"boutique": "london", "service": "fitting"},
-                               {"date_time": "Saturday at 10am"})  # both salons taken
-    assert SlotSet("appointment_start", None) in events
+    saturday = ahead(SATURDAY, LONDON)
+    for client in ("C-014", "C-017"):  # both London salons at 10:00
+        await book_for(client, "london", at(saturday, 10, zone=LONDON))
+    text = f"{day_en(saturday)} at 10am"
+    events, _ = await validate({"boutique": "london", "service": "fitting"}, {"date_time": text})
+    assert events == [SlotSet("date_time", text), SlotSet("appointment_start", None),
+                      SlotSet("appointment_confirmed", None)]
     dispatcher = CollectingDispatcher()
-    await ActionAskAppointmentStart().run(
-        dispatcher, tracker({"boutique": "london", "date_time": "Saturday at 10am"}), {})
+    await ActionAskAppointmentStart().run(dispatcher, tracker({"boutique": "london", "date_time": text}), {})
+    nearest = [at(saturday, h, zone=LONDON) for h in (11, 12, 13)]
     assert said(dispatcher.messages) == [("Here are the nearest free times in London. Which would suit you?",
-                                          ["Sat 28 Nov, 11:00", "Sat 28 Nov, 12:00", "Sat 28 Nov, 13:00"])]
+                                          [button_en(m) for m in nearest])]
     assert dispatcher.messages[0]["buttons"][0]["payload"] == \
-        '/inform{"appointment_start": "2026-11-28T11:00:00+00:00"}'
+        f'/inform{{"appointment_start": "{nearest[0].isoformat()}"}}'
+    friday = ahead(FRIDAY)
     dispatcher = CollectingDispatcher()
-    await ActionAskAppointmentStart().run(
-        dispatcher, tracker({"boutique": "paris", "date_time": "vendredi après-midi", "language": "fr"}), {})
+    await ActionAskAppointmentStart().run(dispatcher, tracker(
+        {"boutique": "paris", "date_time": f"{day_fr(friday)} après-midi", "language": "fr"}), {})
     assert said(dispatcher.messages) == [("Voici les créneaux libres les plus proches à Paris. Lequel vous convient ?",
-                                          ["ven. 27 nov., 12h00", "ven. 27 nov., 13h00", "ven. 27 nov., 14h00"])]
+                                          [button_fr(at(friday, h)) for h in (12, 13, 14)])]
 
 
 async def test_unreadable_or_past_moments_are_asked_again(maison: str) -> None:
     events, messages = await validate({"boutique": "paris"}, {"date_time": "whenever suits"})
     assert events == [SlotSet("date_time", None), SlotSet("appointment_start", None)]
     assert messages[0]["text"].startswith("I could not quite place that moment.")
-    events, messages = await validate({"boutique": "paris"}, {"date_time": "today at 8am"})
+    yesterday = NOW.astimezone(PARIS).date() - timedelta(days=1)
+    events, messages = await validate(
+        {"boutique": "paris"}, {"date_time": f"{yesterday.day}/{yesterday.month}/{yesterday.year} at 11am"})
     assert events == [SlotSet("date_time", None), SlotSet("appointment_start", None)]
     assert said(messages) == [("That moment has already passed. Which other day would suit you?", [])]
 
 
 async def test_a_tapped_slot_is_checked_and_a_typed_moment_starts_over(maison: str) -> None:
-    slots = {"boutique": "london", "service": "fitting", "date_time": "Saturday morning"}
-    free = "2026-11-28T11:00:00+00:00"
+    saturday = ahead(SATURDAY, LONDON)
+    full = at(saturday, 10, zone=LONDON).isoformat()
+    for client in ("C-014", "C-017"):
+        await book_for(client, "london", datetime.fromisoformat(full))
+    slots = {"boutique": "london", "service": "fitting", "date_time": f"{day_en(saturday)} morning"}
+    free = at(saturday, 11, zone=LONDON).isoformat()
     assert await validate(slots, {"appointment_start": free}) == ([SlotSet("appointment_start", free)], [])
-    events, messages = await validate(slots, {"appointment_start": "2026-11-28T10:00:00+00:00"})
+    events, messages = await validate(slots, {"appointment_start": full})
     assert events == [SlotSet("appointment_start", None)]
     assert said(messages) == [("I am sorry, that time has just been taken.", [])]
-    events, _ = await validate(slots, {"appointment_start": "Monday at 4"})
-    assert events == [SlotSet("appointment_start", "2026-11-30T16:00:00+00:00"),
-                      SlotSet("date_time", "Monday at 4"),
+    monday = ahead(MONDAY, LONDON)
+    typed = f"{day_en(monday)} at 4"
+    events, _ = await validate(slots, {"appointment_start": typed})
+    assert events == [SlotSet("appointment_start", at(monday, 16, zone=LONDON).isoformat()),
+                      SlotSet("date_time", typed),
                       SlotSet("appointment_confirmed", None)]
 
 
@@ -185,12 +288,14 @@ async def test_party_size(maison: str) -> None:
 
 
 async def test_confirm_then_book_into_the_clients_record(maison: str) -> None:
+    friday = ahead(FRIDAY)
+    start = at(friday, 15)
     slots = {"boutique": "paris", "service": "private_viewing", "date_time": "Friday afternoon",
-             "appointment_start": "2026-12-04T15:00:00+01:00", "party_size": "2"}
+             "appointment_start": start.isoformat(), "party_size": "2"}
     dispatcher = CollectingDispatcher()
     await ActionAskAppointmentConfirmed().run(dispatcher, tracker(slots), {})
     assert said(dispatcher.messages) == [(
-        "So that is a private viewing on Friday 4 December at 15:00 in Paris, for 2. Shall I confirm?",
+        f"So that is a private viewing on {day_en(friday)} at 15:00 in Paris, for 2. Shall I confirm?",
         ["Yes, please confirm", "Another time"])]
     events, messages = await validate(slots, {"appointment_confirmed": True}, text="yes", intent="affirm")
     assert messages == []
@@ -200,7 +305,7 @@ async def test_confirm_then_book_into_the_clients_record(maison: str) -> None:
     [row] = live_rows(maison, id=reference)
     assert (row.client_id, row.boutique_id, row.service, row.advisor_id, row.notes) == (
         "C-001", "paris", "private_viewing", "sophie-marchand", "Party of 2.")
-    assert row.starts_at == datetime(2026, 12, 4, 14, 0, tzinfo=timezone.utc)
+    assert row.starts_at == start.astimezone(timezone.utc)
     assert row.ends_at - row.starts_at == timedelta(hours=1)
 
     dispatcher = CollectingDispatcher()
@@ -208,7 +313,7 @@ async def test_confirm_then_book_into_the_clients_record(maison: str) -> None:
         dispatcher, tracker({**slots, "appointment_confirmed": True, "appointment_id": reference},
                             active=False), {})
     assert said(dispatcher.messages) == [(
-        "It is booked: a private viewing on Friday 4 December at 15:00, Maison Solenne Paris "
+        f"It is booked: a private viewing on {day_en(friday)} at 15:00, Maison Solenne Paris "
         f"Faubourg. Sophie will be expecting you. Your reference is {reference}.", [])]
     assert events == [SlotSet(s, None) for s in (
         "boutique", "service", "date_time", "appointment_start", "party_size",
@@ -216,27 +321,29 @@ async def test_confirm_then_book_into_the_clients_record(maison: str) -> None:
 
 
 async def test_another_time_at_the_summary_asks_the_day_again(maison: str) -> None:
-    slots = {"boutique": "paris", "service": "fitting", "appointment_start": "2026-12-04T15:00:00+01:00"}
+    start = at(ahead(FRIDAY), 15)
+    slots = {"boutique": "paris", "service": "fitting", "appointment_start": start.isoformat()}
     events, messages = await validate(slots, {"appointment_confirmed": False}, text="no", intent="deny")
     assert events == [SlotSet("appointment_confirmed", None), SlotSet("appointment_start", None),
                       SlotSet("date_time", None)]
     assert messages == []
-    assert live_rows(maison, client_id="C-001", starts_at=datetime(2026, 12, 4, 14, 0, tzinfo=timezone.utc)) == []
+    assert live_rows(maison, client_id="C-001") == []
 
 
 async def test_a_slot_lost_to_another_client_meanwhile_is_offered_again(maison: str) -> None:
-    full = "2026-11-27T11:00:00+01:00"  # one salon left in Paris
-    await backends.bookings().book(client_id="C-002", boutique_id="paris", service="fitting",
-                                   starts_at=datetime.fromisoformat(full))
-    slots = {"boutique": "paris", "service": "fitting", "appointment_start": full}
+    start = at(ahead(FRIDAY), 11)
+    slots = {"boutique": "paris", "service": "fitting", "appointment_start": start.isoformat()}
+    for client in ("C-012", "C-006", "C-002"):  # the three Paris salons, the last meanwhile
+        await book_for(client, "paris", start)
     events, messages = await validate(slots, {"appointment_confirmed": True}, text="yes", intent="affirm")
     assert events == [SlotSet("appointment_confirmed", None), SlotSet("appointment_start", None)]
     assert said(messages) == [("I am sorry, that time is no longer available. Here are other moments:", [])]
+    assert live_rows(maison, client_id="C-001") == []
 
 
 async def test_someone_unknown_is_not_booked_and_an_advisor_gets_the_request(maison: str) -> None:
-    slots = {"boutique": "london", "service": "fitting", "appointment_start": "2026-12-04T15:00:00+00:00",
-             "party_size": "2"}
+    start = at(ahead(FRIDAY, LONDON), 15, zone=LONDON).isoformat()
+    slots = {"boutique": "london", "service": "fitting", "appointment_start": start, "party_size": "2"}
     events, _ = await validate(slots, {"appointment_confirmed": True}, sender=STRANGER, intent="affirm")
     assert events == [SlotSet("appointment_confirmed", True)]
     dispatcher = CollectingDispatcher()
@@ -246,40 +353,44 @@ async def test_someone_unknown_is_not_booked_and_an_advisor_gets_the_request(mai
     assert events[-2:] == [SlotSet("language", "en"), ConversationPaused()]
     assert [m["text"] for m in dispatcher.messages] == [
         "Thank you, your request is noted. A client advisor from our London boutique will reply "
-        "to you here today from 10:00."]  # Thursday 08:00 in London: it opens at 10:00
+        f"to you here {advisor_replies('london', NOW)}."]  # within London's opening hours
     handoff = await (await backends.handoffs()).open_for(STRANGER)
     assert handoff is not None and handoff.reason == "booking_request" and handoff.boutique_id == "london"
-    assert "appointment_start: 2026-12-04T15:00:00+00:00" in handoff.note and "party_size: 2" in handoff.note
+    assert f"appointment_start: {start}" in handoff.note and "party_size: 2" in handoff.note
+    assert live_rows(maison, boutique_id="london") == []
 
 
 async def test_cancel_asks_once_then_cancels(maison: str) -> None:
+    friday = ahead(FRIDAY)
+    mine = await claires_styling_session(at(friday, 11))
     dispatcher = CollectingDispatcher()
     events = await ActionCancelAppointment().run(
         dispatcher, tracker(text="please cancel my appointment", intent="cancel_appointment",
                             active=False), {})
-    assert events == [SlotSet("appointment_id", "APT-20261127-PAR-01"), SlotSet("cancelling", True)]
+    assert events == [SlotSet("appointment_id", mine.id), SlotSet("cancelling", True)]
     assert said(dispatcher.messages) == [(
-        "Shall I cancel your styling session on Friday 27 November at 11:00 in Paris?",
+        f"Shall I cancel your styling session on {day_en(friday)} at 11:00 in Paris?",
         ["Yes, cancel it", "Keep it"])]
     dispatcher = CollectingDispatcher()
     events = await ActionSettleCancellation().run(
-        dispatcher, tracker({"appointment_id": "APT-20261127-PAR-01", "cancelling": True},
+        dispatcher, tracker({"appointment_id": mine.id, "cancelling": True},
                             text="yes", intent="affirm", active=False), {})
     assert events == [SlotSet("cancelling", False), SlotSet("appointment_id", None)]
     assert said(dispatcher.messages) == [(
-        "It is cancelled: your styling session on Friday 27 November at 11:00 in Paris. "
+        f"It is cancelled: your styling session on {day_en(friday)} at 11:00 in Paris. "
         "I will gladly find you another moment whenever you wish.", [])]
-    assert live_rows(maison, id="APT-20261127-PAR-01") == []
+    assert live_rows(maison, id=mine.id) == []
 
 
 async def test_keeping_the_appointment_and_nothing_to_cancel(maison: str) -> None:
+    mine = await claires_styling_session(at(ahead(FRIDAY), 11))
     dispatcher = CollectingDispatcher()
     events = await ActionSettleCancellation().run(
-        dispatcher, tracker({"appointment_id": "APT-20261127-PAR-01", "cancelling": True},
+        dispatcher, tracker({"appointment_id": mine.id, "cancelling": True},
                             text="no", intent="deny", active=False), {})
     assert events == [SlotSet("cancelling", False), SlotSet("appointment_id", None)]
     assert said(dispatcher.messages) == [("Very well, your appointment stays as planned.", [])]
-    assert len(live_rows(maison, id="APT-20261127-PAR-01")) == 1
+    assert len(live_rows(maison, id=mine.id)) == 1
     dispatcher = CollectingDispatcher()
     events = await ActionCancelAppointment().run(
         dispatcher, tracker(text="cancel my booking", intent="cancel_appointment", sender=STRANGER,
@@ -291,54 +402,62 @@ async def test_keeping_the_appointment_and_nothing_to_cancel(maison: str) -> Non
 
 
 async def test_several_appointments_are_offered_as_buttons(maison: str) -> None:
-    await backends.bookings().book(client_id="C-001", boutique_id="paris", service="fitting",
-                                   starts_at=datetime(2026, 12, 2, 10, 0, tzinfo=PARIS))
+    friday = at(ahead(FRIDAY), 11)
+    wednesday = at(ahead(FRIDAY) + timedelta(days=5), 10)
+    # Booked in the reverse order: the buttons follow the calendar.
+    await book_for("C-001", "paris", wednesday)
+    first = await claires_styling_session(friday)
     dispatcher = CollectingDispatcher()
     events = await ActionCancelAppointment().run(
         dispatcher, tracker({"language": "fr"}, text="annuler", intent="cancel_appointment",
                             active=False), {})
     assert events == [SlotSet("cancelling", False)]
     assert said(dispatcher.messages) == [("Quel rendez-vous souhaitez-vous annuler ?",
-                                          ["ven. 27 nov., 11h00", "mer. 2 déc., 10h00"])]
+                                          [button_fr(friday), button_fr(wednesday)])]
     assert dispatcher.messages[0]["buttons"][0]["payload"] == \
-        '/cancel_appointment{"appointment_id": "APT-20261127-PAR-01"}'
+        f'/cancel_appointment{{"appointment_id": "{first.id}"}}'
 
 
 async def test_reschedule_moves_the_appointment_and_keeps_its_details(maison: str) -> None:
+    friday = ahead(FRIDAY)
+    mine = await claires_styling_session(at(friday, 11))
     dispatcher = CollectingDispatcher()
     events = await ActionRescheduleAppointment().run(
         dispatcher, tracker(text="can I move my appointment?", intent="reschedule_appointment",
                             active=False), {})
     assert events == [
-        SlotSet("reschedule_id", "APT-20261127-PAR-01"), SlotSet("boutique", "paris"),
+        SlotSet("reschedule_id", mine.id), SlotSet("boutique", "paris"),
         SlotSet("service", "styling_session"), SlotSet("date_time", None),
         SlotSet("appointment_start", None), SlotSet("appointment_confirmed", None),
         SlotSet("rescheduling", True)]
     assert said(dispatcher.messages) == [(
-        "Of course, let us find another moment for your styling session on Friday 27 November "
+        f"Of course, let us find another moment for your styling session on {day_en(friday)} "
         "at 11:00 in Paris.", [])]
-    slots = {"reschedule_id": "APT-20261127-PAR-01", "boutique": "paris", "service": "styling_session",
+    slots = {"reschedule_id": mine.id, "boutique": "paris", "service": "styling_session",
              "rescheduling": True}
     # Moving skips the party size: the next slot asked after the day is the time, then the summary.
-    events, _ = await validate(slots, {"date_time": "Tuesday at 11"})
+    tuesday = ahead(TUESDAY)
+    new_start = at(tuesday, 11).isoformat()
+    events, _ = await validate(slots, {"date_time": f"{day_en(tuesday)} at 11"})
+    assert SlotSet("appointment_start", new_start) in events
     assert events[-1] == SlotSet("requested_slot", "appointment_confirmed")
-    new_start = "2026-12-01T11:00:00+01:00"
     dispatcher = CollectingDispatcher()
     await ActionAskAppointmentConfirmed().run(dispatcher, tracker({**slots, "appointment_start": new_start}), {})
     assert dispatcher.messages[0]["text"] == (
-        "I shall move your appointment to Tuesday 1 December at 11:00 in Paris. Shall I confirm?")
+        f"I shall move your appointment to {day_en(tuesday)} at 11:00 in Paris. Shall I confirm?")
     events, _ = await validate({**slots, "appointment_start": new_start}, {"appointment_confirmed": True},
                                intent="affirm")
     reference = events[1]["value"]
     assert events[:2] == [SlotSet("appointment_confirmed", True), SlotSet("appointment_id", reference)]
-    assert live_rows(maison, id="APT-20261127-PAR-01") == []
+    assert live_rows(maison, id=mine.id) == []
     [row] = live_rows(maison, id=reference)
     assert (row.service, row.advisor_id, row.client_id) == ("styling_session", "sophie-marchand", "C-001")
+    assert row.starts_at == at(tuesday, 11).astimezone(timezone.utc)
     dispatcher = CollectingDispatcher()
     events = await ActionAppointmentBooked().run(
         dispatcher, tracker({**slots, "appointment_id": reference}, active=False), {})
     assert dispatcher.messages[0]["text"] == (
-        "Done, your appointment is now on Tuesday 1 December at 11:00, Maison Solenne Paris "
+        f"Done, your appointment is now on {day_en(tuesday)} at 11:00, Maison Solenne Paris "
         f"Faubourg. Sophie will be expecting you. Your reference is {reference}.")
     assert events[-1] == SlotSet("rescheduling", False)
 

@@ -146,7 +146,8 @@ class Bookings(Protocol):
 
     async def free_slots(self, boutique_id: str, start: datetime, end: datetime, *,
                          limit: int = 3) -> list[Slot]:
-        """Free slots starting in ``[start, end)``, earliest first, not in the past."""
+        """Free slots starting in ``[start, end)``, earliest first, strictly after now
+        (a slot starting this very moment can no longer be booked)."""
 
     async def book(self, *, client_id: str, boutique_id: str, service: str, starts_at: datetime,
                    advisor_id: str | None = None, notes: str | None = None) -> Appointment: ...
@@ -222,7 +223,8 @@ class SqlBookings:
         require_aware(start, "start")
         require_aware(end, "end")
         shop = await self.boutique(boutique_id)
-        start = max(start, self.clock.now())
+        now = self.clock.now()
+        start = max(start, now)
         if end <= start:
             return []
         async with self.engine.connect() as conn:
@@ -233,8 +235,8 @@ class SqlBookings:
         last = end.astimezone(shop.zone).date()
         while day <= last and len(found) < limit:
             for slot_start in shop.grid(day):
-                if not (start <= slot_start < end):
-                    continue
+                if not (start <= slot_start < end) or slot_start <= now:
+                    continue  # outside the span, or starting now: too late to book (see book)
                 used = taken.get(slot_start.astimezone(timezone.utc), set())
                 if len(used) < shop.salons:
                     found.append(Slot(boutique_id, slot_start, slot_start + step,
