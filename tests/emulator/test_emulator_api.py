@@ -865,21 +865,22 @@ async def test_reactions_do_not_open_the_window(api: Api, receiver: WebhookRecei
 
 
 async def test_clock_admin_and_clock_file(start_api: StartApi, tmp_path: Any) -> None:
+    # One base clock for the emulator and the bot reading its file (each process's
+    # system clock in production): the offset is then exact, whatever today's date.
     clock_file = tmp_path / "clock.json"
-    async with start_api(clock_file=str(clock_file)) as api:
+    base = ManualClock(T0)
+    target = datetime(2030, 6, 1, 10, 0, tzinfo=timezone.utc)
+    async with start_api(clock=base, clock_file=str(clock_file)) as api:
         status, body = await api.admin("POST", "clock", {"set": "2026-06-01T12:00:00"})
         assert status == 400 and "naive" in body["error"]
         status, body = await api.admin("POST", "clock", {"set": "2030-06-01T12:00:00+02:00"})
         assert status == 200 and body["now"].startswith("2030-06-01T10:00:00")
-        bot_clock = OffsetFileClock(clock_file)
-        assert (
-            abs(
-                (bot_clock.now() - datetime(2030, 6, 1, 10, 0, tzinfo=timezone.utc)).total_seconds()
-            )
-            < 5
-        )
+        bot_clock = OffsetFileClock(clock_file, base=base)
+        assert bot_clock.now() == target
         _, view = await api.admin("GET", "clock")
-        assert view["offset_seconds"] > 3 * 365 * 86400
+        assert view["offset_seconds"] == (target - T0).total_seconds()
+        base.advance(timedelta(hours=1))  # the bases move on; the shared offset stays
+        assert bot_clock.now() == target + timedelta(hours=1)
         assert (await api.admin("POST", "clock", {}))[0] == 400
 
 
