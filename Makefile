@@ -57,10 +57,12 @@ $(STAMP): requirements.in constraints.txt pyproject.toml
 	if ! $(BIN)/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null; then \
 	  echo "install: creating $(VENV) with $$PY310"; rm -rf $(VENV); "$$PY310" -m venv $(VENV) || exit 1; \
 	fi
-	$(BIN)/python -m pip install -q --upgrade "pip<25"
-	$(BIN)/python -m pip install -q -c constraints.txt -r requirements.in
-	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
-	$(BIN)/python -m pip check
+	@mkdir -p var; log=var/install.log; : > $$log; \
+	echo "install: the pinned packages into $(VENV) (a few minutes on a fresh clone; log in $$log)"; \
+	{ $(BIN)/python -m pip install -q --upgrade "pip<25" && \
+	  $(BIN)/python -m pip install -q -c constraints.txt -r requirements.in && \
+	  $(BIN)/python -m pip install -q --no-deps --no-build-isolation -e . && \
+	  $(BIN)/python -m pip check; } >> $$log 2>&1 || { tail -n 40 $$log; echo "install: failed, see $$log"; exit 1; }
 	@touch $@
 
 $(DEFAULTS): $(STAMP) salon/venv_defaults.py
