@@ -29,10 +29,12 @@ __all__ = [
     "AccessError",
     "AccountError",
     "AuthError",
+    "BsuidRecipientError",
     "EcosystemLimitError",
     "ExponentialBackoff",
     "FixedDelay",
     "FlowError",
+    "GraphVersionError",
     "MarketingMessagesApiError",
     "MarketingOptOutError",
     "MediaError",
@@ -245,6 +247,14 @@ class RecipientError(WhatsAppError):
     default_title = "Message undeliverable"
 
 
+class BsuidRecipientError(RecipientError):
+    """131062: this message cannot go to a business-scoped user id (authentication
+    templates): only the client's phone number can receive it. Never retried."""
+
+    codes = frozenset({131062})
+    default_title = "Business-scoped User ID (BSUID) recipients are not supported for this message"
+
+
 class MarketingOptOutError(WhatsAppError):
     """131050: the client stopped marketing messages from us. Never retry."""
 
@@ -333,6 +343,14 @@ class RequestError(WhatsAppError):
 
     codes = frozenset({100, 131008, 131009, 131051})
     default_title = "Invalid request"
+
+
+class GraphVersionError(RequestError):
+    """2500 (unknown path components: a Graph API version Meta does not serve), 2635 (a
+    deprecated version): set ``WA_API_VERSION`` to a current one. Never retried."""
+
+    codes = frozenset({2500, 2635})
+    default_title = "Graph API version not served"
 
 
 class MediaError(RequestError):
@@ -429,6 +447,7 @@ class UnknownWhatsAppError(WhatsAppError):
 _FAMILIES: tuple[type[WhatsAppError], ...] = (
     WindowClosedError,
     RecipientError,
+    BsuidRecipientError,
     MarketingOptOutError,
     EcosystemLimitError,
     RateLimitError,
@@ -438,6 +457,7 @@ _FAMILIES: tuple[type[WhatsAppError], ...] = (
     TransientError,
     MaintenanceError,
     RequestError,
+    GraphVersionError,
     MediaError,
     PaginationCursorError,
     TemplateError,
@@ -469,6 +489,9 @@ _TITLES: dict[int, str] = {
     470: "Message failed to send because you are outside the support window",
     131026: "Message undeliverable",
     131021: "Recipient cannot be sender",
+    131062: "Business-scoped User ID (BSUID) recipients are not supported for this message",
+    2500: "Unknown path components",
+    2635: "You are calling a deprecated version of the Graph API",
     130472: "User's number is part of an experiment",
     131000: "Something went wrong",
     131016: "Service unavailable",

@@ -39,7 +39,7 @@ TABLE: dict[int, bool] = {
     132068: False, 132069: False, 133010: False, 133004: True, 130472: False, 130497: False,
     368: False, 0: False, 190: False, 3: False, 10: False, 4: True, 80007: True, 1: True,
     2: True, 100: False, 131059: True, 134100: False, 134101: True, 134102: False,
-    131055: False,
+    131055: False, 131062: False, 2500: False, 2635: False,
 }
 
 
@@ -94,6 +94,15 @@ def test_every_code_is_typed(code: int) -> None:
     first = error.retry_delay(0)
     assert (first is not None) is TABLE[code]
     assert error.closes_window is (code in (131047, 470))
+
+
+def test_the_2026_codes_say_what_to_do() -> None:
+    bsuid = make_error(131062)
+    assert isinstance(bsuid, E.BsuidRecipientError) and isinstance(bsuid, E.RecipientError)
+    assert "BSUID" in bsuid.title
+    for code in (2500, 2635):
+        version = make_error(code)
+        assert isinstance(version, E.GraphVersionError) and not version.retryable
 
 
 def test_permission_range_200_299() -> None:

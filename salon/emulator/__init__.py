@@ -1,13 +1,15 @@
 """A local stand-in for the WhatsApp Cloud API, behaving like Meta does (platform
-reference ``shared/reference/whatsapp-platform.md``): the Graph API subset the bot uses,
+reference ``shared/reference/whatsapp-platform.md`` and its 2026 update
+``whatsapp-2026.md``): the Graph API subset the bot uses,
 signed webhooks to the bot, and an admin API under ``/_emulator/`` to play the client,
 move time and inspect what the business sent.
 
 Modules: :mod:`~salon.emulator.config` (settings), :mod:`~salon.emulator.rules` (pure
 Meta rules), :mod:`~salon.emulator.payloads` (webhook bodies),
 :mod:`~salon.emulator.delivery` (signed delivery, retries, batching),
-:mod:`~salon.emulator.service` (state and behaviour), :mod:`~salon.emulator.app`
-(routes), :mod:`~salon.emulator.testing` (run it in tests).
+:mod:`~salon.emulator.service` (state and behaviour), :mod:`~salon.emulator.versions`
+(Graph API version calendar), :mod:`~salon.emulator.app` (routes),
+:mod:`~salon.emulator.testing` (run it in tests).
 
 Run: ``python -m salon.emulator --port 5900 --webhook-url URL --clock-file PATH``.
 """

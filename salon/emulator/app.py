@@ -1,7 +1,10 @@
 """The Sanic app: a Graph API subset (bearer token on every call) and the admin API under
 ``/_emulator/`` (no auth).
 
-Graph API (``{v}`` is any ``vNN.N``):
+Graph API (``{v}``: one of ``config.api_versions``, default v21.0 (until 2027-01-21 on the
+emulator's clock), v25.0, v26.0, v27.0; see :mod:`salon.emulator.versions`. Another version
+is 400 / 2500 ``Unknown path components``; a served one past its end is 400 / 2635. The
+version is checked before the token):
 
 - ``POST /{v}/{phone_number_id}/messages`` — send (and mark as read / typing indicator)
 - ``POST /{v}/{phone_number_id}/media`` — multipart upload → ``{"id"}``
@@ -30,13 +33,37 @@ Admin API (JSON in, JSON out; errors are ``{"error": "..."}`` with 400 or 404):
   ``"deliver": false`` the client's message is recorded (its window opens) but the
   webhook is not sent: its exact body comes back as ``"webhook"`` for the caller to
   deliver itself (load drivers that time the bot's acknowledgement)
+  ``bsuid_only: true`` plays a username-only client (no ``from`` / ``wa_id`` in the
+  webhook; with only ``from`` the emulator gives the client a BSUID, country from the
+  number)
 - ``POST /_emulator/preferences`` — ``{"from" | "user_id", "value": "stop"|"resume"}``
+- ``POST /_emulator/identity_change`` — ``{"client": wa_id | BSUID, "new_user_id"?,
+  "new_parent_user_id"?, "new_wa_id"?}``: ``new_wa_id`` → ``user_changed_number`` (BSUID
+  regenerated unless ``new_user_id``), else ``user_changed_user_id`` (new BSUID generated
+  unless given; a parent id is regenerated when the client had one). Sends the bot a
+  ``system`` message (no ``contacts``) → ``{"type", "client": {key, wa_id, user_id,
+  parent_user_id, name, bsuid_only, marketing_stopped}, "previous": {wa_id, user_id,
+  parent_user_id}, "wamid", "webhook"}``. Window, history and pending statuses follow the
+  client; sends to an old id are accepted, then fail with 131026. 404 unknown client, 409
+  an id of another client, 400 otherwise.
+- ``POST /_emulator/call`` — ``{"client", "answered"?: true, "duration"?: 62}``: a
+  user-initiated call; ``calls`` webhooks ``connect`` then ``terminate`` (``COMPLETED``
+  with ``start_time``/``end_time``/``duration``, or ``FAILED``); opens / refreshes the window
+  → ``{"call_id", "client", "answered", "status", "duration", "window_closes_at",
+  "webhooks": [connect, terminate]}``
+- ``POST /_emulator/share_contact`` — ``{"client", "reply_to"?: wamid, "phone"?}``: the
+  client taps "Share contact info" under the latest delivered contact-information request
+  (or ``reply_to``) → a ``contacts`` message (``origin: "contact_request"``, ``context`` =
+  the request) → ``{"wamid", "timestamp", "type": "contacts", "reply_to",
+  "window_closes_at", "message"}``; 400 when no request was delivered
 - ``GET /_emulator/clock`` → ``{"now", "offset_seconds"}``; ``POST /_emulator/clock`` with
   ``{"advance_seconds": N}`` or ``{"set": "<ISO 8601 with offset>"}`` (naive → 400)
 - ``GET /_emulator/outbox?to=`` → ``[{"wamid", "to", "type", "template", "language",
   "category", "body", "header", "footer", "buttons", "payload", "status", "error_code",
-  "error_details", "sent_at", "in_window", "statuses"}]`` in send order, rejected sends
-  included (``status: "rejected"``, ``wamid: null``)
+  "error_details", "sent_at", "in_window", "statuses", "drop_reason"}]`` in send order,
+  rejected sends included (``status: "rejected"``, ``wamid: null``) and silently dropped
+  ones (a BSUID in ``to``: ``status: "dropped"``, ``drop_reason: "bsuid_in_to"``, no
+  statuses; not in the thread)
 - ``POST /_emulator/templates/{name}/status`` — ``{"status", "language"?, "reason"?,
   "other_info"?, "rejection_info"?, "disable_info"?}``; every language when ``language``
   is omitted; emits ``message_template_status_update``
@@ -86,6 +113,7 @@ from salon.emulator.graph_errors import GraphError, graph_error_body
 from salon.emulator.phone import register_phone_routes
 from salon.emulator.service import AdminError, Emulator
 from salon.emulator.template_store import TemplateStore, graph_template
+from salon.emulator.versions import check_version
 
 __all__ = ["create_app", "emulator_of"]
 
@@ -156,6 +184,11 @@ def _check_token(request: Request, emulator: Emulator) -> None:
         raise GraphError(190, "An access token is required to request this resource.")
     if not secrets.compare_digest(token.encode(), emulator.config.access_token.encode()):
         raise GraphError(190, "The access token could not be decrypted or is invalid.")
+
+
+def _check_version(request: Request, version: str, emulator: Emulator) -> None:
+    """The version segment first, as graph.facebook.com does (before the token)."""
+    check_version(version, emulator.config.api_versions, emulator.now(), request.path)
 
 
 def _encode_cursor(index: int) -> str:
@@ -234,6 +267,7 @@ def create_app(
     # ------------------------------------------------------------ Graph API
     @app.post(f"/{_VERSION}/<phone_number_id>/messages")
     async def send_message(request: Request, version: str, phone_number_id: str) -> HTTPResponse:
+        _check_version(request, version, emulator)
         _check_token(request, emulator)
         emulator.check_phone_number(phone_number_id)
         body = _body(request, graph=True)
@@ -241,6 +275,7 @@ def create_app(
 
     @app.post(f"/{_VERSION}/<phone_number_id>/media")
     async def upload_media(request: Request, version: str, phone_number_id: str) -> HTTPResponse:
+        _check_version(request, version, emulator)
         _check_token(request, emulator)
         emulator.check_phone_number(phone_number_id)
         if request.form.get("messaging_product") != "whatsapp":
@@ -264,6 +299,7 @@ def create_app(
 
     @app.get(f"/{_VERSION}/<object_id>")
     async def get_object(request: Request, version: str, object_id: str) -> HTTPResponse:
+        _check_version(request, version, emulator)
         _check_token(request, emulator)
         cfg = emulator.config
         if object_id == cfg.phone_number_id:
@@ -285,6 +321,7 @@ def create_app(
 
     @app.delete(f"/{_VERSION}/<object_id>")
     async def delete_media(request: Request, version: str, object_id: str) -> HTTPResponse:
+        _check_version(request, version, emulator)
         _check_token(request, emulator)
         emulator.media_info(object_id, "")  # raises 100 when unknown
         emulator.media.pop(object_id, None)
@@ -301,6 +338,7 @@ def create_app(
 
     @app.get(f"/{_VERSION}/<waba_id>/message_templates")
     async def list_templates(request: Request, version: str, waba_id: str) -> HTTPResponse:
+        _check_version(request, version, emulator)
         _check_token(request, emulator)
         _check_waba(waba_id, emulator, "get")
         items = emulator.templates.all()
@@ -357,6 +395,7 @@ def create_app(
 
     @app.post(f"/{_VERSION}/<waba_id>/message_templates")
     async def create_template(request: Request, version: str, waba_id: str) -> HTTPResponse:
+        _check_version(request, version, emulator)
         _check_token(request, emulator)
         _check_waba(waba_id, emulator, "post")
         body = _body(request, graph=True)
@@ -390,6 +429,18 @@ def create_app(
     @app.post("/_emulator/preferences")
     async def preferences(request: Request) -> HTTPResponse:
         return _json(emulator.preferences(_body(request, graph=False)))
+
+    @app.post("/_emulator/identity_change")
+    async def identity_change(request: Request) -> HTTPResponse:
+        return _json(emulator.identity_change(_body(request, graph=False)))
+
+    @app.post("/_emulator/call")
+    async def call(request: Request) -> HTTPResponse:
+        return _json(emulator.call(_body(request, graph=False)))
+
+    @app.post("/_emulator/share_contact")
+    async def share_contact(request: Request) -> HTTPResponse:
+        return _json(emulator.share_contact(_body(request, graph=False)))
 
     @app.get("/_emulator/clock")
     async def get_clock(_request: Request) -> HTTPResponse:

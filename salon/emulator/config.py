@@ -15,6 +15,8 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Final
 
+from salon.emulator.versions import DEFAULT_API_VERSION, DEFAULT_API_VERSIONS, VERSION_PATTERN
+
 __all__ = [
     "DEFAULT_WEBHOOK_URL",
     "ENV_VARS",
@@ -42,7 +44,12 @@ class EmulatorConfig:
     waba_id: str = "200000000000001"
     display_phone_number: str = "33100000000"
     verified_name: str = "Maison Solenne"
-    api_version: str = "v21.0"
+    #: The emulator's own Graph API version (its ``graph_url``); must be one it serves.
+    api_version: str = DEFAULT_API_VERSION
+    #: The versions the Graph API routes serve (the ones the project claims); each one is
+    #: refused after its end date in :data:`salon.emulator.versions.GRAPH_API_VERSIONS`.
+    #: Environment / CLI: comma-separated.
+    api_versions: tuple[str, ...] = DEFAULT_API_VERSIONS
     access_token: str = "emulator-access-token"
     app_secret: str = "emulator-app-secret"
     verify_token: str = "emulator-verify-token"
@@ -75,10 +82,27 @@ class EmulatorConfig:
     reaction_opens_window: bool = False
     #: Include ``url`` in inbound media objects (Meta does since 2025-10-16).
     inbound_media_url: bool = True
+    #: Per-user marketing cap (131049): hours after a counted marketing template during
+    #: which another one outside the client's window fails; None turns the cap off.
+    marketing_cap_hours: float | None = 24.0
 
     def __post_init__(self) -> None:
-        if not self.api_version.startswith("v"):
-            raise ValueError(f"api_version must look like v21.0, got {self.api_version!r}")
+        if isinstance(self.api_versions, str):
+            object.__setattr__(self, "api_versions", _versions(self.api_versions))
+        else:
+            object.__setattr__(self, "api_versions", tuple(self.api_versions))
+        for version in (self.api_version, *self.api_versions):
+            if not VERSION_PATTERN.match(version):
+                raise ValueError(f"API versions must look like v27.0, got {version!r}")
+        if not self.api_versions:
+            raise ValueError("api_versions must name at least one version")
+        if self.api_version not in self.api_versions:
+            raise ValueError(
+                f"api_version {self.api_version!r} is not among the served api_versions "
+                f"{list(self.api_versions)}"
+            )
+        if self.marketing_cap_hours is not None and self.marketing_cap_hours < 0:
+            raise ValueError("marketing_cap_hours must be >= 0 or None")
         for name in (
             "status_sent_delay",
             "status_delivered_delay",
@@ -126,6 +150,7 @@ class EmulatorConfig:
             "waba_id": self.waba_id,
             "display_phone_number": self.display_phone_number,
             "api_version": self.api_version,
+            "api_versions": list(self.api_versions),
             "access_token": self.access_token,
             "app_secret": self.app_secret,
             "verify_token": self.verify_token,
@@ -133,6 +158,7 @@ class EmulatorConfig:
             "base_url": self.base_url or base_url,
             "clock_file": self.clock_file,
             "batching": self.batching,
+            "marketing_cap_hours": self.marketing_cap_hours,
             "status_delays": {
                 "sent": self.status_sent_delay,
                 "delivered": self.status_delivered_delay,
@@ -148,6 +174,7 @@ ENV_VARS: Final[dict[str, str]] = {
     "display_phone_number": "WA_DISPLAY_PHONE_NUMBER",
     "verified_name": "WA_VERIFIED_NAME",
     "api_version": "WA_API_VERSION",
+    "api_versions": "WA_EMULATOR_API_VERSIONS",
     "access_token": "WA_ACCESS_TOKEN",
     "app_secret": "WA_APP_SECRET",
     "verify_token": "WA_VERIFY_TOKEN",
@@ -172,6 +199,7 @@ ENV_VARS: Final[dict[str, str]] = {
     "batch_max": "WA_WEBHOOK_BATCH_MAX",
     "reaction_opens_window": "WA_REACTION_OPENS_WINDOW",
     "inbound_media_url": "WA_INBOUND_MEDIA_URL",
+    "marketing_cap_hours": "WA_MARKETING_CAP_HOURS",
 }
 
 _INT: Final = frozenset({"port", "pair_rate_burst", "webhook_attempts", "batch_max"})
@@ -187,13 +215,20 @@ _FLOAT: Final = frozenset(
         "batch_window",
     }
 )
-_OPTIONAL_FLOAT: Final = frozenset({"status_read_delay"})
+_OPTIONAL_FLOAT: Final = frozenset({"status_read_delay", "marketing_cap_hours"})
+_TUPLE: Final = frozenset({"api_versions"})
 _BOOL: Final = frozenset({"batching", "reaction_opens_window", "inbound_media_url"})
 _OPTIONAL_STR: Final = frozenset({"clock_file", "base_url", "templates_file"})
 
 
+def _versions(raw: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in raw.split(",") if v.strip())
+
+
 def _parse(name: str, raw: str) -> Any:
     text = raw.strip()
+    if name in _TUPLE:
+        return _versions(text)
     if name in _INT:
         return int(text)
     if name in _FLOAT:

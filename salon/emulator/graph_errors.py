@@ -10,6 +10,12 @@
 - Asynchronous ``errors[]`` element of a status webhook (fixture 11)::
 
     {"code", "title", "message", "error_data": {"details"}, "href"}
+
+- Graph-level errors that are not WhatsApp errors (an unknown or expired API version:
+  2500, 2635) keep the envelope but have their own ``message`` and no ``error_data``::
+
+    {"error": {"message": "Unknown path components: /v99.0/…", "type": "OAuthException",
+               "code": 2500, "fbtrace_id": "..."}}
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from typing import Any, Final
 
 from salon import errors
 from salon.emulator.ids import fbtrace_id
-from salon.errors import title_for
+from salon.errors import title_for as _salon_title_for
 
 __all__ = [
     "ERROR_HREF",
@@ -31,7 +37,16 @@ __all__ = [
 ERROR_HREF: Final = "https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes/"
 
 # Titles and HTTP statuses come from the one error table Salon's client also reads, so
-# the emulator answers each code exactly as that table says Meta does.
+# the emulator answers each code exactly as that table says Meta does. Codes that table does
+# not know yet get their title here.
+_EMULATOR_TITLES: Final[dict[int, str]] = {
+    # Meta, "Business-scoped user IDs" (2026), error codes of POST /messages
+    131062: "Business-scoped User ID (BSUID) recipients are not supported for this message",
+}
+
+
+def title_for(code: int) -> str:
+    return _EMULATOR_TITLES.get(code) or _salon_title_for(code)
 
 
 def http_status_of(code: int) -> int:
@@ -64,13 +79,33 @@ def status_error(code: int, details: str) -> dict[str, Any]:
 
 
 class GraphError(Exception):
-    """A synchronous Graph API error; the route turns it into the JSON body."""
+    """A synchronous Graph API error; the route turns it into the JSON body.
 
-    def __init__(self, code: int, details: str, *, http_status: int | None = None) -> None:
-        super().__init__(f"({code}) {title_for(code)}: {details}")
+    ``message``: a Graph-level error (not a WhatsApp one) with Meta's own message and no
+    ``error_data``."""
+
+    def __init__(
+        self,
+        code: int,
+        details: str,
+        *,
+        http_status: int | None = None,
+        message: str | None = None,
+    ) -> None:
+        super().__init__(f"({code}) {message or title_for(code)}: {details}")
         self.code = code
         self.details = details
+        self.message = message
         self.http_status = http_status if http_status is not None else http_status_of(code)
 
     def body(self) -> dict[str, Any]:
+        if self.message is not None:
+            return {
+                "error": {
+                    "message": self.message,
+                    "type": "OAuthException",
+                    "code": self.code,
+                    "fbtrace_id": fbtrace_id(),
+                }
+            }
         return graph_error_body(self.code, self.details)

@@ -10,10 +10,14 @@ import string
 from typing import Final
 
 __all__ = [
+    "bsuid_read_as_phone",
+    "country_of",
     "fbtrace_id",
     "is_bsuid",
     "new_bsuid",
+    "new_call_id",
     "new_numeric_id",
+    "new_parent_bsuid",
     "new_wamid",
     "normalise_recipient",
 ]
@@ -21,6 +25,41 @@ __all__ = [
 _BSUID: Final = re.compile(r"^[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}$")
 _PHONE_NOISE: Final = re.compile(r"[\s\-().]")
 _DIGITS: Final = re.compile(r"^\d{6,15}$")
+#: Calling code → ISO 3166 alpha-2 (longest prefix wins), for the country prefix of the
+#: BSUIDs the emulator makes up; unknown codes give ``XX``.
+_CALLING_CODES: Final[dict[str, str]] = {
+    "1": "US",
+    "7": "RU",
+    "31": "NL",
+    "32": "BE",
+    "33": "FR",
+    "34": "ES",
+    "39": "IT",
+    "41": "CH",
+    "43": "AT",
+    "44": "GB",
+    "45": "DK",
+    "46": "SE",
+    "47": "NO",
+    "49": "DE",
+    "52": "MX",
+    "55": "BR",
+    "61": "AU",
+    "65": "SG",
+    "81": "JP",
+    "82": "KR",
+    "86": "CN",
+    "91": "IN",
+    "351": "PT",
+    "352": "LU",
+    "353": "IE",
+    "377": "MC",
+    "852": "HK",
+    "966": "SA",
+    "971": "AE",
+    "972": "IL",
+    "974": "QA",
+}
 
 
 def new_wamid(phone: str | None = None) -> str:
@@ -45,6 +84,38 @@ def fbtrace_id() -> str:
 
 def new_bsuid(country: str = "FR") -> str:
     return f"{country}.{new_numeric_id(19)}"
+
+
+def new_parent_bsuid(country: str = "FR") -> str:
+    """A parent BSUID (``CC.ENT.<digits>``, shared across linked business portfolios)."""
+    return f"{country}.ENT.{new_numeric_id(20)}"
+
+
+def country_of(identity: str | None) -> str:
+    """The ISO country of a phone number (by calling code) or of a BSUID (its prefix)."""
+    if not identity:
+        return "XX"
+    if is_bsuid(identity):
+        return identity[:2]
+    digits = identity.lstrip("+")
+    for length in (3, 2, 1):
+        found = _CALLING_CODES.get(digits[:length])
+        if found:
+            return found
+    return "XX"
+
+
+def bsuid_read_as_phone(bsuid: str) -> str:
+    """What Meta makes of a BSUID put in ``to``: it drops the country prefix (and a parent
+    id's ``ENT.``) and reads the rest as a phone number."""
+    rest = bsuid.split(".", 1)[1] if "." in bsuid else bsuid
+    rest = rest.removeprefix("ENT.")
+    return re.sub(r"\D", "", rest) or rest
+
+
+def new_call_id() -> str:
+    """``wacid.`` + an opaque base64url key, like Meta's call ids."""
+    return "wacid." + base64.urlsafe_b64encode(secrets.token_bytes(18)).decode("ascii").rstrip("=")
 
 
 def is_bsuid(value: str) -> bool:

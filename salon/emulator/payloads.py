@@ -21,12 +21,14 @@ __all__ = [
     "Metadata",
     "WebhookEvent",
     "build_payload",
+    "call_object",
     "contact_object",
     "envelope",
     "inbound_message",
     "serialise",
     "sign",
     "status_object",
+    "system_message",
     "template_status_value",
     "unix",
     "user_preferences_value",
@@ -114,6 +116,56 @@ def inbound_message(
     message["type"] = kind
     message[kind] = content
     return message
+
+
+def system_message(
+    *,
+    wamid: str,
+    timestamp: datetime,
+    system: Mapping[str, Any],
+    from_phone: str | None = None,
+    from_user_id: str | None = None,
+) -> dict[str, Any]:
+    """One ``messages[]`` element of type ``system`` (identity changes). The webhook that
+    carries it has no ``contacts`` array (Meta, system messages reference)."""
+    message: dict[str, Any] = {}
+    if from_phone:
+        message["from"] = from_phone
+    if from_user_id:
+        message["from_user_id"] = from_user_id
+    message["id"] = wamid
+    message["timestamp"] = str(unix(timestamp))
+    message["type"] = "system"
+    message["system"] = dict(system)
+    return message
+
+
+def call_object(
+    contact: Contact,
+    *,
+    call_id: str,
+    event: str,
+    timestamp: datetime,
+    business_number: str,
+    include_from: bool = True,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One ``calls[]`` element of a user-initiated call (``calls`` webhook field): the
+    caller (``from`` omitted for a username-only client), the business number called."""
+    call: dict[str, Any] = {"id": call_id}
+    if include_from and contact.wa_id:
+        call["from"] = contact.wa_id
+    if contact.user_id:
+        call["from_user_id"] = contact.user_id
+    if contact.parent_user_id:
+        call["from_parent_user_id"] = contact.parent_user_id
+    call["to"] = business_number
+    call["event"] = event
+    call["timestamp"] = str(unix(timestamp))
+    call["direction"] = "USER_INITIATED"
+    if extra:
+        call.update(extra)
+    return call
 
 
 def status_object(

@@ -7,8 +7,15 @@ admin API (``/_emulator/inbound``, ``/_emulator/clock``).
 
 Query parameters the page understands: ``client`` (phone number or BSUID, default
 ``33600000001``), ``name`` (the profile name sent with each message, default
-``Claire Laurent``) and ``followup`` (the URL of a helper that asks the assistant to
-write first; the page shows a "follow-up" button only when it is given).
+``Claire Laurent``), ``username=1`` (play a username-only client: inbound messages say
+``bsuid_only``), ``tz`` (the client's time zone; by default from the client's country:
++33 / ``FR.`` → Europe/Paris, +44 / ``GB.`` → Europe/London, +39 / ``IT.`` → Europe/Rome,
+else UTC) and ``followup`` (the URL of a helper that asks the assistant to write first;
+the page shows a "follow-up" button only when it is given).
+
+The page also changes the client's BSUID or number (``/_emulator/identity_change``),
+places a call (``/_emulator/call``) and answers a contact-information request with its
+"Share contact info" button (``/_emulator/share_contact``).
 """
 
 from __future__ import annotations

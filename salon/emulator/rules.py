@@ -7,7 +7,8 @@ the bot's own window or template logic.
 
 - Window: per (business phone number, client), open while
   ``now < last_inbound_at + 24 h``; at exactly 24:00:00 it is closed. Never wrote → closed.
-- Pricing (per-message pricing, since 2025-07-01) for status webhooks.
+- Pricing (per-message pricing, since 2025-07-01) for status webhooks, with the
+  2026-10-01 change: service messages and utility templates inside the window are billed.
 - Token buckets for the pair rate limit (burst 45, then 1 per 6 s) and throughput
   (80 msg/s per number).
 - Validation of ``POST /messages`` bodies (limits of §5) and of template sends against
@@ -19,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Final
 
 from salon.templates import Template
@@ -27,6 +28,7 @@ from salon.templates import Template
 __all__ = [
     "FEP_DURATION",
     "FREE_FORM_TYPES",
+    "IN_WINDOW_BILLED_FROM",
     "MEDIA_TYPES",
     "WINDOW",
     "KeyedBuckets",
@@ -45,6 +47,10 @@ __all__ = [
 
 WINDOW: Final = timedelta(hours=24)
 FEP_DURATION: Final = timedelta(hours=72)
+#: From this instant (emulator clock) service messages and utility templates sent inside
+#: an open window are billed at the utility rate (Meta's pricing update of July 2026;
+#: shared/reference/whatsapp-2026.md §2). Before it they were free_customer_service.
+IN_WINDOW_BILLED_FROM: Final = datetime(2026, 10, 1, tzinfo=timezone.utc)
 
 MEDIA_TYPES: Final = frozenset({"image", "video", "audio", "document", "sticker"})
 SEND_TYPES: Final = frozenset(
@@ -129,12 +135,18 @@ def fep_active(
     return now < first_reply_at + FEP_DURATION
 
 
-def pricing(category: str, *, in_window: bool, fep: bool = False) -> dict[str, Any]:
-    """The PMP ``pricing`` object of a status webhook.
+def pricing(
+    category: str, *, in_window: bool, fep: bool = False, at: datetime | None = None
+) -> dict[str, Any]:
+    """The PMP ``pricing`` object of a status webhook for a message sent ``at``.
 
     ``category``: ``service`` (any non-template), ``utility``, ``marketing``,
-    ``authentication``. Service and utility are free inside the window; marketing and
-    authentication are always charged; inside a free entry point everything is free.
+    ``authentication``. Inside a free entry point (72 h after the reply to a
+    Click-to-WhatsApp ad) everything is free (``free_entry_point``). Otherwise marketing and
+    authentication are always ``regular`` and billed; service and utility inside the window
+    are ``free_customer_service`` before :data:`IN_WINDOW_BILLED_FROM` and ``regular``
+    (billed) from it; utility outside the window is billed. ``at`` None means "before the
+    change" (the rule of 2025-07-01).
     """
     if fep:
         return {
@@ -143,7 +155,8 @@ def pricing(category: str, *, in_window: bool, fep: bool = False) -> dict[str, A
             "type": "free_entry_point",
             "category": "referral_conversion",
         }
-    free = category == "service" or (category == "utility" and in_window)
+    in_window_free = at is None or at < IN_WINDOW_BILLED_FROM
+    free = in_window_free and (category == "service" or (category == "utility" and in_window))
     return {
         "billable": not free,
         "pricing_model": "PMP",
@@ -491,11 +504,28 @@ def _check_location_request(interactive: Mapping[str, Any]) -> Violation | None:
     return None
 
 
+def _check_contact_info_request(interactive: Mapping[str, Any]) -> Violation | None:
+    """Contact-information request (2026): body text and ``action.name``
+    ``request_contact_info``; the button is WhatsApp's own (no label, no header)."""
+    body = _body_text(interactive)
+    if not body:
+        return _missing("interactive['body']['text']")
+    if len(body) > MAX_BUTTON_BODY:
+        return _invalid(f"Body text is too long. Max length is {MAX_BUTTON_BODY}.")
+    action = interactive.get("action")
+    if not isinstance(action, Mapping) or action.get("name") != "request_contact_info":
+        return _invalid("interactive['action']['name'] must be 'request_contact_info'.")
+    if interactive.get("header") is not None:
+        return _invalid("A request_contact_info message cannot have a header.")
+    return _check_header_footer(interactive, allow_media=False)
+
+
 _INTERACTIVE: Final = {
     "button": _check_buttons,
     "list": _check_list,
     "cta_url": _check_cta_url,
     "location_request_message": _check_location_request,
+    "request_contact_info": _check_contact_info_request,
 }
 
 

@@ -10,9 +10,14 @@ Synchronous or asynchronous, as Meta does it:
 - request problems (validation, unknown template, template status, parameter mismatch,
   pair rate, throughput) are synchronous Graph errors; the send is recorded in the
   outbox as ``rejected``;
-- a free-form message outside the window (131047) and a marketing template to a client
-  who stopped marketing messages (131050) are *accepted* (200 + wamid) and then fail
-  with a ``failed`` status webhook, because Meta decides those at delivery time;
+- an authentication template to a BSUID (131062) is refused synchronously too;
+- a free-form message outside the window (131047), a marketing template to a client
+  who stopped marketing messages (131050) or who got a marketing template outside their
+  window less than ``marketing_cap_hours`` ago (131049, per-user cap), and a send to an
+  id a client left behind in an identity change (131026) are *accepted* (200 + wamid)
+  and then fail with a ``failed`` status webhook, because Meta decides those at delivery
+  time;
+- a BSUID in ``to`` is accepted and then silently dropped (no status at all);
 - everything else gets ``sent`` → ``delivered`` → ``read`` status webhooks after the
   configured delays (wall-clock seconds after acceptance; ``read`` can be disabled).
 """
@@ -38,15 +43,27 @@ from salon.emulator.clock import EmulatorClock
 from salon.emulator.config import EmulatorConfig
 from salon.emulator.delivery import WebhookDispatcher
 from salon.emulator.graph_errors import GraphError, status_error
-from salon.emulator.ids import is_bsuid, new_numeric_id, new_wamid, normalise_recipient
+from salon.emulator.ids import (
+    bsuid_read_as_phone,
+    country_of,
+    is_bsuid,
+    new_bsuid,
+    new_call_id,
+    new_numeric_id,
+    new_parent_bsuid,
+    new_wamid,
+    normalise_recipient,
+)
 from salon.emulator.payloads import (
     Contact,
     Metadata,
     WebhookEvent,
     build_payload,
+    call_object,
     contact_object,
     inbound_message,
     status_object,
+    system_message,
     template_status_value,
     unix,
     user_preferences_value,
@@ -72,6 +89,14 @@ INBOUND_TYPES: Final = frozenset(
     }
 )
 _STATUS_RANK: Final = {"accepted": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
+#: The SDP offer of an emulated call (placeholder: no media is ever exchanged).
+_SDP_OFFER: Final = (
+    "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+    "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:111 opus/48000/2\r\n"
+)
+#: The fixed button WhatsApp shows under a contact-information request.
+SHARE_CONTACT_TITLE: Final = "Share contact info"
+SHARE_CONTACT_ID: Final = "share_contact_info"
 #: A 1×1 transparent PNG: the default picture a client "sends".
 _PIXEL_PNG: Final = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
@@ -115,6 +140,13 @@ class Client:
     first_reply_at: datetime | None = None
     inbound_count: int = 0
     outbound_count: int = 0
+    #: A username-only client: the business does not know the phone number (webhooks and
+    #: statuses carry no ``from`` / ``wa_id`` / ``recipient_id``). Set by each inbound
+    #: message's ``bsuid_only``; cleared when the business sends to the phone number or the
+    #: client shares it (contact-information request).
+    bsuid_only: bool = False
+    #: Last marketing template that counts towards the per-user cap (131049).
+    last_marketing_at: datetime | None = None
 
     def contact(self, *, include_wa_id: bool = True) -> Contact:
         return Contact(
@@ -123,6 +155,26 @@ class Client:
             parent_user_id=self.parent_user_id,
             name=self.name,
         )
+
+    @property
+    def known_phone(self) -> str | None:
+        """The phone number as the business may see it (None for a username-only client)."""
+        return None if self.bsuid_only else self.wa_id
+
+    def visible_contact(self) -> Contact:
+        """The client as the business's webhooks show them."""
+        return self.contact(include_wa_id=not self.bsuid_only)
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "wa_id": self.wa_id,
+            "user_id": self.user_id,
+            "parent_user_id": self.parent_user_id,
+            "name": self.name,
+            "bsuid_only": self.bsuid_only,
+            "marketing_stopped": self.marketing_stopped,
+        }
 
 
 @dataclass
@@ -169,6 +221,8 @@ class OutboundMessage:
     in_window: bool = False
     fep: bool = False
     statuses: list[dict[str, str]] = field(default_factory=list)
+    #: why an accepted message never reached the client (``status: "dropped"``)
+    drop_reason: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -189,6 +243,7 @@ class OutboundMessage:
             "sent_at": self.sent_at.isoformat(),
             "in_window": self.in_window,
             "statuses": self.statuses,
+            "drop_reason": self.drop_reason,
         }
 
 
@@ -254,6 +309,8 @@ class Emulator:
         self.clients: dict[str, Client] = {}
         self._by_wa: dict[str, str] = {}
         self._by_user: dict[str, str] = {}
+        #: ids a client left behind in an identity change → that client's key
+        self._retired: dict[str, str] = {}
         self.windows = rules.WindowBook()
         self.outbox: list[OutboundMessage] = []
         self._by_wamid: dict[str, OutboundMessage] = {}
@@ -333,13 +390,37 @@ class Emulator:
         return self.config
 
     # ------------------------------------------------------------------ clients
-    def find_client(self, identity: str) -> Client | None:
+    def find_client(self, identity: str, *, retired: bool = True) -> Client | None:
+        """The client an id (phone number or BSUID) names; with ``retired``, also through an
+        id the client left behind in an identity change (admin lookups)."""
         parsed = normalise_recipient(identity)
         if parsed is None:
             return None
         kind, value = parsed
         key = self._by_wa.get(value) if kind == "phone" else self._by_user.get(value)
+        if key is None and retired:
+            key = self._retired.get(value)
         return self.clients.get(key) if key else None
+
+    def _admin_client(self, request: Mapping[str, Any]) -> Client:
+        """The ``client`` of an admin request (a phone number or a BSUID it is known by)."""
+        raw = request.get("client")
+        if not isinstance(raw, str) or not raw.strip():
+            raise AdminError("client is required (a phone number or a business-scoped user id)")
+        if normalise_recipient(raw) is None:
+            raise AdminError(f"client must be a phone number or a BSUID, got {raw!r}")
+        client = self.find_client(raw, retired=False)
+        if client is None:
+            moved = self.find_client(raw)
+            if moved is not None:
+                now_known = " / ".join(i for i in (moved.wa_id, moved.user_id) if i)
+                raise AdminError(
+                    f"{raw!r} is an id the client left behind (identity change); "
+                    f"they are {now_known} now",
+                    404,
+                )
+            raise AdminError(f"no client {raw!r}: the client has to write first", 404)
+        return client
 
     def _client(
         self, wa_id: str | None, user_id: str | None, *, create: bool = True
@@ -351,19 +432,31 @@ class Emulator:
         if client is None:
             if not create:
                 return None
-            key = wa_id or user_id
-            assert key is not None
+            base = wa_id or user_id
+            assert base is not None
+            key, n = base, 1
+            while key in self.clients:  # an id another client left behind
+                n += 1
+                key = f"{base}#{n}"
             client = Client(key=key)
             self.clients[key] = client
         if wa_id and client.wa_id is None:
             client.wa_id = wa_id
         if user_id and client.user_id is None:
             client.user_id = user_id
+        self._index(client)
+        return client
+
+    def _index(self, client: Client) -> None:
+        for ident in (client.wa_id, client.user_id, client.parent_user_id):
+            if ident:
+                self._retired.pop(ident, None)
         if client.wa_id:
             self._by_wa[client.wa_id] = client.key
         if client.user_id:
             self._by_user[client.user_id] = client.key
-        return client
+        if client.parent_user_id:
+            self._by_user.setdefault(client.parent_user_id, client.key)
 
     # ------------------------------------------------------------------ sending
     def _record(self, message: OutboundMessage) -> OutboundMessage:
@@ -416,17 +509,25 @@ class Emulator:
             )
 
     async def send(self, phone_number_id: str, api_version: str, body: Any) -> dict[str, Any]:
-        """``POST /{version}/{phone_number_id}/messages``."""
+        """``POST /{version}/{phone_number_id}/messages``.
+
+        Addressing (shared/reference/whatsapp-2026.md §1): a phone number goes in ``to``, a
+        BSUID in ``recipient``; when both are given ``to`` wins. A BSUID in ``to`` is
+        accepted (200, wamid) and then dropped, as Meta does: it reads the rest of the id as
+        a phone number. Nothing reaches the client; the admin outbox shows the message with
+        ``status: "dropped"`` and ``drop_reason: "bsuid_in_to"``.
+        """
         self.check_phone_number(phone_number_id)
         if not isinstance(body, Mapping):
             raise GraphError(100, "The request body must be a JSON object.")
         if body.get("status") == "read" and "message_id" in body:
             return self.mark_read(phone_number_id, body)
         kind = str(body.get("type", "text"))
-        raw_to = body.get("to") if body.get("to") is not None else body.get("recipient")
+        field_name = "to" if body.get("to") is not None else "recipient"
+        raw_to = body.get(field_name)
         if not isinstance(raw_to, str) or not raw_to.strip():
             raise self._reject(
-                GraphError(100, "The parameter to is required."),
+                GraphError(100, "The parameter to (or recipient, for a BSUID) is required."),
                 phone_number_id=phone_number_id,
                 to=None,
                 client=None,
@@ -438,7 +539,7 @@ class Emulator:
             raise self._reject(
                 GraphError(
                     100,
-                    f"Param to ({raw_to!r}) is not a valid phone number or "
+                    f"Param {field_name} ({raw_to!r}) is not a valid phone number or "
                     "business-scoped user ID.",
                 ),
                 phone_number_id=phone_number_id,
@@ -448,17 +549,34 @@ class Emulator:
                 kind=kind,
             )
         id_kind, identity = parsed
-        client = self._client(
-            identity if id_kind == "phone" else None, identity if id_kind == "bsuid" else None
+        dropped = field_name == "to" and id_kind == "bsuid"
+        retired = (
+            not dropped
+            and self.find_client(identity, retired=False) is None
+            and identity in self._retired
         )
-        assert client is not None
+        client: Client | None
+        if dropped:
+            client = self.find_client(identity, retired=False)
+        elif retired:
+            # an id a client left behind (identity change): nobody reads it any more
+            client = Client(
+                key=f"retired:{identity}",
+                wa_id=identity if id_kind == "phone" else None,
+                user_id=identity if id_kind == "bsuid" else None,
+            )
+        else:
+            client = self._client(
+                identity if id_kind == "phone" else None, identity if id_kind == "bsuid" else None
+            )
+        recorded_key = None if client is None or retired else client.key
 
         def reject(error: GraphError) -> GraphError:
             return self._reject(
                 error,
                 phone_number_id=phone_number_id,
                 to=identity,
-                client=client,
+                client=client if recorded_key else None,
                 body=body,
                 kind=kind,
             )
@@ -485,8 +603,21 @@ class Emulator:
             assert template is not None
             rendered = checked
             category = template.category.lower()
+            if category == "authentication" and id_kind == "bsuid" and not dropped:
+                raise reject(
+                    GraphError(
+                        131062,
+                        "Business-scoped User ID (BSUID) recipients are not supported for "
+                        "this message.",
+                    )
+                )
         if not self.throughput.try_take(phone_number_id, now):
             raise reject(GraphError(130429, "Cloud API message throughput has been reached."))
+        if dropped:
+            return self._drop(
+                phone_number_id, raw_to, identity, client, kind, body, template, rendered, now
+            )
+        assert client is not None
         if not self.pair_rate.try_take((phone_number_id, client.key), now):
             raise reject(
                 GraphError(
@@ -498,7 +629,14 @@ class Emulator:
 
         in_window = self.windows.is_open(phone_number_id, client.key, now)
         failure: tuple[int, str] | None = None
-        if kind != "template" and not in_window:
+        cap = self.config.marketing_cap_hours
+        if retired:
+            failure = (
+                131026,
+                "Message undeliverable: the recipient id is no longer in use "
+                "(the client changed identity).",
+            )
+        elif kind != "template" and not in_window:
             failure = (
                 131047,
                 "Message failed to send because more than 24 hours have passed since "
@@ -510,6 +648,23 @@ class Emulator:
                 "Unable to deliver the message. This recipient has chosen to stop "
                 "receiving marketing messages on WhatsApp from your business.",
             )
+        elif (
+            category == "marketing"
+            and not in_window
+            and cap is not None
+            and client.last_marketing_at is not None
+            and now < client.last_marketing_at + timedelta(hours=cap)
+        ):
+            failure = (
+                131049,
+                "In order to maintain a healthy ecosystem engagement, the message failed "
+                "to be delivered.",
+            )
+        if failure is None and category == "marketing" and not in_window:
+            # marketing sent inside a window the client opened does not count (§3)
+            client.last_marketing_at = now
+        if failure is None and id_kind == "phone" and not retired:
+            client.bsuid_only = False  # the business has just used the phone number
         if failure is None and client.referral_at is not None and client.first_reply_at is None:
             if client.referral_at <= now < client.referral_at + rules.WINDOW:
                 client.first_reply_at = now
@@ -521,7 +676,7 @@ class Emulator:
             wamid=new_wamid(client.wa_id or client.user_id),
             phone_number_id=phone_number_id,
             to=identity,
-            client_key=client.key,
+            client_key=recorded_key,
             type=kind,
             payload=body,
             sent_at=now,
@@ -531,18 +686,66 @@ class Emulator:
         )
         self._describe(message, body, template, rendered)
         self._record(message)
-        client.outbound_count += 1
+        if not retired:
+            client.outbound_count += 1
         self._spawn(self._lifecycle(message, client, failure, body.get("biz_opaque_callback_data")))
 
+        # Meta (business-scoped user IDs, send response): ``wa_id`` when sent to the phone
+        # number, ``user_id`` when sent to the BSUID, or when the request gave both.
         contact: dict[str, Any] = {"input": raw_to}
         if id_kind == "phone":
             contact["wa_id"] = identity
+            also = body.get("recipient")
+            if isinstance(also, str) and is_bsuid(also.strip()):
+                contact["user_id"] = also.strip()
         else:
             contact["user_id"] = identity
         sent: dict[str, Any] = {"id": message.wamid}
         if kind == "template":
             sent["message_status"] = "accepted"
         return {"messaging_product": "whatsapp", "contacts": [contact], "messages": [sent]}
+
+    def _drop(
+        self,
+        phone_number_id: str,
+        raw_to: str,
+        bsuid: str,
+        client: Client | None,
+        kind: str,
+        body: Mapping[str, Any],
+        template: Any,
+        rendered: Mapping[str, Any],
+        now: datetime,
+    ) -> dict[str, Any]:
+        """A BSUID in ``to``: Meta answers 200 with a message id for the "phone number" it
+        read from the id, and nothing more happens (no status, no window effect)."""
+        misread = bsuid_read_as_phone(bsuid)
+        self._seq += 1
+        message = OutboundMessage(
+            seq=self._seq,
+            wamid=new_wamid(misread),
+            phone_number_id=phone_number_id,
+            to=bsuid,
+            client_key=client.key if client else None,
+            type=kind,
+            payload=body,
+            sent_at=now,
+            status="dropped",
+            category=template.category.lower() if template is not None else "service",
+            drop_reason="bsuid_in_to",
+            error_details=f"A BSUID in 'to' is read as the phone number {misread}; "
+            "send a BSUID in 'recipient' (recipient_type 'individual').",
+        )
+        self._describe(message, body, template, rendered)
+        self._record(message)
+        sent: dict[str, Any] = {"id": message.wamid}
+        if kind == "template":
+            sent["message_status"] = "accepted"
+        return {
+            "messaging_product": "whatsapp",
+            "contacts": [{"input": raw_to, "wa_id": misread}],
+            "messages": [sent],
+        }
 
     def _check_media_refs(self, body: Mapping[str, Any], kind: str) -> str | None:
         refs: list[tuple[str, str]] = []
@@ -617,6 +820,11 @@ class Emulator:
                         message.options.append(option)
             elif content.get("type") == "cta_url":
                 message.buttons.append(action["parameters"]["display_text"])
+            elif content.get("type") == "request_contact_info":
+                message.buttons.append(SHARE_CONTACT_TITLE)
+                message.options.append(
+                    {"kind": "share_contact", "id": SHARE_CONTACT_ID, "title": SHARE_CONTACT_TITLE}
+                )
         elif kind in rules.MEDIA_TYPES:
             message.body = content.get("caption")
         elif kind == "location":
@@ -647,7 +855,9 @@ class Emulator:
                 message, client, "failed", errors=[status_error(code, details)], opaque=opaque_str
             )
             return
-        price = rules.pricing(message.category, in_window=message.in_window, fep=message.fep)
+        price = rules.pricing(
+            message.category, in_window=message.in_window, fep=message.fep, at=message.sent_at
+        )
         self._emit_status(message, client, "sent", pricing=price, opaque=opaque_str)
         await asyncio.sleep(max(0.0, cfg.status_delivered_delay - cfg.status_sent_delay))
         self._emit_status(message, client, "delivered", pricing=price, opaque=opaque_str)
@@ -696,13 +906,16 @@ class Emulator:
         }
         if client.user_id:
             # with business-scoped ids, status webhooks carry the contact too
-            value["contacts"] = [contact_object(client.contact(), with_profile=bool(client.name))]
+            value["contacts"] = [
+                contact_object(client.visible_contact(), with_profile=bool(client.name))
+            ]
         value["statuses"] = [
             status_object(
                 wamid=message.wamid or "",
                 status=status,
                 timestamp=now,
-                recipient_id=client.wa_id,
+                # the phone only when the business knows it (not a username-only client)
+                recipient_id=client.known_phone,
                 recipient_user_id=client.user_id,
                 pricing=pricing,
                 conversation=conversation,
@@ -754,7 +967,10 @@ class Emulator:
             raise AdminError("from or user_id is required")
         bsuid_only = bool(request.get("bsuid_only"))
         if bsuid_only and user_id is None:
-            raise AdminError("bsuid_only needs user_id")
+            # a username-only client always has a BSUID: the one the emulator knows, or a
+            # new one (country from the phone number)
+            known = self.find_client(wa_id, retired=False) if wa_id else None
+            user_id = (known.user_id if known else None) or new_bsuid(country_of(wa_id))
         kind = str(request.get("type") or "text")
         if kind not in INBOUND_TYPES:
             raise AdminError(f"type must be one of {sorted(INBOUND_TYPES)}, got {kind!r}")
@@ -769,6 +985,7 @@ class Emulator:
         assert client is not None
         if parent_user_id:
             client.parent_user_id = parent_user_id
+            self._index(client)
         name = _opt_str(request.get("name"), "name")
         if name:
             client.name = name
@@ -804,6 +1021,7 @@ class Emulator:
             content = self._inbound_content(kind, request, reply_to, base_url, now)
 
         referral = self._referral(request.get("referral"))
+        client.bsuid_only = bsuid_only  # the request is valid: the client is as it says
         errors = None
         if kind == "unsupported":
             errors = [
@@ -887,6 +1105,11 @@ class Emulator:
         if chosen is None:
             choices = [o.get("id") for o in message.options]
             raise AdminError(f"no button {button!r} on {reply_to}; choices: {choices}")
+        if chosen["kind"] == "share_contact":
+            raise AdminError(
+                "the contact-information button shares a contact card: "
+                "POST /_emulator/share_contact {\"client\": ..., \"reply_to\": ...}"
+            )
         if chosen["kind"] == "template":
             return "button", {"payload": chosen["payload"], "text": chosen["title"]}
         reply = {"id": chosen["id"], "title": chosen["title"]}
@@ -1086,6 +1309,282 @@ class Emulator:
         )
         return {"client": client.key, "marketing_stopped": client.marketing_stopped}
 
+    # ------------------------------------------------------------------ identity changes
+    def identity_change(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """``POST /_emulator/identity_change``: the client's BSUID changes
+        (``user_changed_user_id``) or their phone number does (``user_changed_number``, the
+        BSUID is regenerated unless ``new_user_id`` is given). The emulator's client keeps
+        its window, outbox history and pending statuses under the new ids; the old ids are
+        retired (a send to one is accepted, then fails with 131026). The bot gets a signed
+        ``messages`` webhook with a ``system`` message and no ``contacts`` array."""
+        client = self._admin_client(request)
+        new_user_id = _opt_str(request.get("new_user_id"), "new_user_id")
+        new_parent = _opt_str(request.get("new_parent_user_id"), "new_parent_user_id")
+        new_wa_raw = _opt_str(request.get("new_wa_id"), "new_wa_id")
+        new_wa_id = None
+        if new_wa_raw:
+            parsed = normalise_recipient(new_wa_raw)
+            if parsed is None or parsed[0] != "phone":
+                raise AdminError(f"new_wa_id must be a phone number, got {new_wa_raw!r}")
+            new_wa_id = parsed[1]
+            if new_wa_id == client.wa_id:
+                raise AdminError(f"the client already has the number {new_wa_id}")
+        for value, name in ((new_user_id, "new_user_id"), (new_parent, "new_parent_user_id")):
+            if value is not None and not is_bsuid(value):
+                raise AdminError(f"{name} must look like FR.5772156649015328606, got {value!r}")
+        if new_user_id is not None and new_user_id == client.user_id:
+            raise AdminError(f"the client already has the BSUID {new_user_id}")
+        for value in (new_wa_id, new_user_id, new_parent):
+            other = self.find_client(value, retired=False) if value else None
+            if other is not None and other is not client:
+                raise AdminError(f"{value} is another client's id ({other.key})", 409)
+        number_change = new_wa_id is not None
+        if not number_change and client.user_id is None:
+            raise AdminError(
+                "this client has no BSUID to change; give new_wa_id for a number change "
+                "(or let the client write with a user_id first)"
+            )
+        previous = {
+            "wa_id": client.wa_id,
+            "user_id": client.user_id,
+            "parent_user_id": client.parent_user_id,
+        }
+        country = country_of(new_wa_id or client.user_id or client.wa_id)
+        user_id = new_user_id or new_bsuid(country)
+        parent = new_parent or (new_parent_bsuid(country) if client.parent_user_id else None)
+
+        # retire the old ids, take the new ones (same client: same key, window, history)
+        for old, index in (
+            (client.wa_id if number_change else None, self._by_wa),
+            (client.user_id, self._by_user),
+            (client.parent_user_id, self._by_user),
+        ):
+            if old and index.get(old) == client.key:
+                del index[old]
+                self._retired[old] = client.key
+        if number_change:
+            client.wa_id = new_wa_id
+        client.user_id, client.parent_user_id = user_id, parent
+        self._index(client)
+
+        now = self.now()
+        who = client.name or "WhatsApp user"
+        system: dict[str, Any]
+        if number_change:
+            old_phone = previous["wa_id"] or "unknown number"
+            system = {
+                "body": f"User {who} changed from {old_phone} to {new_wa_id}",
+                "type": "user_changed_number",
+            }
+            if not client.bsuid_only:
+                system["wa_id"] = new_wa_id
+        else:
+            system = {
+                "body": f"User {who} changed from {previous['user_id']} to {user_id}",
+                "type": "user_changed_user_id",
+            }
+        system["user_id"] = user_id
+        if parent and not number_change:
+            # user_changed_number carries the regenerated BSUID but not the new parent id
+            system["parent_user_id"] = parent
+        if previous["user_id"]:
+            system["previous_user_id"] = previous["user_id"]
+        if previous["parent_user_id"]:
+            system["previous_parent_user_id"] = previous["parent_user_id"]
+        from_phone = previous["wa_id"] if number_change and not client.bsuid_only else None
+        wamid = new_wamid(from_phone or previous["user_id"])
+        message = system_message(
+            wamid=wamid,
+            timestamp=now,
+            system=system,
+            from_phone=from_phone,
+            from_user_id=None if from_phone else previous["user_id"],
+        )
+        value = {
+            "messaging_product": "whatsapp",
+            "metadata": self.metadata.as_dict(),
+            "messages": [message],
+        }
+        event = WebhookEvent("messages", value, client.key, labels=[f"system:{system['type']}"])
+        self._inbound[wamid] = _InboundRecord(client.key, self.config.phone_number_id, now)
+        self._thread_inbound.append(_ThreadInbound(client.key, message, now, len(self.outbox)))
+        self.dispatcher.submit(event)
+        return {
+            "type": system["type"],
+            "client": client.view(),
+            "previous": previous,
+            "wamid": wamid,
+            "webhook": build_payload(self.config.waba_id, [event]),
+        }
+
+    # ------------------------------------------------------------------ calls
+    def call(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """``POST /_emulator/call``: the client calls the business (user-initiated). Two
+        signed ``calls`` webhooks: ``connect`` then ``terminate`` (``COMPLETED`` when
+        answered, with ``start_time``/``end_time``/``duration``; ``FAILED`` when not, without
+        them, as Meta does). The call opens or refreshes the window, answered or not."""
+        raw = request.get("client")
+        if not isinstance(raw, str) or normalise_recipient(raw) is None:
+            raise AdminError("client is required (a phone number or a business-scoped user id)")
+        client = self.find_client(raw, retired=False)
+        if client is None:  # a first contact by phone
+            kind, ident = normalise_recipient(raw)  # type: ignore[misc]
+            client = self._client(
+                ident if kind == "phone" else None, ident if kind == "bsuid" else None
+            )
+            assert client is not None
+        answered = request.get("answered", True)
+        if not isinstance(answered, bool):
+            raise AdminError("answered must be true or false")
+        duration = request.get("duration", 62)
+        if isinstance(duration, bool) or not isinstance(duration, int) or duration < 0:
+            raise AdminError("duration must be a non-negative integer (seconds)")
+        if not answered:
+            duration = 0
+        now = self.now()
+        pnid = self.config.phone_number_id
+        call_id = new_call_id()
+        contact = client.visible_contact()
+        business = self.config.display_phone_number
+        include_from = not client.bsuid_only
+        connect = call_object(
+            contact,
+            call_id=call_id,
+            event="connect",
+            timestamp=now,
+            business_number=business,
+            include_from=include_from,
+            extra={"session": {"sdp_type": "offer", "sdp": _SDP_OFFER}},
+        )
+        end = now + timedelta(seconds=duration)
+        ending: dict[str, Any] = {"status": "COMPLETED" if answered else "FAILED"}
+        if answered:
+            ending.update(
+                {"start_time": str(unix(now)), "end_time": str(unix(end)), "duration": duration}
+            )
+        terminate = call_object(
+            contact,
+            call_id=call_id,
+            event="terminate",
+            timestamp=end,
+            business_number=business,
+            include_from=include_from,
+            extra=ending,
+        )
+        events = []
+        for item, label in ((connect, "connect"), (terminate, "terminate")):
+            value = {
+                "messaging_product": "whatsapp",
+                "metadata": self.metadata.as_dict(),
+                "contacts": [contact_object(contact)],
+                "calls": [item],
+            }
+            events.append(WebhookEvent("calls", value, client.key, labels=[f"call:{label}:{call_id}"]))
+        self.windows.record_inbound(pnid, client.key, now)
+        self._thread_inbound.append(
+            _ThreadInbound(
+                client.key,
+                {
+                    "id": call_id,
+                    "type": "call",
+                    "call": {"answered": answered, "duration": duration, "status": ending["status"]},
+                },
+                now,
+                len(self.outbox),
+            )
+        )
+        for event in events:
+            self.dispatcher.submit(event)
+        closes = self.windows.closes_at(pnid, client.key)
+        return {
+            "call_id": call_id,
+            "client": client.view(),
+            "answered": answered,
+            "status": ending["status"],
+            "duration": duration,
+            "window_closes_at": closes.isoformat() if closes else None,
+            "webhooks": [build_payload(self.config.waba_id, [e]) for e in events],
+        }
+
+    # ------------------------------------------------------------------ contact info
+    def share_contact(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """``POST /_emulator/share_contact``: the client taps "Share contact info" under the
+        business's contact-information request (the latest one, or ``reply_to``). The bot
+        gets a ``contacts`` message with ``origin: "contact_request"`` and the phone number;
+        ``context`` points at the request. From then on the business knows the number."""
+        client = self._admin_client(request)
+        reply_to = _opt_str(request.get("reply_to"), "reply_to")
+        requests = [
+            m
+            for m in self.outbox
+            if m.client_key == client.key
+            and m.wamid
+            and m.status not in ("failed", "rejected", "dropped")
+            and any(o.get("kind") == "share_contact" for o in m.options)
+        ]
+        if reply_to is not None:
+            requests = [m for m in requests if m.wamid == reply_to]
+        if not requests:
+            raise AdminError(
+                "no contact-information request was delivered to this client"
+                + (f" as {reply_to}" if reply_to else ""),
+                404 if reply_to else 400,
+            )
+        asked = requests[-1]
+        phone_raw = _opt_str(request.get("phone"), "phone") or client.wa_id
+        parsed = normalise_recipient(phone_raw) if phone_raw else None
+        if parsed is None or parsed[0] != "phone":
+            raise AdminError("the emulator does not know this client's number: give phone")
+        phone = parsed[1]
+        if client.wa_id is None:
+            client.wa_id = phone
+            self._index(client)
+        name = client.name or f"+{phone}"
+        first, _, last = name.partition(" ")
+        card_name: dict[str, Any] = {"formatted_name": name, "first_name": first}
+        if last:
+            card_name["last_name"] = last
+        card = {
+            "origin": "contact_request",
+            "name": card_name,
+            "phones": [{"phone": f"+{phone}", "wa_id": phone, "type": "CELL"}],
+        }
+        now = self.now()
+        wamid = new_wamid(client.wa_id or client.user_id)
+        message = inbound_message(
+            client.contact(),
+            wamid=wamid,
+            timestamp=now,
+            kind="contacts",
+            content=[card],
+            context={"from": self.config.display_phone_number, "id": asked.wamid},
+            include_from=not client.bsuid_only,
+        )
+        value = {
+            "messaging_product": "whatsapp",
+            "metadata": self.metadata.as_dict(),
+            "contacts": [contact_object(client.visible_contact())],
+            "messages": [message],
+        }
+        pnid = self.config.phone_number_id
+        self.windows.record_inbound(pnid, client.key, now)
+        client.inbound_count += 1
+        self._inbound[wamid] = _InboundRecord(client.key, pnid, now)
+        self._thread_inbound.append(_ThreadInbound(client.key, message, now, len(self.outbox)))
+        self.dispatcher.submit(
+            WebhookEvent("messages", value, client.key, labels=[f"inbound:contacts:{wamid}"])
+        )
+        client.bsuid_only = False  # the number is in the business's contact book now
+        closes = self.windows.closes_at(pnid, client.key)
+        return {
+            "wamid": wamid,
+            "timestamp": str(unix(now)),
+            "type": "contacts",
+            "reply_to": asked.wamid,
+            "window_closes_at": closes.isoformat() if closes else None,
+            "message": message,
+        }
+
     # ------------------------------------------------------------------ clock
     def clock_view(self) -> dict[str, Any]:
         return {"now": self.now().isoformat(), "offset_seconds": self.clock.offset.total_seconds()}
@@ -1147,6 +1646,8 @@ class Emulator:
                         client.referral_at, client.first_reply_at, now
                     ),
                     "marketing_stopped": client.marketing_stopped,
+                    "bsuid_only": client.bsuid_only,
+                    "parent_user_id": client.parent_user_id,
                     "inbound_count": client.inbound_count,
                     "outbound_count": client.outbound_count,
                 }
@@ -1173,21 +1674,14 @@ class Emulator:
                 while position < len(pending) and pending[position].after_outbound <= index:
                     messages.append(self._thread_in(pending[position]))
                     position += 1
-                if out.client_key == client.key:
+                # a dropped message never reached the client's phone
+                if out.client_key == client.key and out.status != "dropped":
                     messages.append(_thread_out(out))
             messages.extend(self._thread_in(e) for e in pending[position:])
         if limit is not None and limit >= 0:
             messages = messages[-limit:] if limit else []
         return {
-            "client": None
-            if client is None
-            else {
-                "key": client.key,
-                "wa_id": client.wa_id,
-                "user_id": client.user_id,
-                "name": client.name,
-                "marketing_stopped": client.marketing_stopped,
-            },
+            "client": None if client is None else client.view(),
             "now": now.isoformat(),
             "offset_seconds": self.clock.offset.total_seconds(),
             "business": {
@@ -1253,6 +1747,23 @@ class Emulator:
             item["text"] = ", ".join(
                 str((c.get("name") or {}).get("formatted_name", "")) for c in content
             )
+            if any(c.get("origin") == "contact_request" for c in content):
+                phones = [p.get("phone") for c in content for p in c.get("phones") or []]
+                item["text"] = f"Shared contact info: {item['text']} · {', '.join(phones)}"
+        elif kind == "system":
+            item["text"] = content.get("body")
+            item["system_type"] = content.get("type")
+            item["status"] = None
+        elif kind == "call":
+            answered = bool(content.get("answered"))
+            seconds = int(content.get("duration") or 0)
+            item["text"] = (
+                f"Voice call · {seconds // 60} min {seconds % 60:02d} s"
+                if answered
+                else "Missed voice call (not answered)"
+            )
+            item["call"] = dict(content)
+            item["status"] = None
         return item
 
     # ------------------------------------------------------------------ templates

@@ -5,7 +5,7 @@ In-process::
 
     async with running_emulator(EmulatorConfig(webhook_url=receiver.url)) as emu:
         emu.base_url            # "http://127.0.0.1:<port>"
-        emu.graph_url           # base_url + "/v21.0"
+        emu.graph_url           # base_url + "/v27.0" (config.api_version)
         emu.emulator            # the Emulator object (in-process only)
 
 As a subprocess (``python -m salon.emulator``)::
@@ -127,7 +127,9 @@ def _cli_args(config: EmulatorConfig) -> list[str]:
         if isinstance(value, bool):
             args.append(flag if value else "--no-" + f.name.replace("_", "-"))
         elif value is None:
-            args += [flag, "off" if f.name == "status_read_delay" else ""]
+            args += [flag, "off" if f.name in ("status_read_delay", "marketing_cap_hours") else ""]
+        elif isinstance(value, tuple):
+            args += [flag, ",".join(value)]
         else:
             args += [flag, str(value)]
     return args

@@ -120,3 +120,53 @@ def nudge_request(to: str, *, language: str = "en", payload: str = "NUDGE:1") ->
             ],
         },
     }
+
+
+def address(identity: str, field: str | None = None) -> dict[str, str]:
+    """How a body names its recipient: a BSUID in ``recipient`` (with ``recipient_type``),
+    a phone number in ``to``; ``field`` forces one (``"to"`` with a BSUID is the mistake
+    Meta silently drops)."""
+    chosen = field or ("recipient" if "." in identity else "to")
+    return {"recipient_type": "individual", chosen: identity}
+
+
+def text_request(identity: str, text: str = "Bonjour", *, field: str | None = None) -> dict[str, Any]:
+    return {
+        "messaging_product": "whatsapp",
+        **address(identity, field),
+        "type": "text",
+        "text": {"body": text},
+    }
+
+
+def _named_template(
+    identity: str, name: str, params: dict[str, str], field: str | None
+) -> dict[str, Any]:
+    return {
+        "messaging_product": "whatsapp",
+        **address(identity, field),
+        "type": "template",
+        "template": {
+            "name": name,
+            "language": {"code": "en"},
+            "components": [
+                {
+                    "type": "body",
+                    "parameters": [
+                        {"type": "text", "parameter_name": k, "text": v} for k, v in params.items()
+                    ],
+                }
+            ],
+        },
+    }
+
+
+def marketing_request(identity: str, *, field: str | None = None) -> dict[str, Any]:
+    """The maison's MARKETING news template (``maison_news_nudge``, en)."""
+    return _named_template(identity, "maison_news_nudge", {"first_name": "Claire"}, field)
+
+
+def utility_request(identity: str, *, field: str | None = None) -> dict[str, Any]:
+    """The maison's UTILITY appointment reminder (``appointment_reminder``, en)."""
+    params = {"first_name": "Claire", "boutique": "Paris", "date": "12 March", "time": "15:00"}
+    return _named_template(identity, "appointment_reminder", params, field)

@@ -90,8 +90,14 @@ def buttons_message(to: str = CLAIRE) -> dict[str, Any]:
 
 
 async def test_inbound_webhook_then_free_form_reply_gets_sent_delivered_read(
-    api: Api, receiver: WebhookReceiver
+    start_api: StartApi, receiver: WebhookReceiver
 ) -> None:
+    # before 2026-10-01 a service reply inside the window is free (test_emulator_2026 has after)
+    async with start_api(clock=ManualClock(T0)) as api:
+        await _free_form_reply_gets_sent_delivered_read(api, receiver)
+
+
+async def _free_form_reply_gets_sent_delivered_read(api: Api, receiver: WebhookReceiver) -> None:
     sent = await api.inbound(
         **{"from": "+" + CLAIRE, "text": "Bonjour, la robe ✨ ?", "name": "Claire"}
     )
@@ -164,8 +170,14 @@ async def test_free_form_after_25_hours_is_accepted_then_fails_131047(
 
 
 async def test_template_after_25_hours_is_delivered_and_billed(
-    api: Api, receiver: WebhookReceiver
+    start_api: StartApi, receiver: WebhookReceiver
 ) -> None:
+    # before 2026-10-01 a utility template inside the window is free
+    async with start_api(clock=ManualClock(T0)) as api:
+        await _template_after_25_hours(api, receiver)
+
+
+async def _template_after_25_hours(api: Api, receiver: WebhookReceiver) -> None:
     await api.inbound(**{"from": CLAIRE, "text": "Hello"})
     status, body = await api.send(reminder())
     assert status == 200, body
@@ -510,12 +522,47 @@ async def test_a_client_known_by_phone_and_bsuid_shares_one_window(
     bsuid = "FR.40213376198812340002"
     await api.inbound(**{"from": CLAIRE, "user_id": bsuid, "text": "Hello"})
     _, body = await api.send(
-        {"messaging_product": "whatsapp", "to": bsuid, "type": "text", "text": {"body": "by BSUID"}}
+        {
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "recipient": bsuid,
+            "type": "text",
+            "text": {"body": "by BSUID"},
+        }
     )
     wamid = body["messages"][0]["id"]
     statuses = await receiver.wait_for(lambda r: r.statuses(wamid, "delivered"))
     assert statuses[0]["recipient_id"] == CLAIRE and statuses[0]["recipient_user_id"] == bsuid
     assert len(await api.outbox(CLAIRE)) == 1
+
+
+async def test_a_bsuid_in_to_is_accepted_then_silently_dropped(
+    api: Api, receiver: WebhookReceiver
+) -> None:
+    """Meta strips the country prefix of a BSUID put in ``to`` and reads the rest as a phone
+    number: 200 and a wamid, then nothing (whatsapp-2026.md §1)."""
+    bsuid = "FR.40213376198812340002"
+    await api.inbound(**{"from": CLAIRE, "user_id": bsuid, "text": "Hello"})
+    await api.idle()
+    posts_before = len(receiver.posts)
+    status, body = await api.send(
+        {"messaging_product": "whatsapp", "to": bsuid, "type": "text", "text": {"body": "by BSUID"}}
+    )
+    assert status == 200, body
+    wamid = body["messages"][0]["id"]
+    assert wamid.startswith("wamid.")
+    assert body["contacts"] == [{"input": bsuid, "wa_id": "40213376198812340002"}]
+    await asyncio.sleep(0.2)
+    await api.idle()
+    assert receiver.statuses(wamid) == [] and len(receiver.posts) == posts_before
+    [lost] = await api.outbox(bsuid)
+    assert lost["wamid"] == wamid and lost["status"] == "dropped"
+    assert lost["drop_reason"] == "bsuid_in_to" and lost["statuses"] == []
+    assert (await api.outbox(CLAIRE)) == [lost]  # the admin outbox knows whose it was
+    _, thread = await api.admin("GET", "thread", params={"client": CLAIRE})
+    assert [m["direction"] for m in thread["messages"]] == ["in"]  # not on the phone
+    _, conversations = await api.admin("GET", "conversations")
+    assert conversations[0]["outbound_count"] == 0
 
 
 async def test_button_taps_map_to_what_was_sent(api: Api, receiver: WebhookReceiver) -> None:

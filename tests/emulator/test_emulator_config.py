@@ -31,7 +31,9 @@ def test_defaults() -> None:
     assert config.phone_number_id == "100000000000001"
     assert config.waba_id == "200000000000001"
     assert config.display_phone_number == "33100000000"
-    assert config.api_version == "v21.0"
+    assert config.api_version == "v27.0"
+    assert config.api_versions == ("v21.0", "v25.0", "v26.0", "v27.0")
+    assert config.marketing_cap_hours == 24
     assert config.access_token == "emulator-access-token"
     assert config.app_secret == "emulator-app-secret"
     assert config.verify_token == "emulator-verify-token"
@@ -44,14 +46,17 @@ def test_every_field_has_an_environment_variable() -> None:
     env = {
         "WA_PHONE_NUMBER_ID": "111",
         "WA_WABA_ID": "222",
-        "WA_API_VERSION": "v24.0",
+        "WA_API_VERSION": "v26.0",
+        "WA_EMULATOR_API_VERSIONS": "v26.0, v27.0",
+        "WA_MARKETING_CAP_HOURS": "off",
         "SALON_CLOCK_FILE": "/tmp/x.json",
         "WA_STATUS_READ_DELAY": "off",
         "WA_WEBHOOK_BATCHING": "true",
         "WA_PAIR_RATE_BURST": "3",
     }
     config = EmulatorConfig.from_env(env)
-    assert (config.phone_number_id, config.waba_id, config.api_version) == ("111", "222", "v24.0")
+    assert (config.phone_number_id, config.waba_id, config.api_version) == ("111", "222", "v26.0")
+    assert config.api_versions == ("v26.0", "v27.0") and config.marketing_cap_hours is None
     assert config.clock_file == "/tmp/x.json"
     assert config.status_read_delay is None and config.batching is True
     assert config.pair_rate_burst == 3
@@ -70,17 +75,31 @@ def test_cli_flags_win_over_the_environment() -> None:
             "--batching",
             "--status-read-delay",
             "none",
+            "--api-versions",
+            "v21.0,v27.0",
+            "--api-version",
+            "v21.0",
+            "--marketing-cap-hours",
+            "12",
         ],
         environ={"WA_EMULATOR_PORT": "7000", "WA_WEBHOOK_URL": "http://env/w"},
     )
     assert config.port == 5901 and config.webhook_url == "http://h/w"
     assert config.clock_file == "/tmp/c.json" and config.batching is True
     assert config.status_read_delay is None
+    assert config.api_versions == ("v21.0", "v27.0") and config.api_version == "v21.0"
+    assert config.marketing_cap_hours == 12
 
 
 def test_invalid_settings_are_refused() -> None:
     with pytest.raises(ValueError):
         EmulatorConfig(api_version="21.0")
+    with pytest.raises(ValueError, match="not among the served"):
+        EmulatorConfig(api_version="v24.0")  # the emulator's own version must be served
+    with pytest.raises(ValueError):
+        EmulatorConfig(api_versions=())
+    with pytest.raises(ValueError):
+        EmulatorConfig(marketing_cap_hours=-1)
     with pytest.raises(ValueError):
         EmulatorConfig(webhook_attempts=0)
 

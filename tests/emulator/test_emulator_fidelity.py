@@ -354,6 +354,12 @@ async def build_status_failed_bsuid(api: Api, r: WebhookReceiver) -> dict[str, A
     return await _status_payload(r, await _send_ok(api, _text()), "failed")
 
 
+async def build_status_failed_131049(api: Api, r: WebhookReceiver) -> dict[str, Any]:
+    await _send_ok(api, _marketing())
+    await api.advance(3600)
+    return await _status_payload(r, await _send_ok(api, _marketing()), "failed")
+
+
 async def _template_event(api: Api, r: WebhookReceiver, **request: Any) -> dict[str, Any]:
     status, _ = await api.admin(
         "POST", "templates/advisor_followup/status", {"language": "en", **request}
@@ -441,6 +447,7 @@ CASES = [
     ),
     Case("10_status_read__bindambc.json", build_status_read),
     Case("11_status_failed_131047_reengagement__bindambc.json", build_status_failed),
+    Case("12_status_failed_131049__meta_docs.json", build_status_failed_131049),
     Case("14_template_status_approved__meta_docs.json", build_template_approved),
     Case("14b_template_status_rejected_invalid_format__meta_docs.json", build_template_rejected),
     Case(
@@ -496,8 +503,6 @@ CASES = [
 NOT_COMPARED = {
     "09_status_delivered_legacy_cbp__bindambc.json": "older shape: conversation-based pricing (CBP, `business_initiated`), replaced by "
     "per-message pricing on 2025-07-01; delivered statuses are compared with 20 instead",
-    "12_status_failed_131049__meta_docs.json": "the per-user marketing cap (131049) is not simulated; failed statuses are compared "
-    "with 11 and 24",
     "13_template_status_rejected_scam__bindambc.json": "older shape without message_template_category; REJECTED is compared with 14b",
     "15_template_quality_update__pywa.json": "the emulator does not emit quality updates",
     "16_template_category_update_impending__meta_docs.json": "the emulator does not emit template category updates",

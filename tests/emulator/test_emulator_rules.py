@@ -9,8 +9,19 @@ from typing import Any
 import pytest
 
 from salon.emulator import rules
-from salon.emulator.ids import is_bsuid, new_wamid, normalise_recipient
+from salon.emulator.graph_errors import GraphError
+from salon.emulator.ids import (
+    bsuid_read_as_phone,
+    country_of,
+    is_bsuid,
+    new_bsuid,
+    new_call_id,
+    new_parent_bsuid,
+    new_wamid,
+    normalise_recipient,
+)
 from salon.emulator.template_store import TemplateStore
+from salon.emulator.versions import check_version
 from salon.templates import Template
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
@@ -53,6 +64,49 @@ def test_pricing_follows_per_message_pricing() -> None:
     assert marketing["type"] == "regular" and marketing["billable"] is True
     fep = rules.pricing("marketing", in_window=False, fep=True)
     assert fep["type"] == "free_entry_point" and fep["billable"] is False
+
+
+@pytest.mark.parametrize(
+    ("category", "in_window", "before", "after"),
+    [
+        ("service", True, ("free_customer_service", False), ("regular", True)),
+        ("utility", True, ("free_customer_service", False), ("regular", True)),
+        ("utility", False, ("regular", True), ("regular", True)),
+        ("marketing", True, ("regular", True), ("regular", True)),
+        ("marketing", False, ("regular", True), ("regular", True)),
+        ("authentication", True, ("regular", True), ("regular", True)),
+        ("authentication", False, ("regular", True), ("regular", True)),
+    ],
+)
+def test_in_window_service_and_utility_are_billed_from_2026_10_01(
+    category: str, in_window: bool, before: tuple[str, bool], after: tuple[str, bool]
+) -> None:
+    change = rules.IN_WINDOW_BILLED_FROM
+    assert change == datetime(2026, 10, 1, tzinfo=timezone.utc)
+    for at, (kind, billable) in ((change - timedelta(microseconds=1), before), (change, after)):
+        assert rules.pricing(category, in_window=in_window, at=at) == {
+            "billable": billable,
+            "pricing_model": "PMP",
+            "type": kind,
+            "category": category,
+        }
+    # the free entry point stays free after the change
+    fep = rules.pricing(category, in_window=in_window, fep=True, at=change + timedelta(days=30))
+    assert fep["type"] == "free_entry_point" and fep["billable"] is False
+
+
+def test_contact_information_requests_are_validated() -> None:
+    ok = {
+        "type": "request_contact_info",
+        "body": {"text": "May we have your number?"},
+        "action": {"name": "request_contact_info"},
+    }
+    assert rules.validate_message(_msg("interactive", ok)) is None
+    assert rules.validate_message(_msg("interactive", {**ok, "footer": {"text": "Maison"}})) is None
+    too_long = {**ok, "body": {"text": "x" * 1025}}
+    assert rules.validate_message(_msg("interactive", too_long)).code == 131009  # type: ignore[union-attr]
+    no_action = {k: v for k, v in ok.items() if k != "action"}
+    assert rules.validate_message(_msg("interactive", no_action)).code == 131009  # type: ignore[union-attr]
 
 
 def test_free_entry_point_needs_a_reply_within_24h_and_lasts_72h_from_it() -> None:
@@ -364,3 +418,29 @@ def test_recipients_and_ids() -> None:
     assert is_bsuid("FR.123") and not is_bsuid("33612345678")
     wamid = new_wamid("33612345678")
     assert wamid.startswith("wamid.HBg") and wamid != new_wamid("33612345678")
+    # what Meta makes of a BSUID in `to`: the rest read as a phone number
+    assert bsuid_read_as_phone("FR.5772156649015328606") == "5772156649015328606"
+    assert bsuid_read_as_phone("US.ENT.11815799212886844830") == "11815799212886844830"
+    assert country_of("33612345678") == "FR" and country_of("+44 7700 900123".replace(" ", "")) == "GB"
+    assert country_of("393471234567") == "IT" and country_of("FR.123") == "FR"
+    assert country_of("9991234567") == "XX"
+    assert is_bsuid(new_bsuid("GB")) and new_bsuid("GB").startswith("GB.")
+    assert is_bsuid(new_parent_bsuid()) and ".ENT." in new_parent_bsuid()
+    assert new_call_id().startswith("wacid.")
+
+
+def test_version_refusals_have_graphs_envelope() -> None:
+    accepted = ("v21.0", "v27.0")
+    before_end = datetime(2027, 1, 20, 23, 59, 59, tzinfo=timezone.utc)
+    check_version("v21.0", accepted, before_end, "/v21.0/1/messages")  # served
+    check_version("v27.0", accepted, datetime(2030, 1, 1, tzinfo=timezone.utc), "/x")
+    with pytest.raises(GraphError) as unknown:
+        check_version("v26.0", accepted, before_end, "/v26.0/1/messages")
+    assert unknown.value.http_status == 400 and unknown.value.body()["error"]["code"] == 2500
+    assert unknown.value.body()["error"]["message"] == "Unknown path components: /v26.0/1/messages"
+    with pytest.raises(GraphError) as expired:
+        check_version("v21.0", accepted, before_end + timedelta(seconds=1), "/v21.0/1/messages")
+    body = expired.value.body()["error"]
+    assert body["code"] == 2635 and body["type"] == "OAuthException"
+    assert set(body) == {"message", "type", "code", "fbtrace_id"}
+    assert body["message"].endswith("latest version: v27.0.")

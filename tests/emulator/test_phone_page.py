@@ -18,13 +18,14 @@ import signal
 import subprocess
 import tempfile
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
+from salon.clock import ManualClock
 from salon.emulator.config import EmulatorConfig
 from salon.emulator.phone import STATIC_DIR, static_file
 from salon.emulator.testing import WebhookReceiver, running_emulator
@@ -445,3 +446,146 @@ async def test_a_person_chats_as_the_client_in_a_browser() -> None:
                 "the failed-call message",
             )
             await page.js("window.fetch = window.__fetch")
+
+
+async def _choose_zone(page: Page, zone: str) -> None:
+    await page.js(
+        "(() => { const s = document.getElementById('time-zone'); "
+        f"s.value = {json.dumps(zone)}; s.dispatchEvent(new Event('change')); }})()"
+    )
+
+
+async def test_a_username_only_client_in_paris_in_a_browser() -> None:
+    """A +33 client plays username-only: her webhook carries no number, the reply sent to
+    her BSUID shows (a BSUID put in ``to`` does not); every time is Paris time; she shares
+    her number on request, changes BSUID and number, and calls."""
+    binary = _chromium()
+    noon_utc = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)  # 10:00 in Paris (CET)
+    async with WebhookReceiver() as receiver:
+        config = EmulatorConfig(webhook_url=receiver.url, **FAST)
+        async with (
+            running_emulator(config, clock=ManualClock(noon_utc)) as emu,
+            aiohttp.ClientSession(headers={"Authorization": f"Bearer {config.access_token}"})
+            as bot,
+            chromium_page(binary) as page,
+        ):
+
+            async def bot_sends(body: dict[str, Any]) -> str:
+                async with bot.post(emu.messages_url, json=body) as resp:
+                    data = await resp.json()
+                    assert resp.status == 200, data
+                    return str(data["messages"][0]["id"])
+
+            await page.call("Page.navigate", url=f"{emu.base_url}/_emulator/phone?client={CLAIRE}")
+            await page.wait("document.body.dataset.ready === '1'", "a first render")
+            assert await page.js("document.getElementById('time-zone').value") == "Europe/Paris"
+            clock = await page.js("document.getElementById('clock').textContent")
+            assert "10:00:00" in clock and "09:00" not in clock, clock
+
+            # username only: the webhook has no number, only her BSUID
+            await page.click("#bsuid-only")
+            assert "username=1" in await page.js("location.search")
+            await page.js("document.getElementById('message').focus()")
+            await page.call("Input.insertText", text="Bonjour, c'est Inès")
+            await page.click("#send")
+            inbound = (await receiver.wait_for(lambda r: r.messages()))[0]
+            assert "from" not in inbound and inbound["from_user_id"].startswith("FR.")
+            contact = receiver.accepted()[0].changes()[0]["value"]["contacts"][0]
+            assert "wa_id" not in contact
+            bsuid = inbound["from_user_id"]
+            mine = "[...document.querySelectorAll('.msg--client')]"
+            await page.wait(f"{mine}.some(e => e.textContent.includes(\"c'est Inès\"))", "her bubble")
+            assert await page.js(f"{mine}[0].querySelector('time').textContent") == "10:00"
+            await page.wait(
+                "document.getElementById('client-ids').textContent.includes('BSUID FR.')",
+                "her BSUID among her ids",
+            )
+
+            # the reply to her BSUID shows; the one with the BSUID in `to` never does
+            lost = await bot_sends(
+                {"messaging_product": "whatsapp", "to": bsuid, "type": "text",
+                 "text": {"body": "Lost in transit"}}
+            )
+            reply = await bot_sends(
+                {"messaging_product": "whatsapp", "recipient_type": "individual",
+                 "recipient": bsuid, "type": "text", "text": {"body": "Bonjour Inès, welcome."}}
+            )
+            await page.wait(
+                f"!!document.querySelector('.msg--business[data-wamid={json.dumps(reply)}]')",
+                "the reply to her BSUID",
+            )
+            await page.wait(
+                f"document.querySelector('.msg--business[data-wamid={json.dumps(reply)}] time')"
+                ".textContent === '10:00'",
+                "the reply's time in Paris",
+            )
+            await asyncio.sleep(1.2)  # one more poll
+            assert await page.js(
+                f"document.querySelector('[data-wamid={json.dumps(lost)}]') === null"
+            )
+            assert "Lost in transit" not in await page.js("document.body.innerText")
+            banner = await page.js("document.getElementById('window-banner').textContent")
+            assert "closes Tue 3 Mar, 10:00 CET" in banner, banner
+
+            # another time zone on demand, then back
+            await _choose_zone(page, "UTC")
+            await page.wait(f"{mine}[0].querySelector('time').textContent === '09:00'", "UTC times")
+            assert "tz=UTC" in await page.js("location.search")
+            await _choose_zone(page, "Europe/Paris")
+            await page.wait(f"{mine}[0].querySelector('time').textContent === '10:00'", "Paris again")
+
+            # a contact-information request: she taps "Share contact info"
+            asked = await bot_sends(
+                {"messaging_product": "whatsapp", "recipient_type": "individual",
+                 "recipient": bsuid, "type": "interactive",
+                 "interactive": {"type": "request_contact_info",
+                                 "body": {"text": "May we have your number?"},
+                                 "action": {"name": "request_contact_info"}}}
+            )
+            request = f".msg--business[data-wamid={json.dumps(asked)}]"
+            await page.wait(f"!!document.querySelector('{request} .option')", "the request's button")
+            await page.click(f"{request} .option", "Share contact info")
+            shared = (
+                await receiver.wait_for(lambda r: [m for m in r.messages() if m["type"] == "contacts"])
+            )[0]
+            assert "from" not in shared and shared["from_user_id"] == bsuid
+            assert shared["context"]["id"] == asked
+            card = shared["contacts"][0]
+            assert card["origin"] == "contact_request"
+            assert card["phones"][0]["wa_id"] == CLAIRE
+
+            # identity changes, shown in the thread
+            await page.click("#change-bsuid")
+            change = (
+                await receiver.wait_for(lambda r: [m for m in r.messages() if m["type"] == "system"])
+            )[0]
+            assert change["system"]["type"] == "user_changed_user_id"
+            assert change["system"]["previous_user_id"] == bsuid
+            new_bsuid = change["system"]["user_id"]
+            await page.wait(
+                "[...document.querySelectorAll('.system')]"
+                f".some(e => e.textContent.includes({json.dumps(new_bsuid)}))",
+                "the BSUID change in the thread",
+            )
+            await page.js("document.getElementById('new-number').value = '33600000002'")
+            await page.click("#change-number")
+            await page.wait(
+                "[...document.querySelectorAll('.system')]"
+                ".some(e => e.textContent.includes('changed from 33600000001 to 33600000002'))",
+                "the number change in the thread",
+            )
+            assert "client=33600000002" in await page.js("location.search")
+            assert await page.js("document.getElementById('client-number').value") == "33600000002"
+            assert await page.js(f"!!document.querySelector('[data-wamid={json.dumps(reply)}]')")
+            numbers = [m for m in receiver.messages() if m.get("system", {}).get("type") == "user_changed_number"]
+            assert numbers and numbers[0]["system"]["previous_user_id"] == new_bsuid
+
+            # she calls: two calls webhooks, and the call in the thread
+            await page.click("#place-call")
+            calls = await receiver.wait_for(lambda r: len(r.changes("calls")) == 2 and r.changes("calls"))
+            assert [c["value"]["calls"][0]["event"] for c in calls] == ["connect", "terminate"]
+            await page.wait(
+                "[...document.querySelectorAll('.bubble__call')]"
+                ".some(e => e.textContent.includes('Voice call'))",
+                "the call in the thread",
+            )

@@ -8,10 +8,33 @@
   const THREAD_LIMIT = 300;
 
   const params = new URLSearchParams(window.location.search);
+  const TRUE = new Set(["1", "true", "yes", "on"]);
+
+  // The client's time zone by default: from the country of the number (calling code) or
+  // of the business-scoped user id (its ISO prefix).
+  const ZONES = [
+    ["33", "FR.", "Europe/Paris"],
+    ["44", "GB.", "Europe/London"],
+    ["39", "IT.", "Europe/Rome"],
+  ];
+  function defaultZone(client) {
+    const id = String(client || "").replace(/^\+/, "");
+    for (const [code, prefix, zone] of ZONES) {
+      if (id.startsWith(prefix) || (/^\d/.test(id) && id.startsWith(code))) return zone;
+    }
+    return "UTC";
+  }
+  const isBsuid = (id) => /^[A-Z]{2}\.[0-9A-Za-z.]+$/.test(id);
+
+  const initialClient = (params.get("client") || "33600000001").trim();
   const state = {
-    client: (params.get("client") || "33600000001").trim(),
+    client: initialClient,
     name: params.has("name") ? params.get("name") : "Claire Laurent",
     followup: params.get("followup") || "",
+    bsuidOnly: TRUE.has((params.get("username") || "").toLowerCase()),
+    zone: params.get("tz") || defaultZone(initialClient),
+    zoneChosen: params.has("tz"),
+    known: null, // the client as the emulator knows them (thread view)
     rendered: "",
     openLists: new Set(),
     errors: { poll: "", action: "" },
@@ -25,6 +48,15 @@
     name: el("client-name"),
     number: el("client-number"),
     known: el("known-clients"),
+    bsuidOnly: el("bsuid-only"),
+    ids: el("client-ids"),
+    changeBsuid: el("change-bsuid"),
+    newNumber: el("new-number"),
+    changeNumber: el("change-number"),
+    identityResult: el("identity-result"),
+    callAnswered: el("call-answered"),
+    placeCall: el("place-call"),
+    zone: el("time-zone"),
     clock: el("clock"),
     offset: el("clock-offset"),
     followupGroup: el("followup-group"),
@@ -40,24 +72,28 @@
     send: el("send"),
   };
 
-  // ------------------------------------------------------------------ formatting (UTC)
+  // ------------------------------------------------------------------ formatting
+  // Every time is shown in the client's time zone (state.zone), as their phone would.
   const dateOf = (iso) => new Date(iso);
-  const hhmm = (iso) => dateOf(iso).toISOString().slice(11, 16);
-  const dayKey = (iso) => dateOf(iso).toISOString().slice(0, 10);
+  const inZone = (options) => ({ ...options, timeZone: state.zone });
+  const hhmm = (iso) =>
+    dateOf(iso).toLocaleTimeString("en-GB", inZone({ hour: "2-digit", minute: "2-digit" }));
+  const dayKey = (iso) =>
+    dateOf(iso).toLocaleDateString("en-CA", inZone({ year: "numeric", month: "2-digit", day: "2-digit" }));
   const dayLabel = (iso) =>
-    dateOf(iso).toLocaleDateString("en-GB", {
-      weekday: "long", day: "numeric", month: "long", year: "numeric", timeZone: "UTC",
-    });
+    dateOf(iso).toLocaleDateString("en-GB", inZone({
+      weekday: "long", day: "numeric", month: "long", year: "numeric",
+    }));
   const moment = (iso) =>
-    dateOf(iso).toLocaleString("en-GB", {
+    dateOf(iso).toLocaleString("en-GB", inZone({
       weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit",
-      timeZone: "UTC",
-    }) + " UTC";
+      timeZoneName: "short",
+    }));
   const clockText = (iso) =>
-    dateOf(iso).toLocaleString("en-GB", {
+    dateOf(iso).toLocaleString("en-GB", inZone({
       weekday: "short", day: "numeric", month: "short", year: "numeric",
-      hour: "2-digit", minute: "2-digit", second: "2-digit", timeZone: "UTC",
-    }) + " UTC";
+      hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short",
+    }));
 
   function duration(seconds) {
     const total = Math.round(Math.abs(seconds) / 60);
@@ -165,8 +201,21 @@
     const line = node("div", "bubble__meta");
     const time = node("time", "", hhmm(message.at));
     time.dateTime = message.at;
-    line.append(time, ticks(message.status));
+    line.append(time);
+    if (message.status) line.append(ticks(message.status));
     return line;
+  }
+
+  function systemNote(message) {
+    const item = node("li", "system", message.text);
+    item.dataset.wamid = message.wamid || "";
+    item.dataset.type = "system";
+    item.dataset.systemType = message.system_type || "";
+    item.setAttribute("role", "note");
+    const time = node("time", "", ` · ${hhmm(message.at)}`);
+    time.dateTime = message.at;
+    item.append(time);
+    return item;
   }
 
   const MEDIA_LABEL = {
@@ -181,6 +230,12 @@
     item.dataset.direction = "in";
     item.dataset.type = message.type;
     const bubble = node("div", "bubble");
+    if (message.type === "call") {
+      bubble.append(node("p", "bubble__call", `☎ ${message.text}`));
+      bubble.append(meta(message));
+      item.append(bubble);
+      return item;
+    }
     if (message.tapped) {
       bubble.append(node("span", "bubble__label", "Reply"));
     } else if (MEDIA_LABEL[message.type]) {
@@ -207,7 +262,10 @@
     const tappable = message.wamid && !["failed", "rejected"].includes(message.status);
     button.disabled = !tappable;
     button.dataset.optionId = String(option.id);
-    button.addEventListener("click", () => tap(message, option, button));
+    button.dataset.kind = option.kind || "";
+    button.addEventListener("click", () =>
+      option.kind === "share_contact" ? shareContact(message, button) : tap(message, option, button),
+    );
     return button;
   }
 
@@ -270,7 +328,7 @@
 
   function renderThread(data) {
     const messages = data.messages || [];
-    const key = JSON.stringify([state.client, [...state.openLists], messages]);
+    const key = JSON.stringify([state.client, state.zone, [...state.openLists], messages]);
     if (key === state.rendered) return;
     const list = ui.thread;
     const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
@@ -285,7 +343,8 @@
         chip.setAttribute("role", "separator");
         items.push(chip);
       }
-      items.push(message.direction === "in" ? clientBubble(message) : businessBubble(message));
+      if (message.type === "system") items.push(systemNote(message));
+      else items.push(message.direction === "in" ? clientBubble(message) : businessBubble(message));
     }
     if (!messages.length) {
       items.push(node("li", "day", "No messages yet. Write to the maison below."));
@@ -311,6 +370,22 @@
       banner.textContent = "No message from this client yet · only templates can be sent";
     }
     banner.dataset.window = w.open ? "open" : "closed";
+  }
+
+  function renderClient(data) {
+    const c = data.client;
+    state.known = c || null;
+    if (!c) {
+      ui.ids.textContent = "Not known to the emulator yet.";
+      return;
+    }
+    const parts = [];
+    if (c.wa_id) parts.push(`Number +${c.wa_id}${c.bsuid_only ? " (hidden from the maison)" : ""}`);
+    if (c.user_id) parts.push(`BSUID ${c.user_id}`);
+    if (c.parent_user_id) parts.push(`Parent ${c.parent_user_id}`);
+    ui.ids.textContent = parts.join(" · ");
+    ui.ids.dataset.userId = c.user_id || "";
+    ui.ids.dataset.waId = c.wa_id || "";
   }
 
   function renderClock(data) {
@@ -340,6 +415,7 @@
       const data = await call("GET", url);
       pollError("");
       renderClock(data);
+      renderClient(data);
       renderWindow(data);
       renderThread(data);
       if (data.business && data.business.name) ui.businessName.textContent = data.business.name;
@@ -356,11 +432,11 @@
     try {
       const clients = await call("GET", "/_emulator/conversations");
       const options = clients
-        .filter((c) => c.wa_id)
+        .filter((c) => c.wa_id || c.user_id)
         .map((c) => {
           const option = document.createElement("option");
-          option.value = c.wa_id;
-          option.label = c.name || c.wa_id;
+          option.value = c.wa_id || c.user_id;
+          option.label = c.name || option.value;
           return option;
         });
       ui.known.replaceChildren(...options);
@@ -377,10 +453,65 @@
   }
 
   // ------------------------------------------------------------------ actions
+  // Who writes: a number in "from", a BSUID in "user_id"; a username-only client also
+  // says bsuid_only (the webhook then carries no phone number).
   function sender() {
-    const body = { from: state.client };
+    const body = isBsuid(state.client) ? { user_id: state.client } : { from: state.client };
+    if (state.bsuidOnly) body.bsuid_only = true;
     if (state.name && state.name.trim()) body.name = state.name.trim();
     return body;
+  }
+
+  async function shareContact(message, button) {
+    button.disabled = true;
+    await act("Sharing your contact info failed", () =>
+      call("POST", "/_emulator/share_contact", { client: state.client, reply_to: message.wamid }),
+    );
+    button.disabled = false;
+  }
+
+  async function changeIdentity(body, button) {
+    button.disabled = true;
+    ui.identityResult.textContent = "";
+    const result = await act("The identity change failed", () =>
+      call("POST", "/_emulator/identity_change", { client: state.client, ...body }),
+    );
+    button.disabled = false;
+    if (!result) return;
+    const c = result.client;
+    // follow the client to the id this page uses
+    const next = isBsuid(state.client) ? c.user_id : c.wa_id || c.user_id;
+    if (next && next !== state.client) {
+      state.client = next;
+      ui.number.value = next;
+      updateUrl();
+      state.rendered = "";
+      await refresh();
+    }
+    ui.identityResult.textContent = result.type === "user_changed_number"
+      ? `Number changed to +${c.wa_id}; new BSUID ${c.user_id}.`
+      : `New BSUID ${c.user_id}.`;
+  }
+
+  async function placeCall() {
+    ui.placeCall.disabled = true;
+    await act("The call did not go through", () =>
+      call("POST", "/_emulator/call", { client: state.client, answered: ui.callAnswered.checked }),
+    );
+    ui.placeCall.disabled = false;
+  }
+
+  function setZone(zone, chosen) {
+    state.zone = zone;
+    state.zoneChosen = chosen;
+    if (![...ui.zone.options].some((o) => o.value === zone)) {
+      const option = document.createElement("option");
+      option.value = zone;
+      option.textContent = zone;
+      ui.zone.append(option);
+    }
+    ui.zone.value = zone;
+    state.rendered = "";
   }
 
   async function tap(message, option, button) {
@@ -435,6 +566,10 @@
     const next = new URLSearchParams(window.location.search);
     next.set("client", state.client);
     next.set("name", state.name || "");
+    if (state.bsuidOnly) next.set("username", "1");
+    else next.delete("username");
+    if (state.zoneChosen) next.set("tz", state.zone);
+    else next.delete("tz");
     window.history.replaceState(null, "", `${window.location.pathname}?${next}`);
   }
 
@@ -442,7 +577,7 @@
     event.preventDefault();
     const raw = ui.number.value.trim();
     const digits = raw.replace(/[\s+\-().]/g, "");
-    const bsuid = /^[A-Z]{2}\.[0-9A-Za-z]+$/.test(raw);
+    const bsuid = isBsuid(raw);
     if (!bsuid && !/^\d{6,15}$/.test(digits)) {
       actionError(`“${raw}” is not a WhatsApp number: use digits with the country code.`);
       return;
@@ -453,6 +588,7 @@
     state.name = ui.name.value;
     state.rendered = "";
     state.openLists.clear();
+    if (!state.zoneChosen) setZone(defaultZone(state.client), false);
     updateUrl();
     refresh();
   }
@@ -460,6 +596,28 @@
   // ------------------------------------------------------------------ wiring
   ui.name.value = state.name;
   ui.number.value = state.client;
+  ui.bsuidOnly.checked = state.bsuidOnly;
+  setZone(state.zone, state.zoneChosen);
+  ui.bsuidOnly.addEventListener("change", () => {
+    state.bsuidOnly = ui.bsuidOnly.checked;
+    updateUrl();
+  });
+  ui.zone.addEventListener("change", () => {
+    setZone(ui.zone.value, true);
+    updateUrl();
+    refresh();
+  });
+  ui.changeBsuid.addEventListener("click", () => changeIdentity({}, ui.changeBsuid));
+  ui.changeNumber.addEventListener("click", () => {
+    const raw = ui.newNumber.value.trim();
+    const digits = raw.replace(/[\s+\-().]/g, "");
+    if (!/^\d{6,15}$/.test(digits)) {
+      actionError(`“${raw}” is not a WhatsApp number: use digits with the country code.`);
+      return;
+    }
+    changeIdentity({ new_wa_id: digits }, ui.changeNumber);
+  });
+  ui.placeCall.addEventListener("click", placeCall);
   ui.identity.addEventListener("submit", switchClient);
   ui.name.addEventListener("input", () => {
     state.name = ui.name.value;
