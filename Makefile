@@ -33,7 +33,7 @@ export WA_ACCESS_TOKEN ?= emulator-access-token
 export WA_PHONE_NUMBER_ID ?= 100000000000001
 export WA_WABA_ID ?= 200000000000001
 export WA_API_BASE_URL ?= http://127.0.0.1:$(EMULATOR_PORT)
-export WA_API_VERSION ?= v21.0
+export WA_API_VERSION ?= v27.0
 export WA_AUTH_MODE ?= bearer
 
 TRAINING_FILES := config.yml domain.yml $(shell find data -name '*.yml' -not -path 'data/maison/*' 2>/dev/null)

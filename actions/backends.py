@@ -8,11 +8,14 @@ from datetime import timedelta
 from functools import lru_cache
 
 from rasa_sdk import Tracker
+from rasa_sdk.events import EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from salon.aftercare import RepairBook
 from salon.clock import Clock, clock_from_env
 from salon.config import load_settings
+from salon.contact_request import contact_request
 from salon.db import make_async_engine
 from salon.handoff import HandoffBook
 from salon.integrations.bookings import Bookings, SqlBookings
@@ -24,9 +27,12 @@ from salon.llm.advisor import StylingAdvisor
 from salon.llm.audit import LlmAudit
 from salon.llm.config import load_llm_settings
 from salon.restock import RestockBook
-from salon.whatsapp.inbound import is_bsuid
+from salon.whatsapp.addressing import is_bsuid
 
 logger = logging.getLogger(__name__)
+
+#: The action that takes a username-only client's request up again once she shared her number.
+RESUME_SLOT = "resume_after_contact"
 
 
 @lru_cache(maxsize=1)
@@ -102,6 +108,21 @@ def client_ids(tracker: Tracker) -> tuple[str | None, str | None]:
         elif sender.lstrip("+").isdigit():
             wa_id = sender.lstrip("+")
     return wa_id, user_id
+
+
+def username_only(tracker: Tracker) -> bool:
+    """The client writes from a WhatsApp username: Meta gave her BSUID, not her number."""
+    wa_id, user_id = client_ids(tracker)
+    return wa_id is None and user_id is not None
+
+
+def ask_for_number(dispatcher: CollectingDispatcher, about: str, language: str,
+                   resume: str) -> list[EventType]:
+    """Ask a username-only client for her number (``about``: ``orders`` or
+    ``appointments``); ``resume`` is the action that takes her request up again once she
+    has shared it (see ``action_contact_shared``)."""
+    dispatcher.utter_message(json_message=contact_request(about, language))
+    return [SlotSet(RESUME_SLOT, resume)]
 
 
 async def known_client(tracker: Tracker) -> ClientRecord | None:

@@ -85,12 +85,17 @@ class WhatsAppOutput(OutputChannel):
     def name(cls) -> str:
         return CHANNEL
 
-    def __init__(self, runtime: ChannelRuntime, client: ClientRef | None = None) -> None:
+    def __init__(self, runtime: ChannelRuntime, client: ClientRef | None = None,
+                 conversation_id: str | None = None) -> None:
         self.runtime = runtime
         self.client = client
+        self.conversation_id = conversation_id
 
     def _ref(self, recipient_id: str) -> ClientRef:
-        if self.client is not None and recipient_id in (self.client.user_id, self.client.wa_id):
+        """The client a conversation id names: the turn's client (with every id known of
+        her) during her turn, else the id itself (the guard finds her session by it)."""
+        if self.client is not None and recipient_id in (
+                self.conversation_id, self.client.user_id, self.client.wa_id):
             return self.client
         return client_ref_for_recipient(self.runtime.config.phone_number_id, recipient_id)
 
@@ -159,7 +164,7 @@ class WhatsAppInput(InputChannel):
 
         async def on_turn(turn: Turn) -> None:
             remember(turn.text, turn.metadata.get("profile_name"))
-            output = WhatsAppOutput(runtime, turn.client)
+            output = WhatsAppOutput(runtime, turn.client, turn.sender_id)
             messages = []
             if turn.new_window:
                 # The client writes after the window closed: a new session for Rasa too

@@ -41,7 +41,7 @@ from salon.integrations.bookings import Bookings
 from salon.integrations.crm import ClientRecord, Crm, CrmUnavailable
 from salon.phrasing import address, supported
 from salon.sessions import ClientRef, SessionStore
-from salon.whatsapp.inbound import is_bsuid
+from salon.whatsapp.addressing import is_bsuid
 from salon.whatsapp.rendering import MAX_TEXT, OutgoingMessage
 from salon.whatsapp.sender import GuardedSender
 

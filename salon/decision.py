@@ -31,6 +31,7 @@ from salon.templates import (
     TemplateChoice,
     TemplateRegistry,
 )
+from salon.whatsapp.addressing import Recipient
 from salon.window import DEFAULT_MARGIN, WindowState, window_state
 
 __all__ = [
@@ -130,8 +131,8 @@ class SendTemplate:
         """The Cloud API ``template`` object."""
         return self.choice.payload
 
-    def message(self, to: str, **kwargs: Any) -> dict[str, Any]:
-        return self.choice.message(to, **kwargs)
+    def message(self, recipient: Recipient, **kwargs: Any) -> dict[str, Any]:
+        return self.choice.message(recipient, **kwargs)
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,7 @@ What is masked:
 
 - phone numbers: E.164 (``+33 6 12 34 56 78``, ``+33612345678``) and bare WhatsApp ids
   (runs of 8 to 15 digits standing alone);
-- BSUIDs (``US.13491208655302741918``, see :func:`salon.whatsapp.inbound.is_bsuid`);
+- BSUIDs (``US.13491208655302741918``, see :func:`salon.whatsapp.addressing.is_bsuid`);
 - email addresses;
 - values under personal keys of structured arguments (``text``, ``body``, ``caption``,
   ``name``, ``profile_name``, ``email``, ``phone`` ...), dicts and lists included;

@@ -58,7 +58,7 @@ from salon.outbound import (
     outcome_of,
 )
 from salon.pacing import Pacer, PacingConfig
-from salon.sessions import ClientRef
+from salon.sessions import ClientRef, conversation_id
 from salon.whatsapp.consent import ClientProfile, ConsentBook
 from salon.whatsapp.graph import DEFAULT_BASE_URL, DEFAULT_VERSION, GraphConfig
 from salon.whatsapp.runtime import SenderParts, open_sender
@@ -398,7 +398,11 @@ class OutboundWorker:
             await self._finish(request, FAILED, reason="rasa_not_configured")
             return
         assert request.trigger is not None
-        conversation = request.client.user_id or request.client.wa_id or ""
+        # The client's conversation when she has written before (it stays the same
+        # whichever of her ids the request names), else the id the request names.
+        state = await self.sender.sessions.get(request.client)
+        conversation = (conversation_id(state.client_key) if state is not None
+                        else request.client.user_id or request.client.wa_id or "")
         try:
             await self.rasa.trigger(conversation, request.trigger["name"],
                                     dict(request.trigger.get("entities") or {}))

@@ -399,7 +399,7 @@ class PrivacyRegistry:
     async def resolve(self, client: str) -> Subject:
         """A maison client id, a phone number (+E.164 or digits) or a BSUID."""
         from salon.integrations.schema import clients
-        from salon.whatsapp.inbound import is_bsuid
+        from salon.whatsapp.addressing import is_bsuid
 
         client = client.strip()
         if not client:

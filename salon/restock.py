@@ -45,7 +45,7 @@ from salon.sessions import ClientRef, from_us, to_us
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RestockBook", "RestockRequest", "StockError"]
+__all__ = ["RestockBook", "RestockRequest", "StockError", "open_key"]
 
 WAITING: Final = "waiting"
 NOTIFIED: Final = "notified"
@@ -92,6 +92,13 @@ _TEXT: Final = {
     "it": "{first_name}, il pezzo {product_name} che le interessava è di nuovo disponibile nella nostra "
           "boutique di {boutique}. Desidera che lo mettiamo da parte per lei?",
 }
+
+
+def open_key(client: ClientRef, product_id: str, colour: str | None, size: str | None,
+             boutique_id: str | None) -> str:
+    """One open wish per client and piece (its colour, size and boutique)."""
+    return "|".join([client.phone_number_id, client.user_id or "", client.wa_id or "", product_id,
+                     fold(colour or ""), fold(size or ""), boutique_id or ""])
 
 
 class StockError(ValueError):
@@ -149,16 +156,15 @@ class RestockBook(SqlTables):
         The variants' current stock is remembered now, so a later restock is seen."""
         if not self._initialized:
             await self.initialize()
-        open_key = "|".join([client.phone_number_id, client.user_id or "", client.wa_id or "", product_id,
-                             fold(colour or ""), fold(size or ""), boutique_id or ""])
+        key = open_key(client, product_id, colour, size, boutique_id)
         stmt = self._insert(restock_table).values(
             phone_number_id=client.phone_number_id, wa_id=client.wa_id, user_id=client.user_id,
             product_id=product_id, colour=colour, size=size, boutique_id=boutique_id, language=language,
-            state=WAITING, open_key=open_key, created_us=to_us(now, "now"),
+            state=WAITING, open_key=key, created_us=to_us(now, "now"),
         ).on_conflict_do_nothing(index_elements=["open_key"])
         async with self.engine.begin() as conn:
             created = (await conn.execute(stmt)).rowcount == 1
-            row = (await conn.execute(select(restock_table).where(_Q.open_key == open_key))).one()
+            row = (await conn.execute(select(restock_table).where(_Q.open_key == key))).one()
             await self._remember(conn, product_id)
         return _row(row), created
 

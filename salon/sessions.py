@@ -145,6 +145,15 @@ class ClientRef:
         return tuple(out)
 
 
+def conversation_id(client_key: str) -> str:
+    """The assistant's conversation id for a client: the id her session was first recorded
+    under (``u:FR.…`` → ``FR.…``, ``w:336…`` → ``336…``). It stays when she becomes known
+    by another id too (a phone number shared, a new BSUID after an identity change,
+    writing from a username): the ids are linked to that session, so the conversation,
+    and what the assistant remembers of it, follow her."""
+    return client_key.split(":", 1)[1]
+
+
 def client_ref_from_webhook(
     value: Mapping[str, Any], message: Mapping[str, Any] | None = None
 ) -> ClientRef:
@@ -337,6 +346,10 @@ class SessionStore(ABC):
     @abstractmethod
     async def _delete(self, pnid: str, key: str, aliases: Sequence[str]) -> None: ...
 
+    @abstractmethod
+    async def _set_ids(self, ref: ClientRef, key: str) -> SessionState:
+        """Record ``ref``'s ids as the state's current ones (an id not given stays)."""
+
     # identity ------------------------------------------------------------------
     async def _key_for_read(self, ref: ClientRef) -> str | None:
         found = await self._lookup(ref.phone_number_id, ref.aliases)
@@ -527,6 +540,25 @@ class SessionStore(ABC):
         key = await self._key_for_read(ref)
         return [] if key is None else await self._take(ref.phone_number_id, key)
 
+    async def follow_identity(self, before: ClientRef, after: ClientRef) -> SessionState | None:
+        """Meta changed the client's ids (a new BSUID, a new phone number): link her new ids
+        to her session, which keeps its window, its parked content and its conversation id;
+        her old ids stay linked (late statuses for them still find her). A state recorded
+        meanwhile under a new id (a message that overtook the change) is merged in. None
+        when she has no session."""
+        key = await self._key_for_read(before)
+        if key is None:
+            return None
+        pnid = before.phone_number_id
+        found = await self._lookup(pnid, after.aliases)
+        for alias in after.aliases:
+            other = found.get(alias)
+            if other is None:
+                await self._link(pnid, {alias: key})
+            elif other != key:
+                await self._merge(after, into=key, other=other, other_alias=alias)
+        return await self._set_ids(after, key)
+
     async def forget(self, ref: ClientRef) -> None:
         """Erase everything about the client (GDPR erasure)."""
         key = await self._key_for_read(ref)
@@ -547,6 +579,8 @@ if redis.call('HEXISTS', k, 'N') == 0 then redis.call('HSET', k, 'N', '0') end
 _LUA_RESULT = """
 return {redis.call('HGETALL', KEYS[1]), redis.call('LLEN', KEYS[2])}
 """
+
+_LUA_IDS = _LUA_ENSURE + _LUA_RESULT
 
 # ARGV: 1 pn, 2 ck, 3 uid, 4 wa, 5 t, 6 message id, 7 entry point, 8 referral, 9 day, 10 fep
 _LUA_INBOUND = (
@@ -757,6 +791,7 @@ class RedisSessionStore(SessionStore):
         self._park_script = self._client.register_script(_LUA_PARK)
         self._take_script = self._client.register_script(_LUA_TAKE)
         self._get_many_script = self._client.register_script(_LUA_GET_MANY)
+        self._ids_script = self._client.register_script(_LUA_IDS)
 
     @property
     def redis(self) -> Any:
@@ -780,7 +815,7 @@ class RedisSessionStore(SessionStore):
         for script in (
             self._inbound_script, self._reply_script, self._closed_script,
             self._nudged_script, self._park_script, self._take_script,
-            self._get_many_script,
+            self._get_many_script, self._ids_script,
         ):
             script.sha = await self._client.script_load(script.script)
 
@@ -867,6 +902,9 @@ class RedisSessionStore(SessionStore):
 
     async def _reply(self, ref: ClientRef, key: str, t_us: int) -> SessionState:
         return await self._run_simple(self._reply_script, ref, key, str(t_us), str(DAY_US))
+
+    async def _set_ids(self, ref: ClientRef, key: str) -> SessionState:
+        return await self._run_simple(self._ids_script, ref, key)
 
     async def _closed(self, ref: ClientRef, key: str, t_us: int, code: int) -> SessionState:
         return await self._run_simple(self._closed_script, ref, key, str(t_us), str(code))
@@ -1246,6 +1284,13 @@ class SqlSessionStore(SessionStore, SqlTables):
 
     async def _reply(self, ref: ClientRef, key: str, t_us: int) -> SessionState:
         return await self._simple(ref, key, _REPLY, {"p_t": t_us})
+
+    async def _set_ids(self, ref: ClientRef, key: str) -> SessionState:
+        async with self.engine.begin() as conn:
+            await self._ensure_row(conn, ref, key)
+            state = await self._select_state(conn, ref.phone_number_id, key)
+        assert state is not None
+        return state
 
     async def _closed(self, ref: ClientRef, key: str, t_us: int, code: int) -> SessionState:
         return await self._simple(ref, key, _CLOSED, {"p_t": t_us, "p_code": code})

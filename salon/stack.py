@@ -26,6 +26,7 @@ import httpx
 
 from salon.clock import SystemClock, require_aware, write_offset_file
 from salon.config import PROJECT_ROOT
+from salon.whatsapp.versions import DEFAULT_API_VERSION
 
 __all__ = ["Stack", "StackConfig", "StackError", "free_port", "free_ports"]
 
@@ -72,7 +73,7 @@ class StackConfig:
     access_token: str = "emulator-access-token"
     app_secret: str = "emulator-app-secret"
     verify_token: str = "emulator-verify-token"
-    api_version: str = "v21.0"
+    api_version: str = DEFAULT_API_VERSION
     extra_env: dict[str, str] = field(default_factory=dict)
     channel_options: dict[str, str] = field(default_factory=dict)
     """More keys of the WhatsApp channel's credentials (``io_process: "false"`` …)."""
@@ -235,6 +236,14 @@ class Stack:
         )
         if result.returncode != 0:
             raise StackError(f"salon seed failed:\n{result.stdout}{result.stderr}")
+
+    def salon(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+        """Run ``salon ARGS`` against this stack (its database, clock and number): what an
+        operator's cron would run beside it, e.g. ``salon outbound scan``."""
+        return subprocess.run(
+            [str(Path(sys.executable).parent / "salon"), *args], cwd=PROJECT_ROOT, env=self._env(),
+            capture_output=True, text=True, timeout=timeout, check=False,
+        )
 
     def start(self) -> None:
         c = self.config

@@ -28,6 +28,8 @@ import yaml
 
 from salon.clock import from_unix, require_aware
 from salon.errors import PaginationCursorError, from_graph_error
+from salon.whatsapp.addressing import Recipient
+from salon.whatsapp.versions import DEFAULT_API_VERSION
 
 __all__ = [
     "APPROVED",
@@ -565,15 +567,14 @@ class TemplateChoice:
 
     def message(
         self,
-        to: str,
+        recipient: Recipient,
         *,
         biz_opaque_callback_data: str | None = None,
     ) -> dict[str, Any]:
         """The full ``POST /{phone-number-id}/messages`` body."""
         body: dict[str, Any] = {
             "messaging_product": "whatsapp",
-            "recipient_type": "individual",
-            "to": to,
+            **recipient.fields(),
             "type": "template",
             "template": self.payload,
         }
@@ -1119,7 +1120,7 @@ class GraphTemplatePageFetcher:
         access_token: str,
         *,
         base_url: str = "https://graph.facebook.com",
-        api_version: str = "v23.0",
+        api_version: str = DEFAULT_API_VERSION,
         limit: int = 100,
         client: Any = None,
         timeout: float = 10.0,

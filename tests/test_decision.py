@@ -18,6 +18,7 @@ from salon.decision import (
 )
 from salon.sessions import SessionState
 from salon.templates import TemplateRegistry
+from salon.whatsapp.addressing import Recipient
 from salon.window import window_state
 
 UTC = timezone.utc
@@ -56,8 +57,9 @@ def test_inside_the_margin_goes_to_a_template(registry: TemplateRegistry) -> Non
     assert decision.window is not None and decision.window.is_open
     assert decision.payload["name"] == "restock_alert"
     assert decision.payload["language"] == {"code": "fr"}
-    message = decision.message("+33612345678")
+    message = decision.message(Recipient(wa_id="33612345678"))
     assert message["type"] == "template" and message["template"] == decision.payload
+    assert message["to"] == "33612345678"
     # a wider margin moves the switch earlier
     early = decide(state(T0), "restock_alert", TEXT, UTILITY, T0 + 22 * H, registry=registry,
                    params=PARAMS, margin=timedelta(hours=3))

@@ -27,6 +27,7 @@ from salon.templates import (
     normalise_language,
     sanitize_text_param,
 )
+from salon.whatsapp.addressing import Recipient
 
 UTC = timezone.utc
 SHARED_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "whatsapp"
@@ -170,10 +171,13 @@ def test_selection_payload_named(registry: TemplateRegistry) -> None:
         ],
     }
     assert choice.rendered["body"].startswith("Good day Claire, your client advisor")
-    message = choice.message("+33612345678", biz_opaque_callback_data="outbound-1")
-    assert message["type"] == "template" and message["to"] == "+33612345678"
-    assert message["messaging_product"] == "whatsapp"
+    message = choice.message(Recipient(wa_id="33612345678"), biz_opaque_callback_data="outbound-1")
+    assert message["type"] == "template" and message["to"] == "33612345678"
+    assert message["messaging_product"] == "whatsapp" and "recipient" not in message
     assert message["template"] is choice.payload
+    by_bsuid = choice.message(Recipient(user_id="FR.5772156649015328606"))
+    assert by_bsuid["recipient"] == "FR.5772156649015328606" and "to" not in by_bsuid
+    assert by_bsuid["recipient_type"] == "individual"
     with_ref = chosen(registry.select("reengage_update", "en", {**PARAMS, "nudge_ref": "NUDGE:42"}))
     assert with_ref.payload["components"][1]["parameters"][0]["payload"] == "NUDGE:42"
 
@@ -438,7 +442,7 @@ async def graph_server() -> AsyncIterator[tuple[str, dict[str, Any]]]:
         return web.json_response(body)
 
     app = web.Application()
-    app.router.add_get("/v23.0/{waba}/message_templates", handler)
+    app.router.add_get("/v27.0/{waba}/message_templates", handler)
     runner = web.AppRunner(app)
     await runner.setup()
     port = _free_port()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from salon.whatsapp.inbound import is_bsuid
+from salon.whatsapp.addressing import is_bsuid
 from salon.whatsapp.rendering import (
     MAX_TEXT,
     RenderError,

@@ -27,6 +27,7 @@ from salon.sessions import SessionStore
 from salon.whatsapp.io_process import IoProcessRuntime
 from salon.whatsapp.runtime import ChannelConfig, WhatsAppRuntime
 from salon.whatsapp.signature import sign
+from salon.whatsapp.versions import DEFAULT_API_VERSION
 
 APP_SECRET = "test-app-secret"
 VERIFY_TOKEN = "test-verify-token"
@@ -144,7 +145,7 @@ async def running_channel(
     config = ChannelConfig.from_mapping(
         {"verify_token": VERIFY_TOKEN, "app_secret": APP_SECRET, "access_token": access_token,
          "phone_number_id": PNID, "waba_id": WABA, "api_base_url": api_base_url,
-         "api_version": "v21.0", "io_process": io_process, **(options or {})}
+         "api_version": DEFAULT_API_VERSION, "io_process": io_process, **(options or {})}
     )
     runtime: ChannelRuntime
     if io_process:

@@ -25,13 +25,14 @@ import ujson
 
 from salon.errors import NoResponseError, WhatsAppError, from_graph_error
 from salon.whatsapp.http1 import ConnectFailed, Http1Pool, NoAnswer
+from salon.whatsapp.versions import DEFAULT_API_VERSION
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["GraphClient", "GraphConfig", "SendResult"]
 
 DEFAULT_BASE_URL: Final = "https://graph.facebook.com"
-DEFAULT_VERSION: Final = "v21.0"
+DEFAULT_VERSION: Final = DEFAULT_API_VERSION
 AUTH_MODES: Final = ("bearer", "d360")
 
 
@@ -75,7 +76,15 @@ class SendResult:
     message_status: str | None
     """``accepted`` or ``held_for_quality_assessment`` (template pacing), when given."""
     wa_id: str | None
+    """``contacts[0].wa_id`` of the response: the phone number Meta sent to, when it did."""
     attempts: int
+    user_id: str | None = None
+    """``contacts[0].user_id``: the BSUID Meta sent to (or knows the phone's owner by)."""
+
+    @property
+    def recipient_id(self) -> str | None:
+        """The id Meta addressed: the phone number when it answered one, else the BSUID."""
+        return self.wa_id or self.user_id
 
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -114,7 +123,8 @@ class GraphClient:
             await http.close()
 
     async def send(self, message: Mapping[str, Any]) -> SendResult:
-        """POST one message object (``to``, ``type`` … ; ``messaging_product`` is added).
+        """POST one message object (``to`` or ``recipient``, ``type`` … ; ``messaging_product``
+        is added; :class:`salon.whatsapp.addressing.Recipient` writes the recipient).
 
         Raises a :class:`~salon.errors.WhatsAppError` subclass once retries (for codes
         whose policy allows them) are exhausted.
@@ -127,8 +137,10 @@ class GraphClient:
                                               "error_data": {"details": json.dumps(data)[:300]}}})
         first = messages[0]
         contacts = data.get("contacts") or [{}]
-        wa_id = contacts[0].get("wa_id") if isinstance(contacts[0], Mapping) else None
-        return SendResult(str(first.get("id")), first.get("message_status"), wa_id, attempts)
+        contact = contacts[0] if isinstance(contacts[0], Mapping) else {}
+        wa_id, user_id = contact.get("wa_id"), contact.get("user_id")
+        return SendResult(str(first.get("id")), first.get("message_status"),
+                          str(wa_id) if wa_id else None, attempts, str(user_id) if user_id else None)
 
     async def mark_read(self, wamid: str, *, typing: bool = False) -> bool:
         """Mark ``wamid`` (and earlier messages) read, optionally showing the typing

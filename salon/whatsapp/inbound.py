@@ -32,18 +32,20 @@ from typing import Any, Final
 from salon.clock import from_unix
 from salon.errors import WhatsAppError, from_status_error
 from salon.sessions import ENTRY_ORGANIC, ClientRef, entry_point_of
+from salon.whatsapp.addressing import is_bsuid, is_phone
 
 __all__ = [
     "MAX_JSON_DEPTH",
     "MEDIA_TYPES",
+    "IDENTITY_CHANGES",
     "AccountError",
+    "IdentityChange",
     "InboundMessage",
     "PreferenceUpdate",
     "StatusUpdate",
     "TemplateEvent",
     "WebhookBatch",
     "WebhookFormatError",
-    "is_bsuid",
     "parse_webhook",
 ]
 
@@ -77,15 +79,27 @@ STATUSES: Final = frozenset({"sent", "delivered", "read", "played", "failed", "d
 
 # A BSUID is "<country>.<digits>" (e.g. US.13491208655302741918), optionally with a
 # middle segment for parent ids; a wa_id is digits only.
-_BSUID: Final = re.compile(r"^[A-Z]{2}\.[A-Z0-9.]+$")
-
-
-def is_bsuid(value: str) -> bool:
-    return bool(_BSUID.match(value))
 
 
 class WebhookFormatError(ValueError):
     """The body is not a WhatsApp Business Account webhook at all."""
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityChange:
+    """The client's ids changed, or one was learnt. Meta's ``system`` messages:
+    ``user_changed_number`` (a new phone number, and with it a new BSUID),
+    ``user_changed_user_id`` (a new BSUID, her phone unchanged or unknown); and
+    ``contact_shared``: a username-only client shared her number when we asked."""
+
+    kind: str
+    before: ClientRef
+    after: ClientRef
+    parent_user_id: str | None = None
+    """Her new parent BSUID (shared across a business portfolio), when Meta sends one."""
+
+
+IDENTITY_CHANGES: Final = frozenset({"user_changed_number", "user_changed_user_id"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +118,8 @@ class InboundMessage:
     """Whether this opens or refreshes the customer service window (reactions: no)."""
     entry_point: str = ENTRY_ORGANIC
     profile_name: str | None = None
+    identity_change: IdentityChange | None = None
+    """Set on a ``system`` message that changes the client's ids."""
 
     @property
     def sender_id(self) -> str:
@@ -118,17 +134,25 @@ class StatusUpdate:
     timestamp: datetime
     phone_number_id: str
     recipient_id: str | None
+    """The phone number the message went to (``recipient_id``; Meta sends it only when the
+    phone is known), or the BSUID when that is all the status carries."""
     errors: tuple[WhatsAppError, ...] = ()
     pricing: Mapping[str, Any] | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
+    recipient_user_id: str | None = None
+    """``recipient_user_id``: the client's BSUID, when Meta sends it."""
 
     @property
     def client(self) -> ClientRef | None:
-        if not self.recipient_id or not self.phone_number_id:
+        """The client with every id the status carries."""
+        if not self.phone_number_id:
             return None
-        if is_bsuid(self.recipient_id):
-            return ClientRef(self.phone_number_id, user_id=self.recipient_id)
-        return ClientRef(self.phone_number_id, wa_id=self.recipient_id)
+        wa_id = self.recipient_id if self.recipient_id and not is_bsuid(self.recipient_id) else None
+        user_id = self.recipient_user_id or (
+            self.recipient_id if self.recipient_id and is_bsuid(self.recipient_id) else None)
+        if not wa_id and not user_id:
+            return None
+        return ClientRef(self.phone_number_id, user_id=user_id, wa_id=wa_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,6 +335,8 @@ def parse_webhook(payload: Mapping[str, Any]) -> WebhookBatch:
                     batch.rejected.append((where, f"template update not understood: {exc}"))
             elif kind == "user_preferences":
                 _parse_preferences(value, where, batch)
+            elif kind == "calls":
+                _parse_calls(value, where, batch)
             else:
                 batch.ignored.append((where, f"field {kind!r}"))
     return batch
@@ -358,6 +384,39 @@ def _parse_messages_value(value: Mapping[str, Any], where: str, batch: WebhookBa
             batch.rejected.append((f"{where}.errors", "error is not an object"))
 
 
+def _parse_calls(value: Mapping[str, Any], where: str, batch: WebhookBatch) -> None:
+    """A client's call opens or refreshes her window, answered or not, as a message does
+    (Meta, 2026). Each event of a user-initiated call (``connect``, ``terminate``) is kept
+    in the inbox under ``<call id>:<event>``, so a retried webhook counts once; it starts
+    no turn. Calls the business placed change nothing."""
+    pnid = _phone_number_id(value)
+    for index, raw in enumerate(_list(value, "calls", where, batch)):
+        item_where = f"{where}.calls[{index}]"
+        try:
+            if not isinstance(raw, Mapping):
+                raise TypeError("call is not an object")
+            if raw.get("direction") != "USER_INITIATED":
+                batch.ignored.append((item_where, f"call direction {raw.get('direction')!r}"))
+                continue
+            if not pnid:
+                raise ValueError("metadata.phone_number_id is missing")
+            event = _require_str(raw, "event")
+            call_id = _require_str(raw, "id")
+            timestamp = _timestamp(raw.get("timestamp"))
+            client = _client_of(value, raw, pnid)
+            batch.messages.append(InboundMessage(
+                wamid=f"{call_id}:{event}"[:MAX_ID_LENGTH], phone_number_id=pnid, client=client,
+                timestamp=timestamp, type="call", text="",
+                metadata={"type": "call", "call_id": call_id, "event": event,
+                          "status": raw.get("status") if isinstance(raw.get("status"), str) else None,
+                          "wa_id": client.wa_id, "user_id": client.user_id,
+                          "timestamp": int(timestamp.timestamp()), "phone_number_id": pnid},
+                starts_turn=False, extends_window=True,
+            ))
+        except (KeyError, TypeError, ValueError, OverflowError, OSError) as exc:
+            batch.rejected.append((item_where, f"call not understood: {exc}"))
+
+
 def _require_str(raw: Mapping[str, Any], key: str) -> str:
     value = raw.get(key)
     if not isinstance(value, str) or not value:
@@ -375,7 +434,10 @@ def _inbound(value: Mapping[str, Any], raw: Any, pnid: str) -> InboundMessage:
     wamid = _require_str(raw, "id")
     kind = _require_str(raw, "type")
     timestamp = _timestamp(raw.get("timestamp"))
-    client = _client_of(value, raw, pnid)
+    change = _identity_change(raw, pnid) if kind == "system" else None
+    client = change.before if change is not None else _client_of(value, raw, pnid)
+    if kind == "contacts":
+        change = _shared_number(raw, client)
     contact = _contact_for(value, client)
     profile = contact.get("profile") if isinstance(contact.get("profile"), Mapping) else {}
     profile_name = profile.get("name") if isinstance(profile.get("name"), str) else None
@@ -408,7 +470,66 @@ def _inbound(value: Mapping[str, Any], raw: Any, pnid: str) -> InboundMessage:
         extends_window=extends_window,
         entry_point=entry_point_of(raw),
         profile_name=profile_name,
+        identity_change=change,
     )
+
+
+def _identity_change(raw: Mapping[str, Any], pnid: str) -> IdentityChange | None:
+    """The change a ``system`` message reports (None for other system messages).
+
+    ``from`` is the phone number before (absent for a username-only client); the
+    ``system`` object carries ``previous_user_id`` (and ``previous_parent_user_id``) and the
+    new ``user_id`` (and ``parent_user_id``), plus the new phone in ``wa_id`` for a number
+    change (``new_wa_id`` in older payloads)."""
+    system = raw.get("system")
+    if not isinstance(system, Mapping):
+        raise TypeError("system is not an object")
+    kind = system.get("type")
+    if kind not in IDENTITY_CHANGES:
+        return None
+    old_phone = _opt_str(raw, "from")
+    old_bsuid = _opt_str(system, "previous_user_id") or _opt_str(raw, "from_user_id")
+    new_bsuid = _opt_str(system, "user_id")
+    if kind == "user_changed_number":
+        new_phone = _opt_str(system, "wa_id") or _opt_str(system, "new_wa_id")
+        if new_phone is None or not is_phone(new_phone):
+            raise ValueError("user_changed_number without the new number (system.wa_id)")
+    else:
+        new_phone = old_phone
+        if new_bsuid is None:
+            raise ValueError("user_changed_user_id without the new BSUID (system.user_id)")
+    for name, value in (("previous_user_id", old_bsuid), ("user_id", new_bsuid)):
+        if value is not None and not is_bsuid(value):
+            raise ValueError(f"system.{name} is not a BSUID")
+    if old_phone is not None and not is_phone(old_phone):
+        raise ValueError("from is not a phone number")
+    if old_phone is None and old_bsuid is None:
+        raise ValueError(f"{kind} names no previous id")
+    before = ClientRef(pnid, old_bsuid, old_phone)
+    after = ClientRef(pnid, new_bsuid or old_bsuid, new_phone)
+    return IdentityChange(str(kind), before, after, _opt_str(system, "parent_user_id"))
+
+
+def _shared_number(raw: Mapping[str, Any], client: ClientRef) -> IdentityChange | None:
+    """A username-only client answered our contact-information request: the card she
+    shared (``origin: contact_request``) carries her own phone number, which is linked to
+    her from then on (``contact_shared``). A card shared any other way is someone's
+    contact, not an identity."""
+    if client.wa_id is not None or client.user_id is None:
+        return None
+    cards = [c for c in raw.get("contacts") or [] if isinstance(c, Mapping)]
+    card = next((c for c in cards if c.get("origin") == "contact_request"), None)
+    if card is None and raw.get("origin") == "contact_request" and cards:
+        card = cards[0]  # the origin given on the message itself
+    if card is None:
+        return None
+    phones = [p for p in card.get("phones") or [] if isinstance(p, Mapping)]
+    phone = next((str(p["wa_id"]) for p in phones if isinstance(p.get("wa_id"), str)
+                  and is_phone(p["wa_id"])), None)
+    if phone is None:
+        return None
+    return IdentityChange("contact_shared", client,
+                          ClientRef(client.phone_number_id, client.user_id, phone))
 
 
 def _client_of(value: Mapping[str, Any], raw: Mapping[str, Any], pnid: str) -> ClientRef:
@@ -516,7 +637,7 @@ def _status(raw: Any, pnid: str) -> StatusUpdate:
     if raw_errors is not None and not isinstance(raw_errors, list):
         raise TypeError("errors is not an array")
     errors = tuple(_error_of(e) for e in raw_errors or [] if isinstance(e, Mapping))
-    recipient = _opt_str(raw, "recipient_id") or _opt_str(raw, "recipient_user_id")
+    phone, bsuid = _opt_str(raw, "recipient_id"), _opt_str(raw, "recipient_user_id")
     pricing = raw.get("pricing") if isinstance(raw.get("pricing"), Mapping) else None
     status = _require_str(raw, "status")
     if status not in STATUSES:
@@ -526,10 +647,11 @@ def _status(raw: Any, pnid: str) -> StatusUpdate:
         status=status,
         timestamp=_timestamp(raw.get("timestamp")),
         phone_number_id=pnid,
-        recipient_id=recipient,
+        recipient_id=phone or bsuid,
         errors=errors,
         pricing=pricing,
         raw=dict(raw),
+        recipient_user_id=bsuid if bsuid and is_bsuid(bsuid) else None,
     )
 
 

@@ -279,5 +279,7 @@ def _custom(custom: Mapping[str, Any], out: Any) -> OutgoingMessage:
             "custom payload must be a Cloud API message object ({'type': t, t: {...}}) "
             "or {'wa_template': name}"
         )
-    message = {k: v for k, v in custom.items() if k not in ("to", "messaging_product", "recipient_type")}
+    # The recipient is the guard's to write (salon.whatsapp.addressing), never the payload's.
+    message = {k: v for k, v in custom.items()
+               if k not in ("to", "recipient", "messaging_product", "recipient_type")}
     return out(message)

@@ -30,6 +30,7 @@ from salon.whatsapp.service import (
     WebhookService,
     verify_handshake,
 )
+from salon.whatsapp.versions import version_warning
 
 logger = logging.getLogger(__name__)
 
@@ -178,6 +179,9 @@ async def open_sender(
     worker's guard (see :class:`GuardedSender`), whose concurrent sends share their reads
     and whose records the worker flushes. ``inline_sqlite``: on SQLite, the pool runs its
     statements in the event loop's thread (:mod:`salon.sqlite_inline`)."""
+    warning = version_warning(graph_config.api_version, clock.now())
+    if warning:
+        logger.warning("%s", warning)
     records = WhatsAppRecords(settings.effective_database_url, inline_sqlite=inline_sqlite)
     await records.initialize()
     store = sessions or (

@@ -39,7 +39,8 @@ from salon.decision import (
 )
 from salon.errors import WhatsAppError
 from salon.sessions import ClientRef, SessionState, SessionStore
-from salon.templates import NoTemplate, TemplateChoice, TemplateRegistry
+from salon.templates import AUTHENTICATION, NoTemplate, TemplateChoice, TemplateRegistry
+from salon.whatsapp.addressing import Recipient
 from salon.whatsapp.consent import ClientProfile, ConsentBook
 from salon.whatsapp.graph import GraphClient
 from salon.whatsapp.records import OutboundRecord, OutboundWriteBuffer, WhatsAppRecords
@@ -142,7 +143,7 @@ class GuardedSender:
     async def _decide_and_send(self, ref: ClientRef, out: OutgoingMessage, _retried: bool) -> SendOutcome:
         state = await self._state(ref)
         now = self.clock.now()
-        recipient = _recipient(ref, state)
+        recipient = Recipient.of(ref, state)
         free_form_ok = state is not None and state.window(now, self.margin).can_send_free_form
         if out.template is not None:
             return await self._explicit_template(ref, out, state, recipient)
@@ -243,12 +244,12 @@ class GuardedSender:
         return consent, params, language
 
     async def _send_free_form(
-        self, ref: ClientRef, out: OutgoingMessage, recipient: str, retried: bool,
+        self, ref: ClientRef, out: OutgoingMessage, recipient: Recipient, retried: bool,
         state: SessionState | None = None,
     ) -> SendOutcome:
         now = self.clock.now()
         payload: dict[str, Any] = {"message": out.message, "params": dict(out.params)}
-        body: dict[str, Any] = {"recipient_type": "individual", "to": recipient, **out.message}
+        body: dict[str, Any] = {**out.message, **recipient.fields()}
         if out.origin:
             payload["origin"] = out.origin
             body["biz_opaque_callback_data"] = f"{out.origin}#free_form"
@@ -256,20 +257,20 @@ class GuardedSender:
             result = await self.graph.send(body)
         except WhatsAppError as error:
             record_id = await self._record(
-                phone_number_id=ref.phone_number_id, recipient=recipient, kind="free_form",
+                phone_number_id=ref.phone_number_id, recipient=recipient.id, kind="free_form",
                 status="failed", at=self.clock.now(), purpose=out.purpose,
                 utter_action=out.utter_action, payload=payload, error=error.to_dict(),
             )
             if error.closes_window and not retried:
-                logger.info("send to %s: window closed per Meta (%s); deciding again", recipient, error.code)
+                logger.info("send to %s: window closed per Meta (%s); deciding again", recipient.id, error.code)
                 await self.sessions.record_failure(ref, error, self.clock.now())
                 return await self.send(ref, out, _retried=True)
-            logger.error("send to %s failed: %s", recipient, error)
+            logger.error("send to %s failed: %s", recipient.id, error)
             return SendOutcome("failed", record_id=record_id, error=error, reason=str(error))
         record_id = await self._record(
-            phone_number_id=ref.phone_number_id, recipient=recipient, kind="free_form",
-            status=_accepted(result.message_status), at=self.clock.now(), wamid=result.wamid,
-            purpose=out.purpose, utter_action=out.utter_action, payload=payload,
+            phone_number_id=ref.phone_number_id, recipient=result.recipient_id or recipient.id,
+            kind="free_form", status=_accepted(result.message_status), at=self.clock.now(),
+            wamid=result.wamid, purpose=out.purpose, utter_action=out.utter_action, payload=payload,
         )
         await self._replied(ref, state, now, out)
         return SendOutcome("free_form", wamid=result.wamid, record_id=record_id)
@@ -285,7 +286,7 @@ class GuardedSender:
             await self.sessions.record_reply(ref, at)
 
     async def _send_template(
-        self, ref: ClientRef, out: OutgoingMessage | None, recipient: str, choice: TemplateChoice,
+        self, ref: ClientRef, out: OutgoingMessage | None, recipient: Recipient, choice: TemplateChoice,
         *, kind: str, purpose: str | None = None, state: SessionState | None = None,
     ) -> SendOutcome:
         now = self.clock.now()
@@ -293,27 +294,36 @@ class GuardedSender:
         message = choice.message(recipient, biz_opaque_callback_data=f"{origin}#{kind}" if origin else None)
         message.pop("messaging_product", None)
         fields = {
-            "phone_number_id": ref.phone_number_id, "recipient": recipient, "kind": kind,
+            "phone_number_id": ref.phone_number_id, "recipient": recipient.id, "kind": kind,
             "purpose": purpose or (out.purpose if out else None),
             "utter_action": out.utter_action if out else None, "template": choice.name,
             "payload": {"message": message, "rendered": choice.rendered,
                         "original": out.message if out else None, "origin": origin},
         }
+        if choice.category == AUTHENTICATION and recipient.wa_id is None:
+            # Meta refuses authentication templates to a BSUID (131062): not even tried.
+            reason, detail = "authentication_to_bsuid", "an authentication template needs a phone number"
+            record_id = await self._record(status="refused", at=now,
+                                           error={"reason": reason, "detail": detail}, **fields)
+            logger.warning("not sending template %s to %s: %s", choice.name, recipient.id, reason)
+            return SendOutcome("refused", record_id=record_id, template=choice.name, reason=reason,
+                               extra={"detail": detail})
         try:
             result = await self.graph.send(message)
         except WhatsAppError as error:
             record_id = await self._record(
                 status="failed", at=self.clock.now(), error=error.to_dict(), **fields)
-            logger.error("template %s to %s failed: %s", choice.name, recipient, error)
+            logger.error("template %s to %s failed: %s", choice.name, recipient.id, error)
             return SendOutcome("failed", record_id=record_id, template=choice.name, error=error,
                                reason=str(error))
+        fields["recipient"] = result.recipient_id or recipient.id
         record_id = await self._record(
             status=_accepted(result.message_status), at=self.clock.now(), wamid=result.wamid, **fields)
         await self._replied(ref, state, now, out)
         return SendOutcome("template", wamid=result.wamid, record_id=record_id, template=choice.name)
 
     async def _explicit_template(
-        self, ref: ClientRef, out: OutgoingMessage, state: SessionState | None, recipient: str
+        self, ref: ClientRef, out: OutgoingMessage, state: SessionState | None, recipient: Recipient
     ) -> SendOutcome:
         consent, params, language = await self._context(ref, out, state)
         assert out.template is not None
@@ -336,7 +346,7 @@ class GuardedSender:
         return await self._send_template(ref, out, recipient, choice, kind="template")
 
     async def _park(
-        self, ref: ClientRef, out: OutgoingMessage, recipient: str, decision: ParkAndNudge
+        self, ref: ClientRef, out: OutgoingMessage, recipient: Recipient, decision: ParkAndNudge
     ) -> SendOutcome:
         now = self.clock.now()
         item_id = uuid.uuid4().hex[:16]
@@ -344,13 +354,13 @@ class GuardedSender:
                    "params": dict(out.params), "origin": out.origin}
         await self.sessions.park(ref, payload, item_id=item_id, at=now)
         record_id = await self._record(
-            phone_number_id=ref.phone_number_id, recipient=recipient, kind="free_form",
+            phone_number_id=ref.phone_number_id, recipient=recipient.id, kind="free_form",
             status="parked", at=now, purpose=out.purpose, utter_action=out.utter_action,
             payload={"message": out.message, "params": dict(out.params), "parked_id": item_id,
                      "reason": decision.reason, "origin": out.origin},
         )
         if decision.nudge is None:
-            logger.info("parked %s for %s (%s); no nudge", item_id, recipient, decision.reason)
+            logger.info("parked %s for %s (%s); no nudge", item_id, recipient.id, decision.reason)
             return SendOutcome("parked", record_id=record_id, reason=decision.reason,
                                extra={"parked_id": item_id})
         nudge = decision.nudge
@@ -367,16 +377,16 @@ class GuardedSender:
                            error=sent.error, extra={"parked_id": item_id})
 
     async def _refuse(
-        self, ref: ClientRef, out: OutgoingMessage, recipient: str, reason: str, detail: str
+        self, ref: ClientRef, out: OutgoingMessage, recipient: Recipient, reason: str, detail: str
     ) -> SendOutcome:
         record_id = await self._record(
-            phone_number_id=ref.phone_number_id, recipient=recipient, kind="free_form",
+            phone_number_id=ref.phone_number_id, recipient=recipient.id, kind="free_form",
             status="refused", at=self.clock.now(), purpose=out.purpose,
             utter_action=out.utter_action, template=out.template,
             payload={"message": out.message, "reason": reason, "detail": detail, "origin": out.origin},
             error={"reason": reason, "detail": detail},
         )
-        logger.warning("not sending to %s: %s %s", recipient, reason, detail)
+        logger.warning("not sending to %s: %s %s", recipient.id, reason, detail)
         return SendOutcome("refused", record_id=record_id, reason=reason, extra={"detail": detail})
 
 
@@ -388,9 +398,3 @@ def _accepted(message_status: str | None) -> str:
     """The record status of an accepted send (template pacing may hold it)."""
     return "held_for_quality_assessment" if message_status == "held_for_quality_assessment" else "accepted"
 
-
-def _recipient(ref: ClientRef, state: SessionState | None) -> str:
-    """Address by phone number when known (it reaches every client version), else by BSUID."""
-    if state is not None and state.recipient:
-        return state.recipient
-    return ref.wa_id or ref.user_id or ""

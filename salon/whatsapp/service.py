@@ -24,16 +24,17 @@ from typing import Any, Final
 from salon.clock import Clock
 from salon.consent import KEYWORD_CATEGORIES, confirmation, keyword_of
 from salon.decision import SERVICE_REPLY
+from salon.identity_changes import follow_identity
 from salon.logmask import remember
-from salon.sessions import ClientRef, InboundRecord, SessionStore
+from salon.sessions import ClientRef, InboundRecord, SessionState, SessionStore, conversation_id
 from salon.templates import TemplateRegistry
+from salon.whatsapp.addressing import is_bsuid
 from salon.whatsapp.consent import ConsentBook
 from salon.whatsapp.inbound import (
     InboundMessage,
     StatusUpdate,
     WebhookBatch,
     WebhookFormatError,
-    is_bsuid,
     parse_body,
     parse_webhook,
 )
@@ -67,6 +68,8 @@ class Turn:
     new_window: bool = False
     """This message reopened the client's window after it had closed: for the assistant,
     a new session (the window decides it, whatever the clocks of other processes say)."""
+    conversation_id: str | None = None
+    """The client's conversation (:func:`salon.sessions.conversation_id`), when known."""
 
     @property
     def text(self) -> str:
@@ -74,7 +77,8 @@ class Turn:
 
     @property
     def sender_id(self) -> str:
-        return self.item.sender_id
+        """The assistant's conversation id: stable across the ids the client writes from."""
+        return self.conversation_id or self.item.sender_id
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -262,7 +266,13 @@ class WebhookService:
         self.stats["duplicates"] += len(messages) - len(claimed)
         parked: dict[str, int] = {}
         reopened: set[str] = set()
+        known: dict[str, tuple[ClientRef, str]] = {}
         try:
+            for message in claimed:
+                if message.identity_change is not None:
+                    # Before the windows: a message from the new id, in the same batch,
+                    # then finds her session.
+                    await self._follow_identity(message)
             windows = [m for m in claimed if m.extends_window]
             results = await self.sessions.record_inbound_many([
                 InboundRecord(m.client, m.timestamp, m.wamid, m.entry_point) for m in windows
@@ -271,6 +281,7 @@ class WebhookService:
                 parked[message.wamid] = result.state.parked_count
                 if result.new_session and result.state.session_count > 1:
                     reopened.add(message.wamid)
+                known[message.wamid] = _known_client(message.client, result.state)
             for message in claimed:
                 if message.metadata.get("consent_keyword"):
                     await self._consent_keyword(message)
@@ -296,11 +307,21 @@ class WebhookService:
                 logger.info("template lifecycle: %s", change)
         self.stats["messages"] += len(claimed)
         self.stats["statuses"] += sum(len(batch.statuses) for batch in batches)
-        return [
-            Turn(item, message.client, parked.get(message.wamid), message.wamid in reopened)
-            for message, item, ok in zip(messages, items, fresh, strict=True)
-            if ok and message.starts_turn
-        ]
+        turns = []
+        for message, item, ok in zip(messages, items, fresh, strict=True):
+            if not (ok and message.starts_turn):
+                continue
+            client, conversation = known.get(message.wamid, (message.client, None))
+            _note_ids(item, client)
+            turns.append(Turn(item, client, parked.get(message.wamid), message.wamid in reopened,
+                              conversation))
+        return turns
+
+    async def _follow_identity(self, message: InboundMessage) -> None:
+        change = message.identity_change
+        assert change is not None
+        moved = await follow_identity(self.records.engine, self.sessions, change.before, change.after)
+        logger.info("%s (%s): %s", change.kind, message.wamid, moved)
 
     async def _consent_keyword(self, message: InboundMessage) -> None:
         """STOP / START, recognised before any model sees the message: the ledger is
@@ -435,8 +456,12 @@ class WebhookService:
         items = await self.records.pending_inbound()
         turns = []
         for item in items:
-            client = client_of_item(item)
-            turns.append(Turn(item, client))
+            client, conversation = client_of_item(item), None
+            state = await self.sessions.get(client)
+            if state is not None:
+                client, conversation = _known_client(client, state)
+                _note_ids(item, client)
+            turns.append(Turn(item, client, conversation_id=conversation))
         self._schedule(turns, [])
         if turns:
             logger.info("replaying %d pending WhatsApp message(s)", len(turns))
@@ -497,6 +522,20 @@ def _inbox_item(message: InboundMessage) -> InboxItem:
         state="pending" if message.starts_turn else "skipped",
         attempts=0,
     )
+
+
+def _known_client(client: ClientRef, state: SessionState) -> tuple[ClientRef, str]:
+    """The client with every id her session knows (a username-only message still names the
+    phone she wrote from before), and her conversation id."""
+    known = ClientRef(client.phone_number_id, client.user_id or state.user_id,
+                      client.wa_id or state.wa_id)
+    return known, conversation_id(state.client_key)
+
+
+def _note_ids(item: InboxItem, client: ClientRef) -> None:
+    """The ids the assistant's actions read from the turn's metadata."""
+    item.metadata["wa_id"] = client.wa_id
+    item.metadata["user_id"] = client.user_id
 
 
 def client_ref_for_recipient(phone_number_id: str, recipient_id: str) -> ClientRef:
