@@ -318,11 +318,17 @@ class ActionAppointmentBooked(Action):
 
 
 async def _choose(tracker: Tracker, dispatcher: CollectingDispatcher, intent: str,
-                  question: tuple[str, str]) -> tuple[Appointment, Boutique] | None:
+                  question: tuple[str, str], events: list[EventType]) -> tuple[Appointment, Boutique] | None:
     """The client's upcoming appointment this request is about: the one named by a
-    button, the only one, or None after asking which (or saying there is none)."""
+    button, the only one, or None after asking which (or saying there is none, or asking
+    a username-only client for her number: ``events`` then gets what resumes it)."""
     language = _language(tracker)
     record = await backends.known_client(tracker)
+    if record is None and backends.username_only(tracker):
+        # Writing from a username, not in the book: her number tells whose they are.
+        events.extend(backends.ask_for_number(dispatcher, "appointments", language,
+                                              resume=f"action_{intent}"))
+        return None
     try:
         upcoming = await backends.bookings().upcoming(record.id) if record else []
         shops = await backends.bookings().boutiques()
@@ -358,11 +364,12 @@ class ActionCancelAppointment(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: dict[str, Any]) -> list[EventType]:
         language = _language(tracker)
+        events: list[EventType] = [SlotSet("cancelling", False)]
         found = await _choose(tracker, dispatcher, "cancel_appointment", (
             "Which appointment would you like to cancel?",
-            "Quel rendez-vous souhaitez-vous annuler ?"))
+            "Quel rendez-vous souhaitez-vous annuler ?"), events)
         if found is None:
-            return [SlotSet("cancelling", False)]
+            return events
         appointment, shop = found
         what = describe(appointment, shop, await _label(appointment.service, language), language)
         if language == "fr":
@@ -418,11 +425,12 @@ class ActionRescheduleAppointment(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: dict[str, Any]) -> list[EventType]:
         language = _language(tracker)
+        events: list[EventType] = [SlotSet("rescheduling", False)]
         found = await _choose(tracker, dispatcher, "reschedule_appointment", (
             "Which appointment would you like to move?",
-            "Quel rendez-vous souhaitez-vous déplacer ?"))
+            "Quel rendez-vous souhaitez-vous déplacer ?"), events)
         if found is None:
-            return [SlotSet("rescheduling", False)]
+            return events
         appointment, shop = found
         what = describe(appointment, shop, await _label(appointment.service, language), language)
         dispatcher.utter_message(text=(

@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from actions import backends
 from actions.backends import client_ids
+from actions.greeting import conversation_language
 from salon.integrations.orders import normalise_order_number
 from salon.order_answers import order_answer
 
@@ -54,6 +55,11 @@ class ActionOrderStatus(Action):
             logger.exception("orders unavailable while answering about %s", number)
             dispatcher.utter_message(response="utter_order_request_noted", order_number=number)
             return [SlotSet("order_number", None)]
+        if facts is None and backends.username_only(tracker) and await backends.known_client(tracker) is None:
+            # Writing from a username, not in the book: who she is decides whose orders
+            # she may see. Her number, once shared, lets the question be answered.
+            return backends.ask_for_number(dispatcher, "orders", conversation_language(tracker, None),
+                                           resume=self.name())
         if facts is None:
             # Unknown, or someone else's: the same answer, nothing about the order.
             dispatcher.utter_message(response="utter_order_not_found", order_number=number)

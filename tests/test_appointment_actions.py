@@ -401,6 +401,20 @@ async def test_keeping_the_appointment_and_nothing_to_cancel(maison: str) -> Non
         ["Book a visit"])]
 
 
+async def test_a_username_only_client_not_in_the_book_is_asked_for_her_number(maison: str) -> None:
+    """Her BSUID alone, unknown to the book: whose appointments these are is not known; she is
+    asked for her number (Meta's contact-information request), and the action resumes after."""
+    dispatcher = CollectingDispatcher()
+    events = await ActionCancelAppointment().run(
+        dispatcher, tracker(text="annuler mon rendez-vous", intent="cancel_appointment",
+                            sender="FR.99887766554433221100", active=False), {})
+    assert events == [SlotSet("cancelling", False),
+                      SlotSet("resume_after_contact", "action_cancel_appointment")]
+    [asked] = dispatcher.messages
+    assert asked["custom"]["interactive"]["type"] == "request_contact_info"
+    assert "rendez-vous" in asked["custom"]["interactive"]["body"]["text"]
+
+
 async def test_several_appointments_are_offered_as_buttons(maison: str) -> None:
     friday = at(ahead(FRIDAY), 11)
     wednesday = at(ahead(FRIDAY) + timedelta(days=5), 10)

@@ -164,13 +164,19 @@ def test_orders_reference_real_products_and_variants(maison: MaisonData) -> None
 
 
 def test_clients_advisors_phones_and_purchases(maison: MaisonData) -> None:
-    phones = [c.whatsapp for c in maison.clients.values()]
+    phones = [c.whatsapp for c in maison.clients.values() if c.whatsapp]
     assert len(set(phones)) == len(phones)
     user_ids = [c.user_id for c in maison.clients.values() if c.user_id]
     assert user_ids and len(set(user_ids)) == len(user_ids)
+    username_only = [c.id for c in maison.clients.values() if c.whatsapp is None]
+    assert username_only == ["C-031"]  # known by her BSUID alone
     for client in maison.clients.values():
-        assert E164.match(client.whatsapp), client.whatsapp
-        assert client.wa_id == client.whatsapp[1:]
+        assert client.whatsapp or client.user_id
+        if client.whatsapp:
+            assert E164.match(client.whatsapp), client.whatsapp
+            assert client.wa_id == client.whatsapp[1:]
+        else:
+            assert client.wa_id is None
         assert client.advisor in maison.advisors
         assert client.home_boutique in maison.boutiques
         for purchase in client.purchases:
@@ -241,6 +247,12 @@ def test_events_and_bookings(maison: MaisonData) -> None:
             'whatsapp: "+447700900102"',
             'whatsapp: "+447700900101"',
             r"clients\.yml: clients\[\d+\] \(C-014\): duplicate WhatsApp number",
+        ),
+        (
+            "clients.yml",
+            "    user_id: FR.5772156649015328606\n",
+            "",
+            r"clients\.yml: clients\[\d+\] \(C-031\): a client needs a WhatsApp number",
         ),
         (
             "products.yml",
@@ -495,5 +507,5 @@ def test_main_seeds_the_configured_database(
     main()
     output = capsys.readouterr().out.strip().splitlines()
     assert len(output) == 1
-    assert "products 40" in output[0] and "clients 30" in output[0]
+    assert "products 40" in output[0] and "clients 31" in output[0]
     assert (tmp_path / "main.db").exists()

@@ -135,3 +135,54 @@ async def test_form_validation_normalises_or_re_asks() -> None:
     assert dispatcher.messages == []
     assert form.validate_order_number("my last one", dispatcher, tracker, {}) == {"order_number": None}
     assert dispatcher.messages[0]["response"] == "utter_order_number_invalid"
+
+
+async def test_a_username_only_client_is_asked_for_her_number_then_answered(sqlite_url: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Writing from a username with a BSUID the book does not know, Claire cannot be told
+    about an order: she is asked for her number (Meta's contact-information request),
+    and once the channel has linked the number she shared, her question is answered."""
+    from rasa_sdk.events import FollowupAction, SlotSet
+
+    from actions import backends
+    from actions.contact import ActionContactShared
+    from actions.orders import ActionOrderStatus
+
+    seed_maison(sqlite_url)
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    backends.reset()
+    new_bsuid = "FR.99887766554433221100"  # not in the book
+    dispatcher = CollectingDispatcher()
+    events = await ActionOrderStatus().run(
+        dispatcher, _tracker(new_bsuid, {"order_number": "SOL-104233"}, {"user_id": new_bsuid}), {})
+    assert events == [SlotSet("resume_after_contact", "action_order_status")]  # the number is kept
+    [asked] = dispatcher.messages
+    request = asked["custom"]
+    assert request["type"] == "interactive"
+    assert request["interactive"]["type"] == "request_contact_info"
+    assert request["interactive"]["action"] == {"name": "request_contact_info"}
+    assert "cannot see your orders" in request["interactive"]["body"]["text"]
+
+    # Her card arrives; the channel linked her number: the turn's metadata carries both.
+    dispatcher = CollectingDispatcher()
+    shared = Tracker(
+        sender_id=new_bsuid, slots={"resume_after_contact": "action_order_status",
+                                    "order_number": "SOL-104233"},
+        latest_message={"text": "/share_contact", "intent": {"name": "share_contact"}, "entities": [],
+                        "metadata": {"wa_id": CLAIRE_WA, "user_id": new_bsuid}},
+        events=[], paused=False, followup_action=None, active_loop={}, latest_action_name="action_listen")
+    events = await ActionContactShared().run(dispatcher, shared, {})
+    assert events == [SlotSet("resume_after_contact", None), FollowupAction("action_order_status")]
+    assert dispatcher.messages[0]["text"] == "Thank you, I have your number now."
+    dispatcher = CollectingDispatcher()
+    await ActionOrderStatus().run(dispatcher, shared, {})
+    assert "DHL Express" in dispatcher.messages[0]["text"]
+
+    # A card shared without our asking is somebody's contact, nothing more.
+    dispatcher = CollectingDispatcher()
+    plain = Tracker(sender_id=CLAIRE_WA, slots={}, latest_message={
+        "text": "/share_contact", "intent": {"name": "share_contact"}, "entities": [],
+        "metadata": {"wa_id": CLAIRE_WA}}, events=[], paused=False, followup_action=None,
+        active_loop={}, latest_action_name="action_listen")
+    assert await ActionContactShared().run(dispatcher, plain, {}) == []
+    assert dispatcher.messages[0]["response"] == "utter_contact_received"
+    backends.reset()

@@ -170,7 +170,8 @@ class Client:
     title: str
     first_name: str
     last_name: str
-    whatsapp: str
+    whatsapp: str | None
+    """E.164 number; None for a client known by her WhatsApp username (BSUID) alone."""
     user_id: str | None
     email: str | None
     language: str
@@ -185,9 +186,9 @@ class Client:
     consents: list[Consent]
 
     @property
-    def wa_id(self) -> str:
+    def wa_id(self) -> str | None:
         """The number as Meta writes it in webhooks: E.164 digits without ``+``."""
-        return self.whatsapp.lstrip("+")
+        return self.whatsapp.lstrip("+") if self.whatsapp else None
 
 
 @dataclass(frozen=True)
@@ -725,11 +726,14 @@ def _load_clients(
         )  # fmt: skip
         client_id = _pattern(item, "id", CLIENT_ID, "C- and three digits")
         _unique(item, "id", set(clients), client_id)
-        phone = _pattern(item, "whatsapp", E164, "E.164 with '+', no spaces, e.g. +33600000001")
-        _unique(item, "whatsapp", phones, phone, "WhatsApp number")
+        phone = _pattern(item, "whatsapp", E164, "E.164 with '+', no spaces, e.g. +33600000001", None)
+        if phone is not None:
+            _unique(item, "whatsapp", phones, phone, "WhatsApp number")
         user_id = _pattern(item, "user_id", BSUID, "a BSUID such as FR.1234567890123456789", None)
         if user_id is not None:
             _unique(item, "user_id", user_ids, user_id, "user_id")
+        if phone is None and user_id is None:
+            item.fail("a client needs a WhatsApp number (whatsapp) or a username's BSUID (user_id)")
         home = item.ref("home_boutique", boutiques, "boutique")
         advisor = item.ref("advisor", advisors, "advisor", None)
         if advisor is not None and advisors[advisor].boutique != home:

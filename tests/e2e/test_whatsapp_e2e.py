@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -238,6 +239,113 @@ def test_an_order_update_through_the_outbound_api_and_worker(stack: Stack) -> No
     assert shown["state"] == "sent_free_form", shown
 
 
+INES_BSUID = "FR.5772156649015328606"  # C-031: in the book by her username's BSUID alone
+INES_NEW_BSUID = "FR.73330012948120017762"
+INES_NAME = "Inès Moreau"
+
+
+def _ines(stack: Stack, text: str, user_id: str = INES_BSUID, **extra: Any) -> dict[str, Any]:
+    """Inès writes from her WhatsApp username: no phone number in the webhook."""
+    if text:
+        SAID.append(text)
+    return dict(stack.emulator("POST", "/_emulator/inbound", json={
+        "user_id": user_id, "bsuid_only": True, "text": text or None, "name": INES_NAME, **extra}))
+
+
+def _ines_taps(stack: Stack, message: dict[str, Any], button: str, user_id: str = INES_BSUID) -> None:
+    stack.emulator("POST", "/_emulator/inbound", json={
+        "user_id": user_id, "bsuid_only": True, "reply_to": message["wamid"], "button": button,
+        "name": INES_NAME})
+
+
+def _by_recipient(message: dict[str, Any], bsuid: str) -> None:
+    """Addressed as Meta reads a BSUID: ``recipient``, never ``to``; and delivered."""
+    body = message["payload"]
+    assert body.get("recipient") == bsuid and body.get("recipient_type") == "individual", body
+    assert "to" not in body, body
+    assert message["status"] in ("delivered", "read"), message
+
+
+def test_a_username_only_client_books_and_receives_her_reminder(stack: Stack) -> None:
+    stack.emulator("POST", "/_emulator/reset")
+    _ines(stack, "Bonjour, je voudrais un essayage à Paris")
+    box = _settled(stack, INES_BSUID, 1)
+    assert "Quel jour" in box[-1]["body"] or "Which day" in box[-1]["body"], box
+    _ines(stack, "mardi prochain après-midi")
+    offer = _settled(stack, INES_BSUID, 2)[-1]
+    assert offer["buttons"], offer
+    _ines_taps(stack, offer, "0")
+    party = _settled(stack, INES_BSUID, 3)[-1]
+    _ines_taps(stack, party, "0")  # just her
+    summary = _settled(stack, INES_BSUID, 4)[-1]
+    _ines_taps(stack, summary, "0")  # confirm
+    box = _settled(stack, INES_BSUID, 5)
+    assert "APT-" in box[-1]["body"], box  # booked in her book record, found by her BSUID
+    for message in box:
+        _by_recipient(message, INES_BSUID)
+    engine = make_sync_engine(stack.config.effective_database_url)
+    with engine.connect() as conn:
+        [booked] = conn.execute(select(appointments).where(appointments.c.client_id == "C-031",
+                                                           appointments.c.status == "booked")).all()
+    engine.dispose()
+    # The day before, her window long closed: the reminder scan (as the operator's cron
+    # runs it) queues it, the worker sends the approved template, to her BSUID.
+    now = datetime.fromisoformat(stack.emulator("GET", "/_emulator/clock")["now"])
+    due = booked.starts_at.replace(tzinfo=booked.starts_at.tzinfo or timezone.utc) - timedelta(hours=23, minutes=30)
+    stack.emulator("POST", "/_emulator/clock", json={"advance_seconds": (due - now).total_seconds()})
+    scanned = stack.salon("outbound", "scan")
+    assert scanned.returncode == 0 and "reminder(s)" in scanned.stdout, scanned.stdout + scanned.stderr
+    box = _settled(stack, INES_BSUID, 6)
+    reminder = box[-1]
+    assert reminder["type"] == "template" and reminder["template"] == "appointment_reminder", box
+    _by_recipient(reminder, INES_BSUID)
+    assert "Inès" in reminder["body"]
+
+
+def test_an_identity_change_keeps_her_window_her_stop_and_her_booking(stack: Stack) -> None:
+    """Inès (who booked above) says STOP, then Meta changes her BSUID mid-conversation."""
+    stack.emulator("POST", "/_emulator/reset")
+    _ines(stack, "STOP")
+    box = _settled(stack, INES_BSUID, 1)
+    assert "ne recevrez plus" in box[-1]["body"] or "no longer receive" in box[-1]["body"], box
+    changed = stack.emulator("POST", "/_emulator/identity_change",
+                             json={"client": INES_BSUID, "new_user_id": INES_NEW_BSUID})
+    assert changed["type"] == "user_changed_user_id" and changed["client"]["user_id"] == INES_NEW_BSUID
+    time.sleep(QUIET_S)  # the webhook is acknowledged once the change is applied
+    # Her window: the assistant may still write free-form, now to her new id.
+    response = httpx.post(
+        f"{stack.config.rasa_url}/conversations/{INES_BSUID}/trigger_intent",
+        params={"output_channel": "whatsapp", "token": stack.config.rasa_token},
+        json={"name": "greet"}, timeout=60)
+    assert response.status_code == 200, response.text
+    box = _settled(stack, INES_NEW_BSUID, 1)
+    assert box[-1]["template"] is None, box  # free-form: the window followed her
+    _by_recipient(box[-1], INES_NEW_BSUID)
+    # Her booking, in the same conversation, from her new id.
+    _ines(stack, "je voudrais déplacer mon rendez-vous", user_id=INES_NEW_BSUID)
+    box = _settled(stack, INES_NEW_BSUID, 2)
+    assert "trouvons un autre moment" in box[-1]["body"], box
+    _by_recipient(box[-1], INES_NEW_BSUID)
+    # Her STOP: a marketing message to her new id is refused, nothing reaches her.
+    api = stack.config.outbound_api_url
+    assert api is not None
+    request = {"client": {"user_id": INES_NEW_BSUID}, "purpose": "new_collection",
+               "content": {"text": "Our winter collection is here."},
+               "idempotency_key": f"e2e-stop-{time.time_ns()}"}
+    stored = httpx.post(f"{api}/outbound", json=request, timeout=30,
+                        headers={"Authorization": f"Bearer {CRM_TOKEN}"})
+    assert stored.status_code == 201, stored.text
+    deadline, shown = time.monotonic() + 20, {}
+    while time.monotonic() < deadline:
+        shown = httpx.get(f"{api}/outbound/{stored.json()['id']}", timeout=30,
+                          headers={"Authorization": f"Bearer {CRM_TOKEN}"}).json()
+        if shown["state"] != "queued":
+            break
+        time.sleep(0.3)
+    assert shown["state"] == "refused", shown
+    assert len(stack.outbox(INES_NEW_BSUID)) == 2
+
+
 # Personal data a client may write, for the log scan below.
 PROBE_EMAIL = "claire.laurent@example.com"
 PROBE_PHONE = "+33 6 12 34 56 78"
@@ -265,8 +373,8 @@ def test_logs_of_every_process_hold_no_personal_data(stack: Stack) -> None:
     logs = {name: path.read_text(encoding="utf-8", errors="replace") for name, path in stack.log_paths().items()}
 
     needles = Needles(
-        phones=[CLAIRE, f"+{CLAIRE}", PROBE_PHONE], bsuids=[CLAIRE_BSUID], emails=[PROBE_EMAIL],
-        names=[NAME, *NAME.split()], bodies=SAID,
+        phones=[CLAIRE, f"+{CLAIRE}", PROBE_PHONE], bsuids=[CLAIRE_BSUID, INES_BSUID, INES_NEW_BSUID],
+        emails=[PROBE_EMAIL], names=[NAME, *NAME.split(), INES_NAME, *INES_NAME.split()], bodies=SAID,
         allowed_numbers=[stack.config.phone_number_id, stack.config.waba_id],
         epoch_range=(min(wall, NOW) - timedelta(days=30), max(wall, NOW) + timedelta(days=30)),
     )
