@@ -50,6 +50,7 @@ from salon.integrations.synthetic import add_synthetic_clients
 from salon.outbound import FINAL_STATES, OutboundQueue, RequestSpec, requests_table
 from salon.sessions import ClientRef
 from salon.templates import TemplateChoice, TemplateRegistry
+from salon.whatsapp.addressing import Recipient
 from salon.whatsapp.graph import GraphClient, GraphConfig
 
 
@@ -73,7 +74,8 @@ async def raw_baseline(emu_url: str, token: str, pnid: str, wa_ids: list[str], t
         nonlocal sent
         async with slots:
             try:
-                await graph.send({"to": wa_ids[n % len(wa_ids)], "type": "template", "template": choice.payload})
+                await graph.send({**Recipient(wa_id=wa_ids[n % len(wa_ids)]).fields(), "type": "template",
+                                  "template": choice.payload})
                 sent += 1
             except Exception:  # counted as not sent
                 return

@@ -47,6 +47,7 @@ from salon.outbound_worker import OutboundWorker, WorkerConfig
 from salon.pacing import PacingConfig
 from salon.sessions import ClientRef
 from salon.templates import TemplateChoice, TemplateRegistry
+from salon.whatsapp.addressing import Recipient
 from salon.whatsapp.graph import GraphClient, GraphConfig
 from salon.whatsapp.runtime import ChannelConfig, WhatsAppRuntime, open_sender
 from salon.whatsapp.service import Turn
@@ -144,7 +145,7 @@ class Baseline:
         self.due = [d for d in self.due if d[0] > now]
         for _, wa_id, job in ready:
             try:
-                await self.graph.send({"to": wa_id, **job["message"]})
+                await self.graph.send({**Recipient(wa_id=wa_id).fields(), **job["message"]})
                 self.outcomes[f"sent_{job['kind']}"] += 1
             except Exception as exc:
                 self.outcomes[f"error_{getattr(exc, 'code', type(exc).__name__)}"] += 1

@@ -177,3 +177,24 @@ async def test_a_bsuid_in_to_is_accepted_then_lost(settings: Settings) -> None:
         assert by_wamid[right.wamid]["status"] in ("delivered", "read")
         lost = by_wamid.get(wrong.wamid)
         assert lost is not None and lost["status"] == "dropped", lost
+
+
+def test_no_other_code_writes_a_recipient() -> None:
+    """The one addressing rule has no bypass: outside the emulator (Meta's side), only
+    salon/whatsapp/addressing.py writes a request's ``to`` (a ``params={"to": …}`` is a
+    query of the emulator's admin API, not a send)."""
+    import re
+
+    from salon.config import PROJECT_ROOT
+
+    key = re.compile(r"""(?<!params=\{)["']to["']\s*:""")
+    found: dict[str, int] = {}
+    for folder in ("salon", "connectors", "actions", "bench", "scripts"):
+        for path in (PROJECT_ROOT / folder).rglob("*.py"):
+            relative = path.relative_to(PROJECT_ROOT).as_posix()
+            if relative.startswith("salon/emulator/"):
+                continue
+            count = len(key.findall(path.read_text(encoding="utf-8")))
+            if count:
+                found[relative] = count
+    assert found == {"salon/whatsapp/addressing.py": 1}

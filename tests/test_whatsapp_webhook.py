@@ -263,13 +263,16 @@ async def test_bsuid_only_contact_and_unknown_type(sqlite_url: str, tmp_path: Pa
     bsuid = "FR.40917265830192837465"
     message = {"id": wamid(), "timestamp": str(TS), "type": "text", "text": {"body": "Hello"}}
     novel = {"id": wamid(), "timestamp": str(TS + 1), "type": "hologram", "hologram": {"x": 1}}
-    payload = envelope(messages_change([message, novel], [{"profile": {"name": "Ines"}, "user_id": bsuid}]))
+    parent = "FR.ENT.11815799212886844830"
+    payload = envelope(messages_change([message, novel], [{"profile": {"name": "Ines"}, "user_id": bsuid,
+                                                           "parent_user_id": parent}]))
     async with running_channel(settings_for(sqlite_url, tmp_path)) as ch:
         assert (await ch.post(payload))[0] == 200
         await ch.settle()
         assert [m.sender_id for m in ch.received] == [bsuid, bsuid]
         assert [m.text for m in ch.received] == ["Hello", "/unsupported_message"]
         assert ch.received[0].metadata["user_id"] == bsuid and ch.received[0].metadata["wa_id"] is None
+        assert ch.received[0].metadata["parent_user_id"] == parent
         state = await ch.runtime.service.sessions.get(ClientRef(PNID, user_id=bsuid))  # type: ignore[union-attr]
         assert state is not None and state.last_inbound_at == datetime.fromtimestamp(TS + 1, timezone.utc)
 

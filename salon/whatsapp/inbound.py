@@ -450,6 +450,8 @@ def _inbound(value: Mapping[str, Any], raw: Any, pnid: str) -> InboundMessage:
         "type": kind,
         "wa_id": client.wa_id,
         "user_id": client.user_id,
+        # shared across the business portfolios a client writes to (Meta, 2026)
+        "parent_user_id": _opt_str(raw, "from_parent_user_id") or _opt_str(contact, "parent_user_id"),
         "profile_name": profile_name,
     }
     metadata.update(details)
