@@ -54,11 +54,13 @@ __all__ = [
     "CATEGORIES",
     "CONFIRMATIONS",
     "CONSENT_UTTERANCES",
-    "KEYWORD_CATEGORIES",
+    "START_CATEGORIES",
+    "STOP_CATEGORIES",
     "SOURCES",
     "ConsentEntry",
     "ConsentLedger",
     "confirmation",
+    "keyword_categories",
     "keyword_of",
     "latest_decisions",
     "latest_decisions_many",
@@ -74,8 +76,16 @@ SOURCES: Final = ("boutique_form", "web", "whatsapp_keyword", "whatsapp_message"
 """``whatsapp_message``: an opt-out or opt-in the assistant understood in a sentence
 ("please stop contacting me") and confirmed with ``utter_opt_out`` / ``utter_opt_in``."""
 CONSENT_UTTERANCES: Final = {"utter_opt_out": False, "utter_opt_in": True}
-KEYWORD_CATEGORIES: Final = ("utility", "marketing")
-"""What STOP withdraws and START grants: messages the maison starts."""
+STOP_CATEGORIES: Final = ("utility", "marketing")
+"""What STOP withdraws: every message the maison starts."""
+START_CATEGORIES: Final = ("utility",)
+"""What START grants back: messages about her requests, orders and appointments. Marketing
+is never granted by a keyword: it needs its own explicit, evidenced agreement."""
+
+
+def keyword_categories(keyword: str) -> tuple[str, ...]:
+    """The categories a ``stop`` or ``start`` keyword decides."""
+    return STOP_CATEGORIES if keyword == "stop" else START_CATEGORIES
 
 metadata = MetaData()
 
@@ -296,13 +306,14 @@ CONFIRMATIONS: Final[dict[str, dict[str, str]]] = {
               "scriverci. Per riceverli di nuovo, le basterà scrivere START.",
     },
     "start": {
-        "en": "Thank you. You will again receive our messages on WhatsApp. You may write STOP at any time.",
-        "fr": "Merci. Vous recevrez de nouveau nos messages sur WhatsApp. Vous pouvez écrire STOP à tout "
-              "moment.",
-        "de": "Vielen Dank. Sie erhalten wieder unsere Nachrichten auf WhatsApp. Sie können jederzeit "
-              "STOP schreiben.",
-        "it": "Grazie. Riceverà di nuovo i nostri messaggi su WhatsApp. Può scrivere STOP in qualsiasi "
-              "momento.",
+        "en": "Thank you. You will again receive our messages about your requests, orders and "
+              "appointments on WhatsApp. You may write STOP at any time.",
+        "fr": "Merci. Vous recevrez de nouveau nos messages sur vos demandes, commandes et rendez-vous "
+              "sur WhatsApp. Vous pouvez écrire STOP à tout moment.",
+        "de": "Vielen Dank. Sie erhalten wieder unsere Nachrichten zu Ihren Anfragen, Bestellungen und "
+              "Terminen auf WhatsApp. Sie können jederzeit STOP schreiben.",
+        "it": "Grazie. Riceverà di nuovo i nostri messaggi sulle sue richieste, ordini e appuntamenti su "
+              "WhatsApp. Può scrivere STOP in qualsiasi momento.",
     },
 }
 

@@ -95,7 +95,9 @@ async def test_stop_in_french_is_recorded_confirmed_once_and_enforced_then_start
         box = await settle(ch, admin, CLAIRE, 2)
         assert box[-1]["body"] == CONFIRMATIONS["start"]["fr"]
         consent = await consents.consent_for(ref)
-        assert consent.messaging and consent.marketing_allowed
+        # START brings back messages about her requests, not marketing: that needs her own,
+        # explicit agreement (her STOP withdrew the one she had given)
+        assert consent.messaging and not consent.marketing_allowed
 
 
 @pytest.mark.parametrize(("word", "language"), [("STOPP", "de"), ("Basta", "it"), ("Unsubscribe", "en"),

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from salon.clock import Clock, clock_from_env
 from salon.config import Settings, load_settings
-from salon.consent import CONSENT_UTTERANCES, KEYWORD_CATEGORIES
+from salon.consent import CONSENT_UTTERANCES, STOP_CATEGORIES
 from salon.outbound import OutboundQueue, follow_up_recorder
 from salon.sessions import ClientRef, SessionStore, SqlSessionStore, session_store_from_settings
 from salon.templates import TemplateRegistry
@@ -290,7 +290,7 @@ class WhatsAppRuntime:
             consents = self.service.consents
             profile = await consents.profile(ref)
             await consents.ledger.record(
-                consents.subjects(ref, profile), KEYWORD_CATEGORIES, granted, source="whatsapp_message",
+                consents.subjects(ref, profile), STOP_CATEGORIES, granted, source="whatsapp_message",
                 at=self.clock.now(), actor="client", text_shown=str(response.get("text") or ""),
             )
         try:

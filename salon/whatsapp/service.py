@@ -22,7 +22,7 @@ from datetime import timedelta
 from typing import Any, Final
 
 from salon.clock import Clock
-from salon.consent import KEYWORD_CATEGORIES, confirmation, keyword_of
+from salon.consent import confirmation, keyword_categories, keyword_of
 from salon.decision import SERVICE_REPLY
 from salon.identity_changes import follow_identity
 from salon.logmask import remember
@@ -330,7 +330,7 @@ class WebhookService:
         profile = await self.consents.profile(message.client)
         _, text = confirmation(keyword, message.text, profile.language if profile else None)
         await self.consents.ledger.record(
-            self.consents.subjects(message.client, profile), KEYWORD_CATEGORIES, keyword == "start",
+            self.consents.subjects(message.client, profile), keyword_categories(keyword), keyword == "start",
             source="whatsapp_keyword", at=message.timestamp, actor="client", text_shown=text,
         )
         logger.info("consent keyword %s from %s recorded", keyword.upper(), message.sender_id)
