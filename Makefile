@@ -22,8 +22,6 @@ export SQLALCHEMY_SILENCE_UBER_WARNING ?= 1
 export PYTHONWARNINGS ?= ignore::DeprecationWarning
 # Progress bars of training and evaluation flood CI logs.
 export TQDM_DISABLE ?= 1
-# The HTTP API of `make run` is token-protected; override in production.
-export SALON_RASA_TOKEN ?= salon-local-dev-token
 # The WhatsApp channel (credentials.yml) defaults to the local Cloud API emulator;
 # production sets Meta's (or 360dialog's) values in the environment.
 EMULATOR_PORT ?= 5900
@@ -136,9 +134,9 @@ demo-check: $(MODEL) $(SEEDED)
 test: $(DEFAULTS) $(SEEDED)
 	@$(BIN)/python scripts/run_checks.py
 
+# rasa run (WhatsApp channel, HTTP API with a JWT) and the action server, on loopback.
 run: $(MODEL) $(SEEDED)
-	scripts/with-action-server $(ACTIONS_PORT) -- \
-	  $(RASA) run --enable-api --auth-token "$$SALON_RASA_TOKEN" --port $(RASA_PORT) --model $(MODEL) --credentials credentials.yml --endpoints endpoints.yml
+	scripts/run-server $(RASA_PORT) $(ACTIONS_PORT) --model $(MODEL) --credentials credentials.yml --endpoints endpoints.yml
 
 shell: $(MODEL) $(SEEDED)
 	scripts/with-action-server $(ACTIONS_PORT) -- $(RASA) shell --model $(MODEL) --endpoints endpoints.yml

@@ -27,7 +27,7 @@ from salon.llm.advisor import StylingAdvisor
 from salon.llm.audit import LlmAudit
 from salon.llm.config import load_llm_settings
 from salon.restock import RestockBook
-from salon.whatsapp.addressing import is_bsuid
+from salon.signed_identity import identity_key, sealed_ids
 
 logger = logging.getLogger(__name__)
 
@@ -96,18 +96,15 @@ async def close() -> None:
 
 
 def client_ids(tracker: Tracker) -> tuple[str | None, str | None]:
-    """(wa_id, user_id) of the person writing: from the WhatsApp channel's metadata, else
-    from the conversation id when it is one of the two."""
-    metadata = tracker.latest_message.get("metadata") or {}
-    wa_id = metadata.get("wa_id") or None
-    user_id = metadata.get("user_id") or None
-    if not wa_id and not user_id:
-        sender = tracker.sender_id or ""
-        if is_bsuid(sender):
-            user_id = sender
-        elif sender.lstrip("+").isdigit():
-            wa_id = sender.lstrip("+")
-    return wa_id, user_id
+    """(wa_id, user_id) of the person writing, as the WhatsApp channel sealed them for
+    this conversation (:mod:`salon.signed_identity`): the latest turn's, else an earlier
+    turn's (a turn the assistant starts itself carries none). Nothing a caller merely says
+    counts: not another channel's metadata, not the conversation id. (None, None) for
+    nobody in particular."""
+    metadatas = [tracker.latest_message.get("metadata")]
+    metadatas += [event.get("metadata") for event in reversed(tracker.events or [])
+                  if isinstance(event, dict) and event.get("event") == "user"]
+    return sealed_ids(identity_key(), tracker.sender_id or "", metadatas)
 
 
 def username_only(tracker: Tracker) -> bool:

@@ -43,7 +43,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -342,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="salon-bench-", ignore_cleanup_errors=True) as tmp:
         config = StackConfig(
             model=Path(args.model), workdir=Path(tmp), emulator_port=0, rasa_port=0,
-            actions_port=0, rasa_token=uuid.uuid4().hex,
+            actions_port=0,
             database_url=args.database_url, redis_url=args.redis_url,
             # Meta's default 80 msg/s would not bind here; keep the emulator out of the way.
             emulator_args=["--throughput-per-second", "10000"],

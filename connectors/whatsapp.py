@@ -46,7 +46,8 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any
+from contextvars import ContextVar
+from typing import Any, Final
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from rasa.shared.exceptions import RasaException
@@ -59,9 +60,10 @@ from salon.logmask import install_log_masking, remember
 from salon.loop_thread import LoopThread, call_in_loop
 from salon.ratelimit import RateLimitConfigError
 from salon.sessions import ClientRef
+from salon.signed_identity import SEAL_KEY, identity_key, seal
 from salon.whatsapp.io_process import IoProcessRuntime
 from salon.whatsapp.runtime import ChannelConfig, ChannelConfigError, WhatsAppRuntime
-from salon.whatsapp.service import Turn, client_ref_for_recipient
+from salon.whatsapp.service import MAX_BODY_BYTES, Turn, client_ref_for_recipient
 from salon.whatsapp.signature import HEADER
 
 logger = logging.getLogger(__name__)
@@ -72,6 +74,11 @@ install_log_masking()
 
 CHANNEL = "whatsapp"
 SWITCH_INTERVAL_S = 0.001
+#: A turn the assistant starts itself (``trigger_intent``) without saying what for: a
+#: follow-up from the maison, which needs the client's utility opt-in.
+BOT_INITIATED_PURPOSE: Final = "advisor_followup"
+_TRIGGER: ContextVar[tuple[str | None, str | None] | None] = ContextVar("whatsapp_trigger", default=None)
+"""(purpose, origin) of the ``trigger_intent`` request being handled, from its query."""
 
 ChannelRuntime = IoProcessRuntime | WhatsAppRuntime
 """The channel's I/O: in a companion process (the default) or in the server's own."""
@@ -86,10 +93,16 @@ class WhatsAppOutput(OutputChannel):
         return CHANNEL
 
     def __init__(self, runtime: ChannelRuntime, client: ClientRef | None = None,
-                 conversation_id: str | None = None) -> None:
+                 conversation_id: str | None = None, *, purpose: str | None = None,
+                 origin: str | None = None) -> None:
         self.runtime = runtime
         self.client = client
+        """The client whose turn this is (None: a turn the assistant started itself)."""
         self.conversation_id = conversation_id
+        self.purpose = purpose
+        """For a turn the assistant started: what its messages are for (the send-time
+        guard checks the client's consent for it); a client's own turn is a reply."""
+        self.origin = origin
 
     def _ref(self, recipient_id: str) -> ClientRef:
         """The client a conversation id names: the turn's client (with every id known of
@@ -100,9 +113,19 @@ class WhatsAppOutput(OutputChannel):
         return client_ref_for_recipient(self.runtime.config.phone_number_id, recipient_id)
 
     async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
+        response = dict(message)
+        if self.client is None:
+            # The assistant writes first: never a mere reply, whatever the response says.
+            metadata = dict(response.get("metadata") or {})
+            if metadata.get("purpose") in (None, "", "service_reply"):
+                metadata["purpose"] = self.purpose or BOT_INITIATED_PURPOSE
+            if self.origin and not metadata.get("origin"):
+                metadata["origin"] = self.origin
+            response["metadata"] = metadata
         # Rasa may call this from the assistant's thread: the channel's I/O belongs to the
         # server's loop.
-        outcomes = await call_in_loop(self.runtime.loop, self.runtime.send(self._ref(recipient_id), dict(message)))
+        outcomes = await call_in_loop(self.runtime.loop, self.runtime.send(
+            self._ref(recipient_id), response, client_turn=self.client is not None))
         for outcome in outcomes:
             logger.debug("whatsapp send to %s: %s", recipient_id, outcome)
 
@@ -155,16 +178,25 @@ class WhatsAppInput(InputChannel):
         self.assistant: LoopThread | None = None
 
     def get_output_channel(self) -> OutputChannel:
-        """For reminders and ``trigger_intent?output_channel=whatsapp``."""
-        return WhatsAppOutput(self.runtime)
+        """For ``trigger_intent?output_channel=whatsapp[&purpose=…&origin=…]``: a turn the
+        assistant starts, whose messages carry that purpose (or a follow-up's)."""
+        purpose, origin = _TRIGGER.get() or (None, None)
+        return WhatsAppOutput(self.runtime, purpose=purpose, origin=origin)
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         bp = Blueprint(f"{CHANNEL}_webhook", __name__)
         runtime = self.runtime
+        key = identity_key()
+        if key is None:
+            logger.warning("WhatsApp channel: SALON_IDENTITY_KEY is not set; the action server "
+                           "will not know who writes (no client book, orders or appointments)")
 
         async def on_turn(turn: Turn) -> None:
             remember(turn.text, turn.metadata.get("profile_name"))
             output = WhatsAppOutput(runtime, turn.client, turn.sender_id)
+            if key is not None:
+                # Who writes, sealed for the action server (salon.signed_identity).
+                turn.metadata[SEAL_KEY] = seal(key, turn.sender_id, turn.client.wa_id, turn.client.user_id)
             messages = []
             if turn.new_window:
                 # The client writes after the window closed: a new session for Rasa too
@@ -202,6 +234,13 @@ class WhatsAppInput(InputChannel):
             await runtime.start(on_turn)
             await start_advisor_api(app)
 
+        @bp.listener("before_server_start")
+        async def watch_triggers(app: Any, loop: Any) -> None:
+            # Rasa's trigger_intent route is the server's own: what it was asked for (the
+            # purpose and origin of a bot-initiated turn) reaches get_output_channel through
+            # the request's context.
+            app.register_middleware(_note_trigger, "request")
+
         @bp.listener("before_server_stop")
         async def stop(app: Any, loop: Any) -> None:
             await runtime.close()
@@ -224,12 +263,40 @@ class WhatsAppInput(InputChannel):
             )
             return response.text(reply.body, status=reply.status)
 
-        @bp.route("/webhook", methods=["POST"])
+        @bp.route("/webhook", methods=["POST"], stream=True)
         async def receive(request: Request) -> HTTPResponse:
-            reply = await runtime.handle(request.body or b"", request.headers.get(HEADER))
+            # Read as it comes, and no further than Meta's 3 MB: Sanic would otherwise
+            # buffer up to 100 MB before anything looks at it.
+            body = await _read_at_most(request, MAX_BODY_BYTES)
+            if body is None:
+                logger.warning("webhook refused: body over %d bytes", MAX_BODY_BYTES)
+                return response.text("body too large", status=400)
+            reply = await runtime.handle(body, request.headers.get(HEADER))
             return response.text(reply.body, status=reply.status)
 
         return bp
+
+
+async def _note_trigger(request: Request) -> None:
+    if request.method == "POST" and request.path.endswith("/trigger_intent"):
+        _TRIGGER.set((request.args.get("purpose") or None, request.args.get("origin") or None))
+
+
+async def _read_at_most(request: Request, limit: int) -> bytes | None:
+    """The streamed body, or None as soon as it is longer than ``limit``."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await request.stream.read() if request.stream is not None else None
+        if chunk is None:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
 
 
 def _loop_free_broker(app: Any) -> bool:

@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import FrameType
@@ -38,6 +38,7 @@ from typing import Any, TextIO
 import httpx
 
 from salon.config import PROJECT_ROOT
+from salon.rasa_auth import rasa_headers, rasa_jwt
 from salon.stack import Stack, StackConfig, StackError
 
 __all__ = [
@@ -161,14 +162,14 @@ def add_check_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def stack_config(args: argparse.Namespace, workdir: Path, token: str) -> StackConfig:
+def stack_config(args: argparse.Namespace, workdir: Path) -> StackConfig:
+    """The stack of a demo run: its secrets are made afresh for each run."""
     return StackConfig(
         model=Path(args.model).resolve(),
         workdir=workdir.resolve(),
         emulator_port=args.emulator_port,
         rasa_port=args.rasa_port,
         actions_port=args.actions_port,
-        rasa_token=token,
         start_at=args.at,
     )
 
@@ -176,19 +177,24 @@ def stack_config(args: argparse.Namespace, workdir: Path, token: str) -> StackCo
 # --------------------------------------------------------------------------- follow-up
 
 
+FOLLOW_UP_PURPOSE = "advisor_followup"
+
+
 def trigger_follow_up(
-    rasa_url: str, token: str, client: str, intent: str = "greet", timeout: float = 60.0
+    rasa_url: str, jwt_secret: str, client: str, intent: str = "greet", timeout: float = 60.0
 ) -> dict[str, Any]:
     """Have the assistant write first to ``client``: Rasa's ``trigger_intent`` with the
-    WhatsApp output channel. Outside the 24-hour window the channel parks the message and
-    sends a template instead. Raises :class:`httpx.HTTPError` on failure."""
+    WhatsApp output channel, as a follow-up (its consent is checked). Outside the 24-hour
+    window the channel parks the message and sends a template instead. Raises
+    :class:`httpx.HTTPError` on failure."""
     if not _CLIENT_ID.match(client):
         raise ValueError(f"not a WhatsApp number: {client!r}")
     if not _INTENT.match(intent):
         raise ValueError(f"not an intent name: {intent!r}")
     response = httpx.post(
         f"{rasa_url.rstrip('/')}/conversations/{client}/trigger_intent",
-        params={"output_channel": "whatsapp", "token": token},
+        params={"output_channel": "whatsapp", "purpose": FOLLOW_UP_PURPOSE},
+        headers=rasa_headers(jwt_secret),
         json={"name": intent},
         timeout=timeout,
     )
@@ -365,9 +371,11 @@ def demo_banner(config: StackConfig, followup_url: str | None) -> str:
     phone = f"{config.emulator_url}/_emulator/phone"
     if followup_url:
         phone += f"?followup={followup_url}"
+    token = rasa_jwt(config.rasa_jwt_secret, lifetime=timedelta(hours=12))
     trigger = (
         f"curl -X POST '{config.rasa_url}/conversations/{CLIENT}/trigger_intent"
-        f"?output_channel=whatsapp&token={config.rasa_token}' "
+        f"?output_channel=whatsapp&purpose={FOLLOW_UP_PURPOSE}' "
+        "-H \"Authorization: Bearer $SALON_DEMO_TOKEN\" "
         "-H 'Content-Type: application/json' -d '{\"name\": \"greet\"}'"
     )
     follow_up_step = (
@@ -382,7 +390,9 @@ def demo_banner(config: StackConfig, followup_url: str | None) -> str:
     return (
         "\nMaison Solenne is open. Chat as Claire Laurent (+33 6 00 00 00 01) on the phone page:\n\n"
         f"  Phone page            {phone}\n"
-        f"  Rasa HTTP API         {config.rasa_url}  (token {config.rasa_token})\n"
+        f"  Rasa HTTP API         {config.rasa_url}  (header Authorization: Bearer "
+        "$SALON_DEMO_TOKEN, valid 12 h:)\n"
+        f"                        export SALON_DEMO_TOKEN={token}\n"
         f"  Action server         http://127.0.0.1:{config.actions_port}/health\n"
         f"  Emulator admin API    {config.emulator_url}/_emulator/  "
         f"(e.g. /_emulator/outbox?to={CLIENT})\n"
@@ -409,7 +419,7 @@ def _fresh(workdir: Path) -> None:
 def run_demo(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """``salon demo``: start, print, wait for Ctrl-C / SIGTERM, stop. 0 on a clean stop."""
     out = out or sys.stdout
-    config = stack_config(args, Path(args.workdir), "salon-local-dev-token")
+    config = stack_config(args, Path(args.workdir))
     if not config.model.exists():
         _print(f"salon demo: no trained model at {config.model} (make train)", file=sys.stderr)
         return 2
@@ -434,7 +444,7 @@ def run_demo(args: argparse.Namespace, out: TextIO | None = None) -> int:
                 origins = [config.emulator_url, f"http://localhost:{config.emulator_port}"]
                 helper = FollowUpServer(
                     lambda client, intent: trigger_follow_up(
-                        config.rasa_url, config.rasa_token, client, intent
+                        config.rasa_url, config.rasa_jwt_secret, client, intent
                     ),
                     origins,
                     port=args.followup_port,
@@ -578,7 +588,7 @@ def _one_containing(
     return ok, _show_all(messages)
 
 
-def story_steps(conv: Conversation, rasa_url: str, rasa_token: str) -> list[Step]:
+def story_steps(conv: Conversation, rasa_url: str, jwt_secret: str) -> list[Step]:
     """The demo's story as checks; the substrings come from domain.yml's responses."""
     seen: dict[str, dict[str, Any]] = {}
 
@@ -642,7 +652,7 @@ def story_steps(conv: Conversation, rasa_url: str, rasa_token: str) -> list[Step
         )
 
     def follow_up() -> tuple[bool, str]:
-        box = conv.replies(lambda: trigger_follow_up(rasa_url, rasa_token, CLIENT, "greet"))
+        box = conv.replies(lambda: trigger_follow_up(rasa_url, jwt_secret, CLIENT, "greet"))
         templates = [m for m in box if m.get("template") == "advisor_update_nudge"]
         ok = (
             len(templates) == 1
@@ -703,7 +713,7 @@ def run_check(args: argparse.Namespace, out: TextIO | None = None) -> int:
         return 2
     temporary = args.workdir is None
     workdir = Path(tempfile.mkdtemp(prefix="salon-demo-check-")) if temporary else Path(args.workdir)
-    config = stack_config(args, workdir, "salon-demo-check-token")
+    config = stack_config(args, workdir)
     if not temporary:
         config.workdir.mkdir(parents=True, exist_ok=True)
         _fresh(config.workdir)
@@ -720,7 +730,7 @@ def run_check(args: argparse.Namespace, out: TextIO | None = None) -> int:
                    f":{config.actions_port}); the story, as {CLIENT_NAME} ({CLIENT}):", file=out)
             conv = Conversation(config, quiet=args.quiet_seconds)
             try:
-                code = run_steps(story_steps(conv, config.rasa_url, config.rasa_token), out)
+                code = run_steps(story_steps(conv, config.rasa_url, config.rasa_jwt_secret), out)
             finally:
                 conv.close()
         except (KeyboardInterrupt, _Terminated):

@@ -21,10 +21,15 @@ to you here tomorrow from 10:00".
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import logging
+import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text, select, update
@@ -185,28 +190,46 @@ class HandoffBook(SqlTables):
                                .values(notified=outcome, notify_detail=detail))
 
 
+SIGNATURE_HEADER = "X-Salon-Signature-256"
+"""``sha256=<HMAC-SHA256 of the body, keyed with SALON_ADVISOR_WEBHOOK_SECRET>``, as Meta
+signs its webhooks: the receiver knows the handoff (and the client data in it) is ours."""
+
+
+def webhook_signature(body: bytes, secret: str) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
 async def notify(book: HandoffBook, handoff: Handoff, url: str | None, *,
-                 client: httpx.AsyncClient | None = None) -> str:
-    """POST the handoff to the advisors' webhook when one is configured; the outcome
-    (``none``, ``sent``, ``failed``) is recorded on the handoff and returned."""
+                 client: httpx.AsyncClient | None = None, secret: str | None = None) -> str:
+    """POST the handoff to the advisors' webhook when one is configured, signed with
+    ``secret`` (default ``SALON_ADVISOR_WEBHOOK_SECRET``); the outcome (``none``, ``sent``,
+    ``failed``) is recorded on the handoff and returned. Logs and the record name the
+    webhook's host only: its URL may hold a credential."""
     if not url:
         return "none"
-    body = {"event": "handoff", "handoff": handoff.as_json()}
+    secret = secret if secret is not None else os.environ.get("SALON_ADVISOR_WEBHOOK_SECRET", "")
+    body = json.dumps({"event": "handoff", "handoff": handoff.as_json()}, separators=(",", ":")).encode()
+    headers = {"Content-Type": "application/json"}
+    if secret:
+        headers[SIGNATURE_HEADER] = webhook_signature(body, secret)
+    else:
+        logger.warning("advisor webhook: SALON_ADVISOR_WEBHOOK_SECRET is not set; the handoff goes unsigned")
     own = client is None
     http = client or httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT_S)
     try:
-        response = await http.post(url, json=body)
+        response = await http.post(url, content=body, headers=headers)
         if 200 <= response.status_code < 300:
             outcome, detail = "sent", f"HTTP {response.status_code}"
         else:
             outcome, detail = "failed", f"HTTP {response.status_code}"
     except httpx.HTTPError as exc:
-        outcome, detail = "failed", f"{type(exc).__name__}: {exc}"
+        outcome, detail = "failed", type(exc).__name__  # its text would quote the URL
     finally:
         if own:
             await http.aclose()
     if outcome == "failed":
-        logger.error("advisor webhook %s for handoff %s failed: %s", url, handoff.id, detail)
+        logger.error("advisor webhook on %s for handoff %s failed: %s", urlsplit(url).hostname,
+                     handoff.id, detail)
     await book.mark_notified(handoff.id, outcome, detail)
     return outcome
 

@@ -42,6 +42,7 @@ from typing import Any, Final
 
 __all__ = [
     "PERSONAL_KEYS",
+    "SECRET_KEYS",
     "RAW_VALUE_LOGGERS",
     "MaskingFilter",
     "install_log_masking",
@@ -60,6 +61,11 @@ PERSONAL_KEYS: Final = frozenset(
     }
 )
 
+SECRET_KEYS: Final = frozenset(
+    {"token", "auth_token", "access_token", "authorization", "secret", "app_secret",
+     "verify_token", "password", "api_key", "jwt"}
+)
+
 _EMAIL: Final = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
 _E164: Final = re.compile(r"\+\d(?:[\s\-().]{0,2}\d){6,16}")
 _DIGITS: Final = re.compile(r"(?<![\w.])\d{8,15}(?![\w])")
@@ -74,6 +80,14 @@ _QUOTED: Final = (
     re.compile(r"(BotUttered\(')(.*?)(', \{)", re.DOTALL),
     re.compile(r"(BotUttered\(text: )(.*?)(, data: )", re.DOTALL),
     re.compile(r"(UserUttered\(text: )(.*?)(, intent: )", re.DOTALL),
+)
+# Secrets: a ``token=`` (or ``access_token=``, ``secret=``, ``key=``) query parameter, and
+# the credential of an ``Authorization`` header or a bearer token, wherever they are quoted
+# (an error string with the URL it called, a repr of headers).
+_SECRETS: Final = (
+    re.compile(r"(?i)([?&;](?:[a-z_]*token|secret|key|password)=)([^&\s'\")]+)"),
+    re.compile(r"(?i)(\bauthorization['\"]?\s*[:=]\s*['\"]?)([^'\",}\n]+)"),
+    re.compile(r"(?i)(\bbearer\s+)([A-Za-z0-9._~+/=\-]{8,})"),
 )
 # Meta's message ids carry the client's number (base64 after ``wamid.``): tagged whole.
 _WAMID: Final = re.compile(r"\bwamid\.[A-Za-z0-9+/=_\-]{6,}")
@@ -125,6 +139,8 @@ def mask_text(text: str) -> str:
     """``text`` with every personal value replaced by a tag."""
     if not text:
         return text
+    for pattern in _SECRETS:
+        text = pattern.sub(lambda m: m.group(1) + "[secret]", text)
     for pattern in _QUOTED:
         text = pattern.sub(lambda m: m.group(1) + _tag("text", m.group(2)) + (m.group(3) if m.lastindex == 3 else ""),
                            text)
@@ -143,7 +159,9 @@ def mask_value(value: Any, _depth: int = 0) -> Any:
     if isinstance(value, Mapping):
         out: dict[Any, Any] = {}
         for key, item in value.items():
-            if isinstance(key, str) and key.lower() in PERSONAL_KEYS and isinstance(item, (str, int)) and item != "":
+            if isinstance(key, str) and key.lower() in SECRET_KEYS and item not in (None, ""):
+                out[key] = "[secret]"
+            elif isinstance(key, str) and key.lower() in PERSONAL_KEYS and isinstance(item, (str, int)) and item != "":
                 out[key] = _tag("text" if key.lower() not in ("email", "phone", "wa_id") else key.lower(), str(item))
             else:
                 out[key] = mask_value(item, _depth + 1)

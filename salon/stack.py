@@ -10,6 +10,7 @@ purpose: it is a launcher, not part of a server.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -26,6 +27,7 @@ import httpx
 
 from salon.clock import SystemClock, require_aware, write_offset_file
 from salon.config import PROJECT_ROOT
+from salon.rasa_auth import rasa_headers
 from salon.whatsapp.versions import DEFAULT_API_VERSION
 
 __all__ = ["Stack", "StackConfig", "StackError", "free_port", "free_ports"]
@@ -60,7 +62,12 @@ class StackConfig:
     rasa_port: int = 5005
     actions_port: int = 5055
     """A port of 0 is chosen free when the stack starts (the config then holds it)."""
-    rasa_token: str = "salon-local-dev-token"
+    rasa_jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
+    """Signs the tokens of Rasa's HTTP API (``--jwt-secret``); a fresh one per stack."""
+    identity_key: str = field(default_factory=lambda: secrets.token_hex(32), repr=False)
+    """Seals who writes for the action server (:mod:`salon.signed_identity`)."""
+    actions_token: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
+    """The action server's credential, sent by Rasa from the endpoints file."""
     database_url: str | None = None
     """Salon's tables (sessions, records, the maison's book); default SQLite in workdir."""
     redis_url: str | None = None
@@ -148,7 +155,9 @@ class Stack:
             "WA_AUTH_MODE": "bearer",
             # the outbound worker's bot-initiated turns (trigger_intent)
             "SALON_RASA_URL": c.rasa_url,
-            "SALON_RASA_TOKEN": c.rasa_token,
+            "SALON_RASA_JWT_SECRET": c.rasa_jwt_secret,
+            "SALON_IDENTITY_KEY": c.identity_key,
+            "SALON_ACTIONS_TOKEN": c.actions_token,
             **c.extra_env,
         }
         if c.log_level:
@@ -197,6 +206,8 @@ class Stack:
         endpoints.write_text(
             "action_endpoint:\n"
             f'  url: "http://127.0.0.1:{c.actions_port}/webhook"\n'
+            "  headers:\n"
+            f'    Authorization: "Bearer {c.actions_token}"\n'
             "tracker_store:\n"
             "  type: SQL\n"
             '  dialect: "sqlite"\n'
@@ -260,10 +271,11 @@ class Stack:
             "--webhook-url", c.webhook_url, "--clock-file", str(c.clock_file), *c.emulator_args,
         ])
         debug = ["--debug"] if (c.log_level or "").upper() == "DEBUG" else []
-        self._spawn("actions", [python, "-m", "rasa_sdk", "--actions", "actions", "--port", str(c.actions_port),
-                                *debug])
+        self._spawn("actions", [python, "-m", "actions.server", "--host", "127.0.0.1",
+                                "--port", str(c.actions_port), *debug])
         self._spawn("rasa", [
-            str(bin_dir / "rasa"), "run", "--enable-api", "--auth-token", c.rasa_token,
+            str(bin_dir / "rasa"), "run", "--enable-api", "--jwt-secret", c.rasa_jwt_secret,
+            "--jwt-method", "HS256",
             "--interface", "127.0.0.1", "--port", str(c.rasa_port), "--model", str(c.model),
             "--credentials", str(credentials), "--endpoints", str(endpoints), *debug,
         ])
@@ -331,6 +343,24 @@ class Stack:
             yield self
         finally:
             self.stop()
+
+    # ------------------------------------------------------------------ Rasa's API
+    def rasa_headers(self) -> dict[str, str]:
+        """What a call to this stack's Rasa HTTP API carries (a JWT, never a URL token)."""
+        return rasa_headers(self.config.rasa_jwt_secret)
+
+    def trigger(self, conversation: str, intent: str, *, purpose: str | None = None,
+                origin: str | None = None, timeout: float = 60.0) -> httpx.Response:
+        """Have the assistant start a turn for ``conversation`` (Rasa's ``trigger_intent``,
+        WhatsApp output), for ``purpose`` (a follow-up's when None)."""
+        params = {"output_channel": "whatsapp"}
+        if purpose:
+            params["purpose"] = purpose
+        if origin:
+            params["origin"] = origin
+        return httpx.post(f"{self.config.rasa_url}/conversations/{conversation}/trigger_intent",
+                          params=params, headers=self.rasa_headers(), json={"name": intent},
+                          timeout=timeout)
 
     # ------------------------------------------------------------------ emulator admin
     def emulator(self, method: str, path: str, **kwargs: Any) -> Any:

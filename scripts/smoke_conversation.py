@@ -1,7 +1,7 @@
 """End-to-end smoke test of the trained assistant: real servers, real HTTP, fixed instants.
 
-Starts a stack (:mod:`salon.stack`: the action server and ``rasa run --enable-api
---auth-token …`` with its own seeded database, on free loopback ports), then, at each
+Starts a stack (:mod:`salon.stack`: the action server and ``rasa run --enable-api``, its API
+behind a JWT, with its own seeded database, on free loopback ports), then, at each
 instant given with ``--at`` (every process's clock is moved there through the stack's
 shared clock file), holds one short conversation per core intent through the REST channel
 and checks each answer. Dates the client says are chosen from that instant, so the result
@@ -124,18 +124,20 @@ def main(argv: list[str] | None = None) -> int:
     passed = failed = 0
     with tempfile.TemporaryDirectory(prefix="salon-smoke-") as workdir:
         config = StackConfig(model=Path(args.model).resolve(), workdir=Path(workdir),
-                             emulator_port=0, rasa_port=0, actions_port=0,
-                             rasa_token=uuid.uuid4().hex, start_at=instants[0],
+                             emulator_port=0, rasa_port=0, actions_port=0, start_at=instants[0],
                              start_timeout_s=args.timeout)
         stack = Stack(config)
         try:
             with stack.running():
                 refused = httpx.get(f"{config.rasa_url}/status", timeout=10).status_code
-                if refused == 401:
+                allowed = httpx.get(f"{config.rasa_url}/status", headers=stack.rasa_headers(),
+                                    timeout=10).status_code
+                if (refused, allowed) == (401, 200):
                     passed += 1
                 else:
                     failed += 1
-                    print(f"smoke FAIL: /status without a token answered {refused}, expected 401")
+                    print(f"smoke FAIL: /status answered {refused} without a token and {allowed} "
+                          "with one, expected 401 and 200")
                 for at in instants:
                     ok, bad = converse(stack, at)
                     passed, failed = passed + ok, failed + bad

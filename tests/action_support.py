@@ -10,6 +10,7 @@ import pytest
 
 from actions import backends
 from salon.clock import SystemClock, write_offset_file
+from salon.signed_identity import SEAL_KEY, seal
 from tests.seeding import empty_book, seed_maison
 
 
@@ -27,3 +28,16 @@ def action_server_on(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, 
     monkeypatch.delenv("SALON_CRM_URL", raising=False)
     monkeypatch.delenv("SALON_ADVISOR_WEBHOOK_URL", raising=False)
     backends.reset()
+
+
+#: The key the test session's channel and actions share (tests/conftest.py sets it).
+TEST_IDENTITY_KEY = "test-identity-key-for-sealed-turns-0123456789"
+
+
+def sealed(conversation: str, *, wa_id: str | None = None, user_id: str | None = None,
+           **extra: object) -> dict[str, object]:
+    """A turn's metadata as the WhatsApp channel writes it: the client's ids and their seal
+    for ``conversation`` (salon.signed_identity)."""
+    metadata: dict[str, object] = {"wa_id": wa_id, "user_id": user_id, **extra}
+    metadata[SEAL_KEY] = seal(TEST_IDENTITY_KEY.encode(), conversation, wa_id, user_id)
+    return metadata

@@ -39,6 +39,15 @@ def _service_missing(name: str, reason: str) -> None:
     pytest.skip(message)
 
 
+@pytest.fixture(autouse=True)
+def identity_key(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The key the WhatsApp channel seals who writes with, and the actions check."""
+    from tests.action_support import TEST_IDENTITY_KEY
+
+    monkeypatch.setenv("SALON_IDENTITY_KEY", TEST_IDENTITY_KEY)
+    return TEST_IDENTITY_KEY
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> str:
     """URL of a reachable Redis database reserved for tests (flushed per test by users)."""

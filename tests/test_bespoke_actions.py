@@ -14,7 +14,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import backends
 from actions.bespoke import ActionBespokeBrief, ValidateCustomisationForm
-from tests.action_support import action_server_on
+from tests.action_support import action_server_on, sealed
 
 NOW = datetime(2026, 11, 25, 19, 0, tzinfo=timezone.utc)  # Wednesday, 20:00 in Paris
 HENRY = "447700900102"  # C-014, Platinum, advisor James (London)
@@ -37,7 +37,7 @@ def tracker(text: str, slots: dict[str, Any] | None = None, candidates: dict[str
     events += [{"event": "slot", "name": k, "value": v} for k, v in (candidates or {}).items()]
     return Tracker(sender_id=HENRY, slots={**(slots or {}), **(candidates or {})},
                    latest_message={"text": text, "intent": {"name": "customisation_request"},
-                                   "entities": [], "metadata": {"wa_id": HENRY}},
+                                   "entities": [], "metadata": sealed(HENRY, wa_id=HENRY)},
                    events=events, paused=False, followup_action=None,
                    active_loop={"name": "customisation_form"} if active else {},
                    latest_action_name="action_listen")

@@ -50,7 +50,8 @@ async def test_a_reply_text_buttons_media_and_a_reaction_go_to_recipient(setting
         assert _addressed_by_bsuid(reply) == {**ADDRESS, "type": "text",
                                               "text": {"body": "Bonjour Madame, how may I help?"}}
         assert reply["status"] == "read"  # delivered: Meta reads `recipient`
-        output = WhatsAppOutput(ch.runtime)
+        # the rest of her turn: the assistant's answers to her message
+        output = WhatsAppOutput(ch.runtime, ClientRef(ch.runtime.config.phone_number_id, user_id=BSUID), BSUID)
         await output.send_text_with_buttons(BSUID, "Which boutique?", [
             {"title": "Paris", "payload": "/inform{\"boutique\": \"paris\"}"},
             {"title": "London", "payload": "/inform{\"boutique\": \"london\"}"}])
@@ -93,7 +94,9 @@ async def test_content_for_a_stranger_waits_by_her_bsuid(settings: Settings) -> 
         await _username_only(admin, "Où en est ma commande ?")
         await ch.settle()
         clock.advance(timedelta(hours=30))
-        await WhatsAppOutput(ch.runtime).send_response(BSUID, {"text": "Following up."})
+        # the answer to her message comes after the window closed (a slow turn)
+        turn = WhatsAppOutput(ch.runtime, ClientRef(ch.runtime.config.phone_number_id, user_id=BSUID), BSUID)
+        await turn.send_response(BSUID, {"text": "Following up."})
         await ch.settle()
         assert await outbox(admin, BSUID) == []
         await _username_only(admin, "Oui ?")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 
 from salon import demo
@@ -42,11 +43,15 @@ def test_demo_options_override_model_and_ports() -> None:
         ["demo", "--model", "other.tar.gz", "--emulator-port", "6900", "--rasa-port", "6005",
          "--actions-port", "6055", "--followup-port", "0", "--keep-state"]
     )
-    config = stack_config(args, Path("somewhere"), "token")
+    config = stack_config(args, Path("somewhere"))
     assert config.model == Path("other.tar.gz").resolve()
     assert (config.emulator_port, config.rasa_port, config.actions_port) == (6900, 6005, 6055)
-    assert args.followup_port == 0 and args.keep_state is True
-    assert config.rasa_token == "token" and config.workdir.is_absolute()
+    assert args.followup_port == 0 and args.keep_state is True and config.workdir.is_absolute()
+    # each run makes its own secrets: none is a published default, none shows in a repr
+    again = stack_config(args, Path("somewhere"))
+    for name in ("rasa_jwt_secret", "identity_key", "actions_token"):
+        assert len(getattr(config, name)) >= 32 and getattr(config, name) != getattr(again, name)
+        assert getattr(config, name) not in repr(config)
 
 
 def test_demo_check_uses_free_ports_a_temporary_folder_and_a_fixed_instant() -> None:
@@ -55,7 +60,7 @@ def test_demo_check_uses_free_ports_a_temporary_folder_and_a_fixed_instant() -> 
     assert args.workdir is None and args.quiet_seconds == 1.5
     assert args.at == demo.STORY_INSTANT
     assert args.handler.__name__ == "_demo_check"
-    config = stack_config(args, Path("somewhere"), "token")
+    config = stack_config(args, Path("somewhere"))
     assert config.start_at == demo.STORY_INSTANT
 
 
@@ -164,7 +169,10 @@ def test_the_banner_gives_every_address_and_the_story() -> None:
     assert "http://127.0.0.1:5900/_emulator/" in text
     assert "Book a visit" in text and "SOL-104233" in text and "+24 h" in text
     assert "Assistant follow-up" in text
-    assert "trigger_intent?output_channel=whatsapp&token=salon-local-dev-token" in text
+    assert "trigger_intent?output_channel=whatsapp&purpose=advisor_followup" in text
+    assert "token=" not in text.replace("export SALON_DEMO_TOKEN=", "")  # never in a URL
+    [token] = [line.split("=", 1)[1] for line in text.splitlines() if "export SALON_DEMO_TOKEN=" in line]
+    assert jwt.decode(token, config.rasa_jwt_secret, algorithms=["HS256"])["user"]["role"] == "admin"
 
     plain = demo_banner(config, None)
     assert "http://127.0.0.1:5900/_emulator/phone\n" in plain
@@ -184,8 +192,13 @@ def fake_rasa() -> Iterator[tuple[str, list[dict[str, Any]]]]:
 
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
-            seen.append({"path": self.path, "body": json.loads(self.rfile.read(length))})
-            status = 401 if "token=wrong" in self.path else 200
+            auth = self.headers.get("Authorization") or ""
+            seen.append({"path": self.path, "body": json.loads(self.rfile.read(length)), "auth": auth})
+            try:
+                jwt.decode(auth.removeprefix("Bearer "), "secret", algorithms=["HS256"])
+                status = 200
+            except jwt.InvalidTokenError:
+                status = 401
             data = json.dumps({"tracker": {}} if status == 200 else {"message": "nope"}).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -208,12 +221,11 @@ def test_trigger_follow_up_asks_rasa_for_the_whatsapp_channel(
 ) -> None:
     url, seen = fake_rasa
     assert demo.trigger_follow_up(url, "secret", "33600000001") == {"tracker": {}}
-    assert seen == [
-        {
-            "path": "/conversations/33600000001/trigger_intent?output_channel=whatsapp&token=secret",
-            "body": {"name": "greet"},
-        }
-    ]
+    [call] = seen
+    # the purpose in the query, the credential in a header, no secret in the URL
+    assert call["path"] == ("/conversations/33600000001/trigger_intent"
+                            "?output_channel=whatsapp&purpose=advisor_followup")
+    assert call["body"] == {"name": "greet"} and call["auth"].startswith("Bearer ")
     with pytest.raises(httpx.HTTPStatusError):
         demo.trigger_follow_up(url, "wrong", "33600000001")
     with pytest.raises(ValueError):

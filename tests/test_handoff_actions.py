@@ -4,6 +4,7 @@ webhook receiver on loopback for the advisor notification."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timezone
 from typing import Any
@@ -17,8 +18,8 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions import backends
 from actions.handoff import ActionHandoff
 from actions.sessions import ActionSessionStart
-from salon.handoff import reply_promise
-from tests.action_support import action_server_on
+from salon.handoff import reply_promise, webhook_signature
+from tests.action_support import action_server_on, sealed
 
 CLAIRE = "33600000001"  # C-001, VIC, Sophie (Paris)
 STRANGER = "447700900999"
@@ -33,13 +34,19 @@ def maison(sqlite_url: str, tmp_path, monkeypatch) -> Iterator[str]:  # type: ig
     backends.reset()
 
 
+SECRET = "advisor-webhook-secret-0123456789"
+
+
 @pytest.fixture()
 async def advisor_webhook(monkeypatch) -> AsyncIterator[dict[str, Any]]:  # type: ignore[no-untyped-def]
     """A receiver for the advisors' webhook; ``answer`` sets the status it replies with."""
     state: dict[str, Any] = {"received": [], "answer": 200}
 
     async def receive(request: web.Request) -> web.Response:
-        state["received"].append(await request.json())
+        body = await request.read()
+        # Signed as Meta signs its webhooks: the receiver can tell the handoff is ours.
+        state["signed"] = request.headers.get("X-Salon-Signature-256") == webhook_signature(body, SECRET)
+        state["received"].append(json.loads(body))
         return web.json_response({}, status=state["answer"])
 
     app = web.Application()
@@ -49,7 +56,8 @@ async def advisor_webhook(monkeypatch) -> AsyncIterator[dict[str, Any]]:  # type
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    monkeypatch.setenv("SALON_ADVISOR_WEBHOOK_URL", f"http://127.0.0.1:{port}/hooks/handoff")
+    monkeypatch.setenv("SALON_ADVISOR_WEBHOOK_URL", f"http://127.0.0.1:{port}/hooks/handoff?key=url-credential")
+    monkeypatch.setenv("SALON_ADVISOR_WEBHOOK_SECRET", SECRET)
     yield state
     await runner.cleanup()
 
@@ -58,7 +66,7 @@ def tracker(*, text: str, intent: str, sender: str = CLAIRE, slots: dict[str, An
             events: list[dict[str, Any]] | None = None, loop: str | None = None) -> Tracker:
     return Tracker(sender_id=sender, slots=slots or {},
                    latest_message={"text": text, "intent": {"name": intent}, "entities": [],
-                                   "metadata": {"wa_id": sender, "phone_number_id": "100000000000001"}},
+                                   "metadata": sealed(sender, wa_id=sender, phone_number_id="100000000000001")},
                    events=events or [], paused=False, followup_action=None,
                    active_loop={"name": loop} if loop else {}, latest_action_name="action_listen")
 
@@ -92,6 +100,7 @@ async def test_asking_for_an_advisor_pauses_records_and_notifies(maison: str, ad
         "C-001", "sophie-marchand", "talk_to_advisor", "open", "sent")
     assert handoff.note == "Client wrote: I want to speak to Sophie" and handoff.wa_id == CLAIRE
     [posted] = advisor_webhook["received"]
+    assert advisor_webhook["signed"] is True
     assert posted["event"] == "handoff" and posted["handoff"]["id"] == handoff.id
     assert posted["handoff"]["advisor_id"] == "sophie-marchand"
     # Asking again while it is open: the same handoff, no second notification.
@@ -114,6 +123,7 @@ async def test_a_complaint_in_a_form_closes_the_form_and_a_failed_webhook_is_rec
         "Sophie vous répondra ici demain à partir de 10h00."]
     handoff = await (await backends.handoffs()).open_for(CLAIRE)
     assert handoff is not None and handoff.reason == "complaint" and handoff.notified == "failed"
+    assert handoff.notify_detail == "HTTP 500"  # no URL (and its key) in the record
     assert "boutique: paris" in handoff.note
 
 

@@ -353,3 +353,30 @@ async def test_https_with_certificate_verification(certificate: tuple[Path, Path
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_an_oversized_or_inflating_answer_is_refused() -> None:
+    """A peer answering megabytes (or a small gzip that inflates to them) is not read whole."""
+    from salon.whatsapp.http1 import MAX_RESPONSE_BYTES
+
+    big = b"x" * (MAX_RESPONSE_BYTES + 1)
+    bomb = gzip.compress(b"\0" * (MAX_RESPONSE_BYTES * 4))
+    assert len(bomb) < 100_000
+
+    async def huge(body: bytes, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(big), big))
+        return True
+
+    async def inflating(body: bytes, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s"
+                     % (len(bomb), bomb))
+        return True
+
+    for handler, reason in ((huge, "over"), (inflating, "inflates past")):
+        async with Server(handler) as server:
+            pool = Http1Pool(server.origin, limit=1, timeout_s=10)
+            try:
+                with pytest.raises(NoAnswer, match=reason):
+                    await pool.send(pool.request_head("POST", "/x", {}), b"{}")
+            finally:
+                await pool.close()

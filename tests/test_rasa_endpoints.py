@@ -54,6 +54,7 @@ async def test_production_endpoints_build_postgres_and_redis_stores(
     redis = make_url(redis_url)
     env = {
         "SALON_ACTION_ENDPOINT": "http://127.0.0.1:5055/webhook",
+        "SALON_ACTIONS_TOKEN": "actions-credential-0123456789",
         "SALON_PG_HOST": pg.host or "127.0.0.1",
         "SALON_PG_PORT": str(pg.port or 5432),
         "SALON_PG_DATABASE": pg.database or "",
@@ -70,6 +71,8 @@ async def test_production_endpoints_build_postgres_and_redis_stores(
 
     endpoints = AvailableEndpoints.read_endpoints(str(PROJECT / "deploy" / "endpoints.production.yml"))
     assert endpoints.event_broker.type == "pika"
+    # Rasa calls the action server with its credential, in a header
+    assert endpoints.action.headers == {"Authorization": "Bearer actions-credential-0123456789"}
 
     store = TrackerStore.create(endpoints.tracker_store)
     assert isinstance(store, SQLTrackerStore)
@@ -101,14 +104,15 @@ def test_production_credentials_take_the_webhook_on_the_companion_port(monkeypat
 
     env = {"WA_VERIFY_TOKEN": "verify", "WA_APP_SECRET": "secret", "WA_ACCESS_TOKEN": "token",
            "WA_PHONE_NUMBER_ID": "100000000000001", "WA_WABA_ID": "200000000000001",
-           "WA_API_BASE_URL": "https://graph.facebook.com", "WA_API_VERSION": "v21.0",
-           "WA_AUTH_MODE": "bearer", "WA_WEBHOOK_PORT": "5006"}
+           "WA_API_BASE_URL": "https://graph.facebook.com", "WA_API_VERSION": "v27.0",
+           "WA_AUTH_MODE": "bearer", "WA_WEBHOOK_PORT": "5006", "WA_WEBHOOK_HOST": "10.0.0.7"}
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     channels = read_config_file(str(PROJECT / "deploy" / "credentials.production.yml"))
     assert set(channels) == {"connectors.whatsapp.WhatsAppInput"}
     config = WhatsAppInput.from_credentials(channels["connectors.whatsapp.WhatsAppInput"]).config
     assert (config.webhook_port, config.io_process, config.assistant_thread) == (5006, True, False)
+    assert config.webhook_host == "10.0.0.7"  # said explicitly: loopback otherwise
     assert config.app_secret == "secret"
 
     monkeypatch.delenv("WA_WEBHOOK_PORT")

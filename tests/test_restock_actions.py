@@ -21,6 +21,7 @@ from salon.integrations.schema import product_variants, products, variant_stock
 from salon.outbound import SENT_TEMPLATE
 from salon.restock import RestockBook
 from salon.sessions import ClientRef
+from tests.action_support import sealed
 from tests.outbound_support import PNID, outbound_stack
 from tests.seeding import seed_maison
 
@@ -32,7 +33,7 @@ def _tracker(slots: dict[str, Any], metadata: dict[str, Any] | None = None, send
     return Tracker(
         sender_id=sender, slots=slots,
         latest_message={"text": "let me know when it is back", "intent": {"name": "restock_alert"},
-                        "entities": [], "metadata": metadata if metadata is not None else {"wa_id": CLAIRE_WA}},
+                        "entities": [], "metadata": metadata if metadata is not None else sealed(sender, wa_id=CLAIRE_WA)},
         events=[], paused=False, followup_action=None, active_loop={"name": "restock_alert_form"},
         latest_action_name="restock_alert_form",
     )

@@ -133,6 +133,7 @@ async def running_channel(
     agent: Any = None,
     rate_limit: SanicRateLimit | None = None,
     options: Mapping[str, str] | None = None,
+    extra_routes: Callable[[Sanic, WhatsAppInput, Callable[[UserMessage], Awaitable[None]]], None] | None = None,
 ) -> AsyncIterator[Channel]:
     """The WhatsApp channel on a real Sanic server. ``reply`` plays the assistant's part
     (by default it only records the message); ``agent`` holds the conversation stores the
@@ -164,6 +165,9 @@ async def running_channel(
     app = Sanic(f"whatsapp_test_{uuid.uuid4().hex[:8]}")
     app.ctx.agent = agent
     app.blueprint(channel_input.blueprint(on_new_message), url_prefix="/webhooks/whatsapp")
+    if extra_routes is not None:
+        # Routes of Rasa's own server the channel works with (e.g. trigger_intent).
+        extra_routes(app, channel_input, on_new_message)
     with settings_in_environment(settings) if io_process else nullcontext():
         async with serve(app) as url, aiohttp.ClientSession() as http:
             channel = Channel(url, runtime, received, http)

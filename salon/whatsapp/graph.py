@@ -16,7 +16,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -38,7 +38,7 @@ AUTH_MODES: Final = ("bearer", "d360")
 
 @dataclass(frozen=True, slots=True)
 class GraphConfig:
-    access_token: str
+    access_token: str = field(repr=False)
     phone_number_id: str
     base_url: str = DEFAULT_BASE_URL
     api_version: str = DEFAULT_VERSION

@@ -51,6 +51,9 @@ class NoAnswer(TransportError):
     """The request was (or may have been) written, and no complete answer came back."""
 
 
+MAX_RESPONSE_BYTES: Final = 4 * 1024 * 1024
+"""The most a response body may hold, compressed or inflated (Meta's are a few KB)."""
+
 @dataclass(frozen=True, slots=True)
 class HttpReply:
     status: int
@@ -63,7 +66,7 @@ class _Connection(asyncio.Protocol):
     """One TCP (or TLS) connection; one exchange at a time."""
 
     __slots__ = ("transport", "parser", "waiter", "headers", "body", "closed", "reusable",
-                 "last_used", "_headers_done", "_on_lost")
+                 "last_used", "_headers_done", "_on_lost", "_size")
 
     def __init__(self, on_lost: Callable[[_Connection], None]) -> None:
         self.transport: asyncio.Transport | None = None
@@ -71,6 +74,7 @@ class _Connection(asyncio.Protocol):
         self.waiter: asyncio.Future[HttpReply] | None = None
         self.headers: dict[str, str] = {}
         self.body: list[bytes] = []
+        self._size = 0
         self.closed = False
         self.reusable = False
         self.last_used = 0.0
@@ -114,6 +118,12 @@ class _Connection(asyncio.Protocol):
         self._headers_done = True
 
     def on_body(self, body: bytes) -> None:
+        self._size += len(body)
+        if self._size > MAX_RESPONSE_BYTES:
+            # Graph API answers are a few hundred bytes: this is not one.
+            self._fail(NoAnswer(f"response body over {MAX_RESPONSE_BYTES} bytes"))
+            self.close()
+            return
         self.body.append(body)
 
     def on_message_complete(self) -> None:
@@ -128,10 +138,12 @@ class _Connection(asyncio.Protocol):
         body = b"".join(self.body)
         encoding = self.headers.get("content-encoding", "").strip().lower()
         try:
-            if encoding == "gzip":
-                body = zlib.decompress(body, 16 + zlib.MAX_WBITS)
-            elif encoding == "deflate":
-                body = zlib.decompress(body)
+            if encoding in ("gzip", "deflate"):
+                inflater = zlib.decompressobj(16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS)
+                body = inflater.decompress(body, MAX_RESPONSE_BYTES)
+                if inflater.unconsumed_tail:
+                    waiter.set_exception(NoAnswer(f"{encoding} body inflates past {MAX_RESPONSE_BYTES} bytes"))
+                    return
         except zlib.error as exc:
             waiter.set_exception(NoAnswer(f"undecodable {encoding} body: {exc}"))
             return
@@ -142,6 +154,7 @@ class _Connection(asyncio.Protocol):
         self.waiter = waiter
         self.headers = {}
         self.body = []
+        self._size = 0
         self.reusable = False
         self._headers_done = False
         assert self.transport is not None

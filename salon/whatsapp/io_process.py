@@ -60,6 +60,7 @@ from salon.whatsapp.service import (
     TurnInterrupted,
     verify_handshake,
 )
+from salon.whatsapp.signature import check_signature, refusal
 from salon.whatsapp.webhook_listener import WebhookListener, bind_listener
 
 logger = logging.getLogger(__name__)
@@ -167,6 +168,11 @@ class IoProcessRuntime:
             # Refused here, so an oversized body is never copied to the child.
             logger.warning("webhook refused: body of %d bytes is over %d", len(body), MAX_BODY_BYTES)
             return Reply(400, "body too large")
+        # Judged here too, so an unsigned or forged body is never copied to the child.
+        refused = refusal(check_signature(body, signature, self.config.app_secret))
+        if refused is not None:
+            logger.warning("webhook refused: %s", refused[1])
+            return Reply(*refused)
         peer = self._peer
         if peer is None or peer.closed.is_set():
             return Reply(503, "starting")
@@ -181,8 +187,9 @@ class IoProcessRuntime:
     def verify(self, mode: str | None, token: str | None, challenge: str | None) -> Reply:
         return verify_handshake(self.config.verify_token, mode, token, challenge)
 
-    async def send(self, ref: ClientRef, response: Mapping[str, Any]) -> list[SendOutcome]:
-        outcomes: list[SendOutcome] = await self._call("send", ref, dict(response))
+    async def send(self, ref: ClientRef, response: Mapping[str, Any], *,
+                   client_turn: bool = False) -> list[SendOutcome]:
+        outcomes: list[SendOutcome] = await self._call("send", ref, dict(response), client_turn)
         return outcomes
 
     async def _call(self, method: str, *args: Any) -> Any:
@@ -308,9 +315,10 @@ class _Child:
         reply = await self.runtime.handle(body, signature)
         return reply.status, reply.body
 
-    async def send(self, ref: ClientRef, response: dict[str, Any]) -> list[SendOutcome]:
+    async def send(self, ref: ClientRef, response: dict[str, Any],
+                   client_turn: bool = False) -> list[SendOutcome]:
         assert self.runtime is not None
-        return await self.runtime.send(ref, response)
+        return await self.runtime.send(ref, response, client_turn=client_turn)
 
     async def send_one(self, ref: ClientRef, out: OutgoingMessage) -> SendOutcome:
         assert self.runtime is not None and self.runtime.sender is not None

@@ -13,8 +13,9 @@ becomes one or more :class:`OutgoingMessage`:
 - ``custom`` is passed through: a Cloud API message object (``{"type": "location", ...}``),
   or ``{"wa_template": name, "wa_params": {...}}`` for a template.
 
-The response metadata may name the message's purpose (``purpose: order_update``) and
-template parameters (``wa_params``); the purpose decides which approved template may
+The response metadata may name the message's purpose (``purpose: order_update``), its
+origin (``origin``: the outbound request it answers) and template parameters
+(``wa_params``); the purpose decides which approved template may
 stand in when the window has closed. Without one, a response is a conversational reply
 (``service_reply``): parked and announced with a nudge when the window has closed.
 """
@@ -223,6 +224,7 @@ def render_response(
     """Every Cloud API message a response turns into, in order."""
     meta = response.get("metadata") if isinstance(response.get("metadata"), Mapping) else {}
     purpose = str(meta.get("purpose") or SERVICE_REPLY)
+    origin = str(meta["origin"]) if meta.get("origin") else None
     params = meta.get("wa_params") if isinstance(meta.get("wa_params"), Mapping) else {}
     utter = response.get("utter_action") or response.get("template")
     utter_action = str(utter) if utter else None
@@ -231,7 +233,7 @@ def render_response(
         return OutgoingMessage(
             message, purpose=extra.get("purpose", purpose), utter_action=utter_action,
             params=extra.get("params", params), template=extra.get("template"),
-            language=extra.get("language"),
+            language=extra.get("language"), origin=origin,
         )
 
     result: list[OutgoingMessage] = []

@@ -8,12 +8,12 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from salon.clock import Clock, clock_from_env
-from salon.config import Settings, load_settings
+from salon.config import Settings, is_loopback_url, load_settings
 from salon.consent import CONSENT_UTTERANCES, STOP_CATEGORIES
 from salon.outbound import OutboundQueue, follow_up_recorder
 from salon.sessions import ClientRef, SessionStore, SqlSessionStore, session_store_from_settings
@@ -37,8 +37,12 @@ logger = logging.getLogger(__name__)
 __all__ = ["ChannelConfig", "ChannelConfigError", "SenderParts", "WhatsAppRuntime", "open_sender"]
 
 REQUIRED = ("verify_token", "app_secret", "access_token", "phone_number_id")
-DEFAULT_WEBHOOK_HOST = "0.0.0.0"
-"""Where ``webhook_port`` listens unless ``webhook_host`` says otherwise: every interface."""
+DEFAULT_WEBHOOK_HOST = "127.0.0.1"
+"""Where ``webhook_port`` listens unless ``webhook_host`` says otherwise: loopback (Meta
+reaches it through the reverse proxy, or ``webhook_host: 0.0.0.0`` says so)."""
+PUBLIC_DEFAULTS: Final = frozenset({"emulator-app-secret", "emulator-verify-token",
+                                    "emulator-access-token"})
+"""The emulator's secrets, published in this repository: never accepted for Meta."""
 
 
 class ChannelConfigError(ValueError):
@@ -47,9 +51,9 @@ class ChannelConfigError(ValueError):
 
 @dataclass(frozen=True)
 class ChannelConfig:
-    verify_token: str
-    app_secret: str
-    access_token: str
+    verify_token: str = field(repr=False)
+    app_secret: str = field(repr=False)
+    access_token: str = field(repr=False)
     phone_number_id: str
     waba_id: str = ""
     api_base_url: str = DEFAULT_BASE_URL
@@ -86,6 +90,11 @@ class ChannelConfig:
         base = str(values.get("api_base_url") or DEFAULT_BASE_URL).strip()
         if not base.startswith(("http://", "https://")):
             raise ChannelConfigError(f"WhatsApp channel: api_base_url {base!r} is not an http(s) URL")
+        published = sorted(k for k in REQUIRED if str(values.get(k) or "").strip() in PUBLIC_DEFAULTS)
+        if published and not is_loopback_url(base):
+            raise ChannelConfigError(
+                "WhatsApp channel: " + ", ".join(published) + " still hold the emulator's published "
+                f"value(s), which only the local emulator may use (api_base_url is {base}); set your own")
         known = set(REQUIRED) | {"waba_id", "api_base_url", "api_version", "auth_mode",
                                  "assistant_thread", "io_process", "concurrent_turns",
                                  "webhook_port", "webhook_host"}
@@ -278,19 +287,23 @@ class WhatsAppRuntime:
     def verify(self, mode: str | None, token: str | None, challenge: str | None) -> Reply:
         return verify_handshake(self.config.verify_token, mode, token, challenge)
 
-    async def send(self, ref: ClientRef, response: Mapping[str, Any]) -> list[SendOutcome]:
+    async def send(self, ref: ClientRef, response: Mapping[str, Any], *,
+                   client_turn: bool = False) -> list[SendOutcome]:
         """Render one assistant response and send it through the send-time guard. A
-        response that cannot become a WhatsApp message is reported, never sent half."""
+        response that cannot become a WhatsApp message is reported, never sent half.
+        ``client_turn``: the response answers the client's own WhatsApp message."""
         if self.sender is None:
             raise RuntimeError("the WhatsApp channel has not started")
-        granted = CONSENT_UTTERANCES.get(str(response.get("utter_action")))
-        if granted is not None and self.service is not None:
-            # The assistant confirms an opt-out or opt-in it understood in a sentence:
-            # the ledger holds it before the client reads the confirmation.
+        withdrawn = CONSENT_UTTERANCES.get(str(response.get("utter_action"))) is False
+        if withdrawn and client_turn and self.service is not None:
+            # The assistant confirms an opt-out it understood in the client's own words:
+            # the ledger holds it before she reads the confirmation. Only a withdrawal,
+            # and only in her own turn: an agreement is never inferred from a sentence,
+            # nor from a turn someone else started (trigger_intent).
             consents = self.service.consents
             profile = await consents.profile(ref)
             await consents.ledger.record(
-                consents.subjects(ref, profile), STOP_CATEGORIES, granted, source="whatsapp_message",
+                consents.subjects(ref, profile), STOP_CATEGORIES, False, source="whatsapp_message",
                 at=self.clock.now(), actor="client", text_shown=str(response.get("text") or ""),
             )
         try:

@@ -38,3 +38,13 @@ def check_signature(body: bytes, header: str | None, app_secret: str) -> Signatu
     if hmac.compare_digest(given.encode("ascii", "replace"), expected.encode("ascii")):
         return SignatureCheck.VALID
     return SignatureCheck.INVALID
+
+
+def refusal(check: SignatureCheck) -> tuple[int, str] | None:
+    """The answer to a webhook whose signature is missing (401) or wrong (403); None when
+    it is valid."""
+    if check is SignatureCheck.MISSING:
+        return 401, "signature missing"
+    if check is SignatureCheck.INVALID:
+        return 403, "signature invalid"
+    return None

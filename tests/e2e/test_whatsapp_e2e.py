@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from salon.config import PROJECT_ROOT
 from salon.db import make_sync_engine
@@ -49,7 +49,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     config = StackConfig(
         model=MODEL, workdir=Path(tmp_path_factory.mktemp("stack")),
         emulator_port=0, rasa_port=0, actions_port=0, outbound_api_port=0,  # free ones
-        rasa_token="e2e-token", start_at=NOW,
+        start_at=NOW,
         extra_env={"SALON_API_TOKENS": json.dumps([
             {"name": "sophie", "token": SOPHIE_TOKEN, "scopes": ["advisor"],
              "advisor_id": "sophie-marchand"},
@@ -90,12 +90,7 @@ def test_turn_across_the_window_boundary_sends_a_template_never_free_form(stack:
 
     stack.emulator("POST", "/_emulator/clock", json={"advance_seconds": 25 * 3600})
     # The assistant speaks first, 25 h later (a reminder or an external event).
-    response = httpx.post(
-        f"{stack.config.rasa_url}/conversations/{CLAIRE}/trigger_intent",
-        params={"output_channel": "whatsapp", "token": stack.config.rasa_token},
-        json={"name": "greet"}, timeout=60,
-    )
-    assert response.status_code == 200, response.text
+    assert stack.trigger(CLAIRE, "greet", purpose="advisor_followup").status_code == 200
     box = _settled(stack, CLAIRE, 2)
     assert len(box) == 2, box
     nudge = box[1]
@@ -313,19 +308,26 @@ def test_an_identity_change_keeps_her_window_her_stop_and_her_booking(stack: Sta
     assert changed["type"] == "user_changed_user_id" and changed["client"]["user_id"] == INES_NEW_BSUID
     time.sleep(QUIET_S)  # the webhook is acknowledged once the change is applied
     before = len(stack.outbox(INES_NEW_BSUID))  # the emulator shows her history under her new id
-    # Her window: the assistant may still write free-form, now to her new id.
-    response = httpx.post(
-        f"{stack.config.rasa_url}/conversations/{INES_BSUID}/trigger_intent",
-        params={"output_channel": "whatsapp", "token": stack.config.rasa_token},
-        json={"name": "greet"}, timeout=60)
-    assert response.status_code == 200, response.text
-    box = _settled(stack, INES_NEW_BSUID, before + 1)
-    assert box[before]["template"] is None, box  # free-form: the window followed her
+    # Her window followed her: her session, found by her new id, is the one her STOP opened.
+    engine = make_sync_engine(stack.config.effective_database_url)
+    with engine.connect() as conn:
+        key = conn.execute(text("SELECT client_key FROM salon_session_aliases WHERE alias = :a"),
+                           {"a": f"u:{INES_NEW_BSUID}"}).scalar_one()
+        last_us = conn.execute(text("SELECT last_inbound_us FROM salon_sessions WHERE client_key = :k"),
+                               {"k": key}).scalar_one()
+    engine.dispose()
+    assert key == f"u:{INES_BSUID}"  # the same session, and so the same conversation
+    now = datetime.fromisoformat(stack.emulator("GET", "/_emulator/clock")["now"])
+    assert now - datetime.fromtimestamp(last_us / 1e6, timezone.utc) < timedelta(hours=1)
+    # Her STOP holds for the assistant too: a follow-up it starts is not sent.
+    assert stack.trigger(INES_BSUID, "greet", purpose="advisor_followup").status_code == 200
+    time.sleep(QUIET_S)
+    assert len(stack.outbox(INES_NEW_BSUID)) == before
     # Her booking, in the same conversation, from her new id.
     _ines(stack, "je voudrais déplacer mon rendez-vous", user_id=INES_NEW_BSUID)
-    box = _settled(stack, INES_NEW_BSUID, before + 3)
+    box = _settled(stack, INES_NEW_BSUID, before + 2)
     # her appointment is found (the book knows her new id), then the new day is asked for
-    assert any("trouvons un autre moment pour" in m["body"] for m in box[before + 1:]), box
+    assert any("trouvons un autre moment pour" in m["body"] for m in box[before:]), box
     for message in box[before:]:
         _by_recipient(message, INES_NEW_BSUID)
     # Her STOP: a marketing message to her new id is refused, nothing reaches her.

@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, select
 from actions import backends
 from actions.styling import ActionStylingAdvice
 from salon.llm.audit import audit_table
+from tests.action_support import sealed
 from tests.llm.scripted_llm import Step, running_llm
 from tests.seeding import seed_maison
 
@@ -40,7 +41,7 @@ def tracker(text: str, intent: str = "styling_advice", sender: str = CLAIRE_WA,
             before: tuple[tuple[str, str], ...] = ()) -> Tracker:
     """``before``: earlier (text, intent) messages of the client in this conversation."""
     latest = {"text": text, "intent": {"name": intent, "confidence": 0.9}, "entities": [],
-              "metadata": {"wa_id": sender}}
+              "metadata": sealed(sender, wa_id=sender)}
     said = [{"event": "user", "text": t, "parse_data": {"intent": {"name": i, "confidence": 0.3}}}
             for t, i in before]
     return Tracker(

@@ -1,0 +1,101 @@
+"""The action server, as Salon runs it: rasa-sdk's app, on loopback unless told otherwise,
+and closed to any caller without its credential.
+
+    python -m actions.server --port 5055 [--host 127.0.0.1]
+
+- **Where it listens**: ``--host`` (default ``SALON_ACTIONS_HOST``, else 127.0.0.1).
+  rasa-sdk's own entry point listens on every interface.
+- **Who may call it**: with ``SALON_ACTIONS_TOKEN`` set, every request but ``/health``
+  must carry ``Authorization: Bearer <token>`` (compared in constant time); Rasa sends it
+  from the ``headers`` of ``action_endpoint`` in ``endpoints.yml``. Listening anywhere but
+  on loopback without a token is refused at start.
+- **What it answers on a failure**: the error's type, never the request (rasa-sdk's
+  handler echoes the whole tracker, with the client's messages, to the caller).
+
+The actions themselves trust a client's ids only when the WhatsApp channel sealed them
+(:mod:`salon.signed_identity`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hmac
+import logging
+import os
+import sys
+from typing import Any
+
+from rasa_sdk.endpoint import create_app
+from sanic import Sanic, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from salon.config import is_loopback_host
+from salon.logmask import install_log_masking
+
+logger = logging.getLogger(__name__)
+
+ENV_TOKEN = "SALON_ACTIONS_TOKEN"
+ENV_HOST = "SALON_ACTIONS_HOST"
+
+
+class ActionServerConfigError(ValueError):
+    """The action server would be reachable by anyone."""
+
+
+def guarded_app(token: str | None, package: str = "actions") -> Sanic:
+    """rasa-sdk's app with the credential check and a failure answer that echoes nothing."""
+    app = create_app(package, cors_origins=None)
+    expected = f"Bearer {token}".encode() if token else None
+
+    @app.middleware("request")
+    async def require_token(request: Request) -> HTTPResponse | None:
+        if expected is None or request.path == "/health":
+            return None
+        given = (request.headers.get("Authorization") or "").encode()
+        if not hmac.compare_digest(given, expected):
+            return response.json({"error": "not authorised"}, status=401)
+        return None
+
+    async def on_error(request: Request, exception: Exception) -> HTTPResponse:
+        logger.error("action call failed: %s", type(exception).__name__, exc_info=exception)
+        return response.json({"error": type(exception).__name__}, status=500)
+
+    app.error_handler.add(Exception, on_error)
+    return app
+
+
+def check_exposure(host: str, token: str | None) -> None:
+    if not is_loopback_host(host) and not token:
+        raise ActionServerConfigError(
+            f"the action server would listen on {host} with no credential: set {ENV_TOKEN} "
+            "(and the same token in endpoints.yml's action_endpoint headers)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m actions.server", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, default=5055)
+    parser.add_argument("--host", default=os.environ.get(ENV_HOST, "127.0.0.1"))
+    parser.add_argument("--debug", action="store_true", help="log at DEBUG")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
+                        format="%(asctime)s %(levelname)-8s %(name)s - %(message)s")
+    install_log_masking()
+    token = os.environ.get(ENV_TOKEN, "").strip() or None
+    try:
+        check_exposure(args.host, token)
+    except ActionServerConfigError as exc:
+        print(f"actions.server: {exc}", file=sys.stderr)  # noqa: T201
+        return 2
+    app = guarded_app(token)
+    logger.info("action server on %s:%s (%s)", args.host, args.port,
+                "credential required" if token else "loopback, no credential")
+    run_kwargs: dict[str, Any] = {"host": args.host, "port": args.port, "workers": 1,
+                                  "access_log": False}
+    app.run(**run_kwargs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
