@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 ENV_TOKEN = "SALON_ACTIONS_TOKEN"
 ENV_HOST = "SALON_ACTIONS_HOST"
+SHUTDOWN_GRACE_S = 3.0
 
 
 class ActionServerConfigError(ValueError):
@@ -62,6 +63,18 @@ def guarded_app(token: str | None, package: str = "actions") -> Sanic:
         return response.json({"error": type(exception).__name__}, status=500)
 
     app.error_handler.add(Exception, on_error)
+    # Rasa keeps its connection open between turns: on SIGTERM, Sanic would wait its
+    # default 15 s for it before stopping. A call in progress has this long to finish.
+    app.config.GRACEFUL_SHUTDOWN_TIMEOUT = SHUTDOWN_GRACE_S
+
+    async def close_backends(_app: Sanic, _loop: object) -> None:
+        # Its SQLite connections each hold a (non-daemon) thread that would keep the
+        # process from exiting after SIGTERM.
+        from actions import backends
+
+        await backends.close()
+
+    app.register_listener(close_backends, "after_server_stop")
     return app
 
 

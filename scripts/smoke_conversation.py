@@ -74,7 +74,7 @@ def conversations(now: datetime) -> list[list[tuple[str, str]]]:
         [("I want to speak to my advisor",
           "client advisor from our Paris boutique will reply to you here")],
         [("my coat arrived damaged, this is unacceptable", "truly sorry")],
-        [("STOP", "no longer receive"), ("START", "again receive")],
+        [("STOP", "no longer receive"), ("START", "sent only once you have agreed to it")],
         [("who won the football last night", "beyond what I can help")],
     ]
 

@@ -11,6 +11,7 @@ import pytest
 from actions import backends
 from salon.clock import SystemClock, write_offset_file
 from salon.signed_identity import SEAL_KEY, seal
+from salon.whatsapp.addressing import is_bsuid
 from tests.seeding import empty_book, seed_maison
 
 
@@ -41,3 +42,11 @@ def sealed(conversation: str, *, wa_id: str | None = None, user_id: str | None =
     metadata: dict[str, object] = {"wa_id": wa_id, "user_id": user_id, **extra}
     metadata[SEAL_KEY] = seal(TEST_IDENTITY_KEY.encode(), conversation, wa_id, user_id)
     return metadata
+
+
+def sealed_for(sender: str, **extra: object) -> dict[str, object]:
+    """The metadata the WhatsApp channel seals for a client writing as ``sender`` (her
+    number, or her BSUID when she writes from a username)."""
+    if is_bsuid(sender):
+        return sealed(sender, user_id=sender, **extra)
+    return sealed(sender, wa_id=sender, **extra)

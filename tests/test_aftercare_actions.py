@@ -15,6 +15,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions import backends
 from actions.aftercare import ActionAskRepairPhotos, ActionOpenRepairRequest, ValidateAftercareForm
 from salon.clock import SystemClock, write_offset_file
+from tests.action_support import sealed_for
 from tests.seeding import seed_maison
 
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=timezone.utc)
@@ -38,6 +39,8 @@ def maison(sqlite_url: str, tmp_path, monkeypatch) -> Iterator[str]:  # type: ig
     backends.reset()
 
 
+
+
 def tracker(slots: dict[str, Any] | None = None, *, text: str = "", intent: str = "inform",
             candidates: dict[str, Any] | None = None, metadata: dict[str, Any] | None = None,
             sender: str = CLAIRE) -> Tracker:
@@ -45,7 +48,7 @@ def tracker(slots: dict[str, Any] | None = None, *, text: str = "", intent: str 
     events += [{"event": "slot", "name": k, "value": v} for k, v in (candidates or {}).items()]
     return Tracker(sender_id=sender, slots={**(slots or {}), **(candidates or {})},
                    latest_message={"text": text, "intent": {"name": intent}, "entities": [],
-                                   "metadata": metadata or {}},
+                                   "metadata": sealed_for(sender, **(metadata or {}))},
                    events=events, paused=False, followup_action=None,
                    active_loop={"name": "aftercare_form"}, latest_action_name="action_listen")
 

@@ -28,7 +28,7 @@ from actions.events import (
 from actions.handoff import ActionHandoff
 from salon.db import make_sync_engine
 from salon.integrations.schema import event_rsvps, events
-from tests.action_support import action_server_on
+from tests.action_support import action_server_on, sealed_for
 
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=timezone.utc)  # Thursday morning
 PREVIEW = "paris-aw27-preview"  # 10 Dec, VIC and Platinum, one guest, 5 of 60 places taken
@@ -52,6 +52,8 @@ def maison(sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     backends.reset()
 
 
+
+
 def tracker(slots: dict[str, Any] | None = None, *, text: str = "", intent: str = "inform",
             sender: str = HENRY, candidates: dict[str, Any] | None = None,
             before: dict[str, Any] | None = None, entities: list[dict[str, Any]] | None = None,
@@ -64,7 +66,7 @@ def tracker(slots: dict[str, Any] | None = None, *, text: str = "", intent: str 
     return Tracker(
         sender_id=sender, slots={**(before or {}), **(slots or {}), **(candidates or {})},
         latest_message={"text": text, "intent": {"name": intent}, "entities": entities or [],
-                        "metadata": {}},
+                        "metadata": sealed_for(sender)},
         events=history, paused=False, followup_action=None,
         active_loop={"name": "event_rsvp_form"} if active else {}, latest_action_name="action_listen")
 

@@ -11,6 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from salon.db import make_async_engine
 from salon.integrations.orders import OrderFacts, SqlOrders, normalise_order_number
 from salon.order_answers import order_answer
+from tests.action_support import sealed
 from tests.seeding import seed_maison
 
 CLAIRE_WA = "33600000001"  # owns SOL-104233 (shipped) and SOL-104187 (delivered)
@@ -97,14 +98,15 @@ async def test_action_answers_the_owner_and_reveals_nothing_to_others(sqlite_url
     dispatcher = CollectingDispatcher()
     events = await ActionOrderStatus().run(
         dispatcher, _tracker(CLAIRE_BSUID, {"order_number": "SOL-104233"},
-                             {"wa_id": CLAIRE_WA, "user_id": CLAIRE_BSUID}), {})
+                             sealed(CLAIRE_BSUID, wa_id=CLAIRE_WA, user_id=CLAIRE_BSUID)), {})
     assert events == cleared
     assert "DHL Express" in dispatcher.messages[0]["text"]
 
     # Someone else's number: the same words as for an order that does not exist.
     for sender, number in ((SOMEONE_ELSE, "SOL-104233"), (CLAIRE_WA, "SOL-999999")):
         dispatcher = CollectingDispatcher()
-        events = await ActionOrderStatus().run(dispatcher, _tracker(sender, {"order_number": number}), {})
+        events = await ActionOrderStatus().run(
+            dispatcher, _tracker(sender, {"order_number": number}, sealed(sender, wa_id=sender)), {})
         assert events == cleared
         assert dispatcher.messages == [{"text": None, "buttons": [], "elements": [], "custom": {},
                                         "template": "utter_order_not_found",
@@ -120,7 +122,8 @@ async def test_action_when_orders_are_unreachable(tmp_path, monkeypatch) -> None
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'empty.db'}")
     backends.reset()
     dispatcher = CollectingDispatcher()
-    await ActionOrderStatus().run(dispatcher, _tracker(CLAIRE_WA, {"order_number": "SOL-104233"}), {})
+    await ActionOrderStatus().run(
+        dispatcher, _tracker(CLAIRE_WA, {"order_number": "SOL-104233"}, sealed(CLAIRE_WA, wa_id=CLAIRE_WA)), {})
     assert dispatcher.messages[0]["response"] == "utter_order_request_noted"
     backends.reset()
 
@@ -153,7 +156,7 @@ async def test_a_username_only_client_is_asked_for_her_number_then_answered(sqli
     new_bsuid = "FR.99887766554433221100"  # not in the book
     dispatcher = CollectingDispatcher()
     events = await ActionOrderStatus().run(
-        dispatcher, _tracker(new_bsuid, {"order_number": "SOL-104233"}, {"user_id": new_bsuid}), {})
+        dispatcher, _tracker(new_bsuid, {"order_number": "SOL-104233"}, sealed(new_bsuid, user_id=new_bsuid)), {})
     assert events == [SlotSet("resume_after_contact", "action_order_status")]  # the number is kept
     [asked] = dispatcher.messages
     request = asked["custom"]
@@ -168,7 +171,7 @@ async def test_a_username_only_client_is_asked_for_her_number_then_answered(sqli
         sender_id=new_bsuid, slots={"resume_after_contact": "action_order_status",
                                     "order_number": "SOL-104233"},
         latest_message={"text": "/share_contact", "intent": {"name": "share_contact"}, "entities": [],
-                        "metadata": {"wa_id": CLAIRE_WA, "user_id": new_bsuid}},
+                        "metadata": sealed(new_bsuid, wa_id=CLAIRE_WA, user_id=new_bsuid)},
         events=[], paused=False, followup_action=None, active_loop={}, latest_action_name="action_listen")
     events = await ActionContactShared().run(dispatcher, shared, {})
     assert events == [SlotSet("resume_after_contact", None), FollowupAction("action_order_status")]
@@ -181,7 +184,7 @@ async def test_a_username_only_client_is_asked_for_her_number_then_answered(sqli
     dispatcher = CollectingDispatcher()
     plain = Tracker(sender_id=CLAIRE_WA, slots={}, latest_message={
         "text": "/share_contact", "intent": {"name": "share_contact"}, "entities": [],
-        "metadata": {"wa_id": CLAIRE_WA}}, events=[], paused=False, followup_action=None,
+        "metadata": sealed(CLAIRE_WA, wa_id=CLAIRE_WA)}, events=[], paused=False, followup_action=None,
         active_loop={}, latest_action_name="action_listen")
     assert await ActionContactShared().run(dispatcher, plain, {}) == []
     assert dispatcher.messages[0]["response"] == "utter_contact_received"
