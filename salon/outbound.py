@@ -112,6 +112,8 @@ _INTENT = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _LANG = re.compile(r"^[a-z]{2}(_[A-Z]{2})?$")
 _ORIGIN = re.compile(r"^ob:([0-9a-f]{32}):([0-9]+)$")
 REQUESTERS: Final = ("bot", "system", "advisor", "cli")
+NO_ANSWER: Final = -2
+"""The error code the guard records for a send that got no answer (it may have gone out)."""
 
 metadata = MetaData()
 
@@ -122,7 +124,7 @@ requests_table = Table(
     Column("idempotency_key", String(MAX_KEY), nullable=False, unique=True),
     Column("phone_number_id", String(64), nullable=False),
     Column("wa_id", String(32)),
-    Column("user_id", String(64)),
+    Column("user_id", String(200)),  # a BSUID: up to 135 characters
     Column("purpose", String(64), nullable=False),
     Column("content", JSON),
     Column("params", JSON, nullable=False),
@@ -621,9 +623,17 @@ class OutboundQueue(SqlTables):
         return int(result.rowcount or 0)
 
     async def attempt_trace(self, request_id: str, attempt: int) -> dict[str, Any] | None:
-        """What Salon's outbound record knows of one attempt: the row the guard wrote
-        (payload ``origin``), or a status webhook that came back for it (Meta returns
-        ``biz_opaque_callback_data``). None: nothing of it reached Meta that we know of."""
+        """What Salon's outbound record knows of one attempt: the rows the guard wrote
+        (payload ``origin``) and the status webhooks that came back for it (Meta returns
+        ``biz_opaque_callback_data``), in whatever order they were written. None: nothing
+        of it that we know of.
+
+        Evidence that Meta accepted the attempt wins, whatever came after it: a row with
+        a wamid (the send's answer, or a status webhook; ``accepted`` is True, even if
+        the message failed later). Then its parking or refusal by the guard. Then a
+        refusal by Meta (``status`` ``failed``: it was not sent). A send that got no
+        answer (:class:`~salon.errors.NoResponseError`, code -2) proves nothing either
+        way: alone, it gives ``status`` ``in_doubt``."""
         origin = origin_of(request_id, attempt)
         query = (
             select(outbound_table)
@@ -632,15 +642,23 @@ class OutboundQueue(SqlTables):
             .order_by(_W.id)
         )
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
+            rows = [r._mapping for r in (await conn.execute(query)).all()]
         if not rows:
             return None
-        row = rows[-1]._mapping
-        kind = row["kind"]
-        if kind == "status_only":
-            # Only Meta's status came back: the send said what it was.
-            kind = str((row["payload"] or {}).get("callback", "")).rpartition("#")[2] or kind
-        return {"wamid": row["wamid"], "kind": kind, "status": row["status"],
+        accepted = [r for r in rows if r["wamid"] is not None]
+        if accepted:
+            # The guard's own record of it says what it was; a status-only row the send said.
+            row = ([r for r in accepted if r["kind"] != "status_only"] or accepted)[-1]
+            kind = row["kind"]
+            if kind == "status_only":
+                kind = str((row["payload"] or {}).get("callback", "")).rpartition("#")[2] or kind
+            return {"wamid": row["wamid"], "kind": kind, "status": row["status"], "accepted": True,
+                    "template": row["template"], "error_code": row["error_code"]}
+        settled = [r for r in rows if r["status"] in ("parked", "refused")]
+        refused = [r for r in rows if r["status"] == "failed" and r["error_code"] != NO_ANSWER]
+        row = (settled or refused or rows)[-1]
+        status = row["status"] if settled or refused else "in_doubt"
+        return {"wamid": None, "kind": row["kind"], "status": status, "accepted": False,
                 "template": row["template"], "error_code": row["error_code"]}
 
     # ------------------------------------------------------------------ outcomes

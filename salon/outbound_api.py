@@ -16,6 +16,11 @@ the scope. ``GET /outbound/metrics`` also accepts the ``metrics`` scope.
   delivery rates.
 - ``GET /health``: 200 (no token).
 
+Idempotency keys belong to the principal that gives them: each is stored under the
+caller's own namespace (``api:<principal>:<key>``), so one caller's keys never meet
+another's, nor those Salon's own scans use (``appt:<id>:24h:<start>`` …): a key cannot be
+taken in advance to suppress somebody else's message. Answers show the caller's key.
+
 Every route, ``/health`` and the metrics included, is limited per client IP before the
 token is checked (``SALON_OUTBOUND_API_RATE`` requests a minute, 600 by default, burst
 ``SALON_OUTBOUND_API_BURST``; see :mod:`salon.ratelimit`): past it, 429 with
@@ -24,17 +29,26 @@ token is checked (``SALON_OUTBOUND_API_RATE`` requests a minute, 600 by default,
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any, Final
 
 from aiohttp import web
 
 from salon.access import AccessDenied, Principal, TokenBook
 from salon.clock import Clock
-from salon.outbound import InvalidRequest, OutboundQueue, RequestSpec, parse_request
+from salon.outbound import (
+    MAX_KEY,
+    InvalidRequest,
+    OutboundQueue,
+    OutboundRequest,
+    RequestSpec,
+    parse_request,
+)
 from salon.ratelimit import ClientIp, IpRateLimit, RateLimitSettings, aiohttp_rate_limit
 
 logger = logging.getLogger(__name__)
@@ -61,6 +75,35 @@ def _requester(principal: Principal) -> str:
     if principal.advisor_id:
         return f"advisor:{principal.advisor_id}"
     return f"system:{principal.name}"
+
+
+def key_namespace(requested_by: str) -> str:
+    """The prefix of every idempotency key a principal gives through the API."""
+    return f"api:{hashlib.sha256(requested_by.encode()).hexdigest()[:16]}:"
+
+
+def namespaced_key(requested_by: str, key: str) -> str:
+    """``key`` in the caller's own namespace (a long one by its digest, to fit)."""
+    full = key_namespace(requested_by) + key
+    if len(full) <= MAX_KEY:
+        return full
+    return f"{key_namespace(requested_by)}sha256:{hashlib.sha256(key.encode()).hexdigest()}"
+
+
+def _own(spec: RequestSpec) -> RequestSpec:
+    return replace(spec, idempotency_key=namespaced_key(spec.requested_by, spec.idempotency_key))
+
+
+def _shown(found: OutboundRequest, requested_by: str, given: str | None = None) -> dict[str, Any]:
+    """The request as the API answers it: the caller's own key without its namespace
+    (``given``: the key as the caller just gave it)."""
+    out = found.as_dict()
+    prefix = key_namespace(requested_by)
+    if given is not None and found.idempotency_key == namespaced_key(requested_by, given):
+        out["idempotency_key"] = given
+    elif found.idempotency_key.startswith(prefix):
+        out["idempotency_key"] = found.idempotency_key[len(prefix):]
+    return out
 
 
 def _auth(request: web.Request, *scopes: str) -> Principal:
@@ -94,16 +137,18 @@ async def post_outbound(request: web.Request) -> web.Response:
     body = await _json_body(request)
     clock: Clock = request.app[CLOCK]
     now = clock.now()
-    spec = parse_request(body, requested_by=_requester(principal), now=now,
-                         default_phone_number_id=request.app[PNID] or None)
+    given = parse_request(body, requested_by=_requester(principal), now=now,
+                          default_phone_number_id=request.app[PNID] or None)
+    spec = _own(given)
     stored, created = await request.app[QUEUE].enqueue(spec, now)
     logger.info("outbound %s %s by %s (%s)", stored.id, "queued" if created else "known",
                 principal.name, spec.purpose)
-    return web.json_response({**stored.as_dict(), "created": created}, status=201 if created else 200)
+    return web.json_response({**_shown(stored, spec.requested_by, given.idempotency_key), "created": created},
+                             status=201 if created else 200)
 
 
 async def get_outbound(request: web.Request) -> web.Response:
-    _auth(request, "outbound")
+    principal = _auth(request, "outbound")
     request_id = request.match_info["request_id"]
     if not re.match(r"^[0-9a-f]{32}$", request_id):
         return _error(404, "no such request")
@@ -111,7 +156,7 @@ async def get_outbound(request: web.Request) -> web.Response:
     found = await queue.get(request_id)
     if found is None:
         return _error(404, "no such request")
-    return web.json_response({**found.as_dict(), "events": await queue.events(request_id)})
+    return web.json_response({**_shown(found, _requester(principal)), "events": await queue.events(request_id)})
 
 
 async def post_campaign(request: web.Request) -> web.Response:
@@ -163,9 +208,9 @@ async def post_campaign(request: web.Request) -> web.Response:
         one = {**shared, "client": client, "params": params,
                "idempotency_key": f"campaign:{campaign_id}:{who}"}
         try:
-            specs.append(parse_request(one, requested_by=_requester(principal), now=now,
-                                       default_phone_number_id=request.app[PNID] or None,
-                                       campaign_id=campaign_id))
+            specs.append(_own(parse_request(one, requested_by=_requester(principal), now=now,
+                                            default_phone_number_id=request.app[PNID] or None,
+                                            campaign_id=campaign_id)))
         except InvalidRequest as invalid:
             problems.extend(f"clients[{index}]: {p}" for p in invalid.problems)
     if problems:

@@ -12,9 +12,15 @@ Per claimed request, in order:
    until they end;
 4. pacing: the client's bucket (a client waiting longer than ``max_hold`` goes back in
    the queue with that due time) and the business number's bucket;
-5. ``trigger_intent`` requests ask Rasa for a bot-initiated turn
-   (``POST /conversations/{id}/trigger_intent?output_channel=whatsapp``): the reply
-   goes through the channel's guard;
+5. ``trigger_intent`` requests are first checked as the guard would check a message the
+   maison starts (the purpose's consent: marketing needs a marketing opt-in and no STOP,
+   nothing goes to a client who said STOP for the purpose's category), and refused with
+   the guard's reason otherwise; then Rasa is asked for a bot-initiated turn
+   (``POST /conversations/{id}/trigger_intent?output_channel=whatsapp&purpose=…&origin=…``,
+   authenticated with a short-lived JWT in the ``Authorization`` header: the secret never
+   travels, and no URL, token or error text is ever logged or stored, only
+   ``rasa: HTTP <status>``, ``rasa: timeout`` or ``rasa: unreachable``); the reply goes
+   through the channel's guard with that purpose;
 6. everything else goes to :class:`~salon.whatsapp.sender.GuardedSender`: free-form if
    the window is open with margin, else the purpose's approved template, else parked
    with one nudge. Graph errors come back mapped by :mod:`salon.errors`: retryable ones
@@ -37,6 +43,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
+from urllib.parse import quote
 
 import aiohttp
 
@@ -55,10 +62,13 @@ from salon.outbound import (
     Claimed,
     OutboundQueue,
     OutboundRequest,
+    origin_of,
     outcome_of,
 )
 from salon.pacing import Pacer, PacingConfig
+from salon.rasa_auth import ENV_SECRET, rasa_headers
 from salon.sessions import ClientRef, conversation_id
+from salon.templates import GraphTemplatePageFetcher, keep_in_sync
 from salon.whatsapp.consent import ClientProfile, ConsentBook
 from salon.whatsapp.graph import DEFAULT_BASE_URL, DEFAULT_VERSION, GraphConfig
 from salon.whatsapp.runtime import SenderParts, open_sender
@@ -66,7 +76,8 @@ from salon.whatsapp.sender import GuardedSender
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["OutboundWorker", "RasaTrigger", "WorkerConfig", "graph_config_from_env", "parse_shard", "run_worker"]
+__all__ = ["OutboundWorker", "RasaTrigger", "RasaUnavailable", "WorkerConfig", "graph_config_from_env",
+           "parse_shard", "run_worker"]
 
 Scan = Callable[[datetime], Awaitable[int]]
 MAX_TRIGGER_ATTEMPTS: Final = 6
@@ -129,28 +140,51 @@ def graph_config_from_env(*, max_attempts: int = 1) -> GraphConfig:
     )
 
 
-class RasaTrigger:
-    """Rasa's HTTP API: ``trigger_intent`` with the WhatsApp output channel."""
+class RasaUnavailable(Exception):
+    """Rasa did not take a trigger. Its text is the reason the queue records: the
+    status or the kind of failure, never a URL, a header or Rasa's own words."""
 
-    def __init__(self, base_url: str, token: str, *, timeout_s: float = 30.0) -> None:
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class RasaTrigger:
+    """Rasa's HTTP API: ``trigger_intent`` with the WhatsApp output channel, the request's
+    purpose and origin, authenticated with a JWT signed with ``jwt_secret``
+    (:mod:`salon.rasa_auth`; the secret itself never leaves this process)."""
+
+    def __init__(self, base_url: str, jwt_secret: str, *, timeout_s: float = 30.0) -> None:
+        if not jwt_secret:
+            raise ValueError(f"{ENV_SECRET} is empty: Rasa's API is only called with a signed token")
         self.base_url = base_url.rstrip("/")
-        self.token = token
+        self._secret = jwt_secret
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: aiohttp.ClientSession | None = None
 
-    async def trigger(self, conversation_id: str, intent: str, entities: dict[str, Any]) -> None:
-        """Raises :class:`aiohttp.ClientError` (or a timeout) when Rasa did not take it."""
+    def __repr__(self) -> str:
+        return f"RasaTrigger({self.base_url!r})"
+
+    async def trigger(self, conversation_id: str, intent: str, entities: dict[str, Any], *,
+                      purpose: str, origin: str) -> None:
+        """Raises :class:`RasaUnavailable` when Rasa did not take it."""
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
-        async with self._session.post(
-            f"{self.base_url}/conversations/{conversation_id}/trigger_intent",
-            params={"output_channel": "whatsapp", "token": self.token},
-            json={"name": intent, "entities": entities},
-        ) as response:
-            if response.status >= 400:
-                body = (await response.text())[:300]
-                raise aiohttp.ClientResponseError(
-                    response.request_info, (), status=response.status, message=body)
+        url = f"{self.base_url}/conversations/{quote(conversation_id, safe='')}/trigger_intent"
+        try:
+            async with self._session.post(
+                url, params={"output_channel": "whatsapp", "purpose": purpose, "origin": origin},
+                json={"name": intent, "entities": entities}, headers=rasa_headers(self._secret),
+            ) as response:
+                status = response.status
+                await response.read()
+        except asyncio.TimeoutError:
+            raise RasaUnavailable("rasa: timeout") from None
+        except aiohttp.ClientError as exc:
+            # Its text names the URL: only its kind is kept.
+            raise RasaUnavailable(f"rasa: unreachable ({type(exc).__name__})") from None
+        if status >= 400:
+            raise RasaUnavailable(f"rasa: HTTP {status}")
 
     async def close(self) -> None:
         if self._session is not None and not self._session.closed:
@@ -384,10 +418,14 @@ class OutboundWorker:
         if trace is None:
             logger.info("outbound %s: attempt %d left no trace; sending it now", item.request.id, previous)
             return False
-        if trace["status"] == "failed":
+        if not trace["accepted"] and trace["status"] in ("failed", "in_doubt"):
+            # Refused by Meta; or sent without an answer and, a whole lease later, still
+            # no status webhook nor any other sign that Meta took it.
+            logger.info("outbound %s: attempt %d %s; sending it now", item.request.id, previous,
+                        "was refused" if trace["status"] == "failed" else "left no sign of reaching Meta")
             return False
         state = {"template": SENT_TEMPLATE, "parked": PARKED, "refused": REFUSED}.get(
-            trace["status"] if trace["status"] in ("parked", "refused") else trace["kind"], SENT_FREE_FORM)
+            trace["status"] if not trace["accepted"] else trace["kind"], SENT_FREE_FORM)
         self.stats["recovered"] += 1
         await self._finish(item.request, state, template=trace["template"], wamid=trace["wamid"],
                            reason=f"recovered attempt {previous}", error_code=trace["error_code"])
@@ -398,6 +436,14 @@ class OutboundWorker:
             await self._finish(request, FAILED, reason="rasa_not_configured")
             return
         assert request.trigger is not None
+        # The turn will speak for the maison: the same consent the guard would ask of a
+        # message with this purpose, checked before Rasa is asked for anything.
+        refusal = await self.sender.may_initiate(request.client, request.purpose)
+        if refusal is not None:
+            logger.info("outbound %s: trigger_intent %s refused (%s)", request.id, request.trigger["name"],
+                        refusal.reason)
+            await self._finish(request, REFUSED, reason=refusal.reason)
+            return
         # The client's conversation when she has written before (it stays the same
         # whichever of her ids the request names), else the id the request names.
         state = await self.sender.sessions.get(request.client)
@@ -405,14 +451,16 @@ class OutboundWorker:
                         else request.client.user_id or request.client.wa_id or "")
         try:
             await self.rasa.trigger(conversation, request.trigger["name"],
-                                    dict(request.trigger.get("entities") or {}))
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                                    dict(request.trigger.get("entities") or {}),
+                                    purpose=request.purpose, origin=origin_of(request.id, attempt))
+        except RasaUnavailable as exc:
             delay = TRANSIENT_POLICY.delay(attempt - 1) if attempt < MAX_TRIGGER_ATTEMPTS else None
             due = self.clock.now() + delay if delay is not None else None
             if due is not None and (request.deadline is None or due < request.deadline):
-                await self._retry(request, due, None, f"rasa: {exc}")
+                await self._retry(request, due, None, exc.reason)
             else:
-                await self._finish(request, FAILED, reason=f"rasa: {exc}")
+                logger.warning("outbound %s: trigger_intent failed for good (%s)", request.id, exc.reason)
+                await self._finish(request, FAILED, reason=exc.reason)
             return
         await self._finish(request, TRIGGERED, reason=f"trigger_intent {request.trigger['name']}")
 
@@ -464,9 +512,16 @@ async def run_worker(
     from salon.reminders import AppointmentReminders
     from salon.restock import RestockBook
 
-    parts: SenderParts = await open_sender(settings, graph or graph_config_from_env(), clock, many_clients=True)
+    graph_config = graph or graph_config_from_env()
+    parts: SenderParts = await open_sender(settings, graph_config, clock, many_clients=True)
     rasa_url = os.environ.get("SALON_RASA_URL", "").strip()
-    rasa = RasaTrigger(rasa_url, os.environ.get("SALON_RASA_TOKEN", "")) if rasa_url else None
+    rasa_secret = os.environ.get(ENV_SECRET, "")
+    rasa: RasaTrigger | None = None
+    if rasa_url and rasa_secret:
+        rasa = RasaTrigger(rasa_url, rasa_secret)
+    elif rasa_url:
+        logger.error("SALON_RASA_URL is set but %s is not: trigger_intent requests fail "
+                     "(rasa_not_configured) until it is", ENV_SECRET)
     scanners: list[Scan] = []
     restock: RestockBook | None = None
     if scans:
@@ -479,6 +534,16 @@ async def run_worker(
     worker = OutboundWorker(parts.outbound, parts.sender, clock, pacing=pacing or PacingConfig.from_env(),
                             config=config or WorkerConfig.from_env(), rasa=rasa, scans=scanners)
     stop = stop or asyncio.Event()
+    # The templates' lifecycle: the channel's webhooks reach this process through the
+    # shared template state; a reconciliation with the Graph API now and periodically
+    # covers what no webhook said (or a webhook missed while nothing ran).
+    waba_id = os.environ.get("WA_WABA_ID", "").strip()
+    template_sync: asyncio.Future[None] | None = None
+    fetcher: GraphTemplatePageFetcher | None = None
+    if waba_id and graph_config.auth_mode == "bearer":
+        fetcher = GraphTemplatePageFetcher(waba_id, graph_config.access_token, base_url=graph_config.base_url,
+                                           api_version=graph_config.api_version)
+        template_sync = asyncio.ensure_future(keep_in_sync(parts.registry, fetcher, stop))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         try:
@@ -488,6 +553,11 @@ async def run_worker(
     try:
         await worker.run(stop)
     finally:
+        stop.set()
+        if template_sync is not None:
+            await template_sync
+        if fetcher is not None:
+            await fetcher.aclose()
         if rasa is not None:
             await rasa.close()
         await parts.close()

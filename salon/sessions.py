@@ -83,6 +83,8 @@ __all__ = [
     "ClientRef",
     "InboundRecord",
     "InboundResult",
+    "PARKED_LEASE",
+    "ParkedClaim",
     "ParkedMessage",
     "RedisSessionStore",
     "SessionState",
@@ -97,6 +99,9 @@ UTC: Final = timezone.utc
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 DAY_US: Final = int(WINDOW / timedelta(microseconds=1))
 FEP_US: Final = int(FEP_DURATION / timedelta(microseconds=1))
+PARKED_LEASE: Final = timedelta(minutes=5)
+"""How long a delivery of parked content holds it (:meth:`SessionStore.claim_parked`)
+before another delivery may take it over (the first one died)."""
 
 
 def to_us(value: datetime, name: str = "datetime") -> int:
@@ -262,6 +267,14 @@ class ParkedMessage:
     parked_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class ParkedClaim:
+    """Parked items held by one delivery (see :meth:`SessionStore.claim_parked`)."""
+
+    token: str
+    items: list[ParkedMessage]
+
+
 def _dump_item(item_id: str, payload: Any, at_us: int) -> str:
     return json.dumps(
         {"id": item_id, "at": at_us, "payload": payload}, ensure_ascii=False, separators=(",", ":")
@@ -342,6 +355,16 @@ class SessionStore(ABC):
 
     @abstractmethod
     async def _take(self, pnid: str, key: str) -> list[ParkedMessage]: ...
+
+    @abstractmethod
+    async def _claim_parked(self, pnid: str, key: str, token: str, now_us: int,
+                            lease: timedelta) -> list[ParkedMessage]: ...
+
+    @abstractmethod
+    async def _remove_parked(self, pnid: str, key: str, item_id: str) -> None: ...
+
+    @abstractmethod
+    async def _release_parked(self, pnid: str, key: str, token: str) -> None: ...
 
     @abstractmethod
     async def _delete(self, pnid: str, key: str, aliases: Sequence[str]) -> None: ...
@@ -540,6 +563,31 @@ class SessionStore(ABC):
         key = await self._key_for_read(ref)
         return [] if key is None else await self._take(ref.phone_number_id, key)
 
+    async def claim_parked(self, ref: ClientRef, *, lease: timedelta = PARKED_LEASE) -> ParkedClaim:
+        """Hold the client's parked items for one delivery, oldest first, without
+        removing them: each is removed (:meth:`remove_parked`) once it is sent, and
+        :meth:`release_parked` gives back the rest. Two concurrent deliveries never hold
+        the same item; a holder that dies lets go after ``lease``."""
+        token = uuid.uuid4().hex
+        key = await self._key_for_read(ref)
+        if key is None:
+            return ParkedClaim(token, [])
+        items = await self._claim_parked(ref.phone_number_id, key, token,
+                                         to_us(self.clock.now(), "now"), lease)
+        return ParkedClaim(token, items)
+
+    async def remove_parked(self, ref: ClientRef, item_id: str) -> None:
+        """Forget one parked item (it was delivered)."""
+        key = await self._key_for_read(ref)
+        if key is not None:
+            await self._remove_parked(ref.phone_number_id, key, item_id)
+
+    async def release_parked(self, ref: ClientRef, claim: ParkedClaim) -> None:
+        """Give back what ``claim`` still holds: it waits for the next delivery."""
+        key = await self._key_for_read(ref)
+        if key is not None:
+            await self._release_parked(ref.phone_number_id, key, claim.token)
+
     async def follow_identity(self, before: ClientRef, after: ClientRef) -> SessionState | None:
         """Meta changed the client's ids (a new BSUID, a new phone number): link her new ids
         to her session, which keeps its window, its parked content and its conversation id;
@@ -678,6 +726,33 @@ redis.call('DEL', KEYS[1], KEYS[2])
 return items
 """
 
+# KEYS: 1 delivery lock, 2 list; ARGV: 1 token, 2 lease (ms). The items while the lock is
+# ours (nothing when another delivery holds them).
+_LUA_CLAIM_PARKED = """
+if redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then
+  return redis.call('LRANGE', KEYS[2], 0, -1)
+end
+return {}
+"""
+
+# KEYS: 1 list, 2 id set; ARGV: 1 item id
+_LUA_REMOVE_PARKED = """
+for _, raw in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
+  if tostring(cjson.decode(raw)['id']) == ARGV[1] then
+    redis.call('LREM', KEYS[1], 1, raw)
+    break
+  end
+end
+redis.call('SREM', KEYS[2], ARGV[1])
+return 1
+"""
+
+# KEYS: 1 delivery lock; ARGV: 1 token
+_LUA_RELEASE_PARKED = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+"""
+
 
 
 # ARGV: 1 prefix (ends with ':'), then per client: phone_number_id, alias 1, alias 2 ('' if
@@ -790,6 +865,9 @@ class RedisSessionStore(SessionStore):
         self._nudged_script = self._client.register_script(_LUA_NUDGED)
         self._park_script = self._client.register_script(_LUA_PARK)
         self._take_script = self._client.register_script(_LUA_TAKE)
+        self._claim_parked_script = self._client.register_script(_LUA_CLAIM_PARKED)
+        self._remove_parked_script = self._client.register_script(_LUA_REMOVE_PARKED)
+        self._release_parked_script = self._client.register_script(_LUA_RELEASE_PARKED)
         self._get_many_script = self._client.register_script(_LUA_GET_MANY)
         self._ids_script = self._client.register_script(_LUA_IDS)
 
@@ -810,12 +888,16 @@ class RedisSessionStore(SessionStore):
     def parked_ids_key(self, pnid: str, key: str) -> str:
         return f"{self.prefix}:qi:{pnid}:{key}"
 
+    def parked_lock_key(self, pnid: str, key: str) -> str:
+        return f"{self.prefix}:ql:{pnid}:{key}"
+
     async def initialize(self) -> None:
         """Load the Lua scripts (pipelines use EVALSHA) and check the server answers."""
         for script in (
             self._inbound_script, self._reply_script, self._closed_script,
             self._nudged_script, self._park_script, self._take_script,
-            self._get_many_script, self._ids_script,
+            self._get_many_script, self._ids_script, self._claim_parked_script,
+            self._remove_parked_script, self._release_parked_script,
         ):
             script.sha = await self._client.script_load(script.script)
 
@@ -932,6 +1014,21 @@ class RedisSessionStore(SessionStore):
             keys=[self.parked_key(pnid, key), self.parked_ids_key(pnid, key)]
         )
         return [_load_item(item) for item in raw]
+
+    async def _claim_parked(self, pnid: str, key: str, token: str, now_us: int,
+                            lease: timedelta) -> list[ParkedMessage]:
+        raw = await self._claim_parked_script(
+            keys=[self.parked_lock_key(pnid, key), self.parked_key(pnid, key)],
+            args=[token, str(max(1, int(lease / timedelta(milliseconds=1))))],
+        )
+        return [_load_item(item) for item in raw]
+
+    async def _remove_parked(self, pnid: str, key: str, item_id: str) -> None:
+        await self._remove_parked_script(
+            keys=[self.parked_key(pnid, key), self.parked_ids_key(pnid, key)], args=[item_id])
+
+    async def _release_parked(self, pnid: str, key: str, token: str) -> None:
+        await self._release_parked_script(keys=[self.parked_lock_key(pnid, key)], args=[token])
 
     async def _delete(self, pnid: str, key: str, aliases: Sequence[str]) -> None:
         names = [self.state_key(pnid, key), self.parked_key(pnid, key),
@@ -1315,10 +1412,12 @@ class SqlSessionStore(SessionStore, SqlTables):
         ]
 
     async def _peek(self, pnid: str, key: str) -> list[ParkedMessage]:
+        # Every item, those a delivery holds included (a take's own claims never outlive
+        # its transaction).
         async with self.engine.connect() as conn:
             rows = await conn.execute(
                 select(_P.item_id, _P.payload, _P.parked_us)
-                .where(_P.phone_number_id == pnid, _P.client_key == key, _P.claim.is_(None))
+                .where(_P.phone_number_id == pnid, _P.client_key == key)
                 .order_by(_P.seq)
             )
             return self._parked_from_rows(rows)
@@ -1326,12 +1425,14 @@ class SqlSessionStore(SessionStore, SqlTables):
     async def _take(self, pnid: str, key: str) -> list[ParkedMessage]:
         # Claim first (one UPDATE: each row goes to exactly one taker), then read and
         # delete what this call claimed.
+        # Items a delivery holds are taken too (moved rather than lost when the client's
+        # states are merged).
         token = uuid.uuid4().hex
         mine = and_(_P.phone_number_id == pnid, _P.client_key == key, _P.claim == token)
         async with self.engine.begin() as conn:
             await conn.execute(
                 update(parked_table)
-                .where(_P.phone_number_id == pnid, _P.client_key == key, _P.claim.is_(None))
+                .where(_P.phone_number_id == pnid, _P.client_key == key)
                 .values(claim=token)
             )
             rows = await conn.execute(
@@ -1340,6 +1441,35 @@ class SqlSessionStore(SessionStore, SqlTables):
             items = self._parked_from_rows(rows)
             await conn.execute(delete(parked_table).where(mine))
         return items
+
+    async def _claim_parked(self, pnid: str, key: str, token: str, now_us: int,
+                            lease: timedelta) -> list[ParkedMessage]:
+        # A delivery's claim is "<lease end, 20 digits>:<token>": one still running
+        # compares greater than "<now>", one whose holder died compares less.
+        held = f"{now_us + int(lease / timedelta(microseconds=1)):020d}:{token}"
+        client = and_(_P.phone_number_id == pnid, _P.client_key == key)
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(parked_table)
+                .where(client, or_(_P.claim.is_(None), _P.claim < f"{now_us:020d}"))
+                .values(claim=held)
+            )
+            rows = await conn.execute(
+                select(_P.item_id, _P.payload, _P.parked_us).where(client, _P.claim == held).order_by(_P.seq)
+            )
+            return self._parked_from_rows(rows)
+
+    async def _remove_parked(self, pnid: str, key: str, item_id: str) -> None:
+        async with self.single() as conn:
+            await conn.execute(delete(parked_table).where(
+                _P.phone_number_id == pnid, _P.client_key == key, _P.item_id == item_id))
+
+    async def _release_parked(self, pnid: str, key: str, token: str) -> None:
+        async with self.single() as conn:
+            await conn.execute(
+                update(parked_table)
+                .where(_P.phone_number_id == pnid, _P.client_key == key, _P.claim.like(f"%:{token}"))
+                .values(claim=None))
 
     async def _delete(self, pnid: str, key: str, aliases: Sequence[str]) -> None:
         async with self.engine.begin() as conn:

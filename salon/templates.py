@@ -7,6 +7,15 @@ through ``message_template_status_update``, ``message_template_quality_update`` 
 ``template_category_update`` webhooks and :meth:`TemplateRegistry.sync`. Only
 ``APPROVED`` templates are ever selected.
 
+Lifecycle state is shared by every process: with a :class:`TemplateStates` store attached
+(:meth:`TemplateRegistry.attach`), each status, quality and category change (webhook,
+sync, or a send Meta refused with 132015/132016) is written to ``wa_template_state`` with
+the time of the event, and every registry reads that table back at most
+:data:`STATE_TTL` after its last read (:meth:`TemplateRegistry.refresh`): a template the
+channel saw PAUSED is avoided by the outbound worker in another process a few seconds
+later, and by every process after a restart. :meth:`TemplateRegistry.sync_durably`
+reconciles with the Graph API (at start and then periodically, see :func:`keep_in_sync`).
+
 Selection (:meth:`TemplateRegistry.select`) takes a purpose (our own tag), the client's
 language, whether marketing is allowed for this client, and the parameters at hand, and
 returns either a :class:`TemplateChoice` (the template and the Cloud API ``template``
@@ -15,24 +24,32 @@ object, §2.4 of the platform reference) or a :class:`NoTemplate` with a typed r
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from enum import Enum
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Final
 
 import yaml
+from sqlalchemy import BigInteger, Column, MetaData, String, Table, Text, or_, select, update
 
-from salon.clock import from_unix, require_aware
+from salon.clock import Clock, from_unix, require_aware
+from salon.db import SqlTables, insert_on_conflict
 from salon.errors import PaginationCursorError, from_graph_error
+from salon.sessions import from_us, to_us
 from salon.whatsapp.addressing import Recipient
 from salon.whatsapp.versions import DEFAULT_API_VERSION
 
 __all__ = [
     "APPROVED",
+    "STATE_TTL",
+    "TemplateStates",
+    "keep_in_sync",
     "CATEGORIES",
     "PURPOSE_CATEGORY",
     "Button",
@@ -54,7 +71,14 @@ __all__ = [
     "sanitize_text_param",
 ]
 
+logger = logging.getLogger(__name__)
+
 UTC: Final = timezone.utc
+STATE_TTL: Final = timedelta(seconds=5)
+"""How old a registry's copy of the shared template state may be before a send reads it
+again."""
+SYNC_EVERY: Final = timedelta(minutes=15)
+"""How often a long-running process reconciles its templates with the Graph API."""
 MARKETING: Final = "MARKETING"
 UTILITY: Final = "UTILITY"
 AUTHENTICATION: Final = "AUTHENTICATION"
@@ -688,6 +712,12 @@ class TemplateRegistry:
         self._templates: dict[tuple[str, str], Template] = {}
         self._by_id: dict[str, tuple[str, str]] = {}
         self._event_times: dict[tuple[str, str, str], datetime] = {}
+        self._store: TemplateStates | None = None
+        self._clock: Clock | None = None
+        self._ttl = STATE_TTL
+        self._read_at: datetime | None = None
+        self._reading: asyncio.Lock | None = None
+        self._initialized = False
         self._version = 0
         self._rank_cache: dict[tuple[str, str | None, bool, int], list[Template]] = {}
         self._pending = 0
@@ -1027,6 +1057,127 @@ class TemplateRegistry:
                     changes += self.apply_category_update(value, at)
         return changes
 
+    # -- shared state
+    def attach(self, store: TemplateStates, clock: Clock, *, ttl: timedelta = STATE_TTL) -> None:
+        """Share lifecycle state through ``store`` (see the module docstring)."""
+        self._store, self._clock, self._ttl = store, clock, ttl
+        self._read_at = None
+
+    @property
+    def shared(self) -> bool:
+        return self._store is not None
+
+    async def refresh(self, *, force: bool = False) -> None:
+        """Read the shared state again if the copy here is older than the TTL."""
+        if self._store is None or self._clock is None:
+            return
+        now = self._clock.now()
+        if not force and self._read_at is not None and self._read_at <= now < self._read_at + self._ttl:
+            return
+        if self._reading is None:
+            self._reading = asyncio.Lock()
+        async with self._reading:
+            if not force and self._read_at is not None and self._read_at <= now < self._read_at + self._ttl:
+                return  # read by a concurrent caller meanwhile
+            if not self._initialized:
+                await self._store.initialize()
+                self._initialized = True
+            rows = await self._store.load()
+            self._overlay(rows)
+            self._read_at = now
+
+    def _overlay(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Take the shared state's values, except where this registry applied a more
+        recent event of the same kind itself."""
+        for row in rows:
+            template = self.get(str(row["name"]), str(row["language"]))
+            if template is None:
+                if row["status"] is None:
+                    continue
+                template = Template(name=str(row["name"]), language=normalise_language(str(row["language"])),
+                                    category=str(row["category"] or UTILITY), status=str(row["status"]),
+                                    template_id=row["template_id"], source="webhook")
+            updated = template
+            for kind in _KINDS:
+                at = from_us(row[f"{kind}_us"])
+                if at is None:
+                    continue
+                key = (template.name, template.language, kind)
+                mine = self._event_times.get(key)
+                if mine is not None and mine > at:
+                    continue
+                self._event_times[key] = at
+                if kind == "status":
+                    updated = replace(updated, status=str(row["status"]), rejected_reason=row["rejected_reason"])
+                elif kind == "quality":
+                    updated = replace(updated, quality=str(row["quality"]))
+                else:
+                    updated = replace(updated, category=str(row["category"]),
+                                      pending_category=row["pending_category"],
+                                      pending_category_at=from_us(row["pending_category_at_us"]))
+            if row["template_id"] and not updated.template_id:
+                updated = replace(updated, template_id=str(row["template_id"]))
+            if updated != self.get(template.name, template.language):
+                self._put(updated)
+
+    async def _persist(self, changes: Iterable[LifecycleChange], at: datetime, *, newer_only: bool = False) -> None:
+        if self._store is None:
+            return
+        if not self._initialized:
+            await self._store.initialize()
+            self._initialized = True
+        kinds: dict[tuple[str, str], list[str]] = {}
+        for change in changes:
+            if change.applied and change.field in _CHANGE_KIND:
+                kinds.setdefault((change.name, change.language), []).append(_CHANGE_KIND[change.field])
+        for (name, language), which in kinds.items():
+            template = self.get(name, language)
+            if template is not None:
+                await self._store.save(template, which, at, newer_only=newer_only)
+
+    def _now(self) -> datetime:
+        return self._clock.now() if self._clock is not None else datetime.now(UTC)
+
+    async def record_webhook(self, payload: Mapping[str, Any]) -> list[LifecycleChange]:
+        """:meth:`apply_webhook`, then the changes it applied written to the shared state
+        (each as of its entry's time), so that every process learns them."""
+        changes: list[LifecycleChange] = []
+        for entry in payload.get("entry") or []:
+            if not isinstance(entry, Mapping):
+                continue
+            applied = self.apply_webhook({"entry": [entry]})
+            at = from_unix(entry["time"]) if entry.get("time") is not None else self._now()
+            await self._persist(applied, at)
+            changes += applied
+        return changes
+
+    async def mark_unusable(self, name: str, language: str, code: int) -> LifecycleChange | None:
+        """Meta refused a send of this template with 132015 (paused) or 132016
+        (disabled): it is not selected again until Meta says otherwise."""
+        template = self.get(name, language)
+        if template is None:
+            return None
+        status = "DISABLED" if code == 132016 else "PAUSED"
+        at = self._now()
+        change = LifecycleChange("status", name, template.language, template.status, status,
+                                 note=f"send refused with {code}")
+        self._event_times[(template.name, template.language, "status")] = at
+        self._put(replace(template, status=status))
+        await self._persist([change], at)
+        return change
+
+    async def sync_durably(self, fetch_page: FetchPage, *, max_pages: int = 200) -> SyncReport:
+        """:meth:`sync` from the shared state, its changes written back as of the moment
+        the listing was asked for (an event the webhooks reported since wins). Meta stamps
+        its webhooks to the second: that moment is taken at the start of its second, so an
+        event stamped with the same second (which may have followed the listing) wins too."""
+        started = self._now().replace(microsecond=0)
+        await self.refresh(force=True)
+        report = await self.sync(fetch_page, max_pages=max_pages)
+        await self._persist(report.changes, started, newer_only=True)
+        await self.refresh(force=True)
+        return report
+
     # -- reconciliation
     async def sync(self, fetch_page: FetchPage, *, max_pages: int = 200) -> SyncReport:
         """Reconcile with ``GET /{waba_id}/message_templates`` (all pages).
@@ -1100,6 +1251,84 @@ class TemplateRegistry:
                 )
                 self._put(replace(local, status="MISSING"))
         return report
+
+
+# --------------------------------------------------------------------------- shared state
+
+_state_metadata = MetaData()
+
+template_state_table = Table(
+    "wa_template_state",
+    _state_metadata,
+    Column("name", String(512), primary_key=True),
+    Column("language", String(16), primary_key=True),
+    Column("template_id", String(64)),
+    Column("status", String(32)),
+    Column("rejected_reason", Text),
+    Column("status_us", BigInteger),
+    Column("quality", String(16)),
+    Column("quality_us", BigInteger),
+    Column("category", String(32)),
+    Column("pending_category", String(32)),
+    Column("pending_category_at_us", BigInteger),
+    Column("category_us", BigInteger),
+)
+_TS = template_state_table.c
+_ENSURE_STATE = insert_on_conflict(template_state_table, ["name", "language", "template_id"], ["name", "language"])
+_KINDS: Final = ("status", "quality", "category")
+_CHANGE_KIND: Final = {"status": "status", "quality": "quality", "category": "category",
+                       "pending_category": "category", "added": "status"}
+
+
+class TemplateStates(SqlTables):
+    """``wa_template_state``: each template's status, quality and category as last
+    reported, with the time of the event that reported each; every process reads it."""
+
+    metadata = _state_metadata
+
+    async def load(self) -> list[dict[str, Any]]:
+        async with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in (await conn.execute(select(template_state_table))).all()]
+
+    async def save(self, template: Template, kinds: Iterable[str], at: datetime, *,
+                   newer_only: bool = False) -> None:
+        """Write ``kinds`` of ``template`` as of ``at``, unless an event at least as
+        recent (``newer_only``: as recent or more) is recorded already."""
+        at_us = to_us(at)
+        key = (_TS.name == template.name, _TS.language == template.language)
+        values = {
+            "status": {"status": template.status, "rejected_reason": template.rejected_reason},
+            "quality": {"quality": template.quality},
+            "category": {"category": template.category, "pending_category": template.pending_category,
+                         "pending_category_at_us": (to_us(template.pending_category_at)
+                                                    if template.pending_category_at else None)},
+        }
+        async with self.engine.begin() as conn:
+            await conn.execute(_ENSURE_STATE, {"name": template.name, "language": template.language,
+                                               "template_id": template.template_id})
+            for kind in dict.fromkeys(kinds):
+                stamp = _TS[f"{kind}_us"]
+                older = stamp < at_us if newer_only else stamp <= at_us
+                await conn.execute(update(template_state_table).where(*key, or_(stamp.is_(None), older))
+                                   .values(**values[kind], **{f"{kind}_us": at_us}))
+
+
+async def keep_in_sync(registry: TemplateRegistry, fetch_page: FetchPage, stop: asyncio.Event, *,
+                       every: timedelta = SYNC_EVERY) -> None:
+    """Reconcile ``registry`` with the Graph API now, then every ``every``, until ``stop``
+    is set; a failed reconciliation is logged and tried again at the next turn."""
+    while not stop.is_set():
+        try:
+            report = await registry.sync_durably(fetch_page)
+            for change in report.changes:
+                logger.info("template sync: %s", change)
+        except Exception as exc:
+            logger.warning("template sync with the Graph API failed (%s); trying again in %s",
+                           type(exc).__name__, every)
+        try:
+            await asyncio.wait_for(stop.wait(), every.total_seconds())
+        except asyncio.TimeoutError:
+            pass
 
 
 # --------------------------------------------------------------------------- fetcher

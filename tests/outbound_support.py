@@ -4,13 +4,17 @@ through the guard)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 
 from salon.clock import Clock
 from salon.config import Settings
@@ -19,6 +23,7 @@ from salon.emulator.testing import RunningEmulator, running_emulator
 from salon.outbound import OutboundQueue
 from salon.outbound_worker import OutboundWorker, WorkerConfig
 from salon.pacing import PacingConfig
+from salon.stack import free_port
 from salon.whatsapp.graph import GraphConfig
 from salon.whatsapp.runtime import SenderParts, open_sender
 from tests.whatsapp_support import APP_SECRET, Channel, running_channel
@@ -94,3 +99,77 @@ async def outbound_stack(
                     yield Stack(ch, emu, admin, parts, worker)
                 finally:
                     await parts.close()
+
+
+class GraphStandIn:
+    """Meta's Graph API seen through an unreliable network: every request is forwarded to
+    the emulator (the stand-in for Meta), except that
+
+    - ``withhold(n)``: the next ``n`` sends reach Meta and are accepted, but their answer
+      never comes back (the caller's read times out after Meta accepted);
+    - ``refuse_next(code, kind)``: the next send of that ``type`` is answered with Graph
+      error ``code`` without reaching Meta (a synchronous error);
+    - ``on_accepted``: called once Meta accepted a send, before its answer goes back (a
+      test kills the sender there)."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.url = ""
+        self._withhold = 0
+        self._refusals: list[tuple[int, str, str]] = []
+        self.on_accepted: Callable[[dict[str, Any]], None] | None = None
+        self.sends: list[dict[str, Any]] = []
+        self._runner: web.AppRunner | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self._stop = asyncio.Event()
+
+    def withhold(self, count: int = 1) -> None:
+        self._withhold += count
+
+    def refuse_next(self, code: int, kind: str = "text", title: str = "Re-engagement message") -> None:
+        self._refusals.append((code, kind, title))
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        body: dict[str, Any] = json.loads(raw) if raw else {}
+        is_send = request.method == "POST" and request.path.endswith("/messages") and "type" in body
+        if is_send:
+            self.sends.append(body)
+            for n, (code, kind, title) in enumerate(self._refusals):
+                if body.get("type") == kind:
+                    del self._refusals[n]
+                    return web.json_response({"error": {
+                        "message": f"(#{code}) {title}", "type": "OAuthException", "code": code,
+                        "error_data": {"messaging_product": "whatsapp", "details": title},
+                        "fbtrace_id": "STANDIN"}}, status=400)
+        assert self._http is not None
+        headers = {k: v for k, v in request.headers.items() if k.lower() in ("authorization", "content-type")}
+        async with self._http.request(request.method, f"{self.upstream}{request.path_qs}", data=raw,
+                                      headers=headers) as upstream:
+            answer, status = await upstream.read(), upstream.status
+        if is_send and status == 200:
+            if self.on_accepted is not None:
+                self.on_accepted(body)
+            if self._withhold > 0:
+                self._withhold -= 1
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), 30)
+        return web.Response(body=answer, status=status, content_type="application/json")
+
+    async def __aenter__(self) -> GraphStandIn:
+        self._http = aiohttp.ClientSession()
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, shutdown_timeout=0.5)
+        await self._runner.setup()
+        port = free_port()
+        await web.TCPSite(self._runner, "127.0.0.1", port).start()
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._http is not None:
+            await self._http.close()

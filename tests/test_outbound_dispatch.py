@@ -19,6 +19,7 @@ from salon.outbound import (
     SENT_FREE_FORM,
     SENT_TEMPLATE,
     TRIGGERED,
+    origin_of,
     parse_request,
 )
 from salon.outbound_worker import OutboundWorker, RasaTrigger
@@ -262,6 +263,8 @@ async def test_follow_up_from_a_conversation_asks_rasa_for_the_turn(settings: Se
             assert done is not None and done.state == TRIGGERED
     finally:
         await runner.cleanup()
+    # The purpose and origin go along; the secret never does (a signed token in a header).
     assert calls == [{"path": f"/conversations/{CLAIRE}/trigger_intent",
-                      "query": {"output_channel": "whatsapp", "token": "rasa-secret"},
+                      "query": {"output_channel": "whatsapp", "purpose": "advisor_followup",
+                                "origin": origin_of(stored.id, 1)},
                       "body": {"name": "advisor_followup", "entities": {"product": "Aurore tote"}}}]

@@ -337,6 +337,35 @@ async def test_concurrent_takers_get_each_item_once(store: SessionStore) -> None
     assert len(ids) == len(set(ids))
 
 
+async def test_parked_items_are_held_while_delivered_and_only_sent_ones_forgotten(store: SessionStore) -> None:
+    """M3: a delivery holds the items (a second delivery gets none of them), forgets each
+    one it sent and gives back the rest; a holder that died lets go after its lease."""
+    ref = client()
+    for i in range(3):
+        await store.park(ref, {"n": i}, item_id=f"p{i}", at=T0 + timedelta(seconds=i))
+    first = await store.claim_parked(ref)
+    assert [item.id for item in first.items] == ["p0", "p1", "p2"]
+    assert (await store.claim_parked(ref)).items == []  # held by the first delivery
+    await store.remove_parked(ref, "p0")  # sent
+    await store.release_parked(ref, first)  # p1 failed: p1 and p2 wait
+    state = await store.get(ref)
+    assert state is not None and state.parked_count == 2
+    assert [item.id for item in await store.parked(ref)] == ["p1", "p2"]
+
+    dead = await store.claim_parked(ref, lease=timedelta(milliseconds=50))
+    assert [item.id for item in dead.items] == ["p1", "p2"]
+    assert (await store.claim_parked(ref)).items == []
+    await asyncio.sleep(0.2)  # its holder never came back
+    again = await store.claim_parked(ref)
+    assert [item.id for item in again.items] == ["p1", "p2"]
+    for item in again.items:
+        await store.remove_parked(ref, item.id)
+    await store.release_parked(ref, again)
+    assert await store.parked(ref) == [] and (await store.claim_parked(ref)).items == []
+    # A delivered id may be parked again.
+    assert await store.park(ref, {"n": 9}, item_id="p1", at=T0) is not None
+
+
 async def test_park_rejects_what_json_cannot_hold(store: SessionStore) -> None:
     with pytest.raises(TypeError):
         await store.park(client(), {"when": T0})

@@ -12,6 +12,7 @@ from typing import Any
 import aiohttp
 import pytest
 from rasa.core.channels.channel import UserMessage
+from sqlalchemy import select
 
 from connectors.whatsapp import WhatsAppOutput
 from salon.clock import Clock, ManualClock, SystemClock
@@ -21,6 +22,7 @@ from salon.emulator.testing import running_emulator
 from salon.errors import AuthError, TemplatePausedError, ThroughputLimitError, WindowClosedError
 from salon.sessions import ClientRef
 from salon.whatsapp.graph import GraphClient, GraphConfig
+from salon.whatsapp.records import outbound_table
 from tests.whatsapp_support import APP_SECRET, Channel, running_channel
 
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
@@ -38,15 +40,17 @@ async def wired(
     *,
     salon_clock: Clock | None = None,
     emulator_clock: Clock | None = None,
+    agent: Any = None,
     **emulator: Any,
 ) -> AsyncIterator[tuple[Channel, Any, aiohttp.ClientSession]]:
-    """The channel and the emulator wired to each other, sharing one clock by default."""
+    """The channel and the emulator wired to each other, sharing one clock by default
+    (``agent``: the conversation stores the advisor API works on)."""
     clock = emulator_clock or ManualClock(T0)
     config = EmulatorConfig(app_secret=APP_SECRET, status_sent_delay=0.01, status_delivered_delay=0.02,
                             status_read_delay=0.03, **emulator)
     async with running_emulator(config, clock=clock) as emu:
         async with running_channel(settings, api_base_url=emu.base_url, clock=salon_clock or clock,
-                                   reply=reply, access_token=config.access_token) as ch:
+                                   reply=reply, access_token=config.access_token, agent=agent) as ch:
             async with aiohttp.ClientSession(base_url=emu.base_url) as admin:
                 async with admin.post("/_emulator/config", json={"webhook_url": ch.webhook}) as r:
                     assert r.status == 200, await r.text()
@@ -151,7 +155,9 @@ async def test_no_opt_in_no_nudge_the_content_waits(settings: Settings) -> None:
         await say(admin, **{"from": STRANGER, "text": "Hi", "name": "Jo"})
         await ch.settle()
         clock.advance(timedelta(hours=26))
-        await WhatsAppOutput(ch.runtime).send_response(STRANGER, {"text": "Following up."})
+        # The answer of her own turn, late: a reply, and no template may carry it.
+        reply = WhatsAppOutput(ch.runtime, ClientRef(ch.runtime.config.phone_number_id, wa_id=STRANGER), STRANGER)
+        await reply.send_response(STRANGER, {"text": "Following up."})
         await ch.settle()
         assert await outbox(admin, STRANGER) == []
         state = await ch.runtime.service.sessions.get(ClientRef(ch.runtime.config.phone_number_id, wa_id=STRANGER))  # type: ignore[union-attr]
@@ -248,3 +254,26 @@ def test_360dialog_mode_uses_its_url_and_header() -> None:
     assert meta.headers["Authorization"] == "Bearer t"
     with pytest.raises(ValueError):
         GraphConfig(access_token="", phone_number_id="123")
+
+
+async def test_a_raw_template_in_custom_content_is_refused(settings: Settings) -> None:
+    """Review L4: a template written as raw custom content would skip the registry (its
+    status, parameters and the client's consent for its category): it is refused, and
+    the same template by name goes through the registry."""
+    raw = {"type": "template", "template": {"name": "order_shipped", "language": {"code": "fr"},
+                                            "components": []}}
+    async def reply(message: UserMessage) -> None:
+        await message.output_channel.send_response(message.sender_id, {"custom": raw})
+
+    async with wired(settings, reply) as (ch, emu, admin):
+        await say(admin, **{"from": CLAIRE, "text": "Bonjour", "name": "Claire Laurent"})
+        await ch.settle()
+        assert await outbox(admin, CLAIRE) == []
+        reply = WhatsAppOutput(ch.runtime, ClientRef(ch.runtime.config.phone_number_id, wa_id=CLAIRE), CLAIRE)
+        await reply.send_response(CLAIRE, {"custom": raw})
+        await ch.settle()
+        assert await outbox(admin, CLAIRE) == []
+        engine = ch.runtime.service.records.engine  # type: ignore[union-attr]
+        async with engine.connect() as conn:
+            rows = (await conn.execute(select(outbound_table.c.status, outbound_table.c.payload))).all()
+        assert len(rows) == 2 and all(r.status == "refused" and r.payload["reason"] == "raw_template" for r in rows)

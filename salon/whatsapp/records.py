@@ -31,19 +31,25 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    and_,
     bindparam,
     delete,
+    func,
+    inspect,
+    or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.base import Executable
 
-from salon.db import SqlTables, insert_on_conflict
+from salon.db import SqlTables, insert_on_conflict, schema_lock
 from salon.sessions import from_us, to_us
 
 __all__ = [
     "STATUS_RANK",
+    "InboxClaim",
     "InboxItem",
     "OutboundWriteBuffer",
     "OutboundRecord",
@@ -64,10 +70,15 @@ inbox_table = Table(
     Column("received_us", BigInteger, nullable=False),
     Column("text", Text, nullable=False),
     Column("metadata", JSON, nullable=False),
-    Column("state", String(16), nullable=False),  # pending | done | failed | skipped
+    # pending | done | failed (retried later) | abandoned (retries exhausted) | skipped
+    Column("state", String(16), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("updated_us", BigInteger, nullable=False),
     Column("error", Text),
+    # Who works on a pending row, until when (a channel that dies lets go when its lease
+    # runs out); for a failed row, when it is due for another try.
+    Column("owner", String(200)),
+    Column("lease_until_us", BigInteger),
     Index("ix_wa_inbox_state", "state", "sent_us"),
 )
 
@@ -90,6 +101,10 @@ outbound_table = Table(
     Column("error", JSON),
     Column("created_us", BigInteger, nullable=False),
     Column("updated_us", BigInteger, nullable=False),
+    # Set once when an async 131047 re-routes this message's content (a template, or a
+    # parked copy): the durable marker that makes the re-route happen once, whatever
+    # the number of deliveries of the failure and of processes handling them.
+    Column("rerouted_us", BigInteger),
     Index("ix_wa_outbound_recipient", "phone_number_id", "recipient", "id"),
 )
 
@@ -127,6 +142,15 @@ class InboxItem:
 
 
 @dataclass(frozen=True, slots=True)
+class InboxClaim:
+    """An inbox row that may be worked on, with who holds it now."""
+
+    item: InboxItem
+    owner: str | None
+    lease_until: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class OutboundRecord:
     id: int
     wamid: str | None
@@ -151,6 +175,18 @@ class StatusChange:
     """False: a duplicate, or older than what is recorded (nothing changed)."""
     known: bool
     """The message was recorded before this webhook (False: kept for a later merge)."""
+
+
+def _us(span: timedelta) -> int:
+    return int(span / timedelta(microseconds=1))
+
+
+def _inbox_item(r: Any) -> InboxItem:
+    return InboxItem(
+        wamid=r.wamid, phone_number_id=r.phone_number_id, sender_id=r.sender_id,
+        sent_at=from_us(r.sent_us), text=r.text,  # type: ignore[arg-type]
+        metadata=dict(r.metadata or {}), state=r.state, attempts=r.attempts,
+    )
 
 
 def _record(row: Any) -> OutboundRecord:
@@ -195,7 +231,7 @@ _FINISH_INBOUND = (
     update(inbox_table)
     .where(_I.wamid == bindparam("p_wamid"))
     .values(state=bindparam("p_state"), error=bindparam("p_error"), updated_us=bindparam("p_at"),
-            attempts=_I.attempts + 1)
+            attempts=_I.attempts + 1, owner=None, lease_until_us=bindparam("p_due"))
 )
 _STATUS_MOVE = (
     update(outbound_table)
@@ -216,7 +252,7 @@ def _claim_statement(rows: int) -> Executable:
     return insert_on_conflict(
         inbox_table,
         ["wamid", "phone_number_id", "sender_id", "sent_us", "received_us", "text", "metadata", "state",
-         "attempts", "updated_us"],
+         "attempts", "updated_us", "owner", "lease_until_us"],
         ["wamid"], returning=["wamid"], rows=rows,
     )
 
@@ -247,6 +283,16 @@ _STATUS_ONLY = insert_on_conflict(
 )
 
 
+async def add_missing_columns(conn: Any, table: Table) -> None:
+    """Columns of ``table`` added since a database was created (nullable ones only),
+    added in place. Call inside a transaction holding :func:`salon.db.schema_lock`."""
+    present = await conn.run_sync(lambda sync: {c["name"] for c in inspect(sync).get_columns(table.name)})
+    for column in table.columns:
+        if column.name not in present and column.nullable:
+            kind = column.type.compile(dialect=conn.dialect)
+            await conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"))
+
+
 class WhatsAppRecords(SqlTables):
     """The inbox and the outbound record on one asyncio engine."""
 
@@ -256,9 +302,18 @@ class WhatsAppRecords(SqlTables):
                  inline_sqlite: bool = False) -> None:
         super().__init__(url, engine=engine, inline_sqlite=inline_sqlite)
 
+    async def initialize(self) -> None:
+        async with self.engine.begin() as conn:
+            await schema_lock(conn)
+            await conn.run_sync(self.metadata.create_all)
+            for table in (inbox_table, outbound_table):
+                await add_missing_columns(conn, table)
+
     # -------------------------------------------------------------------- inbox
-    async def claim_inbound(self, items: Sequence[InboxItem], at: datetime) -> list[bool]:
-        """Insert every item not seen before, in one transaction.
+    async def claim_inbound(self, items: Sequence[InboxItem], at: datetime, *, owner: str | None = None,
+                            lease: timedelta | None = None) -> list[bool]:
+        """Insert every item not seen before, in one transaction, held by ``owner`` for
+        ``lease`` (see :meth:`take_inbound`).
 
         Returns, per item, True when it is new (this call owns it) and False for a
         duplicate. Concurrent duplicates race on the primary key: exactly one wins.
@@ -266,12 +321,15 @@ class WhatsAppRecords(SqlTables):
         if not items:
             return []
         now_us = to_us(at, "at")
+        until_us = now_us + _us(lease) if lease is not None else None
         rows = [
             {
                 "wamid": item.wamid, "phone_number_id": item.phone_number_id,
                 "sender_id": item.sender_id, "sent_us": to_us(item.sent_at, "sent_at"),
                 "received_us": now_us, "text": item.text, "metadata": item.metadata,
                 "state": item.state, "attempts": 0, "updated_us": now_us,
+                "owner": owner if item.state == "pending" else None,
+                "lease_until_us": until_us if item.state == "pending" else None,
             }
             for item in items
         ]
@@ -304,11 +362,88 @@ class WhatsAppRecords(SqlTables):
                 await conn.execute(delete(inbox_table).where(_I.wamid.in_(list(wamids))))
 
     async def finish_inbound(
-        self, wamid: str, at: datetime, *, state: str = "done", error: str | None = None
+        self, wamid: str, at: datetime, *, state: str = "done", error: str | None = None,
+        retry_at: datetime | None = None,
     ) -> None:
+        """Record a turn's end (one more attempt) and let go of the row; a ``failed`` one
+        is due for another try at ``retry_at`` (see :meth:`claimable_inbound`)."""
         async with self.single() as conn:
-            await conn.execute(_FINISH_INBOUND, {"p_wamid": wamid, "p_state": state, "p_error": error,
-                                                 "p_at": to_us(at, "at")})
+            await conn.execute(_FINISH_INBOUND, {
+                "p_wamid": wamid, "p_state": state, "p_error": error, "p_at": to_us(at, "at"),
+                "p_due": to_us(retry_at, "retry_at") if retry_at is not None else None})
+
+    async def claimable_inbound(
+        self, at: datetime, *, local_prefix: str | None = None, wamids: Sequence[str] | None = None,
+        retry_below: int = 0, limit: int = 500,
+    ) -> list[InboxClaim]:
+        """Rows someone may have to work on, oldest first: ``pending`` rows held by nobody,
+        whose lease ran out, or whose owner starts with ``local_prefix`` (the caller
+        checks whether that owner is still alive); ``failed`` rows due for another try
+        (fewer than ``retry_below`` attempts). With ``wamids``, only those rows, pending
+        ones whoever holds them."""
+        now_us = to_us(at, "at")
+        pending = _I.state == "pending"
+        if wamids is None:
+            free = or_(_I.owner.is_(None), _I.lease_until_us.is_(None), _I.lease_until_us < now_us)
+            if local_prefix:
+                free = or_(free, func.substr(_I.owner, 1, len(local_prefix)) == local_prefix)
+            pending = and_(pending, free)
+        due = and_(_I.state == "failed", _I.attempts < retry_below, _I.lease_until_us <= now_us)
+        query = select(inbox_table).where(or_(pending, due) if retry_below > 0 else pending)
+        if wamids is not None:
+            query = query.where(_I.wamid.in_(list(wamids)))
+        query = query.order_by(_I.sent_us).limit(limit)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [InboxClaim(_inbox_item(r), r.owner, from_us(r.lease_until_us)) for r in rows]
+
+    async def take_inbound(self, claim: InboxClaim, owner: str, at: datetime, lease: timedelta) -> bool:
+        """Hold ``claim``'s row for ``owner`` until ``at + lease``, unless someone changed
+        it since it was read (compare-and-set: of several takers, one wins)."""
+        item = claim.item
+        held = _I.owner.is_(None) if claim.owner is None else _I.owner == claim.owner
+        lease_us = to_us(claim.lease_until, "lease_until") if claim.lease_until is not None else None
+        same_lease = _I.lease_until_us.is_(None) if lease_us is None else _I.lease_until_us == lease_us
+        now_us = to_us(at, "at")
+        async with self.single() as conn:
+            result = await conn.execute(
+                update(inbox_table)
+                .where(_I.wamid == item.wamid, _I.state == item.state, _I.attempts == item.attempts,
+                       held, same_lease)
+                .values(state="pending", owner=owner, lease_until_us=now_us + _us(lease), updated_us=now_us))
+        return result.rowcount == 1
+
+    async def renew_inbound(self, wamids: Sequence[str], owner_prefix: str, until: datetime) -> int:
+        """Extend the leases of the pending rows among ``wamids`` held by an owner named
+        ``owner_prefix…``; returns how many."""
+        renewed = 0
+        ids = list(wamids)
+        until_us = to_us(until, "until")
+        async with self.single() as conn:
+            for start in range(0, len(ids), 500):
+                result = await conn.execute(
+                    update(inbox_table)
+                    .where(_I.wamid.in_(ids[start:start + 500]), _I.state == "pending",
+                           func.substr(_I.owner, 1, len(owner_prefix)) == owner_prefix)
+                    .values(lease_until_us=until_us))
+                renewed += int(result.rowcount or 0)
+        return renewed
+
+    async def let_go_inbound(self, owner_prefix: str, keep: Sequence[str] = ()) -> int:
+        """Give up the pending rows held by owners named ``owner_prefix…`` (but ``keep``):
+        the next channel to look takes them at once."""
+        async with self.engine.connect() as conn:
+            mine = [r[0] for r in (await conn.execute(
+                select(_I.wamid).where(_I.state == "pending",
+                                       func.substr(_I.owner, 1, len(owner_prefix)) == owner_prefix))).all()]
+        free = [w for w in mine if w not in set(keep)]
+        async with self.single() as conn:
+            for start in range(0, len(free), 500):
+                await conn.execute(update(inbox_table).where(
+                    _I.wamid.in_(free[start:start + 500]), _I.state == "pending",
+                    func.substr(_I.owner, 1, len(owner_prefix)) == owner_prefix,
+                ).values(owner=None, lease_until_us=None))
+        return len(free)
 
     async def pending_inbound(self, older_than: datetime | None = None, limit: int = 1000) -> list[InboxItem]:
         """Messages acknowledged but not answered (oldest first), e.g. after a restart."""
@@ -318,14 +453,7 @@ class WhatsAppRecords(SqlTables):
         query = query.order_by(_I.sent_us).limit(limit)
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
-        return [
-            InboxItem(
-                wamid=r.wamid, phone_number_id=r.phone_number_id, sender_id=r.sender_id,
-                sent_at=from_us(r.sent_us), text=r.text,  # type: ignore[arg-type]
-                metadata=dict(r.metadata or {}), state=r.state, attempts=r.attempts,
-            )
-            for r in rows
-        ]
+        return [_inbox_item(r) for r in rows]
 
     async def latest_profile_name(self, ref: Any) -> str | None:
         """The WhatsApp profile name the client last wrote with (for a greeting when the
@@ -443,6 +571,15 @@ class WhatsAppRecords(SqlTables):
             # The row exists: a duplicate, or a concurrent webhook created it just now.
             again = await conn.execute(move, params)
         return StatusChange(again.rowcount == 1, True)
+
+    async def claim_reroute(self, record_id: int, at: datetime) -> bool:
+        """Mark outbound record ``record_id`` re-routed; True for the one caller that set
+        the mark (every other one, in any process, gets False)."""
+        async with self.single() as conn:
+            result = await conn.execute(
+                update(outbound_table).where(_O.id == record_id, _O.rerouted_us.is_(None))
+                .values(rerouted_us=to_us(at, "at")))
+        return result.rowcount == 1
 
     async def outbound_by_wamid(self, wamid: str) -> OutboundRecord | None:
         async with self.engine.connect() as conn:

@@ -13,7 +13,12 @@ Right before each HTTP call it reads the client's session, asks
 A synchronous 131047 (our clock and Meta's disagreed) closes the window in the session
 store and the same message is decided again, so it becomes a template or is parked; the
 asynchronous 131047 (a ``failed`` status webhook) comes back here through
-:meth:`GuardedSender.reroute`. Every outcome is kept in the outbound record.
+:meth:`GuardedSender.reroute`. A synchronous 132015/132016 (Meta paused or disabled the
+template) marks the template unusable for every process and the message is decided
+again (another template, or parked). Every outcome is kept in the outbound record.
+
+Template lifecycle state is read from the shared store (:class:`salon.templates.TemplateStates`)
+before each decision, at most a few seconds old (:data:`salon.templates.STATE_TTL`).
 """
 
 from __future__ import annotations
@@ -37,9 +42,16 @@ from salon.decision import (
     SendTemplate,
     decide,
 )
-from salon.errors import WhatsAppError
+from salon.errors import NoResponseError, TemplatePausedError, WhatsAppError
 from salon.sessions import ClientRef, SessionState, SessionStore
-from salon.templates import AUTHENTICATION, NoTemplate, TemplateChoice, TemplateRegistry
+from salon.templates import (
+    AUTHENTICATION,
+    MARKETING,
+    NoTemplate,
+    TemplateChoice,
+    TemplateRegistry,
+    TemplateStates,
+)
 from salon.whatsapp.addressing import Recipient
 from salon.whatsapp.consent import ClientProfile, ConsentBook
 from salon.whatsapp.graph import GraphClient
@@ -54,6 +66,9 @@ __all__ = ["GATHER_S", "FollowUp", "GuardedSender", "SendOutcome"]
 GATHER_S: Final = 0.01
 """With ``many_clients``: how long the first read of a round waits for others to join
 (the window is still read within about this long of each send)."""
+MAX_PAUSED_RETRIES: Final = 5
+"""Templates found paused by Meta's answer (132015/132016) for one message before it
+gives up on templates."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +105,12 @@ class GuardedSender:
         margin: timedelta = DEFAULT_MARGIN,
         on_follow_up: FollowUp | None = None,
         many_clients: bool = False,
+        share_templates: bool = True,
     ) -> None:
         self.on_follow_up = on_follow_up
+        if share_templates and not registry.shared:
+            # Template lifecycle state shared with every other process on these tables.
+            registry.attach(TemplateStates(engine=records.engine), clock)
         self.graph = graph
         self.sessions = sessions
         self.records = records
@@ -134,19 +153,53 @@ class GuardedSender:
 
     async def send(self, ref: ClientRef, out: OutgoingMessage, *, _retried: bool = False) -> SendOutcome:
         outcome = await self._decide_and_send(ref, out, _retried)
+        for _ in range(MAX_PAUSED_RETRIES):
+            if not (outcome.action == "failed" and isinstance(outcome.error, TemplatePausedError)
+                    and outcome.template):
+                break
+            # Meta paused or disabled it since we last heard: never selected again until
+            # Meta says otherwise, and this message is decided again without it.
+            await self.registry.mark_unusable(outcome.template, str(outcome.extra.get("language") or ""),
+                                              outcome.error.code)
+            logger.warning("template %s refused by Meta (%s); deciding again", outcome.template,
+                           outcome.error.code)
+            outcome = await self._decide_and_send(ref, out, _retried)
         if logger.isEnabledFor(logging.DEBUG):  # the worker's hot path: nothing built otherwise
             logger.debug("send to %s (%s): %s%s%s", ref.user_id or ref.wa_id, out.purpose, outcome.action,
                          f" {outcome.template}" if outcome.template else "",
                          f" {outcome.wamid}" if outcome.wamid else "")
         return outcome
 
+    async def may_initiate(self, ref: ClientRef, purpose: str) -> Refuse | None:
+        """Whether the maison may start a conversation turn with this purpose, as
+        :func:`salon.decision.decide` checks it for any message it would send: the
+        purpose is known, the client did not say STOP for its category, marketing has
+        her marketing opt-in. The refusal, or None."""
+        state = await self._state(ref)
+        consent, _, _ = await self._context(ref, OutgoingMessage({}, purpose=purpose), state)
+        decision = decide(None, purpose, Content(text="-"), consent, self.clock.now(),
+                          registry=self.registry, margin=self.margin)
+        return decision if isinstance(decision, Refuse) else None
+
+    async def _refresh_templates(self) -> None:
+        try:
+            await self.registry.refresh()
+        except Exception as exc:
+            logger.warning("template state not read (%s); deciding with the copy in hand", type(exc).__name__)
+
     async def _decide_and_send(self, ref: ClientRef, out: OutgoingMessage, _retried: bool) -> SendOutcome:
+        await self._refresh_templates()
         state = await self._state(ref)
         now = self.clock.now()
         recipient = Recipient.of(ref, state)
         free_form_ok = state is not None and state.window(now, self.margin).can_send_free_form
         if out.template is not None:
             return await self._explicit_template(ref, out, state, recipient)
+        if out.message.get("type") == "template":
+            # A template travels only by name ({"wa_template": …}): the registry checks
+            # its status, parameters and category against the client's consent.
+            return await self._refuse(ref, out, recipient, "raw_template",
+                                      "templates are sent by name (wa_template), never as raw content")
         # No message object: template parameters only (an outbound request may carry
         # nothing else), so only a template can carry it.
         content = Content(raw=out.message) if out.message else None
@@ -172,9 +225,14 @@ class GuardedSender:
 
     async def reroute(self, record: OutboundRecord, ref: ClientRef) -> SendOutcome | None:
         """A free-form message failed asynchronously because the window had closed:
-        decide again for its content (template or park + nudge)."""
+        decide again for its content (template or park + nudge). Once per message: the
+        first caller marks its outbound record (any process, any number of deliveries of
+        the failure); every later one gets None."""
         payload = record.payload if isinstance(record.payload, Mapping) else None
         if record.kind != "free_form" or payload is None or "message" not in payload:
+            return None
+        if not await self.records.claim_reroute(record.id, self.clock.now()):
+            logger.info("message %s was re-routed already; not again", record.wamid)
             return None
         out = OutgoingMessage(
             dict(payload["message"]),
@@ -188,25 +246,44 @@ class GuardedSender:
         return outcome
 
     async def deliver_parked(self, ref: ClientRef) -> list[SendOutcome]:
-        """The client wrote again: send what was parked while the window was closed."""
-        items = await self.sessions.take_parked(ref)
+        """The client wrote again: send what was parked while the window was closed.
+
+        Each item is held (not taken) while it is sent, and forgotten once its send has
+        an outcome. One whose send failed stays parked, with those after it (their order
+        is kept), for the client's next message; so does everything if this raises. A
+        send without an answer (in doubt) is not sent again: it may have gone out."""
+        claim = await self.sessions.claim_parked(ref)
         outcomes: list[SendOutcome] = []
-        for item in items:
-            payload = item.payload if isinstance(item.payload, Mapping) else {}
-            message = payload.get("message")
-            if not isinstance(message, Mapping):
-                logger.error("parked item %s has no message; dropped: %r", item.id, item.payload)
-                continue
-            out = OutgoingMessage(
-                dict(message),
-                purpose=str(payload.get("purpose") or SERVICE_REPLY),
-                utter_action=payload.get("utter_action"),
-                params=dict(payload.get("params") or {}),
-                origin=payload.get("origin"),
-            )
-            outcome = await self.send(ref, out)
-            await self._follow_up(out, outcome, "parked_delivered")
-            outcomes.append(outcome)
+        try:
+            for item in claim.items:
+                payload = item.payload if isinstance(item.payload, Mapping) else {}
+                message = payload.get("message")
+                if not isinstance(message, Mapping):
+                    logger.error("parked item %s has no message; dropped: %r", item.id, item.payload)
+                    await self.sessions.remove_parked(ref, item.id)
+                    continue
+                out = OutgoingMessage(
+                    dict(message),
+                    purpose=str(payload.get("purpose") or SERVICE_REPLY),
+                    utter_action=payload.get("utter_action"),
+                    params=dict(payload.get("params") or {}),
+                    origin=payload.get("origin"),
+                )
+                outcome = await self.send(ref, out)
+                outcomes.append(outcome)
+                if outcome.action == "failed" and not isinstance(outcome.error, NoResponseError):
+                    logger.warning("parked item %s for %s not delivered (%s); kept with the %d after it",
+                                   item.id, ref.user_id or ref.wa_id, outcome.reason,
+                                   len(claim.items) - claim.items.index(item) - 1)
+                    break
+                await self.sessions.remove_parked(ref, item.id)
+                await self._follow_up(out, outcome, "parked_delivered")
+        finally:
+            try:
+                await self.sessions.release_parked(ref, claim)
+            except Exception:
+                logger.exception("giving back the parked items of %s failed; they wait for the lease",
+                                 ref.user_id or ref.wa_id)
         return outcomes
 
     async def _follow_up(self, out: OutgoingMessage, outcome: SendOutcome, cause: str) -> None:
@@ -263,7 +340,7 @@ class GuardedSender:
             )
             if error.closes_window and not retried:
                 logger.info("send to %s: window closed per Meta (%s); deciding again", recipient.id, error.code)
-                await self.sessions.record_failure(ref, error, self.clock.now())
+                await self._window_closed(ref, error, state)
                 return await self.send(ref, out, _retried=True)
             logger.error("send to %s failed: %s", recipient.id, error)
             return SendOutcome("failed", record_id=record_id, error=error, reason=str(error))
@@ -274,6 +351,21 @@ class GuardedSender:
         )
         await self._replied(ref, state, now, out)
         return SendOutcome("free_form", wamid=result.wamid, record_id=record_id)
+
+    async def _window_closed(self, ref: ClientRef, error: WhatsAppError, decided_on: SessionState | None) -> None:
+        """A synchronous 131047: Meta says the window the send was decided on is closed.
+        Recorded as of the client's last message at that decision (Meta's timestamp, not
+        our clock, which may run ahead of Meta's), so any message she wrote since then
+        reopens it; and not at all if one already has."""
+        seen = decided_on.last_inbound_at if decided_on is not None else None
+        if seen is not None:
+            current = await self.sessions.get(ref)
+            latest = current.last_inbound_at if current is not None else None
+            if latest is not None and latest > seen:
+                logger.info("131047 for %s, but the client wrote since the decision: her window stands",
+                            ref.user_id or ref.wa_id)
+                return
+        await self.sessions.record_failure(ref, error, seen if seen is not None else self.clock.now())
 
     async def _replied(self, ref: ClientRef, state: SessionState | None, at: datetime,
                        out: OutgoingMessage | None = None) -> None:
@@ -315,7 +407,7 @@ class GuardedSender:
                 status="failed", at=self.clock.now(), error=error.to_dict(), **fields)
             logger.error("template %s to %s failed: %s", choice.name, recipient.id, error)
             return SendOutcome("failed", record_id=record_id, template=choice.name, error=error,
-                               reason=str(error))
+                               reason=str(error), extra={"language": choice.language})
         fields["recipient"] = result.recipient_id or recipient.id
         record_id = await self._record(
             status=_accepted(result.message_status), at=self.clock.now(), wamid=result.wamid, **fields)
@@ -368,8 +460,20 @@ class GuardedSender:
         params = {**(await self._context(ref, out, None))[1], "nudge_ref": item_id}
         rebuilt = self.registry.build(nudge.name, nudge.language, params)
         choice = rebuilt if isinstance(rebuilt, TemplateChoice) else nudge
-        sent = await self._send_template(ref, None, recipient, choice, kind="nudge",
-                                         purpose=min(nudge.template.purposes, default=None))
+        purpose = min(nudge.template.purposes, default=None)
+        sent = await self._send_template(ref, None, recipient, choice, kind="nudge", purpose=purpose)
+        for _ in range(MAX_PAUSED_RETRIES):
+            if not (sent.action == "failed" and isinstance(sent.error, TemplatePausedError) and purpose):
+                break
+            await self.registry.mark_unusable(choice.name, choice.language, sent.error.code)
+            other = self.registry.select(purpose, choice.language, params,
+                                         marketing_allowed=choice.category == MARKETING, now=self.clock.now())
+            if not isinstance(other, TemplateChoice):
+                logger.warning("no other nudge template than the paused %s; %s waits without one",
+                               choice.name, item_id)
+                break
+            choice = other
+            sent = await self._send_template(ref, None, recipient, choice, kind="nudge", purpose=purpose)
         if sent.action == "template":
             await self.sessions.record_nudge(ref, now)
         return SendOutcome("parked", record_id=record_id, template=choice.name,

@@ -6,19 +6,30 @@ message in the inbox (its wamid row is the deduplication), each client's window 
 session store with Meta's timestamp, status changes on the outbound record, template
 lifecycle changes in the registry and marketing preferences in the consent book. If a
 store is down the answer is 503 and nothing is claimed, so Meta's retry finds everything
-as it was. After the 200, turns run per client in timestamp order; a message the
-assistant could not answer stays pending in the inbox and is replayed on start.
+as it was. After the 200, turns run per client in timestamp order.
+
+Every inbox row a channel works on is held under its name with a lease (renewed while it
+works on it). A row nobody works on any more is taken over, by one channel only: a pending
+row whose holder died (another process of this host, or a lease that ran out: another
+host) by the sweep that runs at start and then every :data:`SWEEP_EVERY`; a pending row
+whose claim could not be released after a failed acknowledgement by Meta's retry of it
+(the retry is then processed as new). A turn that failed is tried again after
+:data:`TURN_RETRY_DELAYS`, then given up: recorded ``abandoned`` in the inbox, logged, and
+handed to an advisor (a ``repeated_failure`` handoff).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
+import itertools
 import logging
-from collections.abc import Awaitable, Callable
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from salon.clock import Clock
@@ -27,18 +38,19 @@ from salon.decision import SERVICE_REPLY
 from salon.identity_changes import follow_identity
 from salon.logmask import remember
 from salon.sessions import ClientRef, InboundRecord, SessionState, SessionStore, conversation_id
-from salon.templates import TemplateRegistry
+from salon.templates import GraphTemplatePageFetcher, TemplateRegistry, keep_in_sync
 from salon.whatsapp.addressing import is_bsuid
 from salon.whatsapp.consent import ConsentBook
 from salon.whatsapp.inbound import (
     InboundMessage,
     StatusUpdate,
+    TemplateEvent,
     WebhookBatch,
     WebhookFormatError,
     parse_body,
     parse_webhook,
 )
-from salon.whatsapp.records import INBOX_RETENTION, InboxItem, WhatsAppRecords
+from salon.whatsapp.records import INBOX_RETENTION, InboxClaim, InboxItem, WhatsAppRecords
 from salon.whatsapp.rendering import OutgoingMessage
 from salon.whatsapp.sender import GuardedSender
 from salon.whatsapp.signature import SignatureCheck, check_signature
@@ -49,6 +61,17 @@ __all__ = ["MAX_BODY_BYTES", "Reply", "Turn", "TurnInterrupted", "WebhookService
 
 MAX_BODY_BYTES: Final = 3 * 1024 * 1024
 DEFAULT_CONCURRENT_TURNS: Final = 4
+INBOX_LEASE: Final = timedelta(minutes=2)
+"""How long a channel holds an inbox row without renewing it (renewed every sweep)."""
+SWEEP_EVERY: Final = timedelta(seconds=30)
+"""How often a channel renews what it holds and takes over what nobody works on."""
+TURN_RETRY_DELAYS: Final = (timedelta(minutes=1), timedelta(minutes=5))
+"""After a turn failed: when to try it again; after the last, it is given up."""
+MAX_TURN_ATTEMPTS: Final = len(TURN_RETRY_DELAYS) + 1
+HOST: Final = socket.gethostname()
+_LIVE_OWNERS: set[str] = set()
+"""The inbox owner names of the channels running in this process (a name of this
+process not listed belongs to a channel that stopped)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +147,7 @@ class WebhookService:
         on_turn: TurnHandler,
         max_body_bytes: int = MAX_BODY_BYTES,
         max_concurrent_turns: int = DEFAULT_CONCURRENT_TURNS,
+        waba_id: str | None = None,
     ) -> None:
         if not app_secret:
             raise ValueError("app_secret is required: webhooks are never accepted unsigned")
@@ -140,7 +164,12 @@ class WebhookService:
         self.clock = clock
         self.on_turn = on_turn
         self.max_body_bytes = max_body_bytes
+        self.waba_id = waba_id if waba_id is not None else os.environ.get("WA_WABA_ID", "").strip()
+        """The business account whose templates are reconciled with the Graph API (none:
+        no reconciliation; the webhooks still keep the shared state)."""
         self._housekeeping: asyncio.Future[None] | None = None
+        self._template_sync: asyncio.Future[None] | None = None
+        self._handoffs: Any = None
         self._queues: dict[str, list[Turn]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -151,9 +180,18 @@ class WebhookService:
         # idle: ratio 0.92 against REST), few enough not to queue CPU-bound predictions
         # in front of the webhook acknowledgements.
         self._turn_slots = asyncio.Semaphore(max_concurrent_turns)
+        # Inbox rows are held as "<host>:<pid>:<channel>:<n>", a fresh n for each claim
+        # (a compare-and-set on the name tells two takers apart).
+        self.owner = f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self._claims = itertools.count()
+        _LIVE_OWNERS.add(self.owner)
+        self._held: set[str] = set()
+        """The wamids this channel works on (claimed, queued or in a turn)."""
+        self._stopping: asyncio.Event | None = None
         self.stats: dict[str, int] = {
             "posts": 0, "messages": 0, "duplicates": 0, "statuses": 0, "rejected": 0,
-            "turns": 0, "turn_errors": 0, "unavailable": 0, "commits": 0,
+            "turns": 0, "turn_errors": 0, "unavailable": 0, "commits": 0, "foreign": 0,
+            "abandoned": 0, "taken_over": 0,
         }
 
     # ------------------------------------------------------------------ handshake
@@ -183,6 +221,7 @@ class WebhookService:
         except Exception:  # a shape no check foresaw: refused, never a 500 with a trace
             logger.exception("webhook refused: its content could not be read")
             return Reply(400, "content not understood")
+        self._keep_ours(batch)
         for message in batch.messages:
             # Whatever logs these later (here or in Rasa) masks them.
             remember(message.text, message.profile_name)
@@ -197,6 +236,24 @@ class WebhookService:
                          type(exc).__name__, exc)
             return Reply(503, "store unavailable")
         return Reply(200, "ok")
+
+    def _keep_ours(self, batch: WebhookBatch) -> None:
+        """Meta posts the webhooks of every number of the business account to one
+        callback URL: messages and statuses of another number are not ours to answer
+        or record (our replies would leave from our number). Dropped here, logged; the
+        webhook is still acknowledged."""
+        foreign = {m.phone_number_id for m in batch.messages if m.phone_number_id != self.phone_number_id}
+        foreign |= {s.phone_number_id for s in batch.statuses if s.phone_number_id != self.phone_number_id}
+        if not foreign:
+            return
+        kept = [m for m in batch.messages if m.phone_number_id == self.phone_number_id]
+        kept_statuses = [s for s in batch.statuses if s.phone_number_id == self.phone_number_id]
+        dropped = len(batch.messages) - len(kept) + len(batch.statuses) - len(kept_statuses)
+        self.stats["foreign"] += dropped
+        logger.warning("webhook: %d message(s)/status(es) for phone number id(s) %s, not ours (%s); ignored",
+                       dropped, ", ".join(sorted(foreign)), self.phone_number_id)
+        batch.messages[:] = kept
+        batch.statuses[:] = kept_statuses
 
     # ------------------------------------------------------------------ group commit
     async def _commit(self, batch: WebhookBatch) -> None:
@@ -225,24 +282,22 @@ class WebhookService:
                 batches = [batch for batch, _ in group]
                 self.stats["commits"] += 1
                 try:
-                    turns = await self._store(batches)
+                    turns, failures = await self._store(batches)
                 except Exception as exc:
                     logger.exception("%d webhook(s) not stored", len(group))
                     for _, future in group:
                         if not future.done():
                             future.set_exception(exc)
                     continue
-                statuses = [update for batch in batches for update in batch.statuses]
                 for turn in turns:
                     logger.debug("message %s from %s%s", turn.item.wamid, turn.sender_id,
                                  " (window reopened)" if turn.new_window else "")
-                for update in statuses:
-                    logger.debug("status %s for %s: %s", update.status, update.recipient_id, update.wamid)
                 # The acknowledgements first, then the turns.
                 for _, future in group:
                     if not future.done():
                         future.set_result(None)
-                self._schedule(turns, statuses)
+                # Only the failures this commit applied: a redelivered one re-routes nothing.
+                self._schedule(turns, failures)
         finally:
             self._committer = None
             # Stopped midway (the service is closing): nobody is left waiting forever.
@@ -251,9 +306,10 @@ class WebhookService:
                 if not future.done():
                     future.set_exception(ConnectionAbortedError("the channel is stopping"))
 
-    async def _store(self, batches: list[WebhookBatch]) -> list[Turn]:
+    async def _store(self, batches: list[WebhookBatch]) -> tuple[list[Turn], list[StatusUpdate]]:
         """Everything of ``batches`` that must not be lost, before any is acknowledged;
-        returns the turns to run, in timestamp order."""
+        returns the turns to run, in timestamp order, and the ``failed`` statuses this
+        call applied (each transition is applied once, whatever the deliveries)."""
         now = self.clock.now()
         messages = sorted((m for batch in batches for m in batch.messages), key=lambda m: m.timestamp)
         for message in messages:
@@ -261,10 +317,21 @@ class WebhookService:
             if keyword is not None:
                 message.metadata["consent_keyword"] = keyword
         items = [_inbox_item(m) for m in messages]
-        fresh = await self.records.claim_inbound(items, now)
+        # Held before the claim: the sweep never takes a row this commit is claiming.
+        mine = [w for w in dict.fromkeys(m.wamid for m in messages) if w not in self._held]
+        self._held.update(mine)
+        try:
+            fresh = await self.records.claim_inbound(items, now, owner=self._claim_name(), lease=INBOX_LEASE)
+            fresh = await self._take_over_duplicates(messages, fresh, set(mine), now)
+        except BaseException:
+            self._held.difference_update(mine)
+            raise
         claimed = [m for m, ok in zip(messages, fresh, strict=True) if ok]
+        # Held from here on: the claimed messages that start a turn, until it ends.
+        self._held.difference_update(set(mine) - {m.wamid for m in claimed if m.starts_turn})
         self.stats["duplicates"] += len(messages) - len(claimed)
         parked: dict[str, int] = {}
+        failures: list[StatusUpdate] = []
         reopened: set[str] = set()
         known: dict[str, tuple[ClientRef, str]] = {}
         try:
@@ -292,19 +359,21 @@ class WebhookService:
                         detail=update.detail,
                     )
                 for status in batch.statuses:
-                    await self._record_status(status)
+                    logger.debug("status %s for %s: %s", status.status, status.recipient_id, status.wamid)
+                    if await self._record_status(status):
+                        failures.append(status)
+            for event in (event for batch in batches for event in batch.template_events):
+                await self._template_event(event)
         except Exception:
-            await self.records.release_inbound([m.wamid for m in claimed])
-            raise
-        for event in (event for batch in batches for event in batch.template_events):
+            self._held.difference_update(m.wamid for m in claimed)
             try:
-                changes = self.registry.apply_webhook(event.as_webhook())
-            except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
-                self.stats["rejected"] += 1
-                logger.error("webhook template update %s rejected: %s", event.field, exc)
-                continue
-            for change in changes:
-                logger.info("template lifecycle: %s", change)
+                await self.records.release_inbound([m.wamid for m in claimed])
+            except Exception as exc:
+                # Still pending under our name: Meta's retry takes it over (or, if it
+                # never comes, the sweep once the lease has run out).
+                logger.error("releasing %d claim(s) failed too (%s); Meta's retry will take them over",
+                             len(claimed), type(exc).__name__)
+            raise
         self.stats["messages"] += len(claimed)
         self.stats["statuses"] += sum(len(batch.statuses) for batch in batches)
         turns = []
@@ -315,7 +384,87 @@ class WebhookService:
             _note_ids(item, client)
             turns.append(Turn(item, client, parked.get(message.wamid), message.wamid in reopened,
                               conversation))
-        return turns
+        return turns, failures
+
+    async def _template_event(self, event: TemplateEvent) -> None:
+        """A template's lifecycle change, kept in the shared template state before the
+        acknowledgement: every sender of every process learns it."""
+        try:
+            changes = await self.registry.record_webhook(event.as_webhook())
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+            self.stats["rejected"] += 1
+            logger.error("webhook template update %s rejected: %s", event.field, exc)
+            return
+        for change in changes:
+            logger.info("template lifecycle: %s", change)
+
+    def _claim_name(self) -> str:
+        return f"{self.owner}:{next(self._claims)}"
+
+    def _owner_gone(self, owner: str | None) -> bool:
+        """Whether nobody works under ``owner`` any more, as far as this host can tell:
+        a channel of this process that stopped, or a process of this host that exited."""
+        if owner is None:
+            return True
+        parts = owner.split(":")
+        if len(parts) < 4 or parts[0] != HOST or not parts[1].isdigit():
+            return False  # another host: its lease decides
+        pid = int(parts[1])
+        if pid == os.getpid():
+            return ":".join(parts[:3]) not in _LIVE_OWNERS
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+
+    def _mine(self, owner: str | None) -> bool:
+        return owner is not None and owner.startswith(self.owner + ":")
+
+    async def _take(self, claims: Sequence[InboxClaim], now: datetime, *, claiming: bool = False) -> list[InboxItem]:
+        """Take over each row of ``claims`` (held here from then on); returns those taken.
+        ``claiming``: the rows are those of the commit in hand (held for it already)."""
+        taken: list[InboxItem] = []
+        for claim in claims:
+            wamid = claim.item.wamid
+            if wamid in self._held and not claiming:
+                continue
+            self._held.add(wamid)
+            try:
+                ok = await self.records.take_inbound(claim, self._claim_name(), now, INBOX_LEASE)
+            except BaseException:
+                self._held.discard(wamid)
+                raise
+            if ok:
+                taken.append(claim.item)
+            elif not claiming:
+                self._held.discard(wamid)
+        return taken
+
+    async def _take_over_duplicates(self, messages: list[InboundMessage], fresh: list[bool],
+                                    mine: set[str], now: datetime) -> list[bool]:
+        """Meta's retry of a message whose row is still pending but worked on by nobody
+        (the release of its claim failed when its acknowledgement failed, or its channel
+        is gone) is processed as new."""
+        stale = [m.wamid for m, ok in zip(messages, fresh, strict=True)
+                 if not ok and m.starts_turn and m.wamid in mine]
+        if not stale:
+            return fresh
+        claims = await self.records.claimable_inbound(now, wamids=stale)
+        lapsed = [c for c in claims if c.item.state == "pending" and (
+            self._mine(c.owner) or self._owner_gone(c.owner)
+            or c.lease_until is None or c.lease_until < now)]
+        taken = {item.wamid for item in await self._take(lapsed, now, claiming=True)}
+        if taken:
+            logger.warning("%d message(s) left pending by a failed acknowledgement taken over", len(taken))
+        out, seen = [], set()
+        for message, ok in zip(messages, fresh, strict=True):
+            again = message.wamid in taken and message.wamid not in seen
+            seen.add(message.wamid)
+            out.append(ok or again)
+        return out
 
     async def _follow_identity(self, message: InboundMessage) -> None:
         change = message.identity_change
@@ -347,7 +496,9 @@ class WebhookService:
         outcome = await self.sender.send(turn.client, out)
         logger.info("consent keyword %s confirmed: %s", keyword.upper(), outcome.action)
 
-    async def _record_status(self, status: StatusUpdate) -> None:
+    async def _record_status(self, status: StatusUpdate) -> bool:
+        """Apply one status; True when it is a ``failed`` transition applied now (not a
+        redelivery), i.e. one whose consequences (re-route) are this call's to run."""
         error = status.errors[0] if status.errors else None
         change = await self.records.apply_status(
             wamid=status.wamid, status=status.status, at=status.timestamp,
@@ -356,16 +507,17 @@ class WebhookService:
             callback=_callback_data(status),
         )
         if not change.applied or status.status != "failed" or error is None:
-            return
+            return False
         client = status.client
         logger.warning("message %s to %s failed: %s", status.wamid, status.recipient_id, error)
         if client is None:
-            return
+            return True
         if error.closes_window:
             await self.sessions.record_failure(client, error, status.timestamp)
         if error.code == 131050:
             await self.consents.record_preference(client, "stop", status.timestamp,
                                                   source="error_131050", detail=str(error))
+        return True
 
     # ------------------------------------------------------------------ after the ack
     def _schedule(self, turns: list[Turn], statuses: list[StatusUpdate]) -> None:
@@ -424,12 +576,54 @@ class WebhookService:
                            turn.sender_id, turn.item.wamid, exc)
         except Exception as exc:
             self.stats["turn_errors"] += 1
-            logger.exception("turn for %s (%s) failed; recorded as failed in the inbox", turn.sender_id, turn.item.wamid)
-            try:
-                await self.records.finish_inbound(turn.item.wamid, self.clock.now(), state="failed",
-                                                  error=f"{type(exc).__name__}: {exc}")
-            except Exception:
-                logger.exception("could not record the failure of %s", turn.item.wamid)
+            await self._turn_failed(turn, exc)
+        finally:
+            self._held.discard(turn.item.wamid)
+
+    async def _turn_failed(self, turn: Turn, exc: Exception) -> None:
+        """Record a failed turn: due again after its backoff, or given up after the last
+        attempt (recorded, logged, handed to an advisor)."""
+        attempt = turn.item.attempts + 1
+        error = f"{type(exc).__name__}: {exc}"
+        now = self.clock.now()
+        try:
+            if attempt < MAX_TURN_ATTEMPTS:
+                due = now + TURN_RETRY_DELAYS[attempt - 1]
+                logger.exception("turn for %s (%s) failed (attempt %d of %d); tried again at %s",
+                                 turn.sender_id, turn.item.wamid, attempt, MAX_TURN_ATTEMPTS, due.isoformat())
+                await self.records.finish_inbound(turn.item.wamid, now, state="failed", error=error, retry_at=due)
+                return
+            logger.error("turn for %s (%s) failed %d times; given up and handed to an advisor",
+                         turn.sender_id, turn.item.wamid, attempt, exc_info=exc)
+            self.stats["abandoned"] += 1
+            await self.records.finish_inbound(turn.item.wamid, now, state="abandoned",
+                                              error=f"given up after {attempt} attempts: {error}")
+        except Exception:
+            logger.exception("could not record the failure of %s", turn.item.wamid)
+            return
+        try:
+            await self._hand_over(turn, attempt, type(exc).__name__)
+        except Exception:
+            logger.exception("could not open a handoff for %s after its failed turns", turn.item.wamid)
+
+    async def _hand_over(self, turn: Turn, attempts: int, error: str) -> None:
+        from salon.handoff import HandoffBook
+
+        if self._handoffs is None:
+            book = HandoffBook(engine=self.records.engine)
+            await book.initialize()
+            self._handoffs = book
+        profile = await self.consents.profile(turn.client)
+        handoff, created = await self._handoffs.open(
+            conversation_id=turn.sender_id, reason="repeated_failure",
+            note=(f"The assistant could not answer the client's WhatsApp message of "
+                  f"{turn.item.sent_at.isoformat()} ({attempts} attempts, {error}); please answer it."),
+            language=(profile.language if profile is not None and profile.language else "en"),
+            now=self.clock.now(), phone_number_id=turn.client.phone_number_id,
+            wa_id=turn.client.wa_id, user_id=turn.client.user_id,
+        )
+        logger.warning("handoff %s %s for %s after %d failed turns", handoff.id,
+                       "opened" if created else "already open", turn.sender_id, attempts)
 
     async def _reroute(self, status: StatusUpdate) -> None:
         try:
@@ -452,8 +646,23 @@ class WebhookService:
 
     # ------------------------------------------------------------------ lifecycle
     async def replay_pending(self) -> int:
-        """Queue messages acknowledged earlier but never answered (oldest first)."""
-        items = await self.records.pending_inbound()
+        """Queue messages acknowledged earlier but never answered (oldest first) that no
+        live channel works on, and failed turns due again: the start's sweep."""
+        return await self.sweep()
+
+    async def sweep(self) -> int:
+        """Renew the leases of what this channel works on, and take over (one channel
+        only, whatever the replicas) the pending rows nobody works on any more and the
+        failed turns due again; their turns are queued. Returns how many were taken."""
+        now = self.clock.now()
+        if self._held:
+            await self.records.renew_inbound(list(self._held), self.owner, now + INBOX_LEASE)
+        claims = await self.records.claimable_inbound(
+            now, local_prefix=f"{HOST}:", retry_below=MAX_TURN_ATTEMPTS)
+        free = [c for c in claims if c.item.wamid not in self._held and (
+            c.item.state == "failed" or c.owner is None or c.lease_until is None
+            or c.lease_until < now or self._owner_gone(c.owner))]
+        items = await self._take(free, now)
         turns = []
         for item in items:
             client, conversation = client_of_item(item), None
@@ -464,7 +673,10 @@ class WebhookService:
             turns.append(Turn(item, client, conversation_id=conversation))
         self._schedule(turns, [])
         if turns:
-            logger.info("replaying %d pending WhatsApp message(s)", len(turns))
+            self.stats["taken_over"] += len(turns)
+            retries = sum(1 for item in items if item.state == "failed")
+            logger.info("replaying %d pending WhatsApp message(s)%s", len(turns),
+                        f" ({retries} failed turn(s) tried again)" if retries else "")
         return len(turns)
 
     async def prune(self) -> int:
@@ -474,26 +686,73 @@ class WebhookService:
             logger.info("pruned %d handled WhatsApp message(s) from the inbox", removed)
         return removed
 
-    def start_housekeeping(self, every: timedelta = timedelta(hours=6)) -> None:
-        """Prune now and then every ``every``, in a tracked background task."""
+    def start_housekeeping(self, every: timedelta = timedelta(hours=6),
+                           sweep_every: timedelta = SWEEP_EVERY) -> None:
+        """In a tracked background task: prune now and then every ``every``; sweep the
+        inbox every ``sweep_every``."""
+        stopping = self._stopping = asyncio.Event()
 
         async def loop() -> None:
-            while True:
+            loop_ = asyncio.get_running_loop()
+            next_prune = loop_.time()
+            while not stopping.is_set():
+                if loop_.time() >= next_prune:
+                    try:
+                        await self.prune()
+                    except Exception:
+                        logger.exception("pruning the WhatsApp inbox failed; will try again")
+                    next_prune = loop_.time() + every.total_seconds()
                 try:
-                    await self.prune()
+                    await asyncio.wait_for(stopping.wait(), sweep_every.total_seconds())
+                    return
+                except asyncio.TimeoutError:
+                    pass
+                try:
+                    await self.sweep()
                 except Exception:
-                    logger.exception("pruning the WhatsApp inbox failed; will try again")
-                await asyncio.sleep(every.total_seconds())
+                    logger.exception("sweeping the WhatsApp inbox failed; will try again")
 
         self._housekeeping = asyncio.ensure_future(loop())
+        self._start_template_sync(stopping)
 
-    async def stop_housekeeping(self) -> None:
-        """Cancel the pruning task and wait for it, so its connection is returned."""
+    def _start_template_sync(self, stopping: asyncio.Event) -> None:
+        """Reconcile the templates with the Graph API now and every
+        :data:`salon.templates.SYNC_EVERY`, in the background (the webhooks keep the
+        state between two)."""
+        graph = getattr(self.sender.graph, "config", None)
+        if not self.waba_id or graph is None or graph.auth_mode != "bearer":
+            return
+        fetcher = GraphTemplatePageFetcher(self.waba_id, graph.access_token, base_url=graph.base_url,
+                                           api_version=graph.api_version)
+
+        async def run() -> None:
+            try:
+                await keep_in_sync(self.registry, fetcher, stopping)
+            finally:
+                await fetcher.aclose()
+
+        self._template_sync = asyncio.ensure_future(run())
+
+    async def stop_housekeeping(self, timeout: float = 10.0) -> None:
+        """Stop the background loop (never cancelled mid-statement), let the turns in
+        hand finish (up to ``timeout``), then give up the inbox rows this channel holds
+        but no longer works on, so the next channel takes them at once."""
         task, self._housekeeping = self._housekeeping, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        sync, self._template_sync = self._template_sync, None
+        if self._stopping is not None:
+            self._stopping.set()
+        for running in (task, sync):
+            if running is not None:
+                await running
+        await self.drain(timeout)
+        try:
+            released = await self.records.let_go_inbound(self.owner, keep=list(self._held))
+            if released:
+                logger.info("%d pending WhatsApp message(s) left for the next start", released)
+        except Exception:
+            logger.exception("giving up the inbox rows of %s failed; their leases run out", self.owner)
+        finally:
+            _LIVE_OWNERS.discard(self.owner)
 
     async def drain(self, timeout: float = 30.0) -> bool:
         """Wait for background work (tests, shutdown); False if it did not finish."""
