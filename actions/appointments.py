@@ -31,6 +31,7 @@ from salon.appointments import (
     slot_offer,
 )
 from salon.integrations.bookings import Appointment, BookingError, Boutique, ClientBusy, SlotTaken
+from salon.integrations.crm import ClientRecord
 from salon.when import TimeWindow, parse_when
 
 logger = logging.getLogger(__name__)
@@ -284,8 +285,22 @@ class ActionAskAppointmentConfirmed(Action):
         return []
 
 
+async def _owned(reference: Any, record: ClientRecord | None) -> Appointment | None:
+    """The appointment ``reference`` names when it is the writing client's own: a slot may
+    hold any id (a client can name one), and an appointment is read only for its owner."""
+    if not reference or record is None:
+        return None
+    appointment = await backends.bookings().get(str(reference))
+    if appointment is None or appointment.client_id != record.id:
+        if appointment is not None:
+            logger.warning("appointment %s asked about by a client who does not hold it", reference)
+        return None
+    return appointment
+
+
 class ActionAppointmentBooked(Action):
-    """After the form: the confirmation from the booked record, then a clean slate."""
+    """After the form: the confirmation from the booked record (the client's own: an id
+    in the slot that is not hers confirms nothing), then a clean slate."""
 
     def name(self) -> str:
         return "action_appointment_booked"
@@ -294,7 +309,8 @@ class ActionAppointmentBooked(Action):
                   domain: dict[str, Any]) -> list[EventType]:
         language = _language(tracker)
         reference = tracker.get_slot("appointment_id")
-        appointment = await backends.bookings().get(str(reference)) if reference else None
+        record = await backends.known_client(tracker)
+        appointment = await _owned(reference, record)
         moved = bool(tracker.get_slot("reschedule_id"))
         events: list[EventType] = [SlotSet(slot, None) for slot in BOOKING_SLOTS]
         if tracker.get_slot("rescheduling"):
@@ -308,7 +324,6 @@ class ActionAppointmentBooked(Action):
                                                 "fr": "Merci, votre demande est notée."})
         shops = await backends.bookings().boutiques()
         shop = shops[appointment.boutique_id]
-        record = await backends.known_client(tracker)
         advisor = record.advisor.first_name if (
             record and record.advisor and record.advisor.id == appointment.advisor_id) else None
         label = await _label(appointment.service, language)

@@ -17,12 +17,23 @@ It sits beside two older sources and agrees with them:
 first, so every sender enforces the ledger through the send-time guard.
 
 STOP and START keywords (:func:`keyword_of`) are recognised in the channel before any
-language model sees the message: STOP withdraws utility and marketing messages, START
-grants them again, and the client gets one confirmation in their language.
+language model sees the message: STOP withdraws utility and marketing messages (the client
+is *opted out*: nothing the maison starts reaches her until she writes START), START
+grants utility messages again (never marketing), and the client gets one confirmation in
+their language.
+
+The suppression list (``privacy_suppressions``) keeps, after a GDPR erasure, what the
+client had stopped: a keyed hash (:func:`suppression_hash`, with the privacy salt) of
+each of her ids, the category and when. It holds nothing readable about her, survives
+the erasure, and is read with every consent question (:func:`consent_states_many`), so a
+client re-imported later from the CRM is still stopped until she decides otherwise
+herself (a CRM import never lifts it).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import unicodedata
 import uuid
@@ -41,6 +52,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     delete,
     inspect,
     select,
@@ -57,15 +69,22 @@ __all__ = [
     "START_CATEGORIES",
     "STOP_CATEGORIES",
     "SOURCES",
+    "KEYWORD_SOURCES",
     "ConsentEntry",
     "ConsentLedger",
+    "ConsentState",
+    "Suppression",
     "confirmation",
+    "consent_states_many",
     "keyword_categories",
     "keyword_of",
     "latest_decisions",
     "latest_decisions_many",
     "ledger_table",
+    "record_suppressions",
     "subjects_for",
+    "suppression_hash",
+    "suppressions_table",
 ]
 
 CATEGORIES: Final = ("service", "utility", "marketing", "personalisation", "llm")
@@ -73,14 +92,20 @@ CATEGORIES: Final = ("service", "utility", "marketing", "personalisation", "llm"
 processing by a language model (the maison's purpose names)."""
 SOURCES: Final = ("boutique_form", "web", "whatsapp_keyword", "whatsapp_message", "crm_import",
                   "user_preferences", "error_131050", "advisor")
-"""``whatsapp_message``: an opt-out or opt-in the assistant understood in a sentence
-("please stop contacting me") and confirmed with ``utter_opt_out`` / ``utter_opt_in``."""
+"""``whatsapp_message``: an opt-out the assistant understood in the client's own sentence
+("please stop contacting me") and confirmed with ``utter_opt_out`` (an agreement is never
+inferred from a sentence)."""
 CONSENT_UTTERANCES: Final = {"utter_opt_out": False, "utter_opt_in": True}
 STOP_CATEGORIES: Final = ("utility", "marketing")
 """What STOP withdraws: every message the maison starts."""
 START_CATEGORIES: Final = ("utility",)
 """What START grants back: messages about her requests, orders and appointments. Marketing
 is never granted by a keyword: it needs its own explicit, evidenced agreement."""
+
+
+KEYWORD_SOURCES: Final = ("whatsapp_keyword", "whatsapp_message")
+"""Where a client's own STOP (a keyword, or an opt-out understood in her sentence) or
+START comes from: the latest of them decides whether she is opted out."""
 
 
 def keyword_categories(keyword: str) -> tuple[str, ...]:
@@ -104,6 +129,52 @@ ledger_table = Table(
     Index("ix_consent_ledger_subject", "subject", "recorded_us"),
 )
 _L = ledger_table.c
+
+suppressions_table = Table(
+    "privacy_suppressions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("subject_hash", String(64), nullable=False),  # suppression_hash(salt, "w:…" | "u:…" | "c:…")
+    Column("category", String(32), nullable=False),
+    Column("opted_out", Boolean, nullable=False),  # withdrawn by a STOP (everything the maison starts)
+    Column("at_us", BigInteger, nullable=False),  # when the client withdrew
+    Column("recorded_us", BigInteger, nullable=False),  # when the erasure kept it
+    UniqueConstraint("subject_hash", "category", "at_us", name="uq_privacy_suppression"),
+    Index("ix_privacy_suppressions_hash", "subject_hash"),
+)
+_S = suppressions_table.c
+
+
+def suppression_hash(salt: bytes, subject: str) -> str:
+    """The suppression list's key for one id of a client (a ledger subject: ``w:<wa_id>``,
+    ``u:<BSUID>``, ``c:<client id>``): HMAC-SHA256 keyed with the privacy salt."""
+    return hmac.new(salt, b"suppression\n" + subject.encode(), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Suppression:
+    """One category a client had withdrawn when she was erased."""
+
+    category: str
+    opted_out: bool
+    at: datetime
+
+
+async def record_suppressions(conn: AsyncConnection, salt: bytes, subjects: Sequence[str],
+                              entries: Sequence[Suppression], now: datetime) -> int:
+    """Keep ``entries`` for every id in ``subjects`` (idempotent: an entry already kept is
+    not kept twice); returns how many rows were added."""
+    hashes = sorted({suppression_hash(salt, subject) for subject in subjects})
+    if not hashes or not entries:
+        return 0
+    existing = {(h, c, a) for h, c, a in (await conn.execute(
+        select(_S.subject_hash, _S.category, _S.at_us).where(_S.subject_hash.in_(hashes)))).all()}
+    rows = [{"subject_hash": h, "category": e.category, "opted_out": e.opted_out,
+             "at_us": to_us(e.at, "at"), "recorded_us": to_us(now, "now")}
+            for h in hashes for e in entries if (h, e.category, to_us(e.at, "at")) not in existing]
+    if rows:
+        await conn.execute(suppressions_table.insert(), rows)
+    return len(rows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,16 +262,32 @@ class ConsentLedger(SqlTables):
         return int(result.rowcount or 0)
 
 
+@dataclass(frozen=True, slots=True)
+class ConsentState:
+    """A client's consent as every question reads it: per purpose the latest decision
+    (granted, when), and the STOP in force (``stopped_at``; None when she is not opted
+    out: she never wrote STOP, or wrote START since)."""
+
+    decisions: dict[str, tuple[bool, datetime]]
+    stopped_at: datetime | None = None
+
+    @property
+    def opted_out(self) -> bool:
+        return self.stopped_at is not None
+
+
 async def latest_decisions(
     conn: AsyncConnection,
     client_id: str | None,
     aliases: Sequence[str],
     *,
     exclude_sources: Sequence[str] = (),
+    salt: bytes | None = None,
 ) -> dict[str, tuple[bool, datetime]]:
     """Per purpose, the latest decision of the maison's book (``maison_consents``) and the
     ledger, on an open connection: the one reading every consent question shares."""
-    return (await latest_decisions_many(conn, [(client_id, aliases)], exclude_sources=exclude_sources))[0]
+    return (await latest_decisions_many(conn, [(client_id, aliases)], exclude_sources=exclude_sources,
+                                        salt=salt))[0]
 
 
 async def latest_decisions_many(
@@ -210,26 +297,53 @@ async def latest_decisions_many(
     exclude_sources: Sequence[str] = (),
     table_names: set[str] | None = None,
     chunk: int = 400,
+    salt: bytes | None = None,
 ) -> list[dict[str, tuple[bool, datetime]]]:
     """:func:`latest_decisions` for many ``(client_id, aliases)`` at once: one query per
     source (per ``chunk`` ids), the answers in the same order. ``table_names``: the
     tables known to exist (read from the database when not given)."""
+    states = await consent_states_many(conn, clients, exclude_sources=exclude_sources, table_names=table_names,
+                                       chunk=chunk, salt=salt)
+    return [state.decisions for state in states]
+
+
+async def consent_states_many(
+    conn: AsyncConnection,
+    clients: Sequence[tuple[str | None, Sequence[str]]],
+    *,
+    exclude_sources: Sequence[str] = (),
+    table_names: set[str] | None = None,
+    chunk: int = 400,
+    salt: bytes | None = None,
+) -> list[ConsentState]:
+    """Each client's :class:`ConsentState` from the maison's book, the ledger and (with
+    ``salt``) the suppression list, answers in order.
+
+    - Per purpose, the latest decision wins (by time; the book before the ledger at the
+      same instant). A suppression kept at an erasure counts as the withdrawal it was, and
+      a CRM import never outranks it (the CRM did not hear of the client's STOP).
+    - Opted out: the client's latest own STOP/START (:data:`KEYWORD_SOURCES`, a
+      ``whatsapp_keyword`` utility/service row of the book, a suppression kept from a
+      STOP) is a STOP.
+    """
     from salon.integrations.schema import consents
 
     names = table_names
     if names is None:
         names = await conn.run_sync(lambda sync: set(inspect(sync).get_table_names()))
-    book_rows: dict[str, list[tuple[datetime, int, int, str, bool]]] = {}
+    # (at, order, row id, purpose, granted, source)
+    Row = tuple[datetime, int, int, str, bool, str]
+    book_rows: dict[str, list[Row]] = {}
     client_ids = list(dict.fromkeys(cid for cid, _ in clients if cid))
     if client_ids and consents.name in names:
         c = consents.c
         for start in range(0, len(client_ids), chunk):
-            query = (select(c.client_id, c.purpose, c.granted, c.recorded_at, c.id)
+            query = (select(c.client_id, c.purpose, c.granted, c.recorded_at, c.id, c.source)
                      .where(c.client_id.in_(client_ids[start:start + chunk])))
-            for cid, purpose, granted, at, row_id in (await conn.execute(query)).all():
+            for cid, purpose, granted, at, row_id, source in (await conn.execute(query)).all():
                 at = at if at.tzinfo is not None else at.replace(tzinfo=timezone.utc)
-                book_rows.setdefault(cid, []).append((at, 0, row_id, purpose, bool(granted)))
-    ledger_rows: dict[str, list[tuple[datetime, int, int, str, bool]]] = {}
+                book_rows.setdefault(cid, []).append((at, 0, row_id, purpose, bool(granted), source))
+    ledger_rows: dict[str, list[Row]] = {}
     subjects_per_client = [subjects_for(aliases, cid) for cid, aliases in clients]
     all_subjects = list(dict.fromkeys(s for subjects in subjects_per_client for s in subjects))
     if all_subjects and ledger_table.name in names:
@@ -239,16 +353,41 @@ async def latest_decisions_many(
             for subject, category, granted, at_us, row_id, source in (await conn.execute(query)).all():
                 if source not in exclude_sources:
                     ledger_rows.setdefault(subject, []).append(
-                        (from_us(at_us), 1, row_id, category, bool(granted)))  # type: ignore[arg-type]
-    out: list[dict[str, tuple[bool, datetime]]] = []
+                        (from_us(at_us), 1, row_id, category, bool(granted), source))  # type: ignore[arg-type]
+    kept: dict[str, list[Row]] = {}
+    hashed: dict[str, str] = {}
+    if salt is not None and all_subjects and suppressions_table.name in names:
+        hashed = {subject: suppression_hash(salt, subject) for subject in all_subjects}
+        hashes = sorted(set(hashed.values()))
+        for start in range(0, len(hashes), chunk):
+            query = (select(_S.subject_hash, _S.category, _S.opted_out, _S.at_us, _S.id)
+                     .where(_S.subject_hash.in_(hashes[start:start + chunk])))
+            for digest, category, opted_out, at_us, row_id in (await conn.execute(query)).all():
+                kept.setdefault(digest, []).append(
+                    (from_us(at_us), 2, row_id, category, False,  # type: ignore[arg-type]
+                     "suppression_stop" if opted_out else "suppression"))
+    out: list[ConsentState] = []
     for (cid, _), subjects in zip(clients, subjects_per_client, strict=True):
         merged = list(book_rows.get(cid, ())) if cid else []
+        suppressed: list[Row] = []
         for subject in subjects:
             merged.extend(ledger_rows.get(subject, ()))
+            if subject in hashed:
+                suppressed.extend(kept.get(hashed[subject], ()))
+        suppressed_categories = {row[3] for row in suppressed}
+        merged = [row for row in merged if not (row[5] == "crm_import" and row[3] in suppressed_categories)]
+        merged.extend(suppressed)
         decided: dict[str, tuple[bool, datetime]] = {}
-        for at, _, _, purpose, granted in sorted(merged, key=lambda item: item[:3]):
+        keyword: tuple[datetime, bool] | None = None
+        for at, order, _, purpose, granted, source in sorted(merged, key=lambda item: item[:3]):
             decided[purpose] = (granted, at)
-        out.append(decided)
+            own = ((order == 1 and source in KEYWORD_SOURCES and purpose == "utility")
+                   or (order == 0 and source == "whatsapp_keyword" and purpose in ("utility", "service"))
+                   or source == "suppression_stop")
+            if own:
+                keyword = (at, granted)
+        stopped_at = keyword[0] if keyword is not None and not keyword[1] else None
+        out.append(ConsentState(decided, stopped_at))
     return out
 
 
@@ -267,7 +406,10 @@ _MAX_WORDS: Final = 5
 
 def _plain(text: str) -> list[str]:
     decomposed = unicodedata.normalize("NFKD", text.casefold())
-    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    # Accents and invisible format characters (zero-width spaces and joiners, direction
+    # marks) go: "S\u200bTOP" is a STOP.
+    stripped = "".join(ch for ch in decomposed
+                       if not unicodedata.combining(ch) and unicodedata.category(ch) != "Cf")
     stripped = stripped.replace("opt out", "optout").replace("opt-out", "optout")
     stripped = stripped.replace("opt in", "optin").replace("opt-in", "optin")
     return re.findall(r"[a-z']+", stripped)
@@ -307,13 +449,17 @@ CONFIRMATIONS: Final[dict[str, dict[str, str]]] = {
     },
     "start": {
         "en": "Thank you. You will again receive our messages about your requests, orders and "
-              "appointments on WhatsApp. You may write STOP at any time.",
+              "appointments on WhatsApp; our news and invitations only once you have agreed to them "
+              "explicitly. You may write STOP at any time.",
         "fr": "Merci. Vous recevrez de nouveau nos messages sur vos demandes, commandes et rendez-vous "
-              "sur WhatsApp. Vous pouvez écrire STOP à tout moment.",
+              "sur WhatsApp ; nos nouveautés et invitations, seulement avec votre accord explicite. "
+              "Vous pouvez écrire STOP à tout moment.",
         "de": "Vielen Dank. Sie erhalten wieder unsere Nachrichten zu Ihren Anfragen, Bestellungen und "
-              "Terminen auf WhatsApp. Sie können jederzeit STOP schreiben.",
+              "Terminen auf WhatsApp; Neuigkeiten und Einladungen nur mit Ihrer ausdrücklichen "
+              "Zustimmung. Sie können jederzeit STOP schreiben.",
         "it": "Grazie. Riceverà di nuovo i nostri messaggi sulle sue richieste, ordini e appuntamenti su "
-              "WhatsApp. Può scrivere STOP in qualsiasi momento.",
+              "WhatsApp; novità e inviti solo con il suo consenso esplicito. Può scrivere STOP in "
+              "qualsiasi momento.",
     },
 }
 

@@ -13,7 +13,10 @@
 Consent rules: an opt-out (STOP) refuses everything the business initiates; marketing
 purposes need a marketing opt-in (and no marketing stop); utility purposes need the basic
 messaging opt-in when they go out as templates. A reply inside the open window to a
-client who just wrote (purpose ``service_reply``) needs no prior opt-in.
+client who just wrote (purpose ``service_reply``) needs no prior opt-in, and is sent even
+after a STOP (it answers her own message); a reply that crossed the window's end waits
+for her next message, with no re-engagement template when she has not opted in or has
+opted out.
 """
 
 from __future__ import annotations
@@ -63,11 +66,12 @@ def is_marketing(purpose: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Consent:
-    """What the client agreed to, for this purpose (the ledger comes later).
+    """What the client agreed to (:meth:`salon.whatsapp.consent.ConsentBook.consent_for`).
 
     ``messaging``: opted in to receive WhatsApp messages from the maison;
-    ``marketing``: opted in to marketing; ``opted_out``: said STOP to everything;
-    ``marketing_stopped``: stopped marketing (``user_preferences`` stop / 131050).
+    ``marketing``: opted in to marketing; ``opted_out``: her latest STOP/START was a STOP
+    (nothing the maison starts goes to her); ``marketing_stopped``: stopped marketing
+    (``user_preferences`` stop / 131050).
     """
 
     messaging: bool = False
@@ -184,7 +188,7 @@ def decide(
         if problems:
             return Refuse("invalid_content", "; ".join(problems))
     marketing = is_marketing(purpose)
-    if consent.opted_out:
+    if consent.opted_out and purpose != SERVICE_REPLY:
         return Refuse("opted_out")
     if marketing:
         if consent.marketing_stopped:
@@ -211,6 +215,8 @@ def decide(
         if content is None:
             return Refuse("no_content")
         # A reply that crossed the window boundary: park it and knock on the door.
+        if consent.opted_out:
+            return ParkAndNudge(content, None, window, "opted_out")
         if not consent.messaging:
             return ParkAndNudge(content, None, window, "no_opt_in_for_nudge")
         return _park(content, window, session, consent, registry, params, language, now, False)

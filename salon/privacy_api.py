@@ -5,11 +5,15 @@
 
 - ``GET /gdpr/clients/{client}``: everything held about the client, as JSON;
 - ``DELETE /gdpr/clients/{client}``: erase it everywhere; answers how many items each
-  store removed.
+  store removed (``removed``) and the erasure report (``report``: per store ``erased``,
+  ``absent``, ``failed`` or ``kept``, and the copies Salon cannot erase).
 
-``{client}`` is a maison client id, a phone number or a BSUID. Errors are short JSON
-objects, never stack traces: 401 without a valid token, 403 without the scope, 404 for
-an unknown client, 429 with ``Retry-After`` past the per-IP rate
+``{client}`` is a maison client id, a phone number, a BSUID or a conversation id. Errors
+are short JSON objects, never stack traces: 401 without a valid token, 403 without the
+scope, 404 for an unknown client, 409 when the client's ids lead to several clients of the
+book, 503 (``stores``: which and why) when a store that may hold the client's data cannot
+be reached or erased (nothing was done), 500 with ``"erased": false`` and the report when
+the erasure was partial (run it again), 429 with ``Retry-After`` past the per-IP rate
 (``SALON_GDPR_API_RATE`` requests a minute, 30 by default, burst
 ``SALON_GDPR_API_BURST``; counted before the token is checked, so guessing tokens is slow
 too; see :mod:`salon.ratelimit`), 500 ``internal error`` for anything else (logged, masked).
@@ -26,7 +30,13 @@ from typing import Any
 from aiohttp import web
 
 from salon.access import AccessDenied, TokenBook
-from salon.privacy import ClientNotFound, PrivacyRegistry
+from salon.privacy import (
+    AmbiguousSubject,
+    ClientNotFound,
+    ErasureIncomplete,
+    PrivacyRegistry,
+    StoreUnavailable,
+)
 from salon.ratelimit import (
     ClientIp,
     IpRateLimit,
@@ -62,6 +72,16 @@ async def _guard(request: web.Request, handler: Any) -> web.StreamResponse:
         raise
     except ClientNotFound:
         return _error(404, "unknown client")
+    except AmbiguousSubject as exc:
+        return _error(409, str(exc))
+    except StoreUnavailable as exc:
+        logger.error("GDPR request %s refused: %s", request.method, exc)
+        return web.json_response({"error": "stores unavailable: nothing was done", "stores": exc.stores},
+                                 status=503)
+    except ErasureIncomplete as exc:
+        logger.error("GDPR erasure incomplete: %s", exc)
+        report = exc.report.as_dict() if exc.report is not None else None
+        return web.json_response({"erased": False, "error": str(exc), "report": report}, status=500)
     except Exception:
         logger.exception("GDPR request %s %s failed", request.method, request.path)
         return _error(500, "internal error")
@@ -77,8 +97,8 @@ async def _export(request: web.Request) -> web.Response:
 async def _erase(request: web.Request) -> web.Response:
     registry = request.app[REGISTRY]
     subject = await registry.resolve(request.match_info["client"])
-    removed = await registry.erase(subject, actor=f"api:{request['principal'].name}")
-    return web.json_response({"erased": True, "removed": removed})
+    report = await registry.erase(subject, actor=f"api:{request['principal'].name}")
+    return web.json_response({"erased": True, "removed": dict(report), "report": report.as_dict()})
 
 
 def build_app(registry: PrivacyRegistry, tokens: TokenBook, *, rate_limit: RateLimitSettings | None = None,

@@ -8,6 +8,7 @@ actions use, on days reckoned from "now" in the boutique's zone, so it holds at 
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
@@ -35,7 +36,7 @@ from actions.greeting import ActionGreet
 from salon.db import make_sync_engine
 from salon.integrations.bookings import Appointment
 from salon.integrations.schema import appointments
-from tests.action_support import action_server_on
+from tests.action_support import action_server_on, sealed_for
 from tests.instants import suite_now
 from tests.seeding import opening_hours
 
@@ -122,6 +123,8 @@ async def maison(sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     await backends.close()  # in the test's own event loop, before it closes
 
 
+
+
 def tracker(slots: dict[str, Any] | None = None, *, text: str = "", intent: str = "inform",
             entities: list[dict[str, Any]] | None = None, sender: str = CLAIRE,
             candidates: dict[str, Any] | None = None, active: bool = True) -> Tracker:
@@ -134,7 +137,7 @@ def tracker(slots: dict[str, Any] | None = None, *, text: str = "", intent: str 
         sender_id=sender,
         slots={**(slots or {}), **(candidates or {})},
         latest_message={"text": text, "intent": {"name": intent}, "entities": entities or [],
-                        "metadata": {}},
+                        "metadata": sealed_for(sender)},
         events=events, paused=False, followup_action=None,
         active_loop={"name": "appointment_form"} if active else {},
         latest_action_name="action_listen",
@@ -489,3 +492,27 @@ async def test_the_conversation_follows_the_language_the_client_writes_in(maison
                             {}) == []
     assert await detect.run(CollectingDispatcher(), tracker({"language": "en"}, text="merci, je voudrais venir demain",
                                                             active=False), {}) == [SlotSet("language", "fr")]
+
+
+async def test_an_appointment_is_confirmed_only_to_the_client_who_holds_it(maison: str) -> None:
+    """Review M7: the slot may hold any id (``/affirm{"appointment_id": …}``, a guess of the
+    sequential references): another client, or a stranger, is told nothing of Claire's."""
+    friday = ahead(FRIDAY)
+    claires = await claires_styling_session(at(friday, 11))
+    slots = {"boutique": "paris", "service": "private_viewing", "appointment_confirmed": True,
+             "appointment_id": claires.id}
+    for sender in (HENRY, STRANGER):
+        dispatcher = CollectingDispatcher()
+        events = await ActionAppointmentBooked().run(dispatcher, tracker(slots, sender=sender, active=False), {})
+        told = json.dumps(dispatcher.messages, ensure_ascii=False)
+        assert claires.id not in told and "styling" not in told.lower() and "Sophie" not in told, told
+        assert "Thank you, your request is noted." in told  # an advisor takes the request up
+        assert events[:7] == [SlotSet(s, None) for s in (  # the slate is cleaned all the same
+            "boutique", "service", "date_time", "appointment_start", "party_size", "appointment_confirmed",
+            "reschedule_id")]
+    # Claire herself is told.
+    dispatcher = CollectingDispatcher()
+    await ActionAppointmentBooked().run(dispatcher, tracker(slots, active=False), {})
+    assert [m["text"] for m in dispatcher.messages] == [
+        f"It is booked: a styling session on {day_en(friday)} at 11:00, Maison Solenne Paris Faubourg. "
+        f"Sophie will be expecting you. Your reference is {claires.id}."]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -31,7 +32,8 @@ STRANGER = "33699999999"
 @pytest.mark.parametrize(
     "text",
     ["STOP", "stop", "Stop.", " stop! ", "ARRET", "Arrêt", "ARRÊT", "arrêt merci", "STOPP", "Basta!", "basta",
-     "UNSUBSCRIBE", "unsubscribe please", "DÉSABONNER", "désabonner svp", "Stop please 🙏", "opt out"],
+     "UNSUBSCRIBE", "unsubscribe please", "DÉSABONNER", "désabonner svp", "Stop please 🙏", "opt out",
+     "S\u200bTOP", "\u200fSTOP\u200f", "AR\u200dRÊT"],
 )
 def test_stop_keywords(text: str) -> None:
     assert keyword_of(text) == "stop"
@@ -188,3 +190,98 @@ async def test_the_llm_context_reads_the_ledger_too(settings: Settings) -> None:
         assert not after.llm_consent and not after.personalisation and after.purchases == ()
     finally:
         await engine.dispose()
+
+
+# --------------------------------------------------------------------------- review M8
+
+
+async def test_stop_opts_the_client_out_until_she_writes_start(settings: Settings) -> None:
+    """Her latest STOP/START decides ``opted_out``, for the guard's one-client question and
+    for the outbound worker's batched one; every purpose the maison starts is then refused
+    as opted out, whatever the book says she agreed to."""
+    ref = ClientRef(PNID, wa_id=CLAIRE)
+    async with wired(settings) as (ch, emu, admin):
+        consents = ch.runtime.service.consents
+        assert not (await consents.consent_for(ref)).opted_out
+        await say(admin, **{"from": CLAIRE, "text": "STOP", "name": "Claire Laurent"})
+        await settle(ch, admin, CLAIRE, 1)
+        consent = await consents.consent_for(ref)
+        [(_, batched)] = await consents.contexts_many([ref])
+        assert consent.opted_out and batched.opted_out and batched == consent
+        state = await ch.runtime.service.sessions.get(ref)
+        registry = ch.runtime.service.registry
+        for purpose in ("order_update", "appointment_reminder", "new_collection"):
+            decision = decide(state, purpose, None, consent, T0 + timedelta(days=3), registry=registry)
+            assert isinstance(decision, Refuse) and decision.reason == "opted_out", purpose
+
+        await say(admin, **{"from": CLAIRE, "text": "START", "name": "Claire Laurent"})
+        box = await settle(ch, admin, CLAIRE, 2)
+        consent = await consents.consent_for(ref)
+        assert not consent.opted_out and consent.messaging and not consent.marketing_allowed
+        # The confirmation says what START brings back, and that news needs her agreement.
+        assert box[-1]["body"] == CONFIRMATIONS["start"]["fr"]
+        assert "nouveautés et invitations, seulement avec votre accord explicite" in box[-1]["body"]
+
+
+async def test_an_erased_client_who_had_stopped_is_still_stopped_when_the_crm_imports_her_again(
+        settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Erasure removes the ledger (her STOP) and the book; the suppression list keeps, hashed,
+    what she had stopped, and a CRM import that brings her back (her old boutique consents,
+    even a newer CRM grant) does not lift it. Her own START does, for utility only."""
+    from datetime import datetime, timezone
+
+    from sqlalchemy import insert
+
+    from salon.config import PROJECT_ROOT
+    from salon.consent import ConsentLedger, suppressions_table
+    from salon.db import make_sync_engine
+    from salon.integrations.schema import consents as consents_table
+    from salon.integrations.seed import seed_database
+    from salon.privacy import default_registry
+    from salon.whatsapp.consent import ConsentBook
+
+    monkeypatch.setenv("SALON_PRIVACY_SALT", "consent-test-salt")
+    endpoints = tmp_path / "endpoints.yml"
+    endpoints.write_text("action_endpoint:\n  url: http://127.0.0.1:5055/webhook\n")  # trackers in memory
+    monkeypatch.setenv("SALON_RASA_ENDPOINTS", str(endpoints))
+    ref = ClientRef(PNID, wa_id=CLAIRE)
+    async with wired(settings) as (ch, emu, admin):
+        await say(admin, **{"from": CLAIRE, "text": "STOP", "name": "Claire Laurent"})
+        await settle(ch, admin, CLAIRE, 1)
+        assert (await ch.runtime.service.consents.consent_for(ref)).opted_out
+
+    registry = default_registry(settings)
+    try:
+        report = await registry.erase(await registry.resolve(CLAIRE), actor="dpo")
+    finally:
+        await registry.close()
+    assert report["consent_ledger"] > 0 and report["maison_clients"] == 1 and report.suppressions > 0
+
+    seed_database(settings.database_url, PROJECT_ROOT / "data" / "maison")  # the CRM brings her back
+    later = datetime(2026, 11, 27, 9, 0, tzinfo=timezone.utc)
+    engine = make_sync_engine(settings.database_url)
+    with engine.begin() as conn:
+        conn.execute(insert(consents_table), [
+            {"client_id": "C-001", "purpose": purpose, "granted": True, "source": "crm_import",
+             "recorded_at": later, "text_shown": "imported"} for purpose in ("utility", "marketing")])
+        kept = conn.execute(suppressions_table.select()).mappings().all()
+    engine.dispose()
+    assert kept and not any(CLAIRE in str(dict(row)) or "C-001" in str(dict(row)) for row in kept)
+
+    book = ConsentBook(settings.database_url)
+    await book.initialize()
+    try:
+        assert (await book.profile(ref)) is not None  # she is in the book again
+        consent = await book.consent_for(ref)
+        assert consent.opted_out and not consent.messaging and not consent.marketing
+        [(_, batched)] = await book.contexts_many([ref])
+        assert batched == consent
+        # She writes START herself, later: utility again, never marketing.
+        ledger = ConsentLedger(engine=book.engine)
+        await ledger.record(book.subjects(ref, await book.profile(ref)), ["utility"], True,
+                            source="whatsapp_keyword", at=later + timedelta(days=1), actor="client",
+                            text_shown=CONFIRMATIONS["start"]["fr"])
+        consent = await book.consent_for(ref)
+        assert not consent.opted_out and consent.messaging and not consent.marketing_allowed
+    finally:
+        await book.close()

@@ -196,3 +196,19 @@ def test_naive_now_is_rejected(registry: TemplateRegistry) -> None:
     with pytest.raises(ValueError):
         decide(state(T0), "restock_alert", TEXT, UTILITY, T0.replace(tzinfo=None),
                registry=registry)
+
+
+def test_an_opted_out_client_is_still_answered_but_never_knocked_on(registry: TemplateRegistry) -> None:
+    """Review M8: opted out (her latest STOP/START is a STOP, whatever else she agreed to),
+    she gets the answer to her own message in the open window; an answer that crossed the
+    window's end waits for her next message, with no re-engagement template; the rest is
+    refused as opted out."""
+    out = Consent(messaging=True, marketing=True, opted_out=True)
+    inside = decide(state(T0), SERVICE_REPLY, TEXT, out, T0 + H, registry=registry)
+    assert isinstance(inside, SendFreeForm)
+    late = decide(state(T0), SERVICE_REPLY, TEXT, out, T0 + 24 * H, registry=registry, params=PARAMS)
+    assert isinstance(late, ParkAndNudge) and late.nudge is None and late.reason == "opted_out"
+    for purpose in ("order_update", "appointment_reminder", "new_collection"):
+        refused = decide(state(T0), purpose, TEXT, out, T0 + H, registry=registry, params=PARAMS)
+        assert isinstance(refused, Refuse) and refused.reason == "opted_out", purpose
+    assert not out.marketing_allowed

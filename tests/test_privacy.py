@@ -41,13 +41,33 @@ EVERY_STORE = {
 }
 
 
+def production_endpoints(monkeypatch: pytest.MonkeyPatch, postgres_url: str) -> None:
+    """Rasa's production endpoints file (deploy/endpoints.production.yml: the PostgreSQL
+    tracker store through SALON_PG_*, the RabbitMQ event broker) on the test's database."""
+    import os
+    import re
+
+    pg = make_url(postgres_url)
+    monkeypatch.setenv("SALON_RASA_ENDPOINTS", "deploy/endpoints.production.yml")
+    production = (Path(__file__).parent.parent / "deploy" / "endpoints.production.yml").read_text()
+    for name in re.findall(r"\$\{([A-Z0-9_]+)\}", production):  # the file's other endpoints: unused here
+        if name not in os.environ:
+            monkeypatch.setenv(name, "unused-in-tests")
+    for key, value in {"SALON_PG_HOST": pg.host or "127.0.0.1", "SALON_PG_PORT": str(pg.port or 5432),
+                       "SALON_PG_DATABASE": pg.database or "", "SALON_PG_USER": pg.username or "",
+                       "SALON_PG_PASSWORD": pg.password or ""}.items():
+        monkeypatch.setenv(key, value)
+    for key in ("RASA_TRACKER_STORE_URL", "RASA_TRACKER_REDIS_URL", "POSTGRESQL_SCHEMA"):
+        monkeypatch.delenv(key, raising=False)
+
+
 @pytest.fixture()
 def environment(postgres_url: str, redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     redis.Redis.from_url(redis_url).flushdb()
     seed_maison(postgres_url)
+    production_endpoints(monkeypatch, postgres_url)
     for key, value in {"DATABASE_URL": postgres_url, "REDIS_URL": redis_url, "SALON_VAR_DIR": str(tmp_path),
-                       "RASA_TRACKER_STORE_URL": postgres_url, "RASA_TRACKER_REDIS_URL": redis_url,
-                       "SALON_PRIVACY_SALT": "test-salt"}.items():
+                       "RASA_TRACKER_REDIS_URL": redis_url, "SALON_PRIVACY_SALT": "test-salt"}.items():
         monkeypatch.setenv(key, value)
     yield Settings(var_dir=tmp_path, data_dir=tmp_path, database_url=postgres_url, redis_url=redis_url)
     redis.Redis.from_url(redis_url).flushdb()
@@ -247,3 +267,29 @@ async def test_gdpr_api_rate_limits_each_ip_before_checking_tokens(environment: 
         ok = await client.get(f"/gdpr/clients/{CLIENT}", headers={"Authorization": "Bearer dpo-secret-token"})
         assert ok.status == 200
         assert (await client.get(f"/gdpr/clients/{CLIENT}")).status == 429
+
+
+async def test_gdpr_api_refuses_when_a_store_cannot_be_erased_and_reports_each_erasure(
+        environment: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review H3: 503 naming the store (nothing done) when Rasa's tracker store cannot be
+    reached; otherwise the erasure's report, store by store, with the broker's copies."""
+    tokens = TokenBook.from_config([{"name": "dpo", "token": "dpo-secret-token", "scopes": ["gdpr"]}])
+    dpo = {"Authorization": "Bearer dpo-secret-token"}
+    broken = tmp_path / "endpoints.yml"
+    broken.write_text("tracker_store:\n  type: SQL\n  dialect: postgresql\n  url: ${PRIVACY_TEST_UNSET}\n")
+    monkeypatch.delenv("PRIVACY_TEST_UNSET", raising=False)
+    monkeypatch.setenv("SALON_RASA_ENDPOINTS", str(broken))
+    async with TestClient(TestServer(build_app(default_registry(environment), tokens))) as client:
+        for method in (client.get, client.delete):
+            refused = await method(f"/gdpr/clients/{CLIENT}", headers=dpo)
+            body = await refused.json()
+            assert refused.status == 503 and "PRIVACY_TEST_UNSET" in body["stores"]["rasa_tracker_store"]
+    production_endpoints(monkeypatch, environment.database_url)
+    async with TestClient(TestServer(build_app(default_registry(environment), tokens))) as client:
+        done = await client.delete(f"/gdpr/clients/{CLIENT}", headers=dpo)
+        body = await done.json()
+    assert done.status == 200 and body["erased"] is True and body["report"]["outcome"] == "complete"
+    assert body["report"]["stores"]["maison_clients"] == {"status": "erased", "removed": 1}
+    assert body["report"]["stores"]["rasa_trackers_sql"]["status"] == "erased"
+    assert "salon_events" in body["report"]["not_erasable"]["rasa_event_broker"]
+    assert body["removed"]["maison_clients"] == 1

@@ -190,7 +190,10 @@ async def test_real_payloads_replayed_through_the_blueprint(tmp_path: Path) -> N
         # One database per sample: the samples come from different sources and some
         # reuse the same wamid, which a real number never does.
         url = f"sqlite:///{tmp_path / f'{index}.db'}"
-        async with running_channel(settings_for(url, tmp_path)) as ch:
+        # The channel serves the sample's number (another number's webhooks are ignored).
+        pnid = _value(path).get("metadata", {}).get("phone_number_id")
+        async with running_channel(settings_for(url, tmp_path),
+                                   options={"phone_number_id": pnid} if pnid else None) as ch:
             code, _ = await ch.post(None, raw=path.read_bytes())
             assert code == 200, path.name
             await ch.settle()
@@ -563,3 +566,45 @@ async def test_a_message_after_the_window_closed_starts_a_new_assistant_session(
     # window nothing more; after the window closed the channel asks for a new session first.
     assert [m.text for m in ch.received] == ["Bonjour", "Still there?", "/session_start", "Back again"]
     assert ch.received[2].sender_id == ch.received[3].sender_id == "33600000001"
+
+
+# --------------------------------------------------------------------------- typed intents (review M7)
+
+
+def _rasa_reads(text: str) -> tuple[str | None, list[dict]]:  # type: ignore[type-arg]
+    """What Rasa's own regex reader makes of a message: (intent, entities) when it reads
+    ``/intent{...}``, else (None, [])."""
+    from rasa.shared.core.training_data.story_reader.yaml_story_reader import YAMLStoryReader
+    from rasa.shared.nlu.training_data.message import Message
+
+    parsed = YAMLStoryReader.unpack_regex_message(Message({"text": text}))
+    intent = (parsed.get("intent") or {}).get("name")
+    return intent, list(parsed.get("entities") or [])
+
+
+async def test_typed_intent_payloads_reach_the_assistant_as_words_only_our_buttons_as_payloads(
+        sqlite_url: str, tmp_path: Path) -> None:
+    client = "33600000099"
+    injected = '/affirm{"appointment_id": "APT-20261127-PAR-02"}'
+    typed = [injected, '  / /opt_in', "/restart"]
+    messages = [text_message(client, body, TS + i) for i, body in enumerate(typed)]
+    messages.append({"id": wamid(), "timestamp": str(TS + 10), "from": client, "type": "image",
+                     "image": {"id": "1046573827461", "mime_type": "image/jpeg", "sha256": "abc",
+                               "caption": '/share_media{"repair_item": "someone else"}'}})
+    messages.append({"id": wamid(), "timestamp": str(TS + 11), "from": client, "type": "interactive",
+                     "interactive": {"type": "button_reply", "button_reply": {"id": "/affirm", "title": "Yes"}}})
+    messages.append({"id": wamid(), "timestamp": str(TS + 12), "from": client, "type": "button",
+                     "button": {"payload": "/book_appointment", "text": "Book a visit"}})
+    async with running_channel(settings_for(sqlite_url, tmp_path)) as ch:
+        for message in messages:
+            assert (await ch.post(envelope(messages_change([message], [contact(client)]))))[0] == 200
+            await ch.settle()
+    texts = [m.text for m in ch.received]
+    assert texts == ['affirm{"appointment_id": "APT-20261127-PAR-02"}', "opt_in", "restart",
+                     'share_media{"repair_item": "someone else"}', "/affirm", "/book_appointment"]
+    # Rasa reads no intent and no entity from what the client typed; our payloads still work.
+    assert [_rasa_reads(text) for text in texts[:4]] == [(None, [])] * 4
+    intent, entities = _rasa_reads(injected)  # as typed, Rasa would have set the slot
+    assert intent == "affirm" and [(e["entity"], e["value"]) for e in entities] == [
+        ("appointment_id", "APT-20261127-PAR-02")]
+    assert [_rasa_reads(text)[0] for text in texts[4:]] == ["affirm", "book_appointment"]

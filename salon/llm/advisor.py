@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from salon.clock import Clock
 from salon.decision import SERVICE_REPLY
 from salon.integrations.catalog import ProductFacts, SqlCatalog
-from salon.llm.audit import AuditEntry, LlmAudit, mask
+from salon.llm.audit import AuditEntry, LlmAudit, mask, sender_key
 from salon.llm.client import LlmClient, LlmUnavailable
 from salon.llm.config import LlmSettings
 from salon.llm.context import ClientContext, load_client_context
@@ -90,9 +90,13 @@ class _Trace:
 
 class StylingAdvisor:
     def __init__(self, engine: AsyncEngine, settings: LlmSettings, *, clock: Clock,
-                 audit: LlmAudit, llm: LlmClient | None = None) -> None:
+                 audit: LlmAudit, llm: LlmClient | None = None, salt: bytes | None = None) -> None:
+        """``salt``: the privacy salt the audit keys unknown senders with (by default the
+        installation's, ``SALON_PRIVACY_SALT`` or ``var/privacy.salt``, as the GDPR erasure
+        reads it)."""
         if llm is None and settings.enabled:
             llm = LlmClient(settings)
+        self._salt = salt
         self.engine = engine
         self.settings = settings
         self.clock = clock
@@ -129,7 +133,7 @@ class StylingAdvisor:
         await self.initialize()
         reason = handoff_reason(text)
         client = await load_client_context(self.engine, wa_id=wa_id, user_id=user_id)
-        audit_id = client.client_id or _masked_sender(wa_id, user_id)
+        audit_id = client.client_id or await self._sender_key(wa_id, user_id)
         if reason is not None:
             await self.audit.record(AuditEntry(audit_id, "handoff", "none", "handoff",
                                                problems=[reason]))
@@ -149,6 +153,18 @@ class StylingAdvisor:
                                                retrieved_ids=ids, latency_ms=_ms(started)))
             return StylingReply("offline", skip, answer, tuple(named))
         return await self._with_model(text, client, ranked, retrieved, audit_id)
+
+    async def _sender_key(self, wa_id: str | None, user_id: str | None) -> str | None:
+        """The audit's key for someone the book does not know (:func:`salon.llm.audit.sender_key`)."""
+        if not wa_id and not user_id:
+            return None
+        if self._salt is None:
+            from salon.config import load_settings
+            from salon.privacy import privacy_salt
+
+            # Read (or created, once) off the event loop: a small file.
+            self._salt = await asyncio.to_thread(privacy_salt, load_settings())
+        return sender_key(self._salt, wa_id=wa_id, user_id=user_id)
 
     def _why_not_model(self, client: ClientContext, text: str) -> str | None:
         if self.llm is None:
@@ -208,14 +224,6 @@ class StylingAdvisor:
             trace.problems.extend(verdict.details())
             messages = repair_messages(trace.messages, completion.text, verdict.details())
         return None, "replaced"
-
-
-def _masked_sender(wa_id: str | None, user_id: str | None) -> str | None:
-    if user_id:
-        return f"u:{user_id[:3]}…{user_id[-4:]}"
-    if wa_id:
-        return f"w:…{wa_id[-4:]}"
-    return None
 
 
 def _ms(started: float) -> int:

@@ -1,7 +1,9 @@
 """The audit of the styling fallback: one row per turn in ``llm_audit``.
 
-Each row keeps when it happened, the client (the maison's client id, or a masked sender
-for someone not in the book), the mode (``llm``, ``offline``, ``handoff``), the model,
+Each row keeps when it happened, the client (the maison's client id, or for someone not in
+the book a keyed hash of the id she wrote from, :func:`sender_key`: ``h:`` and an
+HMAC-SHA256 with the privacy salt, so that a GDPR erasure, which knows her ids and the salt,
+finds her rows and nobody else can tell who she is), the mode (``llm``, ``offline``, ``handoff``), the model,
 the prompt sent and the response received with phone numbers and e-mail addresses
 masked, the retrieved product ids, the guardrail verdict and its problems, the latency,
 the attempts and the tokens. Rows older than the retention (``SALON_LLM_AUDIT_RETENTION_DAYS``,
@@ -12,6 +14,8 @@ runs on demand.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import re
 from collections.abc import Sequence
@@ -26,7 +30,7 @@ from salon.clock import Clock, require_aware
 from salon.db import SqlTables
 from salon.integrations.schema import AwareDateTime
 
-__all__ = ["AuditEntry", "LlmAudit", "audit_table", "mask"]
+__all__ = ["AuditEntry", "LlmAudit", "audit_table", "legacy_sender_keys", "mask", "sender_key", "sender_keys"]
 
 metadata = MetaData()
 
@@ -54,6 +58,34 @@ audit_table = Table(
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _PHONE = re.compile(r"(?<![\w])\+?\d[\d ()./-]{6,}\d(?![\w])")
 PURGE_EVERY = timedelta(hours=6)
+
+
+def sender_key(salt: bytes, *, wa_id: str | None, user_id: str | None) -> str | None:
+    """The audit's key for a sender the book does not know: ``h:`` and the keyed hash of
+    her BSUID when she wrote with one, else of her number (None for nobody)."""
+    if user_id:
+        subject = f"u:{user_id}"
+    elif wa_id:
+        subject = f"w:{wa_id.lstrip('+')}"
+    else:
+        return None
+    return "h:" + hmac.new(salt, b"llm-audit\n" + subject.encode(), hashlib.sha256).hexdigest()[:40]
+
+
+def sender_keys(salt: bytes, wa_ids: Sequence[str], user_ids: Sequence[str]) -> list[str]:
+    """Every key :func:`sender_key` may have written for a client with these ids."""
+    keys = {sender_key(salt, wa_id=w, user_id=None) for w in wa_ids}
+    keys |= {sender_key(salt, wa_id=None, user_id=u) for u in user_ids}
+    return sorted(k for k in keys if k)
+
+
+def legacy_sender_keys(wa_ids: Sequence[str], user_ids: Sequence[str]) -> list[str]:
+    """The masked senders older versions wrote (``w:…1234``, ``u:FR.…5678``): not unique
+    (another client may share the last four digits), so erasing them may remove a little
+    more of the audit than the client's own rows, never less."""
+    keys = {f"w:…{w.lstrip('+')[-4:]}" for w in wa_ids if w}
+    keys |= {f"u:{u[:3]}…{u[-4:]}" for u in user_ids if u}
+    return sorted(keys)
 
 
 def mask(text: str | None) -> str | None:

@@ -11,7 +11,12 @@ Two sources, merged at read time:
 - the consent ledger (:mod:`salon.consent`): STOP/START keywords, advisors, and a copy
   of every WhatsApp preference, each decision with its source, actor and text shown.
 
-Per purpose the latest decision of the book and the ledger wins.
+Per purpose the latest decision of the book and the ledger wins. A client whose latest
+STOP/START (keyword, or an opt-out understood in her sentence) is a STOP is *opted out*
+(:attr:`salon.decision.Consent.opted_out`): nothing the maison starts goes to her. What a
+client had stopped when she was erased is kept, hashed, in the suppression list
+(:mod:`salon.consent`) and read here too, with the privacy salt (``SALON_PRIVACY_SALT`` or
+``var/privacy.salt``; until one exists, no erasure has kept anything).
 
 A client who writes to us needs no prior opt-in for our answers (``service_reply``);
 templates need the utility opt-in, marketing needs the marketing opt-in and no stop.
@@ -19,9 +24,11 @@ templates need the utility opt-in, marketing needs the marketing opt-in and no s
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Final
 
 from sqlalchemy import (
     BigInteger,
@@ -38,7 +45,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from salon.consent import ConsentLedger, latest_decisions, latest_decisions_many, subjects_for
+from salon.consent import ConsentLedger, ConsentState, consent_states_many, subjects_for
 from salon.db import SqlTables
 from salon.decision import Consent
 from salon.integrations.schema import clients as clients_table
@@ -46,6 +53,9 @@ from salon.integrations.schema import consents as consents_table
 from salon.sessions import ClientRef, from_us, to_us
 
 __all__ = ["ClientProfile", "ConsentBook"]
+
+SALT_RECHECK_S: Final = 30.0
+"""How often a process with no privacy salt yet looks for one (an erasure may create it)."""
 
 metadata = MetaData()
 
@@ -67,6 +77,16 @@ _P = preferences_table.c
 _C = clients_table.c
 
 
+def _consent(state: ConsentState, marketing_stopped: bool) -> Consent:
+    latest = {purpose: granted for purpose, (granted, _) in state.decisions.items()}
+    return Consent(
+        messaging=bool(latest.get("utility", latest.get("service", False))),
+        marketing=latest.get("marketing", False),
+        opted_out=state.opted_out,
+        marketing_stopped=marketing_stopped,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class ClientProfile:
     client_id: str
@@ -78,11 +98,25 @@ class ClientProfile:
 class ConsentBook(SqlTables):
     metadata = metadata
 
-    def __init__(self, url: str | None = None, *, engine: AsyncEngine | None = None) -> None:
+    def __init__(self, url: str | None = None, *, engine: AsyncEngine | None = None,
+                 salt: bytes | None = None) -> None:
         super().__init__(url, engine=engine)
         self._has_book = False
         self._tables: set[str] | None = None
+        self._salt = salt
+        self._salt_checked = float("-inf")
         self.ledger = ConsentLedger(engine=self.engine)
+
+    def salt(self) -> bytes | None:
+        """The privacy salt the suppression list is keyed with: the one given, else the
+        installation's once it exists (the first erasure creates it: looked for again at
+        most every :data:`SALT_RECHECK_S` seconds until then)."""
+        if self._salt is None and time.monotonic() - self._salt_checked >= SALT_RECHECK_S:
+            from salon.privacy import existing_privacy_salt
+
+            self._salt_checked = time.monotonic()
+            self._salt = existing_privacy_salt()
+        return self._salt
 
     async def initialize(self) -> None:
         await super().initialize()
@@ -110,43 +144,40 @@ class ConsentBook(SqlTables):
 
     async def consent_for(self, ref: ClientRef, profile: ClientProfile | None = None) -> Consent:
         profile = profile if profile is not None else await self.profile(ref)
-        latest = {purpose: granted for purpose, (granted, _) in (await self.decisions(ref, profile)).items()}
+        state = await self.state(ref, profile)
         stopped = await self.marketing_stopped(ref)
-        messaging = latest.get("utility", latest.get("service", False))
-        return Consent(
-            messaging=bool(messaging),
-            marketing=latest.get("marketing", False),
-            marketing_stopped=stopped,
-        )
+        return _consent(state, stopped)
+
+    async def state(self, ref: ClientRef, profile: ClientProfile | None, *,
+                    exclude_sources: tuple[str, ...] = ()) -> ConsentState:
+        """The client's decisions per purpose and the STOP in force (book, ledger,
+        suppression list)."""
+        async with self.engine.connect() as conn:
+            [state] = await consent_states_many(
+                conn, [(profile.client_id if profile is not None else None, ref.aliases)],
+                exclude_sources=exclude_sources, salt=self.salt())
+        return state
 
     async def decisions(
         self, ref: ClientRef, profile: ClientProfile | None, *, exclude_sources: tuple[str, ...] = ()
     ) -> dict[str, tuple[bool, datetime]]:
         """Per purpose, the latest decision of the maison's book and the ledger."""
-        async with self.engine.connect() as conn:
-            return await latest_decisions(conn, profile.client_id if profile is not None else None,
-                                          ref.aliases, exclude_sources=exclude_sources)
+        return (await self.state(ref, profile, exclude_sources=exclude_sources)).decisions
 
     async def contexts_many(self, refs: Sequence[ClientRef]) -> list[tuple[ClientProfile | None, Consent]]:
-        """:meth:`profile` and :meth:`consent_for` for many clients in four queries (the
-        book, its consents, the ledger, WhatsApp's preferences), answers in order."""
+        """:meth:`profile` and :meth:`consent_for` for many clients in a few queries (the
+        book, its consents, the ledger, the suppression list, WhatsApp's preferences),
+        answers in order."""
         if not refs:
             return []
         profiles = await self.profiles_many(refs)
         stopped = await self.marketing_stopped_many(refs)
         async with self.engine.connect() as conn:
-            decided = await latest_decisions_many(
+            states = await consent_states_many(
                 conn, [(p.client_id if p is not None else None, ref.aliases) for ref, p in zip(refs, profiles, strict=True)],
-                table_names=self._tables)
-        out: list[tuple[ClientProfile | None, Consent]] = []
-        for profile, decisions, stop in zip(profiles, decided, stopped, strict=True):
-            latest = {purpose: granted for purpose, (granted, _) in decisions.items()}
-            out.append((profile, Consent(
-                messaging=bool(latest.get("utility", latest.get("service", False))),
-                marketing=latest.get("marketing", False),
-                marketing_stopped=stop,
-            )))
-        return out
+                table_names=self._tables, salt=self.salt())
+        return [(profile, _consent(state, stop))
+                for profile, state, stop in zip(profiles, states, stopped, strict=True)]
 
     async def profiles_many(self, refs: Sequence[ClientRef], chunk: int = 400) -> list[ClientProfile | None]:
         """:meth:`profile` for many clients; a BSUID match wins over a number match."""

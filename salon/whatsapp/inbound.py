@@ -6,7 +6,10 @@ module walks all of it and returns what each part means for Salon:
 
 - :class:`InboundMessage`: a client message, with the text the assistant receives (the
   body, a button payload that triggers an intent, or an intent trigger for media,
-  locations, contacts, orders and unsupported messages) and the metadata it carries;
+  locations, contacts, orders and unsupported messages) and the metadata it carries.
+  Only our own payloads (the ids of the reply buttons and list rows we sent, a template's
+  quick-reply payload) and our own triggers reach the assistant as ``/intent{...}``:
+  text the client typed (a message, a caption) never does (:func:`typed_text`);
 - :class:`StatusUpdate`: sent/delivered/read/played/failed for one of our messages;
 - :class:`TemplateEvent`: template status, quality, category and component changes;
 - :class:`PreferenceUpdate`: a client stopped or resumed marketing messages;
@@ -47,6 +50,7 @@ __all__ = [
     "WebhookBatch",
     "WebhookFormatError",
     "parse_webhook",
+    "typed_text",
 ]
 
 MAX_JSON_DEPTH: Final = 32
@@ -575,6 +579,23 @@ def _contact_for(value: Mapping[str, Any], client: ClientRef) -> Mapping[str, An
     return contacts[0] if len(contacts) == 1 else {}
 
 
+def typed_text(text: str) -> str:
+    """What the client typed, as words for the assistant, never as an intent payload.
+
+    Rasa reads any message that starts with ``/`` (after white space) as
+    ``/intent{"entity": …}``: the intent and entities, even slot values, the writer
+    chooses. Our payloads travel only in the replies to buttons and list rows we sent, so
+    the leading slashes of typed text are dropped: ``/affirm{"appointment_id": …}`` reaches
+    the language understanding as ``affirm{"appointment_id": …}``, words it classifies like
+    any others."""
+    rest = text.strip()
+    if not rest.startswith("/"):
+        return text
+    while rest.startswith("/"):
+        rest = rest[1:].strip()
+    return rest
+
+
 def _reply_text(reply_id: Any, title: Any) -> str:
     """A tap: our own ``/intent{...}`` payloads go to the assistant as they are;
     anything else (another system's ids) is read as the title the client saw."""
@@ -594,7 +615,7 @@ def _meaning(kind: str, raw: Mapping[str, Any]) -> tuple[str, bool, bool, dict[s
         text = body.get("body")
         if not isinstance(text, str):
             raise ValueError("text.body is missing")
-        return text, True, True, {}
+        return typed_text(text), True, True, {}
     if kind == "interactive":
         sub = body.get("type")
         if sub in ("button_reply", "list_reply"):
@@ -611,7 +632,8 @@ def _meaning(kind: str, raw: Mapping[str, Any]) -> tuple[str, bool, bool, dict[s
                                                 "filename", "voice", "animated") if k in body}
         attachment["type"] = kind
         caption = body.get("caption")
-        text = caption if isinstance(caption, str) and caption.strip() else TRIGGER_MEDIA
+        typed = typed_text(caption) if isinstance(caption, str) else ""
+        text = typed if typed.strip() else TRIGGER_MEDIA
         return text, True, True, {"attachment": attachment}
     if kind == "location":
         location = {k: body.get(k) for k in ("latitude", "longitude", "name", "address", "url")
