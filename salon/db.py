@@ -5,10 +5,15 @@ asynchronous engines (everything that runs inside the Rasa server, the action se
 the outbound worker, where blocking the event loop is not allowed). SQLite uses
 ``aiosqlite`` asynchronously; PostgreSQL uses ``psycopg2`` synchronously and ``asyncpg``
 asynchronously.
+
+Every engine is made with ``hide_parameters=True``: a statement's parameters (message
+text, names, numbers) never appear in SQLAlchemy's errors, hence never in a logged
+traceback; the statement itself still does.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -19,9 +24,11 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.engine.url import URL
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 from sqlalchemy.sql.base import Executable
+
+logger = logging.getLogger(__name__)
 
 _SYNC_DRIVERS = {"sqlite": "sqlite", "postgresql": "postgresql+psycopg2"}
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
@@ -84,7 +91,7 @@ def make_sync_engine(url: str | URL) -> Engine:
     """A synchronous engine (future-style API) for ``url``."""
     target = sync_url(url)
     _prepare_sqlite_file(target)
-    engine = create_engine(target, future=True, pool_pre_ping=True)
+    engine = create_engine(target, future=True, pool_pre_ping=True, hide_parameters=True)
     if target.get_backend_name() == "sqlite":
         _sqlite_pragmas(engine)
     return engine
@@ -103,7 +110,7 @@ def make_async_engine(url: str | URL, *, inline_sqlite: bool = False) -> AsyncEn
     """
     target = async_url(url)
     _prepare_sqlite_file(target)
-    options: dict[str, object] = {"future": True, "pool_pre_ping": True}
+    options: dict[str, object] = {"future": True, "pool_pre_ping": True, "hide_parameters": True}
     if target.get_backend_name() == "sqlite" and target.database not in (None, "", ":memory:"):
         # A file never drops a connection: no ping round trip before each use.
         options.update(poolclass=AsyncAdaptedQueuePool, pool_size=1, max_overflow=0, pool_timeout=60,
@@ -188,6 +195,27 @@ async def schema_lock(conn: Any) -> None:
         await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
 
 
+async def widen_columns(conn: AsyncConnection, metadata: MetaData) -> list[str]:
+    """PostgreSQL: a text column created narrower than ``metadata`` now declares it (a
+    table made by an older version) is widened in place; returns ``table.column`` of each.
+    SQLite does not enforce lengths."""
+    widened: list[str] = []
+    for table in metadata.tables.values():
+        rows = (await conn.execute(text(
+            "SELECT column_name, character_maximum_length FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = :table "
+            "AND data_type = 'character varying'"), {"table": table.name})).all()
+        for name, length in rows:
+            column = table.columns.get(name)
+            wanted = getattr(column.type, "length", None) if column is not None else None
+            if length is not None and wanted is not None and wanted > length:
+                await conn.execute(text(f'ALTER TABLE "{table.name}" ALTER COLUMN "{name}" TYPE VARCHAR({int(wanted)})'))
+                widened.append(f"{table.name}.{name}")
+    if widened:
+        logger.info("widened column(s) to their declared length: %s", ", ".join(widened))
+    return widened
+
+
 class SqlTables:
     """Base of the classes that keep their own tables on an asyncio engine: the engine
     is given (shared, left open) or made from a URL (owned, disposed by ``close``);
@@ -214,6 +242,8 @@ class SqlTables:
         async with self.engine.begin() as conn:
             await schema_lock(conn)
             await conn.run_sync(self.metadata.create_all)
+            if self._dialect == "postgresql":
+                await widen_columns(conn, self.metadata)
 
     async def close(self) -> None:
         if self._own_engine:

@@ -36,6 +36,7 @@ from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text, se
 from sqlalchemy.exc import IntegrityError
 
 from salon.db import SqlTables
+from salon.graphemes import shorten
 from salon.integrations.bookings import Boutique
 from salon.integrations.schema import AwareDateTime
 from salon.phrasing import say_day, say_time
@@ -47,6 +48,9 @@ __all__ = ["REASONS", "Handoff", "HandoffBook", "notify", "reply_promise"]
 REASONS: Final = ("talk_to_advisor", "complaint", "repeated_failure", "sensitive", "booking_request",
                   "bespoke")
 WEBHOOK_TIMEOUT_S: Final = 5.0
+NAME_LIMIT: Final = 200
+"""A WhatsApp profile name may be longer: it is kept shortened, between characters."""
+NOTE_LIMIT: Final = 2000
 
 metadata = MetaData()
 
@@ -57,9 +61,9 @@ handoffs_table = Table(
     Column("conversation_id", String(200), nullable=False),  # Rasa's sender id
     Column("phone_number_id", String(64)),
     Column("wa_id", String(32)),
-    Column("user_id", String(64)),
+    Column("user_id", String(200)),  # a BSUID: up to 135 characters
     Column("client_id", String(16)),
-    Column("client_name", String(200)),
+    Column("client_name", String(NAME_LIMIT)),
     Column("advisor_id", String(64)),
     Column("boutique_id", String(32)),
     Column("language", String(8), nullable=False),
@@ -130,8 +134,9 @@ class HandoffBook(SqlTables):
         values = {
             "conversation_id": conversation_id, "phone_number_id": phone_number_id,
             "wa_id": wa_id, "user_id": user_id, "client_id": client_id,
-            "client_name": client_name, "advisor_id": advisor_id, "boutique_id": boutique_id,
-            "language": language, "reason": reason, "note": note[:2000], "status": "open",
+            "client_name": shorten(client_name, NAME_LIMIT) if client_name else client_name,
+            "advisor_id": advisor_id, "boutique_id": boutique_id,
+            "language": language, "reason": reason, "note": shorten(note, NOTE_LIMIT), "status": "open",
             "open_key": conversation_id, "created_at": now, "resolved_at": None,
             "resolved_by": None, "notified": "none", "notify_detail": None,
         }

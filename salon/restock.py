@@ -58,7 +58,7 @@ restock_table = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("phone_number_id", String(64), nullable=False),
     Column("wa_id", String(32)),
-    Column("user_id", String(64)),
+    Column("user_id", String(200)),  # a BSUID: up to 135 characters
     Column("product_id", String(16), nullable=False),
     Column("colour", String(100)),
     Column("size", String(32)),

@@ -227,7 +227,7 @@ clients = Table(
     Column("last_name", String(100), nullable=False),
     Column("phone", String(20), unique=True),  # E.164 with "+"
     Column("wa_id", String(20), unique=True),  # Meta's form: the same digits, no "+"
-    Column("user_id", String(64), unique=True),  # business-scoped user id (BSUID)
+    Column("user_id", String(200), unique=True),  # business-scoped user id (BSUID)
     Column("email", String(200)),
     Column("language", String(8), nullable=False),
     Column("tier", String(16), nullable=False),

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from salon.decision import SERVICE_REPLY
+from salon.graphemes import cut
 
 __all__ = [
     "MAX_BUTTON_TITLE",
@@ -118,8 +119,9 @@ def _pieces(text: str, limit: int) -> list[str]:
                 continue
             for word in re.split(r"(\s+)", sentence):
                 while len(word) > limit:
-                    out.append(word[:limit])
-                    word = word[limit:]
+                    at = cut(word, limit)  # never inside an emoji or a letter's accents
+                    out.append(word[:at])
+                    word = word[at:]
                 out.append(word)
     return [p for p in out if p]
 
