@@ -37,7 +37,7 @@ export WA_AUTH_MODE ?= bearer
 TRAINING_FILES := config.yml domain.yml $(shell find data -name '*.yml' -not -path 'data/maison/*' 2>/dev/null)
 MAISON_FILES   := $(wildcard data/maison/*.yml)
 
-.PHONY: help install lock services browser lint pytest validate train rasa-test smoke bookings-at-instants e2e demo-check test run shell demo bench clean
+.PHONY: help install lock services browser lint pytest drills validate train rasa-test smoke bookings-at-instants e2e demo-check test run shell demo bench clean
 
 help:
 	@echo "make demo     the whole system on embedded defaults, with a phone page to chat as a client"
@@ -89,6 +89,11 @@ browser:
 
 pytest: $(DEFAULTS) services browser
 	$(BIN)/python -m pytest -q --ignore=tests/e2e
+
+# The reliability drills R1-R10 and W1-W4 (tests/drills.py): their tests in one pytest
+# run, then one line per drill and a non-zero exit when any failed (scripts/drills.py).
+drills: $(DEFAULTS) services
+	$(BIN)/python scripts/drills.py
 
 # End to end: rasa run (trained model) + action server + WhatsApp channel against the
 # Cloud API emulator, as separate processes on loopback.
