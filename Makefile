@@ -7,7 +7,7 @@ SHELL := /bin/bash
 VENV        := .venv
 BIN         := $(VENV)/bin
 STAMP       := $(VENV)/.installed
-# The venv's own defaults (salon/venv_defaults.py: telemetry off, TQDM_DISABLE honoured),
+# The venv's own defaults (salon/dev/venv_defaults.py: telemetry off, TQDM_DISABLE honoured),
 # loaded at every start of its Python through a .pth file.
 DEFAULTS    := $(VENV)/.defaults
 MODEL       := models/salon.tar.gz
@@ -63,8 +63,8 @@ $(STAMP): requirements.in constraints.txt pyproject.toml
 	  $(BIN)/python -m pip check; } >> $$log 2>&1 || { tail -n 40 $$log; echo "install: failed, see $$log"; exit 1; }
 	@touch $@
 
-$(DEFAULTS): $(STAMP) salon/venv_defaults.py
-	@echo "import salon.venv_defaults" > "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/salon-defaults.pth"
+$(DEFAULTS): $(STAMP) salon/dev/venv_defaults.py
+	@echo "import salon.dev.venv_defaults" > "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/salon-defaults.pth"
 	@touch $@
 
 install: $(DEFAULTS) $(SEEDED)

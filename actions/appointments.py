@@ -1,6 +1,6 @@
 """Appointments: the booking form (boutique, service, day and time, a real free slot,
 party size, confirmation), then the booking in the client's record; moving and
-cancelling an appointment. The words and the slot choice live in ``salon.appointments``."""
+cancelling an appointment. The words and the slot choice live in ``salon.conversation.appointments``."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from actions import backends
 from actions.greeting import conversation_language
 from actions.handoff import hand_over
-from salon.appointments import (
+from salon.conversation.appointments import (
     MAX_PARTY,
     appointment_buttons,
     ask_party_size,
@@ -30,9 +30,9 @@ from salon.appointments import (
     parse_party_size,
     slot_offer,
 )
+from salon.conversation.when import TimeWindow, parse_when
 from salon.integrations.bookings import Appointment, BookingError, Boutique, ClientBusy, SlotTaken
 from salon.integrations.crm import ClientRecord
-from salon.when import TimeWindow, parse_when
 
 logger = logging.getLogger(__name__)
 

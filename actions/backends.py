@@ -12,22 +12,22 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from salon.aftercare import RepairBook
+from salon.access.signed_identity import identity_key, sealed_ids
+from salon.advisors.handoff import HandoffBook
+from salon.advisors.repairs import RepairBook
 from salon.clock import Clock, clock_from_env
 from salon.config import load_settings
-from salon.contact_request import contact_request
-from salon.db import make_async_engine
-from salon.handoff import HandoffBook
+from salon.conversation.contact_request import contact_request
 from salon.integrations.bookings import Bookings, SqlBookings
 from salon.integrations.catalog import Catalog, SqlCatalog
 from salon.integrations.crm import ClientRecord, Crm, CrmUnavailable, HttpCrm, SqlCrm
 from salon.integrations.events import Events, SqlEvents
 from salon.integrations.orders import Orders, SqlOrders
-from salon.llm.advisor import StylingAdvisor
 from salon.llm.audit import LlmAudit
 from salon.llm.config import load_llm_settings
-from salon.restock import RestockBook
-from salon.signed_identity import identity_key, sealed_ids
+from salon.llm.responder import StylingAdvisor
+from salon.outbound.restock import RestockBook
+from salon.storage.db import make_async_engine
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ async def close() -> None:
 
 def client_ids(tracker: Tracker) -> tuple[str | None, str | None]:
     """(wa_id, user_id) of the person writing, as the WhatsApp channel sealed them for
-    this conversation (:mod:`salon.signed_identity`): the latest turn's, else an earlier
+    this conversation (:mod:`salon.access.signed_identity`): the latest turn's, else an earlier
     turn's (a turn the assistant starts itself carries none). Nothing a caller merely says
     counts: not another channel's metadata, not the conversation id. (None, None) for
     nobody in particular."""

@@ -11,7 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.backends import RESUME_SLOT, client_ids
 from actions.greeting import conversation_language
-from salon.contact_request import thanks_for_number
+from salon.conversation.contact_request import thanks_for_number
 
 #: The requests that wait for her number (the slot is only ever set by these actions).
 RESUMABLE: Final = frozenset({"action_order_status", "action_cancel_appointment",

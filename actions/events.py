@@ -1,6 +1,6 @@
 """Private events: the RSVP form (which event, how many guests, confirmation), the reply
 kept in the client's record within the event's capacity (or on its waiting list), and
-withdrawing a reply. The reading and the words live in ``salon.events``; who may come,
+withdrawing a reply. The reading and the words live in ``salon.conversation.rsvp``; who may come,
 the guests, the deadline and the capacity are the events port's
 (``salon.integrations.events``)."""
 
@@ -19,7 +19,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from actions import backends
 from actions.greeting import conversation_language
-from salon.events import (
+from salon.conversation.greetings import Reply
+from salon.conversation.rsvp import (
     OFFER_ATTEND,
     OFFER_WAITLIST,
     already_declined,
@@ -43,7 +44,6 @@ from salon.events import (
     withdraw_question,
     withdrawn_line,
 )
-from salon.greetings import Reply
 from salon.integrations.crm import ClientRecord
 from salon.integrations.events import (
     EventFull,

@@ -9,9 +9,9 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import backends
-from salon.greetings import greeting
+from salon.conversation.greetings import greeting
+from salon.conversation.phrasing import language_of
 from salon.integrations.crm import ClientRecord
-from salon.phrasing import language_of
 
 
 def conversation_language(tracker: Tracker, record: ClientRecord | None) -> str:

@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from actions import backends
 from actions.greeting import conversation_language
-from salon.handoff import notify, reply_promise
+from salon.advisors.handoff import notify, reply_promise
 
 logger = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from actions import backends
 from actions.backends import client_ids
 from actions.greeting import conversation_language
+from salon.conversation.order_status import order_answer
 from salon.integrations.orders import normalise_order_number
-from salon.order_answers import order_answer
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.exc import SQLAlchemyError
 
 from actions import backends
-from salon.product_answers import product_answer
+from salon.conversation.product_answers import product_answer
 
 logger = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """Restock alerts: the form finds the piece in the catalog, the action notes who waits for
-which colour, size and boutique (salon/restock.py), and the alert goes out through the
+which colour, size and boutique (salon/outbound/restock.py), and the alert goes out through the
 outbound engine when that variant's stock comes back."""
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from actions import backends
 from actions.orders import client_ids
 from salon.clock import clock_from_env
+from salon.conversation.product_answers import join_words
+from salon.identity import ClientRef
 from salon.integrations.catalog import fold
-from salon.product_answers import join_words
-from salon.sessions import ClientRef
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ and closed to any caller without its credential.
   handler echoes the whole tracker, with the client's messages, to the caller).
 
 The actions themselves trust a client's ids only when the WhatsApp channel sealed them
-(:mod:`salon.signed_identity`).
+(:mod:`salon.access.signed_identity`).
 """
 
 from __future__ import annotations

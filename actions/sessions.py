@@ -13,8 +13,8 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.exc import SQLAlchemyError
 
 from actions import backends
-from salon.phrasing import supported
-from salon.recall import LastTime, recall
+from salon.conversation.phrasing import supported
+from salon.conversation.recall import LastTime, recall
 
 logger = logging.getLogger(__name__)
 

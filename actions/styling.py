@@ -1,7 +1,7 @@
 """Open styling talk: the ``styling_advice`` intent, and messages the NLU could not place
 (``nlu_fallback``) when they are about what to wear, pair or give.
 
-A thin adapter over :class:`salon.llm.advisor.StylingAdvisor`: a grounded answer (from
+A thin adapter over :class:`salon.llm.responder.StylingAdvisor`: a grounded answer (from
 the model when configured and consented to, else the offline responder) with yes/no
 buttons and the ``service_reply`` purpose, so the WhatsApp channel's send-time guard parks
 it when the turn ends after the window closed; a person for complaints, distress, legal,

@@ -44,12 +44,12 @@ from salon.clock import SystemClock
 from salon.config import PROJECT_ROOT
 from salon.emulator.config import EmulatorConfig
 from salon.emulator.testing import running_emulator_subprocess
-from salon.eventloop import run_fast
+from salon.identity import ClientRef
 from salon.integrations.seed import seed_database
 from salon.integrations.synthetic import add_synthetic_clients
-from salon.outbound import FINAL_STATES, OutboundQueue, RequestSpec, requests_table
-from salon.sessions import ClientRef
-from salon.templates import TemplateChoice, TemplateRegistry
+from salon.loops import run_fast
+from salon.outbound.queue import FINAL_STATES, OutboundQueue, RequestSpec, requests_table
+from salon.templates.registry import TemplateChoice, TemplateRegistry
 from salon.whatsapp.addressing import Recipient
 from salon.whatsapp.graph import GraphClient, GraphConfig
 

@@ -52,9 +52,9 @@ import aiohttp
 from sqlalchemy import create_engine
 
 from salon.config import PROJECT_ROOT
-from salon.db import sync_url
-from salon.stack import Stack, StackConfig, free_port
-from salon.whatsapp.records import inbox_table
+from salon.dev.stack import Stack, StackConfig, free_port
+from salon.storage.db import sync_url
+from salon.webhook.inbox import inbox_table
 from salon.whatsapp.signature import sign
 
 """The companion process's webhook port in this benchmark's stack."""

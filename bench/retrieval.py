@@ -28,10 +28,10 @@ from typing import Any
 import yaml
 
 from salon.config import PROJECT_ROOT
-from salon.db import make_async_engine
 from salon.integrations.catalog import ProductFacts, SqlCatalog
 from salon.integrations.seed import seed_database
 from salon.llm.retrieval import CatalogIndex, KeywordOverlapIndex
+from salon.storage.db import make_async_engine
 
 QUESTIONS = PROJECT_ROOT / "tests" / "fixtures" / "styling_questions.yml"
 

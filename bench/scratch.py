@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from salon.db import make_sync_engine
+from salon.storage.db import make_sync_engine
 
 __all__ = ["scratch_database"]
 

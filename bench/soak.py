@@ -40,18 +40,18 @@ from salon.clock import ManualClock
 from salon.config import PROJECT_ROOT, Settings
 from salon.emulator.config import EmulatorConfig
 from salon.emulator.testing import WebhookReceiver, running_emulator
+from salon.identity import ClientRef
 from salon.integrations.seed import seed_database
 from salon.integrations.synthetic import add_synthetic_clients
-from salon.outbound import FINAL_STATES, RequestSpec
-from salon.outbound_worker import OutboundWorker, WorkerConfig
-from salon.pacing import PacingConfig
-from salon.sessions import ClientRef
-from salon.templates import TemplateChoice, TemplateRegistry
+from salon.outbound.pacing import PacingConfig
+from salon.outbound.queue import FINAL_STATES, RequestSpec
+from salon.outbound.worker import OutboundWorker, WorkerConfig
+from salon.templates.registry import TemplateChoice, TemplateRegistry
+from salon.webhook.pipeline import Turn
+from salon.webhook.runtime import ChannelConfig, WhatsAppRuntime, open_sender
 from salon.whatsapp.addressing import Recipient
 from salon.whatsapp.graph import GraphClient, GraphConfig
-from salon.whatsapp.runtime import ChannelConfig, WhatsAppRuntime, open_sender
-from salon.whatsapp.service import Turn
-from salon.window import DEFAULT_MARGIN
+from salon.window.rules import DEFAULT_MARGIN
 
 T0 = datetime(2026, 6, 1, 6, 0, tzinfo=timezone.utc)
 SECRET = "soak-app-secret"

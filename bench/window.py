@@ -30,18 +30,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from salon.clock import require_aware
-from salon.decision import Consent, Content, Decision, decide
-from salon.sessions import (
-    ClientRef,
-    RedisSessionStore,
-    SessionState,
-    SessionStore,
-    SqlSessionStore,
-    to_us,
-)
-from salon.templates import TemplateRegistry
-from salon.window import DEFAULT_MARGIN, window_state
+from salon.clock import require_aware, to_us
+from salon.guard.decision import Consent, Content, Decision, decide
+from salon.identity import ClientRef
+from salon.templates.registry import TemplateRegistry
+from salon.window.redis_store import RedisSessionStore
+from salon.window.rules import DEFAULT_MARGIN, window_state
+from salon.window.sql_store import SqlSessionStore
+from salon.window.state import SessionState, SessionStore
 
 UTC = timezone.utc
 T0 = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)

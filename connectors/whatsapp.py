@@ -18,7 +18,7 @@ Enable it in ``credentials.yml``::
 
 The webhook is ``/webhooks/whatsapp/webhook``: GET for Meta's verification handshake,
 POST for signed updates; it is never rate limited (the advisor API and the health route
-on the same blueprint are, per client IP: :mod:`connectors.advisor`). Everything that matters (signature, dedup, window, send-time
+on the same blueprint are, per client IP: :mod:`connectors.advisor_api`). Everything that matters (signature, dedup, window, send-time
 guard, statuses) lives in ``salon.whatsapp``; this module only translates between it and
 Rasa's ``UserMessage`` / ``OutputChannel``.
 
@@ -27,7 +27,7 @@ Rasa is busy:
 
 - ``io_process`` (on by default): the channel's pipeline (signature, dedup, window record,
   statuses, send-time guard, Graph API) runs in a companion process
-  (:mod:`salon.whatsapp.io_process`); this server forwards each webhook's raw body to it
+  (:mod:`salon.webhook.companion`); this server forwards each webhook's raw body to it
   and runs the turns it asks for. Off, the same pipeline runs in this process.
 - ``assistant_thread`` (on by default): Rasa predicts synchronously inside its
   coroutines, which holds an event loop for tens of milliseconds per turn, so each turn
@@ -35,7 +35,7 @@ Rasa is busy:
   webhooks; responses come back to the server's loop. It is switched off automatically
   with an event broker bound to the server's loop (RabbitMQ/pika).
 - ``webhook_port`` (off by default): the companion process also answers the webhook path
-  on this port (:mod:`salon.whatsapp.webhook_listener`), so Meta's traffic never reaches
+  on this port (:mod:`salon.webhook.listener`), so Meta's traffic never reaches
   the server's loop; point Meta (or the reverse proxy's route for that path) there. The
   turns then run in the server's loop (``assistant_thread`` defaults to false), as with
   Rasa's own channels.
@@ -55,15 +55,15 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from connectors.advisor import SanicRateLimit, add_advisor_routes
+from connectors.advisor_api import SanicRateLimit, add_advisor_routes
+from salon.access.ratelimit import RateLimitConfigError
+from salon.access.signed_identity import SEAL_KEY, identity_key, seal
+from salon.identity import ClientRef
 from salon.logmask import install_log_masking, remember
-from salon.loop_thread import LoopThread, call_in_loop
-from salon.ratelimit import RateLimitConfigError
-from salon.sessions import ClientRef
-from salon.signed_identity import SEAL_KEY, identity_key, seal
-from salon.whatsapp.io_process import IoProcessRuntime
-from salon.whatsapp.runtime import ChannelConfig, ChannelConfigError, WhatsAppRuntime
-from salon.whatsapp.service import MAX_BODY_BYTES, Turn, client_ref_for_recipient
+from salon.loops import LoopThread, call_in_loop
+from salon.webhook.companion import IoProcessRuntime
+from salon.webhook.pipeline import MAX_BODY_BYTES, Turn, client_ref_for_recipient
+from salon.webhook.runtime import ChannelConfig, ChannelConfigError, WhatsAppRuntime
 from salon.whatsapp.signature import HEADER
 
 logger = logging.getLogger(__name__)
@@ -195,7 +195,7 @@ class WhatsAppInput(InputChannel):
             remember(turn.text, turn.metadata.get("profile_name"))
             output = WhatsAppOutput(runtime, turn.client, turn.sender_id)
             if key is not None:
-                # Who writes, sealed for the action server (salon.signed_identity).
+                # Who writes, sealed for the action server (salon.access.signed_identity).
                 turn.metadata[SEAL_KEY] = seal(key, turn.sender_id, turn.client.wa_id, turn.client.user_id)
             messages = []
             if turn.new_window:

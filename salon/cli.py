@@ -11,7 +11,7 @@ from pathlib import Path
 from salon import __version__
 from salon.config import load_settings
 from salon.logmask import install_log_masking
-from salon.outbound_cli import add_commands as add_outbound_commands
+from salon.outbound.cli import add_commands as add_outbound_commands
 
 
 def _seed(args: argparse.Namespace) -> int:
@@ -28,7 +28,7 @@ def _seed(args: argparse.Namespace) -> int:
     print(f"salon seed: {report.summary()}")
     # Stock the seed brought back from 0 fires the waiting restock alerts.
     from salon.clock import clock_from_env
-    from salon.outbound_cli import scan_after_seed
+    from salon.outbound.cli import scan_after_seed
 
     alerts = scan_after_seed(url, clock_from_env().now())
     if alerts:
@@ -67,13 +67,13 @@ def _llm_audit_purge(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from salon.demo import run_demo
+    from salon.dev.demo import run_demo
 
     return run_demo(args)
 
 
 def _demo_check(args: argparse.Namespace) -> int:
-    from salon.demo import run_check
+    from salon.dev.demo import run_check
 
     return run_check(args)
 
@@ -82,7 +82,7 @@ def _gdpr(args: argparse.Namespace) -> int:
     import asyncio
     import json
 
-    from salon.privacy import ClientNotFound, default_registry, purge_retention
+    from salon.privacy.gdpr import ClientNotFound, default_registry, purge_retention
 
     settings = load_settings()
     if args.action == "purge":
@@ -123,16 +123,16 @@ def _gdpr(args: argparse.Namespace) -> int:
 
 
 def _gdpr_api(args: argparse.Namespace) -> int:
-    from salon.access import TokenBook
-    from salon.privacy import default_registry
-    from salon.privacy_api import serve
+    from salon.access.tokens import TokenBook
+    from salon.privacy.api import serve
+    from salon.privacy.gdpr import default_registry
 
     serve(default_registry(load_settings()), TokenBook.from_env(), args.host, args.port)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from salon.demo import add_check_arguments, add_demo_arguments
+    from salon.dev.demo import add_check_arguments, add_demo_arguments
 
     parser = argparse.ArgumentParser(prog="salon", description=__doc__)
     parser.add_argument("--version", action="version", version=f"salon {__version__}")

@@ -11,7 +11,10 @@ import os
 import tempfile
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Protocol
+from typing import Final, Protocol
+
+UTC: Final = timezone.utc
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class Clock(Protocol):
@@ -124,3 +127,16 @@ def require_aware(value: datetime, name: str = "datetime") -> datetime:
 def from_unix(seconds: int | float | str) -> datetime:
     """Convert a Unix timestamp (Meta sends them as decimal strings) to aware UTC."""
     return datetime.fromtimestamp(float(seconds), tz=timezone.utc)
+
+
+def to_us(value: datetime, name: str = "datetime") -> int:
+    """Aware datetime → integer microseconds since the epoch (naive → ValueError); the
+    stores keep times this way so Redis and SQL do the same integer arithmetic."""
+    return (require_aware(value, name) - _EPOCH) // timedelta(microseconds=1)
+
+
+def from_us(value: int | str | bytes | None) -> datetime | None:
+    """Microseconds since the epoch (as stored, possibly as text) → aware UTC; empty → None."""
+    if value is None or value == "" or value == b"":
+        return None
+    return _EPOCH + timedelta(microseconds=int(value))

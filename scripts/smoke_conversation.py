@@ -1,6 +1,6 @@
 """End-to-end smoke test of the trained assistant: real servers, real HTTP, fixed instants.
 
-Starts a stack (:mod:`salon.stack`: the action server and ``rasa run --enable-api``, its API
+Starts a stack (:mod:`salon.dev.stack`: the action server and ``rasa run --enable-api``, its API
 behind a JWT, with its own seeded database, on free loopback ports), then, at each
 instant given with ``--at`` (every process's clock is moved there through the stack's
 shared clock file), holds one short conversation per core intent through the REST channel
@@ -25,8 +25,8 @@ PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 
 from salon.clock import SystemClock, write_offset_file  # noqa: E402
-from salon.demo import instant  # noqa: E402
-from salon.stack import Stack, StackConfig, StackError  # noqa: E402
+from salon.dev.demo import instant  # noqa: E402
+from salon.dev.stack import Stack, StackConfig, StackError  # noqa: E402
 from tests.instants import FROZEN_INSTANTS, REFERENCE_NOW, parse_instant  # noqa: E402
 
 PARIS = ZoneInfo("Europe/Paris")

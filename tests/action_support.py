@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from actions import backends
+from salon.access.signed_identity import SEAL_KEY, seal
 from salon.clock import SystemClock, write_offset_file
-from salon.signed_identity import SEAL_KEY, seal
 from salon.whatsapp.addressing import is_bsuid
 from tests.seeding import empty_book, seed_maison
 
@@ -38,7 +38,7 @@ TEST_IDENTITY_KEY = "test-identity-key-for-sealed-turns-0123456789"
 def sealed(conversation: str, *, wa_id: str | None = None, user_id: str | None = None,
            **extra: object) -> dict[str, object]:
     """A turn's metadata as the WhatsApp channel writes it: the client's ids and their seal
-    for ``conversation`` (salon.signed_identity)."""
+    for ``conversation`` (salon.access.signed_identity)."""
     metadata: dict[str, object] = {"wa_id": wa_id, "user_id": user_id, **extra}
     metadata[SEAL_KEY] = seal(TEST_IDENTITY_KEY.encode(), conversation, wa_id, user_id)
     return metadata

@@ -78,7 +78,7 @@ def postgres_server_url() -> str:
     """URL of a reachable PostgreSQL server (an admin database on it)."""
     from sqlalchemy import text
 
-    from salon.db import make_sync_engine
+    from salon.storage.db import make_sync_engine
 
     url = _postgres_admin_url()
     try:
@@ -97,7 +97,7 @@ def postgres_url(postgres_server_url: str) -> Iterator[str]:
     from sqlalchemy import text
     from sqlalchemy.engine import make_url
 
-    from salon.db import make_sync_engine
+    from salon.storage.db import make_sync_engine
 
     name = f"salon_test_{uuid.uuid4().hex[:12]}"
     admin = make_sync_engine(postgres_server_url).execution_options(isolation_level="AUTOCOMMIT")

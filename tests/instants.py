@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from datetime import datetime
 
-from salon.demo import STORY_INSTANT
+from salon.dev.demo import STORY_INSTANT
 
 __all__ = ["FROZEN_INSTANTS", "REFERENCE_NOW", "parse_instant", "suite_now"]
 

@@ -18,14 +18,14 @@ from aiohttp import web
 
 from salon.clock import Clock
 from salon.config import Settings
+from salon.dev.stack import free_port
 from salon.emulator.config import EmulatorConfig
 from salon.emulator.testing import RunningEmulator, running_emulator
-from salon.outbound import OutboundQueue
-from salon.outbound_worker import OutboundWorker, WorkerConfig
-from salon.pacing import PacingConfig
-from salon.stack import free_port
+from salon.outbound.pacing import PacingConfig
+from salon.outbound.queue import OutboundQueue
+from salon.outbound.worker import OutboundWorker, WorkerConfig
+from salon.webhook.runtime import SenderParts, open_sender
 from salon.whatsapp.graph import GraphConfig
-from salon.whatsapp.runtime import SenderParts, open_sender
 from tests.whatsapp_support import APP_SECRET, Channel, running_channel
 
 PNID = "100000000000001"

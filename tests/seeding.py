@@ -27,9 +27,9 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from salon.config import PROJECT_ROOT
-from salon.db import make_sync_engine
 from salon.integrations.schema import appointments
 from salon.integrations.seed import seed_database
+from salon.storage.db import make_sync_engine
 
 __all__ = ["OpeningHours", "empty_book", "opening_hours", "seed_maison"]
 

@@ -1,4 +1,4 @@
-"""Bearer tokens and scopes (salon/access.py)."""
+"""Bearer tokens and scopes (salon/access/tokens.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from salon.access import Forbidden, TokenBook, TokenConfigError, Unauthorized
+from salon.access.tokens import Forbidden, TokenBook, TokenConfigError, Unauthorized
 
 SOPHIE = "sophie-token-0123456789"
 MARC = "marc-token-0123456789ab"

@@ -21,11 +21,11 @@ from rasa.core.tracker_store import InMemoryTrackerStore
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, ConversationPaused, UserUttered
 
+from salon.advisors.handoff import HandoffBook
 from salon.clock import ManualClock
 from salon.config import PROJECT_ROOT, Settings
 from salon.emulator.config import EmulatorConfig
 from salon.emulator.testing import running_emulator
-from salon.handoff import HandoffBook
 from salon.integrations.seed import seed_database
 from tests.whatsapp_support import APP_SECRET, PNID, Channel, running_channel
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from salon.aftercare import RepairBook
+from salon.advisors.repairs import RepairBook
 from salon.clock import ManualClock
 from salon.config import PROJECT_ROOT, Settings
 from salon.integrations.seed import seed_database

@@ -33,9 +33,9 @@ from actions.appointments import (
     ValidateAppointmentForm,
 )
 from actions.greeting import ActionGreet
-from salon.db import make_sync_engine
 from salon.integrations.bookings import Appointment
 from salon.integrations.schema import appointments
+from salon.storage.db import make_sync_engine
 from tests.action_support import action_server_on, sealed_for
 from tests.instants import suite_now
 from tests.seeding import opening_hours

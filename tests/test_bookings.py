@@ -18,9 +18,9 @@ import pytest
 from sqlalchemy import select
 
 from salon.clock import ManualClock
-from salon.db import make_async_engine
 from salon.integrations.bookings import BookingError, ClientBusy, SlotTaken, SqlBookings
 from salon.integrations.schema import appointments
+from salon.storage.db import make_async_engine
 from tests.instants import REFERENCE_NOW, suite_now
 from tests.seeding import empty_book, opening_hours, seed_maison
 

@@ -14,10 +14,10 @@ import aiohttp
 from connectors.whatsapp import WhatsAppOutput
 from salon.clock import ManualClock
 from salon.config import Settings
-from salon.sessions import ClientRef
+from salon.identity import ClientRef
 from salon.whatsapp.addressing import Recipient
 from salon.whatsapp.graph import GraphClient, GraphConfig
-from salon.whatsapp.rendering import OutgoingMessage
+from salon.whatsapp.messages import OutgoingMessage
 from tests.test_whatsapp_sender import T0, answer, outbox, say, settle, wired
 
 #: A client writing from her username, not in the maison's book (the emulator knows her
@@ -134,7 +134,7 @@ async def test_the_guard_and_the_worker_path_address_a_bsuid_ref(settings: Setti
         assert outcome.action == "free_form"
         box = await outbox(admin, BSUID)
         assert _addressed_by_bsuid(box[-1])["text"]["body"] == "Your advisor, Sophie"
-        record = await ch.runtime.service.records.outbound_by_wamid(outcome.wamid)  # type: ignore[union-attr]
+        record = await ch.runtime.service.sent.outbound_by_wamid(outcome.wamid)  # type: ignore[union-attr]
         assert record is not None and record.recipient == BSUID  # the id Meta answered with
 
 

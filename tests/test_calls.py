@@ -11,7 +11,7 @@ import pytest
 from connectors.whatsapp import WhatsAppOutput
 from salon.clock import ManualClock
 from salon.config import Settings
-from salon.sessions import ClientRef
+from salon.identity import ClientRef
 from tests.test_whatsapp_sender import CLAIRE, T0, outbox, settle, wired
 
 BSUID = "FR.5772156649015328606"

@@ -8,9 +8,9 @@ import pytest
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from salon.db import make_async_engine
+from salon.conversation.product_answers import product_answer
 from salon.integrations.catalog import SqlCatalog, best_name_match, colour_matches
-from salon.product_answers import product_answer
+from salon.storage.db import make_async_engine
 from tests.seeding import seed_maison
 
 

@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 
 from salon.cli import main
 from salon.config import PROJECT_ROOT
-from salon.db import make_sync_engine
 from salon.integrations.schema import clients, products
+from salon.storage.db import make_sync_engine
 
 
 def test_seed_loads_the_maison_and_is_idempotent(sqlite_url: str, capsys) -> None:  # type: ignore[no-untyped-def]

@@ -13,9 +13,9 @@ import pytest
 
 from connectors.whatsapp import WhatsAppOutput
 from salon.config import Settings
-from salon.consent import CONFIRMATIONS, keyword_of
-from salon.decision import Refuse, decide
-from salon.sessions import ClientRef
+from salon.consent.ledger import CONFIRMATIONS, keyword_of
+from salon.guard.decision import Refuse, decide
+from salon.identity import ClientRef
 from tests.test_whatsapp_sender import (
     CLAIRE,
     T0,
@@ -174,9 +174,9 @@ async def test_an_opt_out_the_assistant_understood_in_a_sentence_is_recorded_bef
 
 async def test_the_llm_context_reads_the_ledger_too(settings: Settings) -> None:
     """A withdrawal recorded in the ledger (by an advisor) outranks the boutique form."""
-    from salon.consent import ConsentLedger
-    from salon.db import make_async_engine
+    from salon.consent.ledger import ConsentLedger
     from salon.llm.context import load_client_context
+    from salon.storage.db import make_async_engine
 
     engine = make_async_engine(settings.effective_database_url)
     try:
@@ -233,12 +233,12 @@ async def test_an_erased_client_who_had_stopped_is_still_stopped_when_the_crm_im
     from sqlalchemy import insert
 
     from salon.config import PROJECT_ROOT
-    from salon.consent import ConsentLedger, suppressions_table
-    from salon.db import make_sync_engine
+    from salon.consent.book import ConsentBook
+    from salon.consent.ledger import ConsentLedger, suppressions_table
     from salon.integrations.schema import consents as consents_table
     from salon.integrations.seed import seed_database
-    from salon.privacy import default_registry
-    from salon.whatsapp.consent import ConsentBook
+    from salon.privacy.gdpr import default_registry
+    from salon.storage.db import make_sync_engine
 
     monkeypatch.setenv("SALON_PRIVACY_SALT", "consent-test-salt")
     endpoints = tmp_path / "endpoints.yml"

@@ -10,8 +10,8 @@ from datetime import date, datetime, timezone
 import pytest
 from aiohttp import web
 
-from salon.db import make_async_engine
-from salon.greetings import greeting
+from salon.conversation.greetings import greeting
+from salon.conversation.phrasing import address, language_of
 from salon.integrations.crm import (
     CrmUnavailable,
     HttpCrm,
@@ -19,7 +19,7 @@ from salon.integrations.crm import (
     record_from_mapping,
     record_to_mapping,
 )
-from salon.phrasing import address, language_of
+from salon.storage.db import make_async_engine
 from tests.seeding import seed_maison
 
 CLAIRE_WA = "33600000001"

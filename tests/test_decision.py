@@ -1,4 +1,4 @@
-"""The send decision (salon/decision.py)."""
+"""The send decision (salon/guard/decision.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from salon.decision import (
+from salon.guard.decision import (
     SERVICE_REPLY,
     Consent,
     Content,
@@ -16,10 +16,10 @@ from salon.decision import (
     SendTemplate,
     decide,
 )
-from salon.sessions import SessionState
-from salon.templates import TemplateRegistry
+from salon.templates.registry import TemplateRegistry
 from salon.whatsapp.addressing import Recipient
-from salon.window import window_state
+from salon.window.rules import window_state
+from salon.window.state import SessionState
 
 UTC = timezone.utc
 T0 = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)

@@ -19,11 +19,11 @@ import httpx
 import jwt
 import pytest
 
-from salon import demo
 from salon.cli import build_parser
 from salon.config import PROJECT_ROOT
-from salon.demo import FollowUpServer, Step, demo_banner, run_steps, stack_config
-from salon.stack import StackConfig, free_ports
+from salon.dev import demo
+from salon.dev.demo import FollowUpServer, Step, demo_banner, run_steps, stack_config
+from salon.dev.stack import StackConfig, free_ports
 
 # --------------------------------------------------------------------------- arguments
 

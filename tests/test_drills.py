@@ -38,19 +38,19 @@ from sqlalchemy import create_engine, select
 
 from actions import backends
 from actions.handoff import ActionHandoff
-from salon.access import TokenBook
-from salon.aftercare import RepairBook
+from salon.access.tokens import TokenBook
+from salon.advisors.handoff import HandoffBook
+from salon.advisors.repairs import RepairBook
 from salon.clock import ManualClock
 from salon.config import PROJECT_ROOT, Settings
-from salon.db import sync_url
-from salon.handoff import HandoffBook
-from salon.outbound import NUDGED, REFUSED, SENT_FREE_FORM, SENT_TEMPLATE
-from salon.outbound_api import create_app
-from salon.outbound_worker import OutboundWorker, RasaTrigger
-from salon.pacing import PacingConfig
-from salon.sessions import ClientRef
-from salon.whatsapp.records import inbox_table
-from salon.whatsapp.rendering import MAX_TEXT
+from salon.identity import ClientRef
+from salon.outbound.api import create_app
+from salon.outbound.pacing import PacingConfig
+from salon.outbound.queue import NUDGED, REFUSED, SENT_FREE_FORM, SENT_TEMPLATE
+from salon.outbound.worker import OutboundWorker, RasaTrigger
+from salon.storage.db import sync_url
+from salon.webhook.inbox import inbox_table
+from salon.whatsapp.messages import MAX_TEXT
 from tests.action_support import action_server_on, sealed
 from tests.drills import DRILLS, ROOT, missing_node_ids, node_exists, node_ids
 from tests.outbound_support import PNID, Stack, outbound_stack
@@ -84,7 +84,7 @@ def test_every_drill_has_tests_and_every_node_id_names_a_test() -> None:
     # The check itself sees a missing test, a missing file and a file outside tests/.
     assert not node_exists("tests/test_drills.py::test_no_such_test")
     assert not node_exists("tests/test_no_such_file.py")
-    assert not node_exists("salon/window.py")
+    assert not node_exists("salon/window/rules.py")
     # This module's own drill tests are all in the map.
     ours = {n.partition("::")[2] for n in node_ids() if n.startswith("tests/test_drills.py::")}
     defined = {name for name in globals() if name.startswith(("test_r", "test_w"))}

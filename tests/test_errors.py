@@ -1,4 +1,4 @@
-"""Cloud API error codes → typed errors (salon/errors.py)."""
+"""Cloud API error codes → typed errors (salon/whatsapp/errors.py)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from salon import errors as E
-from salon.errors import (
+from salon.whatsapp import errors as E
+from salon.whatsapp.errors import (
     KNOWN_CODES,
     UnknownWhatsAppError,
     WhatsAppError,

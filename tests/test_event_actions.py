@@ -26,8 +26,8 @@ from actions.events import (
     ValidateEventRsvpForm,
 )
 from actions.handoff import ActionHandoff
-from salon.db import make_sync_engine
 from salon.integrations.schema import event_rsvps, events
+from salon.storage.db import make_sync_engine
 from tests.action_support import action_server_on, sealed_for
 
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=timezone.utc)  # Thursday morning

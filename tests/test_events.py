@@ -16,8 +16,7 @@ from sqlalchemy import select, update
 
 from salon.clock import ManualClock
 from salon.config import Settings
-from salon.db import make_async_engine, make_sync_engine
-from salon.events import find_event, parse_guests
+from salon.conversation.rsvp import find_event, parse_guests
 from salon.integrations.events import (
     EventFull,
     NotInvited,
@@ -28,7 +27,8 @@ from salon.integrations.events import (
 )
 from salon.integrations.schema import event_rsvps, events
 from salon.integrations.seed import seed_database
-from salon.privacy import default_registry
+from salon.privacy.gdpr import default_registry
+from salon.storage.db import make_async_engine, make_sync_engine
 
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=timezone.utc)
 PARIS_PREVIEW = "paris-aw27-preview"  # VIC and Platinum, 60 places, one guest, reply by 3 Dec

@@ -11,8 +11,8 @@ import pytest
 
 from salon.clock import ManualClock
 from salon.config import Settings
+from salon.webhook.runtime import open_sender
 from salon.whatsapp.graph import DEFAULT_VERSION, GraphConfig
-from salon.whatsapp.runtime import open_sender
 from salon.whatsapp.versions import GRAPH_API_VERSIONS, latest_version, version_warning
 
 V21_END = datetime(2027, 1, 21, tzinfo=timezone.utc)
@@ -44,7 +44,7 @@ async def test_the_channel_and_the_worker_warn_at_start(settings: Settings,
                                                         caplog: pytest.LogCaptureFixture) -> None:
     clock = ManualClock(V21_END - timedelta(days=30))
     graph = GraphConfig(access_token="t", phone_number_id="123", api_version="v21.0")
-    with caplog.at_level(logging.WARNING, logger="salon.whatsapp.runtime"):
+    with caplog.at_level(logging.WARNING, logger="salon.webhook.runtime"):
         parts = await open_sender(settings, graph, clock)
         await parts.close()
     assert any("Graph API v21.0 ends on 2027-01-21 (in 30 days)" in r.getMessage() for r in caplog.records)

@@ -10,9 +10,9 @@ from datetime import datetime, timezone
 
 from sqlalchemy import Column, Integer, MetaData, String, Table, text
 
-from salon.db import SqlTables, make_async_engine
+from salon.advisors.handoff import NAME_LIMIT, HandoffBook
 from salon.graphemes import cut, shorten
-from salon.handoff import NAME_LIMIT, HandoffBook
+from salon.storage.db import SqlTables, make_async_engine
 from salon.whatsapp.addressing import is_bsuid
 
 FAMILY = "\U0001F469\u200D\U0001F469\u200D\U0001F467"  # one cluster, five code points

@@ -18,7 +18,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions import backends
 from actions.handoff import ActionHandoff
 from actions.sessions import ActionSessionStart
-from salon.handoff import reply_promise, webhook_signature
+from salon.advisors.handoff import reply_promise, webhook_signature
 from tests.action_support import action_server_on, sealed
 
 CLAIRE = "33600000001"  # C-001, VIC, Sophie (Paris)

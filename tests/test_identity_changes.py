@@ -15,15 +15,15 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from salon.advisors.handoff import HandoffBook, handoffs_table
 from salon.config import Settings
-from salon.consent import ledger_table
-from salon.db import make_async_engine
-from salon.handoff import HandoffBook, handoffs_table
+from salon.consent.ledger import ledger_table
+from salon.identity import ClientRef, conversation_id
 from salon.integrations.schema import clients as clients_table
-from salon.outbound import OutboundQueue, RequestSpec, requests_table
-from salon.restock import RestockBook, restock_table
-from salon.sessions import ClientRef, conversation_id
-from salon.whatsapp.inbound import parse_webhook
+from salon.outbound.queue import OutboundQueue, RequestSpec, requests_table
+from salon.outbound.restock import RestockBook, restock_table
+from salon.storage.db import make_async_engine
+from salon.whatsapp.updates import parse_webhook
 from tests.whatsapp_support import (
     PNID,
     contact,

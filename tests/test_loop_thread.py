@@ -6,7 +6,7 @@ import asyncio
 import threading
 import time
 
-from salon.loop_thread import LoopThread, call_in_loop
+from salon.loops import LoopThread, call_in_loop
 
 
 async def test_blocking_work_in_the_thread_leaves_this_loop_free() -> None:

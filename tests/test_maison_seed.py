@@ -15,7 +15,6 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from salon.config import PROJECT_ROOT
-from salon.db import make_sync_engine
 from salon.integrations import schema
 from salon.integrations.schema import AwareDateTime
 from salon.integrations.seed import (
@@ -26,6 +25,7 @@ from salon.integrations.seed import (
     make_sku,
     seed_database,
 )
+from salon.storage.db import make_sync_engine
 
 DATA_DIR = PROJECT_ROOT / "data" / "maison"
 E164 = re.compile(r"^\+[1-9]\d{7,14}$")

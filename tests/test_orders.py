@@ -8,9 +8,9 @@ import pytest
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from salon.db import make_async_engine
+from salon.conversation.order_status import order_answer
 from salon.integrations.orders import OrderFacts, SqlOrders, normalise_order_number
-from salon.order_answers import order_answer
+from salon.storage.db import make_async_engine
 from tests.action_support import sealed
 from tests.seeding import seed_maison
 

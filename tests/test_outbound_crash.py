@@ -21,7 +21,13 @@ from salon.config import PROJECT_ROOT, Settings
 from salon.emulator.config import EmulatorConfig
 from salon.emulator.testing import running_emulator
 from salon.integrations.synthetic import add_synthetic_clients as add_clients
-from salon.outbound import FINAL_STATES, SENT_TEMPLATE, OutboundQueue, parse_request, requests_table
+from salon.outbound.queue import (
+    FINAL_STATES,
+    SENT_TEMPLATE,
+    OutboundQueue,
+    parse_request,
+    requests_table,
+)
 from tests.outbound_support import PNID
 from tests.seeding import seed_maison
 from tests.whatsapp_support import APP_SECRET, running_channel

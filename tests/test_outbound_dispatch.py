@@ -12,7 +12,8 @@ from aiohttp import web
 
 from salon.clock import ManualClock
 from salon.config import Settings
-from salon.outbound import (
+from salon.outbound.pacing import PacingConfig, QuietHours
+from salon.outbound.queue import (
     NUDGED,
     QUEUED,
     SENT_AFTER_REPLY,
@@ -22,8 +23,7 @@ from salon.outbound import (
     origin_of,
     parse_request,
 )
-from salon.outbound_worker import OutboundWorker, RasaTrigger
-from salon.pacing import PacingConfig, QuietHours
+from salon.outbound.worker import OutboundWorker, RasaTrigger
 from tests.outbound_support import PNID, Stack, outbound_stack
 from tests.whatsapp_support import free_port
 

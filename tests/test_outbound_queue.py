@@ -13,10 +13,13 @@ import pytest
 from aiohttp import web
 from sqlalchemy import insert, select, update
 
-from salon.access import TokenBook
+from salon.access.tokens import TokenBook
 from salon.clock import ManualClock
+from salon.guard.sent import SentLog
+from salon.identity import ClientRef
 from salon.integrations.schema import appointments, variant_stock
-from salon.outbound import (
+from salon.outbound.api import create_app
+from salon.outbound.queue import (
     CANCELLED,
     QUEUED,
     SENT_FREE_FORM,
@@ -25,11 +28,8 @@ from salon.outbound import (
     origin_of,
     parse_request,
 )
-from salon.outbound_api import create_app
-from salon.reminders import AppointmentReminders
-from salon.restock import RestockBook, StockError
-from salon.sessions import ClientRef
-from salon.whatsapp.records import WhatsAppRecords
+from salon.outbound.reminders import AppointmentReminders
+from salon.outbound.restock import RestockBook, StockError
 from tests.seeding import seed_maison
 from tests.whatsapp_support import free_port
 
@@ -90,7 +90,7 @@ async def test_idempotency_claims_leases_and_recovery(database_url: str) -> None
         assert not await queue.finish(first.id, SENT_FREE_FORM, T0, worker="w1")
 
         # The guard's record of an attempt is its trace.
-        records = WhatsAppRecords(engine=queue.engine)
+        records = SentLog(engine=queue.engine)
         await records.record_outbound(phone_number_id=PNID, recipient="33600000001", kind="free_form",
                                       status="accepted", at=T0, wamid="wamid.A2",
                                       payload={"message": {}, "origin": origin_of(first.id, 2)})

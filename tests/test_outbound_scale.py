@@ -13,13 +13,14 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from salon.batching import Coalescer
 from salon.clock import ManualClock
 from salon.config import Settings
-from salon.consent import ConsentLedger
-from salon.db import make_async_engine
+from salon.consent.book import ConsentBook
+from salon.consent.ledger import ConsentLedger
+from salon.identity import ClientRef
 from salon.integrations.synthetic import add_synthetic_clients
-from salon.outbound import (
+from salon.outbound.pacing import PacingConfig
+from salon.outbound.queue import (
     SENT_FREE_FORM,
     SENT_TEMPLATE,
     SHARDS,
@@ -27,10 +28,9 @@ from salon.outbound import (
     RequestSpec,
     shard_of,
 )
-from salon.outbound_worker import OutboundWorker, WorkerConfig, parse_shard
-from salon.pacing import PacingConfig
-from salon.sessions import ClientRef
-from salon.whatsapp.consent import ConsentBook
+from salon.outbound.worker import OutboundWorker, WorkerConfig, parse_shard
+from salon.storage.batching import Coalescer
+from salon.storage.db import make_async_engine
 from tests.outbound_support import outbound_stack
 from tests.seeding import seed_maison
 

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import pytest
 
 from salon.cli import main
-from salon.pacing import MAX_BUSINESS_RATE, Pacer, PacingConfig, QuietHours, TokenBucket
+from salon.outbound.pacing import MAX_BUSINESS_RATE, Pacer, PacingConfig, QuietHours, TokenBucket
 from tests.seeding import seed_maison
 
 

@@ -16,18 +16,18 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.engine import make_url
 
 from salon import cli
-from salon.access import TokenBook
-from salon.aftercare import RepairBook
+from salon.access.tokens import TokenBook
+from salon.advisors.handoff import HandoffBook
+from salon.advisors.repairs import RepairBook
 from salon.clock import SystemClock
 from salon.config import Settings
-from salon.db import make_async_engine
-from salon.handoff import HandoffBook
+from salon.identity import ClientRef
 from salon.llm.audit import AuditEntry, LlmAudit
-from salon.outbound import OutboundQueue, parse_request
-from salon.privacy import ErasureLog, default_registry, purge_retention
-from salon.privacy_api import build_app
-from salon.restock import RestockBook
-from salon.sessions import ClientRef
+from salon.outbound.queue import OutboundQueue, parse_request
+from salon.outbound.restock import RestockBook
+from salon.privacy.api import build_app
+from salon.privacy.gdpr import ErasureLog, default_registry, purge_retention
+from salon.storage.db import make_async_engine
 from tests.seeding import seed_maison
 from tests.test_whatsapp_sender import CLAIRE, answer, say, settle, wired
 
@@ -197,11 +197,11 @@ async def test_retention_purge_removes_old_conversations_only(environment: Setti
     from rasa.shared.core.events import UserUttered
     from rasa.shared.core.trackers import DialogueStateTracker
 
-    from salon.whatsapp.records import InboxItem, WhatsAppRecords
+    from salon.webhook.inbox import Inbox, InboxItem
 
     now = datetime.now(timezone.utc)
     old, recent = now - timedelta(days=400), now - timedelta(days=2)
-    records = WhatsAppRecords(environment.database_url)
+    records = Inbox(environment.database_url)
     await records.initialize()
     for wamid, at in (("wamid.OLD", old), ("wamid.RECENT", recent)):
         item = InboxItem(wamid=wamid, phone_number_id="1", sender_id=CLAIRE, sent_at=at, text="Bonjour",
@@ -250,7 +250,7 @@ async def test_gdpr_api_tokens_and_scopes(environment: Settings) -> None:
 
 
 async def test_gdpr_api_rate_limits_each_ip_before_checking_tokens(environment: Settings) -> None:
-    from salon.ratelimit import RateLimitSettings
+    from salon.access.ratelimit import RateLimitSettings
 
     now = [1000.0]
     tokens = TokenBook.from_config([{"name": "dpo", "token": "dpo-secret-token", "scopes": ["gdpr"]}])

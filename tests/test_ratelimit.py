@@ -16,19 +16,19 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from connectors.advisor import SanicRateLimit
-from salon.access import TokenBook
-from salon.clock import ManualClock
-from salon.config import Settings
-from salon.outbound import OutboundQueue
-from salon.outbound_api import create_app
-from salon.ratelimit import (
+from connectors.advisor_api import SanicRateLimit
+from salon.access.ratelimit import (
     ClientIp,
     IpRateLimit,
     RateLimitConfigError,
     RateLimitSettings,
     parse_networks,
 )
+from salon.access.tokens import TokenBook
+from salon.clock import ManualClock
+from salon.config import Settings
+from salon.outbound.api import create_app
+from salon.outbound.queue import OutboundQueue
 from tests.whatsapp_support import (
     PNID,
     VERIFY_TOKEN,

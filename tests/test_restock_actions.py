@@ -16,11 +16,11 @@ from sqlalchemy import func, select
 
 from salon.clock import ManualClock
 from salon.config import Settings
-from salon.db import make_sync_engine
+from salon.identity import ClientRef
 from salon.integrations.schema import product_variants, products, variant_stock
-from salon.outbound import SENT_TEMPLATE
-from salon.restock import RestockBook
-from salon.sessions import ClientRef
+from salon.outbound.queue import SENT_TEMPLATE
+from salon.outbound.restock import RestockBook
+from salon.storage.db import make_sync_engine
 from tests.action_support import sealed
 from tests.outbound_support import PNID, outbound_stack
 from tests.seeding import seed_maison

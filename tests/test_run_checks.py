@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from salon.config import PROJECT_ROOT
-from salon.stack import free_ports
+from salon.dev.stack import free_ports
 
 
 def _load_runner() -> ModuleType:

@@ -16,17 +16,13 @@ import pytest
 from sqlalchemy import event
 
 from salon.config import Settings
-from salon.errors import from_status_error
-from salon.sessions import (
-    ClientRef,
-    InboundRecord,
-    RedisSessionStore,
-    SessionStore,
-    SqlSessionStore,
-    client_ref_from_webhook,
-    entry_point_of,
-    session_store_from_settings,
-)
+from salon.identity import ClientRef
+from salon.whatsapp.errors import from_status_error
+from salon.whatsapp.updates import parse_webhook
+from salon.window.redis_store import RedisSessionStore
+from salon.window.sql_store import SqlSessionStore
+from salon.window.state import InboundRecord, SessionStore
+from salon.window.stores import session_store_from_settings
 
 UTC = timezone.utc
 T0 = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
@@ -285,14 +281,12 @@ def test_client_ref_needs_an_id() -> None:
 
 
 def test_client_ref_from_real_webhooks() -> None:
-    text = shared_fixture("01")["entry"][0]["changes"][0]["value"]
-    ref = client_ref_from_webhook(text, text["messages"][0])
-    assert ref == ClientRef("409552778964973", wa_id="1111111111111")
-    assert entry_point_of(text["messages"][0]) == "organic"
-    ad = shared_fixture("18")["entry"][0]["changes"][0]["value"]
-    assert entry_point_of(ad["messages"][0]) == "ctwa_ad"
-    status = shared_fixture("24")["entry"][0]["changes"][0]["value"]
-    bsuid = client_ref_from_webhook(status)
+    text = parse_webhook(shared_fixture("01")).messages[0]
+    assert text.client == ClientRef("409552778964973", wa_id="1111111111111")
+    assert text.entry_point == "organic"
+    assert parse_webhook(shared_fixture("18")).messages[0].entry_point == "ctwa_ad"
+    bsuid = parse_webhook(shared_fixture("24")).statuses[0].client
+    assert bsuid is not None
     assert bsuid.user_id == "US.13491208655302741918" and bsuid.wa_id == "972987654321"
     assert bsuid.key == "u:US.13491208655302741918"
 

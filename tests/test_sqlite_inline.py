@@ -1,4 +1,4 @@
-"""SQLite driven in the event loop's thread (salon/sqlite_inline.py), as the WhatsApp
+"""SQLite driven in the event loop's thread (salon/storage/sqlite_inline.py), as the WhatsApp
 channel's pool uses it: the same results as aiosqlite, and a write lock held by another
 process is waited for without stopping the loop."""
 
@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from salon import sqlite_inline
 from salon.clock import ManualClock
-from salon.db import make_async_engine
-from salon.sessions import ClientRef, SqlSessionStore
-from salon.whatsapp.records import InboxItem, WhatsAppRecords
+from salon.identity import ClientRef
+from salon.storage import sqlite_inline
+from salon.storage.db import make_async_engine
+from salon.webhook.inbox import Inbox, InboxItem
+from salon.window.sql_store import SqlSessionStore
 
 AT = datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc)
 
@@ -36,7 +37,7 @@ def _hold_write_lock(path: Path) -> sqlite3.Connection:
 async def test_inline_engine_runs_the_channel_stores(tmp_path: Path) -> None:
     engine = make_async_engine(f"sqlite:///{tmp_path / 'salon.db'}", inline_sqlite=True)
     try:
-        records = WhatsAppRecords(engine=engine)
+        records = Inbox(engine=engine)
         await records.initialize()
         sessions = SqlSessionStore(engine=engine, clock=ManualClock(AT))
         await sessions.initialize()
@@ -60,7 +61,7 @@ async def test_a_held_write_lock_is_waited_for_without_blocking_the_loop(tmp_pat
     path = tmp_path / "salon.db"
     engine = make_async_engine(f"sqlite:///{path}", inline_sqlite=True)
     try:
-        records = WhatsAppRecords(engine=engine)
+        records = Inbox(engine=engine)
         await records.initialize()
         other = _hold_write_lock(path)
         claim = asyncio.ensure_future(records.claim_inbound([_item("wamid.B")], AT))

@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from salon.errors import AuthError
-from salon.templates import (
+from salon.templates.registry import (
     GraphTemplatePageFetcher,
     NoTemplate,
     NoTemplateReason,
@@ -28,6 +27,7 @@ from salon.templates import (
     sanitize_text_param,
 )
 from salon.whatsapp.addressing import Recipient
+from salon.whatsapp.errors import AuthError
 
 UTC = timezone.utc
 SHARED_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "whatsapp"

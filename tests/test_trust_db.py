@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Column, MetaData, String, Table, Text
 from sqlalchemy.exc import IntegrityError
 
-from salon.db import make_async_engine, make_sync_engine
+from salon.storage.db import make_async_engine, make_sync_engine
 
 WORDS = "Bonjour, je suis Inès Moreau, 12 rue de la Paix, +33 6 00 00 00 02"
 

@@ -24,16 +24,16 @@ from sanic.request import Request
 from actions.backends import client_ids
 from actions.server import ActionServerConfigError, check_exposure, guarded_app
 from connectors.whatsapp import WhatsAppInput
+from salon.access.signed_identity import SEAL_KEY, seal, sealed_ids, unseal
 from salon.clock import ManualClock
 from salon.config import PROJECT_ROOT, Settings
-from salon.consent import ledger_table
+from salon.consent.ledger import ledger_table
 from salon.emulator.config import EmulatorConfig
 from salon.emulator.testing import running_emulator
 from salon.logmask import mask_text, mask_value
-from salon.signed_identity import SEAL_KEY, seal, sealed_ids, unseal
+from salon.webhook.companion import IoProcessRuntime
+from salon.webhook.runtime import ChannelConfig, ChannelConfigError
 from salon.whatsapp.graph import GraphConfig
-from salon.whatsapp.io_process import IoProcessRuntime
-from salon.whatsapp.runtime import ChannelConfig, ChannelConfigError
 from salon.whatsapp.signature import sign
 from tests.action_support import TEST_IDENTITY_KEY, sealed
 from tests.test_whatsapp_sender import CLAIRE, STRANGER, T0, outbox, say, settle
@@ -257,7 +257,7 @@ async def test_a_turn_the_assistant_starts_carries_its_purpose_to_the_guard(sett
         assert await outbox(admin, STRANGER) == []
         box = await settle(ch, admin, karim, 1)
         assert [m["body"] for m in box] == ["Camille has news about your watch."], box
-        records = ch.runtime.service.records  # type: ignore[union-attr]
+        records = ch.runtime.service.inbox  # type: ignore[union-attr]
         async with records.engine.connect() as conn:
             from sqlalchemy import text
 
@@ -273,16 +273,16 @@ async def test_consent_is_never_inferred_from_the_assistants_words(settings: Set
         await say(admin, **{"from": STRANGER, "text": "Hi", "name": "Jo"})
         await ch.settle()
         runtime = ch.runtime
-        from salon.sessions import ClientRef
+        from salon.identity import ClientRef
 
         ref = ClientRef(runtime.config.phone_number_id, wa_id=STRANGER)
         await runtime.send(ref, {"text": "With pleasure.", "utter_action": "utter_opt_in"}, client_turn=True)
         await runtime.send(ref, {"text": "Understood.", "utter_action": "utter_opt_out"}, client_turn=False)
-        async with runtime.service.records.engine.connect() as conn:  # type: ignore[union-attr]
+        async with runtime.service.inbox.engine.connect() as conn:  # type: ignore[union-attr]
             from sqlalchemy import select
 
             assert (await conn.execute(select(ledger_table))).all() == []
         await runtime.send(ref, {"text": "Understood.", "utter_action": "utter_opt_out"}, client_turn=True)
-        async with runtime.service.records.engine.connect() as conn:  # type: ignore[union-attr]
+        async with runtime.service.inbox.engine.connect() as conn:  # type: ignore[union-attr]
             rows = (await conn.execute(select(ledger_table.c.category, ledger_table.c.granted))).all()
         assert sorted(tuple(r) for r in rows) == [("marketing", False), ("utility", False)]

@@ -27,25 +27,25 @@ from rasa.core.channels.channel import UserMessage
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 
-from salon.aftercare import RepairBook
+from salon.advisors.handoff import HandoffBook
+from salon.advisors.repairs import RepairBook
 from salon.clock import ManualClock
 from salon.config import Settings
-from salon.db import make_async_engine, make_sync_engine
-from salon.handoff import HandoffBook
-from salon.llm.advisor import StylingAdvisor
+from salon.consent.book import ConsentBook
+from salon.dev.stack import free_port
+from salon.identity import ClientRef
 from salon.llm.audit import LlmAudit
 from salon.llm.config import LlmSettings
-from salon.outbound import OutboundQueue, parse_request
-from salon.privacy import (
+from salon.llm.responder import StylingAdvisor
+from salon.outbound.queue import OutboundQueue, parse_request
+from salon.outbound.restock import RestockBook
+from salon.privacy.gdpr import (
     ErasureIncomplete,
     ErasureLog,
     StoreUnavailable,
     default_registry,
 )
-from salon.restock import RestockBook
-from salon.sessions import ClientRef
-from salon.stack import free_port
-from salon.whatsapp.consent import ConsentBook
+from salon.storage.db import make_async_engine, make_sync_engine
 from tests.seeding import seed_maison
 from tests.test_privacy import production_endpoints
 from tests.test_whatsapp_sender import T0, say, settle, wired

@@ -19,10 +19,12 @@ from sqlalchemy import create_engine, select, text
 
 from salon.clock import ManualClock
 from salon.config import Settings
-from salon.db import sync_url
-from salon.sessions import ClientRef, RedisSessionStore
-from salon.stack import free_port
-from salon.whatsapp.records import InboxItem, inbox_table, outbound_table
+from salon.dev.stack import free_port
+from salon.guard.sent import outbound_table
+from salon.identity import ClientRef
+from salon.storage.db import sync_url
+from salon.webhook.inbox import InboxItem, inbox_table
+from salon.window.redis_store import RedisSessionStore
 from tests.whatsapp_support import (
     PNID,
     contact,
@@ -183,7 +185,7 @@ async def test_a_stale_pending_message_is_swept_once_its_lease_ran_out(sqlite_ur
         # A channel on another host claimed it, then went silent.
         item = InboxItem(wamid=wamid(), phone_number_id=PNID, sender_id="33600000001", sent_at=NOW,
                          text="Is anyone there?", metadata={"wa_id": "33600000001"}, state="pending", attempts=0)
-        assert await service.records.claim_inbound([item], NOW, owner="elsewhere:4242:cafe:0",
+        assert await service.inbox.claim_inbound([item], NOW, owner="elsewhere:4242:cafe:0",
                                                    lease=timedelta(minutes=2)) == [True]
         assert await service.sweep() == 0  # its lease still runs
         await ch.settle()
@@ -200,7 +202,7 @@ async def test_a_stale_pending_message_is_swept_once_its_lease_ran_out(sqlite_ur
 async def test_failed_turns_are_retried_with_backoff_then_handed_to_an_advisor(
     sqlite_url: str, tmp_path: Path
 ) -> None:
-    from salon.handoff import HandoffBook
+    from salon.advisors.handoff import HandoffBook
 
     clock = ManualClock(NOW)
     attempts: list[str] = []

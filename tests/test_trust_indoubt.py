@@ -20,12 +20,12 @@ from sqlalchemy import select
 from salon.clock import ManualClock, SystemClock
 from salon.config import PROJECT_ROOT, Settings
 from salon.emulator.config import EmulatorConfig
-from salon.outbound import QUEUED, SENT_FREE_FORM, OutboundQueue, origin_of, parse_request
-from salon.outbound_worker import OutboundWorker, WorkerConfig
-from salon.pacing import PacingConfig
+from salon.guard.sent import outbound_table
+from salon.outbound.pacing import PacingConfig
+from salon.outbound.queue import QUEUED, SENT_FREE_FORM, OutboundQueue, origin_of, parse_request
+from salon.outbound.worker import OutboundWorker, WorkerConfig
+from salon.webhook.runtime import open_sender
 from salon.whatsapp.graph import GraphConfig
-from salon.whatsapp.records import outbound_table
-from salon.whatsapp.runtime import open_sender
 from tests.outbound_support import PNID, GraphStandIn, outbound_stack
 
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
@@ -145,9 +145,9 @@ async def test_a_worker_killed_right_after_meta_accepted_is_not_sent_again(setti
 async def test_attempt_trace_prefers_any_evidence_of_acceptance(database_url: str) -> None:
     """The rows of one attempt in every order they can be written: the guard's "no
     answer" row never hides Meta's status webhook, and alone it is "in doubt"."""
-    from salon.whatsapp.records import WhatsAppRecords
+    from salon.guard.sent import SentLog
 
-    records = WhatsAppRecords(database_url)
+    records = SentLog(database_url)
     await records.initialize()
     queue = OutboundQueue(engine=records.engine)
     await queue.initialize()

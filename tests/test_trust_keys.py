@@ -11,11 +11,11 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from salon.access import TokenBook
+from salon.access.tokens import TokenBook
 from salon.clock import ManualClock
-from salon.outbound import OutboundQueue, parse_request
-from salon.outbound_api import create_app
-from salon.stack import free_port
+from salon.dev.stack import free_port
+from salon.outbound.api import create_app
+from salon.outbound.queue import OutboundQueue, parse_request
 
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
 PNID = "100000000000001"

@@ -7,10 +7,10 @@ from datetime import timedelta
 
 from salon.clock import ManualClock
 from salon.config import Settings
-from salon.sessions import ClientRef
-from salon.stack import free_port
+from salon.dev.stack import free_port
+from salon.identity import ClientRef
 from salon.whatsapp.graph import GraphClient, GraphConfig
-from salon.whatsapp.rendering import OutgoingMessage
+from salon.whatsapp.messages import OutgoingMessage
 from tests.test_whatsapp_sender import CLAIRE, T0, outbox, say, settle, wired
 from tests.whatsapp_support import PNID
 

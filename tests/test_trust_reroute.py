@@ -12,9 +12,9 @@ import aiohttp
 
 from salon.clock import ManualClock
 from salon.config import Settings
-from salon.sessions import ClientRef
-from salon.whatsapp.rendering import OutgoingMessage
-from salon.whatsapp.runtime import open_sender
+from salon.identity import ClientRef
+from salon.webhook.runtime import open_sender
+from salon.whatsapp.messages import OutgoingMessage
 from tests.outbound_support import emulator_graph
 from tests.test_whatsapp_sender import CLAIRE, T0, outbox, say, settle, wired
 from tests.whatsapp_support import PNID, Channel
@@ -110,16 +110,16 @@ async def test_two_senders_rerouting_the_same_failure_send_once(settings: Settin
         await ch.settle()
         clock.advance(timedelta(hours=2))
         ref = ClientRef(PNID, wa_id=CLAIRE)
-        assert ch.runtime.records is not None and ch.runtime.sessions is not None
+        assert ch.runtime.service is not None and ch.runtime.sessions is not None
         # What an async 131047 leaves behind: the failed free-form record, the window closed.
-        await ch.runtime.records.record_outbound(
+        await ch.runtime.service.sent.record_outbound(
             phone_number_id=PNID, recipient=CLAIRE, kind="free_form", status="failed", at=clock.now(),
             wamid="wamid.TRUST-H1-FAILED", purpose="order_shipped",
             payload={"message": {"type": "text", "text": {"body": "Your order has left the atelier."}},
                      "params": {"order_ref": "SOL-482913"}},
             error={"code": 131047, "title": "Re-engagement message"})
         await ch.runtime.sessions.record_window_closed(ref, clock.now())
-        record = await ch.runtime.records.outbound_by_wamid("wamid.TRUST-H1-FAILED")
+        record = await ch.runtime.service.sent.outbound_by_wamid("wamid.TRUST-H1-FAILED")
         assert record is not None
 
         other = await open_sender(settings, emulator_graph(emu), clock)

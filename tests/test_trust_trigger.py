@@ -18,14 +18,14 @@ import jwt
 import pytest
 from aiohttp import web
 
-from salon.access import TokenBook
+from salon.access.tokens import TokenBook
 from salon.clock import ManualClock
 from salon.config import Settings
-from salon.outbound import FAILED, QUEUED, REFUSED, TRIGGERED, origin_of, parse_request
-from salon.outbound_api import create_app
-from salon.outbound_worker import MAX_TRIGGER_ATTEMPTS, OutboundWorker, RasaTrigger
-from salon.pacing import PacingConfig
-from salon.stack import free_port
+from salon.dev.stack import free_port
+from salon.outbound.api import create_app
+from salon.outbound.pacing import PacingConfig
+from salon.outbound.queue import FAILED, QUEUED, REFUSED, TRIGGERED, origin_of, parse_request
+from salon.outbound.worker import MAX_TRIGGER_ATTEMPTS, OutboundWorker, RasaTrigger
 from tests.outbound_support import PNID, Stack, outbound_stack
 
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)

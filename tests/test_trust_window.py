@@ -12,8 +12,8 @@ from salon.clock import ManualClock
 from salon.config import Settings
 from salon.emulator.config import EmulatorConfig
 from salon.emulator.testing import running_emulator
-from salon.sessions import ClientRef
-from salon.whatsapp.rendering import OutgoingMessage
+from salon.identity import ClientRef
+from salon.whatsapp.messages import OutgoingMessage
 from tests.outbound_support import GraphStandIn
 from tests.test_whatsapp_sender import CLAIRE, T0, outbox, say
 from tests.whatsapp_support import APP_SECRET, PNID, running_channel

@@ -1,4 +1,4 @@
-"""The virtualenv's own defaults (salon/venv_defaults.py, loaded by salon-defaults.pth):
+"""The virtualenv's own defaults (salon/dev/venv_defaults.py, loaded by salon-defaults.pth):
 they hold for any process of .venv, typed commands included, not only inside make."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from salon import venv_defaults
+from salon.dev import venv_defaults
 
 BARS = """
 from tqdm import tqdm

@@ -28,17 +28,20 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from salon.clock import ManualClock
+from salon.clock import ManualClock, from_us
 from salon.config import Settings
-from salon.sessions import RedisSessionStore, SessionStore, SqlSessionStore, from_us
-from salon.templates import TemplateRegistry
-from salon.whatsapp.consent import ConsentBook, preferences_table
+from salon.consent.book import ConsentBook, preferences_table
+from salon.guard.sender import GuardedSender
+from salon.guard.sent import SentLog, outbound_table
+from salon.templates.registry import TemplateRegistry
+from salon.webhook.inbox import Inbox, InboxItem, inbox_table
+from salon.webhook.pipeline import Reply, Turn, WebhookService, client_of_item
 from salon.whatsapp.graph import GraphClient, GraphConfig
-from salon.whatsapp.inbound import WebhookFormatError, parse_body, parse_webhook
-from salon.whatsapp.records import InboxItem, WhatsAppRecords, inbox_table, outbound_table
-from salon.whatsapp.sender import GuardedSender
-from salon.whatsapp.service import Reply, Turn, WebhookService, client_of_item
 from salon.whatsapp.signature import sign
+from salon.whatsapp.updates import WebhookFormatError, parse_body, parse_webhook
+from salon.window.redis_store import RedisSessionStore
+from salon.window.sql_store import SqlSessionStore
+from salon.window.state import SessionStore
 from tests.whatsapp_support import APP_SECRET, SHARED_FIXTURES, VERIFY_TOKEN, running_channel
 
 OUR_NUMBER = "1"
@@ -85,8 +88,10 @@ class Rig:
 
     async def _build(self) -> WebhookService:
         clock = ManualClock(datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc))
-        records = WhatsAppRecords(self.url)
+        records = Inbox(self.url)
         await records.initialize()
+        sent = SentLog(engine=records.engine)
+        await sent.initialize()
         sessions = self._sessions
         if sessions is None:  # an outage store is passed in as it is, never reachable
             sessions = SqlSessionStore(engine=records.engine, clock=clock)
@@ -97,7 +102,8 @@ class Rig:
         # Nothing listens on port 9: mark-as-read calls fail at once and are logged.
         graph = GraphClient(GraphConfig(access_token="t", phone_number_id=OUR_NUMBER, base_url="http://127.0.0.1:9"),
                             sleep=_instant)
-        sender = GuardedSender(graph=graph, sessions=sessions, records=records, consents=consents,
+        sender = GuardedSender(graph=graph, sessions=sessions, sent=sent,
+                               profile_name=records.latest_profile_name, consents=consents,
                                registry=registry, clock=clock)
         self.graph, self.records, self.sessions, self.consents = graph, records, sessions, consents
 
@@ -105,7 +111,7 @@ class Rig:
             self.turns.append(turn)
 
         return WebhookService(app_secret=APP_SECRET, verify_token=VERIFY_TOKEN, phone_number_id=OUR_NUMBER,
-                              sessions=sessions, records=records, consents=consents, registry=registry,
+                              sessions=sessions, inbox=records, sent=sent, consents=consents, registry=registry,
                               sender=sender, clock=clock, on_turn=on_turn)
 
     def post(self, body: bytes) -> Reply:

@@ -18,15 +18,16 @@ from rasa.core.channels.channel import UserMessage
 from sqlalchemy import create_engine, select
 
 from salon.config import Settings
-from salon.db import sync_url
 from salon.emulator.config import EmulatorConfig
 from salon.emulator.testing import running_emulator
-from salon.sessions import ClientRef
-from salon.whatsapp.io_process import IoProcessRuntime
-from salon.whatsapp.records import inbox_table, outbound_table
-from salon.whatsapp.rendering import OutgoingMessage
-from salon.whatsapp.rpc import PeerClosed, RemoteError, RpcPeer
-from salon.whatsapp.runtime import ChannelConfigError
+from salon.guard.sent import outbound_table
+from salon.identity import ClientRef
+from salon.storage.db import sync_url
+from salon.webhook.companion import IoProcessRuntime
+from salon.webhook.inbox import inbox_table
+from salon.webhook.rpc import PeerClosed, RemoteError, RpcPeer
+from salon.webhook.runtime import ChannelConfigError
+from salon.whatsapp.messages import OutgoingMessage
 from tests.whatsapp_support import (
     APP_SECRET,
     PNID,

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from salon.whatsapp.records import CLAIM_CHUNK, InboxItem, WhatsAppRecords
+from salon.webhook.inbox import CLAIM_CHUNK, Inbox, InboxItem
 
 AT = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
 
@@ -21,8 +21,8 @@ def _item(wamid: str, text: str = "Hello") -> InboxItem:
 
 
 @pytest.fixture()
-async def records(database_url: str) -> AsyncIterator[WhatsAppRecords]:
-    store = WhatsAppRecords(database_url)
+async def records(database_url: str) -> AsyncIterator[Inbox]:
+    store = Inbox(database_url)
     await store.initialize()
     try:
         yield store
@@ -30,7 +30,7 @@ async def records(database_url: str) -> AsyncIterator[WhatsAppRecords]:
         await store.close()
 
 
-async def test_a_batch_over_several_statements_claims_each_new_message_once(records: WhatsAppRecords) -> None:
+async def test_a_batch_over_several_statements_claims_each_new_message_once(records: Inbox) -> None:
     assert await records.claim_inbound([_item("wamid.seen.3"), _item("wamid.seen.70")], AT) == [True, True]
     size = 2 * CLAIM_CHUNK + 30
     batch = [_item(f"wamid.seen.{n}", text=f"message {n}") for n in range(size)]
@@ -48,7 +48,7 @@ async def test_a_batch_over_several_statements_claims_each_new_message_once(reco
     assert await records.claim_inbound(batch[:3], AT) == [False, False, False]
 
 
-async def test_concurrent_claims_of_the_same_messages_have_one_winner_each(records: WhatsAppRecords) -> None:
+async def test_concurrent_claims_of_the_same_messages_have_one_winner_each(records: Inbox) -> None:
     wamids = [f"wamid.race.{n}" for n in range(3 * CLAIM_CHUNK)]
     batches = [[_item(w) for w in wamids[k * CLAIM_CHUNK // 2:]] for k in range(4)]
     results = await asyncio.gather(*(records.claim_inbound(batch, AT) for batch in batches))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from salon.whatsapp.addressing import is_bsuid
-from salon.whatsapp.rendering import (
+from salon.whatsapp.messages import (
     MAX_TEXT,
     RenderError,
     render_response,

@@ -19,10 +19,15 @@ from salon.clock import Clock, ManualClock, SystemClock
 from salon.config import Settings
 from salon.emulator.config import EmulatorConfig
 from salon.emulator.testing import running_emulator
-from salon.errors import AuthError, TemplatePausedError, ThroughputLimitError, WindowClosedError
-from salon.sessions import ClientRef
+from salon.guard.sent import outbound_table
+from salon.identity import ClientRef
+from salon.whatsapp.errors import (
+    AuthError,
+    TemplatePausedError,
+    ThroughputLimitError,
+    WindowClosedError,
+)
 from salon.whatsapp.graph import GraphClient, GraphConfig
-from salon.whatsapp.records import outbound_table
 from tests.whatsapp_support import APP_SECRET, Channel, running_channel
 
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
@@ -100,7 +105,7 @@ async def test_reply_inside_the_window_is_free_form_and_statuses_flow_back(setti
         assert sent["type"] == "text" and sent["template"] is None
         assert sent["body"] == "Good day, Claire. How may I help?"
         assert sent["status"] == "read" and sent["error_code"] is None
-        record = await ch.runtime.service.records.outbound_by_wamid(sent["wamid"])  # type: ignore[union-attr]
+        record = await ch.runtime.service.sent.outbound_by_wamid(sent["wamid"])  # type: ignore[union-attr]
         assert record is not None and record.status == "read" and record.utter_action == "utter_greet"
         assert [m.text for m in ch.received] == ["Hello"]
 
@@ -183,7 +188,7 @@ async def test_async_131047_marks_the_window_closed_and_reroutes(settings: Setti
         state = await ch.runtime.service.sessions.get(ClientRef(ch.runtime.config.phone_number_id, wa_id=CLAIRE))  # type: ignore[union-attr]
         assert state is not None and state.window_closed_code == 131047 and state.parked_count == 1
         # The failure is recorded once even if Meta repeats the webhook.
-        record = await ch.runtime.service.records.outbound_by_wamid(box[0]["wamid"])  # type: ignore[union-attr]
+        record = await ch.runtime.service.sent.outbound_by_wamid(box[0]["wamid"])  # type: ignore[union-attr]
         assert record is not None and record.status == "failed" and record.error_code == 131047
 
 
@@ -273,7 +278,7 @@ async def test_a_raw_template_in_custom_content_is_refused(settings: Settings) -
         await reply.send_response(CLAIRE, {"custom": raw})
         await ch.settle()
         assert await outbox(admin, CLAIRE) == []
-        engine = ch.runtime.service.records.engine  # type: ignore[union-attr]
+        engine = ch.runtime.service.inbox.engine  # type: ignore[union-attr]
         async with engine.connect() as conn:
             rows = (await conn.execute(select(outbound_table.c.status, outbound_table.c.payload))).all()
         assert len(rows) == 2 and all(r.status == "refused" and r.payload["reason"] == "raw_template" for r in rows)

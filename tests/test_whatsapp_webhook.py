@@ -15,10 +15,12 @@ import pytest
 from sqlalchemy import create_engine, func, select
 
 from salon.config import Settings
-from salon.db import sync_url
-from salon.sessions import ClientRef, RedisSessionStore
-from salon.whatsapp.records import inbox_table, outbound_table
+from salon.guard.sent import outbound_table
+from salon.identity import ClientRef
+from salon.storage.db import sync_url
+from salon.webhook.inbox import inbox_table
 from salon.whatsapp.signature import sign
+from salon.window.redis_store import RedisSessionStore
 from tests.whatsapp_support import (
     APP_SECRET,
     PNID,
@@ -174,7 +176,7 @@ async def _check_state(name: str, path: Path, ch) -> None:  # type: ignore[no-un
         assert state is not None and state.window_closed_code == 131047
     if "statuses" in value:
         first = value["statuses"][0]
-        record = await service.records.outbound_by_wamid(first["id"])
+        record = await service.sent.outbound_by_wamid(first["id"])
         assert record is not None and record.status == first["status"]
         if first.get("errors"):
             assert record.error_code == first["errors"][0]["code"]
@@ -353,14 +355,14 @@ async def test_out_of_order_and_duplicate_statuses_stay_monotonic(database_url: 
         for state, offset in [("read", 3), ("delivered", 2), ("sent", 1), ("read", 3), ("delivered", 2)]:
             payload = envelope(messages_change([], None, [status(sid, state, TS + offset, "33600000001")]))
             assert (await ch.post(payload))[0] == 200
-        record = await ch.runtime.service.records.outbound_by_wamid(sid)  # type: ignore[union-attr]
+        record = await ch.runtime.service.sent.outbound_by_wamid(sid)  # type: ignore[union-attr]
         assert record is not None and record.status == "read"
         failed = status(sid, "failed", TS + 4, "33600000001",
                         [{"code": 131026, "title": "Message undeliverable"}])
         assert (await ch.post(envelope(messages_change([], None, [failed]))))[0] == 200
         late = status(sid, "delivered", TS + 5, "33600000001")
         assert (await ch.post(envelope(messages_change([], None, [late]))))[0] == 200
-        record = await ch.runtime.service.records.outbound_by_wamid(sid)  # type: ignore[union-attr]
+        record = await ch.runtime.service.sent.outbound_by_wamid(sid)  # type: ignore[union-attr]
         assert record is not None and record.status == "failed" and record.error_code == 131026
 
 

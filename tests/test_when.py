@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from salon.when import TimeWindow, parse_when
+from salon.conversation.when import TimeWindow, parse_when
 from tests.instants import FROZEN_INSTANTS, parse_instant, suite_now
 
 PARIS = ZoneInfo("Europe/Paris")

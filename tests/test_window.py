@@ -1,4 +1,4 @@
-"""The customer service window rules (salon/window.py)."""
+"""The customer service window rules (salon/window/rules.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from salon.clock import ManualClock, from_unix
-from salon.window import (
+from salon.window.rules import (
     DEFAULT_MARGIN,
     REASON_CLOSED_BY_FAILURE,
     REASON_CLOSING,

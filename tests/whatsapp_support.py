@@ -19,15 +19,15 @@ import aiohttp
 from rasa.core.channels.channel import UserMessage
 from sanic import Sanic
 
-from connectors.advisor import SanicRateLimit
+from connectors.advisor_api import SanicRateLimit
 from connectors.whatsapp import ChannelRuntime, WhatsAppInput
 from salon.clock import Clock
 from salon.config import Settings
-from salon.sessions import SessionStore
-from salon.whatsapp.io_process import IoProcessRuntime
-from salon.whatsapp.runtime import ChannelConfig, WhatsAppRuntime
+from salon.webhook.companion import IoProcessRuntime
+from salon.webhook.runtime import ChannelConfig, WhatsAppRuntime
 from salon.whatsapp.signature import sign
 from salon.whatsapp.versions import DEFAULT_API_VERSION
+from salon.window.state import SessionStore
 
 APP_SECRET = "test-app-secret"
 VERIFY_TOKEN = "test-verify-token"

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from salon.emulator.app import create_app
 from salon.emulator.config import EmulatorConfig, config_from_cli
 from salon.emulator.server import EmulatorServer
-from salon.eventloop import run_fast
+from salon.loops import run_fast
 
 
 async def serve(config: EmulatorConfig) -> None:

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from salon import errors
 from salon.emulator.ids import fbtrace_id
-from salon.errors import title_for as _salon_title_for
+from salon.whatsapp import errors
+from salon.whatsapp.errors import title_for as _salon_title_for
 
 __all__ = [
     "ERROR_HREF",

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Final
 
-from salon.templates import Template
+from salon.templates.registry import Template
 
 __all__ = [
     "FEP_DURATION",

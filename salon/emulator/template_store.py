@@ -11,7 +11,7 @@ from typing import Any, Final
 
 from salon.emulator.graph_errors import GraphError
 from salon.emulator.ids import new_numeric_id
-from salon.templates import (
+from salon.templates.registry import (
     CATEGORIES,
     Template,
     TemplateDefinitionError,

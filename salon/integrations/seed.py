@@ -27,8 +27,8 @@ import yaml
 from sqlalchemy import Table, and_, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
-from salon.db import make_sync_engine
 from salon.integrations import schema
+from salon.storage.db import make_sync_engine
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 CARRIERS = ("DHL Express", "UPS", "Chronopost", "boutique courier")

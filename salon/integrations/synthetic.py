@@ -8,8 +8,8 @@ from datetime import datetime, timezone
 
 from sqlalchemy import insert
 
-from salon.db import make_sync_engine
 from salon.integrations.schema import clients, consents
+from salon.storage.db import make_sync_engine
 
 __all__ = ["add_synthetic_clients", "synthetic_wa_id"]
 

@@ -11,7 +11,7 @@
 - :mod:`salon.llm.guardrails`: checks every answer against the retrieved facts.
 - :mod:`salon.llm.offline`: the deterministic grounded responder.
 - :mod:`salon.llm.audit`: every turn recorded, masked, with a retention purge.
-- :mod:`salon.llm.advisor`: the turn itself, tying the above together.
+- :mod:`salon.llm.responder`: the turn itself, tying the above together.
 
 Nothing here imports Rasa.
 """

@@ -27,8 +27,8 @@ from sqlalchemy import JSON, Column, Index, Integer, MetaData, String, Table, Te
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from salon.clock import Clock, require_aware
-from salon.db import SqlTables
 from salon.integrations.schema import AwareDateTime
+from salon.storage.db import SqlTables
 
 __all__ = ["AuditEntry", "LlmAudit", "audit_table", "legacy_sender_keys", "mask", "sender_key", "sender_keys"]
 

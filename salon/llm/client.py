@@ -4,7 +4,7 @@ The official ``openai`` package (``AsyncOpenAI``) does the HTTP; its own retries
 so that this module decides: transient failures (timeouts, connection errors, 429 and
 5xx) are retried with a short backoff, anything else (400, 401, 403, 404, 422 …) is not.
 Every call is bounded twice: each attempt by its own timeout, and all attempts of a turn
-by the caller's deadline (``asyncio.wait_for`` in :mod:`salon.llm.advisor`), so a slow
+by the caller's deadline (``asyncio.wait_for`` in :mod:`salon.llm.responder`), so a slow
 provider can neither hold the conversation nor push the answer past the window.
 """
 

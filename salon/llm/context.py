@@ -14,7 +14,7 @@ from datetime import date
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from salon.consent import latest_decisions
+from salon.consent.ledger import latest_decisions
 from salon.integrations.schema import advisors, boutiques, clients, products, purchases
 
 __all__ = ["ClientContext", "Purchase", "load_client_context"]

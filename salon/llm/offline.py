@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from salon.conversation.product_answers import availability_sentence
 from salon.integrations.catalog import ProductFacts
 from salon.llm.context import ClientContext
 from salon.llm.retrieval import Ranked
-from salon.product_answers import availability_sentence
 
 __all__ = ["advisor_offer", "offline_answer", "safe_answer"]
 

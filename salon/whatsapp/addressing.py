@@ -13,7 +13,7 @@ module is the one place that writes a recipient into a request body:
 :class:`Recipient` is built from what the client's session and the caller know; every send
 path (assistant replies, templates, nudges and parked deliveries, the outbound worker,
 advisor replies, re-routes after 131047) goes through
-:class:`salon.whatsapp.sender.GuardedSender`, which builds it.
+:class:`salon.guard.sender.GuardedSender`, which builds it.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-from salon.sessions import ClientRef, SessionState
+from salon.identity import ClientRef
+from salon.window.state import SessionState
 
 __all__ = ["Recipient", "is_bsuid", "is_phone"]
 

@@ -1,5 +1,5 @@
 """The asynchronous Graph API client: keep-alive connections (:mod:`salon.whatsapp.http1`),
-one deadline per call, every error mapped through :mod:`salon.errors` and retried by its
+one deadline per call, every error mapped through :mod:`salon.whatsapp.errors` and retried by its
 own policy.
 
 Two ways to authenticate, same endpoints and bodies:
@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import ujson
 
-from salon.errors import NoResponseError, WhatsAppError, from_graph_error
+from salon.whatsapp.errors import NoResponseError, WhatsAppError, from_graph_error
 from salon.whatsapp.http1 import ConnectFailed, Http1Pool, NoAnswer
 from salon.whatsapp.versions import DEFAULT_API_VERSION
 
@@ -126,7 +126,7 @@ class GraphClient:
         """POST one message object (``to`` or ``recipient``, ``type`` … ; ``messaging_product``
         is added; :class:`salon.whatsapp.addressing.Recipient` writes the recipient).
 
-        Raises a :class:`~salon.errors.WhatsAppError` subclass once retries (for codes
+        Raises a :class:`~salon.whatsapp.errors.WhatsAppError` subclass once retries (for codes
         whose policy allows them) are exhausted.
         """
         body = {"messaging_product": "whatsapp", **message}

@@ -22,10 +22,10 @@ import pytest
 from sqlalchemy import select, text
 
 from salon.config import PROJECT_ROOT
-from salon.db import make_sync_engine
+from salon.dev.stack import Stack, StackConfig
 from salon.integrations.schema import appointments
-from salon.stack import Stack, StackConfig
-from salon.whatsapp.io_process import CHILD_NAME
+from salon.storage.db import make_sync_engine
+from salon.webhook.companion import CHILD_NAME
 from tests.instants import suite_now
 from tests.log_scan import Needles, scan
 
@@ -398,14 +398,14 @@ def test_logs_of_every_process_hold_no_personal_data(stack: Stack) -> None:
         "the assistant's answers in Rasa's events, masked": bool(
             re.search(r"BotUttered\('\[text:[0-9a-f]{6}\]'", rasa_log)),
         "each message in the I/O process, masked": bool(re.search(
-            rf"DEBUG +{CHILD_NAME}\[\d+\] salon.whatsapp.service - message \[wamid:\w+\] from \[phone:", rasa_log)),
+            rf"DEBUG +{CHILD_NAME}\[\d+\] salon.webhook.pipeline - message \[wamid:\w+\] from \[phone:", rasa_log)),
         "the BSUID client's message in the I/O process, masked": bool(re.search(
-            rf"{CHILD_NAME}\[\d+\] salon.whatsapp.service - message \[wamid:\w+\] from \[bsuid:", rasa_log)),
+            rf"{CHILD_NAME}\[\d+\] salon.webhook.pipeline - message \[wamid:\w+\] from \[bsuid:", rasa_log)),
         "each send in the I/O process, masked": bool(
-            re.search(rf"{CHILD_NAME}\[\d+\] salon.whatsapp.sender - send to \[phone:", rasa_log)),
+            re.search(rf"{CHILD_NAME}\[\d+\] salon.guard.sender - send to \[phone:", rasa_log)),
         "the action server at DEBUG": " DEBUG " in actions_log and "action_greet" in actions_log,
         "the worker's send, masked": bool(
-            re.search(r"DEBUG salon.whatsapp.sender: send to \[phone:\w+\] \(order_update\): free_form", worker_log)),
+            re.search(r"DEBUG salon.guard.sender: send to \[phone:\w+\] \(order_update\): free_form", worker_log)),
         "the run's bodies": len(SAID) >= 10,
     }
     assert all(seen.values()), {what: ok for what, ok in seen.items() if not ok}

@@ -12,13 +12,13 @@ import pytest
 
 from salon.clock import ManualClock, OffsetFileClock
 from salon.emulator.testing import WebhookReceiver
-from salon.errors import (
+from salon.templates.registry import GraphTemplatePageFetcher, TemplateRegistry
+from salon.whatsapp.errors import (
     MarketingOptOutError,
     PaginationCursorError,
     WindowClosedError,
     errors_from_webhook,
 )
-from salon.templates import GraphTemplatePageFetcher, TemplateRegistry
 from tests.emulator.emulator_support import CLAIRE, HUGO, Api, StartApi, nudge_request
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)

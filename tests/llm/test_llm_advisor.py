@@ -16,11 +16,11 @@ import pytest
 
 from salon.clock import ManualClock
 from salon.config import PROJECT_ROOT
-from salon.db import make_async_engine
 from salon.integrations.seed import seed_database
-from salon.llm.advisor import StylingAdvisor, StylingReply
 from salon.llm.audit import LlmAudit
 from salon.llm.config import LlmSettings
+from salon.llm.responder import StylingAdvisor, StylingReply
+from salon.storage.db import make_async_engine
 from tests.llm.scripted_llm import ScriptedLlm, Step, running_llm
 
 T0 = datetime(2026, 11, 29, 10, 0, tzinfo=timezone.utc)

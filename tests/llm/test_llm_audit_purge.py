@@ -50,10 +50,10 @@ async def test_an_unknown_senders_audit_is_keyed_by_a_salted_hash_and_erased_wit
         settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Review H3: someone the book does not know is audited under a keyed hash of the id she
     wrote from (not her last digits), which her erasure finds; another sender's rows stay."""
-    from salon.db import make_async_engine
-    from salon.llm.advisor import StylingAdvisor
     from salon.llm.config import LlmSettings
-    from salon.privacy import default_registry
+    from salon.llm.responder import StylingAdvisor
+    from salon.privacy.gdpr import default_registry
+    from salon.storage.db import make_async_engine
 
     ines, stranger = "FR.40213376198812340001", "33699999999"
     monkeypatch.setenv("SALON_PRIVACY_SALT", "audit-test-salt")

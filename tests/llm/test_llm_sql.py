@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta, timezone
 
 from salon.clock import ManualClock
-from salon.db import make_async_engine
 from salon.integrations.catalog import SqlCatalog
 from salon.llm.audit import AuditEntry, LlmAudit
 from salon.llm.context import load_client_context
+from salon.storage.db import make_async_engine
 from tests.seeding import seed_maison
 
 T0 = datetime(2026, 11, 29, 10, 0, tzinfo=timezone.utc)

@@ -25,8 +25,8 @@ from salon.clock import ManualClock
 from salon.config import PROJECT_ROOT, Settings
 from salon.emulator.config import EmulatorConfig
 from salon.emulator.testing import running_emulator
+from salon.identity import ClientRef
 from salon.integrations.seed import seed_database
-from salon.sessions import ClientRef
 from tests.llm.scripted_llm import Step, running_llm
 from tests.whatsapp_support import APP_SECRET, running_channel
 
@@ -124,7 +124,7 @@ async def test_a_slow_model_turn_after_the_window_is_parked_not_sent(
         assert nudge["type"] == "template" and nudge["template"] == "advisor_update_nudge"
         assert "Mistral" not in (nudge["body"] or "") and "1,850" not in (nudge["body"] or "")
         assert state.parked_count == 1 and state.nudge_pending
-        record = await ch.runtime.service.records.outbound_by_wamid(nudge["wamid"])  # type: ignore[union-attr]
+        record = await ch.runtime.service.sent.outbound_by_wamid(nudge["wamid"])  # type: ignore[union-attr]
         assert record is not None and record.kind == "nudge"
         # Her tap opens the window again and delivers the answer, with no new turn.
         turns = len(ch.received)

@@ -1,0 +1,248 @@
+"""The advisor API on the WhatsApp channel's blueprint (so under
+``/webhooks/whatsapp/advisor/``), a thin adapter over :mod:`salon.advisors.desk`.
+
+Routes (``Authorization: Bearer <token>``, scope ``advisor``; see ``SALON_API_TOKENS``):
+
+- ``GET  /advisor/conversations[?all=true]``: conversations handed over, with the window;
+- ``GET  /advisor/conversations/<id>``: the handoff, the window and the transcript;
+- ``POST /advisor/conversations/<id>/reply`` ``{"text": "..."}``: through the send-time guard;
+- ``POST /advisor/conversations/<id>/resume``: back to the assistant;
+- ``GET  /advisor/repairs[?all=true]``: the repair requests of the advisor's clients, with
+  each client's window (closed ones with ``all``);
+- ``GET  /advisor/repairs/<id>``: one request with its history;
+- ``POST /advisor/repairs/<id>/status`` ``{"status": "ready", "note": "..."}``: the new
+  status, told to the client through the send-time guard.
+
+The transcript, the advisor's messages and the resume live in the agent's tracker
+store, updated under the agent's lock store like any turn.
+
+Every route is limited per client IP before the token is checked (``SALON_ADVISOR_API_RATE``
+requests a minute, 300 by default, burst ``SALON_ADVISOR_API_BURST``; see
+:mod:`salon.access.ratelimit`): past it, 429 with ``Retry-After``. The same limit covers the
+channel's health route; Meta's webhook route is never limited.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+from rasa.shared.core.constants import ACTION_LISTEN_NAME
+from rasa.shared.core.events import (
+    ActionExecuted,
+    BotUttered,
+    ConversationPaused,
+    ConversationResumed,
+    SessionStarted,
+    UserUttered,
+)
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from salon.access.ratelimit import ClientIp, IpRateLimit, RateLimitSettings, too_many_requests
+from salon.access.tokens import TokenBook
+from salon.advisors.desk import AdvisorDesk, DeskAnswer
+from salon.advisors.handoff import HandoffBook
+from salon.advisors.repairs import RepairBook
+from salon.integrations.bookings import SqlBookings
+from salon.integrations.crm import SqlCrm
+from salon.webhook.companion import IoProcessRuntime
+from salon.webhook.runtime import WhatsAppRuntime
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Runner = Callable[[Coroutine[Any, Any, T]], Awaitable[T]]
+Route = Callable[..., Awaitable[HTTPResponse]]
+DEFAULT_RATE = 300
+
+
+class SanicRateLimit:
+    """A per-IP limit for Sanic routes: ``@limit`` on a handler answers 429 (with
+    ``Retry-After`` and a JSON error) before the handler runs."""
+
+    def __init__(self, settings: RateLimitSettings, clock: Callable[[], float] | None = None,
+                 *, name: str = "advisor API") -> None:
+        self.limiter = IpRateLimit.from_settings(settings, clock, name=name)
+        self.clients = ClientIp(settings.trusted_proxies)
+
+    @classmethod
+    def from_env(cls) -> SanicRateLimit:
+        return cls(RateLimitSettings.from_env("ADVISOR_API", DEFAULT_RATE))
+
+    def __call__(self, handler: Route) -> Route:
+        @functools.wraps(handler)
+        async def limited(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse:
+            # request.ip is the connection's peer; X-Forwarded-For counts only from a
+            # trusted proxy (ClientIp).
+            key = self.clients.resolve(request.ip, request.headers.getall("x-forwarded-for", []))
+            wait = self.limiter.hit(key)
+            if wait:
+                body, headers = too_many_requests(wait)
+                return response.json(body, status=429, headers=headers)
+            return await handler(request, *args, **kwargs)
+
+        return limited
+
+
+def _json_body(request: Request) -> Any:
+    """The request's JSON body, or None when it is missing or not JSON (the desk answers
+    400 for a body it cannot use)."""
+    try:
+        return json.loads(request.body or b"null")
+    except ValueError:
+        return None
+
+
+def _at(timestamp: float | None) -> str | None:
+    return datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat() if timestamp else None
+
+
+class RasaTranscripts:
+    """:class:`salon.advisors.desk.Transcripts` over a Rasa agent's stores."""
+
+    def __init__(self, agent: Callable[[], Any], run: Runner[Any]) -> None:
+        self._agent = agent
+        self._run = run
+
+    async def transcript(self, conversation_id: str) -> list[dict[str, Any]]:
+        async def read() -> list[dict[str, Any]]:
+            tracker = await self._agent().tracker_store.retrieve_full_tracker(conversation_id)
+            lines: list[dict[str, Any]] = []
+            for event in tracker.events if tracker is not None else ():
+                if isinstance(event, UserUttered):
+                    lines.append({"at": _at(event.timestamp), "from": "client", "text": event.text})
+                elif isinstance(event, BotUttered):
+                    advisor = (event.metadata or {}).get("advisor")
+                    text = event.text or json.dumps(event.data.get("custom") or event.data)
+                    lines.append({"at": _at(event.timestamp), "from": "advisor" if advisor else "assistant",
+                                  "text": text, **({"advisor": advisor} if advisor else {})})
+                elif isinstance(event, ConversationPaused):
+                    lines.append({"at": _at(event.timestamp), "from": "system", "text": "handed to an advisor"})
+                elif isinstance(event, ConversationResumed):
+                    lines.append({"at": _at(event.timestamp), "from": "system", "text": "back with the assistant"})
+                elif isinstance(event, SessionStarted):
+                    lines.append({"at": _at(event.timestamp), "from": "system", "text": "new session"})
+            return lines
+
+        return await self._run(read())
+
+    async def _append(self, conversation_id: str, event: Any, *, then_listen: bool = False) -> None:
+        async def write() -> None:
+            agent = self._agent()
+            async with agent.lock_store.lock(conversation_id):
+                tracker = await agent.tracker_store.get_or_create_tracker(conversation_id)
+                tracker.update(event)
+                if then_listen and tracker.latest_action_name != ACTION_LISTEN_NAME:
+                    # While paused Rasa logged the client's messages without listening
+                    # turns; the next message must find the assistant listening, as the
+                    # rules expect.
+                    tracker.update(ActionExecuted(ACTION_LISTEN_NAME))
+                await agent.tracker_store.save(tracker)
+
+        await self._run(write())
+
+    async def record_advisor_message(self, conversation_id: str, text: str, advisor: str) -> None:
+        await self._append(conversation_id, BotUttered(text, metadata={"advisor": advisor}))
+
+    async def resume(self, conversation_id: str) -> None:
+        await self._append(conversation_id, ConversationResumed(), then_listen=True)
+
+
+def add_advisor_routes(bp: Blueprint, runtime: IoProcessRuntime | WhatsAppRuntime,
+                       run: Runner[Any], limit: SanicRateLimit) -> Callable[[Any], Awaitable[None]]:
+    """Mount the advisor API on the channel's blueprint, every route under ``limit``.
+    Returns the coroutine function the channel calls once its runtime has started."""
+    state: dict[str, Any] = {}
+
+    async def start_desk(app: Any) -> None:
+        tokens = TokenBook.from_env()  # a malformed SALON_API_TOKENS stops the server here
+        if runtime.sender is None or runtime.sessions is None or runtime.engine is None:
+            raise RuntimeError("the advisor API starts after the WhatsApp channel")
+        handoffs = HandoffBook(engine=runtime.engine)
+        await handoffs.initialize()
+        repairs = RepairBook(engine=runtime.engine)
+        await repairs.initialize()
+        state["desk"] = AdvisorDesk(
+            tokens=tokens, handoffs=handoffs, sessions=runtime.sessions, sender=runtime.sender,
+            transcripts=RasaTranscripts(lambda: app.ctx.agent, run), clock=runtime.clock,
+            phone_number_id=runtime.config.phone_number_id, repairs=repairs,
+            crm=SqlCrm(runtime.engine), bookings=SqlBookings(runtime.engine, runtime.clock))
+        logger.info("advisor API ready: %d token(s)", len(tokens))
+
+    def desk() -> AdvisorDesk | None:
+        return state.get("desk")
+
+    def answer(result: DeskAnswer) -> HTTPResponse:
+        return response.json(result.body, status=result.status)
+
+    starting = response.json({"error": "starting"}, status=503)
+
+    @bp.route("/advisor/conversations", methods=["GET"])
+    @limit
+    async def list_conversations(request: Request) -> HTTPResponse:
+        current = desk()
+        if current is None:
+            return starting
+        every = request.args.get("all", "").lower() in ("1", "true", "yes")
+        return answer(await current.conversations(request.headers.get("Authorization"),
+                                                  include_resolved=every))
+
+    @bp.route("/advisor/conversations/<conversation_id>", methods=["GET"])
+    @limit
+    async def read_conversation(request: Request, conversation_id: str) -> HTTPResponse:
+        current = desk()
+        if current is None:
+            return starting
+        return answer(await current.conversation(request.headers.get("Authorization"), conversation_id))
+
+    @bp.route("/advisor/conversations/<conversation_id>/reply", methods=["POST"])
+    @limit
+    async def reply(request: Request, conversation_id: str) -> HTTPResponse:
+        current = desk()
+        if current is None:
+            return starting
+        body = _json_body(request)
+        return answer(await current.reply(request.headers.get("Authorization"), conversation_id, body))
+
+    @bp.route("/advisor/conversations/<conversation_id>/resume", methods=["POST"])
+    @limit
+    async def resume(request: Request, conversation_id: str) -> HTTPResponse:
+        current = desk()
+        if current is None:
+            return starting
+        return answer(await current.resume(request.headers.get("Authorization"), conversation_id))
+
+    @bp.route("/advisor/repairs", methods=["GET"])
+    @limit
+    async def list_repairs(request: Request) -> HTTPResponse:
+        current = desk()
+        if current is None:
+            return starting
+        every = request.args.get("all", "").lower() in ("1", "true", "yes")
+        return answer(await current.repair_requests(request.headers.get("Authorization"),
+                                                    include_closed=every))
+
+    @bp.route("/advisor/repairs/<request_id>", methods=["GET"])
+    @limit
+    async def read_repair(request: Request, request_id: str) -> HTTPResponse:
+        current = desk()
+        if current is None:
+            return starting
+        return answer(await current.repair_request(request.headers.get("Authorization"), request_id))
+
+    @bp.route("/advisor/repairs/<request_id>/status", methods=["POST"])
+    @limit
+    async def repair_status(request: Request, request_id: str) -> HTTPResponse:
+        current = desk()
+        if current is None:
+            return starting
+        body = _json_body(request)
+        return answer(await current.update_repair(request.headers.get("Authorization"), request_id, body))
+
+    return start_desk

@@ -1,0 +1,1 @@
+"""The client advisors, people: handoff, their desk, repair requests."""

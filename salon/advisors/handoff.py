@@ -1,0 +1,265 @@
+"""Handing a conversation to a client advisor: the durable record, the advisor's
+notification, and the line that tells the client who will answer and when.
+
+``HandoffBook`` keeps ``salon_handoffs``: one open row per conversation (a second request
+while one is open returns the same row), with the client, the assigned advisor, why
+(``talk_to_advisor``, ``complaint``, ``repeated_failure``, ``sensitive``, or
+``booking_request`` from someone the book does not know, ``bespoke`` with the client's
+brief), a short note,
+and how the advisor was told. The action server writes it when it pauses the bot; the
+advisor API (in the Rasa server) lists and resolves it. Both only need ``DATABASE_URL``.
+
+``notify`` POSTs the handoff as JSON to ``SALON_ADVISOR_WEBHOOK_URL`` when one is
+configured (an advisor app, a CRM task, a Slack bridge…), asynchronously, and records
+``sent`` or ``failed`` with the reason; the row itself is the record the advisor API
+serves whether or not a webhook exists.
+
+``reply_promise`` respects the boutique's opening hours in its own time zone: "Sophie
+will reply to you here shortly" while the boutique is open, otherwise "Sophie will reply
+to you here tomorrow from 10:00".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import httpx
+from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text, select, update
+from sqlalchemy.exc import IntegrityError
+
+from salon.conversation.phrasing import say_day, say_time
+from salon.graphemes import shorten
+from salon.integrations.bookings import Boutique
+from salon.integrations.schema import AwareDateTime
+from salon.storage.db import SqlTables
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["REASONS", "Handoff", "HandoffBook", "notify", "reply_promise"]
+
+REASONS: Final = ("talk_to_advisor", "complaint", "repeated_failure", "sensitive", "booking_request",
+                  "bespoke")
+WEBHOOK_TIMEOUT_S: Final = 5.0
+NAME_LIMIT: Final = 200
+"""A WhatsApp profile name may be longer: it is kept shortened, between characters."""
+NOTE_LIMIT: Final = 2000
+
+metadata = MetaData()
+
+handoffs_table = Table(
+    "salon_handoffs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("conversation_id", String(200), nullable=False),  # Rasa's sender id
+    Column("phone_number_id", String(64)),
+    Column("wa_id", String(32)),
+    Column("user_id", String(200)),  # a BSUID: up to 135 characters
+    Column("client_id", String(16)),
+    Column("client_name", String(NAME_LIMIT)),
+    Column("advisor_id", String(64)),
+    Column("boutique_id", String(32)),
+    Column("language", String(8), nullable=False),
+    Column("reason", String(32), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # open | resolved
+    Column("open_key", String(200), unique=True),  # conversation_id while open, else NULL
+    Column("created_at", AwareDateTime, nullable=False),
+    Column("resolved_at", AwareDateTime),
+    Column("resolved_by", String(100)),
+    Column("notified", String(16), nullable=False),  # none | sent | failed
+    Column("notify_detail", Text),
+    Index("ix_salon_handoffs_advisor_status", "advisor_id", "status"),
+    Index("ix_salon_handoffs_conversation", "conversation_id", "created_at"),
+)
+_H = handoffs_table.c
+
+
+@dataclass(frozen=True, slots=True)
+class Handoff:
+    id: int
+    conversation_id: str
+    phone_number_id: str | None
+    wa_id: str | None
+    user_id: str | None
+    client_id: str | None
+    client_name: str | None
+    advisor_id: str | None
+    boutique_id: str | None
+    language: str
+    reason: str
+    note: str
+    status: str
+    created_at: datetime
+    resolved_at: datetime | None
+    resolved_by: str | None
+    notified: str
+    notify_detail: str | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "conversation_id": self.conversation_id, "client_id": self.client_id,
+            "client_name": self.client_name, "wa_id": self.wa_id, "user_id": self.user_id,
+            "advisor_id": self.advisor_id, "boutique_id": self.boutique_id,
+            "language": self.language, "reason": self.reason, "note": self.note,
+            "status": self.status, "created_at": self.created_at.isoformat(),
+            "resolved_at": self.resolved_at.isoformat() if self.resolved_at else None,
+            "resolved_by": self.resolved_by, "notified": self.notified,
+        }
+
+
+def _handoff(row: Any) -> Handoff:
+    m = row._mapping
+    return Handoff(**{name: m[name] for name in Handoff.__slots__})  # type: ignore[attr-defined]
+
+
+class HandoffBook(SqlTables):
+    metadata = metadata
+
+    async def open(self, *, conversation_id: str, reason: str, note: str, language: str,
+                   now: datetime, client_id: str | None = None, client_name: str | None = None,
+                   advisor_id: str | None = None, boutique_id: str | None = None,
+                   phone_number_id: str | None = None, wa_id: str | None = None,
+                   user_id: str | None = None) -> tuple[Handoff, bool]:
+        """The conversation's open handoff, created if there is none: (handoff, created)."""
+        if reason not in REASONS:
+            raise ValueError(f"unknown handoff reason {reason!r}; one of {REASONS}")
+        values = {
+            "conversation_id": conversation_id, "phone_number_id": phone_number_id,
+            "wa_id": wa_id, "user_id": user_id, "client_id": client_id,
+            "client_name": shorten(client_name, NAME_LIMIT) if client_name else client_name,
+            "advisor_id": advisor_id, "boutique_id": boutique_id,
+            "language": language, "reason": reason, "note": shorten(note, NOTE_LIMIT), "status": "open",
+            "open_key": conversation_id, "created_at": now, "resolved_at": None,
+            "resolved_by": None, "notified": "none", "notify_detail": None,
+        }
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(handoffs_table.insert().values(**values))
+            created = True
+        except IntegrityError:
+            created = False  # already open: the unique open_key keeps one per conversation
+        found = await self.open_for(conversation_id)
+        if found is None:  # resolved between the two statements: try once more
+            return await self.open(**{k: v for k, v in values.items() if k in (
+                "conversation_id", "phone_number_id", "wa_id", "user_id", "client_id",
+                "client_name", "advisor_id", "boutique_id", "language", "reason", "note")},
+                now=now)
+        return found, created
+
+    async def open_for(self, conversation_id: str) -> Handoff | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(handoffs_table).where(
+                _H.open_key == conversation_id))).first()
+        return _handoff(row) if row is not None else None
+
+    async def latest_for(self, conversation_id: str) -> Handoff | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(
+                select(handoffs_table).where(_H.conversation_id == conversation_id)
+                .order_by(_H.created_at.desc(), _H.id.desc()).limit(1))).first()
+        return _handoff(row) if row is not None else None
+
+    async def listing(self, *, advisor_id: str | None, include_resolved: bool = False,
+                      limit: int = 200) -> list[Handoff]:
+        """Handoffs of one advisor (``advisor_id``) or of everyone (None), newest first."""
+        query = select(handoffs_table).order_by(_H.created_at.desc(), _H.id.desc()).limit(limit)
+        if advisor_id is not None:
+            query = query.where(_H.advisor_id == advisor_id)
+        if not include_resolved:
+            query = query.where(_H.status == "open")
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_handoff(r) for r in rows]
+
+    async def resolve(self, conversation_id: str, *, by: str, now: datetime) -> Handoff | None:
+        """Close the open handoff (the bot takes the conversation back); None if none."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(handoffs_table).where(_H.open_key == conversation_id)
+                .values(status="resolved", open_key=None, resolved_at=now, resolved_by=by))
+            if result.rowcount != 1:
+                return None
+        return await self.latest_for(conversation_id)
+
+    async def mark_notified(self, handoff_id: int, outcome: str, detail: str | None) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(update(handoffs_table).where(_H.id == handoff_id)
+                               .values(notified=outcome, notify_detail=detail))
+
+
+SIGNATURE_HEADER = "X-Salon-Signature-256"
+"""``sha256=<HMAC-SHA256 of the body, keyed with SALON_ADVISOR_WEBHOOK_SECRET>``, as Meta
+signs its webhooks: the receiver knows the handoff (and the client data in it) is ours."""
+
+
+def webhook_signature(body: bytes, secret: str) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+async def notify(book: HandoffBook, handoff: Handoff, url: str | None, *,
+                 client: httpx.AsyncClient | None = None, secret: str | None = None) -> str:
+    """POST the handoff to the advisors' webhook when one is configured, signed with
+    ``secret`` (default ``SALON_ADVISOR_WEBHOOK_SECRET``); the outcome (``none``, ``sent``,
+    ``failed``) is recorded on the handoff and returned. Logs and the record name the
+    webhook's host only: its URL may hold a credential."""
+    if not url:
+        return "none"
+    secret = secret if secret is not None else os.environ.get("SALON_ADVISOR_WEBHOOK_SECRET", "")
+    body = json.dumps({"event": "handoff", "handoff": handoff.as_json()}, separators=(",", ":")).encode()
+    headers = {"Content-Type": "application/json"}
+    if secret:
+        headers[SIGNATURE_HEADER] = webhook_signature(body, secret)
+    else:
+        logger.warning("advisor webhook: SALON_ADVISOR_WEBHOOK_SECRET is not set; the handoff goes unsigned")
+    own = client is None
+    http = client or httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT_S)
+    try:
+        response = await http.post(url, content=body, headers=headers)
+        if 200 <= response.status_code < 300:
+            outcome, detail = "sent", f"HTTP {response.status_code}"
+        else:
+            outcome, detail = "failed", f"HTTP {response.status_code}"
+    except httpx.HTTPError as exc:
+        outcome, detail = "failed", type(exc).__name__  # its text would quote the URL
+    finally:
+        if own:
+            await http.aclose()
+    if outcome == "failed":
+        logger.error("advisor webhook on %s for handoff %s failed: %s", urlsplit(url).hostname,
+                     handoff.id, detail)
+    await book.mark_notified(handoff.id, outcome, detail)
+    return outcome
+
+
+def reply_promise(advisor_first_name: str | None, shop: Boutique, now: datetime,
+                  language: str) -> str:
+    """Who will answer and when, within the boutique's opening hours."""
+    who_en = advisor_first_name or f"A client advisor from our {shop.city} boutique"
+    who_fr = advisor_first_name or f"Un conseiller de notre boutique de {shop.city}"
+    if shop.is_open_at(now):
+        return (f"{who_fr} vous répondra ici très bientôt." if language == "fr"
+                else f"{who_en} will reply to you here shortly.")
+    opening = shop.next_opening(now)
+    if opening is None:
+        return (f"{who_fr} vous répondra ici dès la réouverture de la boutique." if language == "fr"
+                else f"{who_en} will reply to you here as soon as the boutique reopens.")
+    local_now = now.astimezone(shop.zone)
+    local = opening.astimezone(shop.zone)
+    hour = say_time(local, language)
+    if local.date() == local_now.date():
+        when_en, when_fr = f"today from {hour}", f"aujourd'hui à partir de {hour}"
+    elif local.date() == local_now.date() + timedelta(days=1):
+        when_en, when_fr = f"tomorrow from {hour}", f"demain à partir de {hour}"
+    else:
+        when_en = f"on {say_day(local, 'en')} from {hour}"
+        when_fr = f"{say_day(local, 'fr')} à partir de {hour}"
+    return (f"{who_fr} vous répondra ici {when_fr}." if language == "fr"
+            else f"{who_en} will reply to you here {when_en}.")

@@ -1,0 +1,1 @@
+"""What the assistant says without Rasa: greetings, dates and times, bookings, RSVPs, orders, products."""

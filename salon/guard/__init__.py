@@ -1,0 +1,1 @@
+"""The send-time guard: every message to a client is decided and sent here, window checked again."""

@@ -1,0 +1,260 @@
+"""The send decision every sender uses (connector output channel, actions, dispatcher).
+
+``decide(...)`` answers, for one message to one client at ``now``:
+
+- :class:`SendFreeForm`: the window is open with more than the safety margin left;
+- :class:`SendTemplate`: the window is closed (or closing) and an APPROVED template
+  carries this purpose in the client's language, or the sender has template content only;
+- :class:`ParkAndNudge`: the window is closed and no template carries the content: park
+  it and send one branded re-engagement template (``nudge_payload`` is None when a nudge
+  is already waiting for the client's answer, or when none may be sent);
+- :class:`Refuse`: consent, purpose or content forbid sending.
+
+Consent rules: an opt-out (STOP) refuses everything the business initiates; marketing
+purposes need a marketing opt-in (and no marketing stop); utility purposes need the basic
+messaging opt-in when they go out as templates. A reply inside the open window to a
+client who just wrote (purpose ``service_reply``) needs no prior opt-in, and is sent even
+after a STOP (it answers her own message); a reply that crossed the window's end waits
+for her next message, with no re-engagement template when she has not opted in or has
+opted out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from salon.templates.registry import (
+    MARKETING,
+    PURPOSE_CATEGORY,
+    NoTemplate,
+    TemplateChoice,
+    TemplateRegistry,
+)
+from salon.whatsapp.addressing import Recipient
+from salon.window.rules import DEFAULT_MARGIN, WindowState, window_state
+from salon.window.state import SessionState
+
+__all__ = [
+    "SERVICE_REPLY",
+    "Consent",
+    "Content",
+    "Decision",
+    "ParkAndNudge",
+    "Refuse",
+    "SendFreeForm",
+    "SendTemplate",
+    "decide",
+    "is_marketing",
+]
+
+SERVICE_REPLY: Final = "service_reply"
+"""Purpose of a conversational reply to a client who wrote (free-form only)."""
+
+NUDGE_PURPOSE: Final = {False: "reengage_update", True: "reengage_marketing"}
+
+MAX_TEXT: Final = 4096
+MAX_BUTTONS: Final = 3
+MAX_BUTTON_TITLE: Final = 20
+
+
+def is_marketing(purpose: str) -> bool:
+    return PURPOSE_CATEGORY.get(purpose) == MARKETING
+
+
+@dataclass(frozen=True, slots=True)
+class Consent:
+    """What the client agreed to (:meth:`salon.consent.book.ConsentBook.consent_for`).
+
+    ``messaging``: opted in to receive WhatsApp messages from the maison;
+    ``marketing``: opted in to marketing; ``opted_out``: her latest STOP/START was a STOP
+    (nothing the maison starts goes to her); ``marketing_stopped``: stopped marketing
+    (``user_preferences`` stop / 131050).
+    """
+
+    messaging: bool = False
+    marketing: bool = False
+    opted_out: bool = False
+    marketing_stopped: bool = False
+
+    @property
+    def marketing_allowed(self) -> bool:
+        return self.messaging and self.marketing and not self.marketing_stopped and not self.opted_out
+
+
+Consent.ALL = Consent(messaging=True, marketing=True)  # type: ignore[attr-defined]
+Consent.UTILITY_ONLY = Consent(messaging=True)  # type: ignore[attr-defined]
+Consent.NONE = Consent()  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class Content:
+    """Free-form content: text and up to three reply buttons, or a raw Cloud API message
+    object (``interactive``, media …) in ``raw``."""
+
+    text: str | None = None
+    buttons: tuple[str, ...] = ()
+    raw: Mapping[str, Any] | None = None
+
+    def problems(self) -> list[str]:
+        out: list[str] = []
+        if self.text is None and self.raw is None:
+            out.append("empty")
+        if self.text is not None:
+            if not self.text.strip():
+                out.append("empty_text")
+            if len(self.text) > MAX_TEXT:
+                out.append(f"text longer than {MAX_TEXT}")
+        if len(self.buttons) > MAX_BUTTONS:
+            out.append(f"more than {MAX_BUTTONS} buttons")
+        for title in self.buttons:
+            if not title or len(title) > MAX_BUTTON_TITLE:
+                out.append(f"button title {title!r} must be 1-{MAX_BUTTON_TITLE} chars")
+        if len(set(self.buttons)) != len(self.buttons):
+            out.append("duplicate button titles")
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class SendFreeForm:
+    content: Content
+    window: WindowState
+    kind: str = field(default="send_free_form", init=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SendTemplate:
+    choice: TemplateChoice
+    window: WindowState | None
+    kind: str = field(default="send_template", init=False)
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        """The Cloud API ``template`` object."""
+        return self.choice.payload
+
+    def message(self, recipient: Recipient, **kwargs: Any) -> dict[str, Any]:
+        return self.choice.message(recipient, **kwargs)
+
+
+@dataclass(frozen=True, slots=True)
+class ParkAndNudge:
+    content: Content | None
+    nudge: TemplateChoice | None
+    window: WindowState | None
+    reason: str = ""
+    kind: str = field(default="park_and_nudge", init=False)
+
+    @property
+    def nudge_payload(self) -> dict[str, Any] | None:
+        """The re-engagement ``template`` object, None if no nudge is to be sent."""
+        return self.nudge.payload if self.nudge is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class Refuse:
+    reason: str
+    detail: str = ""
+    kind: str = field(default="refuse", init=False)
+
+
+Decision = SendFreeForm | SendTemplate | ParkAndNudge | Refuse
+
+
+def decide(
+    state: SessionState | WindowState | None,
+    purpose: str,
+    content: Content | None,
+    consent: Consent,
+    now: datetime,
+    *,
+    registry: TemplateRegistry,
+    params: Mapping[str, Any] | None = None,
+    language: str | None = None,
+    margin: timedelta = DEFAULT_MARGIN,
+) -> Decision:
+    """Decide how (and whether) to send one message; see the module docstring.
+
+    ``state`` is the client's session state (or an already computed window; None: never
+    wrote). ``params`` are the template parameters at hand (``first_name`` …).
+    """
+    params = params or {}
+    if purpose != SERVICE_REPLY and purpose not in PURPOSE_CATEGORY:
+        return Refuse("unknown_purpose", purpose)
+    if content is not None:
+        problems = content.problems()
+        if problems:
+            return Refuse("invalid_content", "; ".join(problems))
+    marketing = is_marketing(purpose)
+    if consent.opted_out and purpose != SERVICE_REPLY:
+        return Refuse("opted_out")
+    if marketing:
+        if consent.marketing_stopped:
+            return Refuse("marketing_stopped")
+        if not (consent.marketing and consent.messaging):
+            return Refuse("no_marketing_opt_in")
+    elif purpose != SERVICE_REPLY and not consent.messaging:
+        return Refuse("no_opt_in")
+
+    if isinstance(state, WindowState):
+        window: WindowState | None = state
+        session: SessionState | None = None
+    elif state is not None:
+        session = state
+        window = state.window(now, margin)
+    else:
+        session = None
+        window = window_state(None, now, margin)
+
+    if content is not None and window.can_send_free_form:
+        return SendFreeForm(content, window)
+
+    if purpose == SERVICE_REPLY:
+        if content is None:
+            return Refuse("no_content")
+        # A reply that crossed the window boundary: park it and knock on the door.
+        if consent.opted_out:
+            return ParkAndNudge(content, None, window, "opted_out")
+        if not consent.messaging:
+            return ParkAndNudge(content, None, window, "no_opt_in_for_nudge")
+        return _park(content, window, session, consent, registry, params, language, now, False)
+
+    choice = registry.select(
+        purpose,
+        language,
+        params,
+        marketing_allowed=consent.marketing_allowed,
+        now=now,
+    )
+    if isinstance(choice, TemplateChoice):
+        return SendTemplate(choice, window)
+    if content is None:
+        return Refuse(f"no_template:{choice.reason.value}", choice.detail)
+    return _park(content, window, session, consent, registry, params, language, now, marketing)
+
+
+def _park(
+    content: Content,
+    window: WindowState,
+    session: SessionState | None,
+    consent: Consent,
+    registry: TemplateRegistry,
+    params: Mapping[str, Any],
+    language: str | None,
+    now: datetime,
+    marketing: bool,
+) -> ParkAndNudge:
+    if session is not None and session.nudge_pending:
+        return ParkAndNudge(content, None, window, "nudge_already_pending")
+    nudge = registry.select(
+        NUDGE_PURPOSE[marketing],
+        language,
+        params,
+        marketing_allowed=consent.marketing_allowed,
+        now=now,
+    )
+    if isinstance(nudge, NoTemplate):
+        return ParkAndNudge(content, None, window, f"no_nudge_template:{nudge.reason.value}")
+    return ParkAndNudge(content, nudge, window, "window_closed")

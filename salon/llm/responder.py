@@ -1,0 +1,230 @@
+"""One styling turn, from the client's words to an answer that may be sent.
+
+1. A message a person must answer (complaint, distress, legal, medical, VIC-sensitive)
+   is handed over: no model, no catalog.
+2. The client is read (only them; their profile only with personalisation consent) and
+   the catalog is ranked for the question.
+3. The model drafts the answer only when one is configured, the client's latest ``llm``
+   consent is granted, and the message is not an obvious injection attempt. The draft is
+   checked by the guardrails; a failing draft is regenerated once with its problems
+   named; a second failure, an error, or the turn's deadline (8 s by default, for the
+   whole model part) gives the grounded offline answer instead.
+4. Otherwise the offline responder answers from the retrieved facts.
+
+Every turn is written to the audit. The reply carries the purpose ``service_reply``: the
+WhatsApp channel's send-time guard sends it free-form while the window is open and parks
+it behind a re-engagement template when the turn ended after the window closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from salon.clock import Clock
+from salon.guard.decision import SERVICE_REPLY
+from salon.integrations.catalog import ProductFacts, SqlCatalog
+from salon.llm.audit import AuditEntry, LlmAudit, mask, sender_key
+from salon.llm.client import LlmClient, LlmUnavailable
+from salon.llm.config import LlmSettings
+from salon.llm.context import ClientContext, load_client_context
+from salon.llm.guardrails import Verdict, check
+from salon.llm.offline import offline_answer, safe_answer
+from salon.llm.prompt import build_messages, repair_messages, system_rules
+from salon.llm.retrieval import CatalogIndex, Ranked
+from salon.llm.sensitivity import handoff_reason, looks_like_injection
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["REPLY_BUTTONS", "StylingAdvisor", "StylingReply"]
+
+REPLY_BUTTONS = (
+    {"title": "Yes, please", "payload": "/affirm"},
+    {"title": "No, thank you", "payload": "/deny"},
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StylingReply:
+    """What the turn produced.
+
+    ``mode``: ``llm`` (a model's checked draft), ``offline`` (the offline responder, also
+    after a model failure), ``handoff`` (a person must answer: ``handoff`` names why) or
+    ``vague`` (nothing in the catalog matched: ask what the occasion is).
+    ``verdict``: ``pass``, ``repaired``, ``replaced`` (drafts failed the guardrails),
+    ``unavailable`` / ``timeout`` (the model failed), ``offline`` (no model configured),
+    ``no_consent``, ``injection``, ``handoff`` or ``vague``.
+    """
+
+    mode: str
+    verdict: str
+    text: str | None = None
+    product_ids: tuple[str, ...] = ()
+    handoff: str | None = None
+    problems: tuple[str, ...] = ()
+
+    def response(self) -> dict[str, Any]:
+        """The bot message for the output channel (text, yes/no buttons, purpose)."""
+        if self.text is None:
+            raise ValueError(f"a {self.mode} reply has no text of its own")
+        return {"text": self.text, "buttons": [dict(b) for b in REPLY_BUTTONS],
+                "metadata": {"purpose": SERVICE_REPLY}}
+
+
+@dataclass
+class _Trace:
+    drafts: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    attempts: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    model: str | None = None
+    messages: list[dict[str, str]] = field(default_factory=list)
+
+
+class StylingAdvisor:
+    def __init__(self, engine: AsyncEngine, settings: LlmSettings, *, clock: Clock,
+                 audit: LlmAudit, llm: LlmClient | None = None, salt: bytes | None = None) -> None:
+        """``salt``: the privacy salt the audit keys unknown senders with (by default the
+        installation's, ``SALON_PRIVACY_SALT`` or ``var/privacy.salt``, as the GDPR erasure
+        reads it)."""
+        if llm is None and settings.enabled:
+            llm = LlmClient(settings)
+        self._salt = salt
+        self.engine = engine
+        self.settings = settings
+        self.clock = clock
+        self.audit = audit
+        self.llm = llm
+        self._index: CatalogIndex | None = None
+        self._cities: dict[str, str] = {}
+        self._ready = asyncio.Lock()
+
+    async def initialize(self) -> None:
+        async with self._ready:
+            if self._index is not None:
+                return
+            catalog = SqlCatalog(self.engine)
+            products = await catalog.all_products()
+            self._cities = await catalog.boutique_names()
+            self._index = CatalogIndex(products)
+            await self.audit.initialize()
+            await self.audit.purge()
+
+    async def close(self) -> None:
+        if self.llm is not None:
+            await self.llm.close()
+        await self.audit.close()
+
+    @property
+    def index(self) -> CatalogIndex:
+        if self._index is None:
+            raise RuntimeError("StylingAdvisor.initialize() has not run")
+        return self._index
+
+    # ------------------------------------------------------------------ the turn
+    async def answer(self, text: str, *, wa_id: str | None, user_id: str | None) -> StylingReply:
+        await self.initialize()
+        reason = handoff_reason(text)
+        client = await load_client_context(self.engine, wa_id=wa_id, user_id=user_id)
+        audit_id = client.client_id or await self._sender_key(wa_id, user_id)
+        if reason is not None:
+            await self.audit.record(AuditEntry(audit_id, "handoff", "none", "handoff",
+                                               problems=[reason]))
+            return StylingReply("handoff", "handoff", handoff=reason)
+        ranked = self.index.rank(text, 5)
+        retrieved = [r.product for r in ranked]
+        ids = [p.id for p in retrieved]
+        if not ranked:
+            await self.audit.record(AuditEntry(audit_id, "offline", "offline", "vague", retrieved_ids=ids))
+            return StylingReply("vague", "vague")
+
+        skip = self._why_not_model(client, text)
+        if skip is not None:
+            started = time.perf_counter()
+            answer, named = offline_answer(ranked, client, self._cities) or safe_answer(ranked, client, self._cities)
+            await self.audit.record(AuditEntry(audit_id, "offline", "offline", skip, response=answer,
+                                               retrieved_ids=ids, latency_ms=_ms(started)))
+            return StylingReply("offline", skip, answer, tuple(named))
+        return await self._with_model(text, client, ranked, retrieved, audit_id)
+
+    async def _sender_key(self, wa_id: str | None, user_id: str | None) -> str | None:
+        """The audit's key for someone the book does not know (:func:`salon.llm.audit.sender_key`)."""
+        if not wa_id and not user_id:
+            return None
+        if self._salt is None:
+            from salon.config import load_settings
+            from salon.privacy.gdpr import privacy_salt
+
+            # Read (or created, once) off the event loop: a small file.
+            self._salt = await asyncio.to_thread(privacy_salt, load_settings())
+        return sender_key(self._salt, wa_id=wa_id, user_id=user_id)
+
+    def _why_not_model(self, client: ClientContext, text: str) -> str | None:
+        if self.llm is None:
+            return "offline"
+        if not client.llm_consent:
+            return "no_consent"
+        if looks_like_injection(text):
+            return "injection"
+        return None
+
+    async def _with_model(self, text: str, client: ClientContext, ranked: Sequence[Ranked],
+                          retrieved: list[ProductFacts], audit_id: str | None) -> StylingReply:
+        assert self.llm is not None
+        trace = _Trace(messages=build_messages(mask(text) or "", retrieved, client, self._cities))
+        started = time.perf_counter()
+        try:
+            final, verdict = await asyncio.wait_for(self._draft(trace, client, retrieved),
+                                                    timeout=self.settings.deadline_seconds)
+        except asyncio.TimeoutError:
+            final, verdict = None, "timeout"
+            trace.problems.append(f"no answer within {self.settings.deadline_seconds:g} s")
+        except LlmUnavailable as exc:
+            final, verdict = None, "unavailable"
+            trace.attempts = max(trace.attempts, exc.attempts)
+            trace.problems.append(exc.reason)
+        if final is None:
+            answer, named = safe_answer(ranked, client, self._cities)
+            mode = "offline"
+        else:
+            answer, named, mode = final, [p.id for p in retrieved], "llm"
+        await self.audit.record(AuditEntry(
+            audit_id, "llm", trace.model or str(self.settings.model), verdict,
+            prompt=trace.messages, response="\n---\n".join(trace.drafts) or None,
+            retrieved_ids=[p.id for p in retrieved], problems=trace.problems,
+            latency_ms=_ms(started), attempts=trace.attempts,
+            prompt_tokens=trace.prompt_tokens, completion_tokens=trace.completion_tokens,
+        ))
+        if final is None:
+            logger.info("styling answer from the offline responder (%s): %s", verdict, trace.problems)
+        return StylingReply(mode, verdict, answer, tuple(named), problems=tuple(trace.problems))
+
+    async def _draft(self, trace: _Trace, client: ClientContext,
+                     retrieved: list[ProductFacts]) -> tuple[str | None, str]:
+        assert self.llm is not None
+        messages = trace.messages
+        for round_ in ("pass", "repaired"):
+            completion = await self.llm.complete(messages)
+            trace.attempts += completion.attempts
+            trace.prompt_tokens += completion.prompt_tokens
+            trace.completion_tokens += completion.completion_tokens
+            trace.model = completion.model
+            trace.drafts.append(completion.text)
+            verdict: Verdict = check(completion.text, retrieved, self.index.products, self._cities,
+                                     client, system_rules())
+            if verdict.ok:
+                return completion.text, round_
+            trace.problems.extend(verdict.details())
+            messages = repair_messages(trace.messages, completion.text, verdict.details())
+        return None, "replaced"
+
+
+def _ms(started: float) -> int:
+    return int(round((time.perf_counter() - started) * 1000))

@@ -1,0 +1,146 @@
+"""Appointment reminders, 24 hours and 2 hours before, from the ``maison_appointments``
+table (whoever writes it: the booking form, a boutique's system, the seed).
+
+A periodic scan (the outbound worker runs it every ``SALON_OUTBOUND_SCAN_EVERY``
+seconds; ``salon outbound scan`` runs it once) enqueues each reminder with the
+idempotency key ``appt:<id>:<24h|2h>:<start>``: scanning again adds nothing, and a moved
+appointment gets reminders for its new time. A queued reminder whose appointment was
+cancelled or moved is cancelled. Each reminder is due at its moment (``not_before``)
+and useless after the appointment has begun (``deadline``); at dispatch it goes
+free-form if the client's window is open, else as the approved ``appointment_reminder``
+template.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any, Final
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import inspect, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from salon.clock import to_us
+from salon.identity import ClientRef
+from salon.integrations.schema import appointments, boutiques, clients
+from salon.outbound.queue import QUEUED, InvalidRequest, OutboundQueue, RequestSpec, requests_table
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["OFFSETS", "AppointmentReminders", "format_day"]
+
+#: (label, how long before the start, the latest moment it still makes sense).
+OFFSETS: Final = (
+    ("24h", timedelta(hours=24), timedelta(hours=12)),
+    ("2h", timedelta(hours=2), timedelta(minutes=30)),
+)
+HORIZON: Final = timedelta(hours=1)
+"""Reminders due within this much of a scan are enqueued by it (the worker scans far
+more often, so each one is in the queue well before it is due)."""
+
+_MONTHS: Final = {
+    "en": ("January", "February", "March", "April", "May", "June", "July", "August",
+           "September", "October", "November", "December"),
+    "fr": ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
+           "septembre", "octobre", "novembre", "décembre"),
+    "it": ("gennaio", "febbraio", "marzo", "aprile", "maggio", "giugno", "luglio", "agosto",
+           "settembre", "ottobre", "novembre", "dicembre"),
+}
+_TEXT: Final = {
+    "en": ("{first_name}, a gentle reminder of your appointment at our {boutique} boutique on "
+           "{date} at {time}. We look forward to welcoming you."),
+    "fr": ("{first_name}, nous vous rappelons votre rendez-vous dans notre boutique de {boutique} "
+           "le {date} à {time}. Au plaisir de vous accueillir."),
+    "it": ("{first_name}, le ricordiamo il suo appuntamento nella nostra boutique di {boutique} "
+           "il {date} alle {time}. Sarà un piacere accoglierla."),
+}
+
+
+def format_day(when: datetime, language: str) -> str:
+    months = _MONTHS.get(language[:2], _MONTHS["en"])
+    return f"{when.day} {months[when.month - 1]}"
+
+
+class AppointmentReminders:
+    def __init__(self, queue: OutboundQueue, engine: AsyncEngine, phone_number_id: str) -> None:
+        self.queue = queue
+        self.engine = engine
+        self.phone_number_id = phone_number_id
+        self._has_book: bool | None = None
+
+    async def _book_exists(self) -> bool:
+        if self._has_book is None:
+            async with self.engine.connect() as conn:
+                names = await conn.run_sync(lambda sync: set(inspect(sync).get_table_names()))
+            self._has_book = {appointments.name, clients.name, boutiques.name} <= names
+            if not self._has_book:
+                logger.warning("appointment reminders: the maison's tables are missing (run salon seed)")
+        return self._has_book
+
+    async def scan(self, now: datetime) -> int:
+        """Enqueue the reminders due soon and cancel those that lost their appointment;
+        returns how many were enqueued."""
+        if not self.phone_number_id:
+            logger.warning("appointment reminders: WA_PHONE_NUMBER_ID is not set; nothing enqueued")
+            return 0
+        if not await self._book_exists():
+            return 0
+        a, c, b = appointments.c, clients.c, boutiques.c
+        latest = now + OFFSETS[0][1] + HORIZON
+        query = (
+            select(a.id, a.starts_at, c.first_name, c.wa_id, c.user_id, c.language, b.city, b.time_zone)
+            .select_from(appointments.join(clients, a.client_id == c.id).join(boutiques, a.boutique_id == b.id))
+            .where(a.status == "booked", a.starts_at > now, a.starts_at <= latest)
+            .order_by(a.starts_at)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        specs: list[RequestSpec] = []
+        for row in rows:
+            for label, before, last_useful in OFFSETS:
+                send_at = row.starts_at - before
+                if send_at > now + HORIZON or now > row.starts_at - last_useful:
+                    continue
+                try:
+                    specs.append(self._spec(row, label, send_at))
+                except (InvalidRequest, ValueError) as exc:
+                    logger.error("appointment %s: reminder not enqueued: %s", row.id, exc)
+        created = sum(1 for _, new in await self.queue.enqueue_many(specs, now) if new) if specs else 0
+        cancelled = await self._cancel_stale(now)
+        if created or cancelled:
+            logger.info("appointment reminders: %d enqueued, %d cancelled", created, cancelled)
+        return created
+
+    def _spec(self, row: Any, label: str, send_at: datetime) -> RequestSpec:
+        language = row.language if row.language in _TEXT else "en"
+        local = row.starts_at.astimezone(ZoneInfo(row.time_zone))
+        params = {"first_name": row.first_name, "boutique": row.city,
+                  "date": format_day(local, language), "time": local.strftime("%H:%M")}
+        client = ClientRef(self.phone_number_id, user_id=row.user_id, wa_id=row.wa_id)
+        return RequestSpec(
+            client=client, purpose="appointment_reminder",
+            idempotency_key=f"appt:{row.id}:{label}:{to_us(row.starts_at)}",
+            requested_by="system", content={"text": _TEXT[language].format(**params)},
+            params=params, language=row.language, not_before=send_at,
+            deadline=row.starts_at, campaign_id=None,
+        )
+
+    async def _cancel_stale(self, now: datetime) -> int:
+        r, a = requests_table.c, appointments.c
+        async with self.engine.connect() as conn:
+            queued = (await conn.execute(
+                select(r.id, r.idempotency_key).where(r.state == QUEUED, r.idempotency_key.like("appt:%"))
+            )).all()
+            if not queued:
+                return 0
+            ids = {key.split(":")[1] for _, key in queued}
+            live = {row.id: to_us(row.starts_at) for row in (await conn.execute(
+                select(a.id, a.starts_at).where(a.id.in_(ids), a.status == "booked"))).all()}
+        cancelled = 0
+        for request_id, key in queued:
+            _, appointment_id, _, starts_us = key.split(":")
+            if live.get(appointment_id) != int(starts_us):
+                if await self.queue.cancel(request_id, now, "appointment cancelled or moved"):
+                    cancelled += 1
+        return cancelled

@@ -1,0 +1,1 @@
+"""GDPR: export, erasure, retention purge, and their HTTP API."""

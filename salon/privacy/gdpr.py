@@ -1,0 +1,1296 @@
+"""GDPR/CCPA: export and erase everything held about one client, and purge by retention.
+
+A :class:`PrivacyRegistry` holds the *personal-data sources*; each one can export and
+erase one client's data. A table added later joins with one call to
+:meth:`PrivacyRegistry.register` (a :class:`SqlRowsSource` for a table with a client
+column, or any object with ``name``, ``export`` and ``erase``, and optionally ``check``).
+
+:func:`default_registry` covers every store Salon keeps:
+
+- the maison's book: client, purchases, consents, orders and their lines, appointments,
+  event RSVPs (``maison_*``);
+- the session store (SQL tables ``salon_sessions``, aliases, parked messages; or Redis
+  keys under ``salon:session``);
+- WhatsApp records: ``wa_inbox``, ``wa_outbound``, ``wa_preferences``;
+- ``llm_audit`` (by client id, and by the keyed hash of each of the client's ids for
+  someone the book did not know) and the consent ledger;
+- handoffs, repair requests, restock wishes, outbound requests;
+- Rasa's tracker store, read directly (no Rasa import) **as Rasa's endpoints file
+  configures it** (:func:`rasa_stores`: ``SALON_RASA_ENDPOINTS``, else ``endpoints.yml``;
+  the ``tracker_store`` section, SQL or Redis, with ``${VAR}`` replaced from the
+  environment as Rasa does), plus the stores ``RASA_TRACKER_STORE_URL`` /
+  ``RASA_TRACKER_REDIS_URL`` name.
+
+**Who.** :meth:`PrivacyRegistry.resolve` starts from any id (a maison client id, a phone
+number, a wa_id, a BSUID, a Rasa conversation id) and follows every link the stores keep
+until no new id appears: the maison's book, the session store's aliases (a client's
+session links every id she wrote from: old numbers and BSUIDs included) and its current
+ids, the ids in the inbox's metadata (identity changes too), and the (wa_id, user_id)
+pairs of handoffs, restock wishes and outbound requests. Ids that lead to two clients of
+the book are refused (:class:`AmbiguousSubject`): nothing is exported or erased.
+
+**Fail closed.** Before anything is read for an export or deleted for an erasure, every
+store is checked (:meth:`PrivacyRegistry.preflight`): one that may hold personal data but
+cannot be reached, or that Salon cannot erase (a tracker store type it does not know, an
+endpoints file it cannot read, a ``${VAR}`` that is not set), stops the request with
+:class:`StoreUnavailable`, naming each store and why.
+
+**Erasure.** What the client had stopped (STOP, withdrawn consents, WhatsApp's marketing
+stop) is first kept in the suppression list (:mod:`salon.consent.ledger`: keyed hashes only).
+Then every store deletes the client's rows and keys, the stores that identify her (the
+book, sessions, inbox) last and only when all the others succeeded, so that a failed
+erasure, run again, finds every id and completes. The :class:`ErasureReport` says per
+store what was erased, what failed, what was kept for the re-run, and which copies Salon
+cannot erase (Rasa's event broker). One ``privacy_erasures`` row records it: a salted
+hash of the client (``SALON_PRIVACY_SALT``, else a salt kept in ``var/privacy.salt``),
+the time, the actor, the outcome and the counts per store; nothing else about the client.
+A partial erasure raises :class:`ErasureIncomplete` (with its report) after writing it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import secrets
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import quote
+
+import yaml
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    delete,
+    inspect,
+    or_,
+    select,
+    text,
+)
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from salon.clock import Clock, clock_from_env, to_us
+from salon.config import PROJECT_ROOT, Settings
+from salon.storage.db import SqlTables, async_url, make_async_engine
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "AmbiguousSubject",
+    "BrokerCopy",
+    "ClientNotFound",
+    "DataSource",
+    "ErasureError",
+    "ErasureIncomplete",
+    "ErasureReport",
+    "PrivacyRegistry",
+    "RasaRedisTrackers",
+    "RasaSqlTrackers",
+    "RedisSessions",
+    "SqlRowsSource",
+    "StoreUnavailable",
+    "Subject",
+    "default_registry",
+    "erasures_table",
+    "existing_privacy_salt",
+    "privacy_salt",
+    "purge_retention",
+    "rasa_endpoints_path",
+    "rasa_stores",
+]
+
+DEFAULT_RASA_ENDPOINTS = PROJECT_ROOT / "endpoints.yml"
+"""The endpoints file ``rasa run`` reads by default (``SALON_RASA_ENDPOINTS`` names another,
+e.g. ``deploy/endpoints.production.yml``)."""
+DEFAULT_RASA_TRACKERS_FILE = PROJECT_ROOT / "var" / "rasa-trackers.db"
+"""Where ``endpoints.yml`` puts Rasa's SQL tracker store by default."""
+DEFAULT_CONVERSATION_RETENTION_DAYS = 365
+MAX_ROUNDS = 20
+"""Rounds of :meth:`PrivacyRegistry.resolve` (each adds the ids the previous one found)."""
+
+
+class ClientNotFound(LookupError):
+    """Nothing identifies this client (no maison id, number or BSUID)."""
+
+
+class ErasureError(RuntimeError):
+    """An export or erasure that could not be done completely (see the subclasses)."""
+
+    def __init__(self, message: str, *, stores: Mapping[str, str] | None = None,
+                 report: ErasureReport | None = None) -> None:
+        super().__init__(message)
+        self.stores = dict(stores or {})
+        self.report = report
+
+
+class StoreUnavailable(ErasureError):
+    """A store that may hold the client's data cannot be reached or erased: nothing was
+    exported or deleted. ``stores``: store name → why."""
+
+
+class AmbiguousSubject(ErasureError):
+    """The ids lead to more than one client of the maison's book."""
+
+
+class ErasureIncomplete(ErasureError):
+    """Some stores failed during the erasure: ``report`` says which; the stores that
+    identify the client were kept, so running the erasure again completes it."""
+
+
+@dataclass(frozen=True)
+class Subject:
+    """One client, by every id the stores know them under."""
+
+    client_id: str | None = None
+    wa_ids: frozenset[str] = frozenset()
+    user_ids: frozenset[str] = frozenset()
+
+    @property
+    def sender_ids(self) -> list[str]:
+        """Conversation ids (Rasa's sender_id, the inbox's, the outbound recipient)."""
+        return sorted(self.wa_ids | self.user_ids)
+
+    @property
+    def aliases(self) -> list[str]:
+        return sorted({f"w:{w}" for w in self.wa_ids} | {f"u:{u}" for u in self.user_ids})
+
+    @property
+    def ledger_subjects(self) -> list[str]:
+        return self.aliases + ([f"c:{self.client_id}"] if self.client_id else [])
+
+    @property
+    def label(self) -> str:
+        """The canonical id the erasure's salted hash is made of."""
+        return self.client_id or (self.sender_ids[0] if self.sender_ids else "")
+
+
+class DataSource(Protocol):
+    name: str
+
+    async def export(self, subject: Subject) -> Any: ...
+
+    async def erase(self, subject: Subject) -> int: ...
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value
+
+
+def _why(exc: BaseException) -> str:
+    """A short reason for a report (the class and the first line, bounded)."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {first[:200]}" if first else type(exc).__name__
+
+
+async def _check_engine(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+
+
+@dataclass
+class SqlRowsSource:
+    """Rows of one table whose ``column`` names the client (by ``ids(subject)``); ``also``
+    adds more (column, ids) pairs, any of which marks a row as the client's.
+    ``identifies``: the rows tell who the client is (kept until the other stores are
+    erased)."""
+
+    name: str
+    engine: AsyncEngine
+    table: Table
+    column: str
+    ids: Callable[[Subject], Sequence[str]]
+    also: tuple[tuple[str, Callable[[Subject], Sequence[str]]], ...] = ()
+    identifies: bool = False
+
+    def where(self, subject: Subject) -> Any | None:
+        conditions = [self.table.c[column].in_(keys)
+                      for column, ids in ((self.column, self.ids), *self.also)
+                      if (keys := list(ids(subject)))]
+        return or_(*conditions) if conditions else None
+
+    async def check(self) -> None:
+        await _check_engine(self.engine)
+
+    async def _exists(self) -> bool:
+        async with self.engine.connect() as conn:
+            return bool(await conn.run_sync(lambda sync: inspect(sync).has_table(self.table.name)))
+
+    async def export(self, subject: Subject) -> list[dict[str, Any]]:
+        where = self.where(subject)
+        if where is None or not await self._exists():
+            return []
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(self.table).where(where))).mappings().all()
+        return [{k: _plain(v) for k, v in row.items()} for row in rows]
+
+    async def erase(self, subject: Subject) -> int:
+        where = self.where(subject)
+        if where is None or not await self._exists():
+            return 0
+        async with self.engine.begin() as conn:
+            result = await conn.execute(delete(self.table).where(where))
+        return int(result.rowcount or 0)
+
+
+@dataclass
+class LinkedRowsSource:
+    """Rows of ``table`` whose ``column`` points at the client's rows of ``parent`` (order
+    lines of their orders, events of their outbound requests). Registered before the
+    parent, so erasure removes them first."""
+
+    name: str
+    engine: AsyncEngine
+    table: Table
+    column: str
+    parent: SqlRowsSource
+    parent_key: str = "id"
+    identifies: bool = False
+
+    def _where(self, subject: Subject) -> Any | None:
+        parent_where = self.parent.where(subject)
+        if parent_where is None:
+            return None
+        owned = select(self.parent.table.c[self.parent_key]).where(parent_where)
+        return self.table.c[self.column].in_(owned)
+
+    async def check(self) -> None:
+        await _check_engine(self.engine)
+
+    async def _exists(self, conn: Any) -> bool:
+        names = (self.table.name, self.parent.table.name)
+        return bool(await conn.run_sync(lambda s: all(inspect(s).has_table(n) for n in names)))
+
+    async def export(self, subject: Subject) -> list[dict[str, Any]]:
+        where = self._where(subject)
+        if where is None:
+            return []
+        async with self.engine.connect() as conn:
+            if not await self._exists(conn):
+                return []
+            rows = (await conn.execute(select(self.table).where(where))).mappings().all()
+        return [{k: _plain(v) for k, v in row.items()} for row in rows]
+
+    async def erase(self, subject: Subject) -> int:
+        where = self._where(subject)
+        if where is None:
+            return 0
+        async with self.engine.begin() as conn:
+            if not await self._exists(conn):
+                return 0
+            result = await conn.execute(delete(self.table).where(where))
+        return int(result.rowcount or 0)
+
+
+def _glob(value: str) -> str:
+    """``value`` with Redis glob characters escaped."""
+    return re.sub(r"([*?\[\]\\])", r"\\\1", value)
+
+
+@dataclass
+class RedisSessions:
+    """The Redis session store's keys for the client (state, aliases, parked queue)."""
+
+    url: str
+    prefix: str = "salon:session"
+    name: str = "sessions_redis"
+    identifies: bool = True
+
+    async def check(self) -> None:
+        await _redis_ping(self.url)
+
+    async def _keys(self, client: Any, subject: Subject) -> list[str]:
+        found: set[str] = set()
+        for alias in subject.aliases:
+            async for key in client.scan_iter(match=f"{_glob(self.prefix)}:*:*:{_glob(alias)}", count=1000):
+                found.add(key.decode() if isinstance(key, bytes) else key)
+        return sorted(found)
+
+    async def linked(self, aliases: Iterable[str]) -> set[str]:
+        """Every alias (``w:…``/``u:…``) linked to the sessions of these aliases: the keys
+        they point at, every other alias pointing at those keys, and the ids the sessions
+        hold now."""
+        import redis.asyncio as aioredis
+
+        wanted = set(aliases)
+        client = aioredis.Redis.from_url(self.url, decode_responses=True)
+        try:
+            keys: set[tuple[str, str]] = set()  # (phone_number_id, client key)
+            for alias in wanted:
+                async for name in client.scan_iter(match=f"{_glob(self.prefix)}:a:*:{_glob(alias)}", count=1000):
+                    value = await client.get(name)
+                    if value:
+                        keys.add((self._pnid(name, "a"), value))
+                async for name in client.scan_iter(match=f"{_glob(self.prefix)}:s:*:{_glob(alias)}", count=1000):
+                    keys.add((self._pnid(name, "s"), alias))
+            found = {key for _, key in keys}
+            # Every alias pointing at one of those sessions (old numbers, earlier BSUIDs).
+            if keys:
+                batch: list[str] = []
+
+                async def match(names: list[str]) -> None:
+                    for name, value in zip(names, await client.mget(names), strict=True):
+                        if value is not None and (self._pnid(name, "a"), value) in keys:
+                            found.add(name.rsplit(":", 2)[-2] + ":" + name.rsplit(":", 2)[-1])
+
+                async for name in client.scan_iter(match=f"{_glob(self.prefix)}:a:*", count=1000):
+                    batch.append(name)
+                    if len(batch) >= 500:
+                        await match(batch)
+                        batch = []
+                if batch:
+                    await match(batch)
+            for pnid, key in keys:
+                state = await client.hmget(f"{self.prefix}:s:{pnid}:{key}", "uid", "wa")
+                if state[0]:
+                    found.add(f"u:{state[0]}")
+                if state[1]:
+                    found.add(f"w:{state[1]}")
+            return found
+        finally:
+            await client.close()
+
+    def _pnid(self, name: str, kind: str) -> str:
+        rest = name[len(self.prefix) + len(kind) + 2:]
+        return rest.split(":", 1)[0]
+
+    async def export(self, subject: Subject) -> dict[str, Any]:
+        return await _redis_dump(self.url, lambda client: self._keys(client, subject))
+
+    async def erase(self, subject: Subject) -> int:
+        return await _redis_delete(self.url, lambda client: self._keys(client, subject))
+
+
+@dataclass
+class RasaRedisTrackers:
+    """Rasa's Redis tracker store: one key per conversation, ``<prefix><sender_id>``."""
+
+    url: str
+    key_prefix: str = "tracker:"
+    name: str = "rasa_trackers_redis"
+    identifies: bool = False
+
+    async def check(self) -> None:
+        await _redis_ping(self.url)
+
+    async def _keys(self, client: Any, subject: Subject) -> list[str]:
+        keys = [f"{self.key_prefix}{sender}" for sender in subject.sender_ids]
+        return [k for k in keys if await client.exists(k)]
+
+    async def export(self, subject: Subject) -> dict[str, Any]:
+        return await _redis_dump(self.url, lambda client: self._keys(client, subject))
+
+    async def erase(self, subject: Subject) -> int:
+        return await _redis_delete(self.url, lambda client: self._keys(client, subject))
+
+
+async def _redis_ping(url: str) -> None:
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=5, socket_timeout=10)
+    try:
+        await client.ping()
+    finally:
+        await client.close()
+
+
+async def _redis_dump(url: str, keys_of: Callable[[Any], Any]) -> dict[str, Any]:
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(url, decode_responses=True)
+    try:
+        out: dict[str, Any] = {}
+        for key in await keys_of(client):
+            kind = await client.type(key)
+            if kind == "hash":
+                out[key] = await client.hgetall(key)
+            elif kind == "list":
+                out[key] = await client.lrange(key, 0, -1)
+            elif kind == "set":
+                out[key] = sorted(await client.smembers(key))
+            elif kind == "zset":
+                out[key] = await client.zrange(key, 0, -1)
+            else:
+                out[key] = await client.get(key)
+        return out
+    finally:
+        await client.close()
+
+
+async def _redis_delete(url: str, keys_of: Callable[[Any], Any]) -> int:
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(url, decode_responses=True)
+    try:
+        keys = await keys_of(client)
+        return int(await client.delete(*keys)) if keys else 0
+    finally:
+        await client.close()
+
+
+@dataclass
+class RasaSqlTrackers:
+    """Rasa's SQL tracker store: the ``events`` table, one row per event, by sender_id.
+    A SQLite file that does not exist holds nothing (it is not created)."""
+
+    url: str | URL
+    name: str = "rasa_trackers_sql"
+    schema: str | None = None
+    """``POSTGRESQL_SCHEMA``, as Rasa reads it."""
+    identifies: bool = False
+    _engine: AsyncEngine | None = None
+
+    @property
+    def _sqlite_file(self) -> Path | None:
+        parsed = make_url(str(self.url)) if not isinstance(self.url, URL) else self.url
+        if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+            return None
+        return Path(str(parsed.database))
+
+    @property
+    def absent(self) -> bool:
+        """A SQLite file that was never created: no conversation was ever stored there."""
+        path = self._sqlite_file
+        return path is not None and not path.exists()
+
+    @property
+    def engine(self) -> AsyncEngine:
+        if self._engine is None:
+            self._engine = make_async_engine(self.url)
+        return self._engine
+
+    async def check(self) -> None:
+        if not self.absent:
+            await _check_engine(self.engine)
+
+    async def _table(self) -> Table | None:
+        if self.absent:
+            return None
+        async with self.engine.connect() as conn:
+            if not await conn.run_sync(lambda s: inspect(s).has_table("events", schema=self.schema)):
+                return None
+            meta = MetaData(schema=self.schema)
+            await conn.run_sync(lambda s: meta.reflect(s, only=["events"]))
+        return meta.tables[f"{self.schema}.events" if self.schema else "events"]
+
+    async def export(self, subject: Subject) -> list[dict[str, Any]]:
+        table = await self._table()
+        if table is None or not subject.sender_ids:
+            return []
+        query = select(table).where(table.c.sender_id.in_(subject.sender_ids)).order_by(table.c.id)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        out = []
+        for row in rows:
+            item = {k: _plain(v) for k, v in row.items()}
+            if isinstance(item.get("data"), str):
+                try:
+                    item["data"] = json.loads(item["data"])
+                except ValueError:
+                    pass
+            out.append(item)
+        return out
+
+    async def erase(self, subject: Subject) -> int:
+        table = await self._table()
+        if table is None or not subject.sender_ids:
+            return 0
+        async with self.engine.begin() as conn:
+            result = await conn.execute(delete(table).where(table.c.sender_id.in_(subject.sender_ids)))
+        return int(result.rowcount or 0)
+
+    async def purge(self, before: datetime) -> int:
+        table = await self._table()
+        if table is None:
+            return 0
+        async with self.engine.begin() as conn:
+            result = await conn.execute(delete(table).where(table.c.timestamp < before.timestamp()))
+        return int(result.rowcount or 0)
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
+
+
+# --------------------------------------------------------------------------- Rasa's endpoints
+
+
+@dataclass(frozen=True)
+class BrokerCopy:
+    """Copies of the conversations Salon cannot erase: Rasa's event broker publishes every
+    event (the client's words included) to its consumers."""
+
+    name: str
+    kind: str
+    where: str
+
+    def note(self) -> str:
+        return (f"Rasa's event broker ({self.kind}: {self.where}) received a copy of every event of the "
+                "conversation, the client's words included. Salon cannot erase those copies: the "
+                "consumers of the broker must erase the client's events themselves (by her "
+                "conversation ids).")
+
+
+@dataclass
+class RasaStores:
+    """What Rasa's endpoints file says about where conversations are kept."""
+
+    path: Path
+    sources: list[Any] = field(default_factory=list)
+    problems: dict[str, str] = field(default_factory=dict)
+    copies: list[BrokerCopy] = field(default_factory=list)
+    notes: dict[str, str] = field(default_factory=dict)
+
+
+_ENV = re.compile(r"\$\{([^}]*)\}")
+
+
+def _expand(value: Any, environ: Mapping[str, str], where: str) -> Any:
+    """``${VAR}`` replaced from the environment in every string, as Rasa does (an unset
+    variable is an error, never an empty value)."""
+    if isinstance(value, Mapping):
+        return {k: _expand(v, environ, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, environ, where) for v in value]
+    if not isinstance(value, str) or "$" not in value:
+        return value
+    missing = [name for name in _ENV.findall(value) if name not in environ]
+    if missing:
+        raise ValueError(f"{where}: the environment variable(s) {', '.join(missing)} are not set")
+    return _ENV.sub(lambda m: environ[m.group(1)], value)
+
+
+def rasa_endpoints_path(environ: Mapping[str, str] | None = None, endpoints: str | Path | None = None) -> Path:
+    """The endpoints file ``rasa run`` uses: ``endpoints``, else ``SALON_RASA_ENDPOINTS``,
+    else ``endpoints.yml`` (relative paths from the project root)."""
+    env = os.environ if environ is None else environ
+    chosen = Path(endpoints or env.get("SALON_RASA_ENDPOINTS") or DEFAULT_RASA_ENDPOINTS)
+    return chosen if chosen.is_absolute() else PROJECT_ROOT / chosen
+
+
+def _sql_tracker_url(store: Mapping[str, Any]) -> URL | str:
+    """The URL Rasa's ``SQLTrackerStore`` connects to (``url`` is the host, or a full URL;
+    ``db`` a SQLite file relative to where ``rasa run`` runs: the project root)."""
+    dialect = str(store.get("dialect") or "sqlite")
+    host = store.get("url") or store.get("host")
+    if host and "://" in str(host):
+        return str(host)
+    port = store.get("port")
+    if host:
+        from urllib.parse import urlsplit
+
+        parsed = urlsplit(f"scheme://{host}")
+        port = parsed.port or port
+        host = parsed.hostname or host
+    db = str(store.get("db") or "rasa.db")
+    if dialect == "sqlite" and db != ":memory:" and not Path(db).is_absolute():
+        db = str(PROJECT_ROOT / db)
+    query = store.get("query")
+    return URL.create(dialect, username=store.get("username") or None, password=store.get("password") or None,
+                      host=str(host) if host else None, port=int(port) if port not in (None, "") else None,
+                      database=db, query={str(k): str(v) for k, v in (query or {}).items()})
+
+
+def _redis_tracker(store: Mapping[str, Any]) -> RasaRedisTrackers:
+    """Rasa's ``RedisTrackerStore`` as configured: ``url`` is the host; keys are
+    ``<key_prefix>:tracker:<sender_id>`` for an alphanumeric ``key_prefix``, else
+    ``tracker:<sender_id>``."""
+    host = str(store.get("url") or store.get("host") or "localhost")
+    if "://" in host:
+        url = host
+    else:
+        scheme = "rediss" if str(store.get("use_ssl", "")).lower() in ("true", "1", "yes") else "redis"
+        user, password = store.get("username"), store.get("password")
+        auth = ""
+        if user or password:
+            auth = f"{quote(str(user or ''), safe='')}:{quote(str(password or ''), safe='')}@"
+        url = f"{scheme}://{auth}{host}:{int(store.get('port') or 6379)}/{int(store.get('db') or 0)}"
+    prefix = store.get("key_prefix")
+    key_prefix = f"{prefix}:tracker:" if isinstance(prefix, str) and prefix.isalnum() else "tracker:"
+    return RasaRedisTrackers(url, key_prefix)
+
+
+def rasa_stores(environ: Mapping[str, str] | None = None, endpoints: str | Path | None = None) -> RasaStores:
+    """Rasa's tracker store and event broker as its endpoints file configures them (see
+    :func:`rasa_endpoints_path`), plus ``RASA_TRACKER_STORE_URL`` / ``RASA_TRACKER_REDIS_URL``
+    (``RASA_TRACKER_REDIS_PREFIX``) when set. ``problems``: what prevents erasing them."""
+    env = dict(os.environ if environ is None else environ)
+    path = rasa_endpoints_path(env, endpoints)
+    found = RasaStores(path)
+    config: Mapping[str, Any] = {}
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        config = loaded if isinstance(loaded, Mapping) else {}
+    except FileNotFoundError:
+        found.problems["rasa_tracker_store"] = (f"Rasa's endpoints file {path} does not exist: where Rasa keeps "
+                                                "conversations is unknown (set SALON_RASA_ENDPOINTS)")
+    except (OSError, yaml.YAMLError) as exc:
+        found.problems["rasa_tracker_store"] = f"Rasa's endpoints file {path} cannot be read: {_why(exc)}"
+    schema = env.get("POSTGRESQL_SCHEMA") or None
+    tracker = config.get("tracker_store")
+    if isinstance(tracker, Mapping):
+        try:
+            store = _expand(tracker, env, "tracker_store")
+            kind = str(store.get("type") or "").lower()
+            if kind == "sql":
+                url = _sql_tracker_url(store)
+                backend = make_url(str(url)).get_backend_name() if not isinstance(url, URL) else url.get_backend_name()
+                if backend not in ("sqlite", "postgresql", "postgres"):
+                    raise ValueError(f"tracker_store: the SQL dialect {backend!r} is not one Salon can erase")
+                found.sources.append(RasaSqlTrackers(url, schema=schema))
+            elif kind == "redis":
+                found.sources.append(_redis_tracker(store))
+            elif kind in ("", "in_memory", "inmemory"):
+                found.notes["rasa_tracker_store"] = ("Rasa keeps conversations in memory only (no tracker_store "
+                                                     "type): nothing to erase once Rasa restarts")
+            else:
+                raise ValueError(f"tracker_store: the type {store.get('type')!r} is not one Salon can erase "
+                                 "(SQL and redis are); erase the client's conversations there by hand and "
+                                 "configure a supported store")
+        except ValueError as exc:
+            found.problems["rasa_tracker_store"] = str(exc)
+    elif tracker is None and config and "rasa_tracker_store" not in found.problems:
+        found.notes["rasa_tracker_store"] = ("Rasa keeps conversations in memory only (no tracker_store in "
+                                             f"{path.name}): nothing to erase once Rasa restarts")
+    broker = config.get("event_broker")
+    if isinstance(broker, Mapping):
+        kind = str(broker.get("type") or "custom")
+        queues = broker.get("queues") or broker.get("queue") or broker.get("topic") or broker.get("url") or "?"
+        where = ", ".join(map(str, queues)) if isinstance(queues, list) else str(queues)
+        found.copies.append(BrokerCopy("rasa_event_broker", kind, f"{where} (in {path.name})"))
+    # Stores named in the environment (older configuration): erased too.
+    legacy = env.get("RASA_TRACKER_STORE_URL")
+    if legacy:
+        same = any(isinstance(s, RasaSqlTrackers) and _same_url(s.url, legacy) for s in found.sources)
+        if not same:
+            name = "rasa_trackers_sql" if not any(isinstance(s, RasaSqlTrackers) for s in found.sources) \
+                else "rasa_trackers_sql_env"
+            found.sources.append(RasaSqlTrackers(legacy, name=name, schema=schema))
+    legacy_redis = env.get("RASA_TRACKER_REDIS_URL")
+    if legacy_redis:
+        prefix = env.get("RASA_TRACKER_REDIS_PREFIX", "tracker:")
+        same = any(isinstance(s, RasaRedisTrackers) and s.url == legacy_redis and s.key_prefix == prefix
+                   for s in found.sources)
+        if not same:
+            name = "rasa_trackers_redis" if not any(isinstance(s, RasaRedisTrackers) for s in found.sources) \
+                else "rasa_trackers_redis_env"
+            found.sources.append(RasaRedisTrackers(legacy_redis, prefix, name=name))
+    return found
+
+
+def _same_url(a: str | URL, b: str | URL) -> bool:
+    try:
+        return bool(async_url(a).render_as_string(hide_password=False)
+                    == async_url(b).render_as_string(hide_password=False))
+    except ValueError:
+        return str(a) == str(b)
+
+
+# --------------------------------------------------------------------------- erasure record
+
+_meta = MetaData()
+erasures_table = Table(
+    "privacy_erasures",
+    _meta,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("subject_hash", String(64), nullable=False),
+    Column("at_us", BigInteger, nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("removed", JSON, nullable=False),  # {source: count}
+    Column("outcome", String(16)),  # complete | partial
+    Column("report", JSON),  # {store: {"status": …, "removed": n}}, the broker copies; no ids, no words
+)
+
+
+class ErasureLog(SqlTables):
+    metadata = _meta
+
+    async def initialize(self) -> None:
+        await super().initialize()
+        # Tables made by earlier versions lack the outcome and the report.
+        async with self.engine.begin() as conn:
+            columns = await conn.run_sync(
+                lambda s: {c["name"] for c in inspect(s).get_columns(erasures_table.name)})
+            for column in ("outcome", "report"):
+                if column not in columns:
+                    kind = "VARCHAR(16)" if column == "outcome" else "JSON"
+                    await conn.execute(text(f"ALTER TABLE {erasures_table.name} ADD COLUMN {column} {kind}"))
+
+    async def add(self, subject_hash: str, at: datetime, actor: str, removed: dict[str, int],
+                  outcome: str = "complete", report: dict[str, Any] | None = None) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(erasures_table.insert().values(subject_hash=subject_hash, at_us=to_us(at, "at"),
+                                                              actor=actor, removed=removed, outcome=outcome,
+                                                              report=report))
+
+    async def rows(self) -> list[dict[str, Any]]:
+        async with self.engine.connect() as conn:
+            return [dict(r) for r in (await conn.execute(select(erasures_table))).mappings().all()]
+
+
+def existing_privacy_salt(settings: Settings | None = None) -> bytes | None:
+    """``SALON_PRIVACY_SALT``, else the salt in ``var/privacy.salt`` if one was made; None
+    before any (nothing was ever hashed with it)."""
+    value = os.environ.get("SALON_PRIVACY_SALT")
+    if value:
+        return value.encode()
+    path = Path((settings or Settings()).var_dir) / "privacy.salt"
+    try:
+        saved = path.read_text().strip()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return saved.encode() if saved else None
+
+
+def privacy_salt(settings: Settings) -> bytes:
+    """``SALON_PRIVACY_SALT``, else a random salt kept in ``var/privacy.salt`` (created once;
+    two processes creating it at the same time agree on the first one written)."""
+    found = existing_privacy_salt(settings)
+    if found is not None:
+        return found
+    path = Path(settings.var_dir) / "privacy.salt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_hex(32))
+    for _ in range(100):  # another process may be writing it this very moment
+        found = existing_privacy_salt(settings)
+        if found is not None:
+            return found
+        time.sleep(0.01)
+    raise RuntimeError(f"{path} is empty: remove it or set SALON_PRIVACY_SALT")
+
+
+# --------------------------------------------------------------------------- the report
+
+
+class ErasureReport(dict[str, int]):
+    """How many items each store removed (a mapping: callers that only count keep
+    working), with the rest of the report: per store its status (``erased``, ``failed``,
+    ``kept``: a store that identifies the client, kept because another failed, so that the
+    erasure run again finds her; ``absent``: nothing was ever stored there), the error of a
+    failed store, and the copies Salon cannot erase (``not_erasable``)."""
+
+    def __init__(self, subject_hash: str, actor: str, at: datetime) -> None:
+        super().__init__()
+        self.subject_hash = subject_hash
+        self.actor = actor
+        self.at = at
+        self.stores: dict[str, dict[str, Any]] = {}
+        self.not_erasable: dict[str, str] = {}
+        self.notes: dict[str, str] = {}
+        self.suppressions = 0
+
+    @property
+    def complete(self) -> bool:
+        return all(store["status"] in ("erased", "absent") for store in self.stores.values())
+
+    @property
+    def outcome(self) -> str:
+        return "complete" if self.complete else "partial"
+
+    def note(self, name: str, status: str, removed: int = 0, *, error: str | None = None,
+             detail: str | None = None) -> None:
+        self.stores[name] = {"status": status, "removed": removed, **({"error": error} if error else {}),
+                             **({"detail": detail} if detail else {})}
+        if status == "erased":
+            self[name] = removed
+
+    def as_dict(self, *, errors: bool = True) -> dict[str, Any]:
+        """The report as JSON (``errors=False``: without the errors' text, for the record)."""
+        stores = {name: ({k: v for k, v in store.items() if k != "error"} if not errors else dict(store))
+                  for name, store in self.stores.items()}
+        return {"subject": self.subject_hash, "at": self.at.isoformat(), "actor": self.actor,
+                "outcome": self.outcome, "stores": stores, "not_erasable": dict(self.not_erasable),
+                "notes": dict(self.notes), "suppressions_kept": self.suppressions}
+
+
+# --------------------------------------------------------------------------- registry
+
+
+@dataclass
+class PrivacyRegistry:
+    engine: AsyncEngine
+    """The Salon database (maison tables, erasure log, suppression list)."""
+    salt: bytes
+    clock: Clock
+    sources: list[Any] = field(default_factory=list)
+    closers: list[Callable[[], Any]] = field(default_factory=list)
+    problems: dict[str, str] = field(default_factory=dict)
+    """Stores that may hold personal data but cannot be erased (configuration): each
+    export and erasure fails with them, before anything is read or deleted."""
+    not_erasable: list[BrokerCopy] = field(default_factory=list)
+    notes: dict[str, str] = field(default_factory=dict)
+
+    def register(self, source: Any) -> None:
+        """Add a personal-data source; erasure runs in registration order (children
+        before the rows they point at), the stores that identify the client last."""
+        if any(s.name == source.name for s in self.sources):
+            raise ValueError(f"a source named {source.name!r} is already registered")
+        self.sources.append(source)
+
+    # ------------------------------------------------------------------ checks
+    async def preflight(self) -> None:
+        """Every store reachable, none unerasable: else :class:`StoreUnavailable`."""
+        failing = dict(self.problems)
+        for source in self.sources:
+            check = getattr(source, "check", None)
+            if check is None:
+                continue
+            try:
+                await check()
+            except Exception as exc:
+                failing[source.name] = f"cannot be reached: {_why(exc)}"
+        if failing:
+            detail = "; ".join(f"{name}: {why}" for name, why in sorted(failing.items()))
+            raise StoreUnavailable(f"stores that may hold the client's data cannot be erased, nothing was "
+                                   f"done: {detail}", stores=failing)
+
+    # ------------------------------------------------------------------ who
+    async def resolve(self, client: str) -> Subject:
+        """Every id of the client named by ``client`` (a maison client id, a phone number
+        in +E.164 or digits, a wa_id, a BSUID, a Rasa conversation id), followed through
+        the book, the session store's aliases and current ids, the inbox's metadata and
+        the records that pair a number with a BSUID, until no new id appears."""
+        from salon.integrations.schema import clients
+        from salon.whatsapp.addressing import is_bsuid
+
+        client = client.strip()
+        if not client:
+            raise ClientNotFound("no client given")
+        digits = client.lstrip("+")
+        conditions = [clients.c.id == client, clients.c.user_id == client]
+        if digits.isdigit():
+            conditions += [clients.c.wa_id == digits, clients.c.phone == f"+{digits}"]
+        async with self.engine.connect() as conn:
+            names = await conn.run_sync(lambda s: set(inspect(s).get_table_names()))
+            rows = (await conn.execute(select(clients.c.id).where(or_(*conditions)))).all() \
+                if clients.name in names else []
+        ids = _Ids()
+        if rows:
+            ids.client_ids.update(row.id for row in rows)
+        elif is_bsuid(client):
+            ids.user_ids.add(client)
+        elif digits.isdigit() and 5 <= len(digits) <= 20:
+            ids.wa_ids.add(digits)
+        else:
+            raise ClientNotFound(f"no client is known as {client!r}")
+        await self._follow(ids)
+        if len(ids.client_ids) > 1:
+            raise AmbiguousSubject(f"the ids of {client!r} lead to {len(ids.client_ids)} clients of the maison's "
+                                   "book; nothing was done: erase each by its client id after checking")
+        return Subject(next(iter(ids.client_ids), None), frozenset(ids.wa_ids), frozenset(ids.user_ids))
+
+    async def _follow(self, ids: _Ids) -> None:
+        redis_sessions = [s for s in self.sources if isinstance(s, RedisSessions)]
+        for _ in range(MAX_ROUNDS):
+            before = ids.snapshot()
+            async with self.engine.connect() as conn:
+                names = await conn.run_sync(lambda s: set(inspect(s).get_table_names()))
+                await _from_book(conn, names, ids)
+                await _from_sql_sessions(conn, names, ids)
+                await _from_inbox(conn, names, ids)
+                await _from_pairs(conn, names, ids)
+            for store in redis_sessions:
+                try:
+                    linked = await store.linked(ids.aliases())
+                except Exception as exc:
+                    raise StoreUnavailable(f"{store.name} cannot be reached: {_why(exc)}",
+                                           stores={store.name: f"cannot be reached: {_why(exc)}"}) from exc
+                for alias in linked:
+                    ids.add_alias(alias)
+            if ids.snapshot() == before:
+                return
+        logger.warning("privacy: the ids of one client were still growing after %d rounds", MAX_ROUNDS)
+
+    # ------------------------------------------------------------------ export
+    async def export(self, subject: Subject) -> dict[str, Any]:
+        await self.preflight()
+        data: dict[str, Any] = {}
+        for source in self.sources:
+            data[source.name] = await source.export(subject)
+        return {"client": {"client_id": subject.client_id, "wa_ids": sorted(subject.wa_ids),
+                           "user_ids": sorted(subject.user_ids)},
+                "exported_at": self.clock.now().isoformat(), "stores": data,
+                "not_exported": {copy.name: copy.note() for copy in self.not_erasable}}
+
+    # ------------------------------------------------------------------ erase
+    async def erase(self, subject: Subject, *, actor: str) -> ErasureReport:
+        """Erase the client everywhere (see the module docstring); returns the report, or
+        raises :class:`StoreUnavailable` (nothing done) or :class:`ErasureIncomplete`
+        (the report of a partial erasure, recorded)."""
+        await self.preflight()
+        now = self.clock.now()
+        subject_hash = hashlib.sha256(self.salt + subject.label.encode()).hexdigest()
+        report = ErasureReport(subject_hash, actor, now)
+        report.suppressions = await self._keep_suppressions(subject, now)
+        ordered = ([s for s in self.sources if not getattr(s, "identifies", False)]
+                   + [s for s in self.sources if getattr(s, "identifies", False)])
+        failed = False
+        for source in ordered:
+            if failed and getattr(source, "identifies", False):
+                report.note(source.name, "kept", detail="kept until the other stores are erased: run the "
+                                                         "erasure again to complete it")
+                continue
+            if getattr(source, "absent", False):
+                report.note(source.name, "absent", detail="nothing was ever stored there")
+                continue
+            try:
+                removed = await source.erase(subject)
+            except Exception as exc:
+                failed = True
+                logger.error("erasure %s: %s failed: %s", subject_hash[:12], source.name, _why(exc))
+                report.note(source.name, "failed", error=_why(exc))
+            else:
+                report.note(source.name, "erased", removed)
+        for copy in self.not_erasable:
+            report.not_erasable[copy.name] = copy.note()
+        report.notes.update(self.notes)
+        log = ErasureLog(engine=self.engine)
+        await log.initialize()
+        await log.add(subject_hash, now, actor, dict(report), report.outcome, report.as_dict(errors=False))
+        logger.info("erasure %s by %s: %s, %d item(s) removed", subject_hash[:12], actor, report.outcome,
+                    sum(report.values()))
+        if not report.complete:
+            failing = {n: str(s.get("error", s["status"])) for n, s in report.stores.items()
+                       if s["status"] == "failed"}
+            raise ErasureIncomplete(
+                "the erasure is incomplete (" + ", ".join(sorted(failing)) + " failed); the stores that identify "
+                "the client were kept: run it again to complete it", stores=failing, report=report)
+        return report
+
+    async def _keep_suppressions(self, subject: Subject, now: datetime) -> int:
+        """What the client had stopped, kept (hashed) before the evidence is erased."""
+        from salon.clock import from_us
+        from salon.consent.book import preferences_table
+        from salon.consent.ledger import (
+            STOP_CATEGORIES,
+            Suppression,
+            consent_states_many,
+            record_suppressions,
+            suppressions_table,
+        )
+
+        async with self.engine.begin() as conn:
+            await conn.run_sync(lambda s: suppressions_table.create(s, checkfirst=True))
+            names = await conn.run_sync(lambda s: set(inspect(s).get_table_names()))
+            [state] = await consent_states_many(conn, [(subject.client_id, subject.aliases)], salt=self.salt,
+                                                table_names=names)
+            entries: dict[str, Suppression] = {}
+            if state.stopped_at is not None:
+                for category in STOP_CATEGORIES:
+                    entries[category] = Suppression(category, True, state.stopped_at)
+            for category, (granted, at) in state.decisions.items():
+                if not granted and category not in entries:
+                    entries[category] = Suppression(category, False, at)
+            if preferences_table.name in names and subject.aliases and "marketing" not in entries:
+                p = preferences_table.c
+                row = (await conn.execute(
+                    select(p.value, p.at_us).where(p.client_id.in_(subject.aliases),
+                                                   p.category == "marketing_messages")
+                    .order_by(p.at_us.desc(), p.id.desc()).limit(1))).first()
+                if row is not None and row.value == "stop":
+                    entries["marketing"] = Suppression("marketing", False, from_us(row.at_us))  # type: ignore[arg-type]
+            return await record_suppressions(conn, self.salt, subject.ledger_subjects, list(entries.values()), now)
+
+    async def close(self) -> None:
+        for closer in self.closers:
+            await closer()
+        await self.engine.dispose()
+
+
+@dataclass
+class _Ids:
+    client_ids: set[str] = field(default_factory=set)
+    wa_ids: set[str] = field(default_factory=set)
+    user_ids: set[str] = field(default_factory=set)
+
+    def snapshot(self) -> tuple[frozenset[str], ...]:
+        return frozenset(self.client_ids), frozenset(self.wa_ids), frozenset(self.user_ids)
+
+    def aliases(self) -> list[str]:
+        return sorted({f"w:{w}" for w in self.wa_ids} | {f"u:{u}" for u in self.user_ids})
+
+    def add_wa(self, value: Any) -> None:
+        from salon.whatsapp.addressing import is_phone
+
+        if isinstance(value, str) and is_phone(value.lstrip("+")):
+            self.wa_ids.add(value.lstrip("+"))
+
+    def add_user(self, value: Any) -> None:
+        from salon.whatsapp.addressing import is_bsuid
+
+        if isinstance(value, str) and is_bsuid(value):
+            self.user_ids.add(value)
+
+    def add_alias(self, alias: str) -> None:
+        kind, _, value = alias.partition(":")
+        if kind == "w":
+            self.add_wa(value)
+        elif kind == "u":
+            self.add_user(value)
+
+
+async def _from_book(conn: Any, names: set[str], ids: _Ids) -> None:
+    from salon.integrations.schema import clients
+
+    if clients.name not in names:
+        return
+    c = clients.c
+    conditions = []
+    if ids.client_ids:
+        conditions.append(c.id.in_(sorted(ids.client_ids)))
+    if ids.user_ids:
+        conditions.append(c.user_id.in_(sorted(ids.user_ids)))
+    if ids.wa_ids:
+        conditions += [c.wa_id.in_(sorted(ids.wa_ids)), c.phone.in_(sorted(f"+{w}" for w in ids.wa_ids))]
+    if not conditions:
+        return
+    for row in (await conn.execute(select(c.id, c.wa_id, c.user_id, c.phone).where(or_(*conditions)))).all():
+        ids.client_ids.add(row.id)
+        ids.add_wa(row.wa_id)
+        ids.add_wa(row.phone)
+        ids.add_user(row.user_id)
+
+
+async def _from_sql_sessions(conn: Any, names: set[str], ids: _Ids) -> None:
+    from salon.window.sql_store import aliases_table, sessions_table
+
+    aliases = ids.aliases()
+    if not aliases:
+        return
+    keys: set[tuple[str, str]] = set()
+    if aliases_table.name in names:
+        a = aliases_table.c
+        for row in (await conn.execute(select(a.phone_number_id, a.client_key).where(a.alias.in_(aliases)))).all():
+            keys.add((row.phone_number_id, row.client_key))
+    if sessions_table.name in names:
+        s = sessions_table.c
+        conditions = [s.client_key.in_(aliases)]
+        if ids.wa_ids:
+            conditions.append(s.wa_id.in_(sorted(ids.wa_ids)))
+        if ids.user_ids:
+            conditions.append(s.user_id.in_(sorted(ids.user_ids)))
+        for row in (await conn.execute(select(s.phone_number_id, s.client_key).where(or_(*conditions)))).all():
+            keys.add((row.phone_number_id, row.client_key))
+    if not keys:
+        return
+    client_keys = sorted({key for _, key in keys})
+    for key in client_keys:
+        ids.add_alias(key)
+    if aliases_table.name in names:
+        a = aliases_table.c
+        for row in (await conn.execute(select(a.phone_number_id, a.alias, a.client_key)
+                                       .where(a.client_key.in_(client_keys)))).all():
+            if (row.phone_number_id, row.client_key) in keys:
+                ids.add_alias(row.alias)
+    if sessions_table.name in names:
+        s = sessions_table.c
+        for row in (await conn.execute(select(s.phone_number_id, s.client_key, s.wa_id, s.user_id)
+                                       .where(s.client_key.in_(client_keys)))).all():
+            if (row.phone_number_id, row.client_key) in keys:
+                ids.add_wa(row.wa_id)
+                ids.add_user(row.user_id)
+
+
+async def _from_inbox(conn: Any, names: set[str], ids: _Ids) -> None:
+    from salon.webhook.inbox import inbox_table
+    from salon.whatsapp.updates import IDENTITY_CHANGES
+
+    senders = sorted(ids.wa_ids | ids.user_ids)
+    if inbox_table.name not in names or not senders:
+        return
+    i = inbox_table.c
+    for (metadata,) in (await conn.execute(select(i.metadata).where(i.sender_id.in_(senders)))).all():
+        if isinstance(metadata, str):
+            try:
+                metadata = json.loads(metadata)
+            except ValueError:
+                continue
+        if not isinstance(metadata, Mapping):
+            continue
+        ids.add_wa(metadata.get("wa_id"))
+        ids.add_user(metadata.get("user_id"))
+        system = metadata.get("system")
+        if isinstance(system, Mapping) and system.get("type") in IDENTITY_CHANGES:
+            for key in ("wa_id", "new_wa_id"):
+                ids.add_wa(system.get(key))
+            for key in ("user_id", "previous_user_id"):
+                ids.add_user(system.get(key))
+
+
+async def _from_pairs(conn: Any, names: set[str], ids: _Ids) -> None:
+    """Records written with both ids of one client (a number and a BSUID)."""
+    from salon.advisors.handoff import handoffs_table
+    from salon.outbound.queue import requests_table
+    from salon.outbound.restock import restock_table
+
+    for table in (handoffs_table, requests_table, restock_table):
+        if table.name not in names:
+            continue
+        conditions = []
+        if ids.wa_ids:
+            conditions.append(table.c.wa_id.in_(sorted(ids.wa_ids)))
+        if ids.user_ids:
+            conditions.append(table.c.user_id.in_(sorted(ids.user_ids)))
+        if not conditions:
+            continue
+        for row in (await conn.execute(select(table.c.wa_id, table.c.user_id).where(or_(*conditions)))).all():
+            ids.add_wa(row.wa_id)
+            ids.add_user(row.user_id)
+
+
+def default_registry(settings: Settings, *, clock: Clock | None = None, endpoints: str | Path | None = None,
+                     environ: Mapping[str, str] | None = None) -> PrivacyRegistry:
+    """Every personal-data store of this installation, from the environment and Rasa's
+    endpoints file (``endpoints``, else ``SALON_RASA_ENDPOINTS``, else ``endpoints.yml``)."""
+    from salon.advisors.handoff import handoffs_table
+    from salon.advisors.repairs import repairs_table, updates_table
+    from salon.consent.book import preferences_table
+    from salon.consent.ledger import ledger_table
+    from salon.guard.sent import outbound_table
+    from salon.integrations import schema
+    from salon.llm.audit import audit_table, legacy_sender_keys, sender_keys
+    from salon.outbound.queue import events_table, requests_table
+    from salon.outbound.restock import restock_table
+    from salon.webhook.inbox import inbox_table
+    from salon.window.sql_store import aliases_table, parked_table, sessions_table
+
+    engine = make_async_engine(settings.effective_database_url)
+    salt = privacy_salt(settings)
+    registry = PrivacyRegistry(engine, salt, clock or clock_from_env())
+
+    def by_client(s: Subject) -> list[str]:
+        return [s.client_id] if s.client_id else []
+
+    def senders(s: Subject) -> list[str]:
+        return s.sender_ids
+
+    def aliases(s: Subject) -> list[str]:
+        return s.aliases
+
+    def ledger(s: Subject) -> list[str]:
+        return s.ledger_subjects
+
+    def wa_ids(s: Subject) -> list[str]:
+        return sorted(s.wa_ids)
+
+    def user_ids(s: Subject) -> list[str]:
+        return sorted(s.user_ids)
+
+    def audit_ids(s: Subject) -> list[str]:
+        return (by_client(s) + sender_keys(salt, wa_ids(s), user_ids(s))
+                + legacy_sender_keys(wa_ids(s), user_ids(s)))
+
+    for table, column, ids in (
+        (schema.purchases, "client_id", by_client),
+        (schema.consents, "client_id", by_client),
+        (schema.event_rsvps, "client_id", by_client),
+        (schema.appointments, "client_id", by_client),
+    ):
+        registry.register(SqlRowsSource(table.name, engine, table, column, ids))
+    orders = SqlRowsSource(schema.orders.name, engine, schema.orders, "client_id", by_client)
+    registry.register(LinkedRowsSource(schema.order_items.name, engine, schema.order_items, "order_id", orders))
+    registry.register(orders)
+    registry.register(SqlRowsSource(schema.clients.name, engine, schema.clients, "id", by_client, identifies=True))
+    registry.register(SqlRowsSource("salon_parked_messages", engine, parked_table, "client_key", aliases))
+    registry.register(SqlRowsSource("salon_sessions", engine, sessions_table, "client_key", aliases,
+                                    also=(("wa_id", wa_ids), ("user_id", user_ids)), identifies=True))
+    registry.register(SqlRowsSource("salon_session_aliases", engine, aliases_table, "alias", aliases,
+                                    also=(("client_key", aliases),), identifies=True))
+    if settings.redis_url:
+        registry.register(RedisSessions(settings.redis_url))
+    registry.register(SqlRowsSource("wa_inbox", engine, inbox_table, "sender_id", senders, identifies=True))
+    registry.register(SqlRowsSource("wa_outbound", engine, outbound_table, "recipient", senders))
+    registry.register(SqlRowsSource("wa_preferences", engine, preferences_table, "client_id", aliases))
+    registry.register(SqlRowsSource("llm_audit", engine, audit_table, "client_id", audit_ids))
+    registry.register(SqlRowsSource("consent_ledger", engine, ledger_table, "subject", ledger))
+    # What the assistant and the outbound engine keep about a client.
+    registry.register(SqlRowsSource("salon_handoffs", engine, handoffs_table, "conversation_id", senders,
+                                    also=(("client_id", by_client), ("wa_id", wa_ids), ("user_id", user_ids))))
+    repairs = SqlRowsSource("salon_repair_requests", engine, repairs_table, "conversation_id", senders,
+                            also=(("client_id", by_client),))
+    registry.register(LinkedRowsSource("salon_repair_updates", engine, updates_table, "request_id", repairs))
+    registry.register(repairs)
+    registry.register(SqlRowsSource("restock_requests", engine, restock_table, "wa_id", wa_ids,
+                                    also=(("user_id", user_ids),)))
+    requests = SqlRowsSource("outbound_requests", engine, requests_table, "wa_id", wa_ids,
+                             also=(("user_id", user_ids),))
+    registry.register(LinkedRowsSource("outbound_events", engine, events_table, "request_id", requests))
+    registry.register(requests)
+    rasa = rasa_stores(environ, endpoints)
+    for source in rasa.sources:
+        registry.register(source)
+        if isinstance(source, RasaSqlTrackers):
+            registry.closers.append(source.close)
+    registry.problems.update(rasa.problems)
+    registry.not_erasable.extend(rasa.copies)
+    registry.notes.update(rasa.notes)
+    return registry
+
+
+# --------------------------------------------------------------------------- retention
+
+
+async def purge_retention(
+    settings: Settings, *, conversation_days: int | None = None, clock: Clock | None = None,
+    endpoints: str | Path | None = None,
+) -> dict[str, int]:
+    """Delete conversations older than the retention (``SALON_CONVERSATION_RETENTION_DAYS``,
+    365 by default): handled inbox rows, outbound records, Rasa's SQL tracker events (the
+    tracker store of Rasa's endpoints file, see :func:`rasa_stores`). The LLM audit has
+    its own retention (``salon llm-audit-purge``)."""
+    from salon.guard.sent import outbound_table
+    from salon.webhook.inbox import inbox_table
+
+    days = conversation_days if conversation_days is not None else int(
+        os.environ.get("SALON_CONVERSATION_RETENTION_DAYS", DEFAULT_CONVERSATION_RETENTION_DAYS))
+    if days < 1:
+        raise ValueError("the retention must be at least one day")
+    now = (clock or clock_from_env()).now()
+    cutoff = now - timedelta(days=days)
+    cutoff_us = to_us(cutoff, "cutoff")
+    engine = make_async_engine(settings.effective_database_url)
+    removed: dict[str, int] = {}
+    try:
+        async with engine.begin() as conn:
+            names = await conn.run_sync(lambda s: set(inspect(s).get_table_names()))
+            if inbox_table.name in names:
+                result = await conn.execute(delete(inbox_table).where(
+                    inbox_table.c.received_us < cutoff_us, inbox_table.c.state != "pending"))
+                removed["wa_inbox"] = int(result.rowcount or 0)
+            if outbound_table.name in names:
+                result = await conn.execute(delete(outbound_table).where(outbound_table.c.created_us < cutoff_us))
+                removed["wa_outbound"] = int(result.rowcount or 0)
+    finally:
+        await engine.dispose()
+    rasa = rasa_stores(endpoints=endpoints)
+    for name, why in rasa.problems.items():
+        logger.warning("retention purge: %s not purged: %s", name, why)
+    for source in rasa.sources:
+        if not isinstance(source, RasaSqlTrackers):
+            continue  # Redis trackers expire by Rasa's record_exp
+        try:
+            removed[source.name] = await source.purge(cutoff)
+        finally:
+            await source.close()
+    return removed

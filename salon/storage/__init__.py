@@ -1,0 +1,1 @@
+"""Salon's SQL plumbing: engines, the in-loop SQLite driver, coalesced reads."""

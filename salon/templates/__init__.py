@@ -1,0 +1,1 @@
+"""The maison's approved WhatsApp templates: definitions, parameters, selection and sync."""

@@ -1,0 +1,1 @@
+"""Meta's webhook in: verify, deduplicate, record the window, acknowledge, hand turns on."""
