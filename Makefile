@@ -83,6 +83,7 @@ services:
 
 lint: $(DEFAULTS)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 browser:
 	@scripts/ensure-chromium

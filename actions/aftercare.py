@@ -1,6 +1,7 @@
 """Aftercare: the piece, what happened, photos if the client has them (sent through the
 channel as ``/share_media`` with the attachment in the metadata), then a repair request
-opened in the client's name."""
+opened in the client's name.
+"""
 
 from __future__ import annotations
 

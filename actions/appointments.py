@@ -1,6 +1,7 @@
 """Appointments: the booking form (boutique, service, day and time, a real free slot,
 party size, confirmation), then the booking in the client's record; moving and
-cancelling an appointment. The words and the slot choice live in ``salon.conversation.appointments``."""
+cancelling an appointment. The words and the slot choice live in ``salon.conversation.appointments``.
+"""
 
 from __future__ import annotations
 
@@ -82,7 +83,8 @@ class ValidateAppointmentForm(FormValidationAction):
     async def _plan(self, text: Any, shop: Boutique, dispatcher: CollectingDispatcher,
                     language: str) -> dict[str, Any]:
         """Read the day and time; take the exact slot when it is free, else leave the
-        choice to the buttons."""
+        choice to the buttons.
+        """
         window = _window(text, shop)
         if window is None:
             dispatcher.utter_message(text=(
@@ -287,7 +289,8 @@ class ActionAskAppointmentConfirmed(Action):
 
 async def _owned(reference: Any, record: ClientRecord | None) -> Appointment | None:
     """The appointment ``reference`` names when it is the writing client's own: a slot may
-    hold any id (a client can name one), and an appointment is read only for its owner."""
+    hold any id (a client can name one), and an appointment is read only for its owner.
+    """
     if not reference or record is None:
         return None
     appointment = await backends.bookings().get(str(reference))
@@ -300,7 +303,8 @@ async def _owned(reference: Any, record: ClientRecord | None) -> Appointment | N
 
 class ActionAppointmentBooked(Action):
     """After the form: the confirmation from the booked record (the client's own: an id
-    in the slot that is not hers confirms nothing), then a clean slate."""
+    in the slot that is not hers confirms nothing), then a clean slate.
+    """
 
     def name(self) -> str:
         return "action_appointment_booked"
@@ -336,7 +340,8 @@ async def _choose(tracker: Tracker, dispatcher: CollectingDispatcher, intent: st
                   question: tuple[str, str], events: list[EventType]) -> tuple[Appointment, Boutique] | None:
     """The client's upcoming appointment this request is about: the one named by a
     button, the only one, or None after asking which (or saying there is none, or asking
-    a username-only client for her number: ``events`` then gets what resumes it)."""
+    a username-only client for her number: ``events`` then gets what resumes it).
+    """
     language = _language(tracker)
     record = await backends.known_client(tracker)
     if record is None and backends.username_only(tracker):

@@ -61,7 +61,8 @@ def orders() -> Orders:
 @lru_cache(maxsize=1)
 def crm() -> Crm:
     """``SALON_CRM_URL`` set: the REST CRM there (token ``SALON_CRM_TOKEN``); else the
-    maison's client book on ``DATABASE_URL``."""
+    maison's client book on ``DATABASE_URL``.
+    """
     url = os.environ.get("SALON_CRM_URL", "").strip()
     if url:
         return HttpCrm(url, os.environ.get("SALON_CRM_TOKEN", ""))
@@ -89,7 +90,8 @@ def reset() -> None:
 
 async def close() -> None:
     """Close the pool when the server stops: its SQLite connections each hold a
-    (non-daemon) thread that would otherwise keep the process from exiting."""
+    (non-daemon) thread that would otherwise keep the process from exiting.
+    """
     if engine.cache_info().currsize:
         await engine().dispose()
     reset()
@@ -100,7 +102,8 @@ def client_ids(tracker: Tracker) -> tuple[str | None, str | None]:
     this conversation (:mod:`salon.access.signed_identity`): the latest turn's, else an earlier
     turn's (a turn the assistant starts itself carries none). Nothing a caller merely says
     counts: not another channel's metadata, not the conversation id. (None, None) for
-    nobody in particular."""
+    nobody in particular.
+    """
     metadatas = [tracker.latest_message.get("metadata")]
     metadatas += [event.get("metadata") for event in reversed(tracker.events or [])
                   if isinstance(event, dict) and event.get("event") == "user"]
@@ -117,14 +120,16 @@ def ask_for_number(dispatcher: CollectingDispatcher, about: str, language: str,
                    resume: str) -> list[EventType]:
     """Ask a username-only client for her number (``about``: ``orders`` or
     ``appointments``); ``resume`` is the action that takes her request up again once she
-    has shared it (see ``action_contact_shared``)."""
+    has shared it (see ``action_contact_shared``).
+    """
     dispatcher.utter_message(json_message=contact_request(about, language))
     return [SlotSet(RESUME_SLOT, resume)]
 
 
 async def known_client(tracker: Tracker) -> ClientRecord | None:
     """The client's record, or None when unknown or when the CRM cannot answer (logged:
-    the conversation goes on without personalisation rather than failing)."""
+    the conversation goes on without personalisation rather than failing).
+    """
     wa_id, user_id = client_ids(tracker)
     try:
         return await crm().find(wa_id=wa_id, user_id=user_id)
@@ -174,7 +179,8 @@ async def repairs() -> RepairBook:
 @lru_cache(maxsize=1)
 def styling_advisor() -> StylingAdvisor:
     """The styling fallback on ``DATABASE_URL``: a model only when ``SALON_LLM_BASE_URL``
-    and ``SALON_LLM_MODEL`` are set, the offline responder otherwise."""
+    and ``SALON_LLM_MODEL`` are set, the offline responder otherwise.
+    """
     settings = load_llm_settings()
     audit = LlmAudit(engine=engine(), clock=clock(),
                      retention=timedelta(days=settings.audit_retention_days))

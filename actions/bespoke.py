@@ -1,6 +1,7 @@
 """Bespoke and personalisation requests: a short brief (the piece and the wish, in the
 client's words, with the catalog's name for the piece when it is one of ours), handed to
-the client's advisor with the conversation."""
+the client's advisor with the conversation.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """A shared contact card: a username-only client's number, when she answers our request
-for it (the channel has already linked it to her), takes up what she had asked for."""
+for it (the channel has already linked it to her), takes up what she had asked for.
+"""
 
 from __future__ import annotations
 

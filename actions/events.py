@@ -2,7 +2,8 @@
 kept in the client's record within the event's capacity (or on its waiting list), and
 withdrawing a reply. The reading and the words live in ``salon.conversation.rsvp``; who may come,
 the guests, the deadline and the capacity are the events port's
-(``salon.integrations.events``)."""
+(``salon.integrations.events``).
+"""
 
 from __future__ import annotations
 
@@ -280,7 +281,8 @@ class ActionAskRsvpConfirmed(Action):
 
 class ActionEventRsvp(Action):
     """After the form: the reply as recorded, in one line (or why there was nothing to
-    record), then a clean slate."""
+    record), then a clean slate.
+    """
 
     def name(self) -> str:
         return "action_event_rsvp"

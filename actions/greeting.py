@@ -16,7 +16,8 @@ from salon.integrations.crm import ClientRecord
 
 def conversation_language(tracker: Tracker, record: ClientRecord | None) -> str:
     """The language of the client's latest words, else of the conversation so far, else
-    of their record, else English."""
+    of their record, else English.
+    """
     fallback = tracker.get_slot("language") or (record.language if record else None)
     return language_of(tracker.latest_message.get("text"), fallback)
 
@@ -41,7 +42,8 @@ class ActionGreet(Action):
 class ActionDetectLanguage(Action):
     """Keeps the ``language`` slot on the language the client writes in (custom slot
     mapping: Rasa runs it on every message); a button or a bare name keeps the current
-    one, and the client's record decides before anything is written."""
+    one, and the client's record decides before anything is written.
+    """
 
     def name(self) -> str:
         return "action_detect_language"

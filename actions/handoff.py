@@ -1,6 +1,7 @@
 """Handing the conversation to a person: the client asked, complained, the assistant
 failed twice, or a VIC asked for something that deserves their advisor. The bot pauses
-for this conversation (``ConversationPaused``) until the advisor hands it back."""
+for this conversation (``ConversationPaused``) until the advisor hands it back.
+"""
 
 from __future__ import annotations
 
@@ -53,7 +54,8 @@ async def hand_over(dispatcher: CollectingDispatcher, tracker: Tracker, reason: 
                     lead: dict[str, str] | None = None, boutique_id: str | None = None,
                     note: str | None = None) -> list[EventType]:
     """Record the handoff, notify the advisors' webhook, tell the client who will answer
-    and when, and pause the bot for this conversation."""
+    and when, and pause the bot for this conversation.
+    """
     record = await backends.known_client(tracker)
     language = conversation_language(tracker, record)
     advisor = record.advisor if record else None

@@ -1,5 +1,6 @@
 """Order status: the number is checked as the client gives it, then the order is read for
-its owner only (the WhatsApp number or business-scoped id the message came from)."""
+its owner only (the WhatsApp number or business-scoped id the message came from).
+"""
 
 from __future__ import annotations
 

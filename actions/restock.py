@@ -1,6 +1,7 @@
 """Restock alerts: the form finds the piece in the catalog, the action notes who waits for
 which colour, size and boutique (salon/outbound/restock.py), and the alert goes out through the
-outbound engine when that variant's stock comes back."""
+outbound engine when that variant's stock comes back.
+"""
 
 from __future__ import annotations
 

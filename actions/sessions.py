@@ -1,6 +1,7 @@
 """A new session is a new window: when a client writes after the last one closed, Rasa
 starts a session (``session_config`` mirrors the 24 h window). This action carries over
-the slots that matter and, when something was left open, recalls it in one line."""
+the slots that matter and, when something was left open, recalls it in one line.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ CARRIED = ("language", "vic", "boutique", "service", "date_time", "party_size", 
 
 def _spoke_last_session(tracker: Tracker) -> bool:
     """Whether the client said anything in the session now ending (a bare
-    ``/session_start`` from the channel does not count)."""
+    ``/session_start`` from the channel does not count).
+    """
     for event in reversed(tracker.events):
         if event.get("event") == "session_started":
             return False
@@ -38,7 +40,8 @@ def _spoke_last_session(tracker: Tracker) -> bool:
 
 def _last_order(tracker: Tracker) -> str | None:
     """The order number the client asked about in the last session (the slot is cleared
-    once answered)."""
+    once answered).
+    """
     for event in reversed(tracker.events):
         if event.get("event") == "session_started":
             return None

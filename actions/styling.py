@@ -70,7 +70,8 @@ def _placeable(text: str) -> bool:
 
 def _previous_unplaced(tracker: Tracker) -> bool:
     """The client's previous message was not understood either (and was answered with
-    ``utter_default``)."""
+    ``utter_default``).
+    """
     said = [e for e in tracker.events if e.get("event") == "user"]
     if len(said) < 2:
         return False

@@ -1,2 +1,3 @@
 """Rasa channel connectors. They run inside `rasa run` and are thin adapters over the
-core in ``salon/``."""
+core in ``salon/``.
+"""

@@ -64,7 +64,8 @@ DEFAULT_RATE = 300
 
 class SanicRateLimit:
     """A per-IP limit for Sanic routes: ``@limit`` on a handler answers 429 (with
-    ``Retry-After`` and a JSON error) before the handler runs."""
+    ``Retry-After`` and a JSON error) before the handler runs.
+    """
 
     def __init__(self, settings: RateLimitSettings, clock: Callable[[], float] | None = None,
                  *, name: str = "advisor API") -> None:
@@ -92,7 +93,8 @@ class SanicRateLimit:
 
 def _json_body(request: Request) -> Any:
     """The request's JSON body, or None when it is missing or not JSON (the desk answers
-    400 for a body it cannot use)."""
+    400 for a body it cannot use).
+    """
     try:
         return json.loads(request.body or b"null")
     except ValueError:
@@ -157,7 +159,8 @@ class RasaTranscripts:
 def add_advisor_routes(bp: Blueprint, runtime: IoProcessRuntime | WhatsAppRuntime,
                        run: Runner[Any], limit: SanicRateLimit) -> Callable[[Any], Awaitable[None]]:
     """Mount the advisor API on the channel's blueprint, every route under ``limit``.
-    Returns the coroutine function the channel calls once its runtime has started."""
+    Returns the coroutine function the channel calls once its runtime has started.
+    """
     state: dict[str, Any] = {}
 
     async def start_desk(app: Any) -> None:

@@ -106,7 +106,8 @@ class WhatsAppOutput(OutputChannel):
 
     def _ref(self, recipient_id: str) -> ClientRef:
         """The client a conversation id names: the turn's client (with every id known of
-        her) during her turn, else the id itself (the guard finds her session by it)."""
+        her) during her turn, else the id itself (the guard finds her session by it).
+        """
         if self.client is not None and recipient_id in (
                 self.conversation_id, self.client.user_id, self.client.wa_id):
             return self.client
@@ -179,7 +180,8 @@ class WhatsAppInput(InputChannel):
 
     def get_output_channel(self) -> OutputChannel:
         """For ``trigger_intent?output_channel=whatsapp[&purpose=…&origin=…]``: a turn the
-        assistant starts, whose messages carry that purpose (or a follow-up's)."""
+        assistant starts, whose messages carry that purpose (or a follow-up's).
+        """
         purpose, origin = _TRIGGER.get() or (None, None)
         return WhatsAppOutput(self.runtime, purpose=purpose, origin=origin)
 

@@ -82,7 +82,8 @@ def _gdpr(args: argparse.Namespace) -> int:
     import asyncio
     import json
 
-    from salon.privacy.gdpr import ClientNotFound, default_registry, purge_retention
+    from salon.privacy.retention import purge_retention
+    from salon.privacy.rights import ClientNotFound, default_registry
 
     settings = load_settings()
     if args.action == "purge":
@@ -125,7 +126,7 @@ def _gdpr(args: argparse.Namespace) -> int:
 def _gdpr_api(args: argparse.Namespace) -> int:
     from salon.access.tokens import TokenBook
     from salon.privacy.api import serve
-    from salon.privacy.gdpr import default_registry
+    from salon.privacy.rights import default_registry
 
     serve(default_registry(load_settings()), TokenBook.from_env(), args.host, args.port)
     return 0

@@ -112,7 +112,8 @@ def write_offset_file(path: str | Path, offset: timedelta) -> None:
 
 def clock_from_env() -> Clock:
     """``SALON_CLOCK_FILE`` set: the system clock shifted by that file (demo and
-    end-to-end tests, following the emulator); otherwise the system clock."""
+    end-to-end tests, following the emulator); otherwise the system clock.
+    """
     path = os.environ.get("SALON_CLOCK_FILE")
     return OffsetFileClock(path) if path else SystemClock()
 
@@ -131,7 +132,8 @@ def from_unix(seconds: int | float | str) -> datetime:
 
 def to_us(value: datetime, name: str = "datetime") -> int:
     """Aware datetime → integer microseconds since the epoch (naive → ValueError); the
-    stores keep times this way so Redis and SQL do the same integer arithmetic."""
+    stores keep times this way so Redis and SQL do the same integer arithmetic.
+    """
     return (require_aware(value, name) - _EPOCH) // timedelta(microseconds=1)
 
 

@@ -1,6 +1,7 @@
 """Cutting text where a reader sees a boundary: between grapheme clusters (an emoji
 family, a letter with its stacked accents), never inside one. Lengths stay in code
-points, as WhatsApp and the database columns count them."""
+points, as WhatsApp and the database columns count them.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ _CLUSTER = regex.compile(r"\X")
 def cut(text: str, limit: int) -> int:
     """The largest index ``<= limit`` at which ``text`` may be cut between two grapheme
     clusters; a single cluster longer than ``limit`` is cut at ``limit`` (nothing
-    shorter exists)."""
+    shorter exists).
+    """
     if limit <= 0:
         raise ValueError("limit must be positive")
     if len(text) <= limit:

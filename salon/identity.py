@@ -48,5 +48,6 @@ def conversation_id(client_key: str) -> str:
     under (``u:FR.…`` → ``FR.…``, ``w:336…`` → ``336…``). It stays when she becomes known
     by another id too (a phone number shared, a new BSUID after an identity change,
     writing from a username): the ids are linked to that session, so the conversation,
-    and what the assistant remembers of it, follow her."""
+    and what the assistant remembers of it, follow her.
+    """
     return client_key.split(":", 1)[1]

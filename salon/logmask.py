@@ -111,7 +111,8 @@ def _tag(kind: str, value: str) -> str:
 
 def remember(*values: str | None) -> None:
     """Mask these exact values (a message body, a profile name) from now on, wherever
-    they appear. The most recent few hundred are kept."""
+    they appear. The most recent few hundred are kept.
+    """
     with _lock:
         for value in values:
             if not isinstance(value, str):
@@ -174,7 +175,8 @@ def mask_value(value: Any, _depth: int = 0) -> Any:
 
 def mask_record(record: logging.LogRecord) -> logging.LogRecord:
     """Mask ``record`` in place: message formatted and masked, arguments dropped, an
-    exception's text and a stack masked too."""
+    exception's text and a stack masked too.
+    """
     if getattr(record, "_salon_masked", False):
         return record
     try:
@@ -211,7 +213,8 @@ class MaskingFilter(logging.Filter):
 
 def install_log_masking(handlers: Iterable[logging.Handler] = ()) -> None:
     """Mask every log record of this process from now on (idempotent). ``handlers``
-    also get a :class:`MaskingFilter`, for records built by hand (``makeLogRecord``)."""
+    also get a :class:`MaskingFilter`, for records built by hand (``makeLogRecord``).
+    """
     global _installed, _previous_factory
     with _lock:
         if not _installed:

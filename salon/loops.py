@@ -30,7 +30,8 @@ T = TypeVar("T")
 
 def run_fast(main: Coroutine[Any, Any, T], *, use_uvloop: bool = True) -> T:
     """``asyncio.run(main)`` on uvloop when available (``use_uvloop=False`` forces the
-    standard loop)."""
+    standard loop).
+    """
     if use_uvloop:
         try:
             import uvloop
@@ -49,7 +50,8 @@ def run_fast(main: Coroutine[Any, Any, T], *, use_uvloop: bool = True) -> T:
 
 async def _with_cleanup(main: Coroutine[Any, Any, T]) -> T:
     """Run ``main``, then cancel what it left running and close async generators, as
-    ``asyncio.run`` does."""
+    ``asyncio.run`` does.
+    """
     try:
         return await main
     finally:

@@ -237,7 +237,7 @@ async def test_an_erased_client_who_had_stopped_is_still_stopped_when_the_crm_im
     from salon.consent.ledger import ConsentLedger, suppressions_table
     from salon.integrations.schema import consents as consents_table
     from salon.integrations.seed import seed_database
-    from salon.privacy.gdpr import default_registry
+    from salon.privacy.rights import default_registry
     from salon.storage.db import make_sync_engine
 
     monkeypatch.setenv("SALON_PRIVACY_SALT", "consent-test-salt")

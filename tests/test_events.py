@@ -27,7 +27,7 @@ from salon.integrations.events import (
 )
 from salon.integrations.schema import event_rsvps, events
 from salon.integrations.seed import seed_database
-from salon.privacy.gdpr import default_registry
+from salon.privacy.rights import default_registry
 from salon.storage.db import make_async_engine, make_sync_engine
 
 NOW = datetime(2026, 11, 26, 8, 0, tzinfo=timezone.utc)

@@ -26,7 +26,8 @@ from salon.llm.audit import AuditEntry, LlmAudit
 from salon.outbound.queue import OutboundQueue, parse_request
 from salon.outbound.restock import RestockBook
 from salon.privacy.api import build_app
-from salon.privacy.gdpr import ErasureLog, default_registry, purge_retention
+from salon.privacy.retention import purge_retention
+from salon.privacy.rights import ErasureLog, default_registry
 from salon.storage.db import make_async_engine
 from tests.seeding import seed_maison
 from tests.test_whatsapp_sender import CLAIRE, answer, say, settle, wired

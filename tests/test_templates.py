@@ -13,19 +13,15 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from salon.templates.registry import (
-    GraphTemplatePageFetcher,
-    NoTemplate,
-    NoTemplateReason,
+from salon.templates.model import (
     Template,
-    TemplateChoice,
     TemplateDefinitionError,
-    TemplateRegistry,
-    check_params,
     language_chain,
     normalise_language,
-    sanitize_text_param,
 )
+from salon.templates.params import check_params, sanitize_text_param
+from salon.templates.registry import NoTemplate, NoTemplateReason, TemplateChoice, TemplateRegistry
+from salon.templates.sync import GraphTemplatePageFetcher
 from salon.whatsapp.addressing import Recipient
 from salon.whatsapp.errors import AuthError
 

@@ -39,12 +39,7 @@ from salon.llm.config import LlmSettings
 from salon.llm.responder import StylingAdvisor
 from salon.outbound.queue import OutboundQueue, parse_request
 from salon.outbound.restock import RestockBook
-from salon.privacy.gdpr import (
-    ErasureIncomplete,
-    ErasureLog,
-    StoreUnavailable,
-    default_registry,
-)
+from salon.privacy.rights import ErasureIncomplete, ErasureLog, StoreUnavailable, default_registry
 from salon.storage.db import make_async_engine, make_sync_engine
 from tests.seeding import seed_maison
 from tests.test_privacy import production_endpoints

@@ -2,7 +2,7 @@
 process through ``wa_template_state`` and survives a restart.
 
 - A ``message_template_status_update`` webhook handled by the channel (one process) is
-  honoured, at most :data:`salon.templates.registry.STATE_TTL` later, by the outbound worker (another
+  honoured, at most :data:`salon.templates.lifecycle.STATE_TTL` later, by the outbound worker (another
   process: its own registry, same database), and by any registry built after a restart.
 - A synchronous 132015 / 132016 from the Graph API marks the template unusable for every
   process, and the same message is decided again (another template, or parked + nudge).
@@ -32,13 +32,9 @@ from salon.emulator.testing import WebhookReceiver
 from salon.outbound.pacing import PacingConfig
 from salon.outbound.queue import NUDGED, PARKED, SENT_TEMPLATE, OutboundRequest, parse_request
 from salon.outbound.worker import OutboundWorker, WorkerConfig
-from salon.templates.registry import (
-    STATE_TTL,
-    GraphTemplatePageFetcher,
-    TemplateRegistry,
-    TemplateStates,
-    keep_in_sync,
-)
+from salon.templates.lifecycle import STATE_TTL, TemplateStates
+from salon.templates.registry import TemplateRegistry
+from salon.templates.sync import GraphTemplatePageFetcher, keep_in_sync
 from salon.webhook.runtime import SenderParts, open_sender
 from tests.outbound_support import PNID, Stack, emulator_graph, outbound_stack
 from tests.seeding import seed_maison

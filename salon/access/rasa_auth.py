@@ -24,7 +24,8 @@ TOKEN_LIFETIME: Final = timedelta(minutes=10)
 def rasa_jwt(secret: str, *, now: datetime | None = None, username: str = "salon",
              lifetime: timedelta = TOKEN_LIFETIME) -> str:
     """A token Rasa accepts for every conversation (role ``admin``), valid ``lifetime``.
-    ``now`` is the real time (the token's expiry is checked against Rasa's own clock)."""
+    ``now`` is the real time (the token's expiry is checked against Rasa's own clock).
+    """
     if not secret:
         raise ValueError(f"{ENV_SECRET} is empty")
     issued = now or datetime.now(timezone.utc)

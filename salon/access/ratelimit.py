@@ -110,7 +110,8 @@ class RateLimitSettings:
     def from_env(cls, api: str, default_per_minute: int,
                  environ: Mapping[str, str] | None = None) -> RateLimitSettings:
         """``api`` is the variables' middle part: ``"OUTBOUND_API"`` reads
-        ``SALON_OUTBOUND_API_RATE`` and ``SALON_OUTBOUND_API_BURST``."""
+        ``SALON_OUTBOUND_API_RATE`` and ``SALON_OUTBOUND_API_BURST``.
+        """
         env = os.environ if environ is None else environ
         per_minute = _positive_int(env, f"SALON_{api}_RATE", default_per_minute)
         return cls(
@@ -123,7 +124,8 @@ class RateLimitSettings:
 
 def _address(raw: str | None) -> Address | None:
     """An address as a peer or an ``X-Forwarded-For`` hop gives it (``[v6]:port`` and
-    ``v4:port`` included); None when it is not one."""
+    ``v4:port`` included); None when it is not one.
+    """
     if not raw:
         return None
     text = raw.strip()
@@ -139,7 +141,8 @@ def _address(raw: str | None) -> Address | None:
 
 class ClientIp:
     """Which client a request comes from: the peer, or (behind a trusted proxy) the
-    nearest untrusted hop of ``X-Forwarded-For``."""
+    nearest untrusted hop of ``X-Forwarded-For``.
+    """
 
     def __init__(self, trusted_proxies: Iterable[Network] = ()) -> None:
         self.trusted = tuple(trusted_proxies)
@@ -177,7 +180,8 @@ class IpRateLimit:
     Time comes from ``clock`` (a :class:`~salon.clock.Clock` or a function returning
     seconds); by default the monotonic clock, since a limit is about real elapsed time,
     not the business time a test or the emulator may move. A clock going backwards
-    refills nothing."""
+    refills nothing.
+    """
 
     def __init__(self, per_minute: int, clock: Clock | Callable[[], float] | None = None, *,
                  burst: int | None = None, max_ips: int = DEFAULT_MAX_IPS, name: str = "API") -> None:
@@ -216,7 +220,8 @@ class IpRateLimit:
 
     def hit(self, key: str) -> float:
         """Count one request from ``key``: 0.0 when allowed, else the seconds until the
-        next one would be."""
+        next one would be.
+        """
         now = self._now()
         with self._lock:
             entry = self._buckets.pop(key, None)

@@ -49,7 +49,8 @@ def seal(key: bytes, conversation: str, wa_id: str | None, user_id: str | None) 
 def unseal(key: bytes | None, conversation: str,
            metadata: Mapping[str, Any] | None) -> tuple[str | None, str | None] | None:
     """(wa_id, user_id) from a turn's metadata when its seal is valid for
-    ``conversation`` (compared in constant time), else None."""
+    ``conversation`` (compared in constant time), else None.
+    """
     if key is None or not isinstance(metadata, Mapping):
         return None
     given = metadata.get(SEAL_KEY)
@@ -68,7 +69,8 @@ def sealed_ids(key: bytes | None, conversation: str,
                metadatas: Iterable[Mapping[str, Any] | None]) -> tuple[str | None, str | None]:
     """The ids of the first validly sealed metadata among ``metadatas`` (the latest turn
     first, then earlier ones: a turn the assistant starts itself carries no metadata, the
-    client's earlier WhatsApp turns do); (None, None) when there is none."""
+    client's earlier WhatsApp turns do); (None, None) when there is none.
+    """
     for metadata in metadatas:
         found = unseal(key, conversation, metadata)
         if found is not None:

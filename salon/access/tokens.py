@@ -82,7 +82,8 @@ class Principal:
 
     def require(self, *scopes: str) -> None:
         """Raise :class:`Forbidden` unless the principal holds one of ``scopes`` (a
-        manager holds ``advisor`` too)."""
+        manager holds ``advisor`` too).
+        """
         held = self.scopes | ({"advisor"} if self.is_manager else set())
         if not held.intersection(scopes):
             raise Forbidden(f"{self.name} lacks scope {' or '.join(scopes)}")
@@ -167,7 +168,8 @@ class TokenBook:
     def authenticate(self, authorization: str | None) -> Principal:
         """The principal behind an ``Authorization: Bearer …`` header, or
         :class:`Unauthorized`. Every digest is compared, so the time taken does not tell
-        which (or whether any) entry matched."""
+        which (or whether any) entry matched.
+        """
         if not authorization:
             raise Unauthorized("missing bearer token")
         scheme, _, token = authorization.strip().partition(" ")

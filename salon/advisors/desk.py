@@ -54,7 +54,8 @@ __all__ = ["AdvisorDesk", "DeskAnswer", "Transcripts"]
 class Transcripts(Protocol):
     async def transcript(self, conversation_id: str) -> list[dict[str, Any]]:
         """The conversation's messages, oldest first: ``{"at", "from", "text"}`` with
-        ``from`` one of ``client``, ``assistant``, ``advisor``, ``system``."""
+        ``from`` one of ``client``, ``assistant``, ``advisor``, ``system``.
+        """
 
     async def record_advisor_message(self, conversation_id: str, text: str, advisor: str) -> None:
         """Keep the advisor's reply in the conversation (so the bot sees it later)."""
@@ -159,7 +160,8 @@ class AdvisorDesk:
     async def reply(self, authorization: str | None, conversation_id: str,
                     body: Mapping[str, Any] | None) -> DeskAnswer:
         """POST /advisor/conversations/<id>/reply ``{"text": "..."}``: free-form while the
-        client's window is open, else parked behind the approved nudge template."""
+        client's window is open, else parked behind the approved nudge template.
+        """
         found = await self._guarded(authorization, conversation_id)
         if isinstance(found, DeskAnswer):
             return found
@@ -252,7 +254,8 @@ class AdvisorDesk:
 
     async def repair_requests(self, authorization: str | None, *, include_closed: bool = False) -> DeskAnswer:
         """GET /advisor/repairs: the repair requests of the advisor's clients (a manager's:
-        all), newest first, each with the client's window."""
+        all), newest first, each with the client's window.
+        """
         try:
             principal = self._principal(authorization)
         except AccessDenied as exc:
@@ -278,7 +281,8 @@ class AdvisorDesk:
                             body: Mapping[str, Any] | None) -> DeskAnswer:
         """POST /advisor/repairs/<id>/status ``{"status": "ready", "note": "...", "notify": true}``:
         the new status (or a note alone) is kept; a change the client should know of is
-        told to them through the send-time guard (``"notify": false`` keeps it quiet)."""
+        told to them through the send-time guard (``"notify": false`` keeps it quiet).
+        """
         found = await self._guarded_repair(authorization, request_id)
         if isinstance(found, DeskAnswer):
             return found

@@ -209,7 +209,8 @@ async def notify(book: HandoffBook, handoff: Handoff, url: str | None, *,
     """POST the handoff to the advisors' webhook when one is configured, signed with
     ``secret`` (default ``SALON_ADVISOR_WEBHOOK_SECRET``); the outcome (``none``, ``sent``,
     ``failed``) is recorded on the handoff and returned. Logs and the record name the
-    webhook's host only: its URL may hold a credential."""
+    webhook's host only: its URL may hold a credential.
+    """
     if not url:
         return "none"
     secret = secret if secret is not None else os.environ.get("SALON_ADVISOR_WEBHOOK_SECRET", "")

@@ -157,7 +157,8 @@ class RepairBook(SqlTables):
     async def listing(self, *, advisor_id: str | None, include_closed: bool = False,
                       limit: int = 200) -> list[RepairRequest]:
         """Requests of one advisor's clients (``advisor_id``) or of everyone (None),
-        newest first."""
+        newest first.
+        """
         query = select(repairs_table).order_by(repairs_table.c.created_at.desc(),
                                                repairs_table.c.id).limit(limit)
         if advisor_id is not None:
@@ -189,7 +190,8 @@ class RepairBook(SqlTables):
                      now: datetime) -> tuple[RepairRequest, RepairUpdate]:
         """Move the request to ``status`` (None: keep it, a note only) and keep the change.
         Raises ``KeyError`` for an unknown request, :class:`RepairClosed` for a closed one,
-        ``ValueError`` for an unknown status."""
+        ``ValueError`` for an unknown status.
+        """
         if status is not None and status not in STATUSES[1:]:
             raise ValueError(f"status must be one of {', '.join(STATUSES[1:])}")
         async with self.engine.begin() as conn:

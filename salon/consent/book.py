@@ -51,6 +51,7 @@ from salon.guard.decision import Consent
 from salon.identity import ClientRef
 from salon.integrations.schema import clients as clients_table
 from salon.integrations.schema import consents as consents_table
+from salon.privacy.salt import existing_privacy_salt
 from salon.storage.db import SqlTables
 
 __all__ = ["ClientProfile", "ConsentBook"]
@@ -111,10 +112,9 @@ class ConsentBook(SqlTables):
     def salt(self) -> bytes | None:
         """The privacy salt the suppression list is keyed with: the one given, else the
         installation's once it exists (the first erasure creates it: looked for again at
-        most every :data:`SALT_RECHECK_S` seconds until then)."""
+        most every :data:`SALT_RECHECK_S` seconds until then).
+        """
         if self._salt is None and time.monotonic() - self._salt_checked >= SALT_RECHECK_S:
-            from salon.privacy.gdpr import existing_privacy_salt
-
             self._salt_checked = time.monotonic()
             self._salt = existing_privacy_salt()
         return self._salt
@@ -152,7 +152,8 @@ class ConsentBook(SqlTables):
     async def state(self, ref: ClientRef, profile: ClientProfile | None, *,
                     exclude_sources: tuple[str, ...] = ()) -> ConsentState:
         """The client's decisions per purpose and the STOP in force (book, ledger,
-        suppression list)."""
+        suppression list).
+        """
         async with self.engine.connect() as conn:
             [state] = await consent_states_many(
                 conn, [(profile.client_id if profile is not None else None, ref.aliases)],
@@ -168,7 +169,8 @@ class ConsentBook(SqlTables):
     async def contexts_many(self, refs: Sequence[ClientRef]) -> list[tuple[ClientProfile | None, Consent]]:
         """:meth:`profile` and :meth:`consent_for` for many clients in a few queries (the
         book, its consents, the ledger, the suppression list, WhatsApp's preferences),
-        answers in order."""
+        answers in order.
+        """
         if not refs:
             return []
         profiles = await self.profiles_many(refs)

@@ -4,7 +4,7 @@ One row per decision: the client (their WhatsApp ids ``w:<wa_id>`` / ``u:<BSUID>
 when the maison's book knows them, their client id), the category, granted or withdrawn,
 where it came from, when, who recorded it and the text the client was shown. The current
 state of a category is its latest row; nothing is ever updated or deleted except by a
-GDPR erasure (:mod:`salon.privacy.gdpr`).
+GDPR erasure (:mod:`salon.privacy.rights`).
 
 It sits beside two older sources and agrees with them:
 
@@ -147,7 +147,8 @@ _S = suppressions_table.c
 
 def suppression_hash(salt: bytes, subject: str) -> str:
     """The suppression list's key for one id of a client (a ledger subject: ``w:<wa_id>``,
-    ``u:<BSUID>``, ``c:<client id>``): HMAC-SHA256 keyed with the privacy salt."""
+    ``u:<BSUID>``, ``c:<client id>``): HMAC-SHA256 keyed with the privacy salt.
+    """
     return hmac.new(salt, b"suppression\n" + subject.encode(), hashlib.sha256).hexdigest()
 
 
@@ -163,7 +164,8 @@ class Suppression:
 async def record_suppressions(conn: AsyncConnection, salt: bytes, subjects: Sequence[str],
                               entries: Sequence[Suppression], now: datetime) -> int:
     """Keep ``entries`` for every id in ``subjects`` (idempotent: an entry already kept is
-    not kept twice); returns how many rows were added."""
+    not kept twice); returns how many rows were added.
+    """
     hashes = sorted({suppression_hash(salt, subject) for subject in subjects})
     if not hashes or not entries:
         return 0
@@ -266,7 +268,8 @@ class ConsentLedger(SqlTables):
 class ConsentState:
     """A client's consent as every question reads it: per purpose the latest decision
     (granted, when), and the STOP in force (``stopped_at``; None when she is not opted
-    out: she never wrote STOP, or wrote START since)."""
+    out: she never wrote STOP, or wrote START since).
+    """
 
     decisions: dict[str, tuple[bool, datetime]]
     stopped_at: datetime | None = None
@@ -285,7 +288,8 @@ async def latest_decisions(
     salt: bytes | None = None,
 ) -> dict[str, tuple[bool, datetime]]:
     """Per purpose, the latest decision of the maison's book (``maison_consents``) and the
-    ledger, on an open connection: the one reading every consent question shares."""
+    ledger, on an open connection: the one reading every consent question shares.
+    """
     return (await latest_decisions_many(conn, [(client_id, aliases)], exclude_sources=exclude_sources,
                                         salt=salt))[0]
 
@@ -301,7 +305,8 @@ async def latest_decisions_many(
 ) -> list[dict[str, tuple[bool, datetime]]]:
     """:func:`latest_decisions` for many ``(client_id, aliases)`` at once: one query per
     source (per ``chunk`` ids), the answers in the same order. ``table_names``: the
-    tables known to exist (read from the database when not given)."""
+    tables known to exist (read from the database when not given).
+    """
     states = await consent_states_many(conn, clients, exclude_sources=exclude_sources, table_names=table_names,
                                        chunk=chunk, salt=salt)
     return [state.decisions for state in states]
@@ -418,7 +423,8 @@ def _plain(text: str) -> list[str]:
 def keyword_of(text: str) -> str | None:
     """``"stop"`` or ``"start"`` when the message is that keyword, alone or with little
     else (politeness, punctuation, any case or accents); None otherwise. A sentence
-    that merely contains the word (``"when does the sale stop?"``) is not a keyword."""
+    that merely contains the word (``"when does the sale stop?"``) is not a keyword.
+    """
     if not isinstance(text, str) or len(text) > 80:
         return None
     words = _plain(text)
@@ -466,7 +472,8 @@ CONFIRMATIONS: Final[dict[str, dict[str, str]]] = {
 
 def confirmation(keyword: str, text: str, language: str | None) -> tuple[str, str]:
     """(language, confirmation text) for a keyword: the language the keyword was written
-    in when it says (ARRÊT is French), else the client's, else English."""
+    in when it says (ARRÊT is French), else the client's, else English.
+    """
     spoken = next((_KEYWORD_LANGUAGE[w] for w in _plain(text) if w in _KEYWORD_LANGUAGE), None)
     lang = spoken or (language or "en").split("-")[0].split("_")[0].lower()
     if lang not in CONFIRMATIONS[keyword]:

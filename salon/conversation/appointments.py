@@ -85,7 +85,8 @@ def find_service(text: str | None) -> str | None:
 
 def parse_party_size(text: str | None) -> int | None:
     """How many are coming, counting the client: "2", "two of us", "just me", "with my
-    husband", "nous serons trois"."""
+    husband", "nous serons trois".
+    """
     if text is None:
         return None
     plain = fold(str(text))
@@ -116,7 +117,8 @@ class SlotChoice:
 async def choose_slots(bookings: Bookings, shop: Boutique, window: TimeWindow,
                        *, limit: int = 3) -> SlotChoice:
     """Free slots for what the client asked: the exact time if free, else the nearest
-    free times that day, else the next free ones in the following two weeks."""
+    free times that day, else the next free ones in the following two weeks.
+    """
     if window.exact:
         local = window.start.astimezone(shop.zone)
         day_start = local.replace(hour=0, minute=0, second=0, microsecond=0)

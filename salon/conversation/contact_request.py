@@ -42,7 +42,8 @@ _THANKS: Final[dict[str, str]] = {
 
 def contact_request(about: str, language: str) -> dict[str, Any]:
     """The Cloud API ``request_contact_info`` message asking for her number, ``about``
-    ``orders`` or ``appointments``, in her language (English when it has no words)."""
+    ``orders`` or ``appointments``, in her language (English when it has no words).
+    """
     texts = _ASK[about]
     return {"type": "interactive", "interactive": {
         "type": "request_contact_info",

@@ -1,5 +1,6 @@
 """The first words to a client: by name and in their language when the maison knows
-them, the time of day where they are, and for a VIC their own advisor offered first."""
+them, the time of day where they are, and for a VIC their own advisor offered first.
+"""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ class Reply:
 def main_choices(language: str, advisor_first_name: str | None = None, *,
                  advisor_first: bool = False) -> list[dict[str, str]]:
     """The three doors: book, order, a person (named when there is an assigned advisor;
-    first when ``advisor_first``, as for a VIC)."""
+    first when ``advisor_first``, as for a VIC).
+    """
     if language == "fr":
         person = f"Parler à {advisor_first_name}" if advisor_first_name else "Un conseiller"
         book, order = "Prendre rendez-vous", "Suivre une commande"
@@ -55,7 +57,8 @@ def _part_of_day(now: datetime, language: str) -> str:
 def greeting(record: ClientRecord | None, now: datetime, language: str) -> Reply | None:
     """The greeting for whoever is writing, at ``now`` (aware; said in their time zone).
     None for someone the maison does not know writing in English: the domain's
-    ``utter_greet`` says it."""
+    ``utter_greet`` says it.
+    """
     zone = ZoneInfo(record.time_zone if record is not None else DEFAULT_ZONE)
     salutation = _part_of_day(now.astimezone(zone), language)
     if record is None:

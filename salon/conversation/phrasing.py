@@ -57,7 +57,8 @@ def _plain_words(text: str) -> list[str]:
 def language_of(text: str | None, fallback: str | None = None) -> str:
     """The language a message is written in (English or French), else ``fallback`` (the
     conversation's or the client record's), else English. A button payload
-    (``/intent{...}``) or a bare name says nothing and keeps the fallback."""
+    (``/intent{...}``) or a bare name says nothing and keeps the fallback.
+    """
     if not text or text.startswith("/"):
         return supported(fallback)
     words = _plain_words(text)

@@ -1,7 +1,8 @@
 """Context recall when a client comes back after their window closed: one graceful line
 on what was open last time (a booking under way, an order they asked about), so the new
 session starts where the last one stood. A conversation still with an advisor gets no
-line at all: the advisor answers."""
+line at all: the advisor answers.
+"""
 
 from __future__ import annotations
 

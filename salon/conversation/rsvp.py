@@ -84,7 +84,8 @@ def parse_guests(text: str | None, *, bare: bool = True) -> int | None:
     """How many guests come with the client: "just me" 0, "with my husband" 1, "2 guests"
     2, "+1" 1, "we'll be three" 2, "nous serons deux" 1. A bare number (or "no") counts
     guests when ``bare``: it answers "will anyone be joining you?". None when the words
-    say nothing about it."""
+    say nothing about it.
+    """
     if text is None:
         return None
     raw = str(text).strip()
@@ -137,7 +138,8 @@ def _keys(event: Event) -> set[str]:
 
 def find_event(text: str | None, standings: Sequence[Standing]) -> Standing | None:
     """The event ``text`` names: its id (a button), else the one whose title and city
-    share the most words with it, when that is a single one."""
+    share the most words with it, when that is a single one.
+    """
     if not text:
         return None
     raw = str(text)
@@ -172,7 +174,8 @@ def _title(event: Event, language: str) -> str:
 
 def describe(event: Event, language: str) -> str:
     """"the Autumn collection preview on Thursday 10 December at 18:30 in Paris" /
-    "« Avant-première de la collection d'automne », jeudi 10 décembre à 18h30 à Paris"."""
+    "« Avant-première de la collection d'automne », jeudi 10 décembre à 18h30 à Paris".
+    """
     local = event.starts_at.astimezone(event.venue.zone)
     if _fr(language):
         return (f"{_title(event, language)}, {say_day(local, language)} à {say_time(local, language)} "
@@ -284,7 +287,8 @@ def _places_left(left: int, event: Event, language: str) -> str:
 def confirm_question(standing: Standing, guests: int, language: str,
                      advisor_first_name: str | None) -> tuple[Reply, str]:
     """The summary to confirm, or, when the client and their guests no longer fit, the
-    waiting list offered with the advisor; and which of the two was offered."""
+    waiting list offered with the advisor; and which of the two was offered.
+    """
     event = standing.event
     local = event.starts_at.astimezone(event.venue.zone)
     day, hour = say_day(local, language), say_time(local, language)
@@ -332,7 +336,8 @@ def _dress(event: Event, language: str) -> str:
 def replied_line(rsvp: Rsvp, event: Event, record: ClientRecord, language: str, *,
                  changed: bool = False) -> str:
     """The one line that confirms what was recorded: the place (or the waiting list),
-    who comes, when and where."""
+    who comes, when and where.
+    """
     local = event.starts_at.astimezone(event.venue.zone)
     day, hour = say_day(local, language), say_time(local, language)
     name = address(record, language)

@@ -193,7 +193,8 @@ def _part(text: str) -> tuple[time, time] | None:
 
 def parse_when(text: str | None, now: datetime, zone: ZoneInfo | str) -> TimeWindow | None:
     """The moment or span ``text`` names, in ``zone``, relative to ``now``; None if the
-    text names no day and no time."""
+    text names no day and no time.
+    """
     require_aware(now, "now")
     if not text:
         return None

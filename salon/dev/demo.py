@@ -186,7 +186,8 @@ def trigger_follow_up(
     """Have the assistant write first to ``client``: Rasa's ``trigger_intent`` with the
     WhatsApp output channel, as a follow-up (its consent is checked). Outside the 24-hour
     window the channel parks the message and sends a template instead. Raises
-    :class:`httpx.HTTPError` on failure."""
+    :class:`httpx.HTTPError` on failure.
+    """
     if not _CLIENT_ID.match(client):
         raise ValueError(f"not a WhatsApp number: {client!r}")
     if not _INTENT.match(intent):
@@ -207,7 +208,8 @@ class FollowUpServer:
     """``POST /follow-up`` with ``{"client", "intent"?}`` → ``trigger(client, intent)``.
 
     A loopback HTTP server in a thread, so the phone page (another origin: the emulator)
-    can ask the assistant to write first; CORS allows ``allowed_origins`` only."""
+    can ask the assistant to write first; CORS allows ``allowed_origins`` only.
+    """
 
     def __init__(
         self,
@@ -308,7 +310,8 @@ class FollowUpServer:
 
 def ports_in_use(ports: Sequence[int], host: str = "127.0.0.1") -> list[int]:
     """The ports something already listens on (a stale stack would answer our health
-    checks and pass for ours)."""
+    checks and pass for ours).
+    """
     busy = []
     for port in ports:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -482,7 +485,8 @@ class Step:
 
 def run_steps(steps: Sequence[Step], out: TextIO | None = None) -> int:
     """Run the steps in order, print each as ok / FAIL (with what was expected and seen);
-    after a failure the rest are skipped. 0 when all passed, 1 otherwise."""
+    after a failure the rest are skipped. 0 when all passed, 1 otherwise.
+    """
     out = out or sys.stdout
     failed = 0
     width = len(str(len(steps)))
@@ -554,7 +558,8 @@ class Conversation:
 
     def replies(self, act: Callable[[], Any], count: int = 1) -> list[dict[str, Any]]:
         """Do ``act`` and return what the business sent after it: once ``count`` new
-        messages arrived and nothing more came for ``quiet`` seconds (or the timeout)."""
+        messages arrived and nothing more came for ``quiet`` seconds (or the timeout).
+        """
         before = len(self.outbox())
         act()
         deadline = time.monotonic() + self.timeout

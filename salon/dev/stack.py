@@ -35,7 +35,8 @@ __all__ = ["Stack", "StackConfig", "StackError", "free_port", "free_ports"]
 
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
     """``count`` distinct ports nothing listens on now, chosen by the kernel (bind to port
-    0). The sockets are held until all are chosen, so the ports differ from one another."""
+    0). The sockets are held until all are chosen, so the ports differ from one another.
+    """
     with ExitStack() as held:
         ports = []
         for _ in range(count):
@@ -107,7 +108,8 @@ class StackConfig:
     @property
     def webhook_url(self) -> str:
         """Where Meta's webhook goes: the companion process's own port when the channel
-        has ``webhook_port``, else the Rasa server's route."""
+        has ``webhook_port``, else the Rasa server's route.
+        """
         port = self.channel_options.get("webhook_port")
         base = f"http://127.0.0.1:{port}" if port else self.rasa_url
         return f"{base}/webhooks/whatsapp/webhook"
@@ -226,7 +228,8 @@ class Stack:
 
     def log_paths(self) -> dict[str, Path]:
         """Each process's log (its stdout and stderr; the WhatsApp I/O process writes to
-        the Rasa server's)."""
+        the Rasa server's).
+        """
         names = ["emulator", "actions", "rasa"]
         if self.config.outbound_api_port:
             names += ["outbound-worker", "outbound-api"]
@@ -250,7 +253,8 @@ class Stack:
 
     def salon(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
         """Run ``salon ARGS`` against this stack (its database, clock and number): what an
-        operator's cron would run beside it, e.g. ``salon outbound scan``."""
+        operator's cron would run beside it, e.g. ``salon outbound scan``.
+        """
         return subprocess.run(
             [str(Path(sys.executable).parent / "salon"), *args], cwd=PROJECT_ROOT, env=self._env(),
             capture_output=True, text=True, timeout=timeout, check=False,
@@ -310,7 +314,8 @@ class Stack:
 
     def stop(self, timeout: float = 15.0) -> dict[str, str]:
         """Stop every process (SIGTERM, SIGKILL past ``timeout``); how each ended:
-        ``"exited 0"``, ``"exited 1"`` ... or ``"killed"``."""
+        ``"exited 0"``, ``"exited 1"`` ... or ``"killed"``.
+        """
         ended: dict[str, str] = {}
         for process in reversed(list(self.processes.values())):
             if process.poll() is None:
@@ -352,7 +357,8 @@ class Stack:
     def trigger(self, conversation: str, intent: str, *, purpose: str | None = None,
                 origin: str | None = None, timeout: float = 60.0) -> httpx.Response:
         """Have the assistant start a turn for ``conversation`` (Rasa's ``trigger_intent``,
-        WhatsApp output), for ``purpose`` (a follow-up's when None)."""
+        WhatsApp output), for ``purpose`` (a follow-up's when None).
+        """
         params = {"output_channel": "whatsapp"}
         if purpose:
             params["purpose"] = purpose

@@ -136,7 +136,8 @@ class _EmulatorSanic(Sanic):
     """Sanic rewrites some of its own methods when an app starts ("touch-up"). With
     ``test_mode`` it keeps the originals and rewrites those, so several emulator apps can
     start one after the other in one process (tests); it changes nothing else for this
-    class (Sanic's own ``Sanic.test_mode`` stays as it is)."""
+    class (Sanic's own ``Sanic.test_mode`` stays as it is).
+    """
 
     test_mode = True
 
@@ -218,7 +219,8 @@ def create_app(
 ) -> Sanic:
     """A new emulator app. ``clock`` is the base clock (default: the system clock); the
     admin API shifts it. ``templates`` defaults to ``config.templates_file`` or the
-    project's ``templates.yml``."""
+    project's ``templates.yml``.
+    """
     config = config or EmulatorConfig.from_env()
     sanic_config = Config()
     sanic_config.REGISTER = False

@@ -133,7 +133,8 @@ class WebhookDispatcher:
     # -- public
     def submit(self, event: WebhookEvent) -> None:
         """Queue ``event`` (returns at once). With no webhook URL configured the event is
-        only counted (``skipped``): nothing is built, signed or kept."""
+        only counted (``skipped``): nothing is built, signed or kept.
+        """
         if not self._url():
             self.skipped += 1
             return

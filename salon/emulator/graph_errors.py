@@ -82,7 +82,8 @@ class GraphError(Exception):
     """A synchronous Graph API error; the route turns it into the JSON body.
 
     ``message``: a Graph-level error (not a WhatsApp one) with Meta's own message and no
-    ``error_data``."""
+    ``error_data``.
+    """
 
     def __init__(
         self,

@@ -1,5 +1,6 @@
 """Identifiers that look like Meta's: message ids (``wamid.…``), media and template ids,
-trace ids and business-scoped user ids."""
+trace ids and business-scoped user ids.
+"""
 
 from __future__ import annotations
 
@@ -64,7 +65,8 @@ _CALLING_CODES: Final[dict[str, str]] = {
 
 def new_wamid(phone: str | None = None) -> str:
     """``wamid.`` + base64 of a short binary record holding the counterpart's number and a
-    random message key, the way Meta's ids are built (``wamid.HBgL…``)."""
+    random message key, the way Meta's ids are built (``wamid.HBgL…``).
+    """
     number = (phone or "0").encode("ascii", "replace")[:20]
     key = secrets.token_hex(10).upper().encode("ascii")
     raw = b"\x1c\x18" + bytes([len(number)]) + number + b"\x15\x02\x00\x12\x18\x14" + key + b"\x00"
@@ -107,7 +109,8 @@ def country_of(identity: str | None) -> str:
 
 def bsuid_read_as_phone(bsuid: str) -> str:
     """What Meta makes of a BSUID put in ``to``: it drops the country prefix (and a parent
-    id's ``ENT.``) and reads the rest as a phone number."""
+    id's ``ENT.``) and reads the rest as a phone number.
+    """
     rest = bsuid.split(".", 1)[1] if "." in bsuid else bsuid
     rest = rest.removeprefix("ENT.")
     return re.sub(r"\D", "", rest) or rest
@@ -126,7 +129,8 @@ def is_bsuid(value: str) -> bool:
 def normalise_recipient(value: str) -> tuple[str, str] | None:
     """``("phone", digits)`` or ``("bsuid", id)`` for a ``to``/``recipient`` value, or
     None when it is neither. A leading ``+`` and blanks, dashes, dots, parentheses in a
-    phone number are dropped, as Meta does."""
+    phone number are dropped, as Meta does.
+    """
     text = value.strip()
     if is_bsuid(text):
         return ("bsuid", text)

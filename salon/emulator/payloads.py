@@ -127,7 +127,8 @@ def system_message(
     from_user_id: str | None = None,
 ) -> dict[str, Any]:
     """One ``messages[]`` element of type ``system`` (identity changes). The webhook that
-    carries it has no ``contacts`` array (Meta, system messages reference)."""
+    carries it has no ``contacts`` array (Meta, system messages reference).
+    """
     message: dict[str, Any] = {}
     if from_phone:
         message["from"] = from_phone
@@ -151,7 +152,8 @@ def call_object(
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One ``calls[]`` element of a user-initiated call (``calls`` webhook field): the
-    caller (``from`` omitted for a username-only client), the business number called."""
+    caller (``from`` omitted for a username-only client), the business number called.
+    """
     call: dict[str, Any] = {"id": call_id}
     if include_from and contact.wa_id:
         call["from"] = contact.wa_id
@@ -279,7 +281,8 @@ def _entry(waba_id: str, changes: list[dict[str, Any]], time: int | None) -> dic
 
 def _merge_key(event: WebhookEvent) -> tuple[Any, ...] | None:
     """Events with the same key may share one ``changes[]`` element (same metadata and
-    the same list: messages or statuses)."""
+    the same list: messages or statuses).
+    """
     if event.field != "messages":
         return None
     meta = event.value.get("metadata", {})

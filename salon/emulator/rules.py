@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Final
 
-from salon.templates.registry import Template
+from salon.templates.model import Template
 
 __all__ = [
     "FEP_DURATION",
@@ -127,7 +127,8 @@ def fep_active(
     referral_at: datetime | None, first_reply_at: datetime | None, now: datetime
 ) -> bool:
     """Free entry point: the business replied within 24 h of a Click-to-WhatsApp /
-    Page-CTA message; everything is free for 72 h from that reply (§1.3)."""
+    Page-CTA message; everything is free for 72 h from that reply (§1.3).
+    """
     if referral_at is None or first_reply_at is None:
         return False
     if not referral_at <= first_reply_at < referral_at + WINDOW:
@@ -244,7 +245,8 @@ def _text(value: Any) -> str | None:
 
 def validate_message(body: Mapping[str, Any]) -> Violation | None:
     """Check a ``POST /{phone-number-id}/messages`` body (everything but the recipient
-    and the template definition). None when valid."""
+    and the template definition). None when valid.
+    """
     if body.get("messaging_product") != "whatsapp":
         return Violation(100, "The parameter messaging_product is required and must be 'whatsapp'.")
     recipient_type = body.get("recipient_type", "individual")
@@ -506,7 +508,8 @@ def _check_location_request(interactive: Mapping[str, Any]) -> Violation | None:
 
 def _check_contact_info_request(interactive: Mapping[str, Any]) -> Violation | None:
     """Contact-information request (2026): body text and ``action.name``
-    ``request_contact_info``; the button is WhatsApp's own (no label, no header)."""
+    ``request_contact_info``; the button is WhatsApp's own (no label, no header).
+    """
     body = _body_text(interactive)
     if not body:
         return _missing("interactive['body']['text']")
@@ -595,7 +598,8 @@ def check_template_send(
     api_version: str = "v21.0",
 ) -> Violation | None:
     """Check a template send against the emulator's definition (None: sendable); see
-    :func:`check_and_render`."""
+    :func:`check_and_render`.
+    """
     checked = check_and_render(template, template_obj, language=language, api_version=api_version)
     return checked if isinstance(checked, Violation) else None
 
@@ -744,7 +748,8 @@ def check_and_render(
 def render_template(template: Template, template_obj: Mapping[str, Any]) -> dict[str, Any]:
     """Header/body/footer texts with the sent parameters filled in, and the buttons as
     ``[{index, type, text, payload}]`` (quick-reply payload: the sent one, else the
-    button's text, as Meta reports taps)."""
+    button's text, as Meta reports taps).
+    """
     sent = _sent_components(template_obj)
     return _render(template, sent, _params_by_kind(sent))
 

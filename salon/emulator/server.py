@@ -1,6 +1,7 @@
 """Serve an emulator app on the running event loop (in-process), Sanic 21.12 style:
 ``create_server(..., return_asyncio_server=True)`` then the startup/serve events, and the
-shutdown events on stop."""
+shutdown events on stop.
+"""
 
 from __future__ import annotations
 

@@ -335,7 +335,8 @@ class Emulator:
     # ------------------------------------------------------------------ lifecycle
     async def reset(self) -> None:
         """Forget clients, outbox, media, webhook log; clock offset back to zero;
-        templates back to the file's state."""
+        templates back to the file's state.
+        """
         await self._cancel_tasks()
         await self.dispatcher.reset()
         self._clear_state()
@@ -362,7 +363,8 @@ class Emulator:
 
     async def wait_idle(self, timeout: float = 10.0) -> bool:
         """Wait until no status lifecycle runs and every webhook was delivered or given
-        up (True), or ``timeout`` seconds passed (False)."""
+        up (True), or ``timeout`` seconds passed (False).
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while self._tasks or not self.dispatcher.idle:
@@ -392,7 +394,8 @@ class Emulator:
     # ------------------------------------------------------------------ clients
     def find_client(self, identity: str, *, retired: bool = True) -> Client | None:
         """The client an id (phone number or BSUID) names; with ``retired``, also through an
-        id the client left behind in an identity change (admin lookups)."""
+        id the client left behind in an identity change (admin lookups).
+        """
         parsed = normalise_recipient(identity)
         if parsed is None:
             return None
@@ -718,7 +721,8 @@ class Emulator:
         now: datetime,
     ) -> dict[str, Any]:
         """A BSUID in ``to``: Meta answers 200 with a message id for the "phone number" it
-        read from the id, and nothing more happens (no status, no window effect)."""
+        read from the id, and nothing more happens (no status, no window effect).
+        """
         misread = bsuid_read_as_phone(bsuid)
         self._seq += 1
         message = OutboundMessage(
@@ -1316,7 +1320,8 @@ class Emulator:
         BSUID is regenerated unless ``new_user_id`` is given). The emulator's client keeps
         its window, outbox history and pending statuses under the new ids; the old ids are
         retired (a send to one is accepted, then fails with 131026). The bot gets a signed
-        ``messages`` webhook with a ``system`` message and no ``contacts`` array."""
+        ``messages`` webhook with a ``system`` message and no ``contacts`` array.
+        """
         client = self._admin_client(request)
         new_user_id = _opt_str(request.get("new_user_id"), "new_user_id")
         new_parent = _opt_str(request.get("new_parent_user_id"), "new_parent_user_id")
@@ -1422,7 +1427,8 @@ class Emulator:
         """``POST /_emulator/call``: the client calls the business (user-initiated). Two
         signed ``calls`` webhooks: ``connect`` then ``terminate`` (``COMPLETED`` when
         answered, with ``start_time``/``end_time``/``duration``; ``FAILED`` when not, without
-        them, as Meta does). The call opens or refreshes the window, answered or not."""
+        them, as Meta does). The call opens or refreshes the window, answered or not.
+        """
         raw = request.get("client")
         if not isinstance(raw, str) or normalise_recipient(raw) is None:
             raise AdminError("client is required (a phone number or a business-scoped user id)")
@@ -1511,7 +1517,8 @@ class Emulator:
         """``POST /_emulator/share_contact``: the client taps "Share contact info" under the
         business's contact-information request (the latest one, or ``reply_to``). The bot
         gets a ``contacts`` message with ``origin: "contact_request"`` and the phone number;
-        ``context`` points at the request. From then on the business knows the number."""
+        ``context`` points at the request. From then on the business knows the number.
+        """
         client = self._admin_client(request)
         reply_to = _opt_str(request.get("reply_to"), "reply_to")
         requests = [
@@ -1656,7 +1663,8 @@ class Emulator:
 
     def thread_view(self, identity: str | None, limit: int | None = None) -> dict[str, Any]:
         """``GET /_emulator/thread?client=``: one client's conversation in both
-        directions, in the order things happened, with the window and the clock."""
+        directions, in the order things happened, with the window and the clock.
+        """
         if not identity or not identity.strip():
             raise AdminError("client is required (a phone number or a business-scoped user id)")
         if normalise_recipient(identity) is None:

@@ -1,5 +1,6 @@
 """The emulated WABA's message templates: lookup by (name, language) as Meta does,
-status changes, creation, and the Graph ``message_templates`` representation."""
+status changes, creation, and the Graph ``message_templates`` representation.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +12,9 @@ from typing import Any, Final
 
 from salon.emulator.graph_errors import GraphError
 from salon.emulator.ids import new_numeric_id
-from salon.templates.registry import (
-    CATEGORIES,
-    Template,
-    TemplateDefinitionError,
-    TemplateRegistry,
-    template_from_graph,
-)
+from salon.templates.lifecycle import template_from_graph
+from salon.templates.model import CATEGORIES, Template, TemplateDefinitionError
+from salon.templates.registry import TemplateRegistry
 
 __all__ = ["TEMPLATE_STATUSES", "TemplateStore", "graph_template"]
 

@@ -145,7 +145,8 @@ async def running_emulator_subprocess(
 ) -> AsyncIterator[RunningEmulator]:
     """Run ``python -m salon.emulator`` with ``config`` (flags), wait for
     ``GET /_emulator/health``, and terminate it on exit. ``config.port`` 0 or the
-    default picks a free port."""
+    default picks a free port.
+    """
     config = config or EmulatorConfig()
     if config.port in (0, EmulatorConfig().port):
         config = config.with_changes(port=free_port(config.host))

@@ -50,7 +50,8 @@ DEFAULT_API_VERSIONS: Final[tuple[str, ...]] = ("v21.0", "v25.0", "v26.0", "v27.
 
 def check_version(version: str, accepted: Iterable[str], now: datetime, path: str) -> None:
     """Raise the :class:`GraphError` Meta answers for ``version`` at ``now`` (``path``: the
-    request path, echoed as Meta does); return when the version is served."""
+    request path, echoed as Meta does); return when the version is served.
+    """
     accepted = tuple(accepted)
     known = GRAPH_API_VERSIONS.get(version)
     if version not in accepted:

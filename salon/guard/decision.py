@@ -26,13 +26,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from salon.templates.registry import (
-    MARKETING,
-    PURPOSE_CATEGORY,
-    NoTemplate,
-    TemplateChoice,
-    TemplateRegistry,
-)
+from salon.templates.model import MARKETING, PURPOSE_CATEGORY
+from salon.templates.registry import NoTemplate, TemplateChoice, TemplateRegistry
 from salon.whatsapp.addressing import Recipient
 from salon.window.rules import DEFAULT_MARGIN, WindowState, window_state
 from salon.window.state import SessionState
@@ -92,7 +87,8 @@ Consent.NONE = Consent()  # type: ignore[attr-defined]
 @dataclass(frozen=True, slots=True)
 class Content:
     """Free-form content: text and up to three reply buttons, or a raw Cloud API message
-    object (``interactive``, media …) in ``raw``."""
+    object (``interactive``, media …) in ``raw``.
+    """
 
     text: str | None = None
     buttons: tuple[str, ...] = ()

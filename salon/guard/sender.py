@@ -17,8 +17,8 @@ asynchronous 131047 (a ``failed`` status webhook) comes back here through
 template) marks the template unusable for every process and the message is decided
 again (another template, or parked). Every outcome is kept in the outbound record.
 
-Template lifecycle state is read from the shared store (:class:`salon.templates.registry.TemplateStates`)
-before each decision, at most a few seconds old (:data:`salon.templates.registry.STATE_TTL`).
+Template lifecycle state is read from the shared store (:class:`salon.templates.lifecycle.TemplateStates`)
+before each decision, at most a few seconds old (:data:`salon.templates.lifecycle.STATE_TTL`).
 """
 
 from __future__ import annotations
@@ -45,14 +45,9 @@ from salon.guard.decision import (
 from salon.guard.sent import OutboundRecord, OutboundWriteBuffer, SentLog
 from salon.identity import ClientRef
 from salon.storage.batching import Coalescer
-from salon.templates.registry import (
-    AUTHENTICATION,
-    MARKETING,
-    NoTemplate,
-    TemplateChoice,
-    TemplateRegistry,
-    TemplateStates,
-)
+from salon.templates.lifecycle import TemplateStates
+from salon.templates.model import AUTHENTICATION, MARKETING
+from salon.templates.registry import NoTemplate, TemplateChoice, TemplateRegistry
 from salon.whatsapp.addressing import Recipient
 from salon.whatsapp.errors import NoResponseError, TemplatePausedError, WhatsAppError
 from salon.whatsapp.graph import GraphClient
@@ -178,7 +173,8 @@ class GuardedSender:
         """Whether the maison may start a conversation turn with this purpose, as
         :func:`salon.guard.decision.decide` checks it for any message it would send: the
         purpose is known, the client did not say STOP for its category, marketing has
-        her marketing opt-in. The refusal, or None."""
+        her marketing opt-in. The refusal, or None.
+        """
         state = await self._state(ref)
         consent, _, _ = await self._context(ref, OutgoingMessage({}, purpose=purpose), state)
         decision = decide(None, purpose, Content(text="-"), consent, self.clock.now(),
@@ -231,7 +227,8 @@ class GuardedSender:
         """A free-form message failed asynchronously because the window had closed:
         decide again for its content (template or park + nudge). Once per message: the
         first caller marks its outbound record (any process, any number of deliveries of
-        the failure); every later one gets None."""
+        the failure); every later one gets None.
+        """
         payload = record.payload if isinstance(record.payload, Mapping) else None
         if record.kind != "free_form" or payload is None or "message" not in payload:
             return None
@@ -255,7 +252,8 @@ class GuardedSender:
         Each item is held (not taken) while it is sent, and forgotten once its send has
         an outcome. One whose send failed stays parked, with those after it (their order
         is kept), for the client's next message; so does everything if this raises. A
-        send without an answer (in doubt) is not sent again: it may have gone out."""
+        send without an answer (in doubt) is not sent again: it may have gone out.
+        """
         claim = await self.sessions.claim_parked(ref)
         outcomes: list[SendOutcome] = []
         try:
@@ -360,7 +358,8 @@ class GuardedSender:
         """A synchronous 131047: Meta says the window the send was decided on is closed.
         Recorded as of the client's last message at that decision (Meta's timestamp, not
         our clock, which may run ahead of Meta's), so any message she wrote since then
-        reopens it; and not at all if one already has."""
+        reopens it; and not at all if one already has.
+        """
         seen = decided_on.last_inbound_at if decided_on is not None else None
         if seen is not None:
             current = await self.sessions.get(ref)
@@ -375,7 +374,8 @@ class GuardedSender:
                        out: OutgoingMessage | None = None) -> None:
         """Our reply may start a free entry point (first reply after an ad referral);
         otherwise there is nothing to record. A bot-initiated message (it carries an
-        origin) to a client who never wrote answers nothing: no session is created."""
+        origin) to a client who never wrote answers nothing: no session is created.
+        """
         if state is None and out is not None and out.origin:
             return
         if state is None or (state.referral_at is not None and state.first_reply_at is None):
@@ -505,4 +505,3 @@ def _ref_identity(ref: ClientRef) -> tuple[str, str | None, str | None]:
 def _accepted(message_status: str | None) -> str:
     """The record status of an accepted send (template pacing may hold it)."""
     return "held_for_quality_assessment" if message_status == "held_for_quality_assessment" else "accepted"
-

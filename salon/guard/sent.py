@@ -131,7 +131,8 @@ def outbound_values(
     error: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """One ``wa_outbound`` row. Raises ``TypeError``/``ValueError`` at once for a payload
-    that is not JSON or a naive time, before anything is written."""
+    that is not JSON or a naive time, before anything is written.
+    """
     json.dumps(payload)
     now_us = to_us(at, "at")
     return {
@@ -232,7 +233,8 @@ class SentLog(SqlTables):
         """Record many outcomes (each built by :func:`outbound_values`) in one
         transaction: one statement for those without a wamid, one for those with one
         (merged with rows their status webhooks created first, as :meth:`record_outbound`
-        does)."""
+        does).
+        """
         plain = [dict(r) for r in rows if r["wamid"] is None]
         keyed = [dict(r) for r in rows if r["wamid"] is not None]
         if not plain and not keyed:
@@ -260,7 +262,8 @@ class SentLog(SqlTables):
 
         ``callback`` is the ``biz_opaque_callback_data`` the send carried; it is kept with
         a status that arrives before the send is recorded, so the sender's trace survives
-        a crash between Meta's answer and our record of it."""
+        a crash between Meta's answer and our record of it.
+        """
         rank = STATUS_RANK.get(status)
         if rank is None:
             return StatusChange(False, await self.outbound_by_wamid(wamid) is not None)
@@ -288,7 +291,8 @@ class SentLog(SqlTables):
 
     async def claim_reroute(self, record_id: int, at: datetime) -> bool:
         """Mark outbound record ``record_id`` re-routed; True for the one caller that set
-        the mark (every other one, in any process, gets False)."""
+        the mark (every other one, in any process, gets False).
+        """
         async with self.single() as conn:
             result = await conn.execute(
                 update(outbound_table).where(_O.id == record_id, _O.rerouted_us.is_(None))
@@ -311,7 +315,8 @@ class SentLog(SqlTables):
 class OutboundWriteBuffer:
     """Outbound records held in memory until :meth:`flush` writes them in one
     transaction: for a sender of many messages a second (the outbound worker), whose
-    every outcome is also kept in its queue. Each row is checked when it is added."""
+    every outcome is also kept in its queue. Each row is checked when it is added.
+    """
 
     def __init__(self, records: SentLog) -> None:
         self.records = records

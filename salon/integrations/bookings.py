@@ -147,7 +147,8 @@ class Bookings(Protocol):
     async def free_slots(self, boutique_id: str, start: datetime, end: datetime, *,
                          limit: int = 3) -> list[Slot]:
         """Free slots starting in ``[start, end)``, earliest first, strictly after now
-        (a slot starting this very moment can no longer be booked)."""
+        (a slot starting this very moment can no longer be booked).
+        """
 
     async def book(self, *, client_id: str, boutique_id: str, service: str, starts_at: datetime,
                    advisor_id: str | None = None, notes: str | None = None) -> Appointment: ...
@@ -332,7 +333,8 @@ class SqlBookings:
                          starts_at: datetime) -> Appointment:
         """Book the new time first, then cancel the old one: the client never ends up
         with neither. Raises :class:`SlotTaken` (the old appointment stays) or
-        :class:`BookingError` when the appointment is not theirs or not live."""
+        :class:`BookingError` when the appointment is not theirs or not live.
+        """
         old = await self.get(appointment_id)
         if old is None or old.client_id != client_id or old.status not in LIVE:
             raise BookingError(f"no live appointment {appointment_id} for {client_id}")

@@ -125,12 +125,14 @@ class Crm(Protocol):
     async def find(self, *, wa_id: str | None, user_id: str | None) -> ClientRecord | None:
         """The client writing from this BSUID and/or number, or None if unknown.
 
-        Raises :class:`CrmUnavailable` when the CRM cannot answer."""
+        Raises :class:`CrmUnavailable` when the CRM cannot answer.
+        """
 
 
 def owner_condition(wa_id: str | None, user_id: str | None) -> Any | None:
     """The SQL condition matching the client row of a BSUID and/or WhatsApp number
-    (``wa_id`` digits, or the E.164 phone with "+"); None when neither is given."""
+    (``wa_id`` digits, or the E.164 phone with "+"); None when neither is given.
+    """
     conditions = []
     if wa_id:
         digits = wa_id.lstrip("+")
@@ -228,7 +230,8 @@ def _text(data: Mapping[str, Any], key: str, *, optional: bool = False) -> str |
 
 def record_from_mapping(data: Any) -> ClientRecord:
     """A :class:`ClientRecord` from the REST contract's JSON; ``ValueError`` naming the
-    first bad field otherwise."""
+    first bad field otherwise.
+    """
     if not isinstance(data, Mapping):
         raise ValueError("a client must be a JSON object")
     language = _text(data, "language")
@@ -287,7 +290,8 @@ def _sequence(data: Mapping[str, Any], key: str) -> Sequence[Any]:
 class HttpCrm:
     """A generic REST CRM: ``GET {base_url}/clients/lookup`` with ``wa_id`` and/or
     ``user_id`` query parameters and ``Authorization: Bearer {token}``; 200 and the JSON
-    of :func:`record_to_mapping`, or 404 for a client it does not know."""
+    of :func:`record_to_mapping`, or 404 for a client it does not know.
+    """
 
     def __init__(self, base_url: str, token: str, *, timeout: float = 5.0,
                  client: httpx.AsyncClient | None = None) -> None:

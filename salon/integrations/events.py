@@ -200,12 +200,14 @@ class Events(Protocol):
         """Accept (or change an acceptance) for the client and ``guests``; on the
         waiting list instead when full and ``waitlist_if_full``. Raises
         :class:`EventFull`, :class:`RsvpClosed`, :class:`NotInvited`,
-        :class:`TooManyGuests` or :class:`UnknownEvent`."""
+        :class:`TooManyGuests` or :class:`UnknownEvent`.
+        """
 
     async def decline(self, event_id: str, client_id: str) -> Rsvp | None:
         """The client will not come: their reply becomes ``declined`` (a row is written
         for an invited tier without one). None when already declined; raises
-        :class:`RsvpClosed` once the event has begun, :class:`NotInvited`."""
+        :class:`RsvpClosed` once the event has begun, :class:`NotInvited`.
+        """
 
 
 def _event(row: Any, venue: Venue) -> Event:

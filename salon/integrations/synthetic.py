@@ -1,6 +1,7 @@
 """Synthetic clients for load tests and benchmarks: many reachable clients with a utility
 opt-in in the maison's book (``S-0000001`` …, numbers ``3377xxxxxxxx``), added to a
-seeded database. Never part of the demo maison's data."""
+seeded database. Never part of the demo maison's data.
+"""
 
 from __future__ import annotations
 

@@ -62,7 +62,8 @@ PURGE_EVERY = timedelta(hours=6)
 
 def sender_key(salt: bytes, *, wa_id: str | None, user_id: str | None) -> str | None:
     """The audit's key for a sender the book does not know: ``h:`` and the keyed hash of
-    her BSUID when she wrote with one, else of her number (None for nobody)."""
+    her BSUID when she wrote with one, else of her number (None for nobody).
+    """
     if user_id:
         subject = f"u:{user_id}"
     elif wa_id:
@@ -82,7 +83,8 @@ def sender_keys(salt: bytes, wa_ids: Sequence[str], user_ids: Sequence[str]) -> 
 def legacy_sender_keys(wa_ids: Sequence[str], user_ids: Sequence[str]) -> list[str]:
     """The masked senders older versions wrote (``w:…1234``, ``u:FR.…5678``): not unique
     (another client may share the last four digits), so erasing them may remove a little
-    more of the audit than the client's own rows, never less."""
+    more of the audit than the client's own rows, never less.
+    """
     keys = {f"w:…{w.lstrip('+')[-4:]}" for w in wa_ids if w}
     keys |= {f"u:{u[:3]}…{u[-4:]}" for u in user_ids if u}
     return sorted(keys)

@@ -156,7 +156,8 @@ _COLOUR_WORDS: Final = _colour_words()
 
 class _Names:
     """How each catalog product may be mentioned: its full name, or its distinctive first
-    word (Aurore, Céleste …) written with a capital letter."""
+    word (Aurore, Céleste …) written with a capital letter.
+    """
 
     def __init__(self, catalog: Iterable[ProductFacts]) -> None:
         self.full: dict[str, str] = {}

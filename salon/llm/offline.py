@@ -73,7 +73,8 @@ def safe_answer(
     ranked: Sequence[Ranked], client: ClientContext, cities: Mapping[str, str]
 ) -> tuple[str, list[str]]:
     """What goes out when a model's draft could not be made right: the grounded offline
-    answer, or, with nothing retrieved, the advisor alone."""
+    answer, or, with nothing retrieved, the advisor alone.
+    """
     grounded = offline_answer(ranked, client, cities)
     if grounded is not None:
         return grounded

@@ -93,7 +93,8 @@ class StylingAdvisor:
                  audit: LlmAudit, llm: LlmClient | None = None, salt: bytes | None = None) -> None:
         """``salt``: the privacy salt the audit keys unknown senders with (by default the
         installation's, ``SALON_PRIVACY_SALT`` or ``var/privacy.salt``, as the GDPR erasure
-        reads it)."""
+        reads it).
+        """
         if llm is None and settings.enabled:
             llm = LlmClient(settings)
         self._salt = salt
@@ -160,7 +161,7 @@ class StylingAdvisor:
             return None
         if self._salt is None:
             from salon.config import load_settings
-            from salon.privacy.gdpr import privacy_salt
+            from salon.privacy.salt import privacy_salt
 
             # Read (or created, once) off the event loop: a small file.
             self._salt = await asyncio.to_thread(privacy_salt, load_settings())

@@ -271,7 +271,8 @@ class CatalogIndex:
 
 class KeywordOverlapIndex:
     """The baseline: products ranked by how many of the question's words their text
-    shares (name, category, materials, colours, description), no weighting."""
+    shares (name, category, materials, colours, description), no weighting.
+    """
 
     def __init__(self, products: Sequence[ProductFacts]) -> None:
         self.products = list(products)

@@ -92,7 +92,8 @@ _STYLING: Final = _words(
 
 def handoff_reason(text: str) -> str | None:
     """``legal``, ``medical``, ``complaint``, ``emotional`` or ``vic_sensitive`` when a
-    person must answer this message; None when the assistant may."""
+    person must answer this message; None when the assistant may.
+    """
     folded = fold(text).replace("/", " ")
     raw = text.casefold()
     for reason, pattern in _REASONS:

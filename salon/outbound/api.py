@@ -96,7 +96,8 @@ def _own(spec: RequestSpec) -> RequestSpec:
 
 def _shown(found: OutboundRequest, requested_by: str, given: str | None = None) -> dict[str, Any]:
     """The request as the API answers it: the caller's own key without its namespace
-    (``given``: the key as the caller just gave it)."""
+    (``given``: the key as the caller just gave it).
+    """
     out = found.as_dict()
     prefix = key_namespace(requested_by)
     if given is not None and found.idempotency_key == namespaced_key(requested_by, given):
@@ -238,7 +239,8 @@ def create_app(queue: OutboundQueue, tokens: TokenBook, clock: Clock, *, phone_n
                rate_limit: RateLimitSettings | None = None,
                rate_clock: Callable[[], float] | None = None) -> web.Application:
     """The API over an initialised ``queue``; ``rate_limit`` defaults to the
-    environment's (``SALON_OUTBOUND_API_RATE`` …), ``rate_clock`` to the monotonic clock."""
+    environment's (``SALON_OUTBOUND_API_RATE`` …), ``rate_clock`` to the monotonic clock.
+    """
     limit = rate_limit or RateLimitSettings.from_env("OUTBOUND_API", DEFAULT_RATE)
     limiter = IpRateLimit.from_settings(limit, rate_clock, name="outbound API")
     app = web.Application(middlewares=[aiohttp_rate_limit(limiter, ClientIp(limit.trusted_proxies)), _errors],

@@ -1,5 +1,6 @@
 """``salon outbound …``, ``salon outbound-worker`` and ``salon stock set``: the outbound
-engine from the command line (same validation and queue as the HTTP API)."""
+engine from the command line (same validation and queue as the HTTP API).
+"""
 
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ from datetime import datetime, time, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from salon.templates.registry import PURPOSE_CATEGORY
+from salon.templates.model import PURPOSE_CATEGORY
 
 __all__ = ["PacingConfig", "Pacer", "QuietHours", "TokenBucket"]
 
@@ -43,7 +43,8 @@ _HOURS = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-3]):([0-5]
 
 class TokenBucket:
     """``rate`` tokens per second, at most ``burst`` saved up. Times are seconds on any
-    monotonic scale the caller chooses (the worker uses its clock's timestamps)."""
+    monotonic scale the caller chooses (the worker uses its clock's timestamps).
+    """
 
     __slots__ = ("burst", "rate", "_stamp", "_tokens")
 
@@ -67,7 +68,8 @@ class TokenBucket:
 
     def take(self, now: float) -> float:
         """Reserve one token; returns how long to wait before using it (the debt is
-        carried, so concurrent callers queue in order)."""
+        carried, so concurrent callers queue in order).
+        """
         self._refill(now)
         self._tokens -= 1
         return 0.0 if self._tokens >= 0 else -self._tokens / self.rate
@@ -76,7 +78,8 @@ class TokenBucket:
 @dataclass(frozen=True)
 class QuietHours:
     """Local wall-clock hours (``start``-``end``, may cross midnight) when non-urgent
-    purposes wait."""
+    purposes wait.
+    """
 
     start: time
     end: time
@@ -107,7 +110,8 @@ class QuietHours:
 
     def resume_at(self, now: datetime, zone_name: str | None) -> datetime | None:
         """When quiet hours end, if ``now`` is inside them in ``zone_name`` (the
-        client's IANA zone; the default zone when unknown), else None."""
+        client's IANA zone; the default zone when unknown), else None.
+        """
         try:
             zone = _zone(zone_name or self.default_zone)
         except ValueError:
@@ -176,7 +180,8 @@ class PacingConfig:
 class Pacer:
     """The worker's buckets: one per business number, one per client (the least
     recently used client buckets are forgotten past ``max_clients``; a forgotten one
-    comes back full, which is what a client silent that long has earned anyway)."""
+    comes back full, which is what a client silent that long has earned anyway).
+    """
 
     def __init__(self, config: PacingConfig, max_clients: int = 100_000) -> None:
         self.config = config

@@ -60,7 +60,7 @@ from salon.guard.sender import FollowUp, SendOutcome
 from salon.guard.sent import outbound_table
 from salon.identity import ClientRef
 from salon.storage.db import SqlTables, schema_lock
-from salon.templates.registry import PURPOSE_CATEGORY
+from salon.templates.model import PURPOSE_CATEGORY
 from salon.whatsapp.messages import OutgoingMessage, RenderError, render_response
 
 __all__ = [
@@ -186,7 +186,8 @@ _sequence = itertools.count()
 
 def _new_id(now_us: int) -> str:
     """32 hex digits that sort in creation order (time, then this process's sequence),
-    so requests due at the same moment go out in the order they were asked for."""
+    so requests due at the same moment go out in the order they were asked for.
+    """
     return f"{now_us:014x}{next(_sequence) % 4096:03x}{uuid.uuid4().hex[:15]}"
 
 
@@ -413,7 +414,8 @@ def parse_request(
     campaign_id: str | None = None,
 ) -> RequestSpec:
     """Validate one request body (the API's and the CLI's), or raise
-    :class:`InvalidRequest` listing every problem."""
+    :class:`InvalidRequest` listing every problem.
+    """
     problems: list[str] = []
     if not isinstance(body, Mapping):
         raise InvalidRequest(["the body must be a JSON object"])
@@ -506,7 +508,8 @@ the shards with ``shard % n == i``."""
 
 def shard_of(client: ClientRef) -> int:
     """A stable number for the client (their phone number, else their BSUID), so that
-    every request to one client lands with the same worker however many run."""
+    every request to one client lands with the same worker however many run.
+    """
     ident = f"{client.phone_number_id}:{client.wa_id or client.user_id or ''}"
     return zlib.crc32(ident.encode("utf-8")) % SHARDS
 
@@ -532,7 +535,8 @@ class OutboundQueue(SqlTables):
     # ------------------------------------------------------------------ enqueue
     async def enqueue(self, spec: RequestSpec, now: datetime) -> tuple[OutboundRequest, bool]:
         """Store ``spec``; returns the request and whether it is new (False: the
-        idempotency key was known, and the first request is returned unchanged)."""
+        idempotency key was known, and the first request is returned unchanged).
+        """
         created = await self.enqueue_many([spec], now)
         return created[0]
 
@@ -579,7 +583,8 @@ class OutboundQueue(SqlTables):
         shard: tuple[int, int] = (0, 1),
     ) -> list[Claimed]:
         """Take up to ``limit`` due requests for ``lease``; each claim is one attempt.
-        ``shard=(i, n)``: only the requests of worker ``i`` of ``n``."""
+        ``shard=(i, n)``: only the requests of worker ``i`` of ``n``.
+        """
         index, count = shard
         if not 0 <= index < count:
             raise ValueError(f"shard must be (i, n) with 0 <= i < n, got {shard!r}")
@@ -611,7 +616,8 @@ class OutboundQueue(SqlTables):
 
     async def renew(self, request_ids: Sequence[str], worker: str, now: datetime, lease: timedelta) -> int:
         """Extend ``worker``'s leases on the requests it still holds (a heartbeat while
-        a batch is being sent); returns how many it still holds."""
+        a batch is being sent); returns how many it still holds.
+        """
         if not request_ids:
             return 0
         until_us = to_us(now, "now") + int(lease.total_seconds() * 1_000_000)
@@ -633,7 +639,8 @@ class OutboundQueue(SqlTables):
         the message failed later). Then its parking or refusal by the guard. Then a
         refusal by Meta (``status`` ``failed``: it was not sent). A send that got no
         answer (:class:`~salon.whatsapp.errors.NoResponseError`, code -2) proves nothing either
-        way: alone, it gives ``status`` ``in_doubt``."""
+        way: alone, it gives ``status`` ``in_doubt``.
+        """
         origin = origin_of(request_id, attempt)
         query = (
             select(outbound_table)
@@ -669,7 +676,8 @@ class OutboundQueue(SqlTables):
         hit_131047: bool = False, detail: Mapping[str, Any] | None = None,
     ) -> bool:
         """Record a final state (the lease is released). With ``worker``, only while
-        that worker still holds the request; returns whether it applied."""
+        that worker still holds the request; returns whether it applied.
+        """
         if state not in FINAL_STATES:
             raise ValueError(f"{state!r} is not a final state")
         values: dict[str, Any] = {
@@ -689,7 +697,8 @@ class OutboundQueue(SqlTables):
 
         Three statements whatever the number: which of them the worker still holds
         (locked on PostgreSQL; SQLite's transaction holds the write lock from its
-        start), one UPDATE executed for all of them, one INSERT of their events."""
+        start), one UPDATE executed for all of them, one INSERT of their events.
+        """
         if not outcomes:
             return []
         for _, state, _ in outcomes:
@@ -735,7 +744,8 @@ class OutboundQueue(SqlTables):
         error_code: int | None = None, reason: str, count_attempt: bool = True,
     ) -> bool:
         """Put a claimed request back in the queue, due at ``due`` (backoff, pacing,
-        quiet hours). ``count_attempt=False`` gives back the attempt the claim took."""
+        quiet hours). ``count_attempt=False`` gives back the attempt the claim took.
+        """
         values: dict[str, Any] = {
             "state": QUEUED, "due_us": to_us(due, "due"), "lease_owner": None,
             "lease_until_us": None, "reason": reason, "updated_us": to_us(now, "now"),
@@ -770,7 +780,8 @@ class OutboundQueue(SqlTables):
     ) -> bool:
         """What happened to a request after its worker let go: its parked content went
         out when the client wrote again, or a 131047 re-routed it. Applies to the
-        request named by ``origin``, once a worker has let go of it."""
+        request named by ``origin``, once a worker has let go of it.
+        """
         parsed = parse_origin(origin)
         if parsed is None:
             return False
@@ -920,7 +931,8 @@ def outcome_of(outcome: SendOutcome, *, after_reply: bool = False) -> Outcome:
 
 def follow_up_recorder(queue: OutboundQueue, clock: Clock) -> FollowUp:
     """The guard's follow-up hook: a parked or re-routed outbound request's state moves
-    on where the channel sent it (see :class:`~salon.guard.sender.GuardedSender`)."""
+    on where the channel sent it (see :class:`~salon.guard.sender.GuardedSender`).
+    """
 
     async def record(origin: str, outcome: SendOutcome, cause: str) -> None:
         result = outcome_of(outcome, after_reply=cause == "parked_delivered")

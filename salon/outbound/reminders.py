@@ -80,7 +80,8 @@ class AppointmentReminders:
 
     async def scan(self, now: datetime) -> int:
         """Enqueue the reminders due soon and cancel those that lost their appointment;
-        returns how many were enqueued."""
+        returns how many were enqueued.
+        """
         if not self.phone_number_id:
             logger.warning("appointment reminders: WA_PHONE_NUMBER_ID is not set; nothing enqueued")
             return 0

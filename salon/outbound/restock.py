@@ -154,7 +154,8 @@ class RestockBook(SqlTables):
         size: str | None = None, boutique_id: str | None = None, language: str | None = None,
     ) -> tuple[RestockRequest, bool]:
         """Record that ``client`` waits for this piece; returns it and whether it is new.
-        The variants' current stock is remembered now, so a later restock is seen."""
+        The variants' current stock is remembered now, so a later restock is seen.
+        """
         if not self._initialized:
             await self.initialize()
         key = open_key(client, product_id, colour, size, boutique_id)
@@ -183,7 +184,8 @@ class RestockBook(SqlTables):
 
     async def _remember(self, conn: Any, product_id: str | None) -> None:
         """Put the current stock of ``product_id``'s variants (all when None) in the
-        snapshot where it has no entry yet."""
+        snapshot where it has no entry yet.
+        """
         v, s = product_variants.c, variant_stock.c
         query = select(s.sku, s.boutique_id, s.quantity).join(product_variants, v.sku == s.sku)
         if product_id is not None:
@@ -222,7 +224,8 @@ class RestockBook(SqlTables):
 
     async def scan_stock(self, now: datetime) -> int:
         """Compare the stock with the snapshot; enqueue an alert for every waiting
-        request whose variant went from 0 to more than 0. Returns the alerts enqueued."""
+        request whose variant went from 0 to more than 0. Returns the alerts enqueued.
+        """
         if not await self._has_catalog():
             return 0
         v, s = product_variants.c, variant_stock.c

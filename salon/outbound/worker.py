@@ -69,7 +69,7 @@ from salon.outbound.queue import (
     outcome_of,
 )
 from salon.storage.batching import Coalescer
-from salon.templates.registry import GraphTemplatePageFetcher, keep_in_sync
+from salon.templates.sync import GraphTemplatePageFetcher, keep_in_sync
 from salon.webhook.runtime import SenderParts, open_sender
 from salon.whatsapp.errors import TRANSIENT_POLICY, NoResponseError
 from salon.whatsapp.graph import DEFAULT_BASE_URL, DEFAULT_VERSION, GraphConfig
@@ -130,7 +130,8 @@ def parse_shard(spec: str) -> tuple[int, int]:
 
 def graph_config_from_env(*, max_attempts: int = 1) -> GraphConfig:
     """The Graph API settings the channel uses (``WA_*``), for a sender that retries
-    through the queue rather than inside the call (``max_attempts=1``)."""
+    through the queue rather than inside the call (``max_attempts=1``).
+    """
     env = os.environ
     return GraphConfig(
         access_token=env.get("WA_ACCESS_TOKEN", ""), phone_number_id=env.get("WA_PHONE_NUMBER_ID", ""),
@@ -142,7 +143,8 @@ def graph_config_from_env(*, max_attempts: int = 1) -> GraphConfig:
 
 class RasaUnavailable(Exception):
     """Rasa did not take a trigger. Its text is the reason the queue records: the
-    status or the kind of failure, never a URL, a header or Rasa's own words."""
+    status or the kind of failure, never a URL, a header or Rasa's own words.
+    """
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -152,7 +154,8 @@ class RasaUnavailable(Exception):
 class RasaTrigger:
     """Rasa's HTTP API: ``trigger_intent`` with the WhatsApp output channel, the request's
     purpose and origin, authenticated with a JWT signed with ``jwt_secret``
-    (:mod:`salon.access.rasa_auth`; the secret itself never leaves this process)."""
+    (:mod:`salon.access.rasa_auth`; the secret itself never leaves this process).
+    """
 
     def __init__(self, base_url: str, jwt_secret: str, *, timeout_s: float = 30.0) -> None:
         if not jwt_secret:
@@ -194,7 +197,8 @@ class RasaTrigger:
 class ClientZones:
     """The client's IANA time zone from the maison's book (None when unknown); the
     lookups of clients dispatched at the same moment share one query
-    (:meth:`ConsentBook.profiles_many`)."""
+    (:meth:`ConsentBook.profiles_many`).
+    """
 
     def __init__(self, consents: ConsentBook) -> None:
         self._cache: dict[str, str | None] = {}
@@ -306,7 +310,8 @@ class OutboundWorker:
     async def flush(self) -> None:
         """Record the outcomes gathered so far in one transaction. Until then the leases
         are held (and renewed); a crash before it leaves the attempts' traces, which the
-        next claim adopts."""
+        next claim adopts.
+        """
         # The outbound records (the attempts' traces) first, then the outcomes.
         await self.sender.flush_records()
         if not self._outcomes:
@@ -330,7 +335,8 @@ class OutboundWorker:
 
     async def _heartbeat(self, done: asyncio.Event) -> None:
         """Renew the batch's leases every third of the lease while it is being sent, so
-        no other worker takes over a request this one is about to send."""
+        no other worker takes over a request this one is about to send.
+        """
         every = max(self.config.lease.total_seconds() / 3, 0.05)
         while not await _wait(done, every):
             now = self.clock.now()
@@ -412,7 +418,8 @@ class OutboundWorker:
 
     async def _recover(self, item: Claimed) -> bool:
         """The previous claim never finished: adopt its outcome if any of it reached
-        Meta (or was parked). Returns True when the request is settled that way."""
+        Meta (or was parked). Returns True when the request is settled that way.
+        """
         previous = item.attempt - 1
         trace = await self.queue.attempt_trace(item.request.id, previous)
         if trace is None:
@@ -508,7 +515,8 @@ async def run_worker(
     scans: bool = True,
 ) -> dict[str, int]:
     """The worker process: the guard wired as the channel wires it, the scans, the loop.
-    Stops on SIGTERM/SIGINT (the batch in hand is finished first)."""
+    Stops on SIGTERM/SIGINT (the batch in hand is finished first).
+    """
     from salon.outbound.reminders import AppointmentReminders
     from salon.outbound.restock import RestockBook
 

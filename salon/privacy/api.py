@@ -37,7 +37,7 @@ from salon.access.ratelimit import (
     aiohttp_rate_limit,
 )
 from salon.access.tokens import AccessDenied, TokenBook
-from salon.privacy.gdpr import (
+from salon.privacy.rights import (
     AmbiguousSubject,
     ClientNotFound,
     ErasureIncomplete,
@@ -104,7 +104,8 @@ async def _erase(request: web.Request) -> web.Response:
 def build_app(registry: PrivacyRegistry, tokens: TokenBook, *, rate_limit: RateLimitSettings | None = None,
               rate_clock: Callable[[], float] | None = None) -> web.Application:
     """The API; ``rate_limit`` defaults to the environment's (``SALON_GDPR_API_RATE`` …),
-    ``rate_clock`` to the monotonic clock."""
+    ``rate_clock`` to the monotonic clock.
+    """
     limit = rate_limit or RateLimitSettings.from_env("GDPR_API", DEFAULT_RATE)
     limiter = IpRateLimit.from_settings(limit, rate_clock, name="GDPR API")
     # The limit comes first: counted before the token is checked.

@@ -189,7 +189,8 @@ def insert_on_conflict(
 
 async def schema_lock(conn: Any) -> None:
     """Serialise schema changes across processes until the transaction ends (PostgreSQL;
-    SQLite's ``BEGIN IMMEDIATE`` already holds the file's write lock)."""
+    SQLite's ``BEGIN IMMEDIATE`` already holds the file's write lock).
+    """
     if conn.dialect.name == "postgresql":
         await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
 
@@ -197,7 +198,8 @@ async def schema_lock(conn: Any) -> None:
 async def widen_columns(conn: AsyncConnection, metadata: MetaData) -> list[str]:
     """PostgreSQL: a text column created narrower than ``metadata`` now declares it (a
     table made by an older version) is widened in place; returns ``table.column`` of each.
-    SQLite does not enforce lengths."""
+    SQLite does not enforce lengths.
+    """
     widened: list[str] = []
     for table in metadata.tables.values():
         rows = (await conn.execute(text(
@@ -218,7 +220,8 @@ async def widen_columns(conn: AsyncConnection, metadata: MetaData) -> list[str]:
 class SqlTables:
     """Base of the classes that keep their own tables on an asyncio engine: the engine
     is given (shared, left open) or made from a URL (owned, disposed by ``close``);
-    ``initialize`` creates ``self.metadata``'s tables."""
+    ``initialize`` creates ``self.metadata``'s tables.
+    """
 
     metadata: MetaData
 
@@ -251,7 +254,8 @@ class SqlTables:
     def single(self) -> Any:
         """A connection whose every statement is its own transaction: one round trip to
         the database per write, no lock held between statements. For writes that are a
-        single atomic statement (conditional updates, upserts)."""
+        single atomic statement (conditional updates, upserts).
+        """
         return self._autocommit.connect()
 
     def _insert(self, table: Table) -> Any:
@@ -261,7 +265,8 @@ class SqlTables:
 
 async def add_missing_columns(conn: Any, table: Table) -> None:
     """Columns of ``table`` added since a database was created (nullable ones only),
-    added in place. Call inside a transaction holding :func:`schema_lock`."""
+    added in place. Call inside a transaction holding :func:`schema_lock`.
+    """
     present = await conn.run_sync(lambda sync: {c["name"] for c in inspect(sync).get_columns(table.name)})
     for column in table.columns:
         if column.name not in present and column.nullable:

@@ -161,7 +161,8 @@ class Connection:
 
 class _Connecting:
     """What ``connect`` returns: awaitable, and it takes the attributes SQLAlchemy's
-    adapter sets on aiosqlite's connection thread (``daemon``)."""
+    adapter sets on aiosqlite's connection thread (``daemon``).
+    """
 
     def __init__(self, database: str, busy_timeout: float, kwargs: dict[str, Any]) -> None:
         self.database = database

@@ -26,520 +26,54 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from enum import Enum
-from functools import cached_property
 from pathlib import Path
 from typing import Any, Final
 
 import yaml
-from sqlalchemy import BigInteger, Column, MetaData, String, Table, Text, or_, select, update
 
-from salon.clock import Clock, from_unix, from_us, require_aware, to_us
+from salon.clock import Clock, from_unix, from_us, require_aware
 from salon.config import PROJECT_ROOT
-from salon.storage.db import SqlTables, insert_on_conflict
+from salon.templates.lifecycle import (
+    _CHANGE_KIND,
+    _KINDS,
+    STATE_TTL,
+    FetchPage,
+    LifecycleChange,
+    SyncReport,
+    TemplateStates,
+    _param_shape,
+    template_from_graph,
+)
+from salon.templates.model import (
+    AUTHENTICATION,
+    MARKETING,
+    PURPOSE_CATEGORY,
+    QUALITY_RANK,
+    UTILITY,
+    Template,
+    TemplateDefinitionError,
+    _build_component,
+    language_chain,
+    normalise_language,
+    validate_definition,
+)
+from salon.templates.params import (
+    ParamProblem,
+    build_template_payload,
+    check_params,
+)
 from salon.whatsapp.addressing import Recipient
-from salon.whatsapp.errors import PaginationCursorError, from_graph_error
-from salon.whatsapp.versions import DEFAULT_API_VERSION
+from salon.whatsapp.errors import PaginationCursorError
 
-__all__ = [
-    "APPROVED",
-    "STATE_TTL",
-    "TemplateStates",
-    "keep_in_sync",
-    "CATEGORIES",
-    "PURPOSE_CATEGORY",
-    "Button",
-    "Component",
-    "FetchPage",
-    "GraphTemplatePageFetcher",
-    "LifecycleChange",
-    "NoTemplate",
-    "NoTemplateReason",
-    "ParamProblem",
-    "SyncReport",
-    "Template",
-    "TemplateChoice",
-    "TemplateDefinitionError",
-    "TemplateRegistry",
-    "check_params",
-    "language_chain",
-    "normalise_language",
-    "sanitize_text_param",
-]
+__all__ = ["NoTemplate", "NoTemplateReason", "TemplateChoice", "TemplateRegistry"]
 
 logger = logging.getLogger(__name__)
 
 UTC: Final = timezone.utc
-STATE_TTL: Final = timedelta(seconds=5)
-"""How old a registry's copy of the shared template state may be before a send reads it
-again."""
-SYNC_EVERY: Final = timedelta(minutes=15)
-"""How often a long-running process reconciles its templates with the Graph API."""
-MARKETING: Final = "MARKETING"
-UTILITY: Final = "UTILITY"
-AUTHENTICATION: Final = "AUTHENTICATION"
-CATEGORIES: Final = frozenset({MARKETING, UTILITY, AUTHENTICATION})
-APPROVED: Final = "APPROVED"
-QUALITY_RANK: Final[dict[str, int]] = {"GREEN": 0, "YELLOW": 1, "UNKNOWN": 2, "RED": 3}
-
-#: Our purpose tags and the template category each one calls for.
-PURPOSE_CATEGORY: Final[dict[str, str]] = {
-    "reengage_update": UTILITY,
-    "reengage_marketing": MARKETING,
-    "order_update": UTILITY,
-    "order_shipped": UTILITY,
-    "order_ready": UTILITY,
-    "appointment_reminder": UTILITY,
-    "appointment_confirmation": UTILITY,
-    "restock_alert": UTILITY,
-    "aftercare_update": UTILITY,
-    "advisor_followup": UTILITY,
-    "event_invitation": MARKETING,
-    "new_collection": MARKETING,
-}
-
-# Component limits (platform reference §2.1, §2.4).
-MAX_BODY: Final = 1024
-MAX_HEADER: Final = 60
-MAX_FOOTER: Final = 60
-MAX_BUTTON_TEXT: Final = 25
-MAX_BUTTONS: Final = 10
-MAX_NAME: Final = 512
-MAX_PAYLOAD: Final = 256
-
-_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
-_NAMED = re.compile(r"^[a-z][a-z0-9_]*$")
-_TEMPLATE_NAME = re.compile(r"^[a-z0-9_]+$")
-_FORBIDDEN_WS = re.compile(r"[\n\r\t]")
-_SPACES = re.compile(r" {5,}")
-_BREAKS = re.compile(r"[ ]*[\n\r\t][\s]*")
-_LANGUAGE = re.compile(r"^([A-Za-z]{2,3})(?:[-_]([A-Za-z0-9]{2,4}))?$")
-
-
-class TemplateDefinitionError(ValueError):
-    """A template definition (YAML or Graph) breaks Meta's rules or ours."""
-
-
-# --------------------------------------------------------------------------- languages
-
-
-def normalise_language(code: str) -> str:
-    """``fr-FR`` / ``fr_fr`` → ``fr_FR``; ``FR`` → ``fr``. Unparseable codes are returned
-    stripped, unchanged."""
-    text = code.strip()
-    match = _LANGUAGE.match(text)
-    if not match:
-        return text
-    base, region = match.group(1).lower(), match.group(2)
-    if region is None:
-        return base
-    region = region.upper() if len(region) == 2 else region.capitalize()
-    return f"{base}_{region}"
-
-
-def language_chain(
-    language: str | None, default: str = "en", available: Iterable[str] = ()
-) -> list[str]:
-    """The fallback chain for ``language``: the exact code, its base language, the other
-    registered variants of that base, then the default language and its variants.
-
-    ``language_chain("fr_FR", "en", ["en", "en_GB", "fr"])`` → ``["fr_FR", "fr", "en",
-    "en_GB"]``.
-    """
-    avail = sorted({normalise_language(code) for code in available})
-    chain: list[str] = []
-
-    def add(code: str) -> None:
-        if code not in chain:
-            chain.append(code)
-
-    for wanted in ([normalise_language(language)] if language else []) + [
-        normalise_language(default)
-    ]:
-        add(wanted)
-        base = wanted.split("_", 1)[0]
-        add(base)
-        for code in avail:
-            if code.split("_", 1)[0] == base:
-                add(code)
-    return chain
-
-
-# --------------------------------------------------------------------------- model
-
-
-@dataclass(frozen=True)
-class Button:
-    """A template button: QUICK_REPLY, URL or PHONE_NUMBER."""
-
-    type: str
-    text: str
-    payload: str | None = None
-    payload_param: str | None = None
-    url: str | None = None
-    url_param: str | None = None
-    phone_number: str | None = None
-
-
-@dataclass(frozen=True)
-class Component:
-    """HEADER / BODY / FOOTER / BUTTONS. ``params`` are the sender-side names of the
-    placeholders in order of appearance (for named templates: the placeholder names)."""
-
-    type: str
-    text: str | None = None
-    format: str = "TEXT"
-    params: tuple[str, ...] = ()
-    buttons: tuple[Button, ...] = ()
-
-
-@dataclass(frozen=True)
-class Template:
-    """One template in one language."""
-
-    name: str
-    language: str
-    category: str
-    status: str
-    quality: str = "UNKNOWN"
-    parameter_format: str = "named"
-    components: tuple[Component, ...] = ()
-    purposes: frozenset[str] = frozenset()
-    template_id: str | None = None
-    priority: int = 0
-    rejected_reason: str | None = None
-    pending_category: str | None = None
-    pending_category_at: datetime | None = None
-    remote_mismatch: bool = False
-    source: str = "yaml"
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.name, self.language)
-
-    def component(self, kind: str) -> Component | None:
-        for comp in self.components:
-            if comp.type == kind:
-                return comp
-        return None
-
-    @cached_property
-    def required_params(self) -> tuple[str, ...]:
-        """Parameter names the sender must provide (header, body, URL buttons)."""
-        names: list[str] = []
-        for comp in self.components:
-            if comp.type in ("HEADER", "BODY"):
-                for name in comp.params:
-                    if name not in names:
-                        names.append(name)
-            for button in comp.buttons:
-                if button.url_param and button.url_param not in names:
-                    names.append(button.url_param)
-        return tuple(names)
-
-    @cached_property
-    def optional_params(self) -> tuple[str, ...]:
-        return tuple(
-            button.payload_param
-            for comp in self.components
-            for button in comp.buttons
-            if button.payload_param
-        )
-
-    def effective_category(self, now: datetime | None = None) -> str:
-        """The category, taking an announced change into account once it is due."""
-        if (
-            self.pending_category is not None
-            and self.pending_category_at is not None
-            and now is not None
-            and now >= self.pending_category_at
-        ):
-            return self.pending_category
-        return self.category
-
-    @property
-    def selectable(self) -> bool:
-        return self.status == APPROVED and not self.remote_mismatch and bool(self.components)
-
-
-def _placeholders(text: str | None) -> list[str]:
-    return _PLACEHOLDER.findall(text or "")
-
-
-def _build_component(
-    raw: Mapping[str, Any], parameter_format: str, where: str
-) -> Component:
-    kind = str(raw.get("type", "")).upper()
-    if kind not in ("HEADER", "BODY", "FOOTER", "BUTTONS"):
-        raise TemplateDefinitionError(f"{where}: unknown component type {raw.get('type')!r}")
-    text = raw.get("text")
-    fmt = str(raw.get("format", "TEXT")).upper()
-    found = _placeholders(text)
-    params: tuple[str, ...]
-    if kind in ("HEADER", "BODY") and fmt == "TEXT":
-        if parameter_format == "named":
-            for name in found:
-                if not _NAMED.match(name):
-                    raise TemplateDefinitionError(f"{where}: bad named parameter {name!r}")
-            declared = raw.get("params")
-            params = tuple(dict.fromkeys(found))
-            if declared is not None and tuple(declared) != params:
-                raise TemplateDefinitionError(
-                    f"{where}: params {declared!r} differ from placeholders {params!r}"
-                )
-        else:
-            expected = [str(i) for i in range(1, len(found) + 1)]
-            if found != expected:
-                raise TemplateDefinitionError(
-                    f"{where}: positional placeholders must be {{{{1}}}}…{{{{n}}}} in order, got {found}"
-                )
-            declared = raw.get("params")
-            if declared is None:
-                params = tuple(found)
-            else:
-                params = tuple(str(p) for p in declared)
-                if len(params) != len(found):
-                    raise TemplateDefinitionError(
-                        f"{where}: {len(found)} placeholders but params {list(params)}"
-                    )
-    elif kind == "HEADER":
-        # media header: the sender provides the media id or link under this name
-        params = (f"header_{fmt.lower()}",)
-    else:
-        if found:
-            raise TemplateDefinitionError(f"{where}: {kind} cannot have parameters")
-        params = ()
-    buttons: list[Button] = []
-    if kind == "BUTTONS":
-        for index, item in enumerate(raw.get("buttons") or []):
-            btype = str(item.get("type", "")).upper()
-            url = item.get("url")
-            url_param = item.get("url_param")
-            url_placeholders = _placeholders(url)
-            if btype == "URL" and url_placeholders and not url_param:
-                first = url_placeholders[0]
-                url_param = f"button_{index}_url" if first.isdigit() else first
-            buttons.append(
-                Button(
-                    type=btype,
-                    text=str(item.get("text", "")),
-                    payload=item.get("payload"),
-                    payload_param=item.get("payload_param"),
-                    url=url,
-                    url_param=url_param if btype == "URL" and url_placeholders else None,
-                    phone_number=item.get("phone_number"),
-                )
-            )
-    return Component(type=kind, text=text, format=fmt, params=params, buttons=tuple(buttons))
-
-
-def validate_definition(template: Template) -> None:
-    """Raise :class:`TemplateDefinitionError` when a definition breaks Meta's limits."""
-    where = f"template {template.name}/{template.language}"
-    if not _TEMPLATE_NAME.match(template.name) or len(template.name) > MAX_NAME:
-        raise TemplateDefinitionError(f"{where}: name must be lowercase a-z, 0-9, _")
-    if template.category not in CATEGORIES:
-        raise TemplateDefinitionError(f"{where}: unknown category {template.category!r}")
-    if template.parameter_format not in ("named", "positional"):
-        raise TemplateDefinitionError(f"{where}: parameter_format must be named/positional")
-    for purpose in template.purposes:
-        if purpose not in PURPOSE_CATEGORY:
-            raise TemplateDefinitionError(f"{where}: unknown purpose {purpose!r}")
-    kinds = [comp.type for comp in template.components]
-    if template.source == "yaml" and kinds.count("BODY") != 1:
-        raise TemplateDefinitionError(f"{where}: exactly one BODY component is required")
-    for comp in template.components:
-        if comp.type == "BODY" and len(comp.text or "") > MAX_BODY:
-            raise TemplateDefinitionError(f"{where}: body longer than {MAX_BODY}")
-        if comp.type == "FOOTER" and len(comp.text or "") > MAX_FOOTER:
-            raise TemplateDefinitionError(f"{where}: footer longer than {MAX_FOOTER}")
-        if comp.type == "HEADER" and comp.format == "TEXT" and len(comp.text or "") > MAX_HEADER:
-            raise TemplateDefinitionError(f"{where}: header longer than {MAX_HEADER}")
-        if len(comp.buttons) > MAX_BUTTONS:
-            raise TemplateDefinitionError(f"{where}: more than {MAX_BUTTONS} buttons")
-        for button in comp.buttons:
-            if not button.text or len(button.text) > MAX_BUTTON_TEXT:
-                raise TemplateDefinitionError(
-                    f"{where}: button label {button.text!r} must be 1–{MAX_BUTTON_TEXT} chars"
-                )
-            if button.type not in ("QUICK_REPLY", "URL", "PHONE_NUMBER"):
-                raise TemplateDefinitionError(f"{where}: unsupported button {button.type!r}")
-
-
-# --------------------------------------------------------------------------- params
-
-
-@dataclass(frozen=True)
-class ParamProblem:
-    """Why a parameter (or the rendered template) cannot be sent."""
-
-    param: str
-    problem: str  # missing | empty | newline_or_tab | too_many_spaces | too_long | not_text
-    detail: str = ""
-
-
-def sanitize_text_param(value: str) -> str:
-    """Make a text parameter sendable: a newline or tab (with the blanks around it)
-    becomes one space, runs of more than four spaces collapse to one, and the ends are
-    stripped."""
-    text = _BREAKS.sub(" ", value)
-    text = _SPACES.sub(" ", text)
-    return text.strip()
-
-
-def _as_text(value: Any) -> str | None:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | float):
-        return str(value)
-    return None
-
-
-def _render(text: str, params: Sequence[str], values: Mapping[str, str], positional: bool) -> str:
-    if positional:
-        mapping = {str(i + 1): values[name] for i, name in enumerate(params)}
-    else:
-        mapping = {name: values[name] for name in params}
-    return _PLACEHOLDER.sub(lambda m: mapping.get(m.group(1), m.group(0)), text)
-
-
-def check_params(
-    template: Template,
-    params: Mapping[str, Any],
-    *,
-    sanitize: bool = False,
-    strict: bool = False,
-) -> tuple[list[ParamProblem], dict[str, str], dict[str, str]]:
-    """Check ``params`` against ``template`` before any send.
-
-    Returns ``(problems, values, rendered)``: the problems (empty when sendable), the
-    (sanitised) text values used, and the rendered header/body/footer texts. Checks: every
-    required name present, text values non-empty, no newline/tab, no more than four
-    consecutive spaces, header ≤ 60 and body ≤ 1,024 characters after substitution, quick
-    reply payloads ≤ 256. With ``strict=True`` names the template does not use are
-    reported too (``unexpected``).
-    """
-    problems: list[ParamProblem] = []
-    values: dict[str, str] = {}
-    used = set(template.required_params) | set(template.optional_params)
-    for name in template.required_params:
-        if name not in params or params[name] is None:
-            problems.append(ParamProblem(name, "missing"))
-            continue
-        raw = params[name]
-        if name.startswith("header_") and name != "header_text":
-            # media header: id or link, no text rules
-            text = _as_text(raw)
-            if not text:
-                problems.append(ParamProblem(name, "empty"))
-            else:
-                values[name] = text
-            continue
-        text = _as_text(raw)
-        if text is None:
-            problems.append(ParamProblem(name, "not_text", type(raw).__name__))
-            continue
-        if sanitize:
-            text = sanitize_text_param(text)
-        if not text.strip():
-            problems.append(ParamProblem(name, "empty"))
-        elif _FORBIDDEN_WS.search(text):
-            problems.append(ParamProblem(name, "newline_or_tab"))
-        elif _SPACES.search(text):
-            problems.append(ParamProblem(name, "too_many_spaces"))
-        values[name] = text
-    for name in template.optional_params:
-        if name in params and params[name] is not None:
-            text = _as_text(params[name])
-            if text is None:
-                problems.append(ParamProblem(name, "not_text", type(params[name]).__name__))
-                continue
-            if sanitize:
-                text = sanitize_text_param(text)
-            if not text or len(text) > MAX_PAYLOAD:
-                problems.append(ParamProblem(name, "too_long" if text else "empty"))
-            values[name] = text
-    if strict:
-        for name in params:
-            if name not in used:
-                problems.append(ParamProblem(name, "unexpected"))
-    rendered: dict[str, str] = {}
-    if all(name in values for name in template.required_params):
-        positional = template.parameter_format == "positional"
-        for comp in template.components:
-            if comp.text is None or comp.format != "TEXT":
-                continue
-            text = _render(comp.text, comp.params, values, positional)
-            rendered[comp.type.lower()] = text
-            limit = {"HEADER": MAX_HEADER, "BODY": MAX_BODY, "FOOTER": MAX_FOOTER}.get(comp.type)
-            if limit is not None and len(text) > limit:
-                problems.append(
-                    ParamProblem(comp.type.lower(), "too_long", f"{len(text)} > {limit}")
-                )
-    return problems, values, rendered
-
-
-def _text_parameter(name: str, value: str, named: bool) -> dict[str, Any]:
-    if named:
-        return {"type": "text", "parameter_name": name, "text": value}
-    return {"type": "text", "text": value}
-
-
-def build_template_payload(template: Template, values: Mapping[str, str]) -> dict[str, Any]:
-    """The Cloud API ``template`` object (§2.4) for already-checked ``values``."""
-    named = template.parameter_format == "named"
-    components: list[dict[str, Any]] = []
-    for comp in template.components:
-        if comp.type == "HEADER" and comp.params:
-            if comp.format == "TEXT":
-                parameters = [_text_parameter(n, values[n], named) for n in comp.params]
-            else:
-                media = values[comp.params[0]]
-                kind = comp.format.lower()
-                ref = {"link": media} if media.startswith(("http://", "https://")) else {"id": media}
-                parameters = [{"type": kind, kind: ref}]
-            components.append({"type": "header", "parameters": parameters})
-        elif comp.type == "BODY" and comp.params:
-            components.append(
-                {
-                    "type": "body",
-                    "parameters": [_text_parameter(n, values[n], named) for n in comp.params],
-                }
-            )
-        elif comp.type == "BUTTONS":
-            for index, button in enumerate(comp.buttons):
-                if button.type == "QUICK_REPLY":
-                    payload = (
-                        values.get(button.payload_param) if button.payload_param else None
-                    ) or button.payload
-                    if payload:
-                        components.append(
-                            {
-                                "type": "button",
-                                "sub_type": "quick_reply",
-                                "index": index,
-                                "parameters": [{"type": "payload", "payload": payload}],
-                            }
-                        )
-                elif button.type == "URL" and button.url_param:
-                    components.append(
-                        {
-                            "type": "button",
-                            "sub_type": "url",
-                            "index": index,
-                            "parameters": [{"type": "text", "text": values[button.url_param]}],
-                        }
-                    )
-    payload: dict[str, Any] = {"name": template.name, "language": {"code": template.language}}
-    if components:
-        payload["components"] = components
-    return payload
 
 
 # --------------------------------------------------------------------------- selection
@@ -614,91 +148,6 @@ def _classify(problems: Sequence[ParamProblem]) -> NoTemplateReason:
     if kinds <= {"too_long"}:
         return NoTemplateReason.TOO_LONG
     return NoTemplateReason.INVALID_PARAMS
-
-
-# --------------------------------------------------------------------------- lifecycle
-
-
-@dataclass(frozen=True)
-class LifecycleChange:
-    """One change applied (or ignored) from a template webhook or a sync."""
-
-    field: str  # status | quality | category | pending_category | added
-    name: str
-    language: str
-    old: str | None
-    new: str | None
-    applied: bool = True
-    note: str = ""
-
-
-@dataclass
-class SyncReport:
-    """What :meth:`TemplateRegistry.sync` found."""
-
-    pages: int = 0
-    seen: int = 0
-    changes: list[LifecycleChange] = field(default_factory=list)
-    added: list[tuple[str, str]] = field(default_factory=list)
-    missing: list[tuple[str, str]] = field(default_factory=list)
-    mismatched: list[tuple[str, str]] = field(default_factory=list)
-    restarted: bool = False
-
-
-FetchPage = Callable[[str | None], Awaitable[Mapping[str, Any]]]
-"""``await fetch_page(after_cursor)`` → one page of ``GET /{waba_id}/message_templates``."""
-
-
-def _param_shape(template: Template) -> tuple[tuple[str, int], ...]:
-    shape = []
-    for comp in template.components:
-        if comp.type in ("HEADER", "BODY"):
-            shape.append((comp.type, len(comp.params)))
-        if comp.type == "BUTTONS":
-            shape.append(("BUTTONS", len(comp.buttons)))
-    return tuple(shape)
-
-
-def template_from_graph(item: Mapping[str, Any], purposes: Iterable[str] = ()) -> Template:
-    """A :class:`Template` from one ``message_templates`` list item."""
-    fmt = str(item.get("parameter_format") or "positional").lower()
-    name = str(item.get("name", ""))
-    language = normalise_language(str(item.get("language", "")))
-    components = tuple(
-        _build_component(_graph_component(raw), fmt, f"graph {name}/{language}")
-        for raw in item.get("components") or []
-        if isinstance(raw, Mapping)
-    )
-    quality = item.get("quality_score")
-    score = quality.get("score") if isinstance(quality, Mapping) else None
-    return Template(
-        name=name,
-        language=language,
-        category=str(item.get("category", "")).upper(),
-        status=str(item.get("status", "")).upper(),
-        quality=str(score or "UNKNOWN").upper(),
-        parameter_format=fmt,
-        components=components,
-        purposes=frozenset(purposes),
-        template_id=str(item["id"]) if item.get("id") is not None else None,
-        source="graph",
-    )
-
-
-def _graph_component(raw: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(raw)
-    if str(raw.get("type", "")).upper() == "BUTTONS":
-        out["buttons"] = [
-            {
-                "type": b.get("type"),
-                "text": b.get("text"),
-                "url": b.get("url"),
-                "phone_number": b.get("phone_number"),
-            }
-            for b in raw.get("buttons") or []
-            if isinstance(b, Mapping)
-        ]
-    return out
 
 
 # --------------------------------------------------------------------------- registry
@@ -920,7 +369,8 @@ class TemplateRegistry:
 
     def _ensure(self, value: Mapping[str, Any], category: str | None) -> Template | None:
         """The template the event is about; unknown ones are recorded (never selectable:
-        no purposes, no components) so that their status can still be answered."""
+        no purposes, no components) so that their status can still be answered.
+        """
         found = self._find(value)
         if found is not None:
             if found.template_id is None and value.get("message_template_id") is not None:
@@ -1038,7 +488,8 @@ class TemplateRegistry:
 
     def apply_webhook(self, payload: Mapping[str, Any]) -> list[LifecycleChange]:
         """Apply every template lifecycle change in a webhook payload; other fields are
-        ignored."""
+        ignored.
+        """
         changes: list[LifecycleChange] = []
         for entry in payload.get("entry") or []:
             if not isinstance(entry, Mapping):
@@ -1088,7 +539,8 @@ class TemplateRegistry:
 
     def _overlay(self, rows: Sequence[Mapping[str, Any]]) -> None:
         """Take the shared state's values, except where this registry applied a more
-        recent event of the same kind itself."""
+        recent event of the same kind itself.
+        """
         for row in rows:
             template = self.get(str(row["name"]), str(row["language"]))
             if template is None:
@@ -1140,7 +592,8 @@ class TemplateRegistry:
 
     async def record_webhook(self, payload: Mapping[str, Any]) -> list[LifecycleChange]:
         """:meth:`apply_webhook`, then the changes it applied written to the shared state
-        (each as of its entry's time), so that every process learns them."""
+        (each as of its entry's time), so that every process learns them.
+        """
         changes: list[LifecycleChange] = []
         for entry in payload.get("entry") or []:
             if not isinstance(entry, Mapping):
@@ -1153,7 +606,8 @@ class TemplateRegistry:
 
     async def mark_unusable(self, name: str, language: str, code: int) -> LifecycleChange | None:
         """Meta refused a send of this template with 132015 (paused) or 132016
-        (disabled): it is not selected again until Meta says otherwise."""
+        (disabled): it is not selected again until Meta says otherwise.
+        """
         template = self.get(name, language)
         if template is None:
             return None
@@ -1170,7 +624,8 @@ class TemplateRegistry:
         """:meth:`sync` from the shared state, its changes written back as of the moment
         the listing was asked for (an event the webhooks reported since wins). Meta stamps
         its webhooks to the second: that moment is taken at the start of its second, so an
-        event stamped with the same second (which may have followed the listing) wins too."""
+        event stamped with the same second (which may have followed the listing) wins too.
+        """
         started = self._now().replace(microsecond=0)
         await self.refresh(force=True)
         report = await self.sync(fetch_page, max_pages=max_pages)
@@ -1251,138 +706,3 @@ class TemplateRegistry:
                 )
                 self._put(replace(local, status="MISSING"))
         return report
-
-
-# --------------------------------------------------------------------------- shared state
-
-_state_metadata = MetaData()
-
-template_state_table = Table(
-    "wa_template_state",
-    _state_metadata,
-    Column("name", String(512), primary_key=True),
-    Column("language", String(16), primary_key=True),
-    Column("template_id", String(64)),
-    Column("status", String(32)),
-    Column("rejected_reason", Text),
-    Column("status_us", BigInteger),
-    Column("quality", String(16)),
-    Column("quality_us", BigInteger),
-    Column("category", String(32)),
-    Column("pending_category", String(32)),
-    Column("pending_category_at_us", BigInteger),
-    Column("category_us", BigInteger),
-)
-_TS = template_state_table.c
-_ENSURE_STATE = insert_on_conflict(template_state_table, ["name", "language", "template_id"], ["name", "language"])
-_KINDS: Final = ("status", "quality", "category")
-_CHANGE_KIND: Final = {"status": "status", "quality": "quality", "category": "category",
-                       "pending_category": "category", "added": "status"}
-
-
-class TemplateStates(SqlTables):
-    """``wa_template_state``: each template's status, quality and category as last
-    reported, with the time of the event that reported each; every process reads it."""
-
-    metadata = _state_metadata
-
-    async def load(self) -> list[dict[str, Any]]:
-        async with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in (await conn.execute(select(template_state_table))).all()]
-
-    async def save(self, template: Template, kinds: Iterable[str], at: datetime, *,
-                   newer_only: bool = False) -> None:
-        """Write ``kinds`` of ``template`` as of ``at``, unless an event at least as
-        recent (``newer_only``: as recent or more) is recorded already."""
-        at_us = to_us(at)
-        key = (_TS.name == template.name, _TS.language == template.language)
-        values = {
-            "status": {"status": template.status, "rejected_reason": template.rejected_reason},
-            "quality": {"quality": template.quality},
-            "category": {"category": template.category, "pending_category": template.pending_category,
-                         "pending_category_at_us": (to_us(template.pending_category_at)
-                                                    if template.pending_category_at else None)},
-        }
-        async with self.engine.begin() as conn:
-            await conn.execute(_ENSURE_STATE, {"name": template.name, "language": template.language,
-                                               "template_id": template.template_id})
-            for kind in dict.fromkeys(kinds):
-                stamp = _TS[f"{kind}_us"]
-                older = stamp < at_us if newer_only else stamp <= at_us
-                await conn.execute(update(template_state_table).where(*key, or_(stamp.is_(None), older))
-                                   .values(**values[kind], **{f"{kind}_us": at_us}))
-
-
-async def keep_in_sync(registry: TemplateRegistry, fetch_page: FetchPage, stop: asyncio.Event, *,
-                       every: timedelta = SYNC_EVERY) -> None:
-    """Reconcile ``registry`` with the Graph API now, then every ``every``, until ``stop``
-    is set; a failed reconciliation is logged and tried again at the next turn."""
-    while not stop.is_set():
-        try:
-            report = await registry.sync_durably(fetch_page)
-            for change in report.changes:
-                logger.info("template sync: %s", change)
-        except Exception as exc:
-            logger.warning("template sync with the Graph API failed (%s); trying again in %s",
-                           type(exc).__name__, every)
-        try:
-            await asyncio.wait_for(stop.wait(), every.total_seconds())
-        except asyncio.TimeoutError:
-            pass
-
-
-# --------------------------------------------------------------------------- fetcher
-
-
-class GraphTemplatePageFetcher:
-    """``FetchPage`` over httpx: ``GET {base}/{version}/{waba_id}/message_templates``.
-
-    Works against graph.facebook.com, a BSP with the same API, or the local emulator.
-    Non-2xx answers raise the typed :class:`salon.whatsapp.errors.WhatsAppError`.
-    """
-
-    FIELDS = "name,language,status,category,id,components,quality_score,parameter_format"
-
-    def __init__(
-        self,
-        waba_id: str,
-        access_token: str,
-        *,
-        base_url: str = "https://graph.facebook.com",
-        api_version: str = DEFAULT_API_VERSION,
-        limit: int = 100,
-        client: Any = None,
-        timeout: float = 10.0,
-    ) -> None:
-        import httpx
-
-        self.url = f"{base_url.rstrip('/')}/{api_version}/{waba_id}/message_templates"
-        self.limit = limit
-        self._headers = {"Authorization": f"Bearer {access_token}"}
-        self._own_client = client is None
-        self._client: httpx.AsyncClient = client or httpx.AsyncClient(timeout=timeout)
-
-    async def __call__(self, after: str | None) -> Mapping[str, Any]:
-        params: dict[str, str | int] = {"fields": self.FIELDS, "limit": self.limit}
-        if after:
-            params["after"] = after
-        response = await self._client.get(self.url, params=params, headers=self._headers)
-        try:
-            body: Any = response.json()
-        except ValueError:
-            body = response.text
-        if response.status_code >= 400 or (isinstance(body, Mapping) and "error" in body):
-            raise from_graph_error(body, http_status=response.status_code)
-        if not isinstance(body, Mapping):
-            raise from_graph_error(body, http_status=response.status_code)
-        return body
-
-    async def aclose(self) -> None:
-        if self._own_client:
-            await self._client.aclose()
-
-    async def __aenter__(self) -> GraphTemplatePageFetcher:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()

@@ -77,7 +77,8 @@ ACK_TIMEOUT: Final = 10.0
 
 class IoProcessRuntime:
     """The server's side: the same calls as :class:`WhatsAppRuntime` (``start``,
-    ``handle``, ``verify``, ``send``, ``ready``, ``close``), served by the child."""
+    ``handle``, ``verify``, ``send``, ``ready``, ``close``), served by the child.
+    """
 
     def __init__(
         self,
@@ -116,7 +117,8 @@ class IoProcessRuntime:
     # ------------------------------------------------------------------ lifecycle
     async def start(self, on_turn: TurnHandler) -> None:
         """Start the child and wait until its pipeline is ready (stores open, pending
-        messages queued for replay)."""
+        messages queued for replay).
+        """
         self.loop = asyncio.get_running_loop()
         self._on_turn = on_turn
         if self.config.webhook_port is not None and self.listener is None:
@@ -269,7 +271,8 @@ class IoProcessRuntime:
 
 class RemoteGuard:
     """The child's :class:`~salon.guard.sender.GuardedSender`, as senders in the Rasa
-    server see it: the same ``send`` (decided at the moment it leaves, in the child)."""
+    server see it: the same ``send`` (decided at the moment it leaves, in the child).
+    """
 
     def __init__(self, runtime: IoProcessRuntime) -> None:
         self._runtime = runtime

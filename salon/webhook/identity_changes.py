@@ -131,7 +131,8 @@ async def _move_book_record(conn: AsyncConnection, table: Table, before: ClientR
     """The client book's record names her by her new ids. A phone learnt for a client
     known by her BSUID alone may be the one of a record that does not have that BSUID
     yet: that record is hers, and gets it. Two records (one by BSUID, one by phone) are
-    left as they are, and logged: merging clients is the maison's call."""
+    left as they are, and logged: merging clients is the maison's call.
+    """
     book = dict(values)
     if "wa_id" in book:
         book["phone"] = f"+{book['wa_id']}"

@@ -104,6 +104,7 @@ _FINISH_INBOUND = (
 
 # The inserts that run for every message, as statements SQLAlchemy compiles once.
 CLAIM_CHUNK: Final = 50
+"""Inbox rows claimed per statement (a webhook may carry up to 1,000 messages)."""
 
 @functools.lru_cache(maxsize=CLAIM_CHUNK)
 def _claim_statement(rows: int) -> Executable:
@@ -116,6 +117,7 @@ def _claim_statement(rows: int) -> Executable:
     )
 
 INBOX_RETENTION: Final = timedelta(days=8)
+"""Handled inbox rows outlive Meta's 7 days of webhook retries (the dedup window)."""
 
 
 class Inbox(SqlTables):
@@ -189,7 +191,8 @@ class Inbox(SqlTables):
         retry_at: datetime | None = None,
     ) -> None:
         """Record a turn's end (one more attempt) and let go of the row; a ``failed`` one
-        is due for another try at ``retry_at`` (see :meth:`claimable_inbound`)."""
+        is due for another try at ``retry_at`` (see :meth:`claimable_inbound`).
+        """
         async with self.single() as conn:
             await conn.execute(_FINISH_INBOUND, {
                 "p_wamid": wamid, "p_state": state, "p_error": error, "p_at": to_us(at, "at"),
@@ -203,7 +206,8 @@ class Inbox(SqlTables):
         whose lease ran out, or whose owner starts with ``local_prefix`` (the caller
         checks whether that owner is still alive); ``failed`` rows due for another try
         (fewer than ``retry_below`` attempts). With ``wamids``, only those rows, pending
-        ones whoever holds them."""
+        ones whoever holds them.
+        """
         now_us = to_us(at, "at")
         pending = _I.state == "pending"
         if wamids is None:
@@ -222,7 +226,8 @@ class Inbox(SqlTables):
 
     async def take_inbound(self, claim: InboxClaim, owner: str, at: datetime, lease: timedelta) -> bool:
         """Hold ``claim``'s row for ``owner`` until ``at + lease``, unless someone changed
-        it since it was read (compare-and-set: of several takers, one wins)."""
+        it since it was read (compare-and-set: of several takers, one wins).
+        """
         item = claim.item
         held = _I.owner.is_(None) if claim.owner is None else _I.owner == claim.owner
         lease_us = to_us(claim.lease_until, "lease_until") if claim.lease_until is not None else None
@@ -238,7 +243,8 @@ class Inbox(SqlTables):
 
     async def renew_inbound(self, wamids: Sequence[str], owner_prefix: str, until: datetime) -> int:
         """Extend the leases of the pending rows among ``wamids`` held by an owner named
-        ``owner_prefix…``; returns how many."""
+        ``owner_prefix…``; returns how many.
+        """
         renewed = 0
         ids = list(wamids)
         until_us = to_us(until, "until")
@@ -254,7 +260,8 @@ class Inbox(SqlTables):
 
     async def let_go_inbound(self, owner_prefix: str, keep: Sequence[str] = ()) -> int:
         """Give up the pending rows held by owners named ``owner_prefix…`` (but ``keep``):
-        the next channel to look takes them at once."""
+        the next channel to look takes them at once.
+        """
         async with self.engine.connect() as conn:
             mine = [r[0] for r in (await conn.execute(
                 select(_I.wamid).where(_I.state == "pending",
@@ -280,7 +287,8 @@ class Inbox(SqlTables):
 
     async def latest_profile_name(self, ref: Any) -> str | None:
         """The WhatsApp profile name the client last wrote with (for a greeting when the
-        maison's book does not know them)."""
+        maison's book does not know them).
+        """
         ids = [i for i in (ref.user_id, ref.wa_id) if i]
         query = (
             select(_I.metadata)

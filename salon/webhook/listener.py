@@ -56,7 +56,8 @@ class WebhookHandler(Protocol):
 
 def bind_listener(host: str, port: int) -> socket.socket:
     """The listening socket for :class:`WebhookListener` (raises ``OSError`` when the
-    address is taken or not ours)."""
+    address is taken or not ours).
+    """
     infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     family, kind, proto, _, address = infos[0]
     sock = socket.socket(family, kind, proto)

@@ -40,7 +40,8 @@ from salon.guard.sender import GuardedSender
 from salon.guard.sent import SentLog
 from salon.identity import ClientRef, conversation_id
 from salon.logmask import remember
-from salon.templates.registry import GraphTemplatePageFetcher, TemplateRegistry, keep_in_sync
+from salon.templates.registry import TemplateRegistry
+from salon.templates.sync import GraphTemplatePageFetcher, keep_in_sync
 from salon.webhook.identity_changes import follow_identity
 from salon.webhook.inbox import INBOX_RETENTION, Inbox, InboxClaim, InboxItem
 from salon.whatsapp.addressing import is_bsuid
@@ -115,7 +116,8 @@ TurnHandler = Callable[[Turn], Awaitable[None]]
 
 class TurnInterrupted(Exception):
     """The assistant went away in the middle of a turn (its process stopped): the message
-    stays pending in the inbox and is replayed when the channel starts again."""
+    stays pending in the inbox and is replayed when the channel starts again.
+    """
 
 
 def verify_handshake(verify_token: str, mode: str | None, token: str | None,
@@ -245,7 +247,8 @@ class WebhookService:
         """Meta posts the webhooks of every number of the business account to one
         callback URL: messages and statuses of another number are not ours to answer
         or record (our replies would leave from our number). Dropped here, logged; the
-        webhook is still acknowledged."""
+        webhook is still acknowledged.
+        """
         foreign = {m.phone_number_id for m in batch.messages if m.phone_number_id != self.phone_number_id}
         foreign |= {s.phone_number_id for s in batch.statuses if s.phone_number_id != self.phone_number_id}
         if not foreign:
@@ -269,7 +272,8 @@ class WebhookService:
         webhooks arriving while it runs wait for the next one. Each commit is a few
         transactions for all of them instead of a few for each, which is what keeps
         the acknowledgements of a burst short. A failure answers 503 to every webhook
-        of its group: nothing of them is kept, and Meta retries each."""
+        of its group: nothing of them is kept, and Meta retries each.
+        """
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append((batch, future))
         if self._committer is None:
@@ -313,7 +317,8 @@ class WebhookService:
     async def _store(self, batches: list[WebhookBatch]) -> tuple[list[Turn], list[StatusUpdate]]:
         """Everything of ``batches`` that must not be lost, before any is acknowledged;
         returns the turns to run, in timestamp order, and the ``failed`` statuses this
-        call applied (each transition is applied once, whatever the deliveries)."""
+        call applied (each transition is applied once, whatever the deliveries).
+        """
         now = self.clock.now()
         messages = sorted((m for batch in batches for m in batch.messages), key=lambda m: m.timestamp)
         for message in messages:
@@ -392,7 +397,8 @@ class WebhookService:
 
     async def _template_event(self, event: TemplateEvent) -> None:
         """A template's lifecycle change, kept in the shared template state before the
-        acknowledgement: every sender of every process learns it."""
+        acknowledgement: every sender of every process learns it.
+        """
         try:
             changes = await self.registry.record_webhook(event.as_webhook())
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
@@ -407,7 +413,8 @@ class WebhookService:
 
     def _owner_gone(self, owner: str | None) -> bool:
         """Whether nobody works under ``owner`` any more, as far as this host can tell:
-        a channel of this process that stopped, or a process of this host that exited."""
+        a channel of this process that stopped, or a process of this host that exited.
+        """
         if owner is None:
             return True
         parts = owner.split(":")
@@ -429,7 +436,8 @@ class WebhookService:
 
     async def _take(self, claims: Sequence[InboxClaim], now: datetime, *, claiming: bool = False) -> list[InboxItem]:
         """Take over each row of ``claims`` (held here from then on); returns those taken.
-        ``claiming``: the rows are those of the commit in hand (held for it already)."""
+        ``claiming``: the rows are those of the commit in hand (held for it already).
+        """
         taken: list[InboxItem] = []
         for claim in claims:
             wamid = claim.item.wamid
@@ -451,7 +459,8 @@ class WebhookService:
                                     mine: set[str], now: datetime) -> list[bool]:
         """Meta's retry of a message whose row is still pending but worked on by nobody
         (the release of its claim failed when its acknowledgement failed, or its channel
-        is gone) is processed as new."""
+        is gone) is processed as new.
+        """
         stale = [m.wamid for m, ok in zip(messages, fresh, strict=True)
                  if not ok and m.starts_turn and m.wamid in mine]
         if not stale:
@@ -478,7 +487,8 @@ class WebhookService:
 
     async def _consent_keyword(self, message: InboundMessage) -> None:
         """STOP / START, recognised before any model sees the message: the ledger is
-        written before the acknowledgement, the confirmation is the message's turn."""
+        written before the acknowledgement, the confirmation is the message's turn.
+        """
         keyword = str(message.metadata["consent_keyword"])
         profile = await self.consents.profile(message.client)
         _, text = confirmation(keyword, message.text, profile.language if profile else None)
@@ -490,7 +500,8 @@ class WebhookService:
 
     async def _confirm_keyword(self, turn: Turn) -> None:
         """The one confirmation, a reply to the client's own message (allowed though they
-        just opted out); the assistant does not argue."""
+        just opted out); the assistant does not argue.
+        """
         keyword = str(turn.metadata["consent_keyword"])
         profile = await self.consents.profile(turn.client)
         language, text = confirmation(keyword, turn.text, profile.language if profile else None)
@@ -502,7 +513,8 @@ class WebhookService:
 
     async def _record_status(self, status: StatusUpdate) -> bool:
         """Apply one status; True when it is a ``failed`` transition applied now (not a
-        redelivery), i.e. one whose consequences (re-route) are this call's to run."""
+        redelivery), i.e. one whose consequences (re-route) are this call's to run.
+        """
         error = status.errors[0] if status.errors else None
         change = await self.sent.apply_status(
             wamid=status.wamid, status=status.status, at=status.timestamp,
@@ -586,7 +598,8 @@ class WebhookService:
 
     async def _turn_failed(self, turn: Turn, exc: Exception) -> None:
         """Record a failed turn: due again after its backoff, or given up after the last
-        attempt (recorded, logged, handed to an advisor)."""
+        attempt (recorded, logged, handed to an advisor).
+        """
         attempt = turn.item.attempts + 1
         error = f"{type(exc).__name__}: {exc}"
         now = self.clock.now()
@@ -651,13 +664,15 @@ class WebhookService:
     # ------------------------------------------------------------------ lifecycle
     async def replay_pending(self) -> int:
         """Queue messages acknowledged earlier but never answered (oldest first) that no
-        live channel works on, and failed turns due again: the start's sweep."""
+        live channel works on, and failed turns due again: the start's sweep.
+        """
         return await self.sweep()
 
     async def sweep(self) -> int:
         """Renew the leases of what this channel works on, and take over (one channel
         only, whatever the replicas) the pending rows nobody works on any more and the
-        failed turns due again; their turns are queued. Returns how many were taken."""
+        failed turns due again; their turns are queued. Returns how many were taken.
+        """
         now = self.clock.now()
         if self._held:
             await self.inbox.renew_inbound(list(self._held), self.owner, now + INBOX_LEASE)
@@ -693,7 +708,8 @@ class WebhookService:
     def start_housekeeping(self, every: timedelta = timedelta(hours=6),
                            sweep_every: timedelta = SWEEP_EVERY) -> None:
         """In a tracked background task: prune now and then every ``every``; sweep the
-        inbox every ``sweep_every``."""
+        inbox every ``sweep_every``.
+        """
         stopping = self._stopping = asyncio.Event()
 
         async def loop() -> None:
@@ -721,8 +737,9 @@ class WebhookService:
 
     def _start_template_sync(self, stopping: asyncio.Event) -> None:
         """Reconcile the templates with the Graph API now and every
-        :data:`salon.templates.registry.SYNC_EVERY`, in the background (the webhooks keep the
-        state between two)."""
+        :data:`salon.templates.sync.SYNC_EVERY`, in the background (the webhooks keep the
+        state between two).
+        """
         graph = getattr(self.sender.graph, "config", None)
         if not self.waba_id or graph is None or graph.auth_mode != "bearer":
             return
@@ -740,7 +757,8 @@ class WebhookService:
     async def stop_housekeeping(self, timeout: float = 10.0) -> None:
         """Stop the background loop (never cancelled mid-statement), let the turns in
         hand finish (up to ``timeout``), then give up the inbox rows this channel holds
-        but no longer works on, so the next channel takes them at once."""
+        but no longer works on, so the next channel takes them at once.
+        """
         task, self._housekeeping = self._housekeeping, None
         sync, self._template_sync = self._template_sync, None
         if self._stopping is not None:
@@ -789,7 +807,8 @@ def _inbox_item(message: InboundMessage) -> InboxItem:
 
 def _known_client(client: ClientRef, state: SessionState) -> tuple[ClientRef, str]:
     """The client with every id her session knows (a username-only message still names the
-    phone she wrote from before), and her conversation id."""
+    phone she wrote from before), and her conversation id.
+    """
     known = ClientRef(client.phone_number_id, client.user_id or state.user_id,
                       client.wa_id or state.wa_id)
     return known, conversation_id(state.client_key)
@@ -806,4 +825,3 @@ def client_ref_for_recipient(phone_number_id: str, recipient_id: str) -> ClientR
     if is_bsuid(recipient_id):
         return ClientRef(phone_number_id, user_id=recipient_id)
     return ClientRef(phone_number_id, wa_id=recipient_id)
-

@@ -49,7 +49,8 @@ class RpcPeer(asyncio.Protocol):
     """One end of the socket, as an asyncio protocol: frames are cut from the bytes as they
     arrive and answers resolve their calls at once, with no task per read. Open with
     :meth:`connect`; :attr:`closed` is set when the stream ends, after every pending call
-    has failed with :class:`PeerClosed`."""
+    has failed with :class:`PeerClosed`.
+    """
 
     def __init__(self, handlers: Mapping[str, Handler], *, name: str = "peer") -> None:
         self.handlers = dict(handlers)
@@ -87,7 +88,8 @@ class RpcPeer(asyncio.Protocol):
 
     async def close(self) -> None:
         """Close the socket; handlers still running are cancelled (their answers could
-        no longer be delivered)."""
+        no longer be delivered).
+        """
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
         await self.closed.wait()

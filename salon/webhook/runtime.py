@@ -1,6 +1,7 @@
 """Everything the WhatsApp channel needs, built from its settings and started inside the
 server's event loop: Graph client, session store, records, consent book, template
-registry, send-time guard and webhook pipeline."""
+registry, send-time guard and webhook pipeline.
+"""
 
 from __future__ import annotations
 
@@ -193,7 +194,8 @@ async def open_sender(
     pools to one file would only compete for its write lock. ``many_clients``: the
     worker's guard (see :class:`GuardedSender`), whose concurrent sends share their reads
     and whose records the worker flushes. ``inline_sqlite``: on SQLite, the pool runs its
-    statements in the event loop's thread (:mod:`salon.storage.sqlite_inline`)."""
+    statements in the event loop's thread (:mod:`salon.storage.sqlite_inline`).
+    """
     warning = version_warning(graph_config.api_version, clock.now())
     if warning:
         logger.warning("%s", warning)
@@ -251,7 +253,8 @@ class WhatsAppRuntime:
 
     async def start(self, on_turn: TurnHandler) -> WebhookService:
         """Build everything in the running loop, queue the messages acknowledged earlier
-        but never answered, and start the inbox pruning."""
+        but never answered, and start the inbox pruning.
+        """
         self.loop = asyncio.get_running_loop()
         # The acknowledgement is a chain of short transactions (inbox claim, window
         # record): on SQLite they run in this loop's thread, without a hop to a driver
@@ -299,7 +302,8 @@ class WhatsAppRuntime:
                    client_turn: bool = False) -> list[SendOutcome]:
         """Render one assistant response and send it through the send-time guard. A
         response that cannot become a WhatsApp message is reported, never sent half.
-        ``client_turn``: the response answers the client's own WhatsApp message."""
+        ``client_turn``: the response answers the client's own WhatsApp message.
+        """
         if self.sender is None:
             raise RuntimeError("the WhatsApp channel has not started")
         withdrawn = CONSENT_UTTERANCES.get(str(response.get("utter_action"))) is False

@@ -1,12 +1,13 @@
-"""The WhatsApp Cloud API side of Salon, without Rasa.
+"""Meta's wire, and nothing else: what the Cloud API sends us and what we send it.
 
-- :mod:`salon.whatsapp.signature`: ``X-Hub-Signature-256`` signing and checking;
-- :mod:`salon.whatsapp.updates`: webhook payloads → typed inbound messages, statuses,
-  template lifecycle events and marketing preferences;
-- :mod:`salon.whatsapp.graph`: the asynchronous Graph API client (Meta or 360dialog);
+- :mod:`salon.whatsapp.updates`: webhook JSON → typed updates (messages, statuses,
+  identity changes, template events, marketing preferences);
 - :mod:`salon.whatsapp.messages`: assistant responses → Cloud API message objects;
-- :mod:`salon.webhook.records`: the durable inbox (dedup) and the outbound record;
-- :mod:`salon.consent.book`: what each client agreed to receive;
-- :mod:`salon.guard.sender`: the send-time guard every message goes through;
-- :mod:`salon.webhook.pipeline`: the webhook pipeline the Rasa channel adapts.
+- :mod:`salon.whatsapp.addressing`: the recipient fields of a send (``to`` or BSUID);
+- :mod:`salon.whatsapp.errors`: the one map from Graph error codes to typed errors and
+  their retry policy;
+- :mod:`salon.whatsapp.graph`: the asynchronous Graph API client (Meta or 360dialog), on
+  :mod:`salon.whatsapp.http1`'s keep-alive connections;
+- :mod:`salon.whatsapp.signature`: ``X-Hub-Signature-256``;
+- :mod:`salon.whatsapp.versions`: Graph API versions and their end of life.
 """

@@ -61,7 +61,8 @@ class Recipient:
     def of(cls, ref: ClientRef, state: SessionState | None = None) -> Recipient:
         """What the client's session and the caller know, the session first (it holds
         the ids the client last wrote from). A "wa_id" that is in fact a BSUID (an id
-        passed along without its kind) is taken for what it is."""
+        passed along without its kind) is taken for what it is.
+        """
         ids = [state.wa_id, state.user_id] if state is not None else []
         ids += [ref.wa_id, ref.user_id]
         phone = next((i for i in ids if i and is_phone(i)), None)

@@ -249,7 +249,8 @@ class RecipientError(WhatsAppError):
 
 class BsuidRecipientError(RecipientError):
     """131062: this message cannot go to a business-scoped user id (authentication
-    templates): only the client's phone number can receive it. Never retried."""
+    templates): only the client's phone number can receive it. Never retried.
+    """
 
     codes = frozenset({131062})
     default_title = "Business-scoped User ID (BSUID) recipients are not supported for this message"
@@ -331,7 +332,8 @@ class MaintenanceError(TransientError):
 class NoResponseError(WhatsAppError):
     """Transport failure after the request may have reached the Graph API (read timeout,
     connection reset). Code -2 is ours, not Meta's. Never retried automatically: Meta has
-    no idempotency key, so a retry could deliver the message twice."""
+    no idempotency key, so a retry could deliver the message twice.
+    """
 
     default_title = "No answer from the Graph API"
     retryable = False
@@ -347,7 +349,8 @@ class RequestError(WhatsAppError):
 
 class GraphVersionError(RequestError):
     """2500 (unknown path components: a Graph API version Meta does not serve), 2635 (a
-    deprecated version): set ``WA_API_VERSION`` to a current one. Never retried."""
+    deprecated version): set ``WA_API_VERSION`` to a current one. Never retried.
+    """
 
     codes = frozenset({2500, 2635})
     default_title = "Graph API version not served"
@@ -386,7 +389,8 @@ class TemplatePausedError(TemplateError):
 
 class FlowError(TemplateError):
     """132068 (flow blocked), 132069 (flow throttled). Not retried by the dispatcher:
-    the conversation decides when to offer the flow again."""
+    the conversation decides when to offer the flow again.
+    """
 
     codes = frozenset({132068, 132069})
     default_title = "Flow error"
@@ -418,7 +422,8 @@ class AccessError(AccountError):
 
 class MarketingMessagesApiError(WhatsAppError):
     """Marketing Messages API: 131055, 134100 (non-marketing template), 134101 (template
-    still syncing: retry within ~10 min), 134102 (API unavailable for this account)."""
+    still syncing: retry within ~10 min), 134102 (API unavailable for this account).
+    """
 
     codes = frozenset({131055, 134100, 134101, 134102})
     default_title = "Marketing Messages API error"
@@ -432,7 +437,8 @@ class MarketingMessagesApiError(WhatsAppError):
 
 class UnknownWhatsAppError(WhatsAppError):
     """A code we do not know. Not retried, unless Meta answered with a 5xx HTTP status
-    (server-side family), in which case transient backoff applies."""
+    (server-side family), in which case transient backoff applies.
+    """
 
     default_title = "Unknown WhatsApp error"
     http_status_default = None

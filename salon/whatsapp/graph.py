@@ -97,7 +97,8 @@ flight carry well over a thousand messages a second)."""
 
 class GraphClient:
     """Send messages and read receipts. Use it inside one event loop (connections open
-    lazily) and ``await close()`` when done."""
+    lazily) and ``await close()`` when done.
+    """
 
     def __init__(self, config: GraphConfig, *, sleep: Sleep = asyncio.sleep,
                  connections: int = CONNECTIONS) -> None:
@@ -144,7 +145,8 @@ class GraphClient:
 
     async def mark_read(self, wamid: str, *, typing: bool = False) -> bool:
         """Mark ``wamid`` (and earlier messages) read, optionally showing the typing
-        indicator (it disappears on our reply or after 25 s)."""
+        indicator (it disappears on our reply or after 25 s).
+        """
         body: dict[str, Any] = {"messaging_product": "whatsapp", "status": "read", "message_id": wamid}
         if typing:
             body["typing_indicator"] = {"type": "text"}

@@ -173,7 +173,8 @@ class _Connection(asyncio.Protocol):
 
 class Http1Pool:
     """Keep-alive connections to one origin. Use inside one event loop; ``await close()``
-    when done."""
+    when done.
+    """
 
     def __init__(
         self,

@@ -84,7 +84,8 @@ class OutgoingMessage:
 
 def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
     """Split ``text`` into chunks of at most ``limit`` characters at the most natural
-    boundary available: paragraphs, then sentences, then words, then anywhere."""
+    boundary available: paragraphs, then sentences, then words, then anywhere.
+    """
     text = text.strip()
     if not text:
         return []

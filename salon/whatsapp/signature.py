@@ -42,7 +42,8 @@ def check_signature(body: bytes, header: str | None, app_secret: str) -> Signatu
 
 def refusal(check: SignatureCheck) -> tuple[int, str] | None:
     """The answer to a webhook whose signature is missing (401) or wrong (403); None when
-    it is valid."""
+    it is valid.
+    """
     if check is SignatureCheck.MISSING:
         return 401, "signature missing"
     if check is SignatureCheck.INVALID:

@@ -98,7 +98,8 @@ class IdentityChange:
     """The client's ids changed, or one was learnt. Meta's ``system`` messages:
     ``user_changed_number`` (a new phone number, and with it a new BSUID),
     ``user_changed_user_id`` (a new BSUID, her phone unchanged or unknown); and
-    ``contact_shared``: a username-only client shared her number when we asked."""
+    ``contact_shared``: a username-only client shared her number when we asked.
+    """
 
     kind: str
     before: ClientRef
@@ -277,7 +278,8 @@ def _timestamp(value: Any, what: str = "timestamp") -> datetime:
 
 def _opt_str(raw: Mapping[str, Any], key: str, max_length: int = MAX_ID_LENGTH) -> str | None:
     """An optional string field: absent or empty is None, a wrong type or an oversized
-    value is an error."""
+    value is an error.
+    """
     value = raw.get(key)
     if value is None or value == "":
         return None
@@ -396,7 +398,8 @@ def _parse_calls(value: Mapping[str, Any], where: str, batch: WebhookBatch) -> N
     """A client's call opens or refreshes her window, answered or not, as a message does
     (Meta, 2026). Each event of a user-initiated call (``connect``, ``terminate``) is kept
     in the inbox under ``<call id>:<event>``, so a retried webhook counts once; it starts
-    no turn. Calls the business placed change nothing."""
+    no turn. Calls the business placed change nothing.
+    """
     pnid = _phone_number_id(value)
     for index, raw in enumerate(_list(value, "calls", where, batch)):
         item_where = f"{where}.calls[{index}]"
@@ -490,7 +493,8 @@ def _identity_change(raw: Mapping[str, Any], pnid: str) -> IdentityChange | None
     ``from`` is the phone number before (absent for a username-only client); the
     ``system`` object carries ``previous_user_id`` (and ``previous_parent_user_id``) and the
     new ``user_id`` (and ``parent_user_id``), plus the new phone in ``wa_id`` for a number
-    change (``new_wa_id`` in older payloads)."""
+    change (``new_wa_id`` in older payloads).
+    """
     system = raw.get("system")
     if not isinstance(system, Mapping):
         raise TypeError("system is not an object")
@@ -524,7 +528,8 @@ def _shared_number(raw: Mapping[str, Any], client: ClientRef) -> IdentityChange 
     """A username-only client answered our contact-information request: the card she
     shared (``origin: contact_request``) carries her own phone number, which is linked to
     her from then on (``contact_shared``). A card shared any other way is someone's
-    contact, not an identity."""
+    contact, not an identity.
+    """
     if client.wa_id is not None or client.user_id is None:
         return None
     cards = [c for c in raw.get("contacts") or [] if isinstance(c, Mapping)]
@@ -591,7 +596,8 @@ def typed_text(text: str) -> str:
     chooses. Our payloads travel only in the replies to buttons and list rows we sent, so
     the leading slashes of typed text are dropped: ``/affirm{"appointment_id": …}`` reaches
     the language understanding as ``affirm{"appointment_id": …}``, words it classifies like
-    any others."""
+    any others.
+    """
     rest = text.strip()
     if not rest.startswith("/"):
         return text
@@ -602,7 +608,8 @@ def typed_text(text: str) -> str:
 
 def _reply_text(reply_id: Any, title: Any) -> str:
     """A tap: our own ``/intent{...}`` payloads go to the assistant as they are;
-    anything else (another system's ids) is read as the title the client saw."""
+    anything else (another system's ids) is read as the title the client saw.
+    """
     if reply_id is not None and not isinstance(reply_id, str):
         raise ValueError(f"reply id is a {type(reply_id).__name__}, not a string")
     if isinstance(reply_id, str) and reply_id.startswith("/"):
@@ -723,7 +730,8 @@ def _parse_preferences(value: Mapping[str, Any], where: str, batch: WebhookBatch
 def entry_point_of(message: Mapping[str, Any]) -> str:
     """``ctwa_ad`` for a message from a Click-to-WhatsApp ad (``referral.source_type``
     ``ad``), ``page_cta`` for other referrals (Facebook Page call-to-action, posts),
-    else ``organic``."""
+    else ``organic``.
+    """
     referral = message.get("referral")
     if not isinstance(referral, Mapping):
         return ENTRY_ORGANIC

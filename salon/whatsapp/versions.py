@@ -34,7 +34,8 @@ WARN_BEFORE_END: Final = timedelta(days=60)
 @dataclass(frozen=True)
 class GraphVersion:
     """One Graph API version: released, and (when known) the first instant it is no
-    longer served."""
+    longer served.
+    """
 
     name: str
     released: datetime
@@ -42,7 +43,8 @@ class GraphVersion:
 
     def served_at(self, now: datetime) -> bool:
         """Served at ``now``: before its end. (A clock moved before the release date does
-        not make a version unknown: tests travel back in time for other reasons.)"""
+        not make a version unknown: tests travel back in time for other reasons.)
+        """
         return self.ends is None or now < self.ends
 
 

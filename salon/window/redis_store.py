@@ -365,7 +365,8 @@ class RedisSessionStore(SessionStore):
         self, refs: Sequence[ClientRef], chunk: int = 1000
     ) -> list[SessionState | None]:
         """One script call per ``chunk`` clients: aliases resolved and fields read
-        server-side, one compact string per client on the wire."""
+        server-side, one compact string per client on the wire.
+        """
         out: list[SessionState | None] = []
         prefix = f"{self.prefix}:"
         for start in range(0, len(refs), chunk):

@@ -104,7 +104,8 @@ REASON_CLOSED_BY_FAILURE: Final = "closed_by_failure"
 
 def canonical_entry_point(entry_point: str) -> str:
     """Map an entry point or one of its aliases (``ctwa``, ``ad``, ``referral`` …) to
-    one of :data:`ENTRY_POINTS`; unknown values raise ``ValueError``."""
+    one of :data:`ENTRY_POINTS`; unknown values raise ``ValueError``.
+    """
     try:
         return _ENTRY_ALIASES[entry_point]
     except (KeyError, TypeError):

@@ -1,5 +1,6 @@
 """The window's state in SQL (SQLite or PostgreSQL, SQLAlchemy asyncio): conditional ``UPDATE``
-statements whose ``WHERE`` makes ``last_inbound_at`` monotonic on both."""
+statements whose ``WHERE`` makes ``last_inbound_at`` monotonic on both.
+"""
 
 from __future__ import annotations
 
@@ -335,7 +336,8 @@ class SqlSessionStore(SessionStore, SqlTables):
         A burst of different clients (one message each, no referral: say, a campaign's
         answers, or every client writing at the start of the day) takes five statements
         in all, whatever its size: their updates do not touch each other's rows, so the
-        order between them does not matter."""
+        order between them does not matter.
+        """
         async with self.engine.begin() as conn:
             rows: dict[tuple[str, str, str | None, str | None], dict[str, Any]] = {}
             for ref, key, _, _, entry_point, _ in items:

@@ -60,9 +60,6 @@ PARKED_LEASE: Final = timedelta(minutes=5)
 before another delivery may take it over (the first one died)."""
 
 
-# --------------------------------------------------------------------------- identity
-
-
 # --------------------------------------------------------------------------- values
 
 
@@ -272,7 +269,8 @@ class SessionStore(ABC):
         number, and one link for all the clients seen for the first time. None when one
         of them needs more than that (ids that point at two states to merge, ids shared
         by two new clients, a race with another writer): the caller then records the
-        messages one by one, in order, as :meth:`record_inbound` would."""
+        messages one by one, in order, as :meth:`record_inbound` would.
+        """
         keys: dict[ClientRef, str] = {}
         by_number: dict[str, list[ClientRef]] = {}
         for ref in dict.fromkeys(refs):
@@ -357,7 +355,8 @@ class SessionStore(ABC):
     async def record_inbound_many(self, records: Sequence[InboundRecord]) -> list[InboundResult]:
         """:meth:`record_inbound` for several messages, applied in the order given (give
         them in timestamp order): the same results as one call per message, with the
-        clients' ids resolved together and, in SQL, every window in one transaction."""
+        clients' ids resolved together and, in SQL, every window in one transaction.
+        """
         if not records:
             return []
         keys = await self._keys_for_write([r.ref for r in records])
@@ -377,7 +376,8 @@ class SessionStore(ABC):
 
     async def record_reply(self, ref: ClientRef, at: datetime) -> SessionState:
         """Record one of our messages going out at ``at`` (starts the FEP when it is the
-        first reply within 24 h of a referral)."""
+        first reply within 24 h of a referral).
+        """
         t_us = to_us(at, "at")
         return await self._reply(ref, await self._key_for_write(ref), t_us)
 
@@ -430,7 +430,8 @@ class SessionStore(ABC):
 
     async def take_parked(self, ref: ClientRef) -> list[ParkedMessage]:
         """Remove and return all parked items, oldest first, atomically: two concurrent
-        takers never both get an item."""
+        takers never both get an item.
+        """
         key = await self._key_for_read(ref)
         return [] if key is None else await self._take(ref.phone_number_id, key)
 
@@ -438,7 +439,8 @@ class SessionStore(ABC):
         """Hold the client's parked items for one delivery, oldest first, without
         removing them: each is removed (:meth:`remove_parked`) once it is sent, and
         :meth:`release_parked` gives back the rest. Two concurrent deliveries never hold
-        the same item; a holder that dies lets go after ``lease``."""
+        the same item; a holder that dies lets go after ``lease``.
+        """
         token = uuid.uuid4().hex
         key = await self._key_for_read(ref)
         if key is None:
@@ -464,7 +466,8 @@ class SessionStore(ABC):
         to her session, which keeps its window, its parked content and its conversation id;
         her old ids stay linked (late statuses for them still find her). A state recorded
         meanwhile under a new id (a message that overtook the change) is merged in. None
-        when she has no session."""
+        when she has no session.
+        """
         key = await self._key_for_read(before)
         if key is None:
             return None
@@ -483,14 +486,3 @@ class SessionStore(ABC):
         key = await self._key_for_read(ref)
         if key is not None:
             await self._delete(ref.phone_number_id, key, ref.aliases)
-
-
-# --------------------------------------------------------------------------- Redis
-
-
-# --------------------------------------------------------------------------- SQL
-
-
-# --------------------------------------------------------------------------- factory
-
-

@@ -12,7 +12,8 @@ import pytest
 
 from salon.clock import ManualClock, OffsetFileClock
 from salon.emulator.testing import WebhookReceiver
-from salon.templates.registry import GraphTemplatePageFetcher, TemplateRegistry
+from salon.templates.registry import TemplateRegistry
+from salon.templates.sync import GraphTemplatePageFetcher
 from salon.whatsapp.errors import (
     MarketingOptOutError,
     PaginationCursorError,

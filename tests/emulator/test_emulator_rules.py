@@ -22,7 +22,7 @@ from salon.emulator.ids import (
 )
 from salon.emulator.template_store import TemplateStore
 from salon.emulator.versions import check_version
-from salon.templates.registry import Template
+from salon.templates.model import Template
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 

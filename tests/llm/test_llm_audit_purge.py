@@ -52,7 +52,7 @@ async def test_an_unknown_senders_audit_is_keyed_by_a_salted_hash_and_erased_wit
     wrote from (not her last digits), which her erasure finds; another sender's rows stay."""
     from salon.llm.config import LlmSettings
     from salon.llm.responder import StylingAdvisor
-    from salon.privacy.gdpr import default_registry
+    from salon.privacy.rights import default_registry
     from salon.storage.db import make_async_engine
 
     ines, stranger = "FR.40213376198812340001", "33699999999"

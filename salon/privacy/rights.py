@@ -52,18 +52,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import re
-import secrets
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
-from urllib.parse import quote
+from typing import Any
 
-import yaml
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -72,51 +66,34 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    delete,
     inspect,
     or_,
     select,
     text,
 )
-from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from salon.clock import Clock, clock_from_env, to_us
-from salon.config import PROJECT_ROOT, Settings
-from salon.storage.db import SqlTables, async_url, make_async_engine
+from salon.config import Settings
+from salon.privacy.rasa_stores import (
+    BrokerCopy,
+    RasaSqlTrackers,
+    rasa_stores,
+)
+from salon.privacy.salt import privacy_salt
+from salon.privacy.sources import (
+    LinkedRowsSource,
+    RedisSessions,
+    SqlRowsSource,
+    Subject,
+    _why,
+)
+from salon.storage.db import SqlTables, make_async_engine
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "AmbiguousSubject",
-    "BrokerCopy",
-    "ClientNotFound",
-    "DataSource",
-    "ErasureError",
-    "ErasureIncomplete",
-    "ErasureReport",
-    "PrivacyRegistry",
-    "RasaRedisTrackers",
-    "RasaSqlTrackers",
-    "RedisSessions",
-    "SqlRowsSource",
-    "StoreUnavailable",
-    "Subject",
-    "default_registry",
-    "erasures_table",
-    "existing_privacy_salt",
-    "privacy_salt",
-    "purge_retention",
-    "rasa_endpoints_path",
-    "rasa_stores",
-]
+__all__ = ["AmbiguousSubject", "ClientNotFound", "ErasureError", "ErasureIncomplete", "ErasureReport", "PrivacyRegistry", "StoreUnavailable", "default_registry", "erasures_table"]
 
-DEFAULT_RASA_ENDPOINTS = PROJECT_ROOT / "endpoints.yml"
-"""The endpoints file ``rasa run`` reads by default (``SALON_RASA_ENDPOINTS`` names another,
-e.g. ``deploy/endpoints.production.yml``)."""
-DEFAULT_RASA_TRACKERS_FILE = PROJECT_ROOT / "var" / "rasa-trackers.db"
-"""Where ``endpoints.yml`` puts Rasa's SQL tracker store by default."""
-DEFAULT_CONVERSATION_RETENTION_DAYS = 365
 MAX_ROUNDS = 20
 """Rounds of :meth:`PrivacyRegistry.resolve` (each adds the ids the previous one found)."""
 
@@ -137,7 +114,8 @@ class ErasureError(RuntimeError):
 
 class StoreUnavailable(ErasureError):
     """A store that may hold the client's data cannot be reached or erased: nothing was
-    exported or deleted. ``stores``: store name → why."""
+    exported or deleted. ``stores``: store name → why.
+    """
 
 
 class AmbiguousSubject(ErasureError):
@@ -146,559 +124,11 @@ class AmbiguousSubject(ErasureError):
 
 class ErasureIncomplete(ErasureError):
     """Some stores failed during the erasure: ``report`` says which; the stores that
-    identify the client were kept, so running the erasure again completes it."""
-
-
-@dataclass(frozen=True)
-class Subject:
-    """One client, by every id the stores know them under."""
-
-    client_id: str | None = None
-    wa_ids: frozenset[str] = frozenset()
-    user_ids: frozenset[str] = frozenset()
-
-    @property
-    def sender_ids(self) -> list[str]:
-        """Conversation ids (Rasa's sender_id, the inbox's, the outbound recipient)."""
-        return sorted(self.wa_ids | self.user_ids)
-
-    @property
-    def aliases(self) -> list[str]:
-        return sorted({f"w:{w}" for w in self.wa_ids} | {f"u:{u}" for u in self.user_ids})
-
-    @property
-    def ledger_subjects(self) -> list[str]:
-        return self.aliases + ([f"c:{self.client_id}"] if self.client_id else [])
-
-    @property
-    def label(self) -> str:
-        """The canonical id the erasure's salted hash is made of."""
-        return self.client_id or (self.sender_ids[0] if self.sender_ids else "")
-
-
-class DataSource(Protocol):
-    name: str
-
-    async def export(self, subject: Subject) -> Any: ...
-
-    async def erase(self, subject: Subject) -> int: ...
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return value
-
-
-def _why(exc: BaseException) -> str:
-    """A short reason for a report (the class and the first line, bounded)."""
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {first[:200]}" if first else type(exc).__name__
-
-
-async def _check_engine(engine: AsyncEngine) -> None:
-    async with engine.connect() as conn:
-        await conn.execute(text("SELECT 1"))
-
-
-@dataclass
-class SqlRowsSource:
-    """Rows of one table whose ``column`` names the client (by ``ids(subject)``); ``also``
-    adds more (column, ids) pairs, any of which marks a row as the client's.
-    ``identifies``: the rows tell who the client is (kept until the other stores are
-    erased)."""
-
-    name: str
-    engine: AsyncEngine
-    table: Table
-    column: str
-    ids: Callable[[Subject], Sequence[str]]
-    also: tuple[tuple[str, Callable[[Subject], Sequence[str]]], ...] = ()
-    identifies: bool = False
-
-    def where(self, subject: Subject) -> Any | None:
-        conditions = [self.table.c[column].in_(keys)
-                      for column, ids in ((self.column, self.ids), *self.also)
-                      if (keys := list(ids(subject)))]
-        return or_(*conditions) if conditions else None
-
-    async def check(self) -> None:
-        await _check_engine(self.engine)
-
-    async def _exists(self) -> bool:
-        async with self.engine.connect() as conn:
-            return bool(await conn.run_sync(lambda sync: inspect(sync).has_table(self.table.name)))
-
-    async def export(self, subject: Subject) -> list[dict[str, Any]]:
-        where = self.where(subject)
-        if where is None or not await self._exists():
-            return []
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(select(self.table).where(where))).mappings().all()
-        return [{k: _plain(v) for k, v in row.items()} for row in rows]
-
-    async def erase(self, subject: Subject) -> int:
-        where = self.where(subject)
-        if where is None or not await self._exists():
-            return 0
-        async with self.engine.begin() as conn:
-            result = await conn.execute(delete(self.table).where(where))
-        return int(result.rowcount or 0)
-
-
-@dataclass
-class LinkedRowsSource:
-    """Rows of ``table`` whose ``column`` points at the client's rows of ``parent`` (order
-    lines of their orders, events of their outbound requests). Registered before the
-    parent, so erasure removes them first."""
-
-    name: str
-    engine: AsyncEngine
-    table: Table
-    column: str
-    parent: SqlRowsSource
-    parent_key: str = "id"
-    identifies: bool = False
-
-    def _where(self, subject: Subject) -> Any | None:
-        parent_where = self.parent.where(subject)
-        if parent_where is None:
-            return None
-        owned = select(self.parent.table.c[self.parent_key]).where(parent_where)
-        return self.table.c[self.column].in_(owned)
-
-    async def check(self) -> None:
-        await _check_engine(self.engine)
-
-    async def _exists(self, conn: Any) -> bool:
-        names = (self.table.name, self.parent.table.name)
-        return bool(await conn.run_sync(lambda s: all(inspect(s).has_table(n) for n in names)))
-
-    async def export(self, subject: Subject) -> list[dict[str, Any]]:
-        where = self._where(subject)
-        if where is None:
-            return []
-        async with self.engine.connect() as conn:
-            if not await self._exists(conn):
-                return []
-            rows = (await conn.execute(select(self.table).where(where))).mappings().all()
-        return [{k: _plain(v) for k, v in row.items()} for row in rows]
-
-    async def erase(self, subject: Subject) -> int:
-        where = self._where(subject)
-        if where is None:
-            return 0
-        async with self.engine.begin() as conn:
-            if not await self._exists(conn):
-                return 0
-            result = await conn.execute(delete(self.table).where(where))
-        return int(result.rowcount or 0)
-
-
-def _glob(value: str) -> str:
-    """``value`` with Redis glob characters escaped."""
-    return re.sub(r"([*?\[\]\\])", r"\\\1", value)
-
-
-@dataclass
-class RedisSessions:
-    """The Redis session store's keys for the client (state, aliases, parked queue)."""
-
-    url: str
-    prefix: str = "salon:session"
-    name: str = "sessions_redis"
-    identifies: bool = True
-
-    async def check(self) -> None:
-        await _redis_ping(self.url)
-
-    async def _keys(self, client: Any, subject: Subject) -> list[str]:
-        found: set[str] = set()
-        for alias in subject.aliases:
-            async for key in client.scan_iter(match=f"{_glob(self.prefix)}:*:*:{_glob(alias)}", count=1000):
-                found.add(key.decode() if isinstance(key, bytes) else key)
-        return sorted(found)
-
-    async def linked(self, aliases: Iterable[str]) -> set[str]:
-        """Every alias (``w:…``/``u:…``) linked to the sessions of these aliases: the keys
-        they point at, every other alias pointing at those keys, and the ids the sessions
-        hold now."""
-        import redis.asyncio as aioredis
-
-        wanted = set(aliases)
-        client = aioredis.Redis.from_url(self.url, decode_responses=True)
-        try:
-            keys: set[tuple[str, str]] = set()  # (phone_number_id, client key)
-            for alias in wanted:
-                async for name in client.scan_iter(match=f"{_glob(self.prefix)}:a:*:{_glob(alias)}", count=1000):
-                    value = await client.get(name)
-                    if value:
-                        keys.add((self._pnid(name, "a"), value))
-                async for name in client.scan_iter(match=f"{_glob(self.prefix)}:s:*:{_glob(alias)}", count=1000):
-                    keys.add((self._pnid(name, "s"), alias))
-            found = {key for _, key in keys}
-            # Every alias pointing at one of those sessions (old numbers, earlier BSUIDs).
-            if keys:
-                batch: list[str] = []
-
-                async def match(names: list[str]) -> None:
-                    for name, value in zip(names, await client.mget(names), strict=True):
-                        if value is not None and (self._pnid(name, "a"), value) in keys:
-                            found.add(name.rsplit(":", 2)[-2] + ":" + name.rsplit(":", 2)[-1])
-
-                async for name in client.scan_iter(match=f"{_glob(self.prefix)}:a:*", count=1000):
-                    batch.append(name)
-                    if len(batch) >= 500:
-                        await match(batch)
-                        batch = []
-                if batch:
-                    await match(batch)
-            for pnid, key in keys:
-                state = await client.hmget(f"{self.prefix}:s:{pnid}:{key}", "uid", "wa")
-                if state[0]:
-                    found.add(f"u:{state[0]}")
-                if state[1]:
-                    found.add(f"w:{state[1]}")
-            return found
-        finally:
-            await client.close()
-
-    def _pnid(self, name: str, kind: str) -> str:
-        rest = name[len(self.prefix) + len(kind) + 2:]
-        return rest.split(":", 1)[0]
-
-    async def export(self, subject: Subject) -> dict[str, Any]:
-        return await _redis_dump(self.url, lambda client: self._keys(client, subject))
-
-    async def erase(self, subject: Subject) -> int:
-        return await _redis_delete(self.url, lambda client: self._keys(client, subject))
-
-
-@dataclass
-class RasaRedisTrackers:
-    """Rasa's Redis tracker store: one key per conversation, ``<prefix><sender_id>``."""
-
-    url: str
-    key_prefix: str = "tracker:"
-    name: str = "rasa_trackers_redis"
-    identifies: bool = False
-
-    async def check(self) -> None:
-        await _redis_ping(self.url)
-
-    async def _keys(self, client: Any, subject: Subject) -> list[str]:
-        keys = [f"{self.key_prefix}{sender}" for sender in subject.sender_ids]
-        return [k for k in keys if await client.exists(k)]
-
-    async def export(self, subject: Subject) -> dict[str, Any]:
-        return await _redis_dump(self.url, lambda client: self._keys(client, subject))
-
-    async def erase(self, subject: Subject) -> int:
-        return await _redis_delete(self.url, lambda client: self._keys(client, subject))
-
-
-async def _redis_ping(url: str) -> None:
-    import redis.asyncio as aioredis
-
-    client = aioredis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=5, socket_timeout=10)
-    try:
-        await client.ping()
-    finally:
-        await client.close()
-
-
-async def _redis_dump(url: str, keys_of: Callable[[Any], Any]) -> dict[str, Any]:
-    import redis.asyncio as aioredis
-
-    client = aioredis.Redis.from_url(url, decode_responses=True)
-    try:
-        out: dict[str, Any] = {}
-        for key in await keys_of(client):
-            kind = await client.type(key)
-            if kind == "hash":
-                out[key] = await client.hgetall(key)
-            elif kind == "list":
-                out[key] = await client.lrange(key, 0, -1)
-            elif kind == "set":
-                out[key] = sorted(await client.smembers(key))
-            elif kind == "zset":
-                out[key] = await client.zrange(key, 0, -1)
-            else:
-                out[key] = await client.get(key)
-        return out
-    finally:
-        await client.close()
-
-
-async def _redis_delete(url: str, keys_of: Callable[[Any], Any]) -> int:
-    import redis.asyncio as aioredis
-
-    client = aioredis.Redis.from_url(url, decode_responses=True)
-    try:
-        keys = await keys_of(client)
-        return int(await client.delete(*keys)) if keys else 0
-    finally:
-        await client.close()
-
-
-@dataclass
-class RasaSqlTrackers:
-    """Rasa's SQL tracker store: the ``events`` table, one row per event, by sender_id.
-    A SQLite file that does not exist holds nothing (it is not created)."""
-
-    url: str | URL
-    name: str = "rasa_trackers_sql"
-    schema: str | None = None
-    """``POSTGRESQL_SCHEMA``, as Rasa reads it."""
-    identifies: bool = False
-    _engine: AsyncEngine | None = None
-
-    @property
-    def _sqlite_file(self) -> Path | None:
-        parsed = make_url(str(self.url)) if not isinstance(self.url, URL) else self.url
-        if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
-            return None
-        return Path(str(parsed.database))
-
-    @property
-    def absent(self) -> bool:
-        """A SQLite file that was never created: no conversation was ever stored there."""
-        path = self._sqlite_file
-        return path is not None and not path.exists()
-
-    @property
-    def engine(self) -> AsyncEngine:
-        if self._engine is None:
-            self._engine = make_async_engine(self.url)
-        return self._engine
-
-    async def check(self) -> None:
-        if not self.absent:
-            await _check_engine(self.engine)
-
-    async def _table(self) -> Table | None:
-        if self.absent:
-            return None
-        async with self.engine.connect() as conn:
-            if not await conn.run_sync(lambda s: inspect(s).has_table("events", schema=self.schema)):
-                return None
-            meta = MetaData(schema=self.schema)
-            await conn.run_sync(lambda s: meta.reflect(s, only=["events"]))
-        return meta.tables[f"{self.schema}.events" if self.schema else "events"]
-
-    async def export(self, subject: Subject) -> list[dict[str, Any]]:
-        table = await self._table()
-        if table is None or not subject.sender_ids:
-            return []
-        query = select(table).where(table.c.sender_id.in_(subject.sender_ids)).order_by(table.c.id)
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).mappings().all()
-        out = []
-        for row in rows:
-            item = {k: _plain(v) for k, v in row.items()}
-            if isinstance(item.get("data"), str):
-                try:
-                    item["data"] = json.loads(item["data"])
-                except ValueError:
-                    pass
-            out.append(item)
-        return out
-
-    async def erase(self, subject: Subject) -> int:
-        table = await self._table()
-        if table is None or not subject.sender_ids:
-            return 0
-        async with self.engine.begin() as conn:
-            result = await conn.execute(delete(table).where(table.c.sender_id.in_(subject.sender_ids)))
-        return int(result.rowcount or 0)
-
-    async def purge(self, before: datetime) -> int:
-        table = await self._table()
-        if table is None:
-            return 0
-        async with self.engine.begin() as conn:
-            result = await conn.execute(delete(table).where(table.c.timestamp < before.timestamp()))
-        return int(result.rowcount or 0)
-
-    async def close(self) -> None:
-        if self._engine is not None:
-            await self._engine.dispose()
+    identify the client were kept, so running the erasure again completes it.
+    """
 
 
 # --------------------------------------------------------------------------- Rasa's endpoints
-
-
-@dataclass(frozen=True)
-class BrokerCopy:
-    """Copies of the conversations Salon cannot erase: Rasa's event broker publishes every
-    event (the client's words included) to its consumers."""
-
-    name: str
-    kind: str
-    where: str
-
-    def note(self) -> str:
-        return (f"Rasa's event broker ({self.kind}: {self.where}) received a copy of every event of the "
-                "conversation, the client's words included. Salon cannot erase those copies: the "
-                "consumers of the broker must erase the client's events themselves (by her "
-                "conversation ids).")
-
-
-@dataclass
-class RasaStores:
-    """What Rasa's endpoints file says about where conversations are kept."""
-
-    path: Path
-    sources: list[Any] = field(default_factory=list)
-    problems: dict[str, str] = field(default_factory=dict)
-    copies: list[BrokerCopy] = field(default_factory=list)
-    notes: dict[str, str] = field(default_factory=dict)
-
-
-_ENV = re.compile(r"\$\{([^}]*)\}")
-
-
-def _expand(value: Any, environ: Mapping[str, str], where: str) -> Any:
-    """``${VAR}`` replaced from the environment in every string, as Rasa does (an unset
-    variable is an error, never an empty value)."""
-    if isinstance(value, Mapping):
-        return {k: _expand(v, environ, f"{where}.{k}") for k, v in value.items()}
-    if isinstance(value, list):
-        return [_expand(v, environ, where) for v in value]
-    if not isinstance(value, str) or "$" not in value:
-        return value
-    missing = [name for name in _ENV.findall(value) if name not in environ]
-    if missing:
-        raise ValueError(f"{where}: the environment variable(s) {', '.join(missing)} are not set")
-    return _ENV.sub(lambda m: environ[m.group(1)], value)
-
-
-def rasa_endpoints_path(environ: Mapping[str, str] | None = None, endpoints: str | Path | None = None) -> Path:
-    """The endpoints file ``rasa run`` uses: ``endpoints``, else ``SALON_RASA_ENDPOINTS``,
-    else ``endpoints.yml`` (relative paths from the project root)."""
-    env = os.environ if environ is None else environ
-    chosen = Path(endpoints or env.get("SALON_RASA_ENDPOINTS") or DEFAULT_RASA_ENDPOINTS)
-    return chosen if chosen.is_absolute() else PROJECT_ROOT / chosen
-
-
-def _sql_tracker_url(store: Mapping[str, Any]) -> URL | str:
-    """The URL Rasa's ``SQLTrackerStore`` connects to (``url`` is the host, or a full URL;
-    ``db`` a SQLite file relative to where ``rasa run`` runs: the project root)."""
-    dialect = str(store.get("dialect") or "sqlite")
-    host = store.get("url") or store.get("host")
-    if host and "://" in str(host):
-        return str(host)
-    port = store.get("port")
-    if host:
-        from urllib.parse import urlsplit
-
-        parsed = urlsplit(f"scheme://{host}")
-        port = parsed.port or port
-        host = parsed.hostname or host
-    db = str(store.get("db") or "rasa.db")
-    if dialect == "sqlite" and db != ":memory:" and not Path(db).is_absolute():
-        db = str(PROJECT_ROOT / db)
-    query = store.get("query")
-    return URL.create(dialect, username=store.get("username") or None, password=store.get("password") or None,
-                      host=str(host) if host else None, port=int(port) if port not in (None, "") else None,
-                      database=db, query={str(k): str(v) for k, v in (query or {}).items()})
-
-
-def _redis_tracker(store: Mapping[str, Any]) -> RasaRedisTrackers:
-    """Rasa's ``RedisTrackerStore`` as configured: ``url`` is the host; keys are
-    ``<key_prefix>:tracker:<sender_id>`` for an alphanumeric ``key_prefix``, else
-    ``tracker:<sender_id>``."""
-    host = str(store.get("url") or store.get("host") or "localhost")
-    if "://" in host:
-        url = host
-    else:
-        scheme = "rediss" if str(store.get("use_ssl", "")).lower() in ("true", "1", "yes") else "redis"
-        user, password = store.get("username"), store.get("password")
-        auth = ""
-        if user or password:
-            auth = f"{quote(str(user or ''), safe='')}:{quote(str(password or ''), safe='')}@"
-        url = f"{scheme}://{auth}{host}:{int(store.get('port') or 6379)}/{int(store.get('db') or 0)}"
-    prefix = store.get("key_prefix")
-    key_prefix = f"{prefix}:tracker:" if isinstance(prefix, str) and prefix.isalnum() else "tracker:"
-    return RasaRedisTrackers(url, key_prefix)
-
-
-def rasa_stores(environ: Mapping[str, str] | None = None, endpoints: str | Path | None = None) -> RasaStores:
-    """Rasa's tracker store and event broker as its endpoints file configures them (see
-    :func:`rasa_endpoints_path`), plus ``RASA_TRACKER_STORE_URL`` / ``RASA_TRACKER_REDIS_URL``
-    (``RASA_TRACKER_REDIS_PREFIX``) when set. ``problems``: what prevents erasing them."""
-    env = dict(os.environ if environ is None else environ)
-    path = rasa_endpoints_path(env, endpoints)
-    found = RasaStores(path)
-    config: Mapping[str, Any] = {}
-    try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-        config = loaded if isinstance(loaded, Mapping) else {}
-    except FileNotFoundError:
-        found.problems["rasa_tracker_store"] = (f"Rasa's endpoints file {path} does not exist: where Rasa keeps "
-                                                "conversations is unknown (set SALON_RASA_ENDPOINTS)")
-    except (OSError, yaml.YAMLError) as exc:
-        found.problems["rasa_tracker_store"] = f"Rasa's endpoints file {path} cannot be read: {_why(exc)}"
-    schema = env.get("POSTGRESQL_SCHEMA") or None
-    tracker = config.get("tracker_store")
-    if isinstance(tracker, Mapping):
-        try:
-            store = _expand(tracker, env, "tracker_store")
-            kind = str(store.get("type") or "").lower()
-            if kind == "sql":
-                url = _sql_tracker_url(store)
-                backend = make_url(str(url)).get_backend_name() if not isinstance(url, URL) else url.get_backend_name()
-                if backend not in ("sqlite", "postgresql", "postgres"):
-                    raise ValueError(f"tracker_store: the SQL dialect {backend!r} is not one Salon can erase")
-                found.sources.append(RasaSqlTrackers(url, schema=schema))
-            elif kind == "redis":
-                found.sources.append(_redis_tracker(store))
-            elif kind in ("", "in_memory", "inmemory"):
-                found.notes["rasa_tracker_store"] = ("Rasa keeps conversations in memory only (no tracker_store "
-                                                     "type): nothing to erase once Rasa restarts")
-            else:
-                raise ValueError(f"tracker_store: the type {store.get('type')!r} is not one Salon can erase "
-                                 "(SQL and redis are); erase the client's conversations there by hand and "
-                                 "configure a supported store")
-        except ValueError as exc:
-            found.problems["rasa_tracker_store"] = str(exc)
-    elif tracker is None and config and "rasa_tracker_store" not in found.problems:
-        found.notes["rasa_tracker_store"] = ("Rasa keeps conversations in memory only (no tracker_store in "
-                                             f"{path.name}): nothing to erase once Rasa restarts")
-    broker = config.get("event_broker")
-    if isinstance(broker, Mapping):
-        kind = str(broker.get("type") or "custom")
-        queues = broker.get("queues") or broker.get("queue") or broker.get("topic") or broker.get("url") or "?"
-        where = ", ".join(map(str, queues)) if isinstance(queues, list) else str(queues)
-        found.copies.append(BrokerCopy("rasa_event_broker", kind, f"{where} (in {path.name})"))
-    # Stores named in the environment (older configuration): erased too.
-    legacy = env.get("RASA_TRACKER_STORE_URL")
-    if legacy:
-        same = any(isinstance(s, RasaSqlTrackers) and _same_url(s.url, legacy) for s in found.sources)
-        if not same:
-            name = "rasa_trackers_sql" if not any(isinstance(s, RasaSqlTrackers) for s in found.sources) \
-                else "rasa_trackers_sql_env"
-            found.sources.append(RasaSqlTrackers(legacy, name=name, schema=schema))
-    legacy_redis = env.get("RASA_TRACKER_REDIS_URL")
-    if legacy_redis:
-        prefix = env.get("RASA_TRACKER_REDIS_PREFIX", "tracker:")
-        same = any(isinstance(s, RasaRedisTrackers) and s.url == legacy_redis and s.key_prefix == prefix
-                   for s in found.sources)
-        if not same:
-            name = "rasa_trackers_redis" if not any(isinstance(s, RasaRedisTrackers) for s in found.sources) \
-                else "rasa_trackers_redis_env"
-            found.sources.append(RasaRedisTrackers(legacy_redis, prefix, name=name))
-    return found
-
-
-def _same_url(a: str | URL, b: str | URL) -> bool:
-    try:
-        return bool(async_url(a).render_as_string(hide_password=False)
-                    == async_url(b).render_as_string(hide_password=False))
-    except ValueError:
-        return str(a) == str(b)
 
 
 # --------------------------------------------------------------------------- erasure record
@@ -743,43 +173,6 @@ class ErasureLog(SqlTables):
             return [dict(r) for r in (await conn.execute(select(erasures_table))).mappings().all()]
 
 
-def existing_privacy_salt(settings: Settings | None = None) -> bytes | None:
-    """``SALON_PRIVACY_SALT``, else the salt in ``var/privacy.salt`` if one was made; None
-    before any (nothing was ever hashed with it)."""
-    value = os.environ.get("SALON_PRIVACY_SALT")
-    if value:
-        return value.encode()
-    path = Path((settings or Settings()).var_dir) / "privacy.salt"
-    try:
-        saved = path.read_text().strip()
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    return saved.encode() if saved else None
-
-
-def privacy_salt(settings: Settings) -> bytes:
-    """``SALON_PRIVACY_SALT``, else a random salt kept in ``var/privacy.salt`` (created once;
-    two processes creating it at the same time agree on the first one written)."""
-    found = existing_privacy_salt(settings)
-    if found is not None:
-        return found
-    path = Path(settings.var_dir) / "privacy.salt"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "w") as out:
-            out.write(secrets.token_hex(32))
-    for _ in range(100):  # another process may be writing it this very moment
-        found = existing_privacy_salt(settings)
-        if found is not None:
-            return found
-        time.sleep(0.01)
-    raise RuntimeError(f"{path} is empty: remove it or set SALON_PRIVACY_SALT")
-
-
 # --------------------------------------------------------------------------- the report
 
 
@@ -788,7 +181,8 @@ class ErasureReport(dict[str, int]):
     working), with the rest of the report: per store its status (``erased``, ``failed``,
     ``kept``: a store that identifies the client, kept because another failed, so that the
     erasure run again finds her; ``absent``: nothing was ever stored there), the error of a
-    failed store, and the copies Salon cannot erase (``not_erasable``)."""
+    failed store, and the copies Salon cannot erase (``not_erasable``).
+    """
 
     def __init__(self, subject_hash: str, actor: str, at: datetime) -> None:
         super().__init__()
@@ -843,7 +237,8 @@ class PrivacyRegistry:
 
     def register(self, source: Any) -> None:
         """Add a personal-data source; erasure runs in registration order (children
-        before the rows they point at), the stores that identify the client last."""
+        before the rows they point at), the stores that identify the client last.
+        """
         if any(s.name == source.name for s in self.sources):
             raise ValueError(f"a source named {source.name!r} is already registered")
         self.sources.append(source)
@@ -870,7 +265,8 @@ class PrivacyRegistry:
         """Every id of the client named by ``client`` (a maison client id, a phone number
         in +E.164 or digits, a wa_id, a BSUID, a Rasa conversation id), followed through
         the book, the session store's aliases and current ids, the inbox's metadata and
-        the records that pair a number with a BSUID, until no new id appears."""
+        the records that pair a number with a BSUID, until no new id appears.
+        """
         from salon.integrations.schema import clients
         from salon.whatsapp.addressing import is_bsuid
 
@@ -937,7 +333,8 @@ class PrivacyRegistry:
     async def erase(self, subject: Subject, *, actor: str) -> ErasureReport:
         """Erase the client everywhere (see the module docstring); returns the report, or
         raises :class:`StoreUnavailable` (nothing done) or :class:`ErasureIncomplete`
-        (the report of a partial erasure, recorded)."""
+        (the report of a partial erasure, recorded).
+        """
         await self.preflight()
         now = self.clock.now()
         subject_hash = hashlib.sha256(self.salt + subject.label.encode()).hexdigest()
@@ -1162,7 +559,8 @@ async def _from_pairs(conn: Any, names: set[str], ids: _Ids) -> None:
 def default_registry(settings: Settings, *, clock: Clock | None = None, endpoints: str | Path | None = None,
                      environ: Mapping[str, str] | None = None) -> PrivacyRegistry:
     """Every personal-data store of this installation, from the environment and Rasa's
-    endpoints file (``endpoints``, else ``SALON_RASA_ENDPOINTS``, else ``endpoints.yml``)."""
+    endpoints file (``endpoints``, else ``SALON_RASA_ENDPOINTS``, else ``endpoints.yml``).
+    """
     from salon.advisors.handoff import handoffs_table
     from salon.advisors.repairs import repairs_table, updates_table
     from salon.consent.book import preferences_table
@@ -1251,46 +649,3 @@ def default_registry(settings: Settings, *, clock: Clock | None = None, endpoint
 # --------------------------------------------------------------------------- retention
 
 
-async def purge_retention(
-    settings: Settings, *, conversation_days: int | None = None, clock: Clock | None = None,
-    endpoints: str | Path | None = None,
-) -> dict[str, int]:
-    """Delete conversations older than the retention (``SALON_CONVERSATION_RETENTION_DAYS``,
-    365 by default): handled inbox rows, outbound records, Rasa's SQL tracker events (the
-    tracker store of Rasa's endpoints file, see :func:`rasa_stores`). The LLM audit has
-    its own retention (``salon llm-audit-purge``)."""
-    from salon.guard.sent import outbound_table
-    from salon.webhook.inbox import inbox_table
-
-    days = conversation_days if conversation_days is not None else int(
-        os.environ.get("SALON_CONVERSATION_RETENTION_DAYS", DEFAULT_CONVERSATION_RETENTION_DAYS))
-    if days < 1:
-        raise ValueError("the retention must be at least one day")
-    now = (clock or clock_from_env()).now()
-    cutoff = now - timedelta(days=days)
-    cutoff_us = to_us(cutoff, "cutoff")
-    engine = make_async_engine(settings.effective_database_url)
-    removed: dict[str, int] = {}
-    try:
-        async with engine.begin() as conn:
-            names = await conn.run_sync(lambda s: set(inspect(s).get_table_names()))
-            if inbox_table.name in names:
-                result = await conn.execute(delete(inbox_table).where(
-                    inbox_table.c.received_us < cutoff_us, inbox_table.c.state != "pending"))
-                removed["wa_inbox"] = int(result.rowcount or 0)
-            if outbound_table.name in names:
-                result = await conn.execute(delete(outbound_table).where(outbound_table.c.created_us < cutoff_us))
-                removed["wa_outbound"] = int(result.rowcount or 0)
-    finally:
-        await engine.dispose()
-    rasa = rasa_stores(endpoints=endpoints)
-    for name, why in rasa.problems.items():
-        logger.warning("retention purge: %s not purged: %s", name, why)
-    for source in rasa.sources:
-        if not isinstance(source, RasaSqlTrackers):
-            continue  # Redis trackers expire by Rasa's record_exp
-        try:
-            removed[source.name] = await source.purge(cutoff)
-        finally:
-            await source.close()
-    return removed
