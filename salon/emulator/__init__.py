@@ -7,9 +7,12 @@ move time and inspect what the business sent.
 Modules: :mod:`~salon.emulator.config` (settings), :mod:`~salon.emulator.rules` (pure
 Meta rules), :mod:`~salon.emulator.payloads` (webhook bodies),
 :mod:`~salon.emulator.delivery` (signed delivery, retries, batching),
-:mod:`~salon.emulator.service` (state and behaviour), :mod:`~salon.emulator.versions`
-(Graph API version calendar), :mod:`~salon.emulator.app` (routes),
-:mod:`~salon.emulator.testing` (run it in tests).
+:mod:`~salon.emulator.service` (the :class:`Emulator`, made of :mod:`~salon.emulator.core`
+(state), :mod:`~salon.emulator.sending` (the send path), :mod:`~salon.emulator.inbound`
+(playing the client), :mod:`~salon.emulator.views` (what the admin API reads) and
+:mod:`~salon.emulator.account` (settings, clock, templates)), :mod:`~salon.emulator.model`
+(what the account keeps), :mod:`~salon.emulator.versions` (Graph API version calendar),
+:mod:`~salon.emulator.app` (routes), :mod:`~salon.emulator.testing` (run it in tests).
 
 Run: ``python -m salon.emulator --port 5900 --webhook-url URL --clock-file PATH``.
 """

@@ -1,4 +1,4 @@
-"""``python -m salon.emulator --port 5900 --webhook-url URL --clock-file PATH``
+"""``python -m salon.emulator --port 5900 --webhook-url URL --clock-file PATH``.
 
 Every :class:`~salon.emulator.config.EmulatorConfig` field has a flag (``--help``) and an
 environment variable. Stops cleanly on SIGINT / SIGTERM.
@@ -20,6 +20,7 @@ from salon.loops import run_fast
 
 
 async def serve(config: EmulatorConfig) -> None:
+    """Run the emulator until SIGINT or SIGTERM, printing its URLs once it listens."""
     app = create_app(config)
     server = EmulatorServer(app, config.host, config.port)
     base_url = await server.start()
@@ -39,6 +40,7 @@ async def serve(config: EmulatorConfig) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command line: settings from flags and the environment, then :func:`serve`."""
     config = config_from_cli(argv)
     logging.basicConfig(level=os.environ.get("SALON_LOG_LEVEL", "INFO").upper(),
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")

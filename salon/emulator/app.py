@@ -104,7 +104,7 @@ from urllib.parse import urlencode
 from sanic import Sanic, response
 from sanic.config import Config
 from sanic.exceptions import MethodNotSupported, NotFound, SanicException
-from sanic.request import Request
+from sanic.request import File, Request
 from sanic.response import HTTPResponse
 
 from salon.clock import Clock
@@ -114,6 +114,7 @@ from salon.emulator.phone import register_phone_routes
 from salon.emulator.service import AdminError, Emulator
 from salon.emulator.template_store import TemplateStore, graph_template
 from salon.emulator.versions import check_version
+from salon.templates.model import Template
 
 __all__ = ["create_app", "emulator_of"]
 
@@ -234,11 +235,25 @@ def create_app(
     emulator = Emulator(config, clock=clock, templates=templates)
     app.ctx.emulator = emulator
 
-    @app.listener("before_server_stop")
     async def _stop(_app: Sanic, _loop: Any) -> None:
         await emulator.close()
 
-    # ------------------------------------------------------------ errors
+    app.before_server_stop(_stop)
+    _register_error_handlers(app)
+    _register_graph_message_routes(app, emulator)
+    _register_graph_template_routes(app, emulator)
+    _register_admin_routes(app, emulator)
+    _register_client_routes(app, emulator)
+    _register_inspection_routes(app, emulator)
+    register_phone_routes(app, emulator)
+    return app
+
+
+def _register_error_handlers(app: Sanic) -> None:
+    """Graph errors as Meta words them; admin errors as ``{"error": ...}``; unknown routes
+    and crashes in the style of the API they hit.
+    """
+
     @app.exception(GraphError)
     async def _on_graph_error(_request: Request, error: GraphError) -> HTTPResponse:
         return _graph_error(error)
@@ -266,7 +281,10 @@ def create_app(
         code = 131000 if status >= 500 else 100
         return _json(graph_error_body(code, f"{type(error).__name__}: {error}"), status)
 
-    # ------------------------------------------------------------ Graph API
+
+def _register_graph_message_routes(app: Sanic, emulator: Emulator) -> None:
+    """Graph API: sending, media (upload, metadata, delete, download) and object lookups."""
+
     @app.post(f"/{_VERSION}/<phone_number_id>/messages")
     async def send_message(request: Request, version: str, phone_number_id: str) -> HTTPResponse:
         _check_version(request, version, emulator)
@@ -280,22 +298,7 @@ def create_app(
         _check_version(request, version, emulator)
         _check_token(request, emulator)
         emulator.check_phone_number(phone_number_id)
-        if request.form.get("messaging_product") != "whatsapp":
-            raise GraphError(
-                100, "The parameter messaging_product is required and must be 'whatsapp'."
-            )
-        upload = request.files.get("file") if request.files else None
-        if upload is None:
-            raise GraphError(100, "The parameter file is required (multipart/form-data).")
-        mime = (request.form.get("type") or upload.type or "").split(";")[0].strip()
-        if not mime.startswith(_MEDIA_MIME_PREFIXES):
-            raise GraphError(131053, f"Unsupported file type {mime!r}.")
-        family = "sticker" if mime == "image/webp" else mime.split("/")[0]
-        limit = _MAX_MEDIA.get(family, 100 * 2**20)
-        if len(upload.body) > limit:
-            raise GraphError(
-                131053, f"File is {len(upload.body)} bytes; the limit for {mime} is {limit}."
-            )
+        upload, mime = _checked_upload(request)
         item = emulator.store_media(upload.body, mime, upload.name or None)
         return _json({"id": item.id})
 
@@ -303,19 +306,8 @@ def create_app(
     async def get_object(request: Request, version: str, object_id: str) -> HTTPResponse:
         _check_version(request, version, emulator)
         _check_token(request, emulator)
-        cfg = emulator.config
-        if object_id == cfg.phone_number_id:
-            return _json(
-                {
-                    "verified_name": cfg.verified_name,
-                    "display_phone_number": cfg.display_phone_number,
-                    "id": cfg.phone_number_id,
-                    "quality_rating": "GREEN",
-                    "code_verification_status": "VERIFIED",
-                    "platform_type": "CLOUD_API",
-                    "throughput": {"level": "STANDARD"},
-                }
-            )
+        if object_id == emulator.config.phone_number_id:
+            return _json(_phone_number_object(emulator.config))
         template = next((t for t in emulator.templates.all() if t.template_id == object_id), None)
         if template is not None:
             return _json(graph_template(template))
@@ -338,61 +330,23 @@ def create_app(
             return _json(graph_error_body(100, f"Unknown media {media_id!r}."), 404)
         return response.raw(item.data, content_type=item.mime_type)
 
+
+def _register_graph_template_routes(app: Sanic, emulator: Emulator) -> None:
+    """Graph API: the account's message templates (paged list, create)."""
+
     @app.get(f"/{_VERSION}/<waba_id>/message_templates")
     async def list_templates(request: Request, version: str, waba_id: str) -> HTTPResponse:
         _check_version(request, version, emulator)
         _check_token(request, emulator)
         _check_waba(waba_id, emulator, "get")
-        items = emulator.templates.all()
-        for key in ("name", "status", "category", "language"):
-            wanted = request.args.get(key)
-            if wanted:
-                items = [
-                    t
-                    for t in items
-                    if str(getattr(t, key)).upper() == wanted.upper()
-                    or (key == "name" and wanted in t.name)
-                ]
-        try:
-            limit = int(request.args.get("limit", "25"))
-        except ValueError:
-            raise GraphError(100, "Param limit must be an integer.") from None
-        if not 1 <= limit <= 1000:
-            raise GraphError(100, "Param limit must be between 1 and 1000.")
+        items = _filtered_templates(emulator.templates.all(), request)
+        limit = _page_limit(request)
         total = len(items)
-        after, before = request.args.get("after"), request.args.get("before")
-        if after:
-            start = _decode_cursor(after, total) + 1
-        elif before:
-            end_excl = _decode_cursor(before, total)
-            start = max(0, end_excl - limit)
-        else:
-            start = 0
+        start = _page_start(request, total, limit)
         page = items[start : start + limit]
-        wanted_fields = request.args.get("fields")
-        keep = {f.strip() for f in wanted_fields.split(",")} | {"id"} if wanted_fields else None
-        data = []
-        for template in page:
-            item = graph_template(template)
-            if keep is not None:
-                item = {k: v for k, v in item.items() if k in keep}
-            data.append(item)
-        body: dict[str, Any] = {"data": data}
+        body: dict[str, Any] = {"data": _template_data(page, request.args.get("fields"))}
         if page:
-            end = start + len(page)
-            paging: dict[str, Any] = {
-                "cursors": {"before": _encode_cursor(start), "after": _encode_cursor(end - 1)}
-            }
-            params = {k: v for k, v in request.args.items() if k not in ("after", "before")}
-            flat = {k: (v[0] if isinstance(v, list) else v) for k, v in params.items()}
-            base = f"{_base_url(request, emulator)}{request.path}"
-            if end < total:
-                paging["next"] = f"{base}?{urlencode({**flat, 'after': _encode_cursor(end - 1)})}"
-            if start > 0:
-                paging["previous"] = (
-                    f"{base}?{urlencode({**flat, 'before': _encode_cursor(start)})}"
-                )
-            body["paging"] = paging
+            body["paging"] = _paging(request, emulator, start, start + len(page), total)
         return _json(body)
 
     @app.post(f"/{_VERSION}/<waba_id>/message_templates")
@@ -408,7 +362,12 @@ def create_app(
             {"id": template.template_id, "status": template.status, "category": template.category}
         )
 
-    # ------------------------------------------------------------ admin API
+
+def _register_admin_routes(app: Sanic, emulator: Emulator) -> None:
+    """Admin API: health, settings, clock, webhook verification, waiting for quiet and
+    reset.
+    """
+
     @app.get("/_emulator/health")
     async def health(_request: Request) -> HTTPResponse:
         return _json({"ok": True})
@@ -421,6 +380,67 @@ def create_app(
     async def post_config(request: Request) -> HTTPResponse:
         emulator.update_config(_body(request, graph=False))
         return _json(emulator.config.public(_base_url(request, emulator)))
+
+    @app.get("/_emulator/clock")
+    async def get_clock(_request: Request) -> HTTPResponse:
+        return _json(emulator.clock_view())
+
+    @app.post("/_emulator/clock")
+    async def post_clock(request: Request) -> HTTPResponse:
+        return _json(emulator.move_clock(_body(request, graph=False)))
+
+    @app.post("/_emulator/wait_idle")
+    async def wait_idle(request: Request) -> HTTPResponse:
+        body = _body(request, graph=False)
+        timeout = float(body.get("timeout", 10))
+        return _json({"idle": await emulator.wait_idle(timeout)})
+
+    @app.post("/_emulator/verify")
+    async def verify(request: Request) -> HTTPResponse:
+        body = _body(request, graph=False)
+        token = body.get("verify_token")
+        return _json(await emulator.verify_webhook(token if isinstance(token, str) else None))
+
+    @app.post("/_emulator/reset")
+    async def reset(_request: Request) -> HTTPResponse:
+        await emulator.reset()
+        return _json({"ok": True, **emulator.clock_view()})
+
+
+def _register_inspection_routes(app: Sanic, emulator: Emulator) -> None:
+    """Admin API: what the business sent (outbox), the clients, the webhook log, and the
+    templates with their status changes.
+    """
+
+    @app.get("/_emulator/outbox")
+    async def outbox(request: Request) -> HTTPResponse:
+        return _json(emulator.outbox_view(request.args.get("to")))
+
+    @app.get("/_emulator/conversations")
+    async def conversations(_request: Request) -> HTTPResponse:
+        return _json(emulator.conversations_view())
+
+    @app.get("/_emulator/webhooks")
+    async def webhooks(request: Request) -> HTTPResponse:
+        items = emulator.dispatcher.deliveries()
+        state = request.args.get("state")
+        if state:
+            items = [d for d in items if d["state"] == state]
+        return _json(items)
+
+    @app.get("/_emulator/templates")
+    async def templates_view(_request: Request) -> HTTPResponse:
+        return _json([graph_template(t) for t in emulator.templates.all()])
+
+    @app.post("/_emulator/templates/<template_name>/status")
+    async def template_status(request: Request, template_name: str) -> HTTPResponse:
+        return _json(emulator.set_template_status(template_name, _body(request, graph=False)))
+
+
+def _register_client_routes(app: Sanic, emulator: Emulator) -> None:
+    """Admin API: playing the client (messages, preferences, identity changes, calls,
+    shared contact info).
+    """
 
     @app.post("/_emulator/inbound")
     async def inbound(request: Request) -> HTTPResponse:
@@ -444,57 +464,112 @@ def create_app(
     async def share_contact(request: Request) -> HTTPResponse:
         return _json(emulator.share_contact(_body(request, graph=False)))
 
-    @app.get("/_emulator/clock")
-    async def get_clock(_request: Request) -> HTTPResponse:
-        return _json(emulator.clock_view())
 
-    @app.post("/_emulator/clock")
-    async def post_clock(request: Request) -> HTTPResponse:
-        return _json(emulator.move_clock(_body(request, graph=False)))
+def _phone_number_object(cfg: EmulatorConfig) -> dict[str, Any]:
+    """``GET /{version}/{phone_number_id}``: the business number as Graph describes it."""
+    return {
+        "verified_name": cfg.verified_name,
+        "display_phone_number": cfg.display_phone_number,
+        "id": cfg.phone_number_id,
+        "quality_rating": "GREEN",
+        "code_verification_status": "VERIFIED",
+        "platform_type": "CLOUD_API",
+        "throughput": {"level": "STANDARD"},
+    }
 
-    @app.get("/_emulator/outbox")
-    async def outbox(request: Request) -> HTTPResponse:
-        return _json(emulator.outbox_view(request.args.get("to")))
 
-    @app.get("/_emulator/conversations")
-    async def conversations(_request: Request) -> HTTPResponse:
-        return _json(emulator.conversations_view())
+def _checked_upload(request: Request) -> tuple[File, str]:
+    """The uploaded file of ``POST /{version}/{phone_number_id}/media`` and its mime
+    type, checked as Meta does (``messaging_product``, supported type, size limit).
+    """
+    if request.form.get("messaging_product") != "whatsapp":
+        raise GraphError(
+            100, "The parameter messaging_product is required and must be 'whatsapp'."
+        )
+    upload = request.files.get("file") if request.files else None
+    if upload is None:
+        raise GraphError(100, "The parameter file is required (multipart/form-data).")
+    mime = (request.form.get("type") or upload.type or "").split(";")[0].strip()
+    if not mime.startswith(_MEDIA_MIME_PREFIXES):
+        raise GraphError(131053, f"Unsupported file type {mime!r}.")
+    family = "sticker" if mime == "image/webp" else mime.split("/")[0]
+    limit = _MAX_MEDIA.get(family, 100 * 2**20)
+    if len(upload.body) > limit:
+        raise GraphError(
+            131053, f"File is {len(upload.body)} bytes; the limit for {mime} is {limit}."
+        )
+    return upload, mime
 
-    @app.get("/_emulator/webhooks")
-    async def webhooks(request: Request) -> HTTPResponse:
-        items = emulator.dispatcher.deliveries()
-        state = request.args.get("state")
-        if state:
-            items = [d for d in items if d["state"] == state]
-        return _json(items)
 
-    @app.post("/_emulator/wait_idle")
-    async def wait_idle(request: Request) -> HTTPResponse:
-        body = _body(request, graph=False)
-        timeout = float(body.get("timeout", 10))
-        return _json({"idle": await emulator.wait_idle(timeout)})
+def _filtered_templates(items: list[Template], request: Request) -> list[Template]:
+    """The templates the ``name`` (substring or exact), ``status``, ``category`` and
+    ``language`` query parameters select (case-insensitive).
+    """
+    for key in ("name", "status", "category", "language"):
+        wanted = request.args.get(key)
+        if wanted:
+            items = [
+                t
+                for t in items
+                if str(getattr(t, key)).upper() == wanted.upper()
+                or (key == "name" and wanted in t.name)
+            ]
+    return items
 
-    @app.get("/_emulator/templates")
-    async def templates_view(_request: Request) -> HTTPResponse:
-        return _json([graph_template(t) for t in emulator.templates.all()])
 
-    @app.post("/_emulator/templates/<template_name>/status")
-    async def template_status(request: Request, template_name: str) -> HTTPResponse:
-        return _json(emulator.set_template_status(template_name, _body(request, graph=False)))
+def _page_limit(request: Request) -> int:
+    """The ``limit`` query parameter (1 to 1000, default 25)."""
+    try:
+        limit = int(request.args.get("limit", "25"))
+    except ValueError:
+        raise GraphError(100, "Param limit must be an integer.") from None
+    if not 1 <= limit <= 1000:
+        raise GraphError(100, "Param limit must be between 1 and 1000.")
+    return limit
 
-    @app.post("/_emulator/verify")
-    async def verify(request: Request) -> HTTPResponse:
-        body = _body(request, graph=False)
-        token = body.get("verify_token")
-        return _json(await emulator.verify_webhook(token if isinstance(token, str) else None))
 
-    @app.post("/_emulator/reset")
-    async def reset(_request: Request) -> HTTPResponse:
-        await emulator.reset()
-        return _json({"ok": True, **emulator.clock_view()})
+def _page_start(request: Request, total: int, limit: int) -> int:
+    """The index of a page's first template: after the ``after`` cursor, ``limit``
+    before the ``before`` cursor, or 0.
+    """
+    after, before = request.args.get("after"), request.args.get("before")
+    if after:
+        return _decode_cursor(after, total) + 1
+    if before:
+        end_excl = _decode_cursor(before, total)
+        return max(0, end_excl - limit)
+    return 0
 
-    register_phone_routes(app, emulator)
-    return app
+
+def _template_data(page: list[Template], wanted_fields: str | None) -> list[dict[str, Any]]:
+    """The page's templates as Graph lists them, cut to ``fields`` (and ``id``) if given."""
+    keep = {f.strip() for f in wanted_fields.split(",")} | {"id"} if wanted_fields else None
+    data = []
+    for template in page:
+        item = graph_template(template)
+        if keep is not None:
+            item = {k: v for k, v in item.items() if k in keep}
+        data.append(item)
+    return data
+
+
+def _paging(
+    request: Request, emulator: Emulator, start: int, end: int, total: int
+) -> dict[str, Any]:
+    """Cursors of the page ``[start, end)`` and the ``next`` / ``previous`` URLs with the
+    request's other query parameters.
+    """
+    paging: dict[str, Any] = {
+        "cursors": {"before": _encode_cursor(start), "after": _encode_cursor(end - 1)}
+    }
+    params = {k: v for k, v in request.args.items() if k not in ("after", "before")}
+    flat = {k: (v[0] if isinstance(v, list) else v) for k, v in params.items()}
+    base = f"{_base_url(request, emulator)}{request.path}"
+    if end < total:
+        paging["next"] = f"{base}?{urlencode({**flat, 'after': _encode_cursor(end - 1)})}"
+    if start > 0:
+        paging["previous"] = f"{base}?{urlencode({**flat, 'before': _encode_cursor(start)})}"
+    return paging
 
 
 def _check_waba(waba_id: str, emulator: Emulator, verb: str) -> None:

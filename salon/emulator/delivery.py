@@ -41,6 +41,10 @@ _BATCH_KEY = "*"
 
 @dataclass
 class DeliveryAttempt:
+    """One POST of a webhook: its number, when (ISO time on the emulator's clock), the
+    HTTP status or the error, and how long it took.
+    """
+
     attempt: int
     at: str
     status: int | None

@@ -46,6 +46,7 @@ _EMULATOR_TITLES: Final[dict[int, str]] = {
 
 
 def title_for(code: int) -> str:
+    """The title of a Graph error code (the emulator's own table first, then Salon's)."""
     return _EMULATOR_TITLES.get(code) or _salon_title_for(code)
 
 

@@ -80,11 +80,13 @@ def new_numeric_id(digits: int = 16) -> str:
 
 
 def fbtrace_id() -> str:
+    """A random ``fbtrace_id`` for a Graph error body (23 URL-safe characters)."""
     alphabet = string.ascii_letters + string.digits + "-_"
     return "".join(secrets.choice(alphabet) for _ in range(23))
 
 
 def new_bsuid(country: str = "FR") -> str:
+    """A new business-scoped user id (``CC.<19 digits>``)."""
     return f"{country}.{new_numeric_id(19)}"
 
 

@@ -8,11 +8,12 @@ Timestamps: ``messages[].timestamp`` and ``statuses[].timestamp`` are unix secon
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
@@ -38,11 +39,12 @@ OBJECT: Final = "whatsapp_business_account"
 
 
 def unix(when: datetime) -> int:
+    """Whole seconds since the epoch, as webhook timestamps give them."""
     return int(when.timestamp())
 
 
 def serialise(payload: Mapping[str, Any]) -> bytes:
-    """Compact JSON with non-ASCII escaped as ``\\uXXXX``, as Meta sends it."""
+    r"""Compact JSON with non-ASCII escaped as ``\uXXXX``, as Meta sends it."""
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=True).encode("ascii")
 
 
@@ -54,6 +56,8 @@ def sign(body: bytes, app_secret: str) -> str:
 
 @dataclass(frozen=True)
 class Metadata:
+    """The business number a webhook is about (its ``metadata`` object)."""
+
     display_phone_number: str
     phone_number_id: str
 
@@ -75,6 +79,9 @@ class Contact:
 
 
 def contact_object(contact: Contact, *, with_profile: bool = True) -> dict[str, Any]:
+    """One ``contacts[]`` element of a webhook (``profile.name`` unless ``with_profile``
+    is false; only the ids the contact has).
+    """
     out: dict[str, Any] = {}
     if with_profile:
         out["profile"] = {"name": contact.name or ""}
@@ -264,10 +271,11 @@ class WebhookEvent:
     order_key: str
     entry_time: int | None = None
     duplicates: int = 0
-    labels: list[str] = field(default_factory=list)
+    labels: list[str] = dataclasses.field(default_factory=list)
 
 
 def envelope(entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The top of a webhook body: ``{"object": "whatsapp_business_account", "entry"}``."""
     return {"object": OBJECT, "entry": [dict(e) for e in entries]}
 
 

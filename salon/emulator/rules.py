@@ -98,6 +98,7 @@ def window_open(last_inbound_at: datetime | None, now: datetime) -> bool:
 
 
 def window_closes_at(last_inbound_at: datetime | None) -> datetime | None:
+    """When the window opened by ``last_inbound_at`` closes (None: never opened)."""
     return None if last_inbound_at is None else last_inbound_at + WINDOW
 
 
@@ -438,47 +439,62 @@ def _check_list(interactive: Mapping[str, Any]) -> Violation | None:
         return _missing("interactive['action']['sections']")
     if len(sections) > MAX_LIST_SECTIONS:
         return _invalid(f"Too many sections. Max allowed sections: {MAX_LIST_SECTIONS}.")
-    total = 0
     seen: set[str] = set()
     for s_index, section in enumerate(sections):
-        if not isinstance(section, Mapping):
-            return _invalid(f"Section {s_index} must be an object.")
-        title = section.get("title")
-        if title is None and len(sections) > 1:
-            return _missing(f"interactive['action']['sections'][{s_index}]['title']")
-        if title is not None and (not isinstance(title, str) or len(title) > MAX_SECTION_TITLE):
-            return _invalid(f"Section title is too long. Max length is {MAX_SECTION_TITLE}.")
-        rows = section.get("rows")
-        if not isinstance(rows, list) or not rows:
-            return _missing(f"interactive['action']['sections'][{s_index}]['rows']")
-        total += len(rows)
-        for r_index, row in enumerate(rows):
-            if not isinstance(row, Mapping):
-                return _invalid(f"Row {r_index} of section {s_index} must be an object.")
-            row_title, row_id = _text(row.get("title")), _text(row.get("id"))
-            if not row_title:
-                return _missing(f"sections[{s_index}]['rows'][{r_index}]['title']")
-            if len(row_title) > MAX_ROW_TITLE:
-                return _invalid(
-                    f"Row title is too long. Max length is {MAX_ROW_TITLE} "
-                    f"(row {row_id!r}: {len(row_title)} characters)."
-                )
-            if not row_id or len(row_id) > MAX_ROW_ID:
-                return _invalid(f"Row id length invalid. Min length: 1, Max length: {MAX_ROW_ID}.")
-            if row_id in seen:
-                return _invalid(f"Row IDs must be unique (duplicate {row_id!r}).")
-            seen.add(row_id)
-            description = row.get("description")
-            if description is not None and (
-                not isinstance(description, str) or len(description) > MAX_ROW_DESCRIPTION
-            ):
-                return _invalid(
-                    f"Row description is too long. Max length is {MAX_ROW_DESCRIPTION} "
-                    f"(row {row_id!r})."
-                )
+        violation = _check_section(s_index, section, len(sections), seen)
+        if violation is not None:
+            return violation
+    total = sum(len(section["rows"]) for section in sections)
     if total > MAX_LIST_ROWS:
         return _invalid(f"Total row count exceed max allowed count: {MAX_LIST_ROWS} (got {total}).")
     return _check_header_footer(interactive, allow_media=False)
+
+
+def _check_section(s_index: int, section: Any, count: int, seen: set[str]) -> Violation | None:
+    """One section of a list message (of ``count``); row ids go into ``seen``."""
+    if not isinstance(section, Mapping):
+        return _invalid(f"Section {s_index} must be an object.")
+    title = section.get("title")
+    if title is None and count > 1:
+        return _missing(f"interactive['action']['sections'][{s_index}]['title']")
+    if title is not None and (not isinstance(title, str) or len(title) > MAX_SECTION_TITLE):
+        return _invalid(f"Section title is too long. Max length is {MAX_SECTION_TITLE}.")
+    rows = section.get("rows")
+    if not isinstance(rows, list) or not rows:
+        return _missing(f"interactive['action']['sections'][{s_index}]['rows']")
+    for r_index, row in enumerate(rows):
+        violation = _check_row(s_index, r_index, row, seen)
+        if violation is not None:
+            return violation
+    return None
+
+
+def _check_row(s_index: int, r_index: int, row: Any, seen: set[str]) -> Violation | None:
+    """One row of a list section: title, unique id, description."""
+    if not isinstance(row, Mapping):
+        return _invalid(f"Row {r_index} of section {s_index} must be an object.")
+    row_title, row_id = _text(row.get("title")), _text(row.get("id"))
+    if not row_title:
+        return _missing(f"sections[{s_index}]['rows'][{r_index}]['title']")
+    if len(row_title) > MAX_ROW_TITLE:
+        return _invalid(
+            f"Row title is too long. Max length is {MAX_ROW_TITLE} "
+            f"(row {row_id!r}: {len(row_title)} characters)."
+        )
+    if not row_id or len(row_id) > MAX_ROW_ID:
+        return _invalid(f"Row id length invalid. Min length: 1, Max length: {MAX_ROW_ID}.")
+    if row_id in seen:
+        return _invalid(f"Row IDs must be unique (duplicate {row_id!r}).")
+    seen.add(row_id)
+    description = row.get("description")
+    if description is not None and (
+        not isinstance(description, str) or len(description) > MAX_ROW_DESCRIPTION
+    ):
+        return _invalid(
+            f"Row description is too long. Max length is {MAX_ROW_DESCRIPTION} "
+            f"(row {row_id!r})."
+        )
+    return None
 
 
 def _check_cta_url(interactive: Mapping[str, Any]) -> Violation | None:
@@ -623,6 +639,30 @@ def check_and_render(
     name = _text(template_obj.get("name")) or ""
     if template is None:
         return Violation(132001, f"template name ({name}) does not exist in {language}")
+    violation = _check_status(template, name, language)
+    if violation is not None:
+        return violation
+    sent = _sent_components(template_obj)
+    by_kind = _params_by_kind(sent)
+    violation = (
+        _check_parameter_format(template, by_kind)
+        or _check_component_params(template, by_kind, api_version)
+        or _check_unknown_components(template, by_kind)
+        or _check_button_params(template, sent)
+    )
+    if violation is not None:
+        return violation
+    rendered = _render(template, sent, by_kind)
+    body = rendered.get("body", "")
+    if len(body) > MAX_TEMPLATE_BODY:
+        return Violation(
+            132005, f"body: hydrated text is {len(body)} characters (max {MAX_TEMPLATE_BODY})."
+        )
+    return rendered
+
+
+def _check_status(template: Template, name: str, language: str) -> Violation | None:
+    """Only an APPROVED template can be sent (132015 paused, 132016 disabled, else 132001)."""
     if template.status == "PAUSED":
         return Violation(
             132015,
@@ -641,26 +681,44 @@ def check_and_render(
             f"template name ({name}) does not exist in {language} "
             f"(status {template.status}: only APPROVED templates can be sent)",
         )
-    sent = _sent_components(template_obj)
-    by_kind = _params_by_kind(sent)
+    return None
+
+
+def _check_parameter_format(
+    template: Template, by_kind: Mapping[str, list[Mapping[str, Any]]]
+) -> Violation | None:
+    """Header and body text parameters carry ``parameter_name`` exactly when the
+    template uses named parameters (132012).
+    """
     named = template.parameter_format == "named"
-    text_params_all: list[tuple[str, Mapping[str, Any]]] = []
     for kind in ("header", "body"):
-        text_params_all += [(kind, p) for p in by_kind.get(kind, ()) if p.get("type") == "text"]
-    for kind, param in text_params_all:
-        has_name = param.get("parameter_name") is not None
-        if named and not has_name:
-            return Violation(
-                132012,
-                f"{kind}: the template uses named parameters; every text parameter "
-                "needs 'parameter_name'.",
-            )
-        if not named and has_name:
-            return Violation(
-                132012,
-                f"{kind}: the template uses positional parameters; "
-                "'parameter_name' is not allowed.",
-            )
+        for param in by_kind.get(kind, ()):
+            if param.get("type") != "text":
+                continue
+            has_name = param.get("parameter_name") is not None
+            if named and not has_name:
+                return Violation(
+                    132012,
+                    f"{kind}: the template uses named parameters; every text parameter "
+                    "needs 'parameter_name'.",
+                )
+            if not named and has_name:
+                return Violation(
+                    132012,
+                    f"{kind}: the template uses positional parameters; "
+                    "'parameter_name' is not allowed.",
+                )
+    return None
+
+
+def _check_component_params(
+    template: Template, by_kind: Mapping[str, list[Mapping[str, Any]]], api_version: str
+) -> Violation | None:
+    """The parameters sent for each header and body of the definition: one media
+    parameter for a media header, else one per placeholder (by name for named templates),
+    each with a valid text.
+    """
+    named = template.parameter_format == "named"
     for comp in template.components:
         if comp.type not in ("HEADER", "BODY"):
             continue
@@ -675,47 +733,77 @@ def check_and_render(
                     f"parameter of type {media}, got {len(given)}.",
                 )
             continue
-        expected = _placeholders(comp.text)
-        if len(given) != len(expected):
+        violation = _check_text_params(kind, comp.text, given, named, api_version)
+        if violation is not None:
+            return violation
+    return None
+
+
+def _check_text_params(
+    kind: str,
+    text: str | None,
+    given: Sequence[Mapping[str, Any]],
+    named: bool,
+    api_version: str,
+) -> Violation | None:
+    """The parameters sent for one text component against its placeholders."""
+    expected = _placeholders(text)
+    if len(given) != len(expected):
+        return Violation(
+            132000,
+            f"{kind}: number of localizable_params ({len(given)}) does not match "
+            f"the expected number of params ({len(expected)})",
+        )
+    if named:
+        names = [str(p.get("parameter_name")) for p in given]
+        if sorted(names) != sorted(expected):
             return Violation(
                 132000,
-                f"{kind}: number of localizable_params ({len(given)}) does not match "
-                f"the expected number of params ({len(expected)})",
+                f"{kind}: parameter names {sorted(names)} do not match the "
+                f"template's {sorted(expected)}",
             )
-        if named:
-            names = [str(p.get("parameter_name")) for p in given]
-            if sorted(names) != sorted(expected):
-                return Violation(
-                    132000,
-                    f"{kind}: parameter names {sorted(names)} do not match the "
-                    f"template's {sorted(expected)}",
-                )
-        for param in given:
-            text = _param_text(param)
-            if text is None or not text.strip():
-                return Violation(131008, f"{kind}: a parameter has no text value.")
-            if _BAD_PARAM_TEXT.search(text):
-                code = 132018 if _version(api_version) >= (23, 0) else 100
-                return Violation(
-                    code,
-                    f"{kind}: Param text cannot have new-line/tab characters or more "
-                    "than 4 consecutive spaces.",
-                )
+    for param in given:
+        value = _param_text(param)
+        if value is None or not value.strip():
+            return Violation(131008, f"{kind}: a parameter has no text value.")
+        if _BAD_PARAM_TEXT.search(value):
+            code = 132018 if _version(api_version) >= (23, 0) else 100
+            return Violation(
+                code,
+                f"{kind}: Param text cannot have new-line/tab characters or more "
+                "than 4 consecutive spaces.",
+            )
+    return None
+
+
+def _check_unknown_components(
+    template: Template, by_kind: Mapping[str, list[Mapping[str, Any]]]
+) -> Violation | None:
+    """Parameters sent for a header or body the template does not have (132000)."""
     for kind in ("header", "body"):
         if by_kind.get(kind) and template.component(kind.upper()) is None:
             return Violation(132000, f"{kind}: the template has no {kind} component.")
+    return None
+
+
+def _check_button_params(
+    template: Template, sent: Sequence[Mapping[str, Any]]
+) -> Violation | None:
+    """Each sent button component names an existing button of the same sub-type, and
+    every URL button with a variable suffix gets its parameter.
+    """
     buttons = next((c.buttons for c in template.components if c.type == "BUTTONS"), ())
     provided: set[int] = set()
-    for comp in sent:
-        if str(comp.get("type", "")).lower() != "button":
+    for given in sent:
+        if str(given.get("type", "")).lower() != "button":
             continue
         try:
-            index = int(comp.get("index", -1))
+            index = int(given.get("index", -1))
         except (TypeError, ValueError):
             return Violation(100, "button: 'index' must be an integer.")
         if not 0 <= index < len(buttons):
             return Violation(132000, f"button: the template has no button at index {index}.")
-        sub_type = str(comp.get("sub_type", "")).lower()
+        sub_type = str(given.get("sub_type", "")).lower()
         definition = buttons[index]
         if sub_type.replace("_", "") != definition.type.lower().replace("_", ""):
             return Violation(
@@ -736,13 +824,7 @@ def check_and_render(
                 f"button {index}: the URL button has a variable suffix; one text "
                 "parameter is expected.",
             )
-    rendered = _render(template, sent, by_kind)
-    body = rendered.get("body", "")
-    if len(body) > MAX_TEMPLATE_BODY:
-        return Violation(
-            132005, f"body: hydrated text is {len(body)} characters (max {MAX_TEMPLATE_BODY})."
-        )
-    return rendered
+    return None
 
 
 def render_template(template: Template, template_obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -754,32 +836,18 @@ def render_template(template: Template, template_obj: Mapping[str, Any]) -> dict
     return _render(template, sent, _params_by_kind(sent))
 
 
-def _render(template: Template, sent: Sequence[Mapping[str, Any]],
-            by_kind: Mapping[str, list[Mapping[str, Any]]]) -> dict[str, Any]:
+def _render(
+    template: Template,
+    sent: Sequence[Mapping[str, Any]],
+    by_kind: Mapping[str, list[Mapping[str, Any]]],
+) -> dict[str, Any]:
     out: dict[str, Any] = {}
     named = template.parameter_format == "named"
     for comp in template.components:
         if comp.type in ("HEADER", "BODY", "FOOTER") and comp.text is not None:
             given = by_kind.get(comp.type.lower(), [])
-            if named:
-                mapping = {str(p.get("parameter_name")): _param_text(p) or "" for p in given}
-            else:
-                mapping = {str(i + 1): _param_text(p) or "" for i, p in enumerate(given)}
-            out[comp.type.lower()] = _PLACEHOLDER.sub(
-                lambda m, mp=mapping: mp.get(m.group(1), m.group(0)), comp.text
-            )
-    payloads: dict[int, str] = {}
-    for comp in sent:
-        if (
-            str(comp.get("type", "")).lower() == "button"
-            and str(comp.get("sub_type", "")).lower() == "quick_reply"
-        ):
-            for param in comp.get("parameters") or []:
-                if isinstance(param, Mapping) and param.get("type") == "payload":
-                    try:
-                        payloads[int(comp.get("index", -1))] = str(param.get("payload"))
-                    except (TypeError, ValueError):
-                        continue
+            out[comp.type.lower()] = _fill(comp.text, _param_values(given, named))
+    payloads = _quick_reply_payloads(sent)
     buttons = []
     for comp in template.components:
         for index, button in enumerate(comp.buttons):
@@ -795,6 +863,40 @@ def _render(template: Template, sent: Sequence[Mapping[str, Any]],
             )
     out["buttons"] = buttons
     return out
+
+
+def _param_values(given: Sequence[Mapping[str, Any]], named: bool) -> dict[str, str]:
+    """Placeholder → text of the sent parameters (by name, or by position from 1)."""
+    if named:
+        return {str(p.get("parameter_name")): _param_text(p) or "" for p in given}
+    return {str(i + 1): _param_text(p) or "" for i, p in enumerate(given)}
+
+
+def _fill(text: str, values: Mapping[str, str]) -> str:
+    """``text`` with each placeholder that has a value replaced (the others kept)."""
+
+    def value_of(match: re.Match[str]) -> str:
+        return values.get(match.group(1), match.group(0))
+
+    return _PLACEHOLDER.sub(value_of, text)
+
+
+def _quick_reply_payloads(sent: Sequence[Mapping[str, Any]]) -> dict[int, str]:
+    """The payloads sent for quick-reply buttons, by button index."""
+    payloads: dict[int, str] = {}
+    for given in sent:
+        if (
+            str(given.get("type", "")).lower() != "button"
+            or str(given.get("sub_type", "")).lower() != "quick_reply"
+        ):
+            continue
+        for param in given.get("parameters") or []:
+            if isinstance(param, Mapping) and param.get("type") == "payload":
+                try:
+                    payloads[int(given.get("index", -1))] = str(param.get("payload"))
+                except (TypeError, ValueError):
+                    continue
+    return payloads
 
 
 def _version(api_version: str) -> tuple[int, int]:
