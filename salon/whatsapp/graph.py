@@ -8,6 +8,9 @@ Two ways to authenticate, same endpoints and bodies:
   ``POST {base}/{version}/{phone_number_id}/messages`` with ``Authorization: Bearer``;
 - ``d360`` (360dialog's hosted Cloud API): ``POST {base}/messages`` with the
   ``D360-API-KEY`` header (the number is implied by the key).
+
+Through the proxy the environment names (``HTTPS_PROXY``, ``NO_PROXY``: see
+:mod:`salon.whatsapp.http1`), read once per client, at its first call.
 """
 
 from __future__ import annotations
@@ -18,18 +21,18 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Final
+from typing import Any, Final, Protocol
 from urllib.parse import urlsplit
 
 import ujson
 
 from salon.whatsapp.errors import NoResponseError, WhatsAppError, from_graph_error
-from salon.whatsapp.http1 import ConnectFailed, Http1Pool, NoAnswer
+from salon.whatsapp.http1 import ConnectFailed, Http1Pool, HttpReply, NoAnswer
 from salon.whatsapp.versions import DEFAULT_API_VERSION
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["GraphClient", "GraphConfig", "SendResult"]
+__all__ = ["GraphClient", "GraphConfig", "SendResult", "Transport"]
 
 DEFAULT_BASE_URL: Final = "https://graph.facebook.com"
 DEFAULT_VERSION: Final = DEFAULT_API_VERSION
@@ -38,6 +41,8 @@ AUTH_MODES: Final = ("bearer", "d360")
 
 @dataclass(frozen=True, slots=True)
 class GraphConfig:
+    """Where and as whom the client calls the Graph API (or 360dialog's)."""
+
     access_token: str = field(repr=False)
     phone_number_id: str
     base_url: str = DEFAULT_BASE_URL
@@ -72,6 +77,8 @@ class GraphConfig:
 
 @dataclass(frozen=True, slots=True)
 class SendResult:
+    """What Meta answered to one accepted send."""
+
     wamid: str
     message_status: str | None
     """``accepted`` or ``held_for_quality_assessment`` (template pacing), when given."""
@@ -90,6 +97,24 @@ class SendResult:
 Sleep = Callable[[float], Awaitable[None]]
 
 
+class Transport(Protocol):
+    """What the client needs from HTTP: :class:`~salon.whatsapp.http1.Http1Pool` in a server,
+    a recording fake in the guard's unit tests.
+    """
+
+    def request_head(self, method: str, target: str, headers: dict[str, str]) -> bytes:
+        """The request line and headers, built once per client."""
+        ...
+
+    async def send(self, head: bytes, body: bytes) -> HttpReply:
+        """Send one request; raise ConnectFailed, NoAnswer or asyncio.TimeoutError."""
+        ...
+
+    async def close(self) -> None:
+        """Close every connection."""
+        ...
+
+
 CONNECTIONS: Final = 64
 """Keep-alive connections per client (Meta answers a send in tens of milliseconds: 64 in
 flight carry well over a thousand messages a second)."""
@@ -101,18 +126,20 @@ class GraphClient:
     """
 
     def __init__(self, config: GraphConfig, *, sleep: Sleep = asyncio.sleep,
-                 connections: int = CONNECTIONS) -> None:
+                 connections: int = CONNECTIONS, transport: Transport | None = None) -> None:
         self.config = config
         self._sleep = sleep
         self._connections = connections
-        self._http: Http1Pool | None = None
+        self._given = transport
+        self._http: Transport | None = None
         self._head = b""
 
-    def _pool(self) -> Http1Pool:
+    def _pool(self) -> Transport:
         if self._http is None:
             parts = urlsplit(self.config.messages_url)
-            self._http = Http1Pool(f"{parts.scheme}://{parts.netloc}", limit=self._connections,
-                                   timeout_s=self.config.timeout_s)
+            self._http = self._given or Http1Pool(
+                f"{parts.scheme}://{parts.netloc}", limit=self._connections,
+                timeout_s=self.config.timeout_s)
             target = parts.path + (f"?{parts.query}" if parts.query else "")
             # Built once: a sender posts to this one address thousands of times a second.
             self._head = self._http.request_head("POST", target, self.config.headers)
