@@ -32,6 +32,10 @@ def _attachment(tracker: Tracker) -> dict[str, Any] | None:
 
 
 class ValidateAftercareForm(FormValidationAction):
+    """Checks the aftercare form's answers: the piece (the catalog's name when it knows it),
+    the issue, and a photo or a plain "no photo".
+    """
+
     def name(self) -> str:
         return "validate_aftercare_form"
 
@@ -69,6 +73,8 @@ class ValidateAftercareForm(FormValidationAction):
 
 
 class ActionAskRepairPhotos(Action):
+    """Asks for a photo of the piece, with a "no photo" button."""
+
     def name(self) -> str:
         return "action_ask_repair_photos"
 

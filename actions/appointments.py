@@ -70,6 +70,10 @@ async def _label(service: str, language: str) -> str:
 
 
 class ValidateAppointmentForm(FormValidationAction):
+    """Checks the appointment form's answers: boutique, service, moment, party and
+    confirmation; a known client's confirmation books (or moves) the appointment.
+    """
+
     def name(self) -> str:
         return "validate_appointment_form"
 
@@ -255,6 +259,8 @@ class ActionAskAppointmentStart(Action):
 
 
 class ActionAskPartySize(Action):
+    """Asks whether the client comes alone or with others, with buttons."""
+
     def name(self) -> str:
         return "action_ask_party_size"
 

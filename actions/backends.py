@@ -49,6 +49,7 @@ def clock() -> Clock:
 
 @lru_cache(maxsize=1)
 def catalog() -> Catalog:
+    """The product catalog on ``DATABASE_URL``."""
     return SqlCatalog(engine())
 
 
@@ -71,6 +72,7 @@ def crm() -> Crm:
 
 @lru_cache(maxsize=1)
 def bookings() -> Bookings:
+    """The boutiques' appointment book on ``DATABASE_URL``."""
     return SqlBookings(engine(), clock())
 
 

@@ -33,6 +33,8 @@ async def _piece(text: str) -> str | None:
 
 
 class ValidateCustomisationForm(FormValidationAction):
+    """Keeps a bespoke brief that names one of our pieces or says enough in words."""
+
     def name(self) -> str:
         return "validate_customisation_form"
 

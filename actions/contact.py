@@ -20,6 +20,10 @@ RESUMABLE: Final = frozenset({"action_order_status", "action_cancel_appointment"
 
 
 class ActionContactShared(Action):
+    """Thanks the client for her number and takes up the request that waited for it, or
+    acknowledges the card.
+    """
+
     def name(self) -> str:
         return "action_contact_shared"
 

@@ -120,6 +120,10 @@ def _guests(tracker: Tracker) -> int:
 
 
 class ValidateEventRsvpForm(FormValidationAction):
+    """Checks the RSVP form's answers (event, guests, confirmation) against the events the
+    client may reply to; the confirmation records the reply.
+    """
+
     def name(self) -> str:
         return "validate_event_rsvp_form"
 
@@ -246,6 +250,8 @@ class ActionAskRsvpEvent(Action):
 
 
 class ActionAskRsvpGuests(Action):
+    """Asks whether anyone joins the client at the chosen event."""
+
     def name(self) -> str:
         return "action_ask_rsvp_guests"
 

@@ -23,6 +23,10 @@ def conversation_language(tracker: Tracker, record: ClientRecord | None) -> str:
 
 
 class ActionGreet(Action):
+    """Greets the client by name in their language (their advisor first for a VIC) and
+    keeps the language in its slot.
+    """
+
     def name(self) -> str:
         return "action_greet"
 

@@ -96,6 +96,8 @@ async def hand_over(dispatcher: CollectingDispatcher, tracker: Tracker, reason: 
 
 
 class ActionHandoff(Action):
+    """Hands the conversation to a person, for the reason the client's intent gives."""
+
     def name(self) -> str:
         return "action_handoff"
 

@@ -23,6 +23,8 @@ logger = logging.getLogger(__name__)
 
 
 class ValidateOrderStatusForm(FormValidationAction):
+    """Checks and normalises the order number as the client gives it."""
+
     def name(self) -> str:
         return "validate_order_status_form"
 

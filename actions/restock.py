@@ -29,6 +29,10 @@ RESET: list[EventType] = [SlotSet("product", None), SlotSet("colour", None), Slo
 
 
 class ValidateRestockAlertForm(FormValidationAction):
+    """Keeps the catalog's name for the piece the client names; asks again when the catalog
+    does not know it.
+    """
+
     def name(self) -> str:
         return "validate_restock_alert_form"
 

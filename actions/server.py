@@ -79,6 +79,7 @@ def guarded_app(token: str | None, package: str = "actions") -> Sanic:
 
 
 def check_exposure(host: str, token: str | None) -> None:
+    """Refuse to listen beyond loopback without a credential (:class:`ActionServerConfigError`)."""
     if not is_loopback_host(host) and not token:
         raise ActionServerConfigError(
             f"the action server would listen on {host} with no credential: set {ENV_TOKEN} "
@@ -86,6 +87,7 @@ def check_exposure(host: str, token: str | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The ``python -m actions.server`` entry point; returns the exit code."""
     parser = argparse.ArgumentParser(prog="python -m actions.server", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, default=5055)

@@ -51,6 +51,8 @@ def _last_order(tracker: Tracker) -> str | None:
 
 
 class ActionSessionStart(Action):
+    """Starts a new session: carries the slots over and recalls what was left open."""
+
     def name(self) -> str:
         return "action_session_start"
 

@@ -25,6 +25,8 @@ from salon.llm.sensitivity import handoff_reason, is_styling_talk
 logger = logging.getLogger(__name__)
 
 class ActionStylingAdvice(Action):
+    """Answers styling talk, or hands it to a person when it needs one."""
+
     def name(self) -> str:
         return "action_styling_advice"
 

@@ -181,10 +181,26 @@ def add_advisor_routes(bp: Blueprint, runtime: IoProcessRuntime | WhatsAppRuntim
     def desk() -> AdvisorDesk | None:
         return state.get("desk")
 
-    def answer(result: DeskAnswer) -> HTTPResponse:
-        return response.json(result.body, status=result.status)
-
     starting = response.json({"error": "starting"}, status=503)
+    _add_conversation_routes(bp, limit, desk, starting)
+    _add_repair_routes(bp, limit, desk, starting)
+    return start_desk
+
+
+def _answer(result: DeskAnswer) -> HTTPResponse:
+    return response.json(result.body, status=result.status)
+
+
+def _wants_all(request: Request) -> bool:
+    """``?all=true`` (or ``1``, ``yes``): the closed items too."""
+    return request.args.get("all", "").lower() in ("1", "true", "yes")
+
+
+def _add_conversation_routes(bp: Blueprint, limit: SanicRateLimit,
+                             desk: Callable[[], AdvisorDesk | None], starting: HTTPResponse) -> None:
+    """The handed-over conversations: list, read, reply, resume (``starting`` until the
+    desk is up).
+    """
 
     @bp.route("/advisor/conversations", methods=["GET"])
     @limit
@@ -192,9 +208,8 @@ def add_advisor_routes(bp: Blueprint, runtime: IoProcessRuntime | WhatsAppRuntim
         current = desk()
         if current is None:
             return starting
-        every = request.args.get("all", "").lower() in ("1", "true", "yes")
-        return answer(await current.conversations(request.headers.get("Authorization"),
-                                                  include_resolved=every))
+        return _answer(await current.conversations(request.headers.get("Authorization"),
+                                                   include_resolved=_wants_all(request)))
 
     @bp.route("/advisor/conversations/<conversation_id>", methods=["GET"])
     @limit
@@ -202,7 +217,7 @@ def add_advisor_routes(bp: Blueprint, runtime: IoProcessRuntime | WhatsAppRuntim
         current = desk()
         if current is None:
             return starting
-        return answer(await current.conversation(request.headers.get("Authorization"), conversation_id))
+        return _answer(await current.conversation(request.headers.get("Authorization"), conversation_id))
 
     @bp.route("/advisor/conversations/<conversation_id>/reply", methods=["POST"])
     @limit
@@ -211,7 +226,7 @@ def add_advisor_routes(bp: Blueprint, runtime: IoProcessRuntime | WhatsAppRuntim
         if current is None:
             return starting
         body = _json_body(request)
-        return answer(await current.reply(request.headers.get("Authorization"), conversation_id, body))
+        return _answer(await current.reply(request.headers.get("Authorization"), conversation_id, body))
 
     @bp.route("/advisor/conversations/<conversation_id>/resume", methods=["POST"])
     @limit
@@ -219,7 +234,14 @@ def add_advisor_routes(bp: Blueprint, runtime: IoProcessRuntime | WhatsAppRuntim
         current = desk()
         if current is None:
             return starting
-        return answer(await current.resume(request.headers.get("Authorization"), conversation_id))
+        return _answer(await current.resume(request.headers.get("Authorization"), conversation_id))
+
+
+def _add_repair_routes(bp: Blueprint, limit: SanicRateLimit,
+                       desk: Callable[[], AdvisorDesk | None], starting: HTTPResponse) -> None:
+    """The repair requests of the advisor's clients: list, read, update the status
+    (``starting`` until the desk is up).
+    """
 
     @bp.route("/advisor/repairs", methods=["GET"])
     @limit
@@ -227,9 +249,8 @@ def add_advisor_routes(bp: Blueprint, runtime: IoProcessRuntime | WhatsAppRuntim
         current = desk()
         if current is None:
             return starting
-        every = request.args.get("all", "").lower() in ("1", "true", "yes")
-        return answer(await current.repair_requests(request.headers.get("Authorization"),
-                                                    include_closed=every))
+        return _answer(await current.repair_requests(request.headers.get("Authorization"),
+                                                     include_closed=_wants_all(request)))
 
     @bp.route("/advisor/repairs/<request_id>", methods=["GET"])
     @limit
@@ -237,7 +258,7 @@ def add_advisor_routes(bp: Blueprint, runtime: IoProcessRuntime | WhatsAppRuntim
         current = desk()
         if current is None:
             return starting
-        return answer(await current.repair_request(request.headers.get("Authorization"), request_id))
+        return _answer(await current.repair_request(request.headers.get("Authorization"), request_id))
 
     @bp.route("/advisor/repairs/<request_id>/status", methods=["POST"])
     @limit
@@ -246,6 +267,4 @@ def add_advisor_routes(bp: Blueprint, runtime: IoProcessRuntime | WhatsAppRuntim
         if current is None:
             return starting
         body = _json_body(request)
-        return answer(await current.update_repair(request.headers.get("Authorization"), request_id, body))
-
-    return start_desk
+        return _answer(await current.update_repair(request.headers.get("Authorization"), request_id, body))

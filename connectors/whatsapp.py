@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
 from typing import Any, Final
 
@@ -186,12 +186,34 @@ class WhatsAppInput(InputChannel):
         return WhatsAppOutput(self.runtime, purpose=purpose, origin=origin)
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        """The channel's routes: Meta's webhook, the health route and the advisor API,
+        with the listeners that start and stop the channel with the server.
+        """
         bp = Blueprint(f"{CHANNEL}_webhook", __name__)
-        runtime = self.runtime
         key = identity_key()
         if key is None:
             logger.warning("WhatsApp channel: SALON_IDENTITY_KEY is not set; the action server "
                            "will not know who writes (no client book, orders or appointments)")
+        on_turn = self._turn_handler(on_new_message, key)
+        # Everything on this blueprint but Meta's webhook is limited per client IP.
+        limit = self.rate_limit or SanicRateLimit.from_env()
+        start_advisor_api = add_advisor_routes(bp, self.runtime, self._in_assistant_loop, limit)
+        self._add_listeners(bp, on_turn, start_advisor_api)
+        self._add_webhook_routes(bp, limit)
+        return bp
+
+    def _turn_handler(self, on_new_message: Callable[[UserMessage], Awaitable[Any]],
+                      key: bytes | None) -> Callable[[Turn], Awaitable[None]]:
+        """What the runtime calls for each client message: Rasa's ``UserMessage`` (after
+        a ``/session_start`` when the message reopened her window), in the assistant's
+        loop when it has one.
+        """
+        runtime = self.runtime
+
+        async def handle(message: UserMessage) -> None:
+            # A coroutine for the assistant's loop (Rasa's handler is only said to
+            # return an awaitable).
+            await on_new_message(message)
 
         async def on_turn(turn: Turn) -> None:
             remember(turn.text, turn.metadata.get("profile_name"))
@@ -211,19 +233,22 @@ class WhatsAppInput(InputChannel):
             ))
             for message in messages:
                 if self.assistant is not None:
-                    await self.assistant.run(on_new_message(message))
+                    await self.assistant.run(handle(message))
                 else:
                     await on_new_message(message)
 
-        async def in_assistant_loop(coro: Any) -> Any:
-            """Work on Rasa's stores where Rasa's turns run."""
-            if self.assistant is not None:
-                return await self.assistant.run(coro)
-            return await coro
+        return on_turn
 
-        # Everything on this blueprint but Meta's webhook is limited per client IP.
-        limit = self.rate_limit or SanicRateLimit.from_env()
-        start_advisor_api = add_advisor_routes(bp, runtime, in_assistant_loop, limit)
+    async def _in_assistant_loop(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        """Work on Rasa's stores where Rasa's turns run."""
+        if self.assistant is not None:
+            return await self.assistant.run(coro)
+        return await coro
+
+    def _add_listeners(self, bp: Blueprint, on_turn: Callable[[Turn], Awaitable[None]],
+                       start_advisor_api: Callable[[Any], Awaitable[None]]) -> None:
+        """Start the channel (and the assistant's loop) with the server, stop it with it."""
+        runtime = self.runtime
 
         @bp.listener("after_server_start")
         async def start(app: Any, loop: Any) -> None:
@@ -250,6 +275,12 @@ class WhatsAppInput(InputChannel):
                 self.assistant.stop()
                 self.assistant = None
 
+    def _add_webhook_routes(self, bp: Blueprint, limit: SanicRateLimit) -> None:
+        """The health route (under ``limit``) and Meta's webhook: the GET handshake and
+        the signed POSTs, never limited.
+        """
+        runtime = self.runtime
+
         @bp.route("/", methods=["GET"])
         @limit
         async def health(request: Request) -> HTTPResponse:
@@ -275,8 +306,6 @@ class WhatsAppInput(InputChannel):
                 return response.text("body too large", status=400)
             reply = await runtime.handle(body, request.headers.get(HEADER))
             return response.text(reply.body, status=reply.status)
-
-        return bp
 
 
 async def _note_trigger(request: Request) -> None:

@@ -133,6 +133,7 @@ def _gdpr_api(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``salon`` parser: one subcommand per operator task, each with its handler."""
     from salon.dev.demo import add_check_arguments, add_demo_arguments
 
     parser = argparse.ArgumentParser(prog="salon", description=__doc__)
@@ -191,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``salon`` command with log masking on; its exit status."""
     args = build_parser().parse_args(argv)
     # Every salon command (the outbound worker and APIs, the GDPR API, seeding ...) logs
     # without personal data, whatever its handlers.

@@ -44,6 +44,7 @@ class Settings:
 
 
 def load_settings() -> Settings:
+    """The settings as the environment gives them now."""
     return Settings()
 
 

@@ -132,7 +132,8 @@ def _mask_remembered(text: str) -> str:
     # Longest first, so a body that contains a name is masked whole; whole words only,
     # so a short body ("Ana", "oui") does not eat into the words of other lines.
     for value in sorted(present, key=len, reverse=True):
-        text = re.sub(rf"(?<!\w){re.escape(value)}(?!\w)", lambda _m, v=value: _tag("text", v), text)
+        # A tag is "[text:" and hex digits: no backslash for re.sub to expand.
+        text = re.sub(rf"(?<!\w){re.escape(value)}(?!\w)", _tag("text", value), text)
     return text
 
 
@@ -199,7 +200,7 @@ def mask_record(record: logging.LogRecord) -> logging.LogRecord:
         record.exc_info = None
     if record.stack_info:
         record.stack_info = mask_text(record.stack_info)
-    record._salon_masked = True  # type: ignore[attr-defined]
+    record._salon_masked = True
     return record
 
 

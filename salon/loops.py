@@ -72,6 +72,10 @@ def loop_name() -> str:
 
 
 class LoopThread:
+    """An event loop of its own on a daemon thread (see the module's docstring): ``start``,
+    then ``await run(coro)`` from any other loop, and ``stop`` at the end.
+    """
+
     def __init__(self, name: str = "salon-loop") -> None:
         self.name = name
         self.loop: asyncio.AbstractEventLoop | None = None

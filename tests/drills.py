@@ -6,7 +6,7 @@ it: ``tests/<file>.py::<test>`` (every parametrisation of that test) or a whole 
 process and prints one line per drill; ``tests/test_drills.py`` checks that every node
 id names a test that exists and that no drill is left without one.
 
-Each security finding of docs/security.md and the README's table (C1, H1–H6, M1–M8,
+Each security finding in docs/security.md's table (C1, H1–H6, M1–M8,
 L3–L10) has its tests under the drill it broke.
 """
 

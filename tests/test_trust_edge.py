@@ -1,4 +1,4 @@
-"""Regression tests of the review's findings at the edge (the README's security table):
+"""Regression tests of the review's findings at the edge (docs/security.md, its findings table):
 who can reach what, with which secret, and who the actions believe is writing.
 
 C1 impersonation (REST channel, open action server, identity from caller metadata, public

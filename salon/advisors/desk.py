@@ -38,7 +38,7 @@ from salon.advisors.repairs import (
 from salon.clock import Clock
 from salon.conversation.phrasing import address, supported
 from salon.guard.decision import SERVICE_REPLY
-from salon.guard.sender import GuardedSender
+from salon.guard.sender import SendOutcome
 from salon.identity import ClientRef
 from salon.integrations.bookings import Bookings
 from salon.integrations.crm import ClientRecord, Crm, CrmUnavailable
@@ -48,10 +48,21 @@ from salon.window.state import SessionStore
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AdvisorDesk", "DeskAnswer", "Transcripts"]
+__all__ = ["AdvisorDesk", "DeskAnswer", "DeskSender", "Transcripts"]
+
+
+class DeskSender(Protocol):
+    """What the desk sends through: the send-time guard, a ``GuardedSender`` or, when the
+    guard runs in the companion process, its ``RemoteGuard``.
+    """
+
+    async def send(self, ref: ClientRef, out: OutgoingMessage) -> SendOutcome:
+        """Send ``out`` to ``ref`` through the guard; the guard's outcome."""
 
 
 class Transcripts(Protocol):
+    """The conversation store as the desk sees it (Rasa's tracker store, through the channel)."""
+
     async def transcript(self, conversation_id: str) -> list[dict[str, Any]]:
         """The conversation's messages, oldest first: ``{"at", "from", "text"}`` with
         ``from`` one of ``client``, ``assistant``, ``advisor``, ``system``.
@@ -66,6 +77,8 @@ class Transcripts(Protocol):
 
 @dataclass(frozen=True)
 class DeskAnswer:
+    """An API answer: the HTTP status and the JSON body."""
+
     status: int
     body: dict[str, Any]
 
@@ -75,8 +88,12 @@ def _error(status: int, reason: str) -> DeskAnswer:
 
 
 class AdvisorDesk:
+    """The advisor API's routes, each checked against the caller's token (see the module
+    docstring).
+    """
+
     def __init__(self, *, tokens: TokenBook, handoffs: HandoffBook, sessions: SessionStore,
-                 sender: GuardedSender, transcripts: Transcripts, clock: Clock,
+                 sender: DeskSender, transcripts: Transcripts, clock: Clock,
                  phone_number_id: str, repairs: RepairBook | None = None, crm: Crm | None = None,
                  bookings: Bookings | None = None) -> None:
         self.tokens = tokens
@@ -137,7 +154,9 @@ class AdvisorDesk:
 
     # ------------------------------------------------------------------ routes
     async def conversations(self, authorization: str | None, *, include_resolved: bool = False) -> DeskAnswer:
-        """GET /advisor/conversations"""
+        """GET /advisor/conversations: the handoffs of the advisor's clients (a manager's:
+        all), newest first, each with the client's window.
+        """
         try:
             principal = self._principal(authorization)
         except AccessDenied as exc:

@@ -84,6 +84,8 @@ _H = handoffs_table.c
 
 @dataclass(frozen=True, slots=True)
 class Handoff:
+    """One handoff as ``salon_handoffs`` keeps it."""
+
     id: int
     conversation_id: str
     phone_number_id: str | None
@@ -117,10 +119,12 @@ class Handoff:
 
 def _handoff(row: Any) -> Handoff:
     m = row._mapping
-    return Handoff(**{name: m[name] for name in Handoff.__slots__})  # type: ignore[attr-defined]
+    return Handoff(**{name: m[name] for name in Handoff.__slots__})
 
 
 class HandoffBook(SqlTables):
+    """``salon_handoffs``: at most one open handoff per conversation (see the module docstring)."""
+
     metadata = metadata
 
     async def open(self, *, conversation_id: str, reason: str, note: str, language: str,
@@ -131,7 +135,7 @@ class HandoffBook(SqlTables):
         """The conversation's open handoff, created if there is none: (handoff, created)."""
         if reason not in REASONS:
             raise ValueError(f"unknown handoff reason {reason!r}; one of {REASONS}")
-        values = {
+        values: dict[str, Any] = {
             "conversation_id": conversation_id, "phone_number_id": phone_number_id,
             "wa_id": wa_id, "user_id": user_id, "client_id": client_id,
             "client_name": shorten(client_name, NAME_LIMIT) if client_name else client_name,

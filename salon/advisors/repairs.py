@@ -88,6 +88,8 @@ class RepairClosed(Exception):
 
 @dataclass(frozen=True, slots=True)
 class RepairRequest:
+    """One repair request as ``salon_repair_requests`` keeps it."""
+
     id: str
     conversation_id: str
     client_id: str | None
@@ -102,6 +104,10 @@ class RepairRequest:
 
 @dataclass(frozen=True, slots=True)
 class RepairUpdate:
+    """One change of a request: its status, the note, who made it, when, and how the client
+    was told (``notified``: None when not told).
+    """
+
     id: int
     request_id: str
     status: str
@@ -130,6 +136,10 @@ def _request(row: Any) -> RepairRequest:
 
 
 class RepairBook(SqlTables):
+    """The repair requests and their history of changes (``salon_repair_requests``,
+    ``salon_repair_updates``).
+    """
+
     metadata = metadata
 
     async def open(self, *, conversation_id: str, item: str, issue: str,

@@ -91,6 +91,10 @@ def _consent(state: ConsentState, marketing_stopped: bool) -> Consent:
 
 @dataclass(frozen=True, slots=True)
 class ClientProfile:
+    """A client's entry in the maison's book, as the guard needs it: id, first name,
+    language and time zone.
+    """
+
     client_id: str
     first_name: str
     language: str
@@ -98,6 +102,10 @@ class ClientProfile:
 
 
 class ConsentBook(SqlTables):
+    """Who the client is and what she agreed to, read from the book, ``wa_preferences``, the
+    ledger and the suppression list (see the module docstring).
+    """
+
     metadata = metadata
 
     def __init__(self, url: str | None = None, *, engine: AsyncEngine | None = None,

@@ -181,6 +181,10 @@ async def record_suppressions(conn: AsyncConnection, salt: bytes, subjects: Sequ
 
 @dataclass(frozen=True, slots=True)
 class ConsentEntry:
+    """One decision in the ledger: the category, granted or withdrawn, where it came from,
+    when, who recorded it and the text the client was shown.
+    """
+
     category: str
     granted: bool
     source: str
@@ -198,6 +202,8 @@ def subjects_for(aliases: Iterable[str], client_id: str | None = None) -> list[s
 
 
 class ConsentLedger(SqlTables):
+    """The append-only ``consent_ledger`` table (see the module docstring)."""
+
     metadata = metadata
 
     async def record(
@@ -246,7 +252,7 @@ class ConsentLedger(SqlTables):
             if row.decision in seen:
                 continue
             seen.add(row.decision)
-            out.append(ConsentEntry(row.category, bool(row.granted), row.source, from_us(row.recorded_us),
+            out.append(ConsentEntry(row.category, bool(row.granted), row.source, _stamp(row.recorded_us),
                                     row.actor, row.text_shown))
         return out
 
@@ -312,6 +318,85 @@ async def latest_decisions_many(
     return [state.decisions for state in states]
 
 
+_Row = tuple[datetime, int, int, str, bool, str]
+"""One decision as :func:`consent_states_many` merges them: (at, order, row id, purpose,
+granted, source); order 0 is the maison's book, 1 the ledger, 2 the suppression list.
+"""
+
+
+def _stamp(value: int) -> datetime:
+    """A stored (NOT NULL) microsecond time as an aware UTC datetime."""
+    at = from_us(value)
+    if at is None:
+        raise ValueError("a consent row has no time")
+    return at
+
+
+async def _book_rows(
+    conn: AsyncConnection, client_ids: Sequence[str], chunk: int
+) -> dict[str, list[_Row]]:
+    """Each client id's decisions in the maison's book (``maison_consents``)."""
+    from salon.integrations.schema import consents
+
+    rows: dict[str, list[_Row]] = {}
+    c = consents.c
+    for start in range(0, len(client_ids), chunk):
+        query = (select(c.client_id, c.purpose, c.granted, c.recorded_at, c.id, c.source)
+                 .where(c.client_id.in_(client_ids[start:start + chunk])))
+        for cid, purpose, granted, at, row_id, source in (await conn.execute(query)).all():
+            at = at if at.tzinfo is not None else at.replace(tzinfo=timezone.utc)
+            rows.setdefault(cid, []).append((at, 0, row_id, purpose, bool(granted), source))
+    return rows
+
+
+async def _ledger_rows(
+    conn: AsyncConnection, subjects: Sequence[str], exclude_sources: Sequence[str], chunk: int
+) -> dict[str, list[_Row]]:
+    """Each subject's decisions in the ledger, but those from ``exclude_sources``."""
+    rows: dict[str, list[_Row]] = {}
+    for start in range(0, len(subjects), chunk):
+        query = (select(_L.subject, _L.category, _L.granted, _L.recorded_us, _L.id, _L.source)
+                 .where(_L.subject.in_(subjects[start:start + chunk])))
+        for subject, category, granted, at_us, row_id, source in (await conn.execute(query)).all():
+            if source not in exclude_sources:
+                rows.setdefault(subject, []).append(
+                    (_stamp(at_us), 1, row_id, category, bool(granted), source))
+    return rows
+
+
+async def _kept_rows(
+    conn: AsyncConnection, hashes: Sequence[str], chunk: int
+) -> dict[str, list[_Row]]:
+    """Per subject hash, the withdrawals the suppression list kept at an erasure."""
+    rows: dict[str, list[_Row]] = {}
+    for start in range(0, len(hashes), chunk):
+        query = (select(_S.subject_hash, _S.category, _S.opted_out, _S.at_us, _S.id)
+                 .where(_S.subject_hash.in_(hashes[start:start + chunk])))
+        for digest, category, opted_out, at_us, row_id in (await conn.execute(query)).all():
+            rows.setdefault(digest, []).append(
+                (_stamp(at_us), 2, row_id, category, False,
+                 "suppression_stop" if opted_out else "suppression"))
+    return rows
+
+
+def _state_of(merged: list[_Row], suppressed: list[_Row]) -> ConsentState:
+    """One client's state from their book and ledger rows and their kept suppressions."""
+    suppressed_categories = {row[3] for row in suppressed}
+    merged = [row for row in merged if not (row[5] == "crm_import" and row[3] in suppressed_categories)]
+    merged.extend(suppressed)
+    decided: dict[str, tuple[bool, datetime]] = {}
+    keyword: tuple[datetime, bool] | None = None
+    for at, order, _, purpose, granted, source in sorted(merged, key=lambda item: item[:3]):
+        decided[purpose] = (granted, at)
+        own = ((order == 1 and source in KEYWORD_SOURCES and purpose == "utility")
+               or (order == 0 and source == "whatsapp_keyword" and purpose in ("utility", "service"))
+               or source == "suppression_stop")
+        if own:
+            keyword = (at, granted)
+    stopped_at = keyword[0] if keyword is not None and not keyword[1] else None
+    return ConsentState(decided, stopped_at)
+
+
 async def consent_states_many(
     conn: AsyncConnection,
     clients: Sequence[tuple[str | None, Sequence[str]]],
@@ -336,63 +421,29 @@ async def consent_states_many(
     names = table_names
     if names is None:
         names = await conn.run_sync(lambda sync: set(inspect(sync).get_table_names()))
-    # (at, order, row id, purpose, granted, source)
-    Row = tuple[datetime, int, int, str, bool, str]
-    book_rows: dict[str, list[Row]] = {}
+    book_rows: dict[str, list[_Row]] = {}
     client_ids = list(dict.fromkeys(cid for cid, _ in clients if cid))
     if client_ids and consents.name in names:
-        c = consents.c
-        for start in range(0, len(client_ids), chunk):
-            query = (select(c.client_id, c.purpose, c.granted, c.recorded_at, c.id, c.source)
-                     .where(c.client_id.in_(client_ids[start:start + chunk])))
-            for cid, purpose, granted, at, row_id, source in (await conn.execute(query)).all():
-                at = at if at.tzinfo is not None else at.replace(tzinfo=timezone.utc)
-                book_rows.setdefault(cid, []).append((at, 0, row_id, purpose, bool(granted), source))
-    ledger_rows: dict[str, list[Row]] = {}
+        book_rows = await _book_rows(conn, client_ids, chunk)
+    ledger_rows: dict[str, list[_Row]] = {}
     subjects_per_client = [subjects_for(aliases, cid) for cid, aliases in clients]
     all_subjects = list(dict.fromkeys(s for subjects in subjects_per_client for s in subjects))
     if all_subjects and ledger_table.name in names:
-        for start in range(0, len(all_subjects), chunk):
-            query = (select(_L.subject, _L.category, _L.granted, _L.recorded_us, _L.id, _L.source)
-                     .where(_L.subject.in_(all_subjects[start:start + chunk])))
-            for subject, category, granted, at_us, row_id, source in (await conn.execute(query)).all():
-                if source not in exclude_sources:
-                    ledger_rows.setdefault(subject, []).append(
-                        (from_us(at_us), 1, row_id, category, bool(granted), source))  # type: ignore[arg-type]
-    kept: dict[str, list[Row]] = {}
+        ledger_rows = await _ledger_rows(conn, all_subjects, exclude_sources, chunk)
+    kept: dict[str, list[_Row]] = {}
     hashed: dict[str, str] = {}
     if salt is not None and all_subjects and suppressions_table.name in names:
         hashed = {subject: suppression_hash(salt, subject) for subject in all_subjects}
-        hashes = sorted(set(hashed.values()))
-        for start in range(0, len(hashes), chunk):
-            query = (select(_S.subject_hash, _S.category, _S.opted_out, _S.at_us, _S.id)
-                     .where(_S.subject_hash.in_(hashes[start:start + chunk])))
-            for digest, category, opted_out, at_us, row_id in (await conn.execute(query)).all():
-                kept.setdefault(digest, []).append(
-                    (from_us(at_us), 2, row_id, category, False,  # type: ignore[arg-type]
-                     "suppression_stop" if opted_out else "suppression"))
+        kept = await _kept_rows(conn, sorted(set(hashed.values())), chunk)
     out: list[ConsentState] = []
     for (cid, _), subjects in zip(clients, subjects_per_client, strict=True):
         merged = list(book_rows.get(cid, ())) if cid else []
-        suppressed: list[Row] = []
+        suppressed: list[_Row] = []
         for subject in subjects:
             merged.extend(ledger_rows.get(subject, ()))
             if subject in hashed:
                 suppressed.extend(kept.get(hashed[subject], ()))
-        suppressed_categories = {row[3] for row in suppressed}
-        merged = [row for row in merged if not (row[5] == "crm_import" and row[3] in suppressed_categories)]
-        merged.extend(suppressed)
-        decided: dict[str, tuple[bool, datetime]] = {}
-        keyword: tuple[datetime, bool] | None = None
-        for at, order, _, purpose, granted, source in sorted(merged, key=lambda item: item[:3]):
-            decided[purpose] = (granted, at)
-            own = ((order == 1 and source in KEYWORD_SOURCES and purpose == "utility")
-                   or (order == 0 and source == "whatsapp_keyword" and purpose in ("utility", "service"))
-                   or source == "suppression_stop")
-            if own:
-                keyword = (at, granted)
-        stopped_at = keyword[0] if keyword is not None and not keyword[1] else None
-        out.append(ConsentState(decided, stopped_at))
+        out.append(_state_of(merged, suppressed))
     return out
 
 

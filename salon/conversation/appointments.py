@@ -106,6 +106,8 @@ def parse_party_size(text: str | None) -> int | None:
 
 @dataclass(frozen=True)
 class SlotChoice:
+    """The slots found for what the client asked (:func:`choose_slots`)."""
+
     exact: Slot | None
     """The very time asked, when it is free."""
     offers: tuple[Slot, ...]

@@ -53,4 +53,7 @@ def contact_request(about: str, language: str) -> dict[str, Any]:
 
 
 def thanks_for_number(language: str) -> str:
+    """The thanks once the client has shared her number, in her language (English when it
+    has no words).
+    """
     return _THANKS.get(language, _THANKS["en"])

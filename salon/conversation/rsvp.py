@@ -248,6 +248,9 @@ def choose_event(standings: Sequence[Standing], language: str) -> Reply:
 
 
 def ask_guests(standing: Standing, language: str) -> Reply:
+    """Ask whether anyone joins the client: a "just me" button and one per guest count
+    the invitation allows (two at most); a place already confirmed is recalled first.
+    """
     event = standing.event
     allowed = event.guests_per_invitation
     reply = standing.reply
@@ -370,6 +373,7 @@ def _advisor_button(record: ClientRecord | None, language: str) -> dict[str, str
 
 
 def no_event_line(record: ClientRecord, language: str) -> Reply:
+    """No event awaits the client's reply: her advisor will tell her of the coming ones."""
     who = record.advisor.first_name if record.advisor else None
     if _fr(language):
         lead = f"{who} se fera un plaisir" if who else "Votre conseiller se fera un plaisir"
@@ -426,6 +430,9 @@ def withdraw_question(standing: Standing, language: str) -> Reply:
 
 
 def withdrawn_line(event: Event, previous: str | None, record: ClientRecord, language: str) -> str:
+    """The line confirming a withdrawal: the place released, off the waiting list, or the
+    regrets sent (``previous``: the reply withdrawn).
+    """
     who = record.advisor.first_name if record.advisor else None
     if _fr(language):
         if previous == "accepted":
@@ -443,11 +450,13 @@ def withdrawn_line(event: Event, previous: str | None, record: ClientRecord, lan
 
 
 def which_to_withdraw(standings: Sequence[Standing], language: str) -> Reply:
+    """Ask which event a withdrawal is about, one button per event (at most ten)."""
     text = ("De quel événement s'agit-il ?" if _fr(language) else "Which event is this about?")
     return Reply(text, [_button(s, "cancel_event_rsvp", language) for s in standings[:10]])
 
 
 def nothing_to_withdraw(language: str) -> Reply:
+    """No reply to an upcoming event is linked to this number: nothing to withdraw."""
     if _fr(language):
         return Reply("Je ne trouve aucune réponse à un événement à venir liée à ce numéro.",
                      [{"title": "Nos événements", "payload": "/event_rsvp"}])
@@ -459,6 +468,7 @@ def nothing_to_withdraw(language: str) -> Reply:
 
 
 def not_sure_which(language: str) -> str:
+    """Said when it is unclear which event the client means."""
     return ("Pardonnez-moi, je ne suis pas certain de l'événement dont vous parlez." if _fr(language)
             else "Forgive me, I am not sure which event you mean.")
 
@@ -473,11 +483,13 @@ def full_lead(event: Event, language: str) -> str:
 
 
 def guests_not_understood(language: str) -> str:
+    """Said when the number of guests could not be read."""
     return ("Pardonnez-moi, je n'ai pas bien saisi combien d'invités vous accompagneront." if _fr(language)
             else "Forgive me, I did not quite catch how many guests will join you.")
 
 
 def guests_allowed(event: Event, language: str) -> str:
+    """How many guests the invitation allows (none: it is personal)."""
     allowed = event.guests_per_invitation
     if allowed == 0:
         return ("Cette invitation vous est strictement personnelle." if _fr(language)
@@ -488,6 +500,7 @@ def guests_allowed(event: Event, language: str) -> str:
 
 
 def taken_meanwhile(language: str) -> str:
+    """Said when the last places were taken while the client was answering."""
     return ("Je suis désolé, les dernières places viennent d'être prises." if _fr(language)
             else "I am sorry, the last places have just been taken.")
 
@@ -503,11 +516,13 @@ def declined_offer_line(record: ClientRecord, language: str) -> str:
 
 
 def already_declined(event: Event, language: str) -> str:
+    """Said when the client's regrets for the event were already sent."""
     return (f"Vos regrets pour {_title(event, language)} ont déjà été transmis." if _fr(language)
             else f"Your regrets for {_title(event, language)} have already been sent.")
 
 
 def event_begun(event: Event, language: str) -> str:
+    """Said when the event has begun: the reply can no longer change."""
     return (f"{_title(event, language)} a déjà commencé ; je ne peux plus modifier votre réponse." if _fr(language)
             else f"{_title(event, language)[0].upper()}{_title(event, language)[1:]} has already begun, "
             "so I can no longer change your reply.")

@@ -100,9 +100,10 @@ def _future_date(candidate_month: int, candidate_day: int, year: int | None, tod
         return None
 
 
-def _day(text: str, today: date) -> tuple[date | None, date | None]:
-    """(first day, last day) named by ``text``, or (None, None)."""
-    words = _words(text)
+def _relative_span(text: str, words: set[str], today: date) -> tuple[date, date | None] | None:
+    """The day or span a relative phrase names (tomorrow, today, next week, this
+    weekend…), or None if ``text`` holds none.
+    """
     if "apres demain" in text or "day after tomorrow" in text:
         return today + timedelta(days=2), None
     if "tomorrow" in words or "demain" in words or "tmrw" in words:
@@ -117,6 +118,13 @@ def _day(text: str, today: date) -> tuple[date | None, date | None]:
     if "this weekend" in text or "ce week end" in text or "weekend" in words:
         saturday = today + timedelta(days=(5 - today.weekday()) % 7)
         return saturday, saturday + timedelta(days=1)
+    return None
+
+
+def _written_date(text: str, today: date) -> tuple[date | None, None] | None:
+    """The date written out ("4 December", "december 4th", "4/12") as (day, None), the
+    day None when no such day exists; None if ``text`` writes no date.
+    """
     match = _DAY_MONTH.search(text)
     if match:
         return _future_date(MONTHS[match.group(2)], int(match.group(1)), None, today), None
@@ -128,25 +136,53 @@ def _day(text: str, today: date) -> tuple[date | None, date | None]:
         year = match.group(3)
         full_year = None if year is None else int(year) + (2000 if len(year) == 2 else 0)
         return _future_date(int(match.group(2)), int(match.group(1)), full_year, today), None
+    return None
+
+
+def _next_weekday(words: set[str], today: date) -> date | None:
+    """The next day of the weekday named (today if it is today, unless "next" is said)."""
     for word, weekday in WEEKDAYS.items():
         if word in words:
             ahead = (weekday - today.weekday()) % 7
             if ahead == 0 and ({"next", "prochain"} & words):
                 ahead = 7
-            return today + timedelta(days=ahead), None
+            return today + timedelta(days=ahead)
+    return None
+
+
+def _ordinal_day(text: str, today: date) -> date | None:
+    """The day of the month named ("the 4th", "le 4"): this month's if still ahead, else
+    next month's; None if ``text`` names none or the day does not exist.
+    """
     match = _ORDINAL.search(text)
-    if match:
-        day_of_month = int(match.group(1))
-        month, year = today.month, today.year
-        for _ in range(2):
-            try:
-                found = date(year, month, day_of_month)
-            except ValueError:
-                found = None
-            if found is not None and found >= today:
-                return found, None
-            month, year = (1, year + 1) if month == 12 else (month + 1, year)
-    return None, None
+    if not match:
+        return None
+    day_of_month = int(match.group(1))
+    month, year = today.month, today.year
+    for _ in range(2):
+        try:
+            found = date(year, month, day_of_month)
+        except ValueError:
+            found = None
+        if found is not None and found >= today:
+            return found
+        month, year = (1, year + 1) if month == 12 else (month + 1, year)
+    return None
+
+
+def _day(text: str, today: date) -> tuple[date | None, date | None]:
+    """(first day, last day) named by ``text``, or (None, None)."""
+    words = _words(text)
+    span = _relative_span(text, words, today)
+    if span is not None:
+        return span
+    written = _written_date(text, today)
+    if written is not None:
+        return written
+    weekday = _next_weekday(words, today)
+    if weekday is not None:
+        return weekday, None
+    return _ordinal_day(text, today), None
 
 
 def _clock(text: str) -> time | None:
@@ -169,9 +205,9 @@ def _clock(text: str) -> time | None:
         if hour > 23 or minute > 59:
             return None
         return time(hour, minute)
-    match = _BARE_AT.search(text)
-    if match:
-        hour = int(match.group(1))
+    bare = _BARE_AT.search(text)
+    if bare:
+        hour = int(bare.group(1))
         if 1 <= hour <= 7:
             hour += 12
         if hour <= 23:
@@ -205,12 +241,12 @@ def parse_when(text: str | None, now: datetime, zone: ZoneInfo | str) -> TimeWin
     first, last = _day(plain, today)
     at = _clock(plain)
     part = _part(plain)
-    if first is None and at is None and part is None:
-        return None
     if first is None:
         # A time alone means the next such time: today if still ahead, else tomorrow.
+        probe = at if at is not None else part[1] if part is not None else None
+        if probe is None:
+            return None  # no day, no time
         first = today
-        probe = at if at is not None else part[1]  # type: ignore[index]
         if datetime.combine(today, probe, tzinfo=tz) <= local_now:
             first = today + timedelta(days=1)
     last = last or first

@@ -125,6 +125,9 @@ def _common_arguments(parser: argparse.ArgumentParser, ports: tuple[int, int, in
 
 
 def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``salon demo``: the default ports, the follow-up helper, the work
+    folder and the clock.
+    """
     _common_arguments(parser, (5900, 5005, 5055))
     parser.add_argument(
         "--followup-port", type=_port, default=5901,
@@ -146,6 +149,9 @@ def add_demo_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_check_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``salon demo-check``: free ports, the story's instant, the work folder
+    and how long replies are watched.
+    """
     _common_arguments(parser, (0, 0, 0))
     parser.add_argument(
         "--at", type=instant, default=STORY_INSTANT,
@@ -223,11 +229,13 @@ class FollowUpServer:
         self._server = ThreadingHTTPServer((host, port), self._handler())
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
+        # The bound (host, port) of this IPv4 server; the port is the one chosen for 0.
+        bound: tuple[str, int] = self._server.socket.getsockname()[:2]
+        self._host, self._port = bound
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/follow-up"
+        return f"http://{self._host}:{self._port}/follow-up"
 
     def start(self) -> str:
         self._thread = threading.Thread(
@@ -371,6 +379,7 @@ def _dead_process(stack: Stack) -> str | None:
 
 
 def demo_banner(config: StackConfig, followup_url: str | None) -> str:
+    """What ``salon demo`` prints once the stack is up: the addresses and a story to try."""
     phone = f"{config.emulator_url}/_emulator/phone"
     if followup_url:
         phone += f"?followup={followup_url}"
@@ -593,71 +602,91 @@ def _one_containing(
     return ok, _show_all(messages)
 
 
-def story_steps(conv: Conversation, rasa_url: str, jwt_secret: str) -> list[Step]:
-    """The demo's story as checks; the substrings come from domain.yml's responses."""
-    seen: dict[str, dict[str, Any]] = {}
+class _Story:
+    """The demo's story, one check per step; ``seen`` keeps the messages whose buttons a
+    later step taps.
+    """
 
-    def phone_page() -> tuple[bool, str]:
-        response = conv.http.get("/_emulator/phone")
+    def __init__(self, conv: Conversation, rasa_url: str, jwt_secret: str) -> None:
+        self.conv = conv
+        self.rasa_url = rasa_url
+        self.jwt_secret = jwt_secret
+        self.seen: dict[str, dict[str, Any]] = {}
+
+    def phone_page(self) -> tuple[bool, str]:
+        response = self.conv.http.get("/_emulator/phone")
         ok = response.status_code == 200 and 'id="thread"' in response.text
         return ok, f"HTTP {response.status_code}, {len(response.text)} characters of HTML"
 
-    def greet() -> tuple[bool, str]:
+    def greet(self) -> tuple[bool, str]:
+        conv = self.conv
         box = conv.replies(lambda: conv.say("Hello"))
         ok, shown = _one_containing(box, "Ms Laurent")
         greeting = next((m for m in box if "Ms Laurent" in (m.get("body") or "")), None)
         if greeting is not None:
-            seen["greeting"] = greeting
+            self.seen["greeting"] = greeting
         return ok and greeting is not None and "Book a visit" in greeting["buttons"], shown
 
-    def book() -> tuple[bool, str]:
-        box = conv.replies(lambda: conv.tap(seen["greeting"], "Book a visit"))
+    def book(self) -> tuple[bool, str]:
+        conv = self.conv
+        box = conv.replies(lambda: conv.tap(self.seen["greeting"], "Book a visit"))
         return _one_containing(box, "Which boutique would suit you")
 
-    def boutique() -> tuple[bool, str]:
+    def boutique(self) -> tuple[bool, str]:
+        conv = self.conv
         return _one_containing(conv.replies(lambda: conv.say("Paris")),
                                "What shall we prepare for your visit")
 
-    def service() -> tuple[bool, str]:
+    def service(self) -> tuple[bool, str]:
+        conv = self.conv
         return _one_containing(conv.replies(lambda: conv.say("a private viewing")),
                                "Which day and time would suit you")
 
-    def offered(key: str, box: list[dict[str, Any]], *needles: str) -> tuple[bool, str]:
+    def _offered(self, key: str, box: list[dict[str, Any]], *needles: str) -> tuple[bool, str]:
+        """A reply holding ``needles`` with buttons, kept as ``seen[key]`` for the next tap."""
         ok, shown = _one_containing(box, *needles)
         found = next((m for m in box if all(n in (m.get("body") or "") for n in needles)), None)
         if found is not None and found.get("buttons"):
-            seen[key] = found
-        return ok and key in seen, shown
+            self.seen[key] = found
+        return ok and key in self.seen, shown
 
-    def when() -> tuple[bool, str]:
+    def when(self) -> tuple[bool, str]:
+        conv = self.conv
         box = conv.replies(lambda: conv.say("next Tuesday afternoon"))
-        return offered("times", box, "free times in Paris")
+        return self._offered("times", box, "free times in Paris")
 
-    def pick_time() -> tuple[bool, str]:
-        box = conv.replies(lambda: conv.tap(seen["times"], "0"))
-        return offered("party", box, "Will anyone be joining you")
+    def pick_time(self) -> tuple[bool, str]:
+        conv = self.conv
+        box = conv.replies(lambda: conv.tap(self.seen["times"], "0"))
+        return self._offered("party", box, "Will anyone be joining you")
 
-    def party() -> tuple[bool, str]:
-        box = conv.replies(lambda: conv.tap(seen["party"], "Just me"))
-        return offered("summary", box, "private viewing on Tuesday", "Shall I confirm")
+    def party(self) -> tuple[bool, str]:
+        conv = self.conv
+        box = conv.replies(lambda: conv.tap(self.seen["party"], "Just me"))
+        return self._offered("summary", box, "private viewing on Tuesday", "Shall I confirm")
 
-    def confirm() -> tuple[bool, str]:
-        box = conv.replies(lambda: conv.tap(seen["summary"], "Yes, please confirm"))
+    def confirm(self) -> tuple[bool, str]:
+        conv = self.conv
+        box = conv.replies(lambda: conv.tap(self.seen["summary"], "Yes, please confirm"))
         return _one_containing(box, "It is booked", "Your reference is APT-")
 
-    def order() -> tuple[bool, str]:
+    def order(self) -> tuple[bool, str]:
+        conv = self.conv
         box = conv.replies(lambda: conv.say(f"where is my order {ORDER}"))
         return _one_containing(box, ORDER, "DHL Express")
 
-    def later() -> tuple[bool, str]:
-        conv.admin("POST", "clock", json={"advance_seconds": 25 * 3600})
-        window = conv.window()
+    def later(self) -> tuple[bool, str]:
+        self.conv.admin("POST", "clock", json={"advance_seconds": 25 * 3600})
+        window = self.conv.window()
         return window["open"] is False, (
             f"window open={window['open']}, closed at {window['closes_at']}"
         )
 
-    def follow_up() -> tuple[bool, str]:
-        box = conv.replies(lambda: trigger_follow_up(rasa_url, jwt_secret, CLIENT, "greet"))
+    def follow_up(self) -> tuple[bool, str]:
+        conv = self.conv
+        box = conv.replies(
+            lambda: trigger_follow_up(self.rasa_url, self.jwt_secret, CLIENT, "greet")
+        )
         templates = [m for m in box if m.get("template") == "advisor_update_nudge"]
         ok = (
             len(templates) == 1
@@ -666,40 +695,46 @@ def story_steps(conv: Conversation, rasa_url: str, jwt_secret: str) -> list[Step
             and all(m.get("error_code") != 131047 for m in conv.outbox())
         )
         if templates:
-            seen["nudge"] = templates[0]
+            self.seen["nudge"] = templates[0]
         return ok, _show_all(box)
 
-    def tap_nudge() -> tuple[bool, str]:
-        box = conv.replies(lambda: conv.tap(seen["nudge"], "0"))
+    def tap_nudge(self) -> tuple[bool, str]:
+        conv = self.conv
+        box = conv.replies(lambda: conv.tap(self.seen["nudge"], "0"))
         return _one_containing(box, "Ms Laurent")
 
+
+def story_steps(conv: Conversation, rasa_url: str, jwt_secret: str) -> list[Step]:
+    """The demo's story as checks; the substrings come from domain.yml's responses."""
+    story = _Story(conv, rasa_url, jwt_secret)
     return [
         Step("the phone page is served", "GET /_emulator/phone answers 200 with the page",
-             phone_page),
+             story.phone_page),
         Step('Claire writes "Hello"',
-             'the greeting by name ("…Ms Laurent…") with a "Book a visit" button', greet),
+             'the greeting by name ("…Ms Laurent…") with a "Book a visit" button', story.greet),
         Step('she taps "Book a visit"', 'the boutique prompt ("Which boutique would suit you?")',
-             book),
+             story.book),
         Step('she answers "Paris"', 'the service prompt ("What shall we prepare for your visit?")',
-             boutique),
+             story.boutique),
         Step('she answers "a private viewing"',
-             'the date prompt ("Which day and time would suit you best?")', service),
+             'the date prompt ("Which day and time would suit you best?")', story.service),
         Step('she answers "next Tuesday afternoon"',
-             'real free times in Paris as buttons ("…free times in Paris…")', when),
+             'real free times in Paris as buttons ("…free times in Paris…")', story.when),
         Step("she taps the first time", 'the party question ("Will anyone be joining you?")',
-             pick_time),
+             story.pick_time),
         Step('she taps "Just me"', 'the summary ("…private viewing on Tuesday… Shall I confirm?")',
-             party),
+             story.party),
         Step('she taps "Yes, please confirm"',
-             'the booking with its reference ("It is booked… Your reference is APT-…")', confirm),
+             'the booking with its reference ("It is booked… Your reference is APT-…")',
+             story.confirm),
         Step(f'she asks "where is my order {ORDER}"',
-             f'the order\'s real status ("…{ORDER}… DHL Express…")', order),
-        Step("25 hours pass", "the 24-hour window is closed", later),
+             f'the order\'s real status ("…{ORDER}… DHL Express…")', story.order),
+        Step("25 hours pass", "the 24-hour window is closed", story.later),
         Step("the assistant follows up (trigger_intent greet)",
              "exactly one template, advisor_update_nudge; no free-form message, no 131047",
-             follow_up),
+             story.follow_up),
         Step("she taps the template's button",
-             'the parked greeting arrives ("…Ms Laurent…"), free-form', tap_nudge),
+             'the parked greeting arrives ("…Ms Laurent…"), free-form', story.tap_nudge),
     ]
 
 

@@ -57,6 +57,8 @@ class StackError(RuntimeError):
 
 @dataclass
 class StackConfig:
+    """What a stack runs: the model, its work folder, ports, credentials and options."""
+
     model: Path
     workdir: Path
     emulator_port: int = 5900
@@ -128,6 +130,10 @@ class StackConfig:
 
 
 class Stack:
+    """The processes of one stack (emulator, action server, ``rasa run``, optionally the
+    outbound worker and API): started, watched, driven and stopped together.
+    """
+
     def __init__(self, config: StackConfig) -> None:
         self.config = config
         self.processes: dict[str, subprocess.Popen[bytes]] = {}

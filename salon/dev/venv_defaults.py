@@ -40,11 +40,14 @@ def quiet_progress_bars() -> None:
             kwargs["disable"] = True
         original.__get__(self, type(self))(*args, **kwargs)
 
-    __init__._salon_quiet = True  # type: ignore[attr-defined]
-    std.tqdm.__init__ = __init__  # type: ignore[method-assign]
+    __init__.__dict__["_salon_quiet"] = True  # marks the patch: applied once per process
+    std.tqdm.__init__ = __init__
 
 
 def apply(environ: dict[str, str] | os._Environ[str] = os.environ) -> None:
+    """Fill in the project's defaults that ``environ`` leaves unset (see the module's
+    docstring); runs on import.
+    """
     environ.setdefault("RASA_TELEMETRY_ENABLED", "false")
     if environ.get("TQDM_DISABLE", "").strip().lower() in _TRUE:
         quiet_progress_bars()

@@ -56,6 +56,7 @@ MAX_BUTTON_TITLE: Final = 20
 
 
 def is_marketing(purpose: str) -> bool:
+    """Whether ``purpose`` belongs to the marketing category (it then needs a marketing opt-in)."""
     return PURPOSE_CATEGORY.get(purpose) == MARKETING
 
 
@@ -115,6 +116,8 @@ class Content:
 
 @dataclass(frozen=True, slots=True)
 class SendFreeForm:
+    """Send ``content`` as it is: the window is open with more than the margin left."""
+
     content: Content
     window: WindowState
     kind: str = field(default="send_free_form", init=False)
@@ -122,6 +125,10 @@ class SendFreeForm:
 
 @dataclass(frozen=True, slots=True)
 class SendTemplate:
+    """Send the approved template in ``choice`` (the window is closed or closing, or there
+    is no free-form content).
+    """
+
     choice: TemplateChoice
     window: WindowState | None
     kind: str = field(default="send_template", init=False)
@@ -137,6 +144,10 @@ class SendTemplate:
 
 @dataclass(frozen=True, slots=True)
 class ParkAndNudge:
+    """Park ``content`` until the client writes, and send the re-engagement template in
+    ``nudge`` when there is one; ``reason`` says why (or why there is no nudge).
+    """
+
     content: Content | None
     nudge: TemplateChoice | None
     window: WindowState | None
@@ -151,6 +162,8 @@ class ParkAndNudge:
 
 @dataclass(frozen=True, slots=True)
 class Refuse:
+    """Send nothing: ``reason`` is a short code, ``detail`` says more when it helps."""
+
     reason: str
     detail: str = ""
     kind: str = field(default="refuse", init=False)
@@ -177,32 +190,10 @@ def decide(
     wrote). ``params`` are the template parameters at hand (``first_name`` …).
     """
     params = params or {}
-    if purpose != SERVICE_REPLY and purpose not in PURPOSE_CATEGORY:
-        return Refuse("unknown_purpose", purpose)
-    if content is not None:
-        problems = content.problems()
-        if problems:
-            return Refuse("invalid_content", "; ".join(problems))
-    marketing = is_marketing(purpose)
-    if consent.opted_out and purpose != SERVICE_REPLY:
-        return Refuse("opted_out")
-    if marketing:
-        if consent.marketing_stopped:
-            return Refuse("marketing_stopped")
-        if not (consent.marketing and consent.messaging):
-            return Refuse("no_marketing_opt_in")
-    elif purpose != SERVICE_REPLY and not consent.messaging:
-        return Refuse("no_opt_in")
-
-    if isinstance(state, WindowState):
-        window: WindowState | None = state
-        session: SessionState | None = None
-    elif state is not None:
-        session = state
-        window = state.window(now, margin)
-    else:
-        session = None
-        window = window_state(None, now, margin)
+    refused = _refusal(purpose, content, consent)
+    if refused is not None:
+        return refused
+    window, session = _window_of(state, now, margin)
 
     if content is not None and window.can_send_free_form:
         return SendFreeForm(content, window)
@@ -228,7 +219,41 @@ def decide(
         return SendTemplate(choice, window)
     if content is None:
         return Refuse(f"no_template:{choice.reason.value}", choice.detail)
-    return _park(content, window, session, consent, registry, params, language, now, marketing)
+    return _park(content, window, session, consent, registry, params, language, now,
+                 is_marketing(purpose))
+
+
+def _refusal(purpose: str, content: Content | None, consent: Consent) -> Refuse | None:
+    """Why the purpose, the content or the client's consent forbid sending at all; None
+    when nothing does.
+    """
+    if purpose != SERVICE_REPLY and purpose not in PURPOSE_CATEGORY:
+        return Refuse("unknown_purpose", purpose)
+    if content is not None:
+        problems = content.problems()
+        if problems:
+            return Refuse("invalid_content", "; ".join(problems))
+    if consent.opted_out and purpose != SERVICE_REPLY:
+        return Refuse("opted_out")
+    if is_marketing(purpose):
+        if consent.marketing_stopped:
+            return Refuse("marketing_stopped")
+        if not (consent.marketing and consent.messaging):
+            return Refuse("no_marketing_opt_in")
+    elif purpose != SERVICE_REPLY and not consent.messaging:
+        return Refuse("no_opt_in")
+    return None
+
+
+def _window_of(
+    state: SessionState | WindowState | None, now: datetime, margin: timedelta
+) -> tuple[WindowState, SessionState | None]:
+    """The client's window at ``now``, and her session state when ``state`` is one."""
+    if isinstance(state, WindowState):
+        return state, None
+    if state is not None:
+        return state.window(now, margin), state
+    return window_state(None, now, margin), None
 
 
 def _park(

@@ -69,6 +69,10 @@ gives up on templates."""
 
 @dataclass(frozen=True, slots=True)
 class SendOutcome:
+    """What became of one message: the action taken, with the wamid, record, template and
+    reason that go with it.
+    """
+
     action: str
     """``free_form``, ``template``, ``parked`` (with or without a nudge), ``refused`` or
     ``failed``."""
@@ -89,6 +93,10 @@ wrote again (``parked_delivered``), or content re-routed after a 131047
 
 
 class GuardedSender:
+    """The send-time guard (see the module docstring): each message is decided right
+    before its HTTP call, sent, parked or refused, and kept in the outbound record.
+    """
+
     def __init__(
         self,
         *,

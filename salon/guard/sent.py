@@ -83,6 +83,10 @@ _O = outbound_table.c
 
 @dataclass(frozen=True, slots=True)
 class OutboundRecord:
+    """One ``wa_outbound`` row as read back: what we sent (or parked, or refused), to
+    whom, and its latest status.
+    """
+
     id: int
     wamid: str | None
     phone_number_id: str

@@ -31,8 +31,9 @@ from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import and_, func, select, update
+from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from salon.clock import Clock, require_aware
 from salon.integrations.schema import appointments, boutiques, opening_hours, services
@@ -68,6 +69,10 @@ class ClientBusy(BookingError):
 
 @dataclass(frozen=True, slots=True)
 class Boutique:
+    """A boutique as the book sees it: its salons, services, slot length and weekly hours
+    in its own time zone.
+    """
+
     id: str
     name: str
     city: str
@@ -119,6 +124,8 @@ class Boutique:
 
 @dataclass(frozen=True, slots=True)
 class Slot:
+    """A bookable slot and how many of its salons are still free."""
+
     boutique_id: str
     starts_at: datetime
     ends_at: datetime
@@ -127,6 +134,8 @@ class Slot:
 
 @dataclass(frozen=True, slots=True)
 class Appointment:
+    """A booked appointment: who, where (boutique and salon), when and its status."""
+
     id: str
     boutique_id: str
     client_id: str
@@ -140,6 +149,8 @@ class Appointment:
 
 
 class Bookings(Protocol):
+    """The appointment book the actions use (see the module's docstring)."""
+
     async def boutiques(self) -> dict[str, Boutique]: ...
 
     async def service_labels(self, language: str) -> dict[str, str]: ...
@@ -163,8 +174,8 @@ class Bookings(Protocol):
     async def get(self, appointment_id: str) -> Appointment | None: ...
 
 
-def _appointment(row: object) -> Appointment:
-    r = row._mapping  # type: ignore[attr-defined]
+def _appointment(row: Row) -> Appointment:
+    r = row._mapping
     return Appointment(r["id"], r["boutique_id"], r["client_id"], r["service"], r["starts_at"],
                        r["ends_at"], r["status"], r["advisor_id"], r["salon_number"], r["notes"])
 
@@ -204,9 +215,9 @@ class SqlBookings:
         return {r.id: str((r.label or {}).get(language) or (r.label or {}).get("en") or r.id)
                 for r in rows}
 
-    async def _taken(self, conn: object, boutique_id: str, start: datetime,
+    async def _taken(self, conn: AsyncConnection, boutique_id: str, start: datetime,
                      end: datetime) -> dict[datetime, set[int]]:
-        rows = (await conn.execute(  # type: ignore[attr-defined]
+        rows = (await conn.execute(
             select(appointments.c.starts_at, appointments.c.salon_number).where(
                 appointments.c.boutique_id == boutique_id,
                 appointments.c.status != "cancelled",
@@ -277,11 +288,13 @@ class SqlBookings:
             free = [n for n in range(1, shop.salons + 1) if n not in taken]
             if not free:
                 raise SlotTaken(f"{boutique_id} {starts_at.isoformat()} is fully booked")
+            appointment_id = f"APT-{day}-{prefix}-{secrets.token_hex(3).upper()}"
+            attached = advisor_id if advisor_free else None
             values = {
-                "id": f"APT-{day}-{prefix}-{secrets.token_hex(3).upper()}",
+                "id": appointment_id,
                 "boutique_id": boutique_id, "salon_number": free[0], "starts_at": starts_at,
                 "ends_at": ends_at, "service": service, "client_id": client_id,
-                "advisor_id": advisor_id if advisor_free else None, "status": "booked",
+                "advisor_id": attached, "status": "booked",
                 "created_at": self.clock.now(), "notes": notes,
             }
             try:
@@ -291,18 +304,18 @@ class SqlBookings:
                 logger.info("salon %s of %s at %s taken meanwhile; trying again",
                             free[0], boutique_id, starts_at.isoformat())
                 continue
-            return Appointment(values["id"], boutique_id, client_id, service, starts_at,
-                               ends_at, "booked", values["advisor_id"], free[0], notes)
+            return Appointment(appointment_id, boutique_id, client_id, service, starts_at,
+                               ends_at, "booked", attached, free[0], notes)
         raise SlotTaken(f"{boutique_id} {starts_at.isoformat()} could not be booked")
 
-    async def _client_busy(self, conn: object, client_id: str, starts_at: datetime) -> bool:
-        row = (await conn.execute(select(func.count()).where(  # type: ignore[attr-defined]
+    async def _client_busy(self, conn: AsyncConnection, client_id: str, starts_at: datetime) -> bool:
+        row = (await conn.execute(select(func.count()).where(
             appointments.c.client_id == client_id, appointments.c.starts_at == starts_at,
             appointments.c.status != "cancelled"))).scalar_one()
         return bool(row)
 
-    async def _advisor_busy(self, conn: object, advisor_id: str, starts_at: datetime) -> bool:
-        row = (await conn.execute(select(func.count()).where(  # type: ignore[attr-defined]
+    async def _advisor_busy(self, conn: AsyncConnection, advisor_id: str, starts_at: datetime) -> bool:
+        row = (await conn.execute(select(func.count()).where(
             appointments.c.advisor_id == advisor_id, appointments.c.starts_at == starts_at,
             appointments.c.status != "cancelled"))).scalar_one()
         return bool(row)

@@ -70,6 +70,8 @@ class CrmUnavailable(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Advisor:
+    """A client's advisor: name, boutique, languages and e-mail."""
+
     id: str
     first_name: str
     last_name: str
@@ -80,6 +82,8 @@ class Advisor:
 
 @dataclass(frozen=True, slots=True)
 class Purchase:
+    """A piece the client bought: which variant, when and where."""
+
     product_id: str
     product_name: str
     colour: str
@@ -122,6 +126,8 @@ class ClientRecord:
 
 
 class Crm(Protocol):
+    """Where the actions find the client who writes (see the module's docstring)."""
+
     async def find(self, *, wa_id: str | None, user_id: str | None) -> ClientRecord | None:
         """The client writing from this BSUID and/or number, or None if unknown.
 

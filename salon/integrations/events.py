@@ -104,6 +104,8 @@ class EventFull(RsvpError):
 
 @dataclass(frozen=True, slots=True)
 class Venue:
+    """The boutique an event takes place in, with its address and time zone."""
+
     boutique_id: str
     name: str
     city: str
@@ -117,6 +119,10 @@ class Venue:
 
 @dataclass(frozen=True, slots=True)
 class Event:
+    """A maison event: texts per language, venue, times, reply deadline, places and the
+    tiers it is for.
+    """
+
     id: str
     title: Mapping[str, str]
     description: Mapping[str, str]
@@ -151,6 +157,8 @@ class Event:
 
 @dataclass(frozen=True, slots=True)
 class Rsvp:
+    """A client's reply to an event, with the guests they bring."""
+
     event_id: str
     client_id: str
     status: str
@@ -189,6 +197,10 @@ class Standing:
 
 
 class Events(Protocol):
+    """The maison's events as the actions use them: what a client may attend, and their
+    replies.
+    """
+
     async def upcoming_for(self, client_id: str) -> list[Standing]:
         """Events not yet begun that the client may attend, soonest first."""
 

@@ -17,6 +17,7 @@ from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql import Select
 
 from salon.integrations.crm import owner_condition
 from salon.integrations.schema import clients, order_items, orders, products
@@ -36,6 +37,10 @@ def normalise_order_number(text: str | None) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class OrderFacts:
+    """What a client may learn about one of their orders: status, pieces, shipping and the
+    promised date.
+    """
+
     number: str
     status: str
     items: tuple[str, ...]
@@ -51,6 +56,8 @@ class OrderFacts:
 
 
 class Orders(Protocol):
+    """Orders, looked up for the client who asks (see the module's docstring)."""
+
     async def for_client(
         self, number: str, *, wa_id: str | None, user_id: str | None
     ) -> OrderFacts | None:
@@ -61,6 +68,8 @@ class Orders(Protocol):
 
 
 class SqlOrders:
+    """:class:`Orders` read from the maison's seeded SQL tables."""
+
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
@@ -90,9 +99,9 @@ class SqlOrders:
         )
         return await self._one(query)
 
-    async def _one(self, query: object) -> OrderFacts | None:
+    async def _one(self, query: Select) -> OrderFacts | None:
         async with self.engine.connect() as conn:
-            row = (await conn.execute(query)).first()  # type: ignore[arg-type]
+            row = (await conn.execute(query)).first()
             if row is None:
                 return None
             names = (

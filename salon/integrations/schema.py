@@ -67,7 +67,7 @@ APPOINTMENT_STATUSES = ("booked", "completed", "cancelled", "no_show")
 LIVE_APPOINTMENT_CONDITION = "status <> 'cancelled'"
 
 
-class AwareDateTime(TypeDecorator):  # type: ignore[type-arg]
+class AwareDateTime(TypeDecorator):
     """A timezone-aware instant stored as UTC on every backend.
 
     SQLite has no time zone support and silently drops ``tzinfo``; PostgreSQL's

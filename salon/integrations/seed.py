@@ -65,6 +65,8 @@ class SeedDataError(ValueError):
 
 @dataclass(frozen=True)
 class House:
+    """The maison itself, from ``maison.yml``: identity, currency, languages and tone of voice."""
+
     id: str
     name: str
     founded: int
@@ -78,6 +80,8 @@ class House:
 
 @dataclass(frozen=True)
 class Service:
+    """A service a boutique can offer (``maison.yml`` services), labelled per language."""
+
     id: str
     label: dict[str, str]
     description: dict[str, str]
@@ -85,6 +89,8 @@ class Service:
 
 @dataclass(frozen=True)
 class Boutique:
+    """A boutique from ``boutiques.yml``: contact, booking grid and weekly opening hours."""
+
     id: str
     name: str
     address: str
@@ -102,6 +108,8 @@ class Boutique:
 
 @dataclass(frozen=True)
 class Advisor:
+    """A client advisor from ``advisors.yml``, attached to one boutique."""
+
     id: str
     first_name: str
     last_name: str
@@ -117,6 +125,8 @@ class Advisor:
 
 @dataclass(frozen=True)
 class Variant:
+    """One colour and size of a product, its SKU and its stock per boutique."""
+
     sku: str
     colour: str
     size: str
@@ -125,6 +135,8 @@ class Variant:
 
 @dataclass(frozen=True)
 class Product:
+    """A catalogue product from ``products.yml``, with its variants."""
+
     id: str
     name: str
     category: str
@@ -145,6 +157,8 @@ class Product:
 
 @dataclass(frozen=True)
 class Purchase:
+    """A past purchase recorded in a client's profile."""
+
     product_id: str
     sku: str
     colour: str
@@ -157,6 +171,8 @@ class Purchase:
 
 @dataclass(frozen=True)
 class Consent:
+    """One consent record of a client: a purpose granted or withdrawn, when and how."""
+
     purpose: str
     granted: bool
     source: str
@@ -166,6 +182,8 @@ class Consent:
 
 @dataclass(frozen=True)
 class Client:
+    """A client from ``clients.yml``: contact, profile, purchases and consents."""
+
     id: str
     title: str
     first_name: str
@@ -193,6 +211,8 @@ class Client:
 
 @dataclass(frozen=True)
 class OrderItem:
+    """One line of an order: a product variant, its quantity and unit price."""
+
     product_id: str
     sku: str
     colour: str
@@ -203,6 +223,8 @@ class OrderItem:
 
 @dataclass(frozen=True)
 class Order:
+    """An order from ``orders.yml``, with its lines, shipping and delivery."""
+
     number: str
     client: str
     created_at: datetime
@@ -229,6 +251,8 @@ class Order:
 
 @dataclass(frozen=True)
 class Rsvp:
+    """A client's answer to an event invitation."""
+
     client: str
     status: str
     guests: int
@@ -238,6 +262,8 @@ class Rsvp:
 
 @dataclass(frozen=True)
 class Event:
+    """A boutique event from ``events.yml``, with its invitations' answers."""
+
     id: str
     title: dict[str, str]
     description: dict[str, str]
@@ -254,6 +280,8 @@ class Event:
 
 @dataclass(frozen=True)
 class Appointment:
+    """A salon booking from ``bookings.yml``."""
+
     id: str
     boutique: str
     salon: int
@@ -708,6 +736,14 @@ def _variant_of(
     return variant
 
 
+_CLIENT_FIELDS = (
+    "id", "title", "first_name", "last_name", "whatsapp", "user_id", "email", "language",
+    "tier", "advisor", "home_boutique", "time_zone", "birthday", "sizes", "preferences",
+    "purchases", "consents",
+)  # fmt: skip
+_SIZE_KINDS = {"ready_to_wear", "shoes", "ring"}
+
+
 def _load_clients(
     data_dir: Path,
     boutiques: dict[str, Boutique],
@@ -719,27 +755,16 @@ def _load_clients(
     phones: set[str] = set()
     user_ids: set[str] = set()
     for item in _items(file, "clients", _read(data_dir, file, "clients")):
-        item.only(
-            "id", "title", "first_name", "last_name", "whatsapp", "user_id", "email", "language",
-            "tier", "advisor", "home_boutique", "time_zone", "birthday", "sizes", "preferences",
-            "purchases", "consents",
-        )  # fmt: skip
+        item.only(*_CLIENT_FIELDS)
         client_id = _pattern(item, "id", CLIENT_ID, "C- and three digits")
         _unique(item, "id", set(clients), client_id)
-        phone = _pattern(item, "whatsapp", E164, "E.164 with '+', no spaces, e.g. +33600000001", None)
-        if phone is not None:
-            _unique(item, "whatsapp", phones, phone, "WhatsApp number")
-        user_id = _pattern(item, "user_id", BSUID, "a BSUID such as FR.1234567890123456789", None)
-        if user_id is not None:
-            _unique(item, "user_id", user_ids, user_id, "user_id")
-        if phone is None and user_id is None:
-            item.fail("a client needs a WhatsApp number (whatsapp) or a username's BSUID (user_id)")
+        phone, user_id = _client_contact(item, phones, user_ids)
         home = item.ref("home_boutique", boutiques, "boutique")
         advisor = item.ref("advisor", advisors, "advisor", None)
         if advisor is not None and advisors[advisor].boutique != home:
             item.fail(f"advisor {advisor!r} works in {advisors[advisor].boutique}, not in {home}")
         sizes = item.get("sizes", dict, {})
-        unknown_sizes = sorted(set(sizes) - {"ready_to_wear", "shoes", "ring"})
+        unknown_sizes = sorted(set(sizes) - _SIZE_KINDS)
         if unknown_sizes:
             item.fail(f"sizes: unknown kind(s) {', '.join(unknown_sizes)}")
         preferences = item.child("preferences", item.get("preferences", dict, {}))
@@ -747,66 +772,9 @@ def _load_clients(
         for category in preferences.strings("categories", []):
             if category not in schema.CATEGORIES:
                 preferences.fail(f"unknown category {category!r}")
-        wishlist = []
-        for wish in _items(
-            file, f"{item.where}: wishlist", preferences.get("wishlist", list, []), "product_id"
-        ):
-            wish.only("product_id", "colour", "size")
-            product_id = wish.ref("product_id", products, "product id")
-            variant = _variant_of(
-                wish, products, product_id, wish.text("colour"), wish.text("size")
-            )
-            wishlist.append(
-                {
-                    "product_id": product_id,
-                    "colour": variant.colour,
-                    "size": variant.size,
-                    "sku": variant.sku,
-                }
-            )
-        purchases = []
-        seen_purchases: set[tuple[str, date]] = set()
-        for entry in _items(
-            file, f"{item.where}: purchases", item.get("purchases", list, []), "product_id"
-        ):
-            entry.only("product_id", "colour", "size", "date", "boutique", "price", "currency")
-            product_id = entry.ref("product_id", products, "product id")
-            variant = _variant_of(
-                entry, products, product_id, entry.text("colour"), entry.text("size")
-            )
-            boutique_id = entry.ref("boutique", boutiques, "boutique")
-            bought_on = entry.day("date")
-            _unique(entry, "date", seen_purchases, (variant.sku, bought_on), "purchase")
-            purchases.append(
-                Purchase(
-                    product_id=product_id,
-                    sku=variant.sku,
-                    colour=variant.colour,
-                    size=variant.size,
-                    date=bought_on,
-                    boutique=boutique_id,
-                    price=entry.integer("price", minimum=1),
-                    currency=entry.choice("currency", CURRENCIES, boutiques[boutique_id].currency),
-                )
-            )
-        consents = []
-        seen_consents: set[tuple[str, datetime]] = set()
-        for entry in _items(
-            file, f"{item.where}: consents", item.get("consents", list, []), "purpose"
-        ):
-            entry.only("purpose", "granted", "source", "at", "text_shown")
-            purpose = entry.choice("purpose", schema.CONSENT_PURPOSES)
-            at = entry.instant("at")
-            _unique(entry, "at", seen_consents, (purpose, at), "consent record for this purpose at")
-            consents.append(
-                Consent(
-                    purpose=purpose,
-                    granted=entry.boolean("granted"),
-                    source=entry.choice("source", schema.CONSENT_SOURCES),
-                    at=at,
-                    text_shown=" ".join(entry.text("text_shown").split()),
-                )
-            )
+        wishlist = _load_wishlist(file, item, preferences, products)
+        purchases = _load_purchases(file, item, boutiques, products)
+        consents = _load_consents(file, item)
         clients[client_id] = Client(
             id=client_id,
             title=item.choice("title", schema.CLIENT_TITLES),
@@ -834,17 +802,114 @@ def _load_clients(
     return clients
 
 
+def _client_contact(
+    item: _Item, phones: set[str], user_ids: set[str]
+) -> tuple[str | None, str | None]:
+    """A client's WhatsApp number and BSUID, each unique across clients; one is required."""
+    phone = _pattern(item, "whatsapp", E164, "E.164 with '+', no spaces, e.g. +33600000001", None)
+    if phone is not None:
+        _unique(item, "whatsapp", phones, phone, "WhatsApp number")
+    user_id = _pattern(item, "user_id", BSUID, "a BSUID such as FR.1234567890123456789", None)
+    if user_id is not None:
+        _unique(item, "user_id", user_ids, user_id, "user_id")
+    if phone is None and user_id is None:
+        item.fail("a client needs a WhatsApp number (whatsapp) or a username's BSUID (user_id)")
+    return phone, user_id
+
+
+def _load_wishlist(
+    file: str, item: _Item, preferences: _Item, products: dict[str, Product]
+) -> list[dict[str, str]]:
+    """A client's wishlist: each wish names an existing product variant."""
+    wishlist = []
+    for wish in _items(
+        file, f"{item.where}: wishlist", preferences.get("wishlist", list, []), "product_id"
+    ):
+        wish.only("product_id", "colour", "size")
+        product_id = wish.ref("product_id", products, "product id")
+        variant = _variant_of(
+            wish, products, product_id, wish.text("colour"), wish.text("size")
+        )
+        wishlist.append(
+            {
+                "product_id": product_id,
+                "colour": variant.colour,
+                "size": variant.size,
+                "sku": variant.sku,
+            }
+        )
+    return wishlist
+
+
+def _load_purchases(
+    file: str, item: _Item, boutiques: dict[str, Boutique], products: dict[str, Product]
+) -> list[Purchase]:
+    """A client's past purchases; the same SKU bought twice on one day is a duplicate."""
+    purchases = []
+    seen_purchases: set[tuple[str, date]] = set()
+    for entry in _items(
+        file, f"{item.where}: purchases", item.get("purchases", list, []), "product_id"
+    ):
+        entry.only("product_id", "colour", "size", "date", "boutique", "price", "currency")
+        product_id = entry.ref("product_id", products, "product id")
+        variant = _variant_of(
+            entry, products, product_id, entry.text("colour"), entry.text("size")
+        )
+        boutique_id = entry.ref("boutique", boutiques, "boutique")
+        bought_on = entry.day("date")
+        _unique(entry, "date", seen_purchases, (variant.sku, bought_on), "purchase")
+        purchases.append(
+            Purchase(
+                product_id=product_id,
+                sku=variant.sku,
+                colour=variant.colour,
+                size=variant.size,
+                date=bought_on,
+                boutique=boutique_id,
+                price=entry.integer("price", minimum=1),
+                currency=entry.choice("currency", CURRENCIES, boutiques[boutique_id].currency),
+            )
+        )
+    return purchases
+
+
+def _load_consents(file: str, item: _Item) -> list[Consent]:
+    """A client's consent records, in file order; one record per purpose and instant."""
+    consents = []
+    seen_consents: set[tuple[str, datetime]] = set()
+    for entry in _items(
+        file, f"{item.where}: consents", item.get("consents", list, []), "purpose"
+    ):
+        entry.only("purpose", "granted", "source", "at", "text_shown")
+        purpose = entry.choice("purpose", schema.CONSENT_PURPOSES)
+        at = entry.instant("at")
+        _unique(entry, "at", seen_consents, (purpose, at), "consent record for this purpose at")
+        consents.append(
+            Consent(
+                purpose=purpose,
+                granted=entry.boolean("granted"),
+                source=entry.choice("source", schema.CONSENT_SOURCES),
+                at=at,
+                text_shown=" ".join(entry.text("text_shown").split()),
+            )
+        )
+    return consents
+
+
+_ORDER_FIELDS = (
+    "number", "client", "created_at", "updated_at", "status", "currency", "items",
+    "carrier", "tracking_number", "tracking_url", "shipped_from", "shipped_at", "eta",
+    "delivered_at", "delivery", "delay_reason", "notes",
+)  # fmt: skip
+
+
 def _load_orders(
     data_dir: Path, clients: dict[str, Client], products: dict[str, Product]
 ) -> dict[str, Order]:
     file = "orders.yml"
     orders: dict[str, Order] = {}
     for item in _items(file, "orders", _read(data_dir, file, "orders"), "number"):
-        item.only(
-            "number", "client", "created_at", "updated_at", "status", "currency", "items",
-            "carrier", "tracking_number", "tracking_url", "shipped_from", "shipped_at", "eta",
-            "delivered_at", "delivery", "delay_reason", "notes",
-        )  # fmt: skip
+        item.only(*_ORDER_FIELDS)
         number = _pattern(item, "number", ORDER_NUMBER, "SOL- and six digits")
         _unique(item, "number", set(orders), number, "order number")
         status = item.choice("status", schema.ORDER_STATUSES)
@@ -852,23 +917,7 @@ def _load_orders(
         updated_at = item.instant("updated_at", created_at)
         if updated_at < created_at:
             item.fail("updated_at is before created_at")
-        items: list[OrderItem] = []
-        for line in _items(file, f"{item.where}: items", item.get("items", list), "product_id"):
-            line.only("product_id", "colour", "size", "quantity", "unit_price")
-            product_id = line.ref("product_id", products, "product id")
-            variant = _variant_of(
-                line, products, product_id, line.text("colour"), line.text("size")
-            )
-            items.append(
-                OrderItem(
-                    product_id=product_id,
-                    sku=variant.sku,
-                    colour=variant.colour,
-                    size=variant.size,
-                    quantity=line.integer("quantity", minimum=1),
-                    unit_price=line.integer("unit_price", minimum=1),
-                )
-            )
+        items = _load_order_items(file, item, products)
         if not items:
             item.fail("an order needs at least one item")
         carrier = item.choice("carrier", CARRIERS, None)
@@ -920,6 +969,27 @@ def _load_orders(
             notes=item.text("notes", None),
         )
     return orders
+
+
+
+def _load_order_items(file: str, item: _Item, products: dict[str, Product]) -> list[OrderItem]:
+    """An order's lines, each an existing product variant."""
+    items: list[OrderItem] = []
+    for line in _items(file, f"{item.where}: items", item.get("items", list), "product_id"):
+        line.only("product_id", "colour", "size", "quantity", "unit_price")
+        product_id = line.ref("product_id", products, "product id")
+        variant = _variant_of(line, products, product_id, line.text("colour"), line.text("size"))
+        items.append(
+            OrderItem(
+                product_id=product_id,
+                sku=variant.sku,
+                colour=variant.colour,
+                size=variant.size,
+                quantity=line.integer("quantity", minimum=1),
+                unit_price=line.integer("unit_price", minimum=1),
+            )
+        )
+    return items
 
 
 def _load_events(
@@ -1109,9 +1179,25 @@ def _minor(amount: int) -> int:
     return amount * 100
 
 
-def _rows(data: MaisonData) -> dict[Table, list[dict[str, Any]]]:
+_Rows = dict[Table, list[dict[str, Any]]]
+
+
+def _rows(data: MaisonData) -> _Rows:
+    """Every seed row, per table, in the columns of :mod:`salon.integrations.schema`."""
+    rows: _Rows = {table: [] for table in schema.SEED_ORDER}
+    _add_house_rows(data, rows)
+    _add_boutique_rows(data, rows)
+    _add_product_rows(data, rows)
+    _add_client_rows(data, rows)
+    _add_order_rows(data, rows)
+    _add_event_rows(data, rows)
+    _add_appointment_rows(data, rows)
+    return rows
+
+
+def _add_house_rows(data: MaisonData, rows: _Rows) -> None:
+    """The house and its services."""
     h = data.house
-    rows: dict[Table, list[dict[str, Any]]] = {table: [] for table in schema.SEED_ORDER}
     rows[schema.house].append(
         {
             "id": h.id, "name": h.name, "founded": h.founded, "headquarters": h.headquarters,
@@ -1121,6 +1207,10 @@ def _rows(data: MaisonData) -> dict[Table, list[dict[str, Any]]]:
     )  # fmt: skip
     for s in data.services.values():
         rows[schema.services].append({"id": s.id, "label": s.label, "description": s.description})
+
+
+def _add_boutique_rows(data: MaisonData, rows: _Rows) -> None:
+    """Boutiques with their opening hours, and their advisors."""
     for b in data.boutiques.values():
         rows[schema.boutiques].append(
             {
@@ -1142,6 +1232,10 @@ def _rows(data: MaisonData) -> dict[Table, list[dict[str, Any]]]:
                 "email": a.email,
             }
         )  # fmt: skip
+
+
+def _add_product_rows(data: MaisonData, rows: _Rows) -> None:
+    """Products, their variants and each variant's stock per boutique."""
     for p in data.products.values():
         rows[schema.products].append(
             {
@@ -1161,6 +1255,10 @@ def _rows(data: MaisonData) -> dict[Table, list[dict[str, Any]]]:
                 rows[schema.variant_stock].append(
                     {"sku": v.sku, "boutique_id": boutique_id, "quantity": quantity}
                 )
+
+
+def _add_client_rows(data: MaisonData, rows: _Rows) -> None:
+    """Clients, their purchases and their consent records."""
     for c in data.clients.values():
         rows[schema.clients].append(
             {
@@ -1188,6 +1286,10 @@ def _rows(data: MaisonData) -> dict[Table, list[dict[str, Any]]]:
                     "source": co.source, "recorded_at": co.at, "text_shown": co.text_shown,
                 }
             )  # fmt: skip
+
+
+def _add_order_rows(data: MaisonData, rows: _Rows) -> None:
+    """Orders and their numbered lines."""
     for o in data.orders.values():
         rows[schema.orders].append(
             {
@@ -1209,6 +1311,10 @@ def _rows(data: MaisonData) -> dict[Table, list[dict[str, Any]]]:
                     "quantity": it.quantity, "unit_price_minor": _minor(it.unit_price),
                 }
             )  # fmt: skip
+
+
+def _add_event_rows(data: MaisonData, rows: _Rows) -> None:
+    """Events and their RSVPs."""
     for e in data.events.values():
         rows[schema.events].append(
             {
@@ -1226,6 +1332,10 @@ def _rows(data: MaisonData) -> dict[Table, list[dict[str, Any]]]:
                     "guests": r.guests, "responded_at": r.responded_at, "notes": r.notes,
                 }
             )  # fmt: skip
+
+
+def _add_appointment_rows(data: MaisonData, rows: _Rows) -> None:
+    """Salon appointments."""
     for ap in data.appointments.values():
         rows[schema.appointments].append(
             {
@@ -1235,7 +1345,6 @@ def _rows(data: MaisonData) -> dict[Table, list[dict[str, Any]]]:
                 "created_at": ap.created_at, "notes": ap.notes,
             }
         )  # fmt: skip
-    return rows
 
 
 #: How each table's rows are matched on re-seeding (natural keys for surrogate-id tables).

@@ -16,6 +16,7 @@ __all__ = ["add_synthetic_clients", "synthetic_wa_id"]
 
 
 def synthetic_wa_id(index: int) -> str:
+    """The WhatsApp id of synthetic client number ``index`` (``3377`` and eight digits)."""
     return f"3377{index:08d}"
 
 

@@ -99,6 +99,8 @@ def mask(text: str | None) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class AuditEntry:
+    """One turn of the styling fallback, as :meth:`LlmAudit.record` stores it (masked)."""
+
     client_id: str | None
     mode: str
     model: str
@@ -115,6 +117,8 @@ class AuditEntry:
 
 
 class LlmAudit(SqlTables):
+    """The ``llm_audit`` table: records turns and purges those past the retention."""
+
     metadata = metadata
 
     def __init__(self, url: str | None = None, *, engine: AsyncEngine | None = None, clock: Clock,

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import openai
 from openai import AsyncOpenAI
+from openai.types.chat import ChatCompletionMessageParam
 
 from salon.llm.config import LlmSettings
 
@@ -40,11 +41,25 @@ class LlmUnavailable(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class Completion:
+    """A model's answer, which model gave it, its token counts and the attempts it took."""
+
     text: str
     model: str
     prompt_tokens: int
     completion_tokens: int
     attempts: int
+
+
+def _chat_message(message: Mapping[str, str]) -> ChatCompletionMessageParam:
+    """One of the prompt's ``role``/``content`` messages in the package's typed form."""
+    role, content = message["role"], message["content"]
+    if role == "system":
+        return {"role": "system", "content": content}
+    if role == "user":
+        return {"role": "user", "content": content}
+    if role == "assistant":
+        return {"role": "assistant", "content": content}
+    raise LlmUnavailable(f"unsupported message role {role!r}", 0)
 
 
 def _transient(exc: BaseException) -> bool:
@@ -54,6 +69,8 @@ def _transient(exc: BaseException) -> bool:
 
 
 class LlmClient:
+    """Chat completions from the configured endpoint, with bounded retries."""
+
     def __init__(self, settings: LlmSettings, *, backoff_seconds: float = 0.2) -> None:
         if not settings.enabled:
             raise ValueError("SALON_LLM_BASE_URL and SALON_LLM_MODEL must both be set to use a model")
@@ -72,6 +89,7 @@ class LlmClient:
 
     async def complete(self, messages: Sequence[dict[str, str]], *, max_tokens: int = 300) -> Completion:
         """One completion, retrying transient failures; raises :class:`LlmUnavailable`."""
+        chat = [_chat_message(message) for message in messages]
         attempts = 0
         last = "no attempt"
         while attempts <= self.settings.max_retries:
@@ -79,7 +97,7 @@ class LlmClient:
             try:
                 response: Any = await self._client.chat.completions.create(
                     model=str(self.settings.model),
-                    messages=list(messages),  # type: ignore[arg-type]
+                    messages=chat,
                     temperature=0.3,
                     max_tokens=max_tokens,
                 )

@@ -39,6 +39,10 @@ def _number(env: Mapping[str, str], name: str, default: float, minimum: float) -
 
 @dataclass(frozen=True, slots=True)
 class LlmSettings:
+    """The fallback's provider, deadlines, retries and audit retention (see the module's
+    docstring for each variable).
+    """
+
     base_url: str | None = None
     model: str | None = None
     api_key: str | None = None
@@ -58,6 +62,9 @@ class LlmSettings:
 
 
 def load_llm_settings(env: Mapping[str, str] | None = None) -> LlmSettings:
+    """The settings from ``env`` (default: the process's environment); a malformed or too
+    small number raises ``ValueError``.
+    """
     env = os.environ if env is None else env
     return LlmSettings(
         base_url=env.get("SALON_LLM_BASE_URL", "").strip() or None,

@@ -22,6 +22,8 @@ __all__ = ["ClientContext", "Purchase", "load_client_context"]
 
 @dataclass(frozen=True, slots=True)
 class Purchase:
+    """A piece the client bought, as the prompt's facts show it."""
+
     product_id: str
     name: str
     colour: str
@@ -64,6 +66,9 @@ class ClientContext:
 
 
 async def load_client_context(engine: AsyncEngine, *, wa_id: str | None, user_id: str | None) -> ClientContext:
+    """The client writing from this number and/or BSUID, with their latest consents; sizes,
+    preferences and their last eight purchases only with the ``personalisation`` consent.
+    """
     conditions = []
     if wa_id:
         digits = wa_id.lstrip("+")

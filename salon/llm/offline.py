@@ -44,6 +44,9 @@ def _chosen(ranked: Sequence[Ranked]) -> list[ProductFacts]:
 
 
 def advisor_offer(client: ClientContext, plural: bool = False) -> str:
+    """The closing question: shall their advisor (by first name when known) set the piece,
+    or pieces, aside or arrange a fitting?
+    """
     them = "them" if plural else "it"
     if client.advisor_first_name:
         return f"Shall I ask {client.advisor_first_name}, your client advisor, to set {them} aside for you or arrange a fitting?"

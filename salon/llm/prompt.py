@@ -83,12 +83,16 @@ def _client_fact(client: ClientContext) -> dict[str, Any]:
 
 
 def system_rules() -> str:
+    """The fixed instructions the model gets before the facts."""
     return RULES
 
 
 def build_messages(
     question: str, products: Sequence[ProductFacts], client: ClientContext, cities: Mapping[str, str]
 ) -> list[dict[str, str]]:
+    """The messages of a first draft: the rules with the client's and the retrieved pieces'
+    facts as JSON, then the client's question, fenced as quoted data.
+    """
     facts = {
         "client": _client_fact(client),
         "products": [product_fact(p, cities) for p in products],
@@ -107,6 +111,9 @@ def _quoted(question: str) -> str:
 
 
 def repair_messages(messages: Sequence[Mapping[str, str]], draft: str, problems: Sequence[str]) -> list[dict[str, str]]:
+    """The messages of a repair: the first ones, the rejected draft, and why it was
+    rejected, with the order to write it again from the facts.
+    """
     listed = "\n".join(f"- {problem}" for problem in problems)
     return [
         *(dict(m) for m in messages),

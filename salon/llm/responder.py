@@ -89,6 +89,8 @@ class _Trace:
 
 
 class StylingAdvisor:
+    """The styling fallback: answers one styling turn as the module's docstring describes."""
+
     def __init__(self, engine: AsyncEngine, settings: LlmSettings, *, clock: Clock,
                  audit: LlmAudit, llm: LlmClient | None = None, salt: bytes | None = None) -> None:
         """``salt``: the privacy salt the audit keys unknown senders with (by default the

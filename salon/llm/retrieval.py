@@ -204,6 +204,8 @@ def product_document(product: ProductFacts) -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class Ranked:
+    """A retrieved product and its score (higher is more relevant)."""
+
     product: ProductFacts
     score: float
 

@@ -103,6 +103,9 @@ def handoff_reason(text: str) -> str | None:
 
 
 def looks_like_injection(text: str) -> bool:
+    """Whether ``text`` is an obvious injection attempt: it asks to ignore, reveal or
+    replace the instructions, or carries chat-template markers.
+    """
     return bool(_INJECTION.search(text) or _INJECTION.search(fold(text)))
 
 

@@ -10,7 +10,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any
 
@@ -28,7 +28,7 @@ def _print(data: Any) -> None:
     print(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
-def _run(coro: Callable[[], Awaitable[int]]) -> int:
+def _run(coro: Callable[[], Coroutine[Any, Any, int]]) -> int:
     return asyncio.run(coro())
 
 
@@ -206,7 +206,8 @@ def _api(args: argparse.Namespace) -> int:
         async def close(_app: web.Application) -> None:
             await queue.close()
 
-        app.on_cleanup.append(close)
+        # aiohttp 3.9 types its signals for aiosignal < 1.4, whose Signal took the callback type
+        app.on_cleanup.append(close)  # type: ignore[arg-type]
         return app
 
     web.run_app(make(), host=args.host, port=args.port, access_log=None,

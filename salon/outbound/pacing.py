@@ -138,6 +138,10 @@ def _zone(name: str) -> ZoneInfo:
 
 @dataclass(frozen=True)
 class PacingConfig:
+    """How bot-initiated messages are paced: the number's rate and burst, each client's
+    interval and burst, and the quiet hours (see the module docstring).
+    """
+
     business_rate: float = 80.0
     business_burst: float = 80.0 * BURST_SECONDS
     client_interval_s: float = 6.0

@@ -197,6 +197,7 @@ def origin_of(request_id: str, attempt: int) -> str:
 
 
 def parse_origin(origin: str | None) -> tuple[str, int] | None:
+    """``ob:<request id>:<attempt>`` → ``(request id, attempt)``; None for any other origin."""
     match = _ORIGIN.match(origin or "")
     return (match.group(1), int(match.group(2))) if match else None
 
@@ -222,6 +223,8 @@ class RequestSpec:
 
 @dataclass(frozen=True, slots=True)
 class OutboundRequest:
+    """A stored request and its state, as the queue keeps it."""
+
     id: str
     idempotency_key: str
     client: ClientRef
@@ -326,7 +329,52 @@ def _parse_time(value: Any, name: str, problems: list[str]) -> datetime | None:
     return parsed.astimezone(timezone.utc)
 
 
+def _parse_text(raw: Any, problems: list[str]) -> str | None:
+    """``content.text``: a non-empty string of at most 4096 characters."""
+    if not isinstance(raw, str) or not raw.strip():
+        problems.append("content.text: a non-empty string")
+    elif len(raw) > 4096:
+        problems.append("content.text: at most 4096 characters")
+    else:
+        return raw
+    return None
+
+
+def _parse_buttons(raw: Any, text: str | None, problems: list[str]) -> list[str] | None:
+    """``content.buttons``: 1 to 3 distinct titles, under a ``text`` of at most 1024
+    characters.
+    """
+    if (not isinstance(raw, list) or not 1 <= len(raw) <= 3
+            or not all(isinstance(b, str) and 1 <= len(b.strip()) <= 20 for b in raw)):
+        problems.append("content.buttons: 1 to 3 titles of 1-20 characters")
+    elif len(set(raw)) != len(raw):
+        problems.append("content.buttons: titles must differ")
+    elif text is None:
+        problems.append("content.buttons: buttons need a text")
+    elif len(text) > 1024:
+        problems.append("content.text: at most 1024 characters with buttons")
+    else:
+        return list(raw)
+    return None
+
+
+def _parse_media(raw: Any, problems: list[str]) -> dict[str, Any] | None:
+    """``content.media``: its type, an https link and an optional caption."""
+    if not isinstance(raw, Mapping) or raw.get("type") not in ("image", "video", "document", "audio"):
+        problems.append("content.media: {type: image|video|document|audio, link: https URL}")
+    elif not isinstance(raw.get("link"), str) or not raw["link"].startswith("https://"):
+        problems.append("content.media.link: an https URL")
+    elif raw.get("caption") is not None and not isinstance(raw.get("caption"), str):
+        problems.append("content.media.caption: a string")
+    else:
+        return {k: raw[k] for k in ("type", "link", "caption") if raw.get(k) is not None}
+    return None
+
+
 def _parse_content(raw: Any, problems: list[str]) -> dict[str, Any] | None:
+    """The request's free-form ``content`` (text, buttons and/or media), checked down to
+    the one WhatsApp message it must make; None when absent or invalid.
+    """
     if raw is None:
         return None
     if not isinstance(raw, Mapping):
@@ -336,37 +384,18 @@ def _parse_content(raw: Any, problems: list[str]) -> dict[str, Any] | None:
     if unknown:
         problems.append(f"content: unknown field(s) {sorted(unknown)}")
     out: dict[str, Any] = {}
-    text_ = raw.get("text")
-    if text_ is not None:
-        if not isinstance(text_, str) or not text_.strip():
-            problems.append("content.text: a non-empty string")
-        elif len(text_) > 4096:
-            problems.append("content.text: at most 4096 characters")
-        else:
+    if raw.get("text") is not None:
+        text_ = _parse_text(raw["text"], problems)
+        if text_ is not None:
             out["text"] = text_
-    buttons = raw.get("buttons")
-    if buttons is not None:
-        if (not isinstance(buttons, list) or not 1 <= len(buttons) <= 3
-                or not all(isinstance(b, str) and 1 <= len(b.strip()) <= 20 for b in buttons)):
-            problems.append("content.buttons: 1 to 3 titles of 1-20 characters")
-        elif len(set(buttons)) != len(buttons):
-            problems.append("content.buttons: titles must differ")
-        elif "text" not in out:
-            problems.append("content.buttons: buttons need a text")
-        elif len(out["text"]) > 1024:
-            problems.append("content.text: at most 1024 characters with buttons")
-        else:
-            out["buttons"] = list(buttons)
-    media = raw.get("media")
-    if media is not None:
-        if not isinstance(media, Mapping) or media.get("type") not in ("image", "video", "document", "audio"):
-            problems.append("content.media: {type: image|video|document|audio, link: https URL}")
-        elif not isinstance(media.get("link"), str) or not media["link"].startswith("https://"):
-            problems.append("content.media.link: an https URL")
-        elif media.get("caption") is not None and not isinstance(media.get("caption"), str):
-            problems.append("content.media.caption: a string")
-        else:
-            out["media"] = {k: media[k] for k in ("type", "link", "caption") if media.get(k) is not None}
+    if raw.get("buttons") is not None:
+        buttons = _parse_buttons(raw["buttons"], out.get("text"), problems)
+        if buttons is not None:
+            out["buttons"] = buttons
+    if raw.get("media") is not None:
+        media = _parse_media(raw["media"], problems)
+        if media is not None:
+            out["media"] = media
         if "text" in out and "media" in out:
             problems.append("content: text or media, not both (put the words in media.caption)")
     if not out and not problems:
@@ -405,6 +434,52 @@ def _parse_client(raw: Any, default_pnid: str, problems: list[str]) -> ClientRef
     return ClientRef(pnid, user_id=user_id or None, wa_id=wa_id.lstrip("+") if wa_id else None)
 
 
+def _parse_params(raw: Any, problems: list[str]) -> dict[str, str]:
+    """The template ``params``: parameter names to non-empty texts of at most
+    :data:`MAX_PARAM` characters (the valid ones; the others noted in ``problems``).
+    """
+    params: dict[str, str] = {}
+    if not isinstance(raw, Mapping):
+        problems.append("params: an object of template parameters (name: text)")
+        return params
+    for key, value in raw.items():
+        if not isinstance(key, str) or not re.match(r"^[a-z_][a-z0-9_]{0,63}$", key):
+            problems.append(f"params: {key!r} is not a parameter name")
+        elif not isinstance(value, (str, int)) or isinstance(value, bool) or not str(value).strip():
+            problems.append(f"params.{key}: a non-empty text")
+        elif len(str(value)) > MAX_PARAM:
+            problems.append(f"params.{key}: at most {MAX_PARAM} characters")
+        else:
+            params[key] = str(value)
+    return params
+
+
+def _parse_times(
+    body: Mapping[str, Any], now: datetime, problems: list[str]
+) -> tuple[datetime | None, datetime | None]:
+    """``(not_before, deadline)``, the deadline still ahead and after ``not_before``."""
+    not_before = _parse_time(body.get("not_before"), "not_before", problems)
+    deadline = _parse_time(body.get("deadline"), "deadline", problems)
+    if deadline is not None and deadline <= now:
+        problems.append("deadline: already passed")
+    if deadline is not None and not_before is not None and deadline <= not_before:
+        problems.append("deadline: must be after not_before")
+    return not_before, deadline
+
+
+def _parse_trigger(raw: Any, problems: list[str]) -> dict[str, Any] | None:
+    """``trigger_intent``: ``{name, entities}`` for Rasa to turn into the message."""
+    if raw is None:
+        return None
+    if (not isinstance(raw, Mapping) or not isinstance(raw.get("name"), str)
+            or not _INTENT.match(raw["name"])
+            or not isinstance(raw.get("entities", {}), Mapping)
+            or set(raw) - {"name", "entities"}):
+        problems.append("trigger_intent: {name: an intent name, entities: {...}}")
+        return None
+    return {"name": raw["name"], "entities": dict(raw.get("entities") or {})}
+
+
 def parse_request(
     body: Any,
     *,
@@ -430,45 +505,18 @@ def parse_request(
     if purpose not in PURPOSES:
         problems.append(f"purpose: one of {sorted(PURPOSES)}")
     content = _parse_content(body.get("content"), problems)
-    params_raw = body.get("params") or {}
-    params: dict[str, str] = {}
-    if not isinstance(params_raw, Mapping):
-        problems.append("params: an object of template parameters (name: text)")
-    else:
-        for key, value in params_raw.items():
-            if not isinstance(key, str) or not re.match(r"^[a-z_][a-z0-9_]{0,63}$", key):
-                problems.append(f"params: {key!r} is not a parameter name")
-            elif not isinstance(value, (str, int)) or isinstance(value, bool) or not str(value).strip():
-                problems.append(f"params.{key}: a non-empty text")
-            elif len(str(value)) > MAX_PARAM:
-                problems.append(f"params.{key}: at most {MAX_PARAM} characters")
-            else:
-                params[key] = str(value)
+    params = _parse_params(body.get("params") or {}, problems)
     language = body.get("language")
     if language is not None and (not isinstance(language, str) or not _LANG.match(language)):
         problems.append("language: a code such as fr or en_GB")
         language = None
-    not_before = _parse_time(body.get("not_before"), "not_before", problems)
-    deadline = _parse_time(body.get("deadline"), "deadline", problems)
-    if deadline is not None and deadline <= now:
-        problems.append("deadline: already passed")
-    if deadline is not None and not_before is not None and deadline <= not_before:
-        problems.append("deadline: must be after not_before")
+    not_before, deadline = _parse_times(body, now, problems)
     key = body.get("idempotency_key")
     if key is None:
         key = f"auto:{uuid.uuid4().hex}"
     elif not isinstance(key, str) or not _KEY.match(key):
         problems.append("idempotency_key: 1-200 characters from letters, digits and ._:@/+=-")
-    trigger = body.get("trigger_intent")
-    if trigger is not None:
-        if (not isinstance(trigger, Mapping) or not isinstance(trigger.get("name"), str)
-                or not _INTENT.match(trigger["name"])
-                or not isinstance(trigger.get("entities", {}), Mapping)
-                or set(trigger) - {"name", "entities"}):
-            problems.append("trigger_intent: {name: an intent name, entities: {...}}")
-            trigger = None
-        else:
-            trigger = {"name": trigger["name"], "entities": dict(trigger.get("entities") or {})}
+    trigger = _parse_trigger(body.get("trigger_intent"), problems)
     if content is None and trigger is None and purpose in PURPOSES and not params:
         problems.append("give content, template params or trigger_intent: there is nothing to send")
     if problems:
@@ -545,7 +593,7 @@ class OutboundQueue(SqlTables):
     ) -> list[tuple[OutboundRequest, bool]]:
         """Store several requests in one transaction (a campaign): all or nothing."""
         now_us = to_us(now, "now")
-        rows = []
+        rows: list[dict[str, Any]] = []
         for spec in specs:
             not_before_us = to_us(spec.not_before, "not_before") if spec.not_before else now_us
             rows.append({

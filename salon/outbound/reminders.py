@@ -58,11 +58,18 @@ _TEXT: Final = {
 
 
 def format_day(when: datetime, language: str) -> str:
+    """The day and month as the reminder says them ("25 November"), in English when the
+    language has no month names here.
+    """
     months = _MONTHS.get(language[:2], _MONTHS["en"])
     return f"{when.day} {months[when.month - 1]}"
 
 
 class AppointmentReminders:
+    """The scan that enqueues appointment reminders and cancels stale ones (see the module
+    docstring).
+    """
+
     def __init__(self, queue: OutboundQueue, engine: AsyncEngine, phone_number_id: str) -> None:
         self.queue = queue
         self.engine = engine

@@ -108,6 +108,8 @@ class StockError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class RestockRequest:
+    """One wish as ``restock_requests`` keeps it."""
+
     id: int
     client: ClientRef
     product_id: str

@@ -85,6 +85,10 @@ MAX_TRIGGER_ATTEMPTS: Final = 6
 
 @dataclass(frozen=True)
 class WorkerConfig:
+    """How one worker claims and dispatches: batch size, parallel clients, lease, polling,
+    the longest pacing hold, how often the scans run and its shard.
+    """
+
     batch: int = 200
     concurrency: int = 64
     lease: timedelta = timedelta(seconds=60)
@@ -218,6 +222,8 @@ class ClientZones:
 
 
 class OutboundWorker:
+    """Claims due requests and dispatches each through the guard (see the module docstring)."""
+
     def __init__(
         self,
         queue: OutboundQueue,

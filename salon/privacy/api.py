@@ -119,11 +119,16 @@ def build_app(registry: PrivacyRegistry, tokens: TokenBook, *, rate_limit: RateL
     async def close(app: web.Application) -> None:
         await registry.close()
 
-    app.on_cleanup.append(close)
+    # aiohttp 3.9 types its signals for aiosignal < 1.4, whose Signal took the callback type
+    app.on_cleanup.append(close)  # type: ignore[arg-type]
     return app
 
 
 def serve(registry: PrivacyRegistry, tokens: TokenBook, host: str | None = None, port: int | None = None) -> None:
+    """Serve the GDPR API on ``host``/``port`` (else ``SALON_GDPR_API_HOST`` and
+    ``SALON_GDPR_API_PORT``, else 127.0.0.1:5071); refuses to start without a token or
+    with a malformed rate limit.
+    """
     if not len(tokens):
         raise SystemExit("salon gdpr-api: SALON_API_TOKENS holds no token; refusing to serve")
     try:

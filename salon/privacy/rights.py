@@ -223,6 +223,10 @@ class ErasureReport(dict[str, int]):
 
 @dataclass
 class PrivacyRegistry:
+    """The personal-data sources of one installation, and the export and erasure over them
+    (see the module docstring).
+    """
+
     engine: AsyncEngine
     """The Salon database (maison tables, erasure log, suppression list)."""
     salt: bytes
@@ -469,12 +473,10 @@ async def _from_book(conn: Any, names: set[str], ids: _Ids) -> None:
         ids.add_user(row.user_id)
 
 
-async def _from_sql_sessions(conn: Any, names: set[str], ids: _Ids) -> None:
+async def _session_keys(conn: Any, names: set[str], ids: _Ids, aliases: list[str]) -> set[tuple[str, str]]:
+    """The sessions (phone number id, client key) any of the client's ids leads to."""
     from salon.window.sql_store import aliases_table, sessions_table
 
-    aliases = ids.aliases()
-    if not aliases:
-        return
     keys: set[tuple[str, str]] = set()
     if aliases_table.name in names:
         a = aliases_table.c
@@ -489,8 +491,13 @@ async def _from_sql_sessions(conn: Any, names: set[str], ids: _Ids) -> None:
             conditions.append(s.user_id.in_(sorted(ids.user_ids)))
         for row in (await conn.execute(select(s.phone_number_id, s.client_key).where(or_(*conditions)))).all():
             keys.add((row.phone_number_id, row.client_key))
-    if not keys:
-        return
+    return keys
+
+
+async def _from_session_keys(conn: Any, names: set[str], ids: _Ids, keys: set[tuple[str, str]]) -> None:
+    """Every id those sessions hold: their keys, their aliases and their current ids."""
+    from salon.window.sql_store import aliases_table, sessions_table
+
     client_keys = sorted({key for _, key in keys})
     for key in client_keys:
         ids.add_alias(key)
@@ -507,6 +514,16 @@ async def _from_sql_sessions(conn: Any, names: set[str], ids: _Ids) -> None:
             if (row.phone_number_id, row.client_key) in keys:
                 ids.add_wa(row.wa_id)
                 ids.add_user(row.user_id)
+
+
+async def _from_sql_sessions(conn: Any, names: set[str], ids: _Ids) -> None:
+    """The ids the SQL session store links to the client's (aliases and current ids)."""
+    aliases = ids.aliases()
+    if not aliases:
+        return
+    keys = await _session_keys(conn, names, ids, aliases)
+    if keys:
+        await _from_session_keys(conn, names, ids, keys)
 
 
 async def _from_inbox(conn: Any, names: set[str], ids: _Ids) -> None:
@@ -556,85 +573,106 @@ async def _from_pairs(conn: Any, names: set[str], ids: _Ids) -> None:
             ids.add_user(row.user_id)
 
 
-def default_registry(settings: Settings, *, clock: Clock | None = None, endpoints: str | Path | None = None,
-                     environ: Mapping[str, str] | None = None) -> PrivacyRegistry:
-    """Every personal-data store of this installation, from the environment and Rasa's
-    endpoints file (``endpoints``, else ``SALON_RASA_ENDPOINTS``, else ``endpoints.yml``).
+# The ids each store is searched by.
+def _by_client(s: Subject) -> list[str]:
+    return [s.client_id] if s.client_id else []
+
+
+def _senders(s: Subject) -> list[str]:
+    return s.sender_ids
+
+
+def _aliases(s: Subject) -> list[str]:
+    return s.aliases
+
+
+def _ledger(s: Subject) -> list[str]:
+    return s.ledger_subjects
+
+
+def _wa_ids(s: Subject) -> list[str]:
+    return sorted(s.wa_ids)
+
+
+def _user_ids(s: Subject) -> list[str]:
+    return sorted(s.user_ids)
+
+
+def _register_book(registry: PrivacyRegistry, engine: AsyncEngine) -> None:
+    """The maison's book (``maison_*``): the client last, as it identifies her."""
+    from salon.integrations import schema
+
+    for table, column, ids in (
+        (schema.purchases, "client_id", _by_client),
+        (schema.consents, "client_id", _by_client),
+        (schema.event_rsvps, "client_id", _by_client),
+        (schema.appointments, "client_id", _by_client),
+    ):
+        registry.register(SqlRowsSource(table.name, engine, table, column, ids))
+    orders = SqlRowsSource(schema.orders.name, engine, schema.orders, "client_id", _by_client)
+    registry.register(LinkedRowsSource(schema.order_items.name, engine, schema.order_items, "order_id", orders))
+    registry.register(orders)
+    registry.register(SqlRowsSource(schema.clients.name, engine, schema.clients, "id", _by_client, identifies=True))
+
+
+def _register_channel(registry: PrivacyRegistry, engine: AsyncEngine, salt: bytes,
+                      redis_url: str | None) -> None:
+    """The session store (SQL, and Redis when configured), the WhatsApp records, the
+    language model's audit and the consent ledger.
     """
-    from salon.advisors.handoff import handoffs_table
-    from salon.advisors.repairs import repairs_table, updates_table
     from salon.consent.book import preferences_table
     from salon.consent.ledger import ledger_table
     from salon.guard.sent import outbound_table
-    from salon.integrations import schema
     from salon.llm.audit import audit_table, legacy_sender_keys, sender_keys
-    from salon.outbound.queue import events_table, requests_table
-    from salon.outbound.restock import restock_table
     from salon.webhook.inbox import inbox_table
     from salon.window.sql_store import aliases_table, parked_table, sessions_table
 
-    engine = make_async_engine(settings.effective_database_url)
-    salt = privacy_salt(settings)
-    registry = PrivacyRegistry(engine, salt, clock or clock_from_env())
-
-    def by_client(s: Subject) -> list[str]:
-        return [s.client_id] if s.client_id else []
-
-    def senders(s: Subject) -> list[str]:
-        return s.sender_ids
-
-    def aliases(s: Subject) -> list[str]:
-        return s.aliases
-
-    def ledger(s: Subject) -> list[str]:
-        return s.ledger_subjects
-
-    def wa_ids(s: Subject) -> list[str]:
-        return sorted(s.wa_ids)
-
-    def user_ids(s: Subject) -> list[str]:
-        return sorted(s.user_ids)
-
     def audit_ids(s: Subject) -> list[str]:
-        return (by_client(s) + sender_keys(salt, wa_ids(s), user_ids(s))
-                + legacy_sender_keys(wa_ids(s), user_ids(s)))
+        return (_by_client(s) + sender_keys(salt, _wa_ids(s), _user_ids(s))
+                + legacy_sender_keys(_wa_ids(s), _user_ids(s)))
 
-    for table, column, ids in (
-        (schema.purchases, "client_id", by_client),
-        (schema.consents, "client_id", by_client),
-        (schema.event_rsvps, "client_id", by_client),
-        (schema.appointments, "client_id", by_client),
-    ):
-        registry.register(SqlRowsSource(table.name, engine, table, column, ids))
-    orders = SqlRowsSource(schema.orders.name, engine, schema.orders, "client_id", by_client)
-    registry.register(LinkedRowsSource(schema.order_items.name, engine, schema.order_items, "order_id", orders))
-    registry.register(orders)
-    registry.register(SqlRowsSource(schema.clients.name, engine, schema.clients, "id", by_client, identifies=True))
-    registry.register(SqlRowsSource("salon_parked_messages", engine, parked_table, "client_key", aliases))
-    registry.register(SqlRowsSource("salon_sessions", engine, sessions_table, "client_key", aliases,
-                                    also=(("wa_id", wa_ids), ("user_id", user_ids)), identifies=True))
-    registry.register(SqlRowsSource("salon_session_aliases", engine, aliases_table, "alias", aliases,
-                                    also=(("client_key", aliases),), identifies=True))
-    if settings.redis_url:
-        registry.register(RedisSessions(settings.redis_url))
-    registry.register(SqlRowsSource("wa_inbox", engine, inbox_table, "sender_id", senders, identifies=True))
-    registry.register(SqlRowsSource("wa_outbound", engine, outbound_table, "recipient", senders))
-    registry.register(SqlRowsSource("wa_preferences", engine, preferences_table, "client_id", aliases))
+    registry.register(SqlRowsSource("salon_parked_messages", engine, parked_table, "client_key", _aliases))
+    registry.register(SqlRowsSource("salon_sessions", engine, sessions_table, "client_key", _aliases,
+                                    also=(("wa_id", _wa_ids), ("user_id", _user_ids)), identifies=True))
+    registry.register(SqlRowsSource("salon_session_aliases", engine, aliases_table, "alias", _aliases,
+                                    also=(("client_key", _aliases),), identifies=True))
+    if redis_url:
+        registry.register(RedisSessions(redis_url))
+    registry.register(SqlRowsSource("wa_inbox", engine, inbox_table, "sender_id", _senders, identifies=True))
+    registry.register(SqlRowsSource("wa_outbound", engine, outbound_table, "recipient", _senders))
+    registry.register(SqlRowsSource("wa_preferences", engine, preferences_table, "client_id", _aliases))
     registry.register(SqlRowsSource("llm_audit", engine, audit_table, "client_id", audit_ids))
-    registry.register(SqlRowsSource("consent_ledger", engine, ledger_table, "subject", ledger))
-    # What the assistant and the outbound engine keep about a client.
-    registry.register(SqlRowsSource("salon_handoffs", engine, handoffs_table, "conversation_id", senders,
-                                    also=(("client_id", by_client), ("wa_id", wa_ids), ("user_id", user_ids))))
-    repairs = SqlRowsSource("salon_repair_requests", engine, repairs_table, "conversation_id", senders,
-                            also=(("client_id", by_client),))
+    registry.register(SqlRowsSource("consent_ledger", engine, ledger_table, "subject", _ledger))
+
+
+def _register_assistant(registry: PrivacyRegistry, engine: AsyncEngine) -> None:
+    """What the assistant and the outbound engine keep about a client: handoffs, repair
+    requests, restock wishes and outbound requests (children before their rows).
+    """
+    from salon.advisors.handoff import handoffs_table
+    from salon.advisors.repairs import repairs_table, updates_table
+    from salon.outbound.queue import events_table, requests_table
+    from salon.outbound.restock import restock_table
+
+    registry.register(SqlRowsSource("salon_handoffs", engine, handoffs_table, "conversation_id", _senders,
+                                    also=(("client_id", _by_client), ("wa_id", _wa_ids), ("user_id", _user_ids))))
+    repairs = SqlRowsSource("salon_repair_requests", engine, repairs_table, "conversation_id", _senders,
+                            also=(("client_id", _by_client),))
     registry.register(LinkedRowsSource("salon_repair_updates", engine, updates_table, "request_id", repairs))
     registry.register(repairs)
-    registry.register(SqlRowsSource("restock_requests", engine, restock_table, "wa_id", wa_ids,
-                                    also=(("user_id", user_ids),)))
-    requests = SqlRowsSource("outbound_requests", engine, requests_table, "wa_id", wa_ids,
-                             also=(("user_id", user_ids),))
+    registry.register(SqlRowsSource("restock_requests", engine, restock_table, "wa_id", _wa_ids,
+                                    also=(("user_id", _user_ids),)))
+    requests = SqlRowsSource("outbound_requests", engine, requests_table, "wa_id", _wa_ids,
+                             also=(("user_id", _user_ids),))
     registry.register(LinkedRowsSource("outbound_events", engine, events_table, "request_id", requests))
     registry.register(requests)
+
+
+def _register_rasa(registry: PrivacyRegistry, environ: Mapping[str, str] | None,
+                   endpoints: str | Path | None) -> None:
+    """Rasa's tracker stores as its endpoints file configures them, with what cannot be
+    erased (problems, the event broker's copies) and the notes for the report.
+    """
     rasa = rasa_stores(environ, endpoints)
     for source in rasa.sources:
         registry.register(source)
@@ -643,6 +681,20 @@ def default_registry(settings: Settings, *, clock: Clock | None = None, endpoint
     registry.problems.update(rasa.problems)
     registry.not_erasable.extend(rasa.copies)
     registry.notes.update(rasa.notes)
+
+
+def default_registry(settings: Settings, *, clock: Clock | None = None, endpoints: str | Path | None = None,
+                     environ: Mapping[str, str] | None = None) -> PrivacyRegistry:
+    """Every personal-data store of this installation, from the environment and Rasa's
+    endpoints file (``endpoints``, else ``SALON_RASA_ENDPOINTS``, else ``endpoints.yml``).
+    """
+    engine = make_async_engine(settings.effective_database_url)
+    salt = privacy_salt(settings)
+    registry = PrivacyRegistry(engine, salt, clock or clock_from_env())
+    _register_book(registry, engine)
+    _register_channel(registry, engine, salt, settings.redis_url)
+    _register_assistant(registry, engine)
+    _register_rasa(registry, environ, endpoints)
     return registry
 
 

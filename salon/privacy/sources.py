@@ -51,6 +51,8 @@ class Subject:
 
 
 class DataSource(Protocol):
+    """What a personal-data source offers: its name, an export and an erasure of one client."""
+
     name: str
 
     async def export(self, subject: Subject) -> Any: ...

@@ -52,7 +52,7 @@ class Coalescer(Generic[K, V]):
             raise ValueError("gather_s must be between 0 and 0.1 s")
         self.gather_s = gather_s
         self._load = load
-        self._identity = identity or (lambda key: key)  # type: ignore[return-value]
+        self._identity = identity or (lambda key: key)
         self.max_batch = max_batch
         self._waiting: dict[Hashable, tuple[K, list[asyncio.Future[V]]]] = {}
         self._runner: asyncio.Task[None] | None = None

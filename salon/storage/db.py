@@ -22,7 +22,7 @@ from typing import Any, Final
 from sqlalchemy import MetaData, Table, bindparam, create_engine, event, inspect, text
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.engine.url import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
@@ -63,7 +63,7 @@ def _prepare_sqlite_file(url: URL) -> None:
 
 def _sqlite_pragmas(engine: Engine, busy_timeout_ms: int = 5000) -> None:
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # The driver's own implicit BEGIN is deferred: a transaction that reads, then
         # writes, fails at once with "database is locked" when another writer committed
         # meanwhile (the busy timeout does not apply to that upgrade). Transactions are
@@ -81,7 +81,7 @@ def _sqlite_pragmas(engine: Engine, busy_timeout_ms: int = 5000) -> None:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _on_begin(connection) -> None:  # type: ignore[no-untyped-def]
+    def _on_begin(connection: Connection) -> None:
         if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
             return  # one statement, its own transaction (SqlTables.single)
         connection.exec_driver_sql("BEGIN IMMEDIATE")

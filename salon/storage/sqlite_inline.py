@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Callable, Generator, Iterable, Sequence
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 __all__ = ["DEFAULT_BUSY_TIMEOUT", "connect"]
 
@@ -35,6 +35,9 @@ DEFAULT_BUSY_TIMEOUT: Final = 5.0
 ``PRAGMA busy_timeout=5000`` does on the threaded driver."""
 FIRST_PAUSE: Final = 0.0005
 LONGEST_PAUSE: Final = 0.005
+
+#: What :attr:`sqlite3.Connection.isolation_level` accepts (None: no implicit BEGIN).
+_IsolationLevel = Literal["DEFERRED", "EXCLUSIVE", "IMMEDIATE"] | None
 
 # The names SQLAlchemy's adapter reads from its ``aiosqlite`` module.
 DatabaseError = sqlite3.DatabaseError
@@ -132,7 +135,7 @@ class Connection:
         return self._conn.isolation_level
 
     @isolation_level.setter
-    def isolation_level(self, value: str | None) -> None:
+    def isolation_level(self, value: _IsolationLevel) -> None:
         self._conn.isolation_level = value
 
     @property

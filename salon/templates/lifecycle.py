@@ -157,7 +157,7 @@ class TemplateStates(SqlTables):
         """
         at_us = to_us(at)
         key = (_TS.name == template.name, _TS.language == template.language)
-        values = {
+        values: dict[str, dict[str, Any]] = {
             "status": {"status": template.status, "rejected_reason": template.rejected_reason},
             "quality": {"quality": template.quality},
             "category": {"category": template.category, "pending_category": template.pending_category,

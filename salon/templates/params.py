@@ -68,25 +68,14 @@ def _render(text: str, params: Sequence[str], values: Mapping[str, str], positio
     return _PLACEHOLDER.sub(lambda m: mapping.get(m.group(1), m.group(0)), text)
 
 
-def check_params(
+def _check_required(
     template: Template,
     params: Mapping[str, Any],
-    *,
-    sanitize: bool = False,
-    strict: bool = False,
-) -> tuple[list[ParamProblem], dict[str, str], dict[str, str]]:
-    """Check ``params`` against ``template`` before any send.
-
-    Returns ``(problems, values, rendered)``: the problems (empty when sendable), the
-    (sanitised) text values used, and the rendered header/body/footer texts. Checks: every
-    required name present, text values non-empty, no newline/tab, no more than four
-    consecutive spaces, header ≤ 60 and body ≤ 1,024 characters after substitution, quick
-    reply payloads ≤ 256. With ``strict=True`` names the template does not use are
-    reported too (``unexpected``).
-    """
-    problems: list[ParamProblem] = []
-    values: dict[str, str] = {}
-    used = set(template.required_params) | set(template.optional_params)
+    sanitize: bool,
+    problems: list[ParamProblem],
+    values: dict[str, str],
+) -> None:
+    """Check the template's required parameters, noting problems and the text values kept."""
     for name in template.required_params:
         if name not in params or params[name] is None:
             problems.append(ParamProblem(name, "missing"))
@@ -113,6 +102,18 @@ def check_params(
         elif _SPACES.search(text):
             problems.append(ParamProblem(name, "too_many_spaces"))
         values[name] = text
+
+
+def _check_optional(
+    template: Template,
+    params: Mapping[str, Any],
+    sanitize: bool,
+    problems: list[ParamProblem],
+    values: dict[str, str],
+) -> None:
+    """Check the optional parameters given (quick reply payloads), noting problems and
+    the text values kept.
+    """
     for name in template.optional_params:
         if name in params and params[name] is not None:
             text = _as_text(params[name])
@@ -124,23 +125,55 @@ def check_params(
             if not text or len(text) > MAX_PAYLOAD:
                 problems.append(ParamProblem(name, "too_long" if text else "empty"))
             values[name] = text
+
+
+def _render_checked(
+    template: Template, values: Mapping[str, str], problems: list[ParamProblem]
+) -> dict[str, str]:
+    """The header/body/footer texts rendered with ``values``, noting any over its limit."""
+    rendered: dict[str, str] = {}
+    positional = template.parameter_format == "positional"
+    for comp in template.components:
+        if comp.text is None or comp.format != "TEXT":
+            continue
+        text = _render(comp.text, comp.params, values, positional)
+        rendered[comp.type.lower()] = text
+        limit = {"HEADER": MAX_HEADER, "BODY": MAX_BODY, "FOOTER": MAX_FOOTER}.get(comp.type)
+        if limit is not None and len(text) > limit:
+            problems.append(
+                ParamProblem(comp.type.lower(), "too_long", f"{len(text)} > {limit}")
+            )
+    return rendered
+
+
+def check_params(
+    template: Template,
+    params: Mapping[str, Any],
+    *,
+    sanitize: bool = False,
+    strict: bool = False,
+) -> tuple[list[ParamProblem], dict[str, str], dict[str, str]]:
+    """Check ``params`` against ``template`` before any send.
+
+    Returns ``(problems, values, rendered)``: the problems (empty when sendable), the
+    (sanitised) text values used, and the rendered header/body/footer texts. Checks: every
+    required name present, text values non-empty, no newline/tab, no more than four
+    consecutive spaces, header ≤ 60 and body ≤ 1,024 characters after substitution, quick
+    reply payloads ≤ 256. With ``strict=True`` names the template does not use are
+    reported too (``unexpected``).
+    """
+    problems: list[ParamProblem] = []
+    values: dict[str, str] = {}
+    used = set(template.required_params) | set(template.optional_params)
+    _check_required(template, params, sanitize, problems, values)
+    _check_optional(template, params, sanitize, problems, values)
     if strict:
         for name in params:
             if name not in used:
                 problems.append(ParamProblem(name, "unexpected"))
     rendered: dict[str, str] = {}
     if all(name in values for name in template.required_params):
-        positional = template.parameter_format == "positional"
-        for comp in template.components:
-            if comp.text is None or comp.format != "TEXT":
-                continue
-            text = _render(comp.text, comp.params, values, positional)
-            rendered[comp.type.lower()] = text
-            limit = {"HEADER": MAX_HEADER, "BODY": MAX_BODY, "FOOTER": MAX_FOOTER}.get(comp.type)
-            if limit is not None and len(text) > limit:
-                problems.append(
-                    ParamProblem(comp.type.lower(), "too_long", f"{len(text)} > {limit}")
-                )
+        rendered = _render_checked(template, values, problems)
     return problems, values, rendered
 
 
@@ -174,16 +207,16 @@ def build_template_payload(template: Template, values: Mapping[str, str]) -> dic
         elif comp.type == "BUTTONS":
             for index, button in enumerate(comp.buttons):
                 if button.type == "QUICK_REPLY":
-                    payload = (
+                    reply = (
                         values.get(button.payload_param) if button.payload_param else None
                     ) or button.payload
-                    if payload:
+                    if reply:
                         components.append(
                             {
                                 "type": "button",
                                 "sub_type": "quick_reply",
                                 "index": index,
-                                "parameters": [{"type": "payload", "payload": payload}],
+                                "parameters": [{"type": "payload", "payload": reply}],
                             }
                         )
                 elif button.type == "URL" and button.url_param:

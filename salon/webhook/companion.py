@@ -353,6 +353,10 @@ class _Child:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The companion process's entry point (the Rasa server starts it): the channel's I/O,
+    answering the server on the inherited socket until the server goes away; returns the
+    exit code.
+    """
     parser = argparse.ArgumentParser(description="The WhatsApp channel's I/O process (started by the Rasa server).")
     parser.add_argument("--fd", type=int, required=True, help="the inherited socket to the Rasa server")
     parser.add_argument("--listen-fd", type=int, help="an inherited listening socket for Meta's webhook")

@@ -68,6 +68,10 @@ _I = inbox_table.c
 
 @dataclass(frozen=True, slots=True)
 class InboxItem:
+    """One client message as the inbox keeps it (``state``: pending, done, failed,
+    abandoned or skipped; ``attempts``: turns tried so far).
+    """
+
     wamid: str
     phone_number_id: str
     sender_id: str
@@ -147,7 +151,7 @@ class Inbox(SqlTables):
             return []
         now_us = to_us(at, "at")
         until_us = now_us + _us(lease) if lease is not None else None
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "wamid": item.wamid, "phone_number_id": item.phone_number_id,
                 "sender_id": item.sender_id, "sent_us": to_us(item.sent_at, "sent_at"),

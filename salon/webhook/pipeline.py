@@ -28,7 +28,7 @@ import os
 import socket
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -79,6 +79,8 @@ process not listed belongs to a channel that stopped)."""
 
 @dataclass(frozen=True, slots=True)
 class Reply:
+    """The HTTP answer to a webhook request: status code and plain-text body."""
+
     status: int
     body: str
 
@@ -114,6 +116,18 @@ class Turn:
 TurnHandler = Callable[[Turn], Awaitable[None]]
 
 
+@dataclass(slots=True)
+class _Windows:
+    """What recording the claimed messages' windows told, by wamid."""
+
+    parked: dict[str, int] = field(default_factory=dict)
+    """How many messages were parked for the client when this one arrived."""
+    reopened: set[str] = field(default_factory=set)
+    """The messages that reopened their client's window after it had closed."""
+    known: dict[str, tuple[ClientRef, str]] = field(default_factory=dict)
+    """The client with every id her session knows, and her conversation id."""
+
+
 class TurnInterrupted(Exception):
     """The assistant went away in the middle of a turn (its process stopped): the message
     stays pending in the inbox and is replayed when the channel starts again.
@@ -136,6 +150,10 @@ def client_of_item(item: InboxItem) -> ClientRef:
 
 
 class WebhookService:
+    """Meta's webhook for one phone number: checks, stores and acknowledges each POST,
+    then runs the clients' turns in the background (see the module docstring).
+    """
+
     def __init__(
         self,
         *,
@@ -321,11 +339,35 @@ class WebhookService:
         """
         now = self.clock.now()
         messages = sorted((m for batch in batches for m in batch.messages), key=lambda m: m.timestamp)
-        for message in messages:
-            keyword = keyword_of(message.text) if message.type == "text" and message.starts_turn else None
-            if keyword is not None:
-                message.metadata["consent_keyword"] = keyword
+        _note_consent_keywords(messages)
         items = [_inbox_item(m) for m in messages]
+        fresh = await self._claim(messages, items, now)
+        claimed = [m for m, ok in zip(messages, fresh, strict=True) if ok]
+        self.stats["duplicates"] += len(messages) - len(claimed)
+        try:
+            recorded = await self._record_claimed(claimed)
+            failures = await self._record_updates(batches)
+        except Exception:
+            await self._release(claimed)
+            raise
+        self.stats["messages"] += len(claimed)
+        self.stats["statuses"] += sum(len(batch.statuses) for batch in batches)
+        turns = []
+        for message, item, ok in zip(messages, items, fresh, strict=True):
+            if not (ok and message.starts_turn):
+                continue
+            client, conversation = recorded.known.get(message.wamid, (message.client, None))
+            _note_ids(item, client)
+            turns.append(Turn(item, client, recorded.parked.get(message.wamid),
+                              message.wamid in recorded.reopened, conversation))
+        return turns, failures
+
+    async def _claim(self, messages: list[InboundMessage], items: list[InboxItem],
+                     now: datetime) -> list[bool]:
+        """Claim the inbox rows of ``messages`` (taking over those nobody works on any
+        more); per message, True when it is this commit's. From then on the claimed
+        messages that start a turn are held until their turn ends.
+        """
         # Held before the claim: the sweep never takes a row this commit is claiming.
         mine = [w for w in dict.fromkeys(m.wamid for m in messages) if w not in self._held]
         self._held.update(mine)
@@ -335,65 +377,64 @@ class WebhookService:
         except BaseException:
             self._held.difference_update(mine)
             raise
-        claimed = [m for m, ok in zip(messages, fresh, strict=True) if ok]
         # Held from here on: the claimed messages that start a turn, until it ends.
-        self._held.difference_update(set(mine) - {m.wamid for m in claimed if m.starts_turn})
-        self.stats["duplicates"] += len(messages) - len(claimed)
-        parked: dict[str, int] = {}
+        starting = {m.wamid for m, ok in zip(messages, fresh, strict=True) if ok and m.starts_turn}
+        self._held.difference_update(set(mine) - starting)
+        return fresh
+
+    async def _record_claimed(self, claimed: list[InboundMessage]) -> _Windows:
+        """Record what the claimed messages change: identities, then windows, then
+        consent keywords.
+        """
+        for message in claimed:
+            if message.identity_change is not None:
+                # Before the windows: a message from the new id, in the same batch,
+                # then finds her session.
+                await self._follow_identity(message)
+        recorded = _Windows()
+        windows = [m for m in claimed if m.extends_window]
+        results = await self.sessions.record_inbound_many([
+            InboundRecord(m.client, m.timestamp, m.wamid, m.entry_point) for m in windows
+        ])
+        for message, result in zip(windows, results, strict=True):
+            recorded.parked[message.wamid] = result.state.parked_count
+            if result.new_session and result.state.session_count > 1:
+                recorded.reopened.add(message.wamid)
+            recorded.known[message.wamid] = _known_client(message.client, result.state)
+        for message in claimed:
+            if message.metadata.get("consent_keyword"):
+                await self._consent_keyword(message)
+        return recorded
+
+    async def _record_updates(self, batches: list[WebhookBatch]) -> list[StatusUpdate]:
+        """Record the preferences, statuses and template events of ``batches``; returns
+        the ``failed`` statuses applied now.
+        """
         failures: list[StatusUpdate] = []
-        reopened: set[str] = set()
-        known: dict[str, tuple[ClientRef, str]] = {}
+        for batch in batches:
+            for update in batch.preferences:
+                await self.consents.record_preference(
+                    update.client, update.value, update.timestamp, category=update.category,
+                    detail=update.detail,
+                )
+            for status in batch.statuses:
+                logger.debug("status %s for %s: %s", status.status, status.recipient_id, status.wamid)
+                if await self._record_status(status):
+                    failures.append(status)
+        for event in (event for batch in batches for event in batch.template_events):
+            await self._template_event(event)
+        return failures
+
+    async def _release(self, claimed: list[InboundMessage]) -> None:
+        """Give up the claims of a commit that failed: Meta's retry finds them as they were."""
+        self._held.difference_update(m.wamid for m in claimed)
         try:
-            for message in claimed:
-                if message.identity_change is not None:
-                    # Before the windows: a message from the new id, in the same batch,
-                    # then finds her session.
-                    await self._follow_identity(message)
-            windows = [m for m in claimed if m.extends_window]
-            results = await self.sessions.record_inbound_many([
-                InboundRecord(m.client, m.timestamp, m.wamid, m.entry_point) for m in windows
-            ])
-            for message, result in zip(windows, results, strict=True):
-                parked[message.wamid] = result.state.parked_count
-                if result.new_session and result.state.session_count > 1:
-                    reopened.add(message.wamid)
-                known[message.wamid] = _known_client(message.client, result.state)
-            for message in claimed:
-                if message.metadata.get("consent_keyword"):
-                    await self._consent_keyword(message)
-            for batch in batches:
-                for update in batch.preferences:
-                    await self.consents.record_preference(
-                        update.client, update.value, update.timestamp, category=update.category,
-                        detail=update.detail,
-                    )
-                for status in batch.statuses:
-                    logger.debug("status %s for %s: %s", status.status, status.recipient_id, status.wamid)
-                    if await self._record_status(status):
-                        failures.append(status)
-            for event in (event for batch in batches for event in batch.template_events):
-                await self._template_event(event)
-        except Exception:
-            self._held.difference_update(m.wamid for m in claimed)
-            try:
-                await self.inbox.release_inbound([m.wamid for m in claimed])
-            except Exception as exc:
-                # Still pending under our name: Meta's retry takes it over (or, if it
-                # never comes, the sweep once the lease has run out).
-                logger.error("releasing %d claim(s) failed too (%s); Meta's retry will take them over",
-                             len(claimed), type(exc).__name__)
-            raise
-        self.stats["messages"] += len(claimed)
-        self.stats["statuses"] += sum(len(batch.statuses) for batch in batches)
-        turns = []
-        for message, item, ok in zip(messages, items, fresh, strict=True):
-            if not (ok and message.starts_turn):
-                continue
-            client, conversation = known.get(message.wamid, (message.client, None))
-            _note_ids(item, client)
-            turns.append(Turn(item, client, parked.get(message.wamid), message.wamid in reopened,
-                              conversation))
-        return turns, failures
+            await self.inbox.release_inbound([m.wamid for m in claimed])
+        except Exception as exc:
+            # Still pending under our name: Meta's retry takes it over (or, if it
+            # never comes, the sweep once the lease has run out).
+            logger.error("releasing %d claim(s) failed too (%s); Meta's retry will take them over",
+                         len(claimed), type(exc).__name__)
 
     async def _template_event(self, event: TemplateEvent) -> None:
         """A template's lifecycle change, kept in the shared template state before the
@@ -570,7 +611,8 @@ class WebhookService:
                 state = await self.sessions.get(turn.client)
                 parked = state.parked_count if state is not None else 0
             if parked:
-                context = meta.get("context") if isinstance(meta.get("context"), dict) else {}
+                found = meta.get("context")
+                context: dict[str, Any] = found if isinstance(found, dict) else {}
                 nudge = None
                 if context.get("id"):
                     nudge = await self.sent.recent_nudge(turn.client.phone_number_id, context["id"])
@@ -790,6 +832,14 @@ class WebhookService:
 def _callback_data(status: StatusUpdate) -> str | None:
     value = status.raw.get("biz_opaque_callback_data") if isinstance(status.raw, dict) else None
     return value if isinstance(value, str) and value else None
+
+
+def _note_consent_keywords(messages: Sequence[InboundMessage]) -> None:
+    """Mark, in its metadata, each typed message that is a consent keyword (STOP or START)."""
+    for message in messages:
+        keyword = keyword_of(message.text) if message.type == "text" and message.starts_turn else None
+        if keyword is not None:
+            message.metadata["consent_keyword"] = keyword
 
 
 def _inbox_item(message: InboundMessage) -> InboxItem:

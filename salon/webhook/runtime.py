@@ -56,6 +56,10 @@ class ChannelConfigError(ValueError):
 
 @dataclass(frozen=True)
 class ChannelConfig:
+    """The WhatsApp channel's settings, as ``credentials.yml`` gives them (see
+    :meth:`from_mapping`).
+    """
+
     verify_token: str = field(repr=False)
     app_secret: str = field(repr=False)
     access_token: str = field(repr=False)

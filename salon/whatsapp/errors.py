@@ -617,7 +617,7 @@ def from_graph_error(payload: Any, http_status: int | None = None) -> WhatsAppEr
         return UnknownWhatsAppError(
             _UNPARSEABLE_CODE,
             "Unparseable Graph error",
-            details=_as_str(payload)[:500] if payload is not None else None,
+            details=str(payload)[:500] if payload is not None else None,
             http_status=http_status,
         )
     message = _as_str(error.get("message"))

@@ -221,14 +221,19 @@ def _media(kind: str, ref: str, caption: str | None = None) -> dict[str, Any]:
 # --------------------------------------------------------------------------- responses
 
 
+def _object(value: Any) -> Mapping[str, Any]:
+    """``value`` when it is an object (a mapping), else an empty one."""
+    return value if isinstance(value, Mapping) else {}
+
+
 def render_response(
     response: Mapping[str, Any], *, list_label: str = DEFAULT_LIST_BUTTON
 ) -> list[OutgoingMessage]:
     """Every Cloud API message a response turns into, in order."""
-    meta = response.get("metadata") if isinstance(response.get("metadata"), Mapping) else {}
+    meta = _object(response.get("metadata"))
     purpose = str(meta.get("purpose") or SERVICE_REPLY)
     origin = str(meta["origin"]) if meta.get("origin") else None
-    params = meta.get("wa_params") if isinstance(meta.get("wa_params"), Mapping) else {}
+    params = _object(meta.get("wa_params"))
     utter = response.get("utter_action") or response.get("template")
     utter_action = str(utter) if utter else None
 
@@ -272,7 +277,7 @@ def render_response(
 def _custom(custom: Mapping[str, Any], out: Any) -> OutgoingMessage:
     if "wa_template" in custom:
         name = str(custom["wa_template"])
-        params = custom.get("wa_params") if isinstance(custom.get("wa_params"), Mapping) else {}
+        params = _object(custom.get("wa_params"))
         purpose = str(custom.get("purpose") or "")
         language = custom.get("language")
         message = {"type": "template", "template": {"name": name}}

@@ -1,6 +1,6 @@
-"""``X-Hub-Signature-256``: HMAC-SHA256 of the raw request body with the app secret.
+r"""``X-Hub-Signature-256``: HMAC-SHA256 of the raw request body with the app secret.
 
-Meta computes the signature over the bytes it sends (non-ASCII escaped as ``\\uXXXX``),
+Meta computes the signature over the bytes it sends (non-ASCII escaped as ``\uXXXX``),
 so the check must run on the raw body as received, never on re-serialised JSON.
 """
 
@@ -15,6 +15,8 @@ PREFIX = "sha256="
 
 
 class SignatureCheck(str, Enum):
+    """The result of checking a webhook's ``X-Hub-Signature-256`` header."""
+
     VALID = "valid"
     MISSING = "missing"
     INVALID = "invalid"

@@ -113,6 +113,10 @@ IDENTITY_CHANGES: Final = frozenset({"user_changed_number", "user_changed_user_i
 
 @dataclass(frozen=True, slots=True)
 class InboundMessage:
+    """A client's message (or a ``system`` message about her ids), with what the assistant
+    receives for it.
+    """
+
     wamid: str
     phone_number_id: str
     client: ClientRef
@@ -138,6 +142,10 @@ class InboundMessage:
 
 @dataclass(frozen=True, slots=True)
 class StatusUpdate:
+    """A status of one of our messages: sent, delivered, read, played or failed (with
+    Meta's errors).
+    """
+
     wamid: str
     status: str
     timestamp: datetime
@@ -166,6 +174,10 @@ class StatusUpdate:
 
 @dataclass(frozen=True, slots=True)
 class TemplateEvent:
+    """A change to one of our templates (status, quality, category or components): the
+    webhook field and its value.
+    """
+
     field: str
     value: Mapping[str, Any]
     entry_time: datetime | None
@@ -180,6 +192,8 @@ class TemplateEvent:
 
 @dataclass(frozen=True, slots=True)
 class PreferenceUpdate:
+    """A client stopped or resumed a category of messages (``user_preferences``)."""
+
     client: ClientRef
     value: str
     """``stop`` or ``resume``."""
@@ -190,12 +204,16 @@ class PreferenceUpdate:
 
 @dataclass(frozen=True, slots=True)
 class AccountError:
+    """An error Meta reports in ``value.errors`` (system, app or account level)."""
+
     phone_number_id: str | None
     error: WhatsAppError
 
 
 @dataclass(slots=True)
 class WebhookBatch:
+    """Everything one webhook body says, by kind, with what was rejected or ignored."""
+
     messages: list[InboundMessage] = field(default_factory=list)
     statuses: list[StatusUpdate] = field(default_factory=list)
     template_events: list[TemplateEvent] = field(default_factory=list)
@@ -290,8 +308,14 @@ def _opt_str(raw: Mapping[str, Any], key: str, max_length: int = MAX_ID_LENGTH) 
     return value
 
 
+def _object(raw: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """An object field: the object, or an empty one when it is absent or not an object."""
+    value = raw.get(key)
+    return value if isinstance(value, Mapping) else {}
+
+
 def _phone_number_id(value: Mapping[str, Any]) -> str:
-    metadata = value.get("metadata") if isinstance(value.get("metadata"), Mapping) else {}
+    metadata = _object(value, "metadata")
     pnid = metadata.get("phone_number_id")
     if isinstance(pnid, int) and not isinstance(pnid, bool):
         pnid = str(pnid)
@@ -450,7 +474,7 @@ def _inbound(value: Mapping[str, Any], raw: Any, pnid: str) -> InboundMessage:
     if kind == "contacts":
         change = _shared_number(raw, client)
     contact = _contact_for(value, client)
-    profile = contact.get("profile") if isinstance(contact.get("profile"), Mapping) else {}
+    profile = _object(contact, "profile")
     profile_name = profile.get("name") if isinstance(profile.get("name"), str) else None
 
     text, starts_turn, extends_window, details = _meaning(kind, raw)
@@ -621,7 +645,7 @@ def _reply_text(reply_id: Any, title: Any) -> str:
 
 def _meaning(kind: str, raw: Mapping[str, Any]) -> tuple[str, bool, bool, dict[str, Any]]:
     """(text for the assistant, starts a turn, extends the window, extra metadata)."""
-    body = raw.get(kind) if isinstance(raw.get(kind), Mapping) else {}
+    body = _object(raw, kind)
     if kind == "text":
         text = body.get("body")
         if not isinstance(text, str):
@@ -630,7 +654,7 @@ def _meaning(kind: str, raw: Mapping[str, Any]) -> tuple[str, bool, bool, dict[s
     if kind == "interactive":
         sub = body.get("type")
         if sub in ("button_reply", "list_reply"):
-            reply = body.get(sub) if isinstance(body.get(sub), Mapping) else {}
+            reply = _object(body, sub)
             details = {"reply": {"kind": sub, "id": reply.get("id"), "title": reply.get("title")}}
             return _reply_text(reply.get("id"), reply.get("title")), True, True, details
         return TRIGGER_UNSUPPORTED, True, True, {"interactive_type": sub}

@@ -42,8 +42,10 @@ class GraphVersion:
     ends: datetime | None = None
 
     def served_at(self, now: datetime) -> bool:
-        """Served at ``now``: before its end. (A clock moved before the release date does
-        not make a version unknown: tests travel back in time for other reasons.)
+        """Whether the version is served at ``now``: before its end.
+
+        A clock moved before the release date does not make a version unknown: tests
+        travel back in time for other reasons.
         """
         return self.ends is None or now < self.ends
 

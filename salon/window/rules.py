@@ -228,33 +228,9 @@ def window_state(
         referral_at = _utc(referral_at, "referral_at")
 
     if last_inbound_at is None:
-        fep_until: datetime | None = None
-        fep_started = False
-        if fep_entry and referral_at is not None:
-            fep_until, fep_started = _fep_until(referral_at, first_reply_at, now)
-        if closed_by_failure_at is not None:
-            _utc(closed_by_failure_at, "closed_by_failure_at")
-        return WindowState(
-            is_open=False, can_send_free_form=False, closes_at=None, remaining=_ZERO,
-            free_form_until=None, free_entry_point_until=fep_until, fep_started=fep_started,
-            reason=REASON_NEVER_WROTE, last_inbound_at=None, now=now,
-        )
+        return _never_wrote(now, fep_entry, referral_at, first_reply_at, closed_by_failure_at)
 
     last = _utc(last_inbound_at, "last_inbound_at")
-    closes_at = last + WINDOW
-    free_form_until = closes_at - margin
-    reason = REASON_OPEN
-    if closed_by_failure_at is not None:
-        failed_at = _utc(closed_by_failure_at, "closed_by_failure_at")
-        if failed_at >= last:
-            # Meta told us the window was closed at ``failed_at``; only a later inbound
-            # message reopens it, whatever our own clock says.
-            if failed_at < closes_at:
-                closes_at = failed_at
-            if closes_at < free_form_until:
-                free_form_until = closes_at
-            reason = REASON_CLOSED_BY_FAILURE
-
     if fep_entry:
         fep_until, fep_started = _fep_until(
             last if referral_at is None else referral_at, first_reply_at, now
@@ -262,13 +238,70 @@ def window_state(
     else:
         fep_until = None
         fep_started = False
+    if closed_by_failure_at is not None:
+        failed_at = _utc(closed_by_failure_at, "closed_by_failure_at")
+        if failed_at >= last:
+            return _closed_by_failure(last, failed_at, margin, now, fep_until, fep_started)
+    return _by_clock(last, margin, now, fep_until, fep_started)
 
-    if reason is REASON_CLOSED_BY_FAILURE:
-        return WindowState(
-            is_open=False, can_send_free_form=False, closes_at=closes_at, remaining=_ZERO,
-            free_form_until=free_form_until, free_entry_point_until=fep_until,
-            fep_started=fep_started, reason=reason, last_inbound_at=last, now=now,
-        )
+
+def _never_wrote(
+    now: datetime,
+    fep_entry: bool,
+    referral_at: datetime | None,
+    first_reply_at: datetime | None,
+    closed_by_failure_at: datetime | None,
+) -> WindowState:
+    """The window of a client who never wrote: closed, with an FEP only after a referral."""
+    fep_until: datetime | None = None
+    fep_started = False
+    if fep_entry and referral_at is not None:
+        fep_until, fep_started = _fep_until(referral_at, first_reply_at, now)
+    if closed_by_failure_at is not None:
+        _utc(closed_by_failure_at, "closed_by_failure_at")
+    return WindowState(
+        is_open=False, can_send_free_form=False, closes_at=None, remaining=_ZERO,
+        free_form_until=None, free_entry_point_until=fep_until, fep_started=fep_started,
+        reason=REASON_NEVER_WROTE, last_inbound_at=None, now=now,
+    )
+
+
+def _closed_by_failure(
+    last: datetime,
+    failed_at: datetime,
+    margin: timedelta,
+    now: datetime,
+    fep_until: datetime | None,
+    fep_started: bool,
+) -> WindowState:
+    """The window after a 131047/470 at ``failed_at``, no earlier than the last inbound
+    message: closed, whatever our own clock says, until a later inbound message reopens it.
+    """
+    closes_at = last + WINDOW
+    free_form_until = closes_at - margin
+    if failed_at < closes_at:
+        closes_at = failed_at
+    if closes_at < free_form_until:
+        free_form_until = closes_at
+    return WindowState(
+        is_open=False, can_send_free_form=False, closes_at=closes_at, remaining=_ZERO,
+        free_form_until=free_form_until, free_entry_point_until=fep_until,
+        fep_started=fep_started, reason=REASON_CLOSED_BY_FAILURE, last_inbound_at=last, now=now,
+    )
+
+
+def _by_clock(
+    last: datetime,
+    margin: timedelta,
+    now: datetime,
+    fep_until: datetime | None,
+    fep_started: bool,
+) -> WindowState:
+    """The window 24 h from the last inbound message: open, closing (less than ``margin``
+    left) or expired at ``now``.
+    """
+    closes_at = last + WINDOW
+    free_form_until = closes_at - margin
     if now < free_form_until:
         return WindowState(
             is_open=True, can_send_free_form=True, closes_at=closes_at, remaining=closes_at - now,

@@ -111,6 +111,10 @@ class SessionState:
 
 @dataclass(frozen=True, slots=True)
 class InboundResult:
+    """What recording one inbound message did: the client's state after it, and whether
+    it moved the window or started a session.
+    """
+
     state: SessionState
     advanced: bool
     """``last_inbound_at`` moved forward (False: duplicate or out-of-order message)."""
@@ -130,6 +134,10 @@ class InboundRecord:
 
 @dataclass(frozen=True, slots=True)
 class ParkedMessage:
+    """One item parked for a client until she writes again: its id, the payload and when
+    it was parked.
+    """
+
     id: str
     payload: Any
     parked_at: datetime
