@@ -13,7 +13,7 @@ import pytest
 
 from connectors.whatsapp import WhatsAppOutput
 from salon.config import Settings
-from salon.consent.ledger import CONFIRMATIONS, keyword_of
+from salon.consent.keywords import CONFIRMATIONS, keyword_of
 from salon.guard.decision import Refuse, decide
 from salon.identity import ClientRef
 from tests.test_whatsapp_sender import (
@@ -170,6 +170,29 @@ async def test_an_opt_out_the_assistant_understood_in_a_sentence_is_recorded_bef
         assert {(e.category, e.granted, e.source) for e in entries} == {
             ("utility", False, "whatsapp_message"), ("marketing", False, "whatsapp_message")}
         assert not (await ch.runtime.service.consents.consent_for(ref)).messaging
+
+
+async def test_only_a_confirmed_opt_out_is_recorded_from_the_assistants_words(settings: Settings) -> None:
+    """The book records a withdrawal for ``utter_opt_out`` and never infers an agreement
+    (``utter_opt_in``) or anything from another response."""
+    from salon.consent.book import ConsentBook
+
+    book = ConsentBook(settings.effective_database_url)
+    await book.initialize()
+    ref = ClientRef(PNID, wa_id=CLAIRE)
+    try:
+        profile = await book.profile(ref)
+        for action in ("utter_opt_in", "utter_greet", None):
+            assert not await book.record_understood_opt_out(ref, action, "Merci.", T0)
+        assert await book.ledger.history(book.subjects(ref, profile)) == []
+        assert await book.record_understood_opt_out(ref, "utter_opt_out", "C'est entendu.", T0)
+        entries = await book.ledger.history(book.subjects(ref, profile))
+        assert {(e.category, e.granted, e.source, e.text_shown) for e in entries} == {
+            ("utility", False, "whatsapp_message", "C'est entendu."),
+            ("marketing", False, "whatsapp_message", "C'est entendu.")}
+        assert not (await book.consent_for(ref)).messaging
+    finally:
+        await book.close()
 
 
 async def test_the_llm_context_reads_the_ledger_too(settings: Settings) -> None:

@@ -7,7 +7,6 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from salon.guard.decision import (
-    SERVICE_REPLY,
     Consent,
     Content,
     ParkAndNudge,
@@ -16,6 +15,7 @@ from salon.guard.decision import (
     SendTemplate,
     decide,
 )
+from salon.purposes import SERVICE_REPLY
 from salon.templates.registry import TemplateRegistry
 from salon.whatsapp.addressing import Recipient
 from salon.window.rules import window_state

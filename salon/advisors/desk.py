@@ -37,11 +37,11 @@ from salon.advisors.repairs import (
 )
 from salon.clock import Clock
 from salon.conversation.phrasing import address, supported
-from salon.guard.decision import SERVICE_REPLY
 from salon.guard.sender import SendOutcome
 from salon.identity import ClientRef
 from salon.integrations.bookings import Bookings
 from salon.integrations.crm import ClientRecord, Crm, CrmUnavailable
+from salon.purposes import SERVICE_REPLY
 from salon.whatsapp.addressing import is_bsuid
 from salon.whatsapp.messages import MAX_TEXT, OutgoingMessage
 from salon.window.state import SessionStore

@@ -46,6 +46,12 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from salon.clock import from_us, to_us
+from salon.consent.keywords import (
+    CONSENT_UTTERANCES,
+    STOP_CATEGORIES,
+    confirmation,
+    keyword_categories,
+)
 from salon.consent.ledger import ConsentLedger, ConsentState, consent_states_many, subjects_for
 from salon.guard.decision import Consent
 from salon.identity import ClientRef
@@ -251,6 +257,34 @@ class ConsentBook(SqlTables):
 
     def subjects(self, ref: ClientRef, profile: ClientProfile | None) -> list[str]:
         return subjects_for(ref.aliases, profile.client_id if profile is not None else None)
+
+    # ------------------------------------------------------------------ the client's words
+    async def record_keyword(self, ref: ClientRef, keyword: str, text: str, at: datetime) -> None:
+        """Record a STOP or START the client wrote (``keyword`` from
+        :func:`~salon.consent.keywords.keyword_of`), with the confirmation she is shown.
+        """
+        profile = await self.profile(ref)
+        _, shown = confirmation(keyword, text, profile.language if profile else None)
+        await self.ledger.record(
+            self.subjects(ref, profile), keyword_categories(keyword), keyword == "start",
+            source="whatsapp_keyword", at=at, actor="client", text_shown=shown,
+        )
+
+    async def record_understood_opt_out(self, ref: ClientRef, utter_action: str | None,
+                                        text_shown: str, at: datetime) -> bool:
+        """When the assistant confirms an opt-out it understood in the client's own sentence
+        (``utter_opt_out``), record the withdrawal before she reads the confirmation; True
+        when one was recorded. Only a withdrawal: an agreement is never inferred from a
+        sentence. The caller passes only responses to the client's own turn.
+        """
+        if CONSENT_UTTERANCES.get(str(utter_action)) is not False:
+            return False
+        profile = await self.profile(ref)
+        await self.ledger.record(
+            self.subjects(ref, profile), STOP_CATEGORIES, False, source="whatsapp_message",
+            at=at, actor="client", text_shown=text_shown,
+        )
+        return True
 
     # ------------------------------------------------------------------ preferences
     async def record_preference(

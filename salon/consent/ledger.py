@@ -16,7 +16,7 @@ It sits beside two older sources and agrees with them:
 :meth:`salon.consent.book.ConsentBook.consent_for` reads all three, latest decision
 first, so every sender enforces the ledger through the send-time guard.
 
-STOP and START keywords (:func:`keyword_of`) are recognised in the channel before any
+STOP and START keywords (:func:`salon.consent.keywords.keyword_of`) are recognised in the channel before any
 language model sees the message: STOP withdraws utility and marketing messages (the client
 is *opted out*: nothing the maison starts reaches her until she writes START), START
 grants utility messages again (never marketing), and the client gets one confirmation in
@@ -34,8 +34,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
-import unicodedata
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -64,20 +62,13 @@ from salon.storage.db import SqlTables
 
 __all__ = [
     "CATEGORIES",
-    "CONFIRMATIONS",
-    "CONSENT_UTTERANCES",
-    "START_CATEGORIES",
-    "STOP_CATEGORIES",
     "SOURCES",
     "KEYWORD_SOURCES",
     "ConsentEntry",
     "ConsentLedger",
     "ConsentState",
     "Suppression",
-    "confirmation",
     "consent_states_many",
-    "keyword_categories",
-    "keyword_of",
     "latest_decisions",
     "latest_decisions_many",
     "ledger_table",
@@ -95,22 +86,10 @@ SOURCES: Final = ("boutique_form", "web", "whatsapp_keyword", "whatsapp_message"
 """``whatsapp_message``: an opt-out the assistant understood in the client's own sentence
 ("please stop contacting me") and confirmed with ``utter_opt_out`` (an agreement is never
 inferred from a sentence)."""
-CONSENT_UTTERANCES: Final = {"utter_opt_out": False, "utter_opt_in": True}
-STOP_CATEGORIES: Final = ("utility", "marketing")
-"""What STOP withdraws: every message the maison starts."""
-START_CATEGORIES: Final = ("utility",)
-"""What START grants back: messages about her requests, orders and appointments. Marketing
-is never granted by a keyword: it needs its own explicit, evidenced agreement."""
-
-
 KEYWORD_SOURCES: Final = ("whatsapp_keyword", "whatsapp_message")
 """Where a client's own STOP (a keyword, or an opt-out understood in her sentence) or
 START comes from: the latest of them decides whether she is opted out."""
 
-
-def keyword_categories(keyword: str) -> tuple[str, ...]:
-    """The categories a ``stop`` or ``start`` keyword decides."""
-    return STOP_CATEGORIES if keyword == "stop" else START_CATEGORIES
 
 metadata = MetaData()
 
@@ -445,88 +424,3 @@ async def consent_states_many(
                 suppressed.extend(kept.get(hashed[subject], ()))
         out.append(_state_of(merged, suppressed))
     return out
-
-
-# --------------------------------------------------------------------------- keywords
-
-_STOP_WORDS: Final = frozenset({"stop", "arret", "arrete", "arretez", "stopp", "basta", "unsubscribe",
-                                "desabonner", "desabonnez", "desinscrire", "optout", "unsub"})
-_START_WORDS: Final = frozenset({"start", "commencer", "reprendre", "resume", "subscribe", "unstop",
-                                 "abonner", "reabonner", "optin"})
-_FILLER: Final = frozenset({"please", "pls", "svp", "stp", "merci", "thanks", "thank", "you", "bitte",
-                            "danke", "grazie", "per", "favore", "s'il", "vous", "plait", "me", "moi",
-                            "all", "tout", "now", "maintenant", "ok", "je", "veux", "i", "want", "to",
-                            "a", "se", "de", "opt", "out", "in", "again", "jetzt"})
-_MAX_WORDS: Final = 5
-
-
-def _plain(text: str) -> list[str]:
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    # Accents and invisible format characters (zero-width spaces and joiners, direction
-    # marks) go: "S\u200bTOP" is a STOP.
-    stripped = "".join(ch for ch in decomposed
-                       if not unicodedata.combining(ch) and unicodedata.category(ch) != "Cf")
-    stripped = stripped.replace("opt out", "optout").replace("opt-out", "optout")
-    stripped = stripped.replace("opt in", "optin").replace("opt-in", "optin")
-    return re.findall(r"[a-z']+", stripped)
-
-
-def keyword_of(text: str) -> str | None:
-    """``"stop"`` or ``"start"`` when the message is that keyword, alone or with little
-    else (politeness, punctuation, any case or accents); None otherwise. A sentence
-    that merely contains the word (``"when does the sale stop?"``) is not a keyword.
-    """
-    if not isinstance(text, str) or len(text) > 80:
-        return None
-    words = _plain(text)
-    if not words or len(words) > _MAX_WORDS:
-        return None
-    stops = [w for w in words if w in _STOP_WORDS]
-    starts = [w for w in words if w in _START_WORDS]
-    rest = [w for w in words if w not in _STOP_WORDS and w not in _START_WORDS and w not in _FILLER]
-    if rest or bool(stops) == bool(starts):
-        return None
-    return "stop" if stops else "start"
-
-
-_KEYWORD_LANGUAGE: Final = {"arret": "fr", "arrete": "fr", "arretez": "fr", "desabonner": "fr",
-                            "desabonnez": "fr", "desinscrire": "fr", "commencer": "fr", "reprendre": "fr",
-                            "abonner": "fr", "reabonner": "fr", "stopp": "de", "basta": "it"}
-
-CONFIRMATIONS: Final[dict[str, dict[str, str]]] = {
-    "stop": {
-        "en": "Understood. You will no longer receive messages from us on WhatsApp unless you write to "
-              "us. Should you wish to hear from us again, simply write START.",
-        "fr": "C'est entendu. Vous ne recevrez plus de messages de notre part sur WhatsApp, sauf si vous "
-              "nous écrivez. Pour nous retrouver, il vous suffira d'écrire START.",
-        "de": "Verstanden. Sie erhalten von uns keine Nachrichten mehr auf WhatsApp, es sei denn, Sie "
-              "schreiben uns. Möchten Sie wieder von uns hören, schreiben Sie einfach START.",
-        "it": "Certamente. Non riceverà più nostri messaggi su WhatsApp, a meno che non sia Lei a "
-              "scriverci. Per riceverli di nuovo, le basterà scrivere START.",
-    },
-    "start": {
-        "en": "Thank you. You will again receive our messages about your requests, orders and "
-              "appointments on WhatsApp; our news and invitations only once you have agreed to them "
-              "explicitly. You may write STOP at any time.",
-        "fr": "Merci. Vous recevrez de nouveau nos messages sur vos demandes, commandes et rendez-vous "
-              "sur WhatsApp ; nos nouveautés et invitations, seulement avec votre accord explicite. "
-              "Vous pouvez écrire STOP à tout moment.",
-        "de": "Vielen Dank. Sie erhalten wieder unsere Nachrichten zu Ihren Anfragen, Bestellungen und "
-              "Terminen auf WhatsApp; Neuigkeiten und Einladungen nur mit Ihrer ausdrücklichen "
-              "Zustimmung. Sie können jederzeit STOP schreiben.",
-        "it": "Grazie. Riceverà di nuovo i nostri messaggi sulle sue richieste, ordini e appuntamenti su "
-              "WhatsApp; novità e inviti solo con il suo consenso esplicito. Può scrivere STOP in "
-              "qualsiasi momento.",
-    },
-}
-
-
-def confirmation(keyword: str, text: str, language: str | None) -> tuple[str, str]:
-    """(language, confirmation text) for a keyword: the language the keyword was written
-    in when it says (ARRÊT is French), else the client's, else English.
-    """
-    spoken = next((_KEYWORD_LANGUAGE[w] for w in _plain(text) if w in _KEYWORD_LANGUAGE), None)
-    lang = spoken or (language or "en").split("-")[0].split("_")[0].lower()
-    if lang not in CONFIRMATIONS[keyword]:
-        lang = "en"
-    return lang, CONFIRMATIONS[keyword][lang]

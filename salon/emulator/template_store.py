@@ -12,8 +12,9 @@ from typing import Any, Final
 
 from salon.emulator.graph_errors import GraphError
 from salon.emulator.ids import new_numeric_id
+from salon.purposes import CATEGORIES
 from salon.templates.lifecycle import template_from_graph
-from salon.templates.model import CATEGORIES, Template, TemplateDefinitionError
+from salon.templates.model import Template, TemplateDefinitionError
 from salon.templates.registry import TemplateRegistry
 
 __all__ = ["TEMPLATE_STATUSES", "TemplateStore", "graph_template"]

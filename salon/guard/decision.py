@@ -26,14 +26,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from salon.templates.model import MARKETING, PURPOSE_CATEGORY
+from salon.purposes import NUDGE_PURPOSE, PURPOSE_CATEGORY, SERVICE_REPLY, is_marketing
 from salon.templates.registry import NoTemplate, TemplateChoice, TemplateRegistry
 from salon.whatsapp.addressing import Recipient
 from salon.window.rules import DEFAULT_MARGIN, WindowState, window_state
 from salon.window.state import SessionState
 
 __all__ = [
-    "SERVICE_REPLY",
     "Consent",
     "Content",
     "Decision",
@@ -42,22 +41,11 @@ __all__ = [
     "SendFreeForm",
     "SendTemplate",
     "decide",
-    "is_marketing",
 ]
-
-SERVICE_REPLY: Final = "service_reply"
-"""Purpose of a conversational reply to a client who wrote (free-form only)."""
-
-NUDGE_PURPOSE: Final = {False: "reengage_update", True: "reengage_marketing"}
 
 MAX_TEXT: Final = 4096
 MAX_BUTTONS: Final = 3
 MAX_BUTTON_TITLE: Final = 20
-
-
-def is_marketing(purpose: str) -> bool:
-    """Whether ``purpose`` belongs to the marketing category (it then needs a marketing opt-in)."""
-    return PURPOSE_CATEGORY.get(purpose) == MARKETING
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,6 @@ from typing import Any, Final
 from salon.clock import Clock
 from salon.consent.book import ClientProfile, ConsentBook
 from salon.guard.decision import (
-    SERVICE_REPLY,
     Consent,
     Content,
     ParkAndNudge,
@@ -44,9 +43,9 @@ from salon.guard.decision import (
 )
 from salon.guard.sent import OutboundRecord, OutboundWriteBuffer, SentLog
 from salon.identity import ClientRef
+from salon.purposes import AUTHENTICATION, MARKETING, SERVICE_REPLY
 from salon.storage.batching import Coalescer
 from salon.templates.lifecycle import TemplateStates
-from salon.templates.model import AUTHENTICATION, MARKETING
 from salon.templates.registry import NoTemplate, TemplateChoice, TemplateRegistry
 from salon.whatsapp.addressing import Recipient
 from salon.whatsapp.errors import NoResponseError, TemplatePausedError, WhatsAppError

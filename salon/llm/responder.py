@@ -28,7 +28,6 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from salon.clock import Clock
-from salon.guard.decision import SERVICE_REPLY
 from salon.integrations.catalog import ProductFacts, SqlCatalog
 from salon.llm.audit import AuditEntry, LlmAudit, mask, sender_key
 from salon.llm.client import LlmClient, LlmUnavailable
@@ -39,6 +38,7 @@ from salon.llm.offline import offline_answer, safe_answer
 from salon.llm.prompt import build_messages, repair_messages, system_rules
 from salon.llm.retrieval import CatalogIndex, Ranked
 from salon.llm.sensitivity import handoff_reason, looks_like_injection
+from salon.purposes import SERVICE_REPLY
 
 logger = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from datetime import datetime, time, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from salon.templates.model import PURPOSE_CATEGORY
+from salon.purposes import PURPOSE_CATEGORY
 
 __all__ = ["PacingConfig", "Pacer", "QuietHours", "TokenBucket"]
 

@@ -59,13 +59,12 @@ from salon.clock import Clock, from_us, to_us
 from salon.guard.sender import FollowUp, SendOutcome
 from salon.guard.sent import outbound_table
 from salon.identity import ClientRef
+from salon.purposes import PURPOSES
 from salon.storage.db import SqlTables, schema_lock
-from salon.templates.model import PURPOSE_CATEGORY
 from salon.whatsapp.messages import OutgoingMessage, RenderError, render_response
 
 __all__ = [
     "FINAL_STATES",
-    "PURPOSES",
     "STATES",
     "Claimed",
     "InvalidRequest",
@@ -81,9 +80,6 @@ __all__ = [
     "parse_origin",
     "parse_request",
 ]
-
-#: Purposes a request may carry (each maps to a template category in salon.templates.registry).
-PURPOSES: Final = frozenset(PURPOSE_CATEGORY)
 
 QUEUED: Final = "queued"
 _OUTCOME_FIELDS: Final = ("template", "wamid", "nudge_wamid", "parked_id", "error_code", "reason")

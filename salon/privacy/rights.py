@@ -383,8 +383,8 @@ class PrivacyRegistry:
         """What the client had stopped, kept (hashed) before the evidence is erased."""
         from salon.clock import from_us
         from salon.consent.book import preferences_table
+        from salon.consent.keywords import STOP_CATEGORIES
         from salon.consent.ledger import (
-            STOP_CATEGORIES,
             Suppression,
             consent_states_many,
             record_suppressions,

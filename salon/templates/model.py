@@ -11,42 +11,15 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any, Final
 
-__all__ = ["APPROVED", "AUTHENTICATION", "Button", "CATEGORIES", "Component", "MARKETING", "MAX_BODY", "MAX_BUTTONS", "MAX_BUTTON_TEXT", "MAX_FOOTER", "MAX_HEADER", "MAX_NAME", "MAX_PAYLOAD", "PURPOSE_CATEGORY", "QUALITY_RANK", "Template", "TemplateDefinitionError", "UTILITY", "language_chain", "normalise_language", "validate_definition"]
+from salon.purposes import CATEGORIES, PURPOSE_CATEGORY
 
-
-MARKETING: Final = "MARKETING"
-
-
-UTILITY: Final = "UTILITY"
-
-
-AUTHENTICATION: Final = "AUTHENTICATION"
-
-
-CATEGORIES: Final = frozenset({MARKETING, UTILITY, AUTHENTICATION})
+__all__ = ["APPROVED", "Button", "Component", "MAX_BODY", "MAX_BUTTONS", "MAX_BUTTON_TEXT", "MAX_FOOTER", "MAX_HEADER", "MAX_NAME", "MAX_PAYLOAD", "QUALITY_RANK", "Template", "TemplateDefinitionError", "language_chain", "normalise_language", "validate_definition"]
 
 
 APPROVED: Final = "APPROVED"
 
 
 QUALITY_RANK: Final[dict[str, int]] = {"GREEN": 0, "YELLOW": 1, "UNKNOWN": 2, "RED": 3}
-
-
-#: Our purpose tags and the template category each one calls for.
-PURPOSE_CATEGORY: Final[dict[str, str]] = {
-    "reengage_update": UTILITY,
-    "reengage_marketing": MARKETING,
-    "order_update": UTILITY,
-    "order_shipped": UTILITY,
-    "order_ready": UTILITY,
-    "appointment_reminder": UTILITY,
-    "appointment_confirmation": UTILITY,
-    "restock_alert": UTILITY,
-    "aftercare_update": UTILITY,
-    "advisor_followup": UTILITY,
-    "event_invitation": MARKETING,
-    "new_collection": MARKETING,
-}
 
 
 # Component limits (platform reference §2.1, §2.4).

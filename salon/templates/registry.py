@@ -37,6 +37,7 @@ import yaml
 
 from salon.clock import Clock, from_unix, from_us, require_aware
 from salon.config import PROJECT_ROOT
+from salon.purposes import AUTHENTICATION, MARKETING, PURPOSE_CATEGORY, UTILITY
 from salon.templates.lifecycle import (
     _CHANGE_KIND,
     _KINDS,
@@ -49,11 +50,7 @@ from salon.templates.lifecycle import (
     template_from_graph,
 )
 from salon.templates.model import (
-    AUTHENTICATION,
-    MARKETING,
-    PURPOSE_CATEGORY,
     QUALITY_RANK,
-    UTILITY,
     Template,
     TemplateDefinitionError,
     _build_component,

@@ -34,12 +34,12 @@ from typing import Any, Final
 
 from salon.clock import Clock
 from salon.consent.book import ConsentBook
-from salon.consent.ledger import confirmation, keyword_categories, keyword_of
-from salon.guard.decision import SERVICE_REPLY
+from salon.consent.keywords import confirmation, keyword_of
 from salon.guard.sender import GuardedSender
 from salon.guard.sent import SentLog
 from salon.identity import ClientRef, conversation_id
 from salon.logmask import remember
+from salon.purposes import SERVICE_REPLY
 from salon.templates.registry import TemplateRegistry
 from salon.templates.sync import GraphTemplatePageFetcher, keep_in_sync
 from salon.webhook.identity_changes import follow_identity
@@ -531,12 +531,7 @@ class WebhookService:
         written before the acknowledgement, the confirmation is the message's turn.
         """
         keyword = str(message.metadata["consent_keyword"])
-        profile = await self.consents.profile(message.client)
-        _, text = confirmation(keyword, message.text, profile.language if profile else None)
-        await self.consents.ledger.record(
-            self.consents.subjects(message.client, profile), keyword_categories(keyword), keyword == "start",
-            source="whatsapp_keyword", at=message.timestamp, actor="client", text_shown=text,
-        )
+        await self.consents.record_keyword(message.client, keyword, message.text, message.timestamp)
         logger.info("consent keyword %s from %s recorded", keyword.upper(), message.sender_id)
 
     async def _confirm_keyword(self, turn: Turn) -> None:

@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from salon.clock import Clock, clock_from_env
 from salon.config import Settings, is_loopback_url, load_settings
 from salon.consent.book import ConsentBook
-from salon.consent.ledger import CONSENT_UTTERANCES, STOP_CATEGORIES
 from salon.guard.sender import GuardedSender, SendOutcome
 from salon.guard.sent import SentLog
 from salon.identity import ClientRef
@@ -310,18 +309,11 @@ class WhatsAppRuntime:
         """
         if self.sender is None:
             raise RuntimeError("the WhatsApp channel has not started")
-        withdrawn = CONSENT_UTTERANCES.get(str(response.get("utter_action"))) is False
-        if withdrawn and client_turn and self.service is not None:
-            # The assistant confirms an opt-out it understood in the client's own words:
-            # the ledger holds it before she reads the confirmation. Only a withdrawal,
-            # and only in her own turn: an agreement is never inferred from a sentence,
-            # nor from a turn someone else started (trigger_intent).
-            consents = self.service.consents
-            profile = await consents.profile(ref)
-            await consents.ledger.record(
-                consents.subjects(ref, profile), STOP_CATEGORIES, False, source="whatsapp_message",
-                at=self.clock.now(), actor="client", text_shown=str(response.get("text") or ""),
-            )
+        if client_turn and self.service is not None:
+            # An opt-out the assistant understood in the client's own words is in the
+            # ledger before she reads its confirmation.
+            await self.service.consents.record_understood_opt_out(
+                ref, response.get("utter_action"), str(response.get("text") or ""), self.clock.now())
         try:
             outgoing = render_response(dict(response))
         except RenderError as exc:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from salon.graphemes import cut
-from salon.guard.decision import SERVICE_REPLY
+from salon.purposes import SERVICE_REPLY
 
 __all__ = [
     "MAX_BUTTON_TITLE",
