@@ -87,6 +87,32 @@ async def raw_baseline(emu_url: str, token: str, pnid: str, wa_ids: list[str], t
     return sent / elapsed
 
 
+async def enqueue_campaign(queue: OutboundQueue, requests: int, wa_ids: list[str], pnid: str,
+                           now: datetime) -> None:
+    """``requests`` order updates, spread over the clients in turn."""
+    specs = [RequestSpec(client=ClientRef(pnid, wa_id=wa_ids[n % len(wa_ids)]), purpose="order_update",
+                         idempotency_key=f"dispatch:{n}", requested_by="system:bench",
+                         content={"text": f"Your order SOL-{n:06d} has left the atelier."},
+                         params={"order_ref": f"SOL-{n:06d}"})
+             for n in range(requests)]
+    for chunk in range(0, len(specs), 2000):
+        await queue.enqueue_many(specs[chunk:chunk + 2000], now)
+
+
+def worker_env(args: argparse.Namespace, url: str, tmp: Path, base_url: str, token: str,
+               pnid: str) -> dict[str, str]:
+    """The environment of a worker process: the emulator as the Graph API, pacing and batch from ``args``."""
+    env = {**os.environ, "DATABASE_URL": url, "SALON_VAR_DIR": str(tmp), "SALON_CLOCK_FILE": "",
+           "WA_API_BASE_URL": base_url, "WA_ACCESS_TOKEN": token,
+           "WA_PHONE_NUMBER_ID": pnid, "WA_AUTH_MODE": "bearer",
+           "SALON_OUTBOUND_RATE": str(args.rate),
+           "SALON_OUTBOUND_QUIET_HOURS": "", "SALON_OUTBOUND_BATCH": str(args.batch),
+           "SALON_OUTBOUND_CONCURRENCY": str(args.concurrency), "SALON_OUTBOUND_LEASE": "120",
+           "SALON_OUTBOUND_POLL": "0.05", "SALON_LOG_LEVEL": "WARNING"}
+    env.pop("REDIS_URL", None)
+    return env
+
+
 async def run(args: argparse.Namespace, url: str, tmp: Path) -> dict[str, Any]:
     seed_database(url, PROJECT_ROOT / "data" / "maison")
     wa_ids = add_synthetic_clients(url, args.clients)
@@ -101,21 +127,8 @@ async def run(args: argparse.Namespace, url: str, tmp: Path) -> dict[str, Any]:
         queue = OutboundQueue(url)
         await queue.initialize()
         now = clock.now()
-        specs = [RequestSpec(client=ClientRef(pnid, wa_id=wa_ids[n % len(wa_ids)]), purpose="order_update",
-                             idempotency_key=f"dispatch:{n}", requested_by="system:bench",
-                             content={"text": f"Your order SOL-{n:06d} has left the atelier."},
-                             params={"order_ref": f"SOL-{n:06d}"})
-                 for n in range(args.requests)]
-        for chunk in range(0, len(specs), 2000):
-            await queue.enqueue_many(specs[chunk:chunk + 2000], now)
-        env = {**os.environ, "DATABASE_URL": url, "SALON_VAR_DIR": str(tmp), "SALON_CLOCK_FILE": "",
-               "WA_API_BASE_URL": emu.base_url, "WA_ACCESS_TOKEN": emu.config.access_token,
-               "WA_PHONE_NUMBER_ID": pnid, "WA_AUTH_MODE": "bearer",
-               "SALON_OUTBOUND_RATE": str(args.rate),
-               "SALON_OUTBOUND_QUIET_HOURS": "", "SALON_OUTBOUND_BATCH": str(args.batch),
-               "SALON_OUTBOUND_CONCURRENCY": str(args.concurrency), "SALON_OUTBOUND_LEASE": "120",
-               "SALON_OUTBOUND_POLL": "0.05", "SALON_LOG_LEVEL": "WARNING"}
-        env.pop("REDIS_URL", None)
+        await enqueue_campaign(queue, args.requests, wa_ids, pnid, now)
+        env = worker_env(args, url, tmp, emu.base_url, emu.config.access_token, pnid)
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.monotonic()
         workers = [

@@ -207,14 +207,7 @@ async def run(args: argparse.Namespace, url: str, tmp: Path) -> dict[str, Any]:
                 for wa_id in writes.get(hour, []):
                     await write(wa_id)
                 await idle()
-                specs = []
-                for n, item in enumerate(by_hour.get(hour, [])):
-                    due = now + item.delay
-                    specs.append(RequestSpec(
-                        client=ClientRef(PNID, wa_id=item.wa_id), purpose=item.purpose,
-                        idempotency_key=f"soak:{hour}:{n}", requested_by="system:soak",
-                        content={"text": item.text}, params=item.params, not_before=due))
-                    baseline.enqueue(item, now, due)
+                specs = _requests(by_hour.get(hour, []), hour, now, baseline)
                 if specs:
                     await queue.enqueue_many(specs, now)
                 while await worker.run_once():
@@ -235,7 +228,26 @@ async def run(args: argparse.Namespace, url: str, tmp: Path) -> dict[str, Any]:
         await runner.cleanup()
         await runtime.close()
         await parts.close()
-    elapsed = time.monotonic() - started
+    return _report(args, requests, metrics, engine_box, base_box, baseline, time.monotonic() - started)
+
+
+def _requests(items: list[Planned], hour: int, now: datetime, baseline: Baseline) -> list[RequestSpec]:
+    """The hour's outbound requests, each also handed to the baseline."""
+    specs = []
+    for n, item in enumerate(items):
+        due = now + item.delay
+        specs.append(RequestSpec(
+            client=ClientRef(PNID, wa_id=item.wa_id), purpose=item.purpose,
+            idempotency_key=f"soak:{hour}:{n}", requested_by="system:soak",
+            content={"text": item.text}, params=item.params, not_before=due))
+        baseline.enqueue(item, now, due)
+    return specs
+
+
+def _report(args: argparse.Namespace, requests: list[Any], metrics: dict[str, Any],
+            engine_box: list[dict[str, Any]], base_box: list[dict[str, Any]], baseline: Baseline,
+            elapsed: float) -> dict[str, Any]:
+    """Account for every request against what each emulator accepted; print and return the figures."""
     accepted = [m for m in engine_box if m["status"] != "rejected"]
     nudges = {m["wamid"] for m in accepted if m["template"] in ("advisor_update_nudge", "maison_news_nudge")}
     request_wamids = Counter(r.wamid for r in requests if r.state in CONTENT_SENT and r.wamid)

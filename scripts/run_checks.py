@@ -30,7 +30,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -309,8 +309,13 @@ def run(checks: tuple[Check, ...], jobs: int = 2, out: TextIO = sys.stdout,
     finally:
         guard.close()
 
-    elapsed = time.monotonic() - began
-    knocked = {port: count for port, count in guard.knocks.items() if count}
+    return _summarise(outcomes, guard.knocks, time.monotonic() - began, say)
+
+
+def _summarise(outcomes: dict[str, Outcome], knocks: dict[int, int], elapsed: float,
+               say: Callable[[str], None]) -> int:
+    """Print the summary (a line per check, the end of each failed log); the exit code."""
+    knocked = {port: count for port, count in knocks.items() if count}
     say("\nmake test: summary")
     for outcome in outcomes.values():
         log = _shown(outcome.log) if outcome.log else "-"
