@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -139,8 +140,13 @@ def test_results_are_utc_and_immutable() -> None:
     state = window_state(T0.astimezone(PARIS), T0.astimezone(NEW_YORK) + timedelta(hours=1))
     assert state.closes_at is not None and state.closes_at.tzinfo is UTC
     assert state.now.tzinfo is UTC
-    with pytest.raises(AttributeError):
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        state.reason = REASON_EXPIRED  # type: ignore[misc]
+    # A derived attribute cannot be set either (Python 3.10's frozen slotted dataclasses
+    # raise TypeError for a name that is not a field, later versions AttributeError).
+    with pytest.raises((AttributeError, TypeError)):
         state.is_open = False  # type: ignore[misc]
+    assert state.is_open and state.reason == REASON_OPEN
     assert state == window_state(T0, T0 + timedelta(hours=1))
     assert hash(state) == hash(window_state(T0, T0 + timedelta(hours=1)))
     assert state.as_dict()["remaining"] == 23 * 3600

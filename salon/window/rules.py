@@ -100,6 +100,7 @@ REASON_EXPIRED: Final = "expired"
 """24 h have passed since the last inbound message: templates only."""
 REASON_CLOSED_BY_FAILURE: Final = "closed_by_failure"
 """Meta answered 131047/470 after the last inbound message: templates only."""
+_OPEN_REASONS: Final = frozenset({REASON_OPEN, REASON_CLOSING})
 
 
 def canonical_entry_point(entry_point: str) -> str:
@@ -131,29 +132,45 @@ def _utc(value: datetime, name: str) -> datetime:
 class WindowState:
     """The window as seen at ``now``: an immutable value object.
 
+    ``is_open``, ``can_send_free_form`` and ``remaining`` follow from ``reason``, ``closes_at``
+    and ``now`` (properties: a decision is taken hundreds of thousands of times a second,
+    and every stored field costs its construction).
+
     Attributes:
-        is_open: ``now < closes_at`` (and no known 131047 since the last inbound).
-        can_send_free_form: open with more than ``margin`` left.
+        reason: one of the ``REASON_*`` constants.
         closes_at: when the window closes (UTC), ``None`` if the client never wrote. When
             a 131047 closed it early, this is the failure time.
-        remaining: time left until ``closes_at``, zero when closed.
         free_form_until: ``closes_at - margin`` (``None`` if never wrote).
         free_entry_point_until: end of the 72 h FEP (see the module docstring) or None.
         fep_started: True when ``free_entry_point_until`` comes from a recorded reply.
-        reason: one of the ``REASON_*`` constants.
         last_inbound_at, now: the (UTC) inputs.
     """
 
-    is_open: bool
-    can_send_free_form: bool
+    reason: str
     closes_at: datetime | None
-    remaining: timedelta
     free_form_until: datetime | None
     free_entry_point_until: datetime | None
     fep_started: bool
-    reason: str
     last_inbound_at: datetime | None
     now: datetime
+
+    @property
+    def is_open(self) -> bool:
+        """``now < closes_at`` and no known 131047 since the last inbound message."""
+        return self.reason in _OPEN_REASONS
+
+    @property
+    def can_send_free_form(self) -> bool:
+        """Open with more than the margin left."""
+        return self.reason == REASON_OPEN
+
+    @property
+    def remaining(self) -> timedelta:
+        """Time left until ``closes_at``, zero when closed."""
+        closes_at = self.closes_at
+        if closes_at is None or self.reason not in _OPEN_REASONS:
+            return _ZERO
+        return closes_at - self.now
 
     @property
     def fep_active(self) -> bool:
@@ -169,13 +186,14 @@ class WindowState:
     def as_dict(self) -> dict[str, object]:
         """A JSON-friendly view (datetimes as ISO strings, durations in seconds)."""
         out: dict[str, object] = {}
-        for item in fields(self):
-            value = getattr(self, item.name)
+        names = ["is_open", "can_send_free_form", "remaining", *(item.name for item in fields(self))]
+        for name in names:
+            value = getattr(self, name)
             if isinstance(value, datetime):
                 value = value.isoformat()
             elif isinstance(value, timedelta):
                 value = value.total_seconds()
-            out[item.name] = value
+            out[name] = value
         return out
 
 
@@ -259,11 +277,7 @@ def _never_wrote(
         fep_until, fep_started = _fep_until(referral_at, first_reply_at, now)
     if closed_by_failure_at is not None:
         _utc(closed_by_failure_at, "closed_by_failure_at")
-    return WindowState(
-        is_open=False, can_send_free_form=False, closes_at=None, remaining=_ZERO,
-        free_form_until=None, free_entry_point_until=fep_until, fep_started=fep_started,
-        reason=REASON_NEVER_WROTE, last_inbound_at=None, now=now,
-    )
+    return WindowState(REASON_NEVER_WROTE, None, None, fep_until, fep_started, None, now)
 
 
 def _closed_by_failure(
@@ -283,11 +297,7 @@ def _closed_by_failure(
         closes_at = failed_at
     if closes_at < free_form_until:
         free_form_until = closes_at
-    return WindowState(
-        is_open=False, can_send_free_form=False, closes_at=closes_at, remaining=_ZERO,
-        free_form_until=free_form_until, free_entry_point_until=fep_until,
-        fep_started=fep_started, reason=REASON_CLOSED_BY_FAILURE, last_inbound_at=last, now=now,
-    )
+    return WindowState(REASON_CLOSED_BY_FAILURE, closes_at, free_form_until, fep_until, fep_started, last, now)
 
 
 def _by_clock(
@@ -303,19 +313,7 @@ def _by_clock(
     closes_at = last + WINDOW
     free_form_until = closes_at - margin
     if now < free_form_until:
-        return WindowState(
-            is_open=True, can_send_free_form=True, closes_at=closes_at, remaining=closes_at - now,
-            free_form_until=free_form_until, free_entry_point_until=fep_until,
-            fep_started=fep_started, reason=REASON_OPEN, last_inbound_at=last, now=now,
-        )
+        return WindowState(REASON_OPEN, closes_at, free_form_until, fep_until, fep_started, last, now)
     if now < closes_at:
-        return WindowState(
-            is_open=True, can_send_free_form=False, closes_at=closes_at, remaining=closes_at - now,
-            free_form_until=free_form_until, free_entry_point_until=fep_until,
-            fep_started=fep_started, reason=REASON_CLOSING, last_inbound_at=last, now=now,
-        )
-    return WindowState(
-        is_open=False, can_send_free_form=False, closes_at=closes_at, remaining=_ZERO,
-        free_form_until=free_form_until, free_entry_point_until=fep_until,
-        fep_started=fep_started, reason=REASON_EXPIRED, last_inbound_at=last, now=now,
-    )
+        return WindowState(REASON_CLOSING, closes_at, free_form_until, fep_until, fep_started, last, now)
+    return WindowState(REASON_EXPIRED, closes_at, free_form_until, fep_until, fep_started, last, now)
