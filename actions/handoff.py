@@ -15,7 +15,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from actions import backends
 from actions.greeting import conversation_language
-from salon.advisors.handoff import notify, reply_promise
+from salon.advisors.handoff import notify, opening, reply_promise
+from salon.advisors.screen import person_needed
 
 logger = logging.getLogger(__name__)
 
@@ -26,16 +27,6 @@ _REASON_BY_INTENT = {
     "complaint": "complaint",
     "nlu_fallback": "repeated_failure",
     "customisation_request": "sensitive",
-}
-_LEAD = {
-    ("talk_to_advisor", "en"): "Of course.",
-    ("talk_to_advisor", "fr"): "Bien sûr.",
-    ("complaint", "en"): "",
-    ("complaint", "fr"): "",
-    ("repeated_failure", "en"): "Forgive me, I am not helping as I should.",
-    ("repeated_failure", "fr"): "Pardonnez-moi, je ne vous aide pas comme je le devrais.",
-    ("sensitive", "en"): "This deserves personal attention.",
-    ("sensitive", "fr"): "Cela mérite une attention personnelle.",
 }
 
 
@@ -85,23 +76,31 @@ async def hand_over(dispatcher: CollectingDispatcher, tracker: Tracker, reason: 
             else "Forgive me, I cannot reach an advisor at this moment. You can call our "
             "Paris boutique on +33142650000."))
         return []
-    opening = (lead or {}).get(language if language == "fr" else "en") or \
-        _LEAD.get((reason, language if language == "fr" else "en"), "")
+    first = (lead or {}).get(language if language == "fr" else "en") or opening(reason, language)
     line = reply_promise(advisor.first_name if advisor else None, shop, now, language)
-    dispatcher.utter_message(text=f"{opening} {line}".strip())
+    dispatcher.utter_message(text=f"{first} {line}".strip())
     events: list[EventType] = [SlotSet("language", language)]
     if tracker.active_loop.get("name"):
         events += [ActiveLoop(None), SlotSet("requested_slot", None)]
     return events + [ConversationPaused()]
 
 
+def handoff_reason(tracker: Tracker) -> str:
+    """Why the conversation goes to a person: what the screen found in the client's words
+    (:func:`salon.advisors.screen.person_needed`), else what her intent says.
+    """
+    text = tracker.latest_message.get("text") or ""
+    intent = (tracker.latest_message.get("intent") or {}).get("name") or ""
+    screened = person_needed(text) if text and not text.startswith("/") else None
+    return screened or _REASON_BY_INTENT.get(intent, "talk_to_advisor")
+
+
 class ActionHandoff(Action):
-    """Hands the conversation to a person, for the reason the client's intent gives."""
+    """Hands the conversation to a person, for the reason the screen or the intent gives."""
 
     def name(self) -> str:
         return "action_handoff"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: dict[str, Any]) -> list[EventType]:
-        intent = (tracker.latest_message.get("intent") or {}).get("name") or ""
-        return await hand_over(dispatcher, tracker, _REASON_BY_INTENT.get(intent, "talk_to_advisor"))
+        return await hand_over(dispatcher, tracker, handoff_reason(tracker))

@@ -20,7 +20,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from actions import backends
 from actions.backends import client_ids
-from salon.llm.sensitivity import handoff_reason, is_styling_talk
+from salon.advisors.screen import person_needed
+from salon.llm.sensitivity import is_styling_talk
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ class ActionStylingAdvice(Action):
 
 def _placeable(text: str) -> bool:
     """Unplaced by the NLU, but styling talk or something a person must hear."""
-    return is_styling_talk(text) or handoff_reason(text) is not None
+    return is_styling_talk(text) or person_needed(text) is not None
 
 
 def _previous_unplaced(tracker: Tracker) -> bool:

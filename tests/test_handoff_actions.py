@@ -149,6 +149,31 @@ async def test_a_vics_bespoke_request_is_sensitive(maison: str) -> None:
     assert (await (await backends.handoffs()).open_for(CLAIRE)).reason == "sensitive"  # type: ignore[union-attr]
 
 
+async def test_the_advisor_gets_the_screens_reason_and_the_client_words_that_fit_it(
+        maison: str, advisor_webhook: dict[str, Any]) -> None:
+    dispatcher = CollectingDispatcher()
+    await ActionHandoff().run(dispatcher, tracker(
+        text="mon père est décédé dimanche, je ne pourrai pas venir", intent="talk_to_advisor",
+        slots={"language": "fr"}), {})
+    assert [m["text"] for m in dispatcher.messages] == [
+        "Nous sommes de tout cœur avec vous, et je vous remercie de nous l'avoir dit. "
+        "Sophie vous répondra ici demain à partir de 10h00."]
+    handoff = await (await backends.handoffs()).open_for(CLAIRE)
+    assert handoff is not None and handoff.reason == "distress"
+    [posted] = advisor_webhook["received"]
+    assert posted["handoff"]["reason"] == "distress"
+
+
+async def test_a_suspected_fraud_is_told_to_keep_its_codes(maison: str) -> None:
+    dispatcher = CollectingDispatcher()
+    await ActionHandoff().run(dispatcher, tracker(
+        text="Someone placed an order on my account and it wasn't me", intent="talk_to_advisor"), {})
+    assert dispatcher.messages[0]["text"] == (
+        "Thank you for alerting us. Meanwhile, please share no card details or codes with anyone. "
+        "Sophie will reply to you here tomorrow from 10:00.")
+    assert (await (await backends.handoffs()).open_for(CLAIRE)).reason == "fraud"  # type: ignore[union-attr]
+
+
 def _previous_session(*extra: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"event": "action", "name": "action_session_start"}, {"event": "session_started"},
             {"event": "action", "name": "action_listen"},

@@ -3,10 +3,11 @@ notification, and the line that tells the client who will answer and when.
 
 ``HandoffBook`` keeps ``salon_handoffs``: one open row per conversation (a second request
 while one is open returns the same row), with the client, the assigned advisor, why
-(``talk_to_advisor``, ``complaint``, ``repeated_failure``, ``sensitive``, or
-``booking_request`` from someone the book does not know, ``bespoke`` with the client's
-brief), a short note,
-and how the advisor was told. The action server writes it when it pauses the bot; the
+(``talk_to_advisor``; one of :data:`salon.advisors.screen.HANDOFF_REASONS` when the screen
+found a person must answer; ``repeated_failure``, ``sensitive``, ``booking_request`` from
+someone the book does not know, ``bespoke`` with the client's brief), a short note, and
+how the advisor was told. :data:`OPENINGS` holds the first words the client reads for
+each reason. The action server writes it when it pauses the bot; the
 advisor API (in the Rasa server) lists and resolves it. Both only need ``DATABASE_URL``.
 
 ``notify`` POSTs the handoff as JSON to ``SALON_ADVISOR_WEBHOOK_URL`` when one is
@@ -35,6 +36,7 @@ import httpx
 from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text, select, update
 from sqlalchemy.exc import IntegrityError
 
+from salon.advisors.screen import HANDOFF_REASONS
 from salon.conversation.phrasing import say_day, say_time
 from salon.graphemes import shorten
 from salon.integrations.bookings import Boutique
@@ -45,8 +47,9 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["REASONS", "Handoff", "HandoffBook", "notify", "reply_promise"]
 
-REASONS: Final = ("talk_to_advisor", "complaint", "repeated_failure", "sensitive", "booking_request",
-                  "bespoke")
+REASONS: Final = tuple(dict.fromkeys((
+    "talk_to_advisor", "complaint", "repeated_failure", "sensitive", "booking_request", "bespoke",
+    *HANDOFF_REASONS)))
 WEBHOOK_TIMEOUT_S: Final = 5.0
 NAME_LIMIT: Final = 200
 """A WhatsApp profile name may be longer: it is kept shortened, between characters."""
@@ -242,6 +245,59 @@ async def notify(book: HandoffBook, handoff: Handoff, url: str | None, *,
                      handoff.id, detail)
     await book.mark_notified(handoff.id, outcome, detail)
     return outcome
+
+
+OPENINGS: Final[dict[str, dict[str, str]]] = {
+    "talk_to_advisor": {"en": "Of course.", "fr": "Bien sûr."},
+    "human_request": {"en": "Of course.", "fr": "Bien sûr."},
+    # A complaint is first acknowledged by utter_complaint, its apology.
+    "complaint": {"en": "", "fr": ""},
+    "repeated_failure": {
+        "en": "Forgive me, I am not helping as I should.",
+        "fr": "Pardonnez-moi, je ne vous aide pas comme je le devrais.",
+    },
+    "sensitive": {
+        "en": "This deserves personal attention.",
+        "fr": "Cela mérite une attention personnelle.",
+    },
+    "distress": {
+        "en": "I am so sorry. Thank you for telling us.",
+        "fr": "Nous sommes de tout cœur avec vous, et je vous remercie de nous l'avoir dit.",
+    },
+    "health": {
+        "en": "Your wellbeing comes first, and this deserves a person's care.",
+        "fr": "Votre bien-être passe avant tout, et cela mérite l'attention d'une personne.",
+    },
+    "legal": {
+        "en": "I understand, and I am passing this on straight away.",
+        "fr": "Je comprends, et je transmets votre message sans attendre.",
+    },
+    "fraud": {
+        "en": "Thank you for alerting us. Meanwhile, please share no card details or codes "
+              "with anyone.",
+        "fr": "Merci de nous avoir alertés. D'ici là, ne communiquez à personne vos "
+              "coordonnées bancaires ni aucun code.",
+    },
+    "payment": {
+        "en": "I am sorry for the trouble with your payment.",
+        "fr": "Pardonnez-nous pour ce souci de paiement.",
+    },
+    "data_protection": {
+        "en": "Of course: your request about your personal data will be handled by a person.",
+        "fr": "Bien entendu : votre demande concernant vos données personnelles sera traitée "
+              "par une personne.",
+    },
+    "urgency": {"en": "I understand the urgency.", "fr": "Je comprends l'urgence."},
+    "discretion": {"en": "Of course, in complete discretion.", "fr": "Bien entendu, en toute discrétion."},
+}
+"""The first words to the client when the conversation goes to a person, by reason and
+language; :func:`reply_promise` follows them. A reason not listed has none."""
+
+
+def opening(reason: str, language: str) -> str:
+    """The first words for ``reason`` in ``language`` (English when it has none)."""
+    lines = OPENINGS.get(reason, {})
+    return lines.get(language, lines.get("en", ""))
 
 
 def reply_promise(advisor_first_name: str | None, shop: Boutique, now: datetime,

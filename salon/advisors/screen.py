@@ -197,17 +197,16 @@ _DISCRETION: Final = _any(
 _HUMAN: Final = _any(
     r"(?:real|actual|human|live) (?:person|human|being|people|agent|staff)", r"(?:a|an) human\b",
     r"(?:stop|enough with|no more|not) (?:the |this |a )?(?:bot|robot|machine|chatbot|automated)",
-    r"(?:are you|is this|am i (?:talking|speaking|chatting) (?:to|with)) (?:a |an )?(?:bot|robot|ai\b|machine|computer)",
     r"not (?:talking|speaking|chatting) (?:to|with) a (?:machine|bot|robot)", r"member of (?:staff|the team)",
     r"someone who can (?:actually )?help", r"(?:get|give|find) me (?:someone|somebody|a person)",
     r"someone from the (?:boutique|store|shop)", r"put me through",
     r"reponses? automatiques?", r"(?:vrai|vraie|veritable) (?:interlocuteur|personne|conseiller|humain)",
     r"en chair et en os", r"(?:un )?humain\b", r"etre humain", r"pas (?:un|une) (?:robot|machine|bot)",
-    r"(?:parler|discuter|parle) (?:a|avec) une machine", r"passez ?moi quelqu'un", r"intelligence artificielle",
-    r"(?:un|le|ce) (?:robot|bot)\b", r"quelqu'un de (?:la boutique|reel|vrai)",
+    r"(?:parler|discuter|parle) (?:a|avec) une machine", r"passez ?moi quelqu'un",
+    r"quelqu'un de (?:la boutique|reel|vrai)",
     r"persona (?:vera|reale|in carne)", r"essere umano", r"operatore", r"basta (?:bot|robot|risposte)",
-    r"risposte automatiche", r"qualcuno di vero", r"in carne e ossa", r"intelligenza artificiale",
-    r"sei un (?:bot|robot)", r"(?:parlare|chattare) con una macchina", r"passi qualcuno", r"passate(?:mi)? qualcuno",
+    r"risposte automatiche", r"qualcuno di vero", r"in carne e ossa",
+    r"(?:parlare|chattare) con una macchina", r"passi qualcuno", r"passate(?:mi)? qualcuno",
 )
 _COMPLAINT: Final = _any(
     r"complain", r"complaint", r"unacceptable", r"not acceptable", r"disappoint", r"appalling", r"insult",
@@ -274,6 +273,23 @@ _DEADLINE: Final = _any(
 )
 
 
+# "Are you a real person?" alone is a question the assistant answers (it says who it is
+# and offers the client's advisor), not a request for one.
+_BOT_QUESTION: Final = re.compile(
+    "^(?:" + "|".join(p.replace("'", " ?") for p in (
+        r"(?:hi |hello )?(?:are you|r u|is this|am i (?:talking|speaking|chatting) (?:to|with)|do i have)"
+        r" (?:a |an )?(?:real |actual )?(?:human|person|bot|robot|ai|machine|computer)(?: being)?"
+        r"(?: (?:on the other end|or (?:a )?(?:bot|robot|machine|human|person)))?",
+        r"(?:real |actual )?(?:person|human) or (?:a )?(?:bot|robot|machine|ai)",
+        r"(?:bonjour )?(?:vous etes|etes ?vous|tu es|t'es|c'est) (?:un |une )?(?:vrai |vraie )?(?:humain|robot|bot|machine|personne)(?: reelle)?",
+        r"(?:ciao )?(?:sei|e|lei e) (?:un |una )?(?:essere umano|umano|bot|robot|persona vera|macchina)",
+    )) + r")$")
+
+
+def _asks_for_a_person(text: str) -> bool:
+    return _HUMAN.search(text) is not None and _BOT_QUESTION.match(text) is None
+
+
 def _urgent(text: str) -> bool:
     """An emergency, or something not there yet with a deadline within the day."""
     return bool(_EMERGENCY.search(text) or (_NOT_THERE.search(text) and _DEADLINE.search(text)))
@@ -294,7 +310,7 @@ _SCREEN: Final[tuple[tuple[str, Callable[[str], bool]], ...]] = (
     ("discretion", _matches(_DISCRETION)),
     ("urgency", _urgent),
     ("complaint", _matches(_COMPLAINT)),
-    ("human_request", _matches(_HUMAN)),
+    ("human_request", _asks_for_a_person),
 )
 
 HANDOFF_REASONS: Final = tuple(reason for reason, _ in _SCREEN)

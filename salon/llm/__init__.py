@@ -4,8 +4,8 @@
   provider ever receives anything (the offline responder answers).
 - :mod:`salon.llm.retrieval`: BM25 and character n-gram ranking over the catalog.
 - :mod:`salon.llm.context`: the current client's profile, only with their consent.
-- :mod:`salon.llm.sensitivity`: messages a person must answer (complaint, emotional,
-  legal, medical, VIC-sensitive) and obvious prompt-injection attempts.
+- :mod:`salon.llm.sensitivity`: obvious prompt-injection attempts and open styling talk
+  (messages a person must answer are :mod:`salon.advisors.screen`'s).
 - :mod:`salon.llm.prompt`: the chat messages: rules, facts with ids, the client's text as data.
 - :mod:`salon.llm.client`: the ``openai`` async client with a hard deadline per turn.
 - :mod:`salon.llm.guardrails`: checks every answer against the retrieved facts.

@@ -27,6 +27,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from salon.advisors.screen import person_needed
 from salon.clock import Clock
 from salon.integrations.catalog import ProductFacts, SqlCatalog
 from salon.llm.audit import AuditEntry, LlmAudit, mask, sender_key
@@ -37,7 +38,7 @@ from salon.llm.guardrails import Verdict, check
 from salon.llm.offline import offline_answer, safe_answer
 from salon.llm.prompt import build_messages, repair_messages, system_rules
 from salon.llm.retrieval import CatalogIndex, Ranked
-from salon.llm.sensitivity import handoff_reason, looks_like_injection
+from salon.llm.sensitivity import looks_like_injection
 from salon.purposes import SERVICE_REPLY
 
 logger = logging.getLogger(__name__)
@@ -134,7 +135,7 @@ class StylingAdvisor:
     # ------------------------------------------------------------------ the turn
     async def answer(self, text: str, *, wa_id: str | None, user_id: str | None) -> StylingReply:
         await self.initialize()
-        reason = handoff_reason(text)
+        reason = person_needed(text)
         client = await load_client_context(self.engine, wa_id=wa_id, user_id=user_id)
         audit_id = client.client_id or await self._sender_key(wa_id, user_id)
         if reason is not None:

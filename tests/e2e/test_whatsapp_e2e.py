@@ -186,6 +186,40 @@ def test_ask_for_an_advisor_and_get_a_reply_from_the_advisor_api(stack: Stack) -
     assert "Ms Laurent" in box[-1]["body"], box
 
 
+ANTOINE = "33600000002"  # C-002, French, advisor Camille (Paris)
+NIKO = "393330000077"  # not in the book: writes in Italian
+
+
+def test_what_a_person_must_answer_reaches_one_mid_booking_and_in_italian(stack: Stack) -> None:
+    stack.emulator("POST", "/_emulator/reset")
+
+    def say(who: str, words: str) -> None:
+        SAID.append(words)
+        stack.emulator("POST", "/_emulator/inbound", json={"from": who, "text": words})
+
+    say(ANTOINE, "Je voudrais réserver un essayage à Paris")
+    asked = len(_settled(stack, ANTOINE, 1))  # the booking form's question
+    say(ANTOINE, "pardon, mon père est décédé cette nuit, je ne pourrai pas venir")
+    box = _settled(stack, ANTOINE, asked + 1)
+    assert len(box) == asked + 1, box
+    assert box[-1]["body"].startswith("Nous sommes de tout cœur avec vous"), box
+    assert "Camille vous répondra ici" in box[-1]["body"]
+    say(NIKO, "Buongiorno, mi avete addebitato due volte la stessa borsa")
+    box = _settled(stack, NIKO, 1)
+    # Who answers and when (the language of that line follows the conversation's language).
+    assert len(box) == 1 and "Paris" in box[0]["body"], box
+    say(ANTOINE, "merci")  # both conversations are a person's now: the assistant is quiet
+    say(NIKO, "grazie")
+    time.sleep(QUIET_S)
+    assert len(stack.outbox(ANTOINE)) == asked + 1 and len(stack.outbox(NIKO)) == 1
+    engine = make_sync_engine(stack.config.effective_database_url)
+    with engine.connect() as conn:
+        reasons = dict(conn.execute(text(
+            "SELECT conversation_id, reason FROM salon_handoffs WHERE status = 'open'")).all())
+    engine.dispose()
+    assert reasons[ANTOINE] == "distress" and reasons[NIKO] == "payment"
+
+
 def test_back_after_25_hours_and_greeted_with_context(stack: Stack) -> None:
     stack.emulator("POST", "/_emulator/reset")
     _say(stack, "I'd like to book a fitting in London")

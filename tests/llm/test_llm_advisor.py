@@ -202,11 +202,11 @@ async def test_without_llm_consent_nothing_is_sent(seeded: Path, tmp_path: Path)
 async def test_sensitive_messages_go_to_a_person(seeded: Path, tmp_path: Path) -> None:
     async with running_llm([Step(GOOD)] * 5) as llm, advisor_for(seeded, tmp_path, llm) as advisor:
         cases = {
-            "my late mother's necklace, what would go with it for her memorial?": "emotional",
+            "my late mother's necklace, what would go with it for her memorial?": "distress",
             "the bag I bought is damaged, what goes with it until you refund me?": "complaint",
-            "I am allergic to nickel, which bracelet can I wear?": "medical",
+            "I am allergic to nickel, which bracelet can I wear?": "health",
             "my lawyer says the watch is counterfeit": "legal",
-            "a gift for my mistress, please don't tell my wife": "vic_sensitive",
+            "a gift for my mistress, please don't tell my wife": "discretion",
         }
         for text, reason in cases.items():
             reply = await ask(advisor, text)

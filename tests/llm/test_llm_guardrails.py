@@ -8,13 +8,14 @@ import json
 import pytest
 
 from bench.retrieval import evaluate, load_products, load_questions
+from salon.advisors.screen import person_needed
 from salon.integrations.catalog import ProductFacts
 from salon.llm.context import ClientContext
 from salon.llm.guardrails import MAX_CHARS, check
 from salon.llm.offline import offline_answer
 from salon.llm.prompt import build_messages, system_rules
 from salon.llm.retrieval import CatalogIndex, KeywordOverlapIndex
-from salon.llm.sensitivity import handoff_reason, is_styling_talk, looks_like_injection
+from salon.llm.sensitivity import is_styling_talk, looks_like_injection
 
 CITIES = {"paris": "Paris", "london": "London", "milan": "Milan"}
 CLAIRE = ClientContext(client_id="C-001", title="Ms", first_name="Claire", last_name="Laurent",
@@ -122,22 +123,22 @@ def test_offline_answers_pass_the_guardrails_for_every_held_out_question(index: 
 @pytest.mark.parametrize(
     ("text", "reason"),
     [
-        ("I'm devastated, my husband passed away and I need something for the funeral", "emotional"),
-        ("je suis effondrée depuis le décès de ma mère", "emotional"),
+        ("I'm devastated, my husband passed away and I need something for the funeral", "distress"),
+        ("je suis effondrée depuis le décès de ma mère", "distress"),
         ("my bag is damaged and I want a refund", "complaint"),
         ("c'est inadmissible, le bracelet est cassé et je suis déçue", "complaint"),
-        ("I'm allergic to nickel, which earrings are safe?", "medical"),
-        ("what can I wear while pregnant?", "medical"),
+        ("I'm allergic to nickel, which earrings are safe?", "health"),
+        ("what can I wear while pregnant?", "health"),
         ("my lawyer will be in touch about the counterfeit", "legal"),
-        ("please delete my data under GDPR", "legal"),
-        ("a journalist asked me what I bought, can you keep it confidential?", "vic_sensitive"),
-        ("who else bought the Éclipse Tourbillon?", "vic_sensitive"),
+        ("please delete my data under GDPR", "data_protection"),
+        ("a journalist asked me what I bought, can you keep it confidential?", "discretion"),
+        ("who else bought the Éclipse Tourbillon?", "discretion"),
         ("what would go with a navy blazer for a wedding?", None),
         ("a bag for the opera, something in black", None),
     ],
 )
 def test_handoff_reasons(text: str, reason: str | None) -> None:
-    assert handoff_reason(text) == reason
+    assert person_needed(text) == reason
 
 
 def test_injection_and_styling_talk_are_recognised() -> None:
@@ -150,7 +151,7 @@ def test_injection_and_styling_talk_are_recognised() -> None:
     assert is_styling_talk("a relaxed bucket bag for everyday")
     assert not is_styling_talk("what's the weather in Milan")
     assert not is_styling_talk("watching the football tonight")
-    assert handoff_reason("j'ai besoin de conseils de style pour un dîner d'affaires") is None
+    assert person_needed("j'ai besoin de conseils de style pour un dîner d'affaires") is None
 
 
 def test_the_prompt_holds_a_profile_only_with_personalisation_consent(index: CatalogIndex) -> None:
