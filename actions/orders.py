@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import EventType, SlotSet
@@ -16,7 +17,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from actions import backends
 from actions.backends import client_ids
 from actions.greeting import conversation_language
-from salon.conversation.order_status import order_answer
+from salon.conversation.greetings import DEFAULT_ZONE
+from salon.conversation.order_status import LATE_ORDER_BUTTON, is_late, order_answer
 from salon.integrations.orders import normalise_order_number
 
 logger = logging.getLogger(__name__)
@@ -67,5 +69,9 @@ class ActionOrderStatus(Action):
             # Unknown, or someone else's: the same answer, nothing about the order.
             dispatcher.utter_message(response="utter_order_not_found", order_number=number)
         else:
-            dispatcher.utter_message(text=order_answer(facts))
+            record = await backends.known_client(tracker)
+            zone = ZoneInfo(record.time_zone if record is not None else DEFAULT_ZONE)
+            today = backends.clock().now().astimezone(zone).date()  # the client's today
+            buttons = [dict(LATE_ORDER_BUTTON)] if is_late(facts, today) else []
+            dispatcher.utter_message(text=order_answer(facts, today=today), buttons=buttons)
         return [SlotSet("order_number", None)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime, timezone
 from typing import Any
 
 import pytest
@@ -11,12 +12,13 @@ from rasa_sdk.executor import CollectingDispatcher
 from salon.conversation.order_status import order_answer
 from salon.integrations.orders import OrderFacts, SqlOrders, normalise_order_number
 from salon.storage.db import make_async_engine
-from tests.action_support import sealed
+from tests.action_support import action_server_on, sealed
 from tests.seeding import seed_maison
 
 CLAIRE_WA = "33600000001"  # owns SOL-104233 (shipped) and SOL-104187 (delivered)
 CLAIRE_BSUID = "FR.4820193746581029374"
 SOMEONE_ELSE = "447700900123"
+TODAY = date(2026, 11, 26)  # the day the demo maison's records describe
 
 
 @pytest.fixture()
@@ -56,19 +58,36 @@ async def test_latest_order_is_the_most_recent(orders) -> None:  # type: ignore[
 
 
 async def test_answers_say_only_what_the_record_holds(orders) -> None:  # type: ignore[no-untyped-def]
-    shipped = order_answer(await orders.for_client("SOL-104233", wa_id=CLAIRE_WA, user_id=None))
+    shipped = order_answer(await orders.for_client("SOL-104233", wa_id=CLAIRE_WA, user_id=None), today=TODAY)
     assert "SOL-104233" in shipped and "DHL Express" in shipped
     assert "Wednesday 25 November" in shipped  # the promised date
     assert "https://www.dhl.com/" in shipped
-    delivered = order_answer(await orders.for_client("SOL-104187", wa_id=CLAIRE_WA, user_id=None))
+    delivered = order_answer(await orders.for_client("SOL-104187", wa_id=CLAIRE_WA, user_id=None), today=TODAY)
     assert "was delivered on Monday 5 October" in delivered
     delayed = order_answer(OrderFacts(number="SOL-100001", status="delayed", items=("Aurore tote",),
-                                      delay_reason="Customs held the parcel in Milan."))
+                                      delay_reason="Customs held the parcel in Milan."), today=TODAY)
     assert "delayed" in delayed and "Customs held the parcel in Milan." in delayed
     assert "expected" not in delayed  # no date in the record, none said
     boutique = order_answer(OrderFacts(number="SOL-100002", status="shipped", items=(),
-                                       carrier="boutique courier"))
+                                       carrier="boutique courier"), today=TODAY)
     assert "boutique courier" in boutique and "follow it" not in boutique
+
+
+async def test_an_order_past_its_promised_date_is_said_to_be_late_with_an_apology(orders) -> None:  # type: ignore[no-untyped-def]
+    facts = await orders.for_client("SOL-104233", wa_id=CLAIRE_WA, user_id=None)
+    assert facts is not None and facts.eta == date(2026, 11, 25) and facts.status == "shipped"
+    on_time = order_answer(facts, today=date(2026, 11, 24))
+    assert "expected on Wednesday 25 November" in on_time and "sorry" not in on_time
+    assert order_answer(facts, today=date(2026, 11, 25)) == on_time  # due today is not late
+    late = order_answer(facts, today=date(2026, 12, 4))
+    assert "expected on Wednesday 25 November" not in late
+    assert "was due on Wednesday 25 November and has not reached you yet" in late
+    assert "I am sorry" in late and "DHL Express" in late and "https://www.dhl.com/" in late
+    assert late.endswith("Your client advisor can look into it with DHL Express for you.")
+    # Delivered, cancelled or already marked delayed: the record says what happened.
+    delivered = order_answer(await orders.for_client("SOL-104187", wa_id=CLAIRE_WA, user_id=None),
+                             today=date(2026, 12, 4))
+    assert "late" not in delivered and "has not reached you" not in delivered
 
 
 def _tracker(sender: str, slots: dict[str, Any], metadata: dict[str, Any] | None = None) -> Tracker:
@@ -112,6 +131,27 @@ async def test_action_answers_the_owner_and_reveals_nothing_to_others(sqlite_url
                                         "template": "utter_order_not_found",
                                         "response": "utter_order_not_found", "image": None,
                                         "attachment": None, "order_number": number}]
+    backends.reset()
+
+
+@pytest.mark.parametrize(("now", "late"), [
+    (datetime(2026, 11, 25, 22, 30, tzinfo=timezone.utc), False),  # 23:30 on the 25th in Paris: due today
+    (datetime(2026, 11, 25, 23, 30, tzinfo=timezone.utc), True),   # 00:30 on the 26th in Paris
+])
+async def test_the_action_reads_the_promised_date_against_the_clients_today(
+        sqlite_url: str, tmp_path, monkeypatch, now: datetime, late: bool) -> None:  # type: ignore[no-untyped-def]
+    from actions import backends
+    from actions.orders import ActionOrderStatus
+
+    action_server_on(sqlite_url, tmp_path, monkeypatch, now)
+    dispatcher = CollectingDispatcher()
+    await ActionOrderStatus().run(dispatcher, _tracker(CLAIRE_WA, {"order_number": "SOL-104233"},
+                                                       sealed(CLAIRE_WA, wa_id=CLAIRE_WA)), {})
+    [message] = dispatcher.messages
+    assert ("has not reached you yet" in message["text"]) is late, message["text"]
+    assert ("expected on Wednesday 25 November" in message["text"]) is not late
+    # A late order offers the way to a person: the button asks for the client's advisor.
+    assert message["buttons"] == ([{"title": "Ask my advisor", "payload": "/talk_to_advisor"}] if late else [])
     backends.reset()
 
 

@@ -45,7 +45,7 @@ from salon.storage.db import SqlTables
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["REASONS", "Handoff", "HandoffBook", "notify", "reply_promise"]
+__all__ = ["OPENINGS", "REASONS", "Handoff", "HandoffBook", "notify", "opening", "reply_promise"]
 
 REASONS: Final = tuple(dict.fromkeys((
     "talk_to_advisor", "complaint", "repeated_failure", "sensitive", "booking_request", "bespoke",

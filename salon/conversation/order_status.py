@@ -1,8 +1,10 @@
 """Order answers in the maison's voice, composed only from the order's own data.
 
 Dates are said as the client reads them ("Wednesday 25 November"); a tracking link is
-given when the carrier has one; a delay is said plainly with its reason. Nothing is
-promised that the order record does not hold.
+given when the carrier has one; a delay is said plainly with its reason. The record is
+read against the client's today: an order still on its way after its promised date is
+late, and said to be, with an apology and the next step. Nothing is promised that the
+order record does not hold.
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ from datetime import date, datetime
 
 from salon.integrations.orders import OrderFacts
 
-__all__ = ["order_answer"]
+__all__ = ["LATE_ORDER_BUTTON", "is_late", "order_answer"]
+
+LATE_ORDER_BUTTON = {"title": "Ask my advisor", "payload": "/talk_to_advisor"}
+"""Offered under a late order's answer: the advisor takes it from there."""
 
 
 def _day(value: date | datetime) -> str:
@@ -35,10 +40,35 @@ def _tracking(facts: OrderFacts) -> str:
     return ""
 
 
-def order_answer(facts: OrderFacts) -> str:
-    """One short message on where the order stands, from its record only."""
+_ON_ITS_WAY = frozenset({"placed", "confirmed", "in_preparation", "shipped", "out_for_delivery"})
+
+
+def _late(facts: OrderFacts, subject: str, number: str) -> str:
+    """An order on its way past its promised date: said plainly, with the next step."""
+    assert facts.eta is not None
+    news = ""
+    if facts.status in ("shipped", "out_for_delivery"):
+        how = f" with {facts.carrier}" if facts.carrier else ""
+        when = f" on {_day(facts.shipped_at)}" if facts.shipped_at else ""
+        news = f" It left us{when}{how}.{_tracking(facts)}"
+    who = f" with {facts.carrier}" if facts.carrier and facts.status in ("shipped", "out_for_delivery") else ""
+    return (f"{subject} {number} was due on {_day(facts.eta)} and has not reached you yet. "
+            f"I am sorry.{news} Your client advisor can look into it{who} for you.")
+
+
+def is_late(facts: OrderFacts, today: date) -> bool:
+    """Whether the order is still on its way after its promised date (``today`` is the client's)."""
+    return facts.status in _ON_ITS_WAY and facts.eta is not None and facts.eta < today
+
+
+def order_answer(facts: OrderFacts, *, today: date) -> str:
+    """One short message on where the order stands on ``today`` (the client's date), from
+    its record only.
+    """
     subject = _items(facts.items)
     number = f"(order {facts.number})"
+    if is_late(facts, today):
+        return _late(facts, subject, number)
     eta = f", expected on {_day(facts.eta)}" if facts.eta else ""
     status = facts.status
     if status in ("placed", "confirmed"):
