@@ -46,12 +46,11 @@ _ON_ITS_WAY = frozenset({"placed", "confirmed", "in_preparation", "shipped", "ou
 def _late(facts: OrderFacts, subject: str, number: str) -> str:
     """An order on its way past its promised date: said plainly, with the next step."""
     assert facts.eta is not None
-    news = ""
+    news = who = ""
     if facts.status in ("shipped", "out_for_delivery"):
-        how = f" with {facts.carrier}" if facts.carrier else ""
+        who = f" with {facts.carrier}" if facts.carrier else ""
         when = f" on {_day(facts.shipped_at)}" if facts.shipped_at else ""
-        news = f" It left us{when}{how}.{_tracking(facts)}"
-    who = f" with {facts.carrier}" if facts.carrier and facts.status in ("shipped", "out_for_delivery") else ""
+        news = f" It left us{when}{who}.{_tracking(facts)}"
     return (f"{subject} {number} was due on {_day(facts.eta)} and has not reached you yet. "
             f"I am sorry.{news} Your client advisor can look into it{who} for you.")
 
