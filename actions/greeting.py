@@ -9,17 +9,18 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import backends
+from salon.conversation import language
 from salon.conversation.greetings import greeting
-from salon.conversation.phrasing import language_of
 from salon.integrations.crm import ClientRecord
 
 
 def conversation_language(tracker: Tracker, record: ClientRecord | None) -> str:
-    """The language of the client's latest words, else of the conversation so far, else
-    of their record, else English.
+    """The conversation's language after the client's latest words: the one they ask
+    for, else the conversation's so far (its slot, else their record's) unless they
+    clearly write in another (salon/conversation/language.py).
     """
-    fallback = tracker.get_slot("language") or (record.language if record else None)
-    return language_of(tracker.latest_message.get("text"), fallback)
+    current = tracker.get_slot("language") or (record.language if record else None)
+    return language.conversation_language(tracker.latest_message.get("text"), current)
 
 
 class ActionGreet(Action):
@@ -44,9 +45,9 @@ class ActionGreet(Action):
 
 
 class ActionDetectLanguage(Action):
-    """Keeps the ``language`` slot on the language the client writes in (custom slot
-    mapping: Rasa runs it on every message); a button or a bare name keeps the current
-    one, and the client's record decides before anything is written.
+    """Keeps the ``language`` slot on the conversation's language (custom slot mapping:
+    Rasa runs it on every message): the client's record first, then the language they
+    ask for or clearly write in; a button, a bare name or a lone "ok" keeps it.
     """
 
     def name(self) -> str:

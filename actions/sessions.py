@@ -14,7 +14,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.exc import SQLAlchemyError
 
 from actions import backends
-from salon.conversation.phrasing import supported
+from salon.conversation.language import supported
 from salon.conversation.recall import LastTime, recall
 
 logger = logging.getLogger(__name__)

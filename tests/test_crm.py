@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 
 from salon.conversation.greetings import greeting
-from salon.conversation.phrasing import address, language_of
+from salon.conversation.phrasing import address
 from salon.integrations.crm import (
     CrmUnavailable,
     HttpCrm,
@@ -181,15 +181,3 @@ async def test_greetings_by_name_in_the_clients_language_vic_advisor_first(crm: 
     stranger = greeting(None, evening, "fr")
     assert stranger is not None and stranger.text.startswith("Bonsoir, et bienvenue chez Maison Solenne")
     assert address(henry, "fr") == "Monsieur Ashworth"
-
-
-@pytest.mark.parametrize(("text", "fallback", "expected"), [
-    ("Bonjour, je voudrais prendre rendez-vous", None, "fr"),
-    ("Hello, I would like to book a visit", "fr", "en"),
-    ("Paris", "fr", "fr"),
-    ('/inform{"boutique": "paris"}', "fr", "fr"),
-    ("Paris", None, "en"),
-    ("Buongiorno", "it", "en"),  # Italian is not written yet: English
-])
-def test_the_language_of_a_message(text: str, fallback: str | None, expected: str) -> None:
-    assert language_of(text, fallback) == expected

@@ -36,7 +36,8 @@ from salon.advisors.repairs import (
     status_message,
 )
 from salon.clock import Clock
-from salon.conversation.phrasing import address, supported
+from salon.conversation.language import supported
+from salon.conversation.phrasing import address
 from salon.guard.sender import SendOutcome
 from salon.identity import ClientRef
 from salon.integrations.bookings import Bookings

@@ -6,23 +6,16 @@ words needed are here. French is always the formal register.
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from datetime import datetime
 
 from salon.integrations.crm import ClientRecord
 
 __all__ = [
-    "SUPPORTED",
     "address",
-    "language_of",
     "say_day",
     "say_day_short",
     "say_time",
-    "supported",
 ]
-
-SUPPORTED = ("en", "fr")
 
 _EN_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _FR_DAYS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
@@ -32,44 +25,6 @@ _FR_MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", 
               "septembre", "octobre", "novembre", "décembre")
 _FR_MONTHS_SHORT = ("janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.",
                     "oct.", "nov.", "déc.")
-
-# Words that tell the language of a short WhatsApp message (accents removed).
-_FRENCH = frozenset("""bonjour bonsoir salut merci je j vous votre vos mon ma mes est suis
-voudrais souhaite aimerais rendez vous commande ou demain aujourd hui oui non avec pour
-le la les un une des du au aux quand quel quelle heure s il plait parler conseillere
-conseiller madame monsieur bien cordialement ce cette""".split())
-_ENGLISH = frozenset("""hello hi hey good morning afternoon evening thanks thank you please
-i i m my me would like want where when is are the a an to book appointment order
-tomorrow today can could speak advisor yes no with for of what how""".split())
-
-
-def supported(language: str | None) -> str:
-    """``language`` if the assistant writes it, else English."""
-    return language if language in SUPPORTED else "en"
-
-
-def _plain_words(text: str) -> list[str]:
-    decomposed = unicodedata.normalize("NFKD", text)
-    plain = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
-    return re.findall(r"[a-z]+", plain)
-
-
-def language_of(text: str | None, fallback: str | None = None) -> str:
-    """The language a message is written in (English or French), else ``fallback`` (the
-    conversation's or the client record's), else English. A button payload
-    (``/intent{...}``) or a bare name says nothing and keeps the fallback.
-    """
-    if not text or text.startswith("/"):
-        return supported(fallback)
-    words = _plain_words(text)
-    french = sum(1 for w in words if w in _FRENCH)
-    english = sum(1 for w in words if w in _ENGLISH)
-    if french > english:
-        return "fr"
-    if english > french:
-        return "en"
-    return supported(fallback)
-
 
 _EN_TITLES = {"Ms": "Ms", "Mme": "Mrs", "Mr": "Mr", "M.": "Mr", "Dr": "Dr"}
 _FR_TITLES = {"Ms": "Madame", "Mme": "Madame", "Mr": "Monsieur", "M.": "Monsieur", "Dr": "Docteur"}
