@@ -1,4 +1,4 @@
-"""Days and times as clients write them, English and French.
+"""Days and times as clients write them, in English, French and Italian.
 
 The everyday cases are read at the suite's "now" (``SALON_TEST_NOW``, see
 tests/instants.py), their expectations reckoned from that day in the boutique's zone;
@@ -27,6 +27,8 @@ MONDAY, SATURDAY, FRIDAY = 0, 5, 4
 EN_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 EN_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
              "September", "October", "November", "December")
+IT_MONTHS = ("gennaio", "febbraio", "marzo", "aprile", "maggio", "giugno", "luglio", "agosto",
+             "settembre", "ottobre", "novembre", "dicembre")
 FR_MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
              "septembre", "octobre", "novembre", "décembre")
 
@@ -92,6 +94,17 @@ TODAY_NAME = EN_DAYS[TODAY.weekday()]
     (f"next {TODAY_NAME}", on(TODAY + timedelta(days=7)), on(TODAY + timedelta(days=8)), False),
     (f"{PASSED.day} {EN_MONTHS[PASSED.month - 1]}", on(PASSED_NEXT),
      on(PASSED_NEXT + timedelta(days=1)), False),  # already past this year: next year's
+    # Italian
+    ("domani alle 15", on(TOMORROW, 15), None, True),
+    ("domani alle ore 15:30", on(TOMORROW, 15, 30), None, True),
+    ("sabato pomeriggio", on(coming(SATURDAY), 12), on(coming(SATURDAY), 18), False),
+    ("venerdì mattina", on(coming(FRIDAY)), on(coming(FRIDAY), 12), False),
+    ("lunedi verso le 4", on(coming(MONDAY), 16), None, True),
+    ("sabato a mezzogiorno", on(coming(SATURDAY), 12), None, True),
+    (f"il {SOON.day} {IT_MONTHS[SOON.month - 1]} alle 11:30", on(SOON, 11, 30), None, True),
+    ("dopodomani", on(TODAY + timedelta(days=2)), on(TODAY + timedelta(days=3)), False),
+    ("stasera", on(TODAY, 17), on(TODAY, 23, 59), False),
+    ("la prossima settimana", on(NEXT_WEEK), on(NEXT_WEEK + timedelta(days=7)), False),
 ])
 def test_moments_are_read_in_the_boutiques_zone(text: str, start: datetime, end: datetime | None,
                                                 exact: bool) -> None:

@@ -1,9 +1,10 @@
-"""Day and time as clients write them, in English and French, into aware datetimes.
+"""Day and time as clients write them, in English, French and Italian, into aware datetimes.
 
 ``parse_when("Friday afternoon", now, zone)`` → the window Friday 12:00–18:00 in ``zone``
 (the boutique's time zone); ``"tomorrow at 3"`` → exactly 15:00 tomorrow; ``"demain à
 15h30"``, ``"vendredi après-midi"``, ``"le 4 décembre"``, ``"4/12 at 11am"``, ``"next
-week"``, ``"this evening"`` likewise. ``now`` comes from the injected clock; nothing here
+week"``, ``"this evening"``, ``"domani alle 15"``, ``"sabato pomeriggio"``, ``"il 4
+dicembre"`` likewise. ``now`` comes from the injected clock; nothing here
 reads the wall clock. What cannot be read returns ``None`` so the caller can ask again.
 
 Conventions, chosen for appointments in a boutique: an hour without am/pm from 1 to 7
@@ -38,13 +39,13 @@ class TimeWindow:
 
 
 WEEKDAYS = {
-    "monday": 0, "mon": 0, "lundi": 0,
-    "tuesday": 1, "tue": 1, "tues": 1, "mardi": 1,
-    "wednesday": 2, "wed": 2, "mercredi": 2,
-    "thursday": 3, "thu": 3, "thurs": 3, "jeudi": 3,
-    "friday": 4, "fri": 4, "vendredi": 4,
-    "saturday": 5, "sat": 5, "samedi": 5,
-    "sunday": 6, "sun": 6, "dimanche": 6,
+    "monday": 0, "mon": 0, "lundi": 0, "lunedi": 0,
+    "tuesday": 1, "tue": 1, "tues": 1, "mardi": 1, "martedi": 1,
+    "wednesday": 2, "wed": 2, "mercredi": 2, "mercoledi": 2,
+    "thursday": 3, "thu": 3, "thurs": 3, "jeudi": 3, "giovedi": 3,
+    "friday": 4, "fri": 4, "vendredi": 4, "venerdi": 4,
+    "saturday": 5, "sat": 5, "samedi": 5, "sabato": 5,
+    "sunday": 6, "sun": 6, "dimanche": 6, "domenica": 6,
 }
 MONTHS = {
     "january": 1, "jan": 1, "janvier": 1, "february": 2, "feb": 2, "fevrier": 2,
@@ -53,6 +54,8 @@ MONTHS = {
     "august": 8, "aug": 8, "aout": 8, "september": 9, "sep": 9, "sept": 9, "septembre": 9,
     "october": 10, "oct": 10, "octobre": 10, "november": 11, "nov": 11, "novembre": 11,
     "december": 12, "dec": 12, "decembre": 12,
+    "gennaio": 1, "febbraio": 2, "marzo": 3, "aprile": 4, "maggio": 5, "giugno": 6,
+    "luglio": 7, "agosto": 8, "settembre": 9, "ottobre": 10, "dicembre": 12,
 }
 #: Part of the day → local [start, end) hours.
 PARTS = {
@@ -62,18 +65,22 @@ PARTS = {
     "evening": (time(17), time(23, 59)), "tonight": (time(17), time(23, 59)),
     "soir": (time(17), time(23, 59)), "soiree": (time(17), time(23, 59)),
     "lunchtime": (time(12), time(14)), "midday": (time(12), time(14)),
+    "mattina": (time(0), time(12)), "mattinata": (time(0), time(12)),
+    "pomeriggio": (time(12), time(18)), "sera": (time(17), time(23, 59)),
+    "serata": (time(17), time(23, 59)), "stasera": (time(17), time(23, 59)),
+    "ora di pranzo": (time(12), time(14)),
 }
 
 _MONTH_WORDS = "|".join(sorted(MONTHS, key=len, reverse=True))
 _DAY_MONTH = re.compile(rf"\b(\d{{1,2}})(?:st|nd|rd|th|er)?(?: of)? ({_MONTH_WORDS})\b")
 _MONTH_DAY = re.compile(rf"\b({_MONTH_WORDS}) (\d{{1,2}})(?:st|nd|rd|th)?\b")
 _SLASH = re.compile(r"\b(\d{1,2})/(\d{1,2})(?:/(\d{2,4}))?\b")
-_ORDINAL = re.compile(r"\b(?:the|le) (\d{1,2})(?:st|nd|rd|th|er)?\b")
+_ORDINAL = re.compile(r"\b(?:the|le|il) (\d{1,2})(?:st|nd|rd|th|er)?\b")
 _CLOCK = re.compile(
-    r"(?:\b(?:at|a|vers|around|for|pour)\s+)?\b(\d{1,2})(?:(?::|h|\.)(\d{2})?|\s*(am|pm|a m|p m)|(?=\s*(?:o clock|heures?)\b))"
+    r"(?:\b(?:at|a|vers|around|for|pour|alle ore|alle|verso le|per le|ore)\s+)?\b(\d{1,2})(?:(?::|h|\.)(\d{2})?|\s*(am|pm|a m|p m)|(?=\s*(?:o clock|heures?)\b))"
     r"(?:\s*(am|pm))?"
 )
-_BARE_AT = re.compile(r"\b(?:at|a|vers|around)\s+(\d{1,2})\b(?!\s*(?:/|:|h|th|st|nd|rd|er\b))")
+_BARE_AT = re.compile(r"\b(?:at|a|vers|around|alle ore|alle|verso le|per le|ore)\s+(\d{1,2})\b(?!\s*(?:/|:|h|th|st|nd|rd|er\b))")
 
 
 def _normalise(text: str) -> str:
@@ -104,18 +111,22 @@ def _relative_span(text: str, words: set[str], today: date) -> tuple[date, date 
     """The day or span a relative phrase names (tomorrow, today, next week, this
     weekend…), or None if ``text`` holds none.
     """
-    if "apres demain" in text or "day after tomorrow" in text:
+    if "apres demain" in text or "day after tomorrow" in text or "dopodomani" in words:
         return today + timedelta(days=2), None
-    if "tomorrow" in words or "demain" in words or "tmrw" in words:
+    if {"tomorrow", "demain", "tmrw", "domani"} & words:
         return today + timedelta(days=1), None
-    if "today" in words or "aujourd hui" in text or "tonight" in words or "ce soir" in text \
+    if {"today", "tonight", "oggi", "stasera", "stamattina", "stamani"} & words \
+            or "aujourd hui" in text or "ce soir" in text \
             or "this afternoon" in text or "this morning" in text or "this evening" in text \
-            or "cet apres midi" in text or "ce matin" in text:
+            or "cet apres midi" in text or "ce matin" in text or "questo pomeriggio" in text \
+            or "oggi pomeriggio" in text:
         return today, None
-    if "next week" in text or "semaine prochaine" in text:
+    if "next week" in text or "semaine prochaine" in text or "settimana prossima" in text \
+            or "prossima settimana" in text:
         monday = today + timedelta(days=7 - today.weekday())
         return monday, monday + timedelta(days=6)
-    if "this weekend" in text or "ce week end" in text or "weekend" in words:
+    if "this weekend" in text or "ce week end" in text or "weekend" in words \
+            or "fine settimana" in text or "questo week end" in text:
         saturday = today + timedelta(days=(5 - today.weekday()) % 7)
         return saturday, saturday + timedelta(days=1)
     return None
@@ -144,7 +155,7 @@ def _next_weekday(words: set[str], today: date) -> date | None:
     for word, weekday in WEEKDAYS.items():
         if word in words:
             ahead = (weekday - today.weekday()) % 7
-            if ahead == 0 and ({"next", "prochain"} & words):
+            if ahead == 0 and ({"next", "prochain", "prossimo", "prossima"} & words):
                 ahead = 7
             return today + timedelta(days=ahead)
     return None
@@ -186,7 +197,7 @@ def _day(text: str, today: date) -> tuple[date | None, date | None]:
 
 
 def _clock(text: str) -> time | None:
-    if re.search(r"\bnoon\b|(?<!apres )\bmidi\b", text):
+    if re.search(r"\bnoon\b|(?<!apres )\bmidi\b|\bmezzogiorno\b", text):
         return time(12)
     for match in _CLOCK.finditer(text):
         hour = int(match.group(1))
