@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from salon import __version__
 from salon.config import load_settings
@@ -20,17 +21,21 @@ def _seed(args: argparse.Namespace) -> int:
     settings = load_settings()
     url = args.database_url or settings.effective_database_url
     data_dir = Path(args.data_dir) if args.data_dir else settings.data_dir
+    from salon.clock import clock_from_env
+
+    now = clock_from_env().now()
+    today = now.astimezone(ZoneInfo(args.zone)).date() if args.today else None
     try:
-        report = seed_database(url, data_dir)
+        report = seed_database(url, data_dir, today=today)
     except SeedDataError as exc:
         print(f"salon seed: {exc}", file=sys.stderr)
         return 2
-    print(f"salon seed: {report.summary()}")
+    dated = f", dated relative to {today.isoformat()}" if today else ""
+    print(f"salon seed: {report.summary()}{dated}")
     # Stock the seed brought back from 0 fires the waiting restock alerts.
-    from salon.clock import clock_from_env
     from salon.outbound.cli import scan_after_seed
 
-    alerts = scan_after_seed(url, clock_from_env().now())
+    alerts = scan_after_seed(url, now)
     if alerts:
         print(f"salon seed: {alerts} restock alert(s) enqueued")
     return 0
@@ -146,6 +151,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     seed.add_argument("--database-url", help="SQLAlchemy URL (default: DATABASE_URL or var/salon.db)")
     seed.add_argument("--data-dir", help="folder of the maison's YAML files (default: data/maison)")
+    seed.add_argument(
+        "--today", action="store_true",
+        help="date the records relative to today by the clock (SALON_CLOCK_FILE or the real "
+             "time): moved by whole weeks so the day they describe (maison.yml dated_on) is "
+             "within three days of today (default: as written)",
+    )
+    seed.add_argument("--zone", default="Europe/Paris",
+                      help="the time zone 'today' is read in (default: Europe/Paris)")
     seed.set_defaults(handler=_seed)
 
     purge = commands.add_parser(

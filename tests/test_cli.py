@@ -37,3 +37,26 @@ def test_seed_reports_bad_data_clearly_and_writes_nothing(sqlite_url: str, tmp_p
     with engine.connect() as connection:
         assert not engine.dialect.has_table(connection, "maison_products")
     engine.dispose()
+
+
+def test_seed_dates_the_records_relative_to_the_clocks_today(  # type: ignore[no-untyped-def]
+        sqlite_url: str, tmp_path: Path, monkeypatch, capsys) -> None:
+    from datetime import datetime, timezone
+
+    from salon.clock import SystemClock, write_offset_file
+    from salon.integrations.schema import appointments
+
+    clock_file = tmp_path / "clock.json"
+    # Sunday 6 December 2026, 10:00 in Paris: ten days after the records' Thursday.
+    write_offset_file(clock_file, datetime(2026, 12, 6, 9, 0, tzinfo=timezone.utc) - SystemClock().now())
+    monkeypatch.setenv("SALON_CLOCK_FILE", str(clock_file))
+    assert main(["seed", "--database-url", sqlite_url, "--today"]) == 0
+    assert "dated relative to 2026-12-06" in capsys.readouterr().out
+    engine = make_sync_engine(sqlite_url)
+    with engine.connect() as connection:
+        first = connection.execute(
+            select(appointments.c.starts_at).where(appointments.c.id == "APT-20261127-PAR-01")
+        ).scalar_one()
+    engine.dispose()
+    # Friday 27 November, 11:00 in Paris, a week on: Friday 4 December, 11:00.
+    assert first == datetime(2026, 12, 4, 10, 0, tzinfo=timezone.utc)

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Column, Integer, MetaData, Table, func, insert, select, update
@@ -509,3 +510,41 @@ def test_main_seeds_the_configured_database(
     assert len(output) == 1
     assert "products 40" in output[0] and "clients 31" in output[0]
     assert (tmp_path / "main.db").exists()
+
+
+# ── Dated relative to today ────────────────────────────────────────────────────
+
+
+@pytest.mark.parametrize("today", [date(2026, 11, 26), date(2026, 11, 29), date(2026, 12, 6),
+                                   date(2027, 4, 15), date(2027, 10, 31), date(2028, 2, 29)])
+def test_the_records_dated_relative_to_today(maison: MaisonData, today: date) -> None:
+    dated = load_maison(DATA_DIR, today=today)
+    assert maison.house.dated_on is not None
+    shift = timedelta(weeks=round((today - maison.house.dated_on).days / 7))
+    # The records' day lands within three days of today, by whole weeks.
+    assert abs((maison.house.dated_on + shift - today).days) <= 3
+    for key, written in maison.appointments.items():
+        moved = dated.appointments[key]
+        boutique = ZoneInfo(maison.boutiques[written.boutique].time_zone)
+        before, after = written.starts_at.astimezone(boutique), moved.starts_at.astimezone(boutique)
+        # Same weekday and the same wall clock in the boutique, summer time or not.
+        assert after.date() == before.date() + shift
+        assert after.time() == before.time()
+    for key, order in maison.orders.items():
+        if order.eta is not None:
+            assert dated.orders[key].eta == order.eta + shift
+        assert dated.orders[key].created_at - order.created_at in {
+            shift, shift - timedelta(hours=1), shift + timedelta(hours=1)}
+
+
+def test_the_records_as_written_without_today(maison: MaisonData) -> None:
+    first = next(iter(maison.appointments.values()))
+    assert first.starts_at == datetime.fromisoformat("2026-11-27T11:00:00+01:00")
+
+
+def test_dating_relative_to_today_needs_the_records_day(data_copy: Path) -> None:
+    maison_file = data_copy / "maison.yml"
+    maison_file.write_text(re.sub(r"\n\s*dated_on: [\d-]+", "", maison_file.read_text()))
+    load_maison(data_copy)  # as written: fine
+    with pytest.raises(SeedDataError, match="dated_on"):
+        load_maison(data_copy, today=date(2026, 12, 6))

@@ -177,6 +177,9 @@ def stack_config(args: argparse.Namespace, workdir: Path) -> StackConfig:
         rasa_port=args.rasa_port,
         actions_port=args.actions_port,
         start_at=args.at,
+        # The maison's records are dated relative to the stack's today: the orders,
+        # appointments and events of the story stay this week's on any day.
+        seed_today=True,
     )
 
 

@@ -94,6 +94,9 @@ class StackConfig:
     """The instant every process's clock shows when the stack starts (time then runs on):
     the shared clock file is set before anything starts, so checks do not depend on the
     day they run. None: the real time."""
+    seed_today: bool = False
+    """Date the maison's records relative to the stack clock's today (``salon seed
+    --today``) instead of as written."""
     log_level: str | None = None
     """``"DEBUG"``: every process logs at that level (``rasa run --debug``, the action
     server's ``--debug``, ``SALON_LOG_LEVEL`` for the WhatsApp I/O process and the
@@ -251,7 +254,8 @@ class Stack:
     def seed(self) -> None:
         bin_dir = Path(sys.executable).parent
         result = subprocess.run(
-            [str(bin_dir / "salon"), "seed", "--database-url", self.config.effective_database_url],
+            [str(bin_dir / "salon"), "seed", "--database-url", self.config.effective_database_url,
+             *(["--today"] if self.config.seed_today else [])],
             cwd=PROJECT_ROOT, env=self._env(), capture_output=True, text=True, check=False,
         )
         if result.returncode != 0:

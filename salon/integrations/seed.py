@@ -17,8 +17,9 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import Any, NoReturn
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -76,6 +77,10 @@ class House:
     default_language: str
     languages: list[str]
     tone: list[str]
+    dated_on: date | None = None
+    """The day the records describe ("tomorrow" in them is the day after): seeding with
+    ``today`` moves every date and time by the whole weeks nearest the days between the
+    two."""
 
 
 @dataclass(frozen=True)
@@ -427,7 +432,8 @@ class _Item:
                 f"naive datetime {value.isoformat()} in {key!r}: add an offset, "
                 "e.g. 2026-11-27T11:00:00+01:00"
             )
-        return value
+        dating = _DATING.get()
+        return value if dating is None else dating.instant(value)
 
     def day(self, key: str, default: Any = ...) -> Any:
         value = self.raw.get(key)
@@ -442,7 +448,8 @@ class _Item:
                 self.fail(f"field {key!r} is not an ISO-8601 date: {value!r}")
         if isinstance(value, datetime) or not isinstance(value, date):
             self.fail(f"field {key!r} must be a date (YYYY-MM-DD), got {value!r}")
-        return value
+        dating = _DATING.get()
+        return value if dating is None else value + dating.shift
 
     def zone(self, key: str) -> str:
         value = self.text(key)
@@ -537,6 +544,7 @@ def _load_house(data_dir: Path) -> tuple[House, dict[str, Service]]:
         "default_language",
         "languages",
         "tone",
+        "dated_on",
     )
     languages = item.strings("languages")
     house = House(
@@ -549,6 +557,7 @@ def _load_house(data_dir: Path) -> tuple[House, dict[str, Service]]:
         default_language=item.choice("default_language", languages),
         languages=[lang for lang in languages if _is_language(item, lang)],
         tone=item.strings("tone"),
+        dated_on=item.day("dated_on", None),
     )
     services: dict[str, Service] = {}
     for entry in _items(file, "services", top.get("services", list)):
@@ -1131,17 +1140,56 @@ def _load_appointments(
     return appointments
 
 
-def load_maison(data_dir: Path) -> MaisonData:
-    """Parse and validate every seed file in ``data_dir``; raise :class:`SeedDataError`."""
+@dataclass(frozen=True)
+class _Dating:
+    """Moves the records' dates and times by ``shift`` (whole weeks). A time keeps its wall
+    clock in the first of ``zones`` whose offset it was written with (11:00 in Paris stays
+    11:00 in Paris across a change of summer time); other offsets are kept as written.
+    """
+
+    shift: timedelta
+    zones: tuple[ZoneInfo, ...]
+
+    def instant(self, value: datetime) -> datetime:
+        for zone in self.zones:
+            if value.astimezone(zone).utcoffset() == value.utcoffset():
+                wall = value.astimezone(zone).replace(tzinfo=None) + self.shift
+                return datetime.combine(wall.date(), wall.time(), tzinfo=zone).astimezone(
+                    timezone.utc).astimezone(zone)
+        return value + self.shift
+
+
+_DATING: ContextVar[_Dating | None] = ContextVar("_DATING", default=None)
+
+
+def load_maison(data_dir: Path, *, today: date | None = None) -> MaisonData:
+    """Parse and validate every seed file in ``data_dir``; raise :class:`SeedDataError`.
+
+    With ``today``, the records are dated relative to it: every date and time moves by the
+    whole weeks nearest the days from ``maison.yml``'s ``dated_on`` to ``today``, so the
+    records' day lands within three days of today and every appointment keeps its weekday
+    (the boutiques' opening days and slot grids still hold).
+    """
     data_dir = Path(data_dir)
     house, services = _load_house(data_dir)
     boutiques = _load_boutiques(data_dir, services)
-    advisors = _load_advisors(data_dir, boutiques)
-    products = _load_products(data_dir, boutiques)
-    clients = _load_clients(data_dir, boutiques, advisors, products)
-    orders = _load_orders(data_dir, clients, products)
-    events = _load_events(data_dir, boutiques, clients)
-    appointments = _load_appointments(data_dir, boutiques, advisors, clients)
+    dating = None
+    if today is not None:
+        if house.dated_on is None:
+            raise SeedDataError("maison.yml", "maison", "dated_on is needed to date the records relative to today")
+        zones = tuple(dict.fromkeys(ZoneInfo(b.time_zone) for b in boutiques.values()))
+        weeks = round((today - house.dated_on).days / 7)
+        dating = _Dating(timedelta(weeks=weeks), zones)
+    token = _DATING.set(dating)
+    try:
+        advisors = _load_advisors(data_dir, boutiques)
+        products = _load_products(data_dir, boutiques)
+        clients = _load_clients(data_dir, boutiques, advisors, products)
+        orders = _load_orders(data_dir, clients, products)
+        events = _load_events(data_dir, boutiques, clients)
+        appointments = _load_appointments(data_dir, boutiques, advisors, clients)
+    finally:
+        _DATING.reset(token)
     return MaisonData(
         house, services, boutiques, advisors, products, clients, orders, events, appointments
     )
@@ -1414,13 +1462,15 @@ def _sync(
     return len(fresh), updated, deleted
 
 
-def seed_database(url: str, data_dir: Path | None = None) -> SeedReport:
-    """Create the ``maison_*`` tables at ``url`` and upsert the seed data idempotently."""
+def seed_database(url: str, data_dir: Path | None = None, *, today: date | None = None) -> SeedReport:
+    """Create the ``maison_*`` tables at ``url`` and upsert the seed data idempotently;
+    with ``today``, dated relative to it (:func:`load_maison`).
+    """
     if data_dir is None:
         from salon.config import load_settings
 
         data_dir = load_settings().data_dir
-    data = load_maison(Path(data_dir))
+    data = load_maison(Path(data_dir), today=today)
     rows = _rows(data)
     parents = {
         "maison_opening_hours": set(data.boutiques),
