@@ -77,7 +77,7 @@ CHECKS: tuple[Check, ...] = (
           details=(r"all steps passed in [\d.]+ s|FAILED in [\d.]+ s",)),
     Check("rasa-test", "rasa-test", needs_model=True,
           details=(r"CONVERSATION level:[^\n]*\n[^\n]*?(Correct:\s+\d+ / \d+)",
-                   r"weighted F1 [\d.]+")),
+                   r"weighted F1 [\d.]+", r"(?<=by language: )[^\n]+")),
 )
 
 
