@@ -112,6 +112,32 @@ def _message(text: str, intent: str) -> Message:
                          "intent_ranking": [{"name": intent, "confidence": 0.81}]})
 
 
+@pytest.mark.parametrize("text", [
+    # Asking who answers is a question the assistant answers itself.
+    "vous êtes une IA ou une vraie conseillère ?",
+    "c'est une vraie personne qui écrit ou un programme ?",
+    "y a quelqu'un de réel derrière ce compte ?",
+    "sto parlando con una persona vera?",
+    "sono risposte automatiche?",
+    "c'è qualcuno in carne e ossa dall'altra parte?",
+    # "reporter" is French for postponing, not a journalist.
+    "j'aimerais reporter mon rendez-vous à la semaine prochaine",
+    # A hole to mend is a repair request, not a complaint, unless the piece came that way.
+    "il cappotto ha un buco di tarma, si può sistemare?",
+])
+def test_what_sounds_like_a_reason_but_is_not(text: str) -> None:
+    assert person_needed(text) is None
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    ("a reporter from the Times was waiting outside the boutique", "discretion"),
+    ("il pacco è arrivato con un buco enorme nella borsa", "complaint"),
+    ("je veux parler à une vraie personne, pas à un robot", "human_request"),
+])
+def test_the_narrowed_patterns_still_catch_their_reason(text: str, reason: str) -> None:
+    assert person_needed(text) == reason
+
+
 def test_the_nlu_step_sends_what_a_person_must_answer_to_the_handoff_intents() -> None:
     screen = PersonScreen()
     grief, anger, booking, stop, button = (

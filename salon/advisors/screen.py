@@ -169,7 +169,8 @@ _DISTRESS: Final = _any(
     r"piango", r"in lacrime", r"non dormo", r"depress", r"attacchi di panico", r"sfogo",
 )
 _DISCRETION: Final = _any(
-    r"journalist", r"reporter", r"paparazz", r"photographers?\b", r"the press\b", r"press (?:is|are|have)", r"tabloid",
+    r"journalist", r"\breporters?\b(?! (?:mon|ma|mes|le|la|les|notre|votre|nos|vos|a|au|l|d|de|du|ce|cette|un|une)\b)",
+    r"paparazz", r"photographers?\b", r"the press\b", r"press (?:is|are|have)", r"tabloid",
     r"bodyguard", r"security (?:team|detail)", r"stalk", r"kidnap", r"threaten",
     r"(?:back|side|private|discreet) (?:entrance|door|exit)",
     r"who else (?:bought|has|owns)", r"which (?:other )?clients", r"other clients (?:bought|have|own)", r"which celebrit",
@@ -239,7 +240,8 @@ _COMPLAINT: Final = _any(
     r"nessuno (?:mi )?(?:risponde|richiama|ha richiamato)", r"con tutto quello che ho speso",
     r"(?:seconda|terza) volta che", r"(?:difetto|problema) c'e ancora", r"c'e ancora (?:il|lo) (?:difetto|problema)",
     r"(?:ancora|di nuovo) rott", r"si e rott[oa] di nuovo", r"non sono (?:per niente |affatto )?content",
-    r"graffiat", r"danneggiat", r"difettos", r"scucit", r"rovinat", r"buco\b", r"strappo", r"reclamo",
+    r"graffiat", r"danneggiat", r"difettos", r"scucit", r"rovinat", r"reclamo",
+    r"(?:arrivat|ricevut|consegnat)\w*\b.{0,40}\b(?:buco|strappo|strappat|macchiat|sporc)",
 )
 
 _EMERGENCY: Final = _any(
@@ -283,6 +285,19 @@ _BOT_QUESTION: Final = re.compile(
         r"(?:real |actual )?(?:person|human) or (?:a )?(?:bot|robot|machine|ai)",
         r"(?:bonjour )?(?:vous etes|etes ?vous|tu es|t'es|c'est) (?:un |une )?(?:vrai |vraie )?(?:humain|robot|bot|machine|personne)(?: reelle)?",
         r"(?:ciao )?(?:sei|e|lei e) (?:un |una )?(?:essere umano|umano|bot|robot|persona vera|macchina)",
+        # "vous êtes une IA ou une vraie conseillère ?", "c'est une vraie personne qui écrit
+        # ou un programme ?", "y a quelqu'un de réel derrière ce compte ?"
+        r"(?:bonjour )?(?:vous etes|etes ?vous|tu es|c'est|c est) (?:un |une )?(?:ia|intelligence artificielle|robot|bot"
+        r"|machine|programme|humain|vraie? (?:personne|conseillere?|humain))(?: qui (?:ecrit|repond))?"
+        r"(?: ou (?:un |une )?(?:vraie? )?(?:conseillere?|personne|humain|ia|robot|bot|programme|machine))?"
+        r"(?: qui (?:ecrit|repond))?",
+        r"(?:il )?y a (?:t il )?(?:quelqu'un|une personne) de (?:reel|vrai|vivant)(?: (?:derriere|de l'autre cote)(?: \w+){0,2})?",
+        # "sto parlando con una persona vera?", "sono risposte automatiche?", "c'è qualcuno
+        # in carne e ossa dall'altra parte?"
+        r"(?:ma )?sto (?:parlando|scrivendo|chattando) con (?:una persona(?: vera| reale)?|un (?:bot|robot|essere umano"
+        r"|umano|programma)|una macchina|un'intelligenza artificiale)(?: o (?:con )?(?:un |una )?\w+(?: \w+)?)?",
+        r"(?:sono|queste sono|e una) risposte? automatic[he]e?",
+        r"c'e qualcuno (?:di vero |di reale |in carne e ossa )?(?:dall'altra parte|li)",
     )) + r")$")
 
 
