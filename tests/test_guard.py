@@ -165,3 +165,16 @@ async def test_a_retryable_error_is_retried_by_its_policy(settings: Settings) ->
         outcome = await rig.sender.send(ref, REPLY)
         assert outcome.action == "free_form"
         assert len(rig.meta.sent()) == 2
+
+
+async def test_an_explicit_template_follows_the_registrys_language_fallback(settings: Settings) -> None:
+    async with guard(settings) as rig:
+        ref = ClientRef(PNID, wa_id=CLAIRE)
+        params = {"first_name": "Claire", "order_ref": "SOL-104233"}
+        for asked, sent in (("it_IT", "it"), ("it", "it"), ("de", "en")):
+            out = OutgoingMessage({}, purpose="order_shipped", params=params,
+                                  template="order_shipped", language=asked)
+            outcome = await rig.sender.send(ref, out)
+            assert outcome.action == "template", (asked, outcome)
+            request = rig.meta.sent()[-1]
+            assert request["template"]["language"]["code"] == sent, asked

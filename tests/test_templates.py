@@ -11,12 +11,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from aiohttp import web
 
+from salon.config import PROJECT_ROOT
+from salon.emulator import rules as emulator_rules
+from salon.emulator.template_store import TemplateStore
+from salon.purposes import PURPOSE_CATEGORY
 from salon.templates.model import (
+    LANGUAGE_FALLBACK,
+    LanguageMatch,
     Template,
     TemplateDefinitionError,
     language_chain,
+    language_fallback,
     normalise_language,
 )
 from salon.templates.params import check_params, sanitize_text_param
@@ -41,6 +49,8 @@ PARAMS = {
     "collection_name": "Autumn",
     "service": "styling session",
 }
+MAISON_LANGUAGES = ("en", "fr", "it")
+MAX_LABEL = 20  # our own limit for button texts (Meta allows 25)
 
 
 def shared_fixture(name: str) -> dict[str, Any]:
@@ -219,6 +229,257 @@ def test_typed_reasons(registry: TemplateRegistry) -> None:
     no_purpose = none_for.select("order_update", "en", PARAMS)
     assert isinstance(no_purpose, NoTemplate)
     assert no_purpose.reason is NoTemplateReason.NO_TEMPLATE_FOR_PURPOSE
+
+
+# --------------------------------------------------------------------------- en, fr, it
+
+
+def _yaml() -> dict[str, Any]:
+    return yaml.safe_load((PROJECT_ROOT / "templates.yml").read_text(encoding="utf-8"))
+
+
+def _listed_purposes() -> set[str]:
+    """The purposes named in the comment at the top of templates.yml."""
+    header = (PROJECT_ROOT / "templates.yml").read_text(encoding="utf-8").split("\nmaison:")[0]
+    listed = header.split("Purposes (our own tags) are what senders ask for:", 1)[1]
+    return set(re.findall(r"[a-z]+(?:_[a-z]+)+", listed))
+
+
+def _button_texts(spec: Mapping[str, Any]) -> list[str]:
+    return [str(button["text"]) for comp in spec.get("components") or []
+            for button in comp.get("buttons") or []]
+
+
+def test_templates_yml_has_every_template_in_english_french_and_italian() -> None:
+    data = _yaml()
+    assert data["default_language"] == "en"
+    ids: list[str] = []
+    for entry in data["templates"]:
+        translations = entry["translations"]
+        assert set(MAISON_LANGUAGES) <= set(translations), entry["name"]
+        for language, spec in translations.items():
+            ids.append(str(spec["id"]))
+            for text in _button_texts(spec):
+                assert 1 <= len(text) <= MAX_LABEL, f"{entry['name']}/{language}: {text!r}"
+        italian = translations["it"]
+        assert (italian["status"], italian["quality"]) == ("APPROVED", "GREEN"), entry["name"]
+    assert len(ids) == len(set(ids)), "template ids must be unique"
+
+
+def test_every_listed_purpose_has_a_template_in_each_language() -> None:
+    listed = _listed_purposes()
+    assert listed == set(PURPOSE_CATEGORY)
+    data = _yaml()
+    for purpose in listed:
+        for language in MAISON_LANGUAGES:
+            assert any(purpose in entry["purposes"] and language in entry["translations"]
+                       for entry in data["templates"]), (purpose, language)
+
+
+def _shape(template: Template) -> tuple[Any, ...]:
+    """What must not differ between a template's translations: the component kinds, the
+    parameters (as a set for named templates, in order for positional ones) and the
+    buttons apart from their text."""
+    named = template.parameter_format == "named"
+    return tuple(
+        (
+            comp.type,
+            frozenset(comp.params) if named else comp.params,
+            tuple((b.type, b.payload, b.payload_param, b.url, b.url_param) for b in comp.buttons),
+        )
+        for comp in template.components
+    )
+
+
+def test_translations_share_parameters_and_button_payloads(registry: TemplateRegistry) -> None:
+    for name in sorted({t.name for t in registry.all()}):
+        english = registry.get(name, "en")
+        assert english is not None
+        for language in ("fr", "it"):
+            other = registry.get(name, language)
+            assert other is not None and _shape(other) == _shape(english), (name, language)
+            assert other.category == english.category and other.purposes == english.purposes
+
+
+def test_italian_uses_the_courtesy_form(registry: TemplateRegistry) -> None:
+    informal = re.compile(r"\b(tu|ti|te|tuo|tua|tuoi|tue)\b", re.IGNORECASE)
+    for template in registry.all():
+        if template.language != "it":
+            continue
+        texts = [c.text or "" for c in template.components]
+        texts += [b.text for c in template.components for b in c.buttons]
+        for text in texts:
+            assert not informal.search(text), f"{template.name}: {text!r}"
+        body = template.component("BODY")
+        assert body is not None and "{{" in (body.text or "")
+        if template.category == "MARKETING":
+            assert "Risponda STOP" in (template.component("FOOTER").text or "")  # type: ignore[union-attr]
+
+
+def test_language_fallback_steps() -> None:
+    assert LANGUAGE_FALLBACK == (LanguageMatch.EXACT, LanguageMatch.BASE, LanguageMatch.DEFAULT)
+    exact, base, default = LANGUAGE_FALLBACK
+    assert language_fallback("it_IT", "en", ["en", "fr", "it"]) == [
+        ("it_IT", exact), ("it", base), ("en", default)
+    ]
+    assert language_fallback("en", "en", ["en", "en_GB", "fr"]) == [("en", exact), ("en_GB", base)]
+    assert language_fallback("de", "en", ["en", "en_GB", "it"]) == [
+        ("de", exact), ("en", default), ("en_GB", default)
+    ]
+    assert language_fallback(None, "en", ["en", "it"]) == [("en", default)]
+    assert language_fallback("IT-ch", "en", ["it", "it_IT"]) == [
+        ("it_CH", exact), ("it", base), ("it_IT", base), ("en", default)
+    ]
+    assert not exact.fell_back and base.fell_back and default.fell_back
+
+
+@pytest.mark.parametrize("language", MAISON_LANGUAGES)
+@pytest.mark.parametrize("purpose", sorted(PURPOSE_CATEGORY))
+def test_each_purpose_resolves_in_the_clients_language(
+    registry: TemplateRegistry, purpose: str, language: str
+) -> None:
+    choice = chosen(registry.select(purpose, language, PARAMS, marketing_allowed=True))
+    assert purpose in choice.template.purposes
+    assert choice.language == language and choice.payload["language"] == {"code": language}
+    assert choice.requested_language == language
+    assert choice.language_match is LanguageMatch.EXACT and not choice.fell_back
+
+
+@pytest.mark.parametrize(("asked", "used"), [("it_IT", "it"), ("it-CH", "it"), ("fr_FR", "fr"),
+                                             ("fr_BE", "fr"), ("en_GB", "en"), ("EN-us", "en")])
+def test_a_region_code_falls_back_to_its_base_language(
+    registry: TemplateRegistry, asked: str, used: str
+) -> None:
+    choice = chosen(registry.select("restock_alert", asked, PARAMS))
+    assert choice.language == used
+    assert choice.requested_language == normalise_language(asked)
+    assert choice.language_match is LanguageMatch.BASE and choice.fell_back
+    assert choice.language_log == {"language": used, "requested_language": normalise_language(asked),
+                                   "language_match": "base", "language_fell_back": True}
+    # a registered regional variant is still preferred when it is the one asked for
+    reminder = chosen(registry.select("appointment_reminder", "en_GB", PARAMS))
+    assert reminder.language == "en_GB" and not reminder.fell_back
+
+
+@pytest.mark.parametrize("asked", ["de", "de_DE", "es", "pt_BR"])
+def test_a_language_without_translation_falls_back_to_the_default(
+    registry: TemplateRegistry, asked: str
+) -> None:
+    for purpose in sorted(PURPOSE_CATEGORY):
+        choice = chosen(registry.select(purpose, asked, PARAMS, marketing_allowed=True))
+        assert choice.language == registry.default_language == "en"
+        assert choice.language_match is LanguageMatch.DEFAULT and choice.fell_back
+        assert choice.requested_language == normalise_language(asked)
+        assert choice.language_log["language_fell_back"] is True
+    unknown = chosen(registry.select("restock_alert", None, PARAMS))
+    assert unknown.language == "en" and unknown.requested_language is None
+    assert unknown.language_match is LanguageMatch.DEFAULT
+
+
+@pytest.mark.parametrize("status", ["PAUSED", "REJECTED", "DISABLED", "PENDING"])
+def test_an_unusable_italian_translation_falls_back_to_the_default_language(
+    registry: TemplateRegistry, status: str
+) -> None:
+    registry.apply_status_update({"event": status, "message_template_name": "restock_alert",
+                                  "message_template_language": "it"})
+    for asked in ("it", "it_IT"):
+        choice = chosen(registry.select("restock_alert", asked, PARAMS))
+        assert (choice.name, choice.language) == ("restock_alert", "en")  # never French
+        assert choice.language_match is LanguageMatch.DEFAULT and choice.fell_back
+        built = chosen(registry.build_in_language("restock_alert", asked, PARAMS))
+        assert built.language == "en" and built.language_match is LanguageMatch.DEFAULT
+    # the default language is the file's, whatever it is
+    data = _yaml()
+    french_default = TemplateRegistry.from_mapping({**data, "default_language": "fr"})
+    french_default.apply_status_update({"event": status, "message_template_name": "restock_alert",
+                                        "message_template_language": "it"})
+    assert chosen(french_default.select("restock_alert", "it", PARAMS)).language == "fr"
+    # with the default unusable too, there is no template (and French is still not chosen)
+    registry.apply_status_update({"event": status, "message_template_name": "restock_alert",
+                                  "message_template_language": "en"})
+    none = registry.select("restock_alert", "it", PARAMS)
+    assert isinstance(none, NoTemplate) and none.reason is NoTemplateReason.NOT_APPROVED
+    assert f"restock_alert/it={status}" in none.detail and f"restock_alert/en={status}" in none.detail
+    assert "restock_alert/fr" not in none.detail
+    built_none = registry.build_in_language("restock_alert", "it", PARAMS)
+    assert isinstance(built_none, NoTemplate) and built_none.reason is NoTemplateReason.NOT_APPROVED
+    assert chosen(registry.select("restock_alert", "fr", PARAMS)).language == "fr"
+
+
+def test_an_italian_template_of_another_name_wins_over_the_default_language(
+    registry: TemplateRegistry,
+) -> None:
+    registry.apply_status_update({"event": "PAUSED", "message_template_name": "order_shipped",
+                                  "message_template_language": "it"})
+    choice = chosen(registry.select("order_update", "it", PARAMS))
+    assert (choice.name, choice.language) == ("order_ready_for_collection", "it")
+    assert not choice.fell_back
+
+
+def test_build_in_language_follows_the_same_rule(registry: TemplateRegistry) -> None:
+    exact = chosen(registry.build_in_language("advisor_update_nudge", "it", PARAMS))
+    assert exact.language == "it" and exact.language_match is LanguageMatch.EXACT
+    assert chosen(registry.build_in_language("advisor_update_nudge", "it_IT", PARAMS)).language == "it"
+    assert chosen(registry.build_in_language("appointment_reminder", "en_GB", PARAMS)).language == "en_GB"
+    german = chosen(registry.build_in_language("advisor_update_nudge", "de", PARAMS))
+    assert german.language == "en" and german.fell_back
+    unknown = registry.build_in_language("no_such_template", "it", PARAMS)
+    assert isinstance(unknown, NoTemplate)
+    assert unknown.reason is NoTemplateReason.NO_TEMPLATE_FOR_PURPOSE
+    explicit = chosen(registry.build("advisor_update_nudge", "it", PARAMS))
+    assert explicit.requested_language == "it" and not explicit.fell_back
+
+
+ITALIAN = {**PARAMS, "date": "mercoledì 3 giugno", "boutique": "Milano Montenapoleone",
+           "item": "orologio", "product_name": "Saddle bag color cuoio",
+           "event_name": "la serata Haute Joaillerie", "collection_name": "Autunno",
+           "service": "sessione di styling", "nudge_ref": "NUDGE:42"}
+
+
+def test_italian_components_render_with_parameters_filled(registry: TemplateRegistry) -> None:
+    shipped = chosen(registry.select("order_shipped", "it", ITALIAN))
+    assert shipped.rendered == {
+        "header": "Il Suo ordine MS-10422",
+        "body": "Claire, il Suo ordine MS-10422 ha lasciato il nostro atelier ed è in viaggio "
+                "verso di Lei.",
+    }
+    assert shipped.payload["components"][2] == {
+        "type": "button", "sub_type": "url", "index": 0,
+        "parameters": [{"type": "text", "text": "MS-10422"}]}
+    reminder = chosen(registry.select("appointment_reminder", "it", ITALIAN))
+    assert reminder.rendered["body"] == (
+        "Claire, Le ricordiamo il Suo appuntamento nella nostra boutique di Milano "
+        "Montenapoleone, mercoledì 3 giugno alle 15:00. Saremo lieti di accoglierLa."
+    )
+    assert [c["parameters"][0]["payload"] for c in reminder.payload["components"][1:]] == [
+        "APPOINTMENT_CONFIRM", "APPOINTMENT_RESCHEDULE"]
+    nudge = chosen(registry.select("reengage_update", "it", ITALIAN))
+    assert nudge.rendered == {
+        "body": "Buongiorno Claire, il Suo consulente Maison Solenne ha un aggiornamento sulla "
+                "Sua richiesta.",
+        "footer": "Maison Solenne",
+    }
+    assert nudge.payload["components"][1]["parameters"] == [{"type": "payload", "payload": "NUDGE:42"}]
+    body_params = nudge.payload["components"][0]["parameters"]
+    assert body_params == [{"type": "text", "parameter_name": "first_name", "text": "Claire"}]
+    for purpose in sorted(PURPOSE_CATEGORY):
+        choice = chosen(registry.select(purpose, "it", ITALIAN, marketing_allowed=True))
+        for part, text in choice.rendered.items():
+            assert "{{" not in text and "}}" not in text, (purpose, part, text)
+        assert choice.rendered["body"].startswith(("Claire", "Buongiorno Claire")), purpose
+
+
+def test_the_emulator_accepts_every_italian_template(registry: TemplateRegistry) -> None:
+    store = TemplateStore.from_file()
+    for purpose in sorted(PURPOSE_CATEGORY):
+        choice = chosen(registry.select(purpose, "it", ITALIAN, marketing_allowed=True))
+        known = store.get(choice.name, "it")
+        assert known is not None and known.status == "APPROVED"
+        assert known.template_id == choice.template.template_id
+        assert emulator_rules.check_template_send(
+            known, choice.payload, language="it", api_version="v23.0") is None, purpose
+        shown = emulator_rules.render_template(known, choice.payload)
+        assert shown["body"] == choice.rendered["body"], purpose
 
 
 # --------------------------------------------------------------------------- params
@@ -425,8 +686,8 @@ async def graph_server() -> AsyncIterator[tuple[str, dict[str, Any]]]:
         after = request.query.get("after")
         if after and state["bad_cursor_once"]:
             state["bad_cursor_once"] = False
-            body = json.loads((OWN_FIXTURES / "graph_error_131059_cursor.json").read_text())
-            return web.json_response(body, status=400)
+            error = json.loads((OWN_FIXTURES / "graph_error_131059_cursor.json").read_text())
+            return web.json_response(error, status=400)
         limit = int(request.query.get("limit", "3"))
         start = int(after[1:]) if after else 0
         page = state["items"][start : start + limit]

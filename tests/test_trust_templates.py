@@ -379,7 +379,8 @@ async def test_sync_at_start_and_periodically_records_what_no_webhook_said(maiso
         first = await dispatch(stack, stack.worker, order_request(clock.now(), "ship-1"), clock)
         assert first.template == "order_shipped"  # the worker's copy is read
 
-        # Meta pauses and disables templates; no webhook reaches any process of ours.
+        # Meta pauses (every language) and disables templates; no webhook reaches any
+        # process of ours.
         await set_status_unheard(stack, "order_shipped", "PAUSED")
         await set_status_unheard(stack, "restock_alert", "DISABLED", "en")
 
@@ -389,7 +390,7 @@ async def test_sync_at_start_and_periodically_records_what_no_webhook_said(maiso
         rows = await shared_rows(url)
         assert {(k, r["status"]) for k, r in rows.items() if r["status"] != "APPROVED"} == {
             (("order_shipped", "fr"), "PAUSED"), (("order_shipped", "en"), "PAUSED"),
-            (("restock_alert", "en"), "DISABLED")}
+            (("order_shipped", "it"), "PAUSED"), (("restock_alert", "en"), "DISABLED")}
         async with process_registry(url, clock) as other:
             assert status_of(other, "order_shipped", "fr") == "PAUSED"
             assert status_of(other, "restock_alert", "en") == "DISABLED"

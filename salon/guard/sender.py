@@ -393,6 +393,8 @@ class GuardedSender:
         *, kind: str, purpose: str | None = None, state: SessionState | None = None,
     ) -> SendOutcome:
         now = self.clock.now()
+        if choice.fell_back:
+            logger.info("template %s sent in %s: %s", choice.name, choice.language, choice.language_log)
         origin = out.origin if out is not None else None
         message = choice.message(recipient, biz_opaque_callback_data=f"{origin}#{kind}" if origin else None)
         message.pop("messaging_product", None)
@@ -430,14 +432,9 @@ class GuardedSender:
     ) -> SendOutcome:
         consent, params, language = await self._context(ref, out, state)
         assert out.template is not None
-        chain = [language] if language else []
-        chain.append(self.registry.default_language)
-        choice: TemplateChoice | NoTemplate | None = None
-        for code in chain:
-            choice = self.registry.build(out.template, code, params)
-            if isinstance(choice, TemplateChoice):
-                break
-        assert choice is not None
+        # The client's language, else its base language, else the file's default: the
+        # registry's one fallback rule (salon/templates/model.py, language_fallback).
+        choice = self.registry.build_in_language(out.template, language, params)
         if isinstance(choice, NoTemplate):
             return await self._refuse(ref, out, recipient, f"no_template:{choice.reason.value}", choice.detail)
         if choice.category == "MARKETING" and not consent.marketing_allowed:

@@ -1,5 +1,19 @@
 """What a WhatsApp template is: its category, language, components and buttons, checked
-against Meta's limits when it is defined.
+against Meta's limits when it is defined; and which of its translations a client gets.
+
+Language fallback (:func:`language_fallback`, the one place the rule lives): a client's
+language code is normalised (``it-IT`` → ``it_IT``) and the translations are tried in
+this order, each step tagged with a :class:`LanguageMatch`:
+
+1. ``EXACT`` — the client's own code (``it``, ``en_GB``);
+2. ``BASE`` — the same base language: the bare code (``en_GB`` → ``en``, ``it_IT`` →
+   ``it``), then the other registered regional variants of it (``en`` → ``en_GB``);
+3. ``DEFAULT`` — the file's ``default_language``, then its registered variants.
+
+No other language is ever tried: an Italian client whose Italian translation is paused
+gets the default language, never the French one. A client with no known language starts
+at step 3. Which translations are *usable* is not decided here: the registry skips every
+translation that is not APPROVED at any step (see :mod:`salon.templates.registry`).
 """
 
 from __future__ import annotations
@@ -8,12 +22,13 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from functools import cached_property
 from typing import Any, Final
 
 from salon.purposes import CATEGORIES, PURPOSE_CATEGORY
 
-__all__ = ["APPROVED", "Button", "Component", "MAX_BODY", "MAX_BUTTONS", "MAX_BUTTON_TEXT", "MAX_FOOTER", "MAX_HEADER", "MAX_NAME", "MAX_PAYLOAD", "QUALITY_RANK", "Template", "TemplateDefinitionError", "language_chain", "normalise_language", "validate_definition"]
+__all__ = ["APPROVED", "Button", "Component", "LANGUAGE_FALLBACK", "LanguageMatch", "MAX_BODY", "MAX_BUTTONS", "MAX_BUTTON_TEXT", "MAX_FOOTER", "MAX_HEADER", "MAX_NAME", "MAX_PAYLOAD", "QUALITY_RANK", "Template", "TemplateDefinitionError", "language_chain", "language_fallback", "normalise_language", "validate_definition"]
 
 
 APPROVED: Final = "APPROVED"
@@ -75,32 +90,76 @@ def normalise_language(code: str) -> str:
     return f"{base}_{region}"
 
 
+class LanguageMatch(str, Enum):
+    """How a chosen translation's language relates to the client's (the fallback steps)."""
+
+    EXACT = "exact"
+    """The client's own language code."""
+    BASE = "base"
+    """The same base language: ``en_GB`` → ``en``, ``it_IT`` → ``it``, ``en`` → ``en_GB``."""
+    DEFAULT = "default"
+    """The registry's default language (or one of its variants): the client's language has
+    no usable translation, or the client's language is unknown."""
+
+    @property
+    def fell_back(self) -> bool:
+        """Whether the client got another language code than the one asked for."""
+        return self is not LanguageMatch.EXACT
+
+
+LANGUAGE_FALLBACK: Final[tuple[LanguageMatch, ...]] = (
+    LanguageMatch.EXACT,
+    LanguageMatch.BASE,
+    LanguageMatch.DEFAULT,
+)
+"""The fallback steps, in the order :func:`language_fallback` tries them."""
+
+
+def language_fallback(
+    language: str | None, default: str = "en", available: Iterable[str] = ()
+) -> list[tuple[str, LanguageMatch]]:
+    """The language codes to try for a client speaking ``language``, in order, each with
+    the :data:`LANGUAGE_FALLBACK` step it belongs to (see the module docstring).
+
+    ``available`` are the codes registered for the template(s) at hand; only they add
+    regional variants to the bare codes. ``language_fallback("it_IT", "en", ["en", "fr",
+    "it"])`` → ``[("it_IT", EXACT), ("it", BASE), ("en", DEFAULT)]``. A code reached by
+    two steps keeps the first (``language_fallback("en", "en")`` → ``[("en", EXACT)]``).
+    """
+    avail = sorted({normalise_language(code) for code in available})
+    steps: list[tuple[str, LanguageMatch]] = []
+    seen: set[str] = set()
+
+    def add(code: str, match: LanguageMatch) -> None:
+        if code and code not in seen:
+            seen.add(code)
+            steps.append((code, match))
+
+    def add_language(code: str, first: LanguageMatch, rest: LanguageMatch) -> None:
+        add(code, first)
+        base = code.split("_", 1)[0]
+        add(base, rest)
+        for other in avail:
+            if other.split("_", 1)[0] == base:
+                add(other, rest)
+
+    wanted = normalise_language(language) if language else ""
+    if wanted:
+        add_language(wanted, LanguageMatch.EXACT, LanguageMatch.BASE)
+    add_language(normalise_language(default), LanguageMatch.DEFAULT, LanguageMatch.DEFAULT)
+    return steps
+
+
 def language_chain(
     language: str | None, default: str = "en", available: Iterable[str] = ()
 ) -> list[str]:
-    """The fallback chain for ``language``: the exact code, its base language, the other
-    registered variants of that base, then the default language and its variants.
+    """The codes of :func:`language_fallback`, in order: the exact code, its base language
+    and that base's other registered variants, then the default language and its variants.
 
     ``language_chain("fr_FR", "en", ["en", "en_GB", "fr"])`` → ``["fr_FR", "fr", "en",
     "en_GB"]``.
     """
-    avail = sorted({normalise_language(code) for code in available})
-    chain: list[str] = []
-
-    def add(code: str) -> None:
-        if code not in chain:
-            chain.append(code)
-
-    for wanted in ([normalise_language(language)] if language else []) + [
-        normalise_language(default)
-    ]:
-        add(wanted)
-        base = wanted.split("_", 1)[0]
-        add(base)
-        for code in avail:
-            if code.split("_", 1)[0] == base:
-                add(code)
-    return chain
+    return [code for code, _ in language_fallback(language, default, available)]
 
 
 @dataclass(frozen=True)

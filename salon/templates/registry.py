@@ -20,6 +20,18 @@ Selection (:meth:`TemplateRegistry.select`) takes a purpose (our own tag), the c
 language, whether marketing is allowed for this client, and the parameters at hand, and
 returns either a :class:`TemplateChoice` (the template and the Cloud API ``template``
 object, §2.4 of the platform reference) or a :class:`NoTemplate` with a typed reason.
+
+Language: the translations are tried in the order of
+:func:`salon.templates.model.language_fallback` — the client's exact code (``it``), then
+the same base language (``en_GB`` → ``en``, ``it_IT`` → ``it``, then that base's other
+regional variants), then the file's ``default_language`` — and language comes first in
+the ranking. A translation that is not APPROVED is skipped at every step, so a paused
+Italian translation falls back to the default language, never to another one; when no
+translation in those languages is approved the result is :class:`NoTemplate` with
+``NOT_APPROVED``. A :class:`TemplateChoice` says which language was asked for
+(``requested_language``), which was used (``language``), at which step
+(``language_match``) and whether it fell back (``fell_back``); ``language_log`` puts
+them in one mapping for the sender's log.
 """
 
 from __future__ import annotations
@@ -51,10 +63,11 @@ from salon.templates.lifecycle import (
 )
 from salon.templates.model import (
     QUALITY_RANK,
+    LanguageMatch,
     Template,
     TemplateDefinitionError,
     _build_component,
-    language_chain,
+    language_fallback,
     normalise_language,
     validate_definition,
 )
@@ -66,7 +79,7 @@ from salon.templates.params import (
 from salon.whatsapp.addressing import Recipient
 from salon.whatsapp.errors import PaginationCursorError
 
-__all__ = ["NoTemplate", "NoTemplateReason", "TemplateChoice", "TemplateRegistry"]
+__all__ = ["LanguageMatch", "NoTemplate", "NoTemplateReason", "TemplateChoice", "TemplateRegistry"]
 
 logger = logging.getLogger(__name__)
 
@@ -101,11 +114,18 @@ class NoTemplate:
 
 @dataclass(frozen=True)
 class TemplateChoice:
-    """The chosen template and its Cloud API ``template`` object."""
+    """The chosen template and its Cloud API ``template`` object.
+
+    ``requested_language`` is the client's language as asked for (normalised; ``None``
+    when unknown), ``language_match`` the fallback step the chosen translation came from
+    (see the module docstring).
+    """
 
     template: Template
     payload: dict[str, Any]
     rendered: dict[str, str]
+    requested_language: str | None = None
+    language_match: LanguageMatch = LanguageMatch.EXACT
     ok: bool = field(default=True, init=False)
 
     @property
@@ -114,7 +134,23 @@ class TemplateChoice:
 
     @property
     def language(self) -> str:
+        """The language code of the translation chosen (what is sent to Meta)."""
         return self.template.language
+
+    @property
+    def fell_back(self) -> bool:
+        """Whether the translation is not in the exact language asked for (or none was)."""
+        return self.language_match.fell_back
+
+    @property
+    def language_log(self) -> dict[str, Any]:
+        """The language decision, for the sender's log and send record."""
+        return {
+            "language": self.language,
+            "requested_language": self.requested_language,
+            "language_match": self.language_match.value,
+            "language_fell_back": self.fell_back,
+        }
 
     @property
     def category(self) -> str:
@@ -165,7 +201,9 @@ class TemplateRegistry:
         self._reading: asyncio.Lock | None = None
         self._initialized = False
         self._version = 0
-        self._rank_cache: dict[tuple[str, str | None, bool, int], list[Template]] = {}
+        self._rank_cache: dict[
+            tuple[str, str | None, bool, int], list[tuple[Template, LanguageMatch]]
+        ] = {}
         self._pending = 0
         for template in templates:
             validate_definition(template)
@@ -246,7 +284,7 @@ class TemplateRegistry:
     # -- selection
     def _ranked(
         self, purpose: str, language: str | None, marketing_allowed: bool, now: datetime | None
-    ) -> list[Template] | NoTemplate:
+    ) -> list[tuple[Template, LanguageMatch]] | NoTemplate:
         wanted = PURPOSE_CATEGORY[purpose]
         has_pending = self._pending > 0
         cache_key = (purpose, language, marketing_allowed, self._version)
@@ -255,8 +293,10 @@ class TemplateRegistry:
         tagged = [t for t in self._templates.values() if purpose in t.purposes]
         if not tagged:
             return NoTemplate(NoTemplateReason.NO_TEMPLATE_FOR_PURPOSE, purpose)
-        chain = language_chain(language, self.default_language, (t.language for t in tagged))
+        steps = language_fallback(language, self.default_language, (t.language for t in tagged))
+        chain = [code for code, _ in steps]
         rank = {code: i for i, code in enumerate(chain)}
+        match = dict(steps)
         in_language = [t for t in tagged if t.language in rank]
         if not in_language:
             return NoTemplate(
@@ -294,9 +334,10 @@ class TemplateRegistry:
                 t.name,
             )
         )
+        ranked = [(t, match[t.language]) for t in allowed]
         if not has_pending:
-            self._rank_cache[cache_key] = allowed
-        return allowed
+            self._rank_cache[cache_key] = ranked
+        return ranked
 
     def select(
         self,
@@ -310,11 +351,13 @@ class TemplateRegistry:
     ) -> TemplateChoice | NoTemplate:
         """The best APPROVED template for ``purpose`` in the client's language.
 
-        Ranking: language fallback chain first (``fr_FR`` → ``fr`` → other ``fr``
-        variants → ``en`` …), then a template of the purpose's own category, then quality
-        (GREEN > YELLOW > UNKNOWN > RED), then the YAML ``priority``. A MARKETING template
-        (including one Meta re-categorised) needs ``marketing_allowed``. The first ranked
-        template whose parameters pass :func:`check_params` wins.
+        Ranking: the language fallback first (:func:`~salon.templates.model.language_fallback`:
+        ``it_IT`` → ``it`` → other ``it`` variants → the default language …), then a
+        template of the purpose's own category, then quality (GREEN > YELLOW > UNKNOWN >
+        RED), then the YAML ``priority``. A MARKETING template (including one Meta
+        re-categorised) needs ``marketing_allowed``. The first ranked template whose
+        parameters pass :func:`check_params` wins; the choice says which language it is in
+        and whether that is a fallback.
         """
         if purpose not in PURPOSE_CATEGORY:
             return NoTemplate(NoTemplateReason.UNKNOWN_PURPOSE, purpose)
@@ -323,11 +366,23 @@ class TemplateRegistry:
         ranked = self._ranked(purpose, language, marketing_allowed, now)
         if isinstance(ranked, NoTemplate):
             return ranked
+        return self._first_fitting(ranked, params, language, sanitize)
+
+    @staticmethod
+    def _first_fitting(
+        ranked: Sequence[tuple[Template, LanguageMatch]],
+        params: Mapping[str, Any],
+        language: str | None,
+        sanitize: bool,
+    ) -> TemplateChoice | NoTemplate:
+        """The first ranked template whose parameters pass, else the first one's problems."""
+        requested = normalise_language(language) if language else None
         first_failure: tuple[Template, list[ParamProblem]] | None = None
-        for template in ranked:
+        for template, match in ranked:
             problems, values, rendered = check_params(template, params, sanitize=sanitize)
             if not problems:
-                return TemplateChoice(template, build_template_payload(template, values), rendered)
+                return TemplateChoice(template, build_template_payload(template, values), rendered,
+                                      requested_language=requested, language_match=match)
             if first_failure is None:
                 first_failure = (template, problems)
         assert first_failure is not None
@@ -349,7 +404,31 @@ class TemplateRegistry:
         problems, values, rendered = check_params(template, params, sanitize=sanitize)
         if problems:
             return NoTemplate(_classify(problems), f"{name}/{language}", tuple(problems))
-        return TemplateChoice(template, build_template_payload(template, values), rendered)
+        return TemplateChoice(template, build_template_payload(template, values), rendered,
+                              requested_language=template.language)
+
+    def build_in_language(
+        self, name: str, language: str | None, params: Mapping[str, Any], *, sanitize: bool = True
+    ) -> TemplateChoice | NoTemplate:
+        """Build template ``name`` in the client's language by the same fallback as
+        :meth:`select` (exact code, same base language, default language), skipping
+        translations that are not APPROVED; the choice says which language was used.
+        """
+        translations = {t.language: t for t in self._templates.values() if t.name == name}
+        if not translations:
+            return NoTemplate(NoTemplateReason.NO_TEMPLATE_FOR_PURPOSE, name)
+        steps = language_fallback(language, self.default_language, translations)
+        candidates = [(translations[code], match) for code, match in steps if code in translations]
+        if not candidates:
+            return NoTemplate(
+                NoTemplateReason.NO_LANGUAGE,
+                f"{name}: none of {[code for code, _ in steps]} among {sorted(translations)}",
+            )
+        usable = [(t, match) for t, match in candidates if t.selectable]
+        if not usable:
+            statuses = ", ".join(f"{t.name}/{t.language}={t.status}" for t, _ in candidates)
+            return NoTemplate(NoTemplateReason.NOT_APPROVED, statuses)
+        return self._first_fitting(usable, params, language, sanitize)
 
     # -- lifecycle
     def _find(self, value: Mapping[str, Any]) -> Template | None:
