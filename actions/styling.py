@@ -2,7 +2,8 @@
 (``nlu_fallback``) when they are about what to wear, pair or give.
 
 A thin adapter over :class:`salon.llm.responder.StylingAdvisor`: a grounded answer (from
-the model when configured and consented to, else the offline responder) with yes/no
+the model when configured and consented to, else the offline responder) in the
+conversation's language (the ``language`` slot: English, French or Italian) with yes/no
 buttons and the ``service_reply`` purpose, so the WhatsApp channel's send-time guard parks
 it when the turn ends after the window closed; a person for complaints, distress, legal,
 medical or VIC-sensitive messages; a question about the occasion when nothing matched.
@@ -46,8 +47,10 @@ class ActionStylingAdvice(Action):
             dispatcher.utter_message(response="utter_styling_advice")
             return []
         wa_id, user_id = client_ids(tracker)
+        language = tracker.get_slot("language")
         try:
-            reply = await backends.styling_advisor().answer(text, wa_id=wa_id, user_id=user_id)
+            reply = await backends.styling_advisor().answer(
+                text, wa_id=wa_id, user_id=user_id, language=language if isinstance(language, str) else None)
         except SQLAlchemyError:
             logger.exception("catalog unavailable while answering a styling question")
             dispatcher.utter_message(response="utter_catalog_unavailable")

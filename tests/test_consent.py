@@ -13,7 +13,7 @@ import pytest
 
 from connectors.whatsapp import WhatsAppOutput
 from salon.config import Settings
-from salon.consent.keywords import CONFIRMATIONS, keyword_of
+from salon.consent.keywords import CONFIRMATIONS, confirmation, keyword_of
 from salon.guard.decision import Refuse, decide
 from salon.identity import ClientRef
 from tests.test_whatsapp_sender import (
@@ -33,13 +33,16 @@ STRANGER = "33699999999"
     "text",
     ["STOP", "stop", "Stop.", " stop! ", "ARRET", "Arrêt", "ARRÊT", "arrêt merci", "STOPP", "Basta!", "basta",
      "UNSUBSCRIBE", "unsubscribe please", "DÉSABONNER", "désabonner svp", "Stop please 🙏", "opt out",
-     "S\u200bTOP", "\u200fSTOP\u200f", "AR\u200dRÊT"],
+     "S\u200bTOP", "\u200fSTOP\u200f", "AR\u200dRÊT",
+     "BASTA", "Basta, grazie", "basta per favore", "Stop grazie mille", "DISISCRIVIMI", "disiscrivimi grazie",
+     "Cancellami", "cancellatemi per favore", "voglio disiscrivermi"],
 )
 def test_stop_keywords(text: str) -> None:
     assert keyword_of(text) == "stop"
 
 
-@pytest.mark.parametrize("text", ["START", "start", "Start!", "COMMENCER", "commencer svp", "Resume", "subscribe"])
+@pytest.mark.parametrize("text", ["START", "start", "Start!", "COMMENCER", "commencer svp", "Resume", "subscribe",
+                                  "RIPRENDI", "riprendi grazie", "Ricomincia", "ISCRIVIMI", "iscrivimi per favore"])
 def test_start_keywords(text: str) -> None:
     assert keyword_of(text) == "start"
 
@@ -47,10 +50,39 @@ def test_start_keywords(text: str) -> None:
 @pytest.mark.parametrize(
     "text",
     ["when does the sale stop?", "stop by the boutique tomorrow at 5", "STOP START", "Bonjour",
-     "can I start a return for my order", "", "/opt_out", "stop " * 30],
+     "can I start a return for my order", "", "/opt_out", "stop " * 30,
+     # Italian sentences are the assistant's to understand, not keywords
+     "non scrivetemi più", "basta così, grazie", "ricomincia la stessa borsa in nero?",
+     "cancellami l'appuntamento di domani", "basta riprendi"],
 )
 def test_sentences_that_merely_contain_the_word_are_not_keywords(text: str) -> None:
     assert keyword_of(text) is None
+
+
+@pytest.mark.parametrize(
+    ("keyword", "text", "client_language", "expected"),
+    [
+        ("stop", "BASTA", None, "it"), ("stop", "BASTA", "fr", "it"), ("stop", "ARRÊT", None, "fr"),
+        ("stop", "ARRÊT", "it", "fr"), ("stop", "STOP", None, "en"), ("stop", "STOP", "it", "it"),
+        ("stop", "STOP", "fr", "fr"), ("stop", "Disiscrivimi", "en", "it"), ("stop", "cancellami", None, "it"),
+        ("stop", "stop grazie", "en", "it"), ("stop", "stop merci", None, "fr"), ("stop", "stop please", "fr", "en"),
+        ("stop", "Unsubscribe", "it", "en"),
+        ("start", "RIPRENDI", None, "it"), ("start", "ricomincia", "en", "it"), ("start", "iscrivimi", "fr", "it"),
+        ("start", "COMMENCER", "it", "fr"), ("start", "START", None, "en"), ("start", "START", "it-IT", "it"),
+    ],
+)
+def test_each_keyword_is_confirmed_in_the_language_it_was_written_in(
+        keyword: str, text: str, client_language: str | None, expected: str) -> None:
+    assert keyword_of(text) == keyword
+    assert confirmation(keyword, text, client_language) == (expected, CONFIRMATIONS[keyword][expected])
+
+
+def test_the_italian_confirmations_use_the_formal_lei() -> None:
+    stop, start = CONFIRMATIONS["stop"]["it"], CONFIRMATIONS["start"]["it"]
+    assert "Lei" in stop and "Le basterà" in stop and "START" in stop
+    assert "Sue richieste" in start and "Suo consenso" in start and "STOP" in start
+    for text in (stop, start):
+        assert not any(word in text.split() for word in ("tu", "ti", "tuo", "tua", "scrivi"))
 
 
 async def _ledger(ch, ref: ClientRef):  # type: ignore[no-untyped-def]
@@ -103,7 +135,8 @@ async def test_stop_in_french_is_recorded_confirmed_once_and_enforced_then_start
 
 
 @pytest.mark.parametrize(("word", "language"), [("STOPP", "de"), ("Basta", "it"), ("Unsubscribe", "en"),
-                                                ("désabonner", "fr")])
+                                                ("désabonner", "fr"), ("BASTA", "it"), ("ARRÊT", "fr"),
+                                                ("STOP", "en"), ("Disiscrivimi", "it")])
 async def test_a_stranger_is_confirmed_in_the_keywords_language(settings: Settings
 , word: str, language: str) -> None:
     async with wired(settings) as (ch, emu, admin):

@@ -1,11 +1,15 @@
 """STOP and START in the client's own words, and the confirmation she gets.
 
 The channel reads every text message with :func:`keyword_of` before any language model
-sees it: a message that is STOP (or ARRÊT, BASTA, "stop please"…) withdraws every
-category the maison starts (:data:`STOP_CATEGORIES`), START grants back utility messages
-only (:data:`START_CATEGORIES`), and :func:`confirmation` answers once, in the language the
-keyword was written in. What is recorded, and how the latest decision wins, is
-:mod:`salon.consent.ledger`'s.
+sees it: a message that is STOP (or ARRÊT, BASTA, DISISCRIVIMI, "stop please"…) withdraws
+every category the maison starts (:data:`STOP_CATEGORIES`), START (or COMMENCER,
+RIPRENDI…) grants back utility messages only (:data:`START_CATEGORIES`), and
+:func:`confirmation` answers once, in the language the keyword was written in.
+
+A keyword is one short word that can mean nothing else, alone or with a few polite words
+("basta grazie", "arrêt svp"); sentences ("non scrivetemi più", "please stop contacting
+me") are the assistant's to understand and confirm. What is recorded, and how the latest
+decision wins, is :mod:`salon.consent.ledger`'s.
 """
 
 from __future__ import annotations
@@ -38,14 +42,33 @@ def keyword_categories(keyword: str) -> tuple[str, ...]:
     return STOP_CATEGORIES if keyword == "stop" else START_CATEGORIES
 
 
-_STOP_WORDS: Final = frozenset({"stop", "arret", "arrete", "arretez", "stopp", "basta", "unsubscribe",
-                                "desabonner", "desabonnez", "desinscrire", "optout", "unsub"})
-_START_WORDS: Final = frozenset({"start", "commencer", "reprendre", "resume", "subscribe", "unstop",
-                                 "abonner", "reabonner", "optin"})
+# Each keyword (accents removed) and the language it is written in; "stop" and "start"
+# are every language's.
+_STOP_KEYWORDS: Final = {
+    "stop": None, "optout": None, "unsubscribe": "en", "unsub": "en",
+    "arret": "fr", "arrete": "fr", "arretez": "fr", "desabonner": "fr", "desabonnez": "fr",
+    "desinscrire": "fr",
+    "basta": "it", "disiscrivimi": "it", "disiscrivetemi": "it", "disiscrivermi": "it",
+    "cancellami": "it", "cancellatemi": "it",
+    "stopp": "de",
+}
+_START_KEYWORDS: Final = {
+    "start": None, "optin": None, "resume": "en", "subscribe": "en", "unstop": "en",
+    "commencer": "fr", "reprendre": "fr", "abonner": "fr", "reabonner": "fr",
+    "riprendi": "it", "ricomincia": "it", "iscrivimi": "it",
+}
+_STOP_WORDS: Final = frozenset(_STOP_KEYWORDS)
+_START_WORDS: Final = frozenset(_START_KEYWORDS)
 _FILLER: Final = frozenset({"please", "pls", "svp", "stp", "merci", "thanks", "thank", "you", "bitte",
-                            "danke", "grazie", "per", "favore", "s'il", "vous", "plait", "me", "moi",
-                            "all", "tout", "now", "maintenant", "ok", "je", "veux", "i", "want", "to",
-                            "a", "se", "de", "opt", "out", "in", "again", "jetzt"})
+                            "danke", "grazie", "per", "favore", "piacere", "s'il", "vous", "plait", "me",
+                            "moi", "mi", "all", "tout", "now", "maintenant", "ora", "adesso", "ok", "je",
+                            "veux", "voglio", "i", "want", "to", "a", "se", "de", "opt", "out", "in", "again",
+                            "jetzt", "mille"})
+# Polite words that say the language of a message whose keyword does not ("STOP grazie").
+_POLITE_LANGUAGE: Final = {"please": "en", "pls": "en", "thanks": "en", "thank": "en",
+                           "svp": "fr", "stp": "fr", "merci": "fr", "plait": "fr",
+                           "grazie": "it", "favore": "it", "piacere": "it",
+                           "bitte": "de", "danke": "de"}
 _MAX_WORDS: Final = 5
 
 
@@ -78,9 +101,8 @@ def keyword_of(text: str) -> str | None:
     return "stop" if stops else "start"
 
 
-_KEYWORD_LANGUAGE: Final = {"arret": "fr", "arrete": "fr", "arretez": "fr", "desabonner": "fr",
-                            "desabonnez": "fr", "desinscrire": "fr", "commencer": "fr", "reprendre": "fr",
-                            "abonner": "fr", "reabonner": "fr", "stopp": "de", "basta": "it"}
+_KEYWORD_LANGUAGE: Final = {word: language for word, language in {**_STOP_KEYWORDS, **_START_KEYWORDS}.items()
+                            if language is not None}
 
 CONFIRMATIONS: Final[dict[str, dict[str, str]]] = {
     "stop": {
@@ -90,8 +112,8 @@ CONFIRMATIONS: Final[dict[str, dict[str, str]]] = {
               "nous écrivez. Pour nous retrouver, il vous suffira d'écrire START.",
         "de": "Verstanden. Sie erhalten von uns keine Nachrichten mehr auf WhatsApp, es sei denn, Sie "
               "schreiben uns. Möchten Sie wieder von uns hören, schreiben Sie einfach START.",
-        "it": "Certamente. Non riceverà più nostri messaggi su WhatsApp, a meno che non sia Lei a "
-              "scriverci. Per riceverli di nuovo, le basterà scrivere START.",
+        "it": "Certamente. Non riceverà più i nostri messaggi su WhatsApp, a meno che non sia Lei a "
+              "scriverci. Se desidera riceverli di nuovo, Le basterà scrivere START.",
     },
     "start": {
         "en": "Thank you. You will again receive our messages about your requests, orders and "
@@ -103,18 +125,21 @@ CONFIRMATIONS: Final[dict[str, dict[str, str]]] = {
         "de": "Vielen Dank. Sie erhalten wieder unsere Nachrichten zu Ihren Anfragen, Bestellungen und "
               "Terminen auf WhatsApp; Neuigkeiten und Einladungen nur mit Ihrer ausdrücklichen "
               "Zustimmung. Sie können jederzeit STOP schreiben.",
-        "it": "Grazie. Riceverà di nuovo i nostri messaggi sulle sue richieste, ordini e appuntamenti su "
-              "WhatsApp; novità e inviti solo con il suo consenso esplicito. Può scrivere STOP in "
-              "qualsiasi momento.",
+        "it": "Grazie. Riceverà di nuovo su WhatsApp i nostri messaggi sulle Sue richieste, sui Suoi "
+              "ordini e appuntamenti; le nostre novità e i nostri inviti, solo con il Suo consenso "
+              "esplicito. Può scrivere STOP in qualsiasi momento.",
     },
 }
 
 
 def confirmation(keyword: str, text: str, language: str | None) -> tuple[str, str]:
     """(language, confirmation text) for a keyword: the language the keyword was written
-    in when it says (ARRÊT is French), else the client's, else English.
+    in when it says (ARRÊT is French, BASTA Italian), else the language of the polite
+    words around it ("STOP grazie"), else the client's, else English.
     """
-    spoken = next((_KEYWORD_LANGUAGE[w] for w in _plain(text) if w in _KEYWORD_LANGUAGE), None)
+    words = _plain(text)
+    spoken = (next((_KEYWORD_LANGUAGE[w] for w in words if w in _KEYWORD_LANGUAGE), None)
+              or next((_POLITE_LANGUAGE[w] for w in words if w in _POLITE_LANGUAGE), None))
     lang = spoken or (language or "en").split("-")[0].split("_")[0].lower()
     if lang not in CONFIRMATIONS[keyword]:
         lang = "en"

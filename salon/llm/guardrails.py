@@ -1,21 +1,28 @@
 """Every answer is checked against the facts it was given before a client can see it.
 
 :func:`check` returns the problems of a draft, each a sentence the model can act on when
-it is asked to repair (see :func:`salon.llm.prompt.repair_messages`):
+it is asked to repair (see :func:`salon.llm.prompt.repair_messages`). It reads English,
+French and Italian alike, whatever language was asked for: the words of each language
+are its vocabulary in :mod:`salon.llm.lexicon`, nowhere else.
 
 - ``unknown_product``: a catalog piece that was not retrieved for this turn, or a
-  product-like name (``the Riviera silk blouse``, ``a Birkin bag``) that is not in the
-  catalog at all;
+  product-like name (``the Riviera silk blouse``, ``a Birkin bag``, ``le sac Riviera``,
+  ``la borsa Riviera``) that is not in the catalog at all;
 - ``price``: an amount that is not the price, in that currency, of a piece the sentence
-  (or the one before it) names;
+  (or the one before it) names: ``€1,200``, ``1 200 €``, ``1.200 €``, ``1200 euro``,
+  ``£950``, ``1,2 mila euro`` or spelled out (``mille euro``, ``deux mille euros``);
 - ``material``: a material the piece in question is not made of (the client's own
-  clothes, "your … wool blazer", are theirs to describe);
-- ``stock``: "available in London", "last piece", "sold out" against units on hand;
+  clothes, "your … wool blazer", "votre veste en laine", "il Suo blazer di lana", are
+  theirs to describe);
+- ``stock``: "available in London", "en stock", "disponibile", "last piece",
+  "plus que deux", "ultimi pezzi", "sold out", "in magazzino" against units on hand;
 - ``colour``: a catalog colour (Noir, Bleu Nuit …) said of a piece not made in it;
-- ``promise``: discounts, sales, free or dated delivery;
+- ``promise``: discounts, sales, guarantees, free or dated delivery ("nous vous
+  garantissons", "livré demain", "Le garantiamo", "consegna domani", "in omaggio");
 - ``contact``: phone numbers or e-mail addresses;
 - ``internal_id``: catalog ids (``RW-002``) shown to the client;
-- ``other_client``: a person addressed or named by title who is not this client;
+- ``other_client``: a person addressed or named by title (Ms, Madame, Signora …) who is
+  not this client;
 - ``leak``: the instructions repeated, or talk of prompts and rules;
 - ``voice``: "As an AI", exclamation cascades, emoji runs, hype;
 - ``length``: more than :data:`MAX_CHARS` characters (two or three WhatsApp sentences).
@@ -30,84 +37,83 @@ from typing import Final
 
 from salon.integrations.catalog import COLOUR_FAMILIES, ProductFacts, fold
 from salon.llm.context import ClientContext
+from salon.llm.lexicon import VOCABULARIES, merged, number_value, spelled_amount, union
 
 __all__ = ["MAX_CHARS", "Problem", "Verdict", "check"]
 
 MAX_CHARS: Final = 600
 
 _SENTENCES = re.compile(r"(?<=[.!?…])\s+|\n+")
-_NUMBER = r"\d{1,3}(?:[,.\u202f\u00a0 ]\d{3})+(?:[.,]\d{2})?(?!\d)|\d+(?:[.,]\d{2})?(?!\d)"
+
+# Every pattern and word list below is built from the vocabularies of
+# :mod:`salon.llm.lexicon` (English, French, Italian); a draft meets all of them.
+_LANGUAGES: Final = tuple(VOCABULARIES.values())
+_CURRENCY: Final[dict[str, str]] = {"€": "EUR", "£": "GBP",
+                                     **{word: code for v in _LANGUAGES for word, code in v.currencies.items()}}
+_CURRENCY_WORDS: Final = "|".join(sorted((w for w in _CURRENCY if w.isalpha()), key=len, reverse=True))
+_NUMBER = r"\d{1,3}(?:[,.\u202f\u00a0 ]\d{3})+(?:[.,]\d{2})?(?!\d)|\d+(?:[.,]\d{1,2})?(?!\d)"
+# "1,2 mila euro", "3k €": thousands, in any language's word for them
+_MULTIPLIER = "|".join(sorted({w for v in _LANGUAGES for w, n in v.number_words.items() if n == 1000} | {"k"},
+                              key=len, reverse=True))
 _MONEY = re.compile(
-    rf"(?P<c1>[€£])\s?(?P<n1>{_NUMBER})"
-    rf"|(?P<n2>{_NUMBER})\s?(?P<c2>€|£|eur(?:os?)?\b|gbp\b|pounds?\b|livres?\b)",
+    rf"(?P<c1>[€£]|\b(?:eur|gbp)\b)\s?(?P<n1>{_NUMBER})(?:\s?(?P<m1>{_MULTIPLIER})\b)?"
+    rf"|(?P<n2>{_NUMBER})(?:\s?(?P<m2>{_MULTIPLIER})\b)?\s?(?P<c2>[€£]|\b(?:{_CURRENCY_WORDS})\b)",
     re.IGNORECASE,
 )
-_CURRENCY = {"€": "EUR", "£": "GBP", "eur": "EUR", "euro": "EUR", "euros": "EUR", "gbp": "GBP",
-             "pound": "GBP", "pounds": "GBP", "livre": "GBP", "livres": "GBP"}
+# A currency after words, for amounts spelled out ("mille euro", "deux mille euros").
+_CURRENCY_AFTER_WORDS = re.compile(rf"(?P<c>[€£]|\b(?:{_CURRENCY_WORDS})\b)", re.IGNORECASE)
+_WORD = re.compile(r"[\w'’-]+")
 
-# material word (folded) → words that must appear in the piece's facts to support it
-MATERIALS: Final[Mapping[str, tuple[str, ...]]] = {
-    "cashmere": ("cashmere",), "cachemire": ("cashmere",),
-    "silk": ("silk",), "soie": ("silk",),
-    "linen": ("linen",), "lin": ("linen",),
-    "wool": ("wool",), "laine": ("wool",),
-    "velvet": ("velvet",), "velours": ("velvet",),
-    "satin": ("satin",),
-    "leather": ("calfskin", "lambskin", "leather", "suede"), "cuir": ("calfskin", "lambskin", "leather"),
-    "calfskin": ("calfskin",), "lambskin": ("lambskin",), "suede": ("suede",), "daim": ("suede",),
-    "cotton": ("cotton",), "coton": ("cotton",), "canvas": ("canvas",), "gabardine": ("gabardine",),
-    "gold": ("gold",), "platinum": ("platinum",), "platine": ("platinum",),
-    "steel": ("steel",), "acier": ("steel",), "titanium": ("titanium",), "silver": ("silver", "argent"),
-    "diamond": ("diamond",), "diamonds": ("diamond",), "diamant": ("diamond",), "diamants": ("diamond",),
-    "pearl": ("pearl",), "pearls": ("pearl",), "perle": ("pearl",), "perles": ("pearl",),
-    "ceramic": ("ceramic",), "alligator": ("alligator",), "crocodile": ("crocodile",),
-    "ostrich": ("ostrich",), "sapphire": ("sapphire",), "emerald": ("emerald",), "ruby": ("ruby",),
-    "denim": ("denim",), "tweed": ("tweed",), "mohair": ("mohair",), "vicuna": ("vicuna",),
-}
+# material word (folded; "in pelle" is two) → words that must appear in the piece's facts
+MATERIALS: Final[Mapping[str, tuple[str, ...]]] = merged("materials")
 
-PRODUCT_NOUNS: Final = (
-    "tote", "bag", "clutch", "coat", "dress", "gown", "shirt", "blouse", "skirt", "blazer",
-    "jacket", "trousers", "sweater", "cardigan", "scarf", "belt", "wallet", "briefcase",
-    "weekender", "necklace", "ring", "earrings", "bracelet", "bangle", "pendant", "cuffs",
-    "watch", "holder", "sandals", "shoes", "loafers", "heels", "boots", "hat", "sunglasses",
-    "tie", "cufflinks", "perfume", "fragrance", "cologne", "backpack", "pouch",
-)
+# Names come before the noun in English ("the Riviera silk blouse") ...
+PRODUCT_NOUNS: Final = tuple(noun for v in _LANGUAGES if not v.noun_first for noun in v.product_nouns)
 _PRODUCT_LIKE = re.compile(
     r"(?P<name>(?:[A-ZÀ-Ý][\w'’-]*\s+){1,4}(?:[a-zà-ÿ-]+\s+){0,2}(?:" + "|".join(PRODUCT_NOUNS) + r"))\b"
 )
-_NEVER_NAMES = {"maison", "solenne", "a", "an", "the", "your", "our", "this", "that", "my", "for",
-                "with", "and", "le", "la", "les", "un", "une", "votre", "notre", "ce", "cette"}
-
-_PROMISE = re.compile(
-    r"(?:\b\d+\s?%\s?(?:off\b|discount)|\bdiscount|on sale|\bsale\b|promo|promotion|special offer|voucher|coupon|"
-    r"reduction|réduction|remise|soldes|sconto|free (?:delivery|shipping)|"
-    r"complimentary (?:delivery|shipping)|deliver(?:ed|y)? (?:by|tomorrow|within|in \d|today)|"
-    r"next[- ]day|same[- ]day delivery|express delivery|ships? (?:today|tomorrow|within)|"
-    r"livraison (?:gratuite|offerte|demain|express)|livrée? (?:demain|sous)|price match|"
-    r"guarantee(?:d)? (?:delivery|price))",
-    re.IGNORECASE,
+# ... and after it in French and Italian ("le sac Riviera", "la borsa Riviera"): each noun
+# with the name words or categories of the catalog's pieces of that kind.
+_KINDS: Final[dict[str, tuple[str, ...]]] = {
+    fold(noun): kinds for v in _LANGUAGES if v.noun_first for noun, kinds in v.product_nouns.items()
+}
+_NOUN_FIRST = re.compile(
+    r"(?<![\w-])(?P<noun>(?i:"
+    + "|".join(re.escape(noun).replace("'", "['’]").replace(r"\ ", r"\s+")
+               for noun in sorted({n for v in _LANGUAGES if v.noun_first for n in v.product_nouns},
+                                  key=len, reverse=True))
+    + r"))[ \u00a0]+(?P<name>[A-ZÀ-Ý][\w'’-]*(?:[ \u00a0]+[A-ZÀ-Ý][\w'’-]*){0,3})"
 )
+_NEVER_NAMES: Final = frozenset({"maison", "solenne"}).union(*(v.articles for v in _LANGUAGES))
+_POSSESSIVES: Final = frozenset().union(*(v.possessives for v in _LANGUAGES))
+
+_PROMISE = union(p for v in _LANGUAGES for p in v.promises)
 _CONTACT = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+|\+?\d[\d ()./-]{7,}\d")
-_VOICE = re.compile(
-    r"\bas an ai\b|\bi am an ai\b|\bi'm an ai\b|language model|\bchatgpt\b|\bopenai\b|great question|"
-    r"en tant qu(?:e |')(?:ia|intelligence artificielle)|mod[eè]le de langage|\bas a bot\b",
-    re.IGNORECASE,
-)
-_LEAK = re.compile(
-    r"\bFACTS\b|system (?:prompt|message)|my (?:instructions|rules|prompt)|these (?:instructions|rules)|"
-    r"mes (?:instructions|consignes)|quoted data",
-    re.IGNORECASE,
-)
+_VOICE = union(p for v in _LANGUAGES for p in v.voice)
+_LEAK = union(p for v in _LANGUAGES for p in v.leak)
 _EMOJI = re.compile("[\U0001F300-\U0001FAFF\u2600-\u27BF]")
-_TITLE = re.compile(r"\b(?:Ms|Mrs|Miss|Mr|Mx|Mme|Mlle|M\.|Dr|Madame|Monsieur)\s+([A-ZÀ-Ý][\w'’-]+)")
 
-_CITIES = {"paris": "Paris", "london": "London", "londres": "London", "milan": "Milan", "milano": "Milan"}
-_LAST_PIECE = re.compile(r"last (?:piece|one)|only one left|derni[eè]re pi[eè]ce|ultimo pezzo", re.IGNORECASE)
-_NOT_AVAILABLE = re.compile(
-    r"out of stock|sold out|not available|unavailable|no longer available|[ée]puis[ée]|plus disponible|"
-    r"non disponible", re.IGNORECASE,
+
+def _title(title: str) -> str:
+    """A title as a pattern; a word title ("Signora") also in lower case."""
+    if title.isalpha() and len(title) > 3:
+        return f"[{title[0]}{title[0].lower()}]{re.escape(title[1:])}"
+    return re.escape(title)
+
+
+_TITLE = re.compile(
+    r"(?<!\w)(?:" + "|".join(_title(t) for t in sorted({t for v in _LANGUAGES for t in v.titles}, key=len, reverse=True))
+    + r")\s+([A-ZÀ-Ý][\w'’-]+)"
 )
-_AVAILABLE = re.compile(r"\bin stock\b|\bavailable\b|\bdisponible\b|\bon hand\b", re.IGNORECASE)
+
+_CITIES: Final = {word: city for v in _LANGUAGES for word, city in v.cities.items()}
+_LAST_PIECE = union(p for v in _LANGUAGES for p in v.last_piece)
+_FEW_LEFT = union(p for v in _LANGUAGES for p in v.few_left)
+_NOT_AVAILABLE = union(p for v in _LANGUAGES for p in v.not_available)
+_AVAILABLE = union(p for v in _LANGUAGES for p in v.available)
+_NEGATIONS: Final = frozenset().union(*(v.negations for v in _LANGUAGES))
+FEW_PIECES: Final = 3
+"""The most units "the last few pieces" (without a number) may say of a boutique."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,11 +147,41 @@ class Verdict:
         return [p.detail for p in self.problems]
 
 
-def _amount(raw: str) -> int | None:
+def _amount(raw: str, multiplier: str | None = None) -> int | None:
     text = raw.replace("\u202f", " ").replace("\u00a0", " ").strip()
+    if multiplier:  # "1,2 mila", "3k": a decimal number of thousands
+        plain = text.replace(" ", "").replace(",", ".")
+        if re.fullmatch(r"\d+(?:\.\d+)?", plain):
+            return round(float(plain) * 1000)
+        return None
     text = re.sub(r"[.,]\d{2}$", "", text)
     digits = re.sub(r"[ ,.]", "", text)
     return int(digits) if digits.isdigit() else None
+
+
+def _amounts(sentence: str) -> list[tuple[str, str, int | None]]:
+    """Every amount of money in ``sentence``: (as written, currency, value), in digits
+    or spelled out before a currency word.
+    """
+    found: list[tuple[str, str, int | None]] = []
+    spans: list[tuple[int, int]] = []
+    for match in _MONEY.finditer(sentence):
+        symbol = (match.group("c1") or match.group("c2") or "").casefold()
+        multiplier = match.group("m1") or match.group("m2")
+        value = _amount(match.group("n1") or match.group("n2") or "", multiplier)
+        found.append((match.group(0).strip(), _CURRENCY.get(symbol, "EUR"), value))
+        spans.append(match.span())
+    for match in _CURRENCY_AFTER_WORDS.finditer(sentence):
+        if any(start <= match.start() < end for start, end in spans):
+            continue
+        words = _WORD.findall(sentence[:match.start()])[-8:]
+        spelled = spelled_amount(words)
+        if spelled is None:
+            continue
+        value, taken = spelled
+        quoted = " ".join([*words[len(words) - taken:], match.group("c")])
+        found.append((quoted, _CURRENCY.get(match.group("c").casefold(), "EUR"), value))
+    return found
 
 
 def _colour_words() -> set[str]:
@@ -168,10 +204,12 @@ class _Names:
     def __init__(self, catalog: Iterable[ProductFacts]) -> None:
         self.full: dict[str, str] = {}
         self.words: dict[str, set[str]] = {}
+        self.kinds: dict[str, set[str]] = {}
         first_words: dict[str, list[str]] = {}
         for product in catalog:
             self.full[fold(product.name)] = product.id
             self.words[product.id] = set(fold(product.name).split())
+            self.kinds[product.id] = {*self.words[product.id], product.category}
             first_words.setdefault(product.name.split()[0], []).append(product.id)
         # First words that are also places or ordinary words name no piece on their own.
         generic = {"Eau", "Nuit", "Jardin", "Fleur", "Bois", "Ambre", "Sable", "Capri", "Alpine",
@@ -180,17 +218,38 @@ class _Names:
         self.first = {word: ids[0] for word, ids in first_words.items() if word not in generic and len(ids) == 1}
 
     def mentioned(self, sentence: str) -> set[str]:
+        """The pieces ``sentence`` names: by full name, by distinctive first word, or by a
+        French or Italian noun and a name only one piece of that kind bears ("la camicia
+        Capri").
+        """
         folded = f" {fold(sentence)} "
         ids = {pid for name, pid in self.full.items() if f" {name} " in folded}
         for word, pid in self.first.items():
             if re.search(rf"\b{re.escape(word)}\b", sentence):
                 ids.add(pid)
+        for match in _NOUN_FIRST.finditer(sentence):
+            of_kind = self.of_kind(match.group("noun"), _distinctive(match.group("name")))
+            if len(of_kind) == 1:
+                ids |= of_kind
         return ids
+
+    def of_kind(self, noun: str, words: Sequence[str]) -> set[str]:
+        """Products of the kind ``noun`` says ("sac", "borsa") whose name holds ``words``."""
+        kinds = set(_KINDS.get(fold(noun), ()))
+        return {pid for pid in self.matching(" ".join(words)) if self.kinds[pid] & kinds}
 
     def matching(self, phrase: str) -> set[str]:
         """Products whose name holds every word of ``phrase`` ("Amalfi dress")."""
         wanted = {w for w in fold(phrase).split() if w not in _NEVER_NAMES}
         return {pid for pid, words in self.words.items() if wanted and wanted <= words}
+
+
+def _distinctive(name: str) -> list[str]:
+    """The words of a name after a noun that could name a piece: not articles, colours,
+    materials or cities ("la borsa Noir" names no piece).
+    """
+    return [w for w in name.split() if fold(w) not in _NEVER_NAMES and fold(w) not in _COLOUR_WORDS
+            and fold(w) not in MATERIALS and fold(w) not in _CITIES]
 
 
 def _sentences(text: str) -> list[str]:
@@ -292,6 +351,25 @@ def _naming_problems(
             problems.append(Problem("unknown_product", f"it names '{phrase}', which is not a piece of the maison's catalog"))
         elif not matching & known and not matching & named:
             problems.append(Problem("unknown_product", f"it names '{phrase}', which is not among the pieces retrieved for this question"))
+    problems.extend(_noun_first_problems(sentence, named, names, known))
+    return problems
+
+
+def _noun_first_problems(sentence: str, named: set[str], names: _Names, known: set[str]) -> list[Problem]:
+    """Names after a French or Italian noun ("le sac Riviera", "la borsa Aurore") that no
+    piece of that kind in the catalog bears, or whose piece was not retrieved.
+    """
+    problems: list[Problem] = []
+    for match in _NOUN_FIRST.finditer(sentence):
+        distinctive = _distinctive(match.group("name"))
+        if not distinctive:
+            continue
+        phrase = f"{match.group('noun')} {' '.join(distinctive)}"
+        matching = names.of_kind(match.group("noun"), distinctive)
+        if not matching:
+            problems.append(Problem("unknown_product", f"it names '{phrase}', which is not a piece of the maison's catalog"))
+        elif not matching & known and not matching & named:
+            problems.append(Problem("unknown_product", f"it names '{phrase}', which is not among the pieces retrieved for this question"))
     return problems
 
 
@@ -305,15 +383,12 @@ def _repeats_rules(answer: str, rules: str, window: int = 8) -> bool:
 
 def _price_problems(sentence: str, context: Sequence[ProductFacts], retrieved: Sequence[ProductFacts]) -> list[Problem]:
     out: list[Problem] = []
-    for match in _MONEY.finditer(sentence):
-        symbol = (match.group("c1") or match.group("c2") or "").casefold()
-        currency = _CURRENCY.get(symbol, "EUR")
-        amount = _amount(match.group("n1") or match.group("n2") or "")
+    for quoted, currency, amount in _amounts(sentence):
         candidates = context or retrieved
         prices = {p.price_eur if currency == "EUR" else p.price_gbp for p in candidates}
         if amount is None or amount not in prices:
             subject = " or ".join(p.name for p in candidates[:3]) or "any retrieved piece"
-            out.append(Problem("price", f"it quotes {match.group(0).strip()}, which is not the {currency} price of {subject}"))
+            out.append(Problem("price", f"it quotes {quoted}, which is not the {currency} price of {subject}"))
     return out
 
 
@@ -326,14 +401,16 @@ def _material_problems(sentence: str, context: Sequence[ProductFacts]) -> list[P
     )
     words = fold(sentence).split()
     for index, word in enumerate(words):
-        needs = MATERIALS.get(word)
+        pair = f"{words[index - 1]} {word}" if index else ""
+        material = pair if pair in MATERIALS else word
+        needs = MATERIALS.get(material)
         if needs is None:
             continue
-        if "your" in words[max(0, index - 4):index] or "votre" in words[max(0, index - 4):index]:
+        if _POSSESSIVES & set(words[max(0, index - 4):index]):
             continue  # the client's own piece
         if not any(need in support for need in needs):
             subject = " / ".join(p.name for p in context)
-            out.append(Problem("material", f"it says '{word}' about the {subject}, whose materials are "
+            out.append(Problem("material", f"it says '{material}' about the {subject}, whose materials are "
                                f"{'; '.join(', '.join(p.materials) for p in context)}"))
     return out
 
@@ -352,7 +429,7 @@ def _colour_problems(sentence: str, context: Sequence[ProductFacts], colours: Se
             continue
         before = fold(rest[:found.start()]).split()[-3:]
         rest = pattern.sub(" ", rest)
-        if "your" in before or "votre" in before:
+        if _POSSESSIVES & set(before):
             continue  # the client's own piece
         if fold(colour) not in made:
             subject = " / ".join(p.name for p in context)
@@ -361,35 +438,54 @@ def _colour_problems(sentence: str, context: Sequence[ProductFacts], colours: Se
     return out
 
 
-def _stock_problems(sentence: str, context: Sequence[ProductFacts], cities: Mapping[str, str]) -> list[Problem]:
-    if not context:
-        return []
-    folded = fold(sentence).split()
-    named_cities = sorted({_CITIES[w] for w in folded if w in _CITIES})
-    by_city = {city: boutique for boutique, city in cities.items()}
-    out: list[Problem] = []
+class _Stock:
+    """Units on hand per piece in the cities a sentence names (all boutiques if none)."""
 
-    def units(product: ProductFacts, city: str | None) -> int:
+    def __init__(self, sentence: str, cities: Mapping[str, str]) -> None:
+        self.named = sorted({_CITIES[w] for w in fold(sentence).split() if w in _CITIES})
+        self.by_city = {city: boutique for boutique, city in cities.items()}
+        self.places: list[str | None] = list(self.named) or [None]
+        self.where = " and ".join(self.named)
+
+    def units(self, product: ProductFacts, city: str | None) -> int:
         counts = product.units_by_boutique()
         if city is None:
             return sum(counts.values())
-        return counts.get(by_city.get(city, city.casefold()), 0)
+        return counts.get(self.by_city.get(city, city.casefold()), 0)
 
-    places: list[str | None] = list(named_cities) or [None]
+    def each_boutique(self, product: ProductFacts) -> list[int]:
+        if self.named:
+            return [self.units(product, city) for city in self.named]
+        return list(product.units_by_boutique().values())
+
+
+def _stock_problems(sentence: str, context: Sequence[ProductFacts], cities: Mapping[str, str]) -> list[Problem]:
+    """What ``sentence`` claims about units on hand (the first claim it makes of: last
+    piece, a few left, unavailable, available), against the stock of ``context``.
+    """
+    if not context:
+        return []
+    stock = _Stock(sentence, cities)
     if _LAST_PIECE.search(sentence):
-        for product in context:
-            counts = product.units_by_boutique()
-            ok = any(counts.get(by_city.get(c, ""), 0) == 1 for c in named_cities) if named_cities else 1 in counts.values()
-            if not ok:
-                out.append(Problem("stock", f"it says the {product.name} is down to its last piece, which its stock does not show"))
-    elif _NOT_AVAILABLE.search(sentence):
-        for product in context:
-            if all(units(product, place) > 0 for place in places):
-                where = " and ".join(named_cities) or "our boutiques"
-                out.append(Problem("stock", f"it says the {product.name} is unavailable, but it is on hand in {where}"))
-    elif _AVAILABLE.search(sentence) and not re.search(r"\b(?:not|no longer|pas|plus)\b", sentence, re.IGNORECASE):
-        for product in context:
-            if any(units(product, place) == 0 for place in places):
-                where = " and ".join(named_cities) or "any boutique"
-                out.append(Problem("stock", f"it says the {product.name} is available, but none is on hand in {where}"))
-    return out
+        return [Problem("stock", f"it says the {p.name} is down to its last piece, which its stock does not show")
+                for p in context if 1 not in stock.each_boutique(p)]
+    few = _FEW_LEFT.search(sentence)
+    if few is not None:
+        said = few.group(0)
+        count = next((n for n in map(number_value, _WORD.findall(said)) if n is not None), None)
+        return [Problem("stock", f"it says '{said}' of the {p.name}, which its stock does not show")
+                for p in context
+                if not (count in stock.each_boutique(p) if count is not None
+                        else any(1 <= n <= FEW_PIECES for n in stock.each_boutique(p)))]
+    if _NOT_AVAILABLE.search(sentence):
+        return [Problem("stock", f"it says the {p.name} is unavailable, but it is on hand in {stock.where or 'our boutiques'}")
+                for p in context if all(stock.units(p, place) > 0 for place in stock.places)]
+    if any(not _negated(sentence, match.start()) for match in _AVAILABLE.finditer(sentence)):
+        return [Problem("stock", f"it says the {p.name} is available, but none is on hand in {stock.where or 'any boutique'}")
+                for p in context if any(stock.units(p, place) == 0 for place in stock.places)]
+    return []
+
+
+def _negated(sentence: str, at: int, window: int = 3) -> bool:
+    """Whether one of the few words before ``at`` negates what follows ("not", "pas", "non")."""
+    return bool(_NEGATIONS & set(fold(sentence[:at]).split()[-window:]))

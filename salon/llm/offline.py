@@ -3,35 +3,243 @@
 It is the fallback's answer whenever no model is configured (the default, and ``make
 demo``), when the client has not agreed to model-drafted replies, when the model fails or
 runs out of time, and when a model's draft cannot be repaired. It is deterministic: the
-same question, catalog and client give the same words. Each answer names at most two
-retrieved pieces with a material and the price in the client's currency, says where the
-first is on hand today, and offers the client's advisor by name. Nothing in it comes from
-anywhere but the catalog and the client's record, so it passes the same guardrails as a
-model's answer (a test holds it to that for every held-out question).
+same question, catalog, client and language give the same words. Each answer names at
+most two retrieved pieces with a material and the price in the client's currency, says
+where the first is on hand today, and offers the client's advisor by name. Nothing in it
+comes from anywhere but the catalog and the client's record, so it passes the same
+guardrails as a model's answer (a test holds it to that for every held-out question, in
+every language).
+
+Every sentence exists in English, French and Italian (:data:`PHRASES`), in the maison's
+register: "vous" in French, "Lei" in Italian. The pieces keep their catalog names; in
+French and Italian they are "le modèle …" / "il modello …", the way an advisor speaks of
+a house model, and a material is said in the client's language when
+:data:`MATERIAL_NAMES` knows it (otherwise only the price is given).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
 
-from salon.conversation.product_answers import availability_sentence
+from salon.conversation.language import supported
 from salon.integrations.catalog import ProductFacts
 from salon.llm.context import ClientContext
 from salon.llm.retrieval import Ranked
 
-__all__ = ["advisor_offer", "offline_answer", "safe_answer"]
+__all__ = ["MATERIAL_NAMES", "PHRASES", "Phrases", "advisor_offer", "availability", "offline_answer",
+           "safe_answer", "salutation"]
+
+_NBSP, _NNBSP = "\u00a0", "\u202f"
 
 
-def _price(product: ProductFacts, client: ClientContext) -> str:
-    if client.currency == "GBP":
-        return f"£{product.price_gbp:,}"
-    return f"€{product.price_eur:,}"
+@dataclass(frozen=True, slots=True)
+class Phrases:
+    """Every sentence of the offline responder in one language.
+
+    Placeholders: ``{name}`` a client's salutation or a piece's name, ``{pieces}`` the
+    pieces suggested, ``{advisor}`` the advisor's first name, ``{places}`` / ``{plenty}``
+    / ``{last}`` boutique cities with their preposition (before each city with
+    ``preposition_each``), ``{everywhere}`` the boutiques. ``…_one`` / ``…_many``: for one
+    piece or two. ``euro`` / ``pound``: a price, its ``{amount}`` grouped by ``thousands``.
+    """
+
+    opening: str
+    opening_named: str
+    suggest: str
+    piece: str
+    subject: str
+    available: str
+    last_piece: str
+    available_and_last: str
+    unavailable: str
+    everywhere_three: str
+    everywhere: str
+    offer_advisor_one: str
+    offer_advisor_many: str
+    offer_anyone_one: str
+    offer_anyone_many: str
+    rather_advisor: str
+    rather_anyone: str
+    pass_on: str
+    conjunction: str
+    preposition: str
+    preposition_each: bool
+    cities: Mapping[str, str]
+    titles: Mapping[str, str]
+    euro: str
+    pound: str
+    thousands: str
 
 
-def _piece(product: ProductFacts, client: ClientContext) -> str:
-    material = product.materials[0] if product.materials else ""
-    facts = ", ".join(part for part in (material, _price(product, client)) if part)
-    return f"the {product.name} ({facts})"
+PHRASES: Final[Mapping[str, Phrases]] = {
+    "en": Phrases(
+        opening="With pleasure.",
+        opening_named="With pleasure, {name}.",
+        suggest="I would suggest {pieces}.",
+        piece="the {name} ({facts})",
+        subject="The {name}",
+        available="{subject} is available {places}.",
+        last_piece="{subject} is down to its last piece {places}.",
+        available_and_last="{subject} is available {plenty} and down to its last piece {last}.",
+        unavailable="{subject} is not available in {everywhere} at the moment.",
+        everywhere_three="our three boutiques",
+        everywhere="our boutiques",
+        offer_advisor_one="Shall I ask {advisor}, your client advisor, to set it aside for you or arrange a fitting?",
+        offer_advisor_many="Shall I ask {advisor}, your client advisor, to set them aside for you or arrange a fitting?",
+        offer_anyone_one="Shall I ask a client advisor to set it aside for you or arrange a fitting?",
+        offer_anyone_many="Shall I ask a client advisor to set them aside for you or arrange a fitting?",
+        rather_advisor="I would rather {advisor}, your client advisor, answer this personally.",
+        rather_anyone="I would rather a client advisor answer this personally.",
+        pass_on="Shall I pass your message on?",
+        conjunction="and",
+        preposition="in ",
+        preposition_each=False,
+        cities={},
+        titles={"Ms": "Ms", "Mrs": "Mrs", "Miss": "Miss", "Mx": "Mx", "Mr": "Mr", "Dr": "Dr", "Mme": "Mrs",
+                "Mlle": "Miss", "M.": "Mr"},
+        euro="€{amount}",
+        pound="£{amount}",
+        thousands=",",
+    ),
+    "fr": Phrases(
+        opening="Avec plaisir.",
+        opening_named="Avec plaisir, {name}.",
+        suggest="Je vous conseillerais {pieces}.",
+        piece="le modèle {name} ({facts})",
+        subject="Le modèle {name}",
+        available="{subject} est disponible {places}.",
+        last_piece="Il reste une dernière pièce du modèle {name} {places}.",
+        available_and_last="{subject} est disponible {plenty}, et il en reste une dernière pièce {last}.",
+        unavailable="{subject} n'est pas disponible dans {everywhere} pour le moment.",
+        everywhere_three="nos trois boutiques",
+        everywhere="nos boutiques",
+        offer_advisor_one=("Souhaitez-vous que je demande à {advisor}, qui vous suit personnellement, "
+                           f"de vous le réserver ou d'organiser un essayage{_NNBSP}?"),
+        offer_advisor_many=("Souhaitez-vous que je demande à {advisor}, qui vous suit personnellement, "
+                            f"de vous les réserver ou d'organiser un essayage{_NNBSP}?"),
+        offer_anyone_one=("Souhaitez-vous que je demande à l'un de nos conseillers de vous le réserver "
+                          f"ou d'organiser un essayage{_NNBSP}?"),
+        offer_anyone_many=("Souhaitez-vous que je demande à l'un de nos conseillers de vous les réserver "
+                           f"ou d'organiser un essayage{_NNBSP}?"),
+        rather_advisor="Je préférerais que {advisor}, qui vous suit personnellement, vous réponde directement.",
+        rather_anyone="Je préférerais que l'un de nos conseillers vous réponde directement.",
+        pass_on=f"Souhaitez-vous que je lui transmette votre message{_NNBSP}?",
+        conjunction="et",
+        preposition="à ",
+        preposition_each=True,
+        cities={"London": "Londres"},
+        titles={"Ms": "Madame", "Mme": "Madame", "Mrs": "Madame", "Miss": "Madame", "Mlle": "Madame",
+                "Mr": "Monsieur", "M.": "Monsieur", "Dr": "Docteur"},
+        euro=f"{{amount}}{_NBSP}€",
+        pound=f"{{amount}}{_NBSP}£",
+        thousands=_NNBSP,
+    ),
+    "it": Phrases(
+        opening="Con piacere.",
+        opening_named="Con piacere, {name}.",
+        suggest="Le suggerirei {pieces}.",
+        piece="il modello {name} ({facts})",
+        subject="Il modello {name}",
+        available="{subject} è disponibile {places}.",
+        last_piece="Del modello {name} rimane l'ultimo pezzo {places}.",
+        available_and_last="{subject} è disponibile {plenty}, mentre {last} ne rimane l'ultimo pezzo.",
+        unavailable="{subject} al momento non è disponibile nelle {everywhere}.",
+        everywhere_three="nostre tre boutique",
+        everywhere="nostre boutique",
+        offer_advisor_one=("Desidera che chieda a {advisor}, che La segue personalmente, "
+                           "di metterglielo da parte o di fissare una prova?"),
+        offer_advisor_many=("Desidera che chieda a {advisor}, che La segue personalmente, "
+                            "di metterglieli da parte o di fissare una prova?"),
+        offer_anyone_one=("Desidera che chieda a uno dei nostri consulenti di metterglielo da parte "
+                          "o di fissare una prova?"),
+        offer_anyone_many=("Desidera che chieda a uno dei nostri consulenti di metterglieli da parte "
+                           "o di fissare una prova?"),
+        rather_advisor="Preferirei che fosse {advisor}, che La segue personalmente, a risponderLe direttamente.",
+        rather_anyone="Preferirei che fosse uno dei nostri consulenti a risponderLe direttamente.",
+        pass_on="Desidera che inoltri il Suo messaggio?",
+        conjunction="e",
+        preposition="a ",
+        preposition_each=False,
+        cities={"London": "Londra", "Milan": "Milano", "Paris": "Parigi"},
+        titles={"Ms": "Signora", "Mme": "Signora", "Mrs": "Signora", "Miss": "Signora", "Mlle": "Signora",
+                "Mr": "Signor", "M.": "Signor"},
+        euro=f"{{amount}}{_NBSP}€",
+        pound=f"{{amount}}{_NBSP}£",
+        thousands=".",
+    ),
+}
+"""The offline responder's sentences, by language."""
+
+MATERIAL_NAMES: Final[Mapping[str, Mapping[str, str]]] = {
+    "fr": {
+        "grained calfskin": "veau grainé", "box calfskin": "veau box", "lambskin": "agneau",
+        "pebbled calfskin": "veau grené", "smooth calfskin": "veau lisse",
+        "coated cotton canvas": "toile de coton enduite", "double-faced cashmere": "cachemire double face",
+        "linen": "lin", "Super 120s wool": "laine Super 120s", "cotton gabardine": "gabardine de coton",
+        "silk twill": "twill de soie", "silk crêpe de Chine": "crêpe de Chine de soie",
+        "twelve-ply cashmere": "cachemire douze fils", "silk satin": "satin de soie",
+        "silk and viscose velvet": "velours de soie et viscose", "18k gold": "or 18 carats",
+        "platinum": "platine", "18k yellow gold": "or jaune 18 carats", "18k white gold": "or blanc 18 carats",
+        "18k rose gold": "or rose 18 carats", "stainless steel": "acier inoxydable",
+        "eau de parfum": "eau de parfum", "extrait de parfum": "extrait de parfum",
+        "eau de toilette": "eau de toilette",
+    },
+    "it": {
+        "grained calfskin": "vitello martellato", "box calfskin": "vitello box", "lambskin": "pelle d'agnello",
+        "pebbled calfskin": "vitello bottalato", "smooth calfskin": "vitello liscio",
+        "coated cotton canvas": "tela di cotone spalmata", "double-faced cashmere": "cashmere double",
+        "linen": "lino", "Super 120s wool": "lana Super 120s", "cotton gabardine": "gabardine di cotone",
+        "silk twill": "twill di seta", "silk crêpe de Chine": "crêpe de Chine di seta",
+        "twelve-ply cashmere": "cashmere a dodici fili", "silk satin": "raso di seta",
+        "silk and viscose velvet": "velluto di seta e viscosa", "18k gold": "oro 18 carati",
+        "platinum": "platino", "18k yellow gold": "oro giallo 18 carati", "18k white gold": "oro bianco 18 carati",
+        "18k rose gold": "oro rosa 18 carati", "stainless steel": "acciaio inossidabile",
+        "eau de parfum": "eau de parfum", "extrait de parfum": "extrait de parfum",
+        "eau de toilette": "eau de toilette",
+    },
+}
+"""The catalog's (English) materials as an advisor says them in French and Italian."""
+
+
+def _phrases(language: str | None) -> Phrases:
+    return PHRASES[supported(language)]
+
+
+def salutation(client: ClientContext, language: str | None = "en") -> str | None:
+    """How the client is addressed: "Ms Laurent" / "Mrs Vasseur" (Mme), "Madame Laurent",
+    "Signora Bellini"; without a title in that language (Mx in French or Italian, Dr in
+    Italian), the full name; None for someone not in the book.
+    """
+    words = _phrases(language)
+    if not client.last_name:
+        return None
+    title = words.titles.get(client.title or "")
+    if title is not None:
+        return f"{title} {client.last_name}"
+    return " ".join(part for part in (client.first_name, client.last_name) if part)
+
+
+def _price(product: ProductFacts, client: ClientContext, words: Phrases) -> str:
+    amount = product.price_gbp if client.currency == "GBP" else product.price_eur
+    digits = f"{amount:,}".replace(",", words.thousands)
+    return (words.pound if client.currency == "GBP" else words.euro).format(amount=digits)
+
+
+def _material(product: ProductFacts, language: str) -> str:
+    if not product.materials:
+        return ""
+    first = product.materials[0]
+    if language == "en":
+        return first
+    return MATERIAL_NAMES.get(language, {}).get(first, "")
+
+
+def _piece(product: ProductFacts, client: ClientContext, language: str) -> str:
+    words = _phrases(language)
+    facts = ", ".join(part for part in (_material(product, language), _price(product, client, words)) if part)
+    return words.piece.format(name=product.name, facts=facts)
 
 
 def _chosen(ranked: Sequence[Ranked]) -> list[ProductFacts]:
@@ -43,44 +251,88 @@ def _chosen(ranked: Sequence[Ranked]) -> list[ProductFacts]:
     return chosen
 
 
-def advisor_offer(client: ClientContext, plural: bool = False) -> str:
+def _places(cities: Sequence[str], words: Phrases) -> str:
+    """"in London, Milan and Paris" / "à Londres, à Milan et à Paris" / "a Londra,
+    Milano e Parigi".
+    """
+    names = [words.cities.get(city, city) for city in cities]
+    if words.preposition_each:
+        names = [f"{words.preposition}{name}" for name in names]
+    else:
+        names[0] = f"{words.preposition}{names[0]}"
+    if len(names) == 1:
+        return names[0]
+    return f"{', '.join(names[:-1])} {words.conjunction} {names[-1]}"
+
+
+def availability(product: ProductFacts, cities: Mapping[str, str], language: str | None = "en") -> str:
+    """Where the piece is on hand today, in the client's language."""
+    words = _phrases(language)
+    units = product.units_by_boutique()
+    subject = words.subject.format(name=product.name)
+    in_stock = [boutique for boutique, count in sorted(units.items()) if count > 0]
+    if not in_stock:
+        everywhere = words.everywhere_three if len(cities) == 3 else words.everywhere
+        return words.unavailable.format(subject=subject, everywhere=everywhere)
+    last = [cities.get(b, b) for b in in_stock if units[b] == 1]
+    plenty = [cities.get(b, b) for b in in_stock if units[b] > 1]
+    if plenty and last:
+        return words.available_and_last.format(subject=subject, plenty=_places(plenty, words),
+                                               last=_places(last, words))
+    if last:
+        return words.last_piece.format(subject=subject, name=product.name, places=_places(last, words))
+    return words.available.format(subject=subject, places=_places(plenty, words))
+
+
+def advisor_offer(client: ClientContext, plural: bool = False, language: str | None = "en") -> str:
     """The closing question: shall their advisor (by first name when known) set the piece,
     or pieces, aside or arrange a fitting?
     """
-    them = "them" if plural else "it"
+    words = _phrases(language)
     if client.advisor_first_name:
-        return f"Shall I ask {client.advisor_first_name}, your client advisor, to set {them} aside for you or arrange a fitting?"
-    return f"Shall I ask a client advisor to set {them} aside for you or arrange a fitting?"
+        template = words.offer_advisor_many if plural else words.offer_advisor_one
+        return template.format(advisor=client.advisor_first_name)
+    return words.offer_anyone_many if plural else words.offer_anyone_one
 
 
-def _opening(client: ClientContext) -> str:
-    return f"With pleasure, {client.salutation}." if client.salutation else "With pleasure."
+def _opening(client: ClientContext, language: str) -> str:
+    words = _phrases(language)
+    name = salutation(client, language)
+    return words.opening_named.format(name=name) if name else words.opening
 
 
 def offline_answer(
-    ranked: Sequence[Ranked], client: ClientContext, cities: Mapping[str, str]
+    ranked: Sequence[Ranked], client: ClientContext, cities: Mapping[str, str], language: str | None = "en"
 ) -> tuple[str, list[str]] | None:
-    """The answer and the ids of the pieces it names, or None when nothing was retrieved."""
+    """The answer, in ``language`` (English, French or Italian; anything else is
+    English), and the ids of the pieces it names, or None when nothing was retrieved.
+    """
     chosen = _chosen(ranked)
     if not chosen:
         return None
-    pieces = " and ".join(_piece(p, client) for p in chosen)
-    text = (
-        f"{_opening(client)} I would suggest {pieces}. "
-        f"{availability_sentence(chosen[0], cities)} {advisor_offer(client, plural=len(chosen) > 1)}"
-    )
+    lang = supported(language)
+    words = _phrases(lang)
+    pieces = f" {words.conjunction} ".join(_piece(p, client, lang) for p in chosen)
+    text = " ".join((
+        _opening(client, lang),
+        words.suggest.format(pieces=pieces),
+        availability(chosen[0], cities, lang),
+        advisor_offer(client, plural=len(chosen) > 1, language=lang),
+    ))
     return text, [p.id for p in chosen]
 
 
 def safe_answer(
-    ranked: Sequence[Ranked], client: ClientContext, cities: Mapping[str, str]
+    ranked: Sequence[Ranked], client: ClientContext, cities: Mapping[str, str], language: str | None = "en"
 ) -> tuple[str, list[str]]:
     """What goes out when a model's draft could not be made right: the grounded offline
-    answer, or, with nothing retrieved, the advisor alone.
+    answer, or, with nothing retrieved, the advisor alone (in ``language``).
     """
-    grounded = offline_answer(ranked, client, cities)
+    grounded = offline_answer(ranked, client, cities, language)
     if grounded is not None:
         return grounded
-    who = f"{client.advisor_first_name}, your client advisor," if client.advisor_first_name else "a client advisor"
-    return (f"{_opening(client)} I would rather {who} answer this personally. "
-            "Shall I pass your message on?"), []
+    lang = supported(language)
+    words = _phrases(lang)
+    rather = (words.rather_advisor.format(advisor=client.advisor_first_name) if client.advisor_first_name
+              else words.rather_anyone)
+    return f"{_opening(client, lang)} {rather} {words.pass_on}", []

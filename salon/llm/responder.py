@@ -11,6 +11,10 @@
    whole model part) gives the grounded offline answer instead.
 4. Otherwise the offline responder answers from the retrieved facts.
 
+The turn is held in the conversation's language (English, French or Italian: the
+``language`` slot, passed in by the action), else the client record's: the model is told
+to answer in it, the offline responder writes in it, and the yes/no buttons are in it.
+
 Every turn is written to the audit. The reply carries the purpose ``service_reply``: the
 WhatsApp channel's send-time guard sends it free-form while the window is open and parks
 it behind a re-engagement template when the turn ended after the window closed.
@@ -29,13 +33,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from salon.advisors.screen import person_needed
 from salon.clock import Clock
+from salon.conversation.language import supported
 from salon.integrations.catalog import ProductFacts, SqlCatalog
 from salon.llm.audit import AuditEntry, LlmAudit, mask, sender_key
 from salon.llm.client import LlmClient, LlmUnavailable
 from salon.llm.config import LlmSettings
 from salon.llm.context import ClientContext, load_client_context
 from salon.llm.guardrails import Verdict, check
-from salon.llm.offline import offline_answer, safe_answer
+from salon.llm.offline import safe_answer
 from salon.llm.prompt import build_messages, repair_messages, system_rules
 from salon.llm.retrieval import CatalogIndex, Ranked
 from salon.llm.sensitivity import looks_like_injection
@@ -43,12 +48,15 @@ from salon.purposes import SERVICE_REPLY
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["REPLY_BUTTONS", "StylingAdvisor", "StylingReply"]
+__all__ = ["BUTTONS", "REPLY_BUTTONS", "StylingAdvisor", "StylingReply"]
 
-REPLY_BUTTONS = (
-    {"title": "Yes, please", "payload": "/affirm"},
-    {"title": "No, thank you", "payload": "/deny"},
-)
+BUTTONS: dict[str, tuple[dict[str, str], ...]] = {
+    "en": ({"title": "Yes, please", "payload": "/affirm"}, {"title": "No, thank you", "payload": "/deny"}),
+    "fr": ({"title": "Oui, volontiers", "payload": "/affirm"}, {"title": "Non, merci", "payload": "/deny"}),
+    "it": ({"title": "Sì, grazie", "payload": "/affirm"}, {"title": "No, grazie", "payload": "/deny"}),
+}
+"""The yes/no buttons under an answer, by language."""
+REPLY_BUTTONS = BUTTONS["en"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +69,7 @@ class StylingReply:
     ``verdict``: ``pass``, ``repaired``, ``replaced`` (drafts failed the guardrails),
     ``unavailable`` / ``timeout`` (the model failed), ``offline`` (no model configured),
     ``no_consent``, ``injection``, ``handoff`` or ``vague``.
+    ``language``: the language the turn was held in (en, fr, it).
     """
 
     mode: str
@@ -69,12 +78,15 @@ class StylingReply:
     product_ids: tuple[str, ...] = ()
     handoff: str | None = None
     problems: tuple[str, ...] = ()
+    language: str = "en"
 
     def response(self) -> dict[str, Any]:
-        """The bot message for the output channel (text, yes/no buttons, purpose)."""
+        """The bot message for the output channel (text, yes/no buttons in the turn's
+        language, purpose).
+        """
         if self.text is None:
             raise ValueError(f"a {self.mode} reply has no text of its own")
-        return {"text": self.text, "buttons": [dict(b) for b in REPLY_BUTTONS],
+        return {"text": self.text, "buttons": [dict(b) for b in BUTTONS[supported(self.language)]],
                 "metadata": {"purpose": SERVICE_REPLY}}
 
 
@@ -133,30 +145,35 @@ class StylingAdvisor:
         return self._index
 
     # ------------------------------------------------------------------ the turn
-    async def answer(self, text: str, *, wa_id: str | None, user_id: str | None) -> StylingReply:
+    async def answer(self, text: str, *, wa_id: str | None, user_id: str | None,
+                     language: str | None = None) -> StylingReply:
+        """One styling turn. ``language``: the conversation's (en, fr or it); without it,
+        the client record's, else English.
+        """
         await self.initialize()
         reason = person_needed(text)
         client = await load_client_context(self.engine, wa_id=wa_id, user_id=user_id)
+        lang = supported(language or client.language)
         audit_id = client.client_id or await self._sender_key(wa_id, user_id)
         if reason is not None:
             await self.audit.record(AuditEntry(audit_id, "handoff", "none", "handoff",
                                                problems=[reason]))
-            return StylingReply("handoff", "handoff", handoff=reason)
+            return StylingReply("handoff", "handoff", handoff=reason, language=lang)
         ranked = self.index.rank(text, 5)
         retrieved = [r.product for r in ranked]
         ids = [p.id for p in retrieved]
         if not ranked:
             await self.audit.record(AuditEntry(audit_id, "offline", "offline", "vague", retrieved_ids=ids))
-            return StylingReply("vague", "vague")
+            return StylingReply("vague", "vague", language=lang)
 
         skip = self._why_not_model(client, text)
         if skip is not None:
             started = time.perf_counter()
-            answer, named = offline_answer(ranked, client, self._cities) or safe_answer(ranked, client, self._cities)
+            answer, named = safe_answer(ranked, client, self._cities, lang)
             await self.audit.record(AuditEntry(audit_id, "offline", "offline", skip, response=answer,
                                                retrieved_ids=ids, latency_ms=_ms(started)))
-            return StylingReply("offline", skip, answer, tuple(named))
-        return await self._with_model(text, client, ranked, retrieved, audit_id)
+            return StylingReply("offline", skip, answer, tuple(named), language=lang)
+        return await self._with_model(text, client, ranked, retrieved, audit_id, lang)
 
     async def _sender_key(self, wa_id: str | None, user_id: str | None) -> str | None:
         """The audit's key for someone the book does not know (:func:`salon.llm.audit.sender_key`)."""
@@ -180,12 +197,12 @@ class StylingAdvisor:
         return None
 
     async def _with_model(self, text: str, client: ClientContext, ranked: Sequence[Ranked],
-                          retrieved: list[ProductFacts], audit_id: str | None) -> StylingReply:
+                          retrieved: list[ProductFacts], audit_id: str | None, language: str) -> StylingReply:
         assert self.llm is not None
-        trace = _Trace(messages=build_messages(mask(text) or "", retrieved, client, self._cities))
+        trace = _Trace(messages=build_messages(mask(text) or "", retrieved, client, self._cities, language))
         started = time.perf_counter()
         try:
-            final, verdict = await asyncio.wait_for(self._draft(trace, client, retrieved),
+            final, verdict = await asyncio.wait_for(self._draft(trace, client, retrieved, language),
                                                     timeout=self.settings.deadline_seconds)
         except asyncio.TimeoutError:
             final, verdict = None, "timeout"
@@ -195,7 +212,7 @@ class StylingAdvisor:
             trace.attempts = max(trace.attempts, exc.attempts)
             trace.problems.append(exc.reason)
         if final is None:
-            answer, named = safe_answer(ranked, client, self._cities)
+            answer, named = safe_answer(ranked, client, self._cities, language)
             mode = "offline"
         else:
             answer, named, mode = final, [p.id for p in retrieved], "llm"
@@ -208,10 +225,11 @@ class StylingAdvisor:
         ))
         if final is None:
             logger.info("styling answer from the offline responder (%s): %s", verdict, trace.problems)
-        return StylingReply(mode, verdict, answer, tuple(named), problems=tuple(trace.problems))
+        return StylingReply(mode, verdict, answer, tuple(named), problems=tuple(trace.problems),
+                            language=language)
 
     async def _draft(self, trace: _Trace, client: ClientContext,
-                     retrieved: list[ProductFacts]) -> tuple[str | None, str]:
+                     retrieved: list[ProductFacts], language: str) -> tuple[str | None, str]:
         assert self.llm is not None
         messages = trace.messages
         for round_ in ("pass", "repaired"):
@@ -222,11 +240,11 @@ class StylingAdvisor:
             trace.model = completion.model
             trace.drafts.append(completion.text)
             verdict: Verdict = check(completion.text, retrieved, self.index.products, self._cities,
-                                     client, system_rules())
+                                     client, system_rules(language))
             if verdict.ok:
                 return completion.text, round_
             trace.problems.extend(verdict.details())
-            messages = repair_messages(trace.messages, completion.text, verdict.details())
+            messages = repair_messages(trace.messages, completion.text, verdict.details(), language)
         return None, "replaced"
 
 

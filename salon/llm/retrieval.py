@@ -37,7 +37,8 @@ STOPWORDS = frozenset(
     want please help pick choose ideas idea advice recommend suggest thanks thank hello there
     le la les un une des de du et ou pour avec sur dans mon ma mes votre vos je j me moi qu que
     quel quelle quels quelles est irait porter conseillez pouvez aider il elle ce cette
-    per con di il la una uno cosa mi""".split()
+    per con di il la una uno cosa mi che un del della delle dei al alla nel nella su da mia mio
+    vorrei cerco consigli consiglia indossare abbinare sarebbe""".split()
 )
 
 CATEGORY_WORDS: Mapping[str, str] = {
@@ -105,10 +106,44 @@ EXPANSIONS: Mapping[str, str] = {
     "hiver": "winter",
     # Italian
     "borsa": "bag tote clutch",
+    "borse": "bag tote clutch",
     "vestito": "dress",
+    "abito": "dress gown",
     "orologio": "watch",
     "anello": "ring",
+    "collana": "necklace pendant",
+    "orecchini": "earrings",
+    "bracciale": "bracelet bangle",
+    "ciondolo": "pendant",
+    "profumo": "fragrance perfume",
+    "sciarpa": "scarf silk",
+    "cappotto": "coat",
+    "camicia": "shirt",
+    "pantaloni": "trousers",
+    "giacca": "jacket blazer",
+    "cintura": "belt",
+    "portafoglio": "wallet",
+    "portacarte": "card holder",
+    "maglione": "sweater",
+    "seta": "silk",
+    "lino": "linen",
+    "pelle": "leather calfskin",
+    "gioielli": "jewellery",
+    "gioiello": "jewellery",
+    "regalo": "gift",
+    "matrimonio": "wedding evening silk dress",
+    "cerimonia": "evening",
+    "serata": "evening",
     "cena": "dinner evening",
+    "estate": "summer linen",
+    "inverno": "winter",
+    "freddo": "warm cashmere winter",
+    "viaggio": "travel weekender luggage gmt",
+    "viaggiare": "travel weekender luggage gmt",
+    "lavoro": "laptop briefcase tote",
+    "ufficio": "laptop briefcase tote",
+    "elegante": "evening",
+    "fresco": "cologne neroli bergamot",
     # occasions and seasons → what the descriptions say
     "wedding": "evening silk dress",
     "gala": "evening gown black tie clutch",

@@ -32,7 +32,14 @@ _INJECTION: Final = _words(
     r"pretend (?:to be|you are)", r"new instructions", r"reveal (?:your|the) (?:prompt|instructions|rules)",
     r"print (?:your|the) (?:prompt|instructions)", r"repeat (?:everything|the text) above",
     r"other clients'? (?:data|numbers|phone|emails?|details)",
-    r"ignore(?:z)? (?:les|vos|tes) (?:instructions|consignes|regles)",
+    r"ignore(?:z)? (?:toutes )?(?:les|vos|tes) (?:instructions|consignes|regles)",
+    r"oublie(?:z)? (?:toutes )?(?:les|vos|tes) (?:instructions|consignes|regles)",
+    r"(?:revele|revelez|affiche|affichez|montre|montrez)(?:-moi)? (?:ton|votre|le) (?:prompt|message systeme)",
+    r"fais comme si tu etais", r"faites comme si vous etiez", r"prompt systeme", r"mode developpeur",
+    r"ignora (?:tutte )?(?:le )?(?:tue |sue )?(?:istruzioni|regole)",
+    r"dimentica (?:tutte )?(?:le )?(?:tue |sue )?(?:istruzioni|regole)",
+    r"(?:mostra|rivela|stampa)(?:mi)? (?:il tuo |il suo |il )?prompt", r"prompt di sistema",
+    r"fai finta di essere", r"modalita sviluppatore", r"nuove istruzioni",
     r"<\|?(?:system|im_start|im_end)\|?>", r"\[/?(?:inst|system)\]",
 )
 
@@ -41,12 +48,15 @@ _STYLING: Final = _words(
     r"goes with", r"suit\b", r"occasion", r"wedding", r"gala", r"dinner", r"party", r"evening",
     r"gift", r"present\b", r"recommend", r"suggest", r"advice", r"ideas?\b", r"dress",
     r"porter", r"tenue", r"assortir", r"irait", r"cadeau", r"conseil", r"mariage", r"soiree",
-    r"indossare", r"abbinare", r"regalo",
+    r"indossare", r"abbinare", r"regalo", r"vestire", r"consigli", r"cerimonia", r"matrimonio",
+    r"serata", r"cena\b", r"occasione",
     # the pieces themselves
     r"bags?\b", r"tote", r"clutch", r"coat", r"gown", r"shirt", r"blazer", r"jacket", r"trousers",
     r"sweater", r"scarf", r"belt", r"wallet", r"necklace", r"rings?\b", r"earrings", r"bracelet",
     r"bangle", r"pendant", r"watch(?:es)?\b", r"perfume", r"fragrance", r"scent", r"cologne", r"jewel",
     r"sac\b", r"robe", r"montre", r"bague", r"collier", r"parfum", r"foulard", r"manteau", r"borsa",
+    r"vestito", r"abito", r"giacca", r"cappotto", r"camicia", r"sciarpa", r"collana", r"anello",
+    r"orecchini", r"bracciale", r"orologio", r"profumo", r"gioiell",
 )
 
 

@@ -26,6 +26,7 @@ from tests.llm.scripted_llm import ScriptedLlm, Step, running_llm
 T0 = datetime(2026, 11, 29, 10, 0, tzinfo=timezone.utc)
 CLAIRE = "33600000001"  # C-001: llm and personalisation consent, advisor Sophie, Paris
 MARGAUX = "33600000004"  # C-004: refused model-drafted replies
+FRANCESCA = "393470001001"  # C-023: Italian, llm and personalisation consent, advisor Giulia, Milan
 QUESTION = "what would go with my navy blazer for a summer wedding in Capri?"
 GOOD = ("With pleasure, Ms Laurent. The Capri linen shirt in Blanc, at €590, would sit beautifully "
         "under your navy blazer, with the Portofino linen trousers at €790. Shall I ask Sophie to set them aside?")
@@ -65,8 +66,10 @@ async def advisor_for(seeded: Path, tmp_path: Path, llm: ScriptedLlm | None, **o
         await engine.dispose()
 
 
-async def ask(advisor: StylingAdvisor, text: str = QUESTION, wa_id: str = CLAIRE) -> StylingReply:
-    return await advisor.answer(text, wa_id=wa_id, user_id=None)
+async def ask(advisor: StylingAdvisor, text: str = QUESTION, wa_id: str = CLAIRE,
+              language: str | None = "en") -> StylingReply:
+    """``language``: the conversation's (the slot); the questions here are in English."""
+    return await advisor.answer(text, wa_id=wa_id, user_id=None, language=language)
 
 
 def user_text(request: dict) -> str:
@@ -247,3 +250,68 @@ async def test_the_audit_masks_contact_details_and_forgets_after_retention(seede
         assert await advisor.audit.purge() == 0
         clock.advance(timedelta(days=91))
         assert await advisor.audit.purge() == 1 and await advisor.audit.rows() == []
+
+
+# --------------------------------------------------------------------------- French and Italian
+
+QUESTION_FR = "que porter avec mon blazer marine pour un mariage d'été à Capri ?"
+QUESTION_IT = "cosa abbinare al mio blazer blu per un matrimonio in estate a Capri?"
+GOOD_FR = ("Avec plaisir, Madame Laurent. La Capri linen shirt en lin Blanc, à 590 €, irait très bien sous votre "
+           "blazer marine, avec le Portofino linen trousers à 790 €. Souhaitez-vous que Sophie vous les réserve ?")
+GOOD_IT = ("Con piacere, Signora Bellini. Il modello Amalfi silk dress in seta Bleu Méditerranée, a 3.300 €, "
+           "sarebbe perfetto per un matrimonio in estate. Desidera che Giulia glielo metta da parte?")
+
+
+async def test_offline_answers_in_the_conversations_language(seeded: Path, tmp_path: Path) -> None:
+    async with advisor_for(seeded, tmp_path, None) as advisor:
+        french = await ask(advisor, QUESTION_FR, language="fr")
+        assert (french.mode, french.verdict, french.language) == ("offline", "offline", "fr")
+        assert (french.text or "").startswith("Avec plaisir, Madame Laurent. Je vous conseillerais le modèle ")
+        assert (french.text or "").endswith(
+            "Souhaitez-vous que je demande à Sophie, qui vous suit personnellement, de vous les réserver ou "
+            "d'organiser un essayage\u202f?")
+        assert [b["title"] for b in french.response()["buttons"]] == ["Oui, volontiers", "Non, merci"]
+        # Francesca's record is Italian: without a conversation language, the turn is in Italian.
+        italian = await ask(advisor, QUESTION_IT, wa_id=FRANCESCA, language=None)
+        assert (italian.mode, italian.language) == ("offline", "it")
+        assert (italian.text or "").startswith("Con piacere, Signora Bellini. Le suggerirei il modello ")
+        assert "€)" in (italian.text or "") and "Giulia, che La segue personalmente" in (italian.text or "")
+        assert [b["title"] for b in italian.response()["buttons"]] == ["Sì, grazie", "No, grazie"]
+        assert [b["payload"] for b in italian.response()["buttons"]] == ["/affirm", "/deny"]
+        # The conversation's language wins over the record's: Claire writing in Italian.
+        switched = await ask(advisor, QUESTION_IT, language="it")
+        assert (switched.text or "").startswith("Con piacere, Signora Laurent.")
+
+
+async def test_the_model_is_asked_for_the_clients_language_and_checked_in_it(seeded: Path, tmp_path: Path) -> None:
+    async with running_llm([Step(GOOD_IT)]) as llm, advisor_for(seeded, tmp_path, llm) as advisor:
+        reply = await ask(advisor, QUESTION_IT, wa_id=FRANCESCA, language="it")
+        assert (reply.mode, reply.verdict, reply.text) == ("llm", "pass", GOOD_IT)
+        system = llm.requests[0]["messages"][0]["content"]
+        assert "Answer in Italian only" in system and '"Lei"' in system
+        facts = json.loads(system.split("FACTS (JSON):\n", 1)[1])
+        assert facts["client"]["address_as"] == "Signora Bellini" and facts["client"]["language"] == "Italian"
+
+    invented = ("Avec plaisir, Madame Laurent. La Capri linen shirt, à 450 €, et le sac Riviera vous iraient "
+                "à merveille ; nous vous garantissons une livraison demain.")
+    async with running_llm([Step(invented), Step(GOOD_FR)]) as llm, \
+            advisor_for(seeded, tmp_path / "b", llm) as advisor:
+        reply = await ask(advisor, QUESTION_FR, language="fr")
+        assert (reply.mode, reply.verdict, reply.text) == ("llm", "repaired", GOOD_FR)
+        assert "Answer in French only" in llm.requests[0]["messages"][0]["content"]
+        repair = llm.requests[1]["messages"][-1]["content"]
+        assert "450 €" in repair and "sac Riviera" in repair and "nous vous garantissons" in repair
+        assert "Write the answer again in French" in repair
+
+
+async def test_an_italian_draft_that_stays_wrong_gives_the_italian_offline_answer(seeded: Path, tmp_path: Path) -> None:
+    stock = ("Con piacere, Signora Bellini. Dell'abito Amalfi silk dress restano gli ultimi pezzi, e la consegna "
+             "domani è in omaggio.")
+    price = "Con piacere, Signora Bellini. Il modello Amalfi silk dress costa tremila euro."
+    async with running_llm([Step(stock), Step(price)]) as llm, advisor_for(seeded, tmp_path, llm) as advisor:
+        reply = await ask(advisor, QUESTION_IT, wa_id=FRANCESCA, language="it")
+        assert (reply.mode, reply.verdict, reply.language) == ("offline", "replaced", "it")
+        assert (reply.text or "").startswith("Con piacere, Signora Bellini. Le suggerirei il modello ")
+        problems = " | ".join(reply.problems)
+        assert "ultimi pezzi" in problems and "consegna domani" in problems and "in omaggio" in problems
+        assert "tremila euro" in problems

@@ -38,23 +38,26 @@ def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 
 def tracker(text: str, intent: str = "styling_advice", sender: str = CLAIRE_WA,
-            before: tuple[tuple[str, str], ...] = ()) -> Tracker:
-    """``before``: earlier (text, intent) messages of the client in this conversation."""
+            before: tuple[tuple[str, str], ...] = (), language: str | None = "en") -> Tracker:
+    """``before``: earlier (text, intent) messages of the client in this conversation;
+    ``language``: the conversation's (its slot, kept by ``action_detect_language``).
+    """
     latest = {"text": text, "intent": {"name": intent, "confidence": 0.9}, "entities": [],
               "metadata": sealed(sender, wa_id=sender)}
     said = [{"event": "user", "text": t, "parse_data": {"intent": {"name": i, "confidence": 0.3}}}
             for t, i in before]
     return Tracker(
-        sender_id=sender, slots={}, latest_message=latest,
+        sender_id=sender, slots={"language": language}, latest_message=latest,
         events=[*said, {"event": "user", "text": text, "parse_data": latest}],
         paused=False, followup_action=None, active_loop={}, latest_action_name="action_listen",
     )
 
 
 async def run(text: str, intent: str = "styling_advice", sender: str = CLAIRE_WA,
-              before: tuple[tuple[str, str], ...] = ()) -> tuple[list[Any], list[dict[str, Any]]]:
+              before: tuple[tuple[str, str], ...] = (), language: str | None = "en",
+              ) -> tuple[list[Any], list[dict[str, Any]]]:
     dispatcher = CollectingDispatcher()
-    events = await ActionStylingAdvice().run(dispatcher, tracker(text, intent, sender, before), {})
+    events = await ActionStylingAdvice().run(dispatcher, tracker(text, intent, sender, before, language), {})
     return events, dispatcher.messages
 
 
@@ -63,8 +66,8 @@ def response(name: str) -> dict[str, Any]:
             "image": None, "attachment": None}
 
 
-def text_message(text: str) -> dict[str, Any]:
-    return {"text": text, "buttons": BUTTONS, "elements": [], "custom": {}, "template": None, "response": None,
+def text_message(text: str, buttons: list[dict[str, str]] = BUTTONS) -> dict[str, Any]:
+    return {"text": text, "buttons": buttons, "elements": [], "custom": {}, "template": None, "response": None,
             "image": None, "attachment": None, "metadata": {"purpose": "service_reply"}}
 
 
@@ -76,6 +79,27 @@ async def test_offline_by_default_a_grounded_answer_with_its_purpose(database: s
         "evening gown (silk satin, €9,800). The Mistral clutch is available in London, Milan and Paris. "
         "Shall I ask Sophie, your client advisor, to set them aside for you or arrange a fitting?"
     )]
+
+
+async def test_the_answer_is_in_the_conversations_language(database: str) -> None:
+    events, messages = await run("quelle pochette pour un gala en tenue de soirée ?", language="fr")
+    assert events == []
+    assert messages == [text_message(
+        "Avec plaisir, Madame Laurent. Je vous conseillerais le modèle Mistral clutch (agneau, 1\u202f850\u00a0€) "
+        "et le modèle Lumière evening gown (satin de soie, 9\u202f800\u00a0€). Le modèle Mistral clutch est "
+        "disponible à Londres, à Milan et à Paris. Souhaitez-vous que je demande à Sophie, qui vous suit "
+        "personnellement, de vous les réserver ou d'organiser un essayage\u202f?",
+        [{"title": "Oui, volontiers", "payload": "/affirm"}, {"title": "Non, merci", "payload": "/deny"}])]
+    events, messages = await run("quale pochette per un gala in abito da sera?", language="it")
+    assert messages == [text_message(
+        "Con piacere, Signora Laurent. Le suggerirei il modello Lumière evening gown (raso di seta, "
+        "9.800\u00a0€) e il modello Mistral clutch (pelle d'agnello, 1.850\u00a0€). Il modello Lumière evening "
+        "gown è disponibile a Parigi, mentre a Londra e Milano ne rimane l'ultimo pezzo. Desidera che chieda "
+        "a Sophie, che La segue personalmente, di metterglieli da parte o di fissare una prova?",
+        [{"title": "Sì, grazie", "payload": "/affirm"}, {"title": "No, grazie", "payload": "/deny"}])]
+    # No language yet: the client's record decides (Claire's is French).
+    events, messages = await run(QUESTION, language=None)
+    assert messages[0]["text"].startswith("Avec plaisir, Madame Laurent.")
 
 
 async def test_unplaced_talk_is_answered_only_when_it_is_about_styling(database: str) -> None:
