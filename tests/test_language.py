@@ -56,6 +56,12 @@ def test_a_language_merely_mentioned_is_not_asked_for(text: str) -> None:
     ("Hello, I would like to book a visit", None, "en"),
     ("bonjour", None, "fr"),
     ("ciao", None, "it"),
+    ("Hello", None, "en"),
+    ("Hi Sophie", None, "en"),
+    ("Salut !", None, "fr"),
+    ("Merci", None, "fr"),
+    ("Buonasera", None, "it"),
+    ("ok", None, "en"),
     ("👍", None, "en"),
     # Short words, names, emoji and buttons keep the conversation's language.
     ("ok", "fr", "fr"),

@@ -9,7 +9,8 @@ The rule, in order:
    at least :data:`MIN_WORDS` words and a detector confidence of at least
    :data:`SWITCH_CONFIDENCE`. A lone "ok", "merci", a name, an emoji or a button keeps it.
 3. A conversation that has no language yet takes the one its first words are written
-   in (a plain "bonjour" or "ciao" is enough), else English.
+   in: a short first message by its greeting or thanks ("bonjour", "ciao", "hello"), a
+   longer one by the detector; else English.
 
 Detection is offline (lingua, restricted to the maison's languages, so it never
 answers German for a French typo). A fourth language is data: add its code to
@@ -49,6 +50,14 @@ FIRST_WORDS_CONFIDENCE: Final = 0.60
 """The detector's confidence needed to give a conversation its first language."""
 
 _LINGUA_NAMES: Final = {"en": "ENGLISH", "fr": "FRENCH", "it": "ITALIAN"}
+
+# A first message of a word or two is too short for the detector ("Hello" reads as
+# Italian as often as English): its greeting or thanks decides (accents removed).
+_FIRST_WORDS: Final = {
+    "en": frozenset("hello hi hey hiya morning evening afternoon thanks thank cheers please dear".split()),
+    "fr": frozenset("bonjour bonsoir salut coucou merci svp stp madame monsieur".split()),
+    "it": frozenset("ciao buongiorno buonasera salve grazie prego gentile signora signore".split()),
+}
 
 # What clients call each language, in each of the maison's languages (accents removed).
 _LANGUAGE_NAMES: Final = {
@@ -148,9 +157,12 @@ def conversation_language(text: str | None, current: str | None) -> str:
     if found is None:
         return supported(current)
     language, confidence = found
+    words = _WORDS.findall(_plain(text))
     if current in SUPPORTED:
-        words = len(_WORDS.findall(text))
-        if words >= MIN_WORDS and confidence >= SWITCH_CONFIDENCE:
+        if len(words) >= MIN_WORDS and confidence >= SWITCH_CONFIDENCE:
             return language
         return str(current)
+    if len(words) < MIN_WORDS:
+        greeted = {code for code, known in _FIRST_WORDS.items() if known & set(words)}
+        return greeted.pop() if len(greeted) == 1 else DEFAULT
     return language if confidence >= FIRST_WORDS_CONFIDENCE else DEFAULT
