@@ -6,7 +6,7 @@ opened in the client's name.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Final
 
 from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import EventType, SlotSet
@@ -16,14 +16,55 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from actions import backends
 from actions.greeting import conversation_language
+from salon.conversation.language import supported
+from salon.conversation.phrasing import pick
 
 logger = logging.getLogger(__name__)
 
 REPAIR_SLOTS = ("repair_item", "repair_issue", "repair_photos")
 
 
+#: What the aftercare actions say, by language.
+_SAY: Final[dict[str, dict[str, str]]] = {
+    "en": {
+        "photo_or_none": "Could you send me a photo, or choose \"No photo\"?",
+        "ask_photo": "Thank you. Could you send me a photo? It helps our atelier a great deal.",
+        "no_photo": "No photo",
+        "not_recorded": ("Forgive me, I cannot record your request at this moment. Could you try "
+                         "again in a little while?"),
+        "opened": ("Thank you. Your repair request {reference} for your {item} is open; {who} "
+                   "will come back to you here with our atelier's assessment."),
+        "your_advisor": "your client advisor",
+    },
+    "fr": {
+        "photo_or_none": "Pourriez-vous m'envoyer une photo, ou choisir « Sans photo » ?",
+        "ask_photo": "Merci. Pourriez-vous m'envoyer une photo ? Elle aide beaucoup notre atelier.",
+        "no_photo": "Sans photo",
+        "not_recorded": ("Pardonnez-moi, je ne parviens pas à enregistrer votre demande à "
+                         "l'instant. Pourriez-vous réessayer dans un moment ?"),
+        "opened": ("Merci. Votre demande de réparation {reference} ({item}) est ouverte ; {who} "
+                   "vous transmettra ici l'avis de notre atelier."),
+        "your_advisor": "votre conseiller",
+    },
+    "it": {
+        "photo_or_none": "Potrebbe inviarmi una foto, oppure scegliere «Senza foto»?",
+        "ask_photo": "Grazie. Potrebbe inviarmi una foto? È di grande aiuto per il nostro atelier.",
+        "no_photo": "Senza foto",
+        "not_recorded": ("Mi perdoni, in questo momento non riesco a registrare la Sua richiesta. "
+                         "Potrebbe riprovare tra qualche istante?"),
+        "opened": ("Grazie. La Sua richiesta di riparazione {reference} ({item}) è aperta; {who} "
+                   "Le farà sapere qui il parere del nostro atelier."),
+        "your_advisor": "il Suo consulente",
+    },
+}
+
+
+def _say(language: str, key: str, **values: str) -> str:
+    return pick(_SAY, language)[key].format(**values)
+
+
 def _language(tracker: Tracker) -> str:
-    return conversation_language(tracker, None)
+    return supported(conversation_language(tracker, None))
 
 
 def _attachment(tracker: Tracker) -> dict[str, Any] | None:
@@ -66,9 +107,7 @@ class ValidateAftercareForm(FormValidationAction):
         intent = (tracker.latest_message.get("intent") or {}).get("name")
         if intent == "deny":
             return {"repair_photos": []}
-        dispatcher.utter_message(text=(
-            "Pourriez-vous m'envoyer une photo, ou choisir « Sans photo » ?" if _language(tracker) == "fr"
-            else "Could you send me a photo, or choose \"No photo\"?"))
+        dispatcher.utter_message(text=_say(_language(tracker), "photo_or_none"))
         return {"repair_photos": None}
 
 
@@ -80,14 +119,9 @@ class ActionAskRepairPhotos(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: dict[str, Any]) -> list[EventType]:
-        if _language(tracker) == "fr":
-            dispatcher.utter_message(text="Merci. Pourriez-vous m'envoyer une photo ? Elle aide beaucoup "
-                                          "notre atelier.",
-                                     buttons=[{"title": "Sans photo", "payload": "/deny"}])
-        else:
-            dispatcher.utter_message(text="Thank you. Could you send me a photo? It helps our atelier "
-                                          "a great deal.",
-                                     buttons=[{"title": "No photo", "payload": "/deny"}])
+        language = _language(tracker)
+        dispatcher.utter_message(text=_say(language, "ask_photo"),
+                                 buttons=[{"title": _say(language, "no_photo"), "payload": "/deny"}])
         return []
 
 
@@ -115,19 +149,9 @@ class ActionOpenRepairRequest(Action):
                     record.home_boutique_id if record else None))
         except (SQLAlchemyError, ValueError):
             logger.exception("repair request for %s not opened", tracker.sender_id)
-            dispatcher.utter_message(text=(
-                "Pardonnez-moi, je ne parviens pas à enregistrer votre demande à l'instant. "
-                "Pourriez-vous réessayer dans un moment ?" if language == "fr" else
-                "Forgive me, I cannot record your request at this moment. Could you try again "
-                "in a little while?"))
+            dispatcher.utter_message(text=_say(language, "not_recorded"))
             return cleared
-        who_en = advisor.first_name if advisor else "Your client advisor"
-        who_fr = advisor.first_name if advisor else "Votre conseiller"
-        if language == "fr":
-            text = (f"Merci. Votre demande de réparation {request.id} ({item}) est ouverte ; "
-                    f"{who_fr} vous transmettra ici l'avis de notre atelier.")
-        else:
-            text = (f"Thank you. Your repair request {request.id} for your {item} is open; "
-                    f"{who_en} will come back to you here with our atelier's assessment.")
-        dispatcher.utter_message(text=text)
+        who = advisor.first_name if advisor else _say(language, "your_advisor")
+        dispatcher.utter_message(text=_say(language, "opened", reference=request.id, item=item,
+                                           who=who))
         return cleared

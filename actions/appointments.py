@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import EventType, SlotSet
@@ -31,6 +31,8 @@ from salon.conversation.appointments import (
     parse_party_size,
     slot_offer,
 )
+from salon.conversation.language import supported
+from salon.conversation.phrasing import pick, say_city
 from salon.conversation.when import TimeWindow, parse_when
 from salon.integrations.bookings import Appointment, BookingError, Boutique, ClientBusy, SlotTaken
 from salon.integrations.crm import ClientRecord
@@ -42,8 +44,106 @@ BOOKING_SLOTS = ("boutique", "service", "date_time", "appointment_start", "party
                  "appointment_confirmed", "reschedule_id")
 
 
+#: What the booking actions say themselves, by language (the sentences built from a
+#: booking live in ``salon.conversation.appointments``).
+_SAY: Final[dict[str, dict[str, str]]] = {
+    "en": {
+        "unreadable": ("I could not quite place that moment. Could you give me a day and a time, "
+                       "for example \"Thursday at 11\"?"),
+        "past": "That moment has already passed. Which other day would suit you?",
+        "boutiques": "Our boutiques are in {cities}. Which would suit you?",
+        "and": "and",
+        "services": ("I can arrange a styling session, a private viewing, a fitting, or receive a "
+                     "piece for repair. Which would you like?"),
+        "not_here": "Our {city} boutique does not offer a {service}; {others} do.",
+        "choose_slot": "Could you choose one of the times offered, or tell me another moment?",
+        "just_taken": "I am sorry, that time has just been taken.",
+        "how_many": "How many of you will there be, yourself included?",
+        "too_many": ("A salon privé welcomes up to {most} people. For a larger party your client "
+                     "advisor will arrange it with you; how many will join you in the salon?"),
+        "no_longer": "I am sorry, that time is no longer available. Here are other moments:",
+        "none_upcoming": ("I find no upcoming appointment linked to this number. Would you like "
+                          "to book one?"),
+        "book": "Book a visit",
+        "which_cancel": "Which appointment would you like to cancel?",
+        "which_move": "Which appointment would you like to move?",
+        "cancel_question": "Shall I cancel {what}?",
+        "yes_cancel": "Yes, cancel it", "keep_it": "Keep it",
+        "kept": "Very well, your appointment stays as planned.",
+        "inactive": "That appointment is no longer active, so there is nothing to cancel.",
+        "cancelled": ("It is cancelled: {what}. I will gladly find you another moment whenever "
+                      "you wish."),
+        "moving": "Of course, let us find another moment for {what}.",
+    },
+    "fr": {
+        "unreadable": ("Je n'ai pas su lire ce moment. Pourriez-vous me donner un jour et une "
+                       "heure, par exemple « jeudi à 11 h » ?"),
+        "past": "Ce moment est déjà passé. Quel autre jour vous conviendrait ?",
+        "boutiques": "Nos boutiques sont à {cities}. Laquelle vous conviendrait ?",
+        "and": "et",
+        "services": ("Je peux préparer une séance de style, une présentation privée, un essayage "
+                     "ou recevoir une pièce en réparation. Que souhaitez-vous ?"),
+        "not_here": ("Notre boutique de {city} ne propose pas ce service ({service}) ; {others} "
+                     "le proposent."),
+        "choose_slot": ("Pourriez-vous choisir l'un des créneaux proposés, ou m'indiquer un autre "
+                        "moment ?"),
+        "just_taken": "Ce créneau vient d'être pris, je le regrette.",
+        "how_many": "Combien serez-vous, vous compris ?",
+        "too_many": ("Un salon privé accueille jusqu'à {most} personnes. Pour un groupe plus "
+                     "grand, votre conseiller l'organisera avec vous ; combien serez-vous dans le "
+                     "salon ?"),
+        "no_longer": "Ce créneau n'est plus disponible, je le regrette. Voici d'autres moments :",
+        "none_upcoming": ("Je ne trouve aucun rendez-vous à venir lié à ce numéro. Souhaitez-vous "
+                          "en prendre un ?"),
+        "book": "Prendre rendez-vous",
+        "which_cancel": "Quel rendez-vous souhaitez-vous annuler ?",
+        "which_move": "Quel rendez-vous souhaitez-vous déplacer ?",
+        "cancel_question": "Souhaitez-vous que j'annule {what} ?",
+        "yes_cancel": "Oui, l'annuler", "keep_it": "Le garder",
+        "kept": "Très bien, votre rendez-vous est maintenu.",
+        "inactive": "Ce rendez-vous n'est plus actif ; il n'y a rien à annuler.",
+        "cancelled": ("C'est annulé : {what}. Je serai ravi de vous trouver un autre moment quand "
+                      "vous le souhaiterez."),
+        "moving": "Bien sûr, trouvons un autre moment pour {what}.",
+    },
+    "it": {
+        "unreadable": ("Non ho capito bene di quale momento si tratti. Potrebbe indicarmi un "
+                       "giorno e un orario, per esempio «giovedì alle 11»?"),
+        "past": "Quel momento è già passato. Quale altro giorno Le andrebbe bene?",
+        "boutiques": "Le nostre boutique si trovano a {cities}. Quale preferisce?",
+        "and": "e",
+        "services": ("Posso organizzare una sessione di stile, una visione privata, una prova, "
+                     "oppure ricevere un pezzo da riparare. Che cosa desidera?"),
+        "not_here": ("La nostra boutique di {city} non offre questo servizio ({service}); lo "
+                     "trova a {others}."),
+        "choose_slot": "Potrebbe scegliere uno degli orari proposti, oppure indicarmene un altro?",
+        "just_taken": "Mi dispiace, quell'orario è appena stato prenotato.",
+        "how_many": "In quanti sarete, contando anche Lei?",
+        "too_many": ("Un salon privé accoglie fino a {most} persone. Per un gruppo più numeroso "
+                     "il Suo consulente organizzerà tutto con Lei; quanti sarete nel salon?"),
+        "no_longer": "Mi dispiace, quell'orario non è più disponibile. Ecco altri momenti:",
+        "none_upcoming": ("Non trovo appuntamenti in programma collegati a questo numero. "
+                          "Desidera prenderne uno?"),
+        "book": "Prenotare una visita",
+        "which_cancel": "Quale appuntamento desidera annullare?",
+        "which_move": "Quale appuntamento desidera spostare?",
+        "cancel_question": "Desidera che annulli {what}?",
+        "yes_cancel": "Sì, annullare", "keep_it": "Mantenerlo",
+        "kept": "Va bene, il Suo appuntamento resta confermato.",
+        "inactive": "Quell'appuntamento non è più attivo, quindi non c'è nulla da annullare.",
+        "cancelled": ("Fatto, ho annullato {what}. Le troverò volentieri un altro momento quando "
+                      "lo desidera."),
+        "moving": "Certamente, troviamo un altro momento per {what}.",
+    },
+}
+
+
+def _say(language: str, key: str, **values: Any) -> str:
+    return pick(_SAY, language)[key].format(**values)
+
+
 def _language(tracker: Tracker) -> str:
-    return conversation_language(tracker, None)
+    return supported(conversation_language(tracker, None))
 
 
 async def _shop(tracker: Tracker) -> Boutique | None:
@@ -91,16 +191,10 @@ class ValidateAppointmentForm(FormValidationAction):
         """
         window = _window(text, shop)
         if window is None:
-            dispatcher.utter_message(text=(
-                "Je n'ai pas su lire ce moment. Pourriez-vous me donner un jour et une heure, "
-                "par exemple « jeudi à 11h » ?" if language == "fr" else
-                "I could not quite place that moment. Could you give me a day and a time, "
-                "for example \"Thursday at 11\"?"))
+            dispatcher.utter_message(text=_say(language, "unreadable"))
             return {"date_time": None, "appointment_start": None}
         if window.end <= backends.clock().now():
-            dispatcher.utter_message(text=(
-                "Ce moment est déjà passé. Quel autre jour vous conviendrait ?" if language == "fr"
-                else "That moment has already passed. Which other day would suit you?"))
+            dispatcher.utter_message(text=_say(language, "past"))
             return {"date_time": None, "appointment_start": None}
         choice = await choose_slots(backends.bookings(), shop, window)
         start = choice.exact.starts_at.isoformat() if choice.exact is not None else None
@@ -112,10 +206,8 @@ class ValidateAppointmentForm(FormValidationAction):
         shops = await backends.bookings().boutiques()
         found = find_boutique(str(slot_value) if slot_value is not None else None, shops)
         if found is None:
-            cities = ", ".join(shop.city for shop in shops.values())
-            dispatcher.utter_message(text=(
-                f"Nos boutiques sont à {cities}. Laquelle vous conviendrait ?" if language == "fr"
-                else f"Our boutiques are in {cities}. Which would suit you?"))
+            cities = ", ".join(say_city(shop.city, language) for shop in shops.values())
+            dispatcher.utter_message(text=_say(language, "boutiques", cities=cities))
             return {"boutique": None}
         result: dict[str, Any] = {"boutique": found}
         service = tracker.get_slot("service")
@@ -131,22 +223,16 @@ class ValidateAppointmentForm(FormValidationAction):
         language = _language(tracker)
         service = find_service(str(slot_value) if slot_value is not None else None)
         if service is None:
-            dispatcher.utter_message(text=(
-                "Je peux préparer une séance de style, une présentation privée, un essayage ou "
-                "recevoir une pièce en réparation. Que souhaitez-vous ?" if language == "fr" else
-                "I can arrange a styling session, a private viewing, a fitting, or receive a "
-                "piece for repair. Which would you like?"))
+            dispatcher.utter_message(text=_say(language, "services"))
             return {"service": None}
         shop = await _shop(tracker)
         if shop is not None and service not in shop.services:
             shops = await backends.bookings().boutiques()
-            others = [s.city for s in shops.values() if service in s.services]
+            others = [say_city(s.city, language) for s in shops.values() if service in s.services]
             label = await _label(service, language)
-            where = " et ".join(others) if language == "fr" else " and ".join(others)
-            dispatcher.utter_message(text=(
-                f"Notre boutique de {shop.city} ne propose pas ce service ({label.lower()}) ; "
-                f"{where} le proposent." if language == "fr" else
-                f"Our {shop.city} boutique does not offer a {label.lower()}; {where} do."))
+            where = f" {_say(language, 'and')} ".join(others)
+            dispatcher.utter_message(text=_say(language, "not_here", city=say_city(shop.city, language),
+                                               service=label.lower(), others=where))
             return {"service": None}
         return {"service": service}
 
@@ -168,18 +254,13 @@ class ValidateAppointmentForm(FormValidationAction):
             # Typed instead of tapped: a time that day, or another day altogether.
             window = _window(slot_value, shop)
             if window is None:
-                dispatcher.utter_message(text=(
-                    "Pourriez-vous choisir l'un des créneaux proposés, ou m'indiquer un autre "
-                    "moment ?" if language == "fr" else
-                    "Could you choose one of the times offered, or tell me another moment?"))
+                dispatcher.utter_message(text=_say(language, "choose_slot"))
                 return {"appointment_start": None}
             return await self._plan(slot_value, shop, dispatcher, language)
         free = await backends.bookings().free_slots(shop.id, start, start + timedelta(minutes=1),
                                                     limit=1)
         if not free or free[0].starts_at != start:
-            dispatcher.utter_message(text=(
-                "Ce créneau vient d'être pris, je le regrette." if language == "fr" else
-                "I am sorry, that time has just been taken."))
+            dispatcher.utter_message(text=_say(language, "just_taken"))
             return {"appointment_start": None}
         return {"appointment_start": start.isoformat()}
 
@@ -188,17 +269,10 @@ class ValidateAppointmentForm(FormValidationAction):
         language = _language(tracker)
         size = parse_party_size(slot_value)
         if size is None or size < 1:
-            dispatcher.utter_message(text=(
-                "Combien serez-vous, vous compris ?" if language == "fr" else
-                "How many of you will there be, yourself included?"))
+            dispatcher.utter_message(text=_say(language, "how_many"))
             return {"party_size": None}
         if size > MAX_PARTY:
-            dispatcher.utter_message(text=(
-                f"Un salon privé accueille jusqu'à {MAX_PARTY} personnes. Pour un groupe plus "
-                "grand, votre conseiller l'organisera avec vous ; combien serez-vous dans le salon ?"
-                if language == "fr" else
-                f"A salon privé welcomes up to {MAX_PARTY} people. For a larger party your client "
-                "advisor will arrange it with you; how many will join you in the salon?"))
+            dispatcher.utter_message(text=_say(language, "too_many", most=MAX_PARTY))
             return {"party_size": None}
         return {"party_size": str(size)}
 
@@ -228,10 +302,7 @@ class ValidateAppointmentForm(FormValidationAction):
                     advisor_id=advisor, notes=f"Party of {party}." if party > 1 else None)
         except (SlotTaken, ClientBusy) as exc:
             logger.info("booking for %s not made: %s", record.id, exc)
-            dispatcher.utter_message(text=(
-                "Ce créneau n'est plus disponible, je le regrette. Voici d'autres moments :"
-                if language == "fr" else
-                "I am sorry, that time is no longer available. Here are other moments:"))
+            dispatcher.utter_message(text=_say(language, "no_longer"))
             return {"appointment_confirmed": None, "appointment_start": None}
         except BookingError as exc:
             logger.warning("booking for %s refused: %s", record.id, exc)
@@ -329,9 +400,7 @@ class ActionAppointmentBooked(Action):
             # Someone the book does not know (or a booking that could not be made): the
             # request goes to an advisor of that boutique, who confirms it here.
             return events + await hand_over(dispatcher, tracker, "booking_request",
-                                            boutique_id=tracker.get_slot("boutique"), lead={
-                                                "en": "Thank you, your request is noted.",
-                                                "fr": "Merci, votre demande est notée."})
+                                            boutique_id=tracker.get_slot("boutique"))
         shops = await backends.bookings().boutiques()
         shop = shops[appointment.boutique_id]
         advisor = record.advisor.first_name if (
@@ -343,7 +412,7 @@ class ActionAppointmentBooked(Action):
 
 
 async def _choose(tracker: Tracker, dispatcher: CollectingDispatcher, intent: str,
-                  question: tuple[str, str], events: list[EventType]) -> tuple[Appointment, Boutique] | None:
+                  question: str, events: list[EventType]) -> tuple[Appointment, Boutique] | None:
     """The client's upcoming appointment this request is about: the one named by a
     button, the only one, or None after asking which (or saying there is none, or asking
     a username-only client for her number: ``events`` then gets what resumes it).
@@ -362,12 +431,8 @@ async def _choose(tracker: Tracker, dispatcher: CollectingDispatcher, intent: st
         logger.exception("bookings unavailable for %s", tracker.sender_id)
         upcoming, shops = [], {}
     if not upcoming:
-        dispatcher.utter_message(text=(
-            "Je ne trouve aucun rendez-vous à venir lié à ce numéro. Souhaitez-vous en prendre un ?"
-            if language == "fr" else
-            "I find no upcoming appointment linked to this number. Would you like to book one?"),
-            buttons=[{"title": "Prendre rendez-vous" if language == "fr" else "Book a visit",
-                      "payload": "/book_appointment"}])
+        dispatcher.utter_message(text=_say(language, "none_upcoming"), buttons=[
+            {"title": _say(language, "book"), "payload": "/book_appointment"}])
         return None
     named = next(tracker.get_latest_entity_values("appointment_id"), None)
     chosen = next((a for a in upcoming if a.id == named), None)
@@ -375,7 +440,7 @@ async def _choose(tracker: Tracker, dispatcher: CollectingDispatcher, intent: st
         chosen = upcoming[0]
     if chosen is None:
         items = [(a, shops[a.boutique_id]) for a in upcoming]
-        dispatcher.utter_message(text=question[1] if language == "fr" else question[0],
+        dispatcher.utter_message(text=_say(language, question),
                                  buttons=appointment_buttons(items, intent, language))
         return None
     return chosen, shops[chosen.boutique_id]
@@ -391,21 +456,14 @@ class ActionCancelAppointment(Action):
                   domain: dict[str, Any]) -> list[EventType]:
         language = _language(tracker)
         events: list[EventType] = [SlotSet("cancelling", False)]
-        found = await _choose(tracker, dispatcher, "cancel_appointment", (
-            "Which appointment would you like to cancel?",
-            "Quel rendez-vous souhaitez-vous annuler ?"), events)
+        found = await _choose(tracker, dispatcher, "cancel_appointment", "which_cancel", events)
         if found is None:
             return events
         appointment, shop = found
         what = describe(appointment, shop, await _label(appointment.service, language), language)
-        if language == "fr":
-            dispatcher.utter_message(text=f"Souhaitez-vous que j'annule {what} ?", buttons=[
-                {"title": "Oui, l'annuler", "payload": "/affirm"},
-                {"title": "Le garder", "payload": "/deny"}])
-        else:
-            dispatcher.utter_message(text=f"Shall I cancel {what}?", buttons=[
-                {"title": "Yes, cancel it", "payload": "/affirm"},
-                {"title": "Keep it", "payload": "/deny"}])
+        dispatcher.utter_message(text=_say(language, "cancel_question", what=what), buttons=[
+            {"title": _say(language, "yes_cancel"), "payload": "/affirm"},
+            {"title": _say(language, "keep_it"), "payload": "/deny"}])
         return [SlotSet("appointment_id", appointment.id), SlotSet("cancelling", True)]
 
 
@@ -422,23 +480,16 @@ class ActionSettleCancellation(Action):
         reference = tracker.get_slot("appointment_id")
         intent = (tracker.latest_message.get("intent") or {}).get("name")
         if intent != "affirm" or not reference:
-            dispatcher.utter_message(text=(
-                "Très bien, votre rendez-vous est maintenu." if language == "fr" else
-                "Very well, your appointment stays as planned."))
+            dispatcher.utter_message(text=_say(language, "kept"))
             return events
         record = await backends.known_client(tracker)
         cancelled = await backends.bookings().cancel(str(reference), record.id) if record else None
         if cancelled is None:
-            dispatcher.utter_message(text=(
-                "Ce rendez-vous n'est plus actif ; il n'y a rien à annuler." if language == "fr" else
-                "That appointment is no longer active, so there is nothing to cancel."))
+            dispatcher.utter_message(text=_say(language, "inactive"))
             return events
         shop = (await backends.bookings().boutiques())[cancelled.boutique_id]
         what = describe(cancelled, shop, await _label(cancelled.service, language), language)
-        dispatcher.utter_message(text=(
-            f"C'est annulé : {what}. Je serai ravi de vous trouver un autre moment quand vous le "
-            "souhaiterez." if language == "fr" else
-            f"It is cancelled: {what}. I will gladly find you another moment whenever you wish."))
+        dispatcher.utter_message(text=_say(language, "cancelled", what=what))
         return events
 
 
@@ -452,16 +503,12 @@ class ActionRescheduleAppointment(Action):
                   domain: dict[str, Any]) -> list[EventType]:
         language = _language(tracker)
         events: list[EventType] = [SlotSet("rescheduling", False)]
-        found = await _choose(tracker, dispatcher, "reschedule_appointment", (
-            "Which appointment would you like to move?",
-            "Quel rendez-vous souhaitez-vous déplacer ?"), events)
+        found = await _choose(tracker, dispatcher, "reschedule_appointment", "which_move", events)
         if found is None:
             return events
         appointment, shop = found
         what = describe(appointment, shop, await _label(appointment.service, language), language)
-        dispatcher.utter_message(text=(
-            f"Bien sûr, trouvons un autre moment pour {what}." if language == "fr" else
-            f"Of course, let us find another moment for {what}."))
+        dispatcher.utter_message(text=_say(language, "moving", what=what))
         return [
             SlotSet("reschedule_id", appointment.id), SlotSet("boutique", appointment.boutique_id),
             SlotSet("service", appointment.service), SlotSet("date_time", None),

@@ -61,7 +61,6 @@ class ActionBespokeBrief(Action):
         events: list[EventType] = [SlotSet("bespoke_brief", None)]
         if piece:
             events.insert(0, SlotSet("product", piece))
-        return events + await hand_over(dispatcher, tracker, "bespoke", lead={
-            "en": "Thank you, I have prepared your request.",
-            "fr": "Merci, j'ai préparé votre demande."}, note=f"Bespoke brief: {brief}" + (
-                f" (catalog piece: {piece})" if piece else ""))
+        return events + await hand_over(dispatcher, tracker, "bespoke",
+                                        note=f"Bespoke brief: {brief}" + (
+                                            f" (catalog piece: {piece})" if piece else ""))

@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from actions import backends
 from actions.greeting import conversation_language
 from salon.conversation.greetings import Reply
+from salon.conversation.language import supported
 from salon.conversation.rsvp import (
     OFFER_ATTEND,
     OFFER_WAITLIST,
@@ -62,7 +63,7 @@ RSVP_SLOTS = ("rsvp_event", "rsvp_guests", "rsvp_confirmed", "rsvp_offer", "rsvp
 
 
 def _language(tracker: Tracker) -> str:
-    return conversation_language(tracker, None)
+    return supported(conversation_language(tracker, None))
 
 
 def _say(dispatcher: CollectingDispatcher, reply: Reply) -> None:

@@ -6,7 +6,7 @@ for this conversation (``ConversationPaused``) until the advisor hands it back.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Final
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActiveLoop, ConversationPaused, EventType, SlotSet
@@ -17,10 +17,22 @@ from actions import backends
 from actions.greeting import conversation_language
 from salon.advisors.handoff import notify, opening, reply_promise
 from salon.advisors.screen import person_needed
+from salon.conversation.language import supported
+from salon.conversation.phrasing import pick
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_BOUTIQUE = "paris"
+
+#: Said when no advisor can be reached (the handoff could not be recorded), by language.
+_UNREACHABLE: Final = {
+    "en": ("Forgive me, I cannot reach an advisor at this moment. You can call our Paris "
+           "boutique on +33142650000."),
+    "fr": ("Pardonnez-moi, je ne parviens pas à joindre un conseiller à l'instant. Vous pouvez "
+           "appeler notre boutique de Paris au +33142650000."),
+    "it": ("Mi perdoni, in questo momento non riesco a raggiungere un consulente. Può chiamare "
+           "la nostra boutique di Parigi al numero +33142650000."),
+}
 
 _REASON_BY_INTENT = {
     "talk_to_advisor": "talk_to_advisor",
@@ -48,7 +60,7 @@ async def hand_over(dispatcher: CollectingDispatcher, tracker: Tracker, reason: 
     and when, and pause the bot for this conversation.
     """
     record = await backends.known_client(tracker)
-    language = conversation_language(tracker, record)
+    language = supported(conversation_language(tracker, record))
     advisor = record.advisor if record else None
     boutique_id = boutique_id or (advisor.boutique_id if advisor else None) or (
         record.home_boutique_id if record else DEFAULT_BOUTIQUE)
@@ -70,13 +82,9 @@ async def hand_over(dispatcher: CollectingDispatcher, tracker: Tracker, reason: 
             await notify(book, handoff, backends.advisor_webhook_url())
     except (SQLAlchemyError, KeyError):
         logger.exception("handoff for %s could not be recorded", tracker.sender_id)
-        dispatcher.utter_message(text=(
-            "Pardonnez-moi, je ne parviens pas à joindre un conseiller à l'instant. "
-            "Vous pouvez appeler notre boutique de Paris au +33142650000." if language == "fr"
-            else "Forgive me, I cannot reach an advisor at this moment. You can call our "
-            "Paris boutique on +33142650000."))
+        dispatcher.utter_message(text=pick(_UNREACHABLE, language))
         return []
-    first = (lead or {}).get(language if language == "fr" else "en") or opening(reason, language)
+    first = (pick(lead, language) if lead else "") or opening(reason, language)
     line = reply_promise(advisor.first_name if advisor else None, shop, now, language)
     dispatcher.utter_message(text=f"{first} {line}".strip())
     events: list[EventType] = [SlotSet("language", language)]

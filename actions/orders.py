@@ -18,10 +18,15 @@ from actions import backends
 from actions.backends import client_ids
 from actions.greeting import conversation_language
 from salon.conversation.greetings import DEFAULT_ZONE
-from salon.conversation.order_status import LATE_ORDER_BUTTON, is_late, order_answer
+from salon.conversation.language import supported
+from salon.conversation.order_status import is_late, late_order_button, order_answer
 from salon.integrations.orders import normalise_order_number
 
 logger = logging.getLogger(__name__)
+
+
+def _language(tracker: Tracker) -> str:
+    return supported(conversation_language(tracker, None))
 
 
 class ValidateOrderStatusForm(FormValidationAction):
@@ -63,7 +68,7 @@ class ActionOrderStatus(Action):
         if facts is None and backends.username_only(tracker) and await backends.known_client(tracker) is None:
             # Writing from a username, not in the book: who she is decides whose orders
             # she may see. Her number, once shared, lets the question be answered.
-            return backends.ask_for_number(dispatcher, "orders", conversation_language(tracker, None),
+            return backends.ask_for_number(dispatcher, "orders", _language(tracker),
                                            resume=self.name())
         if facts is None:
             # Unknown, or someone else's: the same answer, nothing about the order.
@@ -72,6 +77,8 @@ class ActionOrderStatus(Action):
             record = await backends.known_client(tracker)
             zone = ZoneInfo(record.time_zone if record is not None else DEFAULT_ZONE)
             today = backends.clock().now().astimezone(zone).date()  # the client's today
-            buttons = [dict(LATE_ORDER_BUTTON)] if is_late(facts, today) else []
-            dispatcher.utter_message(text=order_answer(facts, today=today), buttons=buttons)
+            language = _language(tracker)
+            buttons = [late_order_button(language)] if is_late(facts, today) else []
+            dispatcher.utter_message(text=order_answer(facts, today=today, language=language),
+                                     buttons=buttons)
         return [SlotSet("order_number", None)]

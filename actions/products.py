@@ -11,6 +11,8 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.exc import SQLAlchemyError
 
 from actions import backends
+from actions.greeting import conversation_language
+from salon.conversation.language import supported
 from salon.conversation.product_answers import product_answer
 
 logger = logging.getLogger(__name__)
@@ -43,5 +45,6 @@ class ActionProductInquiry(Action):
         if facts is None:
             dispatcher.utter_message(response="utter_ask_which_piece")
             return []
-        dispatcher.utter_message(text=product_answer(facts, cities, colour))
+        language = supported(conversation_language(tracker, None))
+        dispatcher.utter_message(text=product_answer(facts, cities, colour, language))
         return [SlotSet("product", facts.name)]

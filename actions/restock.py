@@ -17,9 +17,11 @@ from rasa_sdk.types import DomainDict
 from sqlalchemy.exc import SQLAlchemyError
 
 from actions import backends
+from actions.greeting import conversation_language
 from actions.orders import client_ids
 from salon.clock import clock_from_env
-from salon.conversation.product_answers import join_words
+from salon.conversation.language import supported
+from salon.conversation.product_answers import piece_words, where_in_stock
 from salon.identity import ClientRef
 from salon.integrations.catalog import fold
 
@@ -61,6 +63,7 @@ class ActionRestockRequest(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         wa_id, user_id = client_ids(tracker)
+        language = supported(conversation_language(tracker, None))
         named = str(tracker.get_slot("product") or "")
         colour_asked = tracker.get_slot("colour")
         size_asked = tracker.get_slot("size")
@@ -72,12 +75,12 @@ class ActionRestockRequest(Action):
             colours = facts.colours_matching(str(colour_asked)) if colour_asked else ()
             colour = colours[0] if len(colours) == 1 else None
             size = next((s for s in facts.sizes if size_asked and fold(s) == fold(str(size_asked))), None)
-            piece = facts.name + (f" in {colour}" if colour else "") + (f", size {size}" if size else "")
+            piece = piece_words(facts.name, language, colour, size)
             units = facts.units_by_boutique(colour, size)
             cities = await backends.catalog().boutique_names()
             available = [cities.get(b, b) for b, n in sorted(units.items()) if n > 0]
             if available:
-                where = f"{join_words(available)} boutique{'s' if len(available) > 1 else ''}"
+                where = where_in_stock(available, language)
                 dispatcher.utter_message(response="utter_restock_in_stock", piece=piece, boutiques=where)
                 return RESET
             if not wa_id and not user_id:
@@ -91,7 +94,7 @@ class ActionRestockRequest(Action):
                 return RESET
             await backends.restock().add(
                 ClientRef(pnid, user_id=user_id, wa_id=wa_id), facts.id, _now(),
-                colour=colour, size=size if len(facts.sizes) > 1 else None,
+                colour=colour, size=size if len(facts.sizes) > 1 else None, language=language,
             )
         except SQLAlchemyError:
             logger.exception("restock request for %s could not be stored", named)

@@ -168,3 +168,34 @@ async def test_a_change_kept_quiet_and_a_client_who_never_wrote(maison: Settings
         assert [(m["type"], m.get("template"), m["body"]) for m in box] == [
             ("template", "aftercare_ready",
              "Henry, your Méridien 38 is back from our atelier and ready for you at our London boutique.")]
+
+
+def test_the_client_is_told_in_her_language() -> None:
+    from datetime import datetime, timezone
+
+    from salon.advisors.repairs import RepairRequest, status_message
+
+    request = RepairRequest(id="REP-20261126-ABC123", conversation_id="393470001001", client_id="C-023",
+                            advisor_id="giulia-ferri", boutique_id="milan", item="Astre bracelet",
+                            issue="la chiusura è rotta", photos=(), status="ready",
+                            created_at=datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc))
+
+    def told(status: str, language: str, name: str | None = None, city: str | None = "Milan") -> str | None:
+        return status_message(request, status, language=language, name=name, boutique_city=city)
+
+    assert told("received", "it", "Signora Bellini") == (
+        "Signora Bellini, il Suo pezzo (Astre bracelet) è arrivato al nostro atelier (richiesta "
+        "REP-20261126-ABC123); La aggiorneremo qui.")
+    assert told("in_progress", "it") == (
+        "Il Suo pezzo (Astre bracelet) è ora nelle mani dei nostri artigiani (richiesta REP-20261126-ABC123); "
+        "La avviseremo qui non appena sarà pronto.")
+    assert told("ready", "it") == (
+        "Il Suo pezzo (Astre bracelet) è tornato dal nostro atelier e La attende nella nostra boutique di "
+        "Milano (richiesta REP-20261126-ABC123). Sarà un piacere accoglierLa.")
+    assert told("ready", "fr", city="London") is not None
+    assert "dans notre boutique de Londres" in (told("ready", "fr", city="London") or "")
+    assert "en boutique" in (told("ready", "fr", city=None) or "")
+    assert told("ready", "en", "Henry", "London") == (
+        "Henry, your Astre bracelet is back from our atelier and ready for you at our London boutique "
+        "(request REP-20261126-ABC123). We look forward to seeing you.")
+    assert told("closed", "it") is None and told("open", "fr") is None

@@ -103,4 +103,26 @@ async def test_the_repair_request_is_opened_for_the_client(maison: str) -> None:
     # Someone unknown: opened all the same, without a client record.
     dispatcher = CollectingDispatcher()
     await ActionOpenRepairRequest().run(dispatcher, tracker({**slots, "repair_photos": []}, sender=STRANGER), {})
-    assert "Your client advisor will come back to you here" in dispatcher.messages[0]["text"]
+    assert "is open; your client advisor will come back to you here" in dispatcher.messages[0]["text"]
+
+
+async def test_aftercare_in_italian(maison: str) -> None:
+    italian = {"language": "it"}
+    events, messages = await validate({"repair_photos": "boh"}, slots=italian, text="boh", intent="out_of_scope")
+    assert [m["text"] for m in messages] == ["Potrebbe inviarmi una foto, oppure scegliere «Senza foto»?"]
+    dispatcher = CollectingDispatcher()
+    await ActionAskRepairPhotos().run(dispatcher, tracker(italian), {})
+    assert [(m["text"], [b["title"] for b in m["buttons"]]) for m in dispatcher.messages] == [(
+        "Grazie. Potrebbe inviarmi una foto? È di grande aiuto per il nostro atelier.", ["Senza foto"])]
+    slots = {**italian, "repair_item": "Astre bracelet", "repair_issue": "la chiusura è rotta",
+             "repair_photos": []}
+    dispatcher = CollectingDispatcher()
+    await ActionOpenRepairRequest().run(dispatcher, tracker(slots, text="no"), {})
+    [message] = dispatcher.messages
+    reference = message["text"].split("riparazione ", 1)[1].split(" ", 1)[0]
+    assert message["text"] == (f"Grazie. La Sua richiesta di riparazione {reference} (Astre bracelet) è "
+                               "aperta; Sophie Le farà sapere qui il parere del nostro atelier.")
+    dispatcher = CollectingDispatcher()
+    await ActionOpenRepairRequest().run(dispatcher, tracker({**slots, "language": "fr"}, sender=STRANGER), {})
+    assert dispatcher.messages[0]["text"].endswith(
+        "est ouverte ; votre conseiller vous transmettra ici l'avis de notre atelier.")

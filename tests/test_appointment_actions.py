@@ -59,6 +59,13 @@ FR_MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "
              "septembre", "octobre", "novembre", "décembre")
 FR_MONTHS_SHORT = ("janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.",
                    "oct.", "nov.", "déc.")
+IT_DAYS = ("lunedì", "martedì", "mercoledì", "giovedì", "venerdì", "sabato", "domenica")
+IT_DAYS_SHORT = ("lun", "mar", "mer", "gio", "ven", "sab", "dom")
+IT_MONTHS = ("gennaio", "febbraio", "marzo", "aprile", "maggio", "giugno", "luglio", "agosto",
+             "settembre", "ottobre", "novembre", "dicembre")
+IT_MONTHS_SHORT = ("gen", "feb", "mar", "apr", "mag", "giu", "lug", "ago", "set", "ott", "nov", "dic")
+MILAN = ZoneInfo("Europe/Rome")
+FRANCESCA = "393470001001"  # C-023, VIC, Italian, advisor Giulia (Milan)
 
 
 def ahead(weekday: int, zone: ZoneInfo = PARIS) -> date:
@@ -82,14 +89,32 @@ def day_fr(day: date) -> str:
 
 
 def button_en(moment: datetime) -> str:
-    """"Sat 28 Nov, 11:00"."""
-    return f"{EN_DAYS[moment.weekday()][:3]} {moment.day} {EN_MONTHS[moment.month - 1][:3]}, {moment:%H:%M}"
+    """"Sat 28 Nov, 11:00" (CLDR's British English shortens September to "Sept")."""
+    month = "Sept" if moment.month == 9 else EN_MONTHS[moment.month - 1][:3]
+    return f"{EN_DAYS[moment.weekday()][:3]} {moment.day} {month}, {moment:%H:%M}"
+
+
+def time_fr(moment: datetime) -> str:
+    """The maison's French time: "12 h", "12 h 30"."""
+    return f"{moment.hour} h" + (f" {moment.minute:02d}" if moment.minute else "")
 
 
 def button_fr(moment: datetime) -> str:
-    """"ven. 27 nov., 12h00"."""
-    return (f"{FR_DAYS[moment.weekday()][:3]}. {moment.day} {FR_MONTHS_SHORT[moment.month - 1]}, "
-            f"{moment.hour}h{moment.minute:02d}")
+    """"ven. 27 nov., 12 h"; the weekday left out where the title would pass 20 characters."""
+    day = f"{moment.day} {FR_MONTHS_SHORT[moment.month - 1]}"
+    title = f"{FR_DAYS[moment.weekday()][:3]}. {day}, {time_fr(moment)}"
+    return title if len(title) <= 20 else f"{day}, {time_fr(moment)}"
+
+
+def day_it(day: date) -> str:
+    """"venerdì 4 dicembre"."""
+    return f"{IT_DAYS[day.weekday()]} {day.day} {IT_MONTHS[day.month - 1]}"
+
+
+def button_it(moment: datetime) -> str:
+    """"ven 4 dic, 15:00"."""
+    return (f"{IT_DAYS_SHORT[moment.weekday()]} {moment.day} {IT_MONTHS_SHORT[moment.month - 1]}, "
+            f"{moment:%H:%M}")
 
 
 def advisor_replies(boutique_id: str, now: datetime) -> str:
@@ -516,3 +541,93 @@ async def test_an_appointment_is_confirmed_only_to_the_client_who_holds_it(maiso
     assert [m["text"] for m in dispatcher.messages] == [
         f"It is booked: a styling session on {day_en(friday)} at 11:00, Maison Solenne Paris Faubourg. "
         f"Sophie will be expecting you. Your reference is {claires.id}."]
+
+
+async def test_a_booking_in_italian_from_the_offer_to_the_confirmation(maison: str) -> None:
+    friday = ahead(FRIDAY, MILAN)
+    text = f"{day_it(friday)} pomeriggio"
+    slots = {"boutique": "milan", "service": "fitting", "date_time": text, "language": "it"}
+    dispatcher = CollectingDispatcher()
+    await ActionAskAppointmentStart().run(dispatcher, tracker(slots, text=text, sender=FRANCESCA), {})
+    offered = [at(friday, h, zone=MILAN) for h in (12, 13, 14)]
+    assert said(dispatcher.messages) == [("Ecco gli orari liberi più vicini a Milano. Quale preferisce?",
+                                          [button_it(m) for m in offered])]
+    start = at(friday, 15, zone=MILAN)
+    chosen = {**slots, "appointment_start": start.isoformat(), "party_size": "2"}
+    dispatcher = CollectingDispatcher()
+    await ActionAskAppointmentConfirmed().run(dispatcher, tracker(chosen, sender=FRANCESCA), {})
+    assert said(dispatcher.messages) == [(
+        f"Prenoto quindi il Suo appuntamento (prova) per {day_it(friday)} alle 15:00, boutique di Milano, "
+        "per 2 persone. Va bene così?", ["Sì, confermo", "Un altro momento"])]
+    events, _ = await validate(chosen, {"appointment_confirmed": True}, text="sì", sender=FRANCESCA,
+                               intent="affirm")
+    reference = events[1]["value"]
+    dispatcher = CollectingDispatcher()
+    await ActionAppointmentBooked().run(dispatcher, tracker(
+        {**chosen, "appointment_confirmed": True, "appointment_id": reference}, sender=FRANCESCA,
+        active=False), {})
+    assert said(dispatcher.messages) == [(
+        f"Prenotazione confermata: il Suo appuntamento (prova) di {day_it(friday)} alle 15:00, Maison "
+        f"Solenne Milano Spiga. Giulia La accoglierà. Il Suo codice di riferimento è {reference}.", [])]
+
+
+async def test_italian_answers_along_the_form(maison: str) -> None:
+    italian = {"language": "it"}
+    events, messages = await validate(italian, {"boutique": "Roma"}, sender=FRANCESCA)
+    assert said(messages) == [("Le nostre boutique si trovano a Parigi, Londra, Milano. Quale preferisce?", [])]
+    assert await validate(italian, {"boutique": "Parigi"}, sender=FRANCESCA) == (
+        [SlotSet("boutique", "paris")], [])
+    events, messages = await validate({**italian, "boutique": "milan"}, {"service": "riparazione"},
+                                      sender=FRANCESCA)
+    assert said(messages) == [("La nostra boutique di Milano non offre questo servizio (consegna "
+                               "riparazione); lo trova a Parigi e Londra.", [])]
+    assert await validate(italian, {"party_size": "saremo in due"}, sender=FRANCESCA) == (
+        [SlotSet("party_size", "2")], [])
+    events, messages = await validate(italian, {"party_size": "saremo in 6"}, sender=FRANCESCA)
+    assert said(messages)[0][0].startswith("Un salon privé accoglie fino a 4 persone.")
+    events, messages = await validate({**italian, "boutique": "milan"}, {"date_time": "boh"},
+                                      sender=FRANCESCA)
+    assert said(messages) == [("Non ho capito bene di quale momento si tratti. Potrebbe indicarmi un giorno "
+                               "e un orario, per esempio «giovedì alle 11»?", [])]
+    dispatcher = CollectingDispatcher()
+    await ActionAskPartySize().run(dispatcher, tracker(italian, sender=FRANCESCA), {})
+    assert said(dispatcher.messages) == [("Ci sarà qualcuno con Lei?",
+                                          ["Solo io", "Saremo in due", "Saremo in tre"])]
+
+
+async def test_cancelling_in_italian_and_french(maison: str) -> None:
+    friday = ahead(FRIDAY, MILAN)
+    mine = await book_for("C-023", "milan", at(friday, 11, zone=MILAN), "styling_session", "giulia-ferri")
+    dispatcher = CollectingDispatcher()
+    events = await ActionCancelAppointment().run(
+        dispatcher, tracker({"language": "it"}, text="vorrei annullare il mio appuntamento",
+                            intent="cancel_appointment", sender=FRANCESCA, active=False), {})
+    assert events == [SlotSet("appointment_id", mine.id), SlotSet("cancelling", True)]
+    assert said(dispatcher.messages) == [(
+        f"Desidera che annulli il Suo appuntamento (sessione di stile) di {day_it(friday)} alle 11:00 a "
+        "Milano?", ["Sì, annullare", "Mantenerlo"])]
+    dispatcher = CollectingDispatcher()
+    await ActionSettleCancellation().run(dispatcher, tracker(
+        {"appointment_id": mine.id, "cancelling": True, "language": "it"}, text="sì", intent="affirm",
+        sender=FRANCESCA, active=False), {})
+    assert said(dispatcher.messages) == [(
+        f"Fatto, ho annullato il Suo appuntamento (sessione di stile) di {day_it(friday)} alle 11:00 a "
+        "Milano. Le troverò volentieri un altro momento quando lo desidera.", [])]
+    await claires_styling_session(at(ahead(FRIDAY), 15))
+    dispatcher = CollectingDispatcher()
+    await ActionCancelAppointment().run(dispatcher, tracker(
+        {"language": "fr"}, text="annuler mon rendez-vous", intent="cancel_appointment", active=False), {})
+    assert said(dispatcher.messages) == [(
+        f"Souhaitez-vous que j'annule votre rendez-vous (séance de style) du {day_fr(ahead(FRIDAY))} à "
+        "15 h à Paris ?", ["Oui, l'annuler", "Le garder"])]
+
+
+async def test_a_french_booking_says_the_maisons_time(maison: str) -> None:
+    friday = ahead(FRIDAY)
+    slots = {"boutique": "paris", "service": "fitting", "appointment_start": at(friday, 15).isoformat(),
+             "language": "fr"}
+    dispatcher = CollectingDispatcher()
+    await ActionAskAppointmentConfirmed().run(dispatcher, tracker(slots, text="oui"), {})
+    assert said(dispatcher.messages) == [(
+        f"Je réserve donc votre rendez-vous (essayage) le {day_fr(friday)} à 15 h, boutique de Paris. "
+        "Est-ce bien cela ?", ["Oui, c'est parfait", "Un autre moment"])]

@@ -67,3 +67,20 @@ async def test_the_brief_goes_to_the_advisor(maison: str) -> None:
     handoff = await (await backends.handoffs()).open_for(HENRY)
     assert handoff is not None and handoff.reason == "bespoke" and handoff.advisor_id == "james-whitaker"
     assert handoff.note == f"Bespoke brief: {brief} (catalog piece: Aurore tote)"
+
+
+async def test_the_brief_is_acknowledged_in_italian_and_french(maison: str) -> None:
+    brief = "le mie iniziali in oro sulla Aurore tote, per il compleanno di mia moglie"
+    dispatcher = CollectingDispatcher()
+    events = await ActionBespokeBrief().run(dispatcher, tracker(brief, {"bespoke_brief": brief, "language": "it"},
+                                                                active=False), {})
+    assert SlotSet("language", "it") in events
+    assert [m["text"] for m in dispatcher.messages] == [
+        "Grazie, ho preparato la Sua richiesta. James Le risponderà qui domani a partire dalle 10:00."]
+    await (await backends.handoffs()).resolve(HENRY, by="james", now=NOW)
+    brief = "mes initiales en or sur le sac Aurore tote, pour l'anniversaire de ma femme"
+    dispatcher = CollectingDispatcher()
+    await ActionBespokeBrief().run(dispatcher, tracker(brief, {"bespoke_brief": brief, "language": "fr"},
+                                                       active=False), {})
+    assert [m["text"] for m in dispatcher.messages] == [
+        "Merci, j'ai préparé votre demande. James vous répondra ici demain à partir de 10 h."]

@@ -93,10 +93,36 @@ async def test_answer_names_the_real_colours_when_asked_for_another(catalog) -> 
     assert answer.startswith("The Aurore tote is made in Noir, Tan and Bleu Nuit, not in green.")
 
 
-def _tracker(text: str, entities: list[dict[str, Any]]) -> Tracker:
+NNBSP, NBSP = "\u202f", "\u00a0"  # Babel's narrow no-break and no-break spaces
+
+
+async def test_answers_in_french_and_italian_with_the_locales_prices(catalog) -> None:  # type: ignore[no-untyped-def]
+    facts = await catalog.find("Aurore tote")
+    cities = await catalog.boutique_names()
+    fr = product_answer(facts, cities, colour="tan", language="fr")
+    assert fr.startswith("Le modèle Aurore tote en Tan est disponible à Paris ; à Londres, il n'en reste "
+                         "qu'une pièce.")
+    assert f"au prix de 3{NNBSP}400{NBSP}€ (2{NNBSP}950{NBSP}£ à Londres)" in fr
+    assert fr.endswith("Souhaitez-vous qu'un conseiller vous en réserve un ?")
+    it = product_answer(facts, cities, colour="tan", language="it")
+    assert it.startswith("Il modello Aurore tote in Tan è disponibile a Parigi; a Londra ne resta un solo "
+                         "pezzo.")
+    assert f"al prezzo di 3.400{NBSP}€ (2.950{NBSP}£ a Londra)" in it
+    assert "È realizzato in grained calfskin" in it
+    assert it.endswith("Desidera che un consulente ne metta da parte uno per Lei?")
+    other = product_answer(facts, cities, colour="green", language="it")
+    assert other.startswith("Il modello Aurore tote è proposto in Noir, Tan e Bleu Nuit, ma non in green.")
+    gone = type(facts)(**{**facts.__dict__, "stock": tuple(
+        line.__class__(line.colour, line.size, line.boutique_id, 0) for line in facts.stock)})
+    assert "n'est disponible dans aucune de nos trois boutiques" in product_answer(gone, cities, language="fr")
+    assert product_answer(gone, cities, language="it").endswith(
+        "Desidera che La avvisi non appena tornerà disponibile?")
+
+
+def _tracker(text: str, entities: list[dict[str, Any]], slots: dict[str, Any] | None = None) -> Tracker:
     return Tracker(
         sender_id="test-client",
-        slots={"product": None},
+        slots={"product": None, **(slots or {})},
         latest_message={"text": text, "intent": {"name": "product_inquiry"}, "entities": entities},
         events=[],
         paused=False,
@@ -124,6 +150,14 @@ async def test_action_answers_from_the_configured_database(sqlite_url: str, monk
     )
     assert events == [{"event": "slot", "timestamp": None, "name": "product", "value": "Céleste saddle bag"}]
     assert dispatcher.messages[0]["text"].startswith("The Céleste saddle bag in Tan")
+
+    dispatcher = CollectingDispatcher()
+    await ActionProductInquiry().run(dispatcher, _tracker(
+        "la borsa celeste saddle bag è disponibile in tan?",
+        [{"entity": "product", "value": "celeste saddle bag"}, {"entity": "colour", "value": "tan"}],
+        {"language": "it"}), {})
+    assert dispatcher.messages[0]["text"].startswith("Il modello Céleste saddle bag in Tan")
+    assert f"{NBSP}€" in dispatcher.messages[0]["text"]
 
     dispatcher = CollectingDispatcher()
     assert await ActionProductInquiry().run(dispatcher, _tracker("a surfboard?", []), {}) == []

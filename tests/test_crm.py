@@ -25,6 +25,8 @@ from tests.seeding import seed_maison
 CLAIRE_WA = "33600000001"
 CLAIRE_BSUID = "FR.4820193746581029374"
 HENRY_WA = "447700900102"  # Platinum, London, English
+FRANCESCA_WA = "393470001001"  # C-023, VIC, Italian, advisor Giulia (Milan)
+LORENZO_WA = "393480002002"  # C-024, Platinum, Italian
 UNKNOWN = "447700900999"
 TOKEN = "crm-test-token-0123456789"
 
@@ -181,3 +183,24 @@ async def test_greetings_by_name_in_the_clients_language_vic_advisor_first(crm: 
     stranger = greeting(None, evening, "fr")
     assert stranger is not None and stranger.text.startswith("Bonsoir, et bienvenue chez Maison Solenne")
     assert address(henry, "fr") == "Monsieur Ashworth"
+
+
+async def test_greetings_in_italian_with_lei(crm: SqlCrm) -> None:
+    francesca = await crm.find(wa_id=FRANCESCA_WA, user_id=None)
+    lorenzo = await crm.find(wa_id=LORENZO_WA, user_id=None)
+    assert francesca is not None and lorenzo is not None
+    evening = datetime(2026, 11, 26, 17, 30, tzinfo=timezone.utc)  # 18:30 in Milan
+    vic = greeting(francesca, evening, "it")
+    assert vic is not None
+    assert vic.text == ("Buonasera Signora Bellini. Giulia è a Sua completa disposizione, oppure posso "
+                        "occuparmene io.")
+    assert [b["title"] for b in vic.buttons] == ["Parlare con Giulia", "Prenotare una visita",
+                                                "Seguire un ordine"]
+    morning = greeting(lorenzo, datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc), "it")
+    assert morning is not None and morning.text == "Buongiorno Signor Conti. Come posso esserLe utile?"
+    stranger = greeting(None, evening, "it")
+    assert stranger is not None
+    assert stranger.text == "Buonasera, Maison Solenne Le dà il benvenuto. Come posso esserLe utile?"
+    assert [b["title"] for b in stranger.buttons][-1] == "Un consulente"
+    assert all(len(b["title"]) <= 20 for b in vic.buttons + morning.buttons + stranger.buttons)
+    assert (address(francesca, "it"), address(francesca, "fr")) == ("Signora Bellini", "Madame Bellini")

@@ -114,8 +114,8 @@ async def test_the_events_open_to_the_client_are_offered_as_buttons(maison: str)
     _, messages = await run(ActionAskRsvpEvent(), slots={"language": "fr"}, sender=CLAIRE)
     assert said(messages) == [(
         "Avec plaisir. Vos invitations : « Avant-première de la collection d'automne », jeudi 10 décembre "
-        "à 18h30 à Paris (votre venue est confirmée, avec un invité) ; « Présentation Haute Joaillerie », "
-        "jeudi 21 janvier à 18h00 à Londres. À laquelle souhaitez-vous répondre ?",
+        "à 18 h 30 à Paris (votre venue est confirmée, avec un invité) ; « Présentation Haute Joaillerie », "
+        "jeudi 21 janvier à 18 h à Londres. À laquelle souhaitez-vous répondre ?",
         ["Paris, 10 déc.", "Londres, 21 janv."])]
 
 
@@ -212,7 +212,7 @@ async def test_a_change_of_guests_in_french(maison: str) -> None:
     _, messages = await run(ActionEventRsvp(), slots={**chosen, "rsvp_outcome": "changed"}, sender=CLAIRE)
     assert said(messages) == [(
         "Votre réponse est modifiée, Madame Laurent : « Avant-première de la collection d'automne », "
-        "jeudi 10 décembre à 18h30, Maison Solenne Paris Faubourg, pour vous. Code vestimentaire : tenue "
+        "jeudi 10 décembre à 18 h 30, Maison Solenne Paris Faubourg, pour vous. Code vestimentaire : tenue "
         "de cocktail. Sophie se réjouit de vous y accueillir.", [])]
 
 
@@ -361,3 +361,66 @@ async def test_the_advisor_offered_with_the_waiting_list_knows_which_event(maiso
     handoff = await (await backends.handoffs()).latest_for(HENRY)
     assert handoff is not None and handoff.advisor_id == "james-whitaker"
     assert handoff.note == "Client wrote: /talk_to_advisor; rsvp_event: paris-aw27-preview; rsvp_guests: 1"
+
+
+FRANCESCA = "393470001001"  # C-023, VIC, Italian, Giulia (Milan): invited to both by her tier
+
+
+async def test_an_invitation_answered_in_italian(maison: str) -> None:
+    italian = {"language": "it"}
+    _, messages = await run(ActionAskRsvpEvent(), slots=italian, sender=FRANCESCA)
+    assert said(messages) == [(
+        "Con piacere. I Suoi inviti: «Autumn collection preview», giovedì 10 dicembre alle 18:30 a Parigi; "
+        "«Haute Joaillerie trunk show», giovedì 21 gennaio alle 18:00 a Londra. A quale desidera rispondere?",
+        ["Parigi, 10 dic", "Londra, 21 gen"])]
+    _, messages = await run(ActionAskRsvpGuests(), slots={**italian, "rsvp_event": PREVIEW}, sender=FRANCESCA)
+    assert said(messages) == [(
+        "Verrà con qualcuno a «Autumn collection preview»? Il Suo invito è per Lei e un ospite.",
+        ["Solo io", "Con un ospite"])]
+    events, _ = await validate({"rsvp_guests": "con mio marito"}, slots={**italian, "rsvp_event": PREVIEW},
+                               sender=FRANCESCA, text="con mio marito",
+                               before={"requested_slot": "rsvp_guests"})
+    assert SlotSet("rsvp_guests", "1") in events
+    chosen = {**italian, "rsvp_event": PREVIEW, "rsvp_guests": "1"}
+    events, messages = await run(ActionAskRsvpConfirmed(), slots=chosen, sender=FRANCESCA)
+    assert events == [SlotSet("rsvp_offer", "attend")]
+    assert said(messages) == [(
+        "Confermo quindi «Autumn collection preview», giovedì 10 dicembre alle 18:30, Maison Solenne Paris "
+        "Faubourg, per Lei e un ospite?", ["Sì, confermo", "Cambiare ospiti"])]
+    chosen["rsvp_offer"] = "attend"
+    events, _ = await validate({"rsvp_confirmed": True}, slots=chosen, sender=FRANCESCA, text="sì",
+                               intent="affirm")
+    assert SlotSet("rsvp_outcome", "accepted") in events
+    assert reply_row(maison, PREVIEW, "C-023") == ("accepted", 1)
+    _, messages = await run(ActionEventRsvp(), slots={**chosen, "rsvp_outcome": "accepted"}, sender=FRANCESCA)
+    assert said(messages) == [(
+        "Confermato, Signora Bellini: «Autumn collection preview», giovedì 10 dicembre alle 18:30, Maison "
+        "Solenne Paris Faubourg, per Lei e un ospite. Dress code: cocktail. Giulia La attende con piacere.", [])]
+
+
+async def test_withdrawing_and_the_waiting_list_in_italian(maison: str) -> None:
+    italian = {"language": "it"}
+    set_capacity(maison, PREVIEW, 5)  # every place taken
+    chosen = {**italian, "rsvp_event": PREVIEW, "rsvp_guests": "1"}
+    events, messages = await run(ActionAskRsvpConfirmed(), slots=chosen, sender=FRANCESCA)
+    assert events == [SlotSet("rsvp_offer", "waitlist")]
+    assert said(messages) == [(
+        "Mi dispiace, «Autumn collection preview» è al completo. Desidera che La inserisca in lista d'attesa, "
+        "con il Suo ospite?", ["Lista d'attesa", "Parlare con Giulia", "No, grazie"])]
+    events, messages = await validate({"rsvp_event": PREVIEW}, slots=italian, sender=FRANCESCA)
+    assert said(messages) == [(
+        "Mi dispiace, «Autumn collection preview» è al momento al completo; posso comunque inserirLa in "
+        "lista d'attesa.", [])]
+    set_capacity(maison, PREVIEW, 60)
+    await backends.events().reply(PREVIEW, "C-023", guests=0)
+    _, messages = await run(ActionCancelEventRsvp(), slots=italian, sender=FRANCESCA,
+                            text="non potrò venire all'anteprima", intent="cancel_event_rsvp", active=False)
+    assert said(messages) == [(
+        "Desidera che annulli la Sua partecipazione a «Autumn collection preview», giovedì 10 dicembre?",
+        ["Sì, annullare", "Mantenere il posto"])]
+    _, messages = await run(ActionSettleRsvpCancellation(), slots={**italian, "rsvp_event": PREVIEW},
+                            sender=FRANCESCA, text="sì", intent="affirm", active=False)
+    assert said(messages) == [(
+        "Fatto: il Suo posto a «Autumn collection preview» è stato liberato. Giulia resta a Sua disposizione "
+        "se i Suoi programmi dovessero cambiare.", [])]
+    assert reply_row(maison, PREVIEW, "C-023") == ("declined", 0)

@@ -77,7 +77,13 @@ def tracker(*, text: str, intent: str, sender: str = CLAIRE, slots: dict[str, An
     (datetime(2026, 11, 26, 6, 0, tzinfo=timezone.utc), "en", "Sophie will reply to you here today from 10:00."),
     (datetime(2026, 11, 28, 19, 30, tzinfo=timezone.utc), "en",
      "Sophie will reply to you here on Monday 30 November from 10:30."),
-    (WEDNESDAY_EVENING, "fr", "Sophie vous répondra ici demain à partir de 10h00."),
+    (WEDNESDAY_EVENING, "fr", "Sophie vous répondra ici demain à partir de 10 h."),
+    (WEDNESDAY_EVENING, "it", "Sophie Le risponderà qui domani a partire dalle 10:00."),
+    (datetime(2026, 11, 28, 19, 30, tzinfo=timezone.utc), "fr",
+     "Sophie vous répondra ici lundi 30 novembre à partir de 10 h 30."),
+    (datetime(2026, 11, 28, 19, 30, tzinfo=timezone.utc), "it",
+     "Sophie Le risponderà qui lunedì 30 novembre a partire dalle 10:30."),
+    (datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc), "it", "Sophie Le risponderà qui a breve."),
 ])
 async def test_who_answers_and_when_follows_the_boutique_hours(
         maison: str, now: datetime, language: str, expected: str) -> None:
@@ -89,7 +95,8 @@ async def test_who_answers_and_when_follows_the_boutique_hours(
 async def test_asking_for_an_advisor_pauses_records_and_notifies(maison: str, advisor_webhook: dict[str, Any]) -> None:
     dispatcher = CollectingDispatcher()
     events = await ActionHandoff().run(dispatcher, tracker(text="I want to speak to Sophie",
-                                                           intent="talk_to_advisor"), {})
+                                                           intent="talk_to_advisor",
+                                                           slots={"language": "en"}), {})
     assert events == [SlotSet("language", "en"), ConversationPaused()]
     assert [m["text"] for m in dispatcher.messages] == [
         "Of course. Sophie will reply to you here tomorrow from 10:00."]
@@ -120,7 +127,7 @@ async def test_a_complaint_in_a_form_closes_the_form_and_a_failed_webhook_is_rec
     assert events == [SlotSet("language", "fr"), ActiveLoop(None), SlotSet("requested_slot", None),
                       ConversationPaused()]
     assert [m["text"] for m in dispatcher.messages] == [
-        "Sophie vous répondra ici demain à partir de 10h00."]
+        "Sophie vous répondra ici demain à partir de 10 h."]
     handoff = await (await backends.handoffs()).open_for(CLAIRE)
     assert handoff is not None and handoff.reason == "complaint" and handoff.notified == "failed"
     assert handoff.notify_detail == "HTTP 500"  # no URL (and its key) in the record
@@ -157,7 +164,7 @@ async def test_the_advisor_gets_the_screens_reason_and_the_client_words_that_fit
         slots={"language": "fr"}), {})
     assert [m["text"] for m in dispatcher.messages] == [
         "Nous sommes de tout cœur avec vous, et je vous remercie de nous l'avoir dit. "
-        "Sophie vous répondra ici demain à partir de 10h00."]
+        "Sophie vous répondra ici demain à partir de 10 h."]
     handoff = await (await backends.handoffs()).open_for(CLAIRE)
     assert handoff is not None and handoff.reason == "distress"
     [posted] = advisor_webhook["received"]
@@ -241,3 +248,39 @@ async def test_a_session_that_only_held_the_channels_session_start_recalls_nothi
         text="", intent="", slots={"language": "en", "boutique": "paris", "service": "fitting"},
         events=events), {})
     assert dispatcher.messages == []
+
+
+def test_every_reason_opens_in_each_language() -> None:
+    from salon.advisors.handoff import OPENINGS, REASONS, opening
+
+    assert set(OPENINGS) == set(REASONS)
+    for reason, lines in OPENINGS.items():
+        assert set(lines) == {"en", "fr", "it"}, reason
+        assert bool(lines["en"]) == bool(lines["fr"]) == bool(lines["it"]), reason
+    assert opening("fraud", "it").startswith("Grazie per averci avvisati.")
+    assert opening("talk_to_advisor", "de") == "Of course."  # a language not written: English
+
+
+async def test_a_handoff_in_italian_names_the_boutique_in_italian(maison: str) -> None:
+    paris = (await backends.bookings().boutiques())["paris"]
+    london = (await backends.bookings().boutiques())["london"]
+    assert reply_promise(None, paris, WEDNESDAY_EVENING, "it").startswith(
+        "Un consulente della nostra boutique di Parigi Le risponderà qui domani")
+    assert reply_promise(None, london, WEDNESDAY_EVENING, "fr").startswith(
+        "Un conseiller de notre boutique de Londres vous répondra")
+    dispatcher = CollectingDispatcher()
+    events = await ActionHandoff().run(dispatcher, tracker(
+        text="Vorrei parlare con Sophie, per favore", intent="talk_to_advisor", slots={"language": "it"}), {})
+    assert events == [SlotSet("language", "it"), ConversationPaused()]
+    assert [m["text"] for m in dispatcher.messages] == [
+        "Certamente. Sophie Le risponderà qui domani a partire dalle 10:00."]
+
+
+async def test_back_after_the_window_in_italian(maison: str) -> None:
+    slots = {"language": "it", "boutique": "paris", "service": "private_viewing"}
+    dispatcher = CollectingDispatcher()
+    await ActionSessionStart().run(dispatcher, tracker(text="", intent="", slots=slots,
+                                                       events=_previous_session()), {})
+    assert [(m["text"], [b["title"] for b in m["buttons"]]) for m in dispatcher.messages] == [(
+        "Che piacere risentirLa, Signora Laurent. L'ultima volta stavamo organizzando il Suo appuntamento "
+        "(visione privata a Parigi). Desidera proseguire?", ["Proseguire", "Un'altra richiesta"])]

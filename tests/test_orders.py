@@ -90,6 +90,41 @@ async def test_an_order_past_its_promised_date_is_said_to_be_late_with_an_apolog
     assert "late" not in delivered and "has not reached you" not in delivered
 
 
+async def test_answers_in_french_and_italian_say_the_same_facts(orders) -> None:  # type: ignore[no-untyped-def]
+    facts = await orders.for_client("SOL-104233", wa_id=CLAIRE_WA, user_id=None)
+    on_time_fr = order_answer(facts, today=date(2026, 11, 24), language="fr")
+    assert on_time_fr.startswith("Votre commande SOL-104233 (")
+    assert "a été expédiée le lundi 23 novembre par DHL Express à destination de Paris" in on_time_fr
+    assert "sa livraison est prévue le mercredi 25 novembre" in on_time_fr
+    assert "Vous pouvez la suivre ici : https://www.dhl.com/" in on_time_fr
+    on_time_it = order_answer(facts, today=date(2026, 11, 24), language="it")
+    assert on_time_it.startswith("Il Suo ordine SOL-104233 (")
+    assert "è stato spedito lunedì 23 novembre con DHL Express a Parigi" in on_time_it
+    assert "la consegna è prevista per mercoledì 25 novembre" in on_time_it
+    assert "Può seguirlo qui: https://www.dhl.com/" in on_time_it
+    late_fr = order_answer(facts, today=date(2026, 12, 4), language="fr")
+    assert "était attendue le mercredi 25 novembre et ne vous est pas encore parvenue" in late_fr
+    assert late_fr.endswith("Votre conseiller peut se renseigner auprès de DHL Express pour vous.")
+    late_it = order_answer(facts, today=date(2026, 12, 4), language="it")
+    assert "era previsto per mercoledì 25 novembre e non Le è ancora arrivato: Le chiedo scusa." in late_it
+    assert late_it.endswith("Il Suo consulente può verificare con DHL Express per Lei.")
+    delivered = await orders.for_client("SOL-104187", wa_id=CLAIRE_WA, user_id=None)
+    assert "a été livrée le lundi 5 octobre" in order_answer(delivered, today=TODAY, language="fr")
+    assert "è stato consegnato lunedì 5 ottobre" in order_answer(delivered, today=TODAY, language="it")
+    pieces = OrderFacts(number="SOL-100003", status="confirmed", items=("Aurore tote in Tan", "Étoile silk scarf"),
+                        eta=date(2026, 12, 4))
+    assert order_answer(pieces, today=TODAY, language="fr") == (
+        "Votre commande SOL-100003 (Aurore tote en Tan et Étoile silk scarf) est confirmée et sera préparée "
+        "très prochainement ; sa livraison est prévue le vendredi 4 décembre.")
+    assert order_answer(pieces, today=TODAY, language="it") == (
+        "Il Suo ordine SOL-100003 (Aurore tote in Tan ed Étoile silk scarf) è confermato e sarà preparato "
+        "a breve; la consegna è prevista per venerdì 4 dicembre.")
+    cancelled = OrderFacts(number="SOL-100004", status="cancelled", items=())
+    assert order_answer(cancelled, today=TODAY, language="it") == (
+        "Il Suo ordine SOL-100004 è stato annullato. Il Suo consulente potrà dirLe di più, se lo desidera.")
+    assert order_answer(cancelled, today=TODAY, language="de") == order_answer(cancelled, today=TODAY)
+
+
 def _tracker(sender: str, slots: dict[str, Any], metadata: dict[str, Any] | None = None) -> Tracker:
     return Tracker(
         sender_id=sender,
@@ -152,6 +187,31 @@ async def test_the_action_reads_the_promised_date_against_the_clients_today(
     assert ("expected on Wednesday 25 November" in message["text"]) is not late
     # A late order offers the way to a person: the button asks for the client's advisor.
     assert message["buttons"] == ([{"title": "Ask my advisor", "payload": "/talk_to_advisor"}] if late else [])
+    backends.reset()
+
+
+async def test_the_action_answers_in_the_conversations_language(
+        sqlite_url: str, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from actions import backends
+    from actions.orders import ActionOrderStatus
+
+    action_server_on(sqlite_url, tmp_path, monkeypatch, datetime(2026, 12, 4, 10, 0, tzinfo=timezone.utc))
+    dispatcher = CollectingDispatcher()
+    tracker = _tracker(CLAIRE_WA, {"order_number": "SOL-104233", "language": "it"},
+                       sealed(CLAIRE_WA, wa_id=CLAIRE_WA))
+    tracker.latest_message["text"] = "dov'è il mio ordine?"
+    await ActionOrderStatus().run(dispatcher, tracker, {})
+    [message] = dispatcher.messages
+    assert message["text"].startswith("Il Suo ordine SOL-104233") and "Le chiedo scusa" in message["text"]
+    assert message["buttons"] == [{"title": "Il mio consulente", "payload": "/talk_to_advisor"}]
+    dispatcher = CollectingDispatcher()
+    tracker = _tracker(CLAIRE_WA, {"order_number": "SOL-104233", "language": "fr"},
+                       sealed(CLAIRE_WA, wa_id=CLAIRE_WA))
+    tracker.latest_message["text"] = "où en est ma commande ?"
+    await ActionOrderStatus().run(dispatcher, tracker, {})
+    [message] = dispatcher.messages
+    assert message["text"].startswith("Votre commande SOL-104233")
+    assert message["buttons"] == [{"title": "Mon conseiller", "payload": "/talk_to_advisor"}]
     backends.reset()
 
 

@@ -156,7 +156,8 @@ async def test_appointment_reminders_24h_and_2h_idempotently(seeded_url: str) ->
         assert await reminders.scan(now) == 0  # idempotent
         [day_before] = [r for r in await queue.list() if r.idempotency_key.startswith("appt:APT-TEST-1:")]
         assert day_before.purpose == "appointment_reminder" and day_before.deadline == starts
-        assert day_before.params["time"] == "09:00" and day_before.params["boutique"] == "Paris"
+        assert day_before.params["time"] == "9 h" and day_before.params["boutique"] == "Paris"
+        assert day_before.params["date"] == "vendredi 11 décembre"  # the maison's French: "le vendredi 11 décembre à 9 h"
         assert "rendez-vous" in day_before.content["text"]  # type: ignore[index]  # Claire reads French
         two_hours = starts - timedelta(hours=2)
         assert await reminders.scan(two_hours - timedelta(minutes=30)) == 1
@@ -275,3 +276,16 @@ async def test_http_api(sqlite_url: str) -> None:
     finally:
         await runner.cleanup()
         await queue.close()
+
+
+def test_reminder_parameters_in_each_language() -> None:
+    from zoneinfo import ZoneInfo
+
+    from salon.outbound.reminders import reminder_params
+
+    milan = datetime(2026, 12, 5, 15, 30, tzinfo=ZoneInfo("Europe/Rome"))
+    assert reminder_params("Francesca", "Milan", milan, "it") == {
+        "first_name": "Francesca", "boutique": "Milano", "date": "sabato 5 dicembre", "time": "15:30"}
+    assert reminder_params("Claire", "London", milan.astimezone(ZoneInfo("Europe/London")), "fr") == {
+        "first_name": "Claire", "boutique": "Londres", "date": "samedi 5 décembre", "time": "14 h 30"}
+    assert reminder_params("Henry", "London", milan, "en")["date"] == "Saturday 5 December"

@@ -29,10 +29,11 @@ CLAIRE_WA = "33600000001"
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc)
 
 
-def _tracker(slots: dict[str, Any], metadata: dict[str, Any] | None = None, sender: str = CLAIRE_WA) -> Tracker:
+def _tracker(slots: dict[str, Any], metadata: dict[str, Any] | None = None, sender: str = CLAIRE_WA,
+             text: str = "let me know when it is back") -> Tracker:
     return Tracker(
         sender_id=sender, slots=slots,
-        latest_message={"text": "let me know when it is back", "intent": {"name": "restock_alert"},
+        latest_message={"text": text, "intent": {"name": "restock_alert"},
                         "entities": [], "metadata": metadata if metadata is not None else sealed(sender, wa_id=CLAIRE_WA)},
         events=[], paused=False, followup_action=None, active_loop={"name": "restock_alert_form"},
         latest_action_name="restock_alert_form",
@@ -125,3 +126,40 @@ async def test_restock_request_noted_then_alert_delivered(seeded: str, tmp_path:
     assert dispatcher.messages[0]["response"] == "utter_restock_in_stock"
     assert dispatcher.messages[0]["boutiques"].endswith(("boutique", "boutiques"))
     assert await backends.restock().waiting() == []
+
+
+async def test_the_piece_and_its_boutiques_are_said_in_the_conversations_language(seeded: str) -> None:
+    from actions import backends
+    from actions.restock import ActionRestockRequest
+
+    name, colour, _, _ = sold_out_colour(seeded)
+    dispatcher = CollectingDispatcher()
+    await ActionRestockRequest().run(dispatcher, _tracker(
+        {"product": name, "colour": colour, "language": "it"}, text="mi avvisi quando torna disponibile"), {})
+    [said] = dispatcher.messages
+    assert said["response"] == "utter_restock_noted" and said["piece"] == f"{name} in {colour}"
+    [waiting] = await backends.restock().waiting()
+    assert waiting.language == "it"  # the alert will speak Italian
+    dispatcher = CollectingDispatcher()
+    await ActionRestockRequest().run(dispatcher, _tracker(
+        {"product": "Aurore tote", "colour": "tan", "language": "fr"}, text="prévenez-moi quand il revient"), {})
+    [said] = dispatcher.messages
+    assert said["response"] == "utter_restock_in_stock" and said["piece"] == "Aurore tote en Tan"
+    assert said["boutiques"] == "boutiques de Londres et Paris"  # in the order of the boutiques' ids
+    dispatcher = CollectingDispatcher()
+    await ActionRestockRequest().run(dispatcher, _tracker(
+        {"product": "Aurore tote", "colour": "tan", "language": "it"}, text="mi avvisi quando torna"), {})
+    assert dispatcher.messages[0]["boutiques"] == "boutique di Londra e Parigi"
+
+
+def test_the_alert_text_in_each_language() -> None:
+    from salon.outbound.restock import alert_text
+
+    params = {"product_name": "Aurore tote (Tan)", "boutique": "Milano", "first_name": "Francesca"}
+    assert alert_text(params, "it") == (
+        "Francesca, il modello Aurore tote (Tan) che Le interessava è di nuovo disponibile nella nostra "
+        "boutique di Milano. Desidera che lo teniamo da parte per Lei?")
+    nameless = {"product_name": "Aurore tote (Tan)", "boutique": "Paris"}
+    assert alert_text(nameless, "fr").startswith("Bonjour, la pièce Aurore tote (Tan) qui vous intéressait")
+    assert alert_text(nameless, "it").startswith("Buongiorno, il modello")
+    assert alert_text(nameless, "de").startswith("Good day, the Aurore tote (Tan) you asked about")

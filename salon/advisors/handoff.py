@@ -37,7 +37,7 @@ from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text, se
 from sqlalchemy.exc import IntegrityError
 
 from salon.advisors.screen import HANDOFF_REASONS
-from salon.conversation.phrasing import say_day, say_time
+from salon.conversation.phrasing import pick, say_city, say_day, say_time
 from salon.graphemes import shorten
 from salon.integrations.bookings import Boutique
 from salon.integrations.schema import AwareDateTime
@@ -248,79 +248,128 @@ async def notify(book: HandoffBook, handoff: Handoff, url: str | None, *,
 
 
 OPENINGS: Final[dict[str, dict[str, str]]] = {
-    "talk_to_advisor": {"en": "Of course.", "fr": "Bien sûr."},
-    "human_request": {"en": "Of course.", "fr": "Bien sûr."},
+    "talk_to_advisor": {"en": "Of course.", "fr": "Bien sûr.", "it": "Certamente."},
+    "human_request": {"en": "Of course.", "fr": "Bien sûr.", "it": "Certamente."},
     # A complaint is first acknowledged by utter_complaint, its apology.
-    "complaint": {"en": "", "fr": ""},
+    "complaint": {"en": "", "fr": "", "it": ""},
     "repeated_failure": {
         "en": "Forgive me, I am not helping as I should.",
         "fr": "Pardonnez-moi, je ne vous aide pas comme je le devrais.",
+        "it": "Mi perdoni, non La sto aiutando come dovrei.",
     },
     "sensitive": {
         "en": "This deserves personal attention.",
         "fr": "Cela mérite une attention personnelle.",
+        "it": "Questo merita un'attenzione personale.",
+    },
+    "booking_request": {
+        "en": "Thank you, your request is noted.",
+        "fr": "Merci, votre demande est notée.",
+        "it": "Grazie, ho preso nota della Sua richiesta.",
+    },
+    "bespoke": {
+        "en": "Thank you, I have prepared your request.",
+        "fr": "Merci, j'ai préparé votre demande.",
+        "it": "Grazie, ho preparato la Sua richiesta.",
     },
     "distress": {
         "en": "I am so sorry. Thank you for telling us.",
         "fr": "Nous sommes de tout cœur avec vous, et je vous remercie de nous l'avoir dit.",
+        "it": "Ci dispiace moltissimo, e La ringrazio di avercelo detto.",
     },
     "health": {
         "en": "Your wellbeing comes first, and this deserves a person's care.",
         "fr": "Votre bien-être passe avant tout, et cela mérite l'attention d'une personne.",
+        "it": "Il Suo benessere viene prima di tutto, e questo merita l'attenzione di una persona.",
     },
     "legal": {
         "en": "I understand, and I am passing this on straight away.",
         "fr": "Je comprends, et je transmets votre message sans attendre.",
+        "it": "Capisco, e inoltro subito il Suo messaggio.",
     },
     "fraud": {
         "en": "Thank you for alerting us. Meanwhile, please share no card details or codes "
               "with anyone.",
         "fr": "Merci de nous avoir alertés. D'ici là, ne communiquez à personne vos "
               "coordonnées bancaires ni aucun code.",
+        "it": "Grazie per averci avvisati. Nel frattempo, La prego di non comunicare a nessuno "
+              "i dati della Sua carta né alcun codice.",
     },
     "payment": {
         "en": "I am sorry for the trouble with your payment.",
         "fr": "Pardonnez-nous pour ce souci de paiement.",
+        "it": "Ci scusiamo per l'inconveniente con il Suo pagamento.",
     },
     "data_protection": {
         "en": "Of course: your request about your personal data will be handled by a person.",
         "fr": "Bien entendu : votre demande concernant vos données personnelles sera traitée "
               "par une personne.",
+        "it": "Certamente: la Sua richiesta sui Suoi dati personali sarà gestita da una persona.",
     },
-    "urgency": {"en": "I understand the urgency.", "fr": "Je comprends l'urgence."},
-    "discretion": {"en": "Of course, in complete discretion.", "fr": "Bien entendu, en toute discrétion."},
+    "urgency": {
+        "en": "I understand the urgency.",
+        "fr": "Je comprends l'urgence.",
+        "it": "Capisco l'urgenza.",
+    },
+    "discretion": {
+        "en": "Of course, in complete discretion.",
+        "fr": "Bien entendu, en toute discrétion.",
+        "it": "Certamente, con la massima discrezione.",
+    },
 }
 """The first words to the client when the conversation goes to a person, by reason and
 language; :func:`reply_promise` follows them. A reason not listed has none."""
+
+#: Who answers and when (:func:`reply_promise`), by language.
+_PROMISES: Final[dict[str, dict[str, str]]] = {
+    "en": {
+        "anyone": "A client advisor from our {city} boutique",
+        "shortly": "{who} will reply to you here shortly.",
+        "reopens": "{who} will reply to you here as soon as the boutique reopens.",
+        "today": "{who} will reply to you here today from {hour}.",
+        "tomorrow": "{who} will reply to you here tomorrow from {hour}.",
+        "later": "{who} will reply to you here on {day} from {hour}.",
+    },
+    "fr": {
+        "anyone": "Un conseiller de notre boutique de {city}",
+        "shortly": "{who} vous répondra ici très bientôt.",
+        "reopens": "{who} vous répondra ici dès la réouverture de la boutique.",
+        "today": "{who} vous répondra ici aujourd'hui à partir de {hour}.",
+        "tomorrow": "{who} vous répondra ici demain à partir de {hour}.",
+        "later": "{who} vous répondra ici {day} à partir de {hour}.",
+    },
+    "it": {
+        "anyone": "Un consulente della nostra boutique di {city}",
+        "shortly": "{who} Le risponderà qui a breve.",
+        "reopens": "{who} Le risponderà qui non appena la boutique riaprirà.",
+        "today": "{who} Le risponderà qui oggi a partire dalle {hour}.",
+        "tomorrow": "{who} Le risponderà qui domani a partire dalle {hour}.",
+        "later": "{who} Le risponderà qui {day} a partire dalle {hour}.",
+    },
+}
 
 
 def opening(reason: str, language: str) -> str:
     """The first words for ``reason`` in ``language`` (English when it has none)."""
     lines = OPENINGS.get(reason, {})
-    return lines.get(language, lines.get("en", ""))
+    return pick(lines, language) if lines else ""
 
 
 def reply_promise(advisor_first_name: str | None, shop: Boutique, now: datetime,
                   language: str) -> str:
     """Who will answer and when, within the boutique's opening hours."""
-    who_en = advisor_first_name or f"A client advisor from our {shop.city} boutique"
-    who_fr = advisor_first_name or f"Un conseiller de notre boutique de {shop.city}"
+    words = pick(_PROMISES, language)
+    who = advisor_first_name or words["anyone"].format(city=say_city(shop.city, language))
     if shop.is_open_at(now):
-        return (f"{who_fr} vous répondra ici très bientôt." if language == "fr"
-                else f"{who_en} will reply to you here shortly.")
-    opening = shop.next_opening(now)
-    if opening is None:
-        return (f"{who_fr} vous répondra ici dès la réouverture de la boutique." if language == "fr"
-                else f"{who_en} will reply to you here as soon as the boutique reopens.")
+        return words["shortly"].format(who=who)
+    next_open = shop.next_opening(now)
+    if next_open is None:
+        return words["reopens"].format(who=who)
     local_now = now.astimezone(shop.zone)
-    local = opening.astimezone(shop.zone)
+    local = next_open.astimezone(shop.zone)
     hour = say_time(local, language)
     if local.date() == local_now.date():
-        when_en, when_fr = f"today from {hour}", f"aujourd'hui à partir de {hour}"
-    elif local.date() == local_now.date() + timedelta(days=1):
-        when_en, when_fr = f"tomorrow from {hour}", f"demain à partir de {hour}"
-    else:
-        when_en = f"on {say_day(local, 'en')} from {hour}"
-        when_fr = f"{say_day(local, 'fr')} à partir de {hour}"
-    return (f"{who_fr} vous répondra ici {when_fr}." if language == "fr"
-            else f"{who_en} will reply to you here {when_en}.")
+        return words["today"].format(who=who, hour=hour)
+    if local.date() == local_now.date() + timedelta(days=1):
+        return words["tomorrow"].format(who=who, hour=hour)
+    return words["later"].format(who=who, hour=hour, day=say_day(local, language))

@@ -15,7 +15,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import (
     JSON,
@@ -31,6 +31,7 @@ from sqlalchemy import (
     update,
 )
 
+from salon.conversation.phrasing import pick, say_city
 from salon.integrations.schema import AwareDateTime
 from salon.storage.db import SqlTables
 
@@ -231,32 +232,49 @@ class RepairBook(SqlTables):
                                .values(notified=outcome, notify_detail=detail))
 
 
+#: The lines that tell the client their piece moved on, by language and status; ``lead``
+#: opens them, with the client's name (``lead_named``) or without.
+_STATUS_LINES: Final[dict[str, dict[str, str]]] = {
+    "en": {
+        "lead_named": "{name}, your", "lead": "Your",
+        "received": ("{lead} {item} has safely reached our atelier (request {ref}); we will keep "
+                     "you informed here."),
+        "in_progress": ("{lead} {item} is now in the hands of our artisans (request {ref}); we will "
+                        "tell you here as soon as it is ready."),
+        "ready": ("{lead} {item} is back from our atelier and ready for you {where} (request "
+                  "{ref}). We look forward to seeing you."),
+        "where_city": "at our {city} boutique", "where": "at the boutique",
+    },
+    "fr": {
+        "lead_named": "{name}, votre", "lead": "Votre",
+        "received": ("{lead} pièce ({item}) est bien arrivée à notre atelier (demande {ref}) ; "
+                     "nous vous tiendrons informé(e) ici."),
+        "in_progress": ("{lead} pièce ({item}) est entre les mains de nos artisans (demande "
+                        "{ref}) ; nous vous préviendrons ici dès qu'elle sera prête."),
+        "ready": ("{lead} pièce ({item}) est revenue de notre atelier et vous attend {where} "
+                  "(demande {ref}). Au plaisir de vous y accueillir."),
+        "where_city": "dans notre boutique de {city}", "where": "en boutique",
+    },
+    "it": {
+        "lead_named": "{name}, il Suo", "lead": "Il Suo",
+        "received": ("{lead} pezzo ({item}) è arrivato al nostro atelier (richiesta {ref}); La "
+                     "aggiorneremo qui."),
+        "in_progress": ("{lead} pezzo ({item}) è ora nelle mani dei nostri artigiani (richiesta "
+                        "{ref}); La avviseremo qui non appena sarà pronto."),
+        "ready": ("{lead} pezzo ({item}) è tornato dal nostro atelier e La attende {where} "
+                  "(richiesta {ref}). Sarà un piacere accoglierLa."),
+        "where_city": "nella nostra boutique di {city}", "where": "in boutique",
+    },
+}
+
+
 def status_message(request: RepairRequest, status: str, *, language: str, name: str | None,
                    boutique_city: str | None) -> str | None:
     """The line that tells the client their piece moved on (None: nothing to tell)."""
-    item, ref = request.item, request.id
-    if language == "fr":
-        lead = f"{name}, votre" if name else "Votre"
-        if status == "received":
-            return (f"{lead} pièce ({item}) est bien arrivée à notre atelier (demande {ref}) ; nous vous "
-                    "tiendrons informé(e) ici.")
-        if status == "in_progress":
-            return (f"{lead} pièce ({item}) est entre les mains de nos artisans (demande {ref}) ; nous "
-                    "vous préviendrons ici dès qu'elle sera prête.")
-        if status == "ready":
-            where = f"dans notre boutique de {boutique_city}" if boutique_city else "en boutique"
-            return (f"{lead} pièce ({item}) est revenue de notre atelier et vous attend {where} "
-                    f"(demande {ref}). Au plaisir de vous y accueillir.")
+    if status not in NOTIFIED_STATUSES:
         return None
-    lead = f"{name}, your" if name else "Your"
-    if status == "received":
-        return (f"{lead} {item} has safely reached our atelier (request {ref}); we will keep you "
-                "informed here.")
-    if status == "in_progress":
-        return (f"{lead} {item} is now in the hands of our artisans (request {ref}); we will tell you "
-                "here as soon as it is ready.")
-    if status == "ready":
-        where = f"at our {boutique_city} boutique" if boutique_city else "at the boutique"
-        return (f"{lead} {item} is back from our atelier and ready for you {where} (request {ref}). "
-                "We look forward to seeing you.")
-    return None
+    words = pick(_STATUS_LINES, language)
+    lead = words["lead_named"].format(name=name) if name else words["lead"]
+    where = (words["where_city"].format(city=say_city(boutique_city, language)) if boutique_city
+             else words["where"])
+    return words[status].format(lead=lead, item=request.item, ref=request.id, where=where)

@@ -1,6 +1,6 @@
 """The booking conversation without Rasa: reading what the client says (boutique,
 service, party size), choosing real free slots for the day and time they asked, and the
-sentences that ask, offer, confirm and report, in English and French.
+sentences that ask, offer, confirm and report, in English, French and Italian.
 
 Every slot offered comes from :class:`~salon.integrations.bookings.Bookings`; every date
 said is the booked one, in the boutique's own time zone.
@@ -12,9 +12,10 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Final
 
 from salon.conversation.greetings import Reply
-from salon.conversation.phrasing import say_day, say_day_short, say_time
+from salon.conversation.phrasing import pick, say_city, say_day, say_moment_short, say_time
 from salon.conversation.when import TimeWindow
 from salon.integrations.bookings import Appointment, Bookings, Boutique, Slot
 from salon.integrations.catalog import fold
@@ -35,20 +36,91 @@ MAX_PARTY = 4
 SEARCH_AHEAD = timedelta(days=14)
 
 _BOUTIQUE_WORDS = {
-    "paris": ("paris", "faubourg", "saint honore", "st honore", "paname"),
+    "paris": ("paris", "parigi", "faubourg", "saint honore", "st honore", "paname"),
     "london": ("london", "londres", "londra", "mount street", "mount st", "mayfair"),
     "milan": ("milan", "milano", "spiga", "montenapoleone", "monte napoleone"),
 }
 _SERVICE_WORDS = {
-    "styling_session": ("styling", "style", "stylisme", "personal shopping", "look"),
+    "styling_session": ("styling", "style", "stylisme", "personal shopping", "look", "stile",
+                        "consulenza", "personal shopper"),
     "private_viewing": ("private viewing", "viewing", "presentation privee", "presentation",
-                        "see the", "voir"),
-    "repair_dropoff": ("repair", "reparation", "drop off", "depot", "service my", "mend"),
-    "fitting": ("fitting", "essayage", "alteration", "retouche", "try on", "essayer"),
+                        "see the", "voir", "visione privata", "presentazione", "vedere"),
+    "repair_dropoff": ("repair", "reparation", "drop off", "depot", "service my", "mend",
+                       "riparazione", "riparare", "aggiustare"),
+    "fitting": ("fitting", "essayage", "alteration", "retouche", "try on", "essayer", "prova",
+                "ritocc", "orlo"),
 }
 _NUMBER_WORDS = {
-    "one": 1, "un": 1, "une": 1, "two": 2, "deux": 2, "three": 3, "trois": 3, "four": 4,
-    "quatre": 4, "five": 5, "cinq": 5, "six": 6,
+    "one": 1, "un": 1, "une": 1, "two": 2, "deux": 2, "due": 2,
+    "three": 3, "trois": 3, "tre": 3, "four": 4, "quatre": 4, "quattro": 4, "five": 5,
+    "cinq": 5, "cinque": 5, "six": 6,
+}
+
+
+#: The sentences of the booking conversation, by language.
+_WORDS: Final[dict[str, dict[str, str]]] = {
+    "en": {
+        "no_slot": ("Our {city} boutique has no free time in the next two weeks. Which other "
+                    "day might suit you?"),
+        "nearest": "Here are the nearest free times in {city}. Which would suit you?",
+        "next_free": "I am sorry, that time is fully booked in {city}. These are the next free times:",
+        "party_question": "Will anyone be joining you?",
+        "party_1": "Just me", "party_2": "Two of us", "party_3": "Three of us",
+        "party": ", for {size}",
+        "confirm_book": "So that is a {service} on {day} at {hour} in {city}{party}. Shall I confirm?",
+        "confirm_move": ("I shall move your appointment to {day} at {hour} in {city}{party}. "
+                         "Shall I confirm?"),
+        "yes": "Yes, please confirm", "another": "Another time",
+        "host": " {advisor} will be expecting you.",
+        "booked": ("It is booked: a {service} on {day} at {hour}, {shop}.{host} Your reference "
+                   "is {reference}."),
+        "moved": ("Done, your appointment is now on {day} at {hour}, {shop}.{host} Your "
+                  "reference is {reference}."),
+        "describe": "your {service} on {day} at {hour} in {city}",
+    },
+    "fr": {
+        "no_slot": ("Notre boutique de {city} n'a plus de créneau libre dans les deux semaines à "
+                    "venir. Quel autre jour vous conviendrait ?"),
+        "nearest": "Voici les créneaux libres les plus proches à {city}. Lequel vous convient ?",
+        "next_free": ("Ce moment est complet à {city}, je le regrette. Voici les prochains "
+                      "créneaux libres :"),
+        "party_question": "Serez-vous accompagné(e) ?",
+        "party_1": "Je viendrai seul(e)", "party_2": "Nous serons deux",
+        "party_3": "Nous serons trois",
+        "party": ", pour {size} personnes",
+        "confirm_book": ("Je réserve donc votre rendez-vous ({service}) le {day} à {hour}, "
+                         "boutique de {city}{party}. Est-ce bien cela ?"),
+        "confirm_move": ("Je déplace donc votre rendez-vous au {day} à {hour}, boutique de "
+                         "{city}{party}. Est-ce bien cela ?"),
+        "yes": "Oui, c'est parfait", "another": "Un autre moment",
+        "host": " {advisor} vous recevra.",
+        "booked": ("C'est réservé : votre rendez-vous ({service}) le {day} à {hour}, {shop}.{host} "
+                   "Votre référence : {reference}."),
+        "moved": ("C'est noté, votre rendez-vous est déplacé au {day} à {hour}, {shop}.{host} "
+                  "Votre référence : {reference}."),
+        "describe": "votre rendez-vous ({service}) du {day} à {hour} à {city}",
+    },
+    "it": {
+        "no_slot": ("La nostra boutique di {city} non ha disponibilità nelle prossime due "
+                    "settimane. Quale altro giorno potrebbe andarLe bene?"),
+        "nearest": "Ecco gli orari liberi più vicini a {city}. Quale preferisce?",
+        "next_free": ("Mi dispiace, a {city} quel momento è già al completo. Ecco i prossimi "
+                      "orari disponibili:"),
+        "party_question": "Ci sarà qualcuno con Lei?",
+        "party_1": "Solo io", "party_2": "Saremo in due", "party_3": "Saremo in tre",
+        "party": ", per {size} persone",
+        "confirm_book": ("Prenoto quindi il Suo appuntamento ({service}) per {day} alle {hour}, "
+                         "boutique di {city}{party}. Va bene così?"),
+        "confirm_move": ("Sposto quindi il Suo appuntamento a {day} alle {hour}, boutique di "
+                         "{city}{party}. Va bene così?"),
+        "yes": "Sì, confermo", "another": "Un altro momento",
+        "host": " {advisor} La accoglierà.",
+        "booked": ("Prenotazione confermata: il Suo appuntamento ({service}) di {day} alle {hour}, "
+                   "{shop}.{host} Il Suo codice di riferimento è {reference}."),
+        "moved": ("Fatto: il Suo appuntamento è ora fissato per {day} alle {hour}, {shop}.{host} "
+                  "Il Suo codice di riferimento è {reference}."),
+        "describe": "il Suo appuntamento ({service}) di {day} alle {hour} a {city}",
+    },
 }
 
 
@@ -85,7 +157,7 @@ def find_service(text: str | None) -> str | None:
 
 def parse_party_size(text: str | None) -> int | None:
     """How many are coming, counting the client: "2", "two of us", "just me", "with my
-    husband", "nous serons trois".
+    husband", "nous serons trois", "saremo in due", "solo io".
     """
     if text is None:
         return None
@@ -94,12 +166,14 @@ def parse_party_size(text: str | None) -> int | None:
     if digits:
         return int(digits.group(1))
     for word, value in _NUMBER_WORDS.items():
-        if re.search(rf"\b{word}\b", plain):
+        # "avec une amie", "con un amico": an article, not a count (two are coming).
+        if re.search(rf"(?<!avec )(?<!with )(?<!con )\b{word}\b", plain):
             return value
-    if re.search(r"\b(just me|only me|myself|alone|moi seule?|seule?|juste moi)\b", plain):
+    if re.search(r"\b(just me|only me|myself|alone|moi seule?|seule?|juste moi|solo io|"
+                 r"soltanto io|da sol[ao]|io sol[ao])\b", plain):
         return 1
-    if re.search(r"\b(with my|avec mon|avec ma|my (wife|husband|partner|daughter|son|friend)|"
-                 r"a deux|nous deux|both of us)\b", plain):
+    if re.search(r"\b(with my|with an?|avec mon|avec ma|avec une?|my (wife|husband|partner|daughter|son|friend)|"
+                 r"a deux|nous deux|both of us|con (il |la )?mi[oa]|con un[ao]?|noi due)\b", plain):
         return 2
     return None
 
@@ -143,108 +217,79 @@ async def choose_slots(bookings: Bookings, shop: Boutique, window: TimeWindow,
 
 
 def slot_title(slot: Slot, shop: Boutique, language: str) -> str:
-    """A button title (≤ 20 characters): "Fri 4 Dec, 15:00" / "ven. 4 déc., 15h00"."""
-    local = slot.starts_at.astimezone(shop.zone)
-    return f"{say_day_short(local, language)}, {say_time(local, language)}"[:20]
+    """A button title (≤ 20 characters): "Fri 4 Dec, 15:00" / "ven. 4 déc., 15 h" /
+    "ven 4 dic, 15:00".
+    """
+    return say_moment_short(slot.starts_at.astimezone(shop.zone), language)
 
 
 def slot_payload(slot: Slot) -> str:
+    """The button payload that picks ``slot``."""
     return f'/inform{{"appointment_start": "{slot.starts_at.isoformat()}"}}'
 
 
 def slot_offer(choice: SlotChoice, shop: Boutique, language: str) -> Reply:
     """The message offering the free slots as buttons (or saying there are none)."""
+    words = pick(_WORDS, language)
+    city = say_city(shop.city, language)
+    if not choice.offers:
+        return Reply(words["no_slot"].format(city=city))
     buttons = [{"title": slot_title(s, shop, language), "payload": slot_payload(s)}
                for s in choice.offers[:3]]
-    if not choice.offers:
-        if language == "fr":
-            return Reply(f"Notre boutique de {shop.city} n'a plus de créneau libre dans les deux "
-                         "semaines à venir. Quel autre jour vous conviendrait ?")
-        return Reply(f"Our {shop.city} boutique has no free time in the next two weeks. "
-                     "Which other day might suit you?")
-    if choice.in_window:
-        text = ("Voici les créneaux libres les plus proches à {city}. Lequel vous convient ?"
-                if language == "fr" else
-                "Here are the nearest free times in {city}. Which would suit you?")
-    else:
-        text = ("Ce moment est complet à {city}, je le regrette. Voici les prochains créneaux "
-                "libres :" if language == "fr" else
-                "I am sorry, that time is fully booked in {city}. These are the next free times:")
-    return Reply(text.format(city=shop.city), buttons)
+    text = words["nearest" if choice.in_window else "next_free"]
+    return Reply(text.format(city=city), buttons)
 
 
 def ask_party_size(language: str) -> Reply:
-    if language == "fr":
-        return Reply("Serez-vous accompagné(e) ?", [
-            {"title": "Je viendrai seul(e)", "payload": '/inform{"party_size": "1"}'},
-            {"title": "Nous serons deux", "payload": '/inform{"party_size": "2"}'},
-            {"title": "Nous serons trois", "payload": '/inform{"party_size": "3"}'},
-        ])
-    return Reply("Will anyone be joining you?", [
-        {"title": "Just me", "payload": '/inform{"party_size": "1"}'},
-        {"title": "Two of us", "payload": '/inform{"party_size": "2"}'},
-        {"title": "Three of us", "payload": '/inform{"party_size": "3"}'},
-    ])
+    """Whether anyone joins the client, with buttons for one, two or three."""
+    words = pick(_WORDS, language)
+    return Reply(words["party_question"], [
+        {"title": words[f"party_{n}"], "payload": f'/inform{{"party_size": "{n}"}}'}
+        for n in (1, 2, 3)])
 
 
 def _party(size: int, language: str) -> str:
-    if size <= 1:
-        return ""
-    return f", pour {size} personnes" if language == "fr" else f", for {size}"
+    return "" if size <= 1 else pick(_WORDS, language)["party"].format(size=size)
 
 
 def confirm_question(shop: Boutique, service_label: str, start: datetime, party: int,
                      language: str, *, moving: bool = False) -> Reply:
+    """The summary of the booking (or of the move) to confirm, with yes/another time."""
+    words = pick(_WORDS, language)
     local = start.astimezone(shop.zone)
-    day, hour = say_day(local, language), say_time(local, language)
-    if language == "fr":
-        verb = "Je déplace votre rendez-vous à" if moving else "Je réserve donc"
-        what = "" if moving else f"{service_label.lower()}, "
-        return Reply(f"{verb} {what}{day} à {hour}, boutique de {shop.city}{_party(party, language)}. "
-                     "Est-ce bien cela ?", [
-                         {"title": "Oui, c'est parfait", "payload": "/affirm"},
-                         {"title": "Un autre moment", "payload": "/deny"}])
-    verb = "I shall move your appointment to" if moving else "So that is a"
-    what = "" if moving else f"{service_label.lower()} on "
-    return Reply(f"{verb} {what}{day} at {hour} in {shop.city}{_party(party, language)}. "
-                 "Shall I confirm?", [
-                     {"title": "Yes, please confirm", "payload": "/affirm"},
-                     {"title": "Another time", "payload": "/deny"}])
+    text = words["confirm_move" if moving else "confirm_book"].format(
+        service=service_label.lower(), day=say_day(local, language),
+        hour=say_time(local, language), city=say_city(shop.city, language),
+        party=_party(party, language))
+    return Reply(text, [{"title": words["yes"], "payload": "/affirm"},
+                        {"title": words["another"], "payload": "/deny"}])
 
 
 def booked(appointment: Appointment, shop: Boutique, service_label: str, advisor_name: str | None,
            language: str, *, moved: bool = False) -> str:
     """The confirmation, with what matters: service, boutique, day, time, reference."""
+    words = pick(_WORDS, language)
     local = appointment.starts_at.astimezone(shop.zone)
-    day, hour = say_day(local, language), say_time(local, language)
-    if language == "fr":
-        head = "C'est noté, votre rendez-vous est déplacé" if moved else \
-            f"C'est réservé : {service_label.lower()}"
-        host = f" {advisor_name} vous recevra." if advisor_name else ""
-        return (f"{head} {day} à {hour}, {shop.name}.{host} "
-                f"Votre référence : {appointment.id}.")
-    head = "Done, your appointment is now on" if moved else f"It is booked: a {service_label.lower()} on"
-    host = f" {advisor_name} will be expecting you." if advisor_name else ""
-    return f"{head} {day} at {hour}, {shop.name}.{host} Your reference is {appointment.id}."
+    host = words["host"].format(advisor=advisor_name) if advisor_name else ""
+    return words["moved" if moved else "booked"].format(
+        service=service_label.lower(), day=say_day(local, language),
+        hour=say_time(local, language), shop=shop.name, host=host, reference=appointment.id)
 
 
 def describe(appointment: Appointment, shop: Boutique, service_label: str, language: str) -> str:
-    """"your styling session on Friday 4 December at 15:00 in Paris"."""
+    """"your styling session on Friday 4 December at 15:00 in Paris" / "votre rendez-vous
+    (séance de style) du vendredi 4 décembre à 15 h à Paris" / "il Suo appuntamento
+    (sessione di stile) di venerdì 4 dicembre alle 15:00 a Parigi".
+    """
     local = appointment.starts_at.astimezone(shop.zone)
-    if language == "fr":
-        return (f"votre rendez-vous ({service_label.lower()}) du {say_day(local, language)} "
-                f"à {say_time(local, language)} à {shop.city}")
-    return (f"your {service_label.lower()} on {say_day(local, language)} at "
-            f"{say_time(local, language)} in {shop.city}")
+    return pick(_WORDS, language)["describe"].format(
+        service=service_label.lower(), day=say_day(local, language),
+        hour=say_time(local, language), city=say_city(shop.city, language))
 
 
 def appointment_buttons(items: Sequence[tuple[Appointment, Boutique]], intent: str,
                         language: str) -> list[dict[str, str]]:
     """One button per appointment (for "which one?"), at most three."""
-    out = []
-    for appointment, shop in items[:3]:
-        local = appointment.starts_at.astimezone(shop.zone)
-        title = f"{say_day_short(local, language)}, {say_time(local, language)}"[:20]
-        out.append({"title": title,
-                    "payload": f'/{intent}{{"appointment_id": "{appointment.id}"}}'})
-    return out
+    return [{"title": say_moment_short(appointment.starts_at.astimezone(shop.zone), language),
+             "payload": f'/{intent}{{"appointment_id": "{appointment.id}"}}'}
+            for appointment, shop in items[:3]]

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from salon.conversation.phrasing import pick
+
 __all__ = ["contact_request", "thanks_for_number"]
 
 #: What she is asked, by what she asked for and language. The button's label is Meta's.
@@ -21,22 +23,22 @@ _ASK: Final[dict[str, dict[str, str]]] = {
               "If you share your number with me, I will look at once.",
         "fr": "Je ne sais pas encore qui m'écrit depuis ce compte, je ne peux donc pas voir vos "
               "commandes. Si vous me partagez votre numéro, je regarde aussitôt.",
-        "it": "Non so ancora chi mi scrive da questo account, quindi non posso vedere i suoi ordini. "
-              "Se mi condivide il suo numero, controllo subito.",
+        "it": "Non so ancora chi mi scrive da questo account, quindi non posso vedere i Suoi "
+              "ordini. Se vuole condividere con me il Suo numero, verifico subito.",
     },
     "appointments": {
         "en": "I do not yet know who is writing from this account, so I cannot see your "
               "appointments. If you share your number with me, I will look at once.",
         "fr": "Je ne sais pas encore qui m'écrit depuis ce compte, je ne peux donc pas voir vos "
               "rendez-vous. Si vous me partagez votre numéro, je regarde aussitôt.",
-        "it": "Non so ancora chi mi scrive da questo account, quindi non posso vedere i suoi "
-              "appuntamenti. Se mi condivide il suo numero, controllo subito.",
+        "it": "Non so ancora chi mi scrive da questo account, quindi non posso vedere i Suoi "
+              "appuntamenti. Se vuole condividere con me il Suo numero, verifico subito.",
     },
 }
 _THANKS: Final[dict[str, str]] = {
     "en": "Thank you, I have your number now.",
     "fr": "Merci, j'ai bien votre numéro.",
-    "it": "Grazie, ho il suo numero.",
+    "it": "Grazie, ora ho il Suo numero.",
 }
 
 
@@ -47,7 +49,7 @@ def contact_request(about: str, language: str) -> dict[str, Any]:
     texts = _ASK[about]
     return {"type": "interactive", "interactive": {
         "type": "request_contact_info",
-        "body": {"text": texts.get(language, texts["en"])},
+        "body": {"text": pick(texts, language)},
         "action": {"name": "request_contact_info"},
     }}
 
@@ -56,4 +58,4 @@ def thanks_for_number(language: str) -> str:
     """The thanks once the client has shared her number, in her language (English when it
     has no words).
     """
-    return _THANKS.get(language, _THANKS["en"])
+    return pick(_THANKS, language)

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Final
 from zoneinfo import ZoneInfo
 
-from salon.conversation.phrasing import address
+from salon.conversation.phrasing import address, button_title, pick
 from salon.integrations.crm import ClientRecord
 
 __all__ = ["Reply", "greeting", "main_choices"]
@@ -24,21 +25,59 @@ class Reply:
     buttons: list[dict[str, str]] = field(default_factory=list)
 
 
+#: The words of this module, by language.
+_WORDS: Final[dict[str, dict[str, str]]] = {
+    "en": {
+        "book": "Book a visit",
+        "order": "Track an order",
+        "person": "Speak to {advisor}",
+        "anyone": "Speak to an advisor",
+        "welcome": "",  # a stranger writing in English gets the domain's utter_greet
+        "vic": "{salutation}, {name}. {advisor} is at your disposal, or I can help you myself.",
+        "known": "{salutation}, {name}. How may I help you?",
+    },
+    "fr": {
+        "book": "Prendre rendez-vous",
+        "order": "Suivre une commande",
+        "person": "Parler à {advisor}",
+        "anyone": "Un conseiller",
+        "welcome": "{salutation}, et bienvenue chez Maison Solenne. Comment puis-je vous aider ?",
+        "vic": ("{salutation} {name}. {advisor} se tient à votre disposition, ou je peux vous "
+                "aider moi-même."),
+        "known": "{salutation} {name}. Comment puis-je vous aider ?",
+    },
+    "it": {
+        "book": "Prenotare una visita",
+        "order": "Seguire un ordine",
+        "person": "Parlare con {advisor}",
+        "anyone": "Un consulente",
+        "welcome": "{salutation}, Maison Solenne Le dà il benvenuto. Come posso esserLe utile?",
+        "vic": ("{salutation} {name}. {advisor} è a Sua completa disposizione, oppure posso "
+                "occuparmene io."),
+        "known": "{salutation} {name}. Come posso esserLe utile?",
+    },
+}
+#: (from this hour on, salutation), latest first, by language.
+_SALUTATIONS: Final[dict[str, tuple[tuple[int, str], ...]]] = {
+    "en": ((18, "Good evening"), (12, "Good afternoon"), (0, "Good morning")),
+    "fr": ((18, "Bonsoir"), (0, "Bonjour")),
+    "it": ((17, "Buonasera"), (0, "Buongiorno")),
+}
+
+
 def main_choices(language: str, advisor_first_name: str | None = None, *,
                  advisor_first: bool = False) -> list[dict[str, str]]:
     """The three doors: book, order, a person (named when there is an assigned advisor;
     first when ``advisor_first``, as for a VIC).
     """
-    if language == "fr":
-        person = f"Parler à {advisor_first_name}" if advisor_first_name else "Un conseiller"
-        book, order = "Prendre rendez-vous", "Suivre une commande"
-    else:
-        person = f"Speak to {advisor_first_name}" if advisor_first_name else "Speak to an advisor"
-        book, order = "Book a visit", "Track an order"
+    words = pick(_WORDS, language)
+    person = (button_title(words["person"].format(advisor=advisor_first_name), advisor_first_name,
+                           words["anyone"])
+              if advisor_first_name else words["anyone"])
     doors = [
-        {"title": book, "payload": "/book_appointment"},
-        {"title": order, "payload": "/check_order_status"},
-        {"title": person[:20], "payload": "/talk_to_advisor"},
+        {"title": words["book"], "payload": "/book_appointment"},
+        {"title": words["order"], "payload": "/check_order_status"},
+        {"title": person, "payload": "/talk_to_advisor"},
     ]
     if advisor_first:
         doors.insert(0, doors.pop())
@@ -46,12 +85,7 @@ def main_choices(language: str, advisor_first_name: str | None = None, *,
 
 
 def _part_of_day(now: datetime, language: str) -> str:
-    hour = now.hour
-    if language == "fr":
-        return "Bonsoir" if hour >= 18 else "Bonjour"
-    if hour < 12:
-        return "Good morning"
-    return "Good afternoon" if hour < 18 else "Good evening"
+    return next(word for hour, word in pick(_SALUTATIONS, language) if now.hour >= hour)
 
 
 def greeting(record: ClientRecord | None, now: datetime, language: str) -> Reply | None:
@@ -61,23 +95,15 @@ def greeting(record: ClientRecord | None, now: datetime, language: str) -> Reply
     """
     zone = ZoneInfo(record.time_zone if record is not None else DEFAULT_ZONE)
     salutation = _part_of_day(now.astimezone(zone), language)
+    words = pick(_WORDS, language)
     if record is None:
-        if language == "fr":
-            return Reply(f"{salutation}, et bienvenue chez Maison Solenne. Comment puis-je vous aider ?",
-                         main_choices(language))
-        return None
+        if not words["welcome"]:
+            return None
+        return Reply(words["welcome"].format(salutation=salutation), main_choices(language))
     name = address(record, language)
     advisor = record.advisor
     if record.is_vic and advisor is not None:
-        if language == "fr":
-            text = (f"{salutation} {name}. {advisor.first_name} se tient à votre disposition, "
-                    "ou je peux vous aider moi-même.")
-        else:
-            text = (f"{salutation}, {name}. {advisor.first_name} is at your disposal, "
-                    "or I can help you myself.")
+        text = words["vic"].format(salutation=salutation, name=name, advisor=advisor.first_name)
         return Reply(text, main_choices(language, advisor.first_name, advisor_first=True))
-    if language == "fr":
-        text = f"{salutation} {name}. Comment puis-je vous aider ?"
-    else:
-        text = f"{salutation}, {name}. How may I help you?"
+    text = words["known"].format(salutation=salutation, name=name)
     return Reply(text, main_choices(language, advisor.first_name if advisor else None))

@@ -1,58 +1,174 @@
-"""Order answers in the maison's voice, composed only from the order's own data.
+"""Order answers in the maison's voice, composed only from the order's own data, in
+English, French and Italian.
 
-Dates are said as the client reads them ("Wednesday 25 November"); a tracking link is
-given when the carrier has one; a delay is said plainly with its reason. The record is
-read against the client's today: an order still on its way after its promised date is
-late, and said to be, with an apology and the next step. Nothing is promised that the
-order record does not hold.
+Dates are said as the client reads them ("Wednesday 25 November", "mercredi 25
+novembre", "mercoledì 25 novembre"); a tracking link is given when the carrier has one;
+a delay is said plainly with its reason. The record is read against the client's today:
+an order still on its way after its promised date is late, and said to be, with an
+apology and the next step. Nothing is promised that the order record does not hold (a
+delay's reason is said as the record words it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime
+from typing import Final
 
+from salon.conversation.phrasing import pick, say_city, say_day, supported
 from salon.integrations.orders import OrderFacts
 
-__all__ = ["LATE_ORDER_BUTTON", "is_late", "order_answer"]
+__all__ = ["LATE_ORDER_BUTTON", "is_late", "late_order_button", "order_answer"]
 
-LATE_ORDER_BUTTON = {"title": "Ask my advisor", "payload": "/talk_to_advisor"}
-"""Offered under a late order's answer: the advisor takes it from there."""
+_LATE_BUTTON_TITLES: Final = {"en": "Ask my advisor", "fr": "Mon conseiller",
+                              "it": "Il mio consulente"}
+LATE_ORDER_BUTTON = {"title": _LATE_BUTTON_TITLES["en"], "payload": "/talk_to_advisor"}
+"""Offered under a late order's answer: the advisor takes it from there (English; see
+:func:`late_order_button`)."""
 
-
-def _day(value: date | datetime) -> str:
-    return f"{value:%A} {value.day} {value:%B}"
-
-
-def _items(items: Sequence[str]) -> str:
-    if not items:
-        return "Your order"
-    if len(items) == 1:
-        return f"Your {items[0]}"
-    return f"Your {', '.join(items[:-1])} and {items[-1]}"
-
-
-def _tracking(facts: OrderFacts) -> str:
-    if facts.tracking_url:
-        return f" You can follow it here: {facts.tracking_url}"
-    if facts.tracking_number and facts.carrier:
-        return f" The {facts.carrier} tracking number is {facts.tracking_number}."
-    return ""
-
-
+#: The words of this module, by language. English names the pieces first ("Your coat
+#: (order SOL-1)"); French and Italian the order, so the sentence agrees with it.
+_WORDS: Final[dict[str, dict[str, str]]] = {
+    "en": {
+        "subject": "{pieces} (order {number})",
+        "order": "Order {number}",
+        "on": " on {day}", "by": " with {carrier}", "ask": " with {carrier}",
+        "where": " at {place}", "towards": " to {city}",
+        "eta": ", expected on {day}",
+        "url": " You can follow it here: {url}",
+        "tracking": " The {carrier} tracking number is {number}.",
+        "late": ("{subject} was due on {due} and has not reached you yet. I am sorry.{news} "
+                 "Your client advisor can look into it{ask} for you."),
+        "news": " It left us{when}{by}.{tracking}",
+        "confirmed": "{subject} is confirmed and will be prepared shortly{eta}.",
+        "in_preparation": "{subject} is being prepared{where}{eta}.",
+        "shipped": "{subject} left us{when}{by}{towards}{eta}.{tracking}",
+        "out_for_delivery": "{subject} is out for delivery today{eta}.{tracking}",
+        "delivered": ("{subject} was delivered{when}. If anything is not as it should be, I "
+                      "will ask your client advisor to look after it."),
+        "delayed": ("{subject} is delayed, and I am sorry for it.{reason}{new_eta} Your client "
+                    "advisor is following it closely."),
+        "new_eta": " It is now expected on {day}.",
+        "cancelled": "{order} was cancelled. Your client advisor can tell you more if you wish.",
+        "returned": ("{order} has been returned to us. Your client advisor will confirm the "
+                     "refund with you."),
+        "other": "{order} is {status}. Your client advisor can tell you more.",
+    },
+    "fr": {
+        "subject": "Votre commande {number}{pieces}",
+        "order": "Votre commande {number}",
+        "on": " le {day}", "by": " par {carrier}", "ask": " auprès de {carrier}",
+        "where": " chez {place}", "towards": " à destination de {city}",
+        "eta": " ; sa livraison est prévue le {day}",
+        "url": " Vous pouvez la suivre ici : {url}",
+        "tracking": " Son numéro de suivi {carrier} est le {number}.",
+        "late": ("{subject} était attendue le {due} et ne vous est pas encore parvenue ; je "
+                 "vous prie de nous en excuser.{news} Votre conseiller peut se renseigner{ask} "
+                 "pour vous."),
+        "news": " Elle a été expédiée{when}{by}.{tracking}",
+        "confirmed": "{subject} est confirmée et sera préparée très prochainement{eta}.",
+        "in_preparation": "{subject} est en cours de préparation{where}{eta}.",
+        "shipped": "{subject} a été expédiée{when}{by}{towards}{eta}.{tracking}",
+        "out_for_delivery": "{subject} est en cours de livraison et vous parviendra aujourd'hui.{tracking}",
+        "delivered": ("{subject} a été livrée{when}. Si quoi que ce soit n'était pas comme il se "
+                      "doit, je demanderai à votre conseiller de s'en occuper."),
+        "delayed": ("{subject} a pris du retard, et je vous prie de nous en excuser.{reason}"
+                    "{new_eta} Votre conseiller la suit de près."),
+        "new_eta": " Elle est désormais attendue le {day}.",
+        "cancelled": ("{order} a été annulée. Votre conseiller pourra vous en dire davantage si "
+                      "vous le souhaitez."),
+        "returned": ("{order} nous a été retournée. Votre conseiller confirmera le remboursement "
+                     "avec vous."),
+        "other": "{order} est au statut « {status} ». Votre conseiller pourra vous en dire davantage.",
+    },
+    "it": {
+        "subject": "Il Suo ordine {number}{pieces}",
+        "order": "Il Suo ordine {number}",
+        "on": " {day}", "by": " con {carrier}", "ask": " con {carrier}",
+        "where": " presso {place}", "towards": " a {city}",
+        "eta": "; la consegna è prevista per {day}",
+        "url": " Può seguirlo qui: {url}",
+        "tracking": " Il numero di tracciamento {carrier} è {number}.",
+        "late": ("{subject} era previsto per {due} e non Le è ancora arrivato: Le chiedo scusa."
+                 "{news} Il Suo consulente può verificare{ask} per Lei."),
+        "news": " È stato spedito{when}{by}.{tracking}",
+        "confirmed": "{subject} è confermato e sarà preparato a breve{eta}.",
+        "in_preparation": "{subject} è in preparazione{where}{eta}.",
+        "shipped": "{subject} è stato spedito{when}{by}{towards}{eta}.{tracking}",
+        "out_for_delivery": "{subject} è in consegna e Le arriverà oggi.{tracking}",
+        "delivered": ("{subject} è stato consegnato{when}. Se qualcosa non fosse come dovrebbe, "
+                      "chiederò al Suo consulente di occuparsene."),
+        "delayed": ("{subject} è in ritardo, e me ne scuso.{reason}{new_eta} Il Suo consulente "
+                    "lo sta seguendo da vicino."),
+        "new_eta": " Ora è previsto per {day}.",
+        "cancelled": ("{order} è stato annullato. Il Suo consulente potrà dirLe di più, se lo "
+                      "desidera."),
+        "returned": ("{order} ci è stato restituito. Il Suo consulente confermerà con Lei il "
+                     "rimborso."),
+        "other": "{order} risulta «{status}». Il Suo consulente potrà dirLe di più.",
+    },
+}
+_AND: Final = {"en": "and", "fr": "et", "it": "e"}
 _ON_ITS_WAY = frozenset({"placed", "confirmed", "in_preparation", "shipped", "out_for_delivery"})
 
 
-def _late(facts: OrderFacts, subject: str, number: str) -> str:
+def late_order_button(language: str) -> dict[str, str]:
+    """The button under a late order's answer, in ``language``: the advisor takes it up."""
+    return {"title": pick(_LATE_BUTTON_TITLES, language), "payload": "/talk_to_advisor"}
+
+
+def _piece(item: str, language: str) -> str:
+    """A piece as the order record names it ("Riviera cashmere coat in Camel"), its colour
+    said in French with "en".
+    """
+    if language == "fr" and " in " in item:
+        name, colour = item.rsplit(" in ", 1)
+        return f"{name} en {colour}"
+    return item
+
+
+def _pieces(items: Sequence[str], language: str) -> str:
+    """"Your coat and scarf" (en) / " (coat et scarf)" (fr, it: after the order's number)."""
+    said = [_piece(item, language) for item in items]
+    conjunction = pick(_AND, language)
+    if language == "it" and said and said[-1][:1].casefold() in "eéè":
+        conjunction = "ed"
+    listed = said[0] if len(said) == 1 else \
+        f"{', '.join(said[:-1])} {conjunction} {said[-1]}" if said else ""
+    if language in ("fr", "it"):
+        return f" ({listed})" if listed else ""
+    return f"Your {listed}" if listed else "Your order"
+
+
+def _subject(facts: OrderFacts, language: str) -> str:
+    return _WORDS[language]["subject"].format(pieces=_pieces(facts.items, language),
+                                              number=facts.number)
+
+
+def _tracking(facts: OrderFacts, words: dict[str, str]) -> str:
+    if facts.tracking_url:
+        return words["url"].format(url=facts.tracking_url)
+    if facts.tracking_number and facts.carrier:
+        return words["tracking"].format(carrier=facts.carrier, number=facts.tracking_number)
+    return ""
+
+
+def _when(value: date | datetime | None, words: dict[str, str], language: str) -> str:
+    return words["on"].format(day=say_day(value, language)) if value else ""
+
+
+def _late(facts: OrderFacts, language: str) -> str:
     """An order on its way past its promised date: said plainly, with the next step."""
     assert facts.eta is not None
-    news = who = ""
+    words = _WORDS[language]
+    news = ask = ""
     if facts.status in ("shipped", "out_for_delivery"):
-        who = f" with {facts.carrier}" if facts.carrier else ""
-        when = f" on {_day(facts.shipped_at)}" if facts.shipped_at else ""
-        news = f" It left us{when}{who}.{_tracking(facts)}"
-    return (f"{subject} {number} was due on {_day(facts.eta)} and has not reached you yet. "
-            f"I am sorry.{news} Your client advisor can look into it{who} for you.")
+        by = words["by"].format(carrier=facts.carrier) if facts.carrier else ""
+        ask = words["ask"].format(carrier=facts.carrier) if facts.carrier else ""
+        news = words["news"].format(when=_when(facts.shipped_at, words, language), by=by,
+                                    tracking=_tracking(facts, words))
+    return words["late"].format(subject=_subject(facts, language), news=news, ask=ask,
+                                due=say_day(facts.eta, language))
 
 
 def is_late(facts: OrderFacts, today: date) -> bool:
@@ -60,38 +176,40 @@ def is_late(facts: OrderFacts, today: date) -> bool:
     return facts.status in _ON_ITS_WAY and facts.eta is not None and facts.eta < today
 
 
-def order_answer(facts: OrderFacts, *, today: date) -> str:
+def _on_its_way(facts: OrderFacts, words: dict[str, str], language: str) -> str:
+    """An order not yet delivered, on time."""
+    eta = words["eta"].format(day=say_day(facts.eta, language)) if facts.eta else ""
+    status = "confirmed" if facts.status == "placed" else facts.status
+    parts = {"subject": _subject(facts, language), "eta": eta,
+             "tracking": _tracking(facts, words),
+             "when": _when(facts.shipped_at, words, language),
+             "by": words["by"].format(carrier=facts.carrier) if facts.carrier else "",
+             "where": words["where"].format(place=facts.shipped_from) if facts.shipped_from else "",
+             "towards": (words["towards"].format(city=say_city(facts.delivery_city, language))
+                    if facts.delivery_city else "")}
+    return words[status].format(**parts)
+
+
+def order_answer(facts: OrderFacts, *, today: date, language: str = "en") -> str:
     """One short message on where the order stands on ``today`` (the client's date), from
-    its record only.
+    its record only, in ``language``.
     """
-    subject = _items(facts.items)
-    number = f"(order {facts.number})"
+    language = supported(language)
+    words = _WORDS[language]
     if is_late(facts, today):
-        return _late(facts, subject, number)
-    eta = f", expected on {_day(facts.eta)}" if facts.eta else ""
+        return _late(facts, language)
     status = facts.status
-    if status in ("placed", "confirmed"):
-        return f"{subject} {number} is confirmed and will be prepared shortly{eta}."
-    if status == "in_preparation":
-        where = f" at {facts.shipped_from}" if facts.shipped_from else ""
-        return f"{subject} {number} is being prepared{where}{eta}."
-    if status in ("shipped", "out_for_delivery"):
-        how = f" with {facts.carrier}" if facts.carrier else ""
-        when = f" on {_day(facts.shipped_at)}" if facts.shipped_at else ""
-        leg = "is out for delivery today" if status == "out_for_delivery" else f"left us{when}{how}"
-        to = f" to {facts.delivery_city}" if facts.delivery_city and status == "shipped" else ""
-        return f"{subject} {number} {leg}{to}{eta}.{_tracking(facts)}"
+    if status in _ON_ITS_WAY:
+        return _on_its_way(facts, words, language)
     if status == "delivered":
-        when = f" on {_day(facts.delivered_at)}" if facts.delivered_at else ""
-        return (f"{subject} {number} was delivered{when}. If anything is not as it should be, "
-                "I will ask your client advisor to look after it.")
+        return words["delivered"].format(subject=_subject(facts, language),
+                                         when=_when(facts.delivered_at, words, language))
     if status == "delayed":
         reason = f" {facts.delay_reason.rstrip('.')}." if facts.delay_reason else ""
-        return (f"{subject} {number} is delayed, and I am sorry for it.{reason}"
-                f"{(' It is now expected on ' + _day(facts.eta) + '.') if facts.eta else ''}"
-                " Your client advisor is following it closely.")
-    if status == "cancelled":
-        return f"Order {facts.number} was cancelled. Your client advisor can tell you more if you wish."
-    if status == "returned":
-        return f"Order {facts.number} has been returned to us. Your client advisor will confirm the refund with you."
-    return f"Order {facts.number} is {status.replace('_', ' ')}. Your client advisor can tell you more."
+        new_eta = words["new_eta"].format(day=say_day(facts.eta, language)) if facts.eta else ""
+        return words["delayed"].format(subject=_subject(facts, language), reason=reason,
+                                       new_eta=new_eta)
+    order = words["order"].format(number=facts.number)
+    if status in ("cancelled", "returned"):
+        return words[status].format(order=order)
+    return words["other"].format(order=order, status=status.replace("_", " "))

@@ -1,58 +1,194 @@
-"""How the maison addresses a client and says a day or a time, in English and French.
+"""How the maison addresses a client and says a day, a time or a price, in English,
+French and Italian.
 
-No locale database is involved (the servers' locales are not ours to rely on): the few
-words needed are here. French is always the formal register.
+Days, months and prices come from the CLDR data Babel ships (never from the server's
+locales): English is said as in London (``en_GB``), French as in Paris (``fr_FR``),
+Italian as in Milan (``it_IT``).
+
+- A day: "Saturday 5 December", "samedi 5 décembre", "sabato 5 dicembre"; for a button,
+  "Sat 5 Dec", "sam. 5 déc.", "sab 5 dic".
+- A time: "15:00" in English and Italian; in French the maison's house style, "15 h" on
+  the hour and "15 h 30" otherwise, with ordinary spaces (CLDR's own French short time is
+  "15:00").
+- A price: "€2,450" and "£1,950" in English, "2 450 €" in French, "2.450 €" in Italian,
+  without decimals for a whole amount. The spaces are kept as Babel gives them: French
+  groups thousands with a narrow no-break space (U+202F), and French and Italian put a
+  no-break space (U+00A0) between the amount and its trailing symbol, so a price never
+  breaks across two lines on a phone. Tests compare with those characters, not with
+  plain spaces.
+- A client: "Ms Laurent", "Madame Laurent", "Signora Rossi" (the formal register in every
+  language).
+
+:func:`pick` chooses a phrase from a table keyed by language, English when the table has
+no phrase for it: every module keeps its words in such tables.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import date, datetime
+from decimal import Decimal
+from functools import lru_cache
+from typing import Final, TypeVar
 
+from babel import Locale
+from babel.dates import format_date, format_time
+from babel.numbers import format_currency
+
+from salon.clock import require_aware
+from salon.conversation.language import SUPPORTED, supported
+from salon.graphemes import shorten
 from salon.integrations.crm import ClientRecord
 
 __all__ = [
+    "LOCALES",
+    "SUPPORTED",
     "address",
+    "button_title",
+    "pick",
+    "say_city",
+    "say_date_short",
     "say_day",
     "say_day_short",
+    "say_moment_short",
+    "say_price",
     "say_time",
+    "supported",
 ]
 
-_EN_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-_FR_DAYS = ("lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi", "dimanche")
-_EN_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
-              "September", "October", "November", "December")
-_FR_MONTHS = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
-              "septembre", "octobre", "novembre", "décembre")
-_FR_MONTHS_SHORT = ("janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.",
-                    "oct.", "nov.", "déc.")
+T = TypeVar("T")
 
-_EN_TITLES = {"Ms": "Ms", "Mme": "Mrs", "Mr": "Mr", "M.": "Mr", "Dr": "Dr"}
-_FR_TITLES = {"Ms": "Madame", "Mme": "Madame", "Mr": "Monsieur", "M.": "Monsieur", "Dr": "Docteur"}
+LOCALES: Final = {"en": "en_GB", "fr": "fr_FR", "it": "it_IT"}
+"""The CLDR locale each language is written in."""
+BUTTON_LIMIT: Final = 20
+"""WhatsApp's limit on a quick-reply button's title, in characters."""
+
+_DAY: Final = "EEEE d MMMM"
+_DAY_SHORT: Final = "EEE d MMM"
+_DATE_SHORT: Final = "d MMM"
+_FR_HOUR: Final = "H 'h'"
+_FR_HOUR_MINUTES: Final = "H 'h' mm"
+
+# The maison's cities as each language names them (English: as the book writes them).
+_CITIES: Final[dict[str, dict[str, str]]] = {
+    "en": {},
+    "fr": {"London": "Londres", "Milano": "Milan", "Londra": "Londres", "Parigi": "Paris"},
+    "it": {"Paris": "Parigi", "London": "Londra", "Milan": "Milano", "Londres": "Londra"},
+}
+
+# The CRM's titles (and the Italian ones a hosted CRM may send) → how each language says
+# them. "Dr" tells no gender: Italian then says the full name rather than guess between
+# "Dottor" and "Dottoressa".
+_TITLE_KEYS: Final = {
+    "Ms": "f", "Mme": "f", "Mrs": "f", "Madame": "f", "Sig.ra": "f", "Signora": "f",
+    "Mr": "m", "M.": "m", "Monsieur": "m", "Sig.": "m", "Signor": "m", "Signore": "m",
+    "Dr": "dr", "Dott.ssa": "dr_f", "Dottoressa": "dr_f", "Dott.": "dr_m", "Dottor": "dr_m",
+    "Dottore": "dr_m",
+}
+_TITLES: Final[dict[str, dict[str, str]]] = {
+    "en": {"f": "Ms", "m": "Mr", "dr": "Dr", "dr_f": "Dr", "dr_m": "Dr"},
+    "fr": {"f": "Madame", "m": "Monsieur", "dr": "Docteur", "dr_f": "Docteur", "dr_m": "Docteur"},
+    "it": {"f": "Signora", "m": "Signor", "dr_f": "Dottoressa", "dr_m": "Dottor"},
+}
+# English keeps "Mrs" where the book says "Mme" (a married title the client chose).
+_EN_MRS: Final = frozenset({"Mme", "Mrs", "Madame"})
+
+
+def pick(table: Mapping[str, T], language: str | None) -> T:
+    """The entry of ``table`` for ``language``, else its English one."""
+    found = table.get(supported(language))
+    return found if found is not None else table["en"]
+
+
+def button_title(*candidates: str) -> str:
+    """The first of ``candidates`` that fits a button (20 characters), else the last one
+    cut between characters.
+    """
+    for title in candidates:
+        if len(title) <= BUTTON_LIMIT:
+            return title
+    return shorten(candidates[-1], BUTTON_LIMIT)
+
+
+@lru_cache(maxsize=8)
+def _locale(language: str | None) -> Locale:
+    return Locale.parse(LOCALES[supported(language)])
 
 
 def address(record: ClientRecord, language: str) -> str:
-    """"Ms Laurent" / "Madame Laurent"; without a gendered title, the full name."""
-    titles = _FR_TITLES if language == "fr" else _EN_TITLES
-    title = titles.get(record.title)
+    """"Ms Laurent" / "Madame Laurent" / "Signora Rossi"; without a title the language can
+    say (Mx, or "Dr" in Italian), the full name.
+    """
+    key = _TITLE_KEYS.get(record.title.strip())
+    lang = supported(language)
+    title = _TITLES[lang].get(key) if key else None
+    if lang == "en" and record.title.strip() in _EN_MRS:
+        title = "Mrs"
     if title is None:
         return f"{record.first_name} {record.last_name}"
     return f"{title} {record.last_name}"
 
 
-def say_day(when: datetime, language: str) -> str:
-    """"Friday 4 December" / "vendredi 4 décembre" (in ``when``'s own time zone)."""
-    if language == "fr":
-        return f"{_FR_DAYS[when.weekday()]} {when.day} {_FR_MONTHS[when.month - 1]}"
-    return f"{_EN_DAYS[when.weekday()]} {when.day} {_EN_MONTHS[when.month - 1]}"
+def say_city(city: str, language: str) -> str:
+    """A city as the client's language names it: "London" / "Londres" / "Londra"."""
+    return pick(_CITIES, language).get(city, city)
 
 
-def say_day_short(when: datetime, language: str) -> str:
-    """"Fri 4 Dec" / "ven. 4 déc." (for button titles)."""
-    if language == "fr":
-        return f"{_FR_DAYS[when.weekday()][:3]}. {when.day} {_FR_MONTHS_SHORT[when.month - 1]}"
-    return f"{_EN_DAYS[when.weekday()][:3]} {when.day} {_EN_MONTHS[when.month - 1][:3]}"
+def say_day(when: date | datetime, language: str) -> str:
+    """"Saturday 5 December" / "samedi 5 décembre" / "sabato 5 dicembre" (a datetime is
+    said in its own time zone).
+    """
+    return format_date(when, _DAY, locale=_locale(language))
+
+
+def say_day_short(when: date | datetime, language: str) -> str:
+    """"Sat 5 Dec" / "sam. 5 déc." / "sab 5 dic" (for button titles)."""
+    return format_date(when, _DAY_SHORT, locale=_locale(language))
+
+
+def say_date_short(when: date | datetime, language: str) -> str:
+    """"5 Dec" / "5 déc." / "5 dic" (for button titles that also name a place)."""
+    return format_date(when, _DATE_SHORT, locale=_locale(language))
 
 
 def say_time(when: datetime, language: str) -> str:
-    """"15:00" / "15h00"."""
-    return f"{when.hour}h{when.minute:02d}" if language == "fr" else f"{when:%H:%M}"
+    """"15:00" / "15 h" ("15 h 30") / "15:00", in ``when``'s own time zone."""
+    require_aware(when, "when")
+    if supported(language) == "fr":
+        pattern = _FR_HOUR if when.minute == 0 else _FR_HOUR_MINUTES
+        return format_time(when, pattern, locale=_locale(language))
+    return format_time(when, "short", locale=_locale(language))
+
+
+def say_moment_short(when: datetime, language: str) -> str:
+    """A day and time for a button title, at most 20 characters: "Sat 5 Dec, 15:00",
+    "sam. 5 déc., 15 h 30", "sab 5 dic, 15:00"; the weekday is left out where both would
+    not fit ("30 sept., 15 h 30").
+    """
+    hour = say_time(when, language)
+    return button_title(f"{say_day_short(when, language)}, {hour}",
+                        f"{say_date_short(when, language)}, {hour}")
+
+
+def say_price(amount: int | Decimal | float, currency: str, language: str) -> str:
+    """A price as the client's locale writes it: "€2,450", "£1,950" (en), "2 450 €" (fr),
+    "2.450 €" (it); a whole amount without decimals, another with the currency's own
+    ("€2,450.50"). The spaces are Babel's no-break ones (see the module docstring).
+    """
+    locale = _locale(language)
+    value = Decimal(str(amount)) if isinstance(amount, float) else amount
+    if Decimal(value) == Decimal(value).to_integral_value():
+        pattern = locale.currency_formats["standard"].pattern
+        whole = pattern.replace(".00", "").replace(".##", "")
+        said = format_currency(int(value), currency, format=whole, locale=locale,
+                               currency_digits=False)
+    else:
+        said = format_currency(value, currency, locale=locale)
+    # The maison's own currencies keep their plain sign in every language ("1 950 £", not
+    # CLDR's French "£GB").
+    plain = _PLAIN_SIGNS.get(currency)
+    local = locale.currency_symbols.get(currency)
+    return said.replace(local, plain) if plain and local and local != plain else said
+
+
+_PLAIN_SIGNS: Final = {"EUR": "€", "GBP": "£"}

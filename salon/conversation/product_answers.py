@@ -1,14 +1,75 @@
-"""Product answers in the maison's voice, composed only from catalog facts.
+"""Product answers in the maison's voice, composed only from catalog facts, in English,
+French and Italian.
 
 Every figure in an answer (price, material, stock) comes from :class:`ProductFacts`;
-when the data cannot answer, the answer says what the maison will do instead.
+when the data cannot answer, the answer says what the maison will do instead. Prices are
+said with :func:`~salon.conversation.phrasing.say_price`; French and Italian name a piece
+through "le modèle" / "il modello", so no article has to guess its gender.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Final
 
+from salon.conversation.phrasing import pick, say_city, say_price, supported
 from salon.integrations.catalog import ProductFacts
+
+__all__ = ["availability_sentence", "join_words", "piece_words", "product_answer",
+           "where_in_stock"]
+
+#: The words of this module, by language.
+_WORDS: Final[dict[str, dict[str, str]]] = {
+    "en": {
+        "and": "and",
+        "subject": "The {name}", "in_colour": " in {colours}", "size": ", size {size}",
+        "price": "{eur} ({gbp} in {london})",
+        "nowhere_all": "{subject} is not available in our three boutiques at the moment.",
+        "nowhere": "{subject} is not available in our boutiques at the moment.",
+        "plenty": "{subject} is available in {plenty}.",
+        "last": "{subject} is down to its last piece in {last}.",
+        "both": "{subject} is available in {plenty} and down to its last piece in {last}.",
+        "other_colours": ("The {name} is made in {colours}, not in {colour}. Would one of these "
+                          "tempt you?"),
+        "facts": "{availability} It is made of {materials}, at {price}. {follow_up}",
+        "set_aside": "Shall I ask a client advisor to set one aside for you?",
+        "tell_me": "Would you like me to let you know as soon as it returns?",
+        "boutique": "{cities} boutique", "boutiques": "{cities} boutiques",
+    },
+    "fr": {
+        "and": "et",
+        "subject": "Le modèle {name}", "in_colour": " en {colours}", "size": ", taille {size}",
+        "price": "{eur} ({gbp} à {london})",
+        "nowhere_all": "{subject} n'est disponible dans aucune de nos trois boutiques pour le moment.",
+        "nowhere": "{subject} n'est disponible dans aucune de nos boutiques pour le moment.",
+        "plenty": "{subject} est disponible à {plenty}.",
+        "last": "{subject} est disponible à {last}, où il n'en reste qu'une pièce.",
+        "both": "{subject} est disponible à {plenty} ; à {last}, il n'en reste qu'une pièce.",
+        "other_colours": ("Le modèle {name} existe en {colours}, mais pas en {colour}. L'un de "
+                          "ces coloris vous tenterait-il ?"),
+        "facts": "{availability} Il est réalisé en {materials}, au prix de {price}. {follow_up}",
+        "set_aside": "Souhaitez-vous qu'un conseiller vous en réserve un ?",
+        "tell_me": "Souhaitez-vous que je vous prévienne dès son retour ?",
+        "boutique": "boutique de {cities}", "boutiques": "boutiques de {cities}",
+    },
+    "it": {
+        "and": "e",
+        "subject": "Il modello {name}", "in_colour": " in {colours}", "size": ", taglia {size}",
+        "price": "{eur} ({gbp} a {london})",
+        "nowhere_all": ("{subject} al momento non è disponibile in nessuna delle nostre tre "
+                        "boutique."),
+        "nowhere": "{subject} al momento non è disponibile nelle nostre boutique.",
+        "plenty": "{subject} è disponibile a {plenty}.",
+        "last": "{subject} è disponibile a {last}, dove ne resta un solo pezzo.",
+        "both": "{subject} è disponibile a {plenty}; a {last} ne resta un solo pezzo.",
+        "other_colours": ("Il modello {name} è proposto in {colours}, ma non in {colour}. Uno di "
+                          "questi colori potrebbe piacerLe?"),
+        "facts": "{availability} È realizzato in {materials}, al prezzo di {price}. {follow_up}",
+        "set_aside": "Desidera che un consulente ne metta da parte uno per Lei?",
+        "tell_me": "Desidera che La avvisi non appena tornerà disponibile?",
+        "boutique": "boutique di {cities}", "boutiques": "boutique di {cities}",
+    },
+}
 
 
 def join_words(items: Sequence[str], conjunction: str = "and") -> str:
@@ -18,44 +79,68 @@ def join_words(items: Sequence[str], conjunction: str = "and") -> str:
     return f"{', '.join(items[:-1])} {conjunction} {items[-1]}"
 
 
-def _price(facts: ProductFacts) -> str:
-    return f"€{facts.price_eur:,} (£{facts.price_gbp:,} in London)"
+def _join(items: Sequence[str], language: str) -> str:
+    return join_words(items, pick(_WORDS, language)["and"])
+
+
+def _price(facts: ProductFacts, language: str) -> str:
+    return pick(_WORDS, language)["price"].format(
+        eur=say_price(facts.price_eur, "EUR", language),
+        gbp=say_price(facts.price_gbp, "GBP", language), london=say_city("London", language))
+
+
+def piece_words(name: str, language: str, colour: str | None = None,
+                size: str | None = None) -> str:
+    """A piece with its colour and size: "Aurore tote in Tan, size M" / "Aurore tote en
+    Tan, taille M" / "Aurore tote in Tan, taglia M".
+    """
+    words = pick(_WORDS, language)
+    return (name + (words["in_colour"].format(colours=colour) if colour else "")
+            + (words["size"].format(size=size) if size else ""))
+
+
+def where_in_stock(cities: Sequence[str], language: str) -> str:
+    """The boutiques that have a piece: "Paris and London boutiques" / "boutiques de Paris
+    et Londres" / "boutique di Parigi e Londra".
+    """
+    words = pick(_WORDS, language)
+    said = _join([say_city(city, language) for city in cities], language)
+    return words["boutiques" if len(cities) > 1 else "boutique"].format(cities=said)
 
 
 def availability_sentence(
-    facts: ProductFacts, cities: Mapping[str, str], colour: str | None = None
+    facts: ProductFacts, cities: Mapping[str, str], colour: str | None = None,
+    language: str = "en",
 ) -> str:
     """Where the piece (in a colour, when asked) is on hand today."""
+    words = pick(_WORDS, language)
     units = facts.units_by_boutique(colour=colour)
-    subject = f"The {facts.name}" + (f" in {join_words(facts.colours_matching(colour))}" if colour else "")
+    shown = _join(list(facts.colours_matching(colour)), language) if colour else ""
+    subject = (words["subject"].format(name=facts.name)
+               + (words["in_colour"].format(colours=shown) if colour else ""))
     in_stock = [boutique for boutique, count in sorted(units.items()) if count > 0]
     if not in_stock:
-        everywhere = "our three boutiques" if len(cities) == 3 else "our boutiques"
-        return f"{subject} is not available in {everywhere} at the moment."
-    last_pieces = [cities.get(b, b) for b in in_stock if units[b] == 1]
-    plenty = [cities.get(b, b) for b in in_stock if units[b] > 1]
-    parts = []
-    if plenty:
-        parts.append(f"available in {join_words(plenty)}")
-    if last_pieces:
-        parts.append(f"down to its last piece in {join_words(last_pieces)}")
-    return f"{subject} is {' and '.join(parts)}."
+        return words["nowhere_all" if len(cities) == 3 else "nowhere"].format(subject=subject)
+    last_pieces = [say_city(cities.get(b, b), language) for b in in_stock if units[b] == 1]
+    plenty = [say_city(cities.get(b, b), language) for b in in_stock if units[b] > 1]
+    key = "both" if plenty and last_pieces else "plenty" if plenty else "last"
+    return words[key].format(subject=subject, plenty=_join(plenty, language),
+                             last=_join(last_pieces, language))
 
 
 def product_answer(
-    facts: ProductFacts, cities: Mapping[str, str], colour: str | None = None
+    facts: ProductFacts, cities: Mapping[str, str], colour: str | None = None,
+    language: str = "en",
 ) -> str:
     """A short answer about one product: availability, what it is made of, its price."""
+    language = supported(language)
+    words = _WORDS[language]
     if colour and not facts.colours_matching(colour):
-        return (
-            f"The {facts.name} is made in {join_words(list(facts.colours))}, not in {colour}. "
-            f"Would one of these tempt you?"
-        )
-    materials = join_words(list(facts.materials[:2]))
-    availability = availability_sentence(facts, cities, colour)
+        return words["other_colours"].format(name=facts.name, colour=colour,
+                                             colours=_join(list(facts.colours), language))
+    materials = _join(list(facts.materials[:2]), language)
+    availability = availability_sentence(facts, cities, colour, language)
     units = facts.units_by_boutique(colour=colour)
-    if any(count > 0 for count in units.values()):
-        follow_up = "Shall I ask a client advisor to set one aside for you?"
-    else:
-        follow_up = "Would you like me to let you know as soon as it returns?"
-    return f"{availability} It is made of {materials}, at {_price(facts)}. {follow_up}"
+    follow_up = words["set_aside" if any(count > 0 for count in units.values()) else "tell_me"]
+    return words["facts"].format(availability=availability, materials=materials,
+                                 price=_price(facts, language), follow_up=follow_up)

@@ -7,9 +7,10 @@ line at all: the advisor answers.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from salon.conversation.greetings import Reply
-from salon.conversation.phrasing import address
+from salon.conversation.phrasing import address, pick, say_city
 from salon.integrations.crm import ClientRecord
 
 __all__ = ["LastTime", "recall"]
@@ -28,30 +29,57 @@ class LastTime:
     """A request handed to their advisor that is still open (the bot then stays silent)."""
 
 
+#: The words of this module, by language.
+_WORDS: Final[dict[str, dict[str, str]]] = {
+    "en": {
+        "hello": "Welcome back.",
+        "hello_name": "Welcome back, {name}.",
+        "where": " in {city}",
+        "booking": "{hello} Last time we were arranging your {service}{where}. Shall we continue?",
+        "continue": "Continue booking",
+        "order": "{hello} Would you like the latest on your order {number}?",
+        "yes": "Yes, please",
+        "else": "Something else",
+    },
+    "fr": {
+        "hello": "Bon retour.",
+        "hello_name": "Bon retour {name}.",
+        "where": " à {city}",
+        "booking": ("{hello} La dernière fois, nous préparions votre rendez-vous "
+                    "({service}{where}). Souhaitez-vous le poursuivre ?"),
+        "continue": "Poursuivre",
+        "order": "{hello} Souhaitez-vous des nouvelles de votre commande {number} ?",
+        "yes": "Oui, volontiers",
+        "else": "Autre chose",
+    },
+    "it": {
+        "hello": "Che piacere risentirLa.",
+        "hello_name": "Che piacere risentirLa, {name}.",
+        "where": " a {city}",
+        "booking": ("{hello} L'ultima volta stavamo organizzando il Suo appuntamento "
+                    "({service}{where}). Desidera proseguire?"),
+        "continue": "Proseguire",
+        "order": "{hello} Desidera avere notizie del Suo ordine {number}?",
+        "yes": "Sì, grazie",
+        "else": "Un'altra richiesta",
+    },
+}
+
+
 def recall(record: ClientRecord | None, last: LastTime, language: str) -> Reply | None:
     """The welcome-back line, or None when nothing was left open."""
-    fr = language == "fr"
-    name = f" {address(record, language)}" if record is not None else ""
-    hello = f"Bon retour{name}." if fr else f"Welcome back{',' if name else ''}{name}."
+    words = pick(_WORDS, language)
+    hello = (words["hello_name"].format(name=address(record, language)) if record is not None
+             else words["hello"])
+    other = {"title": words["else"], "payload": "/deny"}
     if last.booking_service:
-        where = f" à {last.booking_city}" if fr and last.booking_city else (
-            f" in {last.booking_city}" if last.booking_city else "")
-        if fr:
-            return Reply(f"{hello} La dernière fois, nous préparions votre rendez-vous "
-                         f"({last.booking_service.lower()}{where}). Souhaitez-vous le poursuivre ?",
-                         [{"title": "Poursuivre", "payload": "/book_appointment"},
-                          {"title": "Autre chose", "payload": "/deny"}])
-        return Reply(f"{hello} Last time we were arranging your {last.booking_service.lower()}{where}. "
-                     "Shall we continue?",
-                     [{"title": "Continue booking", "payload": "/book_appointment"},
-                      {"title": "Something else", "payload": "/deny"}])
+        where = (words["where"].format(city=say_city(last.booking_city, language))
+                 if last.booking_city else "")
+        text = words["booking"].format(hello=hello, service=last.booking_service.lower(),
+                                       where=where)
+        return Reply(text, [{"title": words["continue"], "payload": "/book_appointment"}, other])
     if last.order_number:
         payload = f'/check_order_status{{"order_number": "{last.order_number}"}}'
-        if fr:
-            return Reply(f"{hello} Souhaitez-vous des nouvelles de votre commande {last.order_number} ?",
-                         [{"title": "Oui, volontiers", "payload": payload},
-                          {"title": "Autre chose", "payload": "/deny"}])
-        return Reply(f"{hello} Would you like the latest on your order {last.order_number}?",
-                     [{"title": "Yes, please", "payload": payload},
-                      {"title": "Something else", "payload": "/deny"}])
+        return Reply(words["order"].format(hello=hello, number=last.order_number),
+                     [{"title": words["yes"], "payload": payload}, other])
     return None

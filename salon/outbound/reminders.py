@@ -22,13 +22,14 @@ from sqlalchemy import inspect, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from salon.clock import to_us
+from salon.conversation.phrasing import say_city, say_day, say_time, supported
 from salon.identity import ClientRef
 from salon.integrations.schema import appointments, boutiques, clients
 from salon.outbound.queue import QUEUED, InvalidRequest, OutboundQueue, RequestSpec, requests_table
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["OFFSETS", "AppointmentReminders", "format_day"]
+__all__ = ["OFFSETS", "AppointmentReminders", "format_day", "reminder_params"]
 
 #: (label, how long before the start, the latest moment it still makes sense).
 OFFSETS: Final = (
@@ -39,30 +40,32 @@ HORIZON: Final = timedelta(hours=1)
 """Reminders due within this much of a scan are enqueued by it (the worker scans far
 more often, so each one is in the queue well before it is due)."""
 
-_MONTHS: Final = {
-    "en": ("January", "February", "March", "April", "May", "June", "July", "August",
-           "September", "October", "November", "December"),
-    "fr": ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
-           "septembre", "octobre", "novembre", "décembre"),
-    "it": ("gennaio", "febbraio", "marzo", "aprile", "maggio", "giugno", "luglio", "agosto",
-           "settembre", "ottobre", "novembre", "dicembre"),
-}
 _TEXT: Final = {
     "en": ("{first_name}, a gentle reminder of your appointment at our {boutique} boutique on "
            "{date} at {time}. We look forward to welcoming you."),
     "fr": ("{first_name}, nous vous rappelons votre rendez-vous dans notre boutique de {boutique} "
            "le {date} à {time}. Au plaisir de vous accueillir."),
-    "it": ("{first_name}, le ricordiamo il suo appuntamento nella nostra boutique di {boutique} "
-           "il {date} alle {time}. Sarà un piacere accoglierla."),
+    "it": ("{first_name}, Le ricordiamo il Suo appuntamento nella nostra boutique di {boutique}, "
+           "{date} alle {time}. Saremo lieti di accoglierLa."),
 }
+"""The reminder as it goes free-form, by language: the words of the approved
+``appointment_reminder`` template, filled with the same parameters."""
 
 
 def format_day(when: datetime, language: str) -> str:
-    """The day and month as the reminder says them ("25 November"), in English when the
-    language has no month names here.
+    """The day as the reminder says it, in ``when``'s own time zone: "Wednesday 25
+    November" / "mercredi 25 novembre" / "mercoledì 25 novembre" (English for a language
+    the maison does not write).
     """
-    months = _MONTHS.get(language[:2], _MONTHS["en"])
-    return f"{when.day} {months[when.month - 1]}"
+    return say_day(when, supported(language))
+
+
+def reminder_params(first_name: str, city: str, local: datetime, language: str) -> dict[str, str]:
+    """The reminder's parameters in ``language``: the city as the language names it, the
+    day and the time as its locale says them (``local``: the start in the boutique's zone).
+    """
+    return {"first_name": first_name, "boutique": say_city(city, language),
+            "date": format_day(local, language), "time": say_time(local, language)}
 
 
 class AppointmentReminders:
@@ -121,10 +124,9 @@ class AppointmentReminders:
         return created
 
     def _spec(self, row: Any, label: str, send_at: datetime) -> RequestSpec:
-        language = row.language if row.language in _TEXT else "en"
+        language = supported(row.language)
         local = row.starts_at.astimezone(ZoneInfo(row.time_zone))
-        params = {"first_name": row.first_name, "boutique": row.city,
-                  "date": format_day(local, language), "time": local.strftime("%H:%M")}
+        params = reminder_params(row.first_name, row.city, local, language)
         client = ClientRef(self.phone_number_id, user_id=row.user_id, wa_id=row.wa_id)
         return RequestSpec(
             client=client, purpose="appointment_reminder",

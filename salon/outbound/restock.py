@@ -38,6 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from salon.clock import from_us, to_us
+from salon.conversation.phrasing import pick, say_city, supported
 from salon.identity import ClientRef
 from salon.integrations.catalog import fold
 from salon.integrations.schema import boutiques, clients, product_variants, products, variant_stock
@@ -46,7 +47,7 @@ from salon.storage.db import SqlTables
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["RestockBook", "RestockRequest", "StockError", "open_key"]
+__all__ = ["RestockBook", "RestockRequest", "StockError", "alert_text", "open_key"]
 
 WAITING: Final = "waiting"
 NOTIFIED: Final = "notified"
@@ -90,9 +91,20 @@ _TEXT: Final = {
           "Shall we set it aside for you?",
     "fr": "{first_name}, la pièce {product_name} qui vous intéressait est de nouveau disponible dans notre "
           "boutique de {boutique}. Souhaitez-vous que nous la mettions de côté ?",
-    "it": "{first_name}, il pezzo {product_name} che le interessava è di nuovo disponibile nella nostra "
-          "boutique di {boutique}. Desidera che lo mettiamo da parte per lei?",
+    "it": "{first_name}, il modello {product_name} che Le interessava è di nuovo disponibile nella nostra "
+          "boutique di {boutique}. Desidera che lo teniamo da parte per Lei?",
 }
+"""The alert as it goes free-form, by language: the words of the approved
+``restock_alert`` template, filled with the same parameters."""
+_NO_NAME: Final = {"en": "Good day", "fr": "Bonjour", "it": "Buongiorno"}
+"""Opens the alert in place of a first name the book does not have."""
+
+
+def alert_text(params: dict[str, str], language: str) -> str:
+    """The alert in ``language`` (English when the maison does not write it)."""
+    return pick(_TEXT, language).format(
+        first_name=params.get("first_name") or pick(_NO_NAME, language),
+        product_name=params["product_name"], boutique=params["boutique"])
 
 
 def open_key(client: ClientRef, product_id: str, colour: str | None, size: str | None,
@@ -280,11 +292,11 @@ class RestockBook(SqlTables):
             piece = names.get(wait.product_id, wait.product_id)
             if wait.colour:
                 piece = f"{piece} ({line.colour})"
-            params = {"product_name": piece, "boutique": cities.get(line.boutique_id, line.boutique_id)}
+            city = cities.get(line.boutique_id, line.boutique_id)
+            params = {"product_name": piece, "boutique": say_city(city, supported(language[:2]))}
             if person is not None:
                 params["first_name"] = person.first_name
-            text = _TEXT.get(language[:2], _TEXT["en"]).format(
-                first_name=params.get("first_name", "Good day"), **{k: params[k] for k in ("product_name", "boutique")})
+            text = alert_text(params, language[:2])
             specs.append((wait.id, RequestSpec(
                 client=wait.client, purpose="restock_alert", idempotency_key=f"restock:{wait.id}",
                 requested_by="system", content={"text": text}, params=params, language=language,
