@@ -50,6 +50,7 @@ from contextvars import ContextVar
 from typing import Any, Final
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+from rasa.shared.core.events import BotUttered, ConversationPaused, UserUttered
 from rasa.shared.exceptions import RasaException
 from sanic import Blueprint, response
 from sanic.request import Request
@@ -58,6 +59,7 @@ from sanic.response import HTTPResponse
 from connectors.advisor_api import SanicRateLimit, add_advisor_routes
 from salon.access.ratelimit import RateLimitConfigError
 from salon.access.signed_identity import SEAL_KEY, identity_key, seal
+from salon.advisors.paused import WAITING_NOTE_KEY, should_acknowledge, waiting_note
 from salon.identity import ClientRef
 from salon.logmask import install_log_masking, remember
 from salon.loops import LoopThread, call_in_loop
@@ -177,6 +179,8 @@ class WhatsAppInput(InputChannel):
             IoProcessRuntime(config) if config.io_process else WhatsAppRuntime(config)
         )
         self.assistant: LoopThread | None = None
+        self._app: Any = None
+        """The Sanic app once the server has started (its ``ctx.agent`` is Rasa's)."""
 
     def get_output_channel(self) -> OutputChannel:
         """For ``trigger_intent?output_channel=whatsapp[&purpose=…&origin=…]``: a turn the
@@ -236,8 +240,39 @@ class WhatsAppInput(InputChannel):
                     await self.assistant.run(handle(message))
                 else:
                     await on_new_message(message)
+            note = await self._in_assistant_loop(self._waiting_note(turn.sender_id))
+            if note is not None:
+                await output.send_text_message(turn.sender_id, note)
 
         return on_turn
+
+    async def _waiting_note(self, sender_id: str) -> str | None:
+        """The once-per-handover line for a client who writes while her advisor has the
+        conversation (salon/advisors/paused.py), recorded in her conversation before it is
+        sent; None when the assistant is not paused or the line is not due.
+        """
+        agent = getattr(getattr(self._app, "ctx", None), "agent", None)
+        if agent is None or agent.tracker_store is None:
+            return None
+        async with agent.lock_store.lock(sender_id):
+            tracker = await agent.tracker_store.retrieve(sender_id)
+            if tracker is None or not tracker.is_paused():
+                return None
+            since: list[Any] = []
+            for event in reversed(tracker.events):
+                if isinstance(event, ConversationPaused):
+                    break
+                since.append(event)
+            since.reverse()
+            intents = [event.intent.get("name") for event in since if isinstance(event, UserUttered)]
+            told = any(isinstance(event, BotUttered) and (event.metadata or {}).get(WAITING_NOTE_KEY)
+                       for event in since)
+            if not should_acknowledge(intents, told):
+                return None
+            note = waiting_note(tracker.get_slot("language"))
+            tracker.update(BotUttered(note, metadata={WAITING_NOTE_KEY: True}))
+            await agent.tracker_store.save(tracker)
+        return note
 
     async def _in_assistant_loop(self, coro: Coroutine[Any, Any, Any]) -> Any:
         """Work on Rasa's stores where Rasa's turns run."""
@@ -252,6 +287,7 @@ class WhatsAppInput(InputChannel):
 
         @bp.listener("after_server_start")
         async def start(app: Any, loop: Any) -> None:
+            self._app = app
             if self.config.assistant_thread and _loop_free_broker(app):
                 self.assistant = LoopThread("whatsapp-assistant")
                 self.assistant.start()

@@ -59,7 +59,8 @@ async def desk(settings: Settings, clock: ManualClock) -> AsyncIterator[tuple[Ch
 
     async def reply(message: Any) -> None:  # Rasa logs a paused conversation's messages, no reply
         tracker = await agent.tracker_store.get_or_create_tracker(message.sender_id)
-        tracker.update(UserUttered(message.text, metadata=message.metadata))
+        intent = "thank" if message.text.startswith("Thank") else "inform"  # what the NLU would say
+        tracker.update(UserUttered(message.text, intent={"name": intent}, metadata=message.metadata))
         await agent.tracker_store.save(tracker)
 
     config = EmulatorConfig(app_secret=APP_SECRET, status_sent_delay=0.01, status_delivered_delay=0.02,
@@ -140,6 +141,16 @@ async def test_advisor_api_end_to_end(settings: Settings) -> None:
         assert [(line["from"], line["text"]) for line in body["transcript"]] == [
             ("client", "I would like to speak to Sophie"), ("system", "handed to an advisor"),
             ("client", "Thank you, I will wait for her")]
+        assert await outbox(admin) == []  # a thank-you needs no answer
+
+        # Something more for her advisor: the client hears once that Sophie's desk has it.
+        await client_writes(ch, admin, "It is about the Aurore bag")
+        await client_writes(ch, admin, "the one in tan")
+        note = "Your client advisor has your message and will reply to you here personally."
+        assert [(m["type"], m["body"]) for m in await outbox(admin)] == [("text", note)]
+        transcript = (await call(ch, "GET", f"/conversations/{CLAIRE}", SOPHIE))[1]["transcript"]
+        assert [(line["from"], line["text"]) for line in transcript[-3:]] == [
+            ("client", "It is about the Aurore bag"), ("assistant", note), ("client", "the one in tan")]
 
         # A reply while the window is open goes out free-form, and joins the transcript.
         assert (await call(ch, "POST", f"/conversations/{CLAIRE}/reply", SOPHIE, {"text": ""}))[0] == 400
@@ -148,7 +159,7 @@ async def test_advisor_api_end_to_end(settings: Settings) -> None:
         assert status == 200 and body["sent"] == "free_form" and body["wamid"]
         box = await outbox(admin)
         assert [(m["type"], m["body"]) for m in box] == [
-            ("text", "Bonjour Madame Laurent, c'est Sophie. Je m'en occupe.")]
+            ("text", note), ("text", "Bonjour Madame Laurent, c'est Sophie. Je m'en occupe.")]
         transcript = (await call(ch, "GET", f"/conversations/{CLAIRE}", SOPHIE))[1]["transcript"]
         assert transcript[-1] == {**transcript[-1], "from": "advisor", "advisor": "sophie",
                                   "text": "Bonjour Madame Laurent, c'est Sophie. Je m'en occupe."}
@@ -161,8 +172,8 @@ async def test_advisor_api_end_to_end(settings: Settings) -> None:
                                   {"text": "Votre pièce est prête."})
         assert status == 202 and body["sent"] == "parked" and body["nudge_wamid"]
         box = await outbox(admin)
-        assert [m["type"] for m in box] == ["text", "template"]
-        assert box[1]["template"] == "advisor_update_nudge" and "Votre pièce" not in box[1]["body"]
+        assert [m["type"] for m in box] == ["text", "text", "template"]
+        assert box[2]["template"] == "advisor_update_nudge" and "Votre pièce" not in box[2]["body"]
 
         # Handed back: the handoff is resolved, Rasa's tracker resumed, no more replies.
         status, body = await call(ch, "POST", f"/conversations/{CLAIRE}/resume", SOPHIE)

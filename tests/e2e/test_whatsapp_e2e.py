@@ -161,6 +161,14 @@ def test_ask_for_an_advisor_and_get_a_reply_from_the_advisor_api(stack: Stack) -
     _say(stack, "Thank you, I will wait")  # paused: no reply from the assistant
     time.sleep(QUIET_S)
     assert len(stack.outbox(CLAIRE)) == 1
+    # Something more for the advisor: told once that her advisor has it, then quiet.
+    _say(stack, "Also, the belt of my coat is missing from the parcel")
+    box = _settled(stack, CLAIRE, 2)
+    assert len(box) == 2 and box[-1]["body"] == (
+        "Your client advisor has your message and will reply to you here personally."), box
+    _say(stack, "It is the camel one")
+    time.sleep(QUIET_S)
+    assert len(stack.outbox(CLAIRE)) == 2
 
     api = f"{stack.config.rasa_url}/webhooks/whatsapp/advisor/conversations"
     auth = {"Authorization": f"Bearer {SOPHIE_TOKEN}"}
@@ -169,20 +177,22 @@ def test_ask_for_an_advisor_and_get_a_reply_from_the_advisor_api(stack: Stack) -
     mine = [c for c in listing if c["conversation_id"] == CLAIRE]
     assert len(mine) == 1 and mine[0]["window"]["open"] is True and mine[0]["reason"] == "talk_to_advisor"
     transcript = httpx.get(f"{api}/{CLAIRE}", headers=auth, timeout=30).json()["transcript"]
-    assert transcript[-1] == {**transcript[-1], "from": "client", "text": "Thank you, I will wait"}
+    assert [(line["from"], line["text"]) for line in transcript[-3:]] == [
+        ("client", "Also, the belt of my coat is missing from the parcel"),
+        ("assistant", box[-1]["body"]), ("client", "It is the camel one")]
 
     reply = "Good day, Ms Laurent, it is Sophie. How may I help?"
     SAID.append(reply)
     sent = httpx.post(f"{api}/{CLAIRE}/reply", headers=auth, timeout=30, json={"text": reply})
     assert sent.status_code == 200 and sent.json()["sent"] == "free_form", sent.text
-    box = _settled(stack, CLAIRE, 2)
+    box = _settled(stack, CLAIRE, 3)
     assert box[-1]["body"] == reply
     assert box[-1]["template"] is None
 
     resumed = httpx.post(f"{api}/{CLAIRE}/resume", headers=auth, timeout=30)
     assert resumed.status_code == 200 and resumed.json()["status"] == "resolved"
     _say(stack, "Hello")  # the assistant answers again
-    box = _settled(stack, CLAIRE, 3)
+    box = _settled(stack, CLAIRE, 4)
     assert "Ms Laurent" in box[-1]["body"], box
 
 
