@@ -225,7 +225,7 @@ def test_trigger_follow_up_asks_rasa_for_the_whatsapp_channel(
     # the purpose in the query, the credential in a header, no secret in the URL
     assert call["path"] == ("/conversations/33600000001/trigger_intent"
                             "?output_channel=whatsapp&purpose=advisor_followup")
-    assert call["body"] == {"name": "greet"} and call["auth"].startswith("Bearer ")
+    assert call["body"] == {"name": "advisor_followup"} and call["auth"].startswith("Bearer ")
     with pytest.raises(httpx.HTTPStatusError):
         demo.trigger_follow_up(url, "wrong", "33600000001")
     with pytest.raises(ValueError):
@@ -266,9 +266,9 @@ def test_the_follow_up_helper_triggers_and_allows_the_phone_page(
 
     response = httpx.post(server.url, json={"client": "+33600000001"}, headers=page)
     assert response.status_code == 200, response.text
-    assert response.json() == {"ok": True, "client": "33600000001", "intent": "greet"}
+    assert response.json() == {"ok": True, "client": "33600000001", "intent": "advisor_followup"}
     assert response.headers["access-control-allow-origin"] == "http://127.0.0.1:5900"
-    assert calls == [("33600000001", "greet")]
+    assert calls == [("33600000001", "advisor_followup")]
 
     other = httpx.post(server.url, json={}, headers={"Origin": "http://evil.example"})
     assert other.status_code == 200  # curl-like callers work; browsers elsewhere are not let in

@@ -187,10 +187,12 @@ def stack_config(args: argparse.Namespace, workdir: Path) -> StackConfig:
 
 
 FOLLOW_UP_PURPOSE = "advisor_followup"
+#: What a follow-up asks the assistant: the news it promised (actions/followup.py).
+FOLLOW_UP_INTENT = "advisor_followup"
 
 
 def trigger_follow_up(
-    rasa_url: str, jwt_secret: str, client: str, intent: str = "greet", timeout: float = 60.0
+    rasa_url: str, jwt_secret: str, client: str, intent: str = FOLLOW_UP_INTENT, timeout: float = 60.0
 ) -> dict[str, Any]:
     """Have the assistant write first to ``client``: Rasa's ``trigger_intent`` with the
     WhatsApp output channel, as a follow-up (its consent is checked). Outside the 24-hour
@@ -298,7 +300,7 @@ class FollowUpServer:
                     self._reply(400, {"error": "the body must be a JSON object"})
                     return
                 client = str(body.get("client") or CLIENT).lstrip("+")
-                intent = str(body.get("intent") or "greet")
+                intent = str(body.get("intent") or FOLLOW_UP_INTENT)
                 if not _CLIENT_ID.match(client) or not _INTENT.match(intent):
                     self._reply(400, {"error": "client must be a number, intent a name"})
                     return
@@ -391,12 +393,12 @@ def demo_banner(config: StackConfig, followup_url: str | None) -> str:
         f"curl -X POST '{config.rasa_url}/conversations/{CLIENT}/trigger_intent"
         f"?output_channel=whatsapp&purpose={FOLLOW_UP_PURPOSE}' "
         "-H \"Authorization: Bearer $SALON_DEMO_TOKEN\" "
-        "-H 'Content-Type: application/json' -d '{\"name\": \"greet\"}'"
+        f"-H 'Content-Type: application/json' -d '{{\"name\": \"{FOLLOW_UP_INTENT}\"}}'"
     )
     follow_up_step = (
         '  5. Press "Assistant follow-up": the assistant writes first. Outside the window a\n'
         "     free-form message cannot be sent, so a template knocks instead (\"Bonjour\n"
-        '     Claire, …\"). Tap "Voir la nouvelle" and the waiting message arrives.\n'
+        '     Claire, …\"). Tap "Voir la nouvelle": the news of her order arrives first.\n'
         f"     Without the page:\n     {trigger}\n"
         if followup_url
         else "  5. Have the assistant write first; outside the window a template knocks instead\n"
@@ -688,7 +690,7 @@ class _Story:
     def follow_up(self) -> tuple[bool, str]:
         conv = self.conv
         box = conv.replies(
-            lambda: trigger_follow_up(self.rasa_url, self.jwt_secret, CLIENT, "greet")
+            lambda: trigger_follow_up(self.rasa_url, self.jwt_secret, CLIENT)
         )
         templates = [m for m in box if m.get("template") == "advisor_update_nudge"]
         ok = (
@@ -704,7 +706,7 @@ class _Story:
     def tap_nudge(self) -> tuple[bool, str]:
         conv = self.conv
         box = conv.replies(lambda: conv.tap(self.seen["nudge"], "0"))
-        return _one_containing(box, "Ms Laurent")
+        return _one_containing(box, f"news of your order {ORDER}")
 
 
 def story_steps(conv: Conversation, rasa_url: str, jwt_secret: str) -> list[Step]:
@@ -733,11 +735,12 @@ def story_steps(conv: Conversation, rasa_url: str, jwt_secret: str) -> list[Step
         Step(f'she asks "where is my order {ORDER}"',
              f'the order\'s real status ("…{ORDER}… DHL Express…")', story.order),
         Step("25 hours pass", "the 24-hour window is closed", story.later),
-        Step("the assistant follows up (trigger_intent greet)",
+        Step("the assistant follows up (trigger_intent advisor_followup)",
              "exactly one template, advisor_update_nudge; no free-form message, no 131047",
              story.follow_up),
         Step("she taps the template's button",
-             'the parked greeting arrives ("…Ms Laurent…"), free-form', story.tap_nudge),
+             f'the parked news arrives ("As promised, news of your order {ORDER}: …"), free-form',
+             story.tap_nudge),
     ]
 
 

@@ -554,7 +554,7 @@
     ui.followup.disabled = true;
     ui.followupResult.textContent = "Asking the assistant…";
     const result = await act("The follow-up failed", () =>
-      call("POST", state.followup, { client: state.client, intent: "greet" }),
+      call("POST", state.followup, { client: state.client, intent: "advisor_followup" }),
     );
     ui.followupResult.textContent = result
       ? "The assistant has written; watch the conversation."
