@@ -2,7 +2,11 @@
 
 - :mod:`salon.llm.config`: ``SALON_LLM_*`` settings; no endpoint configured means no
   provider ever receives anything (the offline responder answers).
-- :mod:`salon.llm.retrieval`: BM25 and character n-gram ranking over the catalog.
+- :mod:`salon.llm.constraints`: what the client's words ask a suggestion to respect
+  (budget and currency, for whom, occasion, season, size, colour, kind of piece), and
+  who each piece is cut for.
+- :mod:`salon.llm.retrieval`: BM25 and character n-gram ranking over the catalog, with
+  the client's constraints as hard filters.
 - :mod:`salon.llm.context`: the current client's profile, only with their consent.
 - :mod:`salon.llm.sensitivity`: obvious prompt-injection attempts and open styling talk
   (messages a person must answer are :mod:`salon.advisors.screen`'s).

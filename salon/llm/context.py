@@ -2,8 +2,10 @@
 
 Only the client writing is ever read (by their WhatsApp number or business-scoped id).
 Their name, language and advisor are always used to address them; their sizes,
-preferences and purchases only when their latest ``personalisation`` consent is granted.
-Whether a model may draft their answers at all is their latest ``llm`` consent.
+preferences and purchases only when their latest ``personalisation`` consent is granted
+(then also :attr:`ClientContext.owned`: every piece bought or on order, which the
+suggestions skip). Whether a model may draft their answers at all is their latest
+``llm`` consent.
 """
 
 from __future__ import annotations
@@ -12,12 +14,23 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from sqlalchemy import or_, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from salon.consent.ledger import latest_decisions
-from salon.integrations.schema import advisors, boutiques, clients, products, purchases
+from salon.integrations.schema import (
+    advisors,
+    boutiques,
+    clients,
+    order_items,
+    orders,
+    products,
+    purchases,
+)
 
-__all__ = ["ClientContext", "Purchase", "load_client_context"]
+__all__ = ["NOT_OWNED_STATUSES", "ClientContext", "Purchase", "load_client_context"]
+
+NOT_OWNED_STATUSES = frozenset({"cancelled", "returned"})
+"""Orders in these states leave the client nothing: every other order is on its way or hers."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +61,8 @@ class ClientContext:
     colours: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
     purchases: tuple[Purchase, ...] = ()
+    owned: frozenset[str] = frozenset()
+    """Product ids of every piece bought (the whole history) or on order, with consent."""
 
     @property
     def known(self) -> bool:
@@ -97,6 +112,7 @@ async def load_client_context(engine: AsyncEngine, *, wa_id: str | None, user_id
                   (await latest_decisions(conn, row.id, aliases)).items()}
         personalisation = latest.get("personalisation", False)
         bought: tuple[Purchase, ...] = ()
+        owned: frozenset[str] = frozenset()
         if personalisation:
             lines = await conn.execute(
                 select(purchases.c.product_id, products.c.name, purchases.c.colour, purchases.c.size,
@@ -108,6 +124,7 @@ async def load_client_context(engine: AsyncEngine, *, wa_id: str | None, user_id
             )
             bought = tuple(Purchase(r.product_id, r.name, r.colour, str(r.size), r.purchased_on)
                            for r in lines.all())
+            owned = await _owned(conn, row.id)
     preferences = row.preferences if personalisation and isinstance(row.preferences, dict) else {}
     return ClientContext(
         client_id=row.id,
@@ -123,4 +140,16 @@ async def load_client_context(engine: AsyncEngine, *, wa_id: str | None, user_id
         colours=tuple(str(c) for c in preferences.get("colours", [])),
         categories=tuple(str(c) for c in preferences.get("categories", [])),
         purchases=bought,
+        owned=owned,
     )
+
+
+async def _owned(conn: AsyncConnection, client_id: str) -> frozenset[str]:
+    """Every product the client bought, or ordered in an order neither cancelled nor returned."""
+    bought = await conn.execute(select(purchases.c.product_id).where(purchases.c.client_id == client_id))
+    ordered = await conn.execute(
+        select(order_items.c.product_id)
+        .join(orders, orders.c.id == order_items.c.order_id)
+        .where(orders.c.client_id == client_id, orders.c.status.not_in(sorted(NOT_OWNED_STATUSES)))
+    )
+    return frozenset(str(r.product_id) for r in [*bought.all(), *ordered.all()])

@@ -26,6 +26,15 @@ are its vocabulary in :mod:`salon.llm.lexicon`, nowhere else.
 - ``leak``: the instructions repeated, or talk of prompts and rules;
 - ``voice``: "As an AI", exclamation cascades, emoji runs, hype;
 - ``length``: more than :data:`MAX_CHARS` characters (two or three WhatsApp sentences).
+
+Given the client's constraints (a :class:`salon.llm.constraints.Fit`), three more:
+
+- ``budget``: a piece named whose price, in the currency of her budget, is outside it
+  (her budget's own figures, "within your €800", are not prices to check);
+- ``recipient``: a piece named that is not cut for whom it is meant (a gown for her
+  husband, anything for a child);
+- ``owned``: a piece she already owns or has on order, suggested again (speaking of
+  "your Aurore tote", "votre sac Aurore", "il Suo Amalfi silk dress" is fine).
 """
 
 from __future__ import annotations
@@ -36,10 +45,11 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from salon.integrations.catalog import COLOUR_FAMILIES, ProductFacts, fold
+from salon.llm.constraints import Fit
 from salon.llm.context import ClientContext
 from salon.llm.lexicon import VOCABULARIES, merged, number_value, spelled_amount, union
 
-__all__ = ["MAX_CHARS", "Problem", "Verdict", "check"]
+__all__ = ["MAX_CHARS", "Problem", "Verdict", "check", "named_products"]
 
 MAX_CHARS: Final = 600
 
@@ -263,12 +273,16 @@ def check(
     cities: Mapping[str, str],
     client: ClientContext,
     rules: str = "",
+    fit: Fit | None = None,
 ) -> Verdict:
-    """The problems of ``answer`` given what was retrieved for this turn."""
+    """The problems of ``answer`` given what was retrieved for this turn and, with
+    ``fit``, the client's constraints.
+    """
     allowed = {p.id: p for p in retrieved}
     by_id = {p.id: p for p in catalog}
-    owned = {purchase.product_id for purchase in client.purchases}
+    owned = {purchase.product_id for purchase in client.purchases} | set(client.owned)
     known = set(allowed) | owned
+    budget_figures = _budget_figures(fit)
     names = _Names(catalog)
     catalog_colours = sorted({c for p in catalog for c in p.colours if c[:1].isupper()}, key=len, reverse=True)
 
@@ -278,9 +292,10 @@ def check(
     for sentence in _sentences(answer):
         named = names.mentioned(sentence)
         problems.extend(_naming_problems(sentence, named, names, by_id, known))
+        problems.extend(_constraint_problems(sentence, named, by_id, set(allowed), owned, fit))
         context_ids = {pid for pid in named if pid in allowed} or previous
         context = [allowed[pid] for pid in sorted(context_ids)]
-        problems.extend(_price_problems(sentence, context, retrieved))
+        problems.extend(_price_problems(sentence, context, retrieved, budget_figures))
         problems.extend(_material_problems(sentence, context))
         problems.extend(_stock_problems(sentence, context, cities))
         problems.extend(_colour_problems(sentence, context, catalog_colours))
@@ -381,9 +396,67 @@ def _repeats_rules(answer: str, rules: str, window: int = 8) -> bool:
     return any(f" {' '.join(words[i:i + window])} " in text for i in range(len(words) - window + 1))
 
 
-def _price_problems(sentence: str, context: Sequence[ProductFacts], retrieved: Sequence[ProductFacts]) -> list[Problem]:
+def _budget_figures(fit: Fit | None) -> set[tuple[str, int]]:
+    """The client's own budget figures ((currency, amount)): a draft may repeat them."""
+    if fit is None or fit.constraints.budget is None:
+        return set()
+    budget = fit.constraints.budget
+    return {(fit.currency, budget.amount)} | ({(fit.currency, budget.upper)} if budget.upper else set())
+
+
+def named_products(answer: str, catalog: Sequence[ProductFacts]) -> list[str]:
+    """The ids of the catalog pieces ``answer`` names, in catalog order."""
+    names = _Names(catalog)
+    named = set().union(*(names.mentioned(sentence) for sentence in _sentences(answer))) if answer else set()
+    return [p.id for p in catalog if p.id in named]
+
+
+def _said_as_hers(sentence: str, product: ProductFacts, window: int = 4) -> bool:
+    """The piece is spoken of as the client's own ("your Aurore tote", "votre sac
+    Aurore", "il Suo Amalfi silk dress").
+    """
+    first = re.search(rf"(?<!\w){re.escape(product.name.split()[0])}(?!\w)", sentence, re.IGNORECASE)
+    if first is None:
+        return False
+    return bool(_POSSESSIVES & set(fold(sentence[:first.start()]).split()[-window:]))
+
+
+def _constraint_problems(sentence: str, named: set[str], by_id: Mapping[str, ProductFacts], allowed: set[str],
+                         owned: set[str], fit: Fit | None) -> list[Problem]:
+    """Pieces named that the client already has (suggested again), or, with ``fit``,
+    that break her budget or are not cut for whom they are meant.
+    """
+    out: list[Problem] = []
+    for pid in sorted(named):
+        product = by_id[pid]
+        if pid in owned and pid not in allowed:
+            if not _said_as_hers(sentence, product):
+                out.append(Problem("owned", f"it suggests the {product.name}, which the client already has; "
+                                            "suggest only the pieces in FACTS"))
+            continue
+        if fit is None:
+            continue
+        reasons = fit.reasons(product)
+        if "budget" in reasons:
+            budget = fit.constraints.budget
+            assert budget is not None
+            price = fit.price(product)
+            out.append(Problem("budget", f"it suggests the {product.name} at {price} {fit.currency}, outside the "
+                                         f"client's budget ({budget.kind} {budget.amount}"
+                                         f"{f'-{budget.upper}' if budget.upper else ''} {fit.currency})"))
+        if "recipient" in reasons:
+            whom = ", ".join(r.relation for r in fit.constraints.for_whom)
+            out.append(Problem("recipient", f"it suggests the {product.name}, which is not made for the client's "
+                                            f"{whom}"))
+    return out
+
+
+def _price_problems(sentence: str, context: Sequence[ProductFacts], retrieved: Sequence[ProductFacts],
+                    budget_figures: set[tuple[str, int]] | None = None) -> list[Problem]:
     out: list[Problem] = []
     for quoted, currency, amount in _amounts(sentence):
+        if amount is not None and (currency, amount) in (budget_figures or set()):
+            continue
         candidates = context or retrieved
         prices = {p.price_eur if currency == "EUR" else p.price_gbp for p in candidates}
         if amount is None or amount not in prices:

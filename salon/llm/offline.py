@@ -10,6 +10,11 @@ comes from anywhere but the catalog and the client's record, so it passes the sa
 guardrails as a model's answer (a test holds it to that for every held-out question, in
 every language).
 
+When nothing in the catalog respects what the client said (her budget, for whom, the
+kind, size or colour she asked for, what she already owns), :func:`nothing_fits_answer`
+says so plainly, naming those constraints, and offers her advisor by name: no other
+piece is put forward in their place.
+
 Every sentence exists in English, French and Italian (:data:`PHRASES`), in the maison's
 register: "vous" in French, "Lei" in Italian. The pieces keep their catalog names; in
 French and Italian they are "le modèle …" / "il modello …", the way an advisor speaks of
@@ -25,11 +30,12 @@ from typing import Final
 
 from salon.conversation.language import supported
 from salon.integrations.catalog import ProductFacts
+from salon.llm.constraints import Budget, Fit
 from salon.llm.context import ClientContext
 from salon.llm.retrieval import Ranked
 
-__all__ = ["MATERIAL_NAMES", "PHRASES", "Phrases", "advisor_offer", "availability", "offline_answer",
-           "safe_answer", "salutation"]
+__all__ = ["MATERIAL_NAMES", "NOTHING_FITS", "PHRASES", "NothingFits", "Phrases", "advisor_offer", "availability",
+           "money", "nothing_fits_answer", "offline_answer", "safe_answer", "salutation"]
 
 _NBSP, _NNBSP = "\u00a0", "\u202f"
 
@@ -221,10 +227,23 @@ def salutation(client: ClientContext, language: str | None = "en") -> str | None
     return " ".join(part for part in (client.first_name, client.last_name) if part)
 
 
-def _price(product: ProductFacts, client: ClientContext, words: Phrases) -> str:
-    amount = product.price_gbp if client.currency == "GBP" else product.price_eur
+def money(amount: int, currency: str, language: str | None = "en") -> str:
+    """An amount as the maison writes it in ``language``: "€3,300", "3 300 €", "3.300 €";
+    a currency the catalog has no price in keeps its code ("USD 800").
+    """
+    words = _phrases(language)
     digits = f"{amount:,}".replace(",", words.thousands)
-    return (words.pound if client.currency == "GBP" else words.euro).format(amount=digits)
+    if currency not in ("EUR", "GBP"):
+        return f"{currency} {digits}"
+    return (words.pound if currency == "GBP" else words.euro).format(amount=digits)
+
+
+def _price(product: ProductFacts, client: ClientContext, words: Phrases, currency: str | None = None) -> str:
+    """The piece's price in ``currency`` (the one her budget is in), else the client's."""
+    code = currency if currency in ("EUR", "GBP") else client.currency
+    amount = product.price_gbp if code == "GBP" else product.price_eur
+    digits = f"{amount:,}".replace(",", words.thousands)
+    return (words.pound if code == "GBP" else words.euro).format(amount=digits)
 
 
 def _material(product: ProductFacts, language: str) -> str:
@@ -236,9 +255,10 @@ def _material(product: ProductFacts, language: str) -> str:
     return MATERIAL_NAMES.get(language, {}).get(first, "")
 
 
-def _piece(product: ProductFacts, client: ClientContext, language: str) -> str:
+def _piece(product: ProductFacts, client: ClientContext, language: str, currency: str | None = None) -> str:
     words = _phrases(language)
-    facts = ", ".join(part for part in (_material(product, language), _price(product, client, words)) if part)
+    facts = ", ".join(part for part in (_material(product, language), _price(product, client, words, currency))
+                      if part)
     return words.piece.format(name=product.name, facts=facts)
 
 
@@ -302,17 +322,19 @@ def _opening(client: ClientContext, language: str) -> str:
 
 
 def offline_answer(
-    ranked: Sequence[Ranked], client: ClientContext, cities: Mapping[str, str], language: str | None = "en"
+    ranked: Sequence[Ranked], client: ClientContext, cities: Mapping[str, str], language: str | None = "en",
+    currency: str | None = None,
 ) -> tuple[str, list[str]] | None:
     """The answer, in ``language`` (English, French or Italian; anything else is
     English), and the ids of the pieces it names, or None when nothing was retrieved.
+    Prices are in ``currency`` (EUR or GBP: the one her budget is in), else the client's.
     """
     chosen = _chosen(ranked)
     if not chosen:
         return None
     lang = supported(language)
     words = _phrases(lang)
-    pieces = f" {words.conjunction} ".join(_piece(p, client, lang) for p in chosen)
+    pieces = f" {words.conjunction} ".join(_piece(p, client, lang, currency) for p in chosen)
     text = " ".join((
         _opening(client, lang),
         words.suggest.format(pieces=pieces),
@@ -323,12 +345,13 @@ def offline_answer(
 
 
 def safe_answer(
-    ranked: Sequence[Ranked], client: ClientContext, cities: Mapping[str, str], language: str | None = "en"
+    ranked: Sequence[Ranked], client: ClientContext, cities: Mapping[str, str], language: str | None = "en",
+    currency: str | None = None,
 ) -> tuple[str, list[str]]:
     """What goes out when a model's draft could not be made right: the grounded offline
     answer, or, with nothing retrieved, the advisor alone (in ``language``).
     """
-    grounded = offline_answer(ranked, client, cities, language)
+    grounded = offline_answer(ranked, client, cities, language, currency)
     if grounded is not None:
         return grounded
     lang = supported(language)
@@ -336,3 +359,113 @@ def safe_answer(
     rather = (words.rather_advisor.format(advisor=client.advisor_first_name) if client.advisor_first_name
               else words.rather_anyone)
     return f"{_opening(client, lang)} {rather} {words.pass_on}", []
+
+
+# --------------------------------------------------------------------------- nothing fits
+@dataclass(frozen=True, slots=True)
+class NothingFits:
+    """The "nothing fits" answer in one language.
+
+    ``sentence`` holds ``{what}``: the constraints, each fragment in its own words
+    (``of_kind``; a budget by kind, ``{amount}``, ``{low}``, ``{high}``; for whom;
+    ``size``, ``colour`` with her ``{value}``; ``not_owned``).
+    """
+
+    sentence: str
+    of_kind: str
+    budget: Mapping[str, str]
+    for_man: str
+    for_woman: str
+    for_child: str
+    for_anyone: str
+    size: str
+    colour: str
+    not_owned: str
+    ask_advisor: str
+    ask_anyone: str
+
+
+NOTHING_FITS: Final[Mapping[str, NothingFits]] = {
+    "en": NothingFits(
+        sentence="I'm afraid we have nothing{what} at the moment.",
+        of_kind="of that kind",
+        budget={"under": "under {amount}", "max": "up to {amount}", "around": "around {amount}",
+                "between": "between {low} and {high}", "min": "from {amount}"},
+        for_man="for a man", for_woman="for a woman", for_child="for a child",
+        for_anyone="that anyone could wear", size="in size {value}", colour="in {value}",
+        not_owned="that you do not already have",
+        ask_advisor="Shall I ask {advisor}, your client advisor, to look into it with you?",
+        ask_anyone="Shall I ask a client advisor to look into it with you?",
+    ),
+    "fr": NothingFits(
+        sentence="Je crains que nous n'ayons rien{what} en ce moment.",
+        of_kind="de ce type",
+        budget={"under": "à moins de {amount}", "max": "jusqu'à {amount}", "around": "autour de {amount}",
+                "between": "entre {low} et {high}", "min": "à partir de {amount}"},
+        for_man="pour un homme", for_woman="pour une femme", for_child="pour un enfant",
+        for_anyone="que chacun puisse porter", size="en taille {value}", colour="en {value}",
+        not_owned="que vous n'ayez déjà",
+        ask_advisor=f"Souhaitez-vous que je demande à {{advisor}}, qui vous suit personnellement, d'y réfléchir avec vous{_NNBSP}?",
+        ask_anyone=f"Souhaitez-vous que je demande à l'un de nos conseillers d'y réfléchir avec vous{_NNBSP}?",
+    ),
+    "it": NothingFits(
+        sentence="Purtroppo al momento non abbiamo nulla{what}.",
+        of_kind="di questo tipo",
+        budget={"under": "per meno di {amount}", "max": "entro {amount}", "around": "per circa {amount}",
+                "between": "tra {low} e {high}", "min": "da {amount} in su"},
+        for_man="per un uomo", for_woman="per una donna", for_child="per un bambino",
+        for_anyone="adatto a chiunque", size="nella taglia {value}", colour="in {value}",
+        not_owned="che Lei non abbia già",
+        ask_advisor="Desidera che chieda a {advisor}, che La segue personalmente, di pensarci insieme a Lei?",
+        ask_anyone="Desidera che chieda a uno dei nostri consulenti di pensarci insieme a Lei?",
+    ),
+}
+"""The "nothing fits" answer's words, by language."""
+
+
+def _budget_words(budget: Budget, currency: str, words: NothingFits, language: str) -> str:
+    amount = money(budget.amount, currency, language)
+    high = money(budget.upper if budget.upper is not None else budget.amount, currency, language)
+    return words.budget[budget.kind].format(amount=amount, low=amount, high=high)
+
+
+def _for_whom_words(fit: Fit, words: NothingFits) -> str | None:
+    """Who the pieces were for, when that narrowed them (never the client herself)."""
+    others = [r for r in fit.constraints.for_whom if not r.is_self]
+    if not others:
+        return None
+    if any(r.child for r in others):
+        return words.for_child
+    genders = {r.gender for r in others}
+    if genders == {"man"}:
+        return words.for_man
+    if genders == {"woman"}:
+        return words.for_woman
+    return None if fit.constraints.kinds else words.for_anyone
+
+
+def nothing_fits_answer(fit: Fit, language: str | None = "en", *, of_kind: bool = False,
+                        owned: bool = False) -> str:
+    """The plain answer when no piece respects the client's constraints, in ``language``:
+    what she asked for (``of_kind``: the kind of piece, or what her words named), her
+    budget, for whom, size and colour, and (``owned``) that she has the pieces that would
+    have fitted, then her advisor (by first name when known). No piece is named.
+    """
+    lang = supported(language)
+    words = NOTHING_FITS[lang]
+    c = fit.constraints
+    parts = [words.of_kind if of_kind or c.kinds else ""]
+    if c.budget is not None:
+        parts.append(_budget_words(c.budget, fit.currency, words, lang))
+    parts.append(_for_whom_words(fit, words) or "")
+    if c.size is not None:
+        parts.append(words.size.format(value=c.size.value))
+    if c.colours:
+        parts.append(words.colour.format(value=c.colours[0].word))
+    if owned:
+        parts.append(words.not_owned)
+    what = "".join(f" {part}" for part in parts if part)
+    advisor = (words.ask_advisor.format(advisor=fit.client.advisor_first_name) if fit.client.advisor_first_name
+               else words.ask_anyone)
+    return " ".join((_opening(fit.client, lang), words.sentence.format(what=what), advisor))
+

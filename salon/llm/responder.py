@@ -2,13 +2,20 @@
 
 1. A message a person must answer (complaint, distress, legal, medical, VIC-sensitive)
    is handed over: no model, no catalog.
-2. The client is read (only them; their profile only with personalisation consent) and
-   the catalog is ranked for the question.
+2. The client is read (only them; their profile only with personalisation consent),
+   her words are read for what a suggestion must respect (:mod:`salon.llm.constraints`:
+   budget, for whom, occasion, season, size, colour, kind of piece; place names are no
+   reason to rank a piece), and the catalog is ranked for the question among the pieces
+   that respect all of it and that she does not already own or have on order
+   (:meth:`salon.llm.retrieval.CatalogIndex.rank_fitting`). When none does, the answer
+   says so plainly in her language and offers her advisor: no model, no other piece.
 3. The model drafts the answer only when one is configured, the client's latest ``llm``
    consent is granted, and the message is not an obvious injection attempt. The draft is
    checked by the guardrails; a failing draft is regenerated once with its problems
    named; a second failure, an error, or the turn's deadline (8 s by default, for the
-   whole model part) gives the grounded offline answer instead.
+   whole model part) gives the grounded offline answer instead. The model sees only the
+   fitting pieces and the constraints, and the guardrails reject a draft that names a
+   piece outside her budget, not made for whom it is meant, or one she already has.
 4. Otherwise the offline responder answers from the retrieved facts.
 
 The turn is held in the conversation's language (English, French or Italian: the
@@ -38,9 +45,10 @@ from salon.integrations.catalog import ProductFacts, SqlCatalog
 from salon.llm.audit import AuditEntry, LlmAudit, mask, sender_key
 from salon.llm.client import LlmClient, LlmUnavailable
 from salon.llm.config import LlmSettings
+from salon.llm.constraints import Fit, parse_constraints
 from salon.llm.context import ClientContext, load_client_context
-from salon.llm.guardrails import Verdict, check
-from salon.llm.offline import safe_answer
+from salon.llm.guardrails import Verdict, check, named_products
+from salon.llm.offline import nothing_fits_answer, safe_answer
 from salon.llm.prompt import build_messages, repair_messages, system_rules
 from salon.llm.retrieval import CatalogIndex, Ranked
 from salon.llm.sensitivity import looks_like_injection
@@ -64,11 +72,14 @@ class StylingReply:
     """What the turn produced.
 
     ``mode``: ``llm`` (a model's checked draft), ``offline`` (the offline responder, also
-    after a model failure), ``handoff`` (a person must answer: ``handoff`` names why) or
-    ``vague`` (nothing in the catalog matched: ask what the occasion is).
+    after a model failure), ``handoff`` (a person must answer: ``handoff`` names why),
+    ``nothing_fits`` (no piece respects what the client said: the answer says so and
+    offers her advisor) or ``vague`` (nothing in the catalog matched: ask what the
+    occasion is).
     ``verdict``: ``pass``, ``repaired``, ``replaced`` (drafts failed the guardrails),
     ``unavailable`` / ``timeout`` (the model failed), ``offline`` (no model configured),
-    ``no_consent``, ``injection``, ``handoff`` or ``vague``.
+    ``no_consent``, ``injection``, ``handoff``, ``nothing_fits`` or ``vague``.
+    ``product_ids``: the pieces the answer suggests.
     ``language``: the language the turn was held in (en, fr, it).
     """
 
@@ -159,21 +170,36 @@ class StylingAdvisor:
             await self.audit.record(AuditEntry(audit_id, "handoff", "none", "handoff",
                                                problems=[reason]))
             return StylingReply("handoff", "handoff", handoff=reason, language=lang)
-        ranked = self.index.rank(text, 5)
+        fit = Fit.of(parse_constraints(text, lang), client, self.index.products)
+        ranked = self.index.rank_fitting(fit, 5)
         retrieved = [r.product for r in ranked]
         ids = [p.id for p in retrieved]
         if not ranked:
-            await self.audit.record(AuditEntry(audit_id, "offline", "offline", "vague", retrieved_ids=ids))
-            return StylingReply("vague", "vague", language=lang)
+            return await self._nothing_ranked(fit, audit_id, lang)
 
         skip = self._why_not_model(client, text)
         if skip is not None:
             started = time.perf_counter()
-            answer, named = safe_answer(ranked, client, self._cities, lang)
+            answer, named = safe_answer(ranked, client, self._cities, lang, fit.currency)
             await self.audit.record(AuditEntry(audit_id, "offline", "offline", skip, response=answer,
                                                retrieved_ids=ids, latency_ms=_ms(started)))
             return StylingReply("offline", skip, answer, tuple(named), language=lang)
-        return await self._with_model(text, client, ranked, retrieved, audit_id, lang)
+        return await self._with_model(text, client, ranked, retrieved, audit_id, lang, fit)
+
+    async def _nothing_ranked(self, fit: Fit, audit_id: str | None, language: str) -> StylingReply:
+        """No piece to suggest: a vague message gets the question about the occasion; one
+        whose constraints nothing respects gets the plain answer and the advisor.
+        """
+        query = fit.constraints.query
+        relevant = [r.product for r in self.index.rank(query, 10)]
+        if not fit.constraints.restricts and not relevant:
+            await self.audit.record(AuditEntry(audit_id, "offline", "offline", "vague", retrieved_ids=[]))
+            return StylingReply("vague", "vague", language=language)
+        owned = any(fit.reasons(p) == ("owned",) for p in relevant)
+        answer = nothing_fits_answer(fit, language, of_kind=self.index.knows_words(query), owned=owned)
+        await self.audit.record(AuditEntry(audit_id, "offline", "offline", "nothing_fits", response=answer,
+                                           retrieved_ids=[]))
+        return StylingReply("nothing_fits", "nothing_fits", answer, (), language=language)
 
     async def _sender_key(self, wa_id: str | None, user_id: str | None) -> str | None:
         """The audit's key for someone the book does not know (:func:`salon.llm.audit.sender_key`)."""
@@ -197,12 +223,13 @@ class StylingAdvisor:
         return None
 
     async def _with_model(self, text: str, client: ClientContext, ranked: Sequence[Ranked],
-                          retrieved: list[ProductFacts], audit_id: str | None, language: str) -> StylingReply:
+                          retrieved: list[ProductFacts], audit_id: str | None, language: str,
+                          fit: Fit) -> StylingReply:
         assert self.llm is not None
-        trace = _Trace(messages=build_messages(mask(text) or "", retrieved, client, self._cities, language))
+        trace = _Trace(messages=build_messages(mask(text) or "", retrieved, client, self._cities, language, fit))
         started = time.perf_counter()
         try:
-            final, verdict = await asyncio.wait_for(self._draft(trace, client, retrieved, language),
+            final, verdict = await asyncio.wait_for(self._draft(trace, client, retrieved, language, fit),
                                                     timeout=self.settings.deadline_seconds)
         except asyncio.TimeoutError:
             final, verdict = None, "timeout"
@@ -212,10 +239,10 @@ class StylingAdvisor:
             trace.attempts = max(trace.attempts, exc.attempts)
             trace.problems.append(exc.reason)
         if final is None:
-            answer, named = safe_answer(ranked, client, self._cities, language)
+            answer, named = safe_answer(ranked, client, self._cities, language, fit.currency)
             mode = "offline"
         else:
-            answer, named, mode = final, [p.id for p in retrieved], "llm"
+            answer, named, mode = final, named_products(final, retrieved), "llm"
         await self.audit.record(AuditEntry(
             audit_id, "llm", trace.model or str(self.settings.model), verdict,
             prompt=trace.messages, response="\n---\n".join(trace.drafts) or None,
@@ -229,7 +256,7 @@ class StylingAdvisor:
                             language=language)
 
     async def _draft(self, trace: _Trace, client: ClientContext,
-                     retrieved: list[ProductFacts], language: str) -> tuple[str | None, str]:
+                     retrieved: list[ProductFacts], language: str, fit: Fit) -> tuple[str | None, str]:
         assert self.llm is not None
         messages = trace.messages
         for round_ in ("pass", "repaired"):
@@ -240,7 +267,7 @@ class StylingAdvisor:
             trace.model = completion.model
             trace.drafts.append(completion.text)
             verdict: Verdict = check(completion.text, retrieved, self.index.products, self._cities,
-                                     client, system_rules(language))
+                                     client, system_rules(language), fit)
             if verdict.ok:
                 return completion.text, round_
             trace.problems.extend(verdict.details())

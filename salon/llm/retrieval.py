@@ -15,20 +15,33 @@ catalog uses for them). Two scores are combined:
 
 A product the question names outright (``best_name_match``) always ranks first (just
 above the next one, so scores stay comparable).
+
+:meth:`CatalogIndex.rank_fitting` is the styling turn's ranking: the client's
+constraints (:mod:`salon.llm.constraints`: budget, for whom, what she owns, the kind,
+size and colour she asked for) are hard filters applied before anything is ranked, and
+the words ranked are hers with place names, amounts, sizes and her own pieces taken out
+(a "wedding in Capri" is no reason to rank the Capri linen shirt). When her words name
+something the catalog knows, a fitting piece must share at least one of them: a piece
+that fits the budget but is not what she asked for is not offered. :meth:`CatalogIndex.rank`
+ranks the raw words over the whole catalog.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 
 from salon.integrations.catalog import COLOUR_FAMILIES, ProductFacts, best_name_match, fold
+from salon.llm.constraints import Fit
 
-__all__ = ["CatalogIndex", "KeywordOverlapIndex", "Ranked", "tokens"]
+__all__ = ["BASE_SCORE", "CatalogIndex", "KeywordOverlapIndex", "Ranked", "tokens"]
+
+BASE_SCORE = 1e-6
+"""What a fitting piece scores when the client's words leave nothing else to rank by."""
 
 STOPWORDS = frozenset(
     """a an the and or of for to in on at with by from my me i i'm im you your we our it its is are
@@ -99,11 +112,18 @@ EXPANSIONS: Mapping[str, str] = {
     "lin": "linen",
     "cuir": "leather calfskin",
     "cadeau": "gift",
-    "mariage": "wedding",
+    "mariage": "wedding evening silk dress",
     "soiree": "evening",
     "diner": "dinner evening",
-    "ete": "summer",
-    "hiver": "winter",
+    "ete": "summer linen",
+    "hiver": "winter warm cashmere",
+    "froid": "warm cashmere winter",
+    "plage": "summer linen",
+    "voyage": "travel weekender luggage gmt",
+    "voyager": "travel weekender luggage gmt",
+    "voyages": "travel weekender luggage gmt",
+    "bureau": "laptop briefcase tote",
+    "travail": "laptop briefcase tote",
     # Italian
     "borsa": "bag tote clutch",
     "borse": "bag tote clutch",
@@ -289,21 +309,48 @@ class CatalogIndex:
             scores += weight * tf * (self.k1 + 1) / (tf + self._norm)
         return scores
 
+    def _scores(self, query: str) -> tuple[np.ndarray, np.ndarray]:
+        """The blended score of every product, and its raw BM25 score."""
+        raw = self.bm25(expand(query))
+        top = raw.max()
+        lexical = raw / top if top > 0 else raw
+        chars = (self._char_matrix @ self._chars.transform([fold(query)]).T).toarray().ravel()
+        return lexical + self.char_weight * chars, raw
+
+    def knows_words(self, query: str) -> bool:
+        """Whether ``query`` holds a word (or a client's word for one) of some product."""
+        return bool(self.bm25(expand(query)).max() > 0)
+
     def rank(self, query: str, k: int = 5) -> list[Ranked]:
         """The ``k`` products the question is most about, best first (score > 0 only)."""
-        words = expand(query)
-        lexical = self.bm25(words)
-        top = lexical.max()
-        if top > 0:
-            lexical = lexical / top
-        chars = (self._char_matrix @ self._chars.transform([fold(query)]).T).toarray().ravel()
-        scores = lexical + self.char_weight * chars
+        return self._ranked(query, k, None)
+
+    def rank_fitting(self, fit: Fit, k: int = 5) -> list[Ranked]:
+        """The ``k`` products that respect every constraint of ``fit`` and are most about
+        what the client asked (see the module's docstring), best first; empty when
+        nothing fits. When she asked for a kind of piece, the kind is what makes a piece
+        relevant; when her constraints leave no word to rank by ("a gift for my husband,
+        under 800 euros"), every fitting piece is, in catalog order.
+        """
+        c = fit.constraints
+        return self._ranked(c.query, k, fit.admits, floor=not c.kinds, base=BASE_SCORE if c.restricts else 0.0)
+
+    def _ranked(self, query: str, k: int, admits: Callable[[ProductFacts], bool] | None, *,
+                floor: bool = False, base: float = 0.0) -> list[Ranked]:
+        scores, raw = self._scores(query)
+        allowed = np.ones(len(self.products), dtype=bool)
+        if admits is not None:
+            allowed = np.array([admits(p) for p in self.products], dtype=bool)
+            if floor and raw.max() > 0:
+                allowed &= raw > 0
+            scores = np.where(allowed, scores + base, 0.0)
         named = best_name_match(query, [(p.id, p.name) for p in self.products])
         if named is not None:
             position = self.products.index(self._by_id[named])
-            scores[position] = max(scores[position], scores.max() + 0.01)
+            if allowed[position]:
+                scores[position] = max(scores[position], scores.max() + 0.01)
         order = np.argsort(-scores, kind="stable")
-        return [Ranked(self.products[i], float(scores[i])) for i in order[:k] if scores[i] > 0]
+        return [Ranked(self.products[i], float(scores[i])) for i in order[:k] if scores[i] > 0 and allowed[i]]
 
 
 class KeywordOverlapIndex:

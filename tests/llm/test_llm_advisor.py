@@ -27,7 +27,9 @@ T0 = datetime(2026, 11, 29, 10, 0, tzinfo=timezone.utc)
 CLAIRE = "33600000001"  # C-001: llm and personalisation consent, advisor Sophie, Paris
 MARGAUX = "33600000004"  # C-004: refused model-drafted replies
 FRANCESCA = "393470001001"  # C-023: Italian, llm and personalisation consent, advisor Giulia, Milan
-QUESTION = "what would go with my navy blazer for a summer wedding in Capri?"
+# Linen is what the question asks for: the Capri linen shirt is retrieved for it, never for
+# the place ("in Capri" is no reason to rank a piece).
+QUESTION = "what linen pieces would go with my navy blazer for a summer wedding in Capri?"
 GOOD = ("With pleasure, Ms Laurent. The Capri linen shirt in Blanc, at €590, would sit beautifully "
         "under your navy blazer, with the Portofino linen trousers at €790. Shall I ask Sophie to set them aside?")
 
@@ -224,11 +226,11 @@ async def test_offline_mode_answers_from_the_catalog(seeded: Path, tmp_path: Pat
         reply = await ask(advisor)
         assert (reply.mode, reply.verdict) == ("offline", "offline")
         assert reply.text == (
-            "With pleasure, Ms Laurent. I would suggest the Capri linen shirt (linen, €590) and the "
-            "Amalfi silk dress (silk crêpe de Chine, €3,300). The Capri linen shirt is available in London, "
-            "Milan and Paris. Shall I ask Sophie, your client advisor, to set them aside for you or arrange a fitting?"
+            "With pleasure, Ms Laurent. I would suggest the Portofino linen trousers (linen, €790) and the "
+            "Capri linen shirt (linen, €590). The Portofino linen trousers is available in London, Milan and "
+            "Paris. Shall I ask Sophie, your client advisor, to set them aside for you or arrange a fitting?"
         )
-        assert reply.product_ids == ("RW-002", "RW-006")
+        assert reply.product_ids == ("RW-008", "RW-002")
         london = await ask(advisor, "a trench coat for rainy days", wa_id="447700900101")
         assert "£2,690" in (london.text or "") and "€" not in (london.text or "")
         vague = await ask(advisor, "hmm")
@@ -254,11 +256,12 @@ async def test_the_audit_masks_contact_details_and_forgets_after_retention(seede
 
 # --------------------------------------------------------------------------- French and Italian
 
-QUESTION_FR = "que porter avec mon blazer marine pour un mariage d'été à Capri ?"
+QUESTION_FR = "que porter en lin avec mon blazer marine pour un mariage d'été à Capri ?"
 QUESTION_IT = "cosa abbinare al mio blazer blu per un matrimonio in estate a Capri?"
 GOOD_FR = ("Avec plaisir, Madame Laurent. La Capri linen shirt en lin Blanc, à 590 €, irait très bien sous votre "
            "blazer marine, avec le Portofino linen trousers à 790 €. Souhaitez-vous que Sophie vous les réserve ?")
-GOOD_IT = ("Con piacere, Signora Bellini. Il modello Amalfi silk dress in seta Bleu Méditerranée, a 3.300 €, "
+# Francesca owns the Amalfi silk dress: it is never suggested to her again.
+GOOD_IT = ("Con piacere, Signora Bellini. Il modello Portofino linen trousers in lino Sable, a 790 €, "
            "sarebbe perfetto per un matrimonio in estate. Desidera che Giulia glielo metta da parte?")
 
 
@@ -305,9 +308,9 @@ async def test_the_model_is_asked_for_the_clients_language_and_checked_in_it(see
 
 
 async def test_an_italian_draft_that_stays_wrong_gives_the_italian_offline_answer(seeded: Path, tmp_path: Path) -> None:
-    stock = ("Con piacere, Signora Bellini. Dell'abito Amalfi silk dress restano gli ultimi pezzi, e la consegna "
-             "domani è in omaggio.")
-    price = "Con piacere, Signora Bellini. Il modello Amalfi silk dress costa tremila euro."
+    stock = ("Con piacere, Signora Bellini. Del modello Portofino linen trousers restano gli ultimi pezzi, e la "
+             "consegna domani è in omaggio.")
+    price = "Con piacere, Signora Bellini. Il modello Portofino linen trousers costa tremila euro."
     async with running_llm([Step(stock), Step(price)]) as llm, advisor_for(seeded, tmp_path, llm) as advisor:
         reply = await ask(advisor, QUESTION_IT, wa_id=FRANCESCA, language="it")
         assert (reply.mode, reply.verdict, reply.language) == ("offline", "replaced", "it")

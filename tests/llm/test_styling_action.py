@@ -74,10 +74,11 @@ def text_message(text: str, buttons: list[dict[str, str]] = BUTTONS) -> dict[str
 async def test_offline_by_default_a_grounded_answer_with_its_purpose(database: str) -> None:
     events, messages = await run(QUESTION)
     assert events == []
+    # She asks which clutch: only clutches are suggested (no gown she did not ask for).
     assert messages == [text_message(
-        "With pleasure, Ms Laurent. I would suggest the Mistral clutch (lambskin, €1,850) and the Lumière "
-        "evening gown (silk satin, €9,800). The Mistral clutch is available in London, Milan and Paris. "
-        "Shall I ask Sophie, your client advisor, to set them aside for you or arrange a fitting?"
+        "With pleasure, Ms Laurent. I would suggest the Mistral clutch (lambskin, €1,850). The Mistral clutch "
+        "is available in London, Milan and Paris. Shall I ask Sophie, your client advisor, to set it aside for "
+        "you or arrange a fitting?"
     )]
 
 
@@ -85,17 +86,15 @@ async def test_the_answer_is_in_the_conversations_language(database: str) -> Non
     events, messages = await run("quelle pochette pour un gala en tenue de soirée ?", language="fr")
     assert events == []
     assert messages == [text_message(
-        "Avec plaisir, Madame Laurent. Je vous conseillerais le modèle Mistral clutch (agneau, 1\u202f850\u00a0€) "
-        "et le modèle Lumière evening gown (satin de soie, 9\u202f800\u00a0€). Le modèle Mistral clutch est "
-        "disponible à Londres, à Milan et à Paris. Souhaitez-vous que je demande à Sophie, qui vous suit "
-        "personnellement, de vous les réserver ou d'organiser un essayage\u202f?",
+        "Avec plaisir, Madame Laurent. Je vous conseillerais le modèle Mistral clutch (agneau, 1\u202f850\u00a0€). "
+        "Le modèle Mistral clutch est disponible à Londres, à Milan et à Paris. Souhaitez-vous que je demande à "
+        "Sophie, qui vous suit personnellement, de vous le réserver ou d'organiser un essayage\u202f?",
         [{"title": "Oui, volontiers", "payload": "/affirm"}, {"title": "Non, merci", "payload": "/deny"}])]
     events, messages = await run("quale pochette per un gala in abito da sera?", language="it")
     assert messages == [text_message(
-        "Con piacere, Signora Laurent. Le suggerirei il modello Lumière evening gown (raso di seta, "
-        "9.800\u00a0€) e il modello Mistral clutch (pelle d'agnello, 1.850\u00a0€). Il modello Lumière evening "
-        "gown è disponibile a Parigi, mentre a Londra e Milano ne rimane l'ultimo pezzo. Desidera che chieda "
-        "a Sophie, che La segue personalmente, di metterglieli da parte o di fissare una prova?",
+        "Con piacere, Signora Laurent. Le suggerirei il modello Mistral clutch (pelle d'agnello, 1.850\u00a0€). "
+        "Il modello Mistral clutch è disponibile a Londra, Milano e Parigi. Desidera che chieda a Sophie, che "
+        "La segue personalmente, di metterglielo da parte o di fissare una prova?",
         [{"title": "Sì, grazie", "payload": "/affirm"}, {"title": "No, grazie", "payload": "/deny"}])]
     # No language yet: the client's record decides (Claire's is French).
     events, messages = await run(QUESTION, language=None)
