@@ -18,6 +18,21 @@ from salon.conversation.product_answers import product_answer
 logger = logging.getLogger(__name__)
 
 
+#: What a follow-up question about the piece just discussed names instead of the piece.
+THREAD_ENTITIES = frozenset({"colour", "size", "boutique"})
+
+
+def keeps_the_thread(tracker: Tracker, named: str | None) -> bool:
+    """Whether the message asks about the piece just discussed ("and in camel?", "et en
+    noir ?", "same in Milan?"): no piece named, a colour, size or boutique instead, and a
+    piece in the conversation's ``product`` slot.
+    """
+    if named or not tracker.get_slot("product"):
+        return False
+    entities = tracker.latest_message.get("entities") or []
+    return any(entity.get("entity") in THREAD_ENTITIES for entity in entities)
+
+
 class ActionProductInquiry(Action):
     """Answer availability, materials and price of the piece the client names."""
 
@@ -29,9 +44,13 @@ class ActionProductInquiry(Action):
     ) -> list[EventType]:
         named = next(tracker.get_latest_entity_values("product"), None)
         text = " ".join(part for part in (named, tracker.latest_message.get("text")) if part)
-        if not text and tracker.get_slot("product"):
-            text = str(tracker.get_slot("product"))
         colour = next(tracker.get_latest_entity_values("colour"), None)
+        if keeps_the_thread(tracker, named):
+            # "and in camel?", "et à Londres ?": the piece just discussed, not a new search
+            # (a camel coat is not what she asked about).
+            text = str(tracker.get_slot("product"))
+        elif not text and tracker.get_slot("product"):
+            text = str(tracker.get_slot("product"))
         catalog = backends.catalog()
         try:
             facts = await catalog.find(text) if text else None

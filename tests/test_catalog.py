@@ -175,3 +175,27 @@ async def test_action_says_so_when_the_catalog_is_unreachable(tmp_path, monkeypa
     assert await ActionProductInquiry().run(dispatcher, _tracker("Aurore tote", []), {}) == []
     assert dispatcher.messages[0]["response"] == "utter_catalog_unavailable"
     backends.reset()
+
+
+@pytest.mark.parametrize(("text", "entities", "language", "start"), [
+    # "sable" is a colour here, not the Sable trench coat a search for the words would find.
+    ("and in sable?", [{"entity": "colour", "value": "sable"}], "en", "The Céleste saddle bag"),
+    ("et en sable ?", [{"entity": "colour", "value": "sable"}], "fr", "Le modèle Céleste saddle bag"),
+    ("and in camel?", [{"entity": "colour", "value": "tan"}], "en", "The Céleste saddle bag in Tan"),
+    ("e a Londra?", [{"entity": "boutique", "value": "london"}], "it", "Il modello Céleste saddle bag"),
+])
+async def test_a_follow_up_question_keeps_the_piece_just_discussed(  # type: ignore[no-untyped-def]
+        sqlite_url: str, monkeypatch, text: str, entities: list[dict[str, str]], language: str,
+        start: str) -> None:
+    from actions import backends
+    from actions.products import ActionProductInquiry
+
+    seed_maison(sqlite_url)
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    backends.reset()
+    dispatcher = CollectingDispatcher()
+    events = await ActionProductInquiry().run(
+        dispatcher, _tracker(text, entities, {"language": language, "product": "Céleste saddle bag"}), {})
+    assert dispatcher.messages[0]["text"].startswith(start), dispatcher.messages[0]["text"]
+    assert events == [{"event": "slot", "timestamp": None, "name": "product", "value": "Céleste saddle bag"}]
+    backends.reset()
