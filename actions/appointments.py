@@ -169,6 +169,19 @@ async def _label(service: str, language: str) -> str:
     return (await backends.bookings().service_labels(language)).get(service, service)
 
 
+def moment_words(slot_value: Any, tracker: Tracker) -> Any:
+    """The whole moment the client wrote when NLU cut it in pieces ("martedì prossimo" and
+    "nel pomeriggio"): every ``date_time`` of her message, in her order; else the value.
+    """
+    entities = sorted((e for e in tracker.latest_message.get("entities") or []
+                       if e.get("entity") == "date_time" and isinstance(e.get("value"), str)),
+                      key=lambda e: e.get("start") or 0)
+    values = [str(e["value"]) for e in entities]
+    if len(values) > 1 and slot_value in values:
+        return " ".join(values)
+    return slot_value
+
+
 class ValidateAppointmentForm(FormValidationAction):
     """Checks the appointment form's answers: boutique, service, moment, party and
     confirmation; a known client's confirmation books (or moves) the appointment.
@@ -238,6 +251,7 @@ class ValidateAppointmentForm(FormValidationAction):
 
     async def validate_date_time(self, slot_value: Any, dispatcher: CollectingDispatcher,
                                  tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
+        slot_value = moment_words(slot_value, tracker)
         shop = await _shop(tracker)
         if shop is None:
             return {"date_time": slot_value}  # read once the boutique is known

@@ -631,3 +631,15 @@ async def test_a_french_booking_says_the_maisons_time(maison: str) -> None:
     assert said(dispatcher.messages) == [(
         f"Je réserve donc votre rendez-vous (essayage) le {day_fr(friday)} à 15 h, boutique de Paris. "
         "Est-ce bien cela ?", ["Oui, c'est parfait", "Un autre moment"])]
+
+
+def test_a_moment_cut_in_pieces_by_nlu_is_read_whole() -> None:
+    from actions.appointments import moment_words
+
+    pieces = [{"entity": "date_time", "value": "nel pomeriggio", "start": 17},
+              {"entity": "date_time", "value": "martedì prossimo", "start": 0}]
+    assert moment_words("nel pomeriggio", tracker(text="martedì prossimo nel pomeriggio",
+                                                  entities=pieces)) == "martedì prossimo nel pomeriggio"
+    one = [{"entity": "date_time", "value": "Friday afternoon", "start": 0}]
+    assert moment_words("Friday afternoon", tracker(text="Friday afternoon", entities=one)) == "Friday afternoon"
+    assert moment_words("tomorrow", tracker(text="tomorrow")) == "tomorrow"

@@ -153,6 +153,53 @@ def test_book_an_appointment_with_buttons(stack: Stack) -> None:
     assert all(m["template"] is None and m["error_code"] is None for m in box)
 
 
+FRANCESCA = "393470001001"  # C-023, Italian, advisor Giulia (Milan)
+
+
+def test_an_italian_client_books_in_italian(stack: Stack) -> None:
+    stack.emulator("POST", "/_emulator/reset")
+
+    def say(words: str) -> None:
+        SAID.append(words)
+        stack.emulator("POST", "/_emulator/inbound", json={"from": FRANCESCA, "text": words,
+                                                          "name": "Francesca Bellini"})
+
+    def tap(message: dict, button: str) -> None:  # type: ignore[type-arg]
+        stack.emulator("POST", "/_emulator/inbound", json={
+            "from": FRANCESCA, "reply_to": message["wamid"], "button": button, "name": "Francesca Bellini"})
+
+    say("Buongiorno, vorrei prenotare una visione privata a Milano")
+    box = _settled(stack, FRANCESCA, 1)
+    assert box[-1]["body"].startswith("Quale giorno"), box
+    say("martedì prossimo nel pomeriggio")
+    box = _settled(stack, FRANCESCA, 2)
+    offer = box[-1]
+    assert "Milano" in offer["body"] and 1 <= len(offer["buttons"]) <= 3, box
+    assert all(len(title) <= 20 for title in offer["buttons"])
+    tap(offer, "0")
+    box = _settled(stack, FRANCESCA, 3)
+    assert box[-1]["body"] == "Ci sarà qualcuno con Lei?"
+    assert box[-1]["buttons"] == ["Solo io", "Saremo in due", "Saremo in tre"], box
+    tap(box[-1], "0")
+    box = _settled(stack, FRANCESCA, 4)
+    summary = box[-1]
+    assert summary["body"].startswith("Prenoto quindi il Suo appuntamento (visione privata) per martedì"), box
+    assert summary["buttons"] == ["Sì, confermo", "Un altro momento"]
+    tap(summary, "0")
+    box = _settled(stack, FRANCESCA, 5)
+    booked = box[-1]["body"]
+    assert booked.startswith("Prenotazione confermata"), box
+    assert "Giulia La accoglierà" in booked
+    reference = booked.rsplit("Il Suo codice di riferimento è ", 1)[1].rstrip(".")
+    engine = make_sync_engine(stack.config.effective_database_url)
+    with engine.connect() as conn:
+        row = conn.execute(select(appointments).where(appointments.c.id == reference)).one()
+    engine.dispose()
+    assert (row.client_id, row.boutique_id, row.service, row.status) == (
+        "C-023", "milan", "private_viewing", "booked")
+    assert all(m["template"] is None and m["error_code"] is None for m in box)
+
+
 def test_ask_for_an_advisor_and_get_a_reply_from_the_advisor_api(stack: Stack) -> None:
     stack.emulator("POST", "/_emulator/reset")
     _say(stack, "I would like to speak to my advisor")
@@ -216,8 +263,10 @@ def test_what_a_person_must_answer_reaches_one_mid_booking_and_in_italian(stack:
     assert "Camille vous répondra ici" in box[-1]["body"]
     say(NIKO, "Buongiorno, mi avete addebitato due volte la stessa borsa")
     box = _settled(stack, NIKO, 1)
-    # Who answers and when (the language of that line follows the conversation's language).
-    assert len(box) == 1 and "Paris" in box[0]["body"], box
+    # In his language: the apology for the charge, then who answers and when.
+    assert len(box) == 1 and box[0]["body"].startswith(
+        "Ci scusiamo per l'inconveniente con il Suo pagamento."), box
+    assert "della nostra boutique di Parigi" in box[0]["body"], box
     say(ANTOINE, "merci")  # both conversations are a person's now: the assistant is quiet
     say(NIKO, "grazie")
     time.sleep(QUIET_S)
