@@ -14,6 +14,7 @@ from actions import backends
 from actions.greeting import conversation_language
 from salon.conversation.language import supported
 from salon.conversation.product_answers import product_answer
+from salon.conversation.thread import points_elsewhere, the_other_piece
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +46,12 @@ class ActionProductInquiry(Action):
         named = next(tracker.get_latest_entity_values("product"), None)
         text = " ".join(part for part in (named, tracker.latest_message.get("text")) if part)
         colour = next(tracker.get_latest_entity_values("colour"), None)
-        if keeps_the_thread(tracker, named):
+        suggested = tracker.get_slot("suggested_pieces") or []
+        if named is None and suggested and points_elsewhere(tracker.latest_message.get("text")):
+            # "the other one", "et l'autre ?": another of the pieces just suggested.
+            text = the_other_piece(str(tracker.latest_message.get("text")), list(suggested),
+                                   tracker.get_slot("product")) or text
+        elif keeps_the_thread(tracker, named):
             # "and in camel?", "et à Londres ?": the piece just discussed, not a new search
             # (a camel coat is not what she asked about).
             text = str(tracker.get_slot("product"))

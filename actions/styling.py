@@ -15,7 +15,7 @@ import logging
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType, FollowupAction
+from rasa_sdk.events import EventType, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -66,6 +66,10 @@ class ActionStylingAdvice(Action):
             dispatcher.utter_message(response="utter_styling_advice")
         else:
             dispatcher.utter_message(**reply.response())
+        if reply.product_names:
+            # "and in camel?", "the other one": the thread the client may pull next.
+            return [SlotSet("product", reply.product_names[0]),
+                    SlotSet("suggested_pieces", list(reply.product_names))]
         return []
 
 

@@ -199,3 +199,25 @@ async def test_a_follow_up_question_keeps_the_piece_just_discussed(  # type: ign
     assert dispatcher.messages[0]["text"].startswith(start), dispatcher.messages[0]["text"]
     assert events == [{"event": "slot", "timestamp": None, "name": "product", "value": "Céleste saddle bag"}]
     backends.reset()
+
+
+@pytest.mark.parametrize(("text", "language", "start", "piece"), [
+    ("and the other one?", "en", "The Aurore tote", "Aurore tote"),
+    ("et l'autre ?", "fr", "Le modèle Aurore tote", "Aurore tote"),
+    ("e la terza?", "it", "Il modello Mistral clutch", "Mistral clutch"),
+])
+async def test_the_other_one_is_another_of_the_pieces_just_suggested(  # type: ignore[no-untyped-def]
+        sqlite_url: str, monkeypatch, text: str, language: str, start: str, piece: str) -> None:
+    from actions import backends
+    from actions.products import ActionProductInquiry
+
+    seed_maison(sqlite_url)
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    backends.reset()
+    dispatcher = CollectingDispatcher()
+    suggested = ["Céleste saddle bag", "Aurore tote", "Mistral clutch"]
+    events = await ActionProductInquiry().run(dispatcher, _tracker(
+        text, [], {"language": language, "product": "Céleste saddle bag", "suggested_pieces": suggested}), {})
+    assert dispatcher.messages[0]["text"].startswith(start), dispatcher.messages[0]["text"]
+    assert events == [{"event": "slot", "timestamp": None, "name": "product", "value": piece}]
+    backends.reset()

@@ -87,6 +87,8 @@ class StylingReply:
     verdict: str
     text: str | None = None
     product_ids: tuple[str, ...] = ()
+    product_names: tuple[str, ...] = ()
+    """The suggested pieces' names, in the order of ``product_ids``."""
     handoff: str | None = None
     problems: tuple[str, ...] = ()
     language: str = "en"
@@ -183,7 +185,8 @@ class StylingAdvisor:
             answer, named = safe_answer(ranked, client, self._cities, lang, fit.currency)
             await self.audit.record(AuditEntry(audit_id, "offline", "offline", skip, response=answer,
                                                retrieved_ids=ids, latency_ms=_ms(started)))
-            return StylingReply("offline", skip, answer, tuple(named), language=lang)
+            return StylingReply("offline", skip, answer, tuple(named), language=lang,
+                                product_names=_names(named, retrieved))
         return await self._with_model(text, client, ranked, retrieved, audit_id, lang, fit)
 
     async def _nothing_ranked(self, fit: Fit, audit_id: str | None, language: str) -> StylingReply:
@@ -253,7 +256,7 @@ class StylingAdvisor:
         if final is None:
             logger.info("styling answer from the offline responder (%s): %s", verdict, trace.problems)
         return StylingReply(mode, verdict, answer, tuple(named), problems=tuple(trace.problems),
-                            language=language)
+                            language=language, product_names=_names(named, retrieved))
 
     async def _draft(self, trace: _Trace, client: ClientContext,
                      retrieved: list[ProductFacts], language: str, fit: Fit) -> tuple[str | None, str]:
@@ -277,3 +280,9 @@ class StylingAdvisor:
 
 def _ms(started: float) -> int:
     return int(round((time.perf_counter() - started) * 1000))
+
+
+def _names(ids: Sequence[str], pieces: Sequence[ProductFacts]) -> tuple[str, ...]:
+    """The names of the pieces ``ids`` names, in that order."""
+    by_id = {piece.id: piece.name for piece in pieces}
+    return tuple(by_id[i] for i in ids if i in by_id)
