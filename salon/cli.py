@@ -154,8 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument(
         "--today", action="store_true",
         help="date the records relative to today by the clock (SALON_CLOCK_FILE or the real "
-             "time): moved by whole weeks so the day they describe (maison.yml dated_on) is "
-             "within three days of today (default: as written)",
+             "time): moved by whole weeks so the day they describe (maison.yml dated_on) falls "
+             "in the week up to today (default: as written)",
     )
     seed.add_argument("--zone", default="Europe/Paris",
                       help="the time zone 'today' is read in (default: Europe/Paris)")

@@ -79,8 +79,8 @@ class House:
     tone: list[str]
     dated_on: date | None = None
     """The day the records describe ("tomorrow" in them is the day after): seeding with
-    ``today`` moves every date and time by the whole weeks nearest the days between the
-    two."""
+    ``today`` moves every date and time by the whole weeks that bring it closest to today
+    without passing it."""
 
 
 @dataclass(frozen=True)
@@ -1166,8 +1166,9 @@ def load_maison(data_dir: Path, *, today: date | None = None) -> MaisonData:
     """Parse and validate every seed file in ``data_dir``; raise :class:`SeedDataError`.
 
     With ``today``, the records are dated relative to it: every date and time moves by the
-    whole weeks nearest the days from ``maison.yml``'s ``dated_on`` to ``today``, so the
-    records' day lands within three days of today and every appointment keeps its weekday
+    whole weeks that bring ``maison.yml``'s ``dated_on`` closest to ``today`` without
+    passing it (0 to 6 days before), so what the records say has happened has happened
+    (a parcel shipped, a promised date missed), and every appointment keeps its weekday
     (the boutiques' opening days and slot grids still hold).
     """
     data_dir = Path(data_dir)
@@ -1178,7 +1179,7 @@ def load_maison(data_dir: Path, *, today: date | None = None) -> MaisonData:
         if house.dated_on is None:
             raise SeedDataError("maison.yml", "maison", "dated_on is needed to date the records relative to today")
         zones = tuple(dict.fromkeys(ZoneInfo(b.time_zone) for b in boutiques.values()))
-        weeks = round((today - house.dated_on).days / 7)
+        weeks = (today - house.dated_on).days // 7
         dating = _Dating(timedelta(weeks=weeks), zones)
     token = _DATING.set(dating)
     try:
