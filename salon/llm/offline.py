@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from salon.conversation.language import supported
+from salon.conversation.phrasing import say_price
 from salon.integrations.catalog import ProductFacts
 from salon.llm.constraints import Budget, Fit
 from salon.llm.context import ClientContext
@@ -37,7 +38,7 @@ from salon.llm.retrieval import Ranked
 __all__ = ["MATERIAL_NAMES", "NOTHING_FITS", "PHRASES", "NothingFits", "Phrases", "advisor_offer", "availability",
            "money", "nothing_fits_answer", "offline_answer", "safe_answer", "salutation"]
 
-_NBSP, _NNBSP = "\u00a0", "\u202f"
+_NNBSP = "\u202f"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +49,8 @@ class Phrases:
     pieces suggested, ``{advisor}`` the advisor's first name, ``{places}`` / ``{plenty}``
     / ``{last}`` boutique cities with their preposition (before each city with
     ``preposition_each``), ``{everywhere}`` the boutiques. ``…_one`` / ``…_many``: for one
-    piece or two. ``euro`` / ``pound``: a price, its ``{amount}`` grouped by ``thousands``.
+    piece or two. ``thousands``: how digits are grouped in a currency the maison does not price
+    in (its own, euro and pound, are said by :func:`salon.conversation.phrasing.say_price`).
     """
 
     opening: str
@@ -74,8 +76,6 @@ class Phrases:
     preposition_each: bool
     cities: Mapping[str, str]
     titles: Mapping[str, str]
-    euro: str
-    pound: str
     thousands: str
 
 
@@ -105,8 +105,6 @@ PHRASES: Final[Mapping[str, Phrases]] = {
         cities={},
         titles={"Ms": "Ms", "Mrs": "Mrs", "Miss": "Miss", "Mx": "Mx", "Mr": "Mr", "Dr": "Dr", "Mme": "Mrs",
                 "Mlle": "Miss", "M.": "Mr"},
-        euro="€{amount}",
-        pound="£{amount}",
         thousands=",",
     ),
     "fr": Phrases(
@@ -138,8 +136,6 @@ PHRASES: Final[Mapping[str, Phrases]] = {
         cities={"London": "Londres"},
         titles={"Ms": "Madame", "Mme": "Madame", "Mrs": "Madame", "Miss": "Madame", "Mlle": "Madame",
                 "Mr": "Monsieur", "M.": "Monsieur", "Dr": "Docteur"},
-        euro=f"{{amount}}{_NBSP}€",
-        pound=f"{{amount}}{_NBSP}£",
         thousands=_NNBSP,
     ),
     "it": Phrases(
@@ -171,8 +167,6 @@ PHRASES: Final[Mapping[str, Phrases]] = {
         cities={"London": "Londra", "Milan": "Milano", "Paris": "Parigi"},
         titles={"Ms": "Signora", "Mme": "Signora", "Mrs": "Signora", "Miss": "Signora", "Mlle": "Signora",
                 "Mr": "Signor", "M.": "Signor"},
-        euro=f"{{amount}}{_NBSP}€",
-        pound=f"{{amount}}{_NBSP}£",
         thousands=".",
     ),
 }
@@ -231,19 +225,15 @@ def money(amount: int, currency: str, language: str | None = "en") -> str:
     """An amount as the maison writes it in ``language``: "€3,300", "3 300 €", "3.300 €";
     a currency the catalog has no price in keeps its code ("USD 800").
     """
-    words = _phrases(language)
-    digits = f"{amount:,}".replace(",", words.thousands)
     if currency not in ("EUR", "GBP"):
-        return f"{currency} {digits}"
-    return (words.pound if currency == "GBP" else words.euro).format(amount=digits)
+        return f"{currency} {amount:,}".replace(",", _phrases(language).thousands)
+    return say_price(amount, currency, supported(language))
 
 
-def _price(product: ProductFacts, client: ClientContext, words: Phrases, currency: str | None = None) -> str:
+def _price(product: ProductFacts, client: ClientContext, language: str, currency: str | None = None) -> str:
     """The piece's price in ``currency`` (the one her budget is in), else the client's."""
     code = currency if currency in ("EUR", "GBP") else client.currency
-    amount = product.price_gbp if code == "GBP" else product.price_eur
-    digits = f"{amount:,}".replace(",", words.thousands)
-    return (words.pound if code == "GBP" else words.euro).format(amount=digits)
+    return money(product.price_gbp if code == "GBP" else product.price_eur, code, language)
 
 
 def _material(product: ProductFacts, language: str) -> str:
@@ -257,7 +247,7 @@ def _material(product: ProductFacts, language: str) -> str:
 
 def _piece(product: ProductFacts, client: ClientContext, language: str, currency: str | None = None) -> str:
     words = _phrases(language)
-    facts = ", ".join(part for part in (_material(product, language), _price(product, client, words, currency))
+    facts = ", ".join(part for part in (_material(product, language), _price(product, client, language, currency))
                       if part)
     return words.piece.format(name=product.name, facts=facts)
 
