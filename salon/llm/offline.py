@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from salon.conversation.language import supported
-from salon.conversation.phrasing import say_price
+from salon.conversation.phrasing import say_city, say_price
 from salon.integrations.catalog import ProductFacts
 from salon.llm.constraints import Budget, Fit
 from salon.llm.context import ClientContext
@@ -74,7 +74,6 @@ class Phrases:
     conjunction: str
     preposition: str
     preposition_each: bool
-    cities: Mapping[str, str]
     titles: Mapping[str, str]
     thousands: str
 
@@ -102,7 +101,6 @@ PHRASES: Final[Mapping[str, Phrases]] = {
         conjunction="and",
         preposition="in ",
         preposition_each=False,
-        cities={},
         titles={"Ms": "Ms", "Mrs": "Mrs", "Miss": "Miss", "Mx": "Mx", "Mr": "Mr", "Dr": "Dr", "Mme": "Mrs",
                 "Mlle": "Miss", "M.": "Mr"},
         thousands=",",
@@ -133,7 +131,6 @@ PHRASES: Final[Mapping[str, Phrases]] = {
         conjunction="et",
         preposition="à ",
         preposition_each=True,
-        cities={"London": "Londres"},
         titles={"Ms": "Madame", "Mme": "Madame", "Mrs": "Madame", "Miss": "Madame", "Mlle": "Madame",
                 "Mr": "Monsieur", "M.": "Monsieur", "Dr": "Docteur"},
         thousands=_NNBSP,
@@ -164,7 +161,6 @@ PHRASES: Final[Mapping[str, Phrases]] = {
         conjunction="e",
         preposition="a ",
         preposition_each=False,
-        cities={"London": "Londra", "Milan": "Milano", "Paris": "Parigi"},
         titles={"Ms": "Signora", "Mme": "Signora", "Mrs": "Signora", "Miss": "Signora", "Mlle": "Signora",
                 "Mr": "Signor", "M.": "Signor"},
         thousands=".",
@@ -261,11 +257,11 @@ def _chosen(ranked: Sequence[Ranked]) -> list[ProductFacts]:
     return chosen
 
 
-def _places(cities: Sequence[str], words: Phrases) -> str:
+def _places(cities: Sequence[str], words: Phrases, language: str) -> str:
     """"in London, Milan and Paris" / "à Londres, à Milan et à Paris" / "a Londra,
     Milano e Parigi".
     """
-    names = [words.cities.get(city, city) for city in cities]
+    names = [say_city(city, language) for city in cities]
     if words.preposition_each:
         names = [f"{words.preposition}{name}" for name in names]
     else:
@@ -277,6 +273,7 @@ def _places(cities: Sequence[str], words: Phrases) -> str:
 
 def availability(product: ProductFacts, cities: Mapping[str, str], language: str | None = "en") -> str:
     """Where the piece is on hand today, in the client's language."""
+    code = supported(language)
     words = _phrases(language)
     units = product.units_by_boutique()
     subject = words.subject.format(name=product.name)
@@ -287,11 +284,11 @@ def availability(product: ProductFacts, cities: Mapping[str, str], language: str
     last = [cities.get(b, b) for b in in_stock if units[b] == 1]
     plenty = [cities.get(b, b) for b in in_stock if units[b] > 1]
     if plenty and last:
-        return words.available_and_last.format(subject=subject, plenty=_places(plenty, words),
-                                               last=_places(last, words))
+        return words.available_and_last.format(subject=subject, plenty=_places(plenty, words, code),
+                                               last=_places(last, words, code))
     if last:
-        return words.last_piece.format(subject=subject, name=product.name, places=_places(last, words))
-    return words.available.format(subject=subject, places=_places(plenty, words))
+        return words.last_piece.format(subject=subject, name=product.name, places=_places(last, words, code))
+    return words.available.format(subject=subject, places=_places(plenty, words, code))
 
 
 def advisor_offer(client: ClientContext, plural: bool = False, language: str | None = "en") -> str:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
 
-from bench.retrieval import evaluate, load_products, load_questions
+from bench.retrieval import evaluate, load_questions
 from salon.advisors.screen import person_needed
 from salon.integrations.catalog import ProductFacts
 from salon.llm.context import ClientContext
@@ -21,16 +20,6 @@ CITIES = {"paris": "Paris", "london": "London", "milan": "Milan"}
 CLAIRE = ClientContext(client_id="C-001", title="Ms", first_name="Claire", last_name="Laurent",
                        language="fr", home_city="Paris", advisor_first_name="Sophie", personalisation=True,
                        llm_consent=True)
-
-
-@pytest.fixture(scope="module")
-def catalog() -> list[ProductFacts]:
-    return asyncio.run(load_products())
-
-
-@pytest.fixture(scope="module")
-def index(catalog: list[ProductFacts]) -> CatalogIndex:
-    return CatalogIndex(catalog)
 
 
 def pieces(catalog: list[ProductFacts], *ids: str) -> list[ProductFacts]:

@@ -11,7 +11,6 @@ guardrails and what the model is given.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 from collections.abc import AsyncIterator, Iterator
@@ -23,7 +22,6 @@ from typing import Any
 import pytest
 import yaml
 
-from bench.retrieval import load_products
 from salon.clock import ManualClock
 from salon.config import PROJECT_ROOT
 from salon.integrations.catalog import ProductFacts
@@ -139,16 +137,6 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("constraints") / "salon.db"
     seed_database(f"sqlite:///{path}", MAISON)
     return path
-
-
-@pytest.fixture(scope="module")
-def catalog() -> list[ProductFacts]:
-    return asyncio.run(load_products())
-
-
-@pytest.fixture(scope="module")
-def index(catalog: list[ProductFacts]) -> CatalogIndex:
-    return CatalogIndex(catalog)
 
 
 def copy_of(seeded: Path, folder: Path) -> Path:
