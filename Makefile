@@ -34,7 +34,7 @@ export WA_API_BASE_URL ?= http://127.0.0.1:$(EMULATOR_PORT)
 export WA_API_VERSION ?= v27.0
 export WA_AUTH_MODE ?= bearer
 
-TRAINING_FILES := config.yml domain.yml $(shell find data -name '*.yml' -not -path 'data/maison/*' 2>/dev/null)
+TRAINING_FILES := config.yml domain.yml $(shell find data -name '*.yml' -not -path 'data/maison/*' -not -path 'data/handoff/*' 2>/dev/null)
 MAISON_FILES   := $(wildcard data/maison/*.yml)
 
 .PHONY: help install lock services browser lint pytest drills validate train rasa-test smoke bookings-at-instants e2e demo-check test run shell demo bench clean

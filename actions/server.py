@@ -30,6 +30,7 @@ from sanic import Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from salon.advisors.person_model import warm
 from salon.config import is_loopback_host
 from salon.logmask import install_log_masking
 
@@ -104,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"actions.server: {exc}", file=sys.stderr)  # noqa: T201
         return 2
     app = guarded_app(token)
+    # The person screen's learned model, trained (or loaded) now rather than on a client's turn.
+    warm()
     logger.info("action server on %s:%s (%s)", args.host, args.port,
                 "credential required" if token else "loopback, no credential")
     run_kwargs: dict[str, Any] = {"host": args.host, "port": args.port, "workers": 1,

@@ -7,8 +7,15 @@ the intent classifier. When a person must answer, the message's intent becomes
 conversation to a client advisor whatever the classifier thought. The classifier's own
 ranking is kept, and ``person_screen`` in the parse data says why and what the intent was
 before (``action_handoff`` gives the advisor that reason). An understood STOP or START
-is kept (an opt-out is honoured first), unless the words ask for a person ("stop, get me
-someone from the boutique").
+the classifier is sure of is kept (an opt-out is honoured first), unless the words ask
+for a person ("stop, get me someone from the boutique"); one it is unsure of ("arrêtez
+tout, quelqu'un a changé mon mot de passe") gives way to the person.
+
+The other way round, a message the classifier sent to ``complaint`` or
+``talk_to_advisor`` that neither the patterns nor the learned model
+(:mod:`salon.advisors.person_model`) think a person must answer ("È oro vero o
+placcato?") takes the classifier's next intent, or ``nlu_fallback`` when that one is
+unsure; ``person_screen`` then holds no reason and the intent it replaced.
 """
 
 from __future__ import annotations
@@ -19,15 +26,26 @@ from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
-from rasa.shared.nlu.constants import INTENT, TEXT
+from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
+from salon.advisors.person_model import default_model, warm
 from salon.advisors.screen import person_needed
 
 SCREEN_KEY = "person_screen"
 """The parse data's key for the screen's verdict: ``{"reason": …, "replaced_intent": …}``."""
 
 _KEPT_INTENTS = frozenset({"opt_out", "opt_in"})
+KEPT_FROM = 0.8
+"""The classifier's confidence from which an understood STOP or START is kept."""
+HANDOFF_INTENTS = frozenset({"complaint", "talk_to_advisor"})
+"""The intents the rules hand to a client advisor."""
+
+DEMOTE_BELOW = 0.2
+"""A handoff intent is undone when the learned model's chance of a person is below this."""
+
+NEXT_INTENT_FLOOR = 0.3
+"""The classifier's next intent is taken from this confidence; below it, ``nlu_fallback``."""
 
 
 def screened_intent(reason: str) -> str:
@@ -42,7 +60,8 @@ class PersonScreen(GraphComponent):
     @classmethod
     def create(cls, config: dict[str, Any], model_storage: ModelStorage, resource: Resource,
                execution_context: ExecutionContext) -> PersonScreen:
-        """A screen needs no training and no state."""
+        """A screen needs no Rasa training; its learned model is trained now, not on a turn."""
+        warm()
         return cls()
 
     def process(self, messages: list[Message]) -> list[Message]:
@@ -59,7 +78,29 @@ class PersonScreen(GraphComponent):
         intent = message.get(INTENT) or {}
         before = intent.get("name") if isinstance(intent, dict) else None
         reason = person_needed(text)
-        if reason is None or (before in _KEPT_INTENTS and reason != "human_request"):
+        if reason is None:
+            if before in HANDOFF_INTENTS and default_model().read(text).person < DEMOTE_BELOW:
+                _demote(message, before)
+            return
+        if before in _KEPT_INTENTS and reason != "human_request" and _confidence(intent) >= KEPT_FROM:
             return
         message.set(INTENT, {"name": screened_intent(reason), "confidence": 1.0}, add_to_output=True)
         message.set(SCREEN_KEY, {"reason": reason, "replaced_intent": before}, add_to_output=True)
+
+
+def _confidence(intent: object) -> float:
+    value = intent.get("confidence") if isinstance(intent, dict) else None
+    return float(value) if isinstance(value, (int, float)) else 0.0
+
+
+def _demote(message: Message, before: str) -> None:
+    """Take the classifier's best intent that is not a handoff one (or ``nlu_fallback``)."""
+    ranking = message.get(INTENT_RANKING_KEY) or []
+    following = next((entry for entry in ranking if isinstance(entry, dict)
+                      and entry.get("name") not in HANDOFF_INTENTS | {"nlu_fallback"}), None)
+    if following is not None and float(following.get("confidence") or 0.0) >= NEXT_INTENT_FLOOR:
+        intent = {"name": following["name"], "confidence": float(following["confidence"])}
+    else:
+        intent = {"name": "nlu_fallback", "confidence": 1.0}
+    message.set(INTENT, intent, add_to_output=True)
+    message.set(SCREEN_KEY, {"reason": None, "replaced_intent": before}, add_to_output=True)

@@ -104,7 +104,7 @@ async def test_asking_for_an_advisor_pauses_records_and_notifies(maison: str, ad
     handoff = await book.open_for(CLAIRE)
     assert handoff is not None
     assert (handoff.client_id, handoff.advisor_id, handoff.reason, handoff.status, handoff.notified) == (
-        "C-001", "sophie-marchand", "talk_to_advisor", "open", "sent")
+        "C-001", "sophie-marchand", "human_request", "open", "sent")
     assert handoff.note == "Client wrote: I want to speak to Sophie" and handoff.wa_id == CLAIRE
     [posted] = advisor_webhook["received"]
     assert advisor_webhook["signed"] is True

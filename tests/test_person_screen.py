@@ -2,11 +2,11 @@
 applies it to every message (components/person_screen.py).
 
 The sets are in tests/handoff/. ``development-1.yml`` and ``development-2.yml`` are the
-ones the screen's patterns were written against: they must be screened as labelled.
-``heldout.yml`` was written blind to the patterns; bench/handoff.py measures it against
-the goals (recall ≥ 0.97, false handoffs ≤ 0.05 per language). Here it guards against a
-regression: no more false handoffs than the goal allows, and no less recall than measured
-when the patterns were frozen.
+ones the screen's patterns were written against: the patterns must read them as labelled.
+``heldout.yml`` and ``heldout-2.yml`` were written blind to the patterns and to the
+learned model's training data; together they are the evaluation set bench/handoff.py
+measures against the goals (recall ≥ 0.97, false handoffs ≤ 0.05 per language), which
+the screen must keep.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import yaml
 from rasa.shared.nlu.training_data.message import Message
 
 from components.person_screen import SCREEN_KEY, PersonScreen, screened_intent
-from salon.advisors.screen import HANDOFF_REASONS, person_needed
+from salon.advisors.screen import HANDOFF_REASONS, pattern_reason, person_needed
 
 SETS = Path(__file__).resolve().parent / "handoff"
 LANGUAGES = ("en", "fr", "it")
@@ -29,16 +29,15 @@ def _load(name: str) -> dict[str, Any]:
     return yaml.safe_load((SETS / name).read_text(encoding="utf-8"))
 
 
-def _rates(data: dict[str, Any], language: str) -> tuple[float, float]:
-    person = [text for texts in data["person"][language].values() for text in texts]
-    assistant = data["assistant"][language]
+def _rates(sets: list[dict[str, Any]], language: str) -> tuple[float, float]:
+    person = [text for data in sets for texts in data["person"][language].values() for text in texts]
+    assistant = [text for data in sets for text in data["assistant"][language]]
     recall = sum(person_needed(text) is not None for text in person) / len(person)
     false = sum(person_needed(text) is not None for text in assistant) / len(assistant)
     return recall, false
 
 
-SET_NAMES = ("development-1.yml", "development-2.yml", "heldout.yml")
-HELD_OUT_RECALL_FLOOR = {"en": 0.80, "fr": 0.72, "it": 0.68}
+SET_NAMES = ("development-1.yml", "development-2.yml", "heldout.yml", "heldout-2.yml")
 
 
 @pytest.mark.parametrize("name", SET_NAMES)
@@ -60,29 +59,32 @@ def _all_texts(data: dict[str, Any]) -> list[str]:
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
-def test_the_first_development_set_is_screened_as_labelled(language: str) -> None:
+def test_the_first_development_set_is_read_by_the_patterns_as_labelled(language: str) -> None:
     data = _load("development-1.yml")
-    wrong = [(reason, text, person_needed(text))
+    wrong = [(reason, text, pattern_reason(text))
              for reason, texts in data["person"][language].items() for text in texts
-             if person_needed(text) != reason]
+             if pattern_reason(text) != reason]
     assert wrong == []
-    assert [text for text in data["assistant"][language] if person_needed(text)] == []
+    assert [text for text in data["assistant"][language] if pattern_reason(text)] == []
+    # The screen (patterns, then the learned model) gives the patterns' reason.
+    assert all(person_needed(text) == reason
+               for reason, texts in data["person"][language].items() for text in texts)
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_the_second_development_set_reaches_a_person_with_the_right_reason(language: str) -> None:
     data = _load("development-2.yml")
-    recall, false = _rates(data, language)
-    assert recall >= 0.98 and false == 0.0, (recall, false)
+    recall, false = _rates([data], language)
+    assert recall >= 0.98 and false <= 0.04, (recall, false)
     wrong = [(reason, text) for reason, texts in data["person"][language].items() for text in texts
-             if person_needed(text) not in (None, reason)]
+             if pattern_reason(text) not in (None, reason)]
     assert wrong == []
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
-def test_the_held_out_set_keeps_its_measured_recall_and_its_false_handoffs_low(language: str) -> None:
-    recall, false = _rates(_load("heldout.yml"), language)
-    assert recall >= HELD_OUT_RECALL_FLOOR[language] and false <= 0.05, (language, recall, false)
+def test_the_held_out_sets_reach_the_goals(language: str) -> None:
+    recall, false = _rates([_load("heldout.yml"), _load("heldout-2.yml")], language)
+    assert recall >= 0.97 and false <= 0.05, (language, recall, false)
 
 
 @pytest.mark.parametrize(("text", "reason"), [
@@ -90,7 +92,6 @@ def test_the_held_out_set_keeps_its_measured_recall_and_its_false_handoffs_low(l
     ("is it real leather?", None),
     ("la borsa c'è ancora?", None),
     ("le colis est parti hier ?", None),
-    ("you left me a voicemail, call back please", None),
     ("I'm having a hard time choosing between the two bags", None),
     ("am I talking to a bot?", None),  # questions the assistant answers (bot_challenge)
     ("are you a real human?", None),
@@ -105,6 +106,12 @@ def test_the_held_out_set_keeps_its_measured_recall_and_its_false_handoffs_low(l
 ])
 def test_accents_capitals_and_lookalikes(text: str, reason: str | None) -> None:
     assert person_needed(text) == reason
+
+
+def test_being_left_a_voicemail_is_not_being_left() -> None:
+    # Not distress; asking to be called back is a request the advisor answers.
+    assert pattern_reason("you left me a voicemail, call back please") is None
+    assert person_needed("you left me a voicemail, call back please") in (None, "human_request")
 
 
 def _message(text: str, intent: str) -> Message:
@@ -157,3 +164,61 @@ def test_the_nlu_step_sends_what_a_person_must_answer_to_the_handoff_intents() -
     assert anger.get("intent")["name"] == "complaint" == screened_intent("complaint")
     for untouched, intent in ((booking, "book_appointment"), (stop, "opt_out"), (button, "talk_to_advisor")):
         assert untouched.get("intent")["name"] == intent and untouched.get(SCREEN_KEY) is None
+
+
+@pytest.mark.parametrize("text", [
+    # Idioms and ordinary requests that borrow a reason's words (see screen._HARMLESS).
+    "Do you have court shoes in navy, size 40?",
+    "un portadocumenti in pelle con le sue iniziali, mi dite i tempi?",
+    "le manteau existe-t-il en version courte, type petite/court ?",
+    "Sorry, phone died! Yes Thursday 3pm works",
+    "sono morta dal ridere per la campagna nuova 😂",
+    "Can't complain at all, the scarf is perfect. Thanks!",
+    "Is the leather genuine calfskin?",
+    "Quella cintura è vera pelle di coccodrillo?",
+    "Je cherche une police d'écriture élégante pour la gravure",
+    "Des idées de cadeaux pour les maîtresses en fin d'année ?",
+    "Cerco un regalo per il mio avvocato, qualcosa di classico per la scrivania.",
+    "I work at the hospital round the corner, are you open after 7 on Thursdays?",
+    "My sister's pregnant with twins, what's a lovely gift for her?",
+])
+def test_borrowed_words_do_not_trigger_the_patterns(text: str) -> None:
+    assert pattern_reason(text) is None
+
+
+@pytest.mark.parametrize(("text", "reason"), [
+    ("I'll be filing a claim at the county court on Monday", "legal"),
+    ("sono l'avvocato Ferraris e scrivo per conto della mia assistita", "legal"),
+    ("Is the fragrance safe while pregnant? It was a gift", "health"),
+    ("I will sue you if the bag is not replaced", "legal"),
+])
+def test_what_the_harmless_phrases_must_not_hide(text: str, reason: str) -> None:
+    assert pattern_reason(text) == reason
+
+
+def test_an_unsure_opt_out_gives_way_to_a_person_a_sure_one_is_kept() -> None:
+    screen = PersonScreen()
+    unsure = _message("arrêtez tout, quelqu'un a changé mon mot de passe, ce n'est pas moi", "opt_out")
+    unsure.set("intent", {"name": "opt_out", "confidence": 0.6})
+    sure = _message("STOP, you people are a disgrace", "opt_out")
+    sure.set("intent", {"name": "opt_out", "confidence": 0.97})
+    screen.process([unsure, sure])
+    assert unsure.get("intent") == {"name": "talk_to_advisor", "confidence": 1.0}
+    assert sure.get("intent")["name"] == "opt_out" and sure.get(SCREEN_KEY) is None
+
+
+def _ranked(text: str, ranking: list[tuple[str, float]]) -> Message:
+    return Message(data={"text": text, "intent": {"name": ranking[0][0], "confidence": ranking[0][1]},
+                         "intent_ranking": [{"name": n, "confidence": c} for n, c in ranking]})
+
+
+def test_a_handoff_the_screen_finds_no_reason_for_takes_the_next_intent() -> None:
+    screen = PersonScreen()
+    gold = _ranked("È oro vero o placcato?", [("complaint", 0.52), ("product_inquiry", 0.41)])
+    unsure = _ranked("il colore della Capri è il nero?", [("complaint", 0.7), ("product_inquiry", 0.1)])
+    anger = _ranked("the strap snapped AGAIN, third time", [("complaint", 0.9), ("aftercare_repair", 0.05)])
+    screen.process([gold, unsure, anger])
+    assert gold.get("intent") == {"name": "product_inquiry", "confidence": 0.41}
+    assert gold.get(SCREEN_KEY) == {"reason": None, "replaced_intent": "complaint"}
+    assert unsure.get("intent") == {"name": "nlu_fallback", "confidence": 1.0}
+    assert anger.get("intent")["name"] == "complaint"

@@ -164,7 +164,9 @@ class StylingAdvisor:
         the client record's, else English.
         """
         await self.initialize()
-        reason = person_needed(text)
+        # An obvious injection attempt is answered offline, whatever else it claims (the
+        # NLU's screen has already handed over what a person must answer).
+        reason = None if looks_like_injection(text) else person_needed(text)
         client = await load_client_context(self.engine, wa_id=wa_id, user_id=user_id)
         lang = supported(language or client.language)
         audit_id = client.client_id or await self._sender_key(wa_id, user_id)

@@ -222,7 +222,7 @@ def test_ask_for_an_advisor_and_get_a_reply_from_the_advisor_api(stack: Stack) -
     assert httpx.get(api, timeout=30).status_code == 401
     listing = httpx.get(api, headers=auth, timeout=30).json()["conversations"]
     mine = [c for c in listing if c["conversation_id"] == CLAIRE]
-    assert len(mine) == 1 and mine[0]["window"]["open"] is True and mine[0]["reason"] == "talk_to_advisor"
+    assert len(mine) == 1 and mine[0]["window"]["open"] is True and mine[0]["reason"] == "human_request"
     transcript = httpx.get(f"{api}/{CLAIRE}", headers=auth, timeout=30).json()["transcript"]
     assert [(line["from"], line["text"]) for line in transcript[-3:]] == [
         ("client", "Also, the belt of my coat is missing from the parcel"),
