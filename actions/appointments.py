@@ -32,7 +32,7 @@ from salon.conversation.appointments import (
     slot_offer,
 )
 from salon.conversation.language import supported
-from salon.conversation.phrasing import pick, say_city
+from salon.conversation.phrasing import gender_of, pick, say_city
 from salon.conversation.when import TimeWindow, parse_when
 from salon.integrations.bookings import Appointment, BookingError, Boutique, ClientBusy, SlotTaken
 from salon.integrations.crm import ClientRecord
@@ -351,7 +351,8 @@ class ActionAskPartySize(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: dict[str, Any]) -> list[EventType]:
-        reply = ask_party_size(_language(tracker))
+        # French agrees with her title: "Serez-vous accompagnée ?"
+        reply = ask_party_size(_language(tracker), gender_of(await backends.known_client(tracker)))
         dispatcher.utter_message(text=reply.text, buttons=reply.buttons)
         return []
 

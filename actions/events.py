@@ -22,6 +22,7 @@ from actions import backends
 from actions.greeting import conversation_language
 from salon.conversation.greetings import Reply
 from salon.conversation.language import supported
+from salon.conversation.phrasing import gender_of
 from salon.conversation.rsvp import (
     OFFER_ATTEND,
     OFFER_WAITLIST,
@@ -263,7 +264,7 @@ class ActionAskRsvpGuests(Action):
         if chosen is None:
             _say(dispatcher, choose_event(ctx.open, _language(tracker)))
             return [SlotSet("rsvp_event", None)]
-        _say(dispatcher, ask_guests(chosen, _language(tracker)))
+        _say(dispatcher, ask_guests(chosen, _language(tracker), gender_of(ctx.record)))
         return []
 
 

@@ -100,7 +100,7 @@ async def test_repair_requests_seen_changed_and_told_to_the_client(maison: Setti
         assert body["update"] == {**body["update"], "status": "received", "note": "Arrived at the Pantin atelier.",
                                   "by": "sophie", "notified": "free_form"}
         told = (f"Madame Laurent, votre pièce (Astre bracelet) est bien arrivée à notre atelier (demande "
-                f"{claire_rep}) ; nous vous tiendrons informé(e) ici.")
+                f"{claire_rep}) ; nous vous tiendrons informée ici.")
         assert [(m["type"], m["body"]) for m in await outbox(admin)] == [("text", told)]
         tracker = await agent.tracker_store.retrieve(CLAIRE)
         assert tracker is not None and tracker.latest_bot_utterance is not None

@@ -203,8 +203,8 @@ async def test_a_change_of_guests_in_french(maison: str) -> None:
     _, messages = await run(ActionAskRsvpGuests(), slots={"rsvp_event": PREVIEW, "language": "fr"}, sender=CLAIRE)
     assert said(messages) == [(
         "Votre venue à « Avant-première de la collection d'automne » est confirmée, avec un invité. "
-        "Serez-vous accompagné(e) ? Votre invitation est pour vous et un invité.",
-        ["Je viendrai seul(e)", "Avec un invité"])]
+        "Serez-vous accompagnée ? Votre invitation est pour vous et un invité.",
+        ["Je viendrai seule", "Avec un invité"])]
     chosen = {"rsvp_event": PREVIEW, "rsvp_guests": "0", "rsvp_offer": "attend", "language": "fr"}
     events, _ = await validate({"rsvp_confirmed": True}, slots=chosen, sender=CLAIRE, text="oui", intent="affirm")
     assert SlotSet("rsvp_outcome", "changed") in events

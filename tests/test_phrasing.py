@@ -9,9 +9,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from salon.conversation.appointments import ask_party_size
 from salon.conversation.phrasing import (
     address,
+    agreed,
     button_title,
+    gender_of,
     pick,
     say_city,
     say_date_short,
@@ -155,3 +158,34 @@ def test_cities_and_phrase_tables() -> None:
     table = {"en": "Hello", "it": "Buongiorno"}
     assert (pick(table, "it"), pick(table, "fr"), pick(table, None)) == ("Buongiorno", "Hello", "Hello")
     assert say_date_short(date(2027, 1, 21), "fr") == "21 janv."
+
+
+@pytest.mark.parametrize(("title", "gender"), [
+    ("Mme", "f"), ("Madame", "f"), ("Ms", "f"), ("Signora", "f"), ("Dott.ssa", "f"),
+    ("M.", "m"), ("Mr", "m"), ("Signor", "m"), ("Dott.", "m"),
+    ("Dr", None), ("Mx", None), ("", None),
+])
+def test_the_title_tells_the_gender_french_agrees_with(title: str, gender: str | None) -> None:
+    assert gender_of(client(title)) == gender
+    assert gender_of(None) is None
+
+
+@pytest.mark.parametrize(("gender", "question", "alone"), [
+    ("f", "Serez-vous accompagnée ?", "Je viendrai seule"),
+    ("m", "Serez-vous accompagné ?", "Je viendrai seul"),
+    (None, "Viendrez-vous avec quelqu'un ?", "Rien que moi"),
+])
+def test_french_agrees_with_the_client_or_says_it_without_agreeing(
+        gender: str | None, question: str, alone: str) -> None:
+    reply = ask_party_size("fr", gender)
+    assert reply.text == question and reply.buttons[0]["title"] == alone
+    assert "(e)" not in reply.text and all("(e)" not in b["title"] for b in reply.buttons)
+    # English and Italian need no agreement here: the same words for everyone.
+    assert ask_party_size("en", gender).text == "Will anyone be joining you?"
+    assert ask_party_size("it", gender).text == "Ci sarà qualcuno con Lei?"
+
+
+def test_agreed_falls_back_to_the_neutral_words() -> None:
+    words = {"ask": "neutral", "ask_f": "feminine"}
+    assert (agreed(words, "ask", "f"), agreed(words, "ask", "m"), agreed(words, "ask", None)) == (
+        "feminine", "neutral", "neutral")

@@ -37,7 +37,7 @@ from salon.advisors.repairs import (
 )
 from salon.clock import Clock
 from salon.conversation.language import supported
-from salon.conversation.phrasing import address
+from salon.conversation.phrasing import address, gender_of
 from salon.guard.sender import SendOutcome
 from salon.identity import ClientRef
 from salon.integrations.bookings import Bookings
@@ -342,7 +342,8 @@ class AdvisorDesk:
         language = supported(record.language if record else None)
         city = await self._boutique_city(request.boutique_id)
         text = status_message(request, status, language=language,
-                              name=address(record, language) if record else None, boutique_city=city)
+                              name=address(record, language) if record else None, boutique_city=city,
+                              gender=gender_of(record))
         assert text is not None
         # A piece ready for collection has its own approved template (aftercare_ready);
         # the other steps are a reply to the client's request: parked behind the nudge.

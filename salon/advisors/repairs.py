@@ -31,7 +31,7 @@ from sqlalchemy import (
     update,
 )
 
-from salon.conversation.phrasing import pick, say_city
+from salon.conversation.phrasing import agreed, pick, say_city
 from salon.integrations.schema import AwareDateTime
 from salon.storage.db import SqlTables
 
@@ -248,7 +248,11 @@ _STATUS_LINES: Final[dict[str, dict[str, str]]] = {
     "fr": {
         "lead_named": "{name}, votre", "lead": "Votre",
         "received": ("{lead} pièce ({item}) est bien arrivée à notre atelier (demande {ref}) ; "
-                     "nous vous tiendrons informé(e) ici."),
+                     "nous vous donnerons de ses nouvelles ici."),
+        "received_f": ("{lead} pièce ({item}) est bien arrivée à notre atelier (demande {ref}) ; "
+                       "nous vous tiendrons informée ici."),
+        "received_m": ("{lead} pièce ({item}) est bien arrivée à notre atelier (demande {ref}) ; "
+                       "nous vous tiendrons informé ici."),
         "in_progress": ("{lead} pièce ({item}) est entre les mains de nos artisans (demande "
                         "{ref}) ; nous vous préviendrons ici dès qu'elle sera prête."),
         "ready": ("{lead} pièce ({item}) est revenue de notre atelier et vous attend {where} "
@@ -269,12 +273,14 @@ _STATUS_LINES: Final[dict[str, dict[str, str]]] = {
 
 
 def status_message(request: RepairRequest, status: str, *, language: str, name: str | None,
-                   boutique_city: str | None) -> str | None:
-    """The line that tells the client their piece moved on (None: nothing to tell)."""
+                   boutique_city: str | None, gender: str | None = None) -> str | None:
+    """The line that tells the client their piece moved on (None: nothing to tell); in
+    French, agreed with her title (``gender``: :func:`salon.conversation.phrasing.gender_of`).
+    """
     if status not in NOTIFIED_STATUSES:
         return None
     words = pick(_STATUS_LINES, language)
     lead = words["lead_named"].format(name=name) if name else words["lead"]
     where = (words["where_city"].format(city=say_city(boutique_city, language)) if boutique_city
              else words["where"])
-    return words[status].format(lead=lead, item=request.item, ref=request.id, where=where)
+    return agreed(words, status, gender).format(lead=lead, item=request.item, ref=request.id, where=where)

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from salon.conversation.greetings import Reply
-from salon.conversation.phrasing import pick, say_city, say_day, say_moment_short, say_time
+from salon.conversation.phrasing import agreed, pick, say_city, say_day, say_moment_short, say_time
 from salon.conversation.when import TimeWindow
 from salon.integrations.bookings import Appointment, Bookings, Boutique, Slot
 from salon.integrations.catalog import fold
@@ -84,8 +84,10 @@ _WORDS: Final[dict[str, dict[str, str]]] = {
         "nearest": "Voici les créneaux libres les plus proches à {city}. Lequel vous convient ?",
         "next_free": ("Ce moment est complet à {city}, je le regrette. Voici les prochains "
                       "créneaux libres :"),
-        "party_question": "Serez-vous accompagné(e) ?",
-        "party_1": "Je viendrai seul(e)", "party_2": "Nous serons deux",
+        "party_question": "Viendrez-vous avec quelqu'un ?",
+        "party_question_f": "Serez-vous accompagnée ?", "party_question_m": "Serez-vous accompagné ?",
+        "party_1": "Rien que moi", "party_1_f": "Je viendrai seule", "party_1_m": "Je viendrai seul",
+        "party_2": "Nous serons deux",
         "party_3": "Nous serons trois",
         "party": ", pour {size} personnes",
         "confirm_book": ("Je réserve donc votre rendez-vous ({service}) le {day} à {hour}, "
@@ -240,11 +242,13 @@ def slot_offer(choice: SlotChoice, shop: Boutique, language: str) -> Reply:
     return Reply(text.format(city=city), buttons)
 
 
-def ask_party_size(language: str) -> Reply:
-    """Whether anyone joins the client, with buttons for one, two or three."""
+def ask_party_size(language: str, gender: str | None = None) -> Reply:
+    """Whether anyone joins the client, with buttons for one, two or three; in French,
+    agreed with her title (``gender``: :func:`salon.conversation.phrasing.gender_of`).
+    """
     words = pick(_WORDS, language)
-    return Reply(words["party_question"], [
-        {"title": words[f"party_{n}"], "payload": f'/inform{{"party_size": "{n}"}}'}
+    return Reply(agreed(words, "party_question", gender), [
+        {"title": agreed(words, f"party_{n}", gender), "payload": f'/inform{{"party_size": "{n}"}}'}
         for n in (1, 2, 3)])
 
 

@@ -44,7 +44,9 @@ __all__ = [
     "LOCALES",
     "SUPPORTED",
     "address",
+    "agreed",
     "button_title",
+    "gender_of",
     "pick",
     "say_city",
     "say_date_short",
@@ -90,6 +92,7 @@ _TITLES: Final[dict[str, dict[str, str]]] = {
     "fr": {"f": "Madame", "m": "Monsieur", "dr": "Docteur", "dr_f": "Docteur", "dr_m": "Docteur"},
     "it": {"f": "Signora", "m": "Signor", "dr_f": "Dottoressa", "dr_m": "Dottor"},
 }
+_GENDERS: Final = {"f": "f", "dr_f": "f", "m": "m", "dr_m": "m"}
 # English keeps "Mrs" where the book says "Mme" (a married title the client chose).
 _EN_MRS: Final = frozenset({"Mme", "Mrs", "Madame"})
 
@@ -127,6 +130,23 @@ def address(record: ClientRecord, language: str) -> str:
     if title is None:
         return f"{record.first_name} {record.last_name}"
     return f"{title} {record.last_name}"
+
+
+def gender_of(record: ClientRecord | None) -> str | None:
+    """``"f"`` or ``"m"`` as the client's title tells it (Madame, Mr, Signora, Dott.ssa…);
+    None when it does not (no title, Mx, Dr): the words that agree with her are then
+    phrased so that they need not ("Viendrez-vous avec quelqu'un ?").
+    """
+    if record is None:
+        return None
+    return _GENDERS.get(_TITLE_KEYS.get(record.title.strip(), ""))
+
+
+def agreed(words: Mapping[str, str], key: str, gender: str | None) -> str:
+    """``words[key]`` in the form that agrees with ``gender`` (``key_f``, ``key_m``) when
+    the language has one, else the neutral ``words[key]``.
+    """
+    return (words.get(f"{key}_{gender}") if gender else None) or words[key]
 
 
 def say_city(city: str, language: str) -> str:

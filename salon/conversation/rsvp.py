@@ -17,6 +17,7 @@ from typing import Final
 from salon.conversation.greetings import Reply
 from salon.conversation.phrasing import (
     address,
+    agreed,
     button_title,
     pick,
     say_city,
@@ -252,10 +253,15 @@ _WORDS: Final[dict[str, dict[str, str]]] = {
         "note_accepted": " (votre venue est confirmée, {with})",
         "note_waitlisted": " (vous êtes sur liste d'attente)",
         "choose": "Avec plaisir. Vos invitations : {listed}. À laquelle souhaitez-vous répondre ?",
-        "just_me": "Je viendrai seul(e)", "with_one": "Avec un invité", "with_n": "Avec {guests}",
+        "just_me": "Rien que moi", "just_me_f": "Je viendrai seule", "just_me_m": "Je viendrai seul",
+        "with_one": "Avec un invité", "with_n": "Avec {guests}",
         "expected": "Votre venue à {title} est confirmée, {with}. ",
-        "ask_guests": ("{now}Serez-vous accompagné(e){at} ? Votre invitation est pour vous et "
+        "ask_guests": ("{now}Viendrez-vous avec quelqu'un{at} ? Votre invitation est pour vous et "
                        "{allowed}."),
+        "ask_guests_f": ("{now}Serez-vous accompagnée{at} ? Votre invitation est pour vous et "
+                         "{allowed}."),
+        "ask_guests_m": ("{now}Serez-vous accompagné{at} ? Votre invitation est pour vous et "
+                         "{allowed}."),
         "ask_at": " pour {title}",
         "full": "{title} est complet",
         "one_left": "il ne reste qu'une place pour {title}",
@@ -472,14 +478,16 @@ def choose_event(standings: Sequence[Standing], language: str) -> Reply:
                  [_button(s, "inform", language) for s in standings[:10]])
 
 
-def ask_guests(standing: Standing, language: str) -> Reply:
+def ask_guests(standing: Standing, language: str, gender: str | None = None) -> Reply:
     """Ask whether anyone joins the client: a "just me" button and one per guest count
-    the invitation allows (two at most); a place already confirmed is recalled first.
+    the invitation allows (two at most); a place already confirmed is recalled first. In
+    French, agreed with her title (``gender``: :func:`salon.conversation.phrasing.gender_of`).
     """
     event = standing.event
     allowed = event.guests_per_invitation
     reply = standing.reply
-    buttons = [{"title": _say(language, "just_me"), "payload": '/inform{"rsvp_guests": "0"}'}]
+    words = _w(language)
+    buttons = [{"title": agreed(words, "just_me", gender), "payload": '/inform{"rsvp_guests": "0"}'}]
     for n in range(1, min(allowed, 2) + 1):
         title = (_say(language, "with_one") if n == 1
                  else _say(language, "with_n", guests=_guest_count(n, language)))
@@ -487,8 +495,8 @@ def ask_guests(standing: Standing, language: str) -> Reply:
     title = _title(event, language)
     now = (_say(language, "expected", title=title, **{"with": _with(reply.guests, language)})
            if standing.attending and reply is not None else "")
-    text = _say(language, "ask_guests", now=now, at="" if now else _say(language, "ask_at", title=title),
-                allowed=_guest_count(allowed, language))
+    text = agreed(words, "ask_guests", gender).format(
+        now=now, at="" if now else _say(language, "ask_at", title=title), allowed=_guest_count(allowed, language))
     return Reply(text, buttons)
 
 
