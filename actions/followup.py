@@ -56,7 +56,8 @@ class ActionAdvisorFollowup(Action):
             return [SlotSet("language", language)]
         zone = ZoneInfo(record.time_zone if record is not None else DEFAULT_ZONE)
         today = backends.clock().now().astimezone(zone).date()
-        news = order_answer(facts, today=today, language=language)
+        advisor = record.advisor.first_name if record is not None and record.advisor else None
+        news = order_answer(facts, today=today, language=language, advisor=advisor)
         buttons = [late_order_button(language)] if is_late(facts, today) else []
         dispatcher.utter_message(text=f"{follow_up_lead(language, order=facts.number)} {news}",
                                  buttons=buttons)

@@ -79,6 +79,7 @@ class ActionOrderStatus(Action):
             today = backends.clock().now().astimezone(zone).date()  # the client's today
             language = _language(tracker)
             buttons = [late_order_button(language)] if is_late(facts, today) else []
-            dispatcher.utter_message(text=order_answer(facts, today=today, language=language),
+            advisor = record.advisor.first_name if record is not None and record.advisor else None
+            dispatcher.utter_message(text=order_answer(facts, today=today, language=language, advisor=advisor),
                                      buttons=buttons)
         return [SlotSet("order_number", None)]

@@ -123,6 +123,18 @@ async def test_answers_in_french_and_italian_say_the_same_facts(orders) -> None:
     assert order_answer(cancelled, today=TODAY, language="it") == (
         "Il Suo ordine SOL-100004 è stato annullato. Il Suo consulente potrà dirLe di più, se lo desidera.")
     assert order_answer(cancelled, today=TODAY, language="de") == order_answer(cancelled, today=TODAY)
+    # With her own advisor's first name, each language names her instead of the noun.
+    assert late_fr != order_answer(facts, today=date(2026, 12, 4), language="fr", advisor="Sophie")
+    assert order_answer(facts, today=date(2026, 12, 4), language="fr", advisor="Sophie").endswith(
+        "Sophie peut se renseigner auprès de DHL Express pour vous.")
+    assert order_answer(facts, today=date(2026, 12, 4), language="en", advisor="James").endswith(
+        "James can look into it with DHL Express for you.")
+    assert order_answer(delivered, today=TODAY, language="it", advisor="Giulia").endswith(
+        "Se qualcosa non fosse come dovrebbe, chiederò a Giulia di occuparsene.")
+    assert order_answer(delivered, today=TODAY, language="fr", advisor="Camille").endswith(
+        "je demanderai à Camille de s'en occuper.")
+    assert order_answer(cancelled, today=TODAY, language="it", advisor="Giulia") == (
+        "Il Suo ordine SOL-100004 è stato annullato. Giulia potrà dirLe di più, se lo desidera.")
 
 
 def _tracker(sender: str, slots: dict[str, Any], metadata: dict[str, Any] | None = None) -> Tracker:
@@ -203,6 +215,8 @@ async def test_the_action_answers_in_the_conversations_language(
     await ActionOrderStatus().run(dispatcher, tracker, {})
     [message] = dispatcher.messages
     assert message["text"].startswith("Il Suo ordine SOL-104233") and "Le chiedo scusa" in message["text"]
+    # Her own advisor, by name: no noun whose gender would have to agree with Sophie's.
+    assert "Sophie può verificare" in message["text"] and "consulente" not in message["text"]
     assert message["buttons"] == [{"title": "Il mio consulente", "payload": "/talk_to_advisor"}]
     dispatcher = CollectingDispatcher()
     tracker = _tracker(CLAIRE_WA, {"order_number": "SOL-104233", "language": "fr"},
@@ -211,6 +225,7 @@ async def test_the_action_answers_in_the_conversations_language(
     await ActionOrderStatus().run(dispatcher, tracker, {})
     [message] = dispatcher.messages
     assert message["text"].startswith("Votre commande SOL-104233")
+    assert "Sophie peut se renseigner" in message["text"] and "conseiller" not in message["text"]
     assert message["buttons"] == [{"title": "Mon conseiller", "payload": "/talk_to_advisor"}]
     backends.reset()
 

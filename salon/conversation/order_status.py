@@ -38,21 +38,21 @@ _WORDS: Final[dict[str, dict[str, str]]] = {
         "url": " You can follow it here: {url}",
         "tracking": " The {carrier} tracking number is {number}.",
         "late": ("{subject} was due on {due} and has not reached you yet. I am sorry.{news} "
-                 "Your client advisor can look into it{ask} for you."),
+                 "{advisor} can look into it{ask} for you."),
         "news": " It left us{when}{by}.{tracking}",
         "confirmed": "{subject} is confirmed and will be prepared shortly{eta}.",
         "in_preparation": "{subject} is being prepared{where}{eta}.",
         "shipped": "{subject} left us{when}{by}{towards}{eta}.{tracking}",
         "out_for_delivery": "{subject} is out for delivery today{eta}.{tracking}",
         "delivered": ("{subject} was delivered{when}. If anything is not as it should be, I "
-                      "will ask your client advisor to look after it."),
-        "delayed": ("{subject} is delayed, and I am sorry for it.{reason}{new_eta} Your client "
-                    "advisor is following it closely."),
+                      "will ask {to_advisor} to look after it."),
+        "delayed": ("{subject} is delayed, and I am sorry for it.{reason}{new_eta} {advisor} is "
+                    "following it closely."),
         "new_eta": " It is now expected on {day}.",
-        "cancelled": "{order} was cancelled. Your client advisor can tell you more if you wish.",
-        "returned": ("{order} has been returned to us. Your client advisor will confirm the "
+        "cancelled": "{order} was cancelled. {advisor} can tell you more if you wish.",
+        "returned": ("{order} has been returned to us. {advisor} will confirm the "
                      "refund with you."),
-        "other": "{order} is {status}. Your client advisor can tell you more.",
+        "other": "{order} is {status}. {advisor} can tell you more.",
     },
     "fr": {
         "subject": "Votre commande {number}{pieces}",
@@ -63,7 +63,7 @@ _WORDS: Final[dict[str, dict[str, str]]] = {
         "url": " Vous pouvez la suivre ici : {url}",
         "tracking": " Son numéro de suivi {carrier} est le {number}.",
         "late": ("{subject} était attendue le {due} et ne vous est pas encore parvenue ; je "
-                 "vous prie de nous en excuser.{news} Votre conseiller peut se renseigner{ask} "
+                 "vous prie de nous en excuser.{news} {advisor} peut se renseigner{ask} "
                  "pour vous."),
         "news": " Elle a été expédiée{when}{by}.{tracking}",
         "confirmed": "{subject} est confirmée et sera préparée très prochainement{eta}.",
@@ -71,15 +71,15 @@ _WORDS: Final[dict[str, dict[str, str]]] = {
         "shipped": "{subject} a été expédiée{when}{by}{towards}{eta}.{tracking}",
         "out_for_delivery": "{subject} est en cours de livraison et vous parviendra aujourd'hui.{tracking}",
         "delivered": ("{subject} a été livrée{when}. Si quoi que ce soit n'était pas comme il se "
-                      "doit, je demanderai à votre conseiller de s'en occuper."),
+                      "doit, je demanderai à {to_advisor} de s'en occuper."),
         "delayed": ("{subject} a pris du retard, et je vous prie de nous en excuser.{reason}"
-                    "{new_eta} Votre conseiller la suit de près."),
+                    "{new_eta} {advisor} la suit de près."),
         "new_eta": " Elle est désormais attendue le {day}.",
-        "cancelled": ("{order} a été annulée. Votre conseiller pourra vous en dire davantage si "
+        "cancelled": ("{order} a été annulée. {advisor} pourra vous en dire davantage si "
                       "vous le souhaitez."),
-        "returned": ("{order} nous a été retournée. Votre conseiller confirmera le remboursement "
+        "returned": ("{order} nous a été retournée. {advisor} confirmera le remboursement "
                      "avec vous."),
-        "other": "{order} est au statut « {status} ». Votre conseiller pourra vous en dire davantage.",
+        "other": "{order} est au statut « {status} ». {advisor} pourra vous en dire davantage.",
     },
     "it": {
         "subject": "Il Suo ordine {number}{pieces}",
@@ -90,23 +90,34 @@ _WORDS: Final[dict[str, dict[str, str]]] = {
         "url": " Può seguirlo qui: {url}",
         "tracking": " Il numero di tracciamento {carrier} è {number}.",
         "late": ("{subject} era previsto per {due} e non Le è ancora arrivato: Le chiedo scusa."
-                 "{news} Il Suo consulente può verificare{ask} per Lei."),
+                 "{news} {advisor} può verificare{ask} per Lei."),
         "news": " È stato spedito{when}{by}.{tracking}",
         "confirmed": "{subject} è confermato e sarà preparato a breve{eta}.",
         "in_preparation": "{subject} è in preparazione{where}{eta}.",
         "shipped": "{subject} è stato spedito{when}{by}{towards}{eta}.{tracking}",
         "out_for_delivery": "{subject} è in consegna e Le arriverà oggi.{tracking}",
         "delivered": ("{subject} è stato consegnato{when}. Se qualcosa non fosse come dovrebbe, "
-                      "chiederò al Suo consulente di occuparsene."),
-        "delayed": ("{subject} è in ritardo, e me ne scuso.{reason}{new_eta} Il Suo consulente "
+                      "chiederò {to_advisor} di occuparsene."),
+        "delayed": ("{subject} è in ritardo, e me ne scuso.{reason}{new_eta} {advisor} "
                     "lo sta seguendo da vicino."),
         "new_eta": " Ora è previsto per {day}.",
-        "cancelled": ("{order} è stato annullato. Il Suo consulente potrà dirLe di più, se lo "
+        "cancelled": ("{order} è stato annullato. {advisor} potrà dirLe di più, se lo "
                       "desidera."),
-        "returned": ("{order} ci è stato restituito. Il Suo consulente confermerà con Lei il "
+        "returned": ("{order} ci è stato restituito. {advisor} confermerà con Lei il "
                      "rimborso."),
-        "other": "{order} risulta «{status}». Il Suo consulente potrà dirLe di più.",
+        "other": "{order} risulta «{status}». {advisor} potrà dirLe di più.",
     },
+}
+# Who follows the order up: the client's own advisor by first name when the book has one
+# (no noun, so nothing to agree with), else the generic noun. ``to_advisor`` follows
+# "ask" / "demander à" / "chiedere" (Italian carries its own preposition).
+_ADVISOR: Final[dict[str, dict[str, str]]] = {
+    "en": {"advisor": "Your client advisor", "to_advisor": "your client advisor",
+           "named": "{name}", "to_named": "{name}"},
+    "fr": {"advisor": "Votre conseiller", "to_advisor": "votre conseiller",
+           "named": "{name}", "to_named": "{name}"},
+    "it": {"advisor": "Il Suo consulente", "to_advisor": "al Suo consulente",
+           "named": "{name}", "to_named": "a {name}"},
 }
 _AND: Final = {"en": "and", "fr": "et", "it": "e"}
 _ON_ITS_WAY = frozenset({"placed", "confirmed", "in_preparation", "shipped", "out_for_delivery"})
@@ -157,7 +168,14 @@ def _when(value: date | datetime | None, words: dict[str, str], language: str) -
     return words["on"].format(day=say_day(value, language)) if value else ""
 
 
-def _late(facts: OrderFacts, language: str) -> str:
+def _advisor(language: str, name: str | None) -> dict[str, str]:
+    words = _ADVISOR[language]
+    if name:
+        return {"advisor": words["named"].format(name=name), "to_advisor": words["to_named"].format(name=name)}
+    return {"advisor": words["advisor"], "to_advisor": words["to_advisor"]}
+
+
+def _late(facts: OrderFacts, language: str, advisor: dict[str, str]) -> str:
     """An order on its way past its promised date: said plainly, with the next step."""
     assert facts.eta is not None
     words = _WORDS[language]
@@ -168,7 +186,7 @@ def _late(facts: OrderFacts, language: str) -> str:
         news = words["news"].format(when=_when(facts.shipped_at, words, language), by=by,
                                     tracking=_tracking(facts, words))
     return words["late"].format(subject=_subject(facts, language), news=news, ask=ask,
-                                due=say_day(facts.eta, language))
+                                due=say_day(facts.eta, language), **advisor)
 
 
 def is_late(facts: OrderFacts, today: date) -> bool:
@@ -190,26 +208,29 @@ def _on_its_way(facts: OrderFacts, words: dict[str, str], language: str) -> str:
     return words[status].format(**parts)
 
 
-def order_answer(facts: OrderFacts, *, today: date, language: str = "en") -> str:
+def order_answer(facts: OrderFacts, *, today: date, language: str = "en",
+                 advisor: str | None = None) -> str:
     """One short message on where the order stands on ``today`` (the client's date), from
-    its record only, in ``language``.
+    its record only, in ``language``; ``advisor``: the first name of the client's own
+    advisor, who is then named as the one who follows it up.
     """
     language = supported(language)
     words = _WORDS[language]
+    who = _advisor(language, advisor)
     if is_late(facts, today):
-        return _late(facts, language)
+        return _late(facts, language, who)
     status = facts.status
     if status in _ON_ITS_WAY:
         return _on_its_way(facts, words, language)
     if status == "delivered":
         return words["delivered"].format(subject=_subject(facts, language),
-                                         when=_when(facts.delivered_at, words, language))
+                                         when=_when(facts.delivered_at, words, language), **who)
     if status == "delayed":
         reason = f" {facts.delay_reason.rstrip('.')}." if facts.delay_reason else ""
         new_eta = words["new_eta"].format(day=say_day(facts.eta, language)) if facts.eta else ""
         return words["delayed"].format(subject=_subject(facts, language), reason=reason,
-                                       new_eta=new_eta)
+                                       new_eta=new_eta, **who)
     order = words["order"].format(number=facts.number)
     if status in ("cancelled", "returned"):
-        return words[status].format(order=order)
-    return words["other"].format(order=order, status=status.replace("_", " "))
+        return words[status].format(order=order, **who)
+    return words["other"].format(order=order, status=status.replace("_", " "), **who)
