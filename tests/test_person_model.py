@@ -4,9 +4,11 @@ data, its mechanics on a small set, and the project's model on messages it never
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 
@@ -14,6 +16,7 @@ from salon.advisors.person_model import (
     NONE,
     Example,
     PersonModel,
+    cached_model,
     default_model,
     training_examples,
 )
@@ -118,3 +121,31 @@ def test_the_screen_asks_the_model_given_to_it_after_its_patterns() -> None:
 
 def test_the_project_model_is_trained_once_per_process() -> None:
     assert default_model() is default_model()
+
+
+def test_a_trained_model_is_kept_as_plain_arrays_and_read_back_the_same(tmp_path: Path) -> None:
+    trained = cached_model(SMALL, tmp_path)
+    [kept] = list(tmp_path.glob("person-model-*.npz"))
+    with np.load(kept, allow_pickle=False) as state:  # no pickled objects in it
+        assert set(state.files) >= {"reasons", "weights", "intercepts", "chars_terms", "words_idf"}
+    again = cached_model(SMALL, tmp_path)
+    texts = ["my mother died", "book a fitting on saturday", "someone hacked my account"]
+    assert again.read_many(texts) == trained.read_many(texts)
+    # Other examples, another model: the cache is keyed by what the model was trained on.
+    cached_model([*SMALL, Example("my account was taken over", "fraud")], tmp_path)
+    assert len(list(tmp_path.glob("person-model-*.npz"))) == 2
+
+
+def test_a_broken_or_unwritable_cache_is_trained_around(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    cached_model(SMALL, tmp_path)
+    [kept] = list(tmp_path.glob("person-model-*.npz"))
+    kept.write_bytes(b"not an archive")
+    with caplog.at_level(logging.WARNING, logger="salon.advisors.person_model"):
+        model = cached_model(SMALL, tmp_path)
+    assert model.needs_person("my account got hacked") == "fraud"
+    assert "unreadable" in caplog.text
+    blocked = tmp_path / "file"
+    blocked.write_text("a file where the cache directory should be")
+    with caplog.at_level(logging.WARNING, logger="salon.advisors.person_model"):
+        assert cached_model(SMALL, blocked / "cache").needs_person("my account got hacked") == "fraud"
+    assert "not cached" in caplog.text

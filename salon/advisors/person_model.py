@@ -25,15 +25,20 @@ are the model.
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import os
 import re
+import tempfile
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
+import sklearn
 import yaml
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
@@ -42,8 +47,11 @@ from sklearn.pipeline import FeatureUnion
 from salon.config import PROJECT_ROOT
 from salon.integrations.catalog import fold
 
-__all__ = ["NONE", "THRESHOLD", "Example", "PersonModel", "Verdict", "default_model", "features",
-           "handoff_examples", "reading", "training_examples", "warm"]
+__all__ = ["NONE", "THRESHOLD", "Example", "PersonModel", "Verdict", "cache_dir", "cached_model",
+           "default_model", "features", "fingerprint", "handoff_examples", "reading", "training_examples",
+           "warm"]
+
+logger = logging.getLogger(__name__)
 
 NONE: Final = "none"
 """The label of a message the assistant answers itself."""
@@ -114,18 +122,51 @@ class PersonModel:
 
     def __init__(self, examples: Sequence[Example], threshold: float = THRESHOLD) -> None:
         labels = np.array([example.label for example in examples])
-        self.reasons = sorted(set(labels.tolist()) - {NONE})
-        if not self.reasons or NONE not in labels:
+        reasons = sorted(set(labels.tolist()) - {NONE})
+        if not reasons or NONE not in labels:
             raise ValueError("training needs ordinary messages and messages for a person")
-        self.threshold = threshold
-        self._features = features()
-        grams = self._features.fit_transform([reading(example.text) for example in examples])
-        self._regressions: list[LogisticRegression] = []
-        for reason in self.reasons:
+        grams_of = features()
+        grams = grams_of.fit_transform([reading(example.text) for example in examples])
+        weights, intercepts = [], []
+        for reason in reasons:
             kept = (labels == reason) | (labels == NONE)
             regression = LogisticRegression(C=10.0, class_weight="balanced", solver="liblinear", dual=True,
                                             max_iter=1000, random_state=0)
-            self._regressions.append(regression.fit(grams[kept], labels[kept] == reason))
+            regression.fit(grams[kept], labels[kept] == reason)
+            weights.append(regression.coef_[0])
+            intercepts.append(regression.intercept_[0])
+        self._setup(reasons, grams_of, np.vstack(weights), np.array(intercepts), threshold)
+
+    def _setup(self, reasons: list[str], grams_of: FeatureUnion, weights: np.ndarray,
+               intercepts: np.ndarray, threshold: float) -> None:
+        self.reasons = reasons
+        self.threshold = threshold
+        self._features = grams_of
+        self._weights = weights
+        self._intercepts = intercepts
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Everything the model is, as plain arrays (no pickled objects): see :meth:`restored`."""
+        state: dict[str, np.ndarray] = {"reasons": np.array(self.reasons), "weights": self._weights,
+                                        "intercepts": self._intercepts}
+        for name, vectorizer in self._features.transformer_list:
+            terms = sorted(vectorizer.vocabulary_, key=vectorizer.vocabulary_.__getitem__)
+            state[f"{name}_terms"] = np.array(terms)
+            state[f"{name}_idf"] = np.asarray(vectorizer.idf_)
+        return state
+
+    @classmethod
+    def restored(cls, state: Mapping[str, np.ndarray], threshold: float = THRESHOLD) -> PersonModel:
+        """The model :meth:`state` described, without training."""
+        grams_of = features()
+        for name, vectorizer in grams_of.transformer_list:
+            terms = [str(term) for term in state[f"{name}_terms"]]
+            vectorizer.set_params(vocabulary={term: index for index, term in enumerate(terms)})
+            vectorizer.idf_ = np.asarray(state[f"{name}_idf"], dtype=np.float64)
+        model = cls.__new__(cls)
+        model._setup([str(reason) for reason in state["reasons"]], grams_of,
+                     np.asarray(state["weights"]), np.asarray(state["intercepts"]), threshold)
+        return model
 
     def read(self, text: str) -> Verdict:
         """How likely ``text`` needs a person, and for which reason."""
@@ -136,8 +177,8 @@ class PersonModel:
         read = [reading(text) for text in texts]
         if not read:
             return []
-        grams = self._features.transform(read)
-        chances = np.column_stack([regression.predict_proba(grams)[:, 1] for regression in self._regressions])
+        scores = self._features.transform(read) @ self._weights.T + self._intercepts
+        chances = 1.0 / (1.0 + np.exp(-np.asarray(scores)))
         best = chances.argmax(axis=1)
         return [Verdict(person=float(chances[row, column]), reason=self.reasons[column])
                 for row, column in enumerate(best)]
@@ -181,10 +222,54 @@ def training_examples(handoff_dir: Path = HANDOFF_DATA, nlu_dir: Path = NLU_DATA
     return [example for example in examples if example.text]
 
 
+def fingerprint(examples: Sequence[Example]) -> str:
+    """What a trained model depends on: its examples, this module's code, scikit-learn's
+    version. A cached model is used only under the same fingerprint.
+    """
+    digest = hashlib.sha256()
+    digest.update(Path(__file__).read_bytes())
+    digest.update(sklearn.__version__.encode())
+    for example in examples:
+        digest.update(f"{example.label}\t{example.text}\n".encode())
+    return digest.hexdigest()[:20]
+
+
+def cache_dir() -> Path:
+    """Where trained models are kept between processes: ``SALON_CACHE_DIR``, else
+    ``var/cache`` in the project.
+    """
+    configured = os.environ.get("SALON_CACHE_DIR")
+    return Path(configured).expanduser() if configured else PROJECT_ROOT / "var" / "cache"
+
+
+def cached_model(examples: Sequence[Example], directory: Path) -> PersonModel:
+    """The model for ``examples``: read from ``directory`` when one was trained on them
+    before (arrays only, no pickle), else trained now and kept there. A cache that cannot
+    be read or written is said in the log and trained around.
+    """
+    path = directory / f"person-model-{fingerprint(examples)}.npz"
+    try:
+        with np.load(path, allow_pickle=False) as state:
+            return PersonModel.restored(state)
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError, KeyError) as exc:
+        logger.warning("person model cache %s unreadable (%s): training it again", path.name, exc)
+    model = PersonModel(examples)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, suffix=".npz", delete=False) as handle:
+            np.savez(handle, **model.state())
+        os.replace(handle.name, path)
+    except OSError as exc:
+        logger.warning("person model not cached in %s (%s)", directory, exc)
+    return model
+
+
 @lru_cache(maxsize=1)
 def default_model() -> PersonModel:
-    """The model trained on the project's data, once per process."""
-    return PersonModel(training_examples())
+    """The model of the project's data, once per process (from the cache when it can)."""
+    return cached_model(training_examples(), cache_dir())
 
 
 def warm() -> None:
