@@ -51,6 +51,7 @@ def free_port(host: str = "127.0.0.1") -> int:
     return free_ports(1, host)[0]
 
 
+
 class StackError(RuntimeError):
     """A process did not start; the message carries the end of its log."""
 
@@ -130,6 +131,15 @@ class StackConfig:
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.workdir / 'salon.db'}"
+
+def rasa_run_args(config: StackConfig, *, credentials: Path, endpoints: Path) -> list[str]:
+    """``rasa run``'s arguments for a stack. The secret is joined to its option
+    (``--jwt-secret=…``): a generated one may begin with "-", which Rasa's parser would
+    otherwise take for another option.
+    """
+    return ["run", "--enable-api", f"--jwt-secret={config.rasa_jwt_secret}", "--jwt-method", "HS256",
+            "--interface", "127.0.0.1", "--port", str(config.rasa_port), "--model", str(config.model),
+            "--credentials", str(credentials), "--endpoints", str(endpoints)]
 
 
 class Stack:
@@ -287,12 +297,8 @@ class Stack:
         debug = ["--debug"] if (c.log_level or "").upper() == "DEBUG" else []
         self._spawn("actions", [python, "-m", "actions.server", "--host", "127.0.0.1",
                                 "--port", str(c.actions_port), *debug])
-        self._spawn("rasa", [
-            str(bin_dir / "rasa"), "run", "--enable-api", "--jwt-secret", c.rasa_jwt_secret,
-            "--jwt-method", "HS256",
-            "--interface", "127.0.0.1", "--port", str(c.rasa_port), "--model", str(c.model),
-            "--credentials", str(credentials), "--endpoints", str(endpoints), *debug,
-        ])
+        self._spawn("rasa", [str(bin_dir / "rasa"),
+                             *rasa_run_args(c, credentials=credentials, endpoints=endpoints), *debug])
         if c.outbound_api_port:
             # No reminder or restock scans: they would write to the clients of a scripted run.
             self._spawn("outbound-worker", [str(bin_dir / "salon"), "outbound-worker", "--no-scans"])
