@@ -127,6 +127,11 @@ def _message(text: str, intent: str) -> Message:
     "sto parlando con una persona vera?",
     "sono risposte automatiche?",
     "c'è qualcuno in carne e ossa dall'altra parte?",
+    # ... also with a remark after it, or asked of an "automated assistant".
+    "Are you a real person or an AI? The replies are very fast haha",
+    "Vous êtes une vraie personne ou un assistant virtuel ? Pure curiosité",
+    "sei un bot? per curiosità",
+    "are you a bot? just curious",
     # "reporter" is French for postponing, not a journalist.
     "j'aimerais reporter mon rendez-vous à la semaine prochaine",
     # A hole to mend is a repair request, not a complaint, unless the piece came that way.

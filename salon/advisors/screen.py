@@ -374,16 +374,18 @@ _BOT_QUESTION: Final = re.compile(
     "^(?:" + "|".join(p.replace("'", " ?") for p in (
         r"(?:hi |hello )?(?:are you|r u|is this|am i (?:talking|speaking|chatting) (?:to|with)|do i have)"
         r" (?:a |an )?(?:real |actual )?(?:human|person|bot|robot|ai|machine|computer)(?: being)?"
-        r"(?: (?:on the other end|or (?:a )?(?:bot|robot|machine|human|person)))?",
+        r"(?: (?:on the other end|or (?:a |an )?(?:bot|robot|machine|human|person|ai|automated assistant)))?",
         r"(?:real |actual )?(?:person|human) or (?:a )?(?:bot|robot|machine|ai)",
         r"(?:bonjour |bonsoir |hello |coucou |salut )?(?:vous etes|etes ?vous|tu es|t'es|c'est) (?:un |une )?(?:vrai |vraie )?(?:humain|robot|bot|machine|personne)(?: reelle)?",
         r"(?:ciao |salve |buongiorno |buonasera )?(?:sei|e|lei e) (?:un |una )?(?:essere umano|umano|bot|robot|persona vera|macchina)",
         # "vous êtes une IA ou une vraie conseillère ?", "c'est une vraie personne qui écrit
         # ou un programme ?", "y a quelqu'un de réel derrière ce compte ?"
         r"(?:bonjour |bonsoir |hello |coucou |salut )?(?:vous etes|etes ?vous|tu es|c'est|c est) (?:un |une )?(?:ia|intelligence artificielle|robot|bot"
-        r"|machine|programme|humain|vraie? (?:personne|conseillere?|humain))(?: qui (?:ecrit|repond))?"
-        r"(?: ou (?:un |une )?(?:vraie? )?(?:conseillere?|personne|humain|ia|robot|bot|programme|machine))?"
-        r"(?: qui (?:ecrit|repond))?",
+        r"|machine|programme|humain|assistant(?: automatique| virtuel)?|vraie? (?:personne|conseillere?|humain))"
+        r"(?: qui (?:m'|me )?(?:ecrit|repond))?(?: la)?"
+        r"(?: ou (?:un |une )?(?:vraie? )?(?:conseillere?|personne|humain|ia|robot|bot|programme|machine"
+        r"|assistant(?: automatique| virtuel)?))?"
+        r"(?: qui (?:m'|me )?(?:ecrit|repond))?(?: la)?",
         r"(?:il )?y a (?:t il )?(?:quelqu'un|une personne) de (?:reel|vrai|vivant)(?: (?:derriere|de l'autre cote)(?: \w+){0,2})?",
         # "sto parlando con una persona vera?", "sono risposte automatiche?", "c'è qualcuno
         # in carne e ossa dall'altra parte?"
@@ -391,7 +393,9 @@ _BOT_QUESTION: Final = re.compile(
         r"|umano|programma)|una macchina|un'intelligenza artificiale)(?: o (?:con )?(?:un |una )?\w+(?: \w+)?)?",
         r"(?:sono|queste sono|e una) risposte? automatic[he]e?",
         r"c'e qualcuno (?:di vero |di reale |in carne e ossa )?(?:dall'altra parte|li)",
-    )) + r")$")
+    # A short remark after the question changes nothing ("just curious", "simple curiosité").
+    )) + r")(?: (?:just |simple |pure |per |by )?(?:curious|curiosity|curiosite|curiosita|wondering)"
+    r"| haha| ahah| lol| the replies are (?:very |so )?fast)*$")
 
 
 def _asks_for_a_person(text: str) -> bool:
