@@ -252,7 +252,7 @@ def cached_model(examples: Sequence[Example], directory: Path) -> PersonModel:
         with np.load(path, allow_pickle=False) as state:
             return PersonModel.restored(state)
     except FileNotFoundError:
-        pass
+        logger.info("person model not in the cache yet (%s): training it", path.name)
     except (OSError, ValueError, KeyError) as exc:
         logger.warning("person model cache %s unreadable (%s): training it again", path.name, exc)
     model = PersonModel(examples)
