@@ -31,7 +31,6 @@ import asyncio
 import json
 import logging
 import os
-import re
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -39,7 +38,13 @@ from typing import Any
 
 import yaml
 
-from salon.advisors.person_model import PersonModel, default_model, training_examples
+from salon.advisors.person_model import (
+    NONE,
+    PersonModel,
+    default_model,
+    nlu_examples,
+    training_examples,
+)
 from salon.advisors.screen import pattern_reason, person_needed
 from salon.config import PROJECT_ROOT
 
@@ -57,18 +62,13 @@ def load(path: Path) -> dict[str, Any]:
 
 
 NLU_TESTS = {"en": "test_nlu.yml", "fr": "test_nlu_fr.yml", "it": "test_nlu_it.yml"}
-_ANNOTATION = re.compile(r"\[([^\]]+)\](?:\([^)]*\)|\{[^}]*\})")
 
 
 def nlu_ordinary() -> dict[str, list[str]]:
     """The held-out NLU examples (``tests/nlu/``) of every intent but the handoff ones."""
-    texts: dict[str, list[str]] = {}
-    for lang, name in NLU_TESTS.items():
-        data = load(PROJECT_ROOT / "tests" / "nlu" / name)
-        texts[lang] = [_ANNOTATION.sub(r"\1", line.strip()[2:]).strip()
-                       for block in data["nlu"] if block.get("intent") not in HANDOFF_INTENTS
-                       for line in str(block.get("examples", "")).splitlines() if line.strip().startswith("- ")]
-    return texts
+    return {lang: [example.text for example in nlu_examples(PROJECT_ROOT / "tests" / "nlu" / name)
+                   if example.label == NONE]
+            for lang, name in NLU_TESTS.items()}
 
 
 def held_out() -> dict[str, Any]:

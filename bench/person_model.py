@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,8 +38,8 @@ from salon.advisors.person_model import (
     NONE,
     features,
     handoff_examples,
+    nlu_examples,
     reading,
-    training_examples,
 )
 from salon.advisors.screen import pattern_reason
 from salon.integrations.catalog import fold
@@ -66,8 +65,7 @@ def main() -> dict[str, Any]:
         examples = list(handoff_examples(path))
         handoff += examples
         languages += [path.stem.split("-")[0]] * len(examples)
-    empty = Path("/nonexistent")
-    nlu = training_examples(handoff_dir=empty, nlu_dir=NLU_DATA)
+    nlu = [example for path in sorted(NLU_DATA.rglob("*.yml")) for example in nlu_examples(path)]
     person = np.array([example.label != NONE for example in handoff])
     language = np.array(languages)
     patterns = np.array([pattern_reason(example.text) is not None for example in handoff])

@@ -48,7 +48,7 @@ from salon.config import PROJECT_ROOT
 from salon.integrations.catalog import fold
 
 __all__ = ["NONE", "THRESHOLD", "Example", "PersonModel", "Verdict", "cache_dir", "cached_model",
-           "default_model", "features", "fingerprint", "handoff_examples", "reading", "training_examples",
+           "default_model", "features", "fingerprint", "handoff_examples", "nlu_examples", "reading", "training_examples",
            "warm"]
 
 logger = logging.getLogger(__name__)
@@ -199,7 +199,10 @@ def handoff_examples(path: Path) -> Iterator[Example]:
         yield Example(str(text), NONE)
 
 
-def _nlu_examples(path: Path) -> Iterator[Example]:
+def nlu_examples(path: Path) -> Iterator[Example]:
+    """The examples of one Rasa NLU file, annotations removed: ``complaint`` and
+    ``talk_to_advisor`` as their reasons, every other intent as :data:`NONE`.
+    """
     data: dict[str, Any] = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     for block in data.get("nlu") or ():
         intent = block.get("intent") if isinstance(block, dict) else None
@@ -218,7 +221,7 @@ def training_examples(handoff_dir: Path = HANDOFF_DATA, nlu_dir: Path = NLU_DATA
     examples = [example for path in sorted(handoff_dir.glob("*.yml"))
                 for example in handoff_examples(path)]
     examples += [example for path in sorted(nlu_dir.rglob("*.yml"))
-                 for example in _nlu_examples(path)]
+                 for example in nlu_examples(path)]
     return [example for example in examples if example.text]
 
 

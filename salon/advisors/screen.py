@@ -431,7 +431,11 @@ HANDOFF_REASONS: Final = tuple(reason for reason, _ in _SCREEN)
 
 def pattern_reason(text: str) -> str | None:
     """The reason the patterns alone give ``text`` (see :data:`HANDOFF_REASONS`), or None."""
-    folded = _HARMLESS.sub(" ", fold(text).replace("/", " "))
+    return _pattern_reason(fold(text).replace("/", " "))
+
+
+def _pattern_reason(folded: str) -> str | None:
+    folded = _HARMLESS.sub(" ", folded)
     if not _SAFETY.search(folded):
         folded = _GIFT_FOR_EXPECTING.sub(" ", folded)
     for reason, applies in _SCREEN:
@@ -447,9 +451,10 @@ def person_needed(text: str, model: PersonModel | None = None) -> str | None:
     catch, the learned model (:mod:`salon.advisors.person_model`, the project's own
     unless ``model`` is given). A question about who answers stays the assistant's.
     """
-    reason = pattern_reason(text)
+    folded = fold(text).replace("/", " ")
+    reason = _pattern_reason(folded)
     if reason is not None:
         return reason
-    if _BOT_QUESTION.match(fold(text).replace("/", " ")):
+    if _BOT_QUESTION.match(folded):
         return None
     return (model or default_model()).needs_person(text)
