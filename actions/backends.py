@@ -31,6 +31,9 @@ from salon.storage.db import make_async_engine
 
 logger = logging.getLogger(__name__)
 
+SESSION_METADATA_SLOT = "session_started_metadata"
+"""Where Rasa keeps the metadata of the message that started the session."""
+
 #: The action that takes a username-only client's request up again once she shared her number.
 RESUME_SLOT = "resume_after_contact"
 
@@ -102,13 +105,15 @@ async def close() -> None:
 def client_ids(tracker: Tracker) -> tuple[str | None, str | None]:
     """(wa_id, user_id) of the person writing, as the WhatsApp channel sealed them for
     this conversation (:mod:`salon.access.signed_identity`): the latest turn's, else an earlier
-    turn's (a turn the assistant starts itself carries none). Nothing a caller merely says
-    counts: not another channel's metadata, not the conversation id. (None, None) for
-    nobody in particular.
+    turn's (a turn the assistant starts itself carries none), else the metadata of the
+    message that started the session (a brand-new conversation's ``action_session_start``
+    runs before any turn is recorded). Nothing a caller merely says counts: not another
+    channel's metadata, not the conversation id. (None, None) for nobody in particular.
     """
     metadatas = [tracker.latest_message.get("metadata")]
     metadatas += [event.get("metadata") for event in reversed(tracker.events or [])
                   if isinstance(event, dict) and event.get("event") == "user"]
+    metadatas.append(tracker.get_slot(SESSION_METADATA_SLOT))
     return sealed_ids(identity_key(), tracker.sender_id or "", metadatas)
 
 

@@ -66,6 +66,9 @@ class ActionSessionStart(Action):
         language = supported(carried.get("language") or (record.language if record else None))
         carried["language"] = language
         carried["vic"] = bool(record and record.is_vic)
+        advisor = record.advisor if record else None
+        carried["advisor_name"] = advisor.first_name if advisor else None
+        carried["advisor_gender"] = advisor.gender if advisor else None
         events += [SlotSet(name, value) for name, value in carried.items()]
         last = await self._last_time(tracker, carried, language) if returning else LastTime()
         if last.advisor_request:

@@ -269,7 +269,8 @@ class WhatsAppInput(InputChannel):
                        for event in since)
             if not should_acknowledge(intents, told):
                 return None
-            note = waiting_note(tracker.get_slot("language"))
+            note = waiting_note(tracker.get_slot("language"), tracker.get_slot("advisor_name"),
+                                tracker.get_slot("advisor_gender"))
             tracker.update(BotUttered(note, metadata={WAITING_NOTE_KEY: True}))
             await agent.tracker_store.save(tracker)
         return note

@@ -22,7 +22,19 @@ def test_when_the_note_is_due(intents: list[str | None], told: bool, expected: b
 
 
 def test_the_note_in_the_clients_language() -> None:
-    assert waiting_note("fr") == "Votre conseiller a bien reçu votre message et vous répondra ici personnellement."
-    assert waiting_note("it").startswith("Il Suo consulente ha ricevuto il Suo messaggio")
+    assert waiting_note("fr") == ("Votre message est bien parvenu à nos conseillers ; l'un d'eux "
+                                  "vous répondra ici personnellement.")
+    assert waiting_note("it").startswith("Il Suo messaggio è arrivato ai nostri consulenti")
     assert waiting_note("de") == waiting_note("en") == waiting_note(None)
     assert "!" not in waiting_note("en")
+
+
+def test_the_note_names_the_advisor_and_agrees_with_them() -> None:
+    assert waiting_note("fr", "Sophie", "f") == ("Votre conseillère Sophie a bien reçu votre "
+                                                 "message et vous répondra ici personnellement.")
+    assert waiting_note("fr", "James", "m").startswith("Votre conseiller James a bien reçu")
+    assert waiting_note("it", "Giulia", "f").startswith("La Sua consulente Giulia ha ricevuto")
+    assert waiting_note("it", "James", "m").startswith("Il Suo consulente James ha ricevuto")
+    assert waiting_note("en", "Olivia", "f").startswith("Your client advisor Olivia has your")
+    # a book that does not record the advisor's gender: her name, no noun to guess
+    assert waiting_note("fr", "Camille", None).startswith("Camille a bien reçu votre message")

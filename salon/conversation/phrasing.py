@@ -16,8 +16,13 @@ Italian as in Milan (``it_IT``).
   no-break space (U+00A0) between the amount and its trailing symbol, so a price never
   breaks across two lines on a phone. Tests compare with those characters, not with
   plain spaces.
+- A list: "Paris, London and Milan", "à Paris, à Londres et à Milan" (French repeats its
+  preposition), "a Parigi, Londra e Milano".
 - A client: "Ms Laurent", "Madame Laurent", "Signora Rossi" (the formal register in every
   language).
+- The client's own advisor: "your client advisor Sophie", "votre conseillère Sophie",
+  "il Suo consulente James", the noun agreeing with the advisor's gender as the book
+  records it (her first name alone when it does not).
 
 :func:`pick` chooses a phrase from a table keyed by language, English when the table has
 no phrase for it: every module keeps its words in such tables.
@@ -25,7 +30,7 @@ no phrase for it: every module keeps its words in such tables.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -52,10 +57,12 @@ __all__ = [
     "say_date_short",
     "say_day",
     "say_day_short",
+    "say_list",
     "say_moment_short",
     "say_price",
     "say_time",
     "supported",
+    "your_advisor",
 ]
 
 T = TypeVar("T")
@@ -93,6 +100,14 @@ _TITLES: Final[dict[str, dict[str, str]]] = {
     "it": {"f": "Signora", "m": "Signor", "dr_f": "Dottoressa", "dr_m": "Dottor"},
 }
 _GENDERS: Final = {"f": "f", "dr_f": "f", "m": "m", "dr_m": "m"}
+_YOUR_ADVISOR: Final[dict[str, dict[str, str]]] = {
+    "en": {"f": "your client advisor {name}", "m": "your client advisor {name}"},
+    "fr": {"f": "votre conseillère {name}", "m": "votre conseiller {name}"},
+    "it": {"f": "la Sua consulente {name}", "m": "il Suo consulente {name}"},
+}
+_AND: Final[dict[str, str]] = {"en": "and", "fr": "et", "it": "e"}
+_PREPOSITION_EACH: Final = frozenset({"fr", "it"})
+"""The languages that say a list's preposition before every item."""
 # English keeps "Mrs" where the book says "Mme" (a married title the client chose).
 _EN_MRS: Final = frozenset({"Mme", "Mrs", "Madame"})
 
@@ -154,6 +169,21 @@ def say_city(city: str, language: str) -> str:
     return pick(_CITIES, language).get(city, city)
 
 
+def say_list(items: Sequence[str], language: str | None, preposition: str = "") -> str:
+    """``items`` as a sentence lists them, "and" before the last: "Paris, London and
+    Milan" / "Paris, Londres et Milan" / "Parigi, Londra e Milano". A ``preposition``
+    ("in", "à", "de", "a", "di") goes before the first item in English and, as careful
+    French and Italian have it, before every item there: "in London and Paris", "à
+    Paris, à Londres et à Milan", "di Parigi e di Londra".
+    """
+    lang = supported(language)
+    said = [f"{preposition} {item}" if preposition and (i == 0 or lang in _PREPOSITION_EACH)
+            else item for i, item in enumerate(items)]
+    if len(said) <= 1:
+        return "".join(said)
+    return f"{', '.join(said[:-1])} {pick(_AND, language)} {said[-1]}"
+
+
 def say_day(when: date | datetime, language: str) -> str:
     """"Saturday 5 December" / "samedi 5 décembre" / "sabato 5 dicembre" (a datetime is
     said in its own time zone).
@@ -212,3 +242,14 @@ def say_price(amount: int | Decimal | float, currency: str, language: str) -> st
 
 
 _PLAIN_SIGNS: Final = {"EUR": "€", "GBP": "£"}
+
+
+def your_advisor(language: str | None, name: str, gender: str | None, *,
+                 start: bool = False) -> str:
+    """The client's own advisor as a sentence's subject: "votre conseillère Sophie", "il
+    Suo consulente James"; ``name`` alone when ``gender`` is neither "f" nor "m" (the noun
+    would have to guess). ``start`` capitalises it for the head of a sentence.
+    """
+    form = pick(_YOUR_ADVISOR, language).get(gender or "")
+    said = form.format(name=name) if form else name
+    return said[:1].upper() + said[1:] if start else said

@@ -39,6 +39,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from salon.integrations.schema import (
+    GENDERS,
     LANGUAGES,
     TIERS,
     advisors,
@@ -78,6 +79,9 @@ class Advisor:
     boutique_id: str
     languages: tuple[str, ...] = ()
     email: str | None = None
+    gender: str | None = None
+    """"f" or "m" for the words that agree with the advisor in French and Italian; None
+    when the book does not say (the copy then names her without a gendered noun)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +173,8 @@ class SqlCrm:
                 ).first()
                 if found is not None:
                     advisor = Advisor(found.id, found.first_name, found.last_name,
-                                      found.boutique_id, tuple(found.languages), found.email)
+                                      found.boutique_id, tuple(found.languages), found.email,
+                                      found.gender if found.gender in GENDERS else None)
             bought = (
                 await conn.execute(
                     select(purchases, products.c.name)
@@ -212,7 +217,7 @@ def record_to_mapping(record: ClientRecord) -> dict[str, Any]:
         "advisor": None if advisor is None else {
             "id": advisor.id, "first_name": advisor.first_name, "last_name": advisor.last_name,
             "boutique_id": advisor.boutique_id, "languages": list(advisor.languages),
-            "email": advisor.email,
+            "email": advisor.email, "gender": advisor.gender,
         },
         "sizes": dict(record.sizes), "preferences": dict(record.preferences),
         "purchases": [
@@ -223,6 +228,12 @@ def record_to_mapping(record: ClientRecord) -> dict[str, Any]:
         ],
         "consents": dict(record.consents), "wa_id": record.wa_id, "user_id": record.user_id,
     }
+
+
+def _gender(value: Any) -> str | None:
+    if value is None or value in GENDERS:
+        return value
+    raise ValueError(f"advisor gender {value!r} is not one of {GENDERS} or null")
 
 
 def _text(data: Mapping[str, Any], key: str, *, optional: bool = False) -> str | None:
@@ -256,6 +267,7 @@ def record_from_mapping(data: Any) -> ClientRecord:
             str(_text(raw_advisor, "last_name")), str(_text(raw_advisor, "boutique_id")),
             tuple(str(x) for x in raw_advisor.get("languages") or ()),
             _text(raw_advisor, "email", optional=True),
+            _gender(raw_advisor.get("gender")),
         )
     bought: list[Purchase] = []
     for item in _sequence(data, "purchases"):

@@ -48,6 +48,8 @@ CATEGORIES = ("leather_goods", "ready_to_wear", "jewellery", "watches", "fragran
 TIERS = ("VIC", "Platinum", "Gold", "Prospect")
 CLIENT_TITLES = ("Ms", "Mr", "Mx", "Mme", "M.", "Dr")
 LANGUAGES = ("en", "fr", "it")
+GENDERS = ("f", "m")
+"""How French and Italian agree with an advisor (conseillère, la Sua consulente)."""
 CONSENT_PURPOSES = ("service", "utility", "marketing", "personalisation", "llm")
 CONSENT_SOURCES = ("boutique_form", "web", "whatsapp_keyword", "crm_import")
 ORDER_STATUSES = (
@@ -176,6 +178,9 @@ advisors = Table(
     Column("boutique_id", ForeignKey("maison_boutiques.id"), nullable=False, index=True),
     Column("languages", JSON, nullable=False),
     Column("email", String(200)),
+    # "f" or "m": how French and Italian agree with the advisor ("votre conseillère
+    # Sophie", "la Sua consulente Giulia"); NULL keeps the copy from naming a gender.
+    Column("gender", String(1)),
 )
 
 products = Table(

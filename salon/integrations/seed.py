@@ -29,7 +29,7 @@ from sqlalchemy import Table, and_, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from salon.integrations import schema
-from salon.storage.db import make_sync_engine
+from salon.storage.db import add_missing_columns_sync, make_sync_engine
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 CARRIERS = ("DHL Express", "UPS", "Chronopost", "boutique courier")
@@ -122,6 +122,8 @@ class Advisor:
     boutique: str
     languages: list[str]
     email: str | None
+    gender: str
+    """"f" or "m", for the words that agree with the advisor in French and Italian."""
 
     @property
     def name(self) -> str:
@@ -638,7 +640,8 @@ def _load_advisors(data_dir: Path, boutiques: dict[str, Boutique]) -> dict[str, 
     file = "advisors.yml"
     advisors: dict[str, Advisor] = {}
     for item in _items(file, "advisors", _read(data_dir, file, "advisors")):
-        item.only("id", "first_name", "last_name", "title", "boutique", "languages", "email")
+        item.only("id", "first_name", "last_name", "title", "gender", "boutique", "languages",
+                  "email")
         advisor_id = _pattern(item, "id", SLUG_ID, "a lower-case identifier")
         _unique(item, "id", set(advisors), advisor_id)
         languages = item.strings("languages")
@@ -652,6 +655,7 @@ def _load_advisors(data_dir: Path, boutiques: dict[str, Boutique]) -> dict[str, 
             boutique=item.ref("boutique", boutiques, "boutique"),
             languages=languages,
             email=item.text("email", None),
+            gender=item.choice("gender", schema.GENDERS),
         )
     return advisors
 
@@ -1278,7 +1282,7 @@ def _add_boutique_rows(data: MaisonData, rows: _Rows) -> None:
             {
                 "id": a.id, "first_name": a.first_name, "last_name": a.last_name,
                 "title": a.title, "boutique_id": a.boutique, "languages": a.languages,
-                "email": a.email,
+                "email": a.email, "gender": a.gender,
             }
         )  # fmt: skip
 
@@ -1482,6 +1486,8 @@ def seed_database(url: str, data_dir: Path | None = None, *, today: date | None 
     try:
         schema.maison_metadata.create_all(engine)
         with engine.begin() as connection:
+            for table in schema.SEED_ORDER:
+                add_missing_columns_sync(connection, table)
             for table in schema.SEED_ORDER:
                 inserted, updated, deleted = _sync(
                     connection, table, rows[table], parents.get(table.name, set())

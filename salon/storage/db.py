@@ -267,8 +267,13 @@ async def add_missing_columns(conn: Any, table: Table) -> None:
     """Columns of ``table`` added since a database was created (nullable ones only),
     added in place. Call inside a transaction holding :func:`schema_lock`.
     """
-    present = await conn.run_sync(lambda sync: {c["name"] for c in inspect(sync).get_columns(table.name)})
+    await conn.run_sync(add_missing_columns_sync, table)
+
+
+def add_missing_columns_sync(conn: Any, table: Table) -> None:
+    """:func:`add_missing_columns` on a synchronous connection (the seed's)."""
+    present = {c["name"] for c in inspect(conn).get_columns(table.name)}
     for column in table.columns:
         if column.name not in present and column.nullable:
             kind = column.type.compile(dialect=conn.dialect)
-            await conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"))
+            conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"))
