@@ -34,17 +34,17 @@ _SAY: Final[dict[str, dict[str, str]]] = {
                          "again in a little while?"),
         "opened": ("Thank you. Your repair request {reference} for your {item} is open; {who} "
                    "will come back to you here with our atelier's assessment."),
-        "your_advisor": "your client advisor",
+        "your_advisor": "one of our client advisors",
     },
     "fr": {
         "photo_or_none": "Pourriez-vous m'envoyer une photo, ou choisir « Sans photo » ?",
-        "ask_photo": "Merci. Pourriez-vous m'envoyer une photo ? Elle aide beaucoup notre atelier.",
+        "ask_photo": "Merci. Pourriez-vous m'envoyer une photo ? Elle sera précieuse pour notre atelier.",
         "no_photo": "Sans photo",
         "not_recorded": ("Pardonnez-moi, je ne parviens pas à enregistrer votre demande à "
                          "l'instant. Pourriez-vous réessayer dans un moment ?"),
         "opened": ("Merci. Votre demande de réparation {reference} ({item}) est ouverte ; {who} "
                    "vous transmettra ici l'avis de notre atelier."),
-        "your_advisor": "votre conseiller",
+        "your_advisor": "l'un de nos conseillers",
     },
     "it": {
         "photo_or_none": "Potrebbe inviarmi una foto, oppure scegliere «Senza foto»?",
@@ -52,9 +52,9 @@ _SAY: Final[dict[str, dict[str, str]]] = {
         "no_photo": "Senza foto",
         "not_recorded": ("Mi perdoni, in questo momento non riesco a registrare la Sua richiesta. "
                          "Potrebbe riprovare tra qualche istante?"),
-        "opened": ("Grazie. La Sua richiesta di riparazione {reference} ({item}) è aperta; {who} "
-                   "Le farà sapere qui il parere del nostro atelier."),
-        "your_advisor": "il Suo consulente",
+        "opened": ("Grazie. La Sua richiesta di riparazione {reference} ({item}) è stata registrata; "
+                   "{who} Le farà sapere qui il parere del nostro atelier."),
+        "your_advisor": "uno dei nostri consulenti",
     },
 }
 

@@ -32,7 +32,7 @@ from salon.conversation.appointments import (
     slot_offer,
 )
 from salon.conversation.language import supported
-from salon.conversation.phrasing import gender_of, pick, say_city
+from salon.conversation.phrasing import gender_of, pick, say_city, say_list, your_advisor
 from salon.conversation.when import TimeWindow, parse_when
 from salon.integrations.bookings import Appointment, BookingError, Boutique, ClientBusy, SlotTaken
 from salon.integrations.crm import ClientRecord
@@ -51,16 +51,17 @@ _SAY: Final[dict[str, dict[str, str]]] = {
         "unreadable": ("I could not quite place that moment. Could you give me a day and a time, "
                        "for example \"Thursday at 11\"?"),
         "past": "That moment has already passed. Which other day would suit you?",
-        "boutiques": "Our boutiques are in {cities}. Which would suit you?",
-        "and": "and",
+        "boutiques": "Our boutiques are {cities}. Which would suit you?",
+        "at_each": "in",
         "services": ("I can arrange a styling session, a private viewing, a fitting, or receive a "
                      "piece for repair. Which would you like?"),
-        "not_here": "Our {city} boutique does not offer a {service}; {others} do.",
+        "not_here": "Our {city} boutique does not offer a {service}; you will find it {others}.",
         "choose_slot": "Could you choose one of the times offered, or tell me another moment?",
         "just_taken": "I am sorry, that time has just been taken.",
         "how_many": "How many of you will there be, yourself included?",
-        "too_many": ("A salon privé welcomes up to {most} people. For a larger party your client "
-                     "advisor will arrange it with you; how many will join you in the salon?"),
+        "too_many": ("A salon privé welcomes up to {most} people. For a larger party {advisor} will "
+                     "arrange it with you; how many will join you in the salon?"),
+        "no_advisor": "one of our client advisors",
         "no_longer": "I am sorry, that time is no longer available. Here are other moments:",
         "none_upcoming": ("I find no upcoming appointment linked to this number. Would you like "
                           "to book one?"),
@@ -76,30 +77,31 @@ _SAY: Final[dict[str, dict[str, str]]] = {
         "moving": "Of course, let us find another moment for {what}.",
     },
     "fr": {
-        "unreadable": ("Je n'ai pas su lire ce moment. Pourriez-vous me donner un jour et une "
-                       "heure, par exemple « jeudi à 11 h » ?"),
-        "past": "Ce moment est déjà passé. Quel autre jour vous conviendrait ?",
-        "boutiques": "Nos boutiques sont à {cities}. Laquelle vous conviendrait ?",
-        "and": "et",
-        "services": ("Je peux préparer une séance de style, une présentation privée, un essayage "
-                     "ou recevoir une pièce en réparation. Que souhaitez-vous ?"),
-        "not_here": ("Notre boutique de {city} ne propose pas ce service ({service}) ; {others} "
-                     "le proposent."),
+        "unreadable": ("Je n'ai pas bien saisi le jour ou l'heure. Pourriez-vous me les préciser, "
+                       "par exemple « jeudi à 11 h » ?"),
+        "past": "Cette date est déjà passée. Quel autre jour vous conviendrait ?",
+        "boutiques": "Nos boutiques sont {cities}. Laquelle vous conviendrait ?",
+        "at_each": "à",
+        "services": ("Je peux préparer une séance de stylisme, une présentation privée, un "
+                     "essayage ou recevoir une pièce en réparation. Que souhaitez-vous ?"),
+        "not_here": ("Notre boutique de {city} ne propose pas ce service ({service}) ; vous le "
+                     "trouverez {others}."),
         "choose_slot": ("Pourriez-vous choisir l'un des créneaux proposés, ou m'indiquer un autre "
                         "moment ?"),
         "just_taken": "Ce créneau vient d'être pris, je le regrette.",
-        "how_many": "Combien serez-vous, vous compris ?",
+        "how_many": "Combien de personnes serez-vous en tout ?",
         "too_many": ("Un salon privé accueille jusqu'à {most} personnes. Pour un groupe plus "
-                     "grand, votre conseiller l'organisera avec vous ; combien serez-vous dans le "
-                     "salon ?"),
-        "no_longer": "Ce créneau n'est plus disponible, je le regrette. Voici d'autres moments :",
+                     "nombreux, {advisor} organisera votre venue avec vous ; combien "
+                     "serez-vous ?"),
+        "no_advisor": "l'un de nos conseillers",
+        "no_longer": "Ce créneau n'est plus disponible, je le regrette. Voici d'autres créneaux :",
         "none_upcoming": ("Je ne trouve aucun rendez-vous à venir lié à ce numéro. Souhaitez-vous "
                           "en prendre un ?"),
         "book": "Prendre rendez-vous",
         "which_cancel": "Quel rendez-vous souhaitez-vous annuler ?",
         "which_move": "Quel rendez-vous souhaitez-vous déplacer ?",
         "cancel_question": "Souhaitez-vous que j'annule {what} ?",
-        "yes_cancel": "Oui, l'annuler", "keep_it": "Le garder",
+        "yes_cancel": "Oui, annuler", "keep_it": "Le maintenir",
         "kept": "Très bien, votre rendez-vous est maintenu.",
         "inactive": "Ce rendez-vous n'est plus actif ; il n'y a rien à annuler.",
         "cancelled": ("C'est annulé : {what}. Je serai ravi de vous trouver un autre moment quand "
@@ -110,25 +112,27 @@ _SAY: Final[dict[str, dict[str, str]]] = {
         "unreadable": ("Non ho capito bene di quale momento si tratti. Potrebbe indicarmi un "
                        "giorno e un orario, per esempio «giovedì alle 11»?"),
         "past": "Quel momento è già passato. Quale altro giorno Le andrebbe bene?",
-        "boutiques": "Le nostre boutique si trovano a {cities}. Quale preferisce?",
-        "and": "e",
-        "services": ("Posso organizzare una sessione di stile, una visione privata, una prova, "
-                     "oppure ricevere un pezzo da riparare. Che cosa desidera?"),
+        "boutiques": "Le nostre boutique si trovano {cities}. Quale preferisce?",
+        "at_each": "a",
+        "services": ("Posso organizzare una consulenza di stile, una presentazione privata, una "
+                     "prova sartoriale, oppure ricevere un pezzo da riparare. Che cosa desidera?"),
         "not_here": ("La nostra boutique di {city} non offre questo servizio ({service}); lo "
-                     "trova a {others}."),
+                     "trova {others}."),
         "choose_slot": "Potrebbe scegliere uno degli orari proposti, oppure indicarmene un altro?",
         "just_taken": "Mi dispiace, quell'orario è appena stato prenotato.",
         "how_many": "In quanti sarete, contando anche Lei?",
-        "too_many": ("Un salon privé accoglie fino a {most} persone. Per un gruppo più numeroso "
-                     "il Suo consulente organizzerà tutto con Lei; quanti sarete nel salon?"),
-        "no_longer": "Mi dispiace, quell'orario non è più disponibile. Ecco altri momenti:",
+        "too_many": ("Un salotto privato accoglie fino a {most} persone. Per un gruppo più "
+                     "numeroso {advisor} organizzerà tutto con Lei; quanti sarete nel salotto?"),
+        "no_advisor": "uno dei nostri consulenti",
+        "no_longer": ("Mi dispiace, quell'orario non è più disponibile. Ecco altri orari "
+                      "disponibili:"),
         "none_upcoming": ("Non trovo appuntamenti in programma collegati a questo numero. "
                           "Desidera prenderne uno?"),
         "book": "Prenotare una visita",
         "which_cancel": "Quale appuntamento desidera annullare?",
         "which_move": "Quale appuntamento desidera spostare?",
         "cancel_question": "Desidera che annulli {what}?",
-        "yes_cancel": "Sì, annullare", "keep_it": "Mantenerlo",
+        "yes_cancel": "Sì, annulli pure", "keep_it": "No, lo mantengo",
         "kept": "Va bene, il Suo appuntamento resta confermato.",
         "inactive": "Quell'appuntamento non è più attivo, quindi non c'è nulla da annullare.",
         "cancelled": ("Fatto, ho annullato {what}. Le troverò volentieri un altro momento quando "
@@ -219,7 +223,8 @@ class ValidateAppointmentForm(FormValidationAction):
         shops = await backends.bookings().boutiques()
         found = find_boutique(str(slot_value) if slot_value is not None else None, shops)
         if found is None:
-            cities = ", ".join(say_city(shop.city, language) for shop in shops.values())
+            cities = say_list([say_city(shop.city, language) for shop in shops.values()],
+                              language, _say(language, "at_each"))
             dispatcher.utter_message(text=_say(language, "boutiques", cities=cities))
             return {"boutique": None}
         result: dict[str, Any] = {"boutique": found}
@@ -243,7 +248,7 @@ class ValidateAppointmentForm(FormValidationAction):
             shops = await backends.bookings().boutiques()
             others = [say_city(s.city, language) for s in shops.values() if service in s.services]
             label = await _label(service, language)
-            where = f" {_say(language, 'and')} ".join(others)
+            where = say_list(others, language, _say(language, "at_each"))
             dispatcher.utter_message(text=_say(language, "not_here", city=say_city(shop.city, language),
                                                service=label.lower(), others=where))
             return {"service": None}
@@ -286,7 +291,11 @@ class ValidateAppointmentForm(FormValidationAction):
             dispatcher.utter_message(text=_say(language, "how_many"))
             return {"party_size": None}
         if size > MAX_PARTY:
-            dispatcher.utter_message(text=_say(language, "too_many", most=MAX_PARTY))
+            name = tracker.get_slot("advisor_name")
+            advisor = (your_advisor(language, str(name), tracker.get_slot("advisor_gender"))
+                       if name else _say(language, "no_advisor"))
+            dispatcher.utter_message(text=_say(language, "too_many", most=MAX_PARTY,
+                                               advisor=advisor))
             return {"party_size": None}
         return {"party_size": str(size)}
 

@@ -58,7 +58,7 @@ class ActionAdvisorFollowup(Action):
         today = backends.clock().now().astimezone(zone).date()
         advisor = record.advisor.first_name if record is not None and record.advisor else None
         news = order_answer(facts, today=today, language=language, advisor=advisor)
-        buttons = [late_order_button(language)] if is_late(facts, today) else []
+        buttons = [late_order_button(language, advisor)] if is_late(facts, today) else []
         dispatcher.utter_message(text=f"{follow_up_lead(language, order=facts.number)} {news}",
                                  buttons=buttons)
         return [SlotSet("language", language)]

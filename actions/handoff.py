@@ -29,7 +29,7 @@ _UNREACHABLE: Final = {
     "en": ("Forgive me, I cannot reach an advisor at this moment. You can call our Paris "
            "boutique on +33142650000."),
     "fr": ("Pardonnez-moi, je ne parviens pas à joindre un conseiller à l'instant. Vous pouvez "
-           "appeler notre boutique de Paris au +33142650000."),
+           "appeler notre boutique de Paris au +33 1 42 65 00 00."),
     "it": ("Mi perdoni, in questo momento non riesco a raggiungere un consulente. Può chiamare "
            "la nostra boutique di Parigi al numero +33142650000."),
 }

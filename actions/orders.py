@@ -78,8 +78,8 @@ class ActionOrderStatus(Action):
             zone = ZoneInfo(record.time_zone if record is not None else DEFAULT_ZONE)
             today = backends.clock().now().astimezone(zone).date()  # the client's today
             language = _language(tracker)
-            buttons = [late_order_button(language)] if is_late(facts, today) else []
             advisor = record.advisor.first_name if record is not None and record.advisor else None
+            buttons = [late_order_button(language, advisor)] if is_late(facts, today) else []
             dispatcher.utter_message(text=order_answer(facts, today=today, language=language, advisor=advisor),
                                      buttons=buttons)
         return [SlotSet("order_number", None)]

@@ -146,7 +146,9 @@ async def test_advisor_api_end_to_end(settings: Settings) -> None:
         # Something more for her advisor: the client hears once that Sophie's desk has it.
         await client_writes(ch, admin, "It is about the Aurore bag")
         await client_writes(ch, admin, "the one in tan")
-        note = "Your client advisor has your message and will reply to you here personally."
+        # No advisor_name slot in this tracker: the note names the maison's advisors.
+        note = ("Your message has reached our client advisors; one of them will reply to you here "
+                "personally.")
         assert [(m["type"], m["body"]) for m in await outbox(admin)] == [("text", note)]
         transcript = (await call(ch, "GET", f"/conversations/{CLAIRE}", SOPHIE))[1]["transcript"]
         assert [(line["from"], line["text"]) for line in transcript[-3:]] == [

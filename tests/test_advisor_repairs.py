@@ -128,8 +128,8 @@ async def test_repair_requests_seen_changed_and_told_to_the_client(maison: Setti
         box = await outbox(admin)
         assert [(m["type"], m.get("template")) for m in box] == [
             ("text", None), ("template", "advisor_update_nudge"), ("template", "aftercare_ready")]
-        assert box[2]["body"] == ("Claire, votre Astre bracelet est revenu de notre atelier et vous attend "
-                                  "dans notre boutique de Paris.")
+        assert box[2]["body"] == ("Bonjour Claire, votre pièce (Astre bracelet) est revenue de notre atelier et "
+                                  "vous attend dans notre boutique de Paris.")
 
         status, body = await call(ch, "GET", f"/repairs/{claire_rep}", SOPHIE)
         assert status == 200 and body["status"] == "ready"

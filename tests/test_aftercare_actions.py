@@ -82,7 +82,7 @@ async def test_a_photo_comes_from_the_attachment_or_none_is_said(maison: str) ->
     dispatcher = CollectingDispatcher()
     await ActionAskRepairPhotos().run(dispatcher, tracker({"language": "fr"}), {})
     assert [(m["text"], [b["title"] for b in m["buttons"]]) for m in dispatcher.messages] == [(
-        "Merci. Pourriez-vous m'envoyer une photo ? Elle aide beaucoup notre atelier.", ["Sans photo"])]
+        "Merci. Pourriez-vous m'envoyer une photo ? Elle sera précieuse pour notre atelier.", ["Sans photo"])]
 
 
 async def test_the_repair_request_is_opened_for_the_client(maison: str) -> None:
@@ -103,7 +103,7 @@ async def test_the_repair_request_is_opened_for_the_client(maison: str) -> None:
     # Someone unknown: opened all the same, without a client record.
     dispatcher = CollectingDispatcher()
     await ActionOpenRepairRequest().run(dispatcher, tracker({**slots, "repair_photos": []}, sender=STRANGER), {})
-    assert "is open; your client advisor will come back to you here" in dispatcher.messages[0]["text"]
+    assert "is open; one of our client advisors will come back to you here" in dispatcher.messages[0]["text"]
 
 
 async def test_aftercare_in_italian(maison: str) -> None:
@@ -121,8 +121,8 @@ async def test_aftercare_in_italian(maison: str) -> None:
     [message] = dispatcher.messages
     reference = message["text"].split("riparazione ", 1)[1].split(" ", 1)[0]
     assert message["text"] == (f"Grazie. La Sua richiesta di riparazione {reference} (Astre bracelet) è "
-                               "aperta; Sophie Le farà sapere qui il parere del nostro atelier.")
+                               "stata registrata; Sophie Le farà sapere qui il parere del nostro atelier.")
     dispatcher = CollectingDispatcher()
     await ActionOpenRepairRequest().run(dispatcher, tracker({**slots, "language": "fr"}, sender=STRANGER), {})
     assert dispatcher.messages[0]["text"].endswith(
-        "est ouverte ; votre conseiller vous transmettra ici l'avis de notre atelier.")
+        "est ouverte ; l'un de nos conseillers vous transmettra ici l'avis de notre atelier.")

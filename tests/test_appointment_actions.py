@@ -213,13 +213,16 @@ async def test_boutique_is_read_or_asked_again(maison: str) -> None:
     assert await validate({}, {"boutique": "Mount Street"}) == ([SlotSet("boutique", "london")], [])
     events, messages = await validate({}, {"boutique": "Rome"})
     assert events == [SlotSet("boutique", None)]
-    assert said(messages) == [("Our boutiques are in Paris, London, Milan. Which would suit you?", [])]
+    assert said(messages) == [("Our boutiques are in Paris, London and Milan. Which would suit you?", [])]
+    events, messages = await validate({"language": "fr"}, {"boutique": "Rome"})
+    assert said(messages) == [("Nos boutiques sont à Paris, à Londres et à Milan. Laquelle vous "
+                               "conviendrait ?", [])]
 
 
 async def test_a_service_the_boutique_does_not_offer_is_asked_again(maison: str) -> None:
     events, messages = await validate({"boutique": "milan"}, {"service": "repair_dropoff"})
     assert events == [SlotSet("service", None)]
-    assert said(messages) == [("Our Milan boutique does not offer a repair drop-off; Paris and London do.", [])]
+    assert said(messages) == [("Our Milan boutique does not offer a repair drop-off; you will find it in Paris and London.", [])]
     assert await validate({"boutique": "paris"}, {"service": "a fitting please"}) == (
         [SlotSet("service", "fitting")], [])
 
@@ -247,6 +250,11 @@ async def test_a_closed_day_offers_the_next_free_times(maison: str) -> None:
     assert said(dispatcher.messages) == [(
         "I am sorry, that time is fully booked in Paris. These are the next free times:",
         [button_en(at(monday, h, 30)) for h in (10, 11, 12)])]
+    dispatcher = CollectingDispatcher()
+    await ActionAskAppointmentStart().run(dispatcher, tracker(
+        {"boutique": "paris", "date_time": text, "language": "fr"}), {})
+    assert said(dispatcher.messages)[0][0] == ("Je regrette, ce créneau est déjà réservé à Paris. Voici "
+                                               "les prochains créneaux libres :")
 
 
 async def test_a_full_or_vague_time_leaves_the_choice_to_buttons(maison: str) -> None:
@@ -281,6 +289,14 @@ async def test_unreadable_or_past_moments_are_asked_again(maison: str) -> None:
         {"boutique": "paris"}, {"date_time": f"{yesterday.day}/{yesterday.month}/{yesterday.year} at 11am"})
     assert events == [SlotSet("date_time", None), SlotSet("appointment_start", None)]
     assert said(messages) == [("That moment has already passed. Which other day would suit you?", [])]
+    events, messages = await validate({"boutique": "paris", "language": "fr"},
+                                      {"date_time": "quand vous voulez"})
+    assert said(messages) == [("Je n'ai pas bien saisi le jour ou l'heure. Pourriez-vous me les préciser, "
+                               "par exemple « jeudi à 11 h » ?", [])]
+    events, messages = await validate(
+        {"boutique": "paris", "language": "fr"},
+        {"date_time": f"{yesterday.day}/{yesterday.month}/{yesterday.year} at 11am"})
+    assert said(messages) == [("Cette date est déjà passée. Quel autre jour vous conviendrait ?", [])]
 
 
 async def test_a_tapped_slot_is_checked_and_a_typed_moment_starts_over(maison: str) -> None:
@@ -307,6 +323,18 @@ async def test_party_size(maison: str) -> None:
     assert await validate({}, {"party_size": "just me"}) == ([SlotSet("party_size", "1")], [])
     events, messages = await validate({}, {"party_size": "6"})
     assert events == [SlotSet("party_size", None)] and "up to 4 people" in messages[0]["text"]
+    assert "For a larger party one of our client advisors will arrange it" in messages[0]["text"]
+    # The client's own advisor, the noun agreeing with her (slots set at the session start).
+    events, messages = await validate({"language": "fr", "advisor_name": "Sophie",
+                                       "advisor_gender": "f"}, {"party_size": "6"})
+    assert said(messages) == [(
+        "Un salon privé accueille jusqu'à 4 personnes. Pour un groupe plus nombreux, votre "
+        "conseillère Sophie organisera votre venue avec vous ; combien serez-vous ?", [])]
+    events, messages = await validate({"language": "fr"}, {"party_size": "hmm"})
+    assert said(messages) == [("Combien de personnes serez-vous en tout ?", [])]
+    events, messages = await validate({"language": "it", "advisor_name": "James",
+                                       "advisor_gender": "m"}, {"party_size": "8"})
+    assert "il Suo consulente James organizzerà tutto con Lei" in messages[0]["text"]
     events, messages = await validate({}, {"party_size": "hmm"})
     assert said(messages) == [("How many of you will there be, yourself included?", [])]
     dispatcher = CollectingDispatcher()
@@ -367,6 +395,10 @@ async def test_a_slot_lost_to_another_client_meanwhile_is_offered_again(maison: 
     events, messages = await validate(slots, {"appointment_confirmed": True}, text="yes", intent="affirm")
     assert events == [SlotSet("appointment_confirmed", None), SlotSet("appointment_start", None)]
     assert said(messages) == [("I am sorry, that time is no longer available. Here are other moments:", [])]
+    events, messages = await validate({**slots, "language": "fr"}, {"appointment_confirmed": True},
+                                      text="oui", intent="affirm")
+    assert said(messages) == [("Ce créneau n'est plus disponible, je le regrette. Voici d'autres "
+                               "créneaux :", [])]
     assert live_rows(maison, client_id="C-001") == []
 
 
@@ -551,15 +583,16 @@ async def test_a_booking_in_italian_from_the_offer_to_the_confirmation(maison: s
     dispatcher = CollectingDispatcher()
     await ActionAskAppointmentStart().run(dispatcher, tracker(slots, text=text, sender=FRANCESCA), {})
     offered = [at(friday, h, zone=MILAN) for h in (12, 13, 14)]
-    assert said(dispatcher.messages) == [("Ecco gli orari liberi più vicini a Milano. Quale preferisce?",
-                                          [button_it(m) for m in offered])]
+    assert said(dispatcher.messages) == [(
+        "Ecco gli orari disponibili a Milano più vicini alla Sua richiesta. Quale preferisce?",
+        [button_it(m) for m in offered])]
     start = at(friday, 15, zone=MILAN)
     chosen = {**slots, "appointment_start": start.isoformat(), "party_size": "2"}
     dispatcher = CollectingDispatcher()
     await ActionAskAppointmentConfirmed().run(dispatcher, tracker(chosen, sender=FRANCESCA), {})
     assert said(dispatcher.messages) == [(
-        f"Prenoto quindi il Suo appuntamento (prova) per {day_it(friday)} alle 15:00, boutique di Milano, "
-        "per 2 persone. Va bene così?", ["Sì, confermo", "Un altro momento"])]
+        f"Prenoto quindi il Suo appuntamento (prova sartoriale) per {day_it(friday)} alle 15:00 nella "
+        "boutique di Milano, per 2 persone. Va bene così?", ["Sì, confermo", "Un altro orario"])]
     events, _ = await validate(chosen, {"appointment_confirmed": True}, text="sì", sender=FRANCESCA,
                                intent="affirm")
     reference = events[1]["value"]
@@ -568,24 +601,31 @@ async def test_a_booking_in_italian_from_the_offer_to_the_confirmation(maison: s
         {**chosen, "appointment_confirmed": True, "appointment_id": reference}, sender=FRANCESCA,
         active=False), {})
     assert said(dispatcher.messages) == [(
-        f"Prenotazione confermata: il Suo appuntamento (prova) di {day_it(friday)} alle 15:00, Maison "
-        f"Solenne Milano Spiga. Giulia La accoglierà. Il Suo codice di riferimento è {reference}.", [])]
+        f"Prenotazione confermata: il Suo appuntamento (prova sartoriale) di {day_it(friday)} alle 15:00 "
+        f"presso Maison Solenne Milano Spiga. Giulia La accoglierà. Il Suo codice di riferimento è "
+        f"{reference}.", [])]
 
 
 async def test_italian_answers_along_the_form(maison: str) -> None:
     italian = {"language": "it"}
     events, messages = await validate(italian, {"boutique": "Roma"}, sender=FRANCESCA)
-    assert said(messages) == [("Le nostre boutique si trovano a Parigi, Londra, Milano. Quale preferisce?", [])]
+    assert said(messages) == [("Le nostre boutique si trovano a Parigi, a Londra e a Milano. Quale preferisce?",
+                               [])]
     assert await validate(italian, {"boutique": "Parigi"}, sender=FRANCESCA) == (
         [SlotSet("boutique", "paris")], [])
     events, messages = await validate({**italian, "boutique": "milan"}, {"service": "riparazione"},
                                       sender=FRANCESCA)
-    assert said(messages) == [("La nostra boutique di Milano non offre questo servizio (consegna "
-                               "riparazione); lo trova a Parigi e Londra.", [])]
+    assert said(messages) == [("La nostra boutique di Milano non offre questo servizio (consegna per "
+                               "riparazione); lo trova a Parigi e a Londra.", [])]
+    events, messages = await validate({"language": "fr", "boutique": "milan"}, {"service": "réparation"})
+    assert said(messages) == [("Notre boutique de Milan ne propose pas ce service (dépôt en réparation) ; "
+                               "vous le trouverez à Paris et à Londres.", [])]
     assert await validate(italian, {"party_size": "saremo in due"}, sender=FRANCESCA) == (
         [SlotSet("party_size", "2")], [])
     events, messages = await validate(italian, {"party_size": "saremo in 6"}, sender=FRANCESCA)
-    assert said(messages)[0][0].startswith("Un salon privé accoglie fino a 4 persone.")
+    assert said(messages) == [(
+        "Un salotto privato accoglie fino a 4 persone. Per un gruppo più numeroso uno dei nostri "
+        "consulenti organizzerà tutto con Lei; quanti sarete nel salotto?", [])]
     events, messages = await validate({**italian, "boutique": "milan"}, {"date_time": "boh"},
                                       sender=FRANCESCA)
     assert said(messages) == [("Non ho capito bene di quale momento si tratti. Potrebbe indicarmi un giorno "
@@ -605,22 +645,22 @@ async def test_cancelling_in_italian_and_french(maison: str) -> None:
                             intent="cancel_appointment", sender=FRANCESCA, active=False), {})
     assert events == [SlotSet("appointment_id", mine.id), SlotSet("cancelling", True)]
     assert said(dispatcher.messages) == [(
-        f"Desidera che annulli il Suo appuntamento (sessione di stile) di {day_it(friday)} alle 11:00 a "
-        "Milano?", ["Sì, annullare", "Mantenerlo"])]
+        f"Desidera che annulli il Suo appuntamento (consulenza di stile) di {day_it(friday)} alle 11:00 a "
+        "Milano?", ["Sì, annulli pure", "No, lo mantengo"])]
     dispatcher = CollectingDispatcher()
     await ActionSettleCancellation().run(dispatcher, tracker(
         {"appointment_id": mine.id, "cancelling": True, "language": "it"}, text="sì", intent="affirm",
         sender=FRANCESCA, active=False), {})
     assert said(dispatcher.messages) == [(
-        f"Fatto, ho annullato il Suo appuntamento (sessione di stile) di {day_it(friday)} alle 11:00 a "
+        f"Fatto, ho annullato il Suo appuntamento (consulenza di stile) di {day_it(friday)} alle 11:00 a "
         "Milano. Le troverò volentieri un altro momento quando lo desidera.", [])]
     await claires_styling_session(at(ahead(FRIDAY), 15))
     dispatcher = CollectingDispatcher()
     await ActionCancelAppointment().run(dispatcher, tracker(
         {"language": "fr"}, text="annuler mon rendez-vous", intent="cancel_appointment", active=False), {})
     assert said(dispatcher.messages) == [(
-        f"Souhaitez-vous que j'annule votre rendez-vous (séance de style) du {day_fr(ahead(FRIDAY))} à "
-        "15 h à Paris ?", ["Oui, l'annuler", "Le garder"])]
+        f"Souhaitez-vous que j'annule votre rendez-vous (séance de stylisme) du {day_fr(ahead(FRIDAY))} à "
+        "15 h à Paris ?", ["Oui, annuler", "Le maintenir"])]
 
 
 async def test_a_french_booking_says_the_maisons_time(maison: str) -> None:

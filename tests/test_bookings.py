@@ -84,6 +84,10 @@ async def test_boutiques_hours_and_grid_in_local_time(book: SqlBookings) -> None
         at(saturday + timedelta(days=1), 12, 0, LONDON)  # London opens on Sunday at noon
     labels = await book.service_labels("fr")
     assert labels["private_viewing"] == "Présentation privée"
+    assert labels["styling_session"] == "Séance de stylisme"
+    assert await book.service_labels("it") == {
+        "styling_session": "Consulenza di stile", "private_viewing": "Presentazione privata",
+        "repair_dropoff": "Consegna per riparazione", "fitting": "Prova sartoriale"}
 
 
 def _last_sunday(year: int, month: int) -> date:

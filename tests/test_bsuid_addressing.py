@@ -14,6 +14,7 @@ import aiohttp
 from connectors.whatsapp import WhatsAppOutput
 from salon.clock import ManualClock
 from salon.config import Settings
+from salon.conversation.contact_request import contact_request
 from salon.identity import ClientRef
 from salon.whatsapp.addressing import Recipient
 from salon.whatsapp.graph import GraphClient, GraphConfig
@@ -201,3 +202,13 @@ def test_no_other_code_writes_a_recipient() -> None:
             if count:
                 found[relative] = count
     assert found == {"salon/whatsapp/addressing.py": 1}
+
+
+def test_the_number_is_asked_for_in_the_clients_words() -> None:
+    asked = contact_request("orders", "fr")
+    assert asked["interactive"]["type"] == "request_contact_info"
+    assert asked["interactive"]["body"]["text"] == (
+        "Je ne sais pas encore qui m'écrit depuis ce compte, je ne peux donc pas voir vos commandes. "
+        "Si vous voulez bien me communiquer votre numéro, je vérifie aussitôt.")
+    assert contact_request("appointments", "fr")["interactive"]["body"]["text"].endswith(
+        "rendez-vous. Si vous voulez bien me communiquer votre numéro, je vérifie aussitôt.")

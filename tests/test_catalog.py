@@ -8,7 +8,8 @@ import pytest
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from salon.conversation.product_answers import product_answer
+from salon.conversation.phrasing import say_list
+from salon.conversation.product_answers import product_answer, where_in_stock
 from salon.integrations.catalog import SqlCatalog, best_name_match, colour_matches
 from salon.storage.db import make_async_engine
 from tests.seeding import seed_maison
@@ -107,7 +108,7 @@ async def test_answers_in_french_and_italian_with_the_locales_prices(catalog) ->
     it = product_answer(facts, cities, colour="tan", language="it")
     assert it.startswith("Il modello Aurore tote in Tan è disponibile a Parigi; a Londra ne resta un solo "
                          "pezzo.")
-    assert f"al prezzo di 3.400{NBSP}€ (2.950{NBSP}£ a Londra)" in it
+    assert f"; il prezzo è di 3.400{NBSP}€ (2.950{NBSP}£ a Londra)." in it
     assert "È realizzato in grained calfskin" in it
     assert it.endswith("Desidera che un consulente ne metta da parte uno per Lei?")
     other = product_answer(facts, cities, colour="green", language="it")
@@ -117,6 +118,28 @@ async def test_answers_in_french_and_italian_with_the_locales_prices(catalog) ->
     assert "n'est disponible dans aucune de nos trois boutiques" in product_answer(gone, cities, language="fr")
     assert product_answer(gone, cities, language="it").endswith(
         "Desidera che La avvisi non appena tornerà disponibile?")
+
+
+async def test_french_and_italian_repeat_the_preposition_before_each_city(catalog) -> None:  # type: ignore[no-untyped-def]
+    facts = await catalog.find("Aurore tote")
+    cities = await catalog.boutique_names()
+    stock = type(facts)(**{**facts.__dict__, "stock": tuple(
+        line.__class__(line.colour, line.size, line.boutique_id, {"paris": 2, "london": 3, "milan": 1}[line.boutique_id])
+        for line in facts.stock if line.colour == facts.stock[0].colour)})
+    assert product_answer(stock, cities, language="en").startswith(
+        "The Aurore tote is available in London and Paris and down to its last piece in Milan.")
+    assert product_answer(stock, cities, language="fr").startswith(
+        "Le modèle Aurore tote est disponible à Londres et à Paris ; à Milan, il n'en reste qu'une pièce.")
+    assert product_answer(stock, cities, language="it").startswith(
+        "Il modello Aurore tote è disponibile a Londra e a Parigi; a Milano ne resta un solo pezzo.")
+    assert where_in_stock(["London", "Milan", "Paris"], "fr") == "boutiques de Londres, de Milan et de Paris"
+    assert where_in_stock(["London", "Paris"], "it") == "boutique di Londra e di Parigi"
+    assert where_in_stock(["Paris"], "fr") == "boutique de Paris"
+    assert where_in_stock(["London", "Paris"], "en") == "London and Paris boutiques"
+    assert say_list(["Londres", "Milan", "Paris"], "fr", "à") == "à Londres, à Milan et à Paris"
+    assert say_list(["London", "Paris"], "en", "in") == "in London and Paris"
+    assert say_list(["Londra", "Parigi"], "it", "di") == "di Londra e di Parigi"
+    assert say_list([], "fr", "à") == ""
 
 
 def _tracker(text: str, entities: list[dict[str, Any]], slots: dict[str, Any] | None = None) -> Tracker:

@@ -276,7 +276,7 @@ async def test_stop_opts_the_client_out_until_she_writes_start(settings: Setting
         assert not consent.opted_out and consent.messaging and not consent.marketing_allowed
         # The confirmation says what START brings back, and that news needs her agreement.
         assert box[-1]["body"] == CONFIRMATIONS["start"]["fr"]
-        assert "nouveautés et invitations, seulement avec votre accord explicite" in box[-1]["body"]
+        assert "nouveautés et invitations, uniquement avec votre accord explicite" in box[-1]["body"]
 
 
 async def test_an_erased_client_who_had_stopped_is_still_stopped_when_the_crm_imports_her_again(

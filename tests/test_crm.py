@@ -46,6 +46,7 @@ async def test_a_client_is_found_by_number_or_bsuid_with_everything_the_book_hol
     assert (claire.language, claire.tier, claire.is_vic) == ("fr", "VIC", True)
     assert claire.advisor is not None and claire.advisor.id == "sophie-marchand"
     assert claire.advisor.first_name == "Sophie" and claire.advisor.boutique_id == "paris"
+    assert claire.advisor.gender == "f"  # "votre conseillère Sophie"
     assert claire.size_for("ready_to_wear") == "38" and claire.size_for("shoes") == "38.5"
     assert claire.preferences["colours"] == ["Tan", "Noir", "Camel"]
     assert [p.purchased_on for p in claire.purchases] == [
@@ -158,6 +159,11 @@ def test_the_contract_refuses_what_it_cannot_read() -> None:
                                                     "boutique_id": "paris"}]})
     with pytest.raises(ValueError, match="first_name"):
         record_from_mapping({**base, "first_name": ""})
+    advisor = {"id": "a", "first_name": "Luca", "last_name": "B", "boutique_id": "milan"}
+    assert record_from_mapping({**base, "advisor": advisor}).advisor.gender is None  # type: ignore[union-attr]
+    assert record_from_mapping({**base, "advisor": {**advisor, "gender": "m"}}).advisor.gender == "m"  # type: ignore[union-attr]
+    with pytest.raises(ValueError, match="advisor gender 'male'"):
+        record_from_mapping({**base, "advisor": {**advisor, "gender": "male"}})
 
 
 async def test_greetings_by_name_in_the_clients_language_vic_advisor_first(crm: SqlCrm) -> None:
@@ -181,7 +187,7 @@ async def test_greetings_by_name_in_the_clients_language_vic_advisor_first(crm: 
     assert all(len(b["title"]) <= 20 for b in french.buttons + english.buttons + morning.buttons)
     assert greeting(None, evening, "en") is None  # the domain's utter_greet
     stranger = greeting(None, evening, "fr")
-    assert stranger is not None and stranger.text.startswith("Bonsoir, et bienvenue chez Maison Solenne")
+    assert stranger is not None and stranger.text.startswith("Bonsoir et bienvenue chez Maison Solenne")
     assert address(henry, "fr") == "Monsieur Ashworth"
 
 
@@ -192,12 +198,12 @@ async def test_greetings_in_italian_with_lei(crm: SqlCrm) -> None:
     evening = datetime(2026, 11, 26, 17, 30, tzinfo=timezone.utc)  # 18:30 in Milan
     vic = greeting(francesca, evening, "it")
     assert vic is not None
-    assert vic.text == ("Buonasera Signora Bellini. Giulia è a Sua completa disposizione, oppure posso "
-                        "occuparmene io.")
+    assert vic.text == ("Buonasera, Signora Bellini. Giulia è a Sua completa disposizione, oppure, se "
+                        "preferisce, posso aiutarLa io.")
     assert [b["title"] for b in vic.buttons] == ["Parlare con Giulia", "Prenotare una visita",
-                                                "Seguire un ordine"]
+                                                "Stato dell'ordine"]
     morning = greeting(lorenzo, datetime(2026, 11, 26, 9, 0, tzinfo=timezone.utc), "it")
-    assert morning is not None and morning.text == "Buongiorno Signor Conti. Come posso esserLe utile?"
+    assert morning is not None and morning.text == "Buongiorno, Signor Conti. Come posso esserLe utile?"
     stranger = greeting(None, evening, "it")
     assert stranger is not None
     assert stranger.text == "Buonasera, Maison Solenne Le dà il benvenuto. Come posso esserLe utile?"

@@ -139,12 +139,12 @@ def test_show_describes_templates_buttons_and_failures() -> None:
             {"type": "text", "template": None, "body": "Late", "buttons": [], "status": "failed",
              "error_code": 131047},
             {"type": "template", "template": "advisor_update_nudge", "body": "Bonjour Claire",
-             "buttons": ["Voir la nouvelle"], "status": "sent"},
+             "buttons": ["Voir le message"], "status": "sent"},
         ]
     )
     assert 'interactive "Good day" [Book a visit]' in shown
     assert '(failed, error 131047)' in shown
-    assert 'template advisor_update_nudge "Bonjour Claire" [Voir la nouvelle]' in shown
+    assert 'template advisor_update_nudge "Bonjour Claire" [Voir le message]' in shown
     assert demo._show_all([]) == "nothing"
 
 

@@ -203,7 +203,7 @@ async def test_a_change_of_guests_in_french(maison: str) -> None:
     _, messages = await run(ActionAskRsvpGuests(), slots={"rsvp_event": PREVIEW, "language": "fr"}, sender=CLAIRE)
     assert said(messages) == [(
         "Votre venue à « Avant-première de la collection d'automne » est confirmée, avec un invité. "
-        "Serez-vous accompagnée ? Votre invitation est pour vous et un invité.",
+        "Serez-vous accompagnée ? Votre invitation est valable pour vous et un invité.",
         ["Je viendrai seule", "Avec un invité"])]
     chosen = {"rsvp_event": PREVIEW, "rsvp_guests": "0", "rsvp_offer": "attend", "language": "fr"}
     events, _ = await validate({"rsvp_confirmed": True}, slots=chosen, sender=CLAIRE, text="oui", intent="affirm")
@@ -211,7 +211,8 @@ async def test_a_change_of_guests_in_french(maison: str) -> None:
     assert reply_row(maison, PREVIEW, "C-001") == ("accepted", 0)
     _, messages = await run(ActionEventRsvp(), slots={**chosen, "rsvp_outcome": "changed"}, sender=CLAIRE)
     assert said(messages) == [(
-        "Votre réponse est modifiée, Madame Laurent : « Avant-première de la collection d'automne », "
+        "Votre réponse a bien été modifiée, Madame Laurent : « Avant-première de la collection "
+        "d'automne », "
         "jeudi 10 décembre à 18 h 30, Maison Solenne Paris Faubourg, pour vous. Code vestimentaire : tenue "
         "de cocktail. Sophie se réjouit de vous y accueillir.", [])]
 
@@ -370,12 +371,14 @@ async def test_an_invitation_answered_in_italian(maison: str) -> None:
     italian = {"language": "it"}
     _, messages = await run(ActionAskRsvpEvent(), slots=italian, sender=FRANCESCA)
     assert said(messages) == [(
-        "Con piacere. I Suoi inviti: «Autumn collection preview», giovedì 10 dicembre alle 18:30 a Parigi; "
-        "«Haute Joaillerie trunk show», giovedì 21 gennaio alle 18:00 a Londra. A quale desidera rispondere?",
+        "Con piacere. I Suoi inviti: «Anteprima della collezione autunnale», giovedì 10 dicembre alle "
+        "18:30 a Parigi; «Presentazione Haute Joaillerie», giovedì 21 gennaio alle 18:00 a Londra. A "
+        "quale desidera rispondere?",
         ["Parigi, 10 dic", "Londra, 21 gen"])]
     _, messages = await run(ActionAskRsvpGuests(), slots={**italian, "rsvp_event": PREVIEW}, sender=FRANCESCA)
     assert said(messages) == [(
-        "Verrà con qualcuno a «Autumn collection preview»? Il Suo invito è per Lei e un ospite.",
+        "Verrà con qualcuno a «Anteprima della collezione autunnale»? L'invito è valido per Lei e un "
+        "ospite.",
         ["Solo io", "Con un ospite"])]
     events, _ = await validate({"rsvp_guests": "con mio marito"}, slots={**italian, "rsvp_event": PREVIEW},
                                sender=FRANCESCA, text="con mio marito",
@@ -385,8 +388,9 @@ async def test_an_invitation_answered_in_italian(maison: str) -> None:
     events, messages = await run(ActionAskRsvpConfirmed(), slots=chosen, sender=FRANCESCA)
     assert events == [SlotSet("rsvp_offer", "attend")]
     assert said(messages) == [(
-        "Confermo quindi «Autumn collection preview», giovedì 10 dicembre alle 18:30, Maison Solenne Paris "
-        "Faubourg, per Lei e un ospite?", ["Sì, confermo", "Cambiare ospiti"])]
+        "Confermo quindi la Sua partecipazione a «Anteprima della collezione autunnale», giovedì 10 "
+        "dicembre alle 18:30, Maison Solenne Paris Faubourg, per Lei e un ospite?",
+        ["Sì, confermo", "Cambiare ospiti"])]
     chosen["rsvp_offer"] = "attend"
     events, _ = await validate({"rsvp_confirmed": True}, slots=chosen, sender=FRANCESCA, text="sì",
                                intent="affirm")
@@ -394,8 +398,9 @@ async def test_an_invitation_answered_in_italian(maison: str) -> None:
     assert reply_row(maison, PREVIEW, "C-023") == ("accepted", 1)
     _, messages = await run(ActionEventRsvp(), slots={**chosen, "rsvp_outcome": "accepted"}, sender=FRANCESCA)
     assert said(messages) == [(
-        "Confermato, Signora Bellini: «Autumn collection preview», giovedì 10 dicembre alle 18:30, Maison "
-        "Solenne Paris Faubourg, per Lei e un ospite. Dress code: cocktail. Giulia La attende con piacere.", [])]
+        "Presenza confermata, Signora Bellini: «Anteprima della collezione autunnale», giovedì 10 "
+        "dicembre alle 18:30, Maison Solenne Paris Faubourg, per Lei e un ospite. Dress code: abito da "
+        "cocktail. Giulia La attende con piacere.", [])]
 
 
 async def test_withdrawing_and_the_waiting_list_in_italian(maison: str) -> None:
@@ -405,22 +410,22 @@ async def test_withdrawing_and_the_waiting_list_in_italian(maison: str) -> None:
     events, messages = await run(ActionAskRsvpConfirmed(), slots=chosen, sender=FRANCESCA)
     assert events == [SlotSet("rsvp_offer", "waitlist")]
     assert said(messages) == [(
-        "Mi dispiace, «Autumn collection preview» è al completo. Desidera che La inserisca in lista d'attesa, "
-        "con il Suo ospite?", ["Lista d'attesa", "Parlare con Giulia", "No, grazie"])]
+        "Mi dispiace, «Anteprima della collezione autunnale» è al completo. Desidera che La inserisca in "
+        "lista d'attesa, con il Suo ospite?", ["Lista d'attesa", "Parlare con Giulia", "No, grazie"])]
     events, messages = await validate({"rsvp_event": PREVIEW}, slots=italian, sender=FRANCESCA)
     assert said(messages) == [(
-        "Mi dispiace, «Autumn collection preview» è al momento al completo; posso comunque inserirLa in "
-        "lista d'attesa.", [])]
+        "Mi dispiace, «Anteprima della collezione autunnale» è al momento al completo; posso comunque "
+        "inserirLa in lista d'attesa.", [])]
     set_capacity(maison, PREVIEW, 60)
     await backends.events().reply(PREVIEW, "C-023", guests=0)
     _, messages = await run(ActionCancelEventRsvp(), slots=italian, sender=FRANCESCA,
                             text="non potrò venire all'anteprima", intent="cancel_event_rsvp", active=False)
     assert said(messages) == [(
-        "Desidera che annulli la Sua partecipazione a «Autumn collection preview», giovedì 10 dicembre?",
-        ["Sì, annullare", "Mantenere il posto"])]
+        "Desidera che annulli la Sua partecipazione a «Anteprima della collezione autunnale», giovedì 10 "
+        "dicembre?", ["Sì, annulli pure", "Mantengo il posto"])]
     _, messages = await run(ActionSettleRsvpCancellation(), slots={**italian, "rsvp_event": PREVIEW},
                             sender=FRANCESCA, text="sì", intent="affirm", active=False)
     assert said(messages) == [(
-        "Fatto: il Suo posto a «Autumn collection preview» è stato liberato. Giulia resta a Sua disposizione "
-        "se i Suoi programmi dovessero cambiare.", [])]
+        "Fatto: il Suo posto a «Anteprima della collezione autunnale» è stato liberato. Giulia resta a Sua "
+        "disposizione se i Suoi programmi dovessero cambiare.", [])]
     assert reply_row(maison, PREVIEW, "C-023") == ("declined", 0)

@@ -16,7 +16,16 @@ from sqlalchemy import select, update
 
 from salon.clock import ManualClock
 from salon.config import Settings
-from salon.conversation.rsvp import find_event, parse_guests
+from salon.conversation.rsvp import (
+    closed_line,
+    confirm_question,
+    find_event,
+    full_lead,
+    no_event_line,
+    parse_guests,
+    withdraw_question,
+)
+from salon.integrations.crm import ClientRecord
 from salon.integrations.events import (
     EventFull,
     NotInvited,
@@ -60,6 +69,9 @@ async def test_upcoming_events_as_each_client_sees_them(book: tuple[SqlEvents, M
     assert preview.attending and preview.open and preview.taken == 5 and preview.remaining == 55
     assert show.reply is None and show.taken == 3 and show.event.venue.city == "London"
     assert preview.event.title_in("fr") == "Avant-première de la collection d'automne"
+    assert preview.event.title_in("it") == "Anteprima della collezione autunnale"
+    assert show.event.dress_code_in("fr") == "Smoking facultatif"
+    assert show.event.dress_code_in("it") == "Black tie facoltativo"
     assert preview.event.replies_close_at == datetime(2026, 12, 4, 0, 0, tzinfo=preview.event.venue.zone)
     # Gold is not invited to the Paris preview; a Prospect to nothing.
     assert [s.event.id for s in await port.upcoming_for("C-003")] == [TRUNK_SHOW]
@@ -235,3 +247,41 @@ async def test_the_event_a_client_names(book: tuple[SqlEvents, ManualClock]) -> 
     ]:
         found = find_event(words, standings)
         assert (found.event.id if found else None) == expected, words
+
+
+async def test_the_event_lines_in_french_and_italian(book: tuple[SqlEvents, ManualClock]) -> None:
+    port, _ = book
+    preview, show = await port.upcoming_for("C-001")
+    # Both titles are feminine in French: "affiche complet" agrees with either.
+    assert full_lead(preview.event, "fr") == (
+        "Je suis désolé, « Avant-première de la collection d'automne » affiche complet pour le "
+        "moment ; je peux néanmoins vous inscrire sur la liste d'attente.")
+    reply, _ = confirm_question(show, 1, "fr", "Sophie")
+    assert (reply.text, [b["title"] for b in reply.buttons]) == (
+        "Je confirme donc votre venue à « Présentation Haute Joaillerie », le jeudi 21 janvier à "
+        "18 h, Maison Solenne London Mount Street, pour vous et un invité ?",
+        ["Oui, je confirme", "Modifier le nombre"])
+    reply, _ = confirm_question(show, 1, "it", "Giulia")
+    assert reply.text == (
+        "Confermo quindi la Sua partecipazione a «Presentazione Haute Joaillerie», giovedì 21 "
+        "gennaio alle 18:00, Maison Solenne London Mount Street, per Lei e un ospite?")
+    assert [b["title"] for b in withdraw_question(preview, "fr").buttons] == ["Oui, annuler",
+                                                                             "Garder ma place"]
+    assert [b["title"] for b in withdraw_question(preview, "it").buttons] == ["Sì, annulli pure",
+                                                                             "Mantengo il posto"]
+    assert withdraw_question(show, "it").text == (
+        "Desidera che comunichi la Sua assenza a «Presentazione Haute Joaillerie», giovedì 21 gennaio?")
+    # A client without an advisor is promised no advisor of her own.
+    alone = ClientRecord("C-900", "Mme", "Anne", "Morel", "fr", "Gold", "paris", "Europe/Paris")
+    assert no_event_line(alone, "fr").text == (
+        "Aucune invitation n'attend votre réponse pour le moment. L'un de nos conseillers se fera un "
+        "plaisir de vous parler des prochaines soirées de la maison.")
+    assert no_event_line(alone, "it").text == (
+        "Al momento non ci sono eventi in attesa di una Sua risposta. Uno dei nostri consulenti Le "
+        "parlerà volentieri delle prossime serate della maison.")
+    assert closed_line(show.event, alone, "fr").text == (
+        "Les réponses pour « Présentation Haute Joaillerie » étaient attendues jusqu'au mardi 12 "
+        "janvier. L'un de nos conseillers verra volontiers ce qui est encore possible.")
+    assert closed_line(show.event, alone, "it").text == (
+        "Le risposte per «Presentazione Haute Joaillerie» erano attese entro martedì 12 gennaio. Uno "
+        "dei nostri consulenti verificherà volentieri che cosa sia ancora possibile.")

@@ -37,7 +37,7 @@ async def _run(tracker: Tracker) -> list[dict[str, Any]]:
 @pytest.mark.parametrize(("language", "lead"), [
     ("en", "As promised, news of your order SOL-104233:"),
     ("fr", "Comme promis, des nouvelles de votre commande SOL-104233 :"),
-    ("it", "Come promesso, notizie del Suo ordine SOL-104233:"),
+    ("it", "Come promesso, ecco gli aggiornamenti sul Suo ordine SOL-104233:"),
 ])
 async def test_the_news_of_her_order_on_its_way(sqlite_url: str, tmp_path, monkeypatch,  # type: ignore[no-untyped-def]
                                                language: str, lead: str) -> None:

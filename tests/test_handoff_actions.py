@@ -16,9 +16,10 @@ from rasa_sdk.events import ActionExecuted, ActiveLoop, ConversationPaused, Sess
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import backends
-from actions.handoff import ActionHandoff
+from actions.handoff import _UNREACHABLE, ActionHandoff
 from actions.sessions import ActionSessionStart
-from salon.advisors.handoff import reply_promise, webhook_signature
+from salon.advisors.handoff import opening, reply_promise, webhook_signature
+from salon.conversation.recall import LastTime, recall
 from tests.action_support import action_server_on, sealed
 
 CLAIRE = "33600000001"  # C-001, VIC, Sophie (Paris)
@@ -80,7 +81,7 @@ def tracker(*, text: str, intent: str, sender: str = CLAIRE, slots: dict[str, An
     (WEDNESDAY_EVENING, "fr", "Sophie vous répondra ici demain à partir de 10 h."),
     (WEDNESDAY_EVENING, "it", "Sophie Le risponderà qui domani a partire dalle 10:00."),
     (datetime(2026, 11, 28, 19, 30, tzinfo=timezone.utc), "fr",
-     "Sophie vous répondra ici lundi 30 novembre à partir de 10 h 30."),
+     "Sophie vous répondra ici le lundi 30 novembre à partir de 10 h 30."),
     (datetime(2026, 11, 28, 19, 30, tzinfo=timezone.utc), "it",
      "Sophie Le risponderà qui lunedì 30 novembre a partire dalle 10:30."),
     (datetime(2026, 11, 25, 9, 0, tzinfo=timezone.utc), "it", "Sophie Le risponderà qui a breve."),
@@ -187,12 +188,32 @@ def _previous_session(*extra: dict[str, Any]) -> list[dict[str, Any]]:
             {"event": "user", "text": "hello", "parse_data": {"intent": {"name": "greet"}}}, *extra]
 
 
-async def test_a_first_session_carries_the_clients_language_and_tier(maison: str) -> None:
+async def test_a_first_session_carries_the_clients_language_tier_and_advisor(maison: str) -> None:
     dispatcher = CollectingDispatcher()
     events = await ActionSessionStart().run(dispatcher, tracker(text="", intent="", events=[]), {})
     assert events == [SessionStarted(), SlotSet("language", "fr"), SlotSet("vic", True),
+                      SlotSet("advisor_name", "Sophie"), SlotSet("advisor_gender", "f"),
                       ActionExecuted("action_listen")]
     assert dispatcher.messages == []
+
+
+async def test_a_brand_new_conversation_knows_the_client_at_its_start(maison: str) -> None:
+    # As Rasa runs it before the first message: no user turn yet, the channel's sealed
+    # metadata only in the session_started_metadata slot.
+    metadata = sealed(CLAIRE, wa_id=CLAIRE, phone_number_id="100000000000001")
+    first = Tracker(sender_id=CLAIRE, slots={"session_started_metadata": metadata},
+                    latest_message={}, events=[], paused=False, followup_action=None,
+                    active_loop={}, latest_action_name=None)
+    events = await ActionSessionStart().run(CollectingDispatcher(), first, {})
+    assert events == [SessionStarted(), SlotSet("language", "fr"), SlotSet("vic", True),
+                      SlotSet("advisor_name", "Sophie"), SlotSet("advisor_gender", "f"),
+                      ActionExecuted("action_listen")]
+    # Metadata nobody sealed for this conversation counts for nothing.
+    forged = Tracker(sender_id=CLAIRE, slots={"session_started_metadata": {"wa_id": CLAIRE}},
+                     latest_message={}, events=[], paused=False, followup_action=None,
+                     active_loop={}, latest_action_name=None)
+    events = await ActionSessionStart().run(CollectingDispatcher(), forged, {})
+    assert SlotSet("vic", False) in events and SlotSet("advisor_name", None) in events
 
 
 async def test_back_after_the_window_with_a_booking_under_way(maison: str) -> None:
@@ -202,10 +223,36 @@ async def test_back_after_the_window_with_a_booking_under_way(maison: str) -> No
                                                                 events=_previous_session()), {})
     assert events == [SessionStarted(), SlotSet("language", "en"), SlotSet("boutique", "paris"),
                       SlotSet("service", "private_viewing"), SlotSet("date_time", "friday"),
-                      SlotSet("vic", True), ActionExecuted("action_listen")]
+                      SlotSet("vic", True), SlotSet("advisor_name", "Sophie"),
+                      SlotSet("advisor_gender", "f"), ActionExecuted("action_listen")]
     assert [(m["text"], [b["title"] for b in m["buttons"]]) for m in dispatcher.messages] == [(
         "Welcome back, Ms Laurent. Last time we were arranging your private viewing in Paris. "
         "Shall we continue?", ["Continue booking", "Something else"])]
+
+
+def test_the_first_words_of_a_handoff_in_french_and_italian() -> None:
+    assert opening("repeated_failure", "fr") == (
+        "Pardonnez-moi, je crains de ne pas vous être d'une grande aide.")
+    assert opening("health", "fr") == ("Votre bien-être passe avant tout, et cela mérite l'attention "
+                                       "de l'un de nos conseillers.")
+    assert opening("fraud", "fr").startswith("Merci de nous avoir alertés. En attendant, ne communiquez")
+    assert opening("payment", "fr") == "Veuillez nous excuser pour ce désagrément lié à votre paiement."
+    assert opening("payment", "it") == "Ci scusiamo per il problema riscontrato con il pagamento."
+    assert opening("data_protection", "fr") == (
+        "Bien entendu : votre demande concernant vos données personnelles sera traitée "
+        "personnellement par un membre de notre équipe.")
+    assert opening("data_protection", "it") == (
+        "Certamente: la Sua richiesta relativa ai dati personali sarà seguita personalmente da un "
+        "membro del nostro team.")
+    assert opening("distress", "it") == "Ci dispiace moltissimo, e La ringrazio di avercelo confidato."
+    assert _UNREACHABLE["fr"].endswith("au +33 1 42 65 00 00.")
+
+
+def test_a_booking_under_way_recalled_in_french() -> None:
+    reply = recall(None, LastTime(booking_service="Séance de stylisme", booking_city="Paris"), "fr")
+    assert reply is not None and reply.text == (
+        "Quel plaisir de vous retrouver. La dernière fois, nous préparions votre rendez-vous "
+        "(séance de stylisme à Paris). Souhaitez-vous reprendre la réservation ?")
 
 
 async def test_back_after_the_window_after_asking_about_an_order(maison: str) -> None:
@@ -214,7 +261,8 @@ async def test_back_after_the_window_after_asking_about_an_order(maison: str) ->
     await ActionSessionStart().run(dispatcher, tracker(text="", intent="", slots={"language": "fr"},
                                                        events=_previous_session(asked)), {})
     [message] = dispatcher.messages
-    assert message["text"] == "Bon retour Madame Laurent. Souhaitez-vous des nouvelles de votre commande SOL-104233 ?"
+    assert message["text"] == ("Quel plaisir de vous retrouver, Madame Laurent. Souhaitez-vous des nouvelles "
+                               "de votre commande SOL-104233 ?")
     assert message["buttons"][0]["payload"] == '/check_order_status{"order_number": "SOL-104233"}'
     # An order asked about two sessions ago is not recalled again.
     dispatcher = CollectingDispatcher()
@@ -283,4 +331,4 @@ async def test_back_after_the_window_in_italian(maison: str) -> None:
                                                        events=_previous_session()), {})
     assert [(m["text"], [b["title"] for b in m["buttons"]]) for m in dispatcher.messages] == [(
         "Che piacere risentirLa, Signora Laurent. L'ultima volta stavamo organizzando il Suo appuntamento "
-        "(visione privata a Parigi). Desidera proseguire?", ["Proseguire", "Un'altra richiesta"])]
+        "(presentazione privata a Parigi). Desidera proseguire?", ["Proseguire", "Un'altra richiesta"])]

@@ -135,6 +135,8 @@ def test_boutiques_and_hours(maison: MaisonData) -> None:
     for boutique in maison.boutiques.values():
         assert boutique.slot_minutes == 60 and boutique.salons >= 2
         assert set(boutique.services) <= set(maison.services)
+    for service in maison.services.values():
+        assert set(service.label) == {"en", "fr", "it"}
 
 
 def test_stock_has_gaps_for_restock_alerts(maison: MaisonData) -> None:
@@ -209,6 +211,8 @@ def test_events_and_bookings(maison: MaisonData) -> None:
     for event in maison.events.values():
         assert date(2026, 12, 1) <= event.starts_at.date() <= date(2027, 1, 31)
         assert event.rsvps and event.title["fr"]
+        # Every language the maison writes in names the event and its dress code.
+        assert set(event.title) == set(event.dress_code) == {"en", "fr", "it"}
     assert maison.appointments
     assert all(a.starts_at.tzinfo is not None for a in maison.appointments.values())
 

@@ -9,7 +9,7 @@ import pytest
 from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from salon.conversation.order_status import order_answer
+from salon.conversation.order_status import late_order_button, order_answer
 from salon.integrations.orders import OrderFacts, SqlOrders, normalise_order_number
 from salon.storage.db import make_async_engine
 from tests.action_support import action_server_on, sealed
@@ -104,12 +104,21 @@ async def test_answers_in_french_and_italian_say_the_same_facts(orders) -> None:
     assert "Può seguirlo qui: https://www.dhl.com/" in on_time_it
     late_fr = order_answer(facts, today=date(2026, 12, 4), language="fr")
     assert "était attendue le mercredi 25 novembre et ne vous est pas encore parvenue" in late_fr
-    assert late_fr.endswith("Votre conseiller peut se renseigner auprès de DHL Express pour vous.")
+    # No advisor in the book: one of the maison's, not a "votre conseiller" she may not have.
+    assert late_fr.endswith("Un conseiller peut se renseigner auprès de DHL Express pour vous.")
     late_it = order_answer(facts, today=date(2026, 12, 4), language="it")
     assert "era previsto per mercoledì 25 novembre e non Le è ancora arrivato: Le chiedo scusa." in late_it
-    assert late_it.endswith("Il Suo consulente può verificare con DHL Express per Lei.")
+    assert late_it.endswith("Uno dei nostri consulenti può verificare con DHL Express per Lei.")
     delivered = await orders.for_client("SOL-104187", wa_id=CLAIRE_WA, user_id=None)
-    assert "a été livrée le lundi 5 octobre" in order_answer(delivered, today=TODAY, language="fr")
+    assert order_answer(delivered, today=TODAY, language="fr").endswith(
+        "a été livrée le lundi 5 octobre. Si quelque chose n'allait pas, je demanderai à un conseiller de "
+        "s'en occuper.")
+    assert order_answer(delivered, today=TODAY, language="it").endswith(
+        "Se qualcosa non fosse come dovrebbe, chiederò a uno dei nostri consulenti di occuparsene.")
+    preparing = OrderFacts(number="SOL-100005", status="in_preparation", items=(),
+                           shipped_from="Atelier Couture Saint-Honoré, Paris")
+    assert order_answer(preparing, today=TODAY, language="fr") == (
+        "Votre commande SOL-100005 est en cours de préparation (Atelier Couture Saint-Honoré, Paris).")
     assert "è stato consegnato lunedì 5 ottobre" in order_answer(delivered, today=TODAY, language="it")
     pieces = OrderFacts(number="SOL-100003", status="confirmed", items=("Aurore tote in Tan", "Étoile silk scarf"),
                         eta=date(2026, 12, 4))
@@ -121,7 +130,11 @@ async def test_answers_in_french_and_italian_say_the_same_facts(orders) -> None:
         "a breve; la consegna è prevista per venerdì 4 dicembre.")
     cancelled = OrderFacts(number="SOL-100004", status="cancelled", items=())
     assert order_answer(cancelled, today=TODAY, language="it") == (
-        "Il Suo ordine SOL-100004 è stato annullato. Il Suo consulente potrà dirLe di più, se lo desidera.")
+        "Il Suo ordine SOL-100004 è stato annullato. Uno dei nostri consulenti potrà dirLe di più, se lo "
+        "desidera.")
+    assert order_answer(cancelled, today=TODAY, language="fr") == (
+        "Votre commande SOL-100004 a été annulée. Un conseiller pourra vous en dire davantage si vous le "
+        "souhaitez.")
     assert order_answer(cancelled, today=TODAY, language="de") == order_answer(cancelled, today=TODAY)
     # With her own advisor's first name, each language names her instead of the noun.
     assert late_fr != order_answer(facts, today=date(2026, 12, 4), language="fr", advisor="Sophie")
@@ -135,6 +148,20 @@ async def test_answers_in_french_and_italian_say_the_same_facts(orders) -> None:
         "je demanderai à Camille de s'en occuper.")
     assert order_answer(cancelled, today=TODAY, language="it", advisor="Giulia") == (
         "Il Suo ordine SOL-100004 è stato annullato. Giulia potrà dirLe di più, se lo desidera.")
+
+
+def test_the_late_order_button_names_her_advisor_or_offers_one() -> None:
+    # By first name when the book has one (no noun to agree with the advisor's gender).
+    assert late_order_button("fr", "Sophie") == {"title": "Parler à Sophie", "payload": "/talk_to_advisor"}
+    assert late_order_button("it", "Giulia") == {"title": "Parlare con Giulia", "payload": "/talk_to_advisor"}
+    assert late_order_button("en", "James") == {"title": "Ask my advisor", "payload": "/talk_to_advisor"}
+    # Without one, or with a name too long for a button: one of the maison's advisors.
+    assert late_order_button("fr")["title"] == "Un conseiller"
+    assert late_order_button("it")["title"] == "Un consulente"
+    assert late_order_button("de")["title"] == "Ask my advisor"
+    assert late_order_button("fr", "Marie-Alexandrine")["title"] == "Un conseiller"
+    assert all(len(late_order_button(lang, name)["title"]) <= 20
+               for lang in ("en", "fr", "it") for name in (None, "Sophie", "Marie-Alexandrine"))
 
 
 def _tracker(sender: str, slots: dict[str, Any], metadata: dict[str, Any] | None = None) -> Tracker:
@@ -217,7 +244,7 @@ async def test_the_action_answers_in_the_conversations_language(
     assert message["text"].startswith("Il Suo ordine SOL-104233") and "Le chiedo scusa" in message["text"]
     # Her own advisor, by name: no noun whose gender would have to agree with Sophie's.
     assert "Sophie può verificare" in message["text"] and "consulente" not in message["text"]
-    assert message["buttons"] == [{"title": "Il mio consulente", "payload": "/talk_to_advisor"}]
+    assert message["buttons"] == [{"title": "Parlare con Sophie", "payload": "/talk_to_advisor"}]
     dispatcher = CollectingDispatcher()
     tracker = _tracker(CLAIRE_WA, {"order_number": "SOL-104233", "language": "fr"},
                        sealed(CLAIRE_WA, wa_id=CLAIRE_WA))
@@ -226,7 +253,7 @@ async def test_the_action_answers_in_the_conversations_language(
     [message] = dispatcher.messages
     assert message["text"].startswith("Votre commande SOL-104233")
     assert "Sophie peut se renseigner" in message["text"] and "conseiller" not in message["text"]
-    assert message["buttons"] == [{"title": "Mon conseiller", "payload": "/talk_to_advisor"}]
+    assert message["buttons"] == [{"title": "Parler à Sophie", "payload": "/talk_to_advisor"}]
     backends.reset()
 
 

@@ -289,3 +289,19 @@ def test_reminder_parameters_in_each_language() -> None:
     assert reminder_params("Claire", "London", milan.astimezone(ZoneInfo("Europe/London")), "fr") == {
         "first_name": "Claire", "boutique": "Londres", "date": "samedi 5 décembre", "time": "14 h 30"}
     assert reminder_params("Henry", "London", milan, "en")["date"] == "Saturday 5 December"
+
+
+@pytest.mark.parametrize("language", ["en", "fr", "it"])
+def test_the_free_form_reminder_says_the_template_words(language: str) -> None:
+    """Inside the window the reminder goes free-form: the same words as the approved
+    ``appointment_reminder`` template, filled with the same parameters."""
+    from zoneinfo import ZoneInfo
+
+    from salon.outbound.reminders import _TEXT, reminder_params
+    from salon.templates.registry import TemplateChoice, TemplateRegistry
+
+    local = datetime(2026, 12, 5, 15, 30, tzinfo=ZoneInfo("Europe/Paris"))
+    params = reminder_params("Claire", "Paris", local, language)
+    choice = TemplateRegistry.load_default().build("appointment_reminder", language, params)
+    assert isinstance(choice, TemplateChoice), choice
+    assert _TEXT[language].format(**params) == choice.rendered["body"]

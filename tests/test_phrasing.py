@@ -20,6 +20,7 @@ from salon.conversation.phrasing import (
     say_date_short,
     say_day,
     say_day_short,
+    say_list,
     say_moment_short,
     say_price,
     say_time,
@@ -158,6 +159,17 @@ def test_cities_and_phrase_tables() -> None:
     table = {"en": "Hello", "it": "Buongiorno"}
     assert (pick(table, "it"), pick(table, "fr"), pick(table, None)) == ("Buongiorno", "Hello", "Hello")
     assert say_date_short(date(2027, 1, 21), "fr") == "21 janv."
+
+
+def test_lists_end_with_and_and_french_repeats_its_preposition() -> None:
+    cities = ["Paris", "Londres", "Milan"]
+    assert say_list(["Paris", "London", "Milan"], "en") == "Paris, London and Milan"
+    assert say_list(cities, "fr", "à") == "à Paris, à Londres et à Milan"
+    assert say_list(cities[:2], "fr", "de") == "de Paris et de Londres"
+    assert say_list(["Parigi", "Londra", "Milano"], "it") == "Parigi, Londra e Milano"
+    assert say_list(["Parigi", "Londra"], "it", "a") == "a Parigi e a Londra"
+    assert say_list(["Paris", "London", "Milan"], "en", "in") == "in Paris, London and Milan"
+    assert (say_list(["Milan"], "fr", "à"), say_list([], "fr", "à")) == ("à Milan", "")
 
 
 @pytest.mark.parametrize(("title", "gender"), [

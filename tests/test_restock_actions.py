@@ -145,11 +145,11 @@ async def test_the_piece_and_its_boutiques_are_said_in_the_conversations_languag
         {"product": "Aurore tote", "colour": "tan", "language": "fr"}, text="prévenez-moi quand il revient"), {})
     [said] = dispatcher.messages
     assert said["response"] == "utter_restock_in_stock" and said["piece"] == "Aurore tote en Tan"
-    assert said["boutiques"] == "boutiques de Londres et Paris"  # in the order of the boutiques' ids
+    assert said["boutiques"] == "boutiques de Londres et de Paris"  # in the order of the boutiques' ids
     dispatcher = CollectingDispatcher()
     await ActionRestockRequest().run(dispatcher, _tracker(
         {"product": "Aurore tote", "colour": "tan", "language": "it"}, text="mi avvisi quando torna"), {})
-    assert dispatcher.messages[0]["boutiques"] == "boutique di Londra e Parigi"
+    assert dispatcher.messages[0]["boutiques"] == "boutique di Londra e di Parigi"
 
 
 def test_the_alert_text_in_each_language() -> None:
@@ -157,9 +157,24 @@ def test_the_alert_text_in_each_language() -> None:
 
     params = {"product_name": "Aurore tote (Tan)", "boutique": "Milano", "first_name": "Francesca"}
     assert alert_text(params, "it") == (
-        "Francesca, il modello Aurore tote (Tan) che Le interessava è di nuovo disponibile nella nostra "
-        "boutique di Milano. Desidera che lo teniamo da parte per Lei?")
+        "Buongiorno Francesca, il modello Aurore tote (Tan) che Le interessava è di nuovo disponibile "
+        "nella nostra boutique di Milano. Desidera che lo teniamo da parte per Lei?")
     nameless = {"product_name": "Aurore tote (Tan)", "boutique": "Paris"}
     assert alert_text(nameless, "fr").startswith("Bonjour, la pièce Aurore tote (Tan) qui vous intéressait")
     assert alert_text(nameless, "it").startswith("Buongiorno, il modello")
+    assert alert_text({**params, "first_name": "Claire"}, "fr").startswith(
+        "Bonjour Claire, la pièce Aurore tote (Tan) qui vous intéressait")
     assert alert_text(nameless, "de").startswith("Good day, the Aurore tote (Tan) you asked about")
+
+
+@pytest.mark.parametrize("language", ["en", "fr", "it"])
+def test_the_free_form_alert_says_the_template_words(language: str) -> None:
+    """Inside the window the alert goes free-form: the same words as the approved
+    ``restock_alert`` template, filled with the same parameters."""
+    from salon.outbound.restock import alert_text
+    from salon.templates.registry import TemplateChoice, TemplateRegistry
+
+    params = {"product_name": "Aurore tote (Tan)", "boutique": "Milano", "first_name": "Francesca"}
+    choice = TemplateRegistry.load_default().build("restock_alert", language, params)
+    assert isinstance(choice, TemplateChoice), choice
+    assert alert_text(params, language) == choice.rendered["body"]

@@ -198,7 +198,7 @@ def test_selection_payload_positional_in_order(registry: TemplateRegistry) -> No
     assert button == {"type": "button", "sub_type": "url", "index": 0,
                       "parameters": [{"type": "text", "text": "MS-10422"}]}
     assert choice.rendered["body"] == (
-        "Claire, votre commande MS-10422 a quitté notre atelier et est en route vers vous."
+        "Bonjour Claire, votre commande MS-10422 a quitté notre atelier et est en route vers vous."
     )
 
 
@@ -314,6 +314,20 @@ def test_italian_uses_the_courtesy_form(registry: TemplateRegistry) -> None:
         assert body is not None and "{{" in (body.text or "")
         if template.category == "MARKETING":
             assert "Risponda STOP" in (template.component("FOOTER").text or "")  # type: ignore[union-attr]
+
+
+def test_italian_quick_replies_speak_in_the_client_voice(registry: TemplateRegistry) -> None:
+    """A quick reply's title goes into the chat as the client's own message: never a
+    Lei-imperative, which would have her addressing herself ("Scopra la novità")."""
+    to_her = re.compile(r"^(Scopra|Scelga|Legga|Prenoti|Segua|Veda|Guardi)\b")
+    for template in registry.all():
+        if template.language != "it":
+            continue
+        titles = [b.text for c in template.components for b in c.buttons if b.type == "QUICK_REPLY"]
+        assert not [t for t in titles if to_her.match(t)], (template.name, titles)
+    nudge = registry.get("advisor_update_nudge", "it")
+    assert nudge is not None
+    assert [b.text for b in nudge.component("BUTTONS").buttons] == ["Vedere i dettagli"]  # type: ignore[union-attr]
 
 
 def test_language_fallback_steps() -> None:
@@ -432,31 +446,30 @@ def test_build_in_language_follows_the_same_rule(registry: TemplateRegistry) -> 
 
 ITALIAN = {**PARAMS, "date": "mercoledì 3 giugno", "boutique": "Milano Montenapoleone",
            "item": "orologio", "product_name": "Saddle bag color cuoio",
-           "event_name": "la serata Haute Joaillerie", "collection_name": "Autunno",
-           "service": "sessione di styling", "nudge_ref": "NUDGE:42"}
+           "event_name": "Presentazione Haute Joaillerie", "collection_name": "Autunno",
+           "service": "consulenza di stile", "nudge_ref": "NUDGE:42"}
 
 
 def test_italian_components_render_with_parameters_filled(registry: TemplateRegistry) -> None:
     shipped = chosen(registry.select("order_shipped", "it", ITALIAN))
     assert shipped.rendered == {
         "header": "Il Suo ordine MS-10422",
-        "body": "Claire, il Suo ordine MS-10422 ha lasciato il nostro atelier ed è in viaggio "
-                "verso di Lei.",
+        "body": "Buongiorno Claire, il Suo ordine MS-10422 ha lasciato il nostro atelier ed è in "
+                "viaggio verso di Lei.",
     }
     assert shipped.payload["components"][2] == {
         "type": "button", "sub_type": "url", "index": 0,
         "parameters": [{"type": "text", "text": "MS-10422"}]}
     reminder = chosen(registry.select("appointment_reminder", "it", ITALIAN))
     assert reminder.rendered["body"] == (
-        "Claire, Le ricordiamo il Suo appuntamento nella nostra boutique di Milano "
-        "Montenapoleone, mercoledì 3 giugno alle 15:00. Saremo lieti di accoglierLa."
+        "Buongiorno Claire, Le ricordiamo il Suo appuntamento di mercoledì 3 giugno alle 15:00 "
+        "nella nostra boutique di Milano Montenapoleone. Saremo lieti di accoglierLa."
     )
     assert [c["parameters"][0]["payload"] for c in reminder.payload["components"][1:]] == [
         "APPOINTMENT_CONFIRM", "APPOINTMENT_RESCHEDULE"]
     nudge = chosen(registry.select("reengage_update", "it", ITALIAN))
     assert nudge.rendered == {
-        "body": "Buongiorno Claire, il Suo consulente Maison Solenne ha un aggiornamento sulla "
-                "Sua richiesta.",
+        "body": "Buongiorno Claire, Maison Solenne ha un aggiornamento sulla Sua richiesta.",
         "footer": "Maison Solenne",
     }
     assert nudge.payload["components"][1]["parameters"] == [{"type": "payload", "payload": "NUDGE:42"}]
@@ -466,7 +479,46 @@ def test_italian_components_render_with_parameters_filled(registry: TemplateRegi
         choice = chosen(registry.select(purpose, "it", ITALIAN, marketing_allowed=True))
         for part, text in choice.rendered.items():
             assert "{{" not in text and "}}" not in text, (purpose, part, text)
-        assert choice.rendered["body"].startswith(("Claire", "Buongiorno Claire")), purpose
+        assert choice.rendered["body"].startswith("Buongiorno Claire, "), purpose
+    invitation = chosen(registry.select("event_invitation", "it", ITALIAN, marketing_allowed=True))
+    assert invitation.rendered["body"] == (
+        "Buongiorno Claire, Maison Solenne sarebbe lieta di accoglierLa mercoledì 3 giugno in "
+        "occasione di Presentazione Haute Joaillerie.")
+
+
+FRENCH = {**PARAMS, "date": "mercredi 3 juin", "time": "15 h", "boutique": "Paris",
+          "item": "Astre bracelet", "product_name": "Saddle bag en tan",
+          "event_name": "Présentation Haute Joaillerie", "collection_name": "Automne",
+          "service": "essayage", "nudge_ref": "NUDGE:42"}
+
+
+def test_french_templates_greet_her_and_agree(registry: TemplateRegistry) -> None:
+    for purpose in sorted(PURPOSE_CATEGORY):
+        choice = chosen(registry.select(purpose, "fr", FRENCH, marketing_allowed=True))
+        assert choice.rendered["body"].startswith("Bonjour Claire, "), purpose
+    confirmed = chosen(registry.select("appointment_confirmation", "fr", FRENCH))
+    assert confirmed.rendered["body"] == (
+        "Bonjour Claire, votre rendez-vous (essayage) est confirmé dans notre boutique de Paris "
+        "le mercredi 3 juin à 15 h.")
+    ready = chosen(registry.select("aftercare_update", "fr", FRENCH))
+    assert ready.rendered["body"].startswith(
+        "Bonjour Claire, votre pièce (Astre bracelet) est revenue de notre atelier")
+    invitation = chosen(registry.select("event_invitation", "fr", FRENCH, marketing_allowed=True))
+    assert "vous accueillir à « Présentation Haute Joaillerie » le mercredi 3 juin." in (
+        invitation.rendered["body"])
+
+
+def test_templates_do_not_fix_the_advisor_gender(registry: TemplateRegistry) -> None:
+    """The client's advisor may be a man or a woman, and an approved body cannot agree
+    with her: the nudge and the collection news speak for the maison instead."""
+    for name in ("advisor_update_nudge", "new_collection_preview"):
+        for language in ("fr", "it"):
+            template = registry.get(name, language)
+            assert template is not None
+            body = template.component("BODY").text or ""  # type: ignore[union-attr]
+            assert not re.search(r"conseill|consulent", body, re.IGNORECASE), (name, language, body)
+    nudge = chosen(registry.select("reengage_update", "fr", FRENCH))
+    assert nudge.rendered["body"] == "Bonjour Claire, Maison Solenne a du nouveau concernant votre demande."
 
 
 def test_the_emulator_accepts_every_italian_template(registry: TemplateRegistry) -> None:

@@ -150,7 +150,7 @@ async def test_a_purpose_with_an_approved_template_becomes_that_template(setting
         })
         [sent] = await settle(ch, admin, CLAIRE, 1)
         assert sent["type"] == "template" and sent["template"] == "order_shipped"
-        assert "Claire, votre commande SOL-482913 a quitté notre atelier" in sent["body"]  # her language
+        assert "Bonjour Claire, votre commande SOL-482913 a quitté notre atelier" in sent["body"]  # her language
         assert sent["status"] == "read"
 
 

@@ -254,7 +254,7 @@ OPENINGS: Final[dict[str, dict[str, str]]] = {
     "complaint": {"en": "", "fr": "", "it": ""},
     "repeated_failure": {
         "en": "Forgive me, I am not helping as I should.",
-        "fr": "Pardonnez-moi, je ne vous aide pas comme je le devrais.",
+        "fr": "Pardonnez-moi, je crains de ne pas vous être d'une grande aide.",
         "it": "Mi perdoni, non La sto aiutando come dovrei.",
     },
     "sensitive": {
@@ -275,11 +275,12 @@ OPENINGS: Final[dict[str, dict[str, str]]] = {
     "distress": {
         "en": "I am so sorry. Thank you for telling us.",
         "fr": "Nous sommes de tout cœur avec vous, et je vous remercie de nous l'avoir dit.",
-        "it": "Ci dispiace moltissimo, e La ringrazio di avercelo detto.",
+        "it": "Ci dispiace moltissimo, e La ringrazio di avercelo confidato.",
     },
     "health": {
         "en": "Your wellbeing comes first, and this deserves a person's care.",
-        "fr": "Votre bien-être passe avant tout, et cela mérite l'attention d'une personne.",
+        "fr": ("Votre bien-être passe avant tout, et cela mérite l'attention de l'un de nos "
+               "conseillers."),
         "it": "Il Suo benessere viene prima di tutto, e questo merita l'attenzione di una persona.",
     },
     "legal": {
@@ -290,21 +291,22 @@ OPENINGS: Final[dict[str, dict[str, str]]] = {
     "fraud": {
         "en": "Thank you for alerting us. Meanwhile, please share no card details or codes "
               "with anyone.",
-        "fr": "Merci de nous avoir alertés. D'ici là, ne communiquez à personne vos "
+        "fr": "Merci de nous avoir alertés. En attendant, ne communiquez à personne vos "
               "coordonnées bancaires ni aucun code.",
         "it": "Grazie per averci avvisati. Nel frattempo, La prego di non comunicare a nessuno "
               "i dati della Sua carta né alcun codice.",
     },
     "payment": {
         "en": "I am sorry for the trouble with your payment.",
-        "fr": "Pardonnez-nous pour ce souci de paiement.",
-        "it": "Ci scusiamo per l'inconveniente con il Suo pagamento.",
+        "fr": "Veuillez nous excuser pour ce désagrément lié à votre paiement.",
+        "it": "Ci scusiamo per il problema riscontrato con il pagamento.",
     },
     "data_protection": {
         "en": "Of course: your request about your personal data will be handled by a person.",
         "fr": "Bien entendu : votre demande concernant vos données personnelles sera traitée "
-              "par une personne.",
-        "it": "Certamente: la Sua richiesta sui Suoi dati personali sarà gestita da una persona.",
+              "personnellement par un membre de notre équipe.",
+        "it": ("Certamente: la Sua richiesta relativa ai dati personali sarà seguita "
+               "personalmente da un membro del nostro team."),
     },
     "urgency": {
         "en": "I understand the urgency.",
@@ -336,7 +338,7 @@ _PROMISES: Final[dict[str, dict[str, str]]] = {
         "reopens": "{who} vous répondra ici dès la réouverture de la boutique.",
         "today": "{who} vous répondra ici aujourd'hui à partir de {hour}.",
         "tomorrow": "{who} vous répondra ici demain à partir de {hour}.",
-        "later": "{who} vous répondra ici {day} à partir de {hour}.",
+        "later": "{who} vous répondra ici le {day} à partir de {hour}.",
     },
     "it": {
         "anyone": "Un consulente della nostra boutique di {city}",

@@ -119,9 +119,9 @@ CONFIRMATIONS: Final[dict[str, dict[str, str]]] = {
         "en": "Thank you. You will again receive our messages about your requests, orders and "
               "appointments on WhatsApp; our news and invitations only once you have agreed to them "
               "explicitly. You may write STOP at any time.",
-        "fr": "Merci. Vous recevrez de nouveau nos messages sur vos demandes, commandes et rendez-vous "
-              "sur WhatsApp ; nos nouveautés et invitations, seulement avec votre accord explicite. "
-              "Vous pouvez écrire STOP à tout moment.",
+        "fr": "Merci. Vous recevrez de nouveau sur WhatsApp nos messages concernant vos demandes, "
+              "commandes et rendez-vous ; nos nouveautés et invitations, uniquement avec votre accord "
+              "explicite. Vous pouvez écrire STOP à tout moment.",
         "de": "Vielen Dank. Sie erhalten wieder unsere Nachrichten zu Ihren Anfragen, Bestellungen und "
               "Terminen auf WhatsApp; Neuigkeiten und Einladungen nur mit Ihrer ausdrücklichen "
               "Zustimmung. Sie können jederzeit STOP schreiben.",

@@ -44,7 +44,8 @@ _SERVICE_WORDS = {
     "styling_session": ("styling", "style", "stylisme", "personal shopping", "look", "stile",
                         "consulenza", "personal shopper"),
     "private_viewing": ("private viewing", "viewing", "presentation privee", "presentation",
-                        "see the", "voir", "visione privata", "presentazione", "vedere"),
+                        "see the", "voir", "visione privata", "visita privata", "presentazione",
+                        "vedere"),
     "repair_dropoff": ("repair", "reparation", "drop off", "depot", "service my", "mend",
                        "riparazione", "riparare", "aggiustare"),
     "fitting": ("fitting", "essayage", "alteration", "retouche", "try on", "essayer", "prova",
@@ -82,7 +83,7 @@ _WORDS: Final[dict[str, dict[str, str]]] = {
         "no_slot": ("Notre boutique de {city} n'a plus de créneau libre dans les deux semaines à "
                     "venir. Quel autre jour vous conviendrait ?"),
         "nearest": "Voici les créneaux libres les plus proches à {city}. Lequel vous convient ?",
-        "next_free": ("Ce moment est complet à {city}, je le regrette. Voici les prochains "
+        "next_free": ("Je regrette, ce créneau est déjà réservé à {city}. Voici les prochains "
                       "créneaux libres :"),
         "party_question": "Viendrez-vous avec quelqu'un ?",
         "party_question_f": "Serez-vous accompagnée ?", "party_question_m": "Serez-vous accompagné ?",
@@ -105,22 +106,23 @@ _WORDS: Final[dict[str, dict[str, str]]] = {
     "it": {
         "no_slot": ("La nostra boutique di {city} non ha disponibilità nelle prossime due "
                     "settimane. Quale altro giorno potrebbe andarLe bene?"),
-        "nearest": "Ecco gli orari liberi più vicini a {city}. Quale preferisce?",
-        "next_free": ("Mi dispiace, a {city} quel momento è già al completo. Ecco i prossimi "
-                      "orari disponibili:"),
+        "nearest": ("Ecco gli orari disponibili a {city} più vicini alla Sua richiesta. Quale "
+                    "preferisce?"),
+        "next_free": ("Mi dispiace, a {city} quell'orario è già occupato. Ecco i prossimi orari "
+                      "disponibili:"),
         "party_question": "Ci sarà qualcuno con Lei?",
         "party_1": "Solo io", "party_2": "Saremo in due", "party_3": "Saremo in tre",
         "party": ", per {size} persone",
-        "confirm_book": ("Prenoto quindi il Suo appuntamento ({service}) per {day} alle {hour}, "
-                         "boutique di {city}{party}. Va bene così?"),
-        "confirm_move": ("Sposto quindi il Suo appuntamento a {day} alle {hour}, boutique di "
-                         "{city}{party}. Va bene così?"),
-        "yes": "Sì, confermo", "another": "Un altro momento",
+        "confirm_book": ("Prenoto quindi il Suo appuntamento ({service}) per {day} alle {hour} "
+                         "nella boutique di {city}{party}. Va bene così?"),
+        "confirm_move": ("Sposto quindi il Suo appuntamento a {day} alle {hour} nella boutique "
+                         "di {city}{party}. Va bene così?"),
+        "yes": "Sì, confermo", "another": "Un altro orario",
         "host": " {advisor} La accoglierà.",
-        "booked": ("Prenotazione confermata: il Suo appuntamento ({service}) di {day} alle {hour}, "
-                   "{shop}.{host} Il Suo codice di riferimento è {reference}."),
-        "moved": ("Fatto: il Suo appuntamento è ora fissato per {day} alle {hour}, {shop}.{host} "
-                  "Il Suo codice di riferimento è {reference}."),
+        "booked": ("Prenotazione confermata: il Suo appuntamento ({service}) di {day} alle {hour} "
+                   "presso {shop}.{host} Il Suo codice di riferimento è {reference}."),
+        "moved": ("Fatto: il Suo appuntamento è ora fissato per {day} alle {hour} presso "
+                  "{shop}.{host} Il Suo codice di riferimento è {reference}."),
         "describe": "il Suo appuntamento ({service}) di {day} alle {hour} a {city}",
     },
 }
@@ -282,8 +284,8 @@ def booked(appointment: Appointment, shop: Boutique, service_label: str, advisor
 
 def describe(appointment: Appointment, shop: Boutique, service_label: str, language: str) -> str:
     """"your styling session on Friday 4 December at 15:00 in Paris" / "votre rendez-vous
-    (séance de style) du vendredi 4 décembre à 15 h à Paris" / "il Suo appuntamento
-    (sessione di stile) di venerdì 4 dicembre alle 15:00 a Parigi".
+    (séance de stylisme) du vendredi 4 décembre à 15 h à Paris" / "il Suo appuntamento
+    (consulenza di stile) di venerdì 4 dicembre alle 15:00 a Parigi".
     """
     local = appointment.starts_at.astimezone(shop.zone)
     return pick(_WORDS, language)["describe"].format(

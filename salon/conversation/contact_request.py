@@ -22,7 +22,7 @@ _ASK: Final[dict[str, dict[str, str]]] = {
         "en": "I do not yet know who is writing from this account, so I cannot see your orders. "
               "If you share your number with me, I will look at once.",
         "fr": "Je ne sais pas encore qui m'écrit depuis ce compte, je ne peux donc pas voir vos "
-              "commandes. Si vous me partagez votre numéro, je regarde aussitôt.",
+              "commandes. Si vous voulez bien me communiquer votre numéro, je vérifie aussitôt.",
         "it": "Non so ancora chi mi scrive da questo account, quindi non posso vedere i Suoi "
               "ordini. Se vuole condividere con me il Suo numero, verifico subito.",
     },
@@ -30,7 +30,7 @@ _ASK: Final[dict[str, dict[str, str]]] = {
         "en": "I do not yet know who is writing from this account, so I cannot see your "
               "appointments. If you share your number with me, I will look at once.",
         "fr": "Je ne sais pas encore qui m'écrit depuis ce compte, je ne peux donc pas voir vos "
-              "rendez-vous. Si vous me partagez votre numéro, je regarde aussitôt.",
+              "rendez-vous. Si vous voulez bien me communiquer votre numéro, je vérifie aussitôt.",
         "it": "Non so ancora chi mi scrive da questo account, quindi non posso vedere i Suoi "
               "appuntamenti. Se vuole condividere con me il Suo numero, verifico subito.",
     },

@@ -20,8 +20,8 @@ _LEADS: Final = {
            "piece": "As promised, news of the {name}:"},
     "fr": {"order": "Comme promis, des nouvelles de votre commande {number} :",
            "piece": "Comme promis, des nouvelles du modèle {name} :"},
-    "it": {"order": "Come promesso, notizie del Suo ordine {number}:",
-           "piece": "Come promesso, notizie del modello {name}:"},
+    "it": {"order": "Come promesso, ecco gli aggiornamenti sul Suo ordine {number}:",
+           "piece": "Come promesso, ecco gli aggiornamenti sul modello {name}:"},
 }
 
 

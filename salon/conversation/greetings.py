@@ -41,20 +41,20 @@ _WORDS: Final[dict[str, dict[str, str]]] = {
         "order": "Suivre une commande",
         "person": "Parler à {advisor}",
         "anyone": "Un conseiller",
-        "welcome": "{salutation}, et bienvenue chez Maison Solenne. Comment puis-je vous aider ?",
+        "welcome": "{salutation} et bienvenue chez Maison Solenne. Comment puis-je vous aider ?",
         "vic": ("{salutation} {name}. {advisor} se tient à votre disposition, ou je peux vous "
                 "aider moi-même."),
         "known": "{salutation} {name}. Comment puis-je vous aider ?",
     },
     "it": {
         "book": "Prenotare una visita",
-        "order": "Seguire un ordine",
+        "order": "Stato dell'ordine",
         "person": "Parlare con {advisor}",
         "anyone": "Un consulente",
         "welcome": "{salutation}, Maison Solenne Le dà il benvenuto. Come posso esserLe utile?",
-        "vic": ("{salutation} {name}. {advisor} è a Sua completa disposizione, oppure posso "
-                "occuparmene io."),
-        "known": "{salutation} {name}. Come posso esserLe utile?",
+        "vic": ("{salutation}, {name}. {advisor} è a Sua completa disposizione, oppure, se "
+                "preferisce, posso aiutarLa io."),
+        "known": "{salutation}, {name}. Come posso esserLe utile?",
     },
 }
 #: (from this hour on, salutation), latest first, by language.

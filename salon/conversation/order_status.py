@@ -15,13 +15,15 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Final
 
-from salon.conversation.phrasing import pick, say_city, say_day, supported
+from salon.conversation.phrasing import button_title, pick, say_city, say_day, supported
 from salon.integrations.orders import OrderFacts
 
 __all__ = ["LATE_ORDER_BUTTON", "is_late", "late_order_button", "order_answer"]
 
-_LATE_BUTTON_TITLES: Final = {"en": "Ask my advisor", "fr": "Mon conseiller",
-                              "it": "Il mio consulente"}
+# The late order's button: the client's advisor by first name when the book has one (no
+# noun, so nothing to agree with), else a generic title.
+_LATE_BUTTON_TITLES: Final = {"en": "Ask my advisor", "fr": "Un conseiller", "it": "Un consulente"}
+_LATE_BUTTON_NAMED: Final = {"en": "Ask my advisor", "fr": "Parler à {name}", "it": "Parlare con {name}"}
 LATE_ORDER_BUTTON = {"title": _LATE_BUTTON_TITLES["en"], "payload": "/talk_to_advisor"}
 """Offered under a late order's answer: the advisor takes it from there (English; see
 :func:`late_order_button`)."""
@@ -58,7 +60,7 @@ _WORDS: Final[dict[str, dict[str, str]]] = {
         "subject": "Votre commande {number}{pieces}",
         "order": "Votre commande {number}",
         "on": " le {day}", "by": " par {carrier}", "ask": " auprès de {carrier}",
-        "where": " chez {place}", "towards": " à destination de {city}",
+        "where": " ({place})", "towards": " à destination de {city}",
         "eta": " ; sa livraison est prévue le {day}",
         "url": " Vous pouvez la suivre ici : {url}",
         "tracking": " Son numéro de suivi {carrier} est le {number}.",
@@ -70,8 +72,8 @@ _WORDS: Final[dict[str, dict[str, str]]] = {
         "in_preparation": "{subject} est en cours de préparation{where}{eta}.",
         "shipped": "{subject} a été expédiée{when}{by}{towards}{eta}.{tracking}",
         "out_for_delivery": "{subject} est en cours de livraison et vous parviendra aujourd'hui.{tracking}",
-        "delivered": ("{subject} a été livrée{when}. Si quoi que ce soit n'était pas comme il se "
-                      "doit, je demanderai à {to_advisor} de s'en occuper."),
+        "delivered": ("{subject} a été livrée{when}. Si quelque chose n'allait pas, je demanderai "
+                      "à {to_advisor} de s'en occuper."),
         "delayed": ("{subject} a pris du retard, et je vous prie de nous en excuser.{reason}"
                     "{new_eta} {advisor} la suit de près."),
         "new_eta": " Elle est désormais attendue le {day}.",
@@ -109,23 +111,29 @@ _WORDS: Final[dict[str, dict[str, str]]] = {
     },
 }
 # Who follows the order up: the client's own advisor by first name when the book has one
-# (no noun, so nothing to agree with), else the generic noun. ``to_advisor`` follows
-# "ask" / "demander à" / "chiedere" (Italian carries its own preposition).
+# (no noun, so nothing to agree with), else one of the maison's advisors (she may have
+# none of her own; no adjective follows, so nothing fixes a gender). ``to_advisor``
+# follows "ask" / "demander à" / "chiedere" (Italian carries its own preposition).
 _ADVISOR: Final[dict[str, dict[str, str]]] = {
     "en": {"advisor": "Your client advisor", "to_advisor": "your client advisor",
            "named": "{name}", "to_named": "{name}"},
-    "fr": {"advisor": "Votre conseiller", "to_advisor": "votre conseiller",
+    "fr": {"advisor": "Un conseiller", "to_advisor": "un conseiller",
            "named": "{name}", "to_named": "{name}"},
-    "it": {"advisor": "Il Suo consulente", "to_advisor": "al Suo consulente",
+    "it": {"advisor": "Uno dei nostri consulenti", "to_advisor": "a uno dei nostri consulenti",
            "named": "{name}", "to_named": "a {name}"},
 }
 _AND: Final = {"en": "and", "fr": "et", "it": "e"}
 _ON_ITS_WAY = frozenset({"placed", "confirmed", "in_preparation", "shipped", "out_for_delivery"})
 
 
-def late_order_button(language: str) -> dict[str, str]:
-    """The button under a late order's answer, in ``language``: the advisor takes it up."""
-    return {"title": pick(_LATE_BUTTON_TITLES, language), "payload": "/talk_to_advisor"}
+def late_order_button(language: str, advisor: str | None = None) -> dict[str, str]:
+    """The button under a late order's answer, in ``language``: the advisor takes it up
+    ("Parler à Sophie" when ``advisor``, her advisor's first name, is known and fits a
+    button; else "Un conseiller" / "Un consulente").
+    """
+    anyone = pick(_LATE_BUTTON_TITLES, language)
+    title = button_title(pick(_LATE_BUTTON_NAMED, language).format(name=advisor), anyone) if advisor else anyone
+    return {"title": title, "payload": "/talk_to_advisor"}
 
 
 def _piece(item: str, language: str) -> str:

@@ -12,23 +12,23 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Final
 
-from salon.conversation.phrasing import pick, say_city, say_price, supported
+from salon.conversation.phrasing import pick, say_city, say_list, say_price, supported
 from salon.integrations.catalog import ProductFacts
 
-__all__ = ["availability_sentence", "join_words", "piece_words", "product_answer",
+__all__ = ["availability_sentence", "piece_words", "product_answer",
            "where_in_stock"]
 
 #: The words of this module, by language.
 _WORDS: Final[dict[str, dict[str, str]]] = {
     "en": {
-        "and": "and",
+        "and": "and", "at": "in ", "of": "",
         "subject": "The {name}", "in_colour": " in {colours}", "size": ", size {size}",
         "price": "{eur} ({gbp} in {london})",
         "nowhere_all": "{subject} is not available in our three boutiques at the moment.",
         "nowhere": "{subject} is not available in our boutiques at the moment.",
-        "plenty": "{subject} is available in {plenty}.",
-        "last": "{subject} is down to its last piece in {last}.",
-        "both": "{subject} is available in {plenty} and down to its last piece in {last}.",
+        "plenty": "{subject} is available {plenty}.",
+        "last": "{subject} is down to its last piece {last}.",
+        "both": "{subject} is available {plenty} and down to its last piece {last}.",
         "other_colours": ("The {name} is made in {colours}, not in {colour}. Would one of these "
                           "tempt you?"),
         "facts": "{availability} It is made of {materials}, at {price}. {follow_up}",
@@ -37,50 +37,54 @@ _WORDS: Final[dict[str, dict[str, str]]] = {
         "boutique": "{cities} boutique", "boutiques": "{cities} boutiques",
     },
     "fr": {
-        "and": "et",
+        "and": "et", "at": "à ", "of": "de ",
         "subject": "Le modèle {name}", "in_colour": " en {colours}", "size": ", taille {size}",
         "price": "{eur} ({gbp} à {london})",
         "nowhere_all": "{subject} n'est disponible dans aucune de nos trois boutiques pour le moment.",
         "nowhere": "{subject} n'est disponible dans aucune de nos boutiques pour le moment.",
-        "plenty": "{subject} est disponible à {plenty}.",
-        "last": "{subject} est disponible à {last}, où il n'en reste qu'une pièce.",
-        "both": "{subject} est disponible à {plenty} ; à {last}, il n'en reste qu'une pièce.",
+        "plenty": "{subject} est disponible {plenty}.",
+        "last": "{subject} est disponible {last}, où il n'en reste qu'une pièce.",
+        "both": "{subject} est disponible {plenty} ; {last}, il n'en reste qu'une pièce.",
         "other_colours": ("Le modèle {name} existe en {colours}, mais pas en {colour}. L'un de "
                           "ces coloris vous tenterait-il ?"),
         "facts": "{availability} Il est réalisé en {materials}, au prix de {price}. {follow_up}",
         "set_aside": "Souhaitez-vous qu'un conseiller vous en réserve un ?",
         "tell_me": "Souhaitez-vous que je vous prévienne dès son retour ?",
-        "boutique": "boutique de {cities}", "boutiques": "boutiques de {cities}",
+        "boutique": "boutique {cities}", "boutiques": "boutiques {cities}",
     },
     "it": {
-        "and": "e",
+        "and": "e", "at": "a ", "of": "di ",
         "subject": "Il modello {name}", "in_colour": " in {colours}", "size": ", taglia {size}",
         "price": "{eur} ({gbp} a {london})",
         "nowhere_all": ("{subject} al momento non è disponibile in nessuna delle nostre tre "
                         "boutique."),
         "nowhere": "{subject} al momento non è disponibile nelle nostre boutique.",
-        "plenty": "{subject} è disponibile a {plenty}.",
-        "last": "{subject} è disponibile a {last}, dove ne resta un solo pezzo.",
-        "both": "{subject} è disponibile a {plenty}; a {last} ne resta un solo pezzo.",
+        "plenty": "{subject} è disponibile {plenty}.",
+        "last": "{subject} è disponibile {last}, dove ne resta un solo pezzo.",
+        "both": "{subject} è disponibile {plenty}; {last} ne resta un solo pezzo.",
         "other_colours": ("Il modello {name} è proposto in {colours}, ma non in {colour}. Uno di "
                           "questi colori potrebbe piacerLe?"),
-        "facts": "{availability} È realizzato in {materials}, al prezzo di {price}. {follow_up}",
+        "facts": "{availability} È realizzato in {materials}; il prezzo è di {price}. {follow_up}",
         "set_aside": "Desidera che un consulente ne metta da parte uno per Lei?",
         "tell_me": "Desidera che La avvisi non appena tornerà disponibile?",
-        "boutique": "boutique di {cities}", "boutiques": "boutique di {cities}",
+        "boutique": "boutique {cities}", "boutiques": "boutique {cities}",
     },
 }
 
 
-def join_words(items: Sequence[str], conjunction: str = "and") -> str:
-    """'Paris', 'London and Paris', 'London, Milan and Paris'."""
-    if len(items) <= 1:
-        return "".join(items)
-    return f"{', '.join(items[:-1])} {conjunction} {items[-1]}"
+#: The languages that repeat a preposition before each place of a list ("à Paris et à
+#: Londres", "a Parigi e a Londra"); English says it once ("in Paris and London").
 
 
 def _join(items: Sequence[str], language: str) -> str:
-    return join_words(items, pick(_WORDS, language)["and"])
+    return say_list(items, language)
+
+
+def _places(cities: Sequence[str], language: str, preposition: str = "at") -> str:
+    """Cities (already said in ``language``) after "in" / "à" / "a" (``preposition="of"``:
+    "de" / "di", nothing in English).
+    """
+    return say_list(cities, language, pick(_WORDS, language)[preposition].strip())
 
 
 def _price(facts: ProductFacts, language: str) -> str:
@@ -101,10 +105,10 @@ def piece_words(name: str, language: str, colour: str | None = None,
 
 def where_in_stock(cities: Sequence[str], language: str) -> str:
     """The boutiques that have a piece: "Paris and London boutiques" / "boutiques de Paris
-    et Londres" / "boutique di Parigi e Londra".
+    et de Londres" / "boutique di Parigi e di Londra".
     """
     words = pick(_WORDS, language)
-    said = _join([say_city(city, language) for city in cities], language)
+    said = _places([say_city(city, language) for city in cities], language, "of")
     return words["boutiques" if len(cities) > 1 else "boutique"].format(cities=said)
 
 
@@ -124,8 +128,8 @@ def availability_sentence(
     last_pieces = [say_city(cities.get(b, b), language) for b in in_stock if units[b] == 1]
     plenty = [say_city(cities.get(b, b), language) for b in in_stock if units[b] > 1]
     key = "both" if plenty and last_pieces else "plenty" if plenty else "last"
-    return words[key].format(subject=subject, plenty=_join(plenty, language),
-                             last=_join(last_pieces, language))
+    return words[key].format(subject=subject, plenty=_places(plenty, language),
+                             last=_places(last_pieces, language))
 
 
 def product_answer(

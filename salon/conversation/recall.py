@@ -42,11 +42,11 @@ _WORDS: Final[dict[str, dict[str, str]]] = {
         "else": "Something else",
     },
     "fr": {
-        "hello": "Bon retour.",
-        "hello_name": "Bon retour {name}.",
+        "hello": "Quel plaisir de vous retrouver.",
+        "hello_name": "Quel plaisir de vous retrouver, {name}.",
         "where": " à {city}",
         "booking": ("{hello} La dernière fois, nous préparions votre rendez-vous "
-                    "({service}{where}). Souhaitez-vous le poursuivre ?"),
+                    "({service}{where}). Souhaitez-vous reprendre la réservation ?"),
         "continue": "Poursuivre",
         "order": "{hello} Souhaitez-vous des nouvelles de votre commande {number} ?",
         "yes": "Oui, volontiers",

@@ -256,41 +256,43 @@ _WORDS: Final[dict[str, dict[str, str]]] = {
         "just_me": "Rien que moi", "just_me_f": "Je viendrai seule", "just_me_m": "Je viendrai seul",
         "with_one": "Avec un invité", "with_n": "Avec {guests}",
         "expected": "Votre venue à {title} est confirmée, {with}. ",
-        "ask_guests": ("{now}Viendrez-vous avec quelqu'un{at} ? Votre invitation est pour vous et "
-                       "{allowed}."),
-        "ask_guests_f": ("{now}Serez-vous accompagnée{at} ? Votre invitation est pour vous et "
-                         "{allowed}."),
-        "ask_guests_m": ("{now}Serez-vous accompagné{at} ? Votre invitation est pour vous et "
-                         "{allowed}."),
+        "ask_guests": ("{now}Viendrez-vous avec quelqu'un{at} ? Votre invitation est valable "
+                       "pour vous et {allowed}."),
+        "ask_guests_f": ("{now}Serez-vous accompagnée{at} ? Votre invitation est valable pour "
+                         "vous et {allowed}."),
+        "ask_guests_m": ("{now}Serez-vous accompagné{at} ? Votre invitation est valable pour "
+                         "vous et {allowed}."),
         "ask_at": " pour {title}",
-        "full": "{title} est complet",
+        "full": "{title} affiche complet",
         "one_left": "il ne reste qu'une place pour {title}",
         "n_left": "il ne reste que {n} places pour {title}",
         "waitlist_offer": ("Je suis désolé, {why}. Souhaitez-vous que je vous inscrive sur la "
                            "liste d'attente{party} ?"),
         "waitlist_partyN": ", avec {yours}",
         "join_waitlist": "Liste d'attente", "speak_to": "Parler à {who}",
-        "an_advisor": "Un conseiller", "no_thanks": "Non merci",
-        "confirm": "Je confirme donc {title}, {day} à {hour}, {venue}, pour {party} ?",
-        "yes_confirm": "Oui, je confirme", "change_guests": "Changer les invités",
+        "an_advisor": "Un conseiller", "no_thanks": "Non, merci",
+        "confirm": ("Je confirme donc votre venue à {title}, le {day} à {hour}, {venue}, pour "
+                    "{party} ?"),
+        "yes_confirm": "Oui, je confirme", "change_guests": "Modifier le nombre",
         "dress": " Code vestimentaire : {code}.",
         "waitlisted": "C'est noté, {name} : vous êtes sur la liste d'attente de {title}, {day}{party}.",
         "waitlisted_partyN": ", avec {yours}",
-        "confirmed": "C'est confirmé", "updated": "Votre réponse est modifiée",
+        "confirmed": "C'est confirmé", "updated": "Votre réponse a bien été modifiée",
         "replied": "{head}, {name} : {title}, {day} à {hour}, {venue}, pour {party}.{dress}{host}",
         "host": " {who} se réjouit de vous y accueillir.",
-        "no_event_named": ("Aucun événement n'attend de réponse pour le moment. {who} se fera un "
-                           "plaisir de vous parler des prochaines soirées de la maison."),
-        "no_event_anon": ("Aucun événement n'attend de réponse pour le moment. Votre conseiller "
-                          "se fera un plaisir de vous parler des prochaines soirées de la maison."),
+        "no_event_named": ("Aucune invitation n'attend votre réponse pour le moment. {who} se "
+                           "fera un plaisir de vous parler des prochaines soirées de la maison."),
+        "no_event_anon": ("Aucune invitation n'attend votre réponse pour le moment. L'un de nos "
+                          "conseillers se fera un plaisir de vous parler des prochaines soirées "
+                          "de la maison."),
         "closed_named": ("Les réponses pour {title} étaient attendues jusqu'au {day}. {who} verra "
-                         "volontiers ce qui reste possible."),
-        "closed_anon": ("Les réponses pour {title} étaient attendues jusqu'au {day}. Votre "
-                        "conseiller verra volontiers ce qui reste possible."),
+                         "volontiers ce qui est encore possible."),
+        "closed_anon": ("Les réponses pour {title} étaient attendues jusqu'au {day}. L'un de nos "
+                        "conseillers verra volontiers ce qui est encore possible."),
         "cancel_place": "Souhaitez-vous que j'annule votre venue à {title}, {day} ?",
-        "yes_cancel": "Oui, l'annuler", "keep_place": "Garder ma place",
+        "yes_cancel": "Oui, annuler", "keep_place": "Garder ma place",
         "leave_waitlist": "Souhaitez-vous que je vous retire de la liste d'attente de {title} ?",
-        "yes_please": "Oui, merci", "stay_on": "Y rester",
+        "yes_please": "Oui, merci", "stay_on": "Rester sur la liste",
         "send_regrets": "Souhaitez-vous que je transmette vos regrets pour {title}, {day} ?",
         "not_yet": "Pas encore",
         "released": "C'est fait : votre place à {title} est libérée.{door}",
@@ -301,14 +303,14 @@ _WORDS: Final[dict[str, dict[str, str]]] = {
         "nothing": "Je ne trouve aucune réponse à un événement à venir liée à ce numéro.",
         "our_events": "Nos événements",
         "not_sure": "Pardonnez-moi, je ne suis pas certain de l'événement dont vous parlez.",
-        "full_lead": ("Je suis désolé, {title} est complet pour le moment ; je peux néanmoins "
-                      "vous inscrire sur la liste d'attente."),
+        "full_lead": ("Je suis désolé, {title} affiche complet pour le moment ; je peux "
+                      "néanmoins vous inscrire sur la liste d'attente."),
         "guests_unclear": "Pardonnez-moi, je n'ai pas bien saisi combien d'invités vous accompagneront.",
         "personal": "Cette invitation vous est strictement personnelle.",
-        "allowed": "Votre invitation est pour vous et {guests}.",
+        "allowed": "Votre invitation est valable pour vous et {guests}.",
         "taken": "Je suis désolé, les dernières places viennent d'être prises.",
-        "declined_named": "Très bien, je n'ai rien noté. {who} reste à votre disposition.",
-        "declined_anon": "Très bien, je n'ai rien noté.",
+        "declined_named": "Très bien, je n'enregistre rien. {who} reste à votre disposition.",
+        "declined_anon": "Très bien, je n'enregistre rien.",
         "already_declined": "Vos regrets pour {title} ont déjà été transmis.",
         "begun": "{title} a déjà commencé ; je ne peux plus modifier votre réponse.",
     },
@@ -324,7 +326,7 @@ _WORDS: Final[dict[str, dict[str, str]]] = {
         "choose": "Con piacere. I Suoi inviti: {listed}. A quale desidera rispondere?",
         "just_me": "Solo io", "with_one": "Con un ospite", "with_n": "Con {guests}",
         "expected": "La Sua presenza a {title} è confermata, {with}. ",
-        "ask_guests": "{now}Verrà con qualcuno{at}? Il Suo invito è per Lei e {allowed}.",
+        "ask_guests": "{now}Verrà con qualcuno{at}? L'invito è valido per Lei e {allowed}.",
         "ask_at": " a {title}",
         "full": "{title} è al completo",
         "one_left": "per {title} resta un solo posto",
@@ -333,41 +335,43 @@ _WORDS: Final[dict[str, dict[str, str]]] = {
         "waitlist_partyN": ", con {yours}",
         "join_waitlist": "Lista d'attesa", "speak_to": "Parlare con {who}",
         "an_advisor": "Un consulente", "no_thanks": "No, grazie",
-        "confirm": "Confermo quindi {title}, {day} alle {hour}, {venue}, per {party}?",
+        "confirm": ("Confermo quindi la Sua partecipazione a {title}, {day} alle {hour}, {venue}, "
+                    "per {party}?"),
         "yes_confirm": "Sì, confermo", "change_guests": "Cambiare ospiti",
         "dress": " Dress code: {code}.",
         "waitlisted": "Ho preso nota, {name}: è in lista d'attesa per {title}, {day}{party}.",
         "waitlisted_partyN": ", con {yours}",
-        "confirmed": "Confermato", "updated": "Risposta aggiornata",
+        "confirmed": "Presenza confermata", "updated": "Risposta aggiornata",
         "replied": "{head}, {name}: {title}, {day} alle {hour}, {venue}, per {party}.{dress}{host}",
         "host": " {who} La attende con piacere.",
         "no_event_named": ("Al momento non ci sono eventi in attesa di una Sua risposta. {who} Le "
                            "parlerà volentieri delle prossime serate della maison."),
-        "no_event_anon": ("Al momento non ci sono eventi in attesa di una Sua risposta. Il Suo "
-                          "consulente Le parlerà volentieri delle prossime serate della maison."),
+        "no_event_anon": ("Al momento non ci sono eventi in attesa di una Sua risposta. Uno dei "
+                          "nostri consulenti Le parlerà volentieri delle prossime serate della "
+                          "maison."),
         "closed_named": ("Le risposte per {title} erano attese entro {day}. {who} verificherà "
-                         "volentieri che cosa è ancora possibile."),
-        "closed_anon": ("Le risposte per {title} erano attese entro {day}. Il Suo consulente "
-                        "verificherà volentieri che cosa è ancora possibile."),
+                         "volentieri che cosa sia ancora possibile."),
+        "closed_anon": ("Le risposte per {title} erano attese entro {day}. Uno dei nostri "
+                        "consulenti verificherà volentieri che cosa sia ancora possibile."),
         "cancel_place": "Desidera che annulli la Sua partecipazione a {title}, {day}?",
-        "yes_cancel": "Sì, annullare", "keep_place": "Mantenere il posto",
+        "yes_cancel": "Sì, annulli pure", "keep_place": "Mantengo il posto",
         "leave_waitlist": "Desidera che La tolga dalla lista d'attesa per {title}?",
         "yes_please": "Sì, grazie", "stay_on": "Restare in lista",
-        "send_regrets": "Desidera che comunichi che non potrà partecipare a {title}, {day}?",
+        "send_regrets": "Desidera che comunichi la Sua assenza a {title}, {day}?",
         "not_yet": "Non ancora",
         "released": "Fatto: il Suo posto a {title} è stato liberato.{door}",
         "door": " {who} resta a Sua disposizione se i Suoi programmi dovessero cambiare.",
         "off_waitlist": "Fatto: non è più in lista d'attesa per {title}.",
-        "regrets_sent": "Ho preso nota: ho comunicato che non potrà partecipare a {title}.",
+        "regrets_sent": "Ho preso nota: ho comunicato la Sua assenza a {title}.",
         "which": "Di quale evento si tratta?",
-        "nothing": "Non trovo alcuna risposta a un evento imminente collegata a questo numero.",
+        "nothing": "Non trovo risposte a eventi in programma collegate a questo numero.",
         "our_events": "I nostri eventi",
         "not_sure": "Mi perdoni, non ho capito di quale evento parla.",
         "full_lead": ("Mi dispiace, {title} è al momento al completo; posso comunque inserirLa "
                       "in lista d'attesa."),
         "guests_unclear": "Mi perdoni, non ho capito quanti ospiti La accompagneranno.",
         "personal": "Questo invito è strettamente personale.",
-        "allowed": "Il Suo invito è per Lei e {guests}.",
+        "allowed": "L'invito è valido per Lei e {guests}.",
         "taken": "Mi dispiace, gli ultimi posti sono appena stati assegnati.",
         "declined_named": "Va bene, non ho registrato nulla. {who} resta a Sua disposizione.",
         "declined_anon": "Va bene, non ho registrato nulla.",
@@ -410,7 +414,7 @@ def _sentence(text: str) -> str:
 def describe(event: Event, language: str) -> str:
     """"the Autumn collection preview on Thursday 10 December at 18:30 in Paris" /
     "« Avant-première de la collection d'automne », jeudi 10 décembre à 18 h 30 à Paris" /
-    "«Autumn collection preview», giovedì 10 dicembre alle 18:30 a Parigi".
+    "«Anteprima della collezione autunnale», giovedì 10 dicembre alle 18:30 a Parigi".
     """
     local = event.starts_at.astimezone(event.venue.zone)
     return _say(language, "describe", title=_title(event, language), day=say_day(local, language),

@@ -398,7 +398,7 @@ def demo_banner(config: StackConfig, followup_url: str | None) -> str:
     follow_up_step = (
         '  5. Press "Assistant follow-up": the assistant writes first. Outside the window a\n'
         "     free-form message cannot be sent, so a template knocks instead (\"Bonjour\n"
-        '     Claire, …\"). Tap "Voir la nouvelle": the news of her order arrives first.\n'
+        '     Claire, …\"). Tap "Voir le message": the news of her order arrives first.\n'
         f"     Without the page:\n     {trigger}\n"
         if followup_url
         else "  5. Have the assistant write first; outside the window a template knocks instead\n"

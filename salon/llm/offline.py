@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from salon.conversation.language import supported
-from salon.conversation.phrasing import say_city, say_price
+from salon.conversation.phrasing import say_city, say_list, say_price
 from salon.integrations.catalog import ProductFacts
 from salon.llm.constraints import Budget, Fit
 from salon.llm.context import ClientContext
@@ -47,8 +47,8 @@ class Phrases:
 
     Placeholders: ``{name}`` a client's salutation or a piece's name, ``{pieces}`` the
     pieces suggested, ``{advisor}`` the advisor's first name, ``{places}`` / ``{plenty}``
-    / ``{last}`` boutique cities with their preposition (before each city with
-    ``preposition_each``), ``{everywhere}`` the boutiques. ``…_one`` / ``…_many``: for one
+    / ``{last}`` boutique cities with their preposition (before each city in French and
+    Italian: :func:`salon.conversation.phrasing.say_list`), ``{everywhere}`` the boutiques. ``…_one`` / ``…_many``: for one
     piece or two. ``thousands``: how digits are grouped in a currency the maison does not price
     in (its own, euro and pound, are said by :func:`salon.conversation.phrasing.say_price`).
     """
@@ -73,7 +73,6 @@ class Phrases:
     pass_on: str
     conjunction: str
     preposition: str
-    preposition_each: bool
     titles: Mapping[str, str]
     thousands: str
 
@@ -100,7 +99,6 @@ PHRASES: Final[Mapping[str, Phrases]] = {
         pass_on="Shall I pass your message on?",
         conjunction="and",
         preposition="in ",
-        preposition_each=False,
         titles={"Ms": "Ms", "Mrs": "Mrs", "Miss": "Miss", "Mx": "Mx", "Mr": "Mr", "Dr": "Dr", "Mme": "Mrs",
                 "Mlle": "Miss", "M.": "Mr"},
         thousands=",",
@@ -130,7 +128,6 @@ PHRASES: Final[Mapping[str, Phrases]] = {
         pass_on=f"Souhaitez-vous que je lui transmette votre message{_NNBSP}?",
         conjunction="et",
         preposition="à ",
-        preposition_each=True,
         titles={"Ms": "Madame", "Mme": "Madame", "Mrs": "Madame", "Miss": "Madame", "Mlle": "Madame",
                 "Mr": "Monsieur", "M.": "Monsieur", "Dr": "Docteur"},
         thousands=_NNBSP,
@@ -142,25 +139,24 @@ PHRASES: Final[Mapping[str, Phrases]] = {
         piece="il modello {name} ({facts})",
         subject="Il modello {name}",
         available="{subject} è disponibile {places}.",
-        last_piece="Del modello {name} rimane l'ultimo pezzo {places}.",
-        available_and_last="{subject} è disponibile {plenty}, mentre {last} ne rimane l'ultimo pezzo.",
+        last_piece="Del modello {name} resta un ultimo pezzo {places}.",
+        available_and_last="{subject} è disponibile {plenty}, mentre {last} ne resta un ultimo pezzo.",
         unavailable="{subject} al momento non è disponibile nelle {everywhere}.",
         everywhere_three="nostre tre boutique",
         everywhere="nostre boutique",
         offer_advisor_one=("Desidera che chieda a {advisor}, che La segue personalmente, "
-                           "di metterglielo da parte o di fissare una prova?"),
+                           "di tenerlo da parte per Lei o di fissare una prova?"),
         offer_advisor_many=("Desidera che chieda a {advisor}, che La segue personalmente, "
-                            "di metterglieli da parte o di fissare una prova?"),
-        offer_anyone_one=("Desidera che chieda a uno dei nostri consulenti di metterglielo da parte "
+                            "di tenerli da parte per Lei o di fissare una prova?"),
+        offer_anyone_one=("Desidera che chieda a uno dei nostri consulenti di tenerlo da parte per Lei "
                           "o di fissare una prova?"),
-        offer_anyone_many=("Desidera che chieda a uno dei nostri consulenti di metterglieli da parte "
+        offer_anyone_many=("Desidera che chieda a uno dei nostri consulenti di tenerli da parte per Lei "
                            "o di fissare una prova?"),
         rather_advisor="Preferirei che fosse {advisor}, che La segue personalmente, a risponderLe direttamente.",
         rather_anyone="Preferirei che fosse uno dei nostri consulenti a risponderLe direttamente.",
         pass_on="Desidera che inoltri il Suo messaggio?",
         conjunction="e",
         preposition="a ",
-        preposition_each=False,
         titles={"Ms": "Signora", "Mme": "Signora", "Mrs": "Signora", "Miss": "Signora", "Mlle": "Signora",
                 "Mr": "Signor", "M.": "Signor"},
         thousands=".",
@@ -185,7 +181,7 @@ MATERIAL_NAMES: Final[Mapping[str, Mapping[str, str]]] = {
     "it": {
         "grained calfskin": "vitello martellato", "box calfskin": "vitello box", "lambskin": "pelle d'agnello",
         "pebbled calfskin": "vitello bottalato", "smooth calfskin": "vitello liscio",
-        "coated cotton canvas": "tela di cotone spalmata", "double-faced cashmere": "cashmere double",
+        "coated cotton canvas": "tela di cotone spalmata", "double-faced cashmere": "cashmere double face",
         "linen": "lino", "Super 120s wool": "lana Super 120s", "cotton gabardine": "gabardine di cotone",
         "silk twill": "twill di seta", "silk crêpe de Chine": "crêpe de Chine di seta",
         "twelve-ply cashmere": "cashmere a dodici fili", "silk satin": "raso di seta",
@@ -258,17 +254,11 @@ def _chosen(ranked: Sequence[Ranked]) -> list[ProductFacts]:
 
 
 def _places(cities: Sequence[str], words: Phrases, language: str) -> str:
-    """"in London, Milan and Paris" / "à Londres, à Milan et à Paris" / "a Londra,
-    Milano e Parigi".
+    """"in London, Milan and Paris" / "à Londres, à Milan et à Paris" / "a Londra, a
+    Milano e a Parigi".
     """
-    names = [say_city(city, language) for city in cities]
-    if words.preposition_each:
-        names = [f"{words.preposition}{name}" for name in names]
-    else:
-        names[0] = f"{words.preposition}{names[0]}"
-    if len(names) == 1:
-        return names[0]
-    return f"{', '.join(names[:-1])} {words.conjunction} {names[-1]}"
+    return say_list([say_city(city, language) for city in cities], language,
+                    words.preposition.strip())
 
 
 def availability(product: ProductFacts, cities: Mapping[str, str], language: str | None = "en") -> str:
@@ -355,9 +345,13 @@ class NothingFits:
 
     ``sentence`` holds ``{what}``: the constraints, each fragment in its own words
     (``of_kind``; a budget by kind, ``{amount}``, ``{low}``, ``{high}``; for whom;
-    ``size``, ``colour`` with her ``{value}``; ``not_owned``).
+    ``size``, ``colour`` with her ``{value}``; ``not_owned``). It opens with its own
+    ``opening`` / ``opening_named`` (``{name}``): not the suggestions' "with pleasure",
+    which would announce what does not follow.
     """
 
+    opening: str
+    opening_named: str
     sentence: str
     of_kind: str
     budget: Mapping[str, str]
@@ -374,6 +368,8 @@ class NothingFits:
 
 NOTHING_FITS: Final[Mapping[str, NothingFits]] = {
     "en": NothingFits(
+        opening="With pleasure.",
+        opening_named="With pleasure, {name}.",
         sentence="I'm afraid we have nothing{what} at the moment.",
         of_kind="of that kind",
         budget={"under": "under {amount}", "max": "up to {amount}", "around": "around {amount}",
@@ -385,6 +381,8 @@ NOTHING_FITS: Final[Mapping[str, NothingFits]] = {
         ask_anyone="Shall I ask a client advisor to look into it with you?",
     ),
     "fr": NothingFits(
+        opening="Merci.",
+        opening_named="Merci, {name}.",
         sentence="Je crains que nous n'ayons rien{what} en ce moment.",
         of_kind="de ce type",
         budget={"under": "à moins de {amount}", "max": "jusqu'à {amount}", "around": "autour de {amount}",
@@ -396,6 +394,8 @@ NOTHING_FITS: Final[Mapping[str, NothingFits]] = {
         ask_anyone=f"Souhaitez-vous que je demande à l'un de nos conseillers d'y réfléchir avec vous{_NNBSP}?",
     ),
     "it": NothingFits(
+        opening="Grazie.",
+        opening_named="Grazie, {name}.",
         sentence="Purtroppo al momento non abbiamo nulla{what}.",
         of_kind="di questo tipo",
         budget={"under": "per meno di {amount}", "max": "entro {amount}", "around": "per circa {amount}",
@@ -403,8 +403,9 @@ NOTHING_FITS: Final[Mapping[str, NothingFits]] = {
         for_man="per un uomo", for_woman="per una donna", for_child="per un bambino",
         for_anyone="adatto a chiunque", size="nella taglia {value}", colour="in {value}",
         not_owned="che Lei non abbia già",
-        ask_advisor="Desidera che chieda a {advisor}, che La segue personalmente, di pensarci insieme a Lei?",
-        ask_anyone="Desidera che chieda a uno dei nostri consulenti di pensarci insieme a Lei?",
+        ask_advisor=("Desidera che chieda a {advisor}, che La segue personalmente, di cercare insieme a Lei "
+                     "un'alternativa?"),
+        ask_anyone="Desidera che chieda a uno dei nostri consulenti di cercare insieme a Lei un'alternativa?",
     ),
 }
 """The "nothing fits" answer's words, by language."""
@@ -454,5 +455,7 @@ def nothing_fits_answer(fit: Fit, language: str | None = "en", *, of_kind: bool 
     what = "".join(f" {part}" for part in parts if part)
     advisor = (words.ask_advisor.format(advisor=fit.client.advisor_first_name) if fit.client.advisor_first_name
                else words.ask_anyone)
-    return " ".join((_opening(fit.client, lang), words.sentence.format(what=what), advisor))
+    name = salutation(fit.client, lang)
+    opening = words.opening_named.format(name=name) if name else words.opening
+    return " ".join((opening, words.sentence.format(what=what), advisor))
 

@@ -43,10 +43,10 @@ more often, so each one is in the queue well before it is due)."""
 _TEXT: Final = {
     "en": ("{first_name}, a gentle reminder of your appointment at our {boutique} boutique on "
            "{date} at {time}. We look forward to welcoming you."),
-    "fr": ("{first_name}, nous vous rappelons votre rendez-vous dans notre boutique de {boutique} "
-           "le {date} à {time}. Au plaisir de vous accueillir."),
-    "it": ("{first_name}, Le ricordiamo il Suo appuntamento nella nostra boutique di {boutique}, "
-           "{date} alle {time}. Saremo lieti di accoglierLa."),
+    "fr": ("Bonjour {first_name}, nous vous rappelons votre rendez-vous dans notre boutique de "
+           "{boutique} le {date} à {time}. Au plaisir de vous accueillir."),
+    "it": ("Buongiorno {first_name}, Le ricordiamo il Suo appuntamento di {date} alle {time} nella "
+           "nostra boutique di {boutique}. Saremo lieti di accoglierLa."),
 }
 """The reminder as it goes free-form, by language: the words of the approved
 ``appointment_reminder`` template, filled with the same parameters."""

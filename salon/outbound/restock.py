@@ -89,22 +89,25 @@ _S = seen_table.c
 _TEXT: Final = {
     "en": "{first_name}, the {product_name} you asked about is available again at our {boutique} boutique. "
           "Shall we set it aside for you?",
-    "fr": "{first_name}, la pièce {product_name} qui vous intéressait est de nouveau disponible dans notre "
-          "boutique de {boutique}. Souhaitez-vous que nous la mettions de côté ?",
-    "it": "{first_name}, il modello {product_name} che Le interessava è di nuovo disponibile nella nostra "
-          "boutique di {boutique}. Desidera che lo teniamo da parte per Lei?",
+    "fr": "Bonjour {first_name}, la pièce {product_name} qui vous intéressait est de nouveau disponible "
+          "dans notre boutique de {boutique}. Souhaitez-vous que nous la mettions de côté ?",
+    "it": "Buongiorno {first_name}, il modello {product_name} che Le interessava è di nuovo disponibile "
+          "nella nostra boutique di {boutique}. Desidera che lo teniamo da parte per Lei?",
 }
 """The alert as it goes free-form, by language: the words of the approved
 ``restock_alert`` template, filled with the same parameters."""
 _NO_NAME: Final = {"en": "Good day", "fr": "Bonjour", "it": "Buongiorno"}
-"""Opens the alert in place of a first name the book does not have."""
+"""Opens the alert in place of a first name the book does not have ("Bonjour, la pièce …",
+not "Bonjour Bonjour" where the words already greet her)."""
 
 
 def alert_text(params: dict[str, str], language: str) -> str:
     """The alert in ``language`` (English when the maison does not write it)."""
-    return pick(_TEXT, language).format(
-        first_name=params.get("first_name") or pick(_NO_NAME, language),
-        product_name=params["product_name"], boutique=params["boutique"])
+    text, name = pick(_TEXT, language), params.get("first_name")
+    if not name:
+        name = pick(_NO_NAME, language)
+        text = text.replace(f"{name} {{first_name}}", "{first_name}", 1)
+    return text.format(first_name=name, product_name=params["product_name"], boutique=params["boutique"])
 
 
 def open_key(client: ClientRef, product_id: str, colour: str | None, size: str | None,

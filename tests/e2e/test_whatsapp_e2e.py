@@ -74,8 +74,10 @@ def test_signed_inbound_text_gets_exactly_one_reply(stack: Stack) -> None:
     assert len(box) == 1, box
     reply = box[0]
     assert reply["type"] == "interactive" and reply["template"] is None
-    assert "Ms Laurent" in reply["body"]  # known: by name; a VIC: her advisor offered first
-    assert reply["buttons"] == ["Speak to Sophie", "Book a visit", "Track an order"]
+    # Known from her first message: in her record's language (a lone "Hello" does not
+    # switch it), by name; a VIC: her advisor offered first.
+    assert reply["body"].startswith("Bonjour Madame Laurent. Sophie se tient à votre disposition")
+    assert reply["buttons"] == ["Parler à Sophie", "Prendre rendez-vous", "Suivre une commande"]
     # The reply was delivered (status webhooks flowed back into the channel).
     deadline = time.monotonic() + 10
     while stack.outbox(CLAIRE)[0]["status"] not in ("delivered", "read") and time.monotonic() < deadline:
@@ -106,7 +108,7 @@ def test_turn_across_the_window_boundary_sends_a_template_never_free_form(stack:
     assert len(box) == 3, box
     delivered = box[2]
     assert delivered["template"] is None and delivered["type"] == "interactive"
-    assert "Ms Laurent" in delivered["body"]
+    assert "Madame Laurent" in delivered["body"]
     assert delivered["error_code"] is None
 
 
@@ -183,8 +185,9 @@ def test_an_italian_client_books_in_italian(stack: Stack) -> None:
     tap(box[-1], "0")
     box = _settled(stack, FRANCESCA, 4)
     summary = box[-1]
-    assert summary["body"].startswith("Prenoto quindi il Suo appuntamento (visione privata) per martedì"), box
-    assert summary["buttons"] == ["Sì, confermo", "Un altro momento"]
+    assert summary["body"].startswith(
+        "Prenoto quindi il Suo appuntamento (presentazione privata) per martedì"), box
+    assert summary["buttons"] == ["Sì, confermo", "Un altro orario"]
     tap(summary, "0")
     box = _settled(stack, FRANCESCA, 5)
     booked = box[-1]["body"]
@@ -212,7 +215,7 @@ def test_ask_for_an_advisor_and_get_a_reply_from_the_advisor_api(stack: Stack) -
     _say(stack, "Also, the belt of my coat is missing from the parcel")
     box = _settled(stack, CLAIRE, 2)
     assert len(box) == 2 and box[-1]["body"] == (
-        "Your client advisor has your message and will reply to you here personally."), box
+        "Your client advisor Sophie has your message and will reply to you here personally."), box
     _say(stack, "It is the camel one")
     time.sleep(QUIET_S)
     assert len(stack.outbox(CLAIRE)) == 2
@@ -265,12 +268,22 @@ def test_what_a_person_must_answer_reaches_one_mid_booking_and_in_italian(stack:
     box = _settled(stack, NIKO, 1)
     # In his language: the apology for the charge, then who answers and when.
     assert len(box) == 1 and box[0]["body"].startswith(
-        "Ci scusiamo per l'inconveniente con il Suo pagamento."), box
+        "Ci scusiamo per il problema riscontrato con il pagamento."), box
     assert "della nostra boutique di Parigi" in box[0]["body"], box
     say(ANTOINE, "merci")  # both conversations are a person's now: the assistant is quiet
     say(NIKO, "grazie")
     time.sleep(QUIET_S)
     assert len(stack.outbox(ANTOINE)) == asked + 1 and len(stack.outbox(NIKO)) == 1
+    # Something more: told once, in their language, who has it; his advisor is a woman,
+    # Niko has none.
+    say(ANTOINE, "je voulais aussi vous dire que je rappellerai la semaine prochaine")
+    box = _settled(stack, ANTOINE, asked + 2)
+    assert box[-1]["body"] == ("Votre conseillère Camille a bien reçu votre message et vous "
+                               "répondra ici personnellement."), box
+    say(NIKO, "la borsa è quella nera, ordinata a novembre")
+    box = _settled(stack, NIKO, 2)
+    assert box[-1]["body"] == ("Il Suo messaggio è arrivato ai nostri consulenti: uno di loro Le "
+                               "risponderà qui personalmente."), box
     engine = make_sync_engine(stack.config.effective_database_url)
     with engine.connect() as conn:
         reasons = dict(conn.execute(text(

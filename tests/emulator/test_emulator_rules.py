@@ -394,16 +394,16 @@ def test_render_fills_named_parameters_and_quick_reply_payloads(store: TemplateS
     )
     assert _check(template, obj) is None
     rendered = rules.render_template(template, obj)  # type: ignore[arg-type]
-    assert rendered["body"].startswith("Bonjour Élodie, votre conseiller")
+    assert rendered["body"].startswith("Bonjour Élodie, Maison Solenne a du nouveau")
     assert rendered["footer"] == "Maison Solenne"
     assert rendered["buttons"] == [
-        {"index": 0, "type": "QUICK_REPLY", "text": "Voir la nouvelle", "payload": "NUDGE:42"}
+        {"index": 0, "type": "QUICK_REPLY", "text": "Voir le message", "payload": "NUDGE:42"}
     ]
     # without a payload parameter, a tap reports the button's text (Meta's behaviour)
     plain = rules.render_template(
         template, _named("advisor_update_nudge", "fr", {"first_name": "É"})
     )  # type: ignore[arg-type]
-    assert plain["buttons"][0]["payload"] == "Voir la nouvelle"
+    assert plain["buttons"][0]["payload"] == "Voir le message"
 
 
 # --------------------------------------------------------------------------- ids

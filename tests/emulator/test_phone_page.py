@@ -135,7 +135,7 @@ async def test_the_thread_shows_templates_failures_and_statuses(api: Api) -> Non
     template = by_id[nudge["messages"][0]["id"]]
     assert template["template"] == "advisor_update_nudge" and template["language"] == "fr"
     assert template["body"].startswith("Bonjour Claire") and template["footer"] == "Maison Solenne"
-    assert template["options"][0]["title"] == "Voir la nouvelle"
+    assert template["options"][0]["title"] == "Voir le message"
     assert template["options"][0]["kind"] == "template"
 
 
@@ -407,11 +407,11 @@ async def test_a_person_chats_as_the_client_in_a_browser() -> None:
             assert await page.js(f"document.querySelector('{nudge} .bubble__footer').textContent") == (
                 "Maison Solenne"
             )
-            await page.click(f"{nudge} .option", "Voir la nouvelle")
+            await page.click(f"{nudge} .option", "Voir le message")
             button = (
                 await receiver.wait_for(lambda r: [m for m in r.messages() if m["type"] == "button"])
             )[0]
-            assert button["button"] == {"payload": "NUDGE:1", "text": "Voir la nouvelle"}
+            assert button["button"] == {"payload": "NUDGE:1", "text": "Voir le message"}
             await page.wait(
                 "document.getElementById('window-banner').dataset.window === 'open'",
                 "the window open again after the tap",

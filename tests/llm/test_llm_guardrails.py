@@ -317,15 +317,16 @@ def test_the_offline_responder_answers_in_the_language_asked(index: CatalogIndex
         "d'organiser un essayage\u202f?", ["RW-004"])
     assert offline_answer(ranked, FRANCESCA, CITIES, "it") == (
         "Con piacere, Signora Bellini. Le suggerirei il modello Sable trench coat (gabardine di cotone, "
-        "3.100\u00a0€). Il modello Sable trench coat è disponibile a Londra, Milano e Parigi. Desidera che "
-        "chieda a Giulia, che La segue personalmente, di metterglielo da parte o di fissare una prova?", ["RW-004"])
+        "3.100\u00a0€). Il modello Sable trench coat è disponibile a Londra, a Milano e a Parigi. Desidera che "
+        "chieda a Giulia, che La segue personalmente, di tenerlo da parte per Lei o di fissare una prova?",
+        ["RW-004"])
     gown = index.rank("I'm looking for a gown for the opera")
     london = ClientContext(client_id="C-016", title="Mr", last_name="Pemberton", home_city="London")
     text, _ = offline_answer(gown, london, CITIES, "it") or ("", [])
     assert text.startswith("Con piacere, Signor Pemberton. Le suggerirei il modello Lumière evening gown "
                            "(raso di seta, 8.450\u00a0£)")
-    assert "a Parigi, mentre a Londra e Milano ne rimane l'ultimo pezzo." in text
-    assert "uno dei nostri consulenti di metterglieli da parte" in text
+    assert "a Parigi, mentre a Londra e a Milano ne resta un ultimo pezzo." in text
+    assert "uno dei nostri consulenti di tenerli da parte per Lei" in text
     text, _ = offline_answer(gown, ClientContext(), CITIES, "fr") or ("", [])
     assert text.startswith("Avec plaisir. Je vous conseillerais le modèle Lumière evening gown (satin de soie, "
                            "9\u202f800\u00a0€)")

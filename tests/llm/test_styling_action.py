@@ -99,8 +99,8 @@ async def test_the_answer_is_in_the_conversations_language(database: str) -> Non
     events, messages = await run("quale pochette per un gala in abito da sera?", language="it")
     assert messages == [text_message(
         "Con piacere, Signora Laurent. Le suggerirei il modello Mistral clutch (pelle d'agnello, 1.850\u00a0€). "
-        "Il modello Mistral clutch è disponibile a Londra, Milano e Parigi. Desidera che chieda a Sophie, che "
-        "La segue personalmente, di metterglielo da parte o di fissare una prova?",
+        "Il modello Mistral clutch è disponibile a Londra, a Milano e a Parigi. Desidera che chieda a Sophie, "
+        "che La segue personalmente, di tenerlo da parte per Lei o di fissare una prova?",
         [{"title": "Sì, grazie", "payload": "/affirm"}, {"title": "No, grazie", "payload": "/deny"}])]
     # No language yet: the client's record decides (Claire's is French).
     events, messages = await run(QUESTION, language=None)

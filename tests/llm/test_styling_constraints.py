@@ -336,11 +336,13 @@ async def test_when_nothing_fits_the_answer_says_so_and_offers_the_advisor(seede
                               "man at the moment. Shall I ask Sophie, your client advisor, to look into it with you?")
         assert [b["payload"] for b in reply.response()["buttons"]] == ["/affirm", "/deny"]
         french = await ask(advisor, "un cadeau pour ma fille de 6 ans", None, "fr")
-        assert french.text == ("Avec plaisir. Je crains que nous n'ayons rien pour un enfant en ce moment. "
+        # Bad news does not open with "with pleasure" in French or Italian.
+        assert french.text == ("Merci. Je crains que nous n'ayons rien pour un enfant en ce moment. "
                                "Souhaitez-vous que je demande à l'un de nos conseillers d'y réfléchir avec vous\u202f?")
         italian = await ask(advisor, "Un anello per mio marito, massimo 3.000 euro", None, "it")
-        assert italian.text == ("Con piacere. Purtroppo al momento non abbiamo nulla di questo tipo entro 3.000\u00a0€ "
-                                "per un uomo. Desidera che chieda a uno dei nostri consulenti di pensarci insieme a Lei?")
+        assert italian.text == ("Grazie. Purtroppo al momento non abbiamo nulla di questo tipo entro 3.000\u00a0€ "
+                                "per un uomo. Desidera che chieda a uno dei nostri consulenti di cercare insieme a "
+                                "Lei un'alternativa?")
         london = await ask(advisor, "a small gift for my colleague, £100 max", MADISON, "en")
         assert "up to £100" in (london.text or "") and "James" in (london.text or "")
         rows = await advisor.audit.rows()
