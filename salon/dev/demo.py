@@ -61,6 +61,7 @@ DEFAULT_WORKDIR = PROJECT_ROOT / "var" / "demo"
 CLIENT = "33600000001"
 CLIENT_NAME = "Claire Laurent"
 ORDER = "SOL-104233"  # Claire's coat, shipped with DHL Express
+GREETING = "Hello, good morning"  # English enough to turn the conversation (her book says French)
 #: The moment the demo maison's records are written around (data/maison: orders shipped
 #: in late November 2026, appointments from 27 November): Thursday 26 November 2026,
 #: 09:00 in Paris. ``salon demo-check`` and the project's checks run at this instant
@@ -416,7 +417,9 @@ def demo_banner(config: StackConfig, followup_url: str | None) -> str:
         f"  Graph API (emulated)  {config.emulator_url}/{config.api_version}\n"
         f"  Logs and data         {config.workdir}\n"
         "\nA story to try:\n"
-        '  1. Write "Hello": the assistant greets you and offers three buttons.\n'
+        '  1. Write "Hello, good morning": the assistant greets you and offers three buttons\n'
+        "     (Claire's book says French: a lone \"Hello\" is answered in French, a sentence\n"
+        "     in English turns the conversation to English).\n"
         '  2. Tap "Book a visit", then answer Paris, a private viewing, next Tuesday\n'
         "     afternoon; tap a free time, say who comes, confirm: it is booked.\n"
         f'  3. Ask "where is my order {ORDER}".\n'
@@ -625,7 +628,7 @@ class _Story:
 
     def greet(self) -> tuple[bool, str]:
         conv = self.conv
-        box = conv.replies(lambda: conv.say("Hello"))
+        box = conv.replies(lambda: conv.say(GREETING))
         ok, shown = _one_containing(box, "Ms Laurent")
         greeting = next((m for m in box if "Ms Laurent" in (m.get("body") or "")), None)
         if greeting is not None:
@@ -715,7 +718,7 @@ def story_steps(conv: Conversation, rasa_url: str, jwt_secret: str) -> list[Step
     return [
         Step("the phone page is served", "GET /_emulator/phone answers 200 with the page",
              story.phone_page),
-        Step('Claire writes "Hello"',
+        Step(f'Claire writes "{GREETING}"',
              'the greeting by name ("…Ms Laurent…") with a "Book a visit" button', story.greet),
         Step('she taps "Book a visit"', 'the boutique prompt ("Which boutique would suit you?")',
              story.book),
