@@ -212,3 +212,21 @@ def test_an_opted_out_client_is_still_answered_but_never_knocked_on(registry: Te
         refused = decide(state(T0), purpose, TEXT, out, T0 + H, registry=registry, params=PARAMS)
         assert isinstance(refused, Refuse) and refused.reason == "opted_out", purpose
     assert not out.marketing_allowed
+
+
+def test_a_template_asked_for_by_name_follows_the_clients_stop() -> None:
+    from salon.guard.decision import template_refusal
+
+    stopped_then_granted = Consent(messaging=True, marketing=True, opted_out=True)
+    # Her latest STOP/START is a STOP: nothing the maison starts reaches her, even when a
+    # later book decision granted utility again.
+    assert template_refusal("UTILITY", stopped_then_granted, window_open=False) == "opted_out"
+    assert template_refusal("MARKETING", stopped_then_granted, window_open=True) == "no_marketing_consent"
+    assert template_refusal("UTILITY", stopped_then_granted, window_open=True,
+                            purpose="order_update") == "opted_out"
+    # Answering her in her open window stays possible, as for a free-form reply.
+    assert template_refusal("UTILITY", stopped_then_granted, window_open=True) is None
+    assert template_refusal("MARKETING", Consent(messaging=True), window_open=True) == "no_marketing_consent"
+    assert template_refusal("UTILITY", Consent(), window_open=False) == "no_opt_in"
+    assert template_refusal("UTILITY", Consent(), window_open=True) is None
+    assert template_refusal("MARKETING", Consent(messaging=True, marketing=True), window_open=False) is None

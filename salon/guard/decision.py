@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from salon.purposes import NUDGE_PURPOSE, PURPOSE_CATEGORY, SERVICE_REPLY, is_marketing
+from salon.purposes import MARKETING, NUDGE_PURPOSE, PURPOSE_CATEGORY, SERVICE_REPLY, is_marketing
 from salon.templates.registry import NoTemplate, TemplateChoice, TemplateRegistry
 from salon.whatsapp.addressing import Recipient
 from salon.window.rules import DEFAULT_MARGIN, WindowState, window_state
@@ -41,6 +41,7 @@ __all__ = [
     "SendFreeForm",
     "SendTemplate",
     "decide",
+    "template_refusal",
 ]
 
 MAX_TEXT: Final = 4096
@@ -71,6 +72,23 @@ class Consent:
 Consent.ALL = Consent(messaging=True, marketing=True)  # type: ignore[attr-defined]
 Consent.UTILITY_ONLY = Consent(messaging=True)  # type: ignore[attr-defined]
 Consent.NONE = Consent()  # type: ignore[attr-defined]
+
+
+def template_refusal(category: str, consent: Consent, *, window_open: bool,
+                     purpose: str = SERVICE_REPLY) -> str | None:
+    """Why a template asked for by name (an advisor's pick, ``wa_template``) may not go to
+    this client, or None. Her latest STOP/START being a STOP refuses it, unless it answers
+    her in her open window (as :func:`decide` treats a free-form reply); a marketing
+    template needs her marketing opt-in; any other her messaging opt-in, unless her window
+    is still open.
+    """
+    if consent.opted_out and not (purpose == SERVICE_REPLY and window_open):
+        return "opted_out"
+    if category == MARKETING and not consent.marketing_allowed:
+        return "no_marketing_consent"
+    if category != MARKETING and not consent.messaging and not window_open:
+        return "no_opt_in"
+    return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,7 @@ from salon.guard.decision import (
     SendFreeForm,
     SendTemplate,
     decide,
+    template_refusal,
 )
 from salon.guard.sent import OutboundRecord, OutboundWriteBuffer, SentLog
 from salon.identity import ClientRef
@@ -437,12 +438,10 @@ class GuardedSender:
         choice = self.registry.build_in_language(out.template, language, params)
         if isinstance(choice, NoTemplate):
             return await self._refuse(ref, out, recipient, f"no_template:{choice.reason.value}", choice.detail)
-        if choice.category == "MARKETING" and not consent.marketing_allowed:
-            return await self._refuse(ref, out, recipient, "no_marketing_consent", out.template)
-        if choice.category != "MARKETING" and not consent.messaging and not (
-            state is not None and state.window(self.clock.now(), self.margin).is_open
-        ):
-            return await self._refuse(ref, out, recipient, "no_opt_in", out.template)
+        window_open = state is not None and state.window(self.clock.now(), self.margin).is_open
+        refusal = template_refusal(choice.category, consent, window_open=window_open, purpose=out.purpose)
+        if refusal is not None:
+            return await self._refuse(ref, out, recipient, refusal, out.template)
         return await self._send_template(ref, out, recipient, choice, kind="template")
 
     async def _park(
