@@ -1,6 +1,7 @@
 """GDPR export and erasure against real PostgreSQL and Redis: a client who used every
 feature (the maison's book, WhatsApp conversations with Redis sessions, STOP, a
-WhatsApp preference, the LLM audit, Rasa's SQL and Redis tracker stores) is exported
+WhatsApp preference, the LLM audit, her advisor's audited acts, Rasa's SQL and Redis
+tracker stores) is exported
 from every store, then erased from all of them; the GDPR API's tokens and scopes."""
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlalchemy.engine import make_url
 
 from salon import cli
 from salon.access.tokens import TokenBook
+from salon.advisors.audit import AdvisorAudit
 from salon.advisors.handoff import HandoffBook
 from salon.advisors.repairs import RepairBook
 from salon.clock import SystemClock
@@ -38,7 +40,7 @@ EVERY_STORE = {
     "maison_orders", "maison_clients", "sessions_redis", "wa_inbox", "wa_outbound", "wa_preferences",
     "llm_audit", "consent_ledger", "rasa_trackers_sql", "rasa_trackers_redis",
     "salon_handoffs", "salon_repair_requests", "salon_repair_updates", "restock_requests", "outbound_requests",
-    "outbound_events",
+    "outbound_events", "salon_advisor_audit",
 }
 
 
@@ -96,9 +98,9 @@ async def rasa_trackers(postgres_url: str, redis_url: str, sender_id: str) -> No
 
 
 async def clienteling_records(settings: Settings) -> None:
-    """A handoff, a repair request and its first status change, a restock wish and an
-    outbound request of Claire's, written by the books the assistant, the advisor API
-    and the outbound engine use."""
+    """A handoff, a repair request and its first status change, a restock wish, an
+    outbound request and her advisor's acts (the audit trail) of Claire's, written by the
+    books the assistant, the advisor API and the outbound engine use."""
     now = SystemClock().now()
     engine = make_async_engine(settings.database_url)
     try:
@@ -111,6 +113,12 @@ async def clienteling_records(settings: Settings) -> None:
         repair = await repairs.open(conversation_id=CLAIRE, item="bracelet", issue="the clasp broke", photos=[],
                                     now=now, client_id=CLIENT, advisor_id=None, boutique_id=None)
         await repairs.change(repair.id, status="received", note="at the atelier", by="sophie", now=now)
+        trail = AdvisorAudit(engine=engine, clock=SystemClock())
+        await trail.initialize()
+        await trail.record("read_conversation", actor="sophie", advisor_id="sophie-marchand",
+                           conversation_id=CLAIRE, client_id=CLIENT)
+        await trail.record("update_repair", actor="sophie", advisor_id="sophie-marchand", client_id=CLIENT,
+                           detail={"repair_id": repair.id, "status": "received"})
         ref = ClientRef("100000000000001", wa_id=CLAIRE)
         restock = RestockBook(engine=engine)
         await restock.add(ref, "LG-004", now, colour="black")
@@ -175,6 +183,7 @@ async def test_a_client_who_used_everything_is_exported_then_erased_everywhere(e
         assert CLIENT not in record and CLAIRE not in record and "Laurent" not in record
         assert erasure["actor"] == "cli:dpo" and len(erasure["subject_hash"]) == 64
         assert erasure["removed"]["wa_inbox"] == 2 and erasure["removed"]["rasa_trackers_redis"] == 1
+        assert erasure["removed"]["salon_advisor_audit"] == 2  # kept, unlinked from her
     finally:
         await registry.close()
     assert not redis.Redis.from_url(settings.redis_url or "").keys(f"*{CLAIRE}*")

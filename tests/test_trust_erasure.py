@@ -2,7 +2,8 @@
 
 A client known by ids the maison's book lacks (a BSUID-only client; a client who changed
 number) uses the WhatsApp channel, STOP, WhatsApp's marketing stop, the styling advisor
-(its audit), a handoff, a repair request, a restock wish and an outbound request; Rasa's
+(its audit), a handoff, a repair request, a restock wish, an outbound request and her
+advisor's acts on them (the advisors' audit trail, kept with her ids removed); Rasa's
 tracker store, configured only through Rasa's endpoints file (the production one:
 PostgreSQL through ``SALON_PG_*``; or a Redis tracker store), holds her conversation.
 After the erasure every table of Salon's database and of the tracker store, and every
@@ -27,6 +28,7 @@ from rasa.core.channels.channel import UserMessage
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import make_url
 
+from salon.advisors.audit import AdvisorAudit
 from salon.advisors.handoff import HandoffBook
 from salon.advisors.repairs import RepairBook
 from salon.clock import ManualClock
@@ -53,9 +55,10 @@ CLAIRE_PHONE, CLAIRE_BSUID = "33600000001", "FR.4820193746581029374"
 NEW_PHONE, NEW_BSUID = "33687654321", "FR.61827364519283746501"
 CLAIRE_WORDS = ("Claire Laurent", "villa Les Oliviers", "j'ai changé de numéro")
 SALT = "trust-erasure-salt"
-#: Tables whose rows the erasure keeps on purpose: the proof of erasure and the
-#: suppression list (keyed hashes only).
-KEPT = {"privacy_erasures", "privacy_suppressions",
+#: Tables whose rows the erasure keeps on purpose: the proof of erasure, the
+#: suppression list (keyed hashes only) and the advisors' audit trail (who did what and
+#: when, with who it was about removed: still scanned for her ids).
+KEPT = {"privacy_erasures", "privacy_suppressions", "salon_advisor_audit",
         "restock_stock_seen"}  # stock levels (sku, boutique, quantity): about pieces, not people
 
 
@@ -200,8 +203,9 @@ def echo(prefix: str) -> Any:
 async def her_records(settings: Settings, *, ref: ClientRef, conversation: str, client_id: str | None,
                       words: str) -> None:
     """A handoff, a repair request and its first status change, a restock wish, an
-    outbound request and styling turns (their audit), as the assistant, the advisor API,
-    the outbound engine and the styling advisor write them."""
+    outbound request, styling turns (their audit) and the advisor's acts (the advisors'
+    audit trail), as the assistant, the advisor API, the outbound engine and the styling
+    advisor write them."""
     engine = make_async_engine(settings.database_url)
     clock = ManualClock(T0)
     now = clock.now()
@@ -216,6 +220,13 @@ async def her_records(settings: Settings, *, ref: ClientRef, conversation: str, 
         repair = await repairs.open(conversation_id=conversation, item="bracelet", issue=words, photos=[],
                                     now=now, client_id=client_id, advisor_id=None, boutique_id=None)
         await repairs.change(repair.id, status="received", note="à l'atelier", by="sophie", now=now)
+        trail = AdvisorAudit(engine=engine, clock=clock)
+        await trail.initialize()
+        await trail.record("read_conversation", actor="sophie", advisor_id="sophie-marchand",
+                           conversation_id=conversation, client_id=client_id)
+        await trail.record("update_repair", actor="sophie", advisor_id="sophie-marchand",
+                           conversation_id=conversation, client_id=client_id,
+                           detail={"repair_id": repair.id, "status": "received"})
         await RestockBook(engine=engine).add(ref, "LG-004", now, colour="Noir")
         queue = OutboundQueue(engine=engine)
         await queue.initialize()
@@ -267,6 +278,7 @@ async def test_erasure_of_a_bsuid_only_client_leaves_no_row_anywhere(environment
     before = leftovers(settings.database_url, redis_url, baseline, (INES, *INES_WORDS))
     for store in ("wa_inbox", "wa_outbound", "llm_audit", "consent_ledger", "salon_handoffs", "outbound_requests"):
         assert f"added: {store}" in before, store
+    assert "names her: salon_advisor_audit" in before
     audit_keys = {json.loads(row)["client_id"] for row in database_rows(settings.database_url)["llm_audit"]}
     assert len(audit_keys) == 1 and next(iter(audit_keys)).startswith("h:")  # keyed, not masked
     assert not any(INES[-4:] in key or INES[:3] in key for key in audit_keys)
@@ -274,7 +286,7 @@ async def test_erasure_of_a_bsuid_only_client_leaves_no_row_anywhere(environment
     subject, report = await erase(settings, INES)
     assert subject.user_ids == {INES} and subject.client_id is None
     assert report.complete and report.outcome == "complete"
-    assert report["llm_audit"] == 2 and report["wa_inbox"] == 2
+    assert report["llm_audit"] == 2 and report["wa_inbox"] == 2 and report["salon_advisor_audit"] == 2
     tracker = "rasa_trackers_redis" if "rasa_trackers_redis" in report.stores else "rasa_trackers_sql"
     assert report.stores[tracker] == {"status": "erased", "removed": report[tracker]} and report[tracker] >= 1
 

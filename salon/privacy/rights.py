@@ -15,6 +15,8 @@ column, or any object with ``name``, ``export`` and ``erase``, and optionally ``
 - ``llm_audit`` (by client id, and by the keyed hash of each of the client's ids for
   someone the book did not know) and the consent ledger;
 - handoffs, repair requests, restock wishes, outbound requests;
+- the advisors' audit trail (``salon_advisor_audit``: kept on erasure, with who each row
+  was about removed, see :mod:`salon.advisors.audit`);
 - Rasa's tracker store, read directly (no Rasa import) **as Rasa's endpoints file
   configures it** (:func:`rasa_stores`: ``SALON_RASA_ENDPOINTS``, else ``endpoints.yml``;
   the ``tracker_store`` section, SQL or Redis, with ``${VAR}`` replaced from the
@@ -37,8 +39,9 @@ endpoints file it cannot read, a ``${VAR}`` that is not set), stops the request 
 
 **Erasure.** What the client had stopped (STOP, withdrawn consents, WhatsApp's marketing
 stop) is first kept in the suppression list (:mod:`salon.consent.ledger`: keyed hashes only).
-Then every store deletes the client's rows and keys, the stores that identify her (the
-book, sessions, inbox) last and only when all the others succeeded, so that a failed
+Then every store deletes the client's rows and keys (the advisors' audit trail keeps its
+rows and drops her ids from them: :class:`UnlinkedRowsSource`), the stores that identify
+her (the book, sessions, inbox) last and only when all the others succeeded, so that a failed
 erasure, run again, finds every id and completes. The :class:`ErasureReport` says per
 store what was erased, what failed, what was kept for the re-run, and which copies Salon
 cannot erase (Rasa's event broker). One ``privacy_erasures`` row records it: a salted
@@ -86,6 +89,7 @@ from salon.privacy.sources import (
     RedisSessions,
     SqlRowsSource,
     Subject,
+    UnlinkedRowsSource,
     _why,
 )
 from salon.storage.db import SqlTables, make_async_engine
@@ -178,7 +182,8 @@ class ErasureLog(SqlTables):
 
 class ErasureReport(dict[str, int]):
     """How many items each store removed (a mapping: callers that only count keep
-    working), with the rest of the report: per store its status (``erased``, ``failed``,
+    working; a store that keeps its rows, the advisors' audit trail, counts the rows it
+    unlinked from the client), with the rest of the report: per store its status (``erased``, ``failed``,
     ``kept``: a store that identifies the client, kept because another failed, so that the
     erasure run again finds her; ``absent``: nothing was ever stored there), the error of a
     failed store, and the copies Salon cannot erase (``not_erasable``).
@@ -362,7 +367,7 @@ class PrivacyRegistry:
                 logger.error("erasure %s: %s failed: %s", subject_hash[:12], source.name, _why(exc))
                 report.note(source.name, "failed", error=_why(exc))
             else:
-                report.note(source.name, "erased", removed)
+                report.note(source.name, "erased", removed, detail=getattr(source, "erasure_detail", None))
         for copy in self.not_erasable:
             report.not_erasable[copy.name] = copy.note()
         report.notes.update(self.notes)
@@ -646,14 +651,20 @@ def _register_channel(registry: PrivacyRegistry, engine: AsyncEngine, salt: byte
 
 
 def _register_assistant(registry: PrivacyRegistry, engine: AsyncEngine) -> None:
-    """What the assistant and the outbound engine keep about a client: handoffs, repair
-    requests, restock wishes and outbound requests (children before their rows).
+    """What the assistant, the advisors and the outbound engine keep about a client: the
+    advisors' audit trail (kept, unlinked from her), handoffs, repair requests, restock
+    wishes and outbound requests (children before their rows).
     """
+    from salon.advisors.audit import advisor_audit_table, unlinked_detail
     from salon.advisors.handoff import handoffs_table
     from salon.advisors.repairs import repairs_table, updates_table
     from salon.outbound.queue import events_table, requests_table
     from salon.outbound.restock import restock_table
 
+    registry.register(UnlinkedRowsSource(
+        "salon_advisor_audit", engine, advisor_audit_table, "conversation_id", _senders,
+        also=(("client_id", _by_client),), rewrite=(("detail", unlinked_detail),),
+        erasure_detail="kept for accountability (who did what, when); removed: rows unlinked from the client"))
     registry.register(SqlRowsSource("salon_handoffs", engine, handoffs_table, "conversation_id", _senders,
                                     also=(("client_id", _by_client), ("wa_id", _wa_ids), ("user_id", _user_ids))))
     repairs = SqlRowsSource("salon_repair_requests", engine, repairs_table, "conversation_id", _senders,

@@ -1,5 +1,6 @@
 """Where Salon's own data about a client lives, as sources that can export and erase one subject:
-SQL rows keyed by her ids, rows linked through them, and the window's Redis keys.
+SQL rows keyed by her ids, rows linked through them, rows kept without her ids once she
+is erased, and the window's Redis keys.
 """
 
 from __future__ import annotations
@@ -12,15 +13,17 @@ from typing import Any, Protocol
 
 from sqlalchemy import (
     Table,
+    bindparam,
     delete,
     inspect,
     or_,
     select,
     text,
+    update,
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-__all__ = ["DataSource", "LinkedRowsSource", "RedisSessions", "SqlRowsSource", "Subject"]
+__all__ = ["DataSource", "LinkedRowsSource", "RedisSessions", "SqlRowsSource", "Subject", "UnlinkedRowsSource"]
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,57 @@ class SqlRowsSource:
         async with self.engine.begin() as conn:
             result = await conn.execute(delete(self.table).where(where))
         return int(result.rowcount or 0)
+
+
+@dataclass
+class UnlinkedRowsSource(SqlRowsSource):
+    """Rows kept when the client is erased (a record of what staff did, which the maison
+    must keep), found and exported as by :class:`SqlRowsSource`. Erasure deletes none of
+    them: it removes who they are about. Every column that names the client (``column``
+    and those of ``also``, nullable) becomes NULL, and each ``rewrite`` (column, function
+    of its value) replaces what else in the row points at her. ``erase`` counts the rows
+    unlinked; run again, it finds none.
+    """
+
+    rewrite: tuple[tuple[str, Callable[[Any], Any]], ...] = ()
+    key: str = "id"
+    """The column that tells one row from another."""
+    erasure_detail: str = "rows kept, with who they were about removed"
+    """The erasure report's note for this store."""
+
+    def __post_init__(self) -> None:
+        for name in (*self.unlinked, *(column for column, _ in self.rewrite), self.key):
+            if name not in self.table.c:
+                raise ValueError(f"{self.table.name} has no column {name!r}")
+        if set(self.unlinked) & {column for column, _ in self.rewrite}:
+            raise ValueError(f"{self.table.name}: a column is both unlinked and rewritten")
+        fixed = [name for name in self.unlinked if not self.table.c[name].nullable]
+        if fixed:
+            raise ValueError(f"{self.table.name}: {', '.join(fixed)} cannot be unlinked (NOT NULL)")
+
+    @property
+    def unlinked(self) -> tuple[str, ...]:
+        """The columns that name the client: NULL once she is erased."""
+        return tuple(dict.fromkeys((self.column, *(column for column, _ in self.also))))
+
+    async def erase(self, subject: Subject) -> int:
+        where = self.where(subject)
+        if where is None or not await self._exists():
+            return 0
+        key = self.table.c[self.key]
+        rewritten = [column for column, _ in self.rewrite]
+        async with self.engine.begin() as conn:
+            rows = (await conn.execute(select(key, *(self.table.c[c] for c in rewritten)).where(where))).all()
+            if not rows:
+                return 0
+            changes = [{"row_key": row[0], **{f"new_{column}": change(row._mapping[column])
+                                              for column, change in self.rewrite}}
+                       for row in rows]
+            statement = update(self.table).where(key == bindparam("row_key")).values(
+                **{column: None for column in self.unlinked},
+                **{column: bindparam(f"new_{column}", type_=self.table.c[column].type) for column in rewritten})
+            await conn.execute(statement, changes)
+        return len(rows)
 
 
 @dataclass
