@@ -16,6 +16,12 @@ Enable it in ``credentials.yml``::
       # concurrent_turns: 4                # turns of different clients at once (1-256)
       # webhook_port: 5006                 # also take the webhook in the companion process
 
+Coexistence: when the number also runs the WhatsApp Business app, what an advisor types
+on the phone arrives as ``smb_message_echoes``; each one is written into the client's
+conversation as the advisor's message (``{"advisor": "phone", "echo": true, ...}``) and
+pauses the assistant for ``SALON_ECHO_PAUSE_MINUTES`` (30 by default, 0: never) unless a
+handoff already holds it (rules in :mod:`salon.webhook.echoes`).
+
 The webhook is ``/webhooks/whatsapp/webhook``: GET for Meta's verification handshake,
 POST for signed updates; it is never rate limited (the advisor API and the health route
 on the same blueprint are, per client IP: :mod:`connectors.advisor_api`). Everything that matters (signature, dedup, window, send-time
@@ -47,10 +53,21 @@ import logging
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from contextvars import ContextVar
+from datetime import timedelta
 from typing import Any, Final
 
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
-from rasa.shared.core.events import BotUttered, ConversationPaused, UserUttered
+from rasa.shared.core.constants import ACTION_LISTEN_NAME
+from rasa.shared.core.events import (
+    ActionExecuted,
+    BotUttered,
+    ConversationPaused,
+    ConversationResumed,
+    Restarted,
+    SessionStarted,
+    UserUttered,
+)
+from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import RasaException
 from sanic import Blueprint, response
 from sanic.request import Request
@@ -64,6 +81,18 @@ from salon.identity import ClientRef
 from salon.logmask import install_log_masking, remember
 from salon.loops import LoopThread, call_in_loop
 from salon.webhook.companion import IoProcessRuntime
+from salon.webhook.echoes import (
+    EchoConfigError,
+    EchoPause,
+    PauseWatch,
+    TrackerEvent,
+    echo_event_metadata,
+    is_echo_event,
+    pause_from_env,
+    pause_metadata,
+    read_pause,
+    resume_metadata,
+)
 from salon.webhook.pipeline import MAX_BODY_BYTES, Turn, client_ref_for_recipient
 from salon.webhook.runtime import ChannelConfig, ChannelConfigError, WhatsAppRuntime
 from salon.whatsapp.signature import HEADER
@@ -168,7 +197,7 @@ class WhatsAppInput(InputChannel):
             cls.raise_missing_credentials_exception()
         try:
             return cls(ChannelConfig.from_mapping(credentials), rate_limit=SanicRateLimit.from_env())
-        except (ChannelConfigError, RateLimitConfigError) as exc:
+        except (ChannelConfigError, RateLimitConfigError, EchoConfigError) as exc:
             raise RasaException(str(exc)) from exc
 
     def __init__(self, config: ChannelConfig, runtime: ChannelRuntime | None = None,
@@ -181,6 +210,9 @@ class WhatsAppInput(InputChannel):
         self.assistant: LoopThread | None = None
         self._app: Any = None
         """The Sanic app once the server has started (its ``ctx.agent`` is Rasa's)."""
+        self.echo_pause = pause_from_env()
+        """How long an advisor's message from the phone pauses the assistant (0: never)."""
+        self._pauses = PauseWatch(self.echo_pause)
 
     def get_output_channel(self) -> OutputChannel:
         """For ``trigger_intent?output_channel=whatsapp[&purpose=…&origin=…]``: a turn the
@@ -209,8 +241,10 @@ class WhatsAppInput(InputChannel):
     def _turn_handler(self, on_new_message: Callable[[UserMessage], Awaitable[Any]],
                       key: bytes | None) -> Callable[[Turn], Awaitable[None]]:
         """What the runtime calls for each client message: Rasa's ``UserMessage`` (after
-        a ``/session_start`` when the message reopened her window), in the assistant's
-        loop when it has one.
+        a ``/session_start`` when the message reopened her window, or when her
+        conversation began with an advisor's message from the phone), in the assistant's
+        loop when it has one. An advisor's message from the phone (an echo) is written
+        into her conversation instead; the assistant is not asked anything.
         """
         runtime = self.runtime
 
@@ -220,14 +254,24 @@ class WhatsAppInput(InputChannel):
             await on_new_message(message)
 
         async def on_turn(turn: Turn) -> None:
+            if turn.is_echo:
+                # The advisor wrote from the phone: into her conversation, nothing to answer.
+                await self._in_assistant_loop(self._record_echo(turn))
+                return
             remember(turn.text, turn.metadata.get("profile_name"))
             output = WhatsAppOutput(runtime, turn.client, turn.sender_id)
             if key is not None:
                 # Who writes, sealed for the action server (salon.access.signed_identity).
                 turn.metadata[SEAL_KEY] = seal(key, turn.sender_id, turn.client.wa_id, turn.client.user_id)
+            start_session = turn.new_window
+            if self._pauses.must_look(turn.sender_id, turn.item.sent_at, runtime.clock.now()):
+                # An advisor's pause from the phone may be over, or her conversation began
+                # with one (no session started for her yet).
+                start_session = await self._in_assistant_loop(self._before_turn(turn)) or start_session
             messages = []
-            if turn.new_window:
-                # The client writes after the window closed: a new session for Rasa too
+            if start_session:
+                # The client writes after the window closed (or for the first time after
+                # her advisor wrote first): a new session for Rasa too
                 # (action_session_start carries over and recalls what was left open).
                 messages.append(UserMessage(SESSION_START, output, turn.sender_id,
                                             input_channel=CHANNEL, metadata=turn.metadata))
@@ -246,17 +290,28 @@ class WhatsAppInput(InputChannel):
 
         return on_turn
 
+    def _agent(self) -> Any:
+        """Rasa's agent once the server runs (its tracker store and lock store), or None."""
+        agent = getattr(getattr(self._app, "ctx", None), "agent", None)
+        if agent is None or getattr(agent, "tracker_store", None) is None:
+            return None
+        return agent
+
     async def _waiting_note(self, sender_id: str) -> str | None:
         """The once-per-handover line for a client who writes while her advisor has the
         conversation (salon/advisors/paused.py), recorded in her conversation before it is
-        sent; None when the assistant is not paused or the line is not due.
+        sent; None when the assistant is not paused, the line is not due, or the pause is
+        the one her advisor's messages from the phone started (the advisor is there).
         """
-        agent = getattr(getattr(self._app, "ctx", None), "agent", None)
-        if agent is None or agent.tracker_store is None:
+        agent = self._agent()
+        if agent is None:
             return None
         async with agent.lock_store.lock(sender_id):
+            seen_at = self.runtime.clock.now()
             tracker = await agent.tracker_store.retrieve(sender_id)
-            if tracker is None or not tracker.is_paused():
+            view = _pause_view(tracker) if tracker is not None else None
+            self._pauses.saw(sender_id, view, seen_at)
+            if tracker is None or view is None or not tracker.is_paused() or view.kind == "echo":
                 return None
             since: list[Any] = []
             for event in reversed(tracker.events):
@@ -274,6 +329,66 @@ class WhatsAppInput(InputChannel):
             tracker.update(BotUttered(note, metadata={WAITING_NOTE_KEY: True}))
             await agent.tracker_store.save(tracker)
         return note
+
+    async def _record_echo(self, turn: Turn) -> None:
+        """Write an advisor's message from the phone into the client's conversation (once,
+        whatever the deliveries) and pause the assistant for :attr:`echo_pause` from now,
+        unless it is paused already (a handoff keeps its own pause) or the message is
+        older than that. Raises when Rasa's stores are not ready: the turn is tried again
+        later.
+        """
+        agent = self._agent()
+        if agent is None:
+            raise RuntimeError("the assistant's conversation store is not ready")
+        sender_id, wamid = turn.sender_id, turn.item.wamid
+        remember(turn.text)
+        async with agent.lock_store.lock(sender_id):
+            now = self.runtime.clock.now()
+            tracker = await agent.tracker_store.get_or_create_tracker(sender_id)
+            view = _pause_view(tracker)
+            if wamid in view.wamids:
+                self._pauses.saw(sender_id, view, now)
+                logger.info("advisor's message %s from the phone already in %s's conversation", wamid, sender_id)
+                return
+            tracker.update(BotUttered(turn.text, metadata=echo_event_metadata(turn.metadata, now)))
+            paused = (self.echo_pause > timedelta(0) and not tracker.is_paused()
+                      and turn.item.sent_at + self.echo_pause > now)
+            if paused:
+                tracker.update(ConversationPaused(metadata=pause_metadata(wamid)))
+            await agent.tracker_store.save(tracker)
+            view = _pause_view(tracker)
+            self._pauses.saw(sender_id, view, now)
+        logger.info("advisor's message %s from the phone recorded for %s (%s)", wamid, sender_id,
+                    "assistant paused" if paused else f"assistant already paused ({view.kind})"
+                    if view.kind != "none" else "assistant not paused")
+
+    async def _before_turn(self, turn: Turn) -> bool:
+        """Before a client's message: lift the pause her advisor's messages from the phone
+        started when it has run its time by the moment she wrote. Returns whether her
+        conversation, begun by such a message, still needs its first session started.
+        """
+        agent = self._agent()
+        if agent is None:
+            return False
+        sender_id = turn.sender_id
+        async with agent.lock_store.lock(sender_id):
+            # Taken before the read, under the lock: nothing recorded since is missed.
+            seen_at = self.runtime.clock.now()
+            tracker = await agent.tracker_store.retrieve(sender_id)
+            if tracker is None:
+                self._pauses.saw(sender_id, None, seen_at)
+                return False
+            view = _pause_view(tracker)
+            if view.lifted_for(turn.item.sent_at, self.echo_pause):
+                tracker.update(ConversationResumed(metadata=resume_metadata()))
+                if tracker.latest_action_name != ACTION_LISTEN_NAME:
+                    tracker.update(ActionExecuted(ACTION_LISTEN_NAME))
+                await agent.tracker_store.save(tracker)
+                logger.info("assistant back for %s: the pause of the advisor's messages from the phone "
+                            "ended", sender_id)
+                view = _pause_view(tracker)
+            self._pauses.saw(sender_id, view, seen_at)
+        return view.never_started and view.kind == "none"
 
     async def _in_assistant_loop(self, coro: Coroutine[Any, Any, Any]) -> Any:
         """Work on Rasa's stores where Rasa's turns run."""
@@ -343,6 +458,21 @@ class WhatsAppInput(InputChannel):
                 return response.text("body too large", status=400)
             reply = await runtime.handle(body, request.headers.get(HEADER))
             return response.text(reply.body, status=reply.status)
+
+
+def _pause_view(tracker: DialogueStateTracker) -> EchoPause:
+    """What the echo pause rules read of Rasa's tracker."""
+    events: list[TrackerEvent] = []
+    for event in tracker.events:
+        if isinstance(event, ConversationPaused):
+            events.append(TrackerEvent("paused", event.metadata))
+        elif isinstance(event, ConversationResumed):
+            events.append(TrackerEvent("resumed", event.metadata))
+        elif isinstance(event, (SessionStarted, Restarted)):
+            events.append(TrackerEvent("session"))
+        elif isinstance(event, BotUttered) and is_echo_event(event.metadata):
+            events.append(TrackerEvent("echo", event.metadata))
+    return read_pause(events, paused=tracker.is_paused())
 
 
 async def _note_trigger(request: Request) -> None:

@@ -36,6 +36,14 @@ Admin API (JSON in, JSON out; errors are ``{"error": "..."}`` with 400 or 404):
   ``bsuid_only: true`` plays a username-only client (no ``from`` / ``wa_id`` in the
   webhook; with only ``from`` the emulator gives the client a BSUID, country from the
   number)
+- ``POST /_emulator/echo`` — ``{"to": wa_id | BSUID, "text", "type"?: text|image|video|
+  audio|document|sticker (``text`` is then the caption), "duplicate"?: N}``: an advisor
+  writes from the WhatsApp Business app on the business number (coexistence). The bot gets
+  a signed ``smb_message_echoes`` webhook (``to`` the phone number unless the client is
+  username-only, ``to_user_id`` the BSUID when known); the client's thread shows it as
+  the business's message (``"source": "business_app"``); no outbox entry, no statuses,
+  the window is not touched → ``{"wamid", "timestamp", "type", "client", "message",
+  "webhook"}``
 - ``POST /_emulator/preferences`` — ``{"from" | "user_id", "value": "stop"|"resume"}``
 - ``POST /_emulator/identity_change`` — ``{"client": wa_id | BSUID, "new_user_id"?,
   "new_parent_user_id"?, "new_wa_id"?}``: ``new_wa_id`` → ``user_changed_number`` (BSUID
@@ -83,9 +91,11 @@ Admin API (JSON in, JSON out; errors are ``{"error": "..."}`` with 400 or 404):
   display_phone_number}, "window": {open, last_inbound_at, closes_at}, "messages": [...]}``;
   a client's message is ``{"direction": "in", wamid, type, text, reply_to, tapped: {kind,
   id, title} | null, media, at, status}``; a business message is ``{"direction": "out",
-  wamid, to, type, template, language, category, header, body, footer, buttons, options:
-  [{kind, id, title, description?, index?, payload?}], interactive_type, list_button,
-  status, error_code, error_details, in_window, statuses, at}`` (rejected sends included)
+  source, wamid, to, type, template, language, category, header, body, footer, buttons,
+  options: [{kind, id, title, description?, index?, payload?}], interactive_type,
+  list_button, status, error_code, error_details, in_window, statuses, at}`` (rejected
+  sends included); ``source`` is ``cloud_api``, or ``business_app`` for an advisor's
+  message from the WhatsApp Business app (``/_emulator/echo``)
 - ``GET /_emulator/phone`` — the phone page (``?client=&name=&followup=``): chat as a
   client in a browser; its files under ``GET /_emulator/static/<name>``
 """
@@ -439,7 +449,7 @@ def _register_inspection_routes(app: Sanic, emulator: Emulator) -> None:
 
 def _register_client_routes(app: Sanic, emulator: Emulator) -> None:
     """Admin API: playing the client (messages, preferences, identity changes, calls,
-    shared contact info).
+    shared contact info) and the advisor on the WhatsApp Business app (echoes).
     """
 
     @app.post("/_emulator/inbound")
@@ -447,6 +457,10 @@ def _register_client_routes(app: Sanic, emulator: Emulator) -> None:
         return _json(
             emulator.inbound(_body(request, graph=False), base_url=_base_url(request, emulator))
         )
+
+    @app.post("/_emulator/echo")
+    async def echo(request: Request) -> HTTPResponse:
+        return _json(emulator.echo(_body(request, graph=False)))
 
     @app.post("/_emulator/preferences")
     async def preferences(request: Request) -> HTTPResponse:

@@ -169,13 +169,18 @@ class InboundRecord:
 
 @dataclass(frozen=True)
 class ThreadInbound:
-    """A client's message as the phone page shows it (``GET /_emulator/thread``)."""
+    """A message of the thread that went through no Graph API call, as the phone page
+    shows it (``GET /_emulator/thread``): the client's, or one an advisor sent from the
+    WhatsApp Business app (``from_business``).
+    """
 
     client_key: str
     message: dict[str, Any]
     at: datetime
     #: how many outbox entries existed when it arrived: its place in the thread
     after_outbound: int
+    #: sent by the business from the WhatsApp Business app (an echo), not by the client
+    from_business: bool = False
 
 
 def opt_str(value: Any, name: str) -> str | None:

@@ -24,6 +24,7 @@ __all__ = [
     "build_payload",
     "call_object",
     "contact_object",
+    "echo_message",
     "envelope",
     "inbound_message",
     "serialise",
@@ -145,6 +146,35 @@ def system_message(
     message["timestamp"] = str(unix(timestamp))
     message["type"] = "system"
     message["system"] = dict(system)
+    return message
+
+
+def echo_message(
+    *,
+    wamid: str,
+    timestamp: datetime,
+    business_number: str,
+    to: str | None,
+    to_user_id: str | None,
+    kind: str,
+    content: Any,
+    to_parent_user_id: str | None = None,
+) -> dict[str, Any]:
+    """One ``message_echoes[]`` element (``smb_message_echoes``): a message the business
+    sent from the WhatsApp Business app. ``to`` is the client's phone number (absent for a
+    username-only client), ``to_user_id`` her BSUID when she has one.
+    """
+    message: dict[str, Any] = {"from": business_number}
+    if to:
+        message["to"] = to
+    if to_user_id:
+        message["to_user_id"] = to_user_id
+    if to_parent_user_id:
+        message["to_parent_user_id"] = to_parent_user_id
+    message["id"] = wamid
+    message["timestamp"] = str(unix(timestamp))
+    message["type"] = kind
+    message[kind] = content
     return message
 
 

@@ -14,8 +14,10 @@ else UTC) and ``followup`` (the URL of a helper that asks the assistant to write
 the page shows a "follow-up" button only when it is given).
 
 The page also changes the client's BSUID or number (``/_emulator/identity_change``),
-places a call (``/_emulator/call``) and answers a contact-information request with its
-"Share contact info" button (``/_emulator/share_contact``).
+places a call (``/_emulator/call``), answers a contact-information request with its
+"Share contact info" button (``/_emulator/share_contact``) and plays an advisor writing
+from the WhatsApp Business app on the maison's number (``/_emulator/echo``: the message
+shows in the thread as the business's, labelled as sent from the app).
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ and webhooks. The Sanic routes (:mod:`salon.emulator.app`) are thin wrappers aro
 
 :class:`Emulator` is one object made of its jobs: the shared state
 (:mod:`~salon.emulator.core`), the send path (:mod:`~salon.emulator.sending`), playing the
-client (:mod:`~salon.emulator.inbound`), the views the admin API and the phone page read
+client (:mod:`~salon.emulator.inbound`), the WhatsApp Business app on the same number
+(:mod:`~salon.emulator.coexistence`), the views the admin API and the phone page read
 (:mod:`~salon.emulator.views`) and the account's settings (:mod:`~salon.emulator.account`).
 
 Synchronous rejections raise :class:`~salon.emulator.graph_errors.GraphError`; admin
@@ -23,6 +24,9 @@ Synchronous or asynchronous, as Meta does it:
   and then fail with a ``failed`` status webhook, because Meta decides those at delivery
   time;
 - a BSUID in ``to`` is accepted and then silently dropped (no status at all);
+- a message an advisor sends from the WhatsApp Business app (``/_emulator/echo``) goes
+  through no Graph API call: the bot gets an ``smb_message_echoes`` webhook, the client's
+  window is not touched;
 - everything else gets ``sent`` → ``delivered`` → ``read`` status webhooks after the
   configured delays (wall-clock seconds after acceptance; ``read`` can be disabled).
 """
@@ -30,6 +34,7 @@ Synchronous or asynchronous, as Meta does it:
 from __future__ import annotations
 
 from salon.emulator.account import AccountMixin
+from salon.emulator.coexistence import CoexistenceMixin
 from salon.emulator.inbound import InboundMixin
 from salon.emulator.model import AdminError, Client, MediaItem, OutboundMessage
 from salon.emulator.sending import SendingMixin
@@ -38,5 +43,5 @@ from salon.emulator.views import ViewsMixin
 __all__ = ["AdminError", "Client", "Emulator", "MediaItem", "OutboundMessage"]
 
 
-class Emulator(SendingMixin, InboundMixin, ViewsMixin, AccountMixin):
+class Emulator(SendingMixin, InboundMixin, CoexistenceMixin, ViewsMixin, AccountMixin):
     """State and behaviour of the emulated WhatsApp Business Account."""

@@ -107,13 +107,16 @@ class ViewsMixin(EmulatorCore):
         position = 0
         for index, out in enumerate(self.outbox):
             while position < len(pending) and pending[position].after_outbound <= index:
-                messages.append(self._thread_in(pending[position]))
+                messages.append(self._thread_entry(pending[position]))
                 position += 1
             # a dropped message never reached the client's phone
             if out.client_key == client.key and out.status != "dropped":
                 messages.append(_thread_out(out))
-        messages.extend(self._thread_in(e) for e in pending[position:])
+        messages.extend(self._thread_entry(e) for e in pending[position:])
         return messages
+
+    def _thread_entry(self, entry: ThreadInbound) -> dict[str, Any]:
+        return _thread_echo(entry) if entry.from_business else self._thread_in(entry)
 
     def _thread_in(self, entry: ThreadInbound) -> dict[str, Any]:
         message = entry.message
@@ -239,9 +242,46 @@ def _thread_out(message: OutboundMessage) -> dict[str, Any]:
             list_button = action.get("button")
     return {
         "direction": "out",
+        "source": "cloud_api",
         **item,
         "interactive_type": interactive_type,
         "list_button": list_button,
         "options": [dict(o) for o in message.options],
         "at": message.sent_at.isoformat(),
+    }
+
+
+def _thread_echo(entry: ThreadInbound) -> dict[str, Any]:
+    """A message an advisor sent from the WhatsApp Business app, shown like the business's
+    other messages (``source: "business_app"``); it went through no Graph API call, so it
+    has no template, options or statuses.
+    """
+    message = entry.message
+    kind = str(message.get("type"))
+    found = message.get(kind)
+    content: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+    body = content.get("body") if kind == "text" else content.get("caption")
+    return {
+        "direction": "out",
+        "source": "business_app",
+        "wamid": message.get("id"),
+        "to": message.get("to") or message.get("to_user_id"),
+        "type": kind,
+        "template": None,
+        "language": None,
+        "category": None,
+        "header": None,
+        "body": body,
+        "footer": None,
+        "buttons": [],
+        "status": "delivered",
+        "error_code": None,
+        "error_details": None,
+        "in_window": None,
+        "statuses": [],
+        "drop_reason": None,
+        "interactive_type": None,
+        "list_button": None,
+        "options": [],
+        "at": entry.at.isoformat(),
     }

@@ -16,6 +16,11 @@ whose claim could not be released after a failed acknowledgement by Meta's retry
 (the retry is then processed as new). A turn that failed is tried again after
 :data:`TURN_RETRY_DELAYS`, then given up: recorded ``abandoned`` in the inbox, logged, and
 handed to an advisor (a ``repeated_failure`` handoff).
+
+What an advisor types in the WhatsApp Business app on the same number (coexistence,
+``smb_message_echoes``) is claimed in the inbox like a message (a redelivery is recorded
+once) but is the maison's message: it records no window, and its "turn" only writes it
+into the client's conversation (in order with her messages), never asks the assistant.
 """
 
 from __future__ import annotations
@@ -48,7 +53,9 @@ from salon.whatsapp.addressing import is_bsuid
 from salon.whatsapp.messages import OutgoingMessage
 from salon.whatsapp.signature import SignatureCheck, check_signature
 from salon.whatsapp.updates import (
+    ECHO_MARK,
     InboundMessage,
+    MessageEcho,
     StatusUpdate,
     TemplateEvent,
     WebhookBatch,
@@ -111,6 +118,13 @@ class Turn:
     @property
     def metadata(self) -> dict[str, Any]:
         return self.item.metadata
+
+    @property
+    def is_echo(self) -> bool:
+        """An advisor's message from the WhatsApp Business app (coexistence): the turn
+        records it in the client's conversation; the assistant is not asked anything.
+        """
+        return self.item.metadata.get(ECHO_MARK) is True
 
 
 TurnHandler = Callable[[Turn], Awaitable[None]]
@@ -215,7 +229,7 @@ class WebhookService:
         self.stats: dict[str, int] = {
             "posts": 0, "messages": 0, "duplicates": 0, "statuses": 0, "rejected": 0,
             "turns": 0, "turn_errors": 0, "unavailable": 0, "commits": 0, "foreign": 0,
-            "abandoned": 0, "taken_over": 0,
+            "abandoned": 0, "taken_over": 0, "echoes": 0,
         }
 
     # ------------------------------------------------------------------ handshake
@@ -249,6 +263,8 @@ class WebhookService:
         for message in batch.messages:
             # Whatever logs these later (here or in Rasa) masks them.
             remember(message.text, message.profile_name)
+        for echo in batch.echoes:
+            remember(echo.text)
         for where, why in batch.rejected:
             self.stats["rejected"] += 1
             logger.error("webhook item %s rejected: %s", where, why)
@@ -269,16 +285,20 @@ class WebhookService:
         """
         foreign = {m.phone_number_id for m in batch.messages if m.phone_number_id != self.phone_number_id}
         foreign |= {s.phone_number_id for s in batch.statuses if s.phone_number_id != self.phone_number_id}
+        foreign |= {e.phone_number_id for e in batch.echoes if e.phone_number_id != self.phone_number_id}
         if not foreign:
             return
         kept = [m for m in batch.messages if m.phone_number_id == self.phone_number_id]
         kept_statuses = [s for s in batch.statuses if s.phone_number_id == self.phone_number_id]
-        dropped = len(batch.messages) - len(kept) + len(batch.statuses) - len(kept_statuses)
+        kept_echoes = [e for e in batch.echoes if e.phone_number_id == self.phone_number_id]
+        dropped = (len(batch.messages) - len(kept) + len(batch.statuses) - len(kept_statuses)
+                   + len(batch.echoes) - len(kept_echoes))
         self.stats["foreign"] += dropped
         logger.warning("webhook: %d message(s)/status(es) for phone number id(s) %s, not ours (%s); ignored",
                        dropped, ", ".join(sorted(foreign)), self.phone_number_id)
         batch.messages[:] = kept
         batch.statuses[:] = kept_statuses
+        batch.echoes[:] = kept_echoes
 
     # ------------------------------------------------------------------ group commit
     async def _commit(self, batch: WebhookBatch) -> None:
@@ -316,7 +336,8 @@ class WebhookService:
                             future.set_exception(exc)
                     continue
                 for turn in turns:
-                    logger.debug("message %s from %s%s", turn.item.wamid, turn.sender_id,
+                    logger.debug("%s %s %s %s%s", "echo" if turn.is_echo else "message", turn.item.wamid,
+                                 "to" if turn.is_echo else "from", turn.sender_id,
                                  " (window reopened)" if turn.new_window else "")
                 # The acknowledgements first, then the turns.
                 for _, future in group:
@@ -339,16 +360,23 @@ class WebhookService:
         """
         now = self.clock.now()
         messages = sorted((m for batch in batches for m in batch.messages), key=lambda m: m.timestamp)
+        echoes = sorted((e for batch in batches for e in batch.echoes), key=lambda e: e.timestamp)
         _note_consent_keywords(messages)
         items = [_inbox_item(m) for m in messages]
-        fresh = await self._claim(messages, items, now)
+        echo_items = [_echo_item(e) for e in echoes]
+        # One claim for both: an echo's row is its dedup and keeps it until it is recorded.
+        fresh_all = await self._claim([_Claimed(m.wamid, m.starts_turn) for m in messages]
+                                      + [_Claimed(e.wamid, True) for e in echoes], items + echo_items, now)
+        fresh, echo_fresh = fresh_all[:len(messages)], fresh_all[len(messages):]
         claimed = [m for m, ok in zip(messages, fresh, strict=True) if ok]
-        self.stats["duplicates"] += len(messages) - len(claimed)
+        claimed_echoes = [e for e, ok in zip(echoes, echo_fresh, strict=True) if ok]
+        self.stats["duplicates"] += len(messages) - len(claimed) + len(echoes) - len(claimed_echoes)
         try:
             recorded = await self._record_claimed(claimed)
+            echo_clients = await self._echo_clients(claimed_echoes)
             failures = await self._record_updates(batches)
         except Exception:
-            await self._release(claimed)
+            await self._release([m.wamid for m in claimed] + [e.wamid for e in claimed_echoes])
             raise
         self.stats["messages"] += len(claimed)
         self.stats["statuses"] += sum(len(batch.statuses) for batch in batches)
@@ -360,9 +388,29 @@ class WebhookService:
             _note_ids(item, client)
             turns.append(Turn(item, client, recorded.parked.get(message.wamid),
                               message.wamid in recorded.reopened, conversation))
+        if claimed_echoes:
+            for echo, item, ok in zip(echoes, echo_items, echo_fresh, strict=True):
+                if not ok:
+                    continue
+                client, conversation = echo_clients.get(echo.wamid, (echo.client, None))
+                _note_ids(item, client)
+                turns.append(Turn(item, client, conversation_id=conversation))
+            # The advisor's messages and the client's, in the order they were written.
+            turns.sort(key=lambda turn: turn.item.sent_at)
         return turns, failures
 
-    async def _claim(self, messages: list[InboundMessage], items: list[InboxItem],
+    async def _echo_clients(self, echoes: list[MessageEcho]) -> dict[str, tuple[ClientRef, str]]:
+        """The client each echo went to, with every id her session knows and her
+        conversation id (read only: an echo records no window). A client who never wrote
+        has no session yet: her echo goes to the conversation her id names.
+        """
+        if not echoes:
+            return {}
+        states = await self.sessions.get_many([echo.client for echo in echoes])
+        return {echo.wamid: _known_client(echo.client, state)
+                for echo, state in zip(echoes, states, strict=True) if state is not None}
+
+    async def _claim(self, messages: Sequence[_Claimed], items: list[InboxItem],
                      now: datetime) -> list[bool]:
         """Claim the inbox rows of ``messages`` (taking over those nobody works on any
         more); per message, True when it is this commit's. From then on the claimed
@@ -425,11 +473,13 @@ class WebhookService:
             await self._template_event(event)
         return failures
 
-    async def _release(self, claimed: list[InboundMessage]) -> None:
-        """Give up the claims of a commit that failed: Meta's retry finds them as they were."""
-        self._held.difference_update(m.wamid for m in claimed)
+    async def _release(self, claimed: list[str]) -> None:
+        """Give up the claims (wamids) of a commit that failed: Meta's retry finds them as
+        they were.
+        """
+        self._held.difference_update(claimed)
         try:
-            await self.inbox.release_inbound([m.wamid for m in claimed])
+            await self.inbox.release_inbound(claimed)
         except Exception as exc:
             # Still pending under our name: Meta's retry takes it over (or, if it
             # never comes, the sweep once the lease has run out).
@@ -496,7 +546,7 @@ class WebhookService:
                 self._held.discard(wamid)
         return taken
 
-    async def _take_over_duplicates(self, messages: list[InboundMessage], fresh: list[bool],
+    async def _take_over_duplicates(self, messages: Sequence[_Claimed], fresh: list[bool],
                                     mine: set[str], now: datetime) -> list[bool]:
         """Meta's retry of a message whose row is still pending but worked on by nobody
         (the release of its claim failed when its acknowledgement failed, or its channel
@@ -600,6 +650,9 @@ class WebhookService:
     async def _run_turn(self, turn: Turn) -> None:
         meta = turn.metadata
         try:
+            if turn.is_echo:
+                await self._record_echo(turn)
+                return
             skip_turn = False
             parked = turn.parked_count
             if parked is None:
@@ -633,6 +686,21 @@ class WebhookService:
         finally:
             self._held.discard(turn.item.wamid)
 
+    async def _record_echo(self, turn: Turn) -> None:
+        """An advisor's message from the phone, written into the client's conversation by
+        the channel. No parked delivery, no read receipt, no typing indicator: the client
+        did nothing. A message the Cloud API sent for Salon is already there.
+        """
+        wamid = turn.item.wamid
+        ours = await self.sent.outbound_by_wamid(wamid)
+        if ours is not None and ours.kind != "status_only":
+            logger.info("echo %s is a message Salon sent itself; not recorded again", wamid)
+            await self.inbox.finish_inbound(wamid, self.clock.now(), state="skipped")
+            return
+        await self.on_turn(turn)
+        self.stats["echoes"] += 1
+        await self.inbox.finish_inbound(wamid, self.clock.now(), state="done")
+
     async def _turn_failed(self, turn: Turn, exc: Exception) -> None:
         """Record a failed turn: due again after its backoff, or given up after the last
         attempt (recorded, logged, handed to an advisor).
@@ -655,6 +723,8 @@ class WebhookService:
         except Exception:
             logger.exception("could not record the failure of %s", turn.item.wamid)
             return
+        if turn.is_echo:
+            return  # the advisor wrote it: nothing for anyone to answer
         try:
             await self._hand_over(turn, attempt, type(exc).__name__)
         except Exception:
@@ -846,6 +916,32 @@ def _inbox_item(message: InboundMessage) -> InboxItem:
         text=message.text,
         metadata=message.metadata,
         state="pending" if message.starts_turn else "skipped",
+        attempts=0,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Claimed:
+    """What claiming an inbox row needs of a message or an echo: its wamid, and whether
+    work remains once it is acknowledged (a turn, or recording an echo).
+    """
+
+    wamid: str
+    starts_turn: bool
+
+
+def _echo_item(echo: MessageEcho) -> InboxItem:
+    """An echo as the inbox keeps it: under the client's id (her data, found and erased
+    with hers), pending until it is in her conversation.
+    """
+    return InboxItem(
+        wamid=echo.wamid,
+        phone_number_id=echo.phone_number_id,
+        sender_id=echo.sender_id,
+        sent_at=echo.timestamp,
+        text=echo.text,
+        metadata=echo.metadata,
+        state="pending",
         attempts=0,
     )
 

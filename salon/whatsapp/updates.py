@@ -13,7 +13,10 @@ module walks all of it and returns what each part means for Salon:
 - :class:`StatusUpdate`: sent/delivered/read/played/failed for one of our messages;
 - :class:`TemplateEvent`: template status, quality, category and component changes;
 - :class:`PreferenceUpdate`: a client stopped or resumed marketing messages;
-- :class:`AccountError`: ``value.errors`` (system, app or account level).
+- :class:`AccountError`: ``value.errors`` (system, app or account level);
+- :class:`MessageEcho`: a message the business sent from the WhatsApp Business app on the
+  same number (coexistence, ``smb_message_echoes``): what an advisor typed on the phone.
+  It is the maison's message, not the client's: it neither opens nor extends her window.
 
 Anything malformed is reported in :attr:`WebhookBatch.rejected` with a reason; the rest of
 the batch is kept. Every field is read with its type checked (ids are bounded strings,
@@ -46,8 +49,11 @@ __all__ = [
     "MEDIA_TYPES",
     "IDENTITY_CHANGES",
     "AccountError",
+    "ECHO_FIELD",
+    "ECHO_MARK",
     "IdentityChange",
     "InboundMessage",
+    "MessageEcho",
     "PreferenceUpdate",
     "StatusUpdate",
     "TemplateEvent",
@@ -74,6 +80,12 @@ TEMPLATE_FIELDS: Final = frozenset(
         "message_template_components_update",
     }
 )
+
+ECHO_FIELD: Final = "smb_message_echoes"
+"""The webhook field of the messages sent from the WhatsApp Business app (coexistence)."""
+ECHO_MARK: Final = "echo"
+"""The metadata key (value ``True``) that marks an echo; never set on a client's message."""
+_ECHO_TYPE: Final = re.compile(r"[a-z][a-z0-9_]{0,39}")
 
 # Intent triggers for messages that carry no text for the language model.
 TRIGGER_MEDIA: Final = "/share_media"
@@ -210,6 +222,31 @@ class AccountError:
     error: WhatsAppError
 
 
+@dataclass(frozen=True, slots=True)
+class MessageEcho:
+    """A message the business sent from the WhatsApp Business app on this number
+    (coexistence): an advisor writing to the client from the phone. Meta reports it so
+    the conversation is complete; it is not the client's activity (no window opened or
+    extended, no turn of the assistant).
+    """
+
+    wamid: str
+    phone_number_id: str
+    client: ClientRef
+    """The recipient: ``to`` (her phone number) and / or ``to_user_id`` (her BSUID)."""
+    timestamp: datetime
+    type: str
+    text: str
+    """What the conversation shows: the text, or ``[image]`` (and its caption) for the
+    other types."""
+    metadata: dict[str, Any]
+
+    @property
+    def sender_id(self) -> str:
+        """The client's id as an inbound message of hers would give it (BSUID first)."""
+        return self.client.user_id or self.client.wa_id or ""
+
+
 @dataclass(slots=True)
 class WebhookBatch:
     """Everything one webhook body says, by kind, with what was rejected or ignored."""
@@ -219,6 +256,8 @@ class WebhookBatch:
     template_events: list[TemplateEvent] = field(default_factory=list)
     preferences: list[PreferenceUpdate] = field(default_factory=list)
     account_errors: list[AccountError] = field(default_factory=list)
+    echoes: list[MessageEcho] = field(default_factory=list)
+    """Messages the business sent from the WhatsApp Business app (coexistence)."""
     rejected: list[tuple[str, str]] = field(default_factory=list)
     """(where, why) for every item that could not be understood."""
     ignored: list[tuple[str, str]] = field(default_factory=list)
@@ -371,6 +410,8 @@ def parse_webhook(payload: Mapping[str, Any]) -> WebhookBatch:
                 _parse_preferences(value, where, batch)
             elif kind == "calls":
                 _parse_calls(value, where, batch)
+            elif kind == ECHO_FIELD:
+                _parse_echoes(value, where, batch)
             else:
                 batch.ignored.append((where, f"field {kind!r}"))
     return batch
@@ -450,6 +491,93 @@ def _parse_calls(value: Mapping[str, Any], where: str, batch: WebhookBatch) -> N
             ))
         except (KeyError, TypeError, ValueError, OverflowError, OSError) as exc:
             batch.rejected.append((item_where, f"call not understood: {exc}"))
+
+
+def _parse_echoes(value: Mapping[str, Any], where: str, batch: WebhookBatch) -> None:
+    """``smb_message_echoes``: each ``message_echoes[]`` item is one message an advisor
+    sent from the WhatsApp Business app; a malformed one is rejected on its own.
+    """
+    pnid = _phone_number_id(value)
+    for index, raw in enumerate(_list(value, "message_echoes", where, batch)):
+        item_where = f"{where}.message_echoes[{index}]"
+        try:
+            batch.echoes.append(_echo(raw, pnid))
+        except (KeyError, TypeError, ValueError, OverflowError, OSError) as exc:
+            batch.rejected.append((item_where, f"message echo not understood: {exc}"))
+
+
+def _echo(raw: Any, pnid: str) -> MessageEcho:
+    if not isinstance(raw, Mapping):
+        raise TypeError("message echo is not an object")
+    if not pnid:
+        raise ValueError("metadata.phone_number_id is missing")
+    wamid = _require_str(raw, "id")
+    kind = _require_str(raw, "type")
+    if not _ECHO_TYPE.fullmatch(kind):
+        raise ValueError(f"type {kind[:40]!r} is not a message type")
+    timestamp = _timestamp(raw.get("timestamp"))
+    client = _recipient_of(raw, pnid)
+    business = _opt_str(raw, "from", 64)  # our own number, as the app shows it
+    text, details = _echo_content(kind, raw)
+    metadata: dict[str, Any] = {
+        ECHO_MARK: True,
+        "wamid": wamid,
+        "timestamp": int(timestamp.timestamp()),
+        "phone_number_id": pnid,
+        "type": kind,
+        "wa_id": client.wa_id,
+        "user_id": client.user_id,
+        "parent_user_id": _opt_str(raw, "to_parent_user_id"),
+        "business_number": business,
+    }
+    metadata.update(details)
+    if isinstance(raw.get("context"), Mapping):
+        metadata["context"] = dict(raw["context"])
+    return MessageEcho(wamid=wamid, phone_number_id=pnid, client=client, timestamp=timestamp,
+                       type=kind, text=text, metadata=metadata)
+
+
+def _recipient_of(raw: Mapping[str, Any], pnid: str) -> ClientRef:
+    """The client an echo went to: ``to`` (a phone number, or a BSUID for a username-only
+    client) and / or ``to_user_id`` (her BSUID, Meta 2026).
+    """
+    wa_id = _opt_str(raw, "to")
+    user_id = _opt_str(raw, "to_user_id")
+    if wa_id is not None and is_bsuid(wa_id):
+        if user_id is not None and user_id != wa_id:
+            raise ValueError("to and to_user_id name two different BSUIDs")
+        user_id, wa_id = wa_id, None
+    if wa_id is None and user_id is None:
+        raise ValueError("no recipient: neither to nor to_user_id")
+    if wa_id is not None and not re.fullmatch(r"\+?\d{5,20}", wa_id):
+        raise ValueError("to is not a phone number")
+    if user_id is not None and not is_bsuid(user_id):
+        raise ValueError("to_user_id is not a BSUID")
+    return ClientRef(pnid, user_id, wa_id)
+
+
+def _echo_content(kind: str, raw: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """What the conversation shows of an echo, and the details kept with it: the text of
+    a text message; ``[<type>]`` for the others (with a caption when there is one).
+    """
+    body = raw.get(kind)
+    if kind == "text":
+        text = body.get("body") if isinstance(body, Mapping) else None
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError("text.body is missing or empty")
+        return text, {}
+    content: Mapping[str, Any] = body if isinstance(body, Mapping) else {}
+    details: dict[str, Any] = {}
+    label = f"[{kind}]"
+    if kind in MEDIA_TYPES:
+        attachment = {k: content.get(k) for k in ("id", "mime_type", "sha256", "filename", "voice",
+                                                   "animated") if k in content}
+        attachment["type"] = kind
+        details["attachment"] = attachment
+    caption = content.get("caption")
+    if isinstance(caption, str) and caption.strip():
+        label = f"{label} {caption.strip()}"
+    return label, details
 
 
 def _require_str(raw: Mapping[str, Any], key: str) -> str:

@@ -56,6 +56,9 @@
     identityResult: el("identity-result"),
     callAnswered: el("call-answered"),
     placeCall: el("place-call"),
+    echoForm: el("echo-form"),
+    echoText: el("echo-text"),
+    echoSend: el("echo-send"),
     zone: el("time-zone"),
     clock: el("clock"),
     offset: el("clock-offset"),
@@ -275,8 +278,12 @@
     item.dataset.direction = "out";
     item.dataset.type = message.type;
     item.dataset.status = message.status;
+    item.dataset.source = message.source || "cloud_api";
     if (message.template) item.dataset.template = message.template;
     const bubble = node("div", "bubble");
+    if (message.source === "business_app") {
+      bubble.append(node("span", "bubble__label", "Advisor · WhatsApp Business app"));
+    }
     if (message.template) {
       const lang = message.language ? ` · ${message.language}` : "";
       const label = node("span", "bubble__label", "Template");
@@ -541,6 +548,19 @@
     }
   }
 
+  // An advisor writes from the WhatsApp Business app on the maison's number.
+  async function sendEcho(event) {
+    event.preventDefault();
+    const text = ui.echoText.value.trim();
+    if (!text) return;
+    ui.echoSend.disabled = true;
+    const ok = await act("The advisor's message was not sent", () =>
+      call("POST", "/_emulator/echo", { to: state.client, text }),
+    );
+    ui.echoSend.disabled = false;
+    if (ok) ui.echoText.value = "";
+  }
+
   async function advance(button) {
     const seconds = Number(button.dataset.seconds);
     button.disabled = true;
@@ -618,6 +638,7 @@
     changeIdentity({ new_wa_id: digits }, ui.changeNumber);
   });
   ui.placeCall.addEventListener("click", placeCall);
+  ui.echoForm.addEventListener("submit", sendEcho);
   ui.identity.addEventListener("submit", switchClient);
   ui.name.addEventListener("input", () => {
     state.name = ui.name.value;
