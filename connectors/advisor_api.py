@@ -7,6 +7,12 @@ Routes (``Authorization: Bearer <token>``, scope ``advisor``; see ``SALON_API_TO
 - ``GET  /advisor/conversations/<id>``: the handoff, the window and the transcript;
 - ``POST /advisor/conversations/<id>/reply`` ``{"text": "..."}``: through the send-time guard;
 - ``POST /advisor/conversations/<id>/resume``: back to the assistant;
+- ``POST /advisor/conversations/<id>/take``: the advisor takes it up (from the assistant too);
+- ``POST /advisor/conversations/<id>/reassign`` ``{"advisor_id": "..."}``: a manager's;
+- ``POST /advisor/conversations/<id>/template`` ``{"template": "<name>"}``: an approved
+  template, through the guard;
+- ``POST /advisor/conversations/<id>/follow-up`` ``{"at": "<her local time>", "text": "..."}``:
+  through the outbound engine;
 - ``GET  /advisor/repairs[?all=true]``: the repair requests of the advisor's clients, with
   each client's window (closed ones with ``all``);
 - ``GET  /advisor/repairs/<id>``: one request with its history;
@@ -14,7 +20,8 @@ Routes (``Authorization: Bearer <token>``, scope ``advisor``; see ``SALON_API_TO
   status, told to the client through the send-time guard.
 
 The transcript, the advisor's messages and the resume live in the agent's tracker
-store, updated under the agent's lock store like any turn.
+store, updated under the agent's lock store like any turn. The advisor console
+(:mod:`connectors.console`) is mounted beside these routes, over the same desk.
 
 Every route is limited per client IP before the token is checked (``SALON_ADVISOR_API_RATE``
 requests a minute, 300 by default, burst ``SALON_ADVISOR_API_BURST``; see
@@ -43,15 +50,27 @@ from rasa.shared.core.events import (
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
+from connectors.console import ConsoleContext, add_console_routes
 from salon.access.ratelimit import ClientIp, IpRateLimit, RateLimitSettings, too_many_requests
 from salon.access.tokens import TokenBook
+from salon.advisors.audit import AdvisorAudit
 from salon.advisors.desk import AdvisorDesk, DeskAnswer
 from salon.advisors.handoff import HandoffBook
 from salon.advisors.repairs import RepairBook
+from salon.consent.book import ConsentBook
+from salon.console.sessions import ConsoleSessions, session_hours
 from salon.integrations.bookings import SqlBookings
 from salon.integrations.crm import SqlCrm
+from salon.integrations.schema import advisors as advisors_table
+from salon.outbound.pacing import PacingConfig
+from salon.outbound.queue import OutboundQueue
+from salon.templates.lifecycle import TemplateStates
+from salon.templates.registry import TemplateRegistry
 from salon.webhook.companion import IoProcessRuntime
+from salon.webhook.echoes import PAUSE_KEY
 from salon.webhook.runtime import WhatsAppRuntime
 
 logger = logging.getLogger(__name__)
@@ -125,7 +144,9 @@ class RasaTranscripts:
                     lines.append({"at": _at(event.timestamp), "from": "advisor" if advisor else "assistant",
                                   "text": text, **({"advisor": advisor} if advisor else {})})
                 elif isinstance(event, ConversationPaused):
-                    lines.append({"at": _at(event.timestamp), "from": "system", "text": "handed to an advisor"})
+                    text = ("an advisor writes from the phone; the assistant is paused"
+                            if (event.metadata or {}).get(PAUSE_KEY) is True else "handed to an advisor")
+                    lines.append({"at": _at(event.timestamp), "from": "system", "text": text})
                 elif isinstance(event, ConversationResumed):
                     lines.append({"at": _at(event.timestamp), "from": "system", "text": "back with the assistant"})
                 elif isinstance(event, SessionStarted):
@@ -155,6 +176,9 @@ class RasaTranscripts:
     async def resume(self, conversation_id: str) -> None:
         await self._append(conversation_id, ConversationResumed(), then_listen=True)
 
+    async def pause(self, conversation_id: str) -> None:
+        await self._append(conversation_id, ConversationPaused())
+
 
 def add_advisor_routes(bp: Blueprint, runtime: IoProcessRuntime | WhatsAppRuntime,
                        run: Runner[Any], limit: SanicRateLimit) -> Callable[[Any], Awaitable[None]]:
@@ -171,20 +195,53 @@ def add_advisor_routes(bp: Blueprint, runtime: IoProcessRuntime | WhatsAppRuntim
         await handoffs.initialize()
         repairs = RepairBook(engine=runtime.engine)
         await repairs.initialize()
-        state["desk"] = AdvisorDesk(
+        audit = AdvisorAudit(engine=runtime.engine, clock=runtime.clock)
+        await audit.initialize()
+        advisors = await _advisors(runtime.engine)
+        outbound = OutboundQueue(engine=runtime.engine)
+        await outbound.initialize()
+        desk = AdvisorDesk(
             tokens=tokens, handoffs=handoffs, sessions=runtime.sessions, sender=runtime.sender,
             transcripts=RasaTranscripts(lambda: app.ctx.agent, run), clock=runtime.clock,
             phone_number_id=runtime.config.phone_number_id, repairs=repairs,
-            crm=SqlCrm(runtime.engine), bookings=SqlBookings(runtime.engine, runtime.clock))
-        logger.info("advisor API ready: %d token(s)", len(tokens))
+            crm=SqlCrm(runtime.engine), bookings=SqlBookings(runtime.engine, runtime.clock), audit=audit,
+            advisor_ids=frozenset(a for a, _ in advisors) or None, outbound=outbound)
+        sessions = ConsoleSessions(engine=runtime.engine)
+        await sessions.initialize()
+        consents = ConsentBook(engine=runtime.engine)
+        await consents.initialize()
+        registry = TemplateRegistry.load_default()
+        registry.attach(TemplateStates(engine=runtime.engine), runtime.clock)
+        state["console"] = ConsoleContext(
+            desk=desk, tokens=tokens, sessions=sessions, engine=runtime.engine, windows=runtime.sessions,
+            handoffs=handoffs, repairs=repairs, consents=consents, registry=registry, audit=audit,
+            clock=runtime.clock, phone_number_id=runtime.config.phone_number_id, advisors=advisors,
+            hours=session_hours(), quiet=PacingConfig.from_env().quiet)
+        state["desk"] = desk
+        logger.info("advisor API and console ready: %d token(s)", len(tokens))
 
     def desk() -> AdvisorDesk | None:
         return state.get("desk")
 
     starting = response.json({"error": "starting"}, status=503)
     _add_conversation_routes(bp, limit, desk, starting)
+    _add_act_routes(bp, limit, desk, starting)
     _add_repair_routes(bp, limit, desk, starting)
+    add_console_routes(bp, limit, lambda: state.get("console"))
     return start_desk
+
+
+async def _advisors(engine: Any) -> tuple[tuple[str, str], ...]:
+    """The maison's advisors (id, "First Last · boutique"), for reassigning."""
+    try:
+        async with engine.connect() as conn:
+            rows = (await conn.execute(select(advisors_table.c.id, advisors_table.c.first_name,
+                                              advisors_table.c.last_name, advisors_table.c.boutique_id)
+                                       .order_by(advisors_table.c.boutique_id, advisors_table.c.first_name))).all()
+    except SQLAlchemyError:
+        logger.warning("advisor API: the maison's advisors could not be read; reassigning accepts any id")
+        return ()
+    return tuple((r.id, f"{r.first_name} {r.last_name} · {r.boutique_id.capitalize()}") for r in rows)
 
 
 def _answer(result: DeskAnswer) -> HTTPResponse:
@@ -235,6 +292,48 @@ def _add_conversation_routes(bp: Blueprint, limit: SanicRateLimit,
         if current is None:
             return starting
         return _answer(await current.resume(request.headers.get("Authorization"), conversation_id))
+
+
+def _add_act_routes(bp: Blueprint, limit: SanicRateLimit,
+                    desk: Callable[[], AdvisorDesk | None], starting: HTTPResponse) -> None:
+    """Taking a conversation, reassigning it (a manager), a template by name, a follow-up
+    (``starting`` until the desk is up).
+    """
+
+    @bp.route("/advisor/conversations/<conversation_id>/take", methods=["POST"])
+    @limit
+    async def take(request: Request, conversation_id: str) -> HTTPResponse:
+        current = desk()
+        if current is None:
+            return starting
+        return _answer(await current.take(request.headers.get("Authorization"), conversation_id))
+
+    @bp.route("/advisor/conversations/<conversation_id>/reassign", methods=["POST"])
+    @limit
+    async def reassign(request: Request, conversation_id: str) -> HTTPResponse:
+        current = desk()
+        if current is None:
+            return starting
+        return _answer(await current.reassign(request.headers.get("Authorization"), conversation_id,
+                                              _json_body(request)))
+
+    @bp.route("/advisor/conversations/<conversation_id>/follow-up", methods=["POST"])
+    @limit
+    async def follow_up(request: Request, conversation_id: str) -> HTTPResponse:
+        current = desk()
+        if current is None:
+            return starting
+        return _answer(await current.schedule_follow_up(request.headers.get("Authorization"), conversation_id,
+                                                        _json_body(request)))
+
+    @bp.route("/advisor/conversations/<conversation_id>/template", methods=["POST"])
+    @limit
+    async def send_template(request: Request, conversation_id: str) -> HTTPResponse:
+        current = desk()
+        if current is None:
+            return starting
+        return _answer(await current.send_template(request.headers.get("Authorization"), conversation_id,
+                                                   _json_body(request)))
 
 
 def _add_repair_routes(bp: Blueprint, limit: SanicRateLimit,

@@ -185,6 +185,12 @@ class TokenBook:
             raise Unauthorized("unknown token")
         return found
 
+    def principal_named(self, name: str) -> Principal | None:
+        """The principal of the token named ``name`` as configured now (None when no token
+        has that name any more): a console session checks it on every request.
+        """
+        return next((p for _, p in self._entries if p.name == name), None)
+
     def check(self, authorization: str | None, *scopes: str) -> Principal:
         """Authenticate and require one of ``scopes``."""
         principal = self.authenticate(authorization)

@@ -41,7 +41,7 @@ from salon.conversation.phrasing import pick, say_city, say_day, say_time
 from salon.graphemes import shorten
 from salon.integrations.bookings import Boutique
 from salon.integrations.schema import AwareDateTime
-from salon.storage.db import SqlTables
+from salon.storage.db import SqlTables, add_missing_columns, schema_lock
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ __all__ = ["OPENINGS", "REASONS", "Handoff", "HandoffBook", "notify", "opening",
 
 REASONS: Final = tuple(dict.fromkeys((
     "talk_to_advisor", "complaint", "repeated_failure", "sensitive", "booking_request", "bespoke",
-    *HANDOFF_REASONS)))
+    "advisor_takeover", *HANDOFF_REASONS)))
 WEBHOOK_TIMEOUT_S: Final = 5.0
 NAME_LIMIT: Final = 200
 """A WhatsApp profile name may be longer: it is kept shortened, between characters."""
@@ -79,6 +79,9 @@ handoffs_table = Table(
     Column("resolved_by", String(100)),
     Column("notified", String(16), nullable=False),  # none | sent | failed
     Column("notify_detail", Text),
+    # Who took it up in the console, and when (an advisor, or a colleague standing in).
+    Column("taken_by", String(100)),
+    Column("taken_at", AwareDateTime),
     Index("ix_salon_handoffs_advisor_status", "advisor_id", "status"),
     Index("ix_salon_handoffs_conversation", "conversation_id", "created_at"),
 )
@@ -107,6 +110,8 @@ class Handoff:
     resolved_by: str | None
     notified: str
     notify_detail: str | None
+    taken_by: str | None = None
+    taken_at: datetime | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -117,6 +122,7 @@ class Handoff:
             "status": self.status, "created_at": self.created_at.isoformat(),
             "resolved_at": self.resolved_at.isoformat() if self.resolved_at else None,
             "resolved_by": self.resolved_by, "notified": self.notified,
+            "taken_by": self.taken_by, "taken_at": self.taken_at.isoformat() if self.taken_at else None,
         }
 
 
@@ -129,6 +135,12 @@ class HandoffBook(SqlTables):
     """``salon_handoffs``: at most one open handoff per conversation (see the module docstring)."""
 
     metadata = metadata
+
+    async def initialize(self) -> None:
+        await super().initialize()
+        async with self.engine.begin() as conn:
+            await schema_lock(conn)
+            await add_missing_columns(conn, handoffs_table)
 
     async def open(self, *, conversation_id: str, reason: str, note: str, language: str,
                    now: datetime, client_id: str | None = None, client_name: str | None = None,
@@ -196,6 +208,24 @@ class HandoffBook(SqlTables):
                 return None
         return await self.latest_for(conversation_id)
 
+    async def take(self, conversation_id: str, *, by: str, now: datetime) -> Handoff | None:
+        """``by`` takes up the open handoff (the console's "Take"); None if none is open."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(update(handoffs_table).where(_H.open_key == conversation_id)
+                                        .values(taken_by=by, taken_at=now))
+            if result.rowcount != 1:
+                return None
+        return await self.open_for(conversation_id)
+
+    async def reassign(self, conversation_id: str, advisor_id: str) -> Handoff | None:
+        """The open handoff goes to another advisor (a manager's decision); None if none."""
+        async with self.engine.begin() as conn:
+            result = await conn.execute(update(handoffs_table).where(_H.open_key == conversation_id)
+                                        .values(advisor_id=advisor_id, taken_by=None, taken_at=None))
+            if result.rowcount != 1:
+                return None
+        return await self.open_for(conversation_id)
+
     async def mark_notified(self, handoff_id: int, outcome: str, detail: str | None) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(update(handoffs_table).where(_H.id == handoff_id)
@@ -252,6 +282,8 @@ OPENINGS: Final[dict[str, dict[str, str]]] = {
     "human_request": {"en": "Of course.", "fr": "Bien sûr.", "it": "Certamente."},
     # A complaint is first acknowledged by utter_complaint, its apology.
     "complaint": {"en": "", "fr": "", "it": ""},
+    # An advisor took the conversation over from the console: they write next themselves.
+    "advisor_takeover": {"en": "", "fr": "", "it": ""},
     "repeated_failure": {
         "en": "Forgive me, I am not helping as I should.",
         "fr": "Pardonnez-moi, je crains de ne pas vous être d'une grande aide.",

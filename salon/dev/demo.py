@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import json
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -40,6 +41,7 @@ import httpx
 from salon.access.rasa_auth import rasa_headers, rasa_jwt
 from salon.config import PROJECT_ROOT
 from salon.dev.stack import Stack, StackConfig, StackError
+from salon.integrations.seed import load_maison
 
 __all__ = [
     "STORY_INSTANT",
@@ -170,7 +172,9 @@ def add_check_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def stack_config(args: argparse.Namespace, workdir: Path) -> StackConfig:
-    """The stack of a demo run: its secrets are made afresh for each run."""
+    """The stack of a demo run: its secrets are made afresh for each run, the advisors'
+    console credentials too (:func:`demo_credentials`).
+    """
     return StackConfig(
         model=Path(args.model).resolve(),
         workdir=workdir.resolve(),
@@ -181,7 +185,37 @@ def stack_config(args: argparse.Namespace, workdir: Path) -> StackConfig:
         # The maison's records are dated relative to the stack's today: the orders,
         # appointments and events of the story stay this week's on any day.
         seed_today=True,
+        extra_env={"SALON_API_TOKENS": json.dumps(demo_credentials())},
     )
+
+
+MANAGER = "maison-manager"
+"""The demo's manager (sees every advisor's clients, reassigns)."""
+
+
+def demo_credentials(data_dir: Path | None = None) -> list[dict[str, Any]]:
+    """A console credential for each advisor of the maison's book and one manager, made
+    afresh for this run (random, never written to a file): local use only, nothing a
+    deployment could inherit. The advisor's first name, lower-cased, names the token.
+    """
+    maison = load_maison(data_dir or PROJECT_ROOT / "data" / "maison")
+    entries: list[dict[str, Any]] = [
+        {"name": a.first_name.lower(), "token": secrets.token_urlsafe(18), "scopes": ["advisor"],
+         "advisor_id": a.id}
+        for a in maison.advisors.values()
+    ]
+    entries.append({"name": MANAGER, "token": secrets.token_urlsafe(18), "scopes": ["manager"]})
+    return entries
+
+
+def console_signin(config: StackConfig, name: str) -> str | None:
+    """The demo credential of ``name`` (an advisor's first name, lower-cased, or the
+    manager), from the run's ``SALON_API_TOKENS``.
+    """
+    for entry in json.loads(config.extra_env.get("SALON_API_TOKENS") or "[]"):
+        if entry.get("name") == name:
+            return str(entry["token"])
+    return None
 
 
 # --------------------------------------------------------------------------- follow-up
@@ -405,9 +439,13 @@ def demo_banner(config: StackConfig, followup_url: str | None) -> str:
         else "  5. Have the assistant write first; outside the window a template knocks instead\n"
         f"     (\"Bonjour Claire, …\"). Tap it and the waiting message arrives:\n     {trigger}\n"
     )
+    console = f"{config.rasa_url}/webhooks/whatsapp/console"
     return (
         "\nMaison Solenne is open. Chat as Claire Laurent (+33 6 00 00 00 01) on the phone page:\n\n"
         f"  Phone page            {phone}\n"
+        f"  Advisor console       {console}\n"
+        f"                        sign in as Sophie (Claire's advisor): {console_signin(config, 'sophie')}\n"
+        f"                        or as the manager: {console_signin(config, MANAGER)}\n"
         f"  Rasa HTTP API         {config.rasa_url}  (header Authorization: Bearer "
         "$SALON_DEMO_TOKEN, valid 12 h:)\n"
         f"                        export SALON_DEMO_TOKEN={token}\n"
@@ -426,6 +464,10 @@ def demo_banner(config: StackConfig, followup_url: str | None) -> str:
         '  4. Press "+24 h" and "+1 h": after 25 hours of silence the window closes and the\n'
         '     banner says "only templates can be sent".\n'
         f"{follow_up_step}"
+        '  6. Write "I would like to speak to my advisor", then sign in to the console as\n'
+        "     Sophie: Claire waits at the top of the inbox with the reason; open her, answer;\n"
+        "     the answer reaches the phone page. Press \"+24 h\" and \"+1 h\": the composer\n"
+        "     offers only the templates she can receive, or your words behind one nudge.\n"
         "\nCtrl-C stops everything.\n"
     )
 

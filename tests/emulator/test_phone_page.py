@@ -1,7 +1,7 @@
 """The phone page (``GET /_emulator/phone``) and the thread view behind it.
 
-The browser test drives Debian's Chromium headless over the DevTools protocol (its own
-small client on an aiohttp websocket): no browser download, no extra Python package.
+The browser test drives Debian's Chromium headless over the DevTools protocol (the small
+client of tests/browser_support.py): no browser download, no extra Python package.
 Without ``/usr/bin/chromium`` (or ``SALON_CHROMIUM``) it is skipped, loudly; with
 ``CI=true`` it fails instead.
 """
@@ -9,26 +9,18 @@ Without ``/usr/bin/chromium`` (or ``SALON_CHROMIUM``) it is skipped, loudly; wit
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
 import re
-import shutil
-import signal
-import subprocess
-import tempfile
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 
 from salon.clock import ManualClock
 from salon.emulator.config import EmulatorConfig
 from salon.emulator.phone import STATIC_DIR, static_file
 from salon.emulator.testing import WebhookReceiver, running_emulator
+from tests.browser_support import Page, chromium_binary, chromium_page
 from tests.emulator.emulator_support import FAST, Api, nudge_request
 
 CLAIRE = "33600000001"
@@ -151,144 +143,8 @@ async def test_the_thread_rejects_a_missing_or_malformed_client(api: Api) -> Non
 # --------------------------------------------------------------------------- browser
 
 
-def _chromium() -> str:
-    path = os.environ.get("SALON_CHROMIUM") or "/usr/bin/chromium"
-    if os.path.isfile(path) and os.access(path, os.X_OK):
-        return path
-    found = shutil.which("chromium")
-    if found:
-        return found
-    reason = (
-        f"NO BROWSER: {path} is missing, so the phone page was NOT tested in a browser "
-        "(install Debian's package: apt-get install -y chromium)"
-    )
-    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-        pytest.fail(f"{reason}; CI=true forbids skipping it", pytrace=False)
-    pytest.skip(reason)
-
-
-class Page:
-    """One Chromium tab over the DevTools protocol (calls one at a time)."""
-
-    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        self.ws = ws
-        self._next = 0
-
-    async def call(self, method: str, **params: Any) -> dict[str, Any]:
-        self._next += 1
-        ident = self._next
-        await self.ws.send_json({"id": ident, "method": method, "params": params})
-        while True:
-            msg = await asyncio.wait_for(self.ws.receive(), 10)
-            if msg.type != aiohttp.WSMsgType.TEXT:
-                raise AssertionError(f"DevTools connection closed during {method}: {msg!r}")
-            data = json.loads(msg.data)
-            if data.get("id") != ident:
-                continue  # an event
-            if "error" in data:
-                raise AssertionError(f"{method} failed: {data['error']}")
-            return data.get("result", {})
-
-    async def js(self, expression: str) -> Any:
-        result = await self.call(
-            "Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True
-        )
-        if "exceptionDetails" in result:
-            raise AssertionError(f"page script failed: {result['exceptionDetails']}")
-        return result["result"].get("value")
-
-    async def wait(self, expression: str, what: str, timeout: float = 8.0) -> Any:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        guarded = f"(() => {{ try {{ return ({expression}); }} catch (e) {{ return null; }} }})()"
-        while True:
-            try:
-                value = await self.js(guarded)
-            except AssertionError:  # the page is between two documents
-                value = None
-            if value:
-                return value
-            if loop.time() >= deadline:
-                shown = await self.js("document.body.innerText")
-                raise AssertionError(f"the page never showed {what}; it shows:\n{shown}")
-            await asyncio.sleep(0.1)
-
-    async def click(self, selector: str, text: str | None = None) -> None:
-        found = await self.js(
-            f"""(() => {{
-              const all = [...document.querySelectorAll({json.dumps(selector)})];
-              const hit = all.find(e => {json.dumps(text)} === null
-                                   || e.textContent.includes({json.dumps(text)}));
-              if (!hit || hit.disabled) return false;
-              hit.click();
-              return true;
-            }})()"""
-        )
-        assert found, f"no enabled {selector} with {text!r} to click"
-
-
-@contextlib.asynccontextmanager
-async def chromium_page(binary: str) -> AsyncIterator[Page]:
-    profile = tempfile.mkdtemp(prefix="salon-chromium-")
-    argv = [
-        binary,
-        "--headless=new",
-        "--remote-debugging-port=0",
-        "--remote-debugging-address=127.0.0.1",
-        f"--user-data-dir={profile}",
-        "--no-first-run",
-        "--no-default-browser-check",
-        "--disable-gpu",
-        "--disable-extensions",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--mute-audio",
-        "--window-size=1200,900",
-        "about:blank",
-    ]
-    if os.geteuid() == 0:
-        argv.insert(1, "--no-sandbox")  # Chromium refuses to run as root with its sandbox
-    process = await asyncio.create_subprocess_exec(
-        *argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
-    try:
-        port_file = Path(profile) / "DevToolsActivePort"
-        for _ in range(150):
-            if port_file.exists() and port_file.read_text().strip():
-                break
-            if process.returncode is not None:
-                raise AssertionError(f"{binary} exited with {process.returncode}")
-            await asyncio.sleep(0.1)
-        else:
-            raise AssertionError(f"{binary} wrote no DevToolsActivePort in 15 s")
-        port = int(port_file.read_text().splitlines()[0])
-        async with aiohttp.ClientSession() as session:
-            async with session.get(f"http://127.0.0.1:{port}/json/list") as resp:
-                targets = await resp.json()
-            target = next(t for t in targets if t.get("type") == "page")
-            async with session.ws_connect(
-                target["webSocketDebuggerUrl"], max_msg_size=0
-            ) as ws:
-                page = Page(ws)
-                await page.call("Page.enable")
-                await page.call("Runtime.enable")
-                yield page
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            await asyncio.wait_for(process.wait(), 5)
-        except asyncio.TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            await process.wait()
-        shutil.rmtree(profile, ignore_errors=True)
-
-
 async def test_a_person_chats_as_the_client_in_a_browser() -> None:
-    binary = _chromium()
+    binary = chromium_binary("the phone page")
     async with WebhookReceiver() as receiver:
         config = EmulatorConfig(
             webhook_url=receiver.url,
@@ -459,7 +315,7 @@ async def test_a_username_only_client_in_paris_in_a_browser() -> None:
     """A +33 client plays username-only: her webhook carries no number, the reply sent to
     her BSUID shows (a BSUID put in ``to`` does not); every time is Paris time; she shares
     her number on request, changes BSUID and number, and calls."""
-    binary = _chromium()
+    binary = chromium_binary("the phone page")
     noon_utc = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)  # 10:00 in Paris (CET)
     async with WebhookReceiver() as receiver:
         config = EmulatorConfig(webhook_url=receiver.url, **FAST)

@@ -1,0 +1,1 @@
+"""The advisor console: where client advisors work, in a browser."""
