@@ -620,6 +620,10 @@ async def test_the_whole_way_a_conversation_a_nudge_and_parked_content(database_
         assert out.text == "Sophie here: the black one is set aside for you in Paris."
         assert not any(i.parked for i in items)
         assert unread_since(items, tap.at) == [photo, knock]
+        # The copy that went out names the parked item it delivered, not just its words.
+        assert runtime.sender is not None
+        delivered = await runtime.sender.sent.outbound_by_wamid(str(out.wamid))
+        assert delivered is not None and delivered.payload["parked_id"] == parked.extra["parked_id"]
 
 
 async def test_the_whole_way_an_asynchronous_131047(database_url: str, tmp_path: Path) -> None:

@@ -278,6 +278,7 @@ class GuardedSender:
                     utter_action=payload.get("utter_action"),
                     params=dict(payload.get("params") or {}),
                     origin=payload.get("origin"),
+                    parked_id=item.id,
                 )
                 outcome = await self.send(ref, out)
                 outcomes.append(outcome)
@@ -336,6 +337,8 @@ class GuardedSender:
     ) -> SendOutcome:
         now = self.clock.now()
         payload: dict[str, Any] = {"message": out.message, "params": dict(out.params)}
+        if out.parked_id:
+            payload["parked_id"] = out.parked_id
         body: dict[str, Any] = {**out.message, **recipient.fields()}
         if out.origin:
             payload["origin"] = out.origin
@@ -404,7 +407,8 @@ class GuardedSender:
             "purpose": purpose or (out.purpose if out else None),
             "utter_action": out.utter_action if out else None, "template": choice.name,
             "payload": {"message": message, "rendered": choice.rendered,
-                        "original": out.message if out else None, "origin": origin},
+                        "original": out.message if out else None, "origin": origin,
+                        **({"parked_id": out.parked_id} if out is not None and out.parked_id else {})},
         }
         if choice.category == AUTHENTICATION and recipient.wa_id is None:
             # Meta refuses authentication templates to a BSUID (131062): not even tried.

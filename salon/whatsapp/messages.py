@@ -77,6 +77,9 @@ class OutgoingMessage:
     the outbound record and with parked content, and sent to Meta as
     ``biz_opaque_callback_data`` (``<origin>#free_form`` or ``<origin>#template``), so its
     fate can be traced back even from a status webhook alone."""
+    parked_id: str | None = None
+    """The parked item this message delivers (set by the guard when it delivers parked
+    content): kept in the outbound record, so the delivered copy is tied to its item."""
 
 
 # --------------------------------------------------------------------------- text
