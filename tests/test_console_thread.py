@@ -667,3 +667,21 @@ async def test_what_an_advisor_typed_on_the_phone_is_the_advisors(database_url: 
         ("in", "client", None, "Bonjour Sophie"),
         ("out", "advisor", "phone", "Je vous appelle dans cinq minutes.")]
     assert [i.text for i in unread_since(items, None)] == ["Bonjour Sophie"]
+
+
+async def test_an_older_inbox_gets_the_index_the_thread_reads_by(database_url: str) -> None:
+    """The thread reads wa_inbox by sender: a table made before that index gets it."""
+    from sqlalchemy import inspect, text as sql
+
+    inbox = Inbox(database_url)
+    try:
+        await inbox.initialize()
+        async with inbox.engine.begin() as conn:
+            await conn.execute(sql("DROP INDEX ix_wa_inbox_sender"))
+        await inbox.initialize()
+        await inbox.initialize()  # and again: nothing to add
+        async with inbox.engine.connect() as conn:
+            names = await conn.run_sync(lambda sync: {i["name"] for i in inspect(sync).get_indexes("wa_inbox")})
+    finally:
+        await inbox.close()
+    assert "ix_wa_inbox_sender" in names

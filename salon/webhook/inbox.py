@@ -62,6 +62,8 @@ inbox_table = Table(
     Column("owner", String(200)),
     Column("lease_until_us", BigInteger),
     Index("ix_wa_inbox_state", "state", "sent_us"),
+    # One client's messages, newest last: the console's thread and inbox read by sender.
+    Index("ix_wa_inbox_sender", "phone_number_id", "sender_id", "sent_us"),
 )
 
 _I = inbox_table.c
@@ -138,6 +140,9 @@ class Inbox(SqlTables):
             await schema_lock(conn)
             await conn.run_sync(self.metadata.create_all)
             await add_missing_columns(conn, inbox_table)
+            # An index added since the table was created (create_all makes only new tables').
+            for index in inbox_table.indexes:
+                await conn.run_sync(lambda sync, index=index: index.create(sync, checkfirst=True))
 
     async def claim_inbound(self, items: Sequence[InboxItem], at: datetime, *, owner: str | None = None,
                             lease: timedelta | None = None) -> list[bool]:
