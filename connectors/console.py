@@ -519,14 +519,19 @@ async def _fingerprint(ctx: ConsoleContext, ids: list[str] | None, ref: ClientRe
     # with every one, the latest update time may not.
     outgoing = select(func.max(outbound.updated_us), func.count(), func.sum(outbound.status_rank)).where(
         outbound.phone_number_id == ctx.phone_number_id)
-    handed = select(func.max(handoffs.id), func.count(handoffs.taken_at), func.count(handoffs.resolved_at),
-                    func.count())
+    handed = select(func.max(handoffs.id), func.count(handoffs.resolved_at), func.count())
+    # The open handoffs are few: who has each is read as it is (a reassignment or a take
+    # changes no count).
+    holders = select(handoffs.id, handoffs.advisor_id, handoffs.taken_by).where(
+        handoffs.status == "open").order_by(handoffs.id)
     if ids is not None:
         incoming = incoming.where(inbox.sender_id.in_(ids))
         outgoing = outgoing.where(outbound.recipient.in_(ids))
         handed = handed.where(handoffs.conversation_id.in_(ids))
+        holders = holders.where(handoffs.conversation_id.in_(ids))
     async with ctx.engine.connect() as conn:
-        parts = [tuple((await conn.execute(q)).one()) for q in (incoming, outgoing, handed)]
+        parts: list[Any] = [tuple((await conn.execute(q)).one()) for q in (incoming, outgoing, handed)]
+        parts.append([tuple(row) for row in (await conn.execute(holders)).all()])
     now = ctx.clock.now()
     window = ""
     if ref is not None:

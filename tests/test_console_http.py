@@ -464,6 +464,18 @@ async def test_the_events_stream_tells_a_page_that_its_conversation_changed(cons
                 await _next_event(stream, timeout=3.0)
 
 
+async def test_the_inbox_hears_of_a_reassignment_nobody_had_taken(console: Console) -> None:
+    """A manager moves a handoff nobody has taken yet: no count changes, but who has it
+    does, and every open inbox must hear of it."""
+    await console.open_handoff(CLAIRE)
+    async with desk(console, SOPHIE) as sophie, desk(console, MANAGER) as manager:
+        async with sophie.http.get(f"{console.url}/events") as stream:
+            await stream.content.readuntil(b"\n\n")
+            moved = await manager.post(f"/c/{CLAIRE}/reassign", {"advisor_id": "camille-roux"})
+            assert moved.location.endswith("done=reassigned")
+            assert await _next_event(stream) == "change"
+
+
 async def test_the_events_stream_tells_of_a_status_sharing_a_timestamp(settings: Settings) -> None:
     """Meta's statuses carry whole seconds: delivered and read may share one (here the
     clock stands still), and the page must still hear of the read.
