@@ -671,7 +671,8 @@ async def test_what_an_advisor_typed_on_the_phone_is_the_advisors(database_url: 
 
 async def test_an_older_inbox_gets_the_index_the_thread_reads_by(database_url: str) -> None:
     """The thread reads wa_inbox by sender: a table made before that index gets it."""
-    from sqlalchemy import inspect, text as sql
+    from sqlalchemy import inspect
+    from sqlalchemy import text as sql
 
     inbox = Inbox(database_url)
     try:
