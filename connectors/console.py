@@ -208,6 +208,22 @@ class ConsolePages:
             return response.text("this form has expired; reload the page", status=403, headers=SECURITY_HEADERS)
         return session
 
+    async def _entered(self, request: Request, *, form: bool = False,
+                       ) -> tuple[ConsoleContext, ConsoleSession] | HTTPResponse:
+        """The console and the signed-in advisor (a form's CSRF key checked too), or the
+        answer instead: starting, or the way to the sign-in page.
+        """
+        ctx = self.context()
+        if ctx is None:
+            return _starting()
+        if form:
+            checked = await self._csrf_checked(request, ctx)
+            return checked if isinstance(checked, HTTPResponse) else (ctx, checked)
+        session = await self._signed_in(request, ctx)
+        if session is None:
+            return _redirect(f"{_base(request)}/signin")
+        return ctx, session
+
     async def home(self, request: Request) -> HTTPResponse:
         return _redirect(f"{_base(request)}/inbox")
 
@@ -241,12 +257,10 @@ class ConsolePages:
         return resp
 
     async def signout(self, request: Request) -> HTTPResponse:
-        ctx = self.context()
-        if ctx is None:
-            return _starting()
-        checked = await self._csrf_checked(request, ctx)
-        if isinstance(checked, HTTPResponse):
-            return checked
+        entered = await self._entered(request, form=True)
+        if isinstance(entered, HTTPResponse):
+            return entered
+        ctx, checked = entered
         await ctx.sessions.end(request.cookies.get(COOKIE))
         await ctx.audit.record("sign_out", actor=checked.principal.name, advisor_id=checked.principal.advisor_id,
                                detail={"via": "console"})
@@ -256,12 +270,10 @@ class ConsolePages:
 
     # ------------------------------------------------------------------ pages
     async def inbox(self, request: Request) -> HTTPResponse:
-        ctx = self.context()
-        if ctx is None:
-            return _starting()
-        session = await self._signed_in(request, ctx)
-        if session is None:
-            return _redirect(f"{_base(request)}/signin")
+        entered = await self._entered(request)
+        if isinstance(entered, HTTPResponse):
+            return entered
+        ctx, session = entered
         now = ctx.clock.now()
         view = request.args.get("view") or "all"
         if view not in inbox_view.FILTERS:
@@ -279,13 +291,10 @@ class ConsolePages:
                             countdown=lambda at: countdown(at, now), waited=lambda at: waited(at, now)))
 
     async def conversation(self, request: Request, conversation_id: str) -> HTTPResponse:
-        ctx = self.context()
-        if ctx is None:
-            return _starting()
-        session = await self._signed_in(request, ctx)
-        if session is None:
-            return _redirect(f"{_base(request)}/signin")
-        return await self._conversation_page(request, ctx, session, conversation_id)
+        entered = await self._entered(request)
+        if isinstance(entered, HTTPResponse):
+            return entered
+        return await self._conversation_page(request, *entered, conversation_id)
 
     async def _options(self, ctx: ConsoleContext, ref: ClientRef, record: ClientRecord | None,
                        language: str | None, state: Any) -> list[Any]:
@@ -346,12 +355,10 @@ class ConsolePages:
     # ------------------------------------------------------------------ acts
     async def _act(self, request: Request, conversation_id: str,
                    run: Callable[[ConsoleContext, ConsoleSession], Awaitable[HTTPResponse]]) -> HTTPResponse:
-        ctx = self.context()
-        if ctx is None:
-            return _starting()
-        checked = await self._csrf_checked(request, ctx)
-        if isinstance(checked, HTTPResponse):
-            return checked
+        entered = await self._entered(request, form=True)
+        if isinstance(entered, HTTPResponse):
+            return entered
+        ctx, checked = entered
         found = await ctx.desk.access(checked.principal, conversation_id)
         if isinstance(found, DeskAnswer):
             return _refused(_base(request), checked, found)
@@ -421,12 +428,10 @@ class ConsolePages:
         return await self._act(request, conversation_id, run)
 
     async def repair(self, request: Request, request_id: str) -> HTTPResponse:
-        ctx = self.context()
-        if ctx is None:
-            return _starting()
-        checked = await self._csrf_checked(request, ctx)
-        if isinstance(checked, HTTPResponse):
-            return checked
+        entered = await self._entered(request, form=True)
+        if isinstance(entered, HTTPResponse):
+            return entered
+        ctx, checked = entered
         answer = await ctx.desk.update_repair(checked.principal, request_id,
                                               {"status": request.form.get("status") or None})
         if answer.status == 403:
