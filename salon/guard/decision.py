@@ -10,6 +10,11 @@
   is already waiting for the client's answer, or when none may be sent);
 - :class:`Refuse`: consent, purpose or content forbid sending.
 
+With a rate card, each decision that sends something carries its :class:`~salon.pricing.charge.Charge`:
+Meta's billing category, whether it is free (service or utility inside the window on a card
+that makes them free, or a free entry point) and the estimated cost in the recipient's
+market (``charge`` of the free-form message or template; for a park, of its nudge).
+
 Consent rules: an opt-out (STOP) refuses everything the business initiates; marketing
 purposes need a marketing opt-in (and no marketing stop); utility purposes need the basic
 messaging opt-in when they go out as templates. A reply inside the open window to a
@@ -22,10 +27,12 @@ opted out.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Final
 
+from salon.pricing.card import RateCard
+from salon.pricing.charge import Charge, charge_for
 from salon.purposes import MARKETING, NUDGE_PURPOSE, PURPOSE_CATEGORY, SERVICE_REPLY, is_marketing
 from salon.templates.registry import NoTemplate, TemplateChoice, TemplateRegistry
 from salon.whatsapp.addressing import Recipient
@@ -126,6 +133,7 @@ class SendFreeForm:
 
     content: Content
     window: WindowState
+    charge: Charge | None = None
     kind: str = field(default="send_free_form", init=False)
 
 
@@ -137,6 +145,7 @@ class SendTemplate:
 
     choice: TemplateChoice
     window: WindowState | None
+    charge: Charge | None = None
     kind: str = field(default="send_template", init=False)
 
     @property
@@ -158,6 +167,8 @@ class ParkAndNudge:
     nudge: TemplateChoice | None
     window: WindowState | None
     reason: str = ""
+    charge: Charge | None = None
+    """The nudge's charge (None: no nudge, or no rate card)."""
     kind: str = field(default="park_and_nudge", init=False)
 
     @property
@@ -189,13 +200,43 @@ def decide(
     params: Mapping[str, Any] | None = None,
     language: str | None = None,
     margin: timedelta = DEFAULT_MARGIN,
+    card: RateCard | None = None,
+    market: str | None = None,
 ) -> Decision:
     """Decide how (and whether) to send one message; see the module docstring.
 
     ``state`` is the client's session state (or an already computed window; None: never
-    wrote). ``params`` are the template parameters at hand (``first_name`` …).
+    wrote). ``params`` are the template parameters at hand (``first_name`` …). With a
+    rate ``card`` and the recipient's ``market``, decisions carry their charge.
     """
-    params = params or {}
+    decision = _decide(state, purpose, content, consent, now, registry=registry, params=params or {},
+                       language=language, margin=margin)
+    if card is None or market is None:
+        return decision
+    if isinstance(decision, SendFreeForm):
+        return replace(decision, charge=charge_for(template_category=None, window=decision.window,
+                                                   market=market, at=now, card=card))
+    if isinstance(decision, SendTemplate):
+        return replace(decision, charge=charge_for(template_category=decision.choice.category,
+                                                   window=decision.window, market=market, at=now, card=card))
+    if isinstance(decision, ParkAndNudge) and decision.nudge is not None:
+        return replace(decision, charge=charge_for(template_category=decision.nudge.category,
+                                                   window=decision.window, market=market, at=now, card=card))
+    return decision
+
+
+def _decide(
+    state: SessionState | WindowState | None,
+    purpose: str,
+    content: Content | None,
+    consent: Consent,
+    now: datetime,
+    *,
+    registry: TemplateRegistry,
+    params: Mapping[str, Any],
+    language: str | None,
+    margin: timedelta,
+) -> Decision:
     refused = _refusal(purpose, content, consent)
     if refused is not None:
         return refused

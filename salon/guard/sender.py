@@ -35,6 +35,7 @@ from salon.consent.book import ClientProfile, ConsentBook
 from salon.guard.decision import (
     Consent,
     Content,
+    Decision,
     ParkAndNudge,
     Refuse,
     SendFreeForm,
@@ -44,6 +45,9 @@ from salon.guard.decision import (
 )
 from salon.guard.sent import OutboundRecord, OutboundWriteBuffer, SentLog
 from salon.identity import ClientRef
+from salon.pricing.card import RateCard
+from salon.pricing.charge import Charge, charge_for, default_card
+from salon.pricing.markets import market_of
 from salon.purposes import AUTHENTICATION, MARKETING, SERVICE_REPLY
 from salon.storage.batching import Coalescer
 from salon.templates.lifecycle import TemplateStates
@@ -52,7 +56,7 @@ from salon.whatsapp.addressing import Recipient
 from salon.whatsapp.errors import NoResponseError, TemplatePausedError, WhatsAppError
 from salon.whatsapp.graph import GraphClient
 from salon.whatsapp.messages import OutgoingMessage
-from salon.window.rules import DEFAULT_MARGIN
+from salon.window.rules import DEFAULT_MARGIN, WindowState
 from salon.window.state import SessionState, SessionStore
 
 logger = logging.getLogger(__name__)
@@ -111,8 +115,11 @@ class GuardedSender:
         on_follow_up: FollowUp | None = None,
         many_clients: bool = False,
         share_templates: bool = True,
+        card: RateCard | None = None,
     ) -> None:
         self.on_follow_up = on_follow_up
+        self.card = card if card is not None else default_card()
+        """The rate card each send's charge is estimated with (kept in the outbound record)."""
         if share_templates and not registry.shared:
             # Template lifecycle state shared with every other process on these tables.
             registry.attach(TemplateStates(engine=sent.engine), clock)
@@ -198,9 +205,7 @@ class GuardedSender:
     async def _decide_and_send(self, ref: ClientRef, out: OutgoingMessage, _retried: bool) -> SendOutcome:
         await self._refresh_templates()
         state = await self._state(ref)
-        now = self.clock.now()
         recipient = Recipient.of(ref, state)
-        free_form_ok = state is not None and state.window(now, self.margin).can_send_free_form
         if out.template is not None:
             return await self._explicit_template(ref, out, state, recipient)
         if out.message.get("type") == "template":
@@ -208,19 +213,7 @@ class GuardedSender:
             # its status, parameters and category against the client's consent.
             return await self._refuse(ref, out, recipient, "raw_template",
                                       "templates are sent by name (wa_template), never as raw content")
-        # No message object: template parameters only (an outbound request may carry
-        # nothing else), so only a template can carry it.
-        content = Content(raw=out.message) if out.message else None
-        if out.purpose == SERVICE_REPLY and free_form_ok:
-            # A reply in the open window: no consent or profile lookup needed.
-            decision = decide(state, SERVICE_REPLY, content, Consent(), now,
-                              registry=self.registry, margin=self.margin)
-        else:
-            consent, params, language = await self._context(ref, out, state)
-            decision = decide(
-                state, out.purpose, content, consent, now,
-                registry=self.registry, params=params, language=language, margin=self.margin,
-            )
+        decision = await self._decision(ref, out, state, recipient)
         if isinstance(decision, SendFreeForm):
             return await self._send_free_form(ref, out, recipient, _retried, state)
         if isinstance(decision, SendTemplate):
@@ -230,6 +223,50 @@ class GuardedSender:
             return await self._park(ref, out, recipient, decision)
         assert isinstance(decision, Refuse)
         return await self._refuse(ref, out, recipient, decision.reason, decision.detail)
+
+    async def _decision(self, ref: ClientRef, out: OutgoingMessage, state: SessionState | None,
+                        recipient: Recipient) -> Decision:
+        """The guard's decision for ``out`` now, with its charge."""
+        now = self.clock.now()
+        # No message object: template parameters only (an outbound request may carry
+        # nothing else), so only a template can carry it.
+        content = Content(raw=out.message) if out.message else None
+        market = market_of(recipient.id, self.card)
+        if out.purpose == SERVICE_REPLY and state is not None and state.window(now, self.margin).can_send_free_form:
+            # A reply in the open window: no consent or profile lookup needed.
+            return decide(state, SERVICE_REPLY, content, Consent(), now, registry=self.registry,
+                          margin=self.margin, card=self.card, market=market)
+        consent, params, language = await self._context(ref, out, state)
+        return decide(state, out.purpose, content, consent, now, registry=self.registry, params=params,
+                      language=language, margin=self.margin, card=self.card, market=market)
+
+    async def quote(self, ref: ClientRef, out: OutgoingMessage) -> Charge | None:
+        """The charge of what the guard would send for ``out`` now (the free-form message,
+        the template, or the nudge of a park), sending nothing; None when it would send
+        nothing (a refusal, or a park without a nudge).
+        """
+        await self._refresh_templates()
+        state = await self._state(ref)
+        recipient = Recipient.of(ref, state)
+        now = self.clock.now()
+        window = state.window(now, self.margin) if state is not None else None
+        if out.template is not None:
+            consent, params, language = await self._context(ref, out, state)
+            choice = self.registry.build_in_language(out.template, language, params)
+            if isinstance(choice, NoTemplate):
+                return None
+            if template_refusal(choice.category, consent, window_open=window is not None and window.is_open,
+                                purpose=out.purpose) is not None:
+                return None
+            return self._charge(recipient, choice.category, window)
+        if out.message.get("type") == "template":
+            return None
+        decision = await self._decision(ref, out, state, recipient)
+        return decision.charge if not isinstance(decision, Refuse) else None
+
+    def _charge(self, recipient: Recipient, template_category: str | None, window: WindowState | None) -> Charge:
+        return charge_for(template_category=template_category, window=window,
+                          market=market_of(recipient.id, self.card), at=self.clock.now(), card=self.card)
 
     async def reroute(self, record: OutboundRecord, ref: ClientRef) -> SendOutcome | None:
         """A free-form message failed asynchronously because the window had closed:
@@ -361,6 +398,7 @@ class GuardedSender:
             phone_number_id=ref.phone_number_id, recipient=result.recipient_id or recipient.id,
             kind="free_form", status=_accepted(result.message_status), at=self.clock.now(),
             wamid=result.wamid, purpose=out.purpose, utter_action=out.utter_action, payload=payload,
+            charge=self._charge(recipient, None, state.window(now, self.margin) if state is not None else None),
         )
         await self._replied(ref, state, now, out)
         return SendOutcome("free_form", wamid=result.wamid, record_id=record_id)
@@ -395,8 +433,11 @@ class GuardedSender:
     async def _send_template(
         self, ref: ClientRef, out: OutgoingMessage | None, recipient: Recipient, choice: TemplateChoice,
         *, kind: str, purpose: str | None = None, state: SessionState | None = None,
+        window: WindowState | None = None,
     ) -> SendOutcome:
         now = self.clock.now()
+        if window is None and state is not None:
+            window = state.window(now, self.margin)
         if choice.fell_back:
             logger.info("template %s sent in %s: %s", choice.name, choice.language, choice.language_log)
         origin = out.origin if out is not None else None
@@ -428,7 +469,8 @@ class GuardedSender:
                                reason=str(error), extra={"language": choice.language})
         fields["recipient"] = result.recipient_id or recipient.id
         record_id = await self._record(
-            status=_accepted(result.message_status), at=self.clock.now(), wamid=result.wamid, **fields)
+            status=_accepted(result.message_status), at=self.clock.now(), wamid=result.wamid,
+            charge=self._charge(recipient, choice.category, window), **fields)
         await self._replied(ref, state, now, out)
         return SendOutcome("template", wamid=result.wamid, record_id=record_id, template=choice.name)
 
@@ -446,7 +488,7 @@ class GuardedSender:
         refusal = template_refusal(choice.category, consent, window_open=window_open, purpose=out.purpose)
         if refusal is not None:
             return await self._refuse(ref, out, recipient, refusal, out.template)
-        return await self._send_template(ref, out, recipient, choice, kind="template")
+        return await self._send_template(ref, out, recipient, choice, kind="template", state=state)
 
     async def _park(
         self, ref: ClientRef, out: OutgoingMessage, recipient: Recipient, decision: ParkAndNudge
@@ -472,7 +514,8 @@ class GuardedSender:
         rebuilt = self.registry.build(nudge.name, nudge.language, params)
         choice = rebuilt if isinstance(rebuilt, TemplateChoice) else nudge
         purpose = min(nudge.template.purposes, default=None)
-        sent = await self._send_template(ref, None, recipient, choice, kind="nudge", purpose=purpose)
+        sent = await self._send_template(ref, None, recipient, choice, kind="nudge", purpose=purpose,
+                                         window=decision.window)
         for _ in range(MAX_PAUSED_RETRIES):
             if not (sent.action == "failed" and isinstance(sent.error, TemplatePausedError) and purpose):
                 break
@@ -484,7 +527,8 @@ class GuardedSender:
                                choice.name, item_id)
                 break
             choice = other
-            sent = await self._send_template(ref, None, recipient, choice, kind="nudge", purpose=purpose)
+            sent = await self._send_template(ref, None, recipient, choice, kind="nudge", purpose=purpose,
+                                             window=decision.window)
         if sent.action == "template":
             await self.sessions.record_nudge(ref, now)
         return SendOutcome("parked", record_id=record_id, template=choice.name,

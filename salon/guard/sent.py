@@ -29,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from salon.clock import from_us, to_us
+from salon.pricing.charge import Charge
 from salon.storage.db import SqlTables, add_missing_columns, insert_on_conflict, schema_lock
 
 metadata = MetaData()
@@ -58,6 +59,14 @@ outbound_table = Table(
     # parked copy): the durable marker that makes the re-route happen once, whatever
     # the number of deliveries of the failure and of processes handling them.
     Column("rerouted_us", BigInteger),
+    # The charge estimated when the guard decided the send (salon.pricing.charge): Meta's
+    # billing category and pricing type, the recipient's market and the cost in micros of
+    # the rate card's currency. NULL on rows that sent nothing (parked, refused).
+    Column("market", String(32)),
+    Column("price_category", String(40)),
+    Column("price_type", String(32)),
+    Column("cost_micros", BigInteger),
+    Column("currency", String(3)),
     Index("ix_wa_outbound_recipient", "phone_number_id", "recipient", "id"),
 )
 
@@ -100,6 +109,11 @@ class OutboundRecord:
     error_code: int | None
     error: Any
     created_at: datetime
+    price_category: str | None = None
+    price_type: str | None = None
+    market: str | None = None
+    cost_micros: int | None = None
+    currency: str | None = None
 
 @dataclass(frozen=True, slots=True)
 class StatusChange:
@@ -118,6 +132,8 @@ def _record(row: Any) -> OutboundRecord:
         utter_action=m["utter_action"], template=m["template"], payload=m["payload"],
         status=m["status"], error_code=m["error_code"], error=m["error"],
         created_at=from_us(m["created_us"]),  # type: ignore[arg-type]
+        price_category=m["price_category"], price_type=m["price_type"], market=m["market"],
+        cost_micros=m["cost_micros"], currency=m["currency"],
     )
 
 def outbound_values(
@@ -133,9 +149,11 @@ def outbound_values(
     utter_action: str | None = None,
     template: str | None = None,
     error: Mapping[str, Any] | None = None,
+    charge: Charge | None = None,
 ) -> dict[str, Any]:
-    """One ``wa_outbound`` row. Raises ``TypeError``/``ValueError`` at once for a payload
-    that is not JSON or a naive time, before anything is written.
+    """One ``wa_outbound`` row (``charge``: the estimate of a message that left). Raises
+    ``TypeError``/``ValueError`` at once for a payload that is not JSON or a naive time,
+    before anything is written.
     """
     json.dumps(payload)
     now_us = to_us(at, "at")
@@ -145,6 +163,11 @@ def outbound_values(
         "payload": payload, "status": status, "status_rank": STATUS_RANK[status],
         "status_us": now_us, "error_code": (error or {}).get("code"),
         "error": dict(error) if error else None, "created_us": now_us, "updated_us": now_us,
+        "market": charge.market if charge else None,
+        "price_category": charge.category if charge else None,
+        "price_type": charge.pricing_type if charge else None,
+        "cost_micros": charge.cost_micros if charge else None,
+        "currency": charge.currency if charge else None,
     }
 
 _STATUS_MOVE = (
@@ -159,6 +182,7 @@ _STATUS_MOVE_WITH_ERROR = _STATUS_MOVE.values(error_code=bindparam("p_code"), er
 _OUTBOUND_COLUMNS = [
     "wamid", "phone_number_id", "recipient", "kind", "purpose", "utter_action", "template", "payload",
     "status", "status_rank", "status_us", "error_code", "error", "created_us", "updated_us",
+    "market", "price_category", "price_type", "cost_micros", "currency",
 ]
 
 _AHEAD = f"excluded.status_rank > {outbound_table.name}.status_rank"
@@ -167,7 +191,8 @@ _OUTBOUND_MERGE = {
     # A status webhook may have created the row first: the send completes it, and the
     # status that is further along stays.
     **{column: f"excluded.{column}" for column in
-       ("recipient", "kind", "purpose", "utter_action", "template", "payload", "created_us", "updated_us")},
+       ("recipient", "kind", "purpose", "utter_action", "template", "payload", "created_us", "updated_us",
+        "market", "price_category", "price_type", "cost_micros", "currency")},
     **{column: f"CASE WHEN {_AHEAD} THEN excluded.{column} ELSE {outbound_table.name}.{column} END"
        for column in ("status", "status_rank", "status_us")},
 }
@@ -216,6 +241,7 @@ class SentLog(SqlTables):
         utter_action: str | None = None,
         template: str | None = None,
         error: Mapping[str, Any] | None = None,
+        charge: Charge | None = None,
     ) -> int | None:
         """Record one outcome in a single statement; returns the row id (that of the row
         a status webhook created first for the same wamid, when the outcome merged into it).
@@ -226,7 +252,7 @@ class SentLog(SqlTables):
         values = outbound_values(
             phone_number_id=phone_number_id, recipient=recipient, kind=kind, status=status, at=at,
             wamid=wamid, payload=payload, purpose=purpose, utter_action=utter_action,
-            template=template, error=error)
+            template=template, error=error, charge=charge)
         async with self.single() as conn:
             if wamid is None:
                 result = await conn.execute(outbound_table.insert(), values)

@@ -44,6 +44,7 @@ from salon.guard.sender import GuardedSender
 from salon.guard.sent import SentLog
 from salon.identity import ClientRef, conversation_id
 from salon.logmask import remember
+from salon.pricing.ledger import DELIVERED_STATUSES, Ledger
 from salon.purposes import SERVICE_REPLY
 from salon.templates.registry import TemplateRegistry
 from salon.templates.sync import GraphTemplatePageFetcher, keep_in_sync
@@ -208,6 +209,7 @@ class WebhookService:
         self._housekeeping: asyncio.Future[None] | None = None
         self._template_sync: asyncio.Future[None] | None = None
         self._handoffs: Any = None
+        self._ledger: Ledger | None = None
         self._queues: dict[str, list[Turn]] = {}
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -608,6 +610,8 @@ class WebhookService:
             error=error.to_dict() if error else None,
             callback=_callback_data(status),
         )
+        if status.pricing or status.status in DELIVERED_STATUSES:
+            await self._price(status)
         if not change.applied or status.status != "failed" or error is None:
             return False
         client = status.client
@@ -620,6 +624,23 @@ class WebhookService:
             await self.consents.record_preference(client, "stop", status.timestamp,
                                                   source="error_131050", detail=str(error))
         return True
+
+    async def _price(self, status: StatusUpdate) -> None:
+        """Meta's pricing of one of our messages into the ledger, reconciled with the
+        guard's estimate (a redelivered status changes nothing). A ledger that cannot be
+        written is logged and does not hold up the status itself.
+        """
+        try:
+            if self._ledger is None:
+                ledger = Ledger(engine=self.sent.engine, card=self.sender.card)
+                await ledger.initialize()
+                self._ledger = ledger
+            await self._ledger.record(
+                wamid=status.wamid, status=status.status, at=status.timestamp,
+                phone_number_id=status.phone_number_id,
+                recipient=status.recipient_id or status.recipient_user_id, pricing=status.pricing)
+        except Exception as exc:
+            logger.error("pricing of %s not kept in the ledger (%s)", status.wamid, type(exc).__name__)
 
     # ------------------------------------------------------------------ after the ack
     def _schedule(self, turns: list[Turn], statuses: list[StatusUpdate]) -> None:
