@@ -125,3 +125,30 @@ async def test_pricing_that_overtakes_the_send_record_is_reconciled_when_asked(s
         await ch.post(envelope(messages_change([], statuses=[delivered])))
         billed = await ledger.billed(T0 - timedelta(minutes=1), T0 + timedelta(minutes=1))
         assert (billed.billable_delivered, billed.cost_micros) == (1, 79_400)
+
+
+async def test_metas_own_status_payloads_fill_the_ledger(settings: Settings) -> None:
+    """Meta's published examples, as they are but addressed to our number: a PMP marketing
+    status is priced at the recipient's market (+1 650: North America); a legacy
+    conversation-based one (CBP, ``business_initiated``) is kept but has no price on a
+    per-message card."""
+    from tests.test_errors import shared_fixture
+
+    async with wired(settings) as (ch, emu, admin):
+        pnid = ch.runtime.config.phone_number_id
+        for name in ("20", "09"):
+            payload = shared_fixture(name)
+            for entry in payload["entry"]:
+                for change in entry["changes"]:
+                    change["value"]["metadata"]["phone_number_id"] = pnid
+            status, _ = await ch.post(payload)
+            assert status == 200
+        rows = await _ledger_rows(ch)
+        pmp = rows["wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQUFERjg0NDEzNDdFODU3MUMxMAA="]
+        assert (pmp.market, pmp.category, pmp.pricing_type, pmp.billable, pmp.pricing_model, pmp.delivered) == (
+            "NA", "marketing", "regular", 1, "PMP", 0)
+        # 2025-06-15 is before the first card: its North American marketing rate.
+        assert pmp.cost_micros == 25_000
+        cbp = rows["wamid.nBgN6TUyN2k5NzAzM5kzNhUCABI8FDNFQjAxQkE5REI4NEUzQ5Y5QTNgAA=="]
+        assert (cbp.category, cbp.pricing_model, cbp.billable, cbp.delivered, cbp.cost_micros) == (
+            "business_initiated", "CBP", 1, 1, 0)
