@@ -9,10 +9,12 @@ the advisor API already works there; and the console's own state (sessions, audi
 ``DATABASE_URL``, so any replica serves any advisor and live updates come from the shared
 stores, not from one process's memory.
 
-Pages (HTML, autoescaped): ``/console/signin``, ``/console/inbox``, ``/console/c/<id>``;
-acts (POST forms with the session's CSRF key): sign out, reply, send a template, take,
-hand back, reassign, update a repair request; ``/console/events`` is a Server-Sent Events
-stream telling the page that something it shows has changed.
+Pages (HTML, autoescaped): ``/console/signin``, ``/console/inbox``, ``/console/c/<id>``,
+and for managers ``/console/report`` (the latest report of ``SALON_REPORT_DIR``, its files
+under ``/console/report/files/``); acts (POST forms with the session's CSRF key): sign out,
+reply, send a template, take, hand back, reassign, update a repair request, make the
+report again; ``/console/events`` is a Server-Sent Events stream telling the page that
+something it shows has changed.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from salon.access.tokens import AccessDenied, TokenBook
@@ -47,6 +50,14 @@ from salon.console.composer import (
     voice_check,
 )
 from salon.console.pages import countdown, render, static_file, waited
+from salon.console.report import (
+    DEFAULT_PERIOD,
+    PERIODS,
+    ReportMaker,
+    latest_report,
+    report_dir,
+    report_file,
+)
 from salon.console.sessions import COOKIE, ConsoleSession, ConsoleSessions
 from salon.console.thread import read_thread
 from salon.guard.sent import outbound_table
@@ -81,6 +92,8 @@ NOTICES: Final = {
     "updated": ("The repair request is updated.", "info"),
     "scheduled": ("The follow-up is scheduled; the guard decides again when it is due.", "info"),
     "error": ("That did not work: {why}.", "error"),
+    "generated": ("The report is made again, from the database as it is now.", "info"),
+    "report_failed": ("The report could not be made: {why}.", "error"),
 }
 SECURITY_HEADERS: Final = {
     "Content-Security-Policy": ("default-src 'self'; script-src 'self'; style-src 'self'; "
@@ -115,6 +128,8 @@ class ConsoleContext:
     wall: Clock = field(default_factory=SystemClock)
     """The sessions' clock: real elapsed time, as the browser counts the cookie's age
     (the business clock, which a demo or a test moves, governs the window)."""
+    reports: ReportMaker = field(default_factory=lambda: ReportMaker(report_dir()))
+    """Makes the managers' report into ``SALON_REPORT_DIR`` (default ``var/report``)."""
 
 
 def _base(request: Request) -> str:
@@ -180,6 +195,9 @@ def add_console_routes(bp: Blueprint, limit: Callable[[Any], Any],
         ("/console/c/<conversation_id>/follow-up", "POST", pages.follow_up),
         ("/console/repairs/<request_id>", "POST", pages.repair),
         ("/console/events", "GET", pages.events),
+        ("/console/report", "GET", pages.report),
+        ("/console/report", "POST", pages.make_report),
+        ("/console/report/files/<name>", "GET", pages.report_file),
     )
     for uri, method, handler in routes:
         bp.add_route(limit(handler), uri, methods=[method], name=f"console_{handler.__name__}")
@@ -440,6 +458,65 @@ class ConsolePages:
         if back:
             return _after(request, back, answer, "updated" if answer.status == 200 else None)
         return _redirect(f"{_base(request)}/inbox")
+
+    # ------------------------------------------------------------------ report
+    async def _manager(self, request: Request, *, form: bool = False,
+                       ) -> tuple[ConsoleContext, ConsoleSession] | HTTPResponse:
+        """As :meth:`_entered`, and the console's refusal for an advisor who is no manager."""
+        entered = await self._entered(request, form=form)
+        if isinstance(entered, HTTPResponse):
+            return entered
+        if not entered[1].principal.is_manager:
+            return _page(render("refused.html", base=_base(request), session=entered[1],
+                                title="The report is for managers",
+                                reason="It shows the whole maison's WhatsApp traffic and what it costs. "
+                                       "Ask a manager if you need a figure from it."), status=403)
+        return entered
+
+    async def report(self, request: Request) -> HTTPResponse:
+        entered = await self._manager(request)
+        if isinstance(entered, HTTPResponse):
+            return entered
+        ctx, session = entered
+        notice, kind = _notice(request)
+        since = request.args.get("since") or DEFAULT_PERIOD
+        return _page(render("report.html", base=_base(request), session=session, report_page=True,
+                            report=await latest_report(ctx.reports.directory), folder=ctx.reports.directory,
+                            periods=PERIODS, since=since if since in dict(PERIODS) else DEFAULT_PERIOD,
+                            notice=notice, notice_kind=kind))
+
+    async def make_report(self, request: Request) -> HTTPResponse:
+        from salon.report import PeriodError
+        from salon.report.build import ReportError
+
+        entered = await self._manager(request, form=True)
+        if isinstance(entered, HTTPResponse):
+            return entered
+        ctx, session = entered
+        since = request.form.get("since") or DEFAULT_PERIOD
+        back = f"{_base(request)}/report"
+        if since not in dict(PERIODS):
+            return _redirect(f"{back}?{urlencode({'done': 'report_failed', 'why': 'unknown period'})}")
+        try:
+            written = await ctx.reports.make(ctx.engine.url, since, now=ctx.clock.now())
+        except (PeriodError, ReportError, SQLAlchemyError, OSError) as exc:
+            logger.warning("console: the report could not be made for %s (%s)", session.principal.name,
+                           type(exc).__name__)
+            why = str(exc) if isinstance(exc, (PeriodError, ReportError)) else "the database or the folder failed"
+            return _redirect(f"{back}?{urlencode({'done': 'report_failed', 'why': why, 'since': since})}")
+        logger.info("console: report of the last %s made for %s (%d messages)", since, session.principal.name,
+                    written.figures.totals.messages)
+        return _redirect(f"{back}?{urlencode({'done': 'generated', 'since': since})}")
+
+    async def report_file(self, request: Request, name: str) -> HTTPResponse:
+        entered = await self._manager(request)
+        if isinstance(entered, HTTPResponse):
+            return entered
+        found = await asyncio.to_thread(report_file, entered[0].reports.directory, name)
+        if found is None:
+            return response.text("not found", status=404, headers=SECURITY_HEADERS)
+        body, kind = found
+        return response.raw(body, content_type=kind, headers=SECURITY_HEADERS)
 
     # ------------------------------------------------------------------ live
     async def events(self, request: Request) -> HTTPResponse | None:

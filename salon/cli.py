@@ -83,6 +83,39 @@ def _demo_check(args: argparse.Namespace) -> int:
     return run_check(args)
 
 
+def _report(args: argparse.Namespace) -> int:
+    from salon.clock import clock_from_env
+    from salon.report import Period, PeriodError, parse_since, parse_until, parse_zone
+    from salon.report.build import ReportError, generate, report_defaults
+    from salon.report.plots import as_money
+
+    zone, currency = report_defaults()
+    now = clock_from_env().now()
+    try:
+        if args.zone:
+            zone = parse_zone(args.zone)
+        span = parse_since(args.since)
+        until = parse_until(args.until, zone) if args.until else now
+        period = Period.ending(until, span, zone)
+    except PeriodError as exc:
+        print(f"salon report: {exc}", file=sys.stderr)
+        return 2
+    url = args.database_url or load_settings().effective_database_url
+    try:
+        written = generate(url, period, Path(args.out), now=now, currency=currency)
+    except ReportError as exc:
+        print(f"salon report: {exc}", file=sys.stderr)
+        return 1
+    figures = written.figures
+    if figures.empty:
+        print(f"salon report: no traffic from {period.describe()}; written to {written.page}")
+        return 0
+    cost = as_money(figures.totals.cost, figures.currency) if figures.currency else "no price"
+    print(f"salon report: {figures.totals.messages} messages, {cost}, {figures.totals.handoffs} handoffs "
+          f"from {period.describe()}; written to {written.page}")
+    return 0
+
+
 def _gdpr(args: argparse.Namespace) -> int:
     import asyncio
     import json
@@ -183,6 +216,22 @@ def build_parser() -> argparse.ArgumentParser:
     add_check_arguments(check)
     check.set_defaults(handler=_demo_check)
     add_outbound_commands(commands)
+
+    report = commands.add_parser(
+        "report",
+        help="pictures and tables of what WhatsApp did and cost over a period: PNGs and one HTML page",
+    )
+    report.add_argument("--since", default="30d",
+                        help="how far back from --until: a duration such as 7d, 30d, 12h or 2w (default: 30d)")
+    report.add_argument("--until",
+                        help="the period's end: an ISO instant with its offset (2026-12-01T09:00Z) or a date "
+                             "(the midnight that starts it); default: now")
+    report.add_argument("--out", required=True, help="the folder to write the report into (made if missing)")
+    report.add_argument("--zone",
+                        help="the time zone of the report's days (default: the WhatsApp Business Account's, "
+                             "billing_time_zone in data/pricing/markets.yml)")
+    report.add_argument("--database-url", help="SQLAlchemy URL (default: DATABASE_URL or var/salon.db)")
+    report.set_defaults(handler=_report)
 
     gdpr = commands.add_parser(
         "gdpr",

@@ -68,6 +68,8 @@ outbound_table = Table(
     Column("cost_micros", BigInteger),
     Column("currency", String(3)),
     Index("ix_wa_outbound_recipient", "phone_number_id", "recipient", "id"),
+    # A period's sends (the report, the metrics): by when they were recorded.
+    Index("ix_wa_outbound_created", "created_us"),
 )
 
 #: Order of statuses; an update only applies when it moves the rank up.
@@ -226,6 +228,9 @@ class SentLog(SqlTables):
             await schema_lock(conn)
             await conn.run_sync(self.metadata.create_all)
             await add_missing_columns(conn, outbound_table)
+            # An index added since the table was created (create_all makes only new tables').
+            for index in outbound_table.indexes:
+                await conn.run_sync(lambda sync, index=index: index.create(sync, checkfirst=True))
 
     async def record_outbound(
         self,
