@@ -22,6 +22,11 @@ conversation as the advisor's message (``{"advisor": "phone", "echo": true, ...}
 pauses the assistant for ``SALON_ECHO_PAUSE_MINUTES`` (30 by default, 0: never) unless a
 handoff already holds it (rules in :mod:`salon.webhook.echoes`).
 
+Every message is billed (since 2026-10-01, replies inside the window too): the responses
+of a client's turn are held until the turn is over and leave merged where they read as
+one message (:mod:`salon.whatsapp.merging`; ``SALON_MERGE_REPLIES=off`` sends each at
+once, as Rasa produces it).
+
 The webhook is ``/webhooks/whatsapp/webhook``: GET for Meta's verification handshake,
 POST for signed updates; it is never rate limited (the advisor API and the health route
 on the same blueprint are, per client IP: :mod:`connectors.advisor_api`). Everything that matters (signature, dedup, window, send-time
@@ -51,7 +56,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+import threading
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any, Final
@@ -95,6 +101,7 @@ from salon.webhook.echoes import (
 )
 from salon.webhook.pipeline import MAX_BODY_BYTES, Turn, client_ref_for_recipient
 from salon.webhook.runtime import ChannelConfig, ChannelConfigError, WhatsAppRuntime
+from salon.whatsapp.merging import MergeConfig, MergeConfigError, merge_responses
 from salon.whatsapp.signature import HEADER
 
 logger = logging.getLogger(__name__)
@@ -117,7 +124,14 @@ SESSION_START = "/session_start"
 
 
 class WhatsAppOutput(OutputChannel):
-    """Sends the assistant's responses through the send-time guard."""
+    """Sends the assistant's responses through the send-time guard.
+
+    During a client's own turn (between :meth:`hold` and :meth:`flush`) the responses
+    wait, and leave together when the turn is over, merged where they read as one
+    message (:mod:`salon.whatsapp.merging`): every message is billed. Otherwise (a turn
+    the assistant starts itself, merging off, or once the turn is over) each response
+    leaves at once.
+    """
 
     @classmethod
     def name(cls) -> str:
@@ -125,7 +139,7 @@ class WhatsAppOutput(OutputChannel):
 
     def __init__(self, runtime: ChannelRuntime, client: ClientRef | None = None,
                  conversation_id: str | None = None, *, purpose: str | None = None,
-                 origin: str | None = None) -> None:
+                 origin: str | None = None, merging: MergeConfig | None = None) -> None:
         self.runtime = runtime
         self.client = client
         """The client whose turn this is (None: a turn the assistant started itself)."""
@@ -134,6 +148,12 @@ class WhatsAppOutput(OutputChannel):
         """For a turn the assistant started: what its messages are for (the send-time
         guard checks the client's consent for it); a client's own turn is a reply."""
         self.origin = origin
+        self.merging = merging or MergeConfig(enabled=False)
+        self._held: list[tuple[str, dict[str, Any]]] | None = None
+        """The turn's responses waiting for :meth:`flush` (None: each is sent at once)."""
+        self._holding = threading.Lock()
+        """Rasa calls :meth:`send_response` from the assistant's loop, on its own thread;
+        the turn is flushed from the server's."""
 
     def _ref(self, recipient_id: str) -> ClientRef:
         """The client a conversation id names: the turn's client (with every id known of
@@ -143,6 +163,51 @@ class WhatsAppOutput(OutputChannel):
                 self.conversation_id, self.client.user_id, self.client.wa_id):
             return self.client
         return client_ref_for_recipient(self.runtime.config.phone_number_id, recipient_id)
+
+    def hold(self) -> None:
+        """From now until :meth:`flush`, keep the responses of the client's turn to send
+        them together (nothing is held for a turn the assistant starts, or with merging
+        off).
+        """
+        if self.client is None or not self.merging.enabled:
+            return
+        with self._holding:
+            if self._held is None:
+                self._held = []
+
+    async def flush(self) -> int:
+        """Send what the turn held, merged, in order, and send at once from then on.
+
+        A message whose send fails is logged with its reason and the rest are still
+        sent: the turn is over, and running it again would repeat what already left.
+        Returns how many messages went to the send-time guard.
+        """
+        with self._holding:
+            held, self._held = self._held, None
+        if not held:
+            return 0
+        runs: list[tuple[str, list[dict[str, Any]]]] = []
+        for recipient_id, said in held:
+            if runs and runs[-1][0] == recipient_id:
+                runs[-1][1].append(said)
+            else:
+                runs.append((recipient_id, [said]))
+        sent = 0
+        for recipient_id, responses in runs:
+            messages = merge_responses(responses, self.merging)
+            if len(messages) < len(responses):
+                logger.debug("whatsapp turn of %s: %d responses in %d messages", recipient_id,
+                             len(responses), len(messages))
+            for message in messages:
+                try:
+                    await self._send(recipient_id, message)
+                except Exception as exc:
+                    logger.error("whatsapp response %s to %s not sent (%s: %s); sending the rest",
+                                 message.get("utter_action"), recipient_id, type(exc).__name__, exc,
+                                 exc_info=True)
+                    continue
+                sent += 1
+        return sent
 
     async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
         response = dict(message)
@@ -154,6 +219,13 @@ class WhatsAppOutput(OutputChannel):
             if self.origin and not metadata.get("origin"):
                 metadata["origin"] = self.origin
             response["metadata"] = metadata
+        with self._holding:
+            if self._held is not None:
+                self._held.append((recipient_id, response))
+                return
+        await self._send(recipient_id, response)
+
+    async def _send(self, recipient_id: str, response: Mapping[str, Any]) -> None:
         # Rasa may call this from the assistant's thread: the channel's I/O belongs to the
         # server's loop.
         outcomes = await call_in_loop(self.runtime.loop, self.runtime.send(
@@ -197,7 +269,7 @@ class WhatsAppInput(InputChannel):
             cls.raise_missing_credentials_exception()
         try:
             return cls(ChannelConfig.from_mapping(credentials), rate_limit=SanicRateLimit.from_env())
-        except (ChannelConfigError, RateLimitConfigError, EchoConfigError) as exc:
+        except (ChannelConfigError, RateLimitConfigError, EchoConfigError, MergeConfigError) as exc:
             raise RasaException(str(exc)) from exc
 
     def __init__(self, config: ChannelConfig, runtime: ChannelRuntime | None = None,
@@ -213,6 +285,8 @@ class WhatsAppInput(InputChannel):
         self.echo_pause = pause_from_env()
         """How long an advisor's message from the phone pauses the assistant (0: never)."""
         self._pauses = PauseWatch(self.echo_pause)
+        self.merging = MergeConfig.from_env()
+        """Whether a client's turn sends its responses merged (``SALON_MERGE_REPLIES``)."""
 
     def get_output_channel(self) -> OutputChannel:
         """For ``trigger_intent?output_channel=whatsapp[&purpose=…&origin=…]``: a turn the
@@ -259,7 +333,7 @@ class WhatsAppInput(InputChannel):
                 await self._in_assistant_loop(self._record_echo(turn))
                 return
             remember(turn.text, turn.metadata.get("profile_name"))
-            output = WhatsAppOutput(runtime, turn.client, turn.sender_id)
+            output = WhatsAppOutput(runtime, turn.client, turn.sender_id, merging=self.merging)
             if key is not None:
                 # Who writes, sealed for the action server (salon.access.signed_identity).
                 turn.metadata[SEAL_KEY] = seal(key, turn.sender_id, turn.client.wa_id, turn.client.user_id)
@@ -279,14 +353,20 @@ class WhatsAppInput(InputChannel):
                 turn.text, output, turn.sender_id, input_channel=CHANNEL,
                 message_id=turn.item.wamid, metadata=turn.metadata,
             ))
-            for message in messages:
-                if self.assistant is not None:
-                    await self.assistant.run(handle(message))
-                else:
-                    await on_new_message(message)
-            note = await self._in_assistant_loop(self._waiting_note(turn.sender_id))
-            if note is not None:
-                await output.send_text_message(turn.sender_id, note)
+            # Her turn's responses leave together once it is over, merged where they read
+            # as one message; whatever Rasa said before a failure still leaves.
+            output.hold()
+            try:
+                for message in messages:
+                    if self.assistant is not None:
+                        await self.assistant.run(handle(message))
+                    else:
+                        await on_new_message(message)
+                note = await self._in_assistant_loop(self._waiting_note(turn.sender_id))
+                if note is not None:
+                    await output.send_text_message(turn.sender_id, note)
+            finally:
+                await output.flush()
 
         return on_turn
 

@@ -1,0 +1,205 @@
+"""Fewer bubbles for the same words: the responses of one turn, merged where it reads
+naturally and fits.
+
+Rasa hands the output channel one response per bot utterance, and a turn often has
+several ("Of course." then "Which boutique?" with its buttons). Each would leave as its
+own WhatsApp message, and since 2026-10-01 Meta bills every message, replies inside the
+window included. :func:`merge_responses` joins consecutive responses into one message
+when the client would read them as one anyway:
+
+- each is text, optionally with reply buttons, and nothing else: an image, an
+  attachment, a custom object (a template ``{"wa_template": …}``, a location, any Cloud
+  API object) or Rasa's ``elements`` never merges;
+- they are for the same thing: the same purpose (none is a reply), origin and template
+  parameters in their metadata, which decide what the send-time guard may send in their
+  place once the window has closed;
+- buttons close a message: only the last part of a merged message may carry them, and
+  buttons WhatsApp would show as a list (more than three, or a title longer than 20
+  characters) keep their response alone;
+- the merged text fits one message: 4,096 characters, 1,024 under reply buttons (the
+  body of an interactive message), parts joined by a blank line;
+- the merged message's ``utter_action`` names its parts (``utter_a+utter_b``), within the
+  200 characters the outbound record keeps; its metadata is what the parts agree on;
+- the confirmation of a consent decision understood in the client's sentence
+  (``utter_opt_out``, ``utter_opt_in``) stays alone: the decision is recorded by that
+  response's name before the client reads it.
+
+A response alone in its group is returned as it came. ``SALON_MERGE_REPLIES=off`` turns
+merging off (:class:`MergeConfig`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from salon.consent.keywords import CONSENT_UTTERANCES
+from salon.purposes import SERVICE_REPLY
+from salon.whatsapp.messages import (
+    MAX_BUTTON_TITLE,
+    MAX_BUTTONS,
+    MAX_INTERACTIVE_BODY,
+    MAX_TEXT,
+)
+
+__all__ = [
+    "JOINER",
+    "MAX_UTTER_ACTION",
+    "MERGE_ENV",
+    "MergeConfig",
+    "MergeConfigError",
+    "merge_responses",
+]
+
+MERGE_ENV: Final = "SALON_MERGE_REPLIES"
+JOINER: Final = "\n\n"
+"""Between the parts of a merged message: a blank line, as between paragraphs."""
+MAX_UTTER_ACTION: Final = 200
+"""The outbound record's ``utter_action`` column (salon/guard/sent.py)."""
+NAME_JOINER: Final = "+"
+
+_ALONE: Final = frozenset(CONSENT_UTTERANCES)
+"""Responses whose name the channel acts on before sending them (the consent book records
+the decision they confirm): never merged, so the name reaches it whole."""
+_PARTS: Final = frozenset({"text", "buttons", "quick_replies", "utter_action", "template", "metadata"})
+"""Keys a merged message builds from its parts; every other key is kept where they agree."""
+_NOT_TEXT: Final = ("image", "attachment", "custom", "elements")
+_MISSING: Final = object()
+
+
+class MergeConfigError(ValueError):
+    """``SALON_MERGE_REPLIES`` is neither ``on`` nor ``off``."""
+
+
+@dataclass(frozen=True, slots=True)
+class MergeConfig:
+    """Whether a client's turn sends its responses merged (on by default)."""
+
+    enabled: bool = True
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> MergeConfig:
+        raw = (os.environ if environ is None else environ).get(MERGE_ENV, "").strip().lower()
+        if raw in ("", "on"):
+            return cls(enabled=True)
+        if raw == "off":
+            return cls(enabled=False)
+        raise MergeConfigError(f"{MERGE_ENV} must be on or off, not {raw[:20]!r}")
+
+
+def merge_responses(responses: Sequence[Mapping[str, Any]],
+                    config: MergeConfig | None = None) -> list[Mapping[str, Any]]:
+    """The messages to send for one turn's ``responses`` (Rasa's dicts), in order:
+    consecutive ones merged by the rules of the module's docstring. With merging off,
+    the responses as they came.
+    """
+    if config is not None and not config.enabled:
+        return list(responses)
+    out: list[Mapping[str, Any]] = []
+    group: list[Mapping[str, Any]] = []
+
+    def close() -> None:
+        if group:
+            out.append(group[0] if len(group) == 1 else _merged(group))
+            group.clear()
+
+    for response in responses:
+        if not _mergeable(response):
+            close()
+            out.append(response)
+            continue
+        if group and not _joins(group, response):
+            close()
+        group.append(response)
+        if _buttons(response):
+            close()  # buttons end a message: nothing may follow them in it
+    close()
+    return out
+
+
+# --------------------------------------------------------------------------- the rules
+
+
+def _object(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _text(response: Mapping[str, Any]) -> str:
+    text = response.get("text")
+    return text.strip() if isinstance(text, str) else ""
+
+
+def _name(response: Mapping[str, Any]) -> str | None:
+    """The response's name as the outbound record keeps it (see render_response)."""
+    name = response.get("utter_action") or response.get("template")
+    return str(name) if name else None
+
+
+def _buttons(response: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The buttons WhatsApp would show (as render_response cleans them)."""
+    buttons = response.get("quick_replies") or response.get("buttons") or []
+    if not isinstance(buttons, list):
+        return []
+    return [b for b in buttons if isinstance(b, Mapping) and str(b.get("title") or "").strip()]
+
+
+def _mergeable(response: Mapping[str, Any]) -> bool:
+    """Text, with reply buttons at most, and nothing else; not a consent confirmation."""
+    if not _text(response) or _name(response) in _ALONE:
+        return False
+    if any(response.get(key) not in (None, "", {}, []) for key in _NOT_TEXT):
+        return False
+    raw = response.get("quick_replies") or response.get("buttons")
+    if raw and not isinstance(raw, list):
+        return False  # a shape render_response would not read as buttons: left as it is
+    buttons = _buttons(response)
+    # Buttons WhatsApp would show as a list (or could not show at all) keep their response alone.
+    return len(buttons) <= MAX_BUTTONS and all(len(str(b["title"])) <= MAX_BUTTON_TITLE for b in buttons)
+
+
+def _sending_key(response: Mapping[str, Any]) -> tuple[str, str | None, dict[str, Any]]:
+    """What the send-time guard decides a message by, besides its content: its purpose,
+    its origin and its template parameters (normalised as render_response reads them).
+    """
+    meta = _object(response.get("metadata"))
+    origin = str(meta["origin"]) if meta.get("origin") else None
+    return str(meta.get("purpose") or SERVICE_REPLY), origin, dict(_object(meta.get("wa_params")))
+
+
+def _joins(group: Sequence[Mapping[str, Any]], response: Mapping[str, Any]) -> bool:
+    """Whether ``response`` may be added to ``group`` (mergeable parts, none with buttons)."""
+    if _sending_key(response) != _sending_key(group[0]):
+        return False
+    text = JOINER.join([*(_text(part) for part in group), _text(response)])
+    if len(text) > (MAX_INTERACTIVE_BODY if _buttons(response) else MAX_TEXT):
+        return False
+    names = [name for name in (_name(part) for part in (*group, response)) if name]
+    return len(NAME_JOINER.join(names)) <= MAX_UTTER_ACTION
+
+
+def _agreed(values: Sequence[Mapping[str, Any]], skip: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The entries every mapping of ``values`` has, with the same value."""
+    first, rest = values[0], values[1:]
+    return {key: value for key, value in first.items()
+            if key not in skip and all(other.get(key, _MISSING) == value for other in rest)}
+
+
+def _merged(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One response for ``parts``: their texts, the last part's buttons, their names and
+    what they agree on.
+    """
+    merged = _agreed(parts, _PARTS)
+    merged["text"] = JOINER.join(_text(part) for part in parts)
+    last = parts[-1]
+    for key in ("buttons", "quick_replies"):
+        if last.get(key):
+            merged[key] = last[key]
+    names = [name for name in (_name(part) for part in parts) if name]
+    if names:
+        merged["utter_action"] = NAME_JOINER.join(names)
+    metadata = _agreed([_object(part.get("metadata")) for part in parts])
+    if metadata:
+        merged["metadata"] = metadata
+    return merged
