@@ -59,7 +59,8 @@ SALT = "trust-erasure-salt"
 #: suppression list (keyed hashes only) and the advisors' audit trail (who did what and
 #: when, with who it was about removed: still scanned for her ids).
 KEPT = {"privacy_erasures", "privacy_suppressions", "salon_advisor_audit",
-        "restock_stock_seen"}  # stock levels (sku, boutique, quantity): about pieces, not people
+        "restock_stock_seen",  # stock levels (sku, boutique, quantity): about pieces, not people
+        "wa_pricing"}  # what Meta billed (market, category, cost), kept with who and which message removed
 
 
 # --------------------------------------------------------------------------- environment

@@ -55,6 +55,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -629,6 +630,7 @@ def _register_channel(registry: PrivacyRegistry, engine: AsyncEngine, salt: byte
     from salon.consent.ledger import ledger_table
     from salon.guard.sent import outbound_table
     from salon.llm.audit import audit_table, legacy_sender_keys, sender_keys
+    from salon.pricing.ledger import ledger_table as pricing_table
     from salon.webhook.inbox import inbox_table
     from salon.window.sql_store import aliases_table, parked_table, sessions_table
 
@@ -645,6 +647,12 @@ def _register_channel(registry: PrivacyRegistry, engine: AsyncEngine, salt: byte
         registry.register(RedisSessions(redis_url))
     registry.register(SqlRowsSource("wa_inbox", engine, inbox_table, "sender_id", _senders, identifies=True))
     registry.register(SqlRowsSource("wa_outbound", engine, outbound_table, "recipient", _senders))
+    # What Meta bills is the maison's accounting: the rows stay (market, category, cost),
+    # with her number and the message's id gone.
+    registry.register(UnlinkedRowsSource(
+        "wa_pricing", engine, pricing_table, "recipient", _senders, key="wamid",
+        rewrite=(("wamid", lambda _: f"erased.{uuid.uuid4().hex}"),),
+        erasure_detail="kept for billing (market, category, cost); removed: who and which message"))
     registry.register(SqlRowsSource("wa_preferences", engine, preferences_table, "client_id", _aliases))
     registry.register(SqlRowsSource("llm_audit", engine, audit_table, "client_id", audit_ids))
     registry.register(SqlRowsSource("consent_ledger", engine, ledger_table, "subject", _ledger))
