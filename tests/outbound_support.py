@@ -16,11 +16,15 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from salon.access.tokens import TokenBook
 from salon.clock import Clock
 from salon.config import Settings
 from salon.dev.stack import free_port
 from salon.emulator.config import EmulatorConfig
 from salon.emulator.testing import RunningEmulator, running_emulator
+from salon.guard.sender import GuardedSender
+from salon.outbound.api import create_app
+from salon.outbound.caps import MarketingCaps
 from salon.outbound.pacing import PacingConfig
 from salon.outbound.queue import OutboundQueue
 from salon.outbound.worker import OutboundWorker, WorkerConfig
@@ -99,6 +103,54 @@ async def outbound_stack(
                     yield Stack(ch, emu, admin, parts, worker)
                 finally:
                     await parts.close()
+
+
+async def drain(stack: Stack, *workers: OutboundWorker, rounds: int = 20) -> None:
+    """Run the workers (the stack's by default) until nothing is due, and let the
+    statuses come back."""
+    for _ in range(rounds):
+        handled = await asyncio.gather(*(w.run_once() for w in workers or (stack.worker,)))
+        if not any(handled):
+            break
+    await stack.idle()
+    await stack.channel.settle()
+
+
+@asynccontextmanager
+async def worker_through(settings: Settings, stack: Stack, graph_url: str, clock: Clock, *,
+                         timeout_s: float = 5.0) -> AsyncIterator[OutboundWorker]:
+    """A worker of its own (its own pool, as another process would have) whose Graph API
+    calls go to ``graph_url`` (a :class:`GraphStandIn` in front of the emulator)."""
+    parts = await open_sender(settings, GraphConfig(
+        access_token=stack.emulator.config.access_token, phone_number_id=PNID, base_url=graph_url,
+        max_attempts=1, timeout_s=timeout_s), clock, many_clients=True)
+    try:
+        yield OutboundWorker(parts.outbound, parts.sender, clock, pacing=stack.worker.pacing,
+                             config=WorkerConfig(lease=timedelta(seconds=5)))
+    finally:
+        await parts.close()
+
+
+API_TOKEN = "crm-token-0123456789"
+API_AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+
+
+@asynccontextmanager
+async def running_api(queue: OutboundQueue, clock: Clock, *, planner: GuardedSender | None = None,
+                      caps: MarketingCaps | None = None) -> AsyncIterator[aiohttp.ClientSession]:
+    """The outbound API on a free port, and a session to it (base URL set; send
+    :data:`API_AUTH` for the ``outbound`` scope)."""
+    tokens = TokenBook.from_config([{"name": "crm", "token": API_TOKEN, "scopes": ["outbound"]}])
+    app = create_app(queue, tokens, clock, phone_number_id=PNID, planner=planner, caps=caps)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        async with aiohttp.ClientSession(base_url=f"http://127.0.0.1:{port}") as http:
+            yield http
+    finally:
+        await runner.cleanup()
 
 
 class GraphStandIn:

@@ -45,6 +45,7 @@ from salon.clock import ManualClock
 from salon.config import PROJECT_ROOT, Settings
 from salon.identity import ClientRef
 from salon.outbound.api import create_app
+from salon.outbound.caps import CapsConfig, MarketingCaps
 from salon.outbound.pacing import PacingConfig
 from salon.outbound.queue import NUDGED, REFUSED, SENT_FREE_FORM, SENT_TEMPLATE
 from salon.outbound.worker import OutboundWorker, RasaTrigger
@@ -408,8 +409,11 @@ async def test_w2_marketing_after_a_stop_is_refused_through_every_path(how: str,
     expected = MARKETING_STOPS[how]
     async with outbound_stack(settings, clock) as stack, _rasa() as rasa:
         pacing = PacingConfig(business_rate=1000, business_burst=1000, client_burst=50, quiet=None)
+        # Every path is tried for Antoine within minutes: the maison's gap between two
+        # marketing templates (tests/test_marketing_caps.py) would hold all but the first.
         worker = OutboundWorker(stack.queue, stack.parts.sender, clock, pacing=pacing,
-                                rasa=RasaTrigger(rasa.url, RASA_SECRET))
+                                rasa=RasaTrigger(rasa.url, RASA_SECRET),
+                                caps=MarketingCaps(stack.queue.engine, CapsConfig(gap=timedelta(0))))
         app = create_app(stack.queue, TokenBook.from_config(TOKENS), clock, phone_number_id=PNID)
         try:
             async with _served(app) as api_url, aiohttp.ClientSession(base_url=api_url) as http:
@@ -418,6 +422,7 @@ async def test_w2_marketing_after_a_stop_is_refused_through_every_path(how: str,
                 await _stop(stack, how, CLAIRE)
                 before = [m["wamid"] for m in await stack.delivered(CLAIRE)]
                 asked = []
+                held = 0
 
                 for phase in ("window open", "window closed"):
                     if phase == "window closed":
@@ -463,13 +468,22 @@ async def test_w2_marketing_after_a_stop_is_refused_through_every_path(how: str,
                             assert shown["reason"] == expected, (where, shown)
                             assert [(e["state"], e["detail"]) for e in shown["events"]][-1] == (
                                 REFUSED, {"reason": shown["reason"]}), (where, shown["events"])
+                        elif tag == "closed" and shown["state"] == "queued":
+                            # Meta failed an earlier marketing template to him with 131049:
+                            # the next one waits 24 h (salon/outbound/caps.py), not lost;
+                            # a held trigger_intent does not ask Rasa either.
+                            assert shown["reason"] == "marketing_cap:131049", (where, shown)
+                            if path == "trigger_intent":
+                                asked.remove(ANTOINE)
+                            else:
+                                held += 1
                         elif path == "trigger_intent":
                             assert shown["state"] == "triggered", (where, shown)
                         elif tag == "open":  # free-form content while his window is open
                             free = path != "api template"
                             assert shown["state"] == (SENT_FREE_FORM if free else SENT_TEMPLATE), (where, shown)
                         else:  # then its template, or parked behind the marketing nudge
-                            assert shown["state"] in (SENT_TEMPLATE, NUDGED), (where, shown)
+                            assert shown["state"] in (SENT_TEMPLATE, NUDGED), (where, shown["reason"], shown["events"])
 
                     now_there = [m["wamid"] for m in await stack.delivered(CLAIRE)]
                     assert now_there == before, f"{phase}: something reached Claire"
@@ -480,7 +494,8 @@ async def test_w2_marketing_after_a_stop_is_refused_through_every_path(how: str,
                 # taken by Meta (which may fail one later with 131049, its own cap on the
                 # marketing templates one person receives).
                 box = await stack.delivered(ANTOINE)
-                assert len(box) == 8 and all(m["error_code"] in (None, 131049) for m in box), [
+                assert not held or any(m["error_code"] == 131049 for m in box), box
+                assert len(box) == 8 - held and all(m["error_code"] in (None, 131049) for m in box), [
                     (m["type"], m["template"], m["status"], m["error_code"]) for m in box]
         finally:
             assert worker.rasa is not None

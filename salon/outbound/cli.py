@@ -134,6 +134,121 @@ def _metrics(args: argparse.Namespace) -> int:
     return _run(go)
 
 
+def plan_table(plan: dict[str, Any], market_names: dict[str, str]) -> str:
+    """A plan (:func:`salon.outbound.api.plan_campaign`) as a table for a terminal."""
+    total = plan["total"]
+    lines = [
+        f"Campaign {plan['campaign_id']}: {plan['clients']} client(s), {total['count']} message(s), "
+        f"estimated {total['cost']['text']} (rate card of {plan['card']}, at {plan['at']})",
+        "",
+        f"{'market':<28} {'category':<28} {'messages':>9} {'estimated':>12}",
+    ]
+    for route in plan["routes"]:
+        market = f"{route['market']} {market_names.get(route['market'], '')}".strip()
+        lines.append(f"{market:<28} {route['category']:<28} {route['count']:>9} {route['cost']['text']:>12}")
+    lines.append(f"{'total':<57} {total['count']:>9} {total['cost']['text']:>12}")
+    if "budget" in plan:
+        verdict = "within it" if plan["within_budget"] else "OVER IT: the campaign would pause"
+        lines.append(f"budget {plan['budget']['text']}: {verdict}")
+    if plan["refused"]:
+        lines += ["", f"Nothing would go to {len(plan['refused'])} client(s):"]
+        lines += [f"  {entry['client']:<24} {entry['reason']}" for entry in plan["refused"]]
+    if plan["held_by_caps"]:
+        lines += ["", f"Held back by a marketing cap for now ({len(plan['held_by_caps'])}; sent later):"]
+        lines += [f"  {entry['client']:<24} until {entry['until']} ({entry['rule']})"
+                  for entry in plan["held_by_caps"]]
+    return "\n".join(lines)
+
+
+def _plan(args: argparse.Namespace) -> int:
+    from salon.outbound.api import parse_campaign, plan_campaign
+    from salon.outbound.caps import CapsConfig, MarketingCaps
+    from salon.outbound.queue import InvalidRequest
+    from salon.outbound.worker import graph_config_from_env
+    from salon.webhook.runtime import open_sender
+
+    try:
+        with open(args.file, encoding="utf-8") as handle:
+            body = json.load(handle)
+    except (OSError, ValueError) as exc:
+        print(f"salon outbound plan: {args.file}: {exc}", file=sys.stderr)
+        return 2
+
+    async def go() -> int:
+        clock = clock_from_env()
+        try:
+            graph = graph_config_from_env()
+        except ValueError as exc:
+            print(f"salon outbound plan: the send-time guard needs the channel's settings "
+                  f"(WA_ACCESS_TOKEN, WA_PHONE_NUMBER_ID; nothing is sent): {exc}", file=sys.stderr)
+            return 2
+        parts = await open_sender(_settings(args), graph, clock, many_clients=True)
+        try:
+            card = parts.sender.card
+            try:
+                campaign = parse_campaign(body, requested_by="cli", now=clock.now(),
+                                          phone_number_id=os.environ.get("WA_PHONE_NUMBER_ID") or None,
+                                          currency=card.currency)
+            except InvalidRequest as invalid:
+                for problem in invalid.problems:
+                    print(f"salon outbound plan: {problem}", file=sys.stderr)
+                return 2
+            caps = MarketingCaps(parts.outbound.engine, CapsConfig.from_env())
+            plan = await plan_campaign(campaign, parts.sender, clock.now(), caps=caps)
+        finally:
+            await parts.close()
+        if args.json:
+            _print(plan)
+        else:
+            print(plan_table(plan, {code: market.name for code, market in card.markets.items()}))
+        return 0
+
+    return _run(go)
+
+
+def _campaign(args: argparse.Namespace) -> int:
+    from salon.outbound.budgets import Budgets
+
+    async def go() -> int:
+        queue = await _queue(args)
+        try:
+            found = await Budgets(engine=queue.engine).get(args.id)
+            if found is None:
+                print(f"salon outbound campaign: no campaign {args.id!r}", file=sys.stderr)
+                return 1
+            _print({**found.as_dict(), "requests": await queue.campaign_counts(args.id)})
+        finally:
+            await queue.close()
+        return 0
+
+    return _run(go)
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from salon.outbound.budgets import BudgetError, Budgets, parse_amount
+
+    async def go() -> int:
+        queue = await _queue(args)
+        try:
+            budgets = Budgets(engine=queue.engine)
+            try:
+                micros = parse_amount(args.budget, "--budget") if args.budget is not None else None
+                resumed = await budgets.resume(args.id, clock_from_env().now(), budget_micros=micros)
+            except BudgetError as invalid:
+                for problem in invalid.problems:
+                    print(f"salon outbound resume: {problem}", file=sys.stderr)
+                return 2
+            if resumed is None:
+                print(f"salon outbound resume: no campaign {args.id!r}", file=sys.stderr)
+                return 1
+            _print({**resumed.as_dict(), "requests": await queue.campaign_counts(args.id)})
+        finally:
+            await queue.close()
+        return 0
+
+    return _run(go)
+
+
 def _scan(args: argparse.Namespace) -> int:
     from salon.outbound.reminders import AppointmentReminders
     from salon.outbound.restock import RestockBook
@@ -155,15 +270,21 @@ def _scan(args: argparse.Namespace) -> int:
     return _run(go)
 
 
+def _settings(args: argparse.Namespace) -> Any:
+    """The settings, with ``--database-url`` when given."""
+    settings = load_settings()
+    if getattr(args, "database_url", None):
+        settings = type(settings)(var_dir=settings.var_dir, data_dir=settings.data_dir,
+                                  database_url=args.database_url, redis_url=settings.redis_url)
+    return settings
+
+
 def _worker(args: argparse.Namespace) -> int:
     from salon.outbound.worker import run_worker
 
     logging.basicConfig(level=os.environ.get("SALON_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = load_settings()
-    if args.database_url:
-        settings = type(settings)(var_dir=settings.var_dir, data_dir=settings.data_dir,
-                                  database_url=args.database_url, redis_url=settings.redis_url)
+    settings = _settings(args)
     from salon.loops import run_fast
 
     stats = run_fast(run_worker(settings, clock_from_env(), scans=not args.no_scans))
@@ -177,7 +298,9 @@ def _api(args: argparse.Namespace) -> int:
     from salon.access.ratelimit import RateLimitConfigError, RateLimitSettings
     from salon.access.tokens import TokenBook, TokenConfigError
     from salon.outbound.api import DEFAULT_RATE, create_app
-    from salon.outbound.queue import OutboundQueue
+    from salon.outbound.caps import CapsConfig, MarketingCaps
+    from salon.outbound.worker import graph_config_from_env
+    from salon.webhook.runtime import open_sender
 
     logging.basicConfig(level=os.environ.get("SALON_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -198,13 +321,29 @@ def _api(args: argparse.Namespace) -> int:
         return 2
 
     async def make() -> web.Application:
-        queue = OutboundQueue(_url(args))
-        await queue.initialize()
-        app = create_app(queue, tokens, clock_from_env(),
-                         phone_number_id=os.environ.get("WA_PHONE_NUMBER_ID", ""), rate_limit=limit)
+        from salon.outbound.queue import OutboundQueue
+
+        clock = clock_from_env()
+        try:
+            graph = graph_config_from_env()
+        except ValueError as exc:
+            # The guard needs the channel's settings to exist; without them, no plans.
+            print(f"salon outbound api: campaign plans are off ({exc})", file=sys.stderr)
+            queue = OutboundQueue(_url(args))
+            await queue.initialize()
+            app = create_app(queue, tokens, clock, phone_number_id=os.environ.get("WA_PHONE_NUMBER_ID", ""),
+                             rate_limit=limit)
+            closing: Callable[[], Coroutine[Any, Any, None]] = queue.close
+        else:
+            # The guard a plan asks what each client would get now; it sends nothing here.
+            parts = await open_sender(_settings(args), graph, clock, many_clients=True)
+            app = create_app(parts.outbound, tokens, clock,
+                             phone_number_id=os.environ.get("WA_PHONE_NUMBER_ID", ""), rate_limit=limit,
+                             planner=parts.sender, caps=MarketingCaps(parts.outbound.engine, CapsConfig.from_env()))
+            closing = parts.close
 
         async def close(_app: web.Application) -> None:
-            await queue.close()
+            await closing()
 
         # aiohttp 3.9 types its signals for aiosignal < 1.4, whose Signal took the callback type
         app.on_cleanup.append(close)  # type: ignore[arg-type]
@@ -285,6 +424,20 @@ def add_commands(commands: Any) -> None:
     listing.set_defaults(handler=_list)
 
     with_db(sub.add_parser("metrics", help="counts and rates")).set_defaults(handler=_metrics)
+
+    plan = with_db(sub.add_parser("plan", help="what a campaign would send now and cost (nothing stored)"))
+    plan.add_argument("file", help="a campaign body as POST /outbound/campaigns takes it (JSON)")
+    plan.add_argument("--json", action="store_true", help="the plan as JSON rather than a table")
+    plan.set_defaults(handler=_plan)
+
+    campaign = with_db(sub.add_parser("campaign", help="a campaign: budget, spent, state, requests"))
+    campaign.add_argument("id", help="the campaign id")
+    campaign.set_defaults(handler=_campaign)
+
+    resume = with_db(sub.add_parser("resume", help="let a paused campaign go on"))
+    resume.add_argument("id", help="the campaign id")
+    resume.add_argument("--budget", help="a new budget, e.g. 300.00 (the rate card's currency)")
+    resume.set_defaults(handler=_resume)
     with_db(sub.add_parser("scan", help="enqueue due appointment reminders and restock alerts once")
             ).set_defaults(handler=_scan)
 

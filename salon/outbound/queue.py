@@ -30,7 +30,7 @@ import os
 import re
 import uuid
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Final
@@ -47,6 +47,7 @@ from sqlalchemy import (
     Text,
     and_,
     bindparam,
+    exists,
     func,
     inspect,
     or_,
@@ -54,11 +55,14 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from salon.clock import Clock, from_us, to_us
 from salon.guard.sender import FollowUp, SendOutcome
 from salon.guard.sent import outbound_table
 from salon.identity import ClientRef
+from salon.outbound.budgets import PAUSED, campaigns_table
+from salon.outbound.budgets import metadata as budgets_metadata
 from salon.purposes import PURPOSES
 from salon.storage.db import SqlTables, schema_lock
 from salon.whatsapp.messages import OutgoingMessage, RenderError, render_response
@@ -167,6 +171,9 @@ events_table = Table(
 _R = requests_table.c
 _E = events_table.c
 _W = outbound_table.c
+_PAUSED_CAMPAIGN = exists().where(campaigns_table.c.campaign_id == _R.campaign_id,
+                                  campaigns_table.c.state == PAUSED)
+"""The request belongs to a paused campaign (:mod:`salon.outbound.budgets`): not claimed."""
 
 
 class InvalidRequest(ValueError):
@@ -215,6 +222,12 @@ class RequestSpec:
     trigger: dict[str, Any] | None = None
     """``{"name": intent, "entities": {...}}``: the worker asks Rasa for the turn."""
     campaign_id: str | None = None
+
+    def outgoing(self) -> OutgoingMessage:
+        """The Cloud API message it would become now (as a plan weighs it; nothing sent)."""
+        message = content_message(self.content) if self.content else None
+        return OutgoingMessage(message or {}, purpose=self.purpose, params=dict(self.params),
+                               language=self.language)
 
 
 @dataclass(frozen=True, slots=True)
@@ -569,6 +582,8 @@ class OutboundQueue(SqlTables):
         async with self.engine.begin() as conn:
             await schema_lock(conn)
             await conn.run_sync(outbound_table.metadata.create_all)
+            # The claim skips the requests of paused campaigns: their table must exist.
+            await conn.run_sync(budgets_metadata.create_all)
             columns = await conn.run_sync(
                 lambda sync: {c["name"] for c in inspect(sync).get_columns(requests_table.name)})
             if "shard" not in columns:
@@ -585,9 +600,13 @@ class OutboundQueue(SqlTables):
         return created[0]
 
     async def enqueue_many(
-        self, specs: Sequence[RequestSpec], now: datetime
+        self, specs: Sequence[RequestSpec], now: datetime,
+        *, within: Callable[[AsyncConnection], Awaitable[None]] | None = None,
     ) -> list[tuple[OutboundRequest, bool]]:
-        """Store several requests in one transaction (a campaign): all or nothing."""
+        """Store several requests in one transaction (a campaign): all or nothing.
+        ``within`` writes what belongs with them (the campaign's row) in that transaction,
+        before them.
+        """
         now_us = to_us(now, "now")
         rows: list[dict[str, Any]] = []
         for spec in specs:
@@ -607,6 +626,8 @@ class OutboundQueue(SqlTables):
         stmt = self._insert(requests_table).on_conflict_do_nothing(index_elements=["idempotency_key"])
         fresh: set[str] = set()
         async with self.engine.begin() as conn:
+            if within is not None:
+                await within(conn)
             for row in rows:
                 if (await conn.execute(stmt, row)).rowcount == 1:
                     fresh.add(row["id"])
@@ -635,7 +656,8 @@ class OutboundQueue(SqlTables):
         now_us = to_us(now, "now")
         until_us = now_us + int(lease.total_seconds() * 1_000_000)
         due = and_(_R.state == QUEUED, _R.due_us <= now_us,
-                   or_(_R.lease_until_us.is_(None), _R.lease_until_us < now_us))
+                   or_(_R.lease_until_us.is_(None), _R.lease_until_us < now_us),
+                   or_(_R.campaign_id.is_(None), ~_PAUSED_CAMPAIGN))
         if count > 1:
             due = and_(due, (_R.shard % count) == index)
         pick = select(_R.id).where(due).order_by(_R.due_us, _R.id).limit(limit)
@@ -907,6 +929,12 @@ class OutboundQueue(SqlTables):
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [_request(r, _delivery(r.delivery_status)) for r in rows]
+
+    async def campaign_counts(self, campaign_id: str) -> dict[str, int]:
+        """How many of a campaign's requests are in each state (those with none left out)."""
+        query = select(_R.state, func.count()).where(_R.campaign_id == campaign_id).group_by(_R.state)
+        async with self.engine.connect() as conn:
+            return {str(state): int(count) for state, count in (await conn.execute(query)).all()}
 
     async def metrics(self) -> dict[str, Any]:
         """Counts per state and delivery, and the rates operators watch."""

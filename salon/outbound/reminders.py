@@ -9,33 +9,61 @@ cancelled or moved is cancelled. Each reminder is due at its moment (``not_befor
 and useless after the appointment has begun (``deadline``); at dispatch it goes
 free-form if the client's window is open, else as the approved ``appointment_reminder``
 template.
+
+The 2 h reminder is not sent to a client who has already answered the 24 h one: when,
+after the day-before reminder of the same appointment went out, she tapped its
+"Confirm" quick reply (payload ``APPOINTMENT_CONFIRM``) or wrote a reply quoting it, the
+2 h reminder is cancelled with the reason ``acknowledged`` (:class:`ReminderAcknowledgements`).
+Tapping "Change the time" is no acknowledgement: she is moving it, and a moved
+appointment gets reminders of its own. The outbound worker checks this when the 2 h
+reminder is about to leave rather than when the scan enqueues it: the scan runs every
+minute or so and enqueues up to an hour ahead, so a confirmation that came after it
+would be missed; at dispatch nothing can come between the check and the send but the
+send itself.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from salon.clock import to_us
 from salon.conversation.phrasing import say_city, say_day, say_time, supported
 from salon.identity import ClientRef
 from salon.integrations.schema import appointments, boutiques, clients
-from salon.outbound.queue import QUEUED, InvalidRequest, OutboundQueue, RequestSpec, requests_table
+from salon.outbound.queue import (
+    QUEUED,
+    SENT_AFTER_REPLY,
+    SENT_FREE_FORM,
+    SENT_TEMPLATE,
+    InvalidRequest,
+    OutboundQueue,
+    OutboundRequest,
+    RequestSpec,
+    requests_table,
+)
+from salon.webhook.inbox import inbox_table
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["OFFSETS", "AppointmentReminders", "format_day", "reminder_params"]
+__all__ = ["ACK_PAYLOAD", "OFFSETS", "AppointmentReminders", "ReminderAcknowledgements", "ReminderKey",
+           "awaits_acknowledgement", "format_day", "reminder_key", "reminder_params"]
 
 #: (label, how long before the start, the latest moment it still makes sense).
 OFFSETS: Final = (
     ("24h", timedelta(hours=24), timedelta(hours=12)),
     ("2h", timedelta(hours=2), timedelta(minutes=30)),
 )
+ACK_PAYLOAD: Final = "APPOINTMENT_CONFIRM"
+"""The payload of the ``appointment_reminder`` template's "Confirm" quick reply."""
+PURPOSE: Final = "appointment_reminder"
 HORIZON: Final = timedelta(hours=1)
 """Reminders due within this much of a scan are enqueued by it (the worker scans far
 more often, so each one is in the queue well before it is due)."""
@@ -154,3 +182,74 @@ class AppointmentReminders:
                 if await self.queue.cancel(request_id, now, "appointment cancelled or moved"):
                     cancelled += 1
         return cancelled
+
+
+@dataclass(frozen=True, slots=True)
+class ReminderKey:
+    """What a reminder's idempotency key says: ``appt:<appointment>:<label>:<start>``."""
+
+    appointment_id: str
+    label: str
+    starts_us: int
+
+    def key(self, label: str | None = None) -> str:
+        return f"appt:{self.appointment_id}:{label or self.label}:{self.starts_us}"
+
+
+def reminder_key(request: OutboundRequest) -> ReminderKey | None:
+    """The appointment a reminder request belongs to (None: not one the scan made)."""
+    if request.purpose != PURPOSE:
+        return None
+    parts = request.idempotency_key.split(":")
+    if len(parts) != 4 or parts[0] != "appt" or parts[2] not in {label for label, _, _ in OFFSETS}:
+        return None
+    try:
+        return ReminderKey(parts[1], parts[2], int(parts[3]))
+    except ValueError:
+        return None
+
+
+def awaits_acknowledgement(request: OutboundRequest) -> bool:
+    """Whether ``request`` is a 2 h reminder, the one an answered 24 h reminder cancels."""
+    found = reminder_key(request)
+    return found is not None and found.label == OFFSETS[-1][0]
+
+
+_SENT: Final = (SENT_FREE_FORM, SENT_TEMPLATE, SENT_AFTER_REPLY)
+
+
+class ReminderAcknowledgements:
+    """Whether a client already answered the 24 h reminder of the appointment a 2 h
+    reminder is for (see the module docstring): read from the queue (the 24 h reminder's
+    message) and the inbox (her reply quoting it, kept eight days).
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def acknowledged(self, request: OutboundRequest, client_ids: Sequence[str]) -> bool:
+        """True when ``request`` is a 2 h reminder whose 24 h reminder went out and was
+        answered by ``client_ids`` (every id the client writes from) with its "Confirm"
+        button or a reply quoting it.
+        """
+        found = reminder_key(request)
+        if found is None or not awaits_acknowledgement(request) or not client_ids:
+            return False
+        r, i = requests_table.c, inbox_table.c
+        async with self.engine.connect() as conn:
+            first = (await conn.execute(
+                select(r.wamid, r.not_before_us)
+                .where(r.idempotency_key == found.key(OFFSETS[0][0]), r.state.in_(_SENT), r.wamid.is_not(None))
+            )).first()
+            if first is None:
+                return False
+            reply_id = i.metadata[("reply", "id")].as_string()
+            answer = (await conn.execute(
+                select(i.wamid)
+                .where(i.phone_number_id == request.client.phone_number_id,
+                       i.sender_id.in_(list(client_ids)), i.sent_us >= first.not_before_us,
+                       i.metadata[("context", "id")].as_string() == first.wamid,
+                       or_(reply_id.is_(None), reply_id == ACK_PAYLOAD))
+                .limit(1)
+            )).first()
+        return answer is not None

@@ -3,16 +3,22 @@ the send-time guard, at the moment it leaves.
 
 Per claimed request, in order:
 
-1. past its deadline: ``expired``;
+1. past its deadline: ``expired``; a 2 h appointment reminder whose 24 h reminder the
+   client already answered ("Confirm", or a reply quoting it): ``cancelled``
+   (``acknowledged``, :class:`~salon.outbound.reminders.ReminderAcknowledgements`);
 2. a previous claim that ran out without an outcome (its worker died mid-send): the
    outbound record is searched for that attempt's trace (the guard's own row, or a status
    webhook carrying the attempt's ``biz_opaque_callback_data``); found, the request takes
    that outcome and nothing is sent again;
 3. quiet hours in the client's time zone for non-urgent purposes: back in the queue
    until they end;
-4. pacing: the client's bucket (a client waiting longer than ``max_hold`` goes back in
+4. marketing caps (:mod:`salon.outbound.caps`): a marketing request that would go as a
+   marketing template within 24 h of a 131049 for the client, or within the maison's gap
+   of the last marketing template she received, goes back in the queue until the hold
+   ends (marketing that would go free-form in her open window is never held);
+5. pacing: the client's bucket (a client waiting longer than ``max_hold`` goes back in
    the queue with that due time) and the business number's bucket;
-5. ``trigger_intent`` requests are first checked as the guard would check a message the
+6. ``trigger_intent`` requests are first checked as the guard would check a message the
    maison starts (the purpose's consent: marketing needs a marketing opt-in and no STOP,
    nothing goes to a client who said STOP for the purpose's category), and refused with
    the guard's reason otherwise; then Rasa is asked for a bot-initiated turn
@@ -21,7 +27,12 @@ Per claimed request, in order:
    travels, and no URL, token or error text is ever logged or stored, only
    ``rasa: HTTP <status>``, ``rasa: timeout`` or ``rasa: unreachable``); the reply goes
    through the channel's guard with that purpose;
-6. everything else goes to :class:`~salon.guard.sender.GuardedSender`: free-form if
+7. a request of a registered campaign reserves what the guard would send now costs
+   (:meth:`~salon.guard.sender.GuardedSender.quote`) against the campaign's budget
+   (:mod:`salon.outbound.budgets`); when it does not fit, the campaign pauses and the
+   request goes back in the queue untouched. Once the outbound records are written, each
+   reservation is corrected to the estimate the guard recorded for what actually left;
+8. everything else goes to :class:`~salon.guard.sender.GuardedSender`: free-form if
    the window is open with margin, else the purpose's approved template, else parked
    with one nudge. Graph errors come back mapped by :mod:`salon.whatsapp.errors`: retryable ones
    (130429, 131056, 5xx, 131049 after 24 h) are put back in the queue after their
@@ -46,15 +57,28 @@ from typing import Any, Final
 from urllib.parse import quote
 
 import aiohttp
+from sqlalchemy import select
 
 from salon.access.rasa_auth import ENV_SECRET, rasa_headers
 from salon.clock import Clock
 from salon.config import Settings
 from salon.consent.book import ClientProfile, ConsentBook
-from salon.guard.sender import GuardedSender
+from salon.guard.sender import GuardedSender, SendOutcome
+from salon.guard.sent import outbound_table
 from salon.identity import ClientRef, conversation_id
+from salon.outbound.budgets import Ask, Budgets, Campaign, Reservation
+from salon.outbound.caps import (
+    CapHistory,
+    CapHold,
+    CapsConfig,
+    ClientIds,
+    MarketingCaps,
+    cap_hold,
+    client_ids,
+)
 from salon.outbound.pacing import Pacer, PacingConfig
 from salon.outbound.queue import (
+    CANCELLED,
     EXPIRED,
     FAILED,
     PARKED,
@@ -68,11 +92,16 @@ from salon.outbound.queue import (
     origin_of,
     outcome_of,
 )
+from salon.outbound.reminders import ReminderAcknowledgements, awaits_acknowledgement
+from salon.pricing.card import MARKETING as MARKETING_CHARGE
+from salon.pricing.charge import Charge
+from salon.purposes import is_marketing
 from salon.storage.batching import Coalescer
 from salon.templates.sync import GraphTemplatePageFetcher, keep_in_sync
 from salon.webhook.runtime import SenderParts, open_sender
-from salon.whatsapp.errors import TRANSIENT_POLICY, NoResponseError
+from salon.whatsapp.errors import TRANSIENT_POLICY, EcosystemLimitError, NoResponseError
 from salon.whatsapp.graph import DEFAULT_BASE_URL, DEFAULT_VERSION, GraphConfig
+from salon.window.state import SessionState
 
 logger = logging.getLogger(__name__)
 
@@ -235,6 +264,8 @@ class OutboundWorker:
         rasa: RasaTrigger | None = None,
         scans: Sequence[Scan] = (),
         worker_id: str | None = None,
+        budgets: Budgets | None = None,
+        caps: MarketingCaps | None = None,
     ) -> None:
         self.queue = queue
         self.sender = sender
@@ -247,12 +278,28 @@ class OutboundWorker:
         self.scans = list(scans)
         self.worker_id = worker_id or f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.zones = ClientZones(sender.consents)
+        self.budgets = budgets or Budgets(engine=queue.engine)
+        self.caps = caps or MarketingCaps(queue.engine, CapsConfig.from_env())
+        self.acknowledgements = ReminderAcknowledgements(queue.engine)
+        # The ids a client is known by (her session links them), and her marketing cap
+        # history: the lookups of requests dispatched at the same moment share one query.
+        self._sessions: Coalescer[ClientRef, SessionState | None] = Coalescer(sender.sessions.get_many, identity=_client_key)
+        self._histories: Coalescer[ClientIds, CapHistory] = Coalescer(
+            lambda keys: self.caps.histories(keys, self.clock.now()))
+        # The campaigns and the reservations of sends made at the same moment: one query,
+        # one transaction.
+        self._campaigns: Coalescer[str, Campaign | None] = Coalescer(self.budgets.get_many)
+        self._reservations: Coalescer[Ask, Reservation] = Coalescer(
+            lambda asks: self.budgets.reserve_many(asks, self.clock.now()), identity=lambda ask: ask.request_id)
+        self._settlements: list[tuple[str, int, str | None, int]] = []
+        """``(request id, attempt, wamid of what left, quoted micros)``: reservations to
+        correct once the outbound records are written."""
         self._slots = asyncio.Semaphore(self.config.concurrency)
         self._held: set[str] = set()
         self._outcomes: list[tuple[str, str, dict[str, Any]]] = []
         self._lease_valid_until: datetime | None = None
         self.stats: dict[str, int] = {"claimed": 0, "finished": 0, "retried": 0, "deferred": 0,
-                                      "recovered": 0, "lost_lease": 0}
+                                      "recovered": 0, "lost_lease": 0, "capped": 0, "budget_paused": 0}
 
     # ------------------------------------------------------------------ loop
     async def run(self, stop: asyncio.Event) -> None:
@@ -318,10 +365,21 @@ class OutboundWorker:
         are held (and renewed); a crash before it leaves the attempts' traces, which the
         next claim adopts.
         """
-        # The outbound records (the attempts' traces) first, then the outcomes.
-        await self.sender.flush_records()
-        if not self._outcomes:
-            return
+        # The outbound records (the attempts' traces) first, then the outcomes, then the
+        # budgets' corrections of the sends whose records were written here.
+        settling, self._settlements = self._settlements, []
+        try:
+            await self.sender.flush_records()
+        except BaseException:
+            self._settlements[:0] = settling
+            raise
+        try:
+            if self._outcomes:
+                await self._finish_outcomes()
+        finally:
+            await self._settle(settling)
+
+    async def _finish_outcomes(self) -> None:
         batch, self._outcomes = self._outcomes, []
         applied = await self.queue.finish_many(batch, self.clock.now(), worker=self.worker_id)
         for (request_id, state, _), ok in zip(batch, applied, strict=True):
@@ -370,21 +428,11 @@ class OutboundWorker:
     # ------------------------------------------------------------------ one request
     async def dispatch(self, item: Claimed) -> None:
         request, attempt = item.request, item.attempt
-        now = self.clock.now()
         if item.previous_attempt_unfinished and await self._recover(item):
             return
-        if request.deadline is not None and now >= request.deadline:
-            await self._finish(request, EXPIRED, reason="deadline_passed")
+        if await self._kept_back(request, attempt):
             return
-        quiet = self.pacing.quiet
-        if quiet is not None and quiet.applies(request.purpose):
-            resume = quiet.resume_at(now, await self.zones.zone(request.client))
-            if resume is not None:
-                if request.deadline is not None and resume >= request.deadline:
-                    await self._finish(request, EXPIRED, reason="quiet_hours_until_deadline")
-                else:
-                    await self._defer(request, resume, "quiet_hours")
-                return
+        now = self.clock.now()
         loop = asyncio.get_running_loop()
         key = _client_key(request.client)
         wait = self.pacer.client_wait(key, loop.time())
@@ -405,7 +453,67 @@ class OutboundWorker:
         if request.trigger is not None:
             await self._trigger(request, attempt)
             return
+        await self._send(request, attempt)
+
+    async def _kept_back(self, request: OutboundRequest, attempt: int) -> bool:
+        """Settle or defer ``request`` when it must not go now: past its deadline, an
+        acknowledged reminder, quiet hours, a marketing cap. True when it was.
+        """
+        now = self.clock.now()
+        if request.deadline is not None and now >= request.deadline:
+            await self._finish(request, EXPIRED, reason="deadline_passed")
+            return True
+        if awaits_acknowledgement(request) and await self.acknowledgements.acknowledged(
+                request, (await self._ids(request.client))[1]):
+            logger.info("outbound %s: the client answered the day-before reminder; not sent", request.id)
+            await self._finish(request, CANCELLED, reason="acknowledged")
+            return True
+        until, reason = await self._not_before(request, attempt, now)
+        if until is None:
+            return False
+        if request.deadline is not None and until >= request.deadline:
+            await self._finish(request, EXPIRED, reason=f"{reason}_until_deadline")
+        else:
+            await self._defer(request, until, reason)
+        return True
+
+    async def _not_before(self, request: OutboundRequest, attempt: int,
+                          now: datetime) -> tuple[datetime | None, str]:
+        """When the quiet hours in the client's zone end, or a marketing cap on her does
+        (with the reason); None when neither holds ``request`` now.
+        """
+        quiet = self.pacing.quiet
+        if quiet is not None and quiet.applies(request.purpose):
+            resume = quiet.resume_at(now, await self.zones.zone(request.client))
+            if resume is not None:
+                return resume, "quiet_hours"
+        if is_marketing(request.purpose):
+            hold = await self._cap_hold(request, attempt)
+            if hold is not None:
+                self.stats["capped"] += 1
+                return hold.until, hold.reason
+        return None, ""
+
+    async def _send(self, request: OutboundRequest, attempt: int) -> None:
+        """Reserve its cost against its campaign's budget, send it through the guard and
+        record what became of it (retryable Graph errors back in the queue).
+        """
+        quoted: Charge | None = None
+        campaign = await self._campaigns.get(request.campaign_id) if request.campaign_id is not None else None
+        tracked = campaign is not None
+        if campaign is not None:
+            # Against a budget, what the guard would send now is reserved first; without
+            # one, only what the guard records is counted (no quote needed).
+            if campaign.budget_micros is not None:
+                quoted = await self.sender.quote(request.client, request.outgoing(attempt))
+            reservation = await self._reservations.get(Ask(campaign.campaign_id, request.id, attempt, quoted))
+            if not reservation.allowed:
+                await self._paused(request, reservation)
+                return
         outcome = await self.sender.send(request.client, request.outgoing(attempt))
+        await self._note_caps(request, outcome)
+        if tracked:
+            self._settle_later(request, attempt, outcome, quoted)
         if outcome.action == "failed" and outcome.error is not None:
             error = outcome.error
             if isinstance(error, NoResponseError):
@@ -421,6 +529,96 @@ class OutboundWorker:
         await self._finish(request, result.state, template=result.template, wamid=result.wamid,
                            nudge_wamid=result.nudge_wamid, parked_id=result.parked_id,
                            error_code=result.error_code, reason=result.reason)
+
+    # ------------------------------------------------------------------ caps and budgets
+    async def _ids(self, ref: ClientRef) -> ClientIds:
+        """Every id the client is known by: the request's and those her session links."""
+        state = await self._sessions.get(ref)
+        linked = (state.wa_id, state.user_id) if state is not None else ()
+        return client_ids(ref.phone_number_id, (ref.wa_id, ref.user_id, *linked))
+
+    async def _cap_hold(self, request: OutboundRequest, attempt: int) -> CapHold | None:
+        """The marketing cap that holds ``request`` now, if it would go as a marketing
+        template (free-form marketing in her open window is never held).
+        """
+        now = self.clock.now()
+        hold = cap_hold(await self._histories.get(await self._ids(request.client)), now, self.caps.config)
+        if hold is None:
+            return None
+        if request.trigger is not None:
+            # The turn's words are not known yet: a template unless her window is open.
+            state = await self._sessions.get(request.client)
+            free = state is not None and state.window(now, self.sender.margin).can_send_free_form
+            return None if free else hold
+        charge = await self.sender.quote(request.client, request.outgoing(attempt))
+        return hold if charge is not None and charge.category == MARKETING_CHARGE else None
+
+    async def _note_caps(self, request: OutboundRequest, outcome: SendOutcome) -> None:
+        """Keep in mind what this send means for the caps until its record is written: a
+        marketing template (or a nudge of marketing content) that left, or a 131049.
+        """
+        refused = outcome.action == "failed" and isinstance(outcome.error, EcosystemLimitError)
+        left = is_marketing(request.purpose) and (
+            outcome.action == "template" or (outcome.action == "parked" and outcome.nudge_wamid is not None))
+        if refused or left:
+            ids = await self._ids(request.client)
+            if refused:
+                self.caps.note_refused(ids, self.clock.now())
+            else:
+                self.caps.note_sent(ids, self.clock.now())
+
+    async def _paused(self, request: OutboundRequest, reservation: Reservation) -> None:
+        """Its campaign is paused: back in the queue untouched (the claim skips it until
+        the campaign is resumed).
+        """
+        self.stats["budget_paused"] += 1
+        logger.info("outbound %s: campaign %s paused (%s); left queued", request.id, request.campaign_id,
+                    reservation.reason)
+        await self._defer(request, self.clock.now(), "campaign_paused")
+
+    def _settle_later(self, request: OutboundRequest, attempt: int, outcome: SendOutcome,
+                      quoted: Charge | None) -> None:
+        """Correct the reservation once the records are written: to the estimate the guard
+        recorded with what left (the message, or the nudge of a park), to nothing when
+        nothing did. A send without an answer keeps its reservation: it may have left.
+        """
+        if outcome.action == "failed" and isinstance(outcome.error, NoResponseError):
+            return
+        if outcome.action in ("free_form", "template"):
+            wamid = outcome.wamid
+        elif outcome.action == "parked":
+            wamid = outcome.nudge_wamid
+        else:
+            wamid = None
+        self._settlements.append((request.id, attempt, wamid, quoted.cost_micros if quoted is not None else 0))
+
+    async def _settle(self, batch: list[tuple[str, int, str | None, int]]) -> None:
+        """Correct the reservations of sends whose records are written. A failure keeps
+        them for the next flush (the queue's own records never wait on it).
+        """
+        if not batch:
+            return
+        try:
+            wamids = sorted({wamid for _, _, wamid, _ in batch if wamid})
+            recorded: dict[str, int | None] = {}
+            if wamids:
+                o = outbound_table.c
+                async with self.queue.engine.connect() as conn:
+                    recorded = dict((await conn.execute(
+                        select(o.wamid, o.cost_micros).where(o.wamid.in_(wamids)))).all())
+            actuals: list[tuple[str, int, int]] = []
+            for request_id, attempt, wamid, quoted in batch:
+                if wamid is None:
+                    actuals.append((request_id, attempt, 0))
+                else:
+                    cost = recorded.get(wamid)
+                    # A record without its estimate (not written yet): the quote stands.
+                    actuals.append((request_id, attempt, int(cost) if cost is not None else quoted))
+            await self.budgets.settle_many(actuals, self.clock.now())
+        except Exception:
+            self._settlements[:0] = batch
+            logger.exception("outbound worker %s: correcting %d reservation(s) failed; retrying",
+                             self.worker_id, len(batch))
 
     async def _recover(self, item: Claimed) -> bool:
         """The previous claim never finished: adopt its outcome if any of it reached
