@@ -13,6 +13,8 @@ from salon.whatsapp.merging import (
     MAX_UTTER_ACTION,
     MergeConfig,
     MergeConfigError,
+    joined_message,
+    merge_messages,
     merge_responses,
 )
 from salon.whatsapp.messages import MAX_INTERACTIVE_BODY, MAX_TEXT, render_response
@@ -229,3 +231,38 @@ def test_random_turns_keep_every_word_in_order_and_each_merged_message_renders_a
             rendered = render_response(message)
             assert len(rendered) == 1, message
             assert len(message["utter_action"]) <= MAX_UTTER_ACTION
+
+
+# --------------------------------------------------------------------------- waiting content
+
+
+def _t(body: str) -> dict[str, Any]:
+    return {"type": "text", "text": {"body": body}}
+
+
+def _b(body: str) -> dict[str, Any]:
+    return {"type": "interactive", "interactive": {"type": "button", "body": {"text": body}, "action": {
+        "buttons": [{"type": "reply", "reply": {"id": "yes", "title": "Yes, please"}}]}}}
+
+
+def test_waiting_texts_leave_as_one_and_buttons_close_the_message() -> None:
+    image = {"type": "image", "image": {"link": "https://example.org/a.jpg"}}
+    template = {"type": "template", "template": {"name": "x", "language": {"code": "en"}}}
+    messages = [_t("Your alteration is ready."), _t("We kept the scarf."), _b("Shall I hold both?"),
+                _t("Also:"), image, template, _t("Last.")]
+    assert merge_messages(messages) == [[0, 1, 2], [3], [4], [5], [6]]
+    merged = joined_message(messages[:3])
+    assert merged["interactive"]["body"]["text"] == (
+        "Your alteration is ready.\n\nWe kept the scarf.\n\nShall I hold both?")
+    assert merged["interactive"]["action"] == messages[2]["interactive"]["action"]
+    assert joined_message(messages[:2]) == _t("Your alteration is ready.\n\nWe kept the scarf.")
+    assert merge_messages(messages, MergeConfig(enabled=False)) == [[i] for i in range(len(messages))]
+
+
+def test_waiting_texts_that_would_not_fit_stay_apart() -> None:
+    long = "x" * 3000
+    assert merge_messages([_t(long), _t(long)]) == [[0], [1]]
+    assert merge_messages([_t("a" * 600), _b("b" * 500)]) == [[0], [1]]  # 1,024 under buttons
+    with_header = _b("Pick one")
+    with_header["interactive"]["header"] = {"type": "text", "text": "Our news"}
+    assert merge_messages([_t("hello"), with_header]) == [[0], [1]]

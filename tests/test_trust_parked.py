@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from salon.clock import ManualClock
 from salon.config import Settings
 from salon.dev.stack import free_port
@@ -15,7 +17,10 @@ from tests.test_whatsapp_sender import CLAIRE, T0, outbox, say, settle, wired
 from tests.whatsapp_support import PNID
 
 
-async def test_parked_content_survives_a_failed_delivery(settings: Settings) -> None:
+@pytest.mark.parametrize("merge", ["on", "off"])
+async def test_parked_content_survives_a_failed_delivery(settings: Settings, merge: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SALON_MERGE_REPLIES", merge)
     clock = ManualClock(T0)
     async with wired(settings, emulator_clock=clock) as (ch, emu, admin):
         await say(admin, **{"from": CLAIRE, "text": "Bonjour", "name": "Claire Laurent"})
@@ -47,11 +52,16 @@ async def test_parked_content_survives_a_failed_delivery(settings: Settings) -> 
         assert [p.payload["message"]["text"]["body"] for p in await sessions.parked(ref)] == [
             "Your alteration is ready for fitting.", "We also kept the scarf you liked."]
 
-        # Her next message brings both, in order, once.
+        # Her next message brings both, in order, once: as one message when merging is on.
         clock.advance(timedelta(minutes=5))
         await say(admin, **{"from": CLAIRE, "text": "Hello?", "name": "Claire Laurent"})
-        box = await settle(ch, admin, CLAIRE, 3)
-        assert [m["body"] for m in box[1:]] == ["Your alteration is ready for fitting.",
-                                               "We also kept the scarf you liked."]
+        if merge == "on":
+            box = await settle(ch, admin, CLAIRE, 2)
+            assert [m["body"] for m in box[1:]] == [
+                "Your alteration is ready for fitting.\n\nWe also kept the scarf you liked."]
+        else:
+            box = await settle(ch, admin, CLAIRE, 3)
+            assert [m["body"] for m in box[1:]] == ["Your alteration is ready for fitting.",
+                                                   "We also kept the scarf you liked."]
         state = await sessions.get(ref)
         assert state is not None and state.parked_count == 0

@@ -128,14 +128,17 @@ async def test_after_the_window_a_reply_is_parked_and_one_nudge_knocks(settings:
         state = await ch.runtime.service.sessions.get(ClientRef(ch.runtime.config.phone_number_id, wa_id=CLAIRE))  # type: ignore[union-attr]
         assert state is not None and state.parked_count == 2 and state.nudge_pending
 
-        # The tap on the nudge brings both parked messages, in order, and no new turn.
+        # The tap on the nudge brings both parked messages, in order, as one message (they
+        # read as one), and no new turn.
         turns = len(ch.received)
         await say(admin, **{"from": CLAIRE, "reply_to": nudge["wamid"], "button": "0"})
-        box = await settle(ch, admin, CLAIRE, 4)
-        assert [m["body"] for m in box[2:]] == ["Your alteration is ready for fitting.",
-                                               "We also kept the scarf you liked."]
+        box = await settle(ch, admin, CLAIRE, 3)
+        assert [m["body"] for m in box[2:]] == [
+            "Your alteration is ready for fitting.\n\nWe also kept the scarf you liked."]
         assert all(m["template"] is None and m["error_code"] is None for m in box[2:])
         assert len(ch.received) == turns
+        record = await ch.runtime.service.sent.outbound_by_wamid(box[2]["wamid"])  # type: ignore[union-attr]
+        assert record is not None and len(record.payload["parked_ids"]) == 2
 
 
 async def test_a_purpose_with_an_approved_template_becomes_that_template(settings: Settings) -> None:

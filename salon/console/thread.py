@@ -585,6 +585,14 @@ class _Record:
         value = self.payload.get("parked_id")
         return value if isinstance(value, str) and value else None
 
+    @property
+    def parked_ids(self) -> list[str]:
+        """Every parked item this message delivered (several when they left merged)."""
+        many = self.payload.get("parked_ids")
+        if isinstance(many, list) and many:
+            return [value for value in many if isinstance(value, str) and value]
+        return [self.parked_id] if self.parked_id else []
+
 
 def _record(row: Any) -> _Record:
     at = from_us(row.created_us)
@@ -642,7 +650,7 @@ def _delivered(parked: Sequence[_Record], sent: Sequence[_Record]) -> tuple[set[
     copies: set[int] = set()
     accepted = sorted((r for r in sent if r.wamid is not None and r.kind in ("free_form", "template")),
                       key=lambda r: (r.at, r.id))
-    by_parked_id = {r.parked_id: r for r in accepted if r.parked_id}
+    by_parked_id = {parked: r for r in accepted for parked in r.parked_ids}
     for record in sorted(parked, key=lambda r: (r.at, r.id)):
         copy = by_parked_id.get(record.parked_id) if record.parked_id else None
         if copy is None:

@@ -55,9 +55,10 @@ from salon.templates.registry import NoTemplate, TemplateChoice, TemplateRegistr
 from salon.whatsapp.addressing import Recipient
 from salon.whatsapp.errors import NoResponseError, TemplatePausedError, WhatsAppError
 from salon.whatsapp.graph import GraphClient
+from salon.whatsapp.merging import MergeConfig, joined_message, merge_messages
 from salon.whatsapp.messages import OutgoingMessage
 from salon.window.rules import DEFAULT_MARGIN, WindowState
-from salon.window.state import SessionState, SessionStore
+from salon.window.state import ParkedMessage, SessionState, SessionStore
 
 logger = logging.getLogger(__name__)
 
@@ -116,8 +117,11 @@ class GuardedSender:
         many_clients: bool = False,
         share_templates: bool = True,
         card: RateCard | None = None,
+        merge: MergeConfig | None = None,
     ) -> None:
         self.on_follow_up = on_follow_up
+        self.merge = merge if merge is not None else MergeConfig.from_env()
+        """Whether waiting content that reads as one leaves as one message."""
         self.card = card if card is not None else default_card()
         """The rate card each send's charge is estimated with (kept in the outbound record)."""
         if share_templates and not registry.shared:
@@ -294,14 +298,18 @@ class GuardedSender:
     async def deliver_parked(self, ref: ClientRef) -> list[SendOutcome]:
         """The client wrote again: send what was parked while the window was closed.
 
-        Each item is held (not taken) while it is sent, and forgotten once its send has
-        an outcome. One whose send failed stays parked, with those after it (their order
-        is kept), for the client's next message; so does everything if this raises. A
-        send without an answer (in doubt) is not sent again: it may have gone out.
+        Consecutive items for the same purpose that read as one (texts, a reply-button
+        message last) leave as one message (:func:`salon.whatsapp.merging.merge_messages`;
+        ``SALON_MERGE_REPLIES=off``: one message each). Each item is held (not taken)
+        while it is sent, and forgotten once its send has an outcome. One whose send
+        failed stays parked, with those after it (their order is kept), for the client's
+        next message; so does everything if this raises. A send without an answer (in
+        doubt) is not sent again: it may have gone out.
         """
         claim = await self.sessions.claim_parked(ref)
         outcomes: list[SendOutcome] = []
         try:
+            items: list[tuple[ParkedMessage, OutgoingMessage]] = []
             for item in claim.items:
                 payload = item.payload if isinstance(item.payload, Mapping) else {}
                 message = payload.get("message")
@@ -309,23 +317,27 @@ class GuardedSender:
                     logger.error("parked item %s has no message; dropped: %r", item.id, item.payload)
                     await self.sessions.remove_parked(ref, item.id)
                     continue
-                out = OutgoingMessage(
+                items.append((item, OutgoingMessage(
                     dict(message),
                     purpose=str(payload.get("purpose") or SERVICE_REPLY),
                     utter_action=payload.get("utter_action"),
                     params=dict(payload.get("params") or {}),
                     origin=payload.get("origin"),
                     parked_id=item.id,
-                )
+                )))
+            for group in self._parked_groups(items):
+                out = group[0][1] if len(group) == 1 else self._joined(group)
                 outcome = await self.send(ref, out)
                 outcomes.append(outcome)
                 if outcome.action == "failed" and not isinstance(outcome.error, NoResponseError):
-                    logger.warning("parked item %s for %s not delivered (%s); kept with the %d after it",
-                                   item.id, ref.user_id or ref.wa_id, outcome.reason,
-                                   len(claim.items) - claim.items.index(item) - 1)
+                    left = len(items) - items.index(group[0])
+                    logger.warning("parked item(s) %s for %s not delivered (%s); kept with those after them "
+                                   "(%d in all)", ",".join(item.id for item, _ in group),
+                                   ref.user_id or ref.wa_id, outcome.reason, left)
                     break
-                await self.sessions.remove_parked(ref, item.id)
-                await self._follow_up(out, outcome, "parked_delivered")
+                for item, original in group:
+                    await self.sessions.remove_parked(ref, item.id)
+                    await self._follow_up(original, outcome, "parked_delivered")
         finally:
             try:
                 await self.sessions.release_parked(ref, claim)
@@ -333,6 +345,40 @@ class GuardedSender:
                 logger.exception("giving back the parked items of %s failed; they wait for the lease",
                                  ref.user_id or ref.wa_id)
         return outcomes
+
+    def _parked_groups(self, items: Sequence[tuple[ParkedMessage, OutgoingMessage]]
+                       ) -> list[list[tuple[ParkedMessage, OutgoingMessage]]]:
+        """The waiting items as the messages they leave in: runs of one purpose, merged
+        where they read as one.
+        """
+        groups: list[list[tuple[ParkedMessage, OutgoingMessage]]] = []
+        run: list[tuple[ParkedMessage, OutgoingMessage]] = []
+
+        def close() -> None:
+            for positions in merge_messages([out.message for _, out in run], self.merge):
+                groups.append([run[position] for position in positions])
+            run.clear()
+
+        for entry in items:
+            if run and entry[1].purpose != run[0][1].purpose:
+                close()
+            run.append(entry)
+        close()
+        return groups
+
+    @staticmethod
+    def _joined(group: Sequence[tuple[ParkedMessage, OutgoingMessage]]) -> OutgoingMessage:
+        """One message for several waiting items of one purpose."""
+        first = group[0][1]
+        names = [out.utter_action for _, out in group if out.utter_action]
+        params: dict[str, Any] = {}
+        for _, out in group:
+            params.update(out.params)
+        return OutgoingMessage(
+            joined_message([out.message for _, out in group]), purpose=first.purpose,
+            utter_action="+".join(names)[:200] if names else None, params=params,
+            origin=first.origin, parked_id=first.parked_id,
+            parked_ids=tuple(item.id for item, _ in group))
 
     async def _follow_up(self, out: OutgoingMessage, outcome: SendOutcome, cause: str) -> None:
         if self.on_follow_up is None or not out.origin:
@@ -376,6 +422,8 @@ class GuardedSender:
         payload: dict[str, Any] = {"message": out.message, "params": dict(out.params)}
         if out.parked_id:
             payload["parked_id"] = out.parked_id
+        if out.parked_ids:
+            payload["parked_ids"] = list(out.parked_ids)
         body: dict[str, Any] = {**out.message, **recipient.fields()}
         if out.origin:
             payload["origin"] = out.origin

@@ -203,3 +203,76 @@ def _merged(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     if metadata:
         merged["metadata"] = metadata
     return merged
+
+
+# --------------------------------------------------------------------------- waiting content
+
+
+def _cloud_text(message: Mapping[str, Any]) -> str | None:
+    """The text of a Cloud API text message, or of the body of a reply-button message
+    without header or footer; None for anything else (never merged).
+    """
+    kind = message.get("type")
+    if kind == "text":
+        body = _object(message.get("text")).get("body")
+        return body.strip() if isinstance(body, str) and body.strip() else None
+    if kind == "interactive":
+        interactive = _object(message.get("interactive"))
+        if interactive.get("type") != "button" or interactive.get("header") or interactive.get("footer"):
+            return None
+        body = _object(interactive.get("body")).get("text")
+        return body.strip() if isinstance(body, str) and body.strip() else None
+    return None
+
+
+def merge_messages(messages: Sequence[Mapping[str, Any]],
+                   config: MergeConfig | None = None) -> list[list[int]]:
+    """How content that waited for the client (parked while her window was closed) leaves
+    once she writes: groups of positions in ``messages`` (Cloud API message objects, in
+    order), each group one WhatsApp message. Texts merge, and a reply-button message may
+    end a group; media, templates, lists and anything else leave alone; a merged text
+    fits 4,096 characters (1,024 under buttons). With merging off, one group per message.
+    """
+    if config is not None and not config.enabled:
+        return [[index] for index in range(len(messages))]
+    groups: list[list[int]] = []
+    current: list[int] = []
+    length = 0
+    for index, message in enumerate(messages):
+        text = _cloud_text(message)
+        if text is None:
+            if current:
+                groups.append(current)
+            groups.append([index])
+            current, length = [], 0
+            continue
+        buttons = message.get("type") == "interactive"
+        added = length + (len(JOINER) if current else 0) + len(text)
+        if current and added > (MAX_INTERACTIVE_BODY if buttons else MAX_TEXT):
+            groups.append(current)
+            current, added = [], len(text)
+        current.append(index)
+        length = added
+        if buttons:
+            groups.append(current)
+            current, length = [], 0
+    if current:
+        groups.append(current)
+    return groups
+
+
+def joined_message(messages: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One Cloud API message for a group of :func:`merge_messages`: the texts joined by a
+    blank line, in the last message's shape (its buttons, when it has them).
+    """
+    if len(messages) == 1:
+        return dict(messages[0])
+    texts = [_cloud_text(message) or "" for message in messages]
+    joined = JOINER.join(texts)
+    last = messages[-1]
+    if last.get("type") == "interactive":
+        interactive = dict(_object(last.get("interactive")))
+        interactive["body"] = {"text": joined}
+        return {**last, "interactive": interactive}
+    preview = any(_object(message.get("text")).get("preview_url") for message in messages)
+    return {"type": "text", "text": {"body": joined, **({"preview_url": True} if preview else {})}}

@@ -80,6 +80,9 @@ class OutgoingMessage:
     parked_id: str | None = None
     """The parked item this message delivers (set by the guard when it delivers parked
     content): kept in the outbound record, so the delivered copy is tied to its item."""
+    parked_ids: tuple[str, ...] = ()
+    """Every parked item this message delivers, when several waiting items leave merged
+    as one message (the first is ``parked_id``)."""
 
 
 # --------------------------------------------------------------------------- text
