@@ -54,11 +54,13 @@ Rasa is busy:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final
 
@@ -118,6 +120,22 @@ BOT_INITIATED_PURPOSE: Final = "advisor_followup"
 _TRIGGER: ContextVar[tuple[str | None, str | None] | None] = ContextVar("whatsapp_trigger", default=None)
 """(purpose, origin) of the ``trigger_intent`` request being handled, from its query."""
 
+CARRY_S: Final = 3.0
+"""How long a turn's answer may wait for the client's next turn, already queued when it
+ended, to leave with it: the next turn normally comes at once; this bounds the wait when
+it does not reach the assistant."""
+
+
+@dataclass(slots=True)
+class _Carried:
+    """A turn's answer waiting for the client's next turn, and the timer that sends it
+    alone.
+    """
+
+    output: WhatsAppOutput
+    timer: asyncio.TimerHandle
+
+
 ChannelRuntime = IoProcessRuntime | WhatsAppRuntime
 """The channel's I/O: in a companion process (the default) or in the server's own."""
 SESSION_START = "/session_start"
@@ -174,6 +192,17 @@ class WhatsAppOutput(OutputChannel):
         with self._holding:
             if self._held is None:
                 self._held = []
+
+    def take_over(self, earlier: WhatsAppOutput) -> None:
+        """Put what ``earlier`` (the client's previous turn, answered with this one) still
+        holds before this turn's responses.
+        """
+        with earlier._holding:
+            waiting, earlier._held = earlier._held or [], None
+        with self._holding:
+            if self._held is None:
+                self._held = []
+            self._held[:0] = waiting
 
     async def flush(self) -> int:
         """Send what the turn held, merged, in order, and send at once from then on.
@@ -287,6 +316,9 @@ class WhatsAppInput(InputChannel):
         self._pauses = PauseWatch(self.echo_pause)
         self.merging = MergeConfig.from_env()
         """Whether a client's turn sends its responses merged (``SALON_MERGE_REPLIES``)."""
+        self._carried: dict[str, _Carried] = {}
+        """Answers waiting for the client's next turn (she wrote again meanwhile), by sender."""
+        self._flushes: set[asyncio.Task[int]] = set()
 
     def get_output_channel(self) -> OutputChannel:
         """For ``trigger_intent?output_channel=whatsapp[&purpose=…&origin=…]``: a turn the
@@ -354,8 +386,15 @@ class WhatsAppInput(InputChannel):
                 message_id=turn.item.wamid, metadata=turn.metadata,
             ))
             # Her turn's responses leave together once it is over, merged where they read
-            # as one message; whatever Rasa said before a failure still leaves.
+            # as one message; whatever Rasa said before a failure still leaves. When she
+            # wrote again before the assistant answered, the answer waits for her next
+            # turn's and both leave as one (never longer than CARRY_S).
             output.hold()
+            earlier = self._carried.pop(turn.sender_id, None)
+            if earlier is not None:
+                earlier.timer.cancel()
+                output.take_over(earlier.output)
+            carry = False
             try:
                 for message in messages:
                     if self.assistant is not None:
@@ -365,10 +404,49 @@ class WhatsAppInput(InputChannel):
                 note = await self._in_assistant_loop(self._waiting_note(turn.sender_id))
                 if note is not None:
                     await output.send_text_message(turn.sender_id, note)
+                carry = self.merging.enabled and await self._more_coming(turn.sender_id)
             finally:
-                await output.flush()
+                if carry:
+                    self._carry(turn.sender_id, output)
+                else:
+                    await output.flush()
 
         return on_turn
+
+    async def flush_carried(self) -> int:
+        """Send every answer still waiting for a client's next turn (the server stops)."""
+        carried, self._carried = self._carried, {}
+        sent = 0
+        for held in carried.values():
+            held.timer.cancel()
+            sent += await held.output.flush()
+        if self._flushes:
+            await asyncio.gather(*self._flushes, return_exceptions=True)
+        return sent
+
+    async def _more_coming(self, sender_id: str) -> bool:
+        """Whether the client's next message already waits behind this turn."""
+        try:
+            return await self.runtime.waiting(sender_id) > 0
+        except Exception as exc:  # the I/O process restarting: answer now
+            logger.debug("whatsapp: could not ask what waits for %s (%s)", sender_id, type(exc).__name__)
+            return False
+
+    def _carry(self, sender_id: str, output: WhatsAppOutput) -> None:
+        """Keep a turn's answer for the client's next turn; sent on its own after CARRY_S
+        if that turn never comes to the assistant (a tap on a nudge, a STOP).
+        """
+        loop = asyncio.get_running_loop()
+
+        def expire() -> None:
+            if self._carried.get(sender_id) is held:
+                del self._carried[sender_id]
+                task = loop.create_task(output.flush())
+                self._flushes.add(task)
+                task.add_done_callback(self._flushes.discard)
+
+        held = _Carried(output, loop.call_later(CARRY_S, expire))
+        self._carried[sender_id] = held
 
     def _agent(self) -> Any:
         """Rasa's agent once the server runs (its tracker store and lock store), or None."""
@@ -502,6 +580,7 @@ class WhatsAppInput(InputChannel):
 
         @bp.listener("before_server_stop")
         async def stop(app: Any, loop: Any) -> None:
+            await self.flush_carried()
             await runtime.close()
             if self.assistant is not None:
                 self.assistant.stop()

@@ -25,7 +25,14 @@ from salon.identity import ClientRef
 from salon.storage.db import sync_url
 from salon.whatsapp.merging import MergeConfig
 from tests.test_whatsapp_sender import CLAIRE, T0, outbox, say, settle, wired
-from tests.whatsapp_support import APP_SECRET, running_channel
+from tests.whatsapp_support import (
+    APP_SECRET,
+    contact,
+    envelope,
+    messages_change,
+    running_channel,
+    text_message,
+)
 
 BOUTIQUES = [{"title": "Paris", "payload": '/inform{"boutique": "paris"}'},
              {"title": "London", "payload": '/inform{"boutique": "london"}'},
@@ -272,3 +279,56 @@ async def test_a_turn_merged_through_the_companion_process(
                 box = await outbox(admin, CLAIRE)
     assert [m["body"] for m in box] == ["Of course.\n\nYour order SOL-104233 arrives on Friday."]
     assert [r.utter_action for r in records(settings) if r.wamid] == ["utter_of_course+utter_order_eta"]
+
+
+# --------------------------------------------------------------------------- her burst
+
+
+async def _burst(ch: Any, texts: list[str], ts: int) -> None:
+    """Her messages in one webhook, as when she writes faster than the assistant answers."""
+    messages = [text_message(CLAIRE, text, ts + i) for i, text in enumerate(texts)]
+    status, _ = await ch.post(envelope(messages_change(messages, contacts=[contact(CLAIRE)])))
+    assert status == 200
+
+
+@pytest.mark.parametrize("on", [True, False], ids=["merging on", "merging off"])
+async def test_she_wrote_again_before_the_answer_one_message_answers_both(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch, on: bool) -> None:
+    merging(monkeypatch, on)
+    answers = {"Bonjour": "Bonjour Madame Laurent. Comment puis-je vous aider ?",
+               "Où en est ma commande SOL-104233 ?": "Votre commande SOL-104233 a quitté Paris ce matin."}
+
+    async def reply(message: UserMessage) -> None:
+        await message.output_channel.send_response(message.sender_id, {"text": answers[message.text]})
+
+    clock = ManualClock(T0)
+    async with wired(settings, reply, emulator_clock=clock) as (ch, emu, admin):
+        async with admin.post("/_emulator/inbound", json={"from": CLAIRE, "text": "Bonjour", "deliver": False}) as r:
+            assert r.status == 200  # her window opens at Meta's side too
+        await _burst(ch, list(answers), int(clock.now().timestamp()))
+        box = await settle(ch, admin, CLAIRE, 1 if on else 2)
+        assert [m.text for m in ch.received] == list(answers)  # two turns for the assistant
+        if on:
+            assert [m["body"] for m in box] == ["\n\n".join(answers.values())]
+        else:
+            assert [m["body"] for m in box] == list(answers.values())
+
+
+async def test_an_answer_kept_for_a_turn_that_never_comes_still_leaves(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Her second message is STOP: the channel confirms it itself and the assistant is not
+    asked; the answer to her first message, kept for that turn, leaves anyway."""
+    merging(monkeypatch, True)
+
+    async def reply(message: UserMessage) -> None:
+        await message.output_channel.send_response(message.sender_id, {"text": "Bonjour Madame Laurent."})
+
+    clock = ManualClock(T0)
+    async with wired(settings, reply, emulator_clock=clock) as (ch, emu, admin):
+        async with admin.post("/_emulator/inbound", json={"from": CLAIRE, "text": "Bonjour", "deliver": False}) as r:
+            assert r.status == 200
+        await _burst(ch, ["Bonjour", "STOP"], int(clock.now().timestamp()))
+        box = await settle(ch, admin, CLAIRE, 2)
+        bodies = [m["body"] for m in box]
+        assert "Bonjour Madame Laurent." in bodies and len(bodies) == 2, bodies
+        assert [m.text for m in ch.received] == ["Bonjour"]

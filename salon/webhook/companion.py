@@ -197,6 +197,11 @@ class IoProcessRuntime:
         outcomes: list[SendOutcome] = await self._call("send", ref, dict(response), client_turn)
         return outcomes
 
+    async def waiting(self, sender_id: str) -> int:
+        """How many of the client's messages wait behind her turn (the I/O process's queue)."""
+        count: int = await self._call("waiting", sender_id)
+        return count
+
     async def _call(self, method: str, *args: Any) -> Any:
         peer = self._peer
         if peer is None:
@@ -330,6 +335,10 @@ class _Child:
         assert self.runtime is not None and self.runtime.sender is not None
         return await self.runtime.sender.send(ref, out)
 
+    async def waiting(self, sender_id: str) -> int:
+        assert self.runtime is not None
+        return await self.runtime.waiting(sender_id)
+
     async def stop(self) -> None:
         if self.listener is not None:
             listener, self.listener = self.listener, None
@@ -342,7 +351,7 @@ class _Child:
         self.peer = await RpcPeer.connect(
             socket.socket(fileno=fd),
             {"start": self.start, "handle": self.handle, "send": self.send, "send_one": self.send_one,
-             "stop": self.stop},
+             "waiting": self.waiting, "stop": self.stop},
             name="rasa-server",
         )
         await self.peer.closed.wait()

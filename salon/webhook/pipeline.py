@@ -904,6 +904,12 @@ class WebhookService:
         finally:
             _LIVE_OWNERS.discard(self.owner)
 
+    def waiting(self, sender_id: str) -> int:
+        """How many of this client's messages are queued behind the turn running now
+        (she wrote again before the assistant answered).
+        """
+        return len(self._queues.get(sender_id) or ())
+
     async def drain(self, timeout: float = 30.0) -> bool:
         """Wait for background work (tests, shutdown); False if it did not finish."""
         deadline = asyncio.get_running_loop().time() + timeout

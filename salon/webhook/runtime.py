@@ -301,6 +301,10 @@ class WhatsAppRuntime:
     def verify(self, mode: str | None, token: str | None, challenge: str | None) -> Reply:
         return verify_handshake(self.config.verify_token, mode, token, challenge)
 
+    async def waiting(self, sender_id: str) -> int:
+        """How many of the client's messages wait behind her turn running now."""
+        return self.service.waiting(sender_id) if self.service is not None else 0
+
     async def send(self, ref: ClientRef, response: Mapping[str, Any], *,
                    client_turn: bool = False) -> list[SendOutcome]:
         """Render one assistant response and send it through the send-time guard. A
