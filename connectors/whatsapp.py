@@ -103,7 +103,7 @@ from salon.webhook.echoes import (
 )
 from salon.webhook.pipeline import MAX_BODY_BYTES, Turn, client_ref_for_recipient
 from salon.webhook.runtime import ChannelConfig, ChannelConfigError, WhatsAppRuntime
-from salon.whatsapp.merging import MergeConfig, MergeConfigError, merge_responses
+from salon.whatsapp.merging import MergeConfig, MergeConfigError, merge_responses, superseded
 from salon.whatsapp.signature import HEADER
 
 logger = logging.getLogger(__name__)
@@ -199,6 +199,9 @@ class WhatsAppOutput(OutputChannel):
         """
         with earlier._holding:
             waiting, earlier._held = earlier._held or [], None
+        # She wrote again before they left: the buttons of those responses offer choices
+        # she has answered by writing.
+        waiting = [(recipient, dict(superseded(response))) for recipient, response in waiting]
         with self._holding:
             if self._held is None:
                 self._held = []

@@ -16,6 +16,7 @@ from salon.whatsapp.merging import (
     joined_message,
     merge_messages,
     merge_responses,
+    superseded,
 )
 from salon.whatsapp.messages import MAX_INTERACTIVE_BODY, MAX_TEXT, render_response
 
@@ -266,3 +267,15 @@ def test_waiting_texts_that_would_not_fit_stay_apart() -> None:
     with_header = _b("Pick one")
     with_header["interactive"]["header"] = {"type": "text", "text": "Our news"}
     assert merge_messages([_t("hello"), with_header]) == [[0], [1]]
+
+
+def test_a_response_she_moved_past_loses_its_reply_buttons_only() -> None:
+    greet = {"text": "Good day. How may I help?", "buttons": [{"title": "Book a visit", "payload": "/book"}],
+             "utter_action": "utter_greet"}
+    assert superseded(greet) == {"text": "Good day. How may I help?", "utter_action": "utter_greet"}
+    listed = {"text": "Pick a time", "buttons": [{"title": f"{h}:00", "payload": f"/t{h}"} for h in range(9, 14)]}
+    assert superseded(listed) is listed  # a list is not merged, nor changed
+    image = {"text": None, "image": "https://maison-solenne.example/aurore-tote.jpg"}
+    assert superseded(image) is image
+    plain = {"text": "Of course."}
+    assert superseded(plain) is plain

@@ -298,8 +298,14 @@ async def test_she_wrote_again_before_the_answer_one_message_answers_both(
     answers = {"Bonjour": "Bonjour Madame Laurent. Comment puis-je vous aider ?",
                "Où en est ma commande SOL-104233 ?": "Votre commande SOL-104233 a quitté Paris ce matin."}
 
+    choices = [{"title": "Prendre rendez-vous", "payload": "/book_appointment"},
+               {"title": "Suivre une commande", "payload": "/check_order_status"}]
+
     async def reply(message: UserMessage) -> None:
-        await message.output_channel.send_response(message.sender_id, {"text": answers[message.text]})
+        response: dict[str, Any] = {"text": answers[message.text]}
+        if message.text == "Bonjour":
+            response["buttons"] = choices  # what the greeting offers
+        await message.output_channel.send_response(message.sender_id, response)
 
     clock = ManualClock(T0)
     async with wired(settings, reply, emulator_clock=clock) as (ch, emu, admin):
@@ -309,9 +315,11 @@ async def test_she_wrote_again_before_the_answer_one_message_answers_both(
         box = await settle(ch, admin, CLAIRE, 1 if on else 2)
         assert [m.text for m in ch.received] == list(answers)  # two turns for the assistant
         if on:
-            assert [m["body"] for m in box] == ["\n\n".join(answers.values())]
+            # One message; the greeting's choices are gone: she already said what she wants.
+            assert [(m["type"], m["body"]) for m in box] == [("text", "\n\n".join(answers.values()))]
         else:
             assert [m["body"] for m in box] == list(answers.values())
+            assert box[0]["buttons"] == ["Prendre rendez-vous", "Suivre une commande"]
 
 
 async def test_an_answer_kept_for_a_turn_that_never_comes_still_leaves(

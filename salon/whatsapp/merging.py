@@ -276,3 +276,14 @@ def joined_message(messages: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         return {**last, "interactive": interactive}
     preview = any(_object(message.get("text")).get("preview_url") for message in messages)
     return {"type": "text", "text": {"body": joined, **({"preview_url": True} if preview else {})}}
+
+
+def superseded(response: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A turn's response when the client wrote again before it left: its reply buttons
+    offer choices she has already answered by writing, so a text with reply buttons loses
+    them and may merge with the answer to her next message. Anything else (a list, media,
+    a template) is left as it is.
+    """
+    if not _mergeable(response) or not _buttons(response):
+        return response
+    return {key: value for key, value in response.items() if key not in ("buttons", "quick_replies")}
