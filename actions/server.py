@@ -11,6 +11,10 @@ and closed to any caller without its credential.
   on loopback without a token is refused at start.
 - **What it answers on a failure**: the error's type, never the request (rasa-sdk's
   handler echoes the whole tracker, with the client's messages, to the caller).
+- **Metrics**: ``GET /metrics`` (:mod:`salon.metrics`): the process's, and each action
+  run by name and outcome with its latency (``salon_action_duration_seconds``). Not behind
+  the action server's credential but behind the metrics rule: loopback callers only, or
+  ``Authorization: Bearer`` with ``SALON_METRICS_TOKEN``.
 
 The actions themselves trust a client's ids only when the WhatsApp channel sealed them
 (:mod:`salon.access.signed_identity`).
@@ -20,19 +24,25 @@ from __future__ import annotations
 
 import argparse
 import hmac
+import json
 import logging
 import os
 import sys
+import time
+import zlib
 from typing import Any
 
 from rasa_sdk.endpoint import create_app
+from rasa_sdk.executor import ActionExecutor
 from sanic import Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from salon.advisors.person_model import warm
-from salon.config import is_loopback_host
+from salon.config import is_loopback_host, load_settings
 from salon.logmask import install_log_masking
+from salon.metrics.access import MetricsConfigError
+from salon.metrics.registry import ACTIONS, ActionMetrics, ProcessMetrics, reads_business
 
 logger = logging.getLogger(__name__)
 
@@ -45,19 +55,28 @@ class ActionServerConfigError(ValueError):
     """The action server would be reachable by anyone."""
 
 
-def guarded_app(token: str | None, package: str = "actions") -> Sanic:
-    """rasa-sdk's app with the credential check and a failure answer that echoes nothing."""
+OPEN_PATHS = frozenset({"/health", "/metrics"})
+"""Routes outside the action server's credential (the metrics route has its own rule)."""
+
+
+def guarded_app(token: str | None, package: str = "actions", metrics: ProcessMetrics | None = None) -> Sanic:
+    """rasa-sdk's app with the credential check, a failure answer that echoes nothing, and
+    the metrics route (``metrics``: this process's, made here by default).
+    """
     app = create_app(package, cors_origins=None)
     expected = f"Bearer {token}".encode() if token else None
+    metrics = metrics if metrics is not None else ProcessMetrics(ACTIONS)
 
     @app.middleware("request")
     async def require_token(request: Request) -> HTTPResponse | None:
-        if expected is None or request.path == "/health":
+        if expected is None or request.path in OPEN_PATHS:
             return None
         given = (request.headers.get("Authorization") or "").encode()
         if not hmac.compare_digest(given, expected):
             return response.json({"error": "not authorised"}, status=401)
         return None
+
+    _add_metrics(app, package, metrics)
 
     async def on_error(request: Request, exception: Exception) -> HTTPResponse:
         logger.error("action call failed: %s", type(exception).__name__, exc_info=exception)
@@ -77,6 +96,65 @@ def guarded_app(token: str | None, package: str = "actions") -> Sanic:
 
     app.register_listener(close_backends, "after_server_stop")
     return app
+
+
+def _add_metrics(app: Sanic, package: str, metrics: ProcessMetrics) -> None:
+    """``GET /metrics``, and the timing of every call to ``/webhook`` that passed the
+    credential check, by action (one of the package's) and outcome.
+    """
+    executor = ActionExecutor()
+    executor.register_package(package)
+    actions = ActionMetrics(metrics.registry, executor.actions)
+
+    @app.middleware("request")
+    async def start_timing(request: Request) -> None:
+        if request.method == "POST" and request.path == "/webhook":
+            request.ctx.action_started = time.perf_counter()
+            request.ctx.action_name = _action_name(request)
+
+    @app.middleware("response")
+    async def stop_timing(request: Request, answer: HTTPResponse) -> None:
+        started = getattr(request.ctx, "action_started", None)
+        if started is not None:
+            actions.observe(request.ctx.action_name, answer.status, time.perf_counter() - started)
+
+    @app.get("/metrics")
+    async def serve_metrics(request: Request) -> HTTPResponse:
+        # request.ip is the connection's peer, never a forwarded address.
+        answer = await metrics.answer(request.ip, request.headers)
+        headers = dict(answer.headers)
+        content_type = headers.pop("Content-Type")
+        return response.raw(answer.body, status=answer.status, headers=headers, content_type=content_type)
+
+    if reads_business(ACTIONS):
+        from actions import backends
+        from salon.metrics.business import BusinessMetrics
+        from salon.storage.db import make_async_engine
+
+        # A pool of its own: the reads never wait for, nor hold up, the actions'.
+        settings = load_settings()
+        engine = make_async_engine(settings.effective_database_url)
+        metrics.add(BusinessMetrics(engine, backends.clock(), windows=not settings.redis_url))
+
+        async def close_business_pool(_app: Sanic, _loop: object) -> None:
+            await engine.dispose()
+
+        app.register_listener(close_business_pool, "after_server_stop")
+
+
+def _action_name(request: Request) -> str | None:
+    """The action a call asks for (``next_action``), or None for a body that is not one
+    (rasa-sdk answers it 400 itself). Sanic keeps the parsed body for rasa-sdk's handler.
+    """
+    try:
+        if request.headers.get("Content-Encoding") == "deflate":
+            call = json.loads(zlib.decompress(request.body))
+        else:
+            call = request.json
+    except Exception:
+        return None
+    name = call.get("next_action") if isinstance(call, dict) else None
+    return name if isinstance(name, str) else None
 
 
 def check_exposure(host: str, token: str | None) -> None:
@@ -104,7 +182,11 @@ def main(argv: list[str] | None = None) -> int:
     except ActionServerConfigError as exc:
         print(f"actions.server: {exc}", file=sys.stderr)  # noqa: T201
         return 2
-    app = guarded_app(token)
+    try:
+        app = guarded_app(token)
+    except MetricsConfigError as exc:
+        print(f"actions.server: {exc}", file=sys.stderr)  # noqa: T201
+        return 2
     # The person screen's learned model, trained (or loaded) now rather than on a client's turn.
     warm()
     logger.info("action server on %s:%s (%s)", args.host, args.port,

@@ -19,6 +19,12 @@ Routes (``Authorization: Bearer <token>``, scope ``advisor``; see ``SALON_API_TO
 - ``POST /advisor/repairs/<id>/status`` ``{"status": "ready", "note": "..."}``: the new
   status, told to the client through the send-time guard.
 
+The Rasa server's metrics are served beside them (``GET /metrics``, so
+``/webhooks/whatsapp/metrics``): this process's, the channel's companion process's and,
+unless ``SALON_METRICS_BUSINESS`` names another process, the business metrics read from
+the database (:mod:`salon.metrics`). Loopback callers only, or ``Authorization: Bearer``
+with ``SALON_METRICS_TOKEN``; the advisor tokens do not open it.
+
 The transcript, the advisor's messages and the resume live in the agent's tracker
 store, updated under the agent's lock store like any turn. The advisor console
 (:mod:`connectors.console`) is mounted beside these routes, over the same desk.
@@ -65,8 +71,11 @@ from salon.console.sessions import ConsoleSessions, session_hours
 from salon.integrations.bookings import SqlBookings
 from salon.integrations.crm import SqlCrm
 from salon.integrations.schema import advisors as advisors_table
+from salon.metrics.business import BusinessMetrics, ttl_from_env
+from salon.metrics.registry import RASA, IoMetrics, ProcessMetrics, StatsCollector, reads_business
 from salon.outbound.pacing import PacingConfig
 from salon.outbound.queue import OutboundQueue
+from salon.storage.db import make_async_engine
 from salon.templates.lifecycle import TemplateStates
 from salon.templates.registry import TemplateRegistry
 from salon.webhook.companion import IoProcessRuntime
@@ -186,11 +195,18 @@ def add_advisor_routes(bp: Blueprint, runtime: IoProcessRuntime | WhatsAppRuntim
     Returns the coroutine function the channel calls once its runtime has started.
     """
     state: dict[str, Any] = {}
+    metrics = _process_metrics(runtime)  # an unusable SALON_METRICS_TOKEN stops the server here
 
     async def start_desk(app: Any) -> None:
         tokens = TokenBook.from_env()  # a malformed SALON_API_TOKENS stops the server here
         if runtime.sender is None or runtime.sessions is None or runtime.engine is None:
             raise RuntimeError("the advisor API starts after the WhatsApp channel")
+        if reads_business(RASA) and "business" not in state:
+            # A pool of its own: the reads never wait for, nor hold up, the channel's.
+            state["business_engine"] = make_async_engine(runtime.settings.effective_database_url)
+            state["business"] = BusinessMetrics(state["business_engine"], runtime.clock,
+                                                windows=not runtime.settings.redis_url)
+            metrics.add(state["business"])
         handoffs = HandoffBook(engine=runtime.engine)
         await handoffs.initialize()
         repairs = RepairBook(engine=runtime.engine)
@@ -228,7 +244,44 @@ def add_advisor_routes(bp: Blueprint, runtime: IoProcessRuntime | WhatsAppRuntim
     _add_act_routes(bp, limit, desk, starting)
     _add_repair_routes(bp, limit, desk, starting)
     add_console_routes(bp, limit, lambda: state.get("console"))
+    _add_metrics_route(bp, limit, metrics)
+
+    @bp.listener("after_server_stop")
+    async def close_business_pool(app: Any, loop: Any) -> None:
+        engine = state.pop("business_engine", None)
+        if engine is not None:
+            await engine.dispose()
+
     return start_desk
+
+
+def _process_metrics(runtime: IoProcessRuntime | WhatsAppRuntime) -> ProcessMetrics:
+    """The Rasa server's metrics: its process, and the webhook pipeline's counters (asked
+    of the companion process, with its CPU and memory, or read here with ``io_process:
+    false``). The business metrics join once the channel has started (``start_desk``).
+    """
+    metrics = ProcessMetrics(RASA)
+    if reads_business(RASA):  # a malformed SALON_METRICS_BUSINESS(_TTL) stops the server now
+        ttl_from_env()
+    if isinstance(runtime, IoProcessRuntime):
+        metrics.add(IoMetrics(runtime))
+    else:
+        metrics.add(StatsCollector("salon_webhook_events",
+                                   lambda: runtime.service.stats if runtime.service is not None else None))
+    return metrics
+
+
+def _add_metrics_route(bp: Blueprint, limit: SanicRateLimit, metrics: ProcessMetrics) -> None:
+    """``GET /metrics``: the text exposition, to loopback callers or the metrics token's holders."""
+
+    @bp.route("/metrics", methods=["GET"])
+    @limit
+    async def serve_metrics(request: Request) -> HTTPResponse:
+        # request.ip is the connection's peer, never a forwarded address.
+        answer = await metrics.answer(request.ip, request.headers)
+        headers = dict(answer.headers)
+        content_type = headers.pop("Content-Type")
+        return response.raw(answer.body, status=answer.status, headers=headers, content_type=content_type)
 
 
 async def _advisors(engine: Any) -> tuple[tuple[str, str], ...]:

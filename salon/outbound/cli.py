@@ -320,6 +320,10 @@ def _api(args: argparse.Namespace) -> int:
         print(f"salon outbound api: {exc}", file=sys.stderr)
         return 2
 
+    from salon.metrics.access import MetricsConfigError
+    from salon.metrics.registry import OUTBOUND_API
+    from salon.metrics.serve import install_metrics
+
     async def make() -> web.Application:
         from salon.outbound.queue import OutboundQueue
 
@@ -341,6 +345,12 @@ def _api(args: argparse.Namespace) -> int:
                              phone_number_id=os.environ.get("WA_PHONE_NUMBER_ID", ""), rate_limit=limit,
                              planner=parts.sender, caps=MarketingCaps(parts.outbound.engine, CapsConfig.from_env()))
             closing = parts.close
+
+        try:
+            # GET /metrics for Prometheus (loopback, or SALON_METRICS_TOKEN).
+            install_metrics(app, OUTBOUND_API)
+        except MetricsConfigError as exc:
+            raise SystemExit(f"salon outbound api: {exc}") from None
 
         async def close(_app: web.Application) -> None:
             await closing()

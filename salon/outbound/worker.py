@@ -66,6 +66,7 @@ from salon.consent.book import ClientProfile, ConsentBook
 from salon.guard.sender import GuardedSender, SendOutcome
 from salon.guard.sent import outbound_table
 from salon.identity import ClientRef, conversation_id
+from salon.metrics.serve import serve_worker_metrics
 from salon.outbound.budgets import Ask, Budgets, Campaign, Reservation
 from salon.outbound.caps import (
     CapHistory,
@@ -763,7 +764,10 @@ async def run_worker(
         except (NotImplementedError, RuntimeError):
             pass
     try:
-        await worker.run(stop)
+        # GET /metrics on SALON_OUTBOUND_METRICS_PORT (+ the shard), when it is set.
+        async with serve_worker_metrics(worker, database_url=settings.effective_database_url,
+                                        windows=not settings.redis_url):
+            await worker.run(stop)
     finally:
         stop.set()
         if template_sync is not None:

@@ -135,5 +135,15 @@ def serve(registry: PrivacyRegistry, tokens: TokenBook, host: str | None = None,
         limit = RateLimitSettings.from_env("GDPR_API", DEFAULT_RATE)
     except RateLimitConfigError as exc:
         raise SystemExit(f"salon gdpr-api: {exc}") from None
-    web.run_app(build_app(registry, tokens, rate_limit=limit), host=host or os.environ.get("SALON_GDPR_API_HOST", "127.0.0.1"),
+    from salon.metrics.access import MetricsConfigError
+    from salon.metrics.registry import GDPR_API
+    from salon.metrics.serve import install_metrics
+
+    app = build_app(registry, tokens, rate_limit=limit)
+    try:
+        # GET /metrics for Prometheus (loopback, or SALON_METRICS_TOKEN).
+        install_metrics(app, GDPR_API)
+    except MetricsConfigError as exc:
+        raise SystemExit(f"salon gdpr-api: {exc}") from None
+    web.run_app(app, host=host or os.environ.get("SALON_GDPR_API_HOST", "127.0.0.1"),
                 port=port or int(os.environ.get("SALON_GDPR_API_PORT", "5071")), access_log=None)

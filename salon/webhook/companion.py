@@ -48,6 +48,7 @@ from salon.config import Settings, load_settings
 from salon.guard.sender import SendOutcome
 from salon.identity import ClientRef
 from salon.logmask import install_log_masking
+from salon.metrics.registry import io_snapshot
 from salon.storage.db import make_async_engine
 from salon.webhook.listener import WebhookListener, bind_listener
 from salon.webhook.pipeline import (
@@ -351,7 +352,7 @@ class _Child:
         self.peer = await RpcPeer.connect(
             socket.socket(fileno=fd),
             {"start": self.start, "handle": self.handle, "send": self.send, "send_one": self.send_one,
-             "waiting": self.waiting, "stop": self.stop},
+             "waiting": self.waiting, "metrics": lambda: io_snapshot(self.runtime), "stop": self.stop},
             name="rasa-server",
         )
         await self.peer.closed.wait()
