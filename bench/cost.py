@@ -8,15 +8,18 @@ the action server, ``rasa run`` with the trained model and the WhatsApp channel)
 and plays the same scripted conversations through the emulator: every client of the
 maison's book, in her own language, plus new numbers (prospects in English, French and
 Italian), each with one of several everyday scripts (an order's whereabouts, opening
-hours, a gift with a budget, aftercare, an event, thanks and goodbye …). A client's next
-message waits until the channel has finished her previous turn; a few clients write at
-once.
+hours, a gift with a budget, aftercare, an event, thanks and goodbye …). Half the scripts
+are paced (she waits for each answer before writing again); the other half open with a
+burst (a greeting and the request as two messages in a row, as clients write on
+WhatsApp) or close with one ("Thanks", "Bye"). A burst waits until the channel has
+finished its turns; a few clients write at once.
 
 Figures, read from the stack's own database once the emulator is idle: messages Meta
 bills (``wa_pricing``: billable and delivered) and their cost by the rate card, per
 *resolved* conversation (every message of the client answered and no handoff to a
-person), and how many conversations were resolved in each run. Goal: at least 30 % fewer
-billable messages with merging on. The last line is one JSON object.
+person), and how many conversations were resolved in each run, for all of them and for
+the paced and bursty halves apart. Goal: at least 30 % fewer billable messages with
+merging on. The last line is one JSON object.
 
 Needs the trained model (`make train`). Options: --conversations (at least 50), --parallel.
 """
@@ -50,36 +53,44 @@ START = datetime(2026, 11, 18, 9, 30, tzinfo=timezone.utc)
 """A Wednesday morning after Meta's 2026-10-01 change: every reply is billed."""
 TURN_TIMEOUT_S = 60.0
 
-SCRIPTS: dict[str, list[list[str]]] = {
+Burst = tuple[str, ...]
+"""Messages a client sends one after the other without waiting for an answer."""
+
+SCRIPTS: dict[str, list[list[Burst]]] = {
+    # Half the scripts are paced (she waits for each answer), half open with a burst (a
+    # greeting and the request in two messages, as clients write on WhatsApp) or close
+    # with one ("Thanks" then "Bye").
     "en": [
-        ["Hello", "Where is my order?", "Thank you", "Bye"],
-        ["Good morning", "What are your opening hours in London?", "Thanks a lot"],
-        ["Hi", "I'm looking for a birthday gift for my husband, under 800 euros", "Thank you, goodbye"],
-        ["Hello", "How should I care for my cashmere coat?", "Thanks"],
-        ["Hi there", "Are there any events coming up?", "Thank you"],
-        ["Hello", "Do you have boutiques in Milan?", "Great, thanks", "Goodbye"],
-        ["Good afternoon", "Are you a bot?", "ok thanks"],
-        ["Hello", "What services do you offer in the boutique?", "Thank you very much"],
+        [("Hello",), ("Where is my order?",), ("Thank you",), ("Bye",)],
+        [("Good morning", "What are your opening hours in London?"), ("Thanks a lot",)],
+        [("Hi",), ("I'm looking for a birthday gift for my husband, under 800 euros",), ("Thank you", "Goodbye")],
+        [("Hello", "How should I care for my cashmere coat?"), ("Thanks",)],
+        [("Hi there",), ("Are there any events coming up?",), ("Thank you",)],
+        [("Hello", "Do you have boutiques in Milan?"), ("Great, thanks", "Goodbye")],
+        [("Good afternoon",), ("Are you a bot?",), ("ok thanks",)],
+        [("Hello", "What services do you offer in the boutique?"), ("Thank you very much",)],
     ],
     "fr": [
-        ["Bonjour", "Où en est ma commande ?", "Merci", "Au revoir"],
-        ["Bonjour", "Quels sont vos horaires à Paris ?", "Merci beaucoup"],
-        ["Bonsoir", "Je cherche un cadeau d'anniversaire pour mon mari, moins de 800 euros", "Merci, bonne soirée"],
-        ["Bonjour", "Comment entretenir mon manteau en cachemire ?", "Merci"],
-        ["Bonjour", "Avez-vous des événements prochainement ?", "Merci"],
-        ["Bonjour", "Avez-vous une boutique à Milan ?", "Parfait, merci", "Au revoir"],
-        ["Bonjour", "Est-ce que je parle à un robot ?", "d'accord merci"],
-        ["Bonjour", "Quels services proposez-vous en boutique ?", "Merci beaucoup"],
+        [("Bonjour",), ("Où en est ma commande ?",), ("Merci",), ("Au revoir",)],
+        [("Bonjour", "Quels sont vos horaires à Paris ?"), ("Merci beaucoup",)],
+        [("Bonsoir",), ("Je cherche un cadeau d'anniversaire pour mon mari, moins de 800 euros",),
+         ("Merci", "Bonne soirée")],
+        [("Bonjour", "Comment entretenir mon manteau en cachemire ?"), ("Merci",)],
+        [("Bonjour",), ("Avez-vous des événements prochainement ?",), ("Merci",)],
+        [("Bonjour", "Avez-vous une boutique à Milan ?"), ("Parfait, merci", "Au revoir")],
+        [("Bonjour",), ("Est-ce que je parle à un robot ?",), ("d'accord merci",)],
+        [("Bonjour", "Quels services proposez-vous en boutique ?"), ("Merci beaucoup",)],
     ],
     "it": [
-        ["Buongiorno", "Dov'è il mio ordine?", "Grazie", "Arrivederci"],
-        ["Buongiorno", "Quali sono gli orari a Milano?", "Grazie mille"],
-        ["Buonasera", "Cerco un regalo di compleanno per mio marito, sotto gli 800 euro", "Grazie, buona serata"],
-        ["Buongiorno", "Come devo curare il mio cappotto di cashmere?", "Grazie"],
-        ["Buongiorno", "Ci sono eventi in programma?", "Grazie"],
-        ["Buongiorno", "Avete una boutique a Parigi?", "Perfetto, grazie", "Arrivederci"],
-        ["Buongiorno", "Sto parlando con un robot?", "va bene grazie"],
-        ["Buongiorno", "Quali servizi offrite in boutique?", "Grazie mille"],
+        [("Buongiorno",), ("Dov'è il mio ordine?",), ("Grazie",), ("Arrivederci",)],
+        [("Buongiorno", "Quali sono gli orari a Milano?"), ("Grazie mille",)],
+        [("Buonasera",), ("Cerco un regalo di compleanno per mio marito, sotto gli 800 euro",),
+         ("Grazie", "Buona serata")],
+        [("Buongiorno", "Come devo curare il mio cappotto di cashmere?"), ("Grazie",)],
+        [("Buongiorno",), ("Ci sono eventi in programma?",), ("Grazie",)],
+        [("Buongiorno", "Avete una boutique a Parigi?"), ("Perfetto, grazie", "Arrivederci")],
+        [("Buongiorno",), ("Sto parlando con un robot?",), ("va bene grazie",)],
+        [("Buongiorno", "Quali servizi offrite in boutique?"), ("Grazie mille",)],
     ],
 }
 
@@ -89,7 +100,12 @@ class Conversation:
     number: str
     name: str
     language: str
-    messages: tuple[str, ...]
+    bursts: tuple[Burst, ...]
+
+    @property
+    def paced(self) -> bool:
+        """She waits for every answer before writing again."""
+        return all(len(burst) == 1 for burst in self.bursts)
 
 
 def conversations(count: int) -> list[Conversation]:
@@ -125,24 +141,27 @@ def _turn(engine: Any, wamid: str) -> tuple[str | None, str | None]:
 
 
 def play(stack: Stack, conversation: Conversation, engine: Any) -> frozenset[str]:
-    """One conversation, message after message, each waiting for the end of its turn;
-    returns every id the client went by (her number, her conversation id)."""
+    """One conversation, burst after burst; each burst waits for the end of the turns of
+    the previous one. Returns every id the client went by (her number, her conversation
+    id)."""
     ids = {conversation.number}
     with httpx.Client(base_url=stack.config.emulator_url, timeout=30) as http:
-        for text in conversation.messages:
-            sent = http.post("/_emulator/inbound", json={"from": conversation.number, "text": text,
-                                                        "name": conversation.name}).json()
+        for burst in conversation.bursts:
+            wamids = [http.post("/_emulator/inbound", json={"from": conversation.number, "text": text,
+                                                            "name": conversation.name}).json()["wamid"]
+                      for text in burst]
             deadline = time.monotonic() + TURN_TIMEOUT_S
-            while True:
-                state, sender = _turn(engine, sent["wamid"])
-                if state in ("done", "skipped", "failed", "abandoned"):
-                    break
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"no end of turn for {text!r} ({conversation.number})\n"
-                                       f"{stack.log_tail('rasa')}")
-                time.sleep(0.05)
-            if sender:
-                ids.add(sender)
+            for wamid in wamids:
+                while True:
+                    state, sender = _turn(engine, wamid)
+                    if state in ("done", "skipped", "failed", "abandoned"):
+                        break
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"no end of turn for {burst!r} ({conversation.number})\n"
+                                           f"{stack.log_tail('rasa')}")
+                    time.sleep(0.05)
+                if sender:
+                    ids.add(sender)
     return frozenset(ids)
 
 
@@ -154,10 +173,14 @@ def run(mode: str, items: list[Conversation], parallel: int, workdir: Path) -> d
         started = time.monotonic()
         with ThreadPoolExecutor(max_workers=parallel) as pool:
             clients = list(pool.map(lambda c: play(stack, c, engine), items))
+        # An answer kept for a turn that never came leaves within CARRY_S (3 s).
+        time.sleep(3.5)
         stack.emulator("POST", "/_emulator/wait_idle", json={"timeout": 60})
         time.sleep(1.0)
         elapsed = time.monotonic() - started
         figures = _figures(engine, clients)
+        for name, paced in (("paced", True), ("bursts", False)):
+            figures[name] = _figures(engine, [ids for ids, c in zip(clients, items, strict=True) if c.paced == paced])
         engine.dispose()
     figures["seconds"] = round(elapsed, 1)
     return figures
@@ -231,7 +254,10 @@ def main(argv: list[str] | None = None) -> int:
         print("merging off:", json.dumps(before), flush=True)
         after = run("on", items, args.parallel, root / "on")
         print("merging on: ", json.dumps(after), flush=True)
-    fewer = 1 - after["billable_per_conversation"] / before["billable_per_conversation"]
+    def fewer_of(b: dict[str, Any], a: dict[str, Any]) -> float:
+        return round(1 - a["billable_per_conversation"] / b["billable_per_conversation"], 3)
+
+    fewer = fewer_of(before, after)
     result = {
         "conversations": len(items),
         "resolved_before": before["resolved"], "resolved_after": after["resolved"],
@@ -241,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
         "cost_per_conversation_after": after["cost_per_conversation"],
         "currency": "USD",
         "fewer_billable": round(fewer, 3),
+        "fewer_billable_paced": fewer_of(before["paced"], after["paced"]),
+        "fewer_billable_bursts": fewer_of(before["bursts"], after["bursts"]),
+        "conversations_paced": before["paced"]["conversations"],
         "goal_met": fewer >= 0.30 and after["resolved"] >= before["resolved"],
     }
     print(json.dumps(result))
