@@ -468,6 +468,9 @@ def demo_banner(config: StackConfig, followup_url: str | None) -> str:
         "     Sophie: Claire waits at the top of the inbox with the reason; open her, answer;\n"
         "     the answer reaches the phone page. Press \"+24 h\" and \"+1 h\": the composer\n"
         "     offers only the templates she can receive, or your words behind one nudge.\n"
+        "  7. Sign in to the console as the manager and open Report, then \"Generate now\":\n"
+        "     what each message of the story cost, by day and category, against Meta's own\n"
+        "     pricing (the rate card in data/pricing is illustrative).\n"
         "\nCtrl-C stops everything.\n"
     )
 
