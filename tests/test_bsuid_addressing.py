@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import aiohttp
+import pytest
 
 from connectors.whatsapp import WhatsAppOutput
 from salon.clock import ManualClock
@@ -67,9 +68,13 @@ async def test_a_reply_text_buttons_media_and_a_reaction_go_to_recipient(setting
         assert all(m["status"] == "read" for m in box)
 
 
-async def test_parked_content_its_nudge_and_its_delivery_go_to_recipient(settings: Settings) -> None:
+@pytest.mark.parametrize("merge", ["on", "off"])
+async def test_parked_content_its_nudge_and_its_delivery_go_to_recipient(
+        settings: Settings, merge: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Claire (in the book, utility opt-in) writes from her username: after the window, two
-    replies are parked behind one nudge, and her tap brings them, all by BSUID."""
+    replies are parked behind one nudge, and her tap brings them (as one message when merging
+    is on), all by BSUID."""
+    monkeypatch.setenv("SALON_MERGE_REPLIES", merge)
     clock = ManualClock(T0)
     async with wired(settings, emulator_clock=clock) as (ch, emu, admin):
         await say(admin, user_id=CLAIRE_BSUID, bsuid_only=True, text="Bonjour", name="Claire Laurent")
@@ -82,10 +87,11 @@ async def test_parked_content_its_nudge_and_its_delivery_go_to_recipient(setting
         assert _addressed_by_bsuid(nudge, CLAIRE_BSUID)["type"] == "template"
         assert nudge["template"] == "advisor_update_nudge" and nudge["status"] == "read"
         await say(admin, user_id=CLAIRE_BSUID, bsuid_only=True, reply_to=nudge["wamid"], button="0")
-        box = await settle(ch, admin, CLAIRE_BSUID, 3)
+        expected = (["Your alteration is ready for fitting.\n\nWe kept the scarf you liked."] if merge == "on"
+                    else ["Your alteration is ready for fitting.", "We kept the scarf you liked."])
+        box = await settle(ch, admin, CLAIRE_BSUID, 1 + len(expected))
         delivered = [_addressed_by_bsuid(m, CLAIRE_BSUID) for m in box[1:]]
-        assert [d["text"]["body"] for d in delivered] == ["Your alteration is ready for fitting.",
-                                                         "We kept the scarf you liked."]
+        assert [d["text"]["body"] for d in delivered] == expected
 
 
 async def test_content_for_a_stranger_waits_by_her_bsuid(settings: Settings) -> None:

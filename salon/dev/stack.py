@@ -10,6 +10,7 @@ purpose: it is a launcher, not part of a server.
 from __future__ import annotations
 
 import os
+import random
 import secrets
 import signal
 import socket
@@ -24,13 +25,14 @@ from pathlib import Path
 from typing import IO, Any
 
 import httpx
+import psutil
 
 from salon.access.rasa_auth import rasa_headers
 from salon.clock import SystemClock, require_aware, write_offset_file
 from salon.config import PROJECT_ROOT
 from salon.whatsapp.versions import DEFAULT_API_VERSION
 
-__all__ = ["Stack", "StackConfig", "StackError", "free_port", "free_ports"]
+__all__ = ["Stack", "StackConfig", "StackError", "free_port", "free_ports", "quiet_ports"]
 
 
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
@@ -49,6 +51,67 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
 def free_port(host: str = "127.0.0.1") -> int:
     """One port nothing listens on now (see :func:`free_ports`)."""
     return free_ports(1, host)[0]
+
+
+QUIET_LOW = 20000
+"""Where :func:`quiet_ports` starts looking (below it sit the well-known defaults)."""
+
+
+def ephemeral_range() -> tuple[int, int]:
+    """The kernel's range for port-0 binds and outgoing connections (Linux's default when
+    it cannot be read).
+    """
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def quiet_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` distinct free ports below the kernel's ephemeral range, for a process that
+    binds long after its port is chosen (a Rasa server binds once its model is loaded, a
+    minute later): the kernel hands ports of that range to every port-0 bind and outgoing
+    connection on the machine, so one of those could take a port chosen there meanwhile.
+    """
+    low = ephemeral_range()[0]
+    ceiling = low if low - QUIET_LOW >= 1000 else 65536
+    floor = QUIET_LOW if ceiling == low else ephemeral_range()[1] + 1
+    chosen: list[int] = []
+    for port in random.sample(range(floor, ceiling), min(ceiling - floor, 50 * count)):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+        chosen.append(port)
+        if len(chosen) == count:
+            return chosen
+    raise StackError(f"no {count} free port(s) between {floor} and {ceiling}")
+
+
+def listens(pid: int, port: int) -> bool:
+    """Whether the process ``pid`` or one of its children listens on ``port`` (a server
+    answering there could be another's that took the port first).
+    """
+    try:
+        root = psutil.Process(pid)
+        family = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return False
+    for process in family:
+        try:
+            sockets = process.net_connections(kind="tcp")
+        except psutil.Error:
+            continue
+        if any(s.status == psutil.CONN_LISTEN and s.laddr and s.laddr.port == port for s in sockets):
+            return True
+    return False
+
+
+BIND_FAILED = ("address already in use", "errno 98")
+"""What a process's log says when another took its port (the start is tried again)."""
+START_ATTEMPTS = 3
 
 
 
@@ -189,15 +252,17 @@ class Stack:
             env.pop("REDIS_URL", None)
         return env
 
-    def _choose_ports(self) -> None:
-        """Replace every port of 0 by a free one."""
+    def _ports_to_choose(self) -> list[str]:
+        """The ports given as 0: chosen free when the stack starts (again on a retry)."""
         c = self.config
         names = ["emulator_port", "rasa_port", "actions_port"]
         if c.outbound_api_port == 0:
             names.append("outbound_api_port")
-        wanted = [name for name in names if getattr(c, name) == 0]
-        for name, port in zip(wanted, free_ports(len(wanted)), strict=True):
-            setattr(c, name, port)
+        return [name for name in names if getattr(c, name) == 0]
+
+    def _choose_ports(self, names: list[str]) -> None:
+        for name, port in zip(names, quiet_ports(len(names)), strict=True):
+            setattr(self.config, name, port)
 
     def _set_clock(self) -> None:
         c = self.config
@@ -281,10 +346,25 @@ class Stack:
         )
 
     def start(self) -> None:
+        """Start every process and wait until each answers on its own port. When one of them
+        finds its chosen port taken (chosen free, then taken before it bound), the stack
+        stops and starts again on other ports, up to :data:`START_ATTEMPTS` times.
+        """
+        if not self.config.model.exists():
+            raise StackError(f"no trained model at {self.config.model}: run `make train`")
+        chosen = self._ports_to_choose()
+        for attempt in range(1, START_ATTEMPTS + 1):
+            self._choose_ports(chosen)
+            try:
+                self._start_once()
+                return
+            except StackError as error:
+                if not chosen or attempt == START_ATTEMPTS or not any(
+                        phrase in str(error).lower() for phrase in BIND_FAILED):
+                    raise
+
+    def _start_once(self) -> None:
         c = self.config
-        if not c.model.exists():
-            raise StackError(f"no trained model at {c.model}: run `make train`")
-        self._choose_ports()
         credentials, endpoints = self._write_files()
         self._set_clock()
         self.seed()
@@ -306,22 +386,27 @@ class Stack:
                                          "--port", str(c.outbound_api_port)])
         deadline = time.monotonic() + c.start_timeout_s
         try:
-            self._wait("emulator", f"{c.emulator_url}/_emulator/config", deadline)
-            self._wait("actions", f"http://127.0.0.1:{c.actions_port}/health", deadline)
-            self._wait("rasa", f"{c.rasa_url}/webhooks/whatsapp/", deadline)
-            if c.outbound_api_url:
-                self._wait("outbound-api", f"{c.outbound_api_url}/health", deadline)
+            self._wait("emulator", c.emulator_port, "/_emulator/config", deadline)
+            self._wait("actions", c.actions_port, "/health", deadline)
+            self._wait("rasa", c.rasa_port, "/webhooks/whatsapp/", deadline)
+            if c.outbound_api_port:
+                self._wait("outbound-api", c.outbound_api_port, "/health", deadline)
+            for name, process in self.processes.items():
+                if process.poll() is not None:
+                    raise StackError(f"{name} exited with {process.returncode}:\n{self.log_tail(name)}")
         except BaseException:
             self.stop()
             raise
 
-    def _wait(self, name: str, url: str, deadline: float) -> None:
+    def _wait(self, name: str, port: int, path: str, deadline: float) -> None:
+        """Until ``name`` listens on ``port`` itself and answers ``path`` with 200."""
         process = self.processes[name]
+        url = f"http://127.0.0.1:{port}{path}"
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise StackError(f"{name} exited with {process.returncode}:\n{self.log_tail(name)}")
             try:
-                if httpx.get(url, timeout=2).status_code == 200:
+                if listens(process.pid, port) and httpx.get(url, timeout=2).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
