@@ -52,6 +52,7 @@ def test_quiet_ports_are_free_distinct_and_below_the_kernels_ephemeral_range() -
     ports = quiet_ports(5)
     assert len(set(ports)) == 5
     assert all(20000 <= port < low for port in ports)
+    assert quiet_ports(0) == []  # a stack on fixed ports (the demo's) chooses none
 
 
 def test_listens_tells_the_process_that_holds_a_port(squatter: int) -> None:

@@ -74,6 +74,8 @@ def quiet_ports(count: int, host: str = "127.0.0.1") -> list[int]:
     minute later): the kernel hands ports of that range to every port-0 bind and outgoing
     connection on the machine, so one of those could take a port chosen there meanwhile.
     """
+    if count <= 0:
+        return []
     low = ephemeral_range()[0]
     ceiling = low if low - QUIET_LOW >= 1000 else 65536
     floor = QUIET_LOW if ceiling == low else ephemeral_range()[1] + 1
