@@ -94,7 +94,8 @@ FAMILIES: Final[tuple[Family, ...]] = (
     # ------------------------------------------------------------------ pipeline, worker, actions
     _f("salon_webhook_events", "counter", ("event",), "pipeline",
        "The webhook pipeline's counters since its process started: posts, messages, duplicates, statuses, "
-       "rejected, turns, turn_errors, unavailable, commits, foreign, abandoned, taken_over, echoes."),
+       "rejected, turns, turn_errors, unavailable, commits, foreign, abandoned, taken_over, echoes, "
+       "held_for_order."),
     _f("salon_outbound_worker_events", "counter", ("event",), "worker",
        "An outbound worker's counters since it started: claimed, finished, retried, deferred, recovered, "
        "lost_lease."),

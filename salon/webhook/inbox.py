@@ -233,6 +233,25 @@ class Inbox(SqlTables):
             rows = (await conn.execute(query)).all()
         return [InboxClaim(_inbox_item(r), r.owner, from_us(r.lease_until_us)) for r in rows]
 
+    async def earlier_pending(self, item: InboxItem) -> list[InboxClaim]:
+        """The same client's ``pending`` rows written before ``item`` (Meta's timestamp,
+        then the order they reached us), oldest first, with who holds each: what must be
+        answered before ``item`` is. A ``failed`` row waits for its retry, out of order.
+        """
+        async with self.engine.connect() as conn:
+            own = (await conn.execute(select(_I.sent_us, _I.received_us).where(_I.wamid == item.wamid))).first()
+            if own is None:
+                return []
+            rows = (await conn.execute(
+                select(inbox_table)
+                .where(_I.phone_number_id == item.phone_number_id, _I.sender_id == item.sender_id,
+                       _I.state == "pending", _I.wamid != item.wamid, _I.sent_us <= own.sent_us)
+                .order_by(_I.sent_us, _I.received_us)
+            )).all()
+        mine = (own.sent_us, own.received_us, item.wamid)
+        return [InboxClaim(_inbox_item(r), r.owner, from_us(r.lease_until_us)) for r in rows
+                if (r.sent_us, r.received_us, r.wamid) < mine]
+
     async def take_inbound(self, claim: InboxClaim, owner: str, at: datetime, lease: timedelta) -> bool:
         """Hold ``claim``'s row for ``owner`` until ``at + lease``, unless someone changed
         it since it was read (compare-and-set: of several takers, one wins).

@@ -31,6 +31,7 @@ import itertools
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -79,6 +80,10 @@ SWEEP_EVERY: Final = timedelta(seconds=30)
 TURN_RETRY_DELAYS: Final = (timedelta(minutes=1), timedelta(minutes=5))
 """After a turn failed: when to try it again; after the last, it is given up."""
 MAX_TURN_ATTEMPTS: Final = len(TURN_RETRY_DELAYS) + 1
+ORDER_WAIT_S: Final = 150.0
+"""How long a client's message waits (seconds of wall time) for an earlier one of hers that
+another replica holds: past a lease and a renewal, that replica is stuck, and waiting
+longer would only keep her without an answer."""
 HOST: Final = socket.gethostname()
 _LIVE_OWNERS: set[str] = set()
 """The inbox owner names of the channels running in this process (a name of this
@@ -231,7 +236,7 @@ class WebhookService:
         self.stats: dict[str, int] = {
             "posts": 0, "messages": 0, "duplicates": 0, "statuses": 0, "rejected": 0,
             "turns": 0, "turn_errors": 0, "unavailable": 0, "commits": 0, "foreign": 0,
-            "abandoned": 0, "taken_over": 0, "echoes": 0,
+            "abandoned": 0, "taken_over": 0, "echoes": 0, "held_for_order": 0,
         }
 
     # ------------------------------------------------------------------ handshake
@@ -661,12 +666,72 @@ class WebhookService:
     async def _drain(self, sender_id: str) -> None:
         try:
             while self._queues.get(sender_id):
-                turn = self._queues[sender_id].pop(0)
+                queue = self._queues[sender_id]
+                turn = queue.pop(0)
+                if not await self._in_order(turn):
+                    # Earlier messages of hers joined this queue: they go first.
+                    queue.append(turn)
+                    queue.sort(key=lambda t: t.item.sent_at)
+                    continue
                 async with self._turn_slots:
                     await self._run_turn(turn)
         finally:
             self._queues.pop(sender_id, None)
             self._workers.pop(sender_id, None)
+
+    async def _in_order(self, turn: Turn) -> bool:
+        """Whether ``turn`` may run now: none of the client's earlier messages is still
+        pending. One held by another replica is waited for (outside the turn slots, so
+        waiting replicas never hold each other up); one nobody works on any more (its
+        replica died, its lease ran out) is taken over here. False when earlier turns were
+        queued before this one (run them first).
+        """
+        began = time.monotonic()
+        delay = 0.02
+        waited = False
+        while True:
+            earlier = await self.inbox.earlier_pending(turn.item)
+            if not earlier:
+                return True
+            queued = {t.item.wamid for t in self._queues.get(turn.sender_id, [])}
+            if any(c.item.wamid in queued for c in earlier):
+                return False
+            now = self.clock.now()
+            # Nobody works on it: no holder, a lease run out, a holder gone, or this channel
+            # itself without it in hand (a turn interrupted by the assistant's restart).
+            free = [c for c in earlier if c.item.wamid not in self._held and (
+                c.owner is None or c.lease_until is None or c.lease_until < now or self._mine(c.owner)
+                or self._owner_gone(c.owner))]
+            if free:
+                turns = await self._turns_for(await self._take(free, now))
+                if turns:
+                    self.stats["taken_over"] += len(turns)
+                    logger.info("taking over %d earlier message(s) of %s before its next: %s", len(turns),
+                                turn.sender_id, ", ".join(t.item.wamid for t in turns))
+                    self._schedule(turns, [])
+                    if any(t.sender_id == turn.sender_id for t in turns):
+                        return False
+            if not waited:
+                waited = True
+                self.stats["held_for_order"] += 1
+            if time.monotonic() - began > ORDER_WAIT_S:
+                logger.warning("%s's message %s answered before %d earlier one(s) still held elsewhere",
+                               turn.sender_id, turn.item.wamid, len(earlier))
+                return True
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.25)
+
+    async def _turns_for(self, items: Sequence[InboxItem]) -> list[Turn]:
+        """Turns for inbox rows taken over (the client as the window store knows her)."""
+        turns = []
+        for item in items:
+            client, conversation = client_of_item(item), None
+            state = await self.sessions.get(client)
+            if state is not None:
+                client, conversation = _known_client(client, state)
+                _note_ids(item, client)
+            turns.append(Turn(item, client, conversation_id=conversation))
+        return turns
 
     async def _run_turn(self, turn: Turn) -> None:
         meta = turn.metadata
@@ -810,20 +875,14 @@ class WebhookService:
             c.item.state == "failed" or c.owner is None or c.lease_until is None
             or c.lease_until < now or self._owner_gone(c.owner))]
         items = await self._take(free, now)
-        turns = []
-        for item in items:
-            client, conversation = client_of_item(item), None
-            state = await self.sessions.get(client)
-            if state is not None:
-                client, conversation = _known_client(client, state)
-                _note_ids(item, client)
-            turns.append(Turn(item, client, conversation_id=conversation))
+        turns = await self._turns_for(items)
         self._schedule(turns, [])
         if turns:
             self.stats["taken_over"] += len(turns)
             retries = sum(1 for item in items if item.state == "failed")
-            logger.info("replaying %d pending WhatsApp message(s)%s", len(turns),
-                        f" ({retries} failed turn(s) tried again)" if retries else "")
+            logger.info("replaying %d pending WhatsApp message(s)%s: %s", len(turns),
+                        f" ({retries} failed turn(s) tried again)" if retries else "",
+                        ", ".join(t.item.wamid for t in turns))
         return len(turns)
 
     async def prune(self) -> int:
