@@ -157,8 +157,11 @@ class WhatsAppOutput(OutputChannel):
 
     def __init__(self, runtime: ChannelRuntime, client: ClientRef | None = None,
                  conversation_id: str | None = None, *, purpose: str | None = None,
-                 origin: str | None = None, merging: MergeConfig | None = None) -> None:
+                 origin: str | None = None, merging: MergeConfig | None = None,
+                 reply_to: str | None = None) -> None:
         self.runtime = runtime
+        self.reply_to = reply_to
+        """The wamid of the client's message this turn answers (kept with each reply)."""
         self.client = client
         """The client whose turn this is (None: a turn the assistant started itself)."""
         self.conversation_id = conversation_id
@@ -251,6 +254,8 @@ class WhatsAppOutput(OutputChannel):
             if self.origin and not metadata.get("origin"):
                 metadata["origin"] = self.origin
             response["metadata"] = metadata
+        elif self.reply_to and not (response.get("metadata") or {}).get("reply_to"):
+            response["metadata"] = {**(response.get("metadata") or {}), "reply_to": self.reply_to}
         with self._holding:
             if self._held is not None:
                 self._held.append((recipient_id, response))
@@ -368,7 +373,8 @@ class WhatsAppInput(InputChannel):
                 await self._in_assistant_loop(self._record_echo(turn))
                 return
             remember(turn.text, turn.metadata.get("profile_name"))
-            output = WhatsAppOutput(runtime, turn.client, turn.sender_id, merging=self.merging)
+            output = WhatsAppOutput(runtime, turn.client, turn.sender_id, merging=self.merging,
+                                    reply_to=turn.item.wamid)
             if key is not None:
                 # Who writes, sealed for the action server (salon.access.signed_identity).
                 turn.metadata[SEAL_KEY] = seal(key, turn.sender_id, turn.client.wa_id, turn.client.user_id)

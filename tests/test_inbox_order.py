@@ -15,6 +15,7 @@ from rasa.core.channels.channel import UserMessage
 from sqlalchemy import select
 
 from salon.clock import ManualClock
+from salon.config import Settings
 from salon.webhook.inbox import InboxItem, inbox_table
 from tests.test_trust_inbox import rows, settings_for
 from tests.whatsapp_support import (
@@ -109,3 +110,44 @@ async def test_a_failed_earlier_turn_does_not_hold_her_next_message(sqlite_url: 
         assert (await ch.post(one_message("Hello?", TS + 10)))[0] == 200
         await ch.settle()
         assert [m.text for m in ch.received] == ["Hello?"]
+
+
+async def test_each_reply_keeps_the_wamid_of_the_message_it_answers(settings: Settings) -> None:
+    from tests.test_whatsapp_sender import CLAIRE as BOOK_CLAIRE
+    from tests.test_whatsapp_sender import answer, say, settle, wired
+
+    async with wired(settings, answer("Good day, Claire.")) as (ch, _emu, admin):
+        written = await say(admin, **{"from": BOOK_CLAIRE, "text": "Hello", "name": "Claire Laurent"})
+        [sent] = await settle(ch, admin, BOOK_CLAIRE, 1)
+        service = ch.runtime.service
+        assert service is not None
+        assert await service.sent.answered(PNID, written["wamid"])
+        assert not await service.sent.answered(PNID, wamid())
+        assert sent["body"] == "Good day, Claire."
+
+
+async def test_a_message_answered_before_its_replica_died_is_not_answered_again(
+        sqlite_url: str, tmp_path: Path) -> None:
+    """Its replica sent the answer, then died before marking the message done: the replica
+    that takes it over sees the answer in the outbound record and does not run the turn."""
+    clock = ManualClock(NOW)
+    settings = settings_for(sqlite_url, tmp_path)
+    async with running_channel(settings, clock=clock) as ch:
+        service = ch.runtime.service
+        assert service is not None
+        answered = InboxItem(wamid=wamid(), phone_number_id=PNID, sender_id=CLAIRE, sent_at=NOW,
+                             text="How much is the Halo ring?", metadata={"wa_id": CLAIRE}, state="pending",
+                             attempts=0)
+        unanswered = InboxItem(wamid=wamid(), phone_number_id=PNID, sender_id="33600000778", sent_at=NOW,
+                               text="And the Soleil belt?", metadata={"wa_id": "33600000778"}, state="pending",
+                               attempts=0)
+        assert await service.inbox.claim_inbound([answered, unanswered], NOW, owner="elsewhere:4242:cafe:0",
+                                                   lease=timedelta(minutes=2)) == [True, True]
+        await service.sent.record_outbound(phone_number_id=PNID, recipient=CLAIRE, kind="free_form",
+                                           status="sent", at=NOW, wamid=f"wamid.{wamid()}",
+                                           payload={"message": {"type": "text"}}, reply_to=answered.wamid)
+        clock.advance(timedelta(minutes=3))
+        assert await service.sweep() == 2
+        await ch.settle()
+        assert [m.text for m in ch.received] == ["And the Soleil belt?"]
+    assert sorted(r.state for r in rows(sqlite_url, select(inbox_table.c.state))) == ["done", "done"]

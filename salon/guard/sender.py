@@ -434,7 +434,7 @@ class GuardedSender:
             record_id = await self._record(
                 phone_number_id=ref.phone_number_id, recipient=recipient.id, kind="free_form",
                 status="failed", at=self.clock.now(), purpose=out.purpose,
-                utter_action=out.utter_action, payload=payload, error=error.to_dict(),
+                utter_action=out.utter_action, payload=payload, error=error.to_dict(), reply_to=out.reply_to,
             )
             if error.closes_window and not retried:
                 logger.info("send to %s: window closed per Meta (%s); deciding again", recipient.id, error.code)
@@ -447,6 +447,7 @@ class GuardedSender:
             kind="free_form", status=_accepted(result.message_status), at=self.clock.now(),
             wamid=result.wamid, purpose=out.purpose, utter_action=out.utter_action, payload=payload,
             charge=self._charge(recipient, None, state.window(now, self.margin) if state is not None else None),
+            reply_to=out.reply_to,
         )
         await self._replied(ref, state, now, out)
         return SendOutcome("free_form", wamid=result.wamid, record_id=record_id)
@@ -495,6 +496,7 @@ class GuardedSender:
             "phone_number_id": ref.phone_number_id, "recipient": recipient.id, "kind": kind,
             "purpose": purpose or (out.purpose if out else None),
             "utter_action": out.utter_action if out else None, "template": choice.name,
+            "reply_to": out.reply_to if out else None,
             "payload": {"message": message, "rendered": choice.rendered,
                         "original": out.message if out else None, "origin": origin,
                         **({"parked_id": out.parked_id} if out is not None and out.parked_id else {})},
@@ -551,6 +553,7 @@ class GuardedSender:
             status="parked", at=now, purpose=out.purpose, utter_action=out.utter_action,
             payload={"message": out.message, "params": dict(out.params), "parked_id": item_id,
                      "reason": decision.reason, "origin": out.origin},
+            reply_to=out.reply_to,
         )
         if decision.nudge is None:
             logger.info("parked %s for %s (%s); no nudge", item_id, recipient.id, decision.reason)

@@ -67,7 +67,10 @@ outbound_table = Table(
     Column("price_type", String(32)),
     Column("cost_micros", BigInteger),
     Column("currency", String(3)),
+    # The wamid of the client's message this answers (a reply of her turn), else NULL.
+    Column("reply_to", String(200)),
     Index("ix_wa_outbound_recipient", "phone_number_id", "recipient", "id"),
+    Index("ix_wa_outbound_reply_to", "reply_to"),
     # A period's sends (the report, the metrics): by when they were recorded.
     Index("ix_wa_outbound_created", "created_us"),
 )
@@ -152,6 +155,7 @@ def outbound_values(
     template: str | None = None,
     error: Mapping[str, Any] | None = None,
     charge: Charge | None = None,
+    reply_to: str | None = None,
 ) -> dict[str, Any]:
     """One ``wa_outbound`` row (``charge``: the estimate of a message that left). Raises
     ``TypeError``/``ValueError`` at once for a payload that is not JSON or a naive time,
@@ -169,6 +173,7 @@ def outbound_values(
         "price_category": charge.category if charge else None,
         "price_type": charge.pricing_type if charge else None,
         "cost_micros": charge.cost_micros if charge else None,
+        "reply_to": reply_to,
         "currency": charge.currency if charge else None,
     }
 
@@ -184,7 +189,7 @@ _STATUS_MOVE_WITH_ERROR = _STATUS_MOVE.values(error_code=bindparam("p_code"), er
 _OUTBOUND_COLUMNS = [
     "wamid", "phone_number_id", "recipient", "kind", "purpose", "utter_action", "template", "payload",
     "status", "status_rank", "status_us", "error_code", "error", "created_us", "updated_us",
-    "market", "price_category", "price_type", "cost_micros", "currency",
+    "market", "price_category", "price_type", "cost_micros", "currency", "reply_to",
 ]
 
 _AHEAD = f"excluded.status_rank > {outbound_table.name}.status_rank"
@@ -194,7 +199,7 @@ _OUTBOUND_MERGE = {
     # status that is further along stays.
     **{column: f"excluded.{column}" for column in
        ("recipient", "kind", "purpose", "utter_action", "template", "payload", "created_us", "updated_us",
-        "market", "price_category", "price_type", "cost_micros", "currency")},
+        "market", "price_category", "price_type", "cost_micros", "currency", "reply_to")},
     **{column: f"CASE WHEN {_AHEAD} THEN excluded.{column} ELSE {outbound_table.name}.{column} END"
        for column in ("status", "status_rank", "status_us")},
 }
@@ -247,6 +252,7 @@ class SentLog(SqlTables):
         template: str | None = None,
         error: Mapping[str, Any] | None = None,
         charge: Charge | None = None,
+        reply_to: str | None = None,
     ) -> int | None:
         """Record one outcome in a single statement; returns the row id (that of the row
         a status webhook created first for the same wamid, when the outcome merged into it).
@@ -257,7 +263,7 @@ class SentLog(SqlTables):
         values = outbound_values(
             phone_number_id=phone_number_id, recipient=recipient, kind=kind, status=status, at=at,
             wamid=wamid, payload=payload, purpose=purpose, utter_action=utter_action,
-            template=template, error=error, charge=charge)
+            template=template, error=error, charge=charge, reply_to=reply_to)
         async with self.single() as conn:
             if wamid is None:
                 result = await conn.execute(outbound_table.insert(), values)
@@ -338,6 +344,17 @@ class SentLog(SqlTables):
         async with self.engine.connect() as conn:
             row = (await conn.execute(select(outbound_table).where(_O.wamid == wamid))).one_or_none()
         return _record(row) if row is not None else None
+
+    async def answered(self, phone_number_id: str, wamid: str) -> bool:
+        """Whether an answer to the client's message ``wamid`` left (or waits behind a
+        nudge): a reply recorded for it that was neither refused nor failed.
+        """
+        query = (select(outbound_table.c.id)
+                 .where(outbound_table.c.reply_to == wamid, outbound_table.c.phone_number_id == phone_number_id,
+                        outbound_table.c.status.not_in(("failed", "refused")))
+                 .limit(1))
+        async with self.engine.connect() as conn:
+            return (await conn.execute(query)).first() is not None
 
     async def recent_nudge(self, phone_number_id: str, context_id: str) -> OutboundRecord | None:
         """The nudge a client's tap answers (``context.id`` = the nudge's wamid)."""

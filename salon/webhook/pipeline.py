@@ -111,6 +111,9 @@ class Turn:
     a new session (the window decides it, whatever the clocks of other processes say)."""
     conversation_id: str | None = None
     """The client's conversation (:func:`salon.identity.conversation_id`), when known."""
+    replayed: bool = False
+    """Taken over from a channel that left it pending (it died, or let its lease run
+    out): its answer may have left already."""
 
     @property
     def text(self) -> str:
@@ -730,7 +733,7 @@ class WebhookService:
             if state is not None:
                 client, conversation = _known_client(client, state)
                 _note_ids(item, client)
-            turns.append(Turn(item, client, conversation_id=conversation))
+            turns.append(Turn(item, client, conversation_id=conversation, replayed=item.state == "pending"))
         return turns
 
     async def _run_turn(self, turn: Turn) -> None:
@@ -738,6 +741,13 @@ class WebhookService:
         try:
             if turn.is_echo:
                 await self._record_echo(turn)
+                return
+            if turn.replayed and await self.sent.answered(turn.client.phone_number_id, turn.item.wamid):
+                # Its channel died after the answer left, before it could say so: running
+                # the turn again would answer her twice.
+                logger.info("message %s of %s was answered before its channel stopped; not asked again",
+                            turn.item.wamid, turn.sender_id)
+                await self.inbox.finish_inbound(turn.item.wamid, self.clock.now(), state="done")
                 return
             skip_turn = False
             parked = turn.parked_count

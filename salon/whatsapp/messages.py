@@ -83,6 +83,9 @@ class OutgoingMessage:
     parked_ids: tuple[str, ...] = ()
     """Every parked item this message delivers, when several waiting items leave merged
     as one message (the first is ``parked_id``)."""
+    reply_to: str | None = None
+    """The wamid of the client's message this answers (kept in the outbound record): a
+    turn replayed after its replica died is not run again once its answer has left."""
 
 
 # --------------------------------------------------------------------------- text
@@ -239,6 +242,7 @@ def render_response(
     meta = _object(response.get("metadata"))
     purpose = str(meta.get("purpose") or SERVICE_REPLY)
     origin = str(meta["origin"]) if meta.get("origin") else None
+    reply_to = str(meta["reply_to"]) if meta.get("reply_to") else None
     params = _object(meta.get("wa_params"))
     utter = response.get("utter_action") or response.get("template")
     utter_action = str(utter) if utter else None
@@ -247,7 +251,7 @@ def render_response(
         return OutgoingMessage(
             message, purpose=extra.get("purpose", purpose), utter_action=utter_action,
             params=extra.get("params", params), template=extra.get("template"),
-            language=extra.get("language"), origin=origin,
+            language=extra.get("language"), origin=origin, reply_to=reply_to,
         )
 
     result: list[OutgoingMessage] = []
