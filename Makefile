@@ -37,7 +37,7 @@ export WA_AUTH_MODE ?= bearer
 TRAINING_FILES := config.yml domain.yml $(shell find data -name '*.yml' -not -path 'data/maison/*' -not -path 'data/handoff/*' 2>/dev/null)
 MAISON_FILES   := $(wildcard data/maison/*.yml)
 
-.PHONY: help install lock services browser lint pytest drills validate train rasa-test smoke bookings-at-instants e2e demo-check test run shell demo bench clean
+.PHONY: help install lock services browser haproxy scale-drill lint pytest drills validate train rasa-test smoke bookings-at-instants e2e demo-check test run shell demo bench clean
 
 help:
 	@echo "make demo     the whole system on embedded defaults, with a phone page to chat as a client"
@@ -48,6 +48,7 @@ help:
 	@echo "make shell    rasa shell with the action server running"
 	@echo "make demo-check  the demo's story, scripted and headless (part of make test)"
 	@echo "make bench    run the benchmarks in bench/"
+	@echo "make scale-drill  two Rasa replicas behind HAProxy, workers, a kill mid-run (bench/scale_drill.py)"
 	@echo "make lock     re-resolve requirements.in into constraints.txt"
 
 $(STAMP): requirements.in constraints.txt pyproject.toml
@@ -87,6 +88,9 @@ lint: $(DEFAULTS)
 
 browser:
 	@scripts/ensure-chromium
+
+haproxy:
+	@scripts/ensure-haproxy
 
 pytest: $(DEFAULTS) services browser
 	$(BIN)/python -m pytest -q --ignore=tests/e2e
@@ -155,7 +159,14 @@ shell: $(MODEL) $(SEEDED)
 demo: $(MODEL) $(SEEDED)
 	$(BIN)/salon demo --model $(MODEL)
 
-bench: $(DEFAULTS) $(MODEL) $(SEEDED) services
+# Two Rasa replicas behind HAProxy, the action server, two outbound workers, PostgreSQL,
+# Redis and RabbitMQ, started from deploy/processes.yml, under load, with one replica and
+# one worker SIGKILLed mid-run (bench/scale_drill.py; its last line is JSON, exit 1 when a
+# check is not zero).
+scale-drill: $(MODEL) $(SEEDED) services haproxy
+	$(BIN)/python bench/scale_drill.py
+
+bench: $(DEFAULTS) $(MODEL) $(SEEDED) services haproxy
 	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:

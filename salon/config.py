@@ -3,7 +3,8 @@
 - ``DATABASE_URL``: SQLAlchemy URL for Salon's own tables (sessions, outbound queue,
   consent, audit, the maison's CRM/catalog/orders/bookings). Default: a SQLite file
   under ``var/``. ``postgresql://...`` selects PostgreSQL.
-- ``REDIS_URL``: when set, session state and dedup live in Redis.
+- ``REDIS_URL``: when set, the window state (session state, aliases, parked messages)
+  lives in Redis; the inbox that deduplicates webhooks stays in SQL.
 - ``SALON_VAR_DIR``: where embedded state files go (default ``<project>/var``).
 - ``SALON_DATA_DIR``: where the maison's seed files are (default ``<project>/data/maison``).
 """
