@@ -115,8 +115,11 @@ def scan(records: list[logging.LogRecord], forbidden: list[str]) -> list[str]:
 
 @pytest.mark.parametrize("name", ["channel"])
 async def test_real_traffic_through_the_channel_logs_no_personal_data(
-    settings: Settings, caplog: pytest.LogCaptureFixture, name: str
+    settings: Settings, caplog: pytest.LogCaptureFixture, name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Two answers, each its own message: her second message may arrive while the first
+    # turn runs, which would merge them.
+    monkeypatch.setenv("SALON_MERGE_REPLIES", "off")
     install_log_masking()
     caplog.set_level(logging.DEBUG)
     async with wired(settings, answer("Merci, nous revenons vers vous très vite.", utter_action="utter_ack")) as (
