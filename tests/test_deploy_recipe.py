@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from salon.dev.processes import ProcessSpec, load
+
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 ENV_FILE = "salon.env"
@@ -45,27 +47,11 @@ MIN_STOP_GRACE_S = {
 # --------------------------------------------------------------------------- reading
 
 
-@dataclass(frozen=True)
-class Process:
-    """One process of deploy/processes.yml, as this test reads it."""
-
-    name: str
-    command: str
-    replicas: int
-    ports: dict[str, str]
-    health_port: str
-    health_path: str
-    env: tuple[str, ...]
-    salon: bool
-    shard_env: str | None
-    port_plus_shard: bool
-    balanced: tuple[str, ...]
-
-    def service_names(self) -> list[str]:
-        """The compose services of its replicas: ``name`` alone, or ``name-1`` … ``name-n``."""
-        if self.replicas == 1:
-            return [self.name]
-        return [f"{self.name}-{i + 1}" for i in range(self.replicas)]
+def service_names(process: ProcessSpec) -> list[str]:
+    """The compose services of its replicas: ``name`` alone, or ``name-1`` … ``name-n``."""
+    if process.replicas == 1:
+        return [process.name]
+    return [f"{process.name}-{i + 1}" for i in range(process.replicas)]
 
 
 def _squash(text: str) -> str:
@@ -80,25 +66,17 @@ def description() -> dict[str, Any]:
 
 
 @cache
-def processes() -> dict[str, Process]:
-    found: dict[str, Process] = {}
-    for name, item in description()["processes"].items():
-        health = item.get("health") or {}
-        found[name] = Process(
-            name=name, command=_squash(item["command"]), replicas=int(item.get("replicas", 1)),
-            ports={str(k): str(v) for k, v in (item.get("ports") or {}).items()},
-            health_port=str(health.get("port")), health_path=str(health.get("path")),
-            env=tuple(item.get("env") or ()), salon=bool(item.get("salon", True)),
-            shard_env=item.get("shard_env"), port_plus_shard=bool(item.get("port_plus_shard", False)),
-            balanced=tuple(item.get("balanced") or ()),
-        )
+def processes() -> dict[str, ProcessSpec]:
+    """The description as the drill's launcher reads it (salon/dev/processes.py)."""
+    found = load(DEPLOY / "processes.yml").processes
+    for process in found.values():
+        assert process.health_port and process.health_path, f"{process.name} has no health check"
     return found
 
 
-def process_env(process: Process) -> set[str]:
+def process_env(process: ProcessSpec) -> set[str]:
     """Every variable ``process`` reads: its own, and ``common_env`` for Salon's processes."""
-    common = set(description().get("common_env") or ()) if process.salon else set()
-    return common | set(process.env)
+    return set(load(DEPLOY / "processes.yml").env_of(process.name))
 
 
 @cache
@@ -251,7 +229,7 @@ def test_every_variable_of_rasas_production_files_is_in_the_rasa_process_env(pat
 
 def test_compose_runs_each_process_as_many_times_as_described_with_its_command() -> None:
     for process in processes().values():
-        names = process.service_names()
+        names = service_names(process)
         for name in names:
             assert name in services(), (
                 f"deploy/compose.yml has no service {name!r}: deploy/processes.yml runs "
@@ -269,7 +247,7 @@ def test_compose_runs_each_process_as_many_times_as_described_with_its_command()
 
 def test_compose_sets_every_variable_each_process_reads() -> None:
     for process in processes().values():
-        for name in process.service_names():
+        for name in service_names(process):
             missing = process_env(process) - variables_set(service(name))
             assert not missing, (
                 f"service {name} does not set {sorted(missing)}, which deploy/processes.yml "
@@ -279,7 +257,7 @@ def test_compose_sets_every_variable_each_process_reads() -> None:
 
 def test_the_salon_services_read_the_documented_env_file_and_the_others_none() -> None:
     for process in processes().values():
-        for name in process.service_names():
+        for name in service_names(process):
             files = env_files(service(name))
             if process.salon:
                 assert files == [ENV_FILE], (
@@ -293,7 +271,7 @@ def test_the_salon_services_read_the_documented_env_file_and_the_others_none() -
 
 def test_ports_are_set_per_service_as_numbers() -> None:
     for process in processes().values():
-        for name in process.service_names():
+        for name in service_names(process):
             env = environment(service(name))
             for port_name, variable in process.ports.items():
                 value = env.get(variable)
@@ -307,7 +285,7 @@ def test_servers_bind_every_interface_of_their_container() -> None:
     for process in processes().values():
         if "SALON_BIND_HOST" not in process_env(process):
             continue
-        for name in process.service_names():
+        for name in service_names(process):
             value = environment(service(name)).get("SALON_BIND_HOST")
             assert value == "0.0.0.0", (
                 f"service {name}: SALON_BIND_HOST must be 0.0.0.0 in its container (the private "
@@ -322,7 +300,7 @@ def test_each_health_check_asks_the_process_health_path_on_its_health_port() -> 
         if process.port_plus_shard:
             assert process.shard_env, f"deploy/processes.yml: {process.name!r} adds a shard to its port but has no shard_env"
             expected.append(process.shard_env)
-        for name in process.service_names():
+        for name in service_names(process):
             assert probe_arguments(name) == expected, (
                 f"service {name}: its health check asks {probe_arguments(name)}; deploy/processes.yml "
                 f"says {process.name!r} answers GET {process.health_path} on {process.ports[process.health_port]}"
@@ -334,7 +312,7 @@ def test_worker_replicas_cover_every_shard_once() -> None:
     assert sharded, "deploy/processes.yml names no shard_env: the outbound workers share the queue by shard"
     for process in sharded:
         shards = []
-        for name in process.service_names():
+        for name in service_names(process):
             value = environment(service(name)).get(process.shard_env, "")
             index, sep, count = value.partition("/")
             assert sep and index.isdigit() and count.isdigit(), (
@@ -349,7 +327,7 @@ def test_worker_replicas_cover_every_shard_once() -> None:
 
 def test_graceful_stops_have_time_to_finish() -> None:
     for process_name, minimum in MIN_STOP_GRACE_S.items():
-        for name in processes()[process_name].service_names():
+        for name in service_names(processes()[process_name]):
             grace = service(name).get("stop_grace_period")
             assert grace is not None and compose_duration_s(grace) >= minimum, (
                 f"service {name}: stop_grace_period {grace!r} is shorter than the {minimum:g} s its "
@@ -406,7 +384,7 @@ def listening_ports(name: str) -> set[int]:
     if name in stores:
         return {int(stores[name]["port"])}
     for process in processes().values():
-        if name in process.service_names():
+        if name in service_names(process):
             env = environment(service(name))
             extra = 0
             if process.port_plus_shard and process.shard_env:
@@ -438,7 +416,7 @@ def test_every_address_names_a_service_and_a_port_it_listens_on() -> None:
 
 def test_the_stores_credentials_are_those_salon_uses() -> None:
     postgres = environment(service("postgres"))
-    rasa = service(processes()["rasa"].service_names()[0])
+    rasa = service(service_names(processes()["rasa"])[0])
     database = urlsplit(container_value(rasa, "DATABASE_URL"))
     assert database.username == postgres["POSTGRES_USER"] == container_value(rasa, "SALON_PG_USER"), (
         "DATABASE_URL's user, SALON_PG_USER and the postgres service's POSTGRES_USER differ")
@@ -461,7 +439,7 @@ def test_the_stores_credentials_are_those_salon_uses() -> None:
         value = environment(service(store)).get(key, "")
         assert interpolated(value) == [salon_name], (
             f"service {store}: {key} must come from {salon_name}, the one Salon's processes use; got {value!r}")
-    for name in processes()["rasa"].service_names() + processes()["worker"].service_names():
+    for name in service_names(processes()["rasa"]) + service_names(processes()["worker"]):
         value = environment(service(name)).get("PGPASSWORD", "")
         assert interpolated(value) == ["SALON_PG_PASSWORD"], (
             f"service {name}: PGPASSWORD must come from SALON_PG_PASSWORD, got {value!r}")
@@ -470,10 +448,10 @@ def test_the_stores_credentials_are_those_salon_uses() -> None:
 def test_only_the_balancer_publishes_a_port_on_loopback_by_default() -> None:
     balancer = processes()["balancer"]
     for name, svc in services().items():
-        if name in balancer.service_names():
+        if name in service_names(balancer):
             continue
         assert not svc.get("ports"), f"service {name} publishes {svc.get('ports')!r}: only the balancer may"
-    for name in balancer.service_names():
+    for name in service_names(balancer):
         published = service(name).get("ports") or []
         assert published, f"service {name} publishes no port: Meta's webhook cannot reach it"
         webhook_port = int(environment(service(name))[balancer.ports[balancer.health_port]])
@@ -642,7 +620,7 @@ def test_the_image_holds_every_file_a_process_needs_and_imports_salon_from_there
     for process in processes().values():
         if not process.salon:
             continue
-        for name in process.service_names():
+        for name in service_names(process):
             volumes = [str(v) for v in service(name).get("volumes") or []]
             assert f"../models:{workdir}/models:ro" in volumes, (
                 f"service {name} does not mount the project's models/ read-only at {workdir}/models")
@@ -710,15 +688,15 @@ def test_haproxy_has_one_server_per_rasa_replica_in_each_backend() -> None:
     assert backends, "deploy/haproxy.cfg has no backend"
     for backend, lines in backends.items():
         servers = [words[1] for words in lines if words[0] == "server"]
-        assert servers == rasa.service_names(), (
+        assert servers == service_names(rasa), (
             f"deploy/haproxy.cfg backend {backend}: servers {servers}, but deploy/processes.yml runs "
-            f"{rasa.replicas} rasa replica(s), the services {rasa.service_names()}")
+            f"{rasa.replicas} rasa replica(s), the services {service_names(rasa)}")
 
 
 def test_haproxy_sends_each_balanced_port_to_that_port_of_each_replica() -> None:
     rasa = processes()["rasa"]
     balancer = processes()["balancer"]
-    env = environment(service(balancer.service_names()[0]))
+    env = environment(service(service_names(balancer)[0]))
     backends = {name: lines for (kind, name), lines in haproxy_sections().items() if kind == "backend"}
     for port_name in rasa.balanced:
         assert port_name in backends, f"deploy/haproxy.cfg has no backend {port_name!r} (rasa's balanced ports)"
@@ -743,7 +721,7 @@ def test_every_variable_haproxy_uses_is_in_the_balancers_env() -> None:
     used = set(COMMAND_VARIABLE.findall((DEPLOY / "haproxy.cfg").read_text(encoding="utf-8")))
     missing = used - process_env(balancer)
     assert not missing, f"deploy/haproxy.cfg uses {sorted(missing)}, not in the balancer's env (deploy/processes.yml)"
-    for name in balancer.service_names():
+    for name in service_names(balancer):
         unset = used - set(environment(service(name)))
         assert not unset, f"service {name} does not set {sorted(unset)}, which deploy/haproxy.cfg uses"
     bound = set()
