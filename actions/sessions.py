@@ -63,8 +63,12 @@ class ActionSessionStart(Action):
                    if tracker.get_slot(slot) is not None}
         returning = _spoke_last_session(tracker)
         record = await backends.known_client(tracker)
-        language = supported(carried.get("language") or (record.language if record else None))
-        carried["language"] = language
+        known = carried.get("language") or (record.language if record else None)
+        language = supported(known)
+        if known:
+            carried["language"] = language
+        # Else nobody knows her language yet: her first words give it
+        # (salon/conversation/language.py), which a default set here would overrule.
         carried["vic"] = bool(record and record.is_vic)
         advisor = record.advisor if record else None
         carried["advisor_name"] = advisor.first_name if advisor else None

@@ -216,6 +216,19 @@ async def test_a_brand_new_conversation_knows_the_client_at_its_start(maison: st
     assert SlotSet("vic", False) in events and SlotSet("advisor_name", None) in events
 
 
+async def test_a_stranger_s_first_session_leaves_her_language_to_her_first_words(maison: str) -> None:
+    """Nobody in the book: no language is set at the session's start, so her first
+    "Bonjour" gives the conversation French (salon/conversation/language.py's rule 3)."""
+    from actions.greeting import ActionDetectLanguage
+
+    events = await ActionSessionStart().run(CollectingDispatcher(),
+                                            tracker(text="", intent="", sender=STRANGER, events=[]), {})
+    assert not any(isinstance(e, dict) and e.get("name") == "language" for e in events), events
+    assert SlotSet("vic", False) in events
+    first = tracker(text="Bonjour", intent="greet", sender=STRANGER, events=[])
+    assert await ActionDetectLanguage().run(CollectingDispatcher(), first, {}) == [SlotSet("language", "fr")]
+
+
 async def test_back_after_the_window_with_a_booking_under_way(maison: str) -> None:
     slots = {"language": "en", "boutique": "paris", "service": "private_viewing", "date_time": "friday"}
     dispatcher = CollectingDispatcher()
