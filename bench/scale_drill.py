@@ -346,7 +346,6 @@ def _spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float
 class Events:
     rasa_killed_at: datetime | None = None
     rasa_healthy_after_s: float | None = None
-    worker_killed_at: datetime | None = None
     worker_healthy_after_s: float | None = None
 
 
@@ -367,15 +366,21 @@ async def drill_run(drill: Drill, http: aiohttp.ClientSession, replicas: dict[st
             # She writes again before or after the answer: 0.5 to 1.5 times the pace.
             await asyncio.sleep(args.pace * (0.5 + (k * 7 + i * 3) % 11 / 10))
 
-    async def kill_rasa() -> None:
-        await kill_at.wait()
-        victim = replicas["rasa-1"]
-        events.rasa_killed_at = _now()
-        print(f"drill: SIGKILL rasa-1 after {len(load.sent)} messages: {launcher.kill(victim)}", flush=True)
+    async def crash(label: str, timeout: float) -> float:
+        """SIGKILL a replica, start it again 2 s later (as a supervisor would); seconds
+        from the kill until it is healthy."""
+        victim = replicas[label]
+        print(f"drill: SIGKILL {label}: {await asyncio.to_thread(launcher.kill, victim)}", flush=True)
         await asyncio.sleep(2)
         launcher.start(victim)
-        events.rasa_healthy_after_s = 2 + await asyncio.to_thread(launcher.wait_healthy, victim, 600)
-        print(f"drill: rasa-1 healthy again after {events.rasa_healthy_after_s:.1f} s", flush=True)
+        healthy_after = 2 + await asyncio.to_thread(launcher.wait_healthy, victim, timeout)
+        print(f"drill: {label} healthy again after {healthy_after:.1f} s", flush=True)
+        return healthy_after
+
+    async def kill_rasa() -> None:
+        await kill_at.wait()
+        events.rasa_killed_at = _now()
+        events.rasa_healthy_after_s = await crash("rasa-1", 600)
 
     async def campaign() -> None:
         body = {"campaign_id": "drill-campaign", "purpose": CAMPAIGN_PURPOSE,
@@ -388,12 +393,7 @@ async def drill_run(drill: Drill, http: aiohttp.ClientSession, replicas: dict[st
             if r.status not in (200, 201):
                 raise RuntimeError(f"the campaign was refused: {r.status} {await r.text()}")
         await asyncio.sleep(5)
-        victim = replicas["worker-1"]
-        events.worker_killed_at = _now()
-        print(f"drill: SIGKILL worker-1 during the campaign: {launcher.kill(victim)}", flush=True)
-        await asyncio.sleep(2)
-        launcher.start(victim)
-        events.worker_healthy_after_s = 2 + await asyncio.to_thread(launcher.wait_healthy, victim, 120)
+        events.worker_healthy_after_s = await crash("worker-1", 120)
 
     cpu_before = launcher.cpu_seconds()
     await asyncio.gather(*(client(k, w) for k, w in enumerate(ids)), kill_rasa(), campaign())
@@ -599,6 +599,8 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("haproxy") is None:
         print("haproxy is not installed: `make haproxy` (Debian's package)", file=sys.stderr)
         return 2
+    # A SIGTERM unwinds like Ctrl-C: every process stopped, the scratch databases dropped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with ExitStack() as stack:
         workdir = stack.enter_context(_workdir(args.keep))
         salon_db = stack.enter_context(scratch_database(POSTGRES))

@@ -238,19 +238,20 @@ class Inbox(SqlTables):
         then the order they reached us), oldest first, with who holds each: what must be
         answered before ``item`` is. A ``failed`` row waits for its retry, out of order.
         """
+        # One read on a turn's path: her pending rows and this one, by her index.
+        query = (select(inbox_table)
+                 .where(_I.phone_number_id == item.phone_number_id, _I.sender_id == item.sender_id,
+                        _I.sent_us <= to_us(item.sent_at, "sent_at"),
+                        or_(_I.state == "pending", _I.wamid == item.wamid))
+                 .order_by(_I.sent_us, _I.received_us, _I.wamid))
         async with self.engine.connect() as conn:
-            own = (await conn.execute(select(_I.sent_us, _I.received_us).where(_I.wamid == item.wamid))).first()
-            if own is None:
-                return []
-            rows = (await conn.execute(
-                select(inbox_table)
-                .where(_I.phone_number_id == item.phone_number_id, _I.sender_id == item.sender_id,
-                       _I.state == "pending", _I.wamid != item.wamid, _I.sent_us <= own.sent_us)
-                .order_by(_I.sent_us, _I.received_us)
-            )).all()
-        mine = (own.sent_us, own.received_us, item.wamid)
+            rows = (await conn.execute(query)).all()
+        own = next((r for r in rows if r.wamid == item.wamid), None)
+        if own is None:
+            return []
+        mine = (own.sent_us, own.received_us, own.wamid)
         return [InboxClaim(_inbox_item(r), r.owner, from_us(r.lease_until_us)) for r in rows
-                if (r.sent_us, r.received_us, r.wamid) < mine]
+                if r.state == "pending" and (r.sent_us, r.received_us, r.wamid) < mine]
 
     async def take_inbound(self, claim: InboxClaim, owner: str, at: datetime, lease: timedelta) -> bool:
         """Hold ``claim``'s row for ``owner`` until ``at + lease``, unless someone changed
