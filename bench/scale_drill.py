@@ -599,14 +599,21 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("haproxy") is None:
         print("haproxy is not installed: `make haproxy` (Debian's package)", file=sys.stderr)
         return 2
-    # A SIGTERM unwinds like Ctrl-C: every process stopped, the scratch databases dropped.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with ExitStack() as stack:
         workdir = stack.enter_context(_workdir(args.keep))
         salon_db = stack.enter_context(scratch_database(POSTGRES))
         tracker_db = stack.enter_context(scratch_database(POSTGRES))
         drill = Drill(args, workdir, salon_db, tracker_db)
         stack.callback(drill.stop)
+
+        def terminate(*_: object) -> None:
+            # A SIGTERM unwinds like Ctrl-C: waits end, every process is stopped and the
+            # scratch databases are dropped.
+            if drill.launcher is not None:
+                drill.launcher.stopping.set()
+            sys.exit(143)
+
+        signal.signal(signal.SIGTERM, terminate)
         drill.prepare()
         result = asyncio.run(run(drill))
     checks_zero = all(result[k] == 0 for k in ("lost", "duplicated", "out_of_order", "double_replays",

@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,6 +170,8 @@ class Launcher:
         self.description = description
         self.workdir = workdir
         self.replicas: dict[str, Replica] = {}
+        self.stopping = threading.Event()
+        """Set by :meth:`stop` (or a signal handler): a wait for health gives up at once."""
 
     def replica(self, name: str, index: int, env: dict[str, str]) -> Replica:
         """Register replica ``index`` of process ``name`` with ``env`` (not started yet);
@@ -202,6 +205,8 @@ class Launcher:
         deadline = time.monotonic() + timeout
         began = time.monotonic()
         while time.monotonic() < deadline:
+            if self.stopping.is_set():
+                raise StackError(f"{replica.label}: the launcher is stopping")
             process = replica.process
             if process is None or process.poll() is not None:
                 code = None if process is None else process.returncode
@@ -244,6 +249,7 @@ class Launcher:
 
     def stop(self, timeout: float = 20.0) -> dict[str, str]:
         """Stop every replica (SIGTERM, then SIGKILL past ``timeout``)."""
+        self.stopping.set()
         ended = {label: self.kill(r, signal.SIGTERM, timeout) for label, r in reversed(list(self.replicas.items()))}
         for replica in self.replicas.values():
             if replica.log is not None:
