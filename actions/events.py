@@ -37,12 +37,14 @@ from salon.conversation.rsvp import (
     full_lead,
     guests_allowed,
     guests_not_understood,
+    invitations_unavailable,
     no_event_line,
     not_sure_which,
     nothing_to_withdraw,
     parse_guests,
     replied_line,
     taken_meanwhile,
+    upcoming_events,
     which_to_withdraw,
     withdraw_question,
     withdrawn_line,
@@ -320,6 +322,28 @@ class ActionEventRsvp(Action):
         else:
             _say(dispatcher, no_event_line(record, language))
         return cleared
+
+
+class ActionUpcomingEvents(Action):
+    """"Are there any events coming up?": the evenings the client is invited to, with a
+    button to reply to each; someone the book does not know hears that they are by
+    invitation (nothing about a private event is said to her).
+    """
+
+    def name(self) -> str:
+        return "action_upcoming_events"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: dict[str, Any]) -> list[EventType]:
+        language = _language(tracker)
+        ctx = await _load(tracker)
+        if ctx.record is None:
+            dispatcher.utter_message(response="utter_rsvp_invitation_only")
+        elif ctx.failed:
+            dispatcher.utter_message(text=invitations_unavailable(language))
+        else:
+            _say(dispatcher, upcoming_events(ctx.standings, ctx.record, language))
+        return []
 
 
 class ActionCancelEventRsvp(Action):

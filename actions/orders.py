@@ -5,6 +5,7 @@ its owner only (the WhatsApp number or business-scoped id the message came from)
 from __future__ import annotations
 
 import logging
+from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,14 +20,80 @@ from actions.backends import client_ids
 from actions.greeting import conversation_language
 from salon.conversation.greetings import DEFAULT_ZONE
 from salon.conversation.language import supported
-from salon.conversation.order_status import is_late, late_order_button, order_answer
-from salon.integrations.orders import normalise_order_number
+from salon.conversation.order_status import (
+    is_late,
+    late_order_button,
+    on_their_way,
+    order_answer,
+    order_in_question,
+    which_order,
+)
+from salon.integrations.crm import ClientRecord
+from salon.integrations.orders import OrderFacts, normalise_order_number
 
 logger = logging.getLogger(__name__)
 
 
 def _language(tracker: Tracker) -> str:
     return supported(conversation_language(tracker, None))
+
+
+def _today(record: ClientRecord | None) -> date:
+    """The client's date: her time zone's, the maison's when the book does not know her."""
+    zone = ZoneInfo(record.time_zone if record is not None else DEFAULT_ZONE)
+    return backends.clock().now().astimezone(zone).date()
+
+
+async def _her_orders(tracker: Tracker) -> list[OrderFacts]:
+    """Her most recent orders, newest first; none when they cannot be read (logged)."""
+    wa_id, user_id = client_ids(tracker)
+    try:
+        return await backends.orders().recent_for_client(wa_id=wa_id, user_id=user_id)
+    except SQLAlchemyError:
+        logger.exception("orders unavailable while looking for the client's orders")
+        return []
+
+
+class ActionFindOrder(Action):
+    """"Where is my order?" without a number: the order she means, from her own orders
+    (the only one on its way, or one delivered lately), so she is not asked for a number
+    the maison already knows. Several on their way, or none: the form asks
+    (:class:`ActionAskOrderNumber`).
+    """
+
+    def name(self) -> str:
+        return "action_find_order"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        if tracker.get_slot("order_number") or next(tracker.get_latest_entity_values("order_number"), None):
+            return []
+        orders = await _her_orders(tracker)
+        if not orders:
+            return []
+        chosen = order_in_question(orders, _today(await backends.known_client(tracker)))
+        return [SlotSet("order_number", chosen.number)] if chosen is not None else []
+
+
+class ActionAskOrderNumber(Action):
+    """The order form's question: which of her orders on their way, as buttons, when she
+    has several; else her order's number (``utter_ask_order_number``).
+    """
+
+    def name(self) -> str:
+        return "action_ask_order_number"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+    ) -> list[EventType]:
+        going = on_their_way(await _her_orders(tracker))
+        if len(going) > 1:
+            text, buttons = which_order(going, _language(tracker))
+            dispatcher.utter_message(text=text, buttons=buttons)
+        else:
+            dispatcher.utter_message(response="utter_ask_order_number")
+        return []
 
 
 class ValidateOrderStatusForm(FormValidationAction):
@@ -75,8 +142,7 @@ class ActionOrderStatus(Action):
             dispatcher.utter_message(response="utter_order_not_found", order_number=number)
         else:
             record = await backends.known_client(tracker)
-            zone = ZoneInfo(record.time_zone if record is not None else DEFAULT_ZONE)
-            today = backends.clock().now().astimezone(zone).date()  # the client's today
+            today = _today(record)
             language = _language(tracker)
             advisor = record.advisor.first_name if record is not None and record.advisor else None
             buttons = [late_order_button(language, advisor)] if is_late(facts, today) else []

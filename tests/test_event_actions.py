@@ -429,3 +429,36 @@ async def test_withdrawing_and_the_waiting_list_in_italian(maison: str) -> None:
         "Fatto: il Suo posto a «Anteprima della collezione autunnale» è stato liberato. Giulia resta a Sua "
         "disposizione se i Suoi programmi dovessero cambiare.", [])]
     assert reply_row(maison, PREVIEW, "C-023") == ("declined", 0)
+
+
+async def test_are_there_events_coming_up_lists_her_invitations_with_a_button_each(maison: str) -> None:
+    from actions.events import ActionUpcomingEvents
+
+    # Claire: the Paris preview (accepted, with a guest) and the London trunk show.
+    _, messages = await run(ActionUpcomingEvents(), sender=CLAIRE, intent="ask_events", active=False,
+                            text="Avez-vous des soirées prévues ?", slots={"language": "fr"})
+    [message] = messages
+    assert message["text"].startswith("Vous êtes invitée à « Avant-première de la collection d'automne », "
+                                      "jeudi 10 décembre à 18 h 30 à Paris (votre venue est confirmée")
+    assert "Présentation Haute Joaillerie" in message["text"]
+    assert message["text"].endswith("Souhaitez-vous répondre ?")
+    assert [b["payload"] for b in message["buttons"]] == [f'/event_rsvp{{"rsvp_event": "{PREVIEW}"}}',
+                                                          f'/event_rsvp{{"rsvp_event": "{SHOW}"}}']
+    # Priya: the trunk show only, in English.
+    _, [message] = await run(ActionUpcomingEvents(), sender=PRIYA, intent="ask_events", active=False,
+                             text="any events soon?")
+    assert message["text"] == ("You are invited to the Haute Joaillerie trunk show on Thursday 21 January "
+                               "at 18:00 in London. Would you like to reply?")
+    assert [b["title"] for b in message["buttons"]] == ["London, 21 Jan"]
+
+
+async def test_no_invitation_her_advisor_will_tell_her_and_a_stranger_hears_they_are_private(maison: str) -> None:
+    from actions.events import ActionUpcomingEvents
+
+    _, [message] = await run(ActionUpcomingEvents(), sender=RAFAEL, intent="ask_events", active=False,
+                             text="any events soon?")
+    assert message["text"].startswith("I see no invitation for you at the moment.")
+    assert message["buttons"] and message["buttons"][0]["payload"] == "/talk_to_advisor"
+    _, [message] = await run(ActionUpcomingEvents(), sender=STRANGER, intent="ask_events", active=False,
+                             text="any events soon?")
+    assert message["response"] == "utter_rsvp_invitation_only"

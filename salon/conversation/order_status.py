@@ -18,7 +18,10 @@ from typing import Final
 from salon.conversation.phrasing import button_title, pick, say_city, say_day, supported
 from salon.integrations.orders import OrderFacts
 
-__all__ = ["LATE_ORDER_BUTTON", "is_late", "late_order_button", "order_answer"]
+__all__ = [
+    "LATE_ORDER_BUTTON", "SETTLED", "is_late", "late_order_button", "on_their_way", "order_answer",
+    "order_in_question", "which_order",
+]
 
 # The late order's button: the client's advisor by first name when the book has one (no
 # noun, so nothing to agree with), else a generic title.
@@ -242,3 +245,71 @@ def order_answer(facts: OrderFacts, *, today: date, language: str = "en",
     if status in ("cancelled", "returned"):
         return words[status].format(order=order, **who)
     return words["other"].format(order=order, status=status.replace("_", " "), **who)
+
+
+SETTLED: Final = frozenset({"delivered", "cancelled", "returned"})
+"""Statuses of an order that has reached its end."""
+RECENTLY_DELIVERED_DAYS: Final = 30
+"""A delivered order is still "my order" this many days after it arrived."""
+_MAX_CHOICES: Final = 3
+"""Orders offered as reply buttons when she has several on their way."""
+
+_WHICH: Final = {
+    "en": "You have {count} orders on their way: {listed}. Which one would you like news of?",
+    "fr": "Vous avez {count} commandes en cours : {listed}. Laquelle souhaitez-vous suivre ?",
+    "it": "Ha {count} ordini in corso: {listed}. Di quale desidera notizie?",
+}
+_WHICH_TYPED: Final = {
+    "en": " Its number is enough.",
+    "fr": " Son numéro suffit.",
+    "it": " Basta il suo numero.",
+}
+_COUNTS: Final = {
+    "en": {2: "two", 3: "three"},
+    "fr": {2: "deux", 3: "trois"},
+    "it": {2: "due", 3: "tre"},
+}
+
+
+def on_their_way(orders: Sequence[OrderFacts]) -> list[OrderFacts]:
+    """The orders that have not reached their end yet, in the order given."""
+    return [order for order in orders if order.status not in SETTLED]
+
+
+def order_in_question(orders: Sequence[OrderFacts], today: date) -> OrderFacts | None:
+    """The order a client means by "my order" when she names none (``orders``: hers,
+    newest first): the only one still on its way; when none is, the newest one if it was
+    delivered in the last 30 days (``today``: her date). None when several are on their
+    way (she is asked which) or nothing is recent (she is asked for its number).
+    """
+    going = on_their_way(orders)
+    if len(going) == 1:
+        return going[0]
+    if going or not orders:
+        return None
+    newest = orders[0]
+    delivered = newest.delivered_at
+    if newest.status == "delivered" and delivered is not None \
+            and (today - delivered.date()).days <= RECENTLY_DELIVERED_DAYS:
+        return newest
+    return None
+
+
+def which_order(orders: Sequence[OrderFacts], language: str) -> tuple[str, list[dict[str, str]]]:
+    """Which of her orders on their way she means: each named with its pieces, and one
+    reply button per order (its number) when there are at most three.
+    """
+    language = supported(language)
+    if language == "en":
+        items = [f"{order.number} ({', '.join(order.items)})" if order.items else order.number
+                 for order in orders]
+    else:
+        items = [f"{order.number}{_pieces(order.items, language)}" for order in orders]
+    listed = ", ".join(items[:-1]) + f" {pick(_AND, language)} {items[-1]}" if len(items) > 1 else items[0]
+    count = pick(_COUNTS, language).get(len(orders), str(len(orders)))
+    text = pick(_WHICH, language).format(count=count, listed=listed)
+    if len(orders) > _MAX_CHOICES:
+        return text + pick(_WHICH_TYPED, language), []
+    buttons = [{"title": button_title(order.number), "payload": f'/inform{{"order_number": "{order.number}"}}'}
+               for order in orders]
+    return text, buttons

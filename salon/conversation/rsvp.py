@@ -19,6 +19,7 @@ from salon.conversation.phrasing import (
     address,
     agreed,
     button_title,
+    gender_of,
     pick,
     say_city,
     say_date_short,
@@ -49,8 +50,10 @@ __all__ = [
     "not_sure_which",
     "nothing_to_withdraw",
     "parse_guests",
+    "invitations_unavailable",
     "replied_line",
     "taken_meanwhile",
+    "upcoming_events",
     "which_to_withdraw",
     "withdraw_question",
     "withdrawn_line",
@@ -212,6 +215,13 @@ _WORDS: Final[dict[str, dict[str, str]]] = {
         "confirmed": "It is confirmed", "updated": "Your reply is updated",
         "replied": "{head}, {name}: {title}, {day} at {hour}, {venue}, for {party}.{dress}{host}",
         "host": " {who} looks forward to welcoming you.",
+        "upcoming": "You are invited to {listed}.",
+        "upcoming_ask": " Would you like to reply?",
+        "upcoming_unavailable": "Forgive me, I cannot see your invitations at this moment. Could you ask me again in a little while?",
+        "upcoming_none_named": ("I see no invitation for you at the moment. {who} will gladly tell you "
+                                "about the maison's coming evenings."),
+        "upcoming_none_anon": ("I see no invitation for you at the moment. Your client advisor will "
+                               "gladly tell you about the maison's coming evenings."),
         "no_event_named": ("There is no event awaiting a reply at the moment. {who} will gladly "
                            "tell you about the maison's coming evenings."),
         "no_event_anon": ("There is no event awaiting a reply at the moment. Your client advisor "
@@ -280,6 +290,17 @@ _WORDS: Final[dict[str, dict[str, str]]] = {
         "confirmed": "C'est confirmé", "updated": "Votre réponse a bien été modifiée",
         "replied": "{head}, {name} : {title}, {day} à {hour}, {venue}, pour {party}.{dress}{host}",
         "host": " {who} se réjouit de vous y accueillir.",
+        "upcoming": "Vos invitations : {listed}.",
+        "upcoming_f": "Vous êtes invitée à {listed}.",
+        "upcoming_m": "Vous êtes invité à {listed}.",
+        "upcoming_ask": " Souhaitez-vous répondre ?",
+        "upcoming_unavailable": ("Pardonnez-moi, je ne parviens pas à consulter vos invitations à "
+                                 "l'instant. Pourriez-vous me reposer la question dans un moment ?"),
+        "upcoming_none_named": ("Je ne vois aucune invitation à votre nom pour le moment. {who} se "
+                                "fera un plaisir de vous parler des prochaines soirées de la maison."),
+        "upcoming_none_anon": ("Je ne vois aucune invitation à votre nom pour le moment. L'un de nos "
+                               "conseillers se fera un plaisir de vous parler des prochaines soirées "
+                               "de la maison."),
         "no_event_named": ("Aucune invitation n'attend votre réponse pour le moment. {who} se "
                            "fera un plaisir de vous parler des prochaines soirées de la maison."),
         "no_event_anon": ("Aucune invitation n'attend votre réponse pour le moment. L'un de nos "
@@ -344,6 +365,16 @@ _WORDS: Final[dict[str, dict[str, str]]] = {
         "confirmed": "Presenza confermata", "updated": "Risposta aggiornata",
         "replied": "{head}, {name}: {title}, {day} alle {hour}, {venue}, per {party}.{dress}{host}",
         "host": " {who} La attende con piacere.",
+        "upcoming": "I Suoi inviti: {listed}.",
+        "upcoming_f": "È invitata a {listed}.",
+        "upcoming_m": "È invitato a {listed}.",
+        "upcoming_ask": " Desidera rispondere?",
+        "upcoming_unavailable": ("Mi scusi, in questo momento non riesco a consultare i Suoi inviti. "
+                                 "Potrebbe chiedermelo di nuovo tra poco?"),
+        "upcoming_none_named": ("Al momento non vedo inviti a Suo nome. {who} Le parlerà volentieri "
+                                "delle prossime serate della maison."),
+        "upcoming_none_anon": ("Al momento non vedo inviti a Suo nome. Uno dei nostri consulenti Le "
+                               "parlerà volentieri delle prossime serate della maison."),
         "no_event_named": ("Al momento non ci sono eventi in attesa di una Sua risposta. {who} Le "
                            "parlerà volentieri delle prossime serate della maison."),
         "no_event_anon": ("Al momento non ci sono eventi in attesa di una Sua risposta. Uno dei "
@@ -471,15 +502,37 @@ def _status_note(standing: Standing, language: str) -> str:
     return ""
 
 
-def choose_event(standings: Sequence[Standing], language: str) -> Reply:
-    """Which event: each named with its day and city, one button (or list row) each."""
+def _listed(standings: Sequence[Standing], language: str) -> str:
     items = [f"{describe(s.event, language)}{_status_note(s, language)}" for s in standings]
     if supported(language) == "en":
-        listed = " and ".join(items) if len(items) <= 2 else "; ".join(items[:-1]) + "; and " + items[-1]
-    else:
-        listed = " ; ".join(items) if supported(language) == "fr" else "; ".join(items)
-    return Reply(_say(language, "choose", listed=listed),
+        return " and ".join(items) if len(items) <= 2 else "; ".join(items[:-1]) + "; and " + items[-1]
+    return " ; ".join(items) if supported(language) == "fr" else "; ".join(items)
+
+
+def choose_event(standings: Sequence[Standing], language: str) -> Reply:
+    """Which event: each named with its day and city, one button (or list row) each."""
+    return Reply(_say(language, "choose", listed=_listed(standings, language)),
                  [_button(s, "inform", language) for s in standings[:10]])
+
+
+def upcoming_events(standings: Sequence[Standing], record: ClientRecord, language: str) -> Reply:
+    """What is coming for the client who asks: the evenings she is invited to, soonest
+    first, with her reply where she gave one, and a button to reply to each still open
+    (which starts the reply with that event chosen). None coming: her advisor will tell
+    her of the next ones.
+    """
+    if not standings:
+        return Reply(_advisor_said(record, language, "upcoming_none"), [_advisor_button(record, language)])
+    open_ = [s for s in standings if s.open]
+    text = agreed(_w(language), "upcoming", gender_of(record)).format(listed=_listed(standings, language))
+    if open_:
+        text += _say(language, "upcoming_ask")
+    return Reply(text, [_button(s, "event_rsvp", language) for s in open_[:10]])
+
+
+def invitations_unavailable(language: str) -> str:
+    """The events book cannot be read at this moment: she is asked to try again shortly."""
+    return _say(language, "upcoming_unavailable")
 
 
 def ask_guests(standing: Standing, language: str, gender: str | None = None) -> Reply:

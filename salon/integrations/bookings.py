@@ -70,7 +70,8 @@ class ClientBusy(BookingError):
 @dataclass(frozen=True, slots=True)
 class Boutique:
     """A boutique as the book sees it: its salons, services, slot length and weekly hours
-    in its own time zone.
+    in its own time zone, and where to find and call it (``address`` and ``phone``, None
+    when the book does not give them).
     """
 
     id: str
@@ -82,6 +83,9 @@ class Boutique:
     services: tuple[str, ...]
     hours: Mapping[int, tuple[time, time]]
     """Weekday (0 = Monday) → local opening and closing time; a missing day is closed."""
+    address: str | None = None
+    phone: str | None = None
+    """In international form ("+33142650000")."""
 
     @property
     def zone(self) -> ZoneInfo:
@@ -198,7 +202,8 @@ class SqlBookings:
                 by_boutique.setdefault(h.boutique_id, {})[h.weekday] = (h.opens, h.closes)
             self._boutiques = {
                 r.id: Boutique(r.id, r.name, r.city, r.time_zone, r.slot_minutes, r.salons,
-                               tuple(r.services), by_boutique.get(r.id, {}))
+                               tuple(r.services), by_boutique.get(r.id, {}),
+                               address=r.address, phone=r.phone)
                 for r in rows
             }
         return self._boutiques

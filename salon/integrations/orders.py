@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -66,6 +66,11 @@ class Orders(Protocol):
     async def latest_for_client(self, *, wa_id: str | None, user_id: str | None) -> OrderFacts | None:
         """The client's most recent order, if any."""
 
+    async def recent_for_client(
+        self, *, wa_id: str | None, user_id: str | None, limit: int = 10
+    ) -> list[OrderFacts]:
+        """The client's most recent orders, newest first (at most ``limit``)."""
+
 
 class SqlOrders:
     """:class:`Orders` read from the maison's seeded SQL tables."""
@@ -99,30 +104,56 @@ class SqlOrders:
         )
         return await self._one(query)
 
+    async def recent_for_client(
+        self, *, wa_id: str | None, user_id: str | None, limit: int = 10
+    ) -> list[OrderFacts]:
+        owner = owner_condition(wa_id, user_id)
+        if owner is None:
+            return []
+        query = (
+            select(orders)
+            .join(clients, clients.c.id == orders.c.client_id)
+            .where(owner)
+            .order_by(orders.c.created_at.desc())
+            .limit(limit)
+        )
+        return await self._many(query)
+
     async def _one(self, query: Select) -> OrderFacts | None:
+        found = await self._many(query)
+        return found[0] if found else None
+
+    async def _many(self, query: Select) -> list[OrderFacts]:
         async with self.engine.connect() as conn:
-            row = (await conn.execute(query)).first()
-            if row is None:
-                return None
-            names = (
+            rows = (await conn.execute(query)).all()
+            if not rows:
+                return []
+            items = (
                 await conn.execute(
-                    select(products.c.name, order_items.c.colour)
+                    select(order_items.c.order_id, products.c.name, order_items.c.colour)
                     .join(products, products.c.id == order_items.c.product_id)
-                    .where(order_items.c.order_id == row.id)
-                    .order_by(order_items.c.product_id)
+                    .where(order_items.c.order_id.in_([row.id for row in rows]))
+                    .order_by(order_items.c.order_id, order_items.c.product_id)
                 )
             ).all()
-        return OrderFacts(
-            number=row.id,
-            status=row.status,
-            items=tuple(f"{name} in {colour}" if colour else name for name, colour in names),
-            carrier=row.carrier,
-            tracking_number=row.tracking_number,
-            tracking_url=row.tracking_url,
-            shipped_from=row.shipped_from,
-            shipped_at=row.shipped_at,
-            eta=row.eta,
-            delivered_at=row.delivered_at,
-            delivery_city=row.delivery_city,
-            delay_reason=row.delay_reason,
-        )
+        names: dict[str, list[str]] = {}
+        for order_id, name, colour in items:
+            names.setdefault(order_id, []).append(f"{name} in {colour}" if colour else name)
+        return [_facts(row, tuple(names.get(row.id, ()))) for row in rows]
+
+
+def _facts(row: Any, items: tuple[str, ...]) -> OrderFacts:
+    return OrderFacts(
+        number=row.id,
+        status=row.status,
+        items=items,
+        carrier=row.carrier,
+        tracking_number=row.tracking_number,
+        tracking_url=row.tracking_url,
+        shipped_from=row.shipped_from,
+        shipped_at=row.shipped_at,
+        eta=row.eta,
+        delivered_at=row.delivered_at,
+        delivery_city=row.delivery_city,
+        delay_reason=row.delay_reason,
+    )
