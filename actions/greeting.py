@@ -12,6 +12,7 @@ from actions import backends
 from salon.conversation import language
 from salon.conversation.greetings import greeting
 from salon.integrations.crm import ClientRecord
+from salon.whatsapp.merging import LEAD
 
 
 def conversation_language(tracker: Tracker, record: ClientRecord | None) -> str:
@@ -40,7 +41,10 @@ class ActionGreet(Action):
         if reply is None:
             dispatcher.utter_message(response="utter_greet")
         else:
-            dispatcher.utter_message(text=reply.text, buttons=reply.buttons)
+            # The lead is what stays of the greeting when an answer follows it in one
+            # WhatsApp message (salon/whatsapp/merging.py).
+            extra = {"metadata": {LEAD: reply.lead}} if reply.lead else {}
+            dispatcher.utter_message(text=reply.text, buttons=reply.buttons, **extra)
         return [SlotSet("language", language)]
 
 

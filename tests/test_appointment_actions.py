@@ -202,6 +202,7 @@ async def test_greeting_a_vic_in_french_and_a_stranger(maison: str) -> None:
     assert said(dispatcher.messages) == [(
         f"{salutation} Madame Laurent. Sophie se tient à votre disposition, ou je peux vous aider moi-même.",
         ["Parler à Sophie", "Prendre rendez-vous", "Suivre une commande"])]
+    assert dispatcher.messages[0]["metadata"] == {"lead": f"{salutation} Madame Laurent."}
     dispatcher = CollectingDispatcher()
     events = await ActionGreet().run(dispatcher, tracker(text="Hello", intent="greet", sender=STRANGER,
                                                          active=False), {})

@@ -189,6 +189,10 @@ async def test_greetings_by_name_in_the_clients_language_vic_advisor_first(crm: 
     stranger = greeting(None, evening, "fr")
     assert stranger is not None and stranger.text.startswith("Bonsoir et bienvenue chez Maison Solenne")
     assert address(henry, "fr") == "Monsieur Ashworth"
+    # What stays of a greeting when an answer follows it in one message: the salutation.
+    assert (french.lead, english.lead, morning.lead, stranger.lead) == (
+        "Bonsoir Madame Laurent.", "Good evening, Ms Laurent.", "Good morning, Mr Ashworth.",
+        "Bonsoir et bienvenue chez Maison Solenne.")
 
 
 async def test_greetings_in_italian_with_lei(crm: SqlCrm) -> None:
@@ -210,3 +214,5 @@ async def test_greetings_in_italian_with_lei(crm: SqlCrm) -> None:
     assert [b["title"] for b in stranger.buttons][-1] == "Un consulente"
     assert all(len(b["title"]) <= 20 for b in vic.buttons + morning.buttons + stranger.buttons)
     assert (address(francesca, "it"), address(francesca, "fr")) == ("Signora Bellini", "Madame Bellini")
+    assert (vic.lead, morning.lead, stranger.lead) == (
+        "Buonasera, Signora Bellini.", "Buongiorno, Signor Conti.", "Buonasera, Maison Solenne Le dà il benvenuto.")

@@ -279,3 +279,41 @@ def test_a_response_she_moved_past_loses_its_reply_buttons_only() -> None:
     assert superseded(image) is image
     plain = {"text": "Of course."}
     assert superseded(plain) is plain
+
+
+# --------------------------------------------------------------------------- leads
+
+
+def test_a_part_followed_by_another_says_its_lead() -> None:
+    greet = said("Good morning, Ms Laurent. How may I help you?", buttons=YES_NO,
+                 metadata={"lead": "Good morning, Ms Laurent."})
+    welcome = said("With pleasure. Is there anything else I may do for you?",
+                   utter_action="utter_youre_welcome", metadata={"lead": "With pleasure."})
+    goodbye = said("Thank you for writing to us. I wish you a lovely day.", utter_action="utter_goodbye")
+    [merged] = merge_responses([superseded(greet), welcome, goodbye])
+    assert merged["text"] == ("Good morning, Ms Laurent.\n\nWith pleasure.\n\n"
+                              "Thank you for writing to us. I wish you a lovely day.")
+    assert "lead" not in merged.get("metadata", {})
+    # Last in its message, a response says all of itself; alone, it is left as it came.
+    [merged] = merge_responses([goodbye, welcome])
+    assert merged["text"].endswith("With pleasure. Is there anything else I may do for you?")
+    assert merge_responses([welcome]) == [welcome]
+    # Off: each response whole, in its own message.
+    assert bodies(merge_responses([welcome, goodbye], MergeConfig(enabled=False))) == [
+        welcome["text"], goodbye["text"]]
+
+
+def test_every_lead_of_the_domain_opens_its_own_text() -> None:
+    from pathlib import Path
+
+    import yaml
+
+    responses = yaml.safe_load(Path("domain.yml").read_text(encoding="utf-8"))["responses"]
+    leads = [(name, variant) for name, variants in responses.items() for variant in variants
+             if (variant.get("metadata") or {}).get("lead")]
+    assert {name for name, _ in leads} >= {"utter_greet", "utter_youre_welcome"}
+    for name, variant in leads:
+        lead = variant["metadata"]["lead"]
+        assert variant["text"].startswith(lead) and len(lead) < len(variant["text"]), name
+    for name in ("utter_greet", "utter_youre_welcome"):
+        assert all((v.get("metadata") or {}).get("lead") for v in responses[name]), name

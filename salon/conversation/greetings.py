@@ -19,10 +19,14 @@ DEFAULT_ZONE = "Europe/Paris"
 
 @dataclass(frozen=True)
 class Reply:
-    """A message with its quick-reply buttons (``title`` ≤ 20 characters, ``payload``)."""
+    """A message with its quick-reply buttons (``title`` ≤ 20 characters, ``payload``),
+    and its ``lead``: what is kept of it when another answer follows it in the same
+    WhatsApp message (a greeting's salutation without its "How may I help you?").
+    """
 
     text: str
     buttons: list[dict[str, str]] = field(default_factory=list)
+    lead: str | None = None
 
 
 #: The words of this module, by language.
@@ -84,6 +88,14 @@ def main_choices(language: str, advisor_first_name: str | None = None, *,
     return doors
 
 
+#: A greeting's first sentence: what it keeps when an answer follows it in one message.
+_LEADS: Final[dict[str, dict[str, str]]] = {
+    "en": {"welcome": "", "known": "{salutation}, {name}."},
+    "fr": {"welcome": "{salutation} et bienvenue chez Maison Solenne.", "known": "{salutation} {name}."},
+    "it": {"welcome": "{salutation}, Maison Solenne Le dà il benvenuto.", "known": "{salutation}, {name}."},
+}
+
+
 def _part_of_day(now: datetime, language: str) -> str:
     return next(word for hour, word in pick(_SALUTATIONS, language) if now.hour >= hour)
 
@@ -99,11 +111,13 @@ def greeting(record: ClientRecord | None, now: datetime, language: str) -> Reply
     if record is None:
         if not words["welcome"]:
             return None
-        return Reply(words["welcome"].format(salutation=salutation), main_choices(language))
+        return Reply(words["welcome"].format(salutation=salutation), main_choices(language),
+                     pick(_LEADS, language)["welcome"].format(salutation=salutation))
     name = address(record, language)
+    lead = pick(_LEADS, language)["known"].format(salutation=salutation, name=name)
     advisor = record.advisor
     if record.is_vic and advisor is not None:
         text = words["vic"].format(salutation=salutation, name=name, advisor=advisor.first_name)
-        return Reply(text, main_choices(language, advisor.first_name, advisor_first=True))
+        return Reply(text, main_choices(language, advisor.first_name, advisor_first=True), lead)
     text = words["known"].format(salutation=salutation, name=name)
-    return Reply(text, main_choices(language, advisor.first_name if advisor else None))
+    return Reply(text, main_choices(language, advisor.first_name if advisor else None), lead)

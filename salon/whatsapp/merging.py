@@ -16,6 +16,10 @@ when the client would read them as one anyway:
 - buttons close a message: only the last part of a merged message may carry them, and
   buttons WhatsApp would show as a list (more than three, or a title longer than 20
   characters) keep their response alone;
+- a part followed by another in the same message says its ``lead`` (in its metadata)
+  instead of its whole text, when it has one: a greeting keeps its salutation without
+  "How may I help you?", a "With pleasure. Is there anything else I may do for you?"
+  keeps "With pleasure." — the answer that follows makes the question moot;
 - the merged text fits one message: 4,096 characters, 1,024 under reply buttons (the
   body of an interactive message), parts joined by a blank line;
 - the merged message's ``utter_action`` names its parts (``utter_a+utter_b``), within the
@@ -46,6 +50,7 @@ from salon.whatsapp.messages import (
 
 __all__ = [
     "JOINER",
+    "LEAD",
     "MAX_UTTER_ACTION",
     "MERGE_ENV",
     "MergeConfig",
@@ -56,6 +61,8 @@ __all__ = [
 MERGE_ENV: Final = "SALON_MERGE_REPLIES"
 JOINER: Final = "\n\n"
 """Between the parts of a merged message: a blank line, as between paragraphs."""
+LEAD: Final = "lead"
+"""The metadata key of a response's shorter form, said when another part follows it."""
 MAX_UTTER_ACTION: Final = 200
 """The outbound record's ``utter_action`` column (salon/guard/sent.py)."""
 NAME_JOINER: Final = "+"
@@ -131,6 +138,12 @@ def _text(response: Mapping[str, Any]) -> str:
     return text.strip() if isinstance(text, str) else ""
 
 
+def _lead(response: Mapping[str, Any]) -> str:
+    """What a part says when another follows it in the same message: its lead, else its text."""
+    lead = _object(response.get("metadata")).get(LEAD)
+    return lead.strip() if isinstance(lead, str) and lead.strip() else _text(response)
+
+
 def _name(response: Mapping[str, Any]) -> str | None:
     """The response's name as the outbound record keeps it (see render_response)."""
     name = response.get("utter_action") or response.get("template")
@@ -191,7 +204,7 @@ def _merged(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     what they agree on.
     """
     merged = _agreed(parts, _PARTS)
-    merged["text"] = JOINER.join(_text(part) for part in parts)
+    merged["text"] = JOINER.join([*(_lead(part) for part in parts[:-1]), _text(parts[-1])])
     last = parts[-1]
     for key in ("buttons", "quick_replies"):
         if last.get(key):
