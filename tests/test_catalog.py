@@ -244,3 +244,22 @@ async def test_the_other_one_is_another_of_the_pieces_just_suggested(  # type: i
     assert dispatcher.messages[0]["text"].startswith(start), dispatcher.messages[0]["text"]
     assert events == [{"event": "slot", "timestamp": None, "name": "product", "value": piece}]
     backends.reset()
+
+
+async def test_a_piece_with_a_plural_name_is_answered_in_the_plural(catalog) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    cities = await catalog.boutique_names()
+    earrings = await catalog.find("are the Perle earrings available?")
+    assert earrings is not None and earrings.plural
+    answer = product_answer(earrings, cities)
+    assert answer.startswith("The Perle earrings are ") and " is " not in answer
+    assert "They are made of" in answer and answer.endswith("set them aside for you?")
+    gone = replace(earrings, stock=())
+    assert product_answer(gone, cities).endswith("let you know as soon as they return?")
+    assert product_answer(earrings, cities, colour="green").startswith("The Perle earrings are made in ")
+    # French and Italian name it through "le modèle" / "il modello": singular.
+    assert product_answer(earrings, cities, language="fr").startswith("Le modèle Perle earrings est ")
+    tote = await catalog.find("Aurore tote")
+    assert tote is not None and not tote.plural
+    assert product_answer(tote, cities).startswith("The Aurore tote is ")

@@ -266,6 +266,12 @@ def test_events_and_bookings(maison: MaisonData) -> None:
             r"products\.yml: products\[1\] \(LG-001\): duplicate id 'LG-001'",
         ),
         (
+            "products.yml",
+            "name: Perle earrings\n    plural: true\n",
+            "name: Perle earrings\n    plural: \"yes\"\n",
+            r"products\.yml: products\[\d+\] \(JW-003\): field 'plural' must be",
+        ),
+        (
             "orders.yml",
             'created_at: "2026-11-19T20:14:00+01:00"',
             'created_at: "2026-11-19T20:14:00"',

@@ -35,6 +35,17 @@ _WORDS: Final[dict[str, dict[str, str]]] = {
         "set_aside": "Shall I ask a client advisor to set one aside for you?",
         "tell_me": "Would you like me to let you know as soon as it returns?",
         "boutique": "{cities} boutique", "boutiques": "{cities} boutiques",
+        # A piece whose name is plural ("Perle earrings"): the same sentences, agreeing.
+        "nowhere_all_plural": "{subject} are not available in our three boutiques at the moment.",
+        "nowhere_plural": "{subject} are not available in our boutiques at the moment.",
+        "plenty_plural": "{subject} are available {plenty}.",
+        "last_plural": "{subject} are down to their last piece {last}.",
+        "both_plural": "{subject} are available {plenty} and down to their last piece {last}.",
+        "other_colours_plural": ("The {name} are made in {colours}, not in {colour}. Would one of "
+                                 "these tempt you?"),
+        "facts_plural": "{availability} They are made of {materials}, at {price}. {follow_up}",
+        "set_aside_plural": "Shall I ask a client advisor to set them aside for you?",
+        "tell_me_plural": "Would you like me to let you know as soon as they return?",
     },
     "fr": {
         "and": "et", "at": "à ", "of": "de ",
@@ -74,6 +85,13 @@ _WORDS: Final[dict[str, dict[str, str]]] = {
 
 #: The languages that repeat a preposition before each place of a list ("à Paris et à
 #: Londres", "a Parigi e a Londra"); English says it once ("in Paris and London").
+
+
+def _said(words: Mapping[str, str], key: str, facts: ProductFacts) -> str:
+    """Sentence ``key``, agreeing with a plural name where the language words it so
+    (French and Italian name the piece through "le modèle" / "il modello": singular).
+    """
+    return (words.get(f"{key}_plural") if facts.plural else None) or words[key]
 
 
 def _join(items: Sequence[str], language: str) -> str:
@@ -124,12 +142,12 @@ def availability_sentence(
                + (words["in_colour"].format(colours=shown) if colour else ""))
     in_stock = [boutique for boutique, count in sorted(units.items()) if count > 0]
     if not in_stock:
-        return words["nowhere_all" if len(cities) == 3 else "nowhere"].format(subject=subject)
+        return _said(words, "nowhere_all" if len(cities) == 3 else "nowhere", facts).format(subject=subject)
     last_pieces = [say_city(cities.get(b, b), language) for b in in_stock if units[b] == 1]
     plenty = [say_city(cities.get(b, b), language) for b in in_stock if units[b] > 1]
     key = "both" if plenty and last_pieces else "plenty" if plenty else "last"
-    return words[key].format(subject=subject, plenty=_places(plenty, language),
-                             last=_places(last_pieces, language))
+    return _said(words, key, facts).format(subject=subject, plenty=_places(plenty, language),
+                                           last=_places(last_pieces, language))
 
 
 def product_answer(
@@ -140,11 +158,12 @@ def product_answer(
     language = supported(language)
     words = _WORDS[language]
     if colour and not facts.colours_matching(colour):
-        return words["other_colours"].format(name=facts.name, colour=colour,
-                                             colours=_join(list(facts.colours), language))
+        return _said(words, "other_colours", facts).format(
+            name=facts.name, colour=colour, colours=_join(list(facts.colours), language))
     materials = _join(list(facts.materials[:2]), language)
     availability = availability_sentence(facts, cities, colour, language)
     units = facts.units_by_boutique(colour=colour)
-    follow_up = words["set_aside" if any(count > 0 for count in units.values()) else "tell_me"]
-    return words["facts"].format(availability=availability, materials=materials,
-                                 price=_price(facts, language), follow_up=follow_up)
+    follow_up = _said(words, "set_aside" if any(count > 0 for count in units.values()) else "tell_me",
+                      facts)
+    return _said(words, "facts", facts).format(availability=availability, materials=materials,
+                                               price=_price(facts, language), follow_up=follow_up)

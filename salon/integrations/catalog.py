@@ -88,6 +88,8 @@ class ProductFacts:
     origin_country: str
     craft: str
     stock: tuple[StockLine, ...]
+    plural: bool = False
+    """The English name is plural ("Perle earrings"): answers agree with it."""
 
     def colours_matching(self, requested: str) -> tuple[str, ...]:
         return tuple(colour for colour in self.colours if colour_matches(requested, colour))
@@ -223,4 +225,5 @@ def _facts(row: Mapping[str, Any], stock_rows: Iterable[Any]) -> ProductFacts:
             StockLine(line.colour, str(line.size), line.boutique_id, line.quantity)
             for line in stock_rows
         ),
+        plural=bool(row.get("plural")),
     )

@@ -200,6 +200,9 @@ products = Table(
     Column("origin_country", String(100), nullable=False),
     Column("craft", Text, nullable=False),
     Column("made_to_order", JSON, nullable=False),
+    # True when the English name is plural ("Perle earrings"): answers agree with it.
+    # Nullable, so an older database gains the column in place (NULL reads as singular).
+    Column("plural", Boolean),
     CheckConstraint(_one_of("category", CATEGORIES), name="category"),
     CheckConstraint("price_eur_minor > 0 AND price_gbp_minor > 0", name="prices_positive"),
 )

@@ -157,6 +157,8 @@ class Product:
     provenance: dict[str, str]
     made_to_order: list[dict[str, Any]]
     variants: list[Variant]
+    plural: bool = False
+    """The English name is plural ("Perle earrings"): answers agree with it."""
 
     def variant(self, colour: str, size: str) -> Variant | None:
         return next((v for v in self.variants if v.colour == colour and v.size == size), None)
@@ -667,7 +669,7 @@ def _load_products(data_dir: Path, boutiques: dict[str, Boutique]) -> dict[str, 
     for item in _items(file, "products", _read(data_dir, file, "products")):
         item.only(
             "id", "name", "category", "description", "materials", "colours", "sizes", "price",
-            "care", "provenance", "made_to_order", "variants",
+            "care", "provenance", "made_to_order", "variants", "plural",
         )  # fmt: skip
         product_id = _pattern(item, "id", PRODUCT_ID, "LG-001, RW-001, JW-001, WT-001 or FR-001")
         _unique(item, "id", set(products), product_id)
@@ -736,6 +738,7 @@ def _load_products(data_dir: Path, boutiques: dict[str, Boutique]) -> dict[str, 
             },
             made_to_order=made_to_order,
             variants=variants,
+            plural=item.get("plural", bool, False),
         )
     return products
 
@@ -1298,6 +1301,7 @@ def _add_product_rows(data: MaisonData, rows: _Rows) -> None:
                 "price_gbp_minor": _minor(p.price_gbp), "care": p.care,
                 "atelier": p.provenance["atelier"], "origin_country": p.provenance["country"],
                 "craft": p.provenance["craft"], "made_to_order": p.made_to_order,
+                "plural": p.plural,
             }
         )  # fmt: skip
         for v in p.variants:
