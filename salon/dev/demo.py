@@ -460,7 +460,7 @@ def demo_banner(config: StackConfig, followup_url: str | None) -> str:
         "     in English turns the conversation to English).\n"
         '  2. Tap "Book a visit", then answer Paris, a private viewing, next Tuesday\n'
         "     afternoon; tap a free time, say who comes, confirm: it is booked.\n"
-        f'  3. Ask "where is my order {ORDER}".\n'
+        '  3. Ask "where is my order?": no number needed, the assistant knows her order.\n'
         '  4. Press "+24 h" and "+1 h": after 25 hours of silence the window closes and the\n'
         '     banner says "only templates can be sent".\n'
         f"{follow_up_step}"
@@ -725,7 +725,7 @@ class _Story:
 
     def order(self) -> tuple[bool, str]:
         conv = self.conv
-        box = conv.replies(lambda: conv.say(f"where is my order {ORDER}"))
+        box = conv.replies(lambda: conv.say("where is my order?"))
         return _one_containing(box, ORDER, "DHL Express")
 
     def later(self) -> tuple[bool, str]:
@@ -780,8 +780,8 @@ def story_steps(conv: Conversation, rasa_url: str, jwt_secret: str) -> list[Step
         Step('she taps "Yes, please confirm"',
              'the booking with its reference ("It is booked… Your reference is APT-…")',
              story.confirm),
-        Step(f'she asks "where is my order {ORDER}"',
-             f'the order\'s real status ("…{ORDER}… DHL Express…")', story.order),
+        Step('she asks "where is my order?" (no number)',
+             f'her order\'s real status ("…{ORDER}… DHL Express…")', story.order),
         Step("25 hours pass", "the 24-hour window is closed", story.later),
         Step("the assistant follows up (trigger_intent advisor_followup)",
              "exactly one template, advisor_update_nudge; no free-form message, no 131047",
