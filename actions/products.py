@@ -12,9 +12,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from actions import backends
 from actions.greeting import conversation_language
+from salon.conversation.care_answers import asks_about_care, care_answer, piece_meant
 from salon.conversation.language import supported
 from salon.conversation.product_answers import product_answer
 from salon.conversation.thread import points_elsewhere, the_other_piece
+from salon.integrations.catalog import ProductFacts
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +46,16 @@ class ActionProductInquiry(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         named = next(tracker.get_latest_entity_values("product"), None)
+        said = str(tracker.latest_message.get("text") or "")
+        if asks_about_care(said):
+            try:
+                answered = await self._care(dispatcher, tracker, named, said)
+            except SQLAlchemyError:
+                logger.exception("catalog unavailable while answering a care question")
+                dispatcher.utter_message(response="utter_catalog_unavailable")
+                return []
+            if answered is not None:
+                return [SlotSet("product", answered.name)]
         text = " ".join(part for part in (named, tracker.latest_message.get("text")) if part)
         colour = next(tracker.get_latest_entity_values("colour"), None)
         suggested = tracker.get_slot("suggested_pieces") or []
@@ -73,3 +85,27 @@ class ActionProductInquiry(Action):
         language = supported(conversation_language(tracker, None))
         dispatcher.utter_message(text=product_answer(facts, cities, colour, language))
         return [SlotSet("product", facts.name)]
+
+    async def _care(self, dispatcher: CollectingDispatcher, tracker: Tracker, named: str | None,
+                    said: str) -> ProductFacts | None:
+        """A care question: the piece named, else the one of hers her words designate,
+        else the one piece of the catalog they do; its care notes said. None when no
+        piece is clear (she is asked which, as for any question about a piece).
+        """
+        catalog = backends.catalog()
+        facts = await catalog.find(named or said)
+        owned = False
+        record = await backends.known_client(tracker)
+        mine = {p.product_id: p.product_name for p in record.purchases} if record is not None else {}
+        if facts is None:
+            products = {p.id: p for p in await catalog.all_products()}
+            chosen = piece_meant(said, mine.items())
+            owned = chosen is not None
+            chosen = chosen or piece_meant(said, ((p.id, p.name) for p in products.values()))
+            facts = products.get(chosen) if chosen is not None else None
+        if facts is None:
+            return None
+        owned = owned or facts.id in mine
+        reply = care_answer(facts, supported(conversation_language(tracker, None)), owned=owned)
+        dispatcher.utter_message(text=reply.text, buttons=reply.buttons)
+        return facts

@@ -267,6 +267,12 @@ def test_events_and_bookings(maison: MaisonData) -> None:
         ),
         (
             "products.yml",
+            "    care:\n      en: >-\n        Keep in its dust bag",
+            "    care:\n      de: >-\n        Keep in its dust bag",
+            r"products\.yml: products\[0\] \(LG-001\): field 'care' needs a 'en' text",
+        ),
+        (
+            "products.yml",
             "name: Perle earrings\n    plural: true\n",
             "name: Perle earrings\n    plural: \"yes\"\n",
             r"products\.yml: products\[\d+\] \(JW-003\): field 'plural' must be",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sqlalchemy import select
@@ -90,6 +90,14 @@ class ProductFacts:
     stock: tuple[StockLine, ...]
     plural: bool = False
     """The English name is plural ("Perle earrings"): answers agree with it."""
+    care_by_language: Mapping[str, str] = field(default_factory=dict)
+    """The care notes by language, where the catalog has them (``care`` is English)."""
+
+    def care_in(self, language: str) -> str | None:
+        """The care notes in ``language``; None when the catalog has none in it."""
+        if language == "en":
+            return self.care or None
+        return self.care_by_language.get(language) or None
 
     def colours_matching(self, requested: str) -> tuple[str, ...]:
         return tuple(colour for colour in self.colours if colour_matches(requested, colour))
@@ -114,6 +122,9 @@ class Catalog(Protocol):
 
     async def boutique_names(self) -> dict[str, str]:
         """Boutique id → the city clients know it by (Paris, London, Milan)."""
+
+    async def all_products(self) -> list[ProductFacts]:
+        """Every product with its stock, in id order."""
 
 
 def best_name_match(text: str, names: Iterable[tuple[str, str]]) -> str | None:
@@ -226,4 +237,5 @@ def _facts(row: Mapping[str, Any], stock_rows: Iterable[Any]) -> ProductFacts:
             for line in stock_rows
         ),
         plural=bool(row.get("plural")),
+        care_by_language=dict(row.get("care_by_language") or {}),
     )

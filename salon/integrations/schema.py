@@ -203,6 +203,8 @@ products = Table(
     # True when the English name is plural ("Perle earrings"): answers agree with it.
     # Nullable, so an older database gains the column in place (NULL reads as singular).
     Column("plural", Boolean),
+    # The care notes by language ({"en": …, "fr": …, "it": …}); "care" is the English one.
+    Column("care_by_language", JSON),
     CheckConstraint(_one_of("category", CATEGORIES), name="category"),
     CheckConstraint("price_eur_minor > 0 AND price_gbp_minor > 0", name="prices_positive"),
 )

@@ -159,6 +159,8 @@ class Product:
     variants: list[Variant]
     plural: bool = False
     """The English name is plural ("Perle earrings"): answers agree with it."""
+    care_by_language: dict[str, str] = field(default_factory=dict)
+    """The care notes by language ("en" is :attr:`care`)."""
 
     def variant(self, colour: str, size: str) -> Variant | None:
         return next((v for v in self.variants if v.colour == colour and v.size == size), None)
@@ -720,6 +722,10 @@ def _load_products(data_dir: Path, boutiques: dict[str, Boutique]) -> dict[str, 
             variants.append(Variant(sku, colour, size, dict(stock)))
         if not variants:
             item.fail("a product needs at least one variant")
+        # The care notes: English alone (a string), or by language (en required).
+        care_by_language = (item.localised("care", ("en",)) if isinstance(item.raw.get("care"), dict)
+                            else {"en": " ".join(item.text("care").split())})
+        care = care_by_language["en"]
         products[product_id] = Product(
             id=product_id,
             name=item.text("name"),
@@ -730,7 +736,7 @@ def _load_products(data_dir: Path, boutiques: dict[str, Boutique]) -> dict[str, 
             sizes=sizes,
             price_eur=price.integer("eur", minimum=1),
             price_gbp=price.integer("gbp", minimum=1),
-            care=" ".join(item.text("care").split()),
+            care=care,
             provenance={
                 "atelier": provenance.text("atelier"),
                 "country": provenance.text("country"),
@@ -739,6 +745,7 @@ def _load_products(data_dir: Path, boutiques: dict[str, Boutique]) -> dict[str, 
             made_to_order=made_to_order,
             variants=variants,
             plural=item.get("plural", bool, False),
+            care_by_language=care_by_language,
         )
     return products
 
@@ -1301,7 +1308,7 @@ def _add_product_rows(data: MaisonData, rows: _Rows) -> None:
                 "price_gbp_minor": _minor(p.price_gbp), "care": p.care,
                 "atelier": p.provenance["atelier"], "origin_country": p.provenance["country"],
                 "craft": p.provenance["craft"], "made_to_order": p.made_to_order,
-                "plural": p.plural,
+                "plural": p.plural, "care_by_language": p.care_by_language,
             }
         )  # fmt: skip
         for v in p.variants:
