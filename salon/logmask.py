@@ -57,7 +57,7 @@ PERSONAL_KEYS: Final = frozenset(
     {
         "text", "body", "caption", "name", "profile_name", "first_name", "last_name",
         "full_name", "email", "phone", "wa_id", "user_id", "from", "recipient",
-        "recipient_id", "address", "title", "message", "formatted_name",
+        "recipient_id", "address", "title", "message", "formatted_name", "lead",
     }
 )
 
@@ -71,12 +71,16 @@ _E164: Final = re.compile(r"\+\d(?:[\s\-().]{0,2}\d){6,16}")
 _DIGITS: Final = re.compile(r"(?<![\w.])\d{8,15}(?![\w])")
 _BSUID: Final = re.compile(r"\b[A-Z]{2}\.[A-Z0-9]{6,}(?:\.[A-Z0-9]+)*\b")
 # Rasa's debug lines that quote what the client wrote or what the assistant answered
-# (its answers carry names, bookings, orders): ``user message '…'``, ``"text": "…"`` and
+# (its answers carry names, bookings, orders; a response's ``lead`` is its first sentence):
+# ``user message '…'``, ``"text": "…"`` (or ``"lead"``) and
 # ``"parse_data_text": "…"``, and its events' reprs (``BotUttered('…', {…``,
 # ``BotUttered(text: …, data: …``, ``UserUttered(text: …, intent: …``).
 _QUOTED: Final = (
     re.compile(r"(user message ')(.*?)(' with intent)", re.DOTALL),
-    re.compile(r"""(["'](?:[a-z_]*_)?text["']\s*:\s*)("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')"""),
+    re.compile(r"""(["'](?:[a-z_]*_)?(?:text|lead)["']\s*:\s*)("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')"""),
+    # the same inside a JSON string (an event's data as Rasa's structured line quotes it):
+    # ``\"lead\": \"…\"``, the value ending at the first quote not escaped twice.
+    re.compile(r'(\\"(?:[a-z_]*_)?(?:text|lead)\\"\s*:\s*\\")(.*?)((?<!\\)\\")', re.DOTALL),
     re.compile(r"(BotUttered\(')(.*?)(', \{)", re.DOTALL),
     re.compile(r"(BotUttered\(text: )(.*?)(, data: )", re.DOTALL),
     re.compile(r"(UserUttered\(text: )(.*?)(, intent: )", re.DOTALL),

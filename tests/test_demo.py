@@ -167,7 +167,7 @@ def test_the_banner_gives_every_address_and_the_story() -> None:
     assert "http://127.0.0.1:5900/_emulator/phone?followup=http://127.0.0.1:5901/follow-up" in text
     assert "http://127.0.0.1:5005" in text and "http://127.0.0.1:5055/health" in text
     assert "http://127.0.0.1:5900/_emulator/" in text
-    assert "Book a visit" in text and "SOL-104233" in text and "+24 h" in text
+    assert "Book a visit" in text and '"where is my order?"' in text and "+24 h" in text
     assert "Assistant follow-up" in text
     assert "trigger_intent?output_channel=whatsapp&purpose=advisor_followup" in text
     assert "token=" not in text.replace("export SALON_DEMO_TOKEN=", "")  # never in a URL

@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 import yaml
 
+from salon.whatsapp.merging import LEAD
+
 DOMAIN = Path(__file__).resolve().parents[1] / "domain.yml"
 LANGUAGES = ("fr", "it")
 GENDERS = ("f", "m", None)
@@ -125,6 +127,11 @@ def test_button_titles_fit_whatsapp(name: str) -> None:
     assert too_long == []
 
 
+def sending(variation: dict[str, Any]) -> dict[str, Any]:
+    """A variation's metadata without its lead: what the send-time guard decides by."""
+    return {k: v for k, v in (variation.get("metadata") or {}).items() if k != LEAD}
+
+
 @pytest.mark.parametrize("name", sorted(RESPONSES))
 def test_variations_carry_the_same_placeholders_payloads_and_metadata(name: str) -> None:
     variations = RESPONSES[name]
@@ -137,7 +144,11 @@ def test_variations_carry_the_same_placeholders_payloads_and_metadata(name: str)
             said = said - {ADVISOR_NAME}
         assert said == placeholders(default), (language, variation.get("text"))
         assert payloads(variation) == payloads(default), language
-        assert (variation.get("metadata") or {}) == (default.get("metadata") or {}), language
+        # The same purpose and origin in every language; a lead is the variation's own words.
+        assert sending(variation) == sending(default), language
+        lead = (variation.get("metadata") or {}).get(LEAD)
+        assert (lead is None) == ((default.get("metadata") or {}).get(LEAD) is None), language
+        assert lead is None or str(variation.get("text")).startswith(lead), (language, lead)
 
 
 @pytest.mark.parametrize("name", sorted(RESPONSES))

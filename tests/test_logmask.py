@@ -89,6 +89,16 @@ def test_rasa_events_quoting_the_assistant_and_wamids_are_masked() -> None:
     assert "Speak to Sophie" in masked and "action_greet" in masked  # the rest stays readable
     masked = mask_text("BotUttered(text: Bonjour Madame Laurent, data: {}) UserUttered(text: c'est Claire, intent: x)")
     assert "Laurent" not in masked and "Claire" not in masked and masked.count("[text:") == 2
+    # A response's lead (salon/whatsapp/merging.py) is its first sentence: masked like its text,
+    # in the events' JSON (escaped) and in a structured argument.
+    line = ('{"action_name": "action_greet", "rasa_events": ["BotUttered(\'Bonsoir Madame Laurent. Sophie\', '
+            '{\\"buttons\\": [{\\"title\\": \\"Parler à Sophie\\"}]}, {\\"metadata\\": '
+            '{\\"lead\\": \\"Bonsoir Madame Laurent, \\\\\\"chère\\\\\\" cliente.\\"}}, 1795973651.2)"]}')
+    masked = mask_text(line)
+    assert "Laurent" not in masked and "cliente" not in masked, masked
+    assert "Parler à Sophie" in masked and "metadata" in masked
+    masked = mask_text('{"metadata": {"lead": "Good evening, Ms Laurent."}}')
+    assert "Laurent" not in masked and '"lead": [text:' in masked
     # base64 after "wamid." holds the client's number (HBgL + "33600000001" + ...)
     wamid = "wamid.HBgLMzM2MDAwMDAwMDEVAgASGBQwOTIwOTA0Mzc0OTcwQUM5RDhFQgA="
     masked = mask_text(f"status read for {wamid}")
