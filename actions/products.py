@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from actions import backends
 from actions.greeting import conversation_language
-from salon.conversation.care_answers import asks_about_care, care_answer, piece_meant
+from salon.conversation.care_answers import asks_about_care, care_answer, names_a_kind, piece_meant
 from salon.conversation.language import supported
 from salon.conversation.product_answers import product_answer
 from salon.conversation.thread import points_elsewhere, the_other_piece
@@ -23,6 +23,8 @@ logger = logging.getLogger(__name__)
 
 #: What a follow-up question about the piece just discussed names instead of the piece.
 THREAD_ENTITIES = frozenset({"colour", "size", "boutique"})
+#: The slot keeping what "Which piece?" was asked for.
+PIECE_ASKED_FOR = "piece_asked_for"
 
 
 def keeps_the_thread(tracker: Tracker, named: str | None) -> bool:
@@ -36,6 +38,24 @@ def keeps_the_thread(tracker: Tracker, named: str | None) -> bool:
     return any(entity.get("entity") in THREAD_ENTITIES for entity in entities)
 
 
+def asked_which_piece(tracker: Tracker) -> str | None:
+    """What the assistant asked "Which piece?" for ("care", "piece"), when that was its
+    last word before her message: she is naming the piece, not starting anew.
+    """
+    asked = tracker.get_slot(PIECE_ASKED_FOR)
+    if not asked:
+        return None
+    after_her_message = False
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            if after_her_message:
+                return None
+            after_her_message = True
+        elif after_her_message and event.get("event") == "action" and event.get("name") != "action_listen":
+            return str(asked) if event.get("name") == "action_product_inquiry" else None
+    return None
+
+
 class ActionProductInquiry(Action):
     """Answer availability, materials and price of the piece the client names."""
 
@@ -47,15 +67,23 @@ class ActionProductInquiry(Action):
     ) -> list[EventType]:
         named = next(tracker.get_latest_entity_values("product"), None)
         said = str(tracker.latest_message.get("text") or "")
-        if asks_about_care(said):
+        pending = asked_which_piece(tracker)
+        care = asks_about_care(said) or pending == "care"
+        if care:
             try:
                 answered = await self._care(dispatcher, tracker, named, said)
             except SQLAlchemyError:
                 logger.exception("catalog unavailable while answering a care question")
                 dispatcher.utter_message(response="utter_catalog_unavailable")
-                return []
+                return [SlotSet(PIECE_ASKED_FOR, None)]
             if answered is not None:
-                return [SlotSet("product", answered.name)]
+                return [SlotSet("product", answered.name), SlotSet(PIECE_ASKED_FOR, None)]
+        elif (tracker.latest_message.get("intent") or {}).get("name") == "inform" and not pending \
+                and named is None and not keeps_the_thread(tracker, named):
+            # A boutique, a date or a name right after an answer about a piece, saying
+            # nothing of the piece: what it is about is asked, as anywhere else.
+            dispatcher.utter_message(response="utter_inform_without_context")
+            return [SlotSet(PIECE_ASKED_FOR, None)]
         text = " ".join(part for part in (named, tracker.latest_message.get("text")) if part)
         colour = next(tracker.get_latest_entity_values("colour"), None)
         suggested = tracker.get_slot("suggested_pieces") or []
@@ -72,24 +100,25 @@ class ActionProductInquiry(Action):
         catalog = backends.catalog()
         try:
             facts = await catalog.find(text) if text else None
-            if facts is None and tracker.get_slot("product"):
+            if facts is None and tracker.get_slot("product") and not pending and not care:
                 facts = await catalog.find(str(tracker.get_slot("product")))
             cities = await catalog.boutique_names() if facts else {}
         except SQLAlchemyError:
             logger.exception("catalog unavailable while answering a product question")
             dispatcher.utter_message(response="utter_catalog_unavailable")
-            return []
+            return [SlotSet(PIECE_ASKED_FOR, None)]
         if facts is None:
             dispatcher.utter_message(response="utter_ask_which_piece")
-            return []
+            return [SlotSet(PIECE_ASKED_FOR, "care" if care else "piece")]
         language = supported(conversation_language(tracker, None))
         dispatcher.utter_message(text=product_answer(facts, cities, colour, language))
-        return [SlotSet("product", facts.name)]
+        return [SlotSet("product", facts.name), SlotSet(PIECE_ASKED_FOR, None)]
 
     async def _care(self, dispatcher: CollectingDispatcher, tracker: Tracker, named: str | None,
                     said: str) -> ProductFacts | None:
         """A care question: the piece named, else the one of hers her words designate,
-        else the one piece of the catalog they do; its care notes said. None when no
+        else the one piece of the catalog they do, else the piece just discussed when her
+        words name no kind of piece ("how do I clean it?"); its care notes said. None when no
         piece is clear (she is asked which, as for any question about a piece).
         """
         catalog = backends.catalog()
@@ -103,6 +132,9 @@ class ActionProductInquiry(Action):
             owned = chosen is not None
             chosen = chosen or piece_meant(said, ((p.id, p.name) for p in products.values()))
             facts = products.get(chosen) if chosen is not None else None
+        if facts is None and tracker.get_slot("product") and not names_a_kind(said):
+            # "How do I clean it?": the piece just discussed.
+            facts = await catalog.find(str(tracker.get_slot("product")))
         if facts is None:
             return None
         owned = owned or facts.id in mine

@@ -53,6 +53,8 @@ def conversations(now: datetime) -> list[list[tuple[str, str]]]:
         [("are you a bot?", "digital assistant")],
         [("is the Aurore tote available in tan?", "The Aurore tote in Tan is available in Paris")],
         [("how much is the Méridien 38", "The Méridien 38")],
+        [("how do I clean my coat?", "Which piece"),
+         ("the Riviera coat", "For the Riviera cashmere coat: ")],
         [
             ("I would like to book an appointment", 'suit you? [/inform{"boutique": "paris"}]'),
             ('/inform{"boutique": "paris"}', "What shall we prepare"),

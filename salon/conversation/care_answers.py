@@ -21,7 +21,7 @@ from salon.conversation.phrasing import pick, supported
 from salon.integrations.catalog import ProductFacts, fold
 from salon.llm.lexicon import VOCABULARIES
 
-__all__ = ["DROP_OFF_PAYLOAD", "asks_about_care", "care_answer", "piece_meant"]
+__all__ = ["DROP_OFF_PAYLOAD", "asks_about_care", "care_answer", "names_a_kind", "piece_meant"]
 
 DROP_OFF_PAYLOAD: Final = '/book_appointment{"service": "repair_dropoff"}'
 """The button under a care answer: a drop-off at a boutique for the atelier."""
@@ -87,6 +87,16 @@ def _catalog_words(text: str) -> set[str]:
                 if f" {fold(phrase)} " in folded:
                     words.update(fold(word) for word in meant)
     return words
+
+
+def names_a_kind(text: str) -> bool:
+    """Whether the message says what kind of piece it means (a coat, "un sac", "in seta"),
+    rather than pointing back to the piece just discussed ("how do I clean it?").
+    """
+    folded = f" {fold(text)} "
+    return any(f" {fold(word)} " in folded
+               for vocabulary in VOCABULARIES.values()
+               for table in (vocabulary.product_nouns, vocabulary.materials) for word in table)
 
 
 def piece_meant(text: str, candidates: Iterable[tuple[str, str]]) -> str | None:
