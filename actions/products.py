@@ -56,6 +56,11 @@ def asked_which_piece(tracker: Tracker) -> str | None:
     return None
 
 
+def settled(tracker: Tracker) -> list[EventType]:
+    """Forgets that "Which piece?" was asked, when it was."""
+    return [SlotSet(PIECE_ASKED_FOR, None)] if tracker.get_slot(PIECE_ASKED_FOR) else []
+
+
 class ActionProductInquiry(Action):
     """Answer availability, materials and price of the piece the client names."""
 
@@ -75,15 +80,15 @@ class ActionProductInquiry(Action):
             except SQLAlchemyError:
                 logger.exception("catalog unavailable while answering a care question")
                 dispatcher.utter_message(response="utter_catalog_unavailable")
-                return [SlotSet(PIECE_ASKED_FOR, None)]
+                return settled(tracker)
             if answered is not None:
-                return [SlotSet("product", answered.name), SlotSet(PIECE_ASKED_FOR, None)]
+                return [SlotSet("product", answered.name), *settled(tracker)]
         elif (tracker.latest_message.get("intent") or {}).get("name") == "inform" and not pending \
                 and named is None and not keeps_the_thread(tracker, named):
             # A boutique, a date or a name right after an answer about a piece, saying
             # nothing of the piece: what it is about is asked, as anywhere else.
             dispatcher.utter_message(response="utter_inform_without_context")
-            return [SlotSet(PIECE_ASKED_FOR, None)]
+            return settled(tracker)
         text = " ".join(part for part in (named, tracker.latest_message.get("text")) if part)
         colour = next(tracker.get_latest_entity_values("colour"), None)
         suggested = tracker.get_slot("suggested_pieces") or []
@@ -106,13 +111,13 @@ class ActionProductInquiry(Action):
         except SQLAlchemyError:
             logger.exception("catalog unavailable while answering a product question")
             dispatcher.utter_message(response="utter_catalog_unavailable")
-            return [SlotSet(PIECE_ASKED_FOR, None)]
+            return settled(tracker)
         if facts is None:
             dispatcher.utter_message(response="utter_ask_which_piece")
             return [SlotSet(PIECE_ASKED_FOR, "care" if care else "piece")]
         language = supported(conversation_language(tracker, None))
         dispatcher.utter_message(text=product_answer(facts, cities, colour, language))
-        return [SlotSet("product", facts.name), SlotSet(PIECE_ASKED_FOR, None)]
+        return [SlotSet("product", facts.name), *settled(tracker)]
 
     async def _care(self, dispatcher: CollectingDispatcher, tracker: Tracker, named: str | None,
                     said: str) -> ProductFacts | None:

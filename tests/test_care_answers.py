@@ -106,8 +106,7 @@ async def test_the_action_answers_her_own_piece_and_any_named_one(sqlite_url: st
     [message] = dispatcher.messages
     assert message["text"].startswith("Pour votre modèle Riviera cashmere coat : ")
     assert message["buttons"][0]["payload"] == DROP_OFF_PAYLOAD
-    assert events == [{"event": "slot", "timestamp": None, "name": "product", "value": "Riviera cashmere coat"},
-                      {"event": "slot", "timestamp": None, "name": "piece_asked_for", "value": None}]
+    assert events == [{"event": "slot", "timestamp": None, "name": "product", "value": "Riviera cashmere coat"}]
     # A stranger naming a piece: its notes, not "your".
     dispatcher = CollectingDispatcher()
     await ActionProductInquiry().run(dispatcher, _tracker(

@@ -183,7 +183,9 @@ async def test_action_answers_from_the_configured_database(sqlite_url: str, monk
     assert f"{NBSP}€" in dispatcher.messages[0]["text"]
 
     dispatcher = CollectingDispatcher()
-    assert await ActionProductInquiry().run(dispatcher, _tracker("a surfboard?", []), {}) == []
+    # Nothing of the catalog: she is asked which piece, and what for is kept.
+    assert await ActionProductInquiry().run(dispatcher, _tracker("a surfboard?", []), {}) == [
+        {"event": "slot", "timestamp": None, "name": "piece_asked_for", "value": "piece"}]
     assert dispatcher.messages[0]["response"] == "utter_ask_which_piece"
     backends.reset()
 

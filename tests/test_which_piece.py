@@ -100,7 +100,7 @@ async def test_a_date_alone_after_an_answer_asks_what_it_is_about(action_server:
     messages, slots = await _run(_tracker(STRANGER, "tomorrow at 3", slots={"product": "Aurore tote"},
                                           entities=[{"entity": "date_time", "value": "tomorrow at 3"}]))
     assert [m["response"] for m in messages] == ["utter_inform_without_context"]
-    assert slots == {PIECE_ASKED_FOR: None}
+    assert slots == {}
 
 
 async def test_a_boutique_after_an_answer_keeps_to_the_piece(action_server: None) -> None:
