@@ -63,21 +63,23 @@ class Check:
         return self.command or ["make", "--no-print-directory", self.target]
 
 
-#: In the order they start, when a slot is free (the longest first).
+#: In the order they start, when a slot is free: the longest first (pytest beside the
+#: training, then the longest of those that need the model), so that the last to end are
+#: short ones.
 CHECKS: tuple[Check, ...] = (
     Check("train", "train", details=(r"model is trained|trained and saved|Nothing to be done",)),
     Check("pytest", "pytest"),
-    Check("lint", "lint"),
-    Check("validate", "validate", details=(r"consistent \(.*\)",)),
-    Check("bookings-at-instants", "bookings-at-instants",
-          details=(r"\d+ passed, \d+ failed \(instants\)",)),
-    Check("smoke", "smoke", needs_model=True, details=(r"smoke: \d+ passed, \d+ failed.*",)),
     Check("e2e", "e2e", needs_model=True),
-    Check("demo-check", "demo-check", needs_model=True,
-          details=(r"all steps passed in [\d.]+ s|FAILED in [\d.]+ s",)),
     Check("rasa-test", "rasa-test", needs_model=True,
           details=(r"CONVERSATION level:[^\n]*\n[^\n]*?(Correct:\s+\d+ / \d+)",
                    r"weighted F1 [\d.]+", r"(?<=by language: )[^\n]+")),
+    Check("bookings-at-instants", "bookings-at-instants",
+          details=(r"\d+ passed, \d+ failed \(instants\)",)),
+    Check("smoke", "smoke", needs_model=True, details=(r"smoke: \d+ passed, \d+ failed.*",)),
+    Check("demo-check", "demo-check", needs_model=True,
+          details=(r"all steps passed in [\d.]+ s|FAILED in [\d.]+ s",)),
+    Check("validate", "validate", details=(r"consistent \(.*\)",)),
+    Check("lint", "lint"),
 )
 
 
