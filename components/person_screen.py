@@ -8,8 +8,9 @@ conversation to a client advisor whatever the classifier thought. The classifier
 ranking is kept, and ``person_screen`` in the parse data says why and what the intent was
 before (``action_handoff`` gives the advisor that reason). An understood STOP or START
 the classifier is sure of is kept (an opt-out is honoured first), unless the words ask
-for a person ("stop, get me someone from the boutique"); one it is unsure of ("arrêtez
-tout, quelqu'un a changé mon mot de passe") gives way to the person.
+for a person by the screen's patterns ("stop, get me someone from the boutique"), not by
+its learned model alone ("non voglio più essere contattata"); one it is unsure of
+("arrêtez tout, quelqu'un a changé mon mot de passe") gives way to the person.
 
 The other way round, a message the classifier sent to ``complaint`` or
 ``talk_to_advisor`` that neither the patterns nor the learned model
@@ -30,7 +31,7 @@ from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
 from salon.advisors.person_model import default_model, warm
-from salon.advisors.screen import person_needed
+from salon.advisors.screen import pattern_reason, person_needed
 
 SCREEN_KEY = "person_screen"
 """The parse data's key for the screen's verdict: ``{"reason": …, "replaced_intent": …}``."""
@@ -82,7 +83,10 @@ class PersonScreen(GraphComponent):
             if before in HANDOFF_INTENTS and default_model().read(text).person < DEMOTE_BELOW:
                 _demote(message, before)
             return
-        if before in _KEPT_INTENTS and reason != "human_request" and _confidence(intent) >= KEPT_FROM:
+        if before in _KEPT_INTENTS and _confidence(intent) >= KEPT_FROM and (
+                reason != "human_request" or pattern_reason(text) != "human_request"):
+            # A STOP or START the classifier is sure of is honoured first, unless her own
+            # words ask for a person (the learned model alone hears "contattata" as such).
             return
         message.set(INTENT, {"name": screened_intent(reason), "confidence": 1.0}, add_to_output=True)
         message.set(SCREEN_KEY, {"reason": reason, "replaced_intent": before}, add_to_output=True)

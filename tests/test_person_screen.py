@@ -227,3 +227,19 @@ def test_a_handoff_the_screen_finds_no_reason_for_takes_the_next_intent() -> Non
     assert gold.get(SCREEN_KEY) == {"reason": None, "replaced_intent": "complaint"}
     assert unsure.get("intent") == {"name": "nlu_fallback", "confidence": 1.0}
     assert anger.get("intent")["name"] == "complaint"
+
+
+def test_a_sure_opt_out_is_kept_when_only_the_learned_model_hears_a_person_in_it() -> None:
+    # "I no longer want to be contacted on WhatsApp": the learned model hears "contacted"
+    # as asking for someone; her words ask for nobody, and her STOP is honoured.
+    screen = PersonScreen()
+    worded = _message("non voglio più essere contattata su whatsapp", "opt_out")
+    worded.set("intent", {"name": "opt_out", "confidence": 0.99})
+    assert pattern_reason(worded.get("text")) is None
+    assert person_needed(worded.get("text")) == "human_request"  # the learned model's verdict
+    # Her words ask for a person: the person comes first, as before.
+    asked = _message("stop, get me someone from the boutique", "opt_out")
+    asked.set("intent", {"name": "opt_out", "confidence": 0.99})
+    screen.process([worded, asked])
+    assert worded.get("intent")["name"] == "opt_out" and worded.get(SCREEN_KEY) is None
+    assert asked.get("intent") == {"name": "talk_to_advisor", "confidence": 1.0}
