@@ -14,7 +14,7 @@ MODEL       := models/salon.tar.gz
 SEEDED      := var/.seeded
 RASA        := $(BIN)/rasa
 # Packages are installed by uv (pinned here), under constraints.txt: the same resolution as
-# pip's, in seconds instead of minutes (docs/performance.md).
+# pip's, in seconds instead of minutes (docs/testing.md).
 UV_VERSION  := 0.13.10
 UV          := $(BIN)/uv
 ACTIONS_PORT ?= 5055

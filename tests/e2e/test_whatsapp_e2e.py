@@ -412,7 +412,9 @@ def test_an_identity_change_keeps_her_window_her_stop_and_her_booking(stack: Sta
     changed = stack.emulator("POST", "/_emulator/identity_change",
                              json={"client": INES_BSUID, "new_user_id": INES_NEW_BSUID})
     assert changed["type"] == "user_changed_user_id" and changed["client"]["user_id"] == INES_NEW_BSUID
-    time.sleep(QUIET_S)  # the webhook is acknowledged once the change is applied
+    # The emulator delivers the webhook in the background, and the channel acknowledges it
+    # once the change is applied: wait for the delivery, not for a fixed time.
+    assert stack.emulator("POST", "/_emulator/wait_idle", json={"timeout": 60})["idle"]
     before = len(stack.outbox(INES_NEW_BSUID))  # the emulator shows her history under her new id
     # Her window followed her: her session, found by her new id, is the one her STOP opened.
     engine = make_sync_engine(stack.config.effective_database_url)
