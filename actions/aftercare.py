@@ -15,9 +15,10 @@ from rasa_sdk.types import DomainDict
 from sqlalchemy.exc import SQLAlchemyError
 
 from actions import backends
+from actions.asking import asking_again
 from actions.greeting import conversation_language
 from salon.conversation.language import supported
-from salon.conversation.phrasing import pick
+from salon.conversation.phrasing import bare_name, pick
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ _SAY: Final[dict[str, dict[str, str]]] = {
     "en": {
         "photo_or_none": "Could you send me a photo, or choose \"No photo\"?",
         "ask_photo": "Thank you. Could you send me a photo? It helps our atelier a great deal.",
+        "send_when_ready": "Please send it here whenever you are ready, or choose \"No photo\".",
         "no_photo": "No photo",
         "not_recorded": ("Forgive me, I cannot record your request at this moment. Could you try "
                          "again in a little while?"),
@@ -39,6 +41,7 @@ _SAY: Final[dict[str, dict[str, str]]] = {
     "fr": {
         "photo_or_none": "Pourriez-vous m'envoyer une photo, ou choisir « Sans photo » ?",
         "ask_photo": "Merci. Pourriez-vous m'envoyer une photo ? Elle sera précieuse pour notre atelier.",
+        "send_when_ready": "Envoyez-la ici dès que vous le pourrez, ou choisissez « Sans photo ».",
         "no_photo": "Sans photo",
         "not_recorded": ("Pardonnez-moi, je ne parviens pas à enregistrer votre demande à "
                          "l'instant. Pourriez-vous réessayer dans un moment ?"),
@@ -49,6 +52,7 @@ _SAY: Final[dict[str, dict[str, str]]] = {
     "it": {
         "photo_or_none": "Potrebbe inviarmi una foto, oppure scegliere «Senza foto»?",
         "ask_photo": "Grazie. Potrebbe inviarmi una foto? È di grande aiuto per il nostro atelier.",
+        "send_when_ready": "Me la invii pure qui quando può, oppure scelga «Senza foto».",
         "no_photo": "Senza foto",
         "not_recorded": ("Mi perdoni, in questo momento non riesco a registrare la Sua richiesta. "
                          "Potrebbe riprovare tra qualche istante?"),
@@ -90,7 +94,7 @@ class ValidateAftercareForm(FormValidationAction):
         except SQLAlchemyError:
             logger.exception("catalog unavailable while reading a repair request")
             facts = None
-        return {"repair_item": facts.name if facts is not None else text}
+        return {"repair_item": facts.name if facts is not None else bare_name(text)}
 
     async def validate_repair_issue(self, slot_value: Any, dispatcher: CollectingDispatcher,
                                     tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
@@ -107,12 +111,16 @@ class ValidateAftercareForm(FormValidationAction):
         intent = (tracker.latest_message.get("intent") or {}).get("name")
         if intent == "deny":
             return {"repair_photos": []}
-        dispatcher.utter_message(text=_say(_language(tracker), "photo_or_none"))
+        # Neither a photo nor "no photo": the question is asked again, once
+        # (action_ask_repair_photos).
         return {"repair_photos": None}
 
 
 class ActionAskRepairPhotos(Action):
-    """Asks for a photo of the piece, with a "no photo" button."""
+    """Asks for a photo of the piece, with a "no photo" button. Asked again (she wrote
+    instead of sending one): "send it whenever you are ready" after a yes, else the choice
+    between a photo and none, in one message.
+    """
 
     def name(self) -> str:
         return "action_ask_repair_photos"
@@ -120,7 +128,11 @@ class ActionAskRepairPhotos(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: dict[str, Any]) -> list[EventType]:
         language = _language(tracker)
-        dispatcher.utter_message(text=_say(language, "ask_photo"),
+        key = "ask_photo"
+        if asking_again(tracker, "repair_photos"):
+            intent = (tracker.latest_message.get("intent") or {}).get("name")
+            key = "send_when_ready" if intent == "affirm" else "photo_or_none"
+        dispatcher.utter_message(text=_say(language, key),
                                  buttons=[{"title": _say(language, "no_photo"), "payload": "/deny"}])
         return []
 

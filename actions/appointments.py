@@ -16,6 +16,7 @@ from rasa_sdk.types import DomainDict
 from sqlalchemy.exc import SQLAlchemyError
 
 from actions import backends
+from actions.asking import asking_again
 from actions.greeting import conversation_language
 from actions.handoff import hand_over
 from salon.conversation.appointments import (
@@ -48,19 +49,19 @@ BOOKING_SLOTS = ("boutique", "service", "date_time", "appointment_start", "party
 #: booking live in ``salon.conversation.appointments``).
 _SAY: Final[dict[str, dict[str, str]]] = {
     "en": {
-        "unreadable": ("I could not quite place that moment. Could you give me a day and a time, "
-                       "for example \"Thursday at 11\"?"),
-        "past": "That moment has already passed. Which other day would suit you?",
-        "boutiques": "Our boutiques are {cities}. Which would suit you?",
+        "unreadable": "I could not quite place that moment.",
+        "past": "That moment has already passed.",
+        "boutiques": "Our boutiques are {cities}.",
         "at_each": "in",
         "services": ("I can arrange a styling session, a private viewing, a fitting, or receive a "
-                     "piece for repair. Which would you like?"),
+                     "piece for repair."),
         "not_here": "Our {city} boutique does not offer a {service}; you will find it {others}.",
-        "choose_slot": "Could you choose one of the times offered, or tell me another moment?",
+        "choose_slot": ("Forgive me, I did not catch which time you would prefer; you may also tell me "
+                        "another moment."),
         "just_taken": "I am sorry, that time has just been taken.",
-        "how_many": "How many of you will there be, yourself included?",
-        "too_many": ("A salon privé welcomes up to {most} people. For a larger party {advisor} will "
-                     "arrange it with you; how many will join you in the salon?"),
+        "how_many": "Forgive me, I did not quite catch how many of you there will be.",
+        "too_many": ("A salon privé welcomes up to {most} people; for a larger party, {advisor} will "
+                     "gladly arrange it with you."),
         "no_advisor": "one of our client advisors",
         "no_longer": "I am sorry, that time is no longer available. Here are other moments:",
         "none_upcoming": ("I find no upcoming appointment linked to this number. Would you like "
@@ -77,22 +78,20 @@ _SAY: Final[dict[str, dict[str, str]]] = {
         "moving": "Of course, let us find another moment for {what}.",
     },
     "fr": {
-        "unreadable": ("Je n'ai pas bien saisi le jour ou l'heure. Pourriez-vous me les préciser, "
-                       "par exemple « jeudi à 11 h » ?"),
-        "past": "Cette date est déjà passée. Quel autre jour vous conviendrait ?",
-        "boutiques": "Nos boutiques sont {cities}. Laquelle vous conviendrait ?",
+        "unreadable": "Je n'ai pas bien saisi le jour ou l'heure.",
+        "past": "Cette date est déjà passée.",
+        "boutiques": "Nos boutiques sont {cities}.",
         "at_each": "à",
         "services": ("Je peux préparer une séance de stylisme, une présentation privée, un "
-                     "essayage ou recevoir une pièce en réparation. Que souhaitez-vous ?"),
+                     "essayage ou recevoir une pièce en réparation."),
         "not_here": ("Notre boutique de {city} ne propose pas ce service ({service}) ; vous le "
                      "trouverez {others}."),
-        "choose_slot": ("Pourriez-vous choisir l'un des créneaux proposés, ou m'indiquer un autre "
-                        "moment ?"),
+        "choose_slot": ("Pardonnez-moi, je n'ai pas saisi le créneau qui vous conviendrait ; vous pouvez "
+                        "aussi m'indiquer un autre moment."),
         "just_taken": "Ce créneau vient d'être pris, je le regrette.",
-        "how_many": "Combien de personnes serez-vous en tout ?",
-        "too_many": ("Un salon privé accueille jusqu'à {most} personnes. Pour un groupe plus "
-                     "nombreux, {advisor} organisera votre venue avec vous ; combien "
-                     "serez-vous ?"),
+        "how_many": "Pardonnez-moi, je n'ai pas bien saisi combien vous serez.",
+        "too_many": ("Un salon privé accueille jusqu'à {most} personnes ; pour un groupe plus "
+                     "nombreux, {advisor} organisera volontiers votre venue avec vous."),
         "no_advisor": "l'un de nos conseillers",
         "no_longer": "Ce créneau n'est plus disponible, je le regrette. Voici d'autres créneaux :",
         "none_upcoming": ("Je ne trouve aucun rendez-vous à venir lié à ce numéro. Souhaitez-vous "
@@ -109,20 +108,20 @@ _SAY: Final[dict[str, dict[str, str]]] = {
         "moving": "Bien sûr, trouvons un autre moment pour {what}.",
     },
     "it": {
-        "unreadable": ("Non ho capito bene di quale momento si tratti. Potrebbe indicarmi un "
-                       "giorno e un orario, per esempio «giovedì alle 11»?"),
-        "past": "Quel momento è già passato. Quale altro giorno Le andrebbe bene?",
-        "boutiques": "Le nostre boutique si trovano {cities}. Quale preferisce?",
+        "unreadable": "Non ho capito bene di quale momento si tratti.",
+        "past": "Quel momento è già passato.",
+        "boutiques": "Le nostre boutique si trovano {cities}.",
         "at_each": "a",
         "services": ("Posso organizzare una consulenza di stile, una presentazione privata, una "
-                     "prova sartoriale, oppure ricevere un pezzo da riparare. Che cosa desidera?"),
+                     "prova sartoriale, oppure ricevere un pezzo da riparare."),
         "not_here": ("La nostra boutique di {city} non offre questo servizio ({service}); lo "
                      "trova {others}."),
-        "choose_slot": "Potrebbe scegliere uno degli orari proposti, oppure indicarmene un altro?",
+        "choose_slot": ("Mi perdoni, non ho capito quale orario preferisce; può anche indicarmene "
+                        "un altro."),
         "just_taken": "Mi dispiace, quell'orario è appena stato prenotato.",
-        "how_many": "In quanti sarete, contando anche Lei?",
-        "too_many": ("Un salotto privato accoglie fino a {most} persone. Per un gruppo più "
-                     "numeroso {advisor} organizzerà tutto con Lei; quanti sarete nel salotto?"),
+        "how_many": "Mi perdoni, non ho capito bene in quanti sarete.",
+        "too_many": ("Un salotto privato accoglie fino a {most} persone; per un gruppo più numeroso "
+                     "{advisor} organizzerà volentieri tutto con Lei."),
         "no_advisor": "uno dei nostri consulenti",
         "no_longer": ("Mi dispiace, quell'orario non è più disponibile. Ecco altri orari "
                       "disponibili:"),
@@ -148,6 +147,18 @@ def _say(language: str, key: str, **values: Any) -> str:
 
 def _language(tracker: Tracker) -> str:
     return supported(conversation_language(tracker, None))
+
+
+_FORM_ENTITIES: Final = frozenset({"boutique", "service", "date_time", "party_size"})
+
+
+def _answers_another_question(tracker: Tracker, slot: str) -> bool:
+    """Whether her message names another detail of the visit and not ``slot`` ("next
+    Friday at 3" when the service was asked): the form keeps it and asks its question
+    again, without a refusal.
+    """
+    named = {entity.get("entity") for entity in tracker.latest_message.get("entities") or []}
+    return slot not in named and bool(named & _FORM_ENTITIES)
 
 
 async def _shop(tracker: Tracker) -> Boutique | None:
@@ -222,6 +233,8 @@ class ValidateAppointmentForm(FormValidationAction):
         language = _language(tracker)
         shops = await backends.bookings().boutiques()
         found = find_boutique(str(slot_value) if slot_value is not None else None, shops)
+        if found is None and _answers_another_question(tracker, "boutique"):
+            return {"boutique": None}
         if found is None:
             cities = say_list([say_city(shop.city, language) for shop in shops.values()],
                               language, _say(language, "at_each"))
@@ -240,6 +253,8 @@ class ValidateAppointmentForm(FormValidationAction):
                                tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
         language = _language(tracker)
         service = find_service(str(slot_value) if slot_value is not None else None)
+        if service is None and _answers_another_question(tracker, "service"):
+            return {"service": None}
         if service is None:
             dispatcher.utter_message(text=_say(language, "services"))
             return {"service": None}
@@ -331,6 +346,36 @@ class ValidateAppointmentForm(FormValidationAction):
             logger.warning("booking for %s refused: %s", record.id, exc)
             return {"appointment_confirmed": None, "appointment_start": None, "date_time": None}
         return {"appointment_confirmed": True, "appointment_id": appointment.id}
+
+
+class ActionAskBoutique(Action):
+    """Which boutique, with its buttons; asked again, the question alone (its validation has
+    just named the boutiques).
+    """
+
+    def name(self) -> str:
+        return "action_ask_boutique"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: dict[str, Any]) -> list[EventType]:
+        again = asking_again(tracker, "boutique")
+        dispatcher.utter_message(response="utter_ask_boutique_again" if again else "utter_ask_boutique")
+        return []
+
+
+class ActionAskService(Action):
+    """What to prepare for the visit, with its buttons; asked again, the question alone
+    (its validation has just said what can be arranged, or where).
+    """
+
+    def name(self) -> str:
+        return "action_ask_service"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: dict[str, Any]) -> list[EventType]:
+        again = asking_again(tracker, "service")
+        dispatcher.utter_message(response="utter_ask_service_again" if again else "utter_ask_service")
+        return []
 
 
 class ActionAskAppointmentStart(Action):

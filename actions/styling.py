@@ -7,6 +7,8 @@ conversation's language (the ``language`` slot: English, French or Italian) with
 buttons and the ``service_reply`` purpose, so the WhatsApp channel's send-time guard parks
 it when the turn ends after the window closed; a person for complaints, distress, legal,
 medical or VIC-sensitive messages; a question about the occasion when nothing matched.
+A message it cannot place gets "what is it about?", or in the middle of a form a short
+apology before the form's own question.
 """
 
 from __future__ import annotations
@@ -41,7 +43,12 @@ class ActionStylingAdvice(Action):
             if _previous_unplaced(tracker):
                 # Not understood twice in a row: a person takes over.
                 return [FollowupAction("action_handoff")]
-            dispatcher.utter_message(response="utter_default")
+            # In a form she is answering its question: a short apology, and the form asks
+            # it again after it; elsewhere, what her message is about.
+            if tracker.active_loop.get("name"):
+                dispatcher.utter_message(response="utter_not_caught")
+            else:
+                dispatcher.utter_message(response="utter_default")
             return []
         if not text or text.startswith("/"):
             dispatcher.utter_message(response="utter_styling_advice")

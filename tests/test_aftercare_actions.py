@@ -63,7 +63,9 @@ async def test_the_piece_and_the_issue(maison: str) -> None:
     assert await validate({"repair_item": "my Astre bracelet"}) == (
         [SlotSet("repair_item", "Astre bracelet")], [])  # the catalog's name
     assert await validate({"repair_item": "an old family brooch"}) == (
-        [SlotSet("repair_item", "an old family brooch")], [])  # not ours: kept as said
+        [SlotSet("repair_item", "old family brooch")], [])  # not ours: kept as said, without "an"
+    assert await validate({"repair_item": "The Alma bag"}) == (
+        [SlotSet("repair_item", "Alma bag")], [])  # said back as "your Alma bag"
     assert await validate({"repair_item": "/deny"}) == ([SlotSet("repair_item", None)], [])
     assert await validate({"repair_issue": "the clasp is broken"}) == (
         [SlotSet("repair_issue", "the clasp is broken")], [])
@@ -76,13 +78,27 @@ async def test_a_photo_comes_from_the_attachment_or_none_is_said(maison: str) ->
     assert (events, messages) == ([SlotSet("repair_photos", [PHOTO])], [])
     assert await validate({"repair_photos": "/deny"}, text="/deny", intent="deny") == (
         [SlotSet("repair_photos", [])], [])
-    events, messages = await validate({"repair_photos": "hmm"}, text="hmm", intent="out_of_scope")
-    assert events == [SlotSet("repair_photos", None)]
-    assert [m["text"] for m in messages] == ['Could you send me a photo, or choose "No photo"?']
+    # Neither: nothing said by the validation; the form asks again, once.
+    assert await validate({"repair_photos": "hmm"}, text="hmm", intent="out_of_scope") == (
+        [SlotSet("repair_photos", None)], [])
     dispatcher = CollectingDispatcher()
-    await ActionAskRepairPhotos().run(dispatcher, tracker({"language": "fr"}), {})
+    await ActionAskRepairPhotos().run(dispatcher, tracker({"language": "fr", "requested_slot": "repair_issue"}), {})
     assert [(m["text"], [b["title"] for b in m["buttons"]]) for m in dispatcher.messages] == [(
         "Merci. Pourriez-vous m'envoyer une photo ? Elle sera précieuse pour notre atelier.", ["Sans photo"])]
+
+
+@pytest.mark.parametrize(("text", "intent", "asked"), [
+    ("yes", "affirm", 'Please send it here whenever you are ready, or choose "No photo".'),
+    ("hmm", "out_of_scope", 'Could you send me a photo, or choose "No photo"?'),
+    ("thanks", "thank", 'Could you send me a photo, or choose "No photo"?'),
+])
+async def test_the_photo_asked_again_is_one_message_that_heard_her(
+        maison: str, text: str, intent: str, asked: str) -> None:
+    dispatcher = CollectingDispatcher()
+    await ActionAskRepairPhotos().run(dispatcher, tracker(
+        {"language": "en", "requested_slot": "repair_photos"}, text=text, intent=intent), {})
+    assert [(m["text"], [b["title"] for b in m["buttons"]]) for m in dispatcher.messages] == [
+        (asked, ["No photo"])]
 
 
 async def test_the_repair_request_is_opened_for_the_client(maison: str) -> None:
@@ -108,10 +124,12 @@ async def test_the_repair_request_is_opened_for_the_client(maison: str) -> None:
 
 async def test_aftercare_in_italian(maison: str) -> None:
     italian = {"language": "it"}
-    events, messages = await validate({"repair_photos": "boh"}, slots=italian, text="boh", intent="out_of_scope")
-    assert [m["text"] for m in messages] == ["Potrebbe inviarmi una foto, oppure scegliere «Senza foto»?"]
     dispatcher = CollectingDispatcher()
-    await ActionAskRepairPhotos().run(dispatcher, tracker(italian), {})
+    await ActionAskRepairPhotos().run(dispatcher, tracker({**italian, "requested_slot": "repair_photos"},
+                                                          text="boh", intent="out_of_scope"), {})
+    assert [m["text"] for m in dispatcher.messages] == ["Potrebbe inviarmi una foto, oppure scegliere «Senza foto»?"]
+    dispatcher = CollectingDispatcher()
+    await ActionAskRepairPhotos().run(dispatcher, tracker({**italian, "requested_slot": "repair_issue"}), {})
     assert [(m["text"], [b["title"] for b in m["buttons"]]) for m in dispatcher.messages] == [(
         "Grazie. Potrebbe inviarmi una foto? È di grande aiuto per il nostro atelier.", ["Senza foto"])]
     slots = {**italian, "repair_item": "Astre bracelet", "repair_issue": "la chiusura è rotta",

@@ -214,10 +214,9 @@ async def test_boutique_is_read_or_asked_again(maison: str) -> None:
     assert await validate({}, {"boutique": "Mount Street"}) == ([SlotSet("boutique", "london")], [])
     events, messages = await validate({}, {"boutique": "Rome"})
     assert events == [SlotSet("boutique", None)]
-    assert said(messages) == [("Our boutiques are in Paris, London and Milan. Which would suit you?", [])]
+    assert said(messages) == [("Our boutiques are in Paris, London and Milan.", [])]
     events, messages = await validate({"language": "fr"}, {"boutique": "Rome"})
-    assert said(messages) == [("Nos boutiques sont à Paris, à Londres et à Milan. Laquelle vous "
-                               "conviendrait ?", [])]
+    assert said(messages) == [("Nos boutiques sont à Paris, à Londres et à Milan.", [])]
 
 
 async def test_a_service_the_boutique_does_not_offer_is_asked_again(maison: str) -> None:
@@ -289,15 +288,14 @@ async def test_unreadable_or_past_moments_are_asked_again(maison: str) -> None:
     events, messages = await validate(
         {"boutique": "paris"}, {"date_time": f"{yesterday.day}/{yesterday.month}/{yesterday.year} at 11am"})
     assert events == [SlotSet("date_time", None), SlotSet("appointment_start", None)]
-    assert said(messages) == [("That moment has already passed. Which other day would suit you?", [])]
+    assert said(messages) == [("That moment has already passed.", [])]
     events, messages = await validate({"boutique": "paris", "language": "fr"},
                                       {"date_time": "quand vous voulez"})
-    assert said(messages) == [("Je n'ai pas bien saisi le jour ou l'heure. Pourriez-vous me les préciser, "
-                               "par exemple « jeudi à 11 h » ?", [])]
+    assert said(messages) == [("Je n'ai pas bien saisi le jour ou l'heure.", [])]
     events, messages = await validate(
         {"boutique": "paris", "language": "fr"},
         {"date_time": f"{yesterday.day}/{yesterday.month}/{yesterday.year} at 11am"})
-    assert said(messages) == [("Cette date est déjà passée. Quel autre jour vous conviendrait ?", [])]
+    assert said(messages) == [("Cette date est déjà passée.", [])]
 
 
 async def test_a_tapped_slot_is_checked_and_a_typed_moment_starts_over(maison: str) -> None:
@@ -324,20 +322,20 @@ async def test_party_size(maison: str) -> None:
     assert await validate({}, {"party_size": "just me"}) == ([SlotSet("party_size", "1")], [])
     events, messages = await validate({}, {"party_size": "6"})
     assert events == [SlotSet("party_size", None)] and "up to 4 people" in messages[0]["text"]
-    assert "For a larger party one of our client advisors will arrange it" in messages[0]["text"]
+    assert "for a larger party, one of our client advisors will gladly arrange it with you." in messages[0]["text"]
     # The client's own advisor, the noun agreeing with her (slots set at the session start).
     events, messages = await validate({"language": "fr", "advisor_name": "Sophie",
                                        "advisor_gender": "f"}, {"party_size": "6"})
     assert said(messages) == [(
-        "Un salon privé accueille jusqu'à 4 personnes. Pour un groupe plus nombreux, votre "
-        "conseillère Sophie organisera votre venue avec vous ; combien serez-vous ?", [])]
+        "Un salon privé accueille jusqu'à 4 personnes ; pour un groupe plus nombreux, votre "
+        "conseillère Sophie organisera volontiers votre venue avec vous.", [])]
     events, messages = await validate({"language": "fr"}, {"party_size": "hmm"})
-    assert said(messages) == [("Combien de personnes serez-vous en tout ?", [])]
+    assert said(messages) == [("Pardonnez-moi, je n'ai pas bien saisi combien vous serez.", [])]
     events, messages = await validate({"language": "it", "advisor_name": "James",
                                        "advisor_gender": "m"}, {"party_size": "8"})
-    assert "il Suo consulente James organizzerà tutto con Lei" in messages[0]["text"]
+    assert "il Suo consulente James organizzerà volentieri tutto con Lei" in messages[0]["text"]
     events, messages = await validate({}, {"party_size": "hmm"})
-    assert said(messages) == [("How many of you will there be, yourself included?", [])]
+    assert said(messages) == [("Forgive me, I did not quite catch how many of you there will be.", [])]
     dispatcher = CollectingDispatcher()
     await ActionAskPartySize().run(dispatcher, tracker({"language": "fr"}), {})
     # Madame Laurent: French agrees with her title.
@@ -610,8 +608,7 @@ async def test_a_booking_in_italian_from_the_offer_to_the_confirmation(maison: s
 async def test_italian_answers_along_the_form(maison: str) -> None:
     italian = {"language": "it"}
     events, messages = await validate(italian, {"boutique": "Roma"}, sender=FRANCESCA)
-    assert said(messages) == [("Le nostre boutique si trovano a Parigi, a Londra e a Milano. Quale preferisce?",
-                               [])]
+    assert said(messages) == [("Le nostre boutique si trovano a Parigi, a Londra e a Milano.", [])]
     assert await validate(italian, {"boutique": "Parigi"}, sender=FRANCESCA) == (
         [SlotSet("boutique", "paris")], [])
     events, messages = await validate({**italian, "boutique": "milan"}, {"service": "riparazione"},
@@ -625,12 +622,11 @@ async def test_italian_answers_along_the_form(maison: str) -> None:
         [SlotSet("party_size", "2")], [])
     events, messages = await validate(italian, {"party_size": "saremo in 6"}, sender=FRANCESCA)
     assert said(messages) == [(
-        "Un salotto privato accoglie fino a 4 persone. Per un gruppo più numeroso uno dei nostri "
-        "consulenti organizzerà tutto con Lei; quanti sarete nel salotto?", [])]
+        "Un salotto privato accoglie fino a 4 persone; per un gruppo più numeroso uno dei nostri "
+        "consulenti organizzerà volentieri tutto con Lei.", [])]
     events, messages = await validate({**italian, "boutique": "milan"}, {"date_time": "boh"},
                                       sender=FRANCESCA)
-    assert said(messages) == [("Non ho capito bene di quale momento si tratti. Potrebbe indicarmi un giorno "
-                               "e un orario, per esempio «giovedì alle 11»?", [])]
+    assert said(messages) == [("Non ho capito bene di quale momento si tratti.", [])]
     dispatcher = CollectingDispatcher()
     await ActionAskPartySize().run(dispatcher, tracker(italian, sender=FRANCESCA), {})
     assert said(dispatcher.messages) == [("Ci sarà qualcuno con Lei?",
@@ -685,3 +681,52 @@ def test_a_moment_cut_in_pieces_by_nlu_is_read_whole() -> None:
     one = [{"entity": "date_time", "value": "Friday afternoon", "start": 0}]
     assert moment_words("Friday afternoon", tracker(text="Friday afternoon", entities=one)) == "Friday afternoon"
     assert moment_words("tomorrow", tracker(text="tomorrow")) == "tomorrow"
+
+
+def test_what_the_validation_says_is_a_statement_the_form_then_asks_once() -> None:
+    """A refused answer is told in a sentence and the form asks its question after it: a
+    question in the refusal would be asked twice in one message."""
+    from actions.appointments import _SAY
+
+    refusals = ("unreadable", "past", "boutiques", "services", "not_here", "choose_slot", "just_taken",
+                "how_many", "too_many")
+    for language, words in _SAY.items():
+        for key in refusals:
+            assert not words[key].rstrip().endswith("?"), (language, key)
+
+
+@pytest.mark.parametrize(("requested", "first", "again"), [
+    (None, "utter_ask_boutique", "utter_ask_boutique_again"),
+    ("boutique", "utter_ask_service", "utter_ask_service_again"),
+])
+async def test_asked_again_the_question_comes_without_its_thanks(
+        maison: str, requested: str | None, first: str, again: str) -> None:
+    from actions.appointments import ActionAskBoutique, ActionAskService
+
+    action = ActionAskBoutique() if first == "utter_ask_boutique" else ActionAskService()
+    slot = "boutique" if action.name() == "action_ask_boutique" else "service"
+    dispatcher = CollectingDispatcher()
+    await action.run(dispatcher, tracker({"requested_slot": requested}), {})
+    assert [m["response"] for m in dispatcher.messages] == [first]
+    dispatcher = CollectingDispatcher()
+    await action.run(dispatcher, tracker({"requested_slot": slot}), {})
+    assert [m["response"] for m in dispatcher.messages] == [again]
+
+
+async def test_an_answer_to_another_question_is_kept_and_the_question_asked_again(maison: str) -> None:
+    """"Next Friday at 3pm" when the service was asked: the moment is kept, the service is
+    not refused with the list of services, the form asks for it again (once)."""
+    friday = ahead(FRIDAY, PARIS)
+    words = f"{friday.day}/{friday.month}/{friday.year} at 3pm"
+    dispatcher = CollectingDispatcher()
+    events = await ValidateAppointmentForm().run(dispatcher, tracker(
+        {"boutique": "paris", "requested_slot": "service"}, text=words,
+        entities=[{"entity": "date_time", "value": words}],
+        candidates={"service": words, "date_time": words}), DOMAIN)
+    assert SlotSet("service", None) in events and SlotSet("date_time", words) in events
+    assert dispatcher.messages == []
+    # A service we do not offer, said alone: what can be arranged is said.
+    events, messages = await validate({"boutique": "paris"}, {"service": "a massage"}, text="a massage")
+    assert events == [SlotSet("service", None)]
+    assert said(messages) == [("I can arrange a styling session, a private viewing, a fitting, or receive a "
+                               "piece for repair.", [])]

@@ -201,3 +201,16 @@ def test_agreed_falls_back_to_the_neutral_words() -> None:
     words = {"ask": "neutral", "ask_f": "feminine"}
     assert (agreed(words, "ask", "f"), agreed(words, "ask", "m"), agreed(words, "ask", None)) == (
         "feminine", "neutral", "neutral")
+
+
+@pytest.mark.parametrize(("said", "kept"), [
+    ("The Alma bag", "Alma bag"), ("my grandmother's watch", "grandmother's watch"),
+    ("mon sac Alma", "sac Alma"), ("l'orologio di mio padre", "orologio di mio padre"),
+    ("L’écharpe", "écharpe"), ("la mia borsa", "borsa"), ("un'agenda", "agenda"),
+    ("  Alma   bag ", "Alma bag"), ("the", "the"), ("Lune card holder", "Lune card holder"),
+    ("Ilaria's bracelet", "Ilaria's bracelet"),
+])
+def test_a_piece_she_names_is_said_back_without_her_article(said: str, kept: str) -> None:
+    from salon.conversation.phrasing import bare_name
+
+    assert bare_name(said) == kept

@@ -20,6 +20,8 @@ Italian as in Milan (``it_IT``).
   preposition), "a Parigi, Londra e Milano".
 - A client: "Ms Laurent", "Madame Laurent", "Signora Rossi" (the formal register in every
   language).
+- A piece she names in her own words, without the article or possessive she put before
+  it: "the Alma bag" is said back as "Alma bag" ("your Alma bag", "votre sac Alma").
 - The client's own advisor: "your client advisor Sophie", "votre conseillère Sophie",
   "il Suo consulente James", the noun agreeing with the advisor's gender as the book
   records it (her first name alone when it does not).
@@ -30,6 +32,7 @@ no phrase for it: every module keeps its words in such tables.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
@@ -51,6 +54,7 @@ __all__ = [
     "address",
     "agreed",
     "button_title",
+    "bare_name",
     "gender_of",
     "pick",
     "say_city",
@@ -116,6 +120,23 @@ def pick(table: Mapping[str, T], language: str | None) -> T:
     """The entry of ``table`` for ``language``, else its English one."""
     found = table.get(supported(language))
     return found if found is not None else table["en"]
+
+
+_DETERMINER: Final = re.compile(
+    r"^(?:the|my|our|a|an|this|that|le|la|les|mon|ma|mes|un|une|ce|cette|il|lo|i|gli|mio|mia|"
+    r"miei|mie|uno|una|questo|questa)\s+|^(?:l|un)['’]\s*", re.IGNORECASE)
+
+
+def bare_name(words: str) -> str:
+    """A piece as she named it, without a leading article or possessive ("the Alma bag",
+    "mon sac Alma", "la mia borsa"), so that "your {piece}" reads right; unchanged when
+    nothing would remain.
+    """
+    text = " ".join(words.split())
+    stripped = text
+    for _ in range(2):  # "la mia borsa": an article, then a possessive
+        stripped = _DETERMINER.sub("", stripped, count=1).strip()
+    return stripped or text
 
 
 def button_title(*candidates: str) -> str:

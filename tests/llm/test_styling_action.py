@@ -38,7 +38,8 @@ def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 
 
 def tracker(text: str, intent: str = "styling_advice", sender: str = CLAIRE_WA,
-            before: tuple[tuple[str, str], ...] = (), language: str | None = "en") -> Tracker:
+            before: tuple[tuple[str, str], ...] = (), language: str | None = "en",
+            loop: str | None = None) -> Tracker:
     """``before``: earlier (text, intent) messages of the client in this conversation;
     ``language``: the conversation's (its slot, kept by ``action_detect_language``).
     """
@@ -49,15 +50,16 @@ def tracker(text: str, intent: str = "styling_advice", sender: str = CLAIRE_WA,
     return Tracker(
         sender_id=sender, slots={"language": language}, latest_message=latest,
         events=[*said, {"event": "user", "text": text, "parse_data": latest}],
-        paused=False, followup_action=None, active_loop={}, latest_action_name="action_listen",
+        paused=False, followup_action=None, active_loop={"name": loop} if loop else {},
+        latest_action_name="action_listen",
     )
 
 
 async def run(text: str, intent: str = "styling_advice", sender: str = CLAIRE_WA,
-              before: tuple[tuple[str, str], ...] = (), language: str | None = "en",
+              before: tuple[tuple[str, str], ...] = (), language: str | None = "en", loop: str | None = None,
               ) -> tuple[list[Any], list[dict[str, Any]]]:
     dispatcher = CollectingDispatcher()
-    events = await ActionStylingAdvice().run(dispatcher, tracker(text, intent, sender, before, language), {})
+    events = await ActionStylingAdvice().run(dispatcher, tracker(text, intent, sender, before, language, loop), {})
     return events, dispatcher.messages
 
 
@@ -113,6 +115,16 @@ async def test_unplaced_talk_is_answered_only_when_it_is_about_styling(database:
     assert messages[0]["metadata"] == {"purpose": "service_reply"}
     events, messages = await run("blue forty two maybe", intent="nlu_fallback")
     assert (events, messages) == ([], [response("utter_default")])
+
+
+async def test_in_a_form_an_unplaced_message_gets_an_apology_and_the_form_asks_again(database: str) -> None:
+    # Not "is this about an order, an appointment…?" in the middle of a booking: the form
+    # asks its own question right after.
+    assert await run("blue forty two maybe", intent="nlu_fallback", loop="appointment_form") == (
+        [], [response("utter_not_caught")])
+    unplaced = (("blue forty two maybe", "nlu_fallback"),)
+    assert await run("the thing from before", intent="nlu_fallback", before=unplaced, loop="appointment_form") == (
+        [{"event": "followup", "timestamp": None, "name": "action_handoff"}], [])
 
 
 async def test_not_understood_twice_in_a_row_a_person_takes_over(database: str) -> None:

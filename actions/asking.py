@@ -1,0 +1,20 @@
+"""Whether a form is asking its question a second time.
+
+Rasa's form asks for the slot it still needs after every message of the client: after an
+answer its validation could not use (the validation has then said why, in a sentence), or
+after a digression it answered. The tracker an ask action reads still holds the slot the
+form asked for before her message, so a question asked again is one whose slot was already
+the requested one. It is then said alone, without the thanks or the examples of its first
+asking.
+"""
+
+from __future__ import annotations
+
+from rasa_sdk import Tracker
+
+REQUESTED_SLOT = "requested_slot"
+
+
+def asking_again(tracker: Tracker, slot: str) -> bool:
+    """Whether the form asked for ``slot`` already, before the client's last message."""
+    return bool(tracker.active_loop.get("name")) and tracker.get_slot(REQUESTED_SLOT) == slot
