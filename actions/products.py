@@ -12,6 +12,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from actions import backends
 from actions.greeting import conversation_language
+from actions.handoff import hand_over
+from salon.advisors.handoff import purchase_note
 from salon.conversation.care_answers import asks_about_care, care_answer, names_a_kind, piece_meant
 from salon.conversation.language import supported
 from salon.conversation.product_answers import product_answer
@@ -146,3 +148,29 @@ class ActionProductInquiry(Action):
         reply = care_answer(facts, supported(conversation_language(tracker, None)), owned=owned)
         dispatcher.utter_message(text=reply.text, buttons=reply.buttons)
         return facts
+
+
+class ActionPurchase(Action):
+    """She is ready to buy ("I'll take it", "je le prends", "la prendo, come pago?"): her
+    advisor holds the piece and arranges the payment, so the conversation goes to them
+    (reason ``purchase``) with the piece in their note: the one she names, else the one
+    just discussed, else none (the advisor asks; nothing is guessed).
+    """
+
+    def name(self) -> str:
+        return "action_purchase"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: dict[str, Any]) -> list[EventType]:
+        named = next(tracker.get_latest_entity_values("product"), None)
+        piece = tracker.get_slot("product")
+        if named:
+            try:
+                facts = await backends.catalog().find(named)
+            except SQLAlchemyError:
+                logger.exception("catalog unavailable while noting a piece to buy")
+                facts = None
+            piece = facts.name if facts is not None else named
+        note = purchase_note(str(tracker.latest_message.get("text") or ""), str(piece) if piece else None)
+        events = await hand_over(dispatcher, tracker, "purchase", note=note)
+        return ([SlotSet("product", piece)] if piece else []) + events

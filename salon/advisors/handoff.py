@@ -5,7 +5,8 @@ notification, and the line that tells the client who will answer and when.
 while one is open returns the same row), with the client, the assigned advisor, why
 (``talk_to_advisor``; one of :data:`salon.advisors.screen.HANDOFF_REASONS` when the screen
 found a person must answer; ``repeated_failure``, ``sensitive``, ``booking_request`` from
-someone the book does not know, ``bespoke`` with the client's brief), a short note, and
+someone the book does not know, ``bespoke`` with the client's brief, ``purchase`` when she is
+ready to buy: her advisor holds the piece and arranges the payment), a short note, and
 how the advisor was told. :data:`OPENINGS` holds the first words the client reads for
 each reason. The action server writes it when it pauses the bot; the
 advisor API (in the Rasa server) lists and resolves it. Both only need ``DATABASE_URL``.
@@ -45,11 +46,12 @@ from salon.storage.db import SqlTables, add_missing_columns, schema_lock
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["OPENINGS", "REASONS", "Handoff", "HandoffBook", "notify", "opening", "reply_promise"]
+__all__ = ["OPENINGS", "REASONS", "Handoff", "HandoffBook", "notify", "opening", "purchase_note",
+           "reply_promise"]
 
 REASONS: Final = tuple(dict.fromkeys((
     "talk_to_advisor", "complaint", "repeated_failure", "sensitive", "booking_request", "bespoke",
-    "advisor_takeover", *HANDOFF_REASONS)))
+    "purchase", "advisor_takeover", *HANDOFF_REASONS)))
 WEBHOOK_TIMEOUT_S: Final = 5.0
 NAME_LIMIT: Final = 200
 """A WhatsApp profile name may be longer: it is kept shortened, between characters."""
@@ -299,6 +301,11 @@ OPENINGS: Final[dict[str, dict[str, str]]] = {
         "fr": "Merci, votre demande est notée.",
         "it": "Grazie, ho preso nota della Sua richiesta.",
     },
+    "purchase": {
+        "en": "With pleasure, we will arrange it for you.",
+        "fr": "Avec plaisir, nous allons l'organiser pour vous.",
+        "it": "Con piacere, lo organizzeremo per Lei.",
+    },
     "bespoke": {
         "en": "Thank you, I have prepared your request.",
         "fr": "Merci, j'ai préparé votre demande.",
@@ -387,6 +394,15 @@ def opening(reason: str, language: str) -> str:
     """The first words for ``reason`` in ``language`` (English when it has none)."""
     lines = OPENINGS.get(reason, {})
     return pick(lines, language) if lines else ""
+
+
+def purchase_note(words: str, piece: str | None) -> str:
+    """The advisor's note when a client is ready to buy: the piece first (or that none is
+    named yet: the advisor asks, nothing is guessed), then her words as she wrote them.
+    """
+    said = words.strip() or "(no text)"
+    head = f"Ready to buy: {piece}." if piece else "Ready to buy (no piece named yet)."
+    return f"{head} Client wrote: {said}"
 
 
 def reply_promise(advisor_first_name: str | None, shop: Boutique, now: datetime,

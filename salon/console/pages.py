@@ -30,7 +30,7 @@ REASONS: Final = {
     "talk_to_advisor": "asked for her advisor", "human_request": "asked for a person",
     "complaint": "a complaint", "repeated_failure": "the assistant could not help",
     "sensitive": "a sensitive matter", "booking_request": "a booking to arrange",
-    "bespoke": "a bespoke request", "advisor_takeover": "taken over from the assistant",
+    "bespoke": "a bespoke request", "purchase": "ready to buy", "advisor_takeover": "taken over from the assistant",
     "distress": "distress or bereavement", "health": "health, allergy or injury",
     "legal": "a legal matter", "fraud": "suspected fraud or security", "payment": "a payment problem",
     "data_protection": "a data-protection request", "urgency": "urgent", "discretion": "a discreet matter",
