@@ -62,6 +62,10 @@ def conversations(now: datetime) -> list[list[tuple[str, str]]]:
             (f"{visit_day(now)} afternoon",
              'free times in Paris. Which would suit you? [/inform{"appointment_start": '),
         ],
+        # An answer the form cannot use: its question asked again, alone (without its
+        # "With pleasure."), after a word on why.
+        [("I would like to book an appointment", "Which boutique would suit you?"),
+         ("Rome", " / Which boutique would suit you? [")],
         [("where is my order?", "order number"), ("SOL-104233", "order SOL-104233")],
         [("where is my order?", "order number"), ("thank you", "With pleasure")],
         [("what are your opening hours in London?", "Our London boutique is open Monday to Saturday")],
@@ -71,7 +75,10 @@ def conversations(now: datetime) -> list[list[tuple[str, str]]]:
          ("yes please", "will reply to you here")],
         [("the clasp on my bracelet broke", "Which piece is it?"),
          ("the Astre bracelet",
-          "Could you send me a photo? It helps our atelier a great deal. [/deny]")],
+          "Could you send me a photo? It helps our atelier a great deal. [/deny]"),
+         ("yes", 'Please send it here whenever you are ready, or choose "No photo". [/deny]')],
+        [("is the Riviera coat available?", "The Riviera cashmere coat is available"),
+         ("perfect, I'll take it", "With pleasure, we will arrange it for you. A client advisor from our Paris")],
         [("tell me when the Ondine bucket bag is back in black",
           "is available at our London, Milan and Paris boutiques")],
         [("I'd love to attend the trunk show with my husband", "by personal invitation")],
