@@ -11,6 +11,9 @@ the classifier is sure of is kept (an opt-out is honoured first), unless the wor
 for a person by the screen's patterns ("stop, get me someone from the boutique"), not by
 its learned model alone ("non voglio più essere contattata"); one it is unsure of
 ("arrêtez tout, quelqu'un a changé mon mot de passe") gives way to the person.
+A START is her agreement to be written to, recorded from her words: one the classifier
+is unsure of (below :data:`KEPT_FROM`) takes its next intent, or ``nlu_fallback`` ("I want
+to return the belt" read as a START at 0.60 is not one).
 
 The other way round, a message the classifier sent to ``complaint`` or
 ``talk_to_advisor`` that neither the patterns nor the learned model
@@ -81,7 +84,11 @@ class PersonScreen(GraphComponent):
         reason = person_needed(text)
         if reason is None:
             if before in HANDOFF_INTENTS and default_model().read(text).person < DEMOTE_BELOW:
-                _demote(message, before)
+                _demote(message, before, HANDOFF_INTENTS)
+            elif before == "opt_in" and _confidence(intent) < KEPT_FROM:
+                # Her agreement to be written to is recorded from her words only when they
+                # are unambiguous: an unsure START takes the classifier's next intent.
+                _demote(message, before, frozenset({"opt_in"}))
             return
         if before in _KEPT_INTENTS and _confidence(intent) >= KEPT_FROM and (
                 reason != "human_request" or pattern_reason(text) != "human_request"):
@@ -97,11 +104,11 @@ def _confidence(intent: object) -> float:
     return float(value) if isinstance(value, (int, float)) else 0.0
 
 
-def _demote(message: Message, before: str) -> None:
-    """Take the classifier's best intent that is not a handoff one (or ``nlu_fallback``)."""
+def _demote(message: Message, before: str, excluded: frozenset[str]) -> None:
+    """Take the classifier's best intent that is not one of ``excluded`` (or ``nlu_fallback``)."""
     ranking = message.get(INTENT_RANKING_KEY) or []
     following = next((entry for entry in ranking if isinstance(entry, dict)
-                      and entry.get("name") not in HANDOFF_INTENTS | {"nlu_fallback"}), None)
+                      and entry.get("name") not in excluded | {"nlu_fallback"}), None)
     if following is not None and float(following.get("confidence") or 0.0) >= NEXT_INTENT_FLOOR:
         intent = {"name": following["name"], "confidence": float(following["confidence"])}
     else:

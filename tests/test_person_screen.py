@@ -243,3 +243,17 @@ def test_a_sure_opt_out_is_kept_when_only_the_learned_model_hears_a_person_in_it
     screen.process([worded, asked])
     assert worded.get("intent")["name"] == "opt_out" and worded.get(SCREEN_KEY) is None
     assert asked.get("intent") == {"name": "talk_to_advisor", "confidence": 1.0}
+
+
+def test_a_start_is_recorded_only_when_the_classifier_is_sure_of_it() -> None:
+    # Consent to be written to must be unambiguous: "I want to return the belt" read as a
+    # START at 0.60 would record her agreement to messages she never gave.
+    screen = PersonScreen()
+    unsure = _ranked("I want to return the belt", [("opt_in", 0.6), ("purchase", 0.1), ("talk_to_advisor", 0.08)])
+    next_one = _ranked("posso riavere le novità sulle borse?", [("opt_in", 0.55), ("product_inquiry", 0.35)])
+    sure = _ranked("please resume sending me messages", [("opt_in", 0.99), ("affirm", 0.01)])
+    screen.process([unsure, next_one, sure])
+    assert unsure.get("intent") == {"name": "nlu_fallback", "confidence": 1.0}
+    assert unsure.get(SCREEN_KEY) == {"reason": None, "replaced_intent": "opt_in"}
+    assert next_one.get("intent") == {"name": "product_inquiry", "confidence": 0.35}
+    assert sure.get("intent") == {"name": "opt_in", "confidence": 0.99} and sure.get(SCREEN_KEY) is None
