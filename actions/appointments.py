@@ -16,7 +16,7 @@ from rasa_sdk.types import DomainDict
 from sqlalchemy.exc import SQLAlchemyError
 
 from actions import backends
-from actions.asking import asking_again
+from actions.asking import AskedAloneAgain
 from actions.greeting import conversation_language
 from actions.handoff import hand_over
 from salon.conversation.appointments import (
@@ -348,34 +348,28 @@ class ValidateAppointmentForm(FormValidationAction):
         return {"appointment_confirmed": True, "appointment_id": appointment.id}
 
 
-class ActionAskBoutique(Action):
+class ActionAskBoutique(AskedAloneAgain):
     """Which boutique, with its buttons; asked again, the question alone (its validation has
     just named the boutiques).
     """
 
+    slot = "boutique"
+    again_response = "utter_ask_boutique_again"
+
     def name(self) -> str:
         return "action_ask_boutique"
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  domain: dict[str, Any]) -> list[EventType]:
-        again = asking_again(tracker, "boutique")
-        dispatcher.utter_message(response="utter_ask_boutique_again" if again else "utter_ask_boutique")
-        return []
 
-
-class ActionAskService(Action):
+class ActionAskService(AskedAloneAgain):
     """What to prepare for the visit, with its buttons; asked again, the question alone
     (its validation has just said what can be arranged, or where).
     """
 
+    slot = "service"
+    again_response = "utter_ask_service_again"
+
     def name(self) -> str:
         return "action_ask_service"
-
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
-                  domain: dict[str, Any]) -> list[EventType]:
-        again = asking_again(tracker, "service")
-        dispatcher.utter_message(response="utter_ask_service_again" if again else "utter_ask_service")
-        return []
 
 
 class ActionAskAppointmentStart(Action):

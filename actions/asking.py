@@ -10,7 +10,12 @@ asking.
 
 from __future__ import annotations
 
-from rasa_sdk import Tracker
+from abc import ABCMeta, abstractmethod
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType
+from rasa_sdk.executor import CollectingDispatcher
 
 REQUESTED_SLOT = "requested_slot"
 
@@ -18,3 +23,22 @@ REQUESTED_SLOT = "requested_slot"
 def asking_again(tracker: Tracker, slot: str) -> bool:
     """Whether the form asked for ``slot`` already, before the client's last message."""
     return bool(tracker.active_loop.get("name")) and tracker.get_slot(REQUESTED_SLOT) == slot
+
+
+class AskedAloneAgain(Action, metaclass=ABCMeta):
+    """A form's question as ``utter_ask_<slot>`` the first time, and as ``again_response``
+    (the question alone) when it is asked again.
+    """
+
+    slot: str
+    again_response: str
+
+    @abstractmethod
+    def name(self) -> str:
+        """``action_ask_<slot>``: Rasa's form calls it instead of ``utter_ask_<slot>``."""
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: dict[str, Any]) -> list[EventType]:
+        again = asking_again(tracker, self.slot)
+        dispatcher.utter_message(response=self.again_response if again else f"utter_ask_{self.slot}")
+        return []
