@@ -29,6 +29,7 @@ from salon.conversation.appointments import (
     describe,
     find_boutique,
     find_service,
+    names_a_place,
     parse_party_size,
     slot_offer,
 )
@@ -227,6 +228,21 @@ class ValidateAppointmentForm(FormValidationAction):
         choice = await choose_slots(backends.bookings(), shop, window)
         start = choice.exact.starts_at.isoformat() if choice.exact is not None else None
         return {"date_time": str(text), "appointment_start": start, "appointment_confirmed": None}
+
+    async def extract_boutique(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                               domain: DomainDict) -> dict[str, Any]:
+        """A bare place name given when the boutique is asked but read as a question about
+        the boutiques ("Rome"): her answer, which the validation checks (and says where
+        the boutiques are), instead of every address and a "Book a visit" button in the
+        middle of the booking. A real question ("what time do you open?") is left to the
+        answer about the boutiques.
+        """
+        if tracker.get_slot("requested_slot") != "boutique" or tracker.get_slot("boutique"):
+            return {}
+        if (tracker.latest_message.get("intent") or {}).get("name") != "boutique_info":
+            return {}
+        text = tracker.latest_message.get("text")
+        return {"boutique": text} if names_a_place(text) else {}
 
     async def validate_boutique(self, slot_value: Any, dispatcher: CollectingDispatcher,
                                 tracker: Tracker, domain: DomainDict) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from actions import backends
 from actions.greeting import conversation_language
 from actions.handoff import hand_over
-from salon.advisors.handoff import purchase_note
+from salon.advisors.handoff import PURCHASE_QUESTION, asks_whether, purchase_note
 from salon.conversation.care_answers import asks_about_care, care_answer, names_a_kind, piece_meant
 from salon.conversation.language import supported
 from salon.conversation.product_answers import product_answer
@@ -171,6 +171,10 @@ class ActionPurchase(Action):
                 logger.exception("catalog unavailable while noting a piece to buy")
                 facts = None
             piece = facts.name if facts is not None else named
-        note = purchase_note(str(tracker.latest_message.get("text") or ""), str(piece) if piece else None)
-        events = await hand_over(dispatcher, tracker, "purchase", note=note)
+        words = str(tracker.latest_message.get("text") or "")
+        note = purchase_note(words, str(piece) if piece else None)
+        # "Can I pay by bank transfer?": her advisor answers; "With pleasure, we will
+        # arrange it" would read as a yes.
+        lead = PURCHASE_QUESTION if asks_whether(words) else None
+        events = await hand_over(dispatcher, tracker, "purchase", note=note, lead=lead)
         return ([SlotSet("product", piece)] if piece else []) + events

@@ -62,10 +62,10 @@ def conversations(now: datetime) -> list[list[tuple[str, str]]]:
             (f"{visit_day(now)} afternoon",
              'free times in Paris. Which would suit you? [/inform{"appointment_start": '),
         ],
-        # An answer the form cannot use: its question asked again, alone (without its
-        # "With pleasure."), after a word on why.
+        # An answer the form cannot use (however NLU reads "Rome"): where the boutiques
+        # are, then its question asked again, alone (without its "With pleasure.").
         [("I would like to book an appointment", "Which boutique would suit you?"),
-         ("Rome", " / Which boutique would suit you? [")],
+         ("Rome", "Our boutiques are in Paris, London and Milan. / Which boutique would suit you? [")],
         [("where is my order?", "order number"), ("SOL-104233", "order SOL-104233")],
         [("where is my order?", "order number"), ("thank you", "With pleasure")],
         [("what are your opening hours in London?", "Our London boutique is open Monday to Saturday")],

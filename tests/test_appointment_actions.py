@@ -730,3 +730,25 @@ async def test_an_answer_to_another_question_is_kept_and_the_question_asked_agai
     assert events == [SlotSet("service", None)]
     assert said(messages) == [("I can arrange a styling session, a private viewing, a fitting, or receive a "
                                "piece for repair.", [])]
+
+
+@pytest.mark.parametrize("words", ["Rome", "à Lyon", "New York please"])
+async def test_a_place_read_as_a_boutique_question_is_her_answer_when_the_boutique_is_asked(
+        maison: str, words: str) -> None:
+    """"Rome" when the boutique was asked, read by NLU as a question about the boutiques:
+    the form takes it as her answer and says where the boutiques are (then asks once more),
+    instead of every address and a "Book a visit" button in the middle of the booking."""
+    events, messages = await validate({"requested_slot": "boutique"}, {}, text=words, intent="boutique_info")
+    assert events == [SlotSet("boutique", None)]
+    assert said(messages) == [("Our boutiques are in Paris, London and Milan.", [])]
+
+
+@pytest.mark.parametrize(("slots", "words"), [
+    ({"requested_slot": "boutique"}, "What are your opening hours?"),
+    ({"requested_slot": "boutique"}, "where is the boutique"),
+    ({"requested_slot": "service"}, "Rome"),
+])
+async def test_a_question_about_the_boutiques_is_left_to_its_answer(
+        maison: str, slots: dict[str, Any], words: str) -> None:
+    events, messages = await validate(slots, {}, text=words, intent="boutique_info")
+    assert events == [] and messages == []

@@ -136,6 +136,10 @@ def _message(text: str, intent: str) -> Message:
     "j'aimerais reporter mon rendez-vous à la semaine prochaine",
     # A hole to mend is a repair request, not a complaint, unless the piece came that way.
     "il cappotto ha un buco di tarma, si può sistemare?",
+    # Speaking a language is asking for another language, not for a person.
+    "je préfère parler anglais",
+    "preferisco parlare italiano",
+    "I would rather speak French",
 ])
 def test_what_sounds_like_a_reason_but_is_not(text: str) -> None:
     assert person_needed(text) is None

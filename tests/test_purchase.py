@@ -15,7 +15,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions import backends
 from actions.products import ActionPurchase
-from salon.advisors.handoff import REASONS, opening, purchase_note
+from salon.advisors.handoff import REASONS, asks_whether, opening, purchase_note
 from salon.console.pages import REASONS as CONSOLE_LABELS
 from tests.action_support import action_server_on, sealed
 
@@ -76,6 +76,31 @@ async def test_no_piece_yet_is_said_to_the_advisor_not_guessed(maison: str) -> N
     handoff = await (await backends.handoffs()).open_for(STRANGER)
     assert handoff is not None and handoff.reason == "purchase" and handoff.client_id is None
     assert handoff.note == "Ready to buy (no piece named yet). Client wrote: la prendo, come pago?"
+
+
+@pytest.mark.parametrize(("words", "language", "said"), [
+    ("Can I pay by bank transfer?", "en", "Let me pass your question on. Sophie will reply to you here shortly."),
+    ("je la prends, puis-je payer en trois fois ?", "fr",
+     "Je transmets votre question. Sophie vous répondra ici très bientôt."),
+    ("posso pagare con bonifico?", "it", "Inoltro la Sua domanda. Sophie Le risponderà qui a breve."),
+])
+async def test_asked_whether_she_may_pay_so_the_answer_is_not_a_yes(
+        maison: str, words: str, language: str, said: str) -> None:
+    """A payment question read as a wish to buy still goes to her advisor, without
+    "With pleasure, we will arrange it", which would answer it yes."""
+    dispatcher = CollectingDispatcher()
+    await ActionPurchase().run(dispatcher, tracker(words, slots={"language": language}), {})
+    assert [m["text"] for m in dispatcher.messages] == [said]
+    handoff = await (await backends.handoffs()).open_for(CLAIRE)
+    assert handoff is not None and handoff.reason == "purchase"
+    assert handoff.note == f"Ready to buy (no piece named yet). Client wrote: {words}"
+
+
+def test_a_question_whether_is_told_from_a_question_how() -> None:
+    assert all(asks_whether(w) for w in ("Do you accept Amex", "est-ce que l'on peut payer en boutique",
+                                         "è possibile pagare a rate?", "could we pay on delivery"))
+    assert not any(asks_whether(w) for w in ("I'll take it. How do I pay?", "la prendo, come pago?",
+                                             "perfect, I'll take it", "je voudrais acheter la bague Halo"))
 
 
 def test_the_note_keeps_her_words_whole_and_the_piece_first() -> None:

@@ -28,6 +28,7 @@ import hmac
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -41,6 +42,7 @@ from salon.advisors.screen import HANDOFF_REASONS
 from salon.conversation.phrasing import pick, say_city, say_day, say_time
 from salon.graphemes import shorten
 from salon.integrations.bookings import Boutique
+from salon.integrations.catalog import fold
 from salon.integrations.schema import AwareDateTime
 from salon.storage.db import SqlTables, add_missing_columns, schema_lock
 
@@ -403,6 +405,28 @@ def purchase_note(words: str, piece: str | None) -> str:
     said = words.strip() or "(no text)"
     head = f"Ready to buy: {piece}." if piece else "Ready to buy (no piece named yet)."
     return f"{head} Client wrote: {said}"
+
+
+PURCHASE_QUESTION: Final[dict[str, str]] = {
+    "en": "Let me pass your question on.",
+    "fr": "Je transmets votre question.",
+    "it": "Inoltro la Sua domanda.",
+}
+"""What opens the handoff of a purchase when she asks whether something can be done: her
+advisor answers it, and "With pleasure, we will arrange it" would read as a yes."""
+
+_WHETHER = re.compile(
+    r"\b(?:(?:can|could|may) (?:i|we)|do you (?:accept|take)|is it possible|"
+    r"puis je|peut on|est ce que (?:je|l on|on) (?:peux|peut)|je peux|acceptez vous|"
+    r"vous acceptez|est il possible|posso|possiamo|si puo|accettate|e possibile)\b")
+
+
+def asks_whether(words: str) -> bool:
+    """Whether a message asks if something can be done ("Can I pay by bank transfer?",
+    "je la prends, puis-je payer en trois fois ?", "posso pagare con bonifico?"), rather than
+    how ("How do I pay?", "come pago?"): a yes or no that only a person may give.
+    """
+    return bool(_WHETHER.search(fold(words)))
 
 
 def reply_promise(advisor_first_name: str | None, shop: Boutique, now: datetime,

@@ -145,6 +145,24 @@ def find_boutique(text: str | None, shops: Mapping[str, Boutique]) -> str | None
     return None
 
 
+_ASKING_WORDS: Final = frozenset({
+    "where", "when", "what", "which", "how", "hours", "open", "opening", "close", "address",
+    "ou", "quand", "quel", "quels", "quelle", "quelles", "comment", "horaires", "ouvert", "adresse",
+    "dove", "quando", "quale", "quali", "come", "orari", "aperto", "aperti", "indirizzo",
+})
+"""Words that make a short message a question about the boutiques, not the name of a place."""
+
+
+def names_a_place(text: str | None) -> bool:
+    """Whether ``text`` reads as a bare answer naming a place ("Rome", "à Lyon", "New York
+    please") rather than a question about the boutiques ("opening hours?", "où êtes-vous ?").
+    """
+    if not text or "?" in text:
+        return False
+    words = re.findall(r"[\w'-]+", fold(text))
+    return 0 < len(words) <= 4 and not _ASKING_WORDS.intersection(words)
+
+
 def find_service(text: str | None) -> str | None:
     """The service id ``text`` names, or None."""
     if not text:
