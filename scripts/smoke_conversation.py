@@ -137,7 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="salon-smoke-") as workdir:
         config = StackConfig(model=Path(args.model).resolve(), workdir=Path(workdir),
                              emulator_port=0, rasa_port=0, actions_port=0, start_at=instants[0],
-                             start_timeout_s=args.timeout)
+                             start_timeout_s=args.timeout,
+                             # loads in seconds, answers the same (salon/dev/eager_rasa.py)
+                             eager_models=True)
         stack = Stack(config)
         try:
             with stack.running():

@@ -57,7 +57,7 @@ def test_demo_options_override_model_and_ports() -> None:
 def test_demo_check_uses_free_ports_a_temporary_folder_and_a_fixed_instant() -> None:
     args = build_parser().parse_args(["demo-check"])
     assert (args.emulator_port, args.rasa_port, args.actions_port) == (0, 0, 0)  # chosen free
-    assert args.workdir is None and args.quiet_seconds == 1.5
+    assert args.workdir is None and args.quiet_seconds == 0.3
     assert args.at == demo.STORY_INSTANT
     assert args.handler.__name__ == "_demo_check"
     config = stack_config(args, Path("somewhere"))

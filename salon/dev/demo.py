@@ -40,7 +40,7 @@ import httpx
 
 from salon.access.rasa_auth import rasa_headers, rasa_jwt
 from salon.config import PROJECT_ROOT
-from salon.dev.stack import Stack, StackConfig, StackError
+from salon.dev.stack import Stack, StackConfig, StackError, wait_settled
 from salon.integrations.seed import load_maison
 
 __all__ = [
@@ -166,8 +166,13 @@ def add_check_arguments(parser: argparse.ArgumentParser) -> None:
         help="logs and data (default: a temporary folder, removed when every step passed)",
     )
     parser.add_argument(
-        "--quiet-seconds", type=float, default=1.5,
-        help="how long 'nothing more arrives' is watched after each reply (default: 1.5)",
+        "--quiet-seconds", type=float, default=0.3,
+        help="how long is waited once every message of the client was answered (default: 0.3)",
+    )
+    parser.add_argument(
+        "--eager-models", action="store_true",
+        help="load the model with TensorFlow running eagerly: seconds instead of about a "
+             "minute, each message a little slower (salon/dev/eager_rasa.py; make demo-check)",
     )
 
 
@@ -186,6 +191,7 @@ def stack_config(args: argparse.Namespace, workdir: Path) -> StackConfig:
         # appointments and events of the story stay this week's on any day.
         seed_today=True,
         extra_env={"SALON_API_TOKENS": json.dumps(demo_credentials())},
+        eager_models=bool(getattr(args, "eager_models", False)),
     )
 
 
@@ -592,7 +598,7 @@ def _show_all(messages: Sequence[dict[str, Any]]) -> str:
 class Conversation:
     """Claire's side of the conversation, through the emulator's admin API."""
 
-    def __init__(self, config: StackConfig, quiet: float = 1.5, timeout: float = 45.0) -> None:
+    def __init__(self, config: StackConfig, quiet: float = 0.3, timeout: float = 45.0) -> None:
         self.config = config
         self.quiet = quiet
         self.timeout = timeout
@@ -620,23 +626,15 @@ class Conversation:
 
     def replies(self, act: Callable[[], Any], count: int = 1) -> list[dict[str, Any]]:
         """Do ``act`` and return what the business sent after it: once ``count`` new
-        messages arrived and nothing more came for ``quiet`` seconds (or the timeout).
+        messages arrived and every message of the client was answered, statuses included
+        (a 131047 arrives as a status), and ``quiet`` seconds more.
         """
         before = len(self.outbox())
         act()
         deadline = time.monotonic() + self.timeout
-        box = self.outbox()
-        while len(box) - before < count and time.monotonic() < deadline:
+        while len(self.outbox()) - before < count and time.monotonic() < deadline:
             time.sleep(0.2)
-            box = self.outbox()
-        settled_at = time.monotonic()
-        while time.monotonic() - settled_at < self.quiet:
-            time.sleep(0.25)
-            latest = self.outbox()
-            if len(latest) != len(box):
-                box, settled_at = latest, time.monotonic()
-        # let the status lifecycle show a failure (131047 arrives as a status)
-        self.admin("POST", "wait_idle", json={"timeout": 5})
+        wait_settled(self.config, timeout=max(deadline - time.monotonic(), 5.0), grace_s=self.quiet)
         return self.outbox()[before:]
 
     def window(self) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -163,6 +163,10 @@ class StackConfig:
     seed_today: bool = False
     """Date the maison's records relative to the stack clock's today (``salon seed
     --today``) instead of as written."""
+    eager_models: bool = False
+    """Rasa runs TensorFlow's functions eagerly (:mod:`salon.dev.eager_rasa`): the model
+    loads in seconds instead of about a minute, each message is some 50 ms slower. For
+    checks that only talk to the model; the demo and the end-to-end tests keep graphs."""
     log_level: str | None = None
     """``"DEBUG"``: every process logs at that level (``rasa run --debug``, the action
     server's ``--debug``, ``SALON_LOG_LEVEL`` for the WhatsApp I/O process and the
@@ -379,8 +383,8 @@ class Stack:
         debug = ["--debug"] if (c.log_level or "").upper() == "DEBUG" else []
         self._spawn("actions", [python, "-m", "actions.server", "--host", "127.0.0.1",
                                 "--port", str(c.actions_port), *debug])
-        self._spawn("rasa", [str(bin_dir / "rasa"),
-                             *rasa_run_args(c, credentials=credentials, endpoints=endpoints), *debug])
+        rasa = [python, "-m", "salon.dev.eager_rasa"] if c.eager_models else [str(bin_dir / "rasa")]
+        self._spawn("rasa", [*rasa, *rasa_run_args(c, credentials=credentials, endpoints=endpoints), *debug])
         if c.outbound_api_port:
             # No reminder or restock scans: they would write to the clients of a scripted run.
             self._spawn("outbound-worker", [str(bin_dir / "salon"), "outbound-worker", "--no-scans"])
@@ -471,6 +475,10 @@ class Stack:
                           params=params, headers=self.rasa_headers(), json={"name": intent},
                           timeout=timeout)
 
+    def wait_settled(self, timeout: float = 60.0, grace_s: float = 0.3) -> None:
+        """Until every message a client wrote has been answered (:func:`wait_settled`)."""
+        wait_settled(self.config, timeout=timeout, grace_s=grace_s, log_tail=lambda: self.log_tail("rasa"))
+
     # ------------------------------------------------------------------ emulator admin
     def emulator(self, method: str, path: str, **kwargs: Any) -> Any:
         response = httpx.request(method, f"{self.config.emulator_url}{path}", timeout=30, **kwargs)
@@ -491,3 +499,37 @@ class Stack:
             time.sleep(0.2)
         raise StackError(f"outbox for {to} has {len(box)} message(s), expected {count}:\n"
                          f"{box}\n--- rasa log ---\n{self.log_tail('rasa')}")
+
+
+def wait_settled(config: StackConfig, *, timeout: float = 60.0, grace_s: float = 0.3,
+                 log_tail: Callable[[], str] | None = None) -> None:
+    """Until the emulator has delivered every webhook it owes and the channel has answered
+    every message it received (its inbox holds none pending: a turn's replies leave before
+    its message is marked done, so nothing more of that turn can arrive), then
+    ``grace_s`` more. Faster and surer than watching the outbox stay quiet for a while.
+    """
+    from sqlalchemy import func, select
+
+    from salon.storage.db import make_sync_engine
+    from salon.webhook.inbox import inbox_table
+
+    deadline = time.monotonic() + timeout
+    engine = make_sync_engine(config.effective_database_url)
+    count = select(func.count()).select_from(inbox_table).where(inbox_table.c.state == "pending")
+    pending = -1
+    try:
+        with httpx.Client(base_url=config.emulator_url, timeout=30) as http:
+            while time.monotonic() < deadline:
+                left = min(max(deadline - time.monotonic(), 1.0), 25.0)  # within the call's 30 s
+                response = http.post("/_emulator/wait_idle", json={"timeout": left})
+                response.raise_for_status()
+                with engine.connect() as conn:
+                    pending = int(conn.execute(count).scalar_one())
+                if response.json().get("idle") and pending == 0:
+                    time.sleep(grace_s)
+                    return
+                time.sleep(0.1)
+    finally:
+        engine.dispose()
+    tail = f":\n{log_tail()}" if log_tail is not None else ""
+    raise StackError(f"the channel did not settle in {timeout:.0f} s ({pending} message(s) pending){tail}")

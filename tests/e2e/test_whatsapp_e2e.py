@@ -33,7 +33,6 @@ MODEL = PROJECT_ROOT / "models" / "salon.tar.gz"
 NOW = suite_now()  # every process's clock starts here, whatever the day of the run
 CLAIRE = "33600000001"  # in the maison's book (C-001, VIC, advisor Sophie), utility opt-in
 CLAIRE_BSUID = "FR.4820193746581029374"  # her business-scoped user id in the book
-QUIET_S = 2.5  # how long "nothing more arrives" is watched
 SOPHIE_TOKEN = "e2e-sophie-token-0123456789"
 CRM_TOKEN = "e2e-crm-token-0123456789"
 NAME = "Claire Laurent"  # her WhatsApp profile name
@@ -61,8 +60,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def _settled(stack: Stack, to: str, count: int) -> list[dict]:  # type: ignore[type-arg]
+    """Her outbox once it holds ``count`` messages and every turn has been answered: what
+    a turn sends has left before its message counts as answered, so nothing more of it
+    can arrive later."""
     stack.wait_outbox(to, count)
-    time.sleep(QUIET_S)
+    stack.wait_settled()
     return stack.outbox(to)
 
 
@@ -209,7 +211,7 @@ def test_ask_for_an_advisor_and_get_a_reply_from_the_advisor_api(stack: Stack) -
     box = _settled(stack, CLAIRE, 1)
     assert len(box) == 1 and "Sophie will reply to you here" in box[0]["body"], box
     _say(stack, "Thank you, I will wait")  # paused: no reply from the assistant
-    time.sleep(QUIET_S)
+    stack.wait_settled()
     assert len(stack.outbox(CLAIRE)) == 1
     # Something more for the advisor: told once that her advisor has it, then quiet.
     _say(stack, "Also, the belt of my coat is missing from the parcel")
@@ -217,7 +219,7 @@ def test_ask_for_an_advisor_and_get_a_reply_from_the_advisor_api(stack: Stack) -
     assert len(box) == 2 and box[-1]["body"] == (
         "Your client advisor Sophie has your message and will reply to you here personally."), box
     _say(stack, "It is the camel one")
-    time.sleep(QUIET_S)
+    stack.wait_settled()
     assert len(stack.outbox(CLAIRE)) == 2
 
     api = f"{stack.config.rasa_url}/webhooks/whatsapp/advisor/conversations"
@@ -272,7 +274,7 @@ def test_what_a_person_must_answer_reaches_one_mid_booking_and_in_italian(stack:
     assert "della nostra boutique di Parigi" in box[0]["body"], box
     say(ANTOINE, "merci")  # both conversations are a person's now: the assistant is quiet
     say(NIKO, "grazie")
-    time.sleep(QUIET_S)
+    stack.wait_settled()
     assert len(stack.outbox(ANTOINE)) == asked + 1 and len(stack.outbox(NIKO)) == 1
     # Something more: told once, in their language, who has it; his advisor is a woman,
     # Niko has none.
@@ -429,7 +431,7 @@ def test_an_identity_change_keeps_her_window_her_stop_and_her_booking(stack: Sta
     assert now - datetime.fromtimestamp(last_us / 1e6, timezone.utc) < timedelta(hours=1)
     # Her STOP holds for the assistant too: a follow-up it starts is not sent.
     assert stack.trigger(INES_BSUID, "greet", purpose="advisor_followup").status_code == 200
-    time.sleep(QUIET_S)
+    stack.wait_settled(grace_s=1.0)  # what it would send leaves with its own request
     assert len(stack.outbox(INES_NEW_BSUID)) == before
     # Her booking, in the same conversation, from her new id.
     _ines(stack, "je voudrais déplacer mon rendez-vous", user_id=INES_NEW_BSUID)
