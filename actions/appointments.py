@@ -151,6 +151,9 @@ def _language(tracker: Tracker) -> str:
 
 
 _FORM_ENTITIES: Final = frozenset({"boutique", "service", "date_time", "party_size"})
+_PLACE_MISREAD_AS: Final = frozenset({"boutique_info", "affirm"})
+"""What NLU takes a place it does not know for, said alone when the boutique is asked
+("Rome"); inform, nlu_fallback and out_of_scope reach the form by the slot's mappings."""
 
 
 def _answers_another_question(tracker: Tracker, slot: str) -> bool:
@@ -231,15 +234,15 @@ class ValidateAppointmentForm(FormValidationAction):
 
     async def extract_boutique(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                                domain: DomainDict) -> dict[str, Any]:
-        """A bare place name given when the boutique is asked but read as a question about
-        the boutiques ("Rome"): her answer, which the validation checks (and says where
-        the boutiques are), instead of every address and a "Book a visit" button in the
-        middle of the booking. A real question ("what time do you open?") is left to the
-        answer about the boutiques.
+        """A bare place name given when the boutique is asked, which NLU read as a question
+        about the boutiques or as a yes ("Rome"): her answer, which the validation checks
+        (and says where the boutiques are), instead of every address and a "Book a visit"
+        button, or the fallback's "Is this about an order…?", in the middle of the
+        booking. A real question ("what time do you open?") is left to its answer.
         """
         if tracker.get_slot("requested_slot") != "boutique" or tracker.get_slot("boutique"):
             return {}
-        if (tracker.latest_message.get("intent") or {}).get("name") != "boutique_info":
+        if (tracker.latest_message.get("intent") or {}).get("name") not in _PLACE_MISREAD_AS:
             return {}
         text = tracker.latest_message.get("text")
         return {"boutique": text} if names_a_place(text) else {}

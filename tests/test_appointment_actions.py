@@ -732,13 +732,14 @@ async def test_an_answer_to_another_question_is_kept_and_the_question_asked_agai
                                "piece for repair.", [])]
 
 
-@pytest.mark.parametrize("words", ["Rome", "à Lyon", "New York please"])
+@pytest.mark.parametrize(("words", "intent"), [
+    ("Rome", "boutique_info"), ("Rome", "affirm"), ("à Lyon", "boutique_info"), ("New York please", "affirm")])
 async def test_a_place_read_as_a_boutique_question_is_her_answer_when_the_boutique_is_asked(
-        maison: str, words: str) -> None:
-    """"Rome" when the boutique was asked, read by NLU as a question about the boutiques:
+        maison: str, words: str, intent: str) -> None:
+    """"Rome" when the boutique was asked, read by NLU as a question about the boutiques or a yes:
     the form takes it as her answer and says where the boutiques are (then asks once more),
     instead of every address and a "Book a visit" button in the middle of the booking."""
-    events, messages = await validate({"requested_slot": "boutique"}, {}, text=words, intent="boutique_info")
+    events, messages = await validate({"requested_slot": "boutique"}, {}, text=words, intent=intent)
     assert events == [SlotSet("boutique", None)]
     assert said(messages) == [("Our boutiques are in Paris, London and Milan.", [])]
 
