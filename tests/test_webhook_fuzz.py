@@ -64,6 +64,7 @@ FIXTURES = [
     if json.loads(path.read_text()).get("object") == "whatsapp_business_account"
 ]
 SERVICE_EXAMPLES = 10_000
+SEED = 20261206
 BLUEPRINT_EXAMPLES = 300
 
 
@@ -272,6 +273,21 @@ def check_reply(reply: Reply) -> None:
     assert "Traceback" not in reply.body and 'File "' not in reply.body
 
 
+def post_seeded(rig: Rig, count: int, seed: int = SEED) -> None:
+    """``count`` bodies from one seeded generator, half mutated fixtures and half garbage,
+    each posted and its answer checked; a failure names the body by its seed and index.
+    Drawing them this way costs nothing beside the pipeline, where Hypothesis's engine
+    took three quarters of the 10,000-body test's time (56 s against 12.5 s alone).
+    """
+    rnd = random.Random(seed)
+    for index in range(count):
+        body = mutated(rnd.choice(FIXTURES), rnd) if rnd.random() < 0.5 else garbage(rnd)
+        try:
+            check_reply(rig.post(body))
+        except AssertionError as exc:
+            raise AssertionError(f"body {index} of seed {seed}: {body[:500]!r}") from exc
+
+
 # --------------------------------------------------------------------------- tests
 
 
@@ -295,14 +311,7 @@ def test_ten_thousand_mutated_and_garbage_payloads(rig: Rig) -> None:
     for doc in FIXTURES:
         assert rig.post(json.dumps(doc).encode()).status == 200
 
-    @settings(max_examples=SERVICE_EXAMPLES, deadline=None, database=None, derandomize=True,
-              phases=[Phase.generate, Phase.shrink],
-              suppress_health_check=list(HealthCheck))
-    @given(payloads)
-    def post(body: bytes) -> None:
-        check_reply(rig.post(body))
-
-    post()
+    post_seeded(rig, SERVICE_EXAMPLES)
     assert len(rig.replies) >= SERVICE_EXAMPLES
     assert rig.run(rig.service.drain(timeout=60))
     statuses = {r.status for r in rig.replies}
@@ -319,13 +328,7 @@ def test_mutated_payloads_on_postgresql_keep_the_stores_consistent(postgres_url:
     the same fuzzing on it gives no 5xx either."""
     rig = Rig(postgres_url)
     try:
-        @settings(max_examples=PG_EXAMPLES, deadline=None, database=None, derandomize=True,
-                  phases=[Phase.generate, Phase.shrink], suppress_health_check=list(HealthCheck))
-        @given(payloads)
-        def post(body: bytes) -> None:
-            check_reply(rig.post(body))
-
-        post()
+        post_seeded(rig, PG_EXAMPLES)
         assert rig.run(rig.service.drain(timeout=60))
         assert {r.status for r in rig.replies} >= {200, 400}
         check_consistent(rig)
