@@ -125,10 +125,10 @@ train: $(MODEL)
 # Rasa's own test, as a developer types it: the test stories end to end (each user text
 # through NLU, its intent and entities checked against the story as well as every action),
 # failing on the first wrong prediction, then the held-out NLU examples (weighted F1 >= 0.90
-# over all, >= 0.93 in each language on its own). The model is loaded with TensorFlow running
-# eagerly (salon/dev/eager_rasa.py): the same predictions, a minute less of loading.
+# over all, >= 0.93 in each language on its own). The model's TensorFlow parts are built
+# eagerly when it loads (scripts/rasa_quick_load.py): the same predictions, 40 s less.
 rasa-test: $(MODEL)
-	$(BIN)/python -m salon.dev.eager_rasa test --stories tests/test_stories.yml --nlu tests/nlu --model $(MODEL) --out results/rasa --fail-on-prediction-errors --successes
+	$(BIN)/python scripts/rasa_quick_load.py test --stories tests/test_stories.yml --nlu tests/nlu --model $(MODEL) --out results/rasa --fail-on-prediction-errors --successes
 	$(BIN)/python scripts/check_nlu_report.py results/rasa/intent_report.json --min-weighted-f1 0.90 \
 	  --language en=tests/nlu/test_nlu.yml --language fr=tests/nlu/test_nlu_fr.yml \
 	  --language it=tests/nlu/test_nlu_it.yml --min-language-f1 0.93
@@ -146,7 +146,7 @@ bookings-at-instants: $(DEFAULTS) $(SEEDED)
 
 # The demo's story, scripted and headless, against a fresh stack on its own ports.
 demo-check: $(MODEL) $(SEEDED)
-	$(BIN)/salon demo-check --model $(MODEL) --eager-models
+	$(BIN)/salon demo-check --model $(MODEL) --quick-model-load
 
 # Every check to the end, two at a time, each on its own free ports, its output in
 # results/checks/<name>.log; a summary, and a non-zero exit when any failed

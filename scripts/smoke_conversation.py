@@ -138,8 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         config = StackConfig(model=Path(args.model).resolve(), workdir=Path(workdir),
                              emulator_port=0, rasa_port=0, actions_port=0, start_at=instants[0],
                              start_timeout_s=args.timeout,
-                             # loads in seconds, answers the same (salon/dev/eager_rasa.py)
-                             eager_models=True)
+                             # loads in seconds, answers the same (scripts/rasa_quick_load.py)
+                             quick_model_load=True)
         stack = Stack(config)
         try:
             with stack.running():

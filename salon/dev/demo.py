@@ -170,9 +170,9 @@ def add_check_arguments(parser: argparse.ArgumentParser) -> None:
         help="how long is waited once every message of the client was answered (default: 0.3)",
     )
     parser.add_argument(
-        "--eager-models", action="store_true",
-        help="load the model with TensorFlow running eagerly: seconds instead of about a "
-             "minute, each message a little slower (salon/dev/eager_rasa.py; make demo-check)",
+        "--quick-model-load", action="store_true",
+        help="build the model's TensorFlow parts eagerly when loading it: seconds instead of "
+             "about 45, the same answers (scripts/rasa_quick_load.py; make demo-check)",
     )
 
 
@@ -191,7 +191,7 @@ def stack_config(args: argparse.Namespace, workdir: Path) -> StackConfig:
         # appointments and events of the story stay this week's on any day.
         seed_today=True,
         extra_env={"SALON_API_TOKENS": json.dumps(demo_credentials())},
-        eager_models=bool(getattr(args, "eager_models", False)),
+        quick_model_load=bool(getattr(args, "quick_model_load", False)),
     )
 
 

@@ -54,6 +54,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
              "advisor_id": "sophie-marchand"},
             {"name": "crm", "token": CRM_TOKEN, "scopes": ["outbound"]}])},
         log_level="DEBUG",  # where leaks hide: the log scan at the end reads every line
+        quick_model_load=True,  # predictions on TensorFlow's graphs all the same
     )
     with Stack(config).running() as running:
         yield running
