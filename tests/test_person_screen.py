@@ -140,6 +140,10 @@ def _message(text: str, intent: str) -> Message:
     "je préfère parler anglais",
     "preferisco parlare italiano",
     "I would rather speak French",
+    # How a refund works is the returns policy's to say (action_returns).
+    "et le remboursement ?",
+    "how long does the refund take?",
+    "e il rimborso?",
 ])
 def test_what_sounds_like_a_reason_but_is_not(text: str) -> None:
     assert person_needed(text) is None
@@ -149,6 +153,10 @@ def test_what_sounds_like_a_reason_but_is_not(text: str) -> None:
     ("a reporter from the Times was waiting outside the boutique", "discretion"),
     ("il pacco è arrivato con un buco enorme nella borsa", "complaint"),
     ("je veux parler à une vraie personne, pas à un robot", "human_request"),
+    # Where her refund stands is for a person: the assistant cannot see it.
+    ("où en est mon remboursement ?", "payment"),
+    ("a che punto è il mio rimborso?", "payment"),
+    ("where is my refund?", "payment"),
 ])
 def test_the_narrowed_patterns_still_catch_their_reason(text: str, reason: str) -> None:
     assert person_needed(text) == reason
