@@ -22,6 +22,7 @@ from salon.integrations.bookings import Bookings, SqlBookings
 from salon.integrations.catalog import Catalog, SqlCatalog
 from salon.integrations.crm import ClientRecord, Crm, CrmUnavailable, HttpCrm, SqlCrm
 from salon.integrations.events import Events, SqlEvents
+from salon.integrations.house import HouseRules, SqlHouseRules
 from salon.integrations.orders import Orders, SqlOrders
 from salon.llm.audit import LlmAudit
 from salon.llm.config import load_llm_settings
@@ -63,6 +64,12 @@ def orders() -> Orders:
 
 
 @lru_cache(maxsize=1)
+def house() -> HouseRules:
+    """The house's rules (its returns policy) on ``DATABASE_URL``."""
+    return SqlHouseRules(engine())
+
+
+@lru_cache(maxsize=1)
 def crm() -> Crm:
     """``SALON_CRM_URL`` set: the REST CRM there (token ``SALON_CRM_TOKEN``); else the
     maison's client book on ``DATABASE_URL``.
@@ -87,7 +94,7 @@ def events() -> Events:
 
 def reset() -> None:
     """Forget every connection (tests switch ``DATABASE_URL`` between cases)."""
-    for cached in (engine, clock, catalog, orders, crm, bookings, events, styling_advisor, restock,
+    for cached in (engine, clock, catalog, orders, house, crm, bookings, events, styling_advisor, restock,
                    _handoff_book, _repair_book):
         cached.cache_clear()
     _tables_ready.clear()

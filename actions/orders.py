@@ -38,13 +38,13 @@ def _language(tracker: Tracker) -> str:
     return supported(conversation_language(tracker, None))
 
 
-def _today(record: ClientRecord | None) -> date:
+def her_today(record: ClientRecord | None) -> date:
     """The client's date: her time zone's, the maison's when the book does not know her."""
     zone = ZoneInfo(record.time_zone if record is not None else DEFAULT_ZONE)
     return backends.clock().now().astimezone(zone).date()
 
 
-async def _her_orders(tracker: Tracker) -> list[OrderFacts]:
+async def her_orders(tracker: Tracker) -> list[OrderFacts]:
     """Her most recent orders, newest first; none when they cannot be read (logged)."""
     wa_id, user_id = client_ids(tracker)
     try:
@@ -69,10 +69,10 @@ class ActionFindOrder(Action):
     ) -> list[EventType]:
         if tracker.get_slot("order_number") or next(tracker.get_latest_entity_values("order_number"), None):
             return []
-        orders = await _her_orders(tracker)
+        orders = await her_orders(tracker)
         if not orders:
             return []
-        chosen = order_in_question(orders, _today(await backends.known_client(tracker)))
+        chosen = order_in_question(orders, her_today(await backends.known_client(tracker)))
         return [SlotSet("order_number", chosen.number)] if chosen is not None else []
 
 
@@ -87,7 +87,7 @@ class ActionAskOrderNumber(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        going = on_their_way(await _her_orders(tracker))
+        going = on_their_way(await her_orders(tracker))
         if len(going) > 1:
             text, buttons = which_order(going, _language(tracker))
             dispatcher.utter_message(text=text, buttons=buttons)
@@ -142,7 +142,7 @@ class ActionOrderStatus(Action):
             dispatcher.utter_message(response="utter_order_not_found", order_number=number)
         else:
             record = await backends.known_client(tracker)
-            today = _today(record)
+            today = her_today(record)
             language = _language(tracker)
             advisor = record.advisor.first_name if record is not None and record.advisor else None
             buttons = [late_order_button(language, advisor)] if is_late(facts, today) else []

@@ -68,6 +68,12 @@ def conversations(now: datetime) -> list[list[tuple[str, str]]]:
          ("Rome", "Our boutiques are in Paris, London and Milan. / Which boutique would suit you? [")],
         [("where is my order?", "order number"), ("SOL-104233", "order SOL-104233")],
         [("where is my order?", "order number"), ("thank you", "With pleasure")],
+        # A stranger's return: the maison's policy as its data states it, and who arranges it.
+        [("the dress is too small, can I send it back?",
+          "within 30 days of reaching you, unworn, with its labels and in its packaging"),
+         ("how do I get a refund?", "within 14 days of the piece arriving with us. A piece may come back "
+          "within 30 days of reaching you, unworn, with its labels and in its packaging. "
+          "[/talk_to_advisor] [/book_appointment]")],
         [("what are your opening hours in London?", "Our London boutique is open Monday to Saturday")],
         [("are there any events coming up?", "by personal invitation")],
         [("can you recommend something to wear to a summer wedding?",

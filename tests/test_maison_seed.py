@@ -284,6 +284,18 @@ def test_events_and_bookings(maison: MaisonData) -> None:
             r"orders\.yml: orders\[0\] \(SOL-104233\): naive datetime",
         ),
         (
+            "maison.yml",
+            "    days: 30\n",
+            "    days: 0\n",
+            r"maison\.yml: maison: returns: field 'days' must be at least 1",
+        ),
+        (
+            "maison.yml",
+            "      en: unworn, with its labels and in its packaging\n",
+            "",
+            r"maison\.yml: maison: returns: field 'condition' needs a 'en' text",
+        ),
+        (
             "bookings.yml",
             'salon: 2\n    starts_at: "2026-11-27T11:00:00+01:00"',
             'salon: 1\n    starts_at: "2026-11-27T11:00:00+01:00"',

@@ -20,6 +20,7 @@ from salon.integrations.orders import OrderFacts
 
 __all__ = [
     "LATE_ORDER_BUTTON", "SETTLED", "is_late", "late_order_button", "on_their_way", "order_answer",
+    "order_subject",
     "order_in_question", "which_order",
 ]
 
@@ -162,7 +163,10 @@ def _pieces(items: Sequence[str], language: str) -> str:
     return f"Your {listed}" if listed else "Your order"
 
 
-def _subject(facts: OrderFacts, language: str) -> str:
+def order_subject(facts: OrderFacts, language: str) -> str:
+    """"Your coat (order SOL-1)", "Votre commande SOL-1 (coat)": the order and its pieces,
+    as the first words of a sentence.
+    """
     return _WORDS[language]["subject"].format(pieces=_pieces(facts.items, language),
                                               number=facts.number)
 
@@ -196,7 +200,7 @@ def _late(facts: OrderFacts, language: str, advisor: dict[str, str]) -> str:
         ask = words["ask"].format(carrier=facts.carrier) if facts.carrier else ""
         news = words["news"].format(when=_when(facts.shipped_at, words, language), by=by,
                                     tracking=_tracking(facts, words))
-    return words["late"].format(subject=_subject(facts, language), news=news, ask=ask,
+    return words["late"].format(subject=order_subject(facts, language), news=news, ask=ask,
                                 due=say_day(facts.eta, language), **advisor)
 
 
@@ -209,7 +213,7 @@ def _on_its_way(facts: OrderFacts, words: dict[str, str], language: str) -> str:
     """An order not yet delivered, on time."""
     eta = words["eta"].format(day=say_day(facts.eta, language)) if facts.eta else ""
     status = "confirmed" if facts.status == "placed" else facts.status
-    parts = {"subject": _subject(facts, language), "eta": eta,
+    parts = {"subject": order_subject(facts, language), "eta": eta,
              "tracking": _tracking(facts, words),
              "when": _when(facts.shipped_at, words, language),
              "by": words["by"].format(carrier=facts.carrier) if facts.carrier else "",
@@ -234,12 +238,12 @@ def order_answer(facts: OrderFacts, *, today: date, language: str = "en",
     if status in _ON_ITS_WAY:
         return _on_its_way(facts, words, language)
     if status == "delivered":
-        return words["delivered"].format(subject=_subject(facts, language),
+        return words["delivered"].format(subject=order_subject(facts, language),
                                          when=_when(facts.delivered_at, words, language), **who)
     if status == "delayed":
         reason = f" {facts.delay_reason.rstrip('.')}." if facts.delay_reason else ""
         new_eta = words["new_eta"].format(day=say_day(facts.eta, language)) if facts.eta else ""
-        return words["delayed"].format(subject=_subject(facts, language), reason=reason,
+        return words["delayed"].format(subject=order_subject(facts, language), reason=reason,
                                        new_eta=new_eta, **who)
     order = words["order"].format(number=facts.number)
     if status in ("cancelled", "returned"):

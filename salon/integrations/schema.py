@@ -128,6 +128,8 @@ house = Table(
     Column("languages", JSON, nullable=False),
     Column("website", String(200)),
     Column("tone", JSON, nullable=False),
+    # The returns policy (salon.integrations.house.ReturnsPolicy as JSON); NULL: none stated.
+    Column("returns", JSON),
 )
 
 services = Table(

@@ -29,6 +29,7 @@ from sqlalchemy import Table, and_, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from salon.integrations import schema
+from salon.integrations.house import ReturnsPolicy
 from salon.storage.db import add_missing_columns_sync, make_sync_engine
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -77,6 +78,8 @@ class House:
     default_language: str
     languages: list[str]
     tone: list[str]
+    returns: ReturnsPolicy | None = None
+    """The returns policy the assistant states (``maison.returns``); None: it states none."""
     dated_on: date | None = None
     """The day the records describe ("tomorrow" in them is the day after): seeding with
     ``today`` moves every date and time by the whole weeks that bring it closest to today
@@ -550,9 +553,21 @@ def _load_house(data_dir: Path) -> tuple[House, dict[str, Service]]:
         "default_language",
         "languages",
         "tone",
+        "returns",
         "dated_on",
     )
     languages = item.strings("languages")
+    returns: ReturnsPolicy | None = None
+    if item.raw.get("returns") is not None:
+        policy = item.child("returns", item.get("returns", dict))
+        policy.only("days", "refund_days", "condition", "excluded", "where")
+        returns = ReturnsPolicy(
+            days=policy.integer("days", minimum=1),
+            refund_days=policy.integer("refund_days", minimum=1),
+            condition=policy.localised("condition", ("en",)),
+            excluded=policy.localised("excluded", ("en",)),
+            where=policy.localised("where", ("en",)),
+        )
     house = House(
         id=_pattern(item, "id", SLUG_ID, "lower-case letters, digits and dashes"),
         name=item.text("name"),
@@ -563,6 +578,7 @@ def _load_house(data_dir: Path) -> tuple[House, dict[str, Service]]:
         default_language=item.choice("default_language", languages),
         languages=[lang for lang in languages if _is_language(item, lang)],
         tone=item.strings("tone"),
+        returns=returns,
         dated_on=item.day("dated_on", None),
     )
     services: dict[str, Service] = {}
@@ -1266,6 +1282,7 @@ def _add_house_rows(data: MaisonData, rows: _Rows) -> None:
             "id": h.id, "name": h.name, "founded": h.founded, "headquarters": h.headquarters,
             "currency": h.currency, "default_language": h.default_language,
             "languages": h.languages, "website": h.website, "tone": h.tone,
+            "returns": h.returns.as_json() if h.returns is not None else None,
         }
     )  # fmt: skip
     for s in data.services.values():
