@@ -68,6 +68,8 @@ def conversations(now: datetime) -> list[list[tuple[str, str]]]:
          ("Rome", "Our boutiques are in Paris, London and Milan. / Which boutique would suit you? [")],
         [("where is my order?", "order number"), ("SOL-104233", "order SOL-104233")],
         [("where is my order?", "order number"), ("thank you", "With pleasure")],
+        # A question on paying is her advisor's to answer: no "with pleasure" that reads as a yes.
+        [("Do you accept Amex?", "Let me pass your question on.")],
         # A stranger's return: the maison's policy as its data states it, and who arranges it.
         [("the dress is too small, can I send it back?",
           "within 30 days of reaching you, unworn, with its labels and in its packaging"),

@@ -98,7 +98,6 @@ class ReturnsAnswer:
 
     text: str
     buttons: tuple[dict[str, str], ...]
-    order: OrderFacts | None
 
 
 def return_deadline(delivered: date, policy: ReturnsPolicy) -> date:
@@ -125,10 +124,6 @@ def order_to_return(orders: Sequence[OrderFacts], today: date, policy: ReturnsPo
     return delivered[0] if delivered else None
 
 
-def _policy_text(table: dict[str, str], language: str) -> str:
-    return pick(table, language) if language in table else table["en"]
-
-
 def asks_about_refund(text: str | None) -> bool:
     """Whether her message asks about the refund ("how do I get a refund?", "quand serai-je
     remboursée ?", "il rimborso").
@@ -152,31 +147,29 @@ def returns_answer(policy: ReturnsPolicy | None, order: OrderFacts | None, *, to
     ask = button_title(_NAMED_BUTTON[language].format(name=advisor), words["arrange"]) \
         if advisor else words["arrange"]
     if policy is None:
-        return ReturnsAnswer(words["none"].format(advisor=who), ({"title": ask, "payload": "/talk_to_advisor"},),
-                             order)
+        return ReturnsAnswer(words["none"].format(advisor=who), ({"title": ask, "payload": "/talk_to_advisor"},))
     facts = {
         "days": policy.days, "refund_days": policy.refund_days, "advisor": who,
-        "condition": _policy_text(dict(policy.condition), language),
-        "where": _policy_text(dict(policy.where), language),
+        "condition": pick(policy.condition, language), "where": pick(policy.where, language),
     }
-    excluded = " " + _policy_text(dict(policy.excluded), language)
+    excluded = " " + pick(policy.excluded, language)
     refund = words["refund"].format(**facts)
     if order is None:
         if about_refund:
-            return ReturnsAnswer(refund + words["refund_general"].format(**facts), (arrange, visit), None)
-        return ReturnsAnswer(words["general"].format(**facts) + excluded, (arrange, visit), None)
+            return ReturnsAnswer(refund + words["refund_general"].format(**facts), (arrange, visit))
+        return ReturnsAnswer(words["general"].format(**facts) + excluded, (arrange, visit))
     subject = order_subject(order, language)
     facts["subject"] = subject
     if order.status in ("returned", "cancelled"):
-        return ReturnsAnswer(words[order.status].format(**facts), (), order)
+        return ReturnsAnswer(words[order.status].format(**facts), ())
     if order.status != "delivered" or order.delivered_at is None:
         lower = subject[:1].lower() + subject[1:]
         coming = words["coming"].format(subject_lower=lower, **facts)
-        return ReturnsAnswer((refund + " " + coming) if about_refund else coming + excluded, (), order)
+        return ReturnsAnswer((refund + " " + coming) if about_refund else coming + excluded, ())
     delivered = order.delivered_at.date()
     last = return_deadline(delivered, policy)
     facts.update(delivered=say_day(delivered, language), last=say_day(last, language))
     if today > last:
-        return ReturnsAnswer(words["past"].format(**facts), ({"title": ask, "payload": "/talk_to_advisor"},), order)
+        return ReturnsAnswer(words["past"].format(**facts), ({"title": ask, "payload": "/talk_to_advisor"},))
     within = words["within"].format(**facts)
-    return ReturnsAnswer(within + " " + refund if about_refund else within + excluded, (arrange, visit), order)
+    return ReturnsAnswer(within + " " + refund if about_refund else within + excluded, (arrange, visit))
