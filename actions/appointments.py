@@ -30,6 +30,7 @@ from salon.conversation.appointments import (
     find_boutique,
     find_service,
     names_a_place,
+    noted_moment,
     parse_party_size,
     slot_offer,
 )
@@ -367,6 +368,22 @@ class ValidateAppointmentForm(FormValidationAction):
         return {"appointment_confirmed": True, "appointment_id": appointment.id}
 
 
+async def moment_noted(tracker: Tracker) -> str:
+    """The moment her last message gave while the form asked something else, said back
+    ("Very well, Saturday 12 December at 15:00. "), so she knows it was kept; "" when her
+    message gave none or the form did not keep it (its validation then said why).
+    Read in the chosen boutique's time zone, else in the first boutique's: the words she
+    wrote name the same wall-clock day and hour in any of them.
+    """
+    words = tracker.get_slot("date_time")
+    given = any(entity.get("entity") == "date_time" for entity in tracker.latest_message.get("entities") or [])
+    if not words or not given:
+        return ""
+    shop = await _shop(tracker) or next(iter((await backends.bookings().boutiques()).values()), None)
+    window = _window(words, shop) if shop is not None else None
+    return noted_moment(window, _language(tracker)) if window is not None else ""
+
+
 class ActionAskBoutique(AskedAloneAgain):
     """Which boutique, with its buttons; asked again, the question alone (its validation has
     just named the boutiques).
@@ -374,6 +391,9 @@ class ActionAskBoutique(AskedAloneAgain):
 
     slot = "boutique"
     again_response = "utter_ask_boutique_again"
+
+    async def noted(self, tracker: Tracker) -> str:
+        return await moment_noted(tracker)
 
     def name(self) -> str:
         return "action_ask_boutique"
@@ -386,6 +406,9 @@ class ActionAskService(AskedAloneAgain):
 
     slot = "service"
     again_response = "utter_ask_service_again"
+
+    async def noted(self, tracker: Tracker) -> str:
+        return await moment_noted(tracker)
 
     def name(self) -> str:
         return "action_ask_service"

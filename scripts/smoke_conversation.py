@@ -66,6 +66,10 @@ def conversations(now: datetime) -> list[list[tuple[str, str]]]:
         # are, then its question asked again, alone (without its "With pleasure.").
         [("I would like to book an appointment", "Which boutique would suit you?"),
          ("Rome", "Our boutiques are in Paris, London and Milan. / Which boutique would suit you? [")],
+        # The moment given while the service was asked: said back, then the question again.
+        [("I would like to book an appointment in Paris", "What shall we prepare"),
+         (f"{visit_day(now)} at 3pm", f"Very well, {visit_day(now).capitalize()} "),
+         ("a fitting", "[/inform{")],
         [("where is my order?", "order number"), ("SOL-104233", "order SOL-104233")],
         [("where is my order?", "order number"), ("thank you", "With pleasure")],
         # A question on paying is her advisor's to answer: no "with pleasure" that reads as a yes.

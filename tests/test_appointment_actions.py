@@ -732,6 +732,34 @@ async def test_an_answer_to_another_question_is_kept_and_the_question_asked_agai
                                "piece for repair.", [])]
 
 
+@pytest.mark.parametrize(("slots", "action", "language", "noted"), [
+    ({"boutique": "paris", "requested_slot": "service"}, "service", "en", "Very well, {day} at 15:00. "),
+    ({"boutique": "paris", "requested_slot": "service", "language": "fr"}, "service", "fr",
+     "Très bien, le {day} à 15 h. "),
+    ({"requested_slot": "boutique", "language": "it"}, "boutique", "it", "Molto bene, {day} alle 15:00. "),
+])
+async def test_a_moment_given_before_it_was_asked_is_said_back_before_the_question(
+        maison: str, slots: dict[str, Any], action: str, language: str, noted: str) -> None:
+    """"Saturday at 3pm" when the service (or the boutique) was asked: the form keeps the
+    moment and asks its question again, after saying the moment back, so she knows it was
+    heard; a message that gave no moment gets the question alone."""
+    from actions.appointments import ActionAskBoutique, ActionAskService
+    from salon.conversation.phrasing import say_day
+
+    friday = ahead(FRIDAY, PARIS)
+    words = f"{friday.day}/{friday.month}/{friday.year} at 3pm"
+    ask = ActionAskService() if action == "service" else ActionAskBoutique()
+    dispatcher = CollectingDispatcher()
+    await ask.run(dispatcher, tracker({**slots, "date_time": words}, text=words,
+                                      entities=[{"entity": "date_time", "value": words}]), {})
+    [message] = dispatcher.messages
+    assert message["response"] == f"utter_ask_{action}_again"
+    assert message["noted"] == noted.format(day=say_day(friday, language))
+    dispatcher = CollectingDispatcher()
+    await ask.run(dispatcher, tracker({**slots, "date_time": words}, text="what do you mean?"), {})
+    assert [(m["response"], m["noted"]) for m in dispatcher.messages] == [(f"utter_ask_{action}_again", "")]
+
+
 @pytest.mark.parametrize(("words", "intent"), [
     ("Rome", "boutique_info"), ("Rome", "affirm"), ("à Lyon", "boutique_info"), ("New York please", "affirm")])
 async def test_a_place_read_as_a_boutique_question_is_her_answer_when_the_boutique_is_asked(

@@ -214,3 +214,26 @@ def test_a_piece_she_names_is_said_back_without_her_article(said: str, kept: str
     from salon.conversation.phrasing import bare_name
 
     assert bare_name(said) == kept
+
+
+@pytest.mark.parametrize(("text", "language", "said"), [
+    ("saturday at 3pm", "en", "Very well, Saturday 12 December at 15:00. "),
+    ("samedi à 15h30", "fr", "Très bien, le samedi 12 décembre à 15 h 30. "),
+    ("sabato alle 15", "it", "Molto bene, sabato 12 dicembre alle 15:00. "),
+    ("saturday afternoon", "en", "Very well, Saturday 12 December. "),
+    ("samedi", "fr", "Très bien, le samedi 12 décembre. "),
+    ("next week", "en", "Very well. "),
+    ("ce week-end", "fr", "Très bien. "),
+])
+def test_a_moment_said_back_names_its_day_and_hour_as_she_meant_them(text: str, language: str,
+                                                                      said: str) -> None:
+    """The moment she gave before it was asked, said back in her language: the exact
+    time with its day, a day (or part of one) as its day, a span of days as a plain
+    acknowledgement; the wall-clock she wrote, in the boutique's zone."""
+    from salon.conversation.appointments import noted_moment
+    from salon.conversation.when import parse_when
+
+    wednesday = datetime(2026, 12, 9, 10, 0, tzinfo=ZoneInfo("Europe/Paris"))
+    window = parse_when(text, wednesday, "Europe/London")
+    assert window is not None
+    assert noted_moment(window, language) == said

@@ -26,6 +26,7 @@ __all__ = [
     "choose_slots",
     "find_boutique",
     "find_service",
+    "noted_moment",
     "parse_party_size",
     "slot_offer",
 ]
@@ -78,6 +79,9 @@ _WORDS: Final[dict[str, dict[str, str]]] = {
         "moved": ("Done, your appointment is now on {day} at {hour}, {shop}.{host} Your "
                   "reference is {reference}."),
         "describe": "your {service} on {day} at {hour} in {city}",
+        "noted_at": "Very well, {day} at {hour}. ",
+        "noted_day": "Very well, {day}. ",
+        "noted": "Very well. ",
     },
     "fr": {
         "no_slot": ("Notre boutique de {city} n'a plus de créneau libre dans les deux semaines à "
@@ -102,6 +106,9 @@ _WORDS: Final[dict[str, dict[str, str]]] = {
         "moved": ("C'est noté, votre rendez-vous est déplacé au {day} à {hour}, {shop}.{host} "
                   "Votre référence : {reference}."),
         "describe": "votre rendez-vous ({service}) du {day} à {hour} à {city}",
+        "noted_at": "Très bien, le {day} à {hour}. ",
+        "noted_day": "Très bien, le {day}. ",
+        "noted": "Très bien. ",
     },
     "it": {
         "no_slot": ("La nostra boutique di {city} non ha disponibilità nelle prossime due "
@@ -124,6 +131,9 @@ _WORDS: Final[dict[str, dict[str, str]]] = {
         "moved": ("Fatto: il Suo appuntamento è ora fissato per {day} alle {hour} presso "
                   "{shop}.{host} Il Suo codice di riferimento è {reference}."),
         "describe": "il Suo appuntamento ({service}) di {day} alle {hour} a {city}",
+        "noted_at": "Molto bene, {day} alle {hour}. ",
+        "noted_day": "Molto bene, {day}. ",
+        "noted": "Molto bene. ",
     },
 }
 
@@ -287,6 +297,22 @@ def confirm_question(shop: Boutique, service_label: str, start: datetime, party:
         party=_party(party, language))
     return Reply(text, [{"title": words["yes"], "payload": "/affirm"},
                         {"title": words["another"], "payload": "/deny"}])
+
+
+def noted_moment(window: TimeWindow, language: str) -> str:
+    """The moment she gave before it was asked, said back ahead of the question the form
+    asks again ("Very well, Saturday 12 December at 15:00. "): an exact time with its day,
+    a single day (or part of one) as its day, a span of days as a plain "Very well. ".
+    In the window's own time zone; ends with a space, to go before the question.
+    """
+    words = pick(_WORDS, language)
+    start = window.start
+    if window.exact:
+        return words["noted_at"].format(day=say_day(start, language), hour=say_time(start, language))
+    last = (window.end - timedelta(microseconds=1)).astimezone(start.tzinfo)
+    if last.date() == start.date():
+        return words["noted_day"].format(day=say_day(start, language))
+    return words["noted"]
 
 
 def booked(appointment: Appointment, shop: Boutique, service_label: str, advisor_name: str | None,
