@@ -58,6 +58,23 @@ def asked_which_piece(tracker: Tracker) -> str | None:
     return None
 
 
+def asked_colour(tracker: Tracker) -> tuple[str | None, str | None]:
+    """The colour her message asks for, as the NLU normalises it ("red"), and as she wrote
+    it ("rouge"): the answer says her word back, in her language, not the value. A
+    button's payload has no words of hers: the value is said then.
+    """
+    text = str(tracker.latest_message.get("text") or "")
+    for entity in tracker.latest_message.get("entities") or []:
+        value = entity.get("value")
+        if entity.get("entity") != "colour" or not isinstance(value, str) or not value:
+            continue
+        start, end = entity.get("start"), entity.get("end")
+        if isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(text):
+            return value, text[start:end]
+        return value, value
+    return None, None
+
+
 def settled(tracker: Tracker) -> list[EventType]:
     """Forgets that "Which piece?" was asked, when it was."""
     return [SlotSet(PIECE_ASKED_FOR, None)] if tracker.get_slot(PIECE_ASKED_FOR) else []
@@ -92,7 +109,7 @@ class ActionProductInquiry(Action):
             dispatcher.utter_message(response="utter_inform_without_context")
             return settled(tracker)
         text = " ".join(part for part in (named, tracker.latest_message.get("text")) if part)
-        colour = next(tracker.get_latest_entity_values("colour"), None)
+        colour, colour_said = asked_colour(tracker)
         suggested = tracker.get_slot("suggested_pieces") or []
         if named is None and suggested and points_elsewhere(tracker.latest_message.get("text")):
             # "the other one", "et l'autre ?": another of the pieces just suggested.
@@ -118,7 +135,7 @@ class ActionProductInquiry(Action):
             dispatcher.utter_message(response="utter_ask_which_piece")
             return [SlotSet(PIECE_ASKED_FOR, "care" if care else "piece")]
         language = supported(conversation_language(tracker, None))
-        dispatcher.utter_message(text=product_answer(facts, cities, colour, language))
+        dispatcher.utter_message(text=product_answer(facts, cities, colour, language, colour_said))
         return [SlotSet("product", facts.name), *settled(tracker)]
 
     async def _care(self, dispatcher: CollectingDispatcher, tracker: Tracker, named: str | None,

@@ -97,6 +97,18 @@ async def test_answer_names_the_real_colours_when_asked_for_another(catalog) -> 
 NNBSP, NBSP = "\u202f", "\u00a0"  # Babel's narrow no-break and no-break spaces
 
 
+async def test_materials_the_catalog_does_not_name_in_her_language_are_left_out(catalog) -> None:  # type: ignore[no-untyped-def]
+    """A database seeded before the materials had their names in French (the column is
+    empty): the answer gives the availability and the price, without English words."""
+    facts = await catalog.find("Aurore tote")
+    older = type(facts)(**{**facts.__dict__, "materials_by_language": {}})
+    cities = await catalog.boutique_names()
+    fr = product_answer(older, cities, language="fr")
+    assert "calfskin" not in fr and "réalisé" not in fr
+    assert f"Son prix est de 3{NNBSP}400{NBSP}€ (2{NNBSP}950{NBSP}£ à Londres)." in fr
+    assert "grained calfskin" in product_answer(older, cities, language="en")
+
+
 async def test_answers_in_french_and_italian_with_the_locales_prices(catalog) -> None:  # type: ignore[no-untyped-def]
     facts = await catalog.find("Aurore tote")
     cities = await catalog.boutique_names()
@@ -109,7 +121,9 @@ async def test_answers_in_french_and_italian_with_the_locales_prices(catalog) ->
     assert it.startswith("Il modello Aurore tote in Tan è disponibile a Parigi; a Londra ne resta un solo "
                          "pezzo.")
     assert f"; il prezzo è di 3.400{NBSP}€ (2.950{NBSP}£ a Londra)." in it
-    assert "È realizzato in grained calfskin" in it
+    # The materials in her language (data/maison/materials.yml), never in English.
+    assert "È realizzato in vitello martellato e fodera in pelle d'agnello;" in it
+    assert "Il est réalisé en veau grainé et doublure en agneau, au prix" in fr
     assert it.endswith("Desidera che un consulente ne metta da parte uno per Lei?")
     other = product_answer(facts, cities, colour="green", language="it")
     assert other.startswith("Il modello Aurore tote è proposto in Noir, Tan e Bleu Nuit, ma non in green.")
@@ -223,6 +237,34 @@ async def test_a_follow_up_question_keeps_the_piece_just_discussed(  # type: ign
         dispatcher, _tracker(text, entities, {"language": language, "product": "Céleste saddle bag"}), {})
     assert dispatcher.messages[0]["text"].startswith(start), dispatcher.messages[0]["text"]
     assert events == [{"event": "slot", "timestamp": None, "name": "product", "value": "Céleste saddle bag"}]
+    backends.reset()
+
+
+@pytest.mark.parametrize(("text", "colour", "language", "said"), [
+    ("avez-vous le sac Aurore en rouge ?", "red", "fr",
+     "Le modèle Aurore tote existe en Noir, Tan et Bleu Nuit, mais pas en rouge."),
+    ("e in verde scuro?", "green", "it", "Il modello Aurore tote è proposto in Noir, Tan e Bleu Nuit, ma non in verde scuro."),
+    ("do you have the Aurore tote in red?", "red", "en", "The Aurore tote is made in Noir, Tan and Bleu Nuit, not in red."),
+    ('/inform{"colour": "red"}', "red", "en", "The Aurore tote is made in Noir, Tan and Bleu Nuit, not in red."),
+])
+async def test_a_colour_the_piece_is_not_made_in_is_said_back_in_her_words(  # type: ignore[no-untyped-def]
+        sqlite_url: str, monkeypatch, text: str, colour: str, language: str, said: str) -> None:
+    """The NLU normalises "rouge" to red: the answer says "rouge", as she wrote it, never
+    the value in English inside a French sentence; a button's value is said as it is."""
+    from actions import backends
+    from actions.products import ActionProductInquiry
+
+    seed_maison(sqlite_url)
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    backends.reset()
+    word = next((w for w in ("rouge", "verde scuro", "red") if w in text and not text.startswith("/")), None)
+    entity: dict[str, Any] = {"entity": "colour", "value": colour}
+    if word is not None:
+        entity.update(start=text.index(word), end=text.index(word) + len(word))
+    dispatcher = CollectingDispatcher()
+    await ActionProductInquiry().run(
+        dispatcher, _tracker(text, [entity], {"language": language, "product": "Aurore tote"}), {})
+    assert dispatcher.messages[0]["text"].startswith(said), dispatcher.messages[0]["text"]
     backends.reset()
 
 

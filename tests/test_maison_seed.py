@@ -278,6 +278,18 @@ def test_events_and_bookings(maison: MaisonData) -> None:
             r"products\.yml: products\[\d+\] \(JW-003\): field 'plural' must be",
         ),
         (
+            "materials.yml",
+            "  linen: {fr: lin, it: lino}\n",
+            "",
+            r"products\.yml: products\[\d+\] \(RW-002\): materials\.yml names no material 'linen'",
+        ),
+        (
+            "materials.yml",
+            "  linen: {fr: lin, it: lino}\n",
+            "  linen: {fr: lin}\n",
+            r"materials\.yml: materials: linen: needs a 'it' name",
+        ),
+        (
             "orders.yml",
             'created_at: "2026-11-19T20:14:00+01:00"',
             'created_at: "2026-11-19T20:14:00"',
@@ -323,6 +335,17 @@ def test_malformed_yaml_names_the_file(data_copy: Path) -> None:
         handle.write("\n  - id: broken\n    title: {en: [unclosed\n")
     with pytest.raises(SeedDataError, match=r"^events\.yml: line \d+, column \d+: invalid YAML"):
         load_maison(data_copy)
+
+
+def test_the_materials_are_named_in_each_language_of_the_maison(data_copy: Path) -> None:
+    """Every material of the catalog has its French and Italian name (products.yml names
+    them in English); without materials.yml the products keep their English ones alone."""
+    coat = load_maison(data_copy).products["RW-004"]
+    assert coat.materials == ["cotton gabardine", "calfskin trims", "wool collar"]
+    assert coat.materials_by_language == {"fr": ["gabardine de coton", "finitions en veau", "col en laine"],
+                                          "it": ["gabardine di cotone", "finiture in vitello", "collo in lana"]}
+    (data_copy / "materials.yml").unlink()
+    assert load_maison(data_copy).products["RW-004"].materials_by_language == {}
 
 
 def test_missing_file_names_the_file(data_copy: Path) -> None:

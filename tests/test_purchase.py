@@ -98,7 +98,10 @@ async def test_asked_whether_she_may_pay_so_the_answer_is_not_a_yes(
 
 def test_a_question_whether_is_told_from_a_question_how() -> None:
     assert all(asks_whether(w) for w in ("Do you accept Amex", "est-ce que l'on peut payer en boutique",
-                                         "è possibile pagare a rate?", "could we pay on delivery"))
+                                         "è possibile pagare a rate?", "could we pay on delivery",
+                                         "do you ship to Switzerland?", "livrez-vous en Suisse ?",
+                                         "vous expédiez aux États-Unis ?", "spedite in Svizzera?",
+                                         "potete spedirmela a Lugano?", "can you send it to Geneva?"))
     assert not any(asks_whether(w) for w in ("I'll take it. How do I pay?", "la prendo, come pago?",
                                              "perfect, I'll take it", "je voudrais acheter la bague Halo"))
 

@@ -416,15 +416,20 @@ PURCHASE_QUESTION: Final[dict[str, str]] = {
 advisor answers it, and "With pleasure, we will arrange it" would read as a yes."""
 
 _WHETHER = re.compile(
-    r"\b(?:(?:can|could|may) (?:i|we)|do you (?:accept|take)|is it possible|"
+    r"\b(?:(?:can|could|may) (?:i|we)|do you (?:accept|take|ship|deliver|send)|"
+    r"(?:can|could) you (?:ship|deliver|send)|is it possible|"
     r"puis je|peut on|est ce que (?:je|l on|on) (?:peux|peut)|je peux|acceptez vous|"
-    r"vous acceptez|est il possible|posso|possiamo|si puo|accettate|e possibile)\b")
+    r"vous acceptez|(?:livrez|expediez|envoyez) vous|vous (?:livrez|expediez|envoyez)|"
+    r"pouvez vous (?:livrer|expedier|envoyer|me l envoyer)|est il possible|"
+    r"posso|possiamo|si puo|accettate|spedite|consegnate|"
+    r"potete (?:spedire|consegnare|inviare|spedirmel\w*|inviarmel\w*)|e possibile)\b")
 
 
 def asks_whether(words: str) -> bool:
     """Whether a message asks if something can be done ("Can I pay by bank transfer?",
-    "je la prends, puis-je payer en trois fois ?", "posso pagare con bonifico?"), rather than
-    how ("How do I pay?", "come pago?"): a yes or no that only a person may give.
+    "je la prends, puis-je payer en trois fois ?", "posso pagare con bonifico?", "do you
+    ship to Switzerland?"), rather than how ("How do I pay?", "come pago?"): a yes or no
+    that only a person may give.
     """
     return bool(_WHETHER.search(fold(words)))
 

@@ -44,6 +44,8 @@ _WORDS: Final[dict[str, dict[str, str]]] = {
         "other_colours_plural": ("The {name} are made in {colours}, not in {colour}. Would one of "
                                  "these tempt you?"),
         "facts_plural": "{availability} They are made of {materials}, at {price}. {follow_up}",
+        "facts_no_materials": "{availability} It is priced at {price}. {follow_up}",
+        "facts_no_materials_plural": "{availability} They are priced at {price}. {follow_up}",
         "set_aside_plural": "Shall I ask a client advisor to set them aside for you?",
         "tell_me_plural": "Would you like me to let you know as soon as they return?",
     },
@@ -59,6 +61,7 @@ _WORDS: Final[dict[str, dict[str, str]]] = {
         "other_colours": ("Le modèle {name} existe en {colours}, mais pas en {colour}. L'un de "
                           "ces coloris vous tenterait-il ?"),
         "facts": "{availability} Il est réalisé en {materials}, au prix de {price}. {follow_up}",
+        "facts_no_materials": "{availability} Son prix est de {price}. {follow_up}",
         "set_aside": "Souhaitez-vous qu'un conseiller vous en réserve un ?",
         "tell_me": "Souhaitez-vous que je vous prévienne dès son retour ?",
         "boutique": "boutique {cities}", "boutiques": "boutiques {cities}",
@@ -76,6 +79,7 @@ _WORDS: Final[dict[str, dict[str, str]]] = {
         "other_colours": ("Il modello {name} è proposto in {colours}, ma non in {colour}. Uno di "
                           "questi colori potrebbe piacerLe?"),
         "facts": "{availability} È realizzato in {materials}; il prezzo è di {price}. {follow_up}",
+        "facts_no_materials": "{availability} Il prezzo è di {price}. {follow_up}",
         "set_aside": "Desidera che un consulente ne metta da parte uno per Lei?",
         "tell_me": "Desidera che La avvisi non appena tornerà disponibile?",
         "boutique": "boutique {cities}", "boutiques": "boutique {cities}",
@@ -152,18 +156,21 @@ def availability_sentence(
 
 def product_answer(
     facts: ProductFacts, cities: Mapping[str, str], colour: str | None = None,
-    language: str = "en",
+    language: str = "en", colour_said: str | None = None,
 ) -> str:
-    """A short answer about one product: availability, what it is made of, its price."""
+    """A short answer about one product: availability, what it is made of, its price.
+    ``colour`` is the colour asked for as the NLU normalises it ("red"); ``colour_said``
+    the words she wrote for it ("rouge"), said back when the piece is not made in it.
+    """
     language = supported(language)
     words = _WORDS[language]
     if colour and not facts.colours_matching(colour):
         return _said(words, "other_colours", facts).format(
-            name=facts.name, colour=colour, colours=_join(list(facts.colours), language))
-    materials = _join(list(facts.materials[:2]), language)
+            name=facts.name, colour=colour_said or colour, colours=_join(list(facts.colours), language))
+    materials = _join(list(facts.materials_in(language)[:2]), language)
     availability = availability_sentence(facts, cities, colour, language)
     units = facts.units_by_boutique(colour=colour)
     follow_up = _said(words, "set_aside" if any(count > 0 for count in units.values()) else "tell_me",
                       facts)
-    return _said(words, "facts", facts).format(availability=availability, materials=materials,
-                                               price=_price(facts, language), follow_up=follow_up)
+    return _said(words, "facts" if materials else "facts_no_materials", facts).format(
+        availability=availability, materials=materials, price=_price(facts, language), follow_up=follow_up)

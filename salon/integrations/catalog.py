@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -92,6 +92,19 @@ class ProductFacts:
     """The English name is plural ("Perle earrings"): answers agree with it."""
     care_by_language: Mapping[str, str] = field(default_factory=dict)
     """The care notes by language, where the catalog has them (``care`` is English)."""
+
+    materials_by_language: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    """The materials as named in the maison's other languages, in the order of
+    ``materials`` (English)."""
+
+    def materials_in(self, language: str) -> tuple[str, ...]:
+        """The materials as an advisor names them in ``language``; none when the catalog
+        does not name them in it (an English word inside a French sentence would not do).
+        """
+        if language == "en":
+            return self.materials
+        named = self.materials_by_language.get(language) or ()
+        return tuple(named) if len(named) == len(self.materials) else ()
 
     def care_in(self, language: str) -> str | None:
         """The care notes in ``language``; None when the catalog has none in it."""
@@ -238,4 +251,6 @@ def _facts(row: Mapping[str, Any], stock_rows: Iterable[Any]) -> ProductFacts:
         ),
         plural=bool(row.get("plural")),
         care_by_language=dict(row.get("care_by_language") or {}),
+        materials_by_language={language: tuple(names) for language, names
+                               in (row.get("materials_by_language") or {}).items()},
     )

@@ -207,6 +207,9 @@ products = Table(
     Column("plural", Boolean),
     # The care notes by language ({"en": …, "fr": …, "it": …}); "care" is the English one.
     Column("care_by_language", JSON),
+    # The materials in the maison's other languages ({"fr": […], "it": […]}, in the order
+    # of "materials", which are English); NULL in an older database: none.
+    Column("materials_by_language", JSON),
     CheckConstraint(_one_of("category", CATEGORIES), name="category"),
     CheckConstraint("price_eur_minor > 0 AND price_gbp_minor > 0", name="prices_positive"),
 )

@@ -163,6 +163,9 @@ class Product:
     plural: bool = False
     """The English name is plural ("Perle earrings"): answers agree with it."""
     care_by_language: dict[str, str] = field(default_factory=dict)
+    materials_by_language: dict[str, list[str]] = field(default_factory=dict)
+    """The materials as named in each other language (``materials.yml``), in the order of
+    ``materials``; English is ``materials`` itself."""
     """The care notes by language ("en" is :attr:`care`)."""
 
     def variant(self, colour: str, size: str) -> Variant | None:
@@ -423,6 +426,16 @@ class _Item:
             self.fail(f"field {key!r} has unknown language(s) {', '.join(map(str, unknown))}")
         return {lang: " ".join(str(text).split()) for lang, text in value.items()}
 
+    def localised_names(self, required: Sequence[str]) -> dict[str, str]:
+        """This mapping as one short name per language, each of ``required`` present."""
+        for language in required:
+            if not isinstance(self.raw.get(language), str) or not self.raw[language].strip():
+                self.fail(f"needs a {language!r} name")
+        unknown = sorted(set(map(str, self.raw)) - set(schema.LANGUAGES))
+        if unknown:
+            self.fail(f"unknown language(s) {', '.join(unknown)}")
+        return {str(language): " ".join(str(name).split()) for language, name in self.raw.items()}
+
     def instant(self, key: str, default: Any = ...) -> Any:
         value = self.raw.get(key)
         if value is None:
@@ -680,7 +693,26 @@ def _load_advisors(data_dir: Path, boutiques: dict[str, Boutique]) -> dict[str, 
     return advisors
 
 
-def _load_products(data_dir: Path, boutiques: dict[str, Boutique]) -> dict[str, Product]:
+def _load_material_names(data_dir: Path, languages: Sequence[str]) -> dict[str, dict[str, str]] | None:
+    """``materials.yml``: each material of the catalog as named in the maison's languages
+    other than English (None when the file is absent).
+    """
+    file = "materials.yml"
+    raw = _read(data_dir, file, "materials", optional=True)
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise SeedDataError(file, "materials", "expected a mapping of material → names by language")
+    others = [language for language in languages if language != "en"]
+    names: dict[str, dict[str, str]] = {}
+    for material, by_language in raw.items():
+        item = _Item(file, f"materials: {material}", by_language)
+        names[str(material)] = item.localised_names(others)
+    return names
+
+
+def _load_products(data_dir: Path, boutiques: dict[str, Boutique],
+                   material_names: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, Product]:
     file = "products.yml"
     products: dict[str, Product] = {}
     skus: set[str] = set()
@@ -742,12 +774,21 @@ def _load_products(data_dir: Path, boutiques: dict[str, Boutique]) -> dict[str, 
         care_by_language = (item.localised("care", ("en",)) if isinstance(item.raw.get("care"), dict)
                             else {"en": " ".join(item.text("care").split())})
         care = care_by_language["en"]
+        materials = item.strings("materials")
+        materials_by_language: dict[str, list[str]] = {}
+        if material_names is not None:
+            unnamed = [material for material in materials if material not in material_names]
+            if unnamed:
+                item.fail(f"materials.yml names no material {', '.join(map(repr, unnamed))}")
+            languages = sorted({language for material in materials for language in material_names[material]})
+            materials_by_language = {language: [material_names[m][language] for m in materials]
+                                     for language in languages}
         products[product_id] = Product(
             id=product_id,
             name=item.text("name"),
             category=category,
             description=" ".join(item.text("description").split()),
-            materials=item.strings("materials"),
+            materials=materials,
             colours=colours,
             sizes=sizes,
             price_eur=price.integer("eur", minimum=1),
@@ -762,6 +803,7 @@ def _load_products(data_dir: Path, boutiques: dict[str, Boutique]) -> dict[str, 
             variants=variants,
             plural=item.get("plural", bool, False),
             care_by_language=care_by_language,
+            materials_by_language=materials_by_language,
         )
     return products
 
@@ -1214,7 +1256,7 @@ def load_maison(data_dir: Path, *, today: date | None = None) -> MaisonData:
     token = _DATING.set(dating)
     try:
         advisors = _load_advisors(data_dir, boutiques)
-        products = _load_products(data_dir, boutiques)
+        products = _load_products(data_dir, boutiques, _load_material_names(data_dir, house.languages))
         clients = _load_clients(data_dir, boutiques, advisors, products)
         orders = _load_orders(data_dir, clients, products)
         events = _load_events(data_dir, boutiques, clients)
@@ -1326,6 +1368,7 @@ def _add_product_rows(data: MaisonData, rows: _Rows) -> None:
                 "atelier": p.provenance["atelier"], "origin_country": p.provenance["country"],
                 "craft": p.provenance["craft"], "made_to_order": p.made_to_order,
                 "plural": p.plural, "care_by_language": p.care_by_language,
+                "materials_by_language": p.materials_by_language or None,
             }
         )  # fmt: skip
         for v in p.variants:

@@ -19,7 +19,8 @@ Every sentence exists in English, French and Italian (:data:`PHRASES`), in the m
 register: "vous" in French, "Lei" in Italian. The pieces keep their catalog names; in
 French and Italian they are "le modèle …" / "il modello …", the way an advisor speaks of
 a house model, and a material is said in the client's language when
-:data:`MATERIAL_NAMES` knows it (otherwise only the price is given).
+the catalog names it in that language (``data/maison/materials.yml``; otherwise only the
+price is given).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from salon.llm.constraints import Budget, Fit
 from salon.llm.context import ClientContext
 from salon.llm.retrieval import Ranked
 
-__all__ = ["MATERIAL_NAMES", "NOTHING_FITS", "PHRASES", "NothingFits", "Phrases", "advisor_offer", "availability",
+__all__ = ["NOTHING_FITS", "PHRASES", "NothingFits", "Phrases", "advisor_offer", "availability",
            "money", "nothing_fits_answer", "offline_answer", "safe_answer", "salutation"]
 
 _NNBSP = "\u202f"
@@ -164,35 +165,6 @@ PHRASES: Final[Mapping[str, Phrases]] = {
 }
 """The offline responder's sentences, by language."""
 
-MATERIAL_NAMES: Final[Mapping[str, Mapping[str, str]]] = {
-    "fr": {
-        "grained calfskin": "veau grainé", "box calfskin": "veau box", "lambskin": "agneau",
-        "pebbled calfskin": "veau grené", "smooth calfskin": "veau lisse",
-        "coated cotton canvas": "toile de coton enduite", "double-faced cashmere": "cachemire double face",
-        "linen": "lin", "Super 120s wool": "laine Super 120s", "cotton gabardine": "gabardine de coton",
-        "silk twill": "twill de soie", "silk crêpe de Chine": "crêpe de Chine de soie",
-        "twelve-ply cashmere": "cachemire douze fils", "silk satin": "satin de soie",
-        "silk and viscose velvet": "velours de soie et viscose", "18k gold": "or 18 carats",
-        "platinum": "platine", "18k yellow gold": "or jaune 18 carats", "18k white gold": "or blanc 18 carats",
-        "18k rose gold": "or rose 18 carats", "stainless steel": "acier inoxydable",
-        "eau de parfum": "eau de parfum", "extrait de parfum": "extrait de parfum",
-        "eau de toilette": "eau de toilette",
-    },
-    "it": {
-        "grained calfskin": "vitello martellato", "box calfskin": "vitello box", "lambskin": "pelle d'agnello",
-        "pebbled calfskin": "vitello bottalato", "smooth calfskin": "vitello liscio",
-        "coated cotton canvas": "tela di cotone spalmata", "double-faced cashmere": "cashmere double face",
-        "linen": "lino", "Super 120s wool": "lana Super 120s", "cotton gabardine": "gabardine di cotone",
-        "silk twill": "twill di seta", "silk crêpe de Chine": "crêpe de Chine di seta",
-        "twelve-ply cashmere": "cashmere a dodici fili", "silk satin": "raso di seta",
-        "silk and viscose velvet": "velluto di seta e viscosa", "18k gold": "oro 18 carati",
-        "platinum": "platino", "18k yellow gold": "oro giallo 18 carati", "18k white gold": "oro bianco 18 carati",
-        "18k rose gold": "oro rosa 18 carati", "stainless steel": "acciaio inossidabile",
-        "eau de parfum": "eau de parfum", "extrait de parfum": "extrait de parfum",
-        "eau de toilette": "eau de toilette",
-    },
-}
-"""The catalog's (English) materials as an advisor says them in French and Italian."""
 
 
 def _phrases(language: str | None) -> Phrases:
@@ -229,12 +201,8 @@ def _price(product: ProductFacts, client: ClientContext, language: str, currency
 
 
 def _material(product: ProductFacts, language: str) -> str:
-    if not product.materials:
-        return ""
-    first = product.materials[0]
-    if language == "en":
-        return first
-    return MATERIAL_NAMES.get(language, {}).get(first, "")
+    named = product.materials_in(supported(language))
+    return named[0] if named else ""
 
 
 def _piece(product: ProductFacts, client: ClientContext, language: str, currency: str | None = None) -> str:
