@@ -80,6 +80,11 @@ def conversations(now: datetime) -> list[list[tuple[str, str]]]:
          ("how do I get a refund?", "within 14 days of the piece arriving with us. A piece may come back "
           "within 30 days of reaching you, unworn, with its labels and in its packaging. "
           "[/talk_to_advisor] [/book_appointment]")],
+        # Shipping abroad: her advisor answers, not the order form.
+        [("do you ship to Switzerland?", "Let me pass your question on.")],
+        # In her language and her words: the materials in French, the colour as she wrote it.
+        [("le manteau Riviera est-il disponible ?", "réalisé en cachemire double face"),
+         ("et en rouge ?", "mais pas en rouge")],
         [("what are your opening hours in London?", "Our London boutique is open Monday to Saturday")],
         [("are there any events coming up?", "by personal invitation")],
         [("can you recommend something to wear to a summer wedding?",
