@@ -80,6 +80,9 @@ def conversations(now: datetime) -> list[list[tuple[str, str]]]:
          ("how do I get a refund?", "within 14 days of the piece arriving with us. A piece may come back "
           "within 30 days of reaching you, unworn, with its labels and in its packaging. "
           "[/talk_to_advisor] [/book_appointment]")],
+        # A size: the availability in it, or the sizes the piece is made in.
+        [("is the Riviera coat available in size 40?", "The Riviera cashmere coat in size 40 is available"),
+         ("and in 48?", "is made in sizes 34, 36, 38, 40, 42 and 44, not in 48")],
         # Shipping abroad: her advisor answers, not the order form.
         [("do you ship to Switzerland?", "Let me pass your question on.")],
         # In her language and her words: the materials in French, the colour as she wrote it.

@@ -97,6 +97,30 @@ async def test_answer_names_the_real_colours_when_asked_for_another(catalog) -> 
 NNBSP, NBSP = "\u202f", "\u00a0"  # Babel's narrow no-break and no-break spaces
 
 
+@pytest.mark.parametrize(("piece", "kwargs", "start"), [
+    ("Riviera cashmere coat", {"size": "40"},
+     "The Riviera cashmere coat in size 40 is available in Paris and down to its last piece in London and Milan."),
+    ("Riviera cashmere coat", {"size": "48"},
+     "The Riviera cashmere coat is made in sizes 34, 36, 38, 40, 42 and 44, not in 48. Would one of these suit you?"),
+    # Made in grey and in 42, never in grey in 42: its sizes in grey, not "back soon".
+    ("Riviera cashmere coat", {"size": "42", "colour": "grey"},
+     "The Riviera cashmere coat in Gris Chiné is made in sizes 36, 38, 40 and 44, not in 42."),
+    ("Riviera cashmere coat", {"size": "40", "colour": "tan", "language": "fr"},
+     "Le modèle Riviera cashmere coat en Camel, taille 40, est disponible à Milan et à Paris, où il n'en reste "
+     "qu'une pièce."),
+    ("Riviera cashmere coat", {"size": "48", "language": "it"},
+     "Il modello Riviera cashmere coat è proposto nelle taglie 34, 36, 38, 40, 42 e 44, ma non nella 48."),
+    ("Eau de Solenne", {"size": "50", "language": "fr"}, "Le modèle Eau de Solenne en 50 ml est disponible"),
+    # A piece in one size: the size she names changes nothing.
+    ("Aurore tote", {"size": "40"}, "The Aurore tote is available in London, Milan and Paris."),
+])
+async def test_a_size_asked_for_is_answered_in_that_size_or_with_the_sizes_made(  # type: ignore[no-untyped-def]
+        catalog, piece: str, kwargs: dict[str, str], start: str) -> None:
+    facts = await catalog.find(piece)
+    answer = product_answer(facts, await catalog.boutique_names(), **kwargs)
+    assert answer.startswith(start), answer
+
+
 async def test_materials_the_catalog_does_not_name_in_her_language_are_left_out(catalog) -> None:  # type: ignore[no-untyped-def]
     """A database seeded before the materials had their names in French (the column is
     empty): the answer gives the availability and the price, without English words."""

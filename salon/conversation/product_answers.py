@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 from typing import Final
 
 from salon.conversation.phrasing import pick, say_city, say_list, say_price, supported
-from salon.integrations.catalog import ProductFacts
+from salon.integrations.catalog import ProductFacts, colour_matches, fold
 
-__all__ = ["availability_sentence", "piece_words", "product_answer",
+__all__ = ["availability_sentence", "piece_words", "product_answer", "size_made",
            "where_in_stock"]
 
 #: The words of this module, by language.
@@ -23,6 +23,7 @@ _WORDS: Final[dict[str, dict[str, str]]] = {
     "en": {
         "and": "and", "at": "in ", "of": "",
         "subject": "The {name}", "in_colour": " in {colours}", "size": ", size {size}",
+        "in_size": " in size {size}", "in_measure": " in {size}",
         "price": "{eur} ({gbp} in {london})",
         "nowhere_all": "{subject} is not available in our three boutiques at the moment.",
         "nowhere": "{subject} is not available in our boutiques at the moment.",
@@ -31,6 +32,8 @@ _WORDS: Final[dict[str, dict[str, str]]] = {
         "both": "{subject} is available {plenty} and down to its last piece {last}.",
         "other_colours": ("The {name} is made in {colours}, not in {colour}. Would one of these "
                           "tempt you?"),
+        "other_sizes": ("The {name} is made in sizes {sizes}, not in {size}. Would one of these "
+                        "suit you?"),
         "facts": "{availability} It is made of {materials}, at {price}. {follow_up}",
         "set_aside": "Shall I ask a client advisor to set one aside for you?",
         "tell_me": "Would you like me to let you know as soon as it returns?",
@@ -43,6 +46,8 @@ _WORDS: Final[dict[str, dict[str, str]]] = {
         "both_plural": "{subject} are available {plenty} and down to their last piece {last}.",
         "other_colours_plural": ("The {name} are made in {colours}, not in {colour}. Would one of "
                                  "these tempt you?"),
+        "other_sizes_plural": ("The {name} are made in sizes {sizes}, not in {size}. Would one of "
+                               "these suit you?"),
         "facts_plural": "{availability} They are made of {materials}, at {price}. {follow_up}",
         "facts_no_materials": "{availability} It is priced at {price}. {follow_up}",
         "facts_no_materials_plural": "{availability} They are priced at {price}. {follow_up}",
@@ -52,6 +57,7 @@ _WORDS: Final[dict[str, dict[str, str]]] = {
     "fr": {
         "and": "et", "at": "à ", "of": "de ",
         "subject": "Le modèle {name}", "in_colour": " en {colours}", "size": ", taille {size}",
+        "in_size": " en taille {size}", "in_measure": " en {size}",
         "price": "{eur} ({gbp} à {london})",
         "nowhere_all": "{subject} n'est disponible dans aucune de nos trois boutiques pour le moment.",
         "nowhere": "{subject} n'est disponible dans aucune de nos boutiques pour le moment.",
@@ -60,6 +66,8 @@ _WORDS: Final[dict[str, dict[str, str]]] = {
         "both": "{subject} est disponible {plenty} ; {last}, il n'en reste qu'une pièce.",
         "other_colours": ("Le modèle {name} existe en {colours}, mais pas en {colour}. L'un de "
                           "ces coloris vous tenterait-il ?"),
+        "other_sizes": ("Le modèle {name} existe en tailles {sizes}, mais pas en {size}. L'une de "
+                        "ces tailles vous conviendrait-elle ?"),
         "facts": "{availability} Il est réalisé en {materials}, au prix de {price}. {follow_up}",
         "facts_no_materials": "{availability} Son prix est de {price}. {follow_up}",
         "set_aside": "Souhaitez-vous qu'un conseiller vous en réserve un ?",
@@ -69,6 +77,7 @@ _WORDS: Final[dict[str, dict[str, str]]] = {
     "it": {
         "and": "e", "at": "a ", "of": "di ",
         "subject": "Il modello {name}", "in_colour": " in {colours}", "size": ", taglia {size}",
+        "in_size": " nella taglia {size}", "in_measure": " da {size}",
         "price": "{eur} ({gbp} a {london})",
         "nowhere_all": ("{subject} al momento non è disponibile in nessuna delle nostre tre "
                         "boutique."),
@@ -78,6 +87,8 @@ _WORDS: Final[dict[str, dict[str, str]]] = {
         "both": "{subject} è disponibile {plenty}; {last} ne resta un solo pezzo.",
         "other_colours": ("Il modello {name} è proposto in {colours}, ma non in {colour}. Uno di "
                           "questi colori potrebbe piacerLe?"),
+        "other_sizes": ("Il modello {name} è proposto nelle taglie {sizes}, ma non nella {size}. "
+                        "Una di queste taglie potrebbe andarLe bene?"),
         "facts": "{availability} È realizzato in {materials}; il prezzo è di {price}. {follow_up}",
         "facts_no_materials": "{availability} Il prezzo è di {price}. {follow_up}",
         "set_aside": "Desidera che un consulente ne metta da parte uno per Lei?",
@@ -134,16 +145,45 @@ def where_in_stock(cities: Sequence[str], language: str) -> str:
     return words["boutiques" if len(cities) > 1 else "boutique"].format(cities=said)
 
 
+def size_made(facts: ProductFacts, asked: str) -> str | None:
+    """The catalog size ``asked`` designates ("40" → "40", "50" → "50 ml", "m" → "M");
+    None when the piece is not made in it.
+    """
+    wanted = fold(asked)
+    for size in facts.sizes:
+        made = fold(size)
+        if made == wanted or (wanted.isdigit() and made.split(" ")[0] == wanted):
+            return size
+    return None
+
+
+def _size_words(size: str, language: str, *, after_colour: bool) -> str:
+    """" in size 40" / " en taille 40" / " nella taglia 40"; a measure as itself (" in 50
+    ml", " da 50 ml"); after a colour, between commas (" in Camel, size 40,").
+    """
+    words = pick(_WORDS, language)
+    measure = " " in size.strip()  # "50 ml", "38 mm"
+    if after_colour:
+        return (f", {size}," if measure else words["size"].format(size=size) + ",")
+    return words["in_measure" if measure else "in_size"].format(size=size)
+
+
+def _sized(facts: ProductFacts) -> bool:
+    """Whether the piece comes in sizes to choose from (not "one size")."""
+    return any(fold(size) != "one size" for size in facts.sizes)
+
+
 def availability_sentence(
     facts: ProductFacts, cities: Mapping[str, str], colour: str | None = None,
-    language: str = "en",
+    language: str = "en", size: str | None = None,
 ) -> str:
-    """Where the piece (in a colour, when asked) is on hand today."""
+    """Where the piece (in a colour and a catalog size, when asked) is on hand today."""
     words = pick(_WORDS, language)
-    units = facts.units_by_boutique(colour=colour)
+    units = facts.units_by_boutique(colour=colour, size=size)
     shown = _join(list(facts.colours_matching(colour)), language) if colour else ""
     subject = (words["subject"].format(name=facts.name)
-               + (words["in_colour"].format(colours=shown) if colour else ""))
+               + (words["in_colour"].format(colours=shown) if colour else "")
+               + (_size_words(size, language, after_colour=bool(colour)) if size else ""))
     in_stock = [boutique for boutique, count in sorted(units.items()) if count > 0]
     if not in_stock:
         return _said(words, "nowhere_all" if len(cities) == 3 else "nowhere", facts).format(subject=subject)
@@ -156,20 +196,37 @@ def availability_sentence(
 
 def product_answer(
     facts: ProductFacts, cities: Mapping[str, str], colour: str | None = None,
-    language: str = "en", colour_said: str | None = None,
+    language: str = "en", colour_said: str | None = None, size: str | None = None,
 ) -> str:
     """A short answer about one product: availability, what it is made of, its price.
     ``colour`` is the colour asked for as the NLU normalises it ("red"); ``colour_said``
     the words she wrote for it ("rouge"), said back when the piece is not made in it.
+    ``size``, the size she asked for ("40"): the availability in that size, or the sizes
+    the piece is made in when not in hers (a piece in one size only is not sized).
     """
     language = supported(language)
     words = _WORDS[language]
+    made = None
+    if size and _sized(facts):
+        made = size_made(facts, size)
+        if made is None:
+            return _said(words, "other_sizes", facts).format(
+                name=facts.name, size=size, sizes=_join(list(facts.sizes), language))
     if colour and not facts.colours_matching(colour):
         return _said(words, "other_colours", facts).format(
             name=facts.name, colour=colour_said or colour, colours=_join(list(facts.colours), language))
+    if made is not None and colour:
+        in_colour = [line.size for line in facts.stock if colour_matches(colour, line.colour)]
+        if made not in in_colour:
+            # Made in her size, and in her colour, but not in both: its sizes in that colour.
+            shown = _join(list(facts.colours_matching(colour)), language)
+            sizes = [size for size in facts.sizes if size in in_colour]
+            return _said(words, "other_sizes", facts).format(
+                name=facts.name + words["in_colour"].format(colours=shown), size=made,
+                sizes=_join(sizes, language))
     materials = _join(list(facts.materials_in(language)[:2]), language)
-    availability = availability_sentence(facts, cities, colour, language)
-    units = facts.units_by_boutique(colour=colour)
+    availability = availability_sentence(facts, cities, colour, language, made)
+    units = facts.units_by_boutique(colour=colour, size=made)
     follow_up = _said(words, "set_aside" if any(count > 0 for count in units.values()) else "tell_me",
                       facts)
     return _said(words, "facts" if materials else "facts_no_materials", facts).format(
