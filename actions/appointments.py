@@ -25,6 +25,7 @@ from salon.conversation.appointments import (
     ask_party_size,
     booked,
     choose_slots,
+    companions_named,
     confirm_question,
     describe,
     find_boutique,
@@ -36,7 +37,7 @@ from salon.conversation.appointments import (
 )
 from salon.conversation.language import supported
 from salon.conversation.phrasing import gender_of, pick, say_city, say_list, your_advisor
-from salon.conversation.when import TimeWindow, parse_when
+from salon.conversation.when import TimeWindow, parse_when, says_moment, with_its_day
 from salon.integrations.bookings import Appointment, BookingError, Boutique, ClientBusy, SlotTaken
 from salon.integrations.crm import ClientRecord
 
@@ -192,14 +193,43 @@ async def _label(service: str, language: str) -> str:
 def moment_words(slot_value: Any, tracker: Tracker) -> Any:
     """The whole moment the client wrote when NLU cut it in pieces ("martedì prossimo" and
     "nel pomeriggio"): every ``date_time`` of her message, in her order; else the value.
+    A piece that is part of a garment ("evening" in "evening dresses", "soirée" in "robe
+    de soirée") is no moment: left out, and None when nothing else is.
     """
+    message = str(tracker.latest_message.get("text") or "")
     entities = sorted((e for e in tracker.latest_message.get("entities") or []
                        if e.get("entity") == "date_time" and isinstance(e.get("value"), str)),
                       key=lambda e: e.get("start") or 0)
     values = [str(e["value"]) for e in entities]
-    if len(values) > 1 and slot_value in values:
-        return " ".join(values)
+    kept = [value for value in values if says_moment(value, message)]
+    if slot_value in values and slot_value not in kept:
+        return " ".join(kept) or None
+    if len(kept) > 1 and slot_value in kept:
+        return " ".join(kept)
     return slot_value
+
+
+def earlier_slot(tracker: Tracker, name: str) -> Any:
+    """The value slot ``name`` had before her last message (what the form's validation
+    sees with ``get_slot`` is the value just read from it).
+    """
+    events = list(tracker.events)
+    last_user = max((i for i, event in enumerate(events) if event.get("event") == "user"), default=len(events))
+    for event in reversed(events[:last_user]):
+        if event.get("event") == "slot" and event.get("name") == name:
+            return event.get("value")
+    return None
+
+
+def set_since_her_message(tracker: Tracker, name: str) -> Any:
+    """The value slot ``name`` was given since her last message (None when none was)."""
+    events = list(tracker.events)
+    last_user = max((i for i, event in enumerate(events) if event.get("event") == "user"), default=-1)
+    value = None
+    for event in events[last_user + 1:]:
+        if event.get("event") == "slot" and event.get("name") == name:
+            value = event.get("value")
+    return value
 
 
 class ValidateAppointmentForm(FormValidationAction):
@@ -232,6 +262,20 @@ class ValidateAppointmentForm(FormValidationAction):
         choice = await choose_slots(backends.bookings(), shop, window)
         start = choice.exact.starts_at.isoformat() if choice.exact is not None else None
         return {"date_time": str(text), "appointment_start": start, "appointment_confirmed": None}
+
+    async def extract_party_size(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                 domain: DomainDict) -> dict[str, Any]:
+        """Whom she comes with, when her sentence says it before she is asked ("tomorrow
+        with my daughter", "avec mon mari et ma fille"): the party, so the form does not
+        ask "Will anyone be joining you?" of a client who has just said so. Not when the
+        party is asked (its answer is read as such) or already known.
+        """
+        if tracker.get_slot("party_size") or tracker.get_slot("requested_slot") == "party_size":
+            return {}
+        if any(e.get("entity") == "party_size" for e in tracker.latest_message.get("entities") or []):
+            return {}
+        count = companions_named(tracker.latest_message.get("text"))
+        return {"party_size": str(count)} if count else {}
 
     async def extract_boutique(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                                domain: DomainDict) -> dict[str, Any]:
@@ -275,6 +319,10 @@ class ValidateAppointmentForm(FormValidationAction):
         service = find_service(str(slot_value) if slot_value is not None else None)
         if service is None and _answers_another_question(tracker, "service"):
             return {"service": None}
+        if service is None and slot_value is not None:
+            moment = await self._moment_instead(str(slot_value), tracker, dispatcher, language)
+            if moment is not None:
+                return {"service": None, **moment}
         if service is None:
             dispatcher.utter_message(text=_say(language, "services"))
             return {"service": None}
@@ -289,10 +337,29 @@ class ValidateAppointmentForm(FormValidationAction):
             return {"service": None}
         return {"service": service}
 
+    async def _moment_instead(self, words: str, tracker: Tracker, dispatcher: CollectingDispatcher,
+                              language: str) -> dict[str, Any] | None:
+        """A moment her answer gives instead of the one asked ("around 11" when the service
+        was asked, which NLU did not read as a moment): kept, with the day she gave
+        before; None when her words name no moment.
+        """
+        shop = await _shop(tracker) or next(iter((await backends.bookings().boutiques()).values()), None)
+        if shop is None or _window(words, shop) is None:
+            return None
+        moment = with_its_day(earlier_slot(tracker, "date_time"), words, backends.clock().now(), shop.zone)
+        if await _shop(tracker) is None:
+            return {"date_time": moment}
+        return await self._plan(moment, shop, dispatcher, language)
+
     async def validate_date_time(self, slot_value: Any, dispatcher: CollectingDispatcher,
                                  tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
         slot_value = moment_words(slot_value, tracker)
+        if slot_value is None:
+            return {"date_time": earlier_slot(tracker, "date_time")}
         shop = await _shop(tracker)
+        zone = shop.zone if shop else next(iter((await backends.bookings().boutiques()).values())).zone
+        slot_value = with_its_day(earlier_slot(tracker, "date_time"), str(slot_value),
+                                  backends.clock().now(), zone)
         if shop is None:
             return {"date_time": slot_value}  # read once the boutique is known
         return await self._plan(slot_value, shop, dispatcher, _language(tracker))
@@ -305,12 +372,14 @@ class ValidateAppointmentForm(FormValidationAction):
             return {"appointment_start": None}
         start = _aware(slot_value)
         if start is None:
-            # Typed instead of tapped: a time that day, or another day altogether.
+            # Typed instead of tapped: a time that day (the day offered), or another day.
             window = _window(slot_value, shop)
             if window is None:
                 dispatcher.utter_message(text=_say(language, "choose_slot"))
                 return {"appointment_start": None}
-            return await self._plan(slot_value, shop, dispatcher, language)
+            moment = with_its_day(tracker.get_slot("date_time"), str(slot_value), backends.clock().now(),
+                                  shop.zone)
+            return await self._plan(moment, shop, dispatcher, language)
         free = await backends.bookings().free_slots(shop.id, start, start + timedelta(minutes=1),
                                                     limit=1)
         if not free or free[0].starts_at != start:
@@ -368,20 +437,26 @@ class ValidateAppointmentForm(FormValidationAction):
         return {"appointment_confirmed": True, "appointment_id": appointment.id}
 
 
-async def moment_noted(tracker: Tracker) -> str:
-    """The moment her last message gave while the form asked something else, said back
-    ("Very well, Saturday 12 December at 15:00. "), so she knows it was kept; "" when her
-    message gave none or the form did not keep it (its validation then said why).
-    Read in the chosen boutique's time zone, else in the first boutique's: the words she
-    wrote name the same wall-clock day and hour in any of them.
+async def details_noted(tracker: Tracker) -> str:
+    """The moment and the party her last message gave while the form asked something
+    else, said back ("Very well, Saturday 12 December at 15:00, for 2. "), so she knows
+    they were kept; "" when it gave neither, or the form did not keep them (its
+    validation then said why). A moment is read in the chosen boutique's time zone, else
+    in the first boutique's: her words name the same wall-clock day and hour in any.
     """
-    words = tracker.get_slot("date_time")
-    given = any(entity.get("entity") == "date_time" for entity in tracker.latest_message.get("entities") or [])
-    if not words or not given:
+    words = set_since_her_message(tracker, "date_time")
+    if words and tracker.get_slot("date_time") != words:
+        words = None
+    party = parse_party_size(set_since_her_message(tracker, "party_size"))
+    if not words and not party:
         return ""
-    shop = await _shop(tracker) or next(iter((await backends.bookings().boutiques()).values()), None)
-    window = _window(words, shop) if shop is not None else None
-    return noted_moment(window, _language(tracker)) if window is not None else ""
+    window = None
+    if words:
+        shop = await _shop(tracker) or next(iter((await backends.bookings().boutiques()).values()), None)
+        window = _window(words, shop) if shop is not None else None
+        if window is None and not party:
+            return ""
+    return noted_moment(window, _language(tracker), party)
 
 
 class ActionAskBoutique(AskedAloneAgain):
@@ -393,7 +468,7 @@ class ActionAskBoutique(AskedAloneAgain):
     again_response = "utter_ask_boutique_again"
 
     async def noted(self, tracker: Tracker) -> str:
-        return await moment_noted(tracker)
+        return await details_noted(tracker)
 
     def name(self) -> str:
         return "action_ask_boutique"
@@ -408,7 +483,7 @@ class ActionAskService(AskedAloneAgain):
     again_response = "utter_ask_service_again"
 
     async def noted(self, tracker: Tracker) -> str:
-        return await moment_noted(tracker)
+        return await details_noted(tracker)
 
     def name(self) -> str:
         return "action_ask_service"

@@ -66,6 +66,13 @@ def conversations(now: datetime) -> list[list[tuple[str, str]]]:
         # are, then its question asked again, alone (without its "With pleasure.").
         [("I would like to book an appointment", "Which boutique would suit you?"),
          ("Rome", "Our boutiques are in Paris, London and Milan. / Which boutique would suit you? [")],
+        # Everything in her first sentence heard: the day (not "evening" of "evening
+        # dresses"), whom she comes with; a time later means that day.
+        [(f"I'd like to come in {visit_day(now)} with my daughter to look at evening dresses",
+          "Which boutique would suit you?"),
+         ("London", "What shall we prepare"),
+         ("around 11", f"Very well, {visit_day(now).capitalize()} "),
+         ("a styling session", " at 11:00 in London, for 2. Shall I confirm?")],
         # The moment given while the service was asked: said back, then the question again.
         [("I would like to book an appointment in Paris", "What shall we prepare"),
          (f"{visit_day(now)} at 3pm", f"Very well, {visit_day(now).capitalize()} "),

@@ -750,14 +750,82 @@ async def test_a_moment_given_before_it_was_asked_is_said_back_before_the_questi
     words = f"{friday.day}/{friday.month}/{friday.year} at 3pm"
     ask = ActionAskService() if action == "service" else ActionAskBoutique()
     dispatcher = CollectingDispatcher()
-    await ask.run(dispatcher, tracker({**slots, "date_time": words}, text=words,
-                                      entities=[{"entity": "date_time", "value": words}]), {})
+    await ask.run(dispatcher, tracker(slots, text=words, entities=[{"entity": "date_time", "value": words}],
+                                      candidates={"date_time": words}), {})
     [message] = dispatcher.messages
     assert message["response"] == f"utter_ask_{action}_again"
     assert message["noted"] == noted.format(day=say_day(friday, language))
     dispatcher = CollectingDispatcher()
     await ask.run(dispatcher, tracker({**slots, "date_time": words}, text="what do you mean?"), {})
     assert [(m["response"], m["noted"]) for m in dispatcher.messages] == [(f"utter_ask_{action}_again", "")]
+
+
+async def test_whom_she_comes_with_is_the_party_before_it_is_asked(maison: str) -> None:
+    """"Tomorrow with my daughter": the form takes the party from her sentence (not asking
+    "Will anyone be joining you?" later) and says it back with the question asked again;
+    "with my husband and my two sons" is not counted here: she will be asked."""
+    from actions.appointments import ActionAskService
+    from salon.conversation.appointments import companions_named
+
+    assert [companions_named(t) for t in ("with my daughter", "avec mon mari et ma fille", "con mia sorella",
+                                          "with a question", "with my husband and my two sons")] == [2, 3, 2, None, None]
+    text = "I'd like to come with my daughter"
+    dispatcher = CollectingDispatcher()
+    events = await ValidateAppointmentForm().run(dispatcher, tracker({"requested_slot": "boutique"}, text=text),
+                                                 DOMAIN)
+    assert SlotSet("party_size", "2") in events, events
+    # Asked, her answer is read as one (once): the same party.
+    events = await ValidateAppointmentForm().run(CollectingDispatcher(), tracker(
+        {"requested_slot": "party_size"}, text="with my mother", candidates={"party_size": "with my mother"}), DOMAIN)
+    assert [e for e in events if e.get("name") == "party_size"] == [SlotSet("party_size", "2")]
+    dispatcher = CollectingDispatcher()
+    await ActionAskService().run(dispatcher, tracker(
+        {"boutique": "paris", "requested_slot": "service", "language": "fr"}, text="avec ma fille",
+        candidates={"party_size": "2"}), {})
+    assert dispatcher.messages[0]["noted"] == "Très bien, pour 2 personnes. "
+
+
+def test_a_garment_named_after_a_moment_of_the_day_is_no_moment() -> None:
+    """"Tomorrow with my daughter to look at evening dresses": NLU reads "evening" as a
+    moment; the form keeps "tomorrow" alone (and nothing from "robe de soirée" alone)."""
+    from actions.appointments import moment_words
+
+    text = "I'd like to come in tomorrow with my daughter to look at evening dresses"
+    pieces = [{"entity": "date_time", "value": "tomorrow", "start": 24},
+              {"entity": "date_time", "value": "evening", "start": 61}]
+    assert moment_words("tomorrow", tracker(text=text, entities=pieces)) == "tomorrow"
+    assert moment_words("evening", tracker(text=text, entities=pieces)) == "tomorrow"
+    robe = "je cherche une robe de soirée"
+    assert moment_words("soirée", tracker(text=robe, entities=[{"entity": "date_time", "value": "soirée"}])) is None
+    both = "tomorrow evening, to see your evening gowns"
+    two = [{"entity": "date_time", "value": "tomorrow evening", "start": 0}]
+    assert moment_words("tomorrow evening", tracker(text=both, entities=two)) == "tomorrow evening"
+
+
+async def test_a_time_given_when_the_service_is_asked_is_kept_with_the_day_she_gave_before(maison: str) -> None:
+    """"Tomorrow" in her first message, then "around 11" when the service is asked (NLU
+    read no moment in it): the form keeps tomorrow at 11, says so, and asks the service
+    again, instead of listing the services as if "around 11" were a wrong one."""
+    from actions.appointments import ActionAskService
+
+    before = tracker({"boutique": "london", "requested_slot": "service", "date_time": "tomorrow"},
+                     text="around 11", candidates={"service": "around 11"})
+    before.events.insert(0, {"event": "slot", "name": "date_time", "value": "tomorrow"})
+    dispatcher = CollectingDispatcher()
+    events = await ValidateAppointmentForm().run(dispatcher, before, DOMAIN)
+    assert SlotSet("service", None) in events
+    assert SlotSet("date_time", "tomorrow around 11") in events, events
+    assert dispatcher.messages == []
+    start = next(e["value"] for e in events if e.get("name") == "appointment_start")
+    assert start is not None and datetime.fromisoformat(start).astimezone(LONDON).hour == 11
+    assert datetime.fromisoformat(start).astimezone(LONDON).date() == NOW.astimezone(LONDON).date() + timedelta(days=1)
+    # Then the question again, after the moment said back.
+    after = tracker({"boutique": "london", "requested_slot": "service"}, text="around 11",
+                    candidates={"date_time": "tomorrow around 11"})
+    dispatcher = CollectingDispatcher()
+    await ActionAskService().run(dispatcher, after, {})
+    assert dispatcher.messages[0]["noted"].startswith("Very well, ")
+    assert dispatcher.messages[0]["noted"].endswith(" at 11:00. ")
 
 
 @pytest.mark.parametrize(("words", "intent"), [

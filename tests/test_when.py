@@ -260,3 +260,28 @@ def test_londons_own_gap_on_the_spring_forward_night() -> None:
     assert isinstance(window, TimeWindow) and window.exact
     assert window.start.isoformat() == "2027-03-28T02:30:00+01:00"
     assert _utc(window.start) - _utc(now) == timedelta(hours=1)
+
+
+@pytest.mark.parametrize(("earlier", "later", "meant"), [
+    ("tomorrow", "around 11", "tomorrow around 11"),
+    ("demain", "vers 15h", "demain vers 15h"),
+    ("tomorrow", "Friday at 3pm", "Friday at 3pm"),  # a day of its own
+    (None, "around 11", "around 11"),
+    ("in the afternoon", "at 4", "at 4"),  # no day before: nothing to add
+])
+def test_a_time_given_after_a_day_means_that_day(earlier: str | None, later: str, meant: str) -> None:
+    from salon.conversation.when import with_its_day
+
+    assert with_its_day(earlier, later, NOW, PARIS) == meant
+
+
+def test_garments_named_after_a_moment_name_no_moment() -> None:
+    from salon.conversation.when import names_a_day, says_moment
+
+    assert parse_when("evening dresses", NOW, PARIS) is None
+    assert parse_when("une robe de soirée", NOW, PARIS) is None
+    assert parse_when("un abito da sera", NOW, PARIS) is None
+    assert parse_when("this evening, for an evening gown", NOW, PARIS) is not None
+    assert not says_moment("evening", "to look at evening dresses")
+    assert says_moment("evening", "tomorrow evening to look at evening dresses")
+    assert names_a_day("tomorrow around 11", NOW, PARIS) and not names_a_day("around 11", NOW, PARIS)

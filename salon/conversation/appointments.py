@@ -25,6 +25,7 @@ __all__ = [
     "SlotChoice",
     "choose_slots",
     "find_boutique",
+    "companions_named",
     "find_service",
     "noted_moment",
     "parse_party_size",
@@ -79,9 +80,9 @@ _WORDS: Final[dict[str, dict[str, str]]] = {
         "moved": ("Done, your appointment is now on {day} at {hour}, {shop}.{host} Your "
                   "reference is {reference}."),
         "describe": "your {service} on {day} at {hour} in {city}",
-        "noted_at": "Very well, {day} at {hour}. ",
-        "noted_day": "Very well, {day}. ",
-        "noted": "Very well. ",
+        "noted_at": "Very well, {day} at {hour}{party}. ",
+        "noted_day": "Very well, {day}{party}. ",
+        "noted": "Very well{party}. ",
     },
     "fr": {
         "no_slot": ("Notre boutique de {city} n'a plus de créneau libre dans les deux semaines à "
@@ -106,9 +107,9 @@ _WORDS: Final[dict[str, dict[str, str]]] = {
         "moved": ("C'est noté, votre rendez-vous est déplacé au {day} à {hour}, {shop}.{host} "
                   "Votre référence : {reference}."),
         "describe": "votre rendez-vous ({service}) du {day} à {hour} à {city}",
-        "noted_at": "Très bien, le {day} à {hour}. ",
-        "noted_day": "Très bien, le {day}. ",
-        "noted": "Très bien. ",
+        "noted_at": "Très bien, le {day} à {hour}{party}. ",
+        "noted_day": "Très bien, le {day}{party}. ",
+        "noted": "Très bien{party}. ",
     },
     "it": {
         "no_slot": ("La nostra boutique di {city} non ha disponibilità nelle prossime due "
@@ -131,9 +132,9 @@ _WORDS: Final[dict[str, dict[str, str]]] = {
         "moved": ("Fatto: il Suo appuntamento è ora fissato per {day} alle {hour} presso "
                   "{shop}.{host} Il Suo codice di riferimento è {reference}."),
         "describe": "il Suo appuntamento ({service}) di {day} alle {hour} a {city}",
-        "noted_at": "Molto bene, {day} alle {hour}. ",
-        "noted_day": "Molto bene, {day}. ",
-        "noted": "Molto bene. ",
+        "noted_at": "Molto bene, {day} alle {hour}{party}. ",
+        "noted_day": "Molto bene, {day}{party}. ",
+        "noted": "Molto bene{party}. ",
     },
 }
 
@@ -208,6 +209,40 @@ def parse_party_size(text: str | None) -> int | None:
                  r"a deux|nous deux|both of us|con (il |la )?mi[oa]|con un[ao]?|noi due)\b", plain):
         return 2
     return None
+
+
+_RELATIONS = (
+    r"husband|wife|partner|fiance|fiancee|daughter|son|mother|mum|mom|father|dad|sister|brother|"
+    r"friend|niece|nephew|aunt|grandmother|granddaughter|mari|femme|compagnon|compagne|fille|fils|"
+    r"mere|maman|pere|soeur|frere|amie?|niece|neveu|tante|grand mere|petite fille|marito|moglie|"
+    r"compagn[ao]|fidanzat[ao]|figlia|figlio|madre|mamma|padre|papa|sorella|fratello|amic[ao]|"
+    r"nipote|zia|nonna")
+_COMPANION = re.compile(
+    rf"\b(?:with|avec|con|insieme a)\s+(?:my|mon|ma|mes|mia|mio|il mio|la mia|a|an|une?|un)\s+"
+    rf"(?:{_RELATIONS})\b")
+_ANOTHER = re.compile(
+    rf"\b(?:and|et|e)\s+(?:my|mon|ma|mia|mio|il mio|la mia|a|an|une?|un)\s+(?:{_RELATIONS})\b")
+
+
+_MORE = re.compile(r"\b(?:and|et|e)\s+(?:my|mes|mon|ma|mia|mio|i miei|le mie|our|nos|a|an|une?|un)\b")
+
+
+def companions_named(text: str | None) -> int | None:
+    """How many are coming when her sentence says with whom ("with my daughter": 2, "avec
+    mon mari et ma fille": 3, "con mia sorella": 2); None when it names no one. Only a
+    person she comes with counts: "with a question" names no one.
+    """
+    if not text:
+        return None
+    plain = fold(str(text)).replace("'", " ")
+    first = _COMPANION.search(plain)
+    if first is None:
+        return None
+    rest = plain[first.end():]
+    others = _ANOTHER.findall(rest)
+    if len(others) < len(_MORE.findall(rest)):
+        return None  # "and my two sons", "et mes enfants": not counted here, she is asked
+    return 2 + len(others)
 
 
 @dataclass(frozen=True)
@@ -299,20 +334,25 @@ def confirm_question(shop: Boutique, service_label: str, start: datetime, party:
                         {"title": words["another"], "payload": "/deny"}])
 
 
-def noted_moment(window: TimeWindow, language: str) -> str:
-    """The moment she gave before it was asked, said back ahead of the question the form
-    asks again ("Very well, Saturday 12 December at 15:00. "): an exact time with its day,
-    a single day (or part of one) as its day, a span of days as a plain "Very well. ".
-    In the window's own time zone; ends with a space, to go before the question.
+def noted_moment(window: TimeWindow | None, language: str, party: int | None = None) -> str:
+    """What she gave before it was asked, said back ahead of the question the form asks
+    again ("Very well, Saturday 12 December at 15:00, for 2. "): an exact time with its
+    day, a single day (or part of one) as its day, a span of days as a plain "Very well";
+    the party when she named it (more than her alone). In the window's own time zone;
+    ends with a space, to go before the question.
     """
     words = pick(_WORDS, language)
+    company = _party(party, language) if party else ""
+    if window is None:
+        return words["noted"].format(party=company)
     start = window.start
     if window.exact:
-        return words["noted_at"].format(day=say_day(start, language), hour=say_time(start, language))
+        return words["noted_at"].format(day=say_day(start, language), hour=say_time(start, language),
+                                        party=company)
     last = (window.end - timedelta(microseconds=1)).astimezone(start.tzinfo)
     if last.date() == start.date():
-        return words["noted_day"].format(day=say_day(start, language))
-    return words["noted"]
+        return words["noted_day"].format(day=say_day(start, language), party=company)
+    return words["noted"].format(party=company)
 
 
 def booked(appointment: Appointment, shop: Boutique, service_label: str, advisor_name: str | None,

@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 from salon.clock import require_aware
 
-__all__ = ["TimeWindow", "parse_when"]
+__all__ = ["TimeWindow", "names_a_day", "parse_when", "says_moment", "with_its_day", "without_garments"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,12 +83,57 @@ _CLOCK = re.compile(
 _BARE_AT = re.compile(r"\b(?:at|a|vers|around|alle ore|alle|verso le|per le|ore)\s+(\d{1,2})\b(?!\s*(?:/|:|h|th|st|nd|rd|er\b))")
 
 
+_GARMENT = re.compile(
+    r"\b(?:(?:evening|night|cocktail|day)\s+(?:dress|dresses|gown|gowns|wear|bag|bags|jacket|"
+    r"jackets|shoes|look|looks|outfit|outfits|attire|clutch|clutches|coat|coats)"
+    r"|(?:robe|robes|tenue|tenues|sac|sacs|veste|vestes|chaussures|pochette|pochettes|manteau|"
+    r"manteaux)\s+(?:de|du)\s+(?:soiree|soir|jour|cocktail)"
+    r"|(?:abito|abiti|borsa|borse|giacca|giacche|scarpe|pochette|cappotto|cappotti)\s+da\s+"
+    r"(?:sera|giorno|cocktail))\b")
+"""Garments named after a moment of the day ("evening dresses", "robe de soirée", "abito
+da sera"): no moment is meant."""
+
+
 def _normalise(text: str) -> str:
     decomposed = unicodedata.normalize("NFKD", text)
     plain = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
     plain = re.sub(r"[’'`-]", " ", plain)
     plain = re.sub(r"[^a-z0-9:/.]+", " ", plain)
     return re.sub(r"\s+", " ", plain).strip()
+
+
+def without_garments(text: str) -> str:
+    """``text`` normalised (lower case, no accents or punctuation), without the garments
+    named after a moment of the day: what is left of it that may name a moment.
+    """
+    return re.sub(r"\s+", " ", _GARMENT.sub(" ", _normalise(text))).strip()
+
+
+def says_moment(words: str, message: str) -> bool:
+    """Whether ``words`` (a moment the NLU read in ``message``) still name one once the
+    garments are left out of the message: "evening" in "evening dresses" does not.
+    """
+    wanted = _normalise(words)
+    return bool(wanted) and re.search(rf"\b{re.escape(wanted)}\b", without_garments(message)) is not None
+
+
+def names_a_day(text: str | None, now: datetime, zone: ZoneInfo | str) -> bool:
+    """Whether ``text`` names a day ("tomorrow", "Friday", "12/12"), not only a time."""
+    require_aware(now, "now")
+    if not text:
+        return False
+    tz = ZoneInfo(zone) if isinstance(zone, str) else zone
+    return _day(without_garments(text), now.astimezone(tz).date())[0] is not None
+
+
+def with_its_day(earlier: str | None, later: str, now: datetime, zone: ZoneInfo | str) -> str:
+    """The moment she means when she gives a time after a day ("tomorrow", then "around
+    11"): the two together; ``later`` alone when it names its own day or ``earlier``
+    named none.
+    """
+    if earlier and not names_a_day(later, now, zone) and names_a_day(earlier, now, zone):
+        return f"{earlier} {later}"
+    return later
 
 
 def _words(text: str) -> set[str]:
@@ -246,7 +291,7 @@ def parse_when(text: str | None, now: datetime, zone: ZoneInfo | str) -> TimeWin
     if not text:
         return None
     tz = ZoneInfo(zone) if isinstance(zone, str) else zone
-    plain = _normalise(text)
+    plain = without_garments(text)
     local_now = now.astimezone(tz)
     today = local_now.date()
     first, last = _day(plain, today)
