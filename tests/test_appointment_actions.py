@@ -785,6 +785,17 @@ async def test_whom_she_comes_with_is_the_party_before_it_is_asked(maison: str) 
     assert dispatcher.messages[0]["noted"] == "Très bien, pour 2 personnes. "
 
 
+async def test_a_time_typed_over_the_offered_slots_means_the_day_they_were_offered_for(maison: str) -> None:
+    """Slots offered for Friday afternoon, she types "at 5pm" instead of tapping: Friday at
+    17:00, not the next 5 pm (which may be today)."""
+    friday = ahead(FRIDAY, PARIS)
+    day = f"{friday.day}/{friday.month}/{friday.year}"
+    events, _ = await validate({"boutique": "paris", "date_time": f"{day} afternoon",
+                                "requested_slot": "appointment_start"},
+                               {"appointment_start": "at 5pm"}, text="at 5pm")
+    assert SlotSet("appointment_start", at(friday, 17).isoformat()) in events, events
+
+
 def test_a_garment_named_after_a_moment_of_the_day_is_no_moment() -> None:
     """"Tomorrow with my daughter to look at evening dresses": NLU reads "evening" as a
     moment; the form keeps "tomorrow" alone (and nothing from "robe de soirée" alone)."""
