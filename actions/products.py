@@ -111,6 +111,7 @@ class ActionProductInquiry(Action):
         text = " ".join(part for part in (named, tracker.latest_message.get("text")) if part)
         colour, colour_said = asked_colour(tracker)
         size = next(tracker.get_latest_entity_values("size"), None)
+        boutique = next(tracker.get_latest_entity_values("boutique"), None)
         suggested = tracker.get_slot("suggested_pieces") or []
         if named is None and suggested and points_elsewhere(tracker.latest_message.get("text")):
             # "the other one", "et l'autre ?": another of the pieces just suggested.
@@ -137,7 +138,8 @@ class ActionProductInquiry(Action):
             return [SlotSet(PIECE_ASKED_FOR, "care" if care else "piece")]
         language = supported(conversation_language(tracker, None))
         dispatcher.utter_message(text=product_answer(facts, cities, colour, language, colour_said,
-                                                     str(size) if size else None))
+                                                     str(size) if size else None,
+                                                     str(boutique) if boutique else None))
         return [SlotSet("product", facts.name), *settled(tracker)]
 
     async def _care(self, dispatcher: CollectingDispatcher, tracker: Tracker, named: str | None,

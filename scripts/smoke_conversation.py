@@ -87,6 +87,8 @@ def conversations(now: datetime) -> list[list[tuple[str, str]]]:
          ("how do I get a refund?", "within 14 days of the piece arriving with us. A piece may come back "
           "within 30 days of reaching you, unworn, with its labels and in its packaging. "
           "[/talk_to_advisor] [/book_appointment]")],
+        # The boutique she asks about, first.
+        [("is the Méridien 38 available in London?", "The Méridien 38 is down to its last piece in London.")],
         # A size: the availability in it, or the sizes the piece is made in.
         [("is the Riviera coat available in size 40?", "The Riviera cashmere coat in size 40 is available"),
          ("and in 48?", "is made in sizes 34, 36, 38, 40, 42 and 44, not in 48")],

@@ -111,6 +111,14 @@ NNBSP, NBSP = "\u202f", "\u00a0"  # Babel's narrow no-break and no-break spaces
     ("Riviera cashmere coat", {"size": "48", "language": "it"},
      "Il modello Riviera cashmere coat è proposto nelle taglie 34, 36, 38, 40, 42 e 44, ma non nella 48."),
     ("Eau de Solenne", {"size": "50", "language": "fr"}, "Le modèle Eau de Solenne en 50 ml est disponible"),
+    # The boutique she asks about first; elsewhere only when it has none.
+    ("Méridien 38", {"boutique": "london"},
+     "The Méridien 38 is down to its last piece in London. It is made of"),
+    ("Méridien 38", {"boutique": "paris", "language": "fr"}, "Le modèle Méridien 38 est disponible à Paris. Il"),
+    ("Riviera cashmere coat", {"size": "42", "colour": "tan", "boutique": "paris"},
+     "The Riviera cashmere coat in Camel, size 42, is not available in Paris at the moment; it is available "
+     "in London."),
+    ("Perle earrings", {"boutique": "milan"}, "The Perle earrings are down to their last piece in Milan."),
     # A piece in one size: the size she names changes nothing.
     ("Aurore tote", {"size": "40"}, "The Aurore tote is available in London, Milan and Paris."),
 ])

@@ -30,6 +30,9 @@ _WORDS: Final[dict[str, dict[str, str]]] = {
         "plenty": "{subject} is available {plenty}.",
         "last": "{subject} is down to its last piece {last}.",
         "both": "{subject} is available {plenty} and down to its last piece {last}.",
+        "here_plenty": "{subject} is available {here}.",
+        "here_last": "{subject} is down to its last piece {here}.",
+        "here_none": "{subject} is not available {here} at the moment; it is available {elsewhere}.",
         "other_colours": ("The {name} is made in {colours}, not in {colour}. Would one of these "
                           "tempt you?"),
         "other_sizes": ("The {name} is made in sizes {sizes}, not in {size}. Would one of these "
@@ -44,6 +47,10 @@ _WORDS: Final[dict[str, dict[str, str]]] = {
         "plenty_plural": "{subject} are available {plenty}.",
         "last_plural": "{subject} are down to their last piece {last}.",
         "both_plural": "{subject} are available {plenty} and down to their last piece {last}.",
+        "here_plenty_plural": "{subject} are available {here}.",
+        "here_last_plural": "{subject} are down to their last piece {here}.",
+        "here_none_plural": ("{subject} are not available {here} at the moment; they are available "
+                             "{elsewhere}."),
         "other_colours_plural": ("The {name} are made in {colours}, not in {colour}. Would one of "
                                  "these tempt you?"),
         "other_sizes_plural": ("The {name} are made in sizes {sizes}, not in {size}. Would one of "
@@ -64,6 +71,9 @@ _WORDS: Final[dict[str, dict[str, str]]] = {
         "plenty": "{subject} est disponible {plenty}.",
         "last": "{subject} est disponible {last}, où il n'en reste qu'une pièce.",
         "both": "{subject} est disponible {plenty} ; {last}, il n'en reste qu'une pièce.",
+        "here_plenty": "{subject} est disponible {here}.",
+        "here_last": "{subject} est disponible {here}, où il n'en reste qu'une pièce.",
+        "here_none": "{subject} n'est pas disponible {here} pour le moment ; il l'est {elsewhere}.",
         "other_colours": ("Le modèle {name} existe en {colours}, mais pas en {colour}. L'un de "
                           "ces coloris vous tenterait-il ?"),
         "other_sizes": ("Le modèle {name} existe en tailles {sizes}, mais pas en {size}. L'une de "
@@ -85,6 +95,9 @@ _WORDS: Final[dict[str, dict[str, str]]] = {
         "plenty": "{subject} è disponibile {plenty}.",
         "last": "{subject} è disponibile {last}, dove ne resta un solo pezzo.",
         "both": "{subject} è disponibile {plenty}; {last} ne resta un solo pezzo.",
+        "here_plenty": "{subject} è disponibile {here}.",
+        "here_last": "{subject} è disponibile {here}, dove ne resta un solo pezzo.",
+        "here_none": "{subject} al momento non è disponibile {here}; lo trova {elsewhere}.",
         "other_colours": ("Il modello {name} è proposto in {colours}, ma non in {colour}. Uno di "
                           "questi colori potrebbe piacerLe?"),
         "other_sizes": ("Il modello {name} è proposto nelle taglie {sizes}, ma non nella {size}. "
@@ -175,18 +188,28 @@ def _sized(facts: ProductFacts) -> bool:
 
 def availability_sentence(
     facts: ProductFacts, cities: Mapping[str, str], colour: str | None = None,
-    language: str = "en", size: str | None = None,
+    language: str = "en", size: str | None = None, boutique: str | None = None,
 ) -> str:
-    """Where the piece (in a colour and a catalog size, when asked) is on hand today."""
+    """Where the piece (in a colour and a catalog size, when asked) is on hand today; in
+    the boutique she asked about (its id) first, and elsewhere only when it has none.
+    """
     words = pick(_WORDS, language)
     units = facts.units_by_boutique(colour=colour, size=size)
     shown = _join(list(facts.colours_matching(colour)), language) if colour else ""
     subject = (words["subject"].format(name=facts.name)
                + (words["in_colour"].format(colours=shown) if colour else "")
                + (_size_words(size, language, after_colour=bool(colour)) if size else ""))
-    in_stock = [boutique for boutique, count in sorted(units.items()) if count > 0]
+    in_stock = [shop for shop, count in sorted(units.items()) if count > 0]
     if not in_stock:
         return _said(words, "nowhere_all" if len(cities) == 3 else "nowhere", facts).format(subject=subject)
+    if boutique is not None and boutique in cities:
+        here = _places([say_city(cities[boutique], language)], language)
+        count = units.get(boutique, 0)
+        if count > 0:
+            return _said(words, "here_plenty" if count > 1 else "here_last", facts).format(
+                subject=subject, here=here)
+        elsewhere = _places([say_city(cities.get(b, b), language) for b in in_stock], language)
+        return _said(words, "here_none", facts).format(subject=subject, here=here, elsewhere=elsewhere)
     last_pieces = [say_city(cities.get(b, b), language) for b in in_stock if units[b] == 1]
     plenty = [say_city(cities.get(b, b), language) for b in in_stock if units[b] > 1]
     key = "both" if plenty and last_pieces else "plenty" if plenty else "last"
@@ -197,12 +220,14 @@ def availability_sentence(
 def product_answer(
     facts: ProductFacts, cities: Mapping[str, str], colour: str | None = None,
     language: str = "en", colour_said: str | None = None, size: str | None = None,
+    boutique: str | None = None,
 ) -> str:
     """A short answer about one product: availability, what it is made of, its price.
     ``colour`` is the colour asked for as the NLU normalises it ("red"); ``colour_said``
     the words she wrote for it ("rouge"), said back when the piece is not made in it.
     ``size``, the size she asked for ("40"): the availability in that size, or the sizes
     the piece is made in when not in hers (a piece in one size only is not sized).
+    ``boutique``, the one she asked about (its id): the answer is about it first.
     """
     language = supported(language)
     words = _WORDS[language]
@@ -225,7 +250,7 @@ def product_answer(
                 name=facts.name + words["in_colour"].format(colours=shown), size=made,
                 sizes=_join(sizes, language))
     materials = _join(list(facts.materials_in(language)[:2]), language)
-    availability = availability_sentence(facts, cities, colour, language, made)
+    availability = availability_sentence(facts, cities, colour, language, made, boutique)
     units = facts.units_by_boutique(colour=colour, size=made)
     follow_up = _said(words, "set_aside" if any(count > 0 for count in units.values()) else "tell_me",
                       facts)
