@@ -342,7 +342,10 @@ class ActionUpcomingEvents(Action):
         elif ctx.failed:
             dispatcher.utter_message(text=invitations_unavailable(language))
         else:
-            _say(dispatcher, upcoming_events(ctx.standings, ctx.record, language))
+            boutique = next(tracker.get_latest_entity_values("boutique"), None)
+            shop = (await backends.bookings().boutiques()).get(str(boutique)) if boutique else None
+            _say(dispatcher, upcoming_events(ctx.standings, ctx.record, language,
+                                             shop.id if shop else None, shop.city if shop else None))
         return []
 
 

@@ -285,3 +285,22 @@ async def test_the_event_lines_in_french_and_italian(book: tuple[SqlEvents, Manu
     assert closed_line(show.event, alone, "it").text == (
         "Le risposte per «Presentazione Haute Joaillerie» erano attese entro martedì 12 gennaio. Uno "
         "dei nostri consulenti verificherà volentieri che cosa sia ancora possibile.")
+
+
+async def test_evenings_asked_for_in_one_city_are_hers_there_or_none_of_hers_is(
+        book: tuple[SqlEvents, ManualClock]) -> None:
+    """"Is there an event in Milan?": the evenings she is invited to there; none there,
+    that none of hers is (nothing of evenings she is not invited to), then the others."""
+    from salon.conversation.rsvp import upcoming_events
+
+    port, _ = book
+    standings = await port.upcoming_for("C-001")
+    claire = ClientRecord("C-001", "Mme", "Claire", "Laurent", "fr", "VIC", "paris", "Europe/Paris")
+    london = upcoming_events(standings, claire, "en", "london", "London")
+    assert london.text.startswith("You are invited to ") and "Paris" not in london.text, london.text
+    assert len(london.buttons) == 1
+    milan = upcoming_events(standings, claire, "it", "milan", "Milan")
+    assert milan.text.startswith("Tra i Suoi inviti non c'è una serata a Milano. È invitata a "), milan.text
+    assert len(milan.buttons) == len(upcoming_events(standings, claire, "it").buttons)
+    assert upcoming_events(standings, claire, "fr", "milan", "Milan").text.startswith(
+        "Parmi vos invitations, aucune soirée n'a lieu à Milan. Vous êtes invitée à ")

@@ -216,6 +216,7 @@ _WORDS: Final[dict[str, dict[str, str]]] = {
         "replied": "{head}, {name}: {title}, {day} at {hour}, {venue}, for {party}.{dress}{host}",
         "host": " {who} looks forward to welcoming you.",
         "upcoming": "You are invited to {listed}.",
+        "none_there": "None of the evenings you are invited to is in {city}. ",
         "upcoming_ask": " Would you like to reply?",
         "upcoming_unavailable": "Forgive me, I cannot see your invitations at this moment. Could you ask me again in a little while?",
         "upcoming_none_named": ("I see no invitation for you at the moment. {who} will gladly tell you "
@@ -291,6 +292,7 @@ _WORDS: Final[dict[str, dict[str, str]]] = {
         "replied": "{head}, {name} : {title}, {day} à {hour}, {venue}, pour {party}.{dress}{host}",
         "host": " {who} se réjouit de vous y accueillir.",
         "upcoming": "Vos invitations : {listed}.",
+        "none_there": "Parmi vos invitations, aucune soirée n'a lieu à {city}. ",
         "upcoming_f": "Vous êtes invitée à {listed}.",
         "upcoming_m": "Vous êtes invité à {listed}.",
         "upcoming_ask": " Souhaitez-vous répondre ?",
@@ -366,6 +368,7 @@ _WORDS: Final[dict[str, dict[str, str]]] = {
         "replied": "{head}, {name}: {title}, {day} alle {hour}, {venue}, per {party}.{dress}{host}",
         "host": " {who} La attende con piacere.",
         "upcoming": "I Suoi inviti: {listed}.",
+        "none_there": "Tra i Suoi inviti non c'è una serata a {city}. ",
         "upcoming_f": "È invitata a {listed}.",
         "upcoming_m": "È invitato a {listed}.",
         "upcoming_ask": " Desidera rispondere?",
@@ -515,16 +518,26 @@ def choose_event(standings: Sequence[Standing], language: str) -> Reply:
                  [_button(s, "inform", language) for s in standings[:10]])
 
 
-def upcoming_events(standings: Sequence[Standing], record: ClientRecord, language: str) -> Reply:
+def upcoming_events(standings: Sequence[Standing], record: ClientRecord, language: str,
+                    boutique: str | None = None, city: str | None = None) -> Reply:
     """What is coming for the client who asks: the evenings she is invited to, soonest
     first, with her reply where she gave one, and a button to reply to each still open
     (which starts the reply with that event chosen). None coming: her advisor will tell
-    her of the next ones.
+    her of the next ones. Asked about one boutique (its id, in ``city``): the evenings
+    there, or that none of hers is there before the others (nothing is said of evenings
+    she is not invited to).
     """
     if not standings:
         return Reply(_advisor_said(record, language, "upcoming_none"), [_advisor_button(record, language)])
+    lead = ""
+    if boutique:
+        there = [s for s in standings if s.event.venue.boutique_id == boutique]
+        if there:
+            standings = there
+        else:
+            lead = _say(language, "none_there", city=say_city(city or boutique.title(), language))
     open_ = [s for s in standings if s.open]
-    text = agreed(_w(language), "upcoming", gender_of(record)).format(listed=_listed(standings, language))
+    text = lead + agreed(_w(language), "upcoming", gender_of(record)).format(listed=_listed(standings, language))
     if open_:
         text += _say(language, "upcoming_ask")
     return Reply(text, [_button(s, "event_rsvp", language) for s in open_[:10]])
