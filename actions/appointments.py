@@ -357,9 +357,10 @@ class ValidateAppointmentForm(FormValidationAction):
         if slot_value is None:
             return {"date_time": earlier_slot(tracker, "date_time")}
         shop = await _shop(tracker)
-        zone = shop.zone if shop else next(iter((await backends.bookings().boutiques()).values())).zone
-        slot_value = with_its_day(earlier_slot(tracker, "date_time"), str(slot_value),
-                                  backends.clock().now(), zone)
+        reader = shop or next(iter((await backends.bookings().boutiques()).values()), None)
+        if reader is not None:
+            slot_value = with_its_day(earlier_slot(tracker, "date_time"), str(slot_value),
+                                      backends.clock().now(), reader.zone)
         if shop is None:
             return {"date_time": slot_value}  # read once the boutique is known
         return await self._plan(slot_value, shop, dispatcher, _language(tracker))

@@ -275,6 +275,17 @@ def test_a_time_given_after_a_day_means_that_day(earlier: str | None, later: str
     assert with_its_day(earlier, later, NOW, PARIS) == meant
 
 
+def test_a_new_time_replaces_the_time_given_with_the_day() -> None:
+    """"Tomorrow at 3pm", then "at 5": tomorrow at 17:00, not 15:00."""
+    from salon.conversation.when import with_its_day
+
+    meant = with_its_day("tomorrow at 3pm", "at 5", NOW, PARIS)
+    window = parse_when(meant, NOW, PARIS)
+    tomorrow = NOW.astimezone(PARIS).date() + timedelta(days=1)
+    assert window is not None and window.exact
+    assert (window.start.date(), window.start.hour) == (tomorrow, 17)
+
+
 def test_garments_named_after_a_moment_name_no_moment() -> None:
     from salon.conversation.when import names_a_day, says_moment
 

@@ -129,11 +129,16 @@ def names_a_day(text: str | None, now: datetime, zone: ZoneInfo | str) -> bool:
 def with_its_day(earlier: str | None, later: str, now: datetime, zone: ZoneInfo | str) -> str:
     """The moment she means when she gives a time after a day ("tomorrow", then "around
     11"): the two together; ``later`` alone when it names its own day or ``earlier``
-    named none.
+    named none. When ``earlier`` had a time of its own ("tomorrow at 3pm", then "at 5"),
+    only its day is kept with the new time.
     """
-    if earlier and not names_a_day(later, now, zone) and names_a_day(earlier, now, zone):
-        return f"{earlier} {later}"
-    return later
+    if not earlier or names_a_day(later, now, zone) or not names_a_day(earlier, now, zone):
+        return later
+    before = parse_when(earlier, now, zone)
+    if before is not None and before.exact:
+        day = before.start.date()
+        return f"{later} {day.day}/{day.month}/{day.year}"
+    return f"{earlier} {later}"
 
 
 def _words(text: str) -> set[str]:
