@@ -16,7 +16,7 @@ from actions.handoff import hand_over
 from salon.advisors.handoff import PURCHASE_QUESTION, asks_whether, purchase_note
 from salon.conversation.care_answers import asks_about_care, care_answer, names_a_kind, piece_meant
 from salon.conversation.language import supported
-from salon.conversation.product_answers import product_answer
+from salon.conversation.product_answers import asks_price_only, product_answer
 from salon.conversation.thread import points_elsewhere, the_other_piece
 from salon.integrations.catalog import ProductFacts
 
@@ -139,7 +139,8 @@ class ActionProductInquiry(Action):
         language = supported(conversation_language(tracker, None))
         dispatcher.utter_message(text=product_answer(facts, cities, colour, language, colour_said,
                                                      str(size) if size else None,
-                                                     str(boutique) if boutique else None))
+                                                     str(boutique) if boutique else None,
+                                                     price_only=asks_price_only(said)))
         return [SlotSet("product", facts.name), *settled(tracker)]
 
     async def _care(self, dispatcher: CollectingDispatcher, tracker: Tracker, named: str | None,

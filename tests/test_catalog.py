@@ -339,3 +339,27 @@ async def test_a_piece_with_a_plural_name_is_answered_in_the_plural(catalog) -> 
     tote = await catalog.find("Aurore tote")
     assert tote is not None and not tote.plural
     assert product_answer(tote, cities).startswith("The Aurore tote is ")
+
+
+@pytest.mark.parametrize(("words", "only"), [
+    ("how much is it?", True), ("combien coûte-t-il ?", True), ("quanto costa?", True),
+    ("what's the price?", True), ("is it available and how much?", False),
+    ("où est-il disponible et à quel prix ?", False), ("do you have it in black?", False)])
+def test_a_question_on_the_price_alone_is_told_from_one_on_where(words: str, only: bool) -> None:
+    from salon.conversation.product_answers import asks_price_only
+
+    assert asks_price_only(words) is only
+
+
+async def test_the_price_asked_alone_leads_and_where_it_is_is_left_out(catalog) -> None:  # type: ignore[no-untyped-def]
+    """"Combien coûte-t-il ?" after the piece was presented: its price (and what it is
+    made of), not its boutiques again; a colour makes it a question of availability."""
+    facts = await catalog.find("Étoile silk scarf")
+    cities = await catalog.boutique_names()
+    assert product_answer(facts, cities, language="fr", price_only=True) == (
+        f"Le modèle Étoile silk scarf est proposé au prix de 490{NBSP}€ (420{NBSP}£ à Londres), en twill de "
+        "soie. Souhaitez-vous qu'un conseiller vous en réserve un ?")
+    earrings = await catalog.find("Perle earrings")
+    assert product_answer(earrings, cities, price_only=True).startswith(
+        "The Perle earrings are priced at €2,400 (£2,070 in London), in 18k yellow gold and Akoya pearls.")
+    assert product_answer(facts, cities, colour="ivory", price_only=True).startswith("The Étoile silk scarf in Ivoire is")

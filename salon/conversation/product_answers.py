@@ -9,13 +9,14 @@ through "le modèle" / "il modello", so no article has to guess its gender.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Final
 
 from salon.conversation.phrasing import pick, say_city, say_list, say_price, supported
 from salon.integrations.catalog import ProductFacts, colour_matches, fold
 
-__all__ = ["availability_sentence", "piece_words", "product_answer", "size_made",
+__all__ = ["asks_price_only", "availability_sentence", "piece_words", "product_answer", "size_made",
            "where_in_stock"]
 
 #: The words of this module, by language.
@@ -58,6 +59,9 @@ _WORDS: Final[dict[str, dict[str, str]]] = {
         "facts_plural": "{availability} They are made of {materials}, at {price}. {follow_up}",
         "facts_no_materials": "{availability} It is priced at {price}. {follow_up}",
         "facts_no_materials_plural": "{availability} They are priced at {price}. {follow_up}",
+        "price_only": "The {name} is priced at {price}{materials}. {follow_up}",
+        "price_only_plural": "The {name} are priced at {price}{materials}. {follow_up}",
+        "in_materials": ", in {materials}",
         "set_aside_plural": "Shall I ask a client advisor to set them aside for you?",
         "tell_me_plural": "Would you like me to let you know as soon as they return?",
     },
@@ -80,6 +84,8 @@ _WORDS: Final[dict[str, dict[str, str]]] = {
                         "ces tailles vous conviendrait-elle ?"),
         "facts": "{availability} Il est réalisé en {materials}, au prix de {price}. {follow_up}",
         "facts_no_materials": "{availability} Son prix est de {price}. {follow_up}",
+        "price_only": "Le modèle {name} est proposé au prix de {price}{materials}. {follow_up}",
+        "in_materials": ", en {materials}",
         "set_aside": "Souhaitez-vous qu'un conseiller vous en réserve un ?",
         "tell_me": "Souhaitez-vous que je vous prévienne dès son retour ?",
         "boutique": "boutique {cities}", "boutiques": "boutiques {cities}",
@@ -104,6 +110,8 @@ _WORDS: Final[dict[str, dict[str, str]]] = {
                         "Una di queste taglie potrebbe andarLe bene?"),
         "facts": "{availability} È realizzato in {materials}; il prezzo è di {price}. {follow_up}",
         "facts_no_materials": "{availability} Il prezzo è di {price}. {follow_up}",
+        "price_only": "Il modello {name} ha un prezzo di {price}{materials}. {follow_up}",
+        "in_materials": ", in {materials}",
         "set_aside": "Desidera che un consulente ne metta da parte uno per Lei?",
         "tell_me": "Desidera che La avvisi non appena tornerà disponibile?",
         "boutique": "boutique {cities}", "boutiques": "boutique {cities}",
@@ -181,6 +189,21 @@ def _size_words(size: str, language: str, *, after_colour: bool) -> str:
     return words["in_measure" if measure else "in_size"].format(size=size)
 
 
+_PRICE = re.compile(r"\b(?:how much|price|prices|priced|cost|costs|combien|prix|tarif|coute|coutent|"
+                    r"quanto|prezzo|prezzi|costa|costano)\b")
+_WHERE = re.compile(r"\b(?:available|availability|in stock|do you have|have you got|where|disponible|"
+                    r"disponibles|avez vous|vous avez|en stock|ou|disponibile|disponibili|avete|dove)\b")
+
+
+def asks_price_only(text: str | None) -> bool:
+    """Whether her message asks what a piece costs and not where it is ("how much is
+    it?", "combien coûte-t-il ?", "quanto costa?"); "is it available, and the price?"
+    asks both.
+    """
+    plain = fold(text or "").replace("'", " ")
+    return bool(_PRICE.search(plain)) and not _WHERE.search(plain)
+
+
 def _sized(facts: ProductFacts) -> bool:
     """Whether the piece comes in sizes to choose from (not "one size")."""
     return any(fold(size) != "one size" for size in facts.sizes)
@@ -220,7 +243,7 @@ def availability_sentence(
 def product_answer(
     facts: ProductFacts, cities: Mapping[str, str], colour: str | None = None,
     language: str = "en", colour_said: str | None = None, size: str | None = None,
-    boutique: str | None = None,
+    boutique: str | None = None, price_only: bool = False,
 ) -> str:
     """A short answer about one product: availability, what it is made of, its price.
     ``colour`` is the colour asked for as the NLU normalises it ("red"); ``colour_said``
@@ -228,6 +251,9 @@ def product_answer(
     ``size``, the size she asked for ("40"): the availability in that size, or the sizes
     the piece is made in when not in hers (a piece in one size only is not sized).
     ``boutique``, the one she asked about (its id): the answer is about it first.
+    ``price_only``: she asked what it costs and nothing else (:func:`asks_price_only`),
+    so the price leads and where it is on hand is left out, unless a colour, a size or a
+    boutique makes it a question of availability.
     """
     language = supported(language)
     words = _WORDS[language]
@@ -250,9 +276,13 @@ def product_answer(
                 name=facts.name + words["in_colour"].format(colours=shown), size=made,
                 sizes=_join(sizes, language))
     materials = _join(list(facts.materials_in(language)[:2]), language)
-    availability = availability_sentence(facts, cities, colour, language, made, boutique)
     units = facts.units_by_boutique(colour=colour, size=made)
     follow_up = _said(words, "set_aside" if any(count > 0 for count in units.values()) else "tell_me",
                       facts)
+    if price_only and not (colour or made or boutique):
+        return _said(words, "price_only", facts).format(
+            name=facts.name, price=_price(facts, language), follow_up=follow_up,
+            materials=words["in_materials"].format(materials=materials) if materials else "")
+    availability = availability_sentence(facts, cities, colour, language, made, boutique)
     return _said(words, "facts" if materials else "facts_no_materials", facts).format(
         availability=availability, materials=materials, price=_price(facts, language), follow_up=follow_up)
