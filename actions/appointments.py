@@ -37,7 +37,7 @@ from salon.conversation.appointments import (
 )
 from salon.conversation.language import supported
 from salon.conversation.phrasing import gender_of, pick, say_city, say_list, your_advisor
-from salon.conversation.when import TimeWindow, parse_when, says_moment, with_its_day
+from salon.conversation.when import TimeWindow, names_a_day, parse_when, says_moment, with_its_day
 from salon.integrations.bookings import Appointment, BookingError, Boutique, ClientBusy, SlotTaken
 from salon.integrations.crm import ClientRecord
 
@@ -262,6 +262,27 @@ class ValidateAppointmentForm(FormValidationAction):
         choice = await choose_slots(backends.bookings(), shop, window)
         start = choice.exact.starts_at.isoformat() if choice.exact is not None else None
         return {"date_time": str(text), "appointment_start": start, "appointment_confirmed": None}
+
+    async def extract_date_time(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                domain: DomainDict) -> dict[str, Any]:
+        """A day her sentence names that NLU did not read as one ("I'd like to come in
+        saturday with my daughter"): her sentence, which the validation reads as the
+        moment (without the garments named after a moment of the day). Only before the
+        moment is known and while it is not the question (her answer to it is read by the
+        slot's own mapping), and only for a day: a bare number is no moment.
+        """
+        if tracker.get_slot("date_time") or tracker.get_slot("requested_slot") in ("date_time",
+                                                                                  "appointment_start"):
+            return {}
+        if any(e.get("entity") == "date_time" for e in tracker.latest_message.get("entities") or []):
+            return {}
+        text = str(tracker.latest_message.get("text") or "")
+        if not text or text.startswith("/"):
+            return {}
+        shop = await _shop(tracker) or next(iter((await backends.bookings().boutiques()).values()), None)
+        if shop is None or not names_a_day(text, backends.clock().now(), shop.zone, strict=True):
+            return {}
+        return {"date_time": text}
 
     async def extract_party_size(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                                  domain: DomainDict) -> dict[str, Any]:

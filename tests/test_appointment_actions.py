@@ -796,6 +796,25 @@ async def test_a_time_typed_over_the_offered_slots_means_the_day_they_were_offer
     assert SlotSet("appointment_start", at(friday, 17).isoformat()) in events, events
 
 
+async def test_a_day_her_sentence_names_is_read_when_nlu_did_not(maison: str) -> None:
+    """"I'd like to come in saturday with my daughter to look at evening dresses", with no
+    moment read by NLU: the form keeps her sentence as the moment (Saturday, the evening
+    of the dresses left out) and the party; a sentence with no day gives no moment."""
+    text = "I'd like to come in saturday with my daughter to look at evening dresses"
+    events = await ValidateAppointmentForm().run(CollectingDispatcher(), tracker({}, text=text, intent="book_appointment"),
+                                                 DOMAIN)
+    assert SlotSet("date_time", text) in events and SlotSet("party_size", "2") in events, events
+    for nothing in ("I'd like to book a fitting for 2", "je voudrais déplacer mon rendez-vous",
+                    "non sono mai stata da voi, vorrei un appuntamento"):
+        events = await ValidateAppointmentForm().run(CollectingDispatcher(), tracker(
+            {}, text=nothing, intent="book_appointment"), DOMAIN)
+        assert not [e for e in events if e.get("name") == "date_time"], (nothing, events)
+    from salon.conversation.when import parse_when
+    window = parse_when(text, NOW, PARIS)
+    assert window is not None and not window.exact and window.start.weekday() == SATURDAY
+    assert window.start.hour == 0 and (window.end - window.start).days == 1
+
+
 def test_a_garment_named_after_a_moment_of_the_day_is_no_moment() -> None:
     """"Tomorrow with my daughter to look at evening dresses": NLU reads "evening" as a
     moment; the form keeps "tomorrow" alone (and nothing from "robe de soirée" alone)."""

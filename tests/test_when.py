@@ -296,3 +296,14 @@ def test_garments_named_after_a_moment_name_no_moment() -> None:
     assert not says_moment("evening", "to look at evening dresses")
     assert says_moment("evening", "tomorrow evening to look at evening dresses")
     assert names_a_day("tomorrow around 11", NOW, PARIS) and not names_a_day("around 11", NOW, PARIS)
+
+
+def test_french_mon_before_a_noun_is_my_not_monday() -> None:
+    """"vers 11h avec mon mari": 11:00 the next such time, not Monday; "Mon 3pm" and "mon
+    at 11" stay Monday."""
+    plain = parse_when("vers 11h avec mon mari", NOW, PARIS)
+    assert plain is not None and plain.start == parse_when("vers 11h", NOW, PARIS).start  # type: ignore[union-attr]
+    for monday in ("Mon 3pm", "mon at 11", "lundi avec mon mari"):
+        window = parse_when(monday, NOW, PARIS)
+        assert window is not None and window.start.weekday() == 0, monday
+    assert parse_when("mon rendez-vous de mardi", NOW, PARIS).start.weekday() == 1  # type: ignore[union-attr]

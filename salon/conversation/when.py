@@ -102,11 +102,20 @@ def _normalise(text: str) -> str:
     return re.sub(r"\s+", " ", plain).strip()
 
 
+_POSSESSIVE_MON = re.compile(
+    r"\bmon\b(?!\s*$|\s+(?:\d|at\b|morning\b|afternoon\b|evening\b|the\b|next\b|or\b|and\b|"
+    r"matin\b|apres\b|soir\b))")
+"""French "mon" before a noun ("avec mon mari", "mon rendez-vous"): "my", not Monday ("Mon
+3pm", "mon at 11" stay Monday)."""
+
+
 def without_garments(text: str) -> str:
     """``text`` normalised (lower case, no accents or punctuation), without the garments
-    named after a moment of the day: what is left of it that may name a moment.
+    named after a moment of the day and without French "mon" before a noun: what is left
+    of it that may name a moment.
     """
-    return re.sub(r"\s+", " ", _GARMENT.sub(" ", _normalise(text))).strip()
+    plain = _POSSESSIVE_MON.sub(" ", _GARMENT.sub(" ", _normalise(text)))
+    return re.sub(r"\s+", " ", plain).strip()
 
 
 def says_moment(words: str, message: str) -> bool:
@@ -117,13 +126,26 @@ def says_moment(words: str, message: str) -> bool:
     return bool(wanted) and re.search(rf"\b{re.escape(wanted)}\b", without_garments(message)) is not None
 
 
-def names_a_day(text: str | None, now: datetime, zone: ZoneInfo | str) -> bool:
-    """Whether ``text`` names a day ("tomorrow", "Friday", "12/12"), not only a time."""
+_SHORT_OR_AMBIGUOUS = frozenset({
+    "mon", "tue", "tues", "wed", "thu", "thurs", "fri", "sat", "sun", "jan", "feb", "mar", "apr",
+    "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec", "mai"})
+"""Day and month words that are also other words in a sentence: "mon" (French "my"),
+"sun", "mar", "mai" (Italian "never")."""
+
+
+def names_a_day(text: str | None, now: datetime, zone: ZoneInfo | str, *, strict: bool = False) -> bool:
+    """Whether ``text`` names a day ("tomorrow", "Friday", "12/12"), not only a time.
+    ``strict``, for a whole sentence NLU read no moment in: abbreviated and ambiguous
+    words ("je voudrais déplacer mon rendez-vous") name none.
+    """
     require_aware(now, "now")
     if not text:
         return False
     tz = ZoneInfo(zone) if isinstance(zone, str) else zone
-    return _day(without_garments(text), now.astimezone(tz).date())[0] is not None
+    plain = without_garments(text)
+    if strict:
+        plain = " ".join(word for word in plain.split(" ") if word not in _SHORT_OR_AMBIGUOUS)
+    return _day(plain, now.astimezone(tz).date())[0] is not None
 
 
 def with_its_day(earlier: str | None, later: str, now: datetime, zone: ZoneInfo | str) -> str:
