@@ -174,6 +174,13 @@ async def _shop(tracker: Tracker) -> Boutique | None:
     return (await backends.bookings().boutiques()).get(str(boutique_id))
 
 
+async def _reader(tracker: Tracker) -> Boutique | None:
+    """The boutique whose time zone reads her words of a moment: the chosen one, else the
+    first (a day and an hour she writes name the same wall-clock in any of them).
+    """
+    return await _shop(tracker) or next(iter((await backends.bookings().boutiques()).values()), None)
+
+
 def _window(text: Any, shop: Boutique) -> TimeWindow | None:
     return parse_when(str(text) if text is not None else None, backends.clock().now(), shop.zone)
 
@@ -279,7 +286,7 @@ class ValidateAppointmentForm(FormValidationAction):
         text = str(tracker.latest_message.get("text") or "")
         if not text or text.startswith("/"):
             return {}
-        shop = await _shop(tracker) or next(iter((await backends.bookings().boutiques()).values()), None)
+        shop = await _reader(tracker)
         if shop is None or not names_a_day(text, backends.clock().now(), shop.zone, strict=True):
             return {}
         return {"date_time": text}
@@ -358,33 +365,36 @@ class ValidateAppointmentForm(FormValidationAction):
             return {"service": None}
         return {"service": service}
 
+    async def _keep_moment(self, words: str, tracker: Tracker, dispatcher: CollectingDispatcher,
+                           language: str) -> dict[str, Any]:
+        """Her moment, with the day she gave before when it names none of its own: its
+        free slots in the chosen boutique, else kept to be read once one is chosen.
+        """
+        reader = await _reader(tracker)
+        if reader is not None:
+            words = with_its_day(earlier_slot(tracker, "date_time"), words, backends.clock().now(), reader.zone)
+        shop = await _shop(tracker)
+        if shop is None:
+            return {"date_time": words}
+        return await self._plan(words, shop, dispatcher, language)
+
     async def _moment_instead(self, words: str, tracker: Tracker, dispatcher: CollectingDispatcher,
                               language: str) -> dict[str, Any] | None:
         """A moment her answer gives instead of the one asked ("around 11" when the service
-        was asked, which NLU did not read as a moment): kept, with the day she gave
-        before; None when her words name no moment.
+        was asked, which NLU did not read as a moment): kept (:meth:`_keep_moment`); None
+        when her words name no moment.
         """
-        shop = await _shop(tracker) or next(iter((await backends.bookings().boutiques()).values()), None)
-        if shop is None or _window(words, shop) is None:
+        reader = await _reader(tracker)
+        if reader is None or _window(words, reader) is None:
             return None
-        moment = with_its_day(earlier_slot(tracker, "date_time"), words, backends.clock().now(), shop.zone)
-        if await _shop(tracker) is None:
-            return {"date_time": moment}
-        return await self._plan(moment, shop, dispatcher, language)
+        return await self._keep_moment(words, tracker, dispatcher, language)
 
     async def validate_date_time(self, slot_value: Any, dispatcher: CollectingDispatcher,
                                  tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
         slot_value = moment_words(slot_value, tracker)
         if slot_value is None:
             return {"date_time": earlier_slot(tracker, "date_time")}
-        shop = await _shop(tracker)
-        reader = shop or next(iter((await backends.bookings().boutiques()).values()), None)
-        if reader is not None:
-            slot_value = with_its_day(earlier_slot(tracker, "date_time"), str(slot_value),
-                                      backends.clock().now(), reader.zone)
-        if shop is None:
-            return {"date_time": slot_value}  # read once the boutique is known
-        return await self._plan(slot_value, shop, dispatcher, _language(tracker))
+        return await self._keep_moment(str(slot_value), tracker, dispatcher, _language(tracker))
 
     async def validate_appointment_start(self, slot_value: Any, dispatcher: CollectingDispatcher,
                                          tracker: Tracker, domain: DomainDict) -> dict[str, Any]:
@@ -474,7 +484,7 @@ async def details_noted(tracker: Tracker) -> str:
         return ""
     window = None
     if words:
-        shop = await _shop(tracker) or next(iter((await backends.bookings().boutiques()).values()), None)
+        shop = await _reader(tracker)
         window = _window(words, shop) if shop is not None else None
         if window is None and not party:
             return ""
