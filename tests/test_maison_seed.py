@@ -287,7 +287,7 @@ def test_events_and_bookings(maison: MaisonData) -> None:
             "materials.yml",
             "  linen: {fr: lin, it: lino}\n",
             "  linen: {fr: lin}\n",
-            r"materials\.yml: materials: linen: needs a 'it' name",
+            r"materials\.yml: materials: field 'linen' needs a 'it' text",
         ),
         (
             "orders.yml",

@@ -163,10 +163,10 @@ class Product:
     plural: bool = False
     """The English name is plural ("Perle earrings"): answers agree with it."""
     care_by_language: dict[str, str] = field(default_factory=dict)
+    """The care notes by language ("en" is :attr:`care`)."""
     materials_by_language: dict[str, list[str]] = field(default_factory=dict)
     """The materials as named in each other language (``materials.yml``), in the order of
     ``materials``; English is ``materials`` itself."""
-    """The care notes by language ("en" is :attr:`care`)."""
 
     def variant(self, colour: str, size: str) -> Variant | None:
         return next((v for v in self.variants if v.colour == colour and v.size == size), None)
@@ -425,16 +425,6 @@ class _Item:
         if unknown:
             self.fail(f"field {key!r} has unknown language(s) {', '.join(map(str, unknown))}")
         return {lang: " ".join(str(text).split()) for lang, text in value.items()}
-
-    def localised_names(self, required: Sequence[str]) -> dict[str, str]:
-        """This mapping as one short name per language, each of ``required`` present."""
-        for language in required:
-            if not isinstance(self.raw.get(language), str) or not self.raw[language].strip():
-                self.fail(f"needs a {language!r} name")
-        unknown = sorted(set(map(str, self.raw)) - set(schema.LANGUAGES))
-        if unknown:
-            self.fail(f"unknown language(s) {', '.join(unknown)}")
-        return {str(language): " ".join(str(name).split()) for language, name in self.raw.items()}
 
     def instant(self, key: str, default: Any = ...) -> Any:
         value = self.raw.get(key)
@@ -701,14 +691,9 @@ def _load_material_names(data_dir: Path, languages: Sequence[str]) -> dict[str, 
     raw = _read(data_dir, file, "materials", optional=True)
     if raw is None:
         return None
-    if not isinstance(raw, Mapping):
-        raise SeedDataError(file, "materials", "expected a mapping of material → names by language")
     others = [language for language in languages if language != "en"]
-    names: dict[str, dict[str, str]] = {}
-    for material, by_language in raw.items():
-        item = _Item(file, f"materials: {material}", by_language)
-        names[str(material)] = item.localised_names(others)
-    return names
+    table = _Item(file, "materials", raw)
+    return {str(material): table.localised(str(material), others) for material in raw}
 
 
 def _load_products(data_dir: Path, boutiques: dict[str, Boutique],
