@@ -4,7 +4,12 @@ French and Italian.
 Every figure in an answer (price, material, stock) comes from :class:`ProductFacts`;
 when the data cannot answer, the answer says what the maison will do instead. Prices are
 said with :func:`~salon.conversation.phrasing.say_price`; French and Italian name a piece
-through "le modèle" / "il modello", so no article has to guess its gender.
+through "le modèle" / "il modello", so no article has to guess its gender, and its
+materials as the catalog names them in that language (never in English).
+
+An answer answers what she asked: the colour, the size and the boutique she named, in
+that order of checks (a size or colour the piece is not made in is said with those it is
+made in, her word for the colour said back); the price alone when that is all she asked.
 """
 
 from __future__ import annotations
