@@ -214,7 +214,7 @@ def parse_party_size(text: str | None) -> int | None:
 _RELATIONS = (
     r"husband|wife|partner|fiance|fiancee|daughter|son|mother|mum|mom|father|dad|sister|brother|"
     r"friend|niece|nephew|aunt|grandmother|granddaughter|mari|femme|compagnon|compagne|fille|fils|"
-    r"mere|maman|pere|soeur|frere|amie?|niece|neveu|tante|grand mere|petite fille|marito|moglie|"
+    r"mere|maman|pere|soeur|frere|amie?|neveu|tante|grand mere|petite fille|marito|moglie|"
     r"compagn[ao]|fidanzat[ao]|figlia|figlio|madre|mamma|padre|papa|sorella|fratello|amic[ao]|"
     r"nipote|zia|nonna")
 _COMPANION = re.compile(

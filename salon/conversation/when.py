@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 from salon.clock import require_aware
 
-__all__ = ["TimeWindow", "names_a_day", "parse_when", "says_moment", "with_its_day", "without_garments"]
+__all__ = ["TimeWindow", "moment_text", "names_a_day", "parse_when", "says_moment", "with_its_day"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +109,7 @@ _POSSESSIVE_MON = re.compile(
 3pm", "mon at 11" stay Monday)."""
 
 
-def without_garments(text: str) -> str:
+def moment_text(text: str) -> str:
     """``text`` normalised (lower case, no accents or punctuation), without the garments
     named after a moment of the day and without French "mon" before a noun: what is left
     of it that may name a moment.
@@ -123,7 +123,7 @@ def says_moment(words: str, message: str) -> bool:
     garments are left out of the message: "evening" in "evening dresses" does not.
     """
     wanted = _normalise(words)
-    return bool(wanted) and re.search(rf"\b{re.escape(wanted)}\b", without_garments(message)) is not None
+    return bool(wanted) and re.search(rf"\b{re.escape(wanted)}\b", moment_text(message)) is not None
 
 
 _SHORT_OR_AMBIGUOUS = frozenset({
@@ -142,7 +142,7 @@ def names_a_day(text: str | None, now: datetime, zone: ZoneInfo | str, *, strict
     if not text:
         return False
     tz = ZoneInfo(zone) if isinstance(zone, str) else zone
-    plain = without_garments(text)
+    plain = moment_text(text)
     if strict:
         plain = " ".join(word for word in plain.split(" ") if word not in _SHORT_OR_AMBIGUOUS)
     return _day(plain, now.astimezone(tz).date())[0] is not None
@@ -318,7 +318,7 @@ def parse_when(text: str | None, now: datetime, zone: ZoneInfo | str) -> TimeWin
     if not text:
         return None
     tz = ZoneInfo(zone) if isinstance(zone, str) else zone
-    plain = without_garments(text)
+    plain = moment_text(text)
     local_now = now.astimezone(tz)
     today = local_now.date()
     first, last = _day(plain, today)
